@@ -1,0 +1,1 @@
+"""Qt-free, TensorFlow-free inference engine: preprocessing, model loading, batching, CSV."""

@@ -1,0 +1,102 @@
+"""The ONNX model contract: what the converter writes into `metadata_props` and the app reads.
+
+Every value is a JSON string (parsed with `json.loads`, never `eval`). The app learns the
+class names, input size and preprocessing from the model file itself, so nothing about the
+classes is hard-coded on the station side.
+
+Required keys:
+  ewaste_format    1 (bumped on an incompatible change of this contract)
+  class_names      ["Battery", ...]: index = position in the probability output
+  input            {"name": "image", "size": [height, width], "layout": "NHWC", "dtype": "float32"}
+  outputs          {"probabilities": "probabilities", "cam": "cam" or null}
+  preprocessing    desktop.core.preprocessing.PREPROCESSING_CONTRACT
+Optional keys (shown to the user, never needed to run): source_sha256, metrics, training,
+export, weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("ewaste_format", "class_names", "input", "outputs", "preprocessing")
+
+
+class ModelError(Exception):
+    """The model file cannot be used by the app; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    class_names: tuple[str, ...]
+    input_name: str
+    input_size: tuple[int, int]  # (height, width)
+    probabilities_output: str
+    cam_output: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def encode_metadata(values: dict[str, Any]) -> dict[str, str]:
+    """JSON-encode each value, ready for ONNX `metadata_props`."""
+    return {key: json.dumps(value, ensure_ascii=False) for key, value in values.items()}
+
+
+def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
+    """Parse `metadata_props` values written by `encode_metadata`; raise ModelError if bad."""
+    decoded = {}
+    for key, raw in props.items():
+        try:
+            decoded[key] = json.loads(raw)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"model metadata '{key}' is not valid JSON: {raw!r}") from exc
+    return decoded
+
+
+def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
+    """Validate the contract in `props` (ONNX `metadata_props`) and return a ModelInfo."""
+    missing = [key for key in REQUIRED_KEYS if key not in props]
+    if missing:
+        raise ModelError(
+            f"{source} has no E-Waste Sorter metadata (missing {', '.join(missing)}). "
+            "Export it with `ewaste-convert export`, which writes the class names and "
+            "input size into the file."
+        )
+    meta = decode_metadata(props)
+    if meta["ewaste_format"] != FORMAT_VERSION:
+        raise ModelError(
+            f"{source} uses metadata format {meta['ewaste_format']}, this app reads "
+            f"format {FORMAT_VERSION}"
+        )
+    names = meta["class_names"]
+    if (
+        not isinstance(names, list)
+        or len(names) < 2
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ModelError(f"{source}: class_names must be a list of distinct names, got {names!r}")
+    try:
+        spec = meta["input"]
+        height, width = (int(v) for v in spec["size"])
+        input_name = str(spec["name"])
+        outputs = meta["outputs"]
+        probabilities = str(outputs["probabilities"])
+        cam = outputs.get("cam")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{source}: malformed input/outputs metadata ({exc})") from exc
+    if spec.get("layout", "NHWC") != "NHWC" or height < 8 or width < 8:
+        raise ModelError(f"{source}: unsupported input {spec!r} (need NHWC, at least 8x8)")
+    return ModelInfo(
+        class_names=tuple(names),
+        input_name=input_name,
+        input_size=(height, width),
+        probabilities_output=probabilities,
+        cam_output=str(cam) if cam else None,
+        metadata=meta,
+    )

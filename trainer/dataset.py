@@ -1,0 +1,103 @@
+"""Find the splits, classes and image files of a dataset folder.
+
+Layout: DATA/{train,val|validation,test}/<class name>/<image files>, split names in any
+letter case. Class labels are the class folder names, sorted, so index i always means the
+same class in every split and in the exported model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from desktop.core.preprocessing import is_supported_image
+
+SPLIT_ALIASES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(Exception):
+    """The dataset folder cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int
+
+
+@dataclass
+class Split:
+    name: str
+    root: Path
+    samples: list[Sample] = field(default_factory=list)
+    skipped_non_images: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Dataset:
+    root: Path
+    class_names: tuple[str, ...]
+    splits: dict[str, Split]
+
+    def paths(self, split: str) -> list[Path]:
+        return [s.path for s in self.splits[split].samples]
+
+    def labels(self, split: str) -> list[int]:
+        return [s.label for s in self.splits[split].samples]
+
+
+def find_split_dirs(root: Path) -> dict[str, Path]:
+    """Map canonical split names to their folders; raise DatasetError if any is missing."""
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found: {root}")
+    found: dict[str, Path] = {}
+    for child in sorted(root.iterdir()):
+        canonical = SPLIT_ALIASES.get(child.name.lower())
+        if canonical and child.is_dir():
+            if canonical in found:
+                raise DatasetError(f"two folders for the {canonical} split: {found[canonical]}, {child}")
+            found[canonical] = child
+    missing = [s for s in SPLITS if s not in found]
+    if missing:
+        raise DatasetError(
+            f"{root} has no {', '.join(missing)} split folder "
+            "(expected train/, val/ or validation/, and test/, in any letter case)"
+        )
+    return found
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    """Index every split; the class set must be the same in each, else DatasetError."""
+    root = Path(root)
+    split_dirs = find_split_dirs(root)
+    classes_per_split = {
+        name: sorted(p.name for p in folder.iterdir() if p.is_dir())
+        for name, folder in split_dirs.items()
+    }
+    reference = classes_per_split["train"]
+    if not reference:
+        raise DatasetError(f"{split_dirs['train']} has no class folders")
+    for name, classes in classes_per_split.items():
+        if classes != reference:
+            only_train = sorted(set(reference) - set(classes))
+            only_here = sorted(set(classes) - set(reference))
+            details = []
+            if only_train:
+                details.append(f"missing from {name}: {', '.join(only_train)}")
+            if only_here:
+                details.append(f"only in {name}: {', '.join(only_here)}")
+            raise DatasetError("the class folders differ between splits; " + "; ".join(details))
+    splits = {}
+    for name, folder in split_dirs.items():
+        split = Split(name=name, root=folder)
+        for label, class_name in enumerate(reference):
+            for path in sorted((folder / class_name).rglob("*")):
+                if not path.is_file():
+                    continue
+                if is_supported_image(path):
+                    split.samples.append(Sample(path, label))
+                else:
+                    split.skipped_non_images.append(path)
+        splits[name] = split
+    return Dataset(root=root, class_names=tuple(reference), splits=splits)
