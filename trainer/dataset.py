@@ -56,7 +56,9 @@ def find_split_dirs(root: Path) -> dict[str, Path]:
         canonical = SPLIT_ALIASES.get(child.name.lower())
         if canonical and child.is_dir():
             if canonical in found:
-                raise DatasetError(f"two folders for the {canonical} split: {found[canonical]}, {child}")
+                raise DatasetError(
+                    f"two folders for the {canonical} split: {found[canonical]}, {child}"
+                )
             found[canonical] = child
     missing = [s for s in SPLITS if s not in found]
     if missing:

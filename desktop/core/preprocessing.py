@@ -41,6 +41,7 @@ SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif"
 # every phone and DSLR photo a sorting station takes.
 MAX_PIXELS = 120_000_000
 
+
 class ImageLoadError(Exception):
     """A file could not be turned into model input; `reason` is meant for the user."""
 
@@ -94,7 +95,13 @@ def load_rgb(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
         raise ImageLoadError(path, "permission denied") from exc
     except FileNotFoundError as exc:
         raise ImageLoadError(path, "file not found") from exc
+    except IsADirectoryError as exc:
+        raise ImageLoadError(path, "is a folder, not an image file") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # A system error (I/O error on a failing drive, a symlink loop, ...): the data
+            # may be fine, so do not call it corrupt. Pillow's own errors carry no errno.
+            raise ImageLoadError(path, f"cannot read file: {exc.strerror}") from exc
         # Pillow reports truncated and corrupt data as OSError ("image file is truncated"),
         # SyntaxError (bad headers) or ValueError.
         raise ImageLoadError(path, f"corrupt or truncated image: {exc}") from exc

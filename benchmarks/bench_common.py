@@ -1,0 +1,67 @@
+"""Small helpers shared by the benchmark scripts: reporting and environment facts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "ewaste" / "train"
+
+
+def command_line() -> str:
+    """The command that produced this report, ready to paste into a shell."""
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def environment() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+        f"Python {platform.python_version()}, ONNX Runtime {ort.__version__}"
+    )
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(c) for c in headers]] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), separator, *(line(r) for r in cells[1:])])
+
+
+def median_p90_ms(seconds: Sequence[float]) -> tuple[float, float]:
+    samples = np.asarray(seconds, dtype=np.float64) * 1000.0
+    return float(np.median(samples)), float(np.percentile(samples, 90))
+
+
+def positive_ints(text: str) -> list[int]:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise ValueError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def warm_page_cache(paths: Sequence[Path]) -> int:
+    """Read every file once so all pipelines start from the same (cached) disk state."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):  # the pipelines report unreadable files
+            total += len(path.read_bytes())
+    return total
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)

@@ -1,0 +1,240 @@
+"""End-to-end headless throughput: discover, decode + preprocess, infer, write the CSV.
+
+Runs the station's ONNX Runtime pipeline (the same code as `ewaste-classify`) at several
+batch sizes, and optionally, side by side in the same run, the strongest plain Keras
+pipeline for comparison: the same Pillow decode (`load_rgb`) on a thread pool that
+prefetches the next batch, `predict_on_batch` on the .keras model, the same CSV writer.
+
+    python benchmarks/bench_headless.py [FOLDER] [--model M.onnx] [--batch-sizes 1,8,32,64]
+        [--keras-model model.keras] [--limit N]
+
+Files are read once before timing so every pipeline starts from a warm page cache; model
+loading and the first (warm-up) inference are excluded from the timed runs. The Keras part
+needs TensorFlow (the `train` extra) and only runs when --keras-model is given; this script
+may import TensorFlow because it is not part of the station app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from bench_common import (
+    DEFAULT_DATASET,
+    command_line,
+    environment,
+    markdown_table,
+    positive_ints,
+    warm_page_cache,
+)
+
+from desktop.core.csv_export import write_results_csv
+from desktop.core.discovery import collect_images
+from desktop.core.engine import Engine
+from desktop.core.model_info import ModelError
+from desktop.core.preprocessing import ImageLoadError, load_rgb
+from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, Prediction
+
+
+@dataclass(frozen=True)
+class RunResult:
+    pipeline: str
+    batch_size: int
+    images: int
+    errors: int
+    seconds: float
+    predictions: list[Prediction]
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        engine = Engine(args.model, threads=args.threads, decode_workers=args.decode_workers)
+    except ModelError as exc:
+        print(f"bench_headless: {exc}", file=sys.stderr)
+        return 2
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"bench_headless: folder not found: {folder}", file=sys.stderr)
+        return 2
+    images = collect_images([folder]).images[: args.limit]
+    if not images:
+        print(f"bench_headless: no images in {folder}", file=sys.stderr)
+        return 2
+    warm_page_cache(images)
+
+    results: list[RunResult] = []
+    with tempfile.TemporaryDirectory(prefix="bench-headless-") as scratch:
+        for batch_size in args.batch_sizes:
+            results.append(
+                run_onnx(engine, folder, args.limit, batch_size, Path(scratch) / "ort.csv")
+            )
+        if args.keras_model:
+            keras_run = make_keras_pipeline(args.keras_model, engine, args.decode_workers)
+            results.append(keras_run(images, args.keras_batch, Path(scratch) / "keras.csv"))
+
+    print(report(args, engine, folder, results))
+    return 0
+
+
+def run_onnx(
+    engine: Engine, folder: Path, limit: int | None, batch_size: int, csv_path: Path
+) -> RunResult:
+    """The `ewaste-classify` pipeline, timed from discovery to the CSV on disk."""
+    started = time.perf_counter()
+    collection = collect_images([folder])
+    paths = collection.images[:limit]
+    predictions = [p for batch in engine.classify(paths, batch_size=batch_size) for p in batch]
+    write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
+    seconds = time.perf_counter() - started
+    return RunResult(
+        pipeline=f"ONNX Runtime ({engine.provider}, threads={engine.threads or 'auto'})",
+        batch_size=batch_size,
+        images=len(paths),
+        errors=sum(not p.ok for p in predictions),
+        seconds=seconds,
+        predictions=predictions,
+    )
+
+
+def make_keras_pipeline(
+    model_path: str, engine: Engine, decode_workers: int | None
+) -> Callable[[list[Path], int, Path], RunResult]:
+    """Load the Keras model (untimed) and return the timed pipeline function."""
+    import keras  # imported here: TensorFlow is optional and slow to import
+
+    model = keras.models.load_model(model_path, compile=False)
+    height, width = model.input_shape[1:3]
+    if (height, width) != engine.input_size:
+        raise SystemExit(
+            f"bench_headless: Keras model input {height}x{width} differs from the ONNX "
+            f"model's {engine.input_size}; compare models of the same export"
+        )
+    model.predict_on_batch(np.zeros((1, height, width, 3), np.float32))  # warm-up / trace
+    workers = decode_workers or engine.decode_workers
+
+    def decode(path: Path) -> np.ndarray | str:
+        try:
+            return load_rgb(path, (height, width))
+        except ImageLoadError as exc:
+            return exc.reason
+
+    def run(paths: list[Path], batch_size: int, csv_path: Path) -> RunResult:
+        started = time.perf_counter()
+        batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
+        predictions: list[Prediction] = []
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            upcoming = [pool.submit(decode, p) for p in batches[0]]
+            for index, batch in enumerate(batches):
+                current = upcoming
+                following = batches[index + 1] if index + 1 < len(batches) else []
+                upcoming = [pool.submit(decode, p) for p in following]
+                decoded = [future.result() for future in current]
+                good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
+                rows = {}
+                if good:
+                    pixels = np.stack([decoded[i] for i in good]).astype(np.float32)
+                    rows = dict(
+                        zip(good, probabilities_of(model.predict_on_batch(pixels)), strict=True)
+                    )
+                for i, path in enumerate(batch):
+                    if i in rows:
+                        predictions.append(Prediction(str(path), rows[i]))
+                    else:
+                        predictions.append(Prediction.failed(str(path), str(decoded[i])))
+        write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
+        seconds = time.perf_counter() - started
+        return RunResult(
+            pipeline="Keras predict_on_batch (TensorFlow)",
+            batch_size=batch_size,
+            images=len(paths),
+            errors=sum(not p.ok for p in predictions),
+            seconds=seconds,
+            predictions=predictions,
+        )
+
+    return run
+
+
+def probabilities_of(output: object) -> np.ndarray:
+    """The probabilities from a Keras output (a tensor, or a dict/list with a CAM too)."""
+    if isinstance(output, dict):
+        output = output.get("probabilities", next(iter(output.values())))
+    elif isinstance(output, list | tuple):
+        output = output[0]
+    return np.asarray(output)
+
+
+def report(args: argparse.Namespace, engine: Engine, folder: Path, results: list[RunResult]) -> str:
+    rows = [
+        (
+            r.pipeline,
+            r.batch_size,
+            r.images,
+            r.errors,
+            r.seconds,
+            r.images_per_second,
+            1000.0 * r.seconds / max(r.images, 1),
+        )
+        for r in results
+    ]
+    table = markdown_table(
+        ["pipeline", "batch", "images", "errors", "total s", "images/s", "ms/image"], rows
+    )
+    lines = [
+        "## Headless throughput (discover + decode + infer + CSV)",
+        "",
+        f"Command: `{command_line()}`",
+        f"Folder: {folder} | model: {engine.model_path} | {environment()}",
+        "",
+        table,
+    ]
+    keras_runs = [r for r in results if r.pipeline.startswith("Keras")]
+    if keras_runs and results[0].predictions:
+        lines += ["", agreement(results[0], keras_runs[0])]
+    return "\n".join(lines)
+
+
+def agreement(onnx_run: RunResult, keras_run: RunResult) -> str:
+    """Top-1 agreement and largest probability gap between the two pipelines."""
+    pairs = [
+        (a, b)
+        for a, b in zip(onnx_run.predictions, keras_run.predictions, strict=True)
+        if a.ok and b.ok
+    ]
+    if not pairs:
+        return "Agreement: no image classified by both pipelines."
+    same = sum(a.top_index == b.top_index for a, b in pairs)
+    gap = max(float(np.abs(a.probabilities - b.probabilities).max()) for a, b in pairs)
+    return (
+        f"Agreement ONNX vs Keras: top-1 identical on {same}/{len(pairs)} images, "
+        f"largest probability difference {gap:.2e}."
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", default=str(DEFAULT_DATASET))
+    parser.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
+    parser.add_argument("--batch-sizes", type=positive_ints, default=[1, 8, 32, 64])
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    parser.add_argument("--decode-workers", type=int, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="use the first N images only")
+    parser.add_argument("--keras-model", default=None, help="a .keras model to compare with")
+    parser.add_argument("--keras-batch", type=int, default=32)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

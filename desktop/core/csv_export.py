@@ -1,0 +1,95 @@
+"""Write classification results as a CSV file a spreadsheet can open safely.
+
+Columns: path, predicted_class, confidence, status, error, then prob_<class> per class in
+the model's order. The file is written to a temporary name in the same folder and moved
+into place, so a crash or a full disk never leaves a half-written CSV behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, status_of
+
+FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
+# Spreadsheets run a cell starting with one of these as a formula (CSV injection: a file
+# named "=HYPERLINK(...).jpg" would become a live link). Prefixing "'" shows it as text.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+PROBABILITY_FORMAT = "{:.6g}"  # 6 significant digits: enough to rank and to re-threshold
+
+
+def results_header(class_names: Sequence[str]) -> list[str]:
+    return [neutralise(c) for c in (*FIXED_COLUMNS, *(f"prob_{n}" for n in class_names))]
+
+
+def result_row(
+    prediction: Prediction,
+    class_names: Sequence[str],
+    threshold: float = DEFAULT_REVIEW_THRESHOLD,
+) -> list[str]:
+    """One CSV row; numeric cells are plain numbers, text cells are neutralised."""
+    status = status_of(prediction, threshold)
+    probabilities = prediction.probabilities
+    if probabilities is None:
+        reason = neutralise(prediction.error or "")
+        return [neutralise(prediction.path), "", "", status, reason] + [""] * len(class_names)
+    if len(probabilities) != len(class_names):
+        raise ValueError(
+            f"{prediction.path}: {len(probabilities)} probabilities for "
+            f"{len(class_names)} class names"
+        )
+    top = int(probabilities.argmax())
+    return [
+        neutralise(prediction.path),
+        neutralise(class_names[top]),
+        _number(probabilities[top]),
+        status,
+        "",
+        *(_number(p) for p in probabilities),
+    ]
+
+
+def write_results_csv(
+    path: str | os.PathLike[str],
+    predictions: Iterable[Prediction],
+    class_names: Sequence[str],
+    threshold: float = DEFAULT_REVIEW_THRESHOLD,
+) -> None:
+    """Write one row per prediction to `path` (UTF-8), replacing it atomically.
+
+    The folder must exist (FileNotFoundError otherwise). On any failure the temporary file
+    is removed and the previous file at `path`, if any, is left untouched.
+    """
+    target = Path(path)
+    temporary = target.with_name(f".{target.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")
+    # os.open with 0o666 lets the umask decide the final permissions, like a normal file.
+    descriptor = os.open(
+        temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+    )
+    try:
+        with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(results_header(class_names))
+            for prediction in predictions:
+                writer.writerow(result_row(prediction, class_names, threshold))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def neutralise(text: str) -> str:
+    """Make a text cell display as text in a spreadsheet, never run as a formula."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def _number(value: float) -> str:
+    return PROBABILITY_FORMAT.format(float(value))

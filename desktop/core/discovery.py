@@ -1,0 +1,176 @@
+"""Turn the files and folders a user gave (command line, drag and drop) into image paths.
+
+Folders are walked recursively without ever following a symbolic-link cycle: each folder is
+identified by its (device, inode), so a link back to an enclosing folder is reported once
+and skipped instead of being walked forever. Anything that cannot be used becomes a
+`Prediction` error row, so the user sees it in the results instead of it vanishing.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .preprocessing import SUPPORTED_SUFFIXES, is_supported_image
+from .results import Prediction
+
+_SUPPORTED_LIST = ", ".join(sorted(SUPPORTED_SUFFIXES))
+
+
+@dataclass
+class Collection:
+    """What `collect_images` found.
+
+    images: image files to classify, sorted, each once (paths as given or as found under a
+        given folder).
+    skipped: files inside folders that are not images (or are hidden), left out silently.
+    problems: error rows for paths the user should hear about: missing paths, folders that
+        cannot be read, link loops, broken links, non-image files given explicitly.
+    """
+
+    images: list[Path] = field(default_factory=list)
+    skipped: int = 0
+    problems: list[Prediction] = field(default_factory=list)
+
+
+def collect_images(
+    paths: Iterable[str | os.PathLike[str]],
+    should_stop: Callable[[], bool] | None = None,
+) -> Collection:
+    """Collect the images in `paths` (files and folders, recursively).
+
+    Hidden entries (names starting with '.') inside folders are skipped: they are thumbnail
+    caches and macOS '._' resource files, not photos. A hidden file given explicitly is used.
+    `should_stop` is checked between folders; a stopped walk returns what it found so far.
+    """
+    walker = _Walker(should_stop or (lambda: False))
+    for raw in paths:
+        if walker.stopped():
+            break
+        walker.add_argument(Path(raw))
+    return walker.result()
+
+
+class _Walker:
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self._should_stop = should_stop
+        self._images: dict[str, Path] = {}  # normalised absolute path -> path as found
+        self._problem_keys: set[str] = set()
+        self._visited_folders: set[tuple[int, int]] = set()
+        self._skipped = 0
+        self._problems: list[Prediction] = []
+
+    def stopped(self) -> bool:
+        return self._should_stop()
+
+    def result(self) -> Collection:
+        images = sorted(self._images.values(), key=str)
+        return Collection(images=images, skipped=self._skipped, problems=self._problems)
+
+    def add_argument(self, path: Path) -> None:
+        try:
+            info = path.stat()
+        except OSError as exc:
+            self._problem(path, _unreachable_reason(path, exc))
+            return
+        if stat.S_ISDIR(info.st_mode):
+            self._walk(path, info)
+        elif not stat.S_ISREG(info.st_mode):
+            self._problem(path, "not a regular file (a device, pipe or socket)")
+        elif is_supported_image(path):
+            self._add_image(path)
+        else:
+            suffix = path.suffix or "no suffix"
+            self._problem(
+                path, f"not a supported image type ({suffix}); supported: {_SUPPORTED_LIST}"
+            )
+
+    def _walk(self, top: Path, top_info: os.stat_result) -> None:
+        # Iterative depth-first walk; each stack entry carries the identities of its
+        # enclosing folders, which is what tells a loop from a second link to a folder.
+        stack: list[tuple[Path, os.stat_result, frozenset[tuple[int, int]]]] = [
+            (top, top_info, frozenset())
+        ]
+        while stack and not self.stopped():
+            folder, info, ancestors = stack.pop()
+            identity = (info.st_dev, info.st_ino)
+            if identity in ancestors:
+                self._problem(folder, "folder link loops back to an enclosing folder; skipped")
+                continue
+            if identity in self._visited_folders:
+                continue  # reached again through another link: its images are already in
+            self._visited_folders.add(identity)
+            subfolders = self._scan(folder)
+            inner = ancestors | {identity}
+            # Reversed, so the stack pops subfolders in name order.
+            stack.extend((sub, sub_info, inner) for sub, sub_info in reversed(subfolders))
+
+    def _scan(self, folder: Path) -> list[tuple[Path, os.stat_result]]:
+        """Record the files of one folder; return its subfolders, sorted by name."""
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as exc:
+            self._problem(folder, f"cannot open folder: {_describe(exc)}")
+            return []
+        subfolders = []
+        for entry in entries:
+            path = folder / entry.name
+            if entry.name.startswith("."):
+                if not _is_dir(entry):  # hidden folders are left out without a count
+                    self._skipped += 1
+                continue
+            try:
+                info = os.stat(entry.path)  # follows links: a link to a folder is walked
+            except OSError as exc:
+                if is_supported_image(path):
+                    self._problem(path, _unreachable_reason(path, exc))
+                else:
+                    self._skipped += 1
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                subfolders.append((path, info))
+            elif stat.S_ISREG(info.st_mode) and is_supported_image(path):
+                self._add_image(path)
+            elif is_supported_image(path):
+                self._problem(path, "not a regular file (a device, pipe or socket)")
+            else:
+                self._skipped += 1
+        return subfolders
+
+    def _add_image(self, path: Path) -> None:
+        self._images.setdefault(_key(path), path)
+
+    def _problem(self, path: Path, reason: str) -> None:
+        key = _key(path)
+        if key not in self._problem_keys:  # a path given twice is reported once
+            self._problem_keys.add(key)
+            self._problems.append(Prediction.failed(str(path), reason))
+
+
+def _key(path: Path) -> str:
+    """One spelling per file, so 'a/x.jpg' and './a/x.jpg' count once."""
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _unreachable_reason(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop (the link leads back to itself)"
+    if isinstance(exc, FileNotFoundError):
+        return "broken symbolic link (its target is missing)" if path.is_symlink() else "not found"
+    return f"cannot access: {_describe(exc)}"
+
+
+def _describe(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()

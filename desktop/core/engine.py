@@ -1,0 +1,320 @@
+"""The inference engine: a self-describing ONNX model run with ONNX Runtime on the CPU.
+
+`Engine.classify` is a generator of per-batch results, so the headless command and the GUI
+worker drive the same code: files are decoded on a small thread pool while the previous
+batch is inferred, a bad file becomes an error `Prediction`, and a stop request is honoured
+between batches and between decodes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .assets import default_model_path
+from .model_info import ModelError, ModelInfo, parse_model_info
+from .preprocessing import ImageLoadError, load_rgb
+from .results import Prediction
+
+__all__ = ["Engine", "ModelError", "Prediction"]
+
+PROVIDER = "CPUExecutionProvider"
+# How often a wait for decodes looks at should_stop: cancel reacts within this delay.
+STOP_POLL_SECONDS = 0.05
+# A softmax row sums to 1; a model whose output does not is emitting logits or garbage.
+PROBABILITY_SUM_TOLERANCE = 1e-2
+
+StopCheck = Callable[[], bool]
+# A decoded file: the (H, W, 3) uint8 pixels, or the reason it could not be read; None
+# when the decode was skipped because of a stop request.
+Decoded = np.ndarray | str | None
+
+
+def _never() -> bool:
+    return False
+
+
+class Engine:
+    """Loads a model file once and classifies images with it.
+
+    model_path: an .onnx file written by `ewaste-convert export`; None uses the shipped model.
+    threads: ONNX Runtime intra-op threads; None lets ONNX Runtime pick (physical cores).
+    decode_workers: threads decoding files in parallel with inference; None picks up to 4.
+
+    Raises ModelError with one readable sentence when the file cannot be used.
+    Thread safety: `predict_batch`, `classify_file` and `classify` may be called from any
+    thread (ONNX Runtime sessions are safe to run concurrently).
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+        *,
+        decode_workers: int | None = None,
+    ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        if decode_workers is not None and decode_workers < 1:
+            raise ValueError(f"decode_workers must be at least 1, got {decode_workers}")
+        self.model_path: Path = _existing_model_file(model_path)
+        self.threads = threads
+        self.decode_workers = decode_workers or max(1, min(4, os.cpu_count() or 1))
+        self._session = _open_session(self.model_path, threads)
+        self.provider: str = self._session.get_providers()[0]
+        props = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.info: ModelInfo = parse_model_info(props, source=str(self.model_path))
+        # An int when the model was exported with a fixed batch size: inputs are then split
+        # and padded to it.
+        self.static_batch: int | None = _check_graph_matches_metadata(
+            self._session, self.info, self.model_path
+        )
+        self._check_test_run()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the model takes."""
+        return self.info.input_size
+
+    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities (N, C) float32 for preprocessed images (N, H, W, 3) in 0-255."""
+        height, width = self.info.input_size
+        batch = np.ascontiguousarray(images, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != (height, width, 3):
+            raise ValueError(
+                f"expected images shaped (N, {height}, {width}, 3), got {tuple(batch.shape)}"
+            )
+        count = batch.shape[0]
+        if count == 0:
+            return np.zeros((0, self.info.num_classes), dtype=np.float32)
+        if self.static_batch is None or count == self.static_batch:
+            return self._run(batch)
+        size = self.static_batch
+        outputs = []
+        for start in range(0, count, size):
+            chunk = batch[start : start + size]
+            filled = len(chunk)
+            if filled < size:
+                padding = np.zeros((size - filled, height, width, 3), dtype=np.float32)
+                chunk = np.concatenate([chunk, padding])
+            outputs.append(self._run(chunk)[:filled])
+        return np.concatenate(outputs)
+
+    def classify_file(self, path: str | os.PathLike[str]) -> Prediction:
+        """Classify one file; a file that cannot be read gives an error Prediction."""
+        decoded = self._decode(path)
+        return self._predict_decoded([str(path)], [decoded])[0]
+
+    def classify(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        batch_size: int = 32,
+        should_stop: StopCheck | None = None,
+    ) -> Iterator[list[Prediction]]:
+        """Yield one list of Predictions per batch of `paths`, in input order.
+
+        Decoding of the next batch runs on the thread pool while the current batch is
+        inferred. `should_stop` is polled by the consuming thread only (every
+        STOP_POLL_SECONDS while waiting, and after each batch); once it returns True no
+        further batch is yielded and queued decodes are dropped. Bad files never raise.
+        """
+        if batch_size < 1:  # checked here, at the call, not at the first next()
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        items = [str(path) for path in paths]
+        batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+        return self._classify_batches(batches, should_stop or _never)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _classify_batches(
+        self, batches: list[list[str]], stop: StopCheck
+    ) -> Iterator[list[Prediction]]:
+        if not batches:
+            return
+        cancelled = threading.Event()
+        pool = ThreadPoolExecutor(
+            max_workers=self.decode_workers, thread_name_prefix="ewaste-decode"
+        )
+        try:
+            upcoming = self._submit_decodes(pool, batches[0], cancelled)
+            for index, batch in enumerate(batches):
+                current = upcoming
+                # Queue the next batch now: its files decode while this batch is inferred.
+                following = batches[index + 1] if index + 1 < len(batches) else []
+                upcoming = self._submit_decodes(pool, following, cancelled)
+                if not _wait_unless_stopped(current, stop):
+                    return
+                yield self._predict_decoded(batch, [future.result() for future in current])
+                if stop():
+                    return
+        finally:
+            # Also runs when the consumer abandons the generator: drop queued decodes and
+            # let the few running ones finish in the background instead of waiting.
+            cancelled.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        outputs = self._session.run([self.info.probabilities_output], {self.info.input_name: batch})
+        return np.asarray(outputs[0], dtype=np.float32)
+
+    def _decode(self, path: str | os.PathLike[str]) -> Decoded:
+        try:
+            return load_rgb(path, self.info.input_size)
+        except ImageLoadError as exc:
+            return exc.reason
+        except Exception as exc:  # noqa: BLE001 - a bad file must never stop the batch
+            return f"unexpected error while reading the file: {type(exc).__name__}: {exc}"
+
+    def _submit_decodes(
+        self, pool: ThreadPoolExecutor, paths: list[str], cancelled: threading.Event
+    ) -> list[Future[Decoded]]:
+        def decode_unless_cancelled(path: str) -> Decoded:
+            return None if cancelled.is_set() else self._decode(path)
+
+        return [pool.submit(decode_unless_cancelled, path) for path in paths]
+
+    def _predict_decoded(self, paths: list[str], decoded: list[Decoded]) -> list[Prediction]:
+        height, width = self.info.input_size
+        good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
+        batch = np.empty((len(good), height, width, 3), dtype=np.float32)
+        for row, i in enumerate(good):
+            batch[row] = decoded[i]  # uint8 -> float32 0-255, as load_model_input does
+        probabilities = self.predict_batch(batch)
+        rows = dict(zip(good, probabilities, strict=True))
+        predictions = []
+        for i, path in enumerate(paths):
+            if i in rows:
+                predictions.append(Prediction(path=path, probabilities=rows[i]))
+            else:
+                reason = decoded[i] if isinstance(decoded[i], str) else "cancelled"
+                predictions.append(Prediction.failed(path, reason))
+        return predictions
+
+    def _check_test_run(self) -> None:
+        """Run the model once on a blank batch and check the output is (N, C) probabilities.
+
+        Catches what the declared shapes cannot (a symbolic class dimension, logits instead
+        of softmax) at load time, and warms up ONNX Runtime so the first photo is not slow.
+        """
+        height, width = self.info.input_size
+        count = self.static_batch or 1
+        try:
+            output = self._run(np.zeros((count, height, width, 3), dtype=np.float32))
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
+            raise ModelError(
+                f"{self.model_path} failed a test run on a blank image: {_first_line(exc)}"
+            ) from exc
+        expected = (count, self.info.num_classes)
+        if output.shape != expected:
+            raise ModelError(
+                f"{self.model_path}: output '{self.info.probabilities_output}' has shape "
+                f"{output.shape} for {count} image(s), but the metadata lists "
+                f"{self.info.num_classes} classes"
+            )
+        sums = output.sum(axis=1)
+        if not np.all(np.isfinite(output)) or np.any(
+            np.abs(sums - 1.0) > PROBABILITY_SUM_TOLERANCE
+        ):
+            raise ModelError(
+                f"{self.model_path}: output '{self.info.probabilities_output}' is not a "
+                f"probability distribution (row sums {sums.tolist()}); export the model "
+                "with its softmax"
+            )
+
+
+def _wait_unless_stopped(futures: list[Future[Decoded]], stop: StopCheck) -> bool:
+    """Wait for all `futures`; False as soon as `stop()` says so (checked every poll)."""
+    pending = set(futures)
+    while pending:
+        if stop():
+            return False
+        _, pending = wait(pending, timeout=STOP_POLL_SECONDS)
+    return True
+
+
+def _existing_model_file(model_path: str | os.PathLike[str] | None) -> Path:
+    if model_path is None:
+        path = default_model_path()
+        if not path.is_file():
+            raise ModelError(f"no model shipped at {path}, pass --model PATH to an .onnx model")
+        return path
+    path = Path(model_path)
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelError(f"model path is not a file: {path}")
+    return path
+
+
+def _open_session(path: Path, threads: int | None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # One image classifier graph has no parallel branches worth running concurrently.
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default
+    # Decoder threads need the CPU between inference calls; spinning ORT workers would
+    # burn those cycles on a small station PC.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: no optimiser chatter on the console
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=[PROVIDER])
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
+        raise ModelError(f"{path} is not a usable ONNX model: {_first_line(exc)}") from exc
+
+
+def _check_graph_matches_metadata(
+    session: ort.InferenceSession, info: ModelInfo, path: Path
+) -> int | None:
+    """Check the graph's real input/output against the metadata; return a static batch size."""
+    inputs = session.get_inputs()
+    names = [node.name for node in inputs]
+    if len(inputs) != 1 or names[0] != info.input_name:
+        raise ModelError(
+            f"{path}: the metadata names one input '{info.input_name}', the graph has {names}"
+        )
+    node = inputs[0]
+    if node.type != "tensor(float)":
+        raise ModelError(f"{path}: input '{node.name}' is {node.type}, the app feeds float32")
+    height, width = info.input_size
+    shape = list(node.shape)
+    if len(shape) != 4 or not _dims_match(shape[1:], [height, width, 3]):
+        raise ModelError(
+            f"{path}: input '{node.name}' has shape {shape}, expected "
+            f"[batch, {height}, {width}, 3] (NHWC, as the metadata says)"
+        )
+    outputs = {output.name: output for output in session.get_outputs()}
+    output = outputs.get(info.probabilities_output)
+    if output is None:
+        raise ModelError(
+            f"{path}: the metadata names output '{info.probabilities_output}', the graph "
+            f"has {sorted(outputs)}"
+        )
+    out_shape = list(output.shape)
+    if len(out_shape) != 2 or not _dims_match(out_shape[1:], [info.num_classes]):
+        raise ModelError(
+            f"{path}: output '{output.name}' has shape {out_shape}, expected "
+            f"[batch, {info.num_classes}] for the {info.num_classes} classes in the metadata"
+        )
+    batch = shape[0]
+    return batch if isinstance(batch, int) and batch > 0 else None
+
+
+def _dims_match(actual: list[object], expected: list[int]) -> bool:
+    # Symbolic (str) or unknown (None) dimensions are checked by the test run instead.
+    return all(not isinstance(a, int) or a == e for a, e in zip(actual, expected, strict=True))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

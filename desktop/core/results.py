@@ -1,0 +1,97 @@
+"""One classified file (`Prediction`) and how it is judged (`status_of`).
+
+Kept apart from the engine so discovery, CSV export and the GUI can use results without
+loading ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+# A prediction under this confidence is flagged for a person to check. With 10 classes, 0.6
+# means the top class holds more probability than all nine others together, with a margin;
+# below it the model is usually torn between two look-alike classes (e.g. Mobile vs Player),
+# which is exactly when a sorter should look at the item.
+DEFAULT_REVIEW_THRESHOLD = 0.6
+
+Status = Literal["ok", "review", "error"]
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """The result for one file: probabilities, or an error reason for the user.
+
+    Exactly one of `probabilities` and `error` is set. The probabilities are a read-only
+    float32 copy, so a Prediction can be shared between threads safely.
+    """
+
+    path: str
+    probabilities: np.ndarray | None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.probabilities is None) == (self.error is None):
+            raise ValueError(
+                f"Prediction for {self.path!r} needs either probabilities or an error, not "
+                f"{'both' if self.error is not None else 'neither'}"
+            )
+        if self.probabilities is not None:
+            probs = np.array(self.probabilities, dtype=np.float32).reshape(-1)
+            probs.setflags(write=False)
+            object.__setattr__(self, "probabilities", probs)
+
+    @classmethod
+    def failed(cls, path: str | object, reason: str) -> Prediction:
+        return cls(path=str(path), probabilities=None, error=reason)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def top_index(self) -> int | None:
+        return None if self.probabilities is None else int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.probabilities is None else float(np.max(self.probabilities))
+
+    def top_k(self, k: int) -> list[tuple[int, float]]:
+        """The k most probable classes as (class_index, probability), most probable first."""
+        if self.probabilities is None:
+            return []
+        # Stable sort keeps the lower class index first on ties, so the order is repeatable.
+        order = np.argsort(-self.probabilities, kind="stable")[: max(k, 0)]
+        return [(int(i), float(self.probabilities[i])) for i in order]
+
+
+def status_of(prediction: Prediction, threshold: float = DEFAULT_REVIEW_THRESHOLD) -> Status:
+    """ "error" when the file failed, "review" when the top probability is under `threshold`."""
+    if not prediction.ok:
+        return "error"
+    confidence = prediction.confidence
+    return "review" if confidence is None or confidence < threshold else "ok"
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    ok: int = 0
+    review: int = 0
+    error: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.review + self.error
+
+
+def count_statuses(
+    predictions: Iterable[Prediction], threshold: float = DEFAULT_REVIEW_THRESHOLD
+) -> StatusCounts:
+    counts = {"ok": 0, "review": 0, "error": 0}
+    for prediction in predictions:
+        counts[status_of(prediction, threshold)] += 1
+    return StatusCounts(**counts)

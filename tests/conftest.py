@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny real ONNX model and real image files (good and bad).
+
+The builders live in `tiny_model` and `fixtures_images` (importable from tests, since pytest
+puts this folder on sys.path); this file only wires them into fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures_images import (
+    restore_permissions,
+    write_bad_inputs,
+    write_large_jpeg,
+    write_sample_images,
+)
+from tiny_model import build_tiny_model
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Qt tests must run without a display (CI, SSH sessions, the lead's laptop alike).
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real ONNX classifier (dynamic batch, 32x32 input, the 10 classes) with metadata."""
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-classifier.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_static_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same classifier with a static batch dimension of 4."""
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-static4.onnx", batch=4)
+
+
+@pytest.fixture
+def sample_images_dir(tmp_path: Path) -> Path:
+    """A folder of solid-colour JPEG/PNG images, see fixtures_images.SAMPLE_IMAGES."""
+    return write_sample_images(tmp_path / "samples")
+
+
+@pytest.fixture(scope="session")
+def large_jpeg_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4000x3000 JPEG (written once per session, it takes a moment)."""
+    return write_large_jpeg(tmp_path_factory.mktemp("large") / "large_4000x3000.jpg")
+
+
+@pytest.fixture
+def bad_inputs_dir(tmp_path: Path, large_jpeg_path: Path) -> Iterator[Path]:
+    """A folder with every bad input of fixtures_images.BAD_INPUTS and the special folders."""
+    folder = write_bad_inputs(tmp_path / "bad inputs", large_jpeg_path)
+    yield folder
+    restore_permissions(folder)

@@ -1,0 +1,165 @@
+"""Every bad input, through discovery and the engine: a clear error row or a right answer,
+and the run always goes on."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures_images import (
+    BAD_INPUTS,
+    EMPTY_FOLDER,
+    LOOP_FOLDER,
+    NO_IMAGES_FOLDER,
+    NON_IMAGE_FILES,
+    UNREADABLE_FILE,
+    UNREADABLE_FOLDER,
+    permissions_enforced,
+    write_solid,
+)
+from tiny_model import CLASS_NAMES
+
+from desktop.core.discovery import Collection, collect_images
+from desktop.core.engine import Engine
+from desktop.core.preprocessing import load_model_input
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path: Path) -> Engine:
+    return Engine(tiny_model_path, threads=1)
+
+
+def collect_with_deadline(paths: list[Path], seconds: float = 20.0) -> Collection:
+    """collect_images on a thread, failing (instead of hanging the suite) on a loop."""
+    result: list[Collection] = []
+    worker = threading.Thread(target=lambda: result.append(collect_images(paths)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "collect_images did not finish: a symlink loop was followed"
+    return result[0]
+
+
+def test_every_bad_input_becomes_an_error_row_or_a_correct_prediction(
+    engine: Engine, bad_inputs_dir: Path
+) -> None:
+    collection = collect_with_deadline([bad_inputs_dir])
+    predictions = [p for batch in engine.classify(collection.images, batch_size=4) for p in batch]
+    rows = {Path(p.path).relative_to(bad_inputs_dir).as_posix(): p for p in predictions}
+    problems = {Path(p.path).relative_to(bad_inputs_dir).as_posix(): p for p in collection.problems}
+    enforced = permissions_enforced(bad_inputs_dir)
+
+    for name, expect in BAD_INPUTS.items():
+        if expect.kind == "problem":
+            assert name not in rows, f"{name!r} should not be classified"
+            assert expect.reason in problems[name].error, name
+            continue
+        prediction = rows[name]
+        if expect.kind == "error":
+            assert not prediction.ok and prediction.probabilities is None, name
+            assert expect.reason in prediction.error, f"{name!r}: {prediction.error}"
+        else:
+            assert prediction.ok, f"{name!r}: {prediction.error}"
+            assert CLASS_NAMES[prediction.top_index] == expect.class_name, name
+            reference = engine.predict_batch(load_model_input(prediction.path, (32, 32))[None])
+            np.testing.assert_allclose(prediction.probabilities, reference[0], rtol=1e-6)
+
+    unreadable = rows[UNREADABLE_FILE]
+    locked_image = f"{UNREADABLE_FOLDER}/inside_locked.jpg"
+    if enforced:
+        assert unreadable.error == "permission denied"
+        assert "permission denied" in problems[UNREADABLE_FOLDER].error
+        assert locked_image not in rows
+    else:
+        # Privileged run (root): mode 000 does not stop reading, and the files are fine.
+        assert CLASS_NAMES[unreadable.top_index] == "Battery"
+        assert CLASS_NAMES[rows[locked_image].top_index] == "Battery"
+
+    # The link loop is reported once and walked zero times.
+    assert "loops back" in problems[f"{LOOP_FOLDER}/back_to_top"].error
+    assert not any(name.startswith(f"{LOOP_FOLDER}/") for name in rows)
+    # Nothing else slipped in, nothing is listed twice.
+    expected_images = {n for n, e in BAD_INPUTS.items() if e.kind != "problem"}
+    expected_images.add(UNREADABLE_FILE)
+    if not enforced:
+        expected_images.add(locked_image)
+    assert set(rows) == expected_images
+    assert len(predictions) == len(rows)
+    assert collection.skipped == len(NON_IMAGE_FILES)
+
+
+def test_discovery_is_sorted_and_deduplicated(sample_images_dir: Path) -> None:
+    nested = sample_images_dir / "nested" / "deeper"
+    nested.mkdir(parents=True)
+    write_solid(nested / "z.JPG", (0, 0, 0))
+    write_solid(sample_images_dir / "nested" / "a.webp", (0, 0, 0))
+    (sample_images_dir / "nested" / "notes.md").write_text("x")
+    (sample_images_dir / ".hidden.jpg").write_bytes(b"")  # e.g. a macOS ._ file
+    os.symlink("nested", sample_images_dir / "link_to_nested")  # a second way in
+
+    same_file_again = sample_images_dir / "nested" / ".." / "red_battery.jpg"
+    collection = collect_images([sample_images_dir, same_file_again, sample_images_dir])
+    assert collection.images == sorted(collection.images, key=str)
+    names = [p.relative_to(sample_images_dir).as_posix() for p in collection.images]
+    # The folder is reached twice (directly and through the link); it is walked once, by
+    # whichever name comes first, and the explicitly repeated file is listed once.
+    assert names == [
+        "blue_microwave.jpg",
+        "green_keyboard.png",
+        "grey_television.png",
+        "link_to_nested/a.webp",
+        "link_to_nested/deeper/z.JPG",
+        "red_battery.jpg",
+        "red_orange_ambiguous.png",
+        "yellow_mobile.png",
+    ]
+    assert collection.skipped == 2  # notes.md and the hidden file
+    assert collection.problems == []
+
+
+def test_folder_without_images(bad_inputs_dir: Path) -> None:
+    empty = collect_images([bad_inputs_dir / EMPTY_FOLDER])
+    assert (empty.images, empty.skipped, empty.problems) == ([], 0, [])
+    text_only = collect_images([bad_inputs_dir / NO_IMAGES_FOLDER])
+    assert (text_only.images, text_only.skipped, text_only.problems) == ([], 1, [])
+
+
+def test_explicit_paths_that_are_not_images_are_problems(
+    bad_inputs_dir: Path, tmp_path: Path
+) -> None:
+    collection = collect_images(
+        [
+            bad_inputs_dir / "notes.txt",
+            tmp_path / "does-not-exist.jpg",
+            bad_inputs_dir / "dangling_link.jpg",
+            bad_inputs_dir / "self_loop_link.jpg",
+            bad_inputs_dir / "grey16.png",
+        ]
+    )
+    assert [p.name for p in collection.images] == ["grey16.png"]
+    reasons = {Path(p.path).name: p.error for p in collection.problems}
+    assert reasons["notes.txt"].startswith("not a supported image type (.txt)")
+    assert reasons["does-not-exist.jpg"] == "not found"
+    assert reasons["dangling_link.jpg"].startswith("broken symbolic link")
+    assert reasons["self_loop_link.jpg"].startswith("symbolic link loop")
+    assert all(not p.ok and p.probabilities is None for p in collection.problems)
+
+
+def test_a_loop_of_two_folder_links_does_not_hang(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    os.symlink("../b", tmp_path / "a" / "to_b")
+    os.symlink("../a", tmp_path / "b" / "to_a")
+    write_solid(tmp_path / "a" / "photo.jpg", (255, 0, 0))
+    collection = collect_with_deadline([tmp_path / "a", tmp_path / "b"])
+    assert [p.relative_to(tmp_path).as_posix() for p in collection.images] == ["a/photo.jpg"]
+    assert [Path(p.path).relative_to(tmp_path).as_posix() for p in collection.problems] == [
+        "a/to_b/to_a"
+    ]
+
+
+def test_discovery_stops_when_asked(sample_images_dir: Path) -> None:
+    collection = collect_images([sample_images_dir], should_stop=lambda: True)
+    assert collection.images == []

@@ -1,0 +1,230 @@
+"""`ewaste-classify` end to end: real model, real files, the CSV read back."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures_images import AMBIGUOUS_SAMPLE, BAD_INPUTS, NON_IMAGE_FILES
+from tiny_model import CLASS_NAMES
+
+from desktop.core.cli import main
+from desktop.core.discovery import collect_images
+from desktop.core.engine import Engine
+from desktop.core.preprocessing import load_model_input
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("ewaste-classify")
+FORBIDDEN = ["tensorflow", "keras", "tf2onnx", "trainer", "converter", "PySide6"]
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_console_script_classifies_folders_and_reports(
+    tiny_model_path: Path, sample_images_dir: Path, bad_inputs_dir: Path, tmp_path: Path
+) -> None:
+    assert CONSOLE_SCRIPT.is_file(), "the project is not installed in this environment"
+    out = tmp_path / "results.csv"
+    completed = subprocess.run(
+        [
+            str(CONSOLE_SCRIPT),
+            str(sample_images_dir),
+            str(bad_inputs_dir),
+            "--csv",
+            str(out),
+            "--model",
+            str(tiny_model_path),
+            "--batch",
+            "4",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = read_rows(out)
+    by_name = {Path(row["path"]).name: row for row in rows}
+    # Every sample and every bad input has its row; error rows did not stop the run.
+    assert len(rows) == len({r["path"] for r in rows})
+    for name, expect in BAD_INPUTS.items():
+        row = by_name[name]
+        if expect.kind == "class":
+            assert row["predicted_class"] == expect.class_name, name
+            assert row["status"] == "ok" and row["error"] == ""
+        else:
+            assert row["status"] == "error" and expect.reason in row["error"], name
+            assert row["predicted_class"] == row["confidence"] == row["prob_Battery"] == ""
+    assert by_name[AMBIGUOUS_SAMPLE]["status"] == "review"
+    # Good rows carry exactly what the engine computes for the preprocessed file.
+    engine = Engine(tiny_model_path, threads=1)
+    for row in rows:
+        if row["status"] != "error":
+            expected = engine.predict_batch(load_model_input(row["path"], (32, 32))[None])[0]
+            written = [float(row[f"prob_{name}"]) for name in CLASS_NAMES]
+            np.testing.assert_allclose(written, expected, rtol=1e-5, atol=1e-12)
+    assert str(out) in completed.stdout
+    errors = sum(r["status"] == "error" for r in rows)
+    reviews = sum(r["status"] == "review" for r in rows)
+    assert f"{reviews} to review" in completed.stdout
+    assert f"{errors} errors" in completed.stdout
+    assert f"{len(NON_IMAGE_FILES)} non-image files skipped" in completed.stdout
+    images = len(collect_images([sample_images_dir, bad_inputs_dir]).images)
+    assert f"classified {images}/{images} (" in completed.stderr
+    assert "images/s" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_relative_paths_starting_with_formula_characters_are_neutralised(
+    tiny_model_path: Path, bad_inputs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(bad_inputs_dir)
+    out = tmp_path / "r.csv"
+    code = main(["=1+2.png", "@SUM(1).jpg", "--csv", str(out), "--model", str(tiny_model_path)])
+    assert code == 0
+    rows = read_rows(out)
+    assert [row["path"] for row in rows] == ["'=1+2.png", "'@SUM(1).jpg"]
+    assert [row["predicted_class"] for row in rows] == ["Mouse", "Battery"]
+
+
+def test_review_threshold_flag(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    ambiguous = str(sample_images_dir / AMBIGUOUS_SAMPLE)
+    for threshold, status in (("0.4", "ok"), ("0.6", "review")):
+        out = tmp_path / f"r{threshold}.csv"
+        args = [ambiguous, "--csv", str(out), "--model", str(tiny_model_path)]
+        assert main([*args, "--review-threshold", threshold]) == 0
+        assert read_rows(out)[0]["status"] == status
+
+
+def test_a_folder_without_images_writes_a_header_only_csv(
+    tiny_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "r.csv"
+    assert main([str(tmp_path / "empty"), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
+    assert read_rows(out) == []
+    assert "0 ok, 0 to review" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--csv", "{tmp}/missing-folder/r.csv"], "output folder does not exist"),
+        (["--csv", "{tmp}"], "is a folder"),
+        (["--csv", "{tmp}/r.csv", "--model", "{tmp}/nope.onnx"], "model file not found"),
+        (["--csv", "{tmp}/r.csv", "--model", "{tmp}/not-a-model.onnx"], "not a usable ONNX"),
+        (["--csv", "{tmp}/r.csv", "--batch", "0"], "must be at least 1"),
+        (["--csv", "{tmp}/r.csv", "--threads", "two"], "expected a whole number"),
+        (["--csv", "{tmp}/r.csv", "--review-threshold", "1.5"], "between 0 and 1"),
+        ([], "the following arguments are required: --csv"),
+    ],
+    ids=["no-folder", "csv-is-folder", "no-model", "bad-model", "batch", "threads", "thr", "csv"],
+)
+def test_usage_errors_exit_2_with_one_line_and_no_traceback(
+    tiny_model_path: Path,
+    sample_images_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    (tmp_path / "not-a-model.onnx").write_text("hello\nworld\n")
+    filled = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--model" not in filled:
+        filled += ["--model", str(tiny_model_path)]
+    assert main([str(sample_images_dir), *filled]) == 2
+    captured = capsys.readouterr()
+    error_lines = [line for line in captured.err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and message in error_lines[0], captured.err
+    assert "Traceback" not in captured.err
+    assert not list(tmp_path.glob("*.csv"))
+
+
+def test_ctrl_c_stops_cleanly_without_writing_a_csv(
+    tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(300):  # seconds of decoding: the run is still going when we interrupt
+        os.link(large_jpeg_path, photos / f"camera_{i:03d}.jpg")
+    out = tmp_path / "r.csv"
+    process = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), str(photos), "--csv", str(out), "--model", str(tiny_model_path)]
+        + ["--batch", "4", "--threads", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first_lines = [process.stderr.readline(), process.stderr.readline()]
+        assert first_lines[1].startswith("classified "), first_lines  # it is running
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, rest
+    assert "interrupted after" in rest and "no CSV written" in rest
+    assert "Traceback" not in rest
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name != "photos"] == []
+
+
+# A wrapper that runs the CLI in a fresh interpreter and reports which of the given top-level
+# modules were imported by then; exits 3 if any were.
+IMPORT_CHECK = textwrap.dedent(
+    """
+    import json, sys
+    forbidden = json.loads(sys.argv[1])
+    from desktop.core.cli import main
+    code = main(sys.argv[2:])
+    loaded = sorted({name.split(".")[0] for name in sys.modules} & set(forbidden))
+    print("LOADED " + json.dumps(loaded))
+    sys.exit(3 if loaded else code)
+    """
+)
+
+
+def run_import_check(forbidden: list[str], cli_args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", IMPORT_CHECK, json.dumps(forbidden), *cli_args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def test_the_command_never_imports_tensorflow(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    args = [
+        str(sample_images_dir),
+        "--csv",
+        str(tmp_path / "r.csv"),
+        "--model",
+        str(tiny_model_path),
+    ]
+    completed = run_import_check(FORBIDDEN, args)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "LOADED []" in completed.stdout
+    assert len(read_rows(tmp_path / "r.csv")) == 6  # it really ran the model
+
+    # The same check does catch a module the command imports: it can fail.
+    control = run_import_check(["onnxruntime", "numpy"], args)
+    assert control.returncode == 3
+    assert 'LOADED ["numpy", "onnxruntime"]' in control.stdout

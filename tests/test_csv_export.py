@@ -1,0 +1,146 @@
+"""The results CSV, written for real and read back with the csv module."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_model import CLASS_NAMES
+
+from desktop.core.csv_export import write_results_csv
+from desktop.core.engine import Engine
+from desktop.core.results import Prediction
+
+HEADER = [
+    "path",
+    "predicted_class",
+    "confidence",
+    "status",
+    "error",
+    *(f"prob_{name}" for name in CLASS_NAMES),
+]
+
+
+def read_back(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def probabilities(top: int, confidence: float) -> np.ndarray:
+    rest = (1.0 - confidence) / (len(CLASS_NAMES) - 1)
+    values = np.full(len(CLASS_NAMES), rest, dtype=np.float32)
+    values[top] = confidence
+    return values
+
+
+def test_columns_values_and_statuses(tmp_path: Path) -> None:
+    out = tmp_path / "results.csv"
+    rows = [
+        Prediction("photos/washer.jpg", probabilities(9, 0.93)),
+        Prediction("photos/unsure.jpg", probabilities(3, 0.41)),
+        Prediction.failed("photos/empty.jpg", "empty file (0 bytes)"),
+    ]
+    write_results_csv(out, rows, CLASS_NAMES, threshold=0.6)
+    header, washer, unsure, failed = read_back(out)
+    assert header == HEADER
+    assert washer[:5] == ["photos/washer.jpg", "Washing Machine", "0.93", "ok", ""]
+    assert unsure[:5] == ["photos/unsure.jpg", "Mobile", "0.41", "review", ""]
+    assert failed == ["photos/empty.jpg", "", "", "error", "empty file (0 bytes)"] + [""] * 10
+    for line, prediction in ((washer, rows[0]), (unsure, rows[1])):
+        written = np.array([float(cell) for cell in line[5:]])
+        np.testing.assert_allclose(written, prediction.probabilities, rtol=1e-5)
+
+
+def test_probabilities_keep_six_significant_digits(tmp_path: Path) -> None:
+    values = np.array([0.123456789, 1.23456e-7, 0.876543], dtype=np.float32)
+    out = tmp_path / "r.csv"
+    write_results_csv(out, [Prediction("a.jpg", values)], ["A", "B", "C"])
+    row = read_back(out)[1]
+    assert row[2] == "0.876543"
+    assert row[5:] == ["0.123457", "1.23456e-07", "0.876543"]
+
+
+def test_awkward_text_round_trips_and_formulas_are_neutralised(tmp_path: Path) -> None:
+    names = [
+        '=HYPERLINK("http://evil","x").jpg',
+        "+cmd.jpg",
+        "-1.jpg",
+        "@SUM(A1).jpg",
+        "\tTAB.jpg",
+        "\rCR.jpg",
+        'comma, "quote".jpg',
+        "new\nline.jpg",
+        "émoji 📱 Ωhm.jpg",
+        "folder/=not-at-start.jpg",
+    ]
+    rows = [Prediction(name, probabilities(0, 0.9)) for name in names]
+    rows.append(Prediction.failed("x.jpg", "=evil() in a reason"))
+    out = tmp_path / "weird.csv"
+    write_results_csv(out, rows, CLASS_NAMES)
+    lines = read_back(out)[1:]
+    written = [line[0] for line in lines[:-1]]
+    expected = ["'" + n if n[0] in "=+-@\t\r" else n for n in names]
+    assert written == expected
+    assert lines[-1][4] == "'=evil() in a reason"
+    assert out.read_bytes().decode("utf-8")  # valid UTF-8 throughout
+
+
+def test_class_names_from_the_model_are_text_cells_too(tmp_path: Path) -> None:
+    classes = ["=Evil", "Plain"]
+    out = tmp_path / "r.csv"
+    write_results_csv(out, [Prediction("a.jpg", np.array([0.9, 0.1]))], classes)
+    header, row = read_back(out)
+    assert header[5:] == ["prob_=Evil", "prob_Plain"]  # "prob_" already makes it text
+    assert row[1] == "'=Evil"
+    assert row[2] == "0.9" and row[5] == "0.9"  # numbers stay numbers
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    out = tmp_path / "results.csv"
+    out.write_text("previous results\n", encoding="utf-8")
+
+    def rows_then_crash() -> Iterator[Prediction]:
+        yield Prediction("a.jpg", probabilities(0, 0.9))
+        raise RuntimeError("disk went away")
+
+    with pytest.raises(RuntimeError, match="disk went away"):
+        write_results_csv(out, rows_then_crash(), CLASS_NAMES)
+    assert out.read_text(encoding="utf-8") == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_mismatched_class_count_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="3 probabilities for 10 class names"):
+        write_results_csv(
+            tmp_path / "r.csv", [Prediction("a.jpg", np.array([0.2, 0.3, 0.5]))], CLASS_NAMES
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_raises_and_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        write_results_csv(tmp_path / "no" / "r.csv", [], CLASS_NAMES)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rows_match_the_engine_on_real_files(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    engine = Engine(tiny_model_path, threads=1)
+    paths = sorted(sample_images_dir.iterdir())
+    predictions = [p for batch in engine.classify(paths) for p in batch]
+    out = tmp_path / "r.csv"
+    write_results_csv(out, predictions, engine.class_names, threshold=0.6)
+    header, *lines = read_back(out)
+    assert header == HEADER
+    for line, prediction in zip(lines, predictions, strict=True):
+        assert line[0] == prediction.path
+        assert line[1] == CLASS_NAMES[prediction.top_index]
+        assert float(line[2]) == pytest.approx(prediction.confidence, rel=1e-5)
+        np.testing.assert_allclose(
+            [float(c) for c in line[5:]], prediction.probabilities, rtol=1e-5, atol=1e-12
+        )
+    assert [line[3] for line in lines].count("review") == 1

@@ -1,0 +1,283 @@
+"""The inference engine with a real ONNX Runtime session on the tiny model and real files."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures_images import AMBIGUOUS_SAMPLE, SAMPLE_EXPECTED_CLASS
+from tiny_model import (
+    CLASS_NAMES,
+    PROTOTYPE_COLOURS,
+    build_tiny_model,
+    expected_probabilities,
+    tiny_metadata,
+)
+
+from desktop.core.assets import default_model_path
+from desktop.core.engine import Engine, Prediction
+from desktop.core.model_info import ModelError
+from desktop.core.preprocessing import load_model_input
+from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, count_statuses, status_of
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path: Path) -> Engine:
+    return Engine(tiny_model_path, threads=1)
+
+
+def solid_batch(colours: list[tuple[int, int, int]]) -> np.ndarray:
+    batch = np.empty((len(colours), 32, 32, 3), dtype=np.float32)
+    for i, colour in enumerate(colours):
+        batch[i] = colour
+    return batch
+
+
+def test_engine_reads_the_model_metadata(engine: Engine, tiny_model_path: Path) -> None:
+    assert engine.class_names == CLASS_NAMES
+    assert engine.info.input_size == (32, 32)
+    assert engine.model_path == tiny_model_path
+    assert engine.provider == "CPUExecutionProvider"
+    assert engine.static_batch is None
+
+
+def test_predict_batch_computes_the_model(engine: Engine) -> None:
+    colours = [*PROTOTYPE_COLOURS.values(), (255, 64, 0), (10, 200, 90)]
+    batch = solid_batch(colours)
+    probabilities = engine.predict_batch(batch)
+    assert probabilities.shape == (len(colours), 10)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(
+        probabilities, expected_probabilities(np.array(colours)), rtol=1e-4, atol=1e-6
+    )
+    # Each prototype colour is its own class, confidently.
+    top = probabilities[:10].argmax(axis=1)
+    assert [CLASS_NAMES[i] for i in top] == list(PROTOTYPE_COLOURS)
+    assert probabilities[:10].max(axis=1).min() > 0.9
+
+
+def test_predict_batch_rejects_the_wrong_shape(engine: Engine) -> None:
+    with pytest.raises(ValueError, match=r"\(N, 32, 32, 3\)"):
+        engine.predict_batch(np.zeros((2, 64, 64, 3), dtype=np.float32))
+    assert engine.predict_batch(np.zeros((0, 32, 32, 3), np.float32)).shape == (0, 10)
+
+
+def test_static_batch_model_pads_and_splits(engine: Engine, tiny_static_model_path: Path) -> None:
+    static = Engine(tiny_static_model_path, threads=1)
+    assert static.static_batch == 4
+    colours = list(PROTOTYPE_COLOURS.values())
+    for count in (1, 3, 4, 5, 9):
+        batch = solid_batch(colours[:count] if count <= 10 else colours)
+        np.testing.assert_allclose(
+            static.predict_batch(batch), engine.predict_batch(batch), rtol=1e-6, atol=1e-7
+        )
+
+
+def test_classify_file_matches_predict_batch_on_the_preprocessed_file(
+    engine: Engine, sample_images_dir: Path
+) -> None:
+    for name, class_name in SAMPLE_EXPECTED_CLASS.items():
+        path = sample_images_dir / name
+        prediction = engine.classify_file(path)
+        assert prediction.ok and prediction.error is None
+        assert prediction.path == str(path)
+        reference = engine.predict_batch(load_model_input(path, (32, 32))[None])[0]
+        np.testing.assert_array_equal(prediction.probabilities, reference)
+        assert CLASS_NAMES[prediction.top_index] == class_name
+
+
+def test_classify_yields_batches_in_input_order(
+    engine: Engine, sample_images_dir: Path, tiny_static_model_path: Path
+) -> None:
+    paths = sorted(sample_images_dir.iterdir()) * 2  # 12 files, duplicates allowed
+    missing = sample_images_dir / "missing.jpg"
+    paths.insert(5, missing)
+    for model in (engine, Engine(tiny_static_model_path, threads=1, decode_workers=2)):
+        batches = list(model.classify(paths, batch_size=5))
+        assert [len(b) for b in batches] == [5, 5, 3]
+        flat = [p for batch in batches for p in batch]
+        assert [p.path for p in flat] == [str(p) for p in paths]
+        assert flat[5].error == "file not found" and flat[5].probabilities is None
+        for prediction, path in zip(flat, paths, strict=True):
+            if path != missing:
+                reference = engine.predict_batch(load_model_input(path, (32, 32))[None])[0]
+                np.testing.assert_allclose(prediction.probabilities, reference, rtol=1e-6)
+
+
+def test_statuses_flag_the_ambiguous_image_for_review(
+    engine: Engine, sample_images_dir: Path
+) -> None:
+    paths = sorted(sample_images_dir.iterdir())
+    predictions = [p for batch in engine.classify(paths) for p in batch]
+    statuses = {Path(p.path).name: status_of(p, DEFAULT_REVIEW_THRESHOLD) for p in predictions}
+    assert statuses.pop(AMBIGUOUS_SAMPLE) == "review"
+    assert set(statuses.values()) == {"ok"}
+    counts = count_statuses(predictions + [Prediction.failed("x.jpg", "empty file")])
+    assert (counts.ok, counts.review, counts.error) == (5, 1, 1)
+
+
+def test_prediction_properties() -> None:
+    prediction = Prediction("a.jpg", np.array([0.1, 0.6, 0.3]))
+    assert prediction.ok
+    assert prediction.top_index == 1
+    assert prediction.confidence == pytest.approx(0.6)
+    assert prediction.top_k(2) == [(1, pytest.approx(0.6)), (2, pytest.approx(0.3))]
+    assert prediction.probabilities.dtype == np.float32
+    with pytest.raises(ValueError):
+        prediction.probabilities[0] = 1.0  # read-only: safe to share between threads
+    failed = Prediction.failed("b.jpg", "empty file (0 bytes)")
+    assert not failed.ok and failed.top_index is None and failed.confidence is None
+    assert failed.top_k(3) == []
+    assert status_of(failed, 0.6) == "error"
+    with pytest.raises(ValueError):
+        Prediction("c.jpg", None)
+
+
+def test_stop_before_the_first_batch_yields_nothing(
+    engine: Engine, sample_images_dir: Path
+) -> None:
+    paths = sorted(sample_images_dir.iterdir())
+    assert list(engine.classify(paths, batch_size=2, should_stop=lambda: True)) == []
+
+
+def test_stop_after_a_batch_ends_the_run(engine: Engine, sample_images_dir: Path) -> None:
+    paths = sorted(sample_images_dir.iterdir())
+    stop = threading.Event()
+    batches = []
+    for batch in engine.classify(paths, batch_size=2, should_stop=stop.is_set):
+        batches.append(batch)
+        stop.set()
+    assert len(batches) == 1
+
+
+def large_copies(large_jpeg_path: Path, folder: Path, count: int) -> list[Path]:
+    folder.mkdir()
+    paths = []
+    for i in range(count):
+        path = folder / f"large_{i:02d}.jpg"
+        os.link(large_jpeg_path, path)  # same bytes, no disk cost; each decodes on its own
+        paths.append(path)
+    return paths
+
+
+def test_stop_while_decoding_returns_well_under_a_second(
+    tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path
+) -> None:
+    engine = Engine(tiny_model_path, threads=1, decode_workers=1)
+    # ~1 s of decoding on one thread: a stop that waited for the batch would take that long.
+    paths = large_copies(large_jpeg_path, tmp_path / "large", 150)
+    stop = threading.Event()
+    timer = threading.Timer(0.1, stop.set)
+    started = time.perf_counter()
+    timer.start()
+    try:
+        batches = list(engine.classify(paths, batch_size=150, should_stop=stop.is_set))
+    finally:
+        timer.cancel()
+    stopped_after = time.perf_counter() - started
+    assert batches == []
+    assert stopped_after < 0.1 + 0.5, f"stop took {stopped_after - 0.1:.2f} s to take effect"
+
+
+def test_next_batch_decodes_while_the_consumer_works(
+    tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path
+) -> None:
+    engine = Engine(tiny_model_path, threads=1, decode_workers=1)
+    paths = large_copies(large_jpeg_path, tmp_path / "large", 32)
+    started = time.perf_counter()
+    for path in paths[16:]:
+        engine.classify_file(path)
+    sequential = time.perf_counter() - started  # decoding batch 2 without prefetch
+
+    run = engine.classify(paths, batch_size=16)
+    first = next(run)
+    time.sleep(3 * sequential + 0.2)  # the consumer is busy (e.g. writing results)
+    started = time.perf_counter()
+    second = next(run)
+    waited = time.perf_counter() - started
+    assert [p.ok for p in first + second] == [True] * 32
+    assert waited < sequential / 2, (
+        f"batch 2 took {waited:.3f} s after the pause; decoding it takes {sequential:.3f} s, "
+        "so it was not prefetched"
+    )
+
+
+def test_abandoning_the_generator_does_not_hang(engine: Engine, sample_images_dir: Path) -> None:
+    run = engine.classify(sorted(sample_images_dir.iterdir()) * 10, batch_size=2)
+    next(run)
+    started = time.perf_counter()
+    run.close()
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_classify_rejects_a_bad_batch_size(engine: Engine, batch_size: int) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        engine.classify(["a.jpg"], batch_size=batch_size)  # raises before any iteration
+
+
+# -- models the engine must refuse, each with one clear message ---------------------------
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def build(tmp_path: Path, **options) -> Path:
+    return build_tiny_model(tmp_path / "model.onnx", **options)
+
+
+@pytest.mark.parametrize(
+    ("make_model", "message"),
+    [
+        (lambda tmp: tmp / "absent.onnx", "model file not found"),
+        (lambda tmp: tmp, "not a file"),
+        (lambda tmp: write_file(tmp / "photo.onnx", b"\xff\xd8 not a model"), "not a usable ONNX"),
+        (lambda tmp: build(tmp, metadata={}), "has no E-Waste Sorter metadata"),
+        (lambda tmp: build(tmp, graph_classes=5), "[batch, 10] for the 10 classes"),
+        (
+            lambda tmp: build(tmp, metadata=tiny_metadata(input_size=(64, 64))),
+            "expected [batch, 64, 64, 3]",
+        ),
+        (lambda tmp: build(tmp, channels=1), "expected [batch, 32, 32, 3]"),
+        (lambda tmp: build(tmp, softmax=False), "not a probability distribution"),
+        (
+            lambda tmp: build(tmp, metadata={**tiny_metadata(), "ewaste_format": 99}),
+            "metadata format 99",
+        ),
+    ],
+    ids=[
+        "missing",
+        "folder",
+        "not-onnx",
+        "no-metadata",
+        "class-count",
+        "input-size",
+        "channels",
+        "logits",
+        "format",
+    ],
+)
+def test_unusable_models_raise_model_error(tmp_path: Path, make_model, message: str) -> None:
+    path = make_model(tmp_path)
+    with pytest.raises(ModelError) as caught:
+        Engine(path)
+    assert message in str(caught.value)
+
+
+def test_shipped_model_is_used_by_default() -> None:
+    shipped = default_model_path()
+    assert shipped.name == "ewaste-classifier.onnx"
+    assert shipped.parent.joinpath("__init__.py").is_file()  # inside desktop.assets
+    if shipped.is_file():
+        engine = Engine()
+        assert engine.model_path == shipped
+        assert len(engine.class_names) == 10
+    else:
+        with pytest.raises(ModelError, match="no model shipped at .*pass --model"):
+            Engine()

@@ -1,0 +1,151 @@
+"""The shared preprocessing contract on real files: pixels, orientation, modes, failures."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures_images import (
+    UNREADABLE_FILE,
+    permissions_enforced,
+    write_animated_gif,
+    write_cmyk_jpeg,
+    write_exif_rotated_jpeg,
+    write_grey16_png,
+    write_palette_png,
+    write_png_bomb,
+    write_rgba_png,
+    write_solid,
+    write_truncated_jpeg,
+)
+
+from desktop.core.preprocessing import (
+    ImageLoadError,
+    is_supported_image,
+    load_model_input,
+    load_rgb,
+)
+
+SIZE = (32, 32)
+WHITE = np.array([255, 255, 255])
+RED = np.array([255, 0, 0])
+BLUE = np.array([0, 0, 255])
+
+
+def assert_colour(pixels: np.ndarray, colour: np.ndarray, tolerance: int = 6) -> None:
+    difference = np.abs(pixels.reshape(-1, 3).astype(int) - colour).max()
+    assert difference <= tolerance, f"pixels differ from {colour.tolist()} by up to {difference}"
+
+
+def test_output_is_uint8_rgb_of_the_requested_height_and_width(tmp_path: Path) -> None:
+    path = write_solid(tmp_path / "wide.png", (10, 20, 30), size=(90, 30))
+    pixels = load_rgb(path, (24, 40))
+    assert pixels.shape == (24, 40, 3)
+    assert pixels.dtype == np.uint8
+    assert_colour(pixels, np.array([10, 20, 30]), tolerance=0)
+
+
+def test_model_input_is_the_same_pixels_as_float32_0_to_255(tmp_path: Path) -> None:
+    path = write_solid(tmp_path / "c.jpg", (250, 128, 3))
+    model_input = load_model_input(path, SIZE)
+    assert model_input.dtype == np.float32
+    np.testing.assert_array_equal(model_input, load_rgb(path, SIZE).astype(np.float32))
+    assert model_input.max() > 200  # 0-255, not rescaled to 0-1
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    pixels = load_rgb(write_exif_rotated_jpeg(tmp_path / "rotated.jpg"), SIZE)
+    # Upright, red is on top and blue at the bottom (stored: red left, blue right).
+    assert_colour(pixels[:12], RED, tolerance=12)
+    assert_colour(pixels[-12:], BLUE, tolerance=12)
+
+
+def test_16_bit_grey_is_scaled_not_clipped(tmp_path: Path) -> None:
+    pixels = load_rgb(write_grey16_png(tmp_path / "grey16.png", value=32768), SIZE)
+    assert_colour(pixels, np.array([128, 128, 128]), tolerance=1)
+
+
+def test_cmyk_jpeg_converts_to_rgb(tmp_path: Path) -> None:
+    assert_colour(load_rgb(write_cmyk_jpeg(tmp_path / "cmyk.jpg"), SIZE), RED, tolerance=8)
+
+
+@pytest.mark.parametrize("writer", [write_palette_png, write_rgba_png], ids=["palette", "rgba"])
+def test_transparent_areas_become_white(tmp_path: Path, writer) -> None:
+    # Left half is transparent *black*, right half opaque white: all of it must be white.
+    pixels = load_rgb(writer(tmp_path / "transparent.png"), SIZE)
+    assert_colour(pixels, WHITE, tolerance=0)
+
+
+def test_animated_gif_uses_the_first_frame(tmp_path: Path) -> None:
+    pixels = load_rgb(write_animated_gif(tmp_path / "anim.gif"), SIZE)
+    assert_colour(pixels, BLUE, tolerance=0)
+
+
+def test_camera_sized_jpeg_decodes(large_jpeg_path: Path) -> None:
+    pixels = load_rgb(large_jpeg_path, SIZE)
+    assert pixels.shape == (32, 32, 3)
+    assert_colour(pixels, np.array([0, 240, 0]), tolerance=20)
+
+
+def test_decompression_bomb_is_refused_without_allocating(tmp_path: Path) -> None:
+    path = write_png_bomb(tmp_path / "bomb.png")
+    assert path.stat().st_size < 200
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageLoadError, match="too large"):
+            load_rgb(path, SIZE)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000, f"peak {peak} bytes: the bomb was decoded"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (write_truncated_jpeg, "truncated"),
+        (lambda p: p.write_text("hello"), "not an image"),
+        (lambda p: None, "file not found"),
+        (lambda p: os.symlink("missing.jpg", p), "file not found"),
+        (lambda p: os.symlink(p.name, p), "cannot read file"),
+        (lambda p: p.mkdir(), "is a folder"),
+    ],
+    ids=["empty", "truncated", "text", "missing", "dangling-link", "link-loop", "folder"],
+)
+def test_unusable_files_raise_image_load_error_with_a_reason(
+    tmp_path: Path, make, reason: str
+) -> None:
+    path = tmp_path / "bad.jpg"
+    make(path)
+    with pytest.raises(ImageLoadError) as caught:
+        load_rgb(path, SIZE)
+    assert reason in caught.value.reason
+    assert caught.value.path == str(path)
+    assert str(path) in str(caught.value)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = write_solid(tmp_path / UNREADABLE_FILE, (255, 0, 0))
+    path.chmod(0)
+    try:
+        if permissions_enforced(tmp_path):
+            with pytest.raises(ImageLoadError, match="permission denied"):
+                load_rgb(path, SIZE)
+        else:
+            # Running with privileges that ignore file modes (root in a container): the
+            # file really is readable, so the honest assertion is that it decodes.
+            assert_colour(load_rgb(path, SIZE), RED, tolerance=4)
+    finally:
+        path.chmod(0o644)
+
+
+@pytest.mark.parametrize(
+    ("name", "supported"),
+    [("a.JPG", True), ("b.jpeg", True), ("c.webp", True), ("d.txt", False), ("e", False)],
+)
+def test_supported_suffixes_ignore_case(name: str, supported: bool) -> None:
+    assert is_supported_image(name) is supported

@@ -1,0 +1,139 @@
+"""`ewaste-train` end to end on a tiny generated dataset (weights none, 32 px)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from synthetic_dataset import make_dataset
+
+from trainer import weights as weights_module
+from trainer.cli import main
+from trainer.dataset import load_dataset
+
+CLASSES = ("Battery", "Mouse", "Washing Machine")
+TINY_RECIPE = [
+    "--preset", "reference", "--weights", "none", "--image-size", "32",
+    "--batch-size", "8", "--frozen-layers", "0", "--learning-rate", "0.001",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    return make_dataset(root, classes=CLASSES, per_split={"train": 8, "val": 4, "test": 4}, size=40)
+
+
+@pytest.mark.slow
+def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "2",
+                 "--cache-dir", str(tmp_path / "cache"), *TINY_RECIPE])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out  # progress visible per epoch
+
+    for name in ("model.keras", "run.json", "history.json", "metrics.json", "report.md",
+                 "confusion_matrix.png", "training_curves.png", "audit/audit.json"):  # fmt: skip
+        assert (run / name).is_file(), name
+    run_info = json.loads((run / "run.json").read_text())
+    assert run_info["class_names"] == sorted(CLASSES)
+    assert run_info["config"]["epochs"] == 2 and run_info["config"]["weights"] == "none"
+    assert run_info["weights"] == {"kind": "none", "path": None, "sha256": None}
+    assert {"tensorflow", "keras", "numpy", "pillow"} <= set(run_info["versions"])
+
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == len(history["val_accuracy"]) == 2
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    matrix = test["confusion_matrix"]
+    assert sum(map(sum, matrix)) == test["n"] == 4 * len(CLASSES)
+    assert test["accuracy"] == pytest.approx(sum(matrix[i][i] for i in range(3)) / test["n"])
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_epoch(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "4",
+            "--cache-dir", str(tmp_path / "cache"), *TINY_RECIPE]  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "trainer", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    state_file = run / "state.json"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if state_file.is_file() and json.loads(state_file.read_text())["epochs_done"] >= 1:
+                break
+            time.sleep(0.2)
+        process.send_signal(signal.SIGKILL)  # a hard stop, as when a session ends
+    finally:
+        process.wait(timeout=30)
+    before = json.loads(state_file.read_text())
+    done_before = before["epochs_done"]
+    assert 1 <= done_before < 4, "the run should have been killed part-way"
+    assert not (run / "model.keras").exists()
+
+    assert main([*args, "--resume"]) == 0
+    after = json.loads(state_file.read_text())
+    assert after["epochs_done"] == 4
+    assert len(after["history"]["loss"]) == 4
+    # The epochs finished before the kill are kept, not re-run.
+    assert after["history"]["loss"][:done_before] == before["history"]["loss"]
+    assert (run / "metrics.json").is_file()
+
+
+def test_resume_with_other_flags_is_refused(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "state.json").write_text(json.dumps({"epochs_done": 1, "history": {}}))
+    (run / "checkpoint.keras").write_bytes(b"")
+    (run / "run.json").write_text(json.dumps({"config": {"epochs": 99}}))
+    code = main(["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "2",
+                 "--resume", *TINY_RECIPE])  # fmt: skip
+    assert code == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_class_missing_from_a_split_is_a_clear_error(tiny_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    shutil.rmtree(data / "val" / "Mouse")
+    code = main(["fit", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_RECIPE])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing from val: Mouse" in err
+    assert "Traceback" not in err
+    assert main(["audit", "--data", str(data), "--out", str(tmp_path / "audit")]) == 2
+
+
+def test_imagenet_offline_stops_before_any_work(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(weights_module, "KERAS_CACHE_DIR", tmp_path / "keras-cache")
+
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    run = tmp_path / "run"
+    code = main(["fit", "--data", str(tiny_data), "--out", str(run), "--weights", "imagenet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--weights PATH" in err and "--weights none" in err
+    assert not (run / "audit").exists()  # failed before the slow audit and training
+
+
+def test_split_folders_in_any_letter_case(tmp_path):
+    make_dataset(tmp_path, classes=CLASSES, per_split={"train": 1, "val": 1, "test": 1}, size=16)
+    (tmp_path / "train").rename(tmp_path / "Train")
+    (tmp_path / "val").rename(tmp_path / "VALIDATION")
+    (tmp_path / "test").rename(tmp_path / "Test")
+    dataset = load_dataset(tmp_path)
+    assert dataset.class_names == tuple(sorted(CLASSES))
+    assert {name: len(split.samples) for name, split in dataset.splits.items()} == {
+        "train": 3, "val": 3, "test": 3,
+    }  # fmt: skip

@@ -1,0 +1,84 @@
+"""Where the backbone's weights come from: ImageNet offline, a local file, a wrong file."""
+
+from __future__ import annotations
+
+import socket
+
+import keras
+import numpy as np
+import pytest
+
+from trainer import weights as weights_module
+from trainer.config import TrainConfig
+from trainer.model import BACKBONE_NAME, build_model
+from trainer.weights import WeightsError, resolve_weights
+
+SMALL = 32  # backbone weights do not depend on the input size; small keeps the test fast
+
+
+def _offline(monkeypatch, tmp_path):
+    """No Keras cache and no network, whatever machine the test runs on."""
+    monkeypatch.setattr(weights_module, "KERAS_CACHE_DIR", tmp_path / "keras-cache")
+
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_imagenet_offline_fails_fast_with_instructions(monkeypatch, tmp_path):
+    _offline(monkeypatch, tmp_path)
+    with pytest.raises(WeightsError) as caught:
+        resolve_weights("imagenet")
+    message = str(caught.value)
+    assert "efficientnetv2-b0_notop.h5" in message
+    assert "--weights PATH" in message and "--weights none" in message
+    assert str(tmp_path / "keras-cache") in message
+
+
+def test_imagenet_uses_the_keras_cache_without_network(monkeypatch, tmp_path):
+    _offline(monkeypatch, tmp_path)
+    cached = tmp_path / "keras-cache" / weights_module.KERAS_WEIGHTS_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not really weights")
+    source = resolve_weights("imagenet")
+    assert source.kind == "imagenet" and source.path == cached
+    assert len(source.sha256) == 64
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsError, match="weights file not found"):
+        resolve_weights(str(tmp_path / "nope.h5"))
+
+
+def _backbone(seed: int):
+    keras.utils.set_random_seed(seed)
+    return keras.applications.EfficientNetV2B0(
+        include_top=False, weights=None, input_shape=(SMALL, SMALL, 3)
+    )
+
+
+def test_local_weights_file_loads_every_backbone_variable(tmp_path):
+    donor = _backbone(seed=1)
+    # Shift every variable so none can equal a fresh initialisation by coincidence
+    # (BatchNorm gammas start at exactly 1, betas at 0).
+    for variable in donor.weights:
+        variable.assign(variable.numpy() + 0.01)
+    path = tmp_path / "donor.weights.h5"
+    donor.save_weights(path)
+
+    config = TrainConfig(image_size=SMALL, weights=str(path), frozen_layers=0)
+    model = build_model(config, num_classes=3, weights=resolve_weights(str(path)))
+    loaded = model.get_layer(BACKBONE_NAME).weights
+    assert len(loaded) == len(donor.weights)
+    for got, expected in zip(loaded, donor.weights, strict=True):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+def test_weights_of_another_model_are_refused(tmp_path):
+    other = keras.Sequential([keras.Input((SMALL, SMALL, 3)), keras.layers.Conv2D(4, 3)])
+    path = tmp_path / "other.weights.h5"
+    other.save_weights(path)
+    config = TrainConfig(image_size=SMALL, weights=str(path))
+    with pytest.raises(WeightsError):
+        build_model(config, num_classes=3, weights=resolve_weights(str(path)))

@@ -1,0 +1,110 @@
+"""`ewaste-train`: audit a dataset, fit (train + evaluate), or evaluate a saved model."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from trainer.config import PRESETS, TrainConfig
+from trainer.dataset import DatasetError
+from trainer.weights import WeightsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ewaste-train", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    audit = commands.add_parser("audit", help="counts, sizes, unreadable files, duplicates, plots")
+    audit.add_argument("--data", type=Path, required=True, help="folder with train/val/test")
+    audit.add_argument("--out", type=Path, required=True, help="where audit.json and plots go")
+
+    fit = commands.add_parser("fit", help="audit, train, evaluate and write the report")
+    fit.add_argument("--data", type=Path, required=True, help="folder with train/val/test")
+    fit.add_argument("--out", type=Path, required=True, help="run directory")
+    fit.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="reference",
+        help="starting recipe (default: reference, the ImageNet transfer recipe)",
+    )
+    fit.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last finished epoch",
+    )
+    fit.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="where decoded images are cached (default ~/.cache/ewaste-sorter)",
+    )
+    overrides = fit.add_argument_group("recipe overrides (default: the preset's value)")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = type(field.default)
+        overrides.add_argument(
+            flag, dest=field.name, type=kind, default=None, metavar=kind.__name__.upper()
+        )
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved .keras model on a split")
+    evaluate.add_argument("model", type=Path, help="the .keras model")
+    evaluate.add_argument("--data", type=Path, required=True, help="folder with train/val/test")
+    evaluate.add_argument(
+        "--out", type=Path, default=None, help="report folder (default: the model's folder)"
+    )
+    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument(
+        "--tta-flip", action="store_true", help="also average with the horizontally flipped image"
+    )
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    overrides = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(TrainConfig)
+        if getattr(args, field.name) is not None
+    }
+    return PRESETS[args.preset].replace(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "audit":
+            from trainer.audit import run_audit
+
+            run_audit(args.data, args.out)
+            print(f"audit written to {args.out / 'audit.json'}")
+        elif args.command == "fit":
+            from trainer import data
+            from trainer.fit import fit
+
+            config = resolve_config(args)
+            fit(
+                args.data,
+                args.out,
+                config,
+                resume=args.resume,
+                cache_dir=args.cache_dir or data.DEFAULT_CACHE_DIR,
+            )
+        else:
+            from trainer.evaluate import evaluate_saved_model
+
+            evaluate_saved_model(
+                args.model,
+                args.data,
+                args.out or args.model.parent,
+                split=args.split,
+                tta_flip=args.tta_flip,
+            )
+    except (DatasetError, WeightsError, ValueError, FileNotFoundError) as exc:
+        print(f"ewaste-train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Training data: decode each image once with the app's preprocessing, cache the pixels, and
+build the tf.data pipelines (augmentation and MixUp/CutMix on training batches only)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from desktop.core.preprocessing import PREPROCESSING_CONTRACT, ImageLoadError, load_rgb
+from trainer.config import TrainConfig
+from trainer.dataset import Dataset
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("EWASTE_CACHE_DIR", "~/.cache/ewaste-sorter")).expanduser()
+
+
+@dataclass
+class SplitArrays:
+    images: np.ndarray  # (N, H, W, 3) uint8, exactly what load_rgb returns
+    labels: np.ndarray  # (N,) int32
+    paths: list[str]
+    failures: list[tuple[str, str]]  # (path, reason) of images that could not be decoded
+
+
+def load_split(
+    dataset: Dataset, split: str, image_size: int, cache_dir: Path | None
+) -> SplitArrays:
+    """Decode a split at `image_size`, reusing a cache keyed by the files and the contract."""
+    samples = dataset.splits[split].samples
+    key = _cache_key([str(s.path) for s in samples], image_size)
+    cache_file = cache_dir / f"{split}-{image_size}px-{key}.npz" if cache_dir else None
+    if cache_file and cache_file.is_file():
+        cached = np.load(cache_file, allow_pickle=False)
+        return SplitArrays(
+            images=cached["images"],
+            labels=cached["labels"],
+            paths=[str(p) for p in cached["paths"]],
+            failures=json.loads(str(cached["failures"])),
+        )
+
+    def decode(path: Path) -> np.ndarray | str:
+        try:
+            return load_rgb(path, (image_size, image_size))
+        except ImageLoadError as exc:
+            return exc.reason
+
+    # Pillow releases the GIL while decoding and resizing, so threads use both cores.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        decoded = list(pool.map(decode, [s.path for s in samples]))
+    images, labels, paths, failures = [], [], [], []
+    for sample, result in zip(samples, decoded, strict=True):
+        if isinstance(result, str):
+            failures.append((str(sample.path), result))
+            continue
+        images.append(result)
+        labels.append(sample.label)
+        paths.append(str(sample.path))
+    arrays = SplitArrays(
+        images=np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8),
+        labels=np.asarray(labels, dtype=np.int32),
+        paths=paths,
+        failures=failures,
+    )
+    if cache_file:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(".partial.npz")
+        np.savez(
+            partial,
+            images=arrays.images,
+            labels=arrays.labels,
+            paths=np.asarray(arrays.paths),
+            failures=json.dumps(arrays.failures),
+        )
+        os.replace(partial, cache_file)
+    return arrays
+
+
+def _cache_key(paths: list[str], image_size: int) -> str:
+    """Changes when any file, its size or mtime, the input size or the contract changes."""
+    digest = hashlib.sha256(json.dumps(PREPROCESSING_CONTRACT, sort_keys=True).encode())
+    digest.update(str(image_size).encode())
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def augmentation_layers(config: TrainConfig) -> keras.Sequential:
+    seed = config.seed
+    layers = [
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.1, fill_mode="nearest", seed=seed + 1),
+        keras.layers.RandomZoom(0.2, fill_mode="nearest", seed=seed + 2),
+    ]
+    if config.augment == "strong":
+        layers += [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 3),
+            keras.layers.RandomContrast(0.3, value_range=(0, 255), seed=seed + 4),
+            keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed + 5),
+        ]
+    elif config.augment != "basic":
+        raise ValueError(f"unknown augment setting {config.augment!r} (basic or strong)")
+    return keras.Sequential(layers, name="augmentation")
+
+
+def uses_soft_labels(config: TrainConfig) -> bool:
+    """MixUp/CutMix and label smoothing need one-hot targets; otherwise sparse labels."""
+    return config.mix_probability > 0 or config.label_smoothing > 0
+
+
+def training_pipeline(
+    arrays: SplitArrays, num_classes: int, config: TrainConfig
+) -> tf.data.Dataset:
+    augment = augmentation_layers(config)
+    soft = uses_soft_labels(config)
+
+    def prepare(images, labels):
+        images = augment(tf.cast(images, tf.float32), training=True)
+        images = tf.clip_by_value(images, 0.0, 255.0)
+        if not soft:
+            return images, labels
+        targets = tf.one_hot(labels, num_classes)
+        if config.mix_probability > 0:
+            images, targets = _mix_batch(images, targets, config.mix_probability)
+        return images, targets
+
+    return (
+        tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels))
+        .shuffle(len(arrays.labels), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size, drop_remainder=len(arrays.labels) >= config.batch_size)
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def evaluation_pipeline(
+    arrays: SplitArrays, num_classes: int, config: TrainConfig
+) -> tf.data.Dataset:
+    labels = arrays.labels
+    targets = tf.one_hot(labels, num_classes) if uses_soft_labels(config) else labels
+    return (
+        tf.data.Dataset.from_tensor_slices((tf.cast(arrays.images, tf.float32), targets))
+        .batch(config.batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _mix_batch(images: tf.Tensor, targets: tf.Tensor, probability: float):
+    """With `probability`, mix the batch with a shuffled copy of itself: MixUp or CutMix,
+    chosen at random (one mixing ratio per batch, as timm's batch mode does)."""
+    batch = tf.shape(images)[0]
+    order = tf.random.shuffle(tf.range(batch))
+    other_images = tf.gather(images, order)
+    other_targets = tf.gather(targets, order)
+
+    def mixup():
+        alpha = 0.2
+        a = tf.random.gamma([], alpha)
+        b = tf.random.gamma([], alpha)
+        lam = a / (a + b)
+        return lam * images + (1 - lam) * other_images, lam * targets + (1 - lam) * other_targets
+
+    def cutmix():
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        lam = tf.random.uniform([])
+        cut = tf.sqrt(1.0 - lam)
+        cut_h = tf.cast(tf.cast(height, tf.float32) * cut, tf.int32)
+        cut_w = tf.cast(tf.cast(width, tf.float32) * cut, tf.int32)
+        cy = tf.random.uniform([], 0, height, dtype=tf.int32)
+        cx = tf.random.uniform([], 0, width, dtype=tf.int32)
+        y0, y1 = tf.maximum(cy - cut_h // 2, 0), tf.minimum(cy + cut_h // 2, height)
+        x0, x1 = tf.maximum(cx - cut_w // 2, 0), tf.minimum(cx + cut_w // 2, width)
+        rows = tf.logical_and(tf.range(height) >= y0, tf.range(height) < y1)
+        cols = tf.logical_and(tf.range(width) >= x0, tf.range(width) < x1)
+        box = tf.cast(tf.logical_and(rows[:, None], cols[None, :]), tf.float32)[None, :, :, None]
+        mixed = images * (1 - box) + other_images * box
+        # The label weight is the area actually pasted, after clipping at the borders.
+        kept = 1.0 - tf.reduce_mean(box)
+        return mixed, kept * targets + (1 - kept) * other_targets
+
+    def mix():
+        return tf.cond(tf.random.uniform([]) < 0.5, mixup, cutmix)
+
+    return tf.cond(tf.random.uniform([]) < probability, mix, lambda: (images, targets))

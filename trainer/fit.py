@@ -1,0 +1,270 @@
+"""`ewaste-train fit`: audit, train with checkpoints (resumable), evaluate, write the report.
+
+Run directory:
+  run.json            resolved configuration, class names, data folder, weights + hash, versions
+  audit/              dataset audit (audit.json and pictures)
+  checkpoint.keras    model + optimizer state after the last finished epoch (for --resume)
+  state.json          epochs done, history so far, best monitored value
+  best.weights.h5     weights of the best epoch by the monitored metric
+  model.keras         the final model (best weights): what the converter exports
+  history.json, metrics.json, report.md and its pictures
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainer import data
+from trainer.config import TrainConfig
+from trainer.dataset import Dataset, load_dataset
+from trainer.model import build_model
+from trainer.weights import resolve_weights
+
+
+class RunState(keras.callbacks.Callback):
+    """Saves a resumable checkpoint each epoch, keeps the best weights, stops early.
+
+    Keras's EarlyStopping and ModelCheckpoint lose their counters when a run restarts;
+    this keeps everything a resumed run needs in state.json.
+    """
+
+    def __init__(self, run_dir: Path, config: TrainConfig, state: dict):
+        super().__init__()
+        self.run_dir = run_dir
+        self.config = config
+        self.state = state
+        self.epoch_started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        logs["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
+        logs["seconds"] = time.perf_counter() - self.epoch_started
+        history = self.state["history"]
+        for key, value in logs.items():
+            history.setdefault(key, []).append(float(value))
+        value = float(logs[self.config.monitor])
+        maximise = "acc" in self.config.monitor
+        best = self.state.get("best")
+        improved = best is None or (value > best if maximise else value < best)
+        if improved:
+            self.state.update(best=value, best_epoch=epoch + 1, wait=0)
+            _save_atomically(self.model.save_weights, self.run_dir / "best.weights.h5")
+        else:
+            self.state["wait"] = self.state.get("wait", 0) + 1
+        self.state["epochs_done"] = epoch + 1
+        _save_atomically(self.model.save, self.run_dir / "checkpoint.keras")
+        _write_json(self.run_dir / "state.json", self.state)
+        print(
+            f"epoch {epoch + 1}/{self.config.epochs}  "
+            + "  ".join(
+                f"{k} {logs[k]:.4f}"
+                for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+                if k in logs
+            )
+            + f"  lr {logs['learning_rate']:.2e}  {logs['seconds']:.0f}s"
+            + ("  *best*" if improved else ""),
+            flush=True,
+        )
+        if self.state["wait"] >= self.config.patience:
+            print(
+                f"early stop: {self.config.monitor} did not improve "
+                f"for {self.config.patience} epochs",
+                flush=True,
+            )
+            self.model.stop_training = True
+            self.state["stopped_early"] = True
+            _write_json(self.run_dir / "state.json", self.state)
+
+
+def fit(
+    data_dir: Path,
+    run_dir: Path,
+    config: TrainConfig,
+    resume: bool = False,
+    cache_dir: Path | None = data.DEFAULT_CACHE_DIR,
+) -> dict:
+    """Audit, train (or finish a resumed run), evaluate; returns the metrics it wrote."""
+    from trainer.audit import run_audit
+    from trainer.evaluate import evaluate_model
+
+    dataset = load_dataset(data_dir)
+    resolve_weights(config.weights)  # fail fast, before the audit's slow work
+    print(f"auditing {data_dir} ...", flush=True)
+    audit = run_audit(data_dir, run_dir / "audit")
+    model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
+    print("evaluating on the test split ...", flush=True)
+    metrics = evaluate_model(
+        model,
+        dataset,
+        split="test",
+        image_size=(config.image_size, config.image_size),
+        run_dir=run_dir,
+        audit=audit,
+        history=history,
+    )
+    test = metrics["test"]
+    print(
+        f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
+        f"report: {run_dir / 'report.md'}",
+        flush=True,
+    )
+    return metrics
+
+
+def train(
+    dataset: Dataset,
+    run_dir: Path,
+    config: TrainConfig,
+    resume: bool = False,
+    cache_dir: Path | None = data.DEFAULT_CACHE_DIR,
+) -> tuple[keras.Model, dict]:
+    """Train, checkpointing every epoch; with `resume`, continue an interrupted run.
+
+    Returns the model with the best epoch's weights (also saved as model.keras) and the
+    history of every epoch, across restarts.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    weights = resolve_weights(config.weights)
+    state_file = run_dir / "state.json"
+    resuming = resume and state_file.is_file() and (run_dir / "checkpoint.keras").is_file()
+    if resume and not resuming:
+        print(f"nothing to resume in {run_dir}; starting a new run", flush=True)
+    if resuming:
+        recorded = json.loads((run_dir / "run.json").read_text())["config"]
+        if recorded != config.to_dict():
+            raise ValueError(
+                f"{run_dir} was started with a different configuration; "
+                "resume with the same flags or use a new --out"
+            )
+    else:
+        _write_json(
+            run_dir / "run.json",
+            {
+                "class_names": list(dataset.class_names),
+                "image_size": [config.image_size, config.image_size],
+                "data_dir": str(Path(dataset.root).resolve()),
+                "config": config.to_dict(),
+                "weights": weights.to_dict(),
+                "versions": library_versions(),
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join(sys.argv),
+            },
+        )
+    keras.utils.set_random_seed(config.seed)
+
+    started = time.perf_counter()
+    train_arrays = data.load_split(dataset, "train", config.image_size, cache_dir)
+    val_arrays = data.load_split(dataset, "val", config.image_size, cache_dir)
+    unreadable = len(train_arrays.failures) + len(val_arrays.failures)
+    print(
+        f"decoded train {len(train_arrays.labels)} / val {len(val_arrays.labels)} images "
+        f"({unreadable} unreadable, excluded) in {time.perf_counter() - started:.1f}s",
+        flush=True,
+    )
+    num_classes = len(dataset.class_names)
+    train_ds = data.training_pipeline(train_arrays, num_classes, config)
+    val_ds = data.evaluation_pipeline(val_arrays, num_classes, config)
+
+    if resuming:
+        state = json.loads(state_file.read_text())
+        model = keras.saving.load_model(run_dir / "checkpoint.keras")
+        print(f"resuming after epoch {state['epochs_done']}", flush=True)
+    else:
+        state = {"epochs_done": 0, "history": {}, "best": None, "wait": 0}
+        model = build_model(config, num_classes, weights)
+        # Training batches drop the remainder, so an epoch is N // batch steps (at least 1).
+        steps_per_epoch = max(1, len(train_arrays.labels) // config.batch_size)
+        compile_model(model, config, steps_per_epoch)
+
+    if state["epochs_done"] < config.epochs and not state.get("stopped_early"):
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            initial_epoch=state["epochs_done"],
+            callbacks=[RunState(run_dir, config, state)],
+            verbose=0,  # RunState prints one line per epoch, readable in a log file too
+        )
+    if (run_dir / "best.weights.h5").is_file():
+        model.load_weights(run_dir / "best.weights.h5")
+        print(
+            f"restored the best weights (epoch {state.get('best_epoch')}, "
+            f"{config.monitor} {state.get('best'):.4f})",
+            flush=True,
+        )
+    model.save(run_dir / "model.keras")
+    history = state["history"]
+    _write_json(run_dir / "history.json", history)
+    state["train_seconds"] = round(sum(history.get("seconds", [])), 1)
+    _write_json(state_file, state)
+    return model, history
+
+
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
+    total_steps = max(1, config.epochs * steps_per_epoch)
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    if config.schedule == "cosine":
+        # Warm up linearly from lr/100 to lr, then cosine-decay to zero by the last epoch.
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate / 100,
+            decay_steps=max(1, total_steps - warmup_steps),
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup_steps,
+        )
+    elif config.schedule == "constant":
+        learning_rate = config.learning_rate
+    else:
+        raise ValueError(f"unknown schedule {config.schedule!r} (constant or cosine)")
+    if config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(learning_rate)
+    elif config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r} (adam or adamw)")
+    if data.uses_soft_labels(config):
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def library_versions() -> dict[str, str]:
+    import PIL
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "platform": platform.platform(),
+        "cpu_count": str(os.cpu_count()),
+    }
+
+
+def _save_atomically(save, path: Path) -> None:
+    """Save through a temporary name, so a run killed mid-save keeps its last good file."""
+    partial = path.with_name("partial-" + path.name)  # keeps the suffix Keras checks
+    save(partial)
+    os.replace(partial, path)
+
+
+def _write_json(path: Path, value) -> None:
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps(value, indent=2, ensure_ascii=False))
+    os.replace(partial, path)
