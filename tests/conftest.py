@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fixtures_images import (
     restore_permissions,
     write_bad_inputs,

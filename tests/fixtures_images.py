@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
 
 RGB = tuple[int, int, int]

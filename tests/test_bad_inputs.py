@@ -9,6 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from desktop.core.discovery import Collection, collect_images
+from desktop.core.engine import Engine
+from desktop.core.preprocessing import load_model_input
 from fixtures_images import (
     BAD_INPUTS,
     EMPTY_FOLDER,
@@ -21,10 +25,6 @@ from fixtures_images import (
     write_solid,
 )
 from tiny_model import CLASS_NAMES
-
-from desktop.core.discovery import Collection, collect_images
-from desktop.core.engine import Engine
-from desktop.core.preprocessing import load_model_input
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from synthetic_dataset import make_dataset
 
 from desktop.core.preprocessing import load_model_input
+from synthetic_dataset import make_dataset
 
 CLASSES = ("Battery", "PCB", "Washing Machine")
 SIZE = 32

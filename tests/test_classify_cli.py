@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_images import AMBIGUOUS_SAMPLE, BAD_INPUTS, NON_IMAGE_FILES
-from tiny_model import CLASS_NAMES
 
 from desktop.core.cli import main
 from desktop.core.discovery import collect_images
 from desktop.core.engine import Engine
 from desktop.core.preprocessing import load_model_input
+from fixtures_images import AMBIGUOUS_SAMPLE, BAD_INPUTS, NON_IMAGE_FILES
+from tiny_model import CLASS_NAMES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ewaste-classify")
 FORBIDDEN = ["tensorflow", "keras", "tf2onnx", "trainer", "converter", "PySide6"]

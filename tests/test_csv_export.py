@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_model import CLASS_NAMES
 
 from desktop.core.csv_export import write_results_csv
 from desktop.core.engine import Engine
 from desktop.core.results import Prediction
+from tiny_model import CLASS_NAMES
 
 HEADER = [
     "path",

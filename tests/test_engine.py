@@ -9,6 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from desktop.core.assets import default_model_path
+from desktop.core.engine import Engine, Prediction
+from desktop.core.model_info import ModelError
+from desktop.core.preprocessing import load_model_input
+from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, count_statuses, status_of
 from fixtures_images import AMBIGUOUS_SAMPLE, SAMPLE_EXPECTED_CLASS
 from tiny_model import (
     CLASS_NAMES,
@@ -17,12 +23,6 @@ from tiny_model import (
     expected_probabilities,
     tiny_metadata,
 )
-
-from desktop.core.assets import default_model_path
-from desktop.core.engine import Engine, Prediction
-from desktop.core.model_info import ModelError
-from desktop.core.preprocessing import load_model_input
-from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, count_statuses, status_of
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from desktop.core.preprocessing import (
+    ImageLoadError,
+    is_supported_image,
+    load_model_input,
+    load_rgb,
+)
 from fixtures_images import (
     UNREADABLE_FILE,
     permissions_enforced,
@@ -20,13 +27,6 @@ from fixtures_images import (
     write_rgba_png,
     write_solid,
     write_truncated_jpeg,
-)
-
-from desktop.core.preprocessing import (
-    ImageLoadError,
-    is_supported_image,
-    load_model_input,
-    load_rgb,
 )
 
 SIZE = (32, 32)

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from synthetic_dataset import make_dataset
 
+from synthetic_dataset import make_dataset
 from trainer import weights as weights_module
 from trainer.cli import main
 from trainer.dataset import load_dataset
