@@ -7,9 +7,21 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from trainer.audit import AuditError
 from trainer.config import PRESETS, TrainConfig
 from trainer.dataset import DatasetError
+from trainer.evaluate import EvaluationError
 from trainer.weights import WeightsError
+
+# Failures a user can fix from the message alone; anything else keeps its traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    AuditError,
+    DatasetError,
+    EvaluationError,
+    WeightsError,
+    ValueError,
+    FileNotFoundError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 split=args.split,
                 tta_flip=args.tta_flip,
             )
-    except (DatasetError, WeightsError, ValueError, FileNotFoundError) as exc:
+    except USER_ERRORS as exc:
         print(f"ewaste-train: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,185 @@
+"""The dataset audit: counts, unreadable files and duplicates on a generated dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from synthetic_dataset import make_dataset
+from trainer.audit import (
+    AUDIT_FILE,
+    DEFAULT_HASH_DISTANCE,
+    AuditError,
+    load_audit,
+    phash,
+    run_audit,
+    test_paths_without_duplicates,
+    unreadable_paths,
+)
+from trainer.dataset import DatasetError
+
+PER_SPLIT = {"train": 5, "val": 2, "test": 3}
+CLASSES = ("alpha", "beta", "gamma")
+
+
+@pytest.fixture
+def clean(tmp_path: Path) -> Path:
+    return make_dataset(tmp_path / "data", CLASSES, PER_SPLIT, 48)
+
+
+def _near_copy(source: Path, target: Path) -> None:
+    """Same picture, different file: brighter and re-encoded at a lower JPEG quality."""
+    with Image.open(source) as image:
+        ImageEnhance.Brightness(image.convert("RGB")).enhance(1.08).save(target, quality=60)
+
+
+@pytest.fixture
+def planted(clean: Path) -> Path:
+    """The clean dataset plus one of each problem the audit must find."""
+    shutil.copy(clean / "train/alpha/alpha_0.jpg", clean / "train/alpha/alpha_copy.jpg")
+    shutil.copy(clean / "train/beta/beta_1.jpg", clean / "test/beta/beta_leak.jpg")
+    shutil.copy(clean / "train/gamma/gamma_2.jpg", clean / "train/alpha/mislabelled.jpg")
+    _near_copy(clean / "test/gamma/gamma_0.jpg", clean / "train/gamma/gamma_near.jpg")
+    data = (clean / "val/alpha/alpha_0.jpg").read_bytes()
+    (clean / "val/alpha/truncated.jpg").write_bytes(data[: len(data) // 2])
+    (clean / "val/beta/empty.png").write_bytes(b"")
+    (clean / "test/gamma/garbage.jpg").write_bytes(b"this is not a JPEG at all")
+    (clean / "train/alpha/notes.txt").write_text("labelling notes")
+    return clean
+
+
+def _groups_with(audit: dict, kind: str, path: str) -> list[dict]:
+    return [g for g in audit[kind] if path in {m["path"] for m in g["members"]}]
+
+
+def test_clean_dataset_counts_and_no_false_duplicates(clean: Path, tmp_path: Path) -> None:
+    audit = run_audit(clean, tmp_path / "audit")
+
+    assert audit["counts"] == {split: dict.fromkeys(CLASSES, n) for split, n in PER_SPLIT.items()}
+    assert audit["totals"] == {split: 3 * n for split, n in PER_SPLIT.items()}
+    assert audit["images"]["formats"] == {"JPEG": 30}
+    assert audit["images"]["modes"] == {"RGB": 30}
+    assert audit["images"]["most_common_sizes"] == {"48x48": 30}
+    assert audit["unreadable"]["count"] == 0
+    assert audit["non_image_files"]["count"] == 0
+    assert audit["exact_duplicates"] == [] and audit["near_duplicates"] == []
+    assert audit["summary"]["any"]["groups"] == 0
+    assert test_paths_without_duplicates(audit) == set(audit["usable_images"]["test"])
+    assert len(test_paths_without_duplicates(audit)) == 9
+
+
+def test_audit_states_its_hash_and_threshold(clean: Path, tmp_path: Path) -> None:
+    audit = run_audit(clean, tmp_path / "audit", hash_distance=12)
+    hashing = audit["hashing"]
+    assert "SHA-256" in hashing["exact"]
+    assert "pHash" in hashing["near"]
+    assert hashing["near_threshold"] == 12
+    assert hashing["near_threshold_of_bits"] == 256
+    default = run_audit(clean, tmp_path / "a2", pictures=False)["hashing"]["near_threshold"]
+    assert default == DEFAULT_HASH_DISTANCE
+
+
+def test_planted_problems_are_found(planted: Path, tmp_path: Path) -> None:
+    out = tmp_path / "audit"
+    audit = run_audit(planted, out)
+
+    # Exact duplicate within a split.
+    [group] = _groups_with(audit, "exact_duplicates", "train/alpha/alpha_copy.jpg")
+    assert {m["path"] for m in group["members"]} == {
+        "train/alpha/alpha_0.jpg",
+        "train/alpha/alpha_copy.jpg",
+    }
+    assert not group["cross_split"] and not group["conflicting_labels"]
+
+    # Exact duplicate across splits, leaking a training image into test.
+    [group] = _groups_with(audit, "exact_duplicates", "test/beta/beta_leak.jpg")
+    assert group["cross_split"] and group["splits"] == ["train", "test"]
+
+    # The same file filed under two classes.
+    [group] = _groups_with(audit, "exact_duplicates", "train/alpha/mislabelled.jpg")
+    assert group["conflicting_labels"] and group["labels"] == ["alpha", "gamma"]
+    assert {m["label"] for m in group["members"]} == {"alpha", "gamma"}
+
+    # A re-encoded, brightened copy is a near duplicate (not exact), across splits.
+    [group] = _groups_with(audit, "near_duplicates", "train/gamma/gamma_near.jpg")
+    assert {m["path"] for m in group["members"]} == {
+        "test/gamma/gamma_0.jpg",
+        "train/gamma/gamma_near.jpg",
+    }
+    assert group["cross_split"] and group["max_distance"] <= DEFAULT_HASH_DISTANCE
+    assert not _groups_with(audit, "exact_duplicates", "train/gamma/gamma_near.jpg")
+
+    summary = audit["summary"]
+    assert summary["exact"]["groups"] == 3
+    assert summary["exact"]["cross_split_groups"] == 1
+    assert summary["exact"]["conflicting_label_groups"] == 1
+    assert summary["near"]["groups"] == 1
+    assert summary["any"]["groups"] == 4
+    assert summary["test_images_with_train_val_duplicate"] == 2
+
+    # Unreadable files are listed with a reason and left out of everything else.
+    reasons = {u["path"]: u["reason"] for u in audit["unreadable"]["files"]}
+    assert set(reasons) == {
+        "val/alpha/truncated.jpg",
+        "val/beta/empty.png",
+        "test/gamma/garbage.jpg",
+    }
+    assert "truncated" in reasons["val/alpha/truncated.jpg"]
+    assert "empty" in reasons["val/beta/empty.png"]
+    assert unreadable_paths(audit) == set(reasons)
+    usable = {p for paths in audit["usable_images"].values() for p in paths}
+    assert not usable & set(reasons)
+    assert audit["counts"]["val"] == {"alpha": 2, "beta": 2, "gamma": 2}
+    assert audit["counts"]["train"] == {"alpha": 7, "beta": 5, "gamma": 6}
+
+    assert audit["non_image_files"] == {"count": 1, "paths": ["train/alpha/notes.txt"]}
+
+    # Evaluation keeps only test images without a train/val duplicate.
+    clean_test = test_paths_without_duplicates(audit)
+    assert "test/beta/beta_leak.jpg" not in clean_test
+    assert "test/gamma/gamma_0.jpg" not in clean_test
+    assert "test/gamma/garbage.jpg" not in clean_test
+    assert len(clean_test) == len(audit["usable_images"]["test"]) - 2 == 8
+
+    # Everything lands on disk, the JSON exactly as returned.
+    assert load_audit(out) == json.loads((out / AUDIT_FILE).read_text()) == audit
+    for name in audit["pictures"].values():
+        assert (out / name).stat().st_size > 0
+    assert set(audit["pictures"]) >= {"class_distribution", "samples_per_class", "duplicate_pairs"}
+
+
+def test_threshold_zero_keeps_exact_but_drops_near(planted: Path, tmp_path: Path) -> None:
+    audit = run_audit(planted, tmp_path / "audit", hash_distance=0, pictures=False)
+    assert audit["summary"]["exact"]["groups"] == 3
+    assert audit["near_duplicates"] == []
+    assert audit["pictures"] == {}
+
+
+def test_bad_arguments_raise(clean: Path, tmp_path: Path) -> None:
+    with pytest.raises(AuditError):
+        run_audit(clean, tmp_path / "audit", hash_distance=300)
+    with pytest.raises(DatasetError):
+        run_audit(tmp_path / "nowhere", tmp_path / "audit")
+    with pytest.raises(AuditError):
+        test_paths_without_duplicates({"not": "an audit"})
+
+
+def test_phash_is_stable_under_small_changes_only() -> None:
+    rng = np.random.default_rng(3)
+
+    def texture() -> np.ndarray:
+        cells = rng.integers(30, 220, (16, 16, 3), dtype=np.uint8)  # no clipping when brightened
+        return np.asarray(Image.fromarray(cells).resize((64, 64), Image.Resampling.BILINEAR))
+
+    pixels = texture()
+    h = phash(pixels)
+    assert h.shape == (256,) and h.dtype == bool
+    assert (h != phash(pixels + np.uint8(12))).sum() <= 16
+    assert (h != phash(texture())).sum() > 64
+    with pytest.raises(ValueError):
+        phash(np.zeros((32, 32, 3), dtype=np.uint8))
