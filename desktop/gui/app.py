@@ -1,0 +1,113 @@
+"""`ewaste-app [--model PATH] [--threads N] [--batch-size N] [PATH...]`: the station window.
+
+PATHs (files or folders) are classified as soon as the model is ready, like "Open with".
+
+A model that cannot be loaded does not end the program: the window opens with the reason
+in the status bar and in the drop area, and File > Open model… loads another one; PATHs
+given on the command line wait and run then. At a sorting station the app is started from
+a desktop shortcut, not a terminal: a dialog followed by an exit would leave the worker
+with nothing to fix the problem with, and no window to report it from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from desktop.gui.main_window import APP_TITLE, MainWindow
+from desktop.gui.settings import APPLICATION, ORGANIZATION, AppSettings
+from desktop.gui.worker import DEFAULT_BATCH_SIZE
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    model: str | None = None  # None: the model shipped with the app
+    threads: int | None = None  # None: ONNX Runtime's default (physical cores)
+    batch_size: int = DEFAULT_BATCH_SIZE
+    paths: tuple[str, ...] = ()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ewaste-app",
+        description="E-Waste Sorter: classify photos of e-waste items. Drop images or "
+        "folders on the window, or pass them here to start at once.",
+    )
+    parser.add_argument("--model", metavar="PATH", help="ONNX model (default: the shipped one)")
+    parser.add_argument(
+        "--threads", type=_positive_int, metavar="N", help="inference threads (default: auto)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"images per inference batch (default: {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> AppOptions:
+    args = build_parser().parse_args(argv)
+    return AppOptions(
+        model=args.model,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        paths=tuple(args.paths),
+    )
+
+
+def create_window(options: AppOptions, settings: AppSettings | None = None) -> MainWindow:
+    """Build the window, start loading the model and queue the command-line paths."""
+    window = MainWindow(
+        settings or AppSettings(), batch_size=options.batch_size, threads=options.threads
+    )
+    window.load_model(options.model)
+    if options.paths:
+        window.add_paths(list(options.paths))
+    return window
+
+
+def _application() -> QApplication:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication([sys.argv[0] if sys.argv else "ewaste-app"])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName(APP_TITLE)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)  # before Qt: --help and usage errors need no display
+    app = _application()
+    window = create_window(options)
+    window.show()
+    # Ctrl+C in the terminal closes the window properly (saving settings, stopping
+    # workers); the timer gives Python a moment to run its signal handler.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    heartbeat = QTimer(window)
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(250)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Run one short function on a pool thread and get its result back in the GUI thread.
+
+Used for work that is not a classification run but must not block painting: loading a
+model (ONNX Runtime session creation and a warm-up run) and writing a CSV (ends in fsync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
+
+class BackgroundCall(QObject):
+    """Calls `function()` on the global pool; emits `succeeded(result)` or `failed(exc)`.
+
+    Created in the GUI thread, so both signals arrive there (queued). Deliberately without
+    a Qt parent: the running job holds a Python reference, so the object cannot be deleted
+    under the pool thread while it emits, even if the window that asked is closed and
+    deleted meanwhile (Qt then drops the connections to it; nothing is delivered).
+    """
+
+    succeeded = Signal(object)
+    failed = Signal(object)  # the exception
+
+    def __init__(self, function: Callable[[], Any]) -> None:
+        super().__init__()
+        self._function = function
+        self.done = False
+        self.succeeded.connect(self._mark_done)
+        self.failed.connect(self._mark_done)
+
+    def start(self) -> BackgroundCall:
+        QThreadPool.globalInstance().start(self._run)
+        return self
+
+    def _run(self) -> None:
+        try:
+            result = self._function()
+        except Exception as exc:  # noqa: BLE001 - handed to the GUI, which reports it
+            self.failed.emit(exc)
+        else:
+            self.succeeded.emit(result)
+
+    def _mark_done(self, _value: object) -> None:
+        self.done = True

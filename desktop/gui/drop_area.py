@@ -1,0 +1,109 @@
+"""The window's central area: accepts dropped files and folders, shows an empty state.
+
+Drops work anywhere over the results too (the table does not accept drops itself, so Qt
+hands them to this parent). Only local files count; a drop of web links is refused at
+drag-enter, so the cursor shows "no" instead of accepting and then doing nothing.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QFrame, QLabel, QStackedLayout, QVBoxLayout, QWidget
+
+SUPPORTED_TEXT = "JPEG, PNG, BMP, WebP, TIFF and GIF · folders are searched recursively"
+
+
+def local_paths(mime: QMimeData) -> list[str]:
+    """The local file and folder paths carried by a drag (empty: nothing we can use)."""
+    if not mime.hasUrls():
+        return []
+    return [url.toLocalFile() for url in mime.urls() if url.isLocalFile() and url.toLocalFile()]
+
+
+class EmptyState(QFrame):
+    """What the user sees before the first result: how to start, or why they cannot."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("emptyState")
+        self.headline = QLabel("Drop images or folders here")
+        self.headline.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = self.headline.font()
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setBold(True)
+        self.headline.setFont(font)
+        self.details = QLabel(f"{SUPPORTED_TEXT}\nor use File › Open images… / Open folder…")
+        self.details.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.problem = QLabel()
+        self.problem.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.problem.setWordWrap(True)
+        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem.setStyleSheet("color: #be1e1e;")
+        self.problem.hide()
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(self.headline)
+        layout.addWidget(self.details)
+        layout.addSpacing(12)
+        layout.addWidget(self.problem)
+        layout.addStretch(1)
+        self.set_highlight(False)
+
+    def set_problem(self, text: str | None) -> None:
+        """Show a blocking problem (the model did not load) under the instructions."""
+        self.problem.setText(text or "")
+        self.problem.setVisible(bool(text))
+
+    def set_highlight(self, on: bool) -> None:
+        color = "#4a80c4" if on else "#9a9a9a"
+        self.setStyleSheet(
+            f"#emptyState {{ border: 2px dashed {color}; border-radius: 12px; margin: 24px; }}"
+        )
+
+
+class DropArea(QWidget):
+    """Stacks the empty state over the results page and turns drops into `paths_dropped`."""
+
+    paths_dropped = Signal(list)  # list[str], files and folders as dropped
+
+    def __init__(self, results_page: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.empty_state = EmptyState()
+        self.results_page = results_page
+        self._stack = QStackedLayout(self)
+        self._stack.addWidget(self.empty_state)
+        self._stack.addWidget(results_page)
+
+    def show_results(self, on: bool) -> None:
+        self._stack.setCurrentWidget(self.results_page if on else self.empty_state)
+
+    @property
+    def showing_results(self) -> bool:
+        return self._stack.currentWidget() is self.results_page
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+            self.empty_state.set_highlight(True)
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, event: object) -> None:
+        self.empty_state.set_highlight(False)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self.empty_state.set_highlight(False)
+        paths = local_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.paths_dropped.emit(paths)

@@ -1,0 +1,234 @@
+"""The preview pane: the selected image, its prediction and the probability chart.
+
+The image is decoded off the GUI thread, at preview size (JPEG draft mode decodes a phone
+photo at 1/8 scale), and only the latest request is kept, so holding the arrow key down in
+the table never queues up decodes or stalls the window.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections.abc import Sequence
+
+from PIL import Image, ImageOps
+from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QImage, QPainter, QPalette
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from desktop.core.preprocessing import MAX_PIXELS
+from desktop.gui.probability_chart import ProbabilityChart
+from desktop.gui.results_model import STATUS_ERROR, STATUS_LABELS, ResultRow
+
+PREVIEW_MAX_SIDE = 1024
+
+_pool: QThreadPool | None = None
+
+
+def _preview_pool() -> QThreadPool:
+    # One thread: previews are decoded in request order and never compete with each other.
+    global _pool
+    if _pool is None:
+        _pool = QThreadPool()
+        _pool.setMaxThreadCount(1)
+    return _pool
+
+
+def load_preview_image(path: str, max_side: int = PREVIEW_MAX_SIDE) -> QImage:
+    """Decode `path` for display, at most `max_side` pixels on a side. Raises on failure."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ValueError(f"image too large to preview ({image.width}x{image.height})")
+            if image.format == "JPEG":
+                image.draft("RGB", (max_side, max_side))
+            image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+            rgba = ImageOps.exif_transpose(image).convert("RGBA")
+    data = rgba.tobytes()
+    qimage = QImage(data, rgba.width, rgba.height, 4 * rgba.width, QImage.Format.Format_RGBA8888)
+    return qimage.copy()  # own the pixels: `data` goes away with this function
+
+
+class _Bridge(QObject):
+    """Carries one decoded image from the pool thread back to the GUI thread.
+
+    One per request and without a Qt parent: the job holds the only lasting reference, so
+    the object lives exactly as long as the job may emit, whatever happens to the widget
+    (a closed widget's connections are dropped by Qt, and the result with them).
+    """
+
+    loaded = Signal(int, QImage, str)  # request id, image (null on failure), error text
+
+
+class ImageView(QWidget):
+    """Paints one image scaled to fit, keeping its aspect ratio; a hint when empty."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image = QImage()
+        self._placeholder = "Select a row to see the image"
+        self._request = 0  # id of the latest request
+        self._shown = 0  # id of the request on screen
+        self._latest = [0]  # the latest request id, as seen by pool jobs
+        self.setMinimumSize(160, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    @property
+    def image(self) -> QImage:
+        return self._image
+
+    @property
+    def pending(self) -> bool:
+        """True while a requested image is still being decoded."""
+        return self._request != self._shown
+
+    def show_path(
+        self, path: str | None, placeholder: str = "Select a row to see the image"
+    ) -> None:
+        """Start decoding `path` in the background (None: clear, showing `placeholder`)."""
+        self._request += 1
+        request = self._request
+        self._latest[0] = request  # tells a queued job of the previous request to skip
+        if path is None:
+            self._shown = request
+            self._set(QImage(), placeholder)
+            return
+        bridge = _Bridge()
+        bridge.loaded.connect(self._on_loaded)
+        latest = self._latest  # a plain list: safe to read from the job, widget or not
+
+        def job() -> None:
+            if latest[0] != request:  # superseded while waiting: skip the decode
+                return
+            try:
+                image, error = load_preview_image(path), ""
+            except Exception as exc:  # noqa: BLE001 - any failure is shown, never raised
+                image, error = QImage(), f"Cannot show this image: {exc}"
+            bridge.loaded.emit(request, image, error)
+
+        _preview_pool().start(job)
+
+    def _on_loaded(self, request: int, image: QImage, error: str) -> None:
+        if request != self._request:
+            return
+        self._shown = request
+        self._set(image, error)
+
+    def _set(self, image: QImage, placeholder: str) -> None:
+        self._image = image
+        self._placeholder = placeholder
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, 300)
+
+    def paintEvent(self, _event: object) -> None:
+        painter = QPainter(self)
+        if self._image.isNull():
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(
+                self.rect(),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self._placeholder,
+            )
+            return
+        size = self._image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        if size.width() > self._image.width():  # do not blow small images up past 2x
+            size = self._image.size().scaled(
+                min(self.width(), 2 * self._image.width()),
+                min(self.height(), 2 * self._image.height()),
+                Qt.AspectRatioMode.KeepAspectRatio,
+            )
+        x = (self.width() - size.width()) / 2
+        y = (self.height() - size.height()) / 2
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(QRectF(x, y, size.width(), size.height()), self._image)
+
+
+class PreviewPanel(QWidget):
+    """Right-hand pane: file name, verdict, image and probability chart of one result."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._class_names: tuple[str, ...] = ()
+        self._threshold = 0.0
+        self._row: ResultRow | None = None
+
+        self.title = QLabel()
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setWordWrap(True)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextFormat(Qt.TextFormat.RichText)
+        self.image_view = ImageView()
+        self.chart = ProbabilityChart()
+        self.legend = QLabel()
+        self.legend.setStyleSheet("color: palette(placeholder-text);")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.title)
+        layout.addWidget(self.verdict)
+        layout.addWidget(self.image_view, stretch=1)
+        layout.addWidget(self.chart)
+        layout.addWidget(self.legend)
+        self.show_result(None)
+
+    @property
+    def row(self) -> ResultRow | None:
+        return self._row
+
+    def set_class_names(self, class_names: Sequence[str]) -> None:
+        self._class_names = tuple(class_names)
+        self.show_result(None)
+
+    def set_threshold(self, threshold: float) -> None:
+        self._threshold = threshold
+        self.show_result(self._row)
+
+    def show_result(self, row: ResultRow | None) -> None:
+        """Show `row` (None: the empty state)."""
+        changed_image = (
+            row is None or self._row is None or row.prediction is not self._row.prediction
+        )
+        self._row = row
+        self.legend.setVisible(row is not None and row.status != STATUS_ERROR)
+        self.legend.setText(f"Dashed line: review threshold ({self._threshold * 100:.0f} %)")
+        if row is None:
+            self.title.setText("<b>No image selected</b>")
+            self.verdict.setText("Select a result to see the image and all class probabilities.")
+            self.chart.set_probabilities((), None)
+            self.image_view.show_path(None)
+            return
+        self.title.setText(
+            f"<b>{html.escape(row.name)}</b><br>"
+            f"<span style='color:gray'>{html.escape(row.folder)}</span>"
+        )
+        self.title.setToolTip(row.prediction.path)
+        if row.status == STATUS_ERROR:
+            self.verdict.setText(
+                f"<span style='color:#be1e1e'><b>Error:</b> {html.escape(row.error)}</span>"
+            )
+            self.chart.set_probabilities((), None)
+        else:
+            name = self._class_names[row.top_index] if row.top_index is not None else "?"
+            color = "#1b7a3d" if row.status == "ok" else "#b06000"
+            self.verdict.setText(
+                f"<b style='font-size:large'>{html.escape(name)}</b> &nbsp;"
+                f"{row.confidence * 100:.1f} % &nbsp;"
+                f"<span style='color:{color}'>{STATUS_LABELS[row.status]}</span>"
+            )
+            self.chart.set_probabilities(
+                self._class_names,
+                row.prediction.probabilities,
+                highlight=row.top_index,
+                threshold=self._threshold,
+            )
+        if not changed_image:
+            return
+        if row.status == STATUS_ERROR:
+            # Nothing readable to show; the verdict above already says why.
+            self.image_view.show_path(None, "No preview: the file could not be read")
+        else:
+            self.image_view.show_path(row.prediction.path)

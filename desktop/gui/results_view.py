@@ -1,0 +1,161 @@
+"""The results table view: sortable, uniform rows, per-class probability columns hideable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPoint,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
+
+from desktop.gui.results_model import (
+    COL_CLASS,
+    COL_CONFIDENCE,
+    COL_FILE,
+    COL_FOLDER,
+    COL_STATUS,
+    COL_TOP3,
+    FIRST_PROB_COLUMN,
+    ROW_ROLE,
+    ResultRow,
+    ResultsFilterProxy,
+    ResultsModel,
+)
+
+# Sized so the six fixed columns fit a 1366-pixel-wide screen beside the preview pane.
+_INITIAL_WIDTHS = {
+    COL_FILE: 160,
+    COL_FOLDER: 140,
+    COL_CLASS: 120,
+    COL_CONFIDENCE: 85,
+    COL_TOP3: 320,
+    COL_STATUS: 115,
+}
+_PROB_WIDTH = 82
+
+
+class ResultsView(QTableView):
+    """Shows the proxy; reports the current row and which class columns are hidden."""
+
+    current_row_changed = Signal(object)  # ResultRow | None
+    hidden_classes_changed = Signal(object)  # set[str]
+
+    def __init__(self, proxy: ResultsFilterProxy, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._proxy = proxy
+        self._hidden: set[str] = set()
+        self.setModel(proxy)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        # Middle elision keeps both ends of folders ("/data/…/batch 7") and file names
+        # ("IMG_20…_0413.jpg"). One mode for all columns: a per-column Python delegate costs
+        # more per repaint than all of data().
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+
+        # Uniform row heights: the view never measures a row, so thousands stay smooth.
+        rows = self.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        rows.hide()
+
+        header = self.horizontalHeader()
+        header.setSectionsMovable(True)
+        header.setHighlightSections(False)
+        header.setStretchLastSection(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._show_header_menu)
+        # Arrival order until the user clicks a header; a third click returns to it.
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        header.setSortIndicatorClearable(True)
+        self.setSortingEnabled(True)
+
+        self.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+        proxy.modelReset.connect(self._apply_columns)
+        self._apply_columns()
+
+    # -- columns ------------------------------------------------------------------------------
+    @property
+    def results_model(self) -> ResultsModel:
+        model = self._proxy.sourceModel()
+        assert isinstance(model, ResultsModel)  # the window always builds it this way
+        return model
+
+    @property
+    def hidden_classes(self) -> set[str]:
+        return set(self._hidden)
+
+    def set_hidden_classes(self, names: Iterable[str]) -> None:
+        """Hide the probability columns of these classes (unknown names are remembered)."""
+        names = set(names)
+        if names != self._hidden:
+            self._hidden = names
+            self._apply_columns()
+            self.hidden_classes_changed.emit(set(self._hidden))
+
+    def set_class_visible(self, name: str, visible: bool) -> None:
+        hidden = set(self._hidden)
+        if visible:
+            hidden.discard(name)
+        else:
+            hidden.add(name)
+        self.set_hidden_classes(hidden)
+
+    def _apply_columns(self) -> None:
+        for column, width in _INITIAL_WIDTHS.items():
+            self.setColumnWidth(column, width)
+        for i, name in enumerate(self.results_model.class_names):
+            column = FIRST_PROB_COLUMN + i
+            self.setColumnWidth(column, _PROB_WIDTH)
+            self.setColumnHidden(column, name in self._hidden)
+
+    def populate_columns_menu(self, menu: QMenu) -> None:
+        """Fill `menu` with one checkable action per class column (View menu, header menu)."""
+        menu.clear()
+        names = self.results_model.class_names
+        show_all = menu.addAction("Show all probabilities")
+        show_all.triggered.connect(lambda: self.set_hidden_classes(set()))
+        hide_all = menu.addAction("Hide all probabilities")
+        hide_all.triggered.connect(lambda: self.set_hidden_classes(set(names)))
+        menu.addSeparator()
+        for name in names:
+            action = QAction(name, menu)
+            action.setCheckable(True)
+            action.setChecked(name not in self._hidden)
+            action.toggled.connect(lambda on, n=name: self.set_class_visible(n, on))
+            menu.addAction(action)
+
+    def _show_header_menu(self, pos: QPoint) -> None:
+        menu = QMenu(self)
+        menu.setTitle("Probability columns")
+        self.populate_columns_menu(menu)
+        menu.exec(self.horizontalHeader().mapToGlobal(pos))
+
+    # -- selection ----------------------------------------------------------------------------
+    def current_result(self) -> ResultRow | None:
+        index = self.currentIndex()
+        row = index.data(ROW_ROLE) if index.isValid() else None
+        return row if isinstance(row, ResultRow) else None
+
+    def select_proxy_row(self, row: int) -> None:
+        index = self._proxy.index(row, 0)
+        self.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.scrollTo(index)
+
+    def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        row = current.data(ROW_ROLE) if current.isValid() else None
+        self.current_row_changed.emit(row if isinstance(row, ResultRow) else None)

@@ -1,0 +1,188 @@
+"""Starts classification runs one at a time, queues further requests, cancels at once.
+
+Cancel returns control to the window immediately: the run is reported finished (cancelled)
+with the rows delivered so far, and any batch its thread still completes is dropped. The
+thread itself stops at the engine's next stop check (within a batch or a 50 ms poll) and is
+cleaned up when it has.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from desktop.gui.worker import DEFAULT_BATCH_SIZE, ClassifyWorker, RunSummary
+
+if TYPE_CHECKING:
+    from desktop.core.engine import Engine
+
+
+class RunController(QObject):
+    """Owns the worker threads; the window only sees the signals below, in the GUI thread."""
+
+    started = Signal(int)  # number of queued requests still waiting after this one
+    discovered = Signal(int, int, int)  # images, skipped files, problem rows
+    batch_ready = Signal(list)  # list[Prediction]
+    progress = Signal(int, int, float)  # done, total, images/s
+    finished = Signal(object)  # RunSummary
+    failed = Signal(str)
+    busy_changed = Signal(bool)
+
+    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE, parent: QObject | None = None):
+        super().__init__(parent)
+        self.batch_size = batch_size
+        self._engine: Engine | None = None
+        self._queue: deque[list[str]] = deque()
+        self._worker: ClassifyWorker | None = None
+        self._thread: QThread | None = None
+        self._threads: list[tuple[QThread, ClassifyWorker]] = []  # alive, incl. cancelled
+        self._started_at = 0.0
+        self._total = self._done = self._errors = self._problems = self._skipped = 0
+        self._rate = 0.0
+
+    # -- public -------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine | None:
+        return self._engine
+
+    def set_engine(self, engine: Engine | None) -> None:
+        """Use `engine` for the next run (the current one keeps its own)."""
+        self._engine = engine
+        self._start_next()
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def running_threads(self) -> int:
+        """Threads not yet finished, cancelled ones included (tests, shutdown)."""
+        return sum(1 for thread, _ in self._threads if not thread.isFinished())
+
+    def submit(self, paths: Sequence[str]) -> None:
+        """Classify `paths` (files and folders) now, or after the current run."""
+        if paths:
+            self._queue.append([str(p) for p in paths])
+            self._start_next()
+
+    def cancel(self) -> None:
+        """Stop the current run now and forget queued requests; rows already sent stay."""
+        self._queue.clear()
+        worker = self._worker
+        if worker is None:
+            return
+        worker.request_stop()
+        if self._thread is not None:
+            self._thread.requestInterruption()
+        self._finish(self._summary(cancelled=True))
+
+    def shutdown(self) -> None:
+        """Cancel and wait for every worker thread (window close): no thread outlives us."""
+        self.cancel()
+        for thread, worker in self._threads:
+            worker.request_stop()
+            thread.requestInterruption()
+            thread.quit()
+            thread.wait()
+        self._reap()
+
+    # -- running ------------------------------------------------------------------------------
+    def _start_next(self) -> None:
+        if self._worker is not None or self._engine is None or not self._queue:
+            return
+        paths = self._queue.popleft()
+        worker = ClassifyWorker(self._engine, paths, self.batch_size)
+        thread = QThread(self)
+        thread.setObjectName("ewaste-classify")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.discovered.connect(self._on_discovered)
+        worker.batch_ready.connect(self._on_batch)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_worker_finished)
+        worker.failed.connect(self._on_worker_failed)
+        # The thread's event loop ends when the worker is done, whether or not we listen.
+        worker.finished.connect(thread.quit)
+        worker.failed.connect(thread.quit)
+        # The documented clean-up: the worker is deleted in its own thread as it ends.
+        thread.finished.connect(worker.deleteLater)
+        thread.finished.connect(self._reap)
+        self._worker, self._thread = worker, thread
+        self._threads.append((thread, worker))
+        self._started_at = time.perf_counter()
+        self._total = self._done = self._errors = self._problems = self._skipped = 0
+        self._rate = 0.0
+        thread.start()
+        self.busy_changed.emit(True)
+        self.started.emit(len(self._queue))
+
+    def _is_current(self) -> bool:
+        # Signals of a cancelled worker may still arrive (queued): they are dropped here.
+        return self._worker is not None and self.sender() is self._worker
+
+    @Slot(int, int, int)
+    def _on_discovered(self, images: int, skipped: int, problems: int) -> None:
+        if self._is_current():
+            self._total, self._skipped, self._problems = images, skipped, problems
+            self.discovered.emit(images, skipped, problems)
+
+    @Slot(list)
+    def _on_batch(self, batch: list) -> None:
+        if self._is_current():
+            self._errors += sum(1 for p in batch if not p.ok)
+            self.batch_ready.emit(batch)
+
+    @Slot(int, int, float)
+    def _on_progress(self, done: int, total: int, rate: float) -> None:
+        if self._is_current():
+            self._done, self._total, self._rate = done, total, rate
+            self.progress.emit(done, total, rate)
+
+    @Slot(object)
+    def _on_worker_finished(self, summary: RunSummary) -> None:
+        if self._is_current():
+            self._finish(summary)
+
+    @Slot(str)
+    def _on_worker_failed(self, message: str) -> None:
+        if self._is_current():
+            self._worker = self._thread = None
+            self.failed.emit(message)
+            self.busy_changed.emit(False)
+            self._start_next()
+
+    def _finish(self, summary: RunSummary) -> None:
+        self._worker = self._thread = None
+        self.finished.emit(summary)
+        self.busy_changed.emit(False)
+        self._start_next()
+
+    def _summary(self, cancelled: bool) -> RunSummary:
+        return RunSummary(
+            images=self._total,
+            done=self._done,
+            errors=self._errors,
+            problems=self._problems,
+            skipped=self._skipped,
+            cancelled=cancelled,
+            seconds=time.perf_counter() - self._started_at,
+            images_per_s=self._rate,
+        )
+
+    @Slot()
+    def _reap(self) -> None:
+        """Forget finished threads (their workers are already deleted)."""
+        alive = []
+        for thread, worker in self._threads:
+            if thread.isFinished():
+                thread.deleteLater()
+            else:
+                alive.append((thread, worker))
+        self._threads = alive

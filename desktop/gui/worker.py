@@ -1,0 +1,121 @@
+"""The classification worker: discovery + Engine.classify on a QThread, signals only.
+
+The worker never touches a widget. It reports through queued signals, and it stops when
+the GUI sets its stop flag (or interrupts its thread): the engine checks `should_stop`
+between batches, and the worker checks it again after every batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from desktop.core.discovery import collect_images
+
+if TYPE_CHECKING:
+    from desktop.core.engine import Engine
+
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run did; `images_per_s` counts classified images over inference time."""
+
+    images: int  # images found by discovery (what the progress bar counts to)
+    done: int  # images the engine returned a prediction for (error rows included)
+    errors: int  # error rows: unreadable images and discovery problems
+    problems: int  # discovery problems (missing paths, unreadable folders, link loops)
+    skipped: int  # files that are not supported images
+    cancelled: bool
+    seconds: float
+    images_per_s: float
+
+    def describe(self) -> str:
+        verb = "Cancelled after" if self.cancelled else "Classified"
+        text = f"{verb} {self.done} of {self.images} images in {self.seconds:.1f} s"
+        if self.images_per_s > 0:
+            text += f" ({self.images_per_s:.1f} images/s)"
+        if self.errors:
+            text += f"; {self.errors} error{'s' if self.errors != 1 else ''}"
+        if self.skipped:
+            text += f"; {self.skipped} non-image file{'s' if self.skipped != 1 else ''} skipped"
+        return text
+
+
+class ClassifyWorker(QObject):
+    """Runs one request (files and folders) in the thread it was moved to."""
+
+    discovered = Signal(int, int, int)  # images to classify, non-images skipped, problems
+    batch_ready = Signal(list)  # list[Prediction], one engine batch (or discovery problems)
+    progress = Signal(int, int, float)  # done, total, images per second
+    finished = Signal(object)  # RunSummary
+    failed = Signal(str)  # a message for the user; rows delivered so far stay valid
+
+    def __init__(
+        self,
+        engine: Engine,
+        paths: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        super().__init__()
+        self._engine = engine
+        self._paths = list(paths)
+        self._batch_size = batch_size
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        """Ask the run to stop at the next check; safe to call from any thread."""
+        self._stop.set()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set() or QThread.currentThread().isInterruptionRequested()
+
+    @Slot()
+    def run(self) -> None:
+        started = time.perf_counter()
+        images = done = errors = problems = skipped = 0
+        rate = 0.0
+        try:
+            collection = collect_images(self._paths, should_stop=self.should_stop)
+            images, skipped = len(collection.images), collection.skipped
+            problem_rows = list(collection.problems)
+            self.discovered.emit(images, skipped, len(problem_rows))
+            if problem_rows:
+                problems = errors = len(problem_rows)
+                self.batch_ready.emit(problem_rows)
+            infer_started = time.perf_counter()
+            if images and not self.should_stop():
+                for batch in self._engine.classify(
+                    collection.images, batch_size=self._batch_size, should_stop=self.should_stop
+                ):
+                    if self._stop.is_set():
+                        break  # the GUI has moved on; do not deliver late rows
+                    done += len(batch)
+                    errors += sum(1 for p in batch if not p.ok)
+                    elapsed = time.perf_counter() - infer_started
+                    rate = done / elapsed if elapsed > 0 else 0.0
+                    self.batch_ready.emit(batch)
+                    self.progress.emit(done, images, rate)
+                    if self.should_stop():
+                        break
+        except Exception as exc:  # noqa: BLE001 - reported to the user, never a crash
+            self.failed.emit(f"Classification stopped: {type(exc).__name__}: {exc}")
+            return
+        self.finished.emit(
+            RunSummary(
+                images=images,
+                done=done,
+                errors=errors,
+                problems=problems,
+                skipped=skipped,
+                cancelled=self.should_stop(),
+                seconds=time.perf_counter() - started,
+                images_per_s=rate,
+            )
+        )

@@ -1,0 +1,550 @@
+"""The real window with the real engine on the tiny model, driven like a user would.
+
+Drops are real QDragEnterEvent/QDropEvent carrying file URLs, waits are qtbot.waitUntil,
+settings live in a temporary INI file, and no modal dialog is ever opened.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QWidget
+
+import desktop.core.engine as engine_module
+from desktop.core.csv_export import results_header
+from desktop.core.discovery import collect_images
+from desktop.core.engine import Engine, Prediction
+from desktop.gui.app import create_window, parse_args
+from desktop.gui.main_window import MainWindow
+from desktop.gui.results_model import (
+    COL_CONFIDENCE,
+    COL_FILE,
+    COL_STATUS,
+    FIRST_PROB_COLUMN,
+    ROW_ROLE,
+    SORT_ROLE,
+)
+from desktop.gui.settings import AppSettings
+from fixtures_images import (
+    AMBIGUOUS_SAMPLE,
+    BAD_INPUTS,
+    SAMPLE_EXPECTED_CLASS,
+    write_solid,
+)
+from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
+
+RUN_TIMEOUT_MS = 30_000  # generous: two cores shared with a training job
+
+
+@pytest.fixture(autouse=True)
+def isolated_qsettings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any QSettings made without a path lands in tmp, never in the user's real config."""
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def settings_path(tmp_path: Path) -> Path:
+    return tmp_path / "settings" / "ewaste-app.ini"
+
+
+@pytest.fixture
+def make_window(qtbot, settings_path: Path) -> Iterator:
+    def make(
+        model: Path | str | None, batch_size: int = 4, paths: Sequence[Path] = ()
+    ) -> MainWindow:
+        args = ["--batch-size", str(batch_size)]
+        if model is not None:
+            args += ["--model", str(model)]
+        options = parse_args(args + [str(p) for p in paths])
+        window = create_window(options, AppSettings.at(settings_path))
+        qtbot.addWidget(window)  # closed (settings saved, workers stopped) at teardown
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+
+    yield make
+
+
+@pytest.fixture
+def window(make_window, qtbot, tiny_model_path: Path) -> MainWindow:
+    window = make_window(tiny_model_path)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    return window
+
+
+@pytest.fixture(scope="module")
+def reference_engine(tiny_model_path: Path) -> Engine:
+    return Engine(tiny_model_path, threads=1)
+
+
+def drag_event(kind: type, point: QPointF, mime: QMimeData):
+    """A drag event at `point`; Qt 6.12 takes a QPointF, older Qt only a QPoint."""
+    args = (
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    try:
+        return kind(point, *args)
+    except TypeError:
+        return kind(point.toPoint(), *args)
+
+
+def drop(target: QWidget, paths: Sequence[Path | str]) -> QDropEvent:
+    """A real drag enter, move and drop of local file URLs onto `target`."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    point = QPointF(target.rect().center())
+    enter = drag_event(QDragEnterEvent, point, mime)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted(), "the window refused the drag"
+    QApplication.sendEvent(target, drag_event(QDragMoveEvent, point, mime))
+    event = drag_event(QDropEvent, point, mime)
+    QApplication.sendEvent(target, event)
+    assert event.isAccepted(), "the drop was not taken"
+    return event
+
+
+def run_to_end(qtbot, window: MainWindow, action) -> None:
+    """Do `action` (a drop, a call) and wait until every resulting run has finished."""
+    window.last_summary = None
+    action()
+    qtbot.waitUntil(
+        lambda: (
+            window.last_summary is not None
+            and not window.controller.busy
+            and not window.controller.queued
+        ),
+        timeout=RUN_TIMEOUT_MS,
+    )
+
+
+def rows_by_path(window: MainWindow) -> dict[str, Prediction]:
+    return {row.prediction.path: row.prediction for row in window.results.rows}
+
+
+def headless(engine: Engine, paths: Sequence[Path]) -> tuple[dict[str, Prediction], int]:
+    """What `ewaste-classify` would produce: rows by path, and the skipped-file count."""
+    collection = collect_images(paths)
+    rows = {p.path: p for p in collection.problems}
+    for batch in engine.classify(collection.images, batch_size=8):
+        rows.update((p.path, p) for p in batch)
+    return rows, collection.skipped
+
+
+def proxy_column(window: MainWindow, col: int, role: int = Qt.ItemDataRole.DisplayRole) -> list:
+    proxy = window.proxy
+    return [proxy.index(r, col).data(role) for r in range(proxy.rowCount())]
+
+
+def test_drop_of_folders_and_files_classifies_like_the_engine(
+    qtbot,
+    window: MainWindow,
+    reference_engine: Engine,
+    sample_images_dir: Path,
+    bad_inputs_dir: Path,
+    tmp_path: Path,
+) -> None:
+    single = write_solid(tmp_path / "single_cyan.png", PROTOTYPE_COLOURS["Mouse"])
+    assert not window.drop_area.showing_results  # empty state first
+    assert "Drop images or folders" in window.drop_area.empty_state.headline.text()
+    dropped = [sample_images_dir, bad_inputs_dir, single]
+
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, dropped))
+
+    expected, skipped = headless(reference_engine, dropped)
+    got = rows_by_path(window)
+    assert len(window.results.rows) == len(got) == len(expected)  # each file once
+    assert got.keys() == expected.keys()
+    for path, want in expected.items():
+        row = got[path]
+        assert row.error == want.error, path
+        if want.ok:
+            assert row.top_index == want.top_index, path
+            np.testing.assert_allclose(row.probabilities, want.probabilities, rtol=1e-5)
+
+    # The bad inputs: the reason is in the table, and in the status cell's tooltip.
+    by_name = {Path(r.prediction.path).name: r for r in window.results.rows}
+    for name, expect in BAD_INPUTS.items():
+        row = by_name[name]
+        if expect.kind in ("error", "problem"):
+            assert row.status == "error" and expect.reason in row.error, name
+        else:
+            assert CLASS_NAMES[row.top_index] == expect.class_name, name
+    for name, class_name in SAMPLE_EXPECTED_CLASS.items():
+        assert CLASS_NAMES[by_name[name].top_index] == class_name
+    source_row = next(i for i, r in enumerate(window.results.rows) if r.name == "empty.jpg")
+    status = window.results.index(source_row, COL_STATUS)
+    assert status.data() == "error: empty file (0 bytes)"
+    assert "empty file" in status.data(Qt.ItemDataRole.ToolTipRole)
+
+    summary = window.last_summary
+    assert summary.skipped == skipped >= 2  # notes.txt, no_images/readme.txt
+    assert not summary.cancelled
+    assert "skipped" in window.statusBar().currentMessage()
+    assert window.drop_area.showing_results
+    assert window.preview.row is not None  # the first row is selected and previewed
+    assert window.export_action.isEnabled()
+
+
+def test_drop_on_the_table_adds_to_the_results_and_web_links_are_refused(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.results.rowCount() == 6
+    extra = write_solid(tmp_path / "extra_black.jpg", PROTOTYPE_COLOURS["Printer"])
+    # Sent to the table's viewport: Qt passes the drag up to the drop area.
+    run_to_end(qtbot, window, lambda: drop(window.view.viewport(), [extra]))
+    assert window.results.rowCount() == 7
+    assert window.results.rows[-1].name == "extra_black.jpg"
+
+    mime = QMimeData()
+    mime.setUrls([QUrl("https://example.com/photo.jpg")])
+    enter = drag_event(QDragEnterEvent, QPointF(10, 10), mime)
+    QApplication.sendEvent(window.drop_area, enter)
+    assert not enter.isAccepted()
+
+
+def test_gui_thread_never_decodes_or_infers(
+    qtbot, window: MainWindow, sample_images_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: set[str] = set()
+    original_load, original_predict = engine_module.load_rgb, Engine.predict_batch
+
+    def load_rgb(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return original_load(*args, **kwargs)
+
+    def predict_batch(self, images):
+        threads.add(threading.current_thread().name)
+        return original_predict(self, images)
+
+    monkeypatch.setattr(engine_module, "load_rgb", load_rgb)
+    monkeypatch.setattr(Engine, "predict_batch", predict_batch)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.results.rowCount() == 6
+    assert threads and threading.main_thread().name not in threads
+
+
+def test_sort_by_confidence_and_filter_by_class_and_status(
+    qtbot, window: MainWindow, sample_images_dir: Path, bad_inputs_dir: Path
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir, bad_inputs_dir]))
+    total = window.results.rowCount()
+
+    window.view.sortByColumn(COL_CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    values = proxy_column(window, COL_CONFIDENCE, SORT_ROLE)
+    assert values == sorted(values, reverse=True)
+    assert all(isinstance(v, float) for v in values)
+    shown = [float(t.rstrip(" %")) for t in proxy_column(window, COL_CONFIDENCE) if t]
+    assert shown == sorted(shown, reverse=True)  # numeric order, whatever the digits
+
+    bar = window.filter_bar
+    battery = CLASS_NAMES.index("Battery")
+    bar.class_combo.setCurrentIndex(bar.class_combo.findData(battery))
+    assert window.proxy.rowCount() > 0
+    assert all(r.top_index == battery for r in proxy_column(window, COL_FILE, ROW_ROLE))
+
+    bar.status_combo.setCurrentIndex(bar.status_combo.findText("needs review"))
+    assert [r.name for r in proxy_column(window, COL_FILE, ROW_ROLE)] == [AMBIGUOUS_SAMPLE]
+
+    bar.class_combo.setCurrentIndex(0)  # All classes
+    bar.status_combo.setCurrentIndex(bar.status_combo.findText("error"))
+    errors = proxy_column(window, COL_FILE, ROW_ROLE)
+    assert errors and all(r.status == "error" for r in errors)
+    assert len(errors) == window.results.status_counts()["error"]
+
+    bar.status_combo.setCurrentIndex(0)  # All
+    assert window.proxy.rowCount() == total
+
+
+def test_threshold_change_updates_statuses_without_new_inference(
+    qtbot, window: MainWindow, sample_images_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    row = next(i for i, r in enumerate(window.results.rows) if r.name == AMBIGUOUS_SAMPLE)
+    status = window.results.index(row, COL_STATUS)
+    assert status.data() == "needs review"  # ~50 % under the default 60 %
+    assert "1 need review" in window.counts_label.text()
+
+    calls: list[int] = []
+    monkeypatch.setattr(Engine, "predict_batch", lambda *a: calls.append(1))
+    window.filter_bar.threshold_spin.setValue(40)
+    assert window.results.threshold == pytest.approx(0.40)
+    assert status.data() == "ok"
+    assert "0 need review" in window.counts_label.text()
+    window.filter_bar.threshold_spin.setValue(100)
+    assert all(r.status == "review" for r in window.results.rows)
+    assert calls == []  # re-judged from the stored probabilities
+    assert window.settings.review_threshold(0.6) == pytest.approx(1.0)
+
+
+def test_export_csv_writes_every_row(
+    qtbot,
+    window: MainWindow,
+    sample_images_dir: Path,
+    bad_inputs_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir, bad_inputs_dir]))
+    window.filter_bar.status_combo.setCurrentIndex(1)  # filters do not limit the export
+    target = tmp_path / "out" / "results.csv"
+    target.parent.mkdir()
+    call = window.export_csv(target)
+    qtbot.waitUntil(lambda: call.done, timeout=RUN_TIMEOUT_MS)
+    assert "Exported" in window.statusBar().currentMessage()
+
+    with target.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == results_header(CLASS_NAMES)
+    body = table[1:]
+    assert len(body) == window.results.rowCount()
+    # Absolute paths start with "/", so the CSV never neutralises them as formulas.
+    by_path = {r.prediction.path: r for r in window.results.rows}
+    assert {line[0] for line in body} == by_path.keys()
+    for line in body:
+        record = dict(zip(table[0], line, strict=True))
+        row = by_path[record["path"]]
+        assert record["status"] == row.status
+        if row.status == "error":
+            assert record["error"] == row.error
+        else:
+            assert record["predicted_class"] == CLASS_NAMES[row.top_index]
+            assert float(record["confidence"]) == pytest.approx(row.confidence, rel=1e-5)
+
+    # Through the action (Ctrl+E) with the save dialog answered by the test.
+    second = tmp_path / "out" / "via_action"
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(second), "CSV"))
+    )
+    window.export_action.trigger()
+    qtbot.waitUntil(lambda: (tmp_path / "out" / "via_action.csv").exists(), timeout=5000)
+    qtbot.waitUntil(lambda: not window.exporting, timeout=5000)
+    assert window.settings.last_dir("export") == str(tmp_path / "out")
+
+
+def test_export_failure_is_reported_not_raised(
+    qtbot,
+    window: MainWindow,
+    sample_images_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    warnings: list[str] = []
+    monkeypatch.setattr(
+        "desktop.gui.main_window.QMessageBox.warning",
+        staticmethod(lambda _parent, _title, text: warnings.append(text)),
+    )
+    call = window.export_csv(tmp_path / "no such folder" / "x.csv")
+    qtbot.waitUntil(lambda: call.done, timeout=5000)
+    assert warnings and "Could not write" in warnings[0]
+    assert window.export_action.isEnabled()
+
+
+@pytest.fixture
+def many_images(tmp_path: Path) -> Path:
+    """300 small real images in one folder."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    colours = list(PROTOTYPE_COLOURS.values())
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        base = np.array(colours[i % len(colours)], dtype=np.int16)
+        noise = rng.integers(-20, 21, (48, 64, 3))
+        pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels, "RGB").save(folder / f"img_{i:03d}.png")
+    return folder
+
+
+def test_cancel_stops_within_a_second_and_keeps_done_rows(
+    qtbot, make_window, tiny_model_path: Path, many_images: Path
+) -> None:
+    window = make_window(tiny_model_path, batch_size=2)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    cancelled_at: list[float] = []
+
+    def cancel_after_first_batch(_batch: list) -> None:
+        if not cancelled_at:
+            cancelled_at.append(time.perf_counter())
+            qtbot.mouseClick(window.progress_panel.cancel_button, Qt.MouseButton.LeftButton)
+
+    window.controller.batch_ready.connect(cancel_after_first_batch)
+    drop(window.drop_area, [many_images])
+    qtbot.waitUntil(lambda: bool(cancelled_at), timeout=RUN_TIMEOUT_MS)
+    # The window is idle at once, and the worker thread itself ends within a second.
+    assert not window.controller.busy
+    assert window.last_summary is not None and window.last_summary.cancelled
+    qtbot.waitUntil(lambda: window.controller.running_threads() == 0, timeout=1000)
+    assert time.perf_counter() - cancelled_at[0] < 1.0
+    kept = window.results.rowCount()
+    qtbot.wait(300)  # batches still queued from the stopped worker must not show up
+    assert window.results.rowCount() == kept == 2  # the one batch that was done
+    assert kept < 300
+    assert "Cancelled after" in window.statusBar().currentMessage()
+    assert not window.progress_panel.cancel_button.isEnabled()
+
+    # The app goes on: a new run after a cancel works normally.
+    window.controller.batch_ready.disconnect(cancel_after_first_batch)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [many_images / "img_000.png"]))
+    assert window.results.rowCount() == kept + 1
+
+
+def test_command_line_paths_start_at_once(
+    qtbot, make_window, tiny_model_path: Path, sample_images_dir: Path
+) -> None:
+    window = make_window(tiny_model_path, paths=[sample_images_dir])
+    qtbot.waitUntil(lambda: window.last_summary is not None, timeout=RUN_TIMEOUT_MS)
+    assert window.results.rowCount() == len(SAMPLE_EXPECTED_CLASS)
+    assert "tiny-classifier.onnx" in window.model_label.text()
+    assert "10 classes" in window.model_label.text()
+    assert "CPUExecutionProvider" in window.model_label.text()
+
+
+@pytest.mark.parametrize("kind", ["missing", "not onnx"])
+def test_bad_model_shows_the_error_and_a_model_can_then_be_opened(
+    qtbot, make_window, tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    if kind == "missing":
+        bad, reason = tmp_path / "nope.onnx", "model file not found"
+    else:
+        bad = tmp_path / "garbage.onnx"
+        bad.write_bytes(b"this is not a protobuf")
+        reason = "is not a usable ONNX model"
+    window = make_window(bad, paths=[sample_images_dir])
+    qtbot.waitUntil(lambda: window.model_error is not None, timeout=RUN_TIMEOUT_MS)
+    assert reason in window.model_error
+    assert reason in window.statusBar().currentMessage()
+    problem = window.drop_area.empty_state.problem
+    assert problem.isVisible() and reason in problem.text() and "Open model" in problem.text()
+    assert window.model_label.text() == "No model"
+    assert window.results.rowCount() == 0
+    assert window.open_model_action.isEnabled()
+
+    window.open_model(str(tiny_model_path))  # what File > Open model… does after the dialog
+    qtbot.waitUntil(lambda: window.last_summary is not None, timeout=RUN_TIMEOUT_MS)
+    assert window.results.rowCount() == len(SAMPLE_EXPECTED_CLASS)  # the waiting paths ran
+    assert window.model_error is None and not problem.isVisible()
+
+
+def test_settings_persist_across_windows(
+    qtbot, make_window, tiny_model_path: Path, settings_path: Path, sample_images_dir: Path
+) -> None:
+    first = make_window(tiny_model_path)
+    qtbot.waitUntil(lambda: first.engine is not None, timeout=RUN_TIMEOUT_MS)
+    first.filter_bar.threshold_spin.setValue(45)
+    menu = QMenu()
+    first.view.populate_columns_menu(menu)  # the View menu / header context menu
+    pcb_action = next(a for a in menu.actions() if a.text() == "PCB")
+    pcb_action.trigger()  # uncheck: hide the PCB probability column
+    pcb_column = FIRST_PROB_COLUMN + CLASS_NAMES.index("PCB")
+    assert first.view.isColumnHidden(pcb_column)
+    first.resize(720, 530)  # inside the offscreen 800x600 screen
+    drop(first.drop_area, [sample_images_dir])
+    first.close()
+    assert settings_path.exists()
+
+    second = make_window(tiny_model_path)
+    qtbot.waitUntil(lambda: second.engine is not None, timeout=RUN_TIMEOUT_MS)
+    assert second.filter_bar.threshold_spin.value() == 45
+    assert second.results.threshold == pytest.approx(0.45)
+    assert second.view.hidden_classes == {"PCB"}
+    assert second.view.isColumnHidden(pcb_column)
+    assert not second.view.isColumnHidden(pcb_column + 1)
+    assert (second.width(), second.height()) == (720, 530)
+    assert second.settings.last_dir("images") == str(sample_images_dir)
+
+
+def test_preview_shows_the_selected_image_and_its_probabilities(
+    qtbot, window: MainWindow, sample_images_dir: Path
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    window.view.sortByColumn(COL_FILE, Qt.SortOrder.AscendingOrder)
+    window.view.select_proxy_row(0)  # blue_microwave.jpg
+    row = window.preview.row
+    assert row.name == "blue_microwave.jpg"
+    qtbot.waitUntil(lambda: not window.preview.image_view.pending, timeout=5000)
+    image = window.preview.image_view.image
+    assert not image.isNull() and (image.width(), image.height()) == (48, 40)
+    assert image.pixelColor(5, 5).blue() > 200  # the blue test image, decoded
+    assert window.preview.chart.values == pytest.approx(list(row.prediction.probabilities))
+    assert "Microwave" in window.preview.verdict.text()
+
+
+def test_clear_results_returns_to_the_empty_state(
+    qtbot, window: MainWindow, sample_images_dir: Path
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    window.clear_action.trigger()
+    assert window.results.rowCount() == 0
+    assert not window.drop_area.showing_results
+    assert window.preview.row is None
+    assert not window.export_action.isEnabled()
+    assert window.export_csv() is None  # nothing to export, no dialog
+
+
+def test_closing_mid_run_and_mid_preview_stops_every_thread(
+    qtbot, make_window, tiny_model_path: Path, many_images: Path, large_jpeg_path: Path
+) -> None:
+    window = make_window(tiny_model_path, batch_size=2)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [large_jpeg_path]))
+    drop(window.drop_area, [many_images])
+    qtbot.waitUntil(lambda: window.results.rowCount() > 1, timeout=RUN_TIMEOUT_MS)
+    controller = window.controller
+    assert controller.busy
+    window.view.select_proxy_row(0)  # the 4000x3000 photo: its preview decodes now
+    started = time.perf_counter()
+    window.close()  # what the title bar's close button does
+    assert controller.running_threads() == 0  # close waited for the worker
+    assert time.perf_counter() - started < 2.0
+    window.deleteLater()
+    qtbot.wait(200)  # the preview job may still deliver to a deleted widget: nothing breaks
+
+
+def test_opening_a_model_with_other_classes_resets_columns_and_filters(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    window.view.set_class_visible("Mouse", False)
+    five = CLASS_NAMES[:5]
+    other = build_tiny_model(
+        tmp_path / "five.onnx", graph_classes=5, metadata=tiny_metadata(class_names=five)
+    )
+    window.open_model(str(other))
+    qtbot.waitUntil(lambda: window.results.class_names == five, timeout=RUN_TIMEOUT_MS)
+    assert window.results.rowCount() == 0 and not window.drop_area.showing_results
+    assert window.results.columnCount() == FIRST_PROB_COLUMN + 5
+    assert window.view.isColumnHidden(FIRST_PROB_COLUMN + five.index("Mouse"))  # by name
+    combo = window.filter_bar.class_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["All classes", *five]
+    assert "five.onnx · 5 classes" in window.model_label.text()
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.results.rowCount() == 6
+    assert all(len(r.prediction.probabilities) == 5 for r in window.results.rows)
+
+
+def test_a_model_that_fails_to_load_keeps_the_current_one(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    label = window.model_label.text()
+    window.open_model(str(tmp_path / "missing.onnx"))
+    qtbot.waitUntil(lambda: window.model_error is not None, timeout=RUN_TIMEOUT_MS)
+    assert "still using tiny-classifier.onnx" in window.statusBar().currentMessage()
+    assert window.model_label.text() == label
+    assert not window.drop_area.empty_state.problem.isVisible()
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.results.rowCount() == 6

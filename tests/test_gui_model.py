@@ -1,0 +1,260 @@
+"""GUI building blocks without a window or an engine: table model, proxy, chart, settings.
+
+Rows are real `Prediction`s with chosen probabilities, so each assertion states exactly
+what the table must show.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QModelIndex, QSettings, Qt
+from PySide6.QtGui import QColor
+
+from desktop.core.results import Prediction
+from desktop.gui.app import AppOptions, parse_args
+from desktop.gui.preview import load_preview_image
+from desktop.gui.probability_chart import _BAR_COLOR, _TOP_COLOR, ProbabilityChart
+from desktop.gui.results_model import (
+    COL_CLASS,
+    COL_CONFIDENCE,
+    COL_FILE,
+    COL_FOLDER,
+    COL_STATUS,
+    COL_TOP3,
+    FIRST_PROB_COLUMN,
+    SORT_ROLE,
+    ResultsFilterProxy,
+    ResultsModel,
+)
+from desktop.gui.settings import AppSettings
+from tiny_model import CLASS_NAMES
+
+DISPLAY = Qt.ItemDataRole.DisplayRole
+
+
+def probs(top: int, confidence: float, runner_up: int | None = None) -> np.ndarray:
+    """10 probabilities: `confidence` on `top`, the rest on `runner_up` (or spread evenly)."""
+    values = np.zeros(len(CLASS_NAMES), dtype=np.float32)
+    rest = 1.0 - confidence
+    if runner_up is None:
+        values[:] = rest / (len(CLASS_NAMES) - 1)
+    else:
+        values[runner_up] = rest
+    values[top] = confidence
+    return values
+
+
+def prediction(name: str, top: int, confidence: float, runner_up: int | None = None):
+    return Prediction(f"/photos/{name}", probs(top, confidence, runner_up))
+
+
+@pytest.fixture
+def model() -> ResultsModel:
+    return ResultsModel(CLASS_NAMES, threshold=0.6)
+
+
+@pytest.fixture
+def proxy(model: ResultsModel) -> ResultsFilterProxy:
+    proxy = ResultsFilterProxy()
+    proxy.setSourceModel(model)
+    return proxy
+
+
+def column(proxy: ResultsFilterProxy, col: int, role: int = DISPLAY) -> list[object]:
+    return [proxy.index(r, col).data(role) for r in range(proxy.rowCount())]
+
+
+def test_appends_one_insert_notification_per_batch(model: ResultsModel) -> None:
+    inserted: list[tuple[int, int]] = []
+    model.rowsInserted.connect(lambda _parent, first, last: inserted.append((first, last)))
+    model.append_predictions([prediction(f"a{i}.jpg", 0, 0.9) for i in range(32)])
+    model.append_predictions([prediction(f"b{i}.jpg", 1, 0.9) for i in range(5)])
+    model.append_predictions([])
+    assert inserted == [(0, 31), (32, 36)]
+    assert model.rowCount() == 37
+    assert model.columnCount() == FIRST_PROB_COLUMN + len(CLASS_NAMES)
+
+
+def test_cells_show_class_confidence_top3_status_and_probabilities(model: ResultsModel) -> None:
+    model.append_predictions([prediction("mouse.jpg", 4, 0.9, runner_up=1)])
+    cell = lambda col: model.index(0, col).data(DISPLAY)  # noqa: E731
+    assert cell(COL_FILE) == "mouse.jpg"
+    assert cell(COL_FOLDER) == "/photos"
+    assert cell(COL_CLASS) == "Mouse"
+    assert cell(COL_CONFIDENCE) == "90.0 %"
+    assert cell(COL_TOP3) == "Mouse 90% · Keyboard 10% · Battery 0%"
+    assert cell(COL_STATUS) == "ok"
+    assert cell(FIRST_PROB_COLUMN + 4) == "90.0 %"
+    assert model.headerData(FIRST_PROB_COLUMN + 9, Qt.Orientation.Horizontal) == "Washing Machine"
+    assert model.index(0, COL_FILE).data(Qt.ItemDataRole.ToolTipRole) == "/photos/mouse.jpg"
+
+
+def test_error_rows_show_the_reason_in_cell_and_tooltip(model: ResultsModel) -> None:
+    model.append_predictions([Prediction.failed("/photos/bad.jpg", "corrupt or truncated image")])
+    status = model.index(0, COL_STATUS)
+    assert status.data(DISPLAY) == "error: corrupt or truncated image"
+    assert "corrupt or truncated image" in status.data(Qt.ItemDataRole.ToolTipRole)
+    assert "/photos/bad.jpg" in status.data(Qt.ItemDataRole.ToolTipRole)
+    assert status.data(Qt.ItemDataRole.ForegroundRole) == QColor(190, 30, 30)
+    assert model.index(0, COL_CLASS).data(DISPLAY) == ""
+    assert model.index(0, COL_CONFIDENCE).data(SORT_ROLE) == -1.0
+
+
+def test_sorting_by_confidence_is_numeric_not_textual(
+    model: ResultsModel, proxy: ResultsFilterProxy
+) -> None:
+    # As text "100.0 %" < "15.0 %" < "50.0 %"; as numbers 15 < 50 < 100.
+    model.append_predictions(
+        [
+            prediction("high.jpg", 0, 1.0),
+            prediction("low.jpg", 1, 0.15),
+            prediction("mid.jpg", 2, 0.5),
+        ]
+    )
+    model.append_predictions([Prediction.failed("/photos/broken.jpg", "empty file (0 bytes)")])
+    proxy.sort(COL_CONFIDENCE, Qt.SortOrder.AscendingOrder)
+    assert column(proxy, COL_FILE) == ["broken.jpg", "low.jpg", "mid.jpg", "high.jpg"]
+    assert column(proxy, COL_CONFIDENCE) == ["", "15.0 %", "50.0 %", "100.0 %"]
+    proxy.sort(COL_CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    assert column(proxy, COL_FILE) == ["high.jpg", "mid.jpg", "low.jpg", "broken.jpg"]
+    # A per-class probability column sorts numerically too.
+    proxy.sort(FIRST_PROB_COLUMN + 1, Qt.SortOrder.DescendingOrder)
+    assert column(proxy, COL_FILE)[0] == "low.jpg"
+
+
+def test_new_batches_land_in_sorted_position(
+    model: ResultsModel, proxy: ResultsFilterProxy
+) -> None:
+    proxy.sort(COL_CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    model.append_predictions([prediction("a.jpg", 0, 0.7), prediction("b.jpg", 0, 0.3)])
+    model.append_predictions([prediction("c.jpg", 0, 0.5)])
+    assert column(proxy, COL_FILE) == ["a.jpg", "c.jpg", "b.jpg"]
+
+
+def test_filters_by_class_and_by_status(model: ResultsModel, proxy: ResultsFilterProxy) -> None:
+    model.append_predictions(
+        [
+            prediction("battery_ok.jpg", 0, 0.95),
+            prediction("battery_unsure.jpg", 0, 0.4),
+            prediction("mouse_ok.jpg", 4, 0.9),
+            Prediction.failed("/photos/empty.jpg", "empty file (0 bytes)"),
+        ]
+    )
+    proxy.set_class_filter(0)
+    assert column(proxy, COL_FILE) == ["battery_ok.jpg", "battery_unsure.jpg"]
+    proxy.set_status_filter("review")
+    assert column(proxy, COL_FILE) == ["battery_unsure.jpg"]
+    proxy.set_class_filter(None)
+    proxy.set_status_filter("error")
+    assert column(proxy, COL_FILE) == ["empty.jpg"]
+    proxy.set_status_filter("ok")
+    assert column(proxy, COL_FILE) == ["battery_ok.jpg", "mouse_ok.jpg"]
+    proxy.set_status_filter(None)
+    assert proxy.rowCount() == 4
+    with pytest.raises(ValueError, match="unknown status"):
+        proxy.set_status_filter("maybe")
+
+
+def test_threshold_change_rejudges_rows_without_new_predictions(
+    model: ResultsModel, proxy: ResultsFilterProxy
+) -> None:
+    model.append_predictions([prediction("a.jpg", 0, 0.55), prediction("b.jpg", 1, 0.75)])
+    proxy.set_status_filter("review")
+    assert column(proxy, COL_FILE) == ["a.jpg"]
+    changed: list[tuple[int, int, int]] = []
+    model.dataChanged.connect(
+        lambda top, bottom, _roles: changed.append((top.row(), bottom.row(), top.column()))
+    )
+    model.set_threshold(0.8)
+    assert changed == [(0, 1, COL_STATUS)]
+    assert column(proxy, COL_FILE) == ["a.jpg", "b.jpg"]  # the filtered view follows
+    model.set_threshold(0.5)
+    assert proxy.rowCount() == 0
+    assert model.status_counts() == {"ok": 2, "review": 0, "error": 0}
+    assert model.index(0, COL_STATUS).data(DISPLAY) == "ok"
+
+
+def test_clear_and_new_classes_reset_the_model(model: ResultsModel) -> None:
+    model.append_predictions([prediction("a.jpg", 0, 0.9)])
+    model.set_class_names(("Cat", "Dog"))
+    assert model.rowCount() == 0
+    assert model.columnCount() == FIRST_PROB_COLUMN + 2
+    assert model.rowCount(model.index(0, 0)) == 0
+    assert model.rowCount(QModelIndex()) == 0
+
+
+def test_chart_paints_one_bar_per_class_with_the_top_highlighted(qtbot) -> None:
+    chart = ProbabilityChart()
+    qtbot.addWidget(chart)
+    chart.resize(400, chart.sizeHint().height())
+    chart.set_probabilities(CLASS_NAMES, probs(4, 0.7, runner_up=1), highlight=4, threshold=0.6)
+    chart.resize(400, chart.sizeHint().height())
+    image = chart.grab().toImage()
+    top = _count_colour(image, _TOP_COLOR)
+    other = _count_colour(image, _BAR_COLOR)
+    assert top > 0 and other > 0
+    # Bar areas are proportional to the probabilities: 70 % vs 30 %.
+    assert top / other == pytest.approx(0.7 / 0.3, rel=0.15)
+    assert "Mouse: 70.0 %" in chart.toolTip()
+    assert chart.sizeHint().height() >= len(CLASS_NAMES) * chart.fontMetrics().height()
+    chart.set_probabilities((), None)
+    assert chart.values == ()
+
+
+def _count_colour(image, colour: QColor) -> int:
+    count = 0
+    for y in range(image.height()):
+        for x in range(0, image.width(), 2):
+            if image.pixelColor(x, y) == colour:
+                count += 1
+    return count
+
+
+def test_preview_decodes_scaled_and_upright(tmp_path: Path) -> None:
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (3000, 2000), (0, 255, 0)).save(big)
+    image = load_preview_image(str(big), max_side=500)
+    assert max(image.width(), image.height()) <= 500
+    assert image.width() > image.height()
+    # EXIF orientation 6: stored 64x32, displayed 32 wide and 64 high.
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (64, 32), (255, 0, 0)).save(rotated, exif=exif)
+    upright = load_preview_image(str(rotated))
+    assert (upright.width(), upright.height()) == (32, 64)
+    with pytest.raises(OSError):
+        load_preview_image(str(tmp_path / "missing.jpg"))
+
+
+def test_settings_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    first = AppSettings.at(path)
+    assert first.review_threshold(0.6) == 0.6
+    assert first.hidden_classes() == set()
+    first.set_review_threshold(0.35)
+    first.set_hidden_classes({"PCB"})  # a one-element list comes back as a lone string
+    first.set_last_dir("export", tmp_path)
+    first.sync()
+    second = AppSettings.at(path)
+    assert second.review_threshold(0.6) == 0.35
+    assert second.hidden_classes() == {"PCB"}
+    assert second.last_dir("export") == str(tmp_path)
+    assert second.last_dir("images") == str(Path.home())  # never set: home
+    second.qsettings.setValue("results/review_threshold", "garbage")
+    assert second.review_threshold(0.6) == 0.6
+    assert isinstance(second.qsettings, QSettings)
+
+
+def test_command_line_options() -> None:
+    assert parse_args([]) == AppOptions()
+    options = parse_args(["--model", "m.onnx", "--threads", "2", "--batch-size", "8", "a", "b"])
+    assert options == AppOptions(model="m.onnx", threads=2, batch_size=8, paths=("a", "b"))
+    for bad in (["--threads", "0"], ["--batch-size", "x"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(bad)
+        assert exit_info.value.code == 2
