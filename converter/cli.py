@@ -1,0 +1,134 @@
+"""`ewaste-convert`: export a trained Keras model to ONNX for the station app, or verify one.
+
+Exit codes: 0 done, 1 parity failed (Keras and ONNX Runtime disagree), 2 a problem with
+the input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_PARITY, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ewaste-convert",
+        description="Export a trained Keras classifier to a self-describing ONNX model and "
+        "prove Keras / ONNX Runtime parity.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser("export", help="convert MODEL.keras to ONNX (parity checked)")
+    export.add_argument("model", type=Path, help="the trained .keras file (run.json next to it)")
+    export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    export.add_argument("--classes", help="comma-separated class names (default: run.json)")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer")
+    export.add_argument("--cam", action="store_true", help="add a 'cam' class activation output")
+    export.add_argument(
+        "--int8", action="store_true", help="also write MODEL.int8.onnx if accurate enough"
+    )
+    export.add_argument(
+        "--check-images",
+        type=Path,
+        help="images for the parity check (default: the test split of run.json's data_dir)",
+    )
+    export.add_argument(
+        "--batch",
+        choices=("dynamic", "static"),
+        help="batch dimension of the model (default: dynamic, measured in "
+        "benchmarks/bench_convert.py; see converter/export.py DEFAULT_BATCH)",
+    )
+    export.add_argument(
+        "--static-batch-size", type=int, default=1, help="batch size with --batch static"
+    )
+    export.add_argument(
+        "--calibration-images", type=int, default=200, help="training images for --int8"
+    )
+    export.add_argument(
+        "--no-parity", action="store_true", help="skip the parity check (not recommended)"
+    )
+
+    verify = commands.add_parser("verify", help="compare an ONNX model with its Keras model")
+    verify.add_argument("model", type=Path, help="the .keras file")
+    verify.add_argument("onnx", type=Path, help="the .onnx file exported from it")
+    verify.add_argument("--check-images", type=Path, help="images to compare on")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Before TensorFlow is imported: its C++ start-up chatter is not for this audience.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from converter.errors import ConvertError, ParityError
+
+    try:
+        if args.command == "export":
+            return _export(args)
+        return _verify(args)
+    except ParityError as exc:
+        print(f"ewaste-convert: {exc}", file=sys.stderr)
+        return EXIT_PARITY
+    except ConvertError as exc:
+        print(f"ewaste-convert: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _export(args: argparse.Namespace) -> int:
+    from converter.export import DEFAULT_BATCH, ExportOptions, export
+
+    summary = export(
+        ExportOptions(
+            model=args.model,
+            out=args.out,
+            classes=args.classes,
+            opset=args.opset,
+            cam=args.cam,
+            int8=args.int8,
+            check_images=args.check_images,
+            batch=args.batch or DEFAULT_BATCH,
+            static_batch_size=args.static_batch_size,
+            parity=not args.no_parity,
+            calibration_images=args.calibration_images,
+        )
+    )
+    print(
+        f"wrote {summary['onnx']} ({summary['size_bytes'] / 1e6:.2f} MB, opset "
+        f"{summary['opset']}, batch {summary['batch']}{', cam' if summary['cam'] else ''}; "
+        f"converted in {summary['convert_seconds']:.1f} s, ONNX Runtime loads it in "
+        f"{summary['ort_load_seconds']:.2f} s)"
+    )
+    if args.no_parity:
+        print("parity check skipped (--no-parity)")
+    else:
+        print(f"parity passed: {summary['parity']}")
+        print(f"parity report: {summary['parity_report']}")
+    int8 = summary.get("int8")
+    if int8:
+        verdict = f"kept {int8['int8_model']}" if int8["kept"] else "not kept"
+        print(
+            f"int8: {verdict}: accuracy {int8['fp32_accuracy']:.2%} fp32 -> "
+            f"{int8['int8_accuracy']:.2%} int8 ({int8['reason']}), "
+            f"{int8['speed']['speedup']:.2f}x the fp32 speed (report: {int8['report']})"
+        )
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from converter.export import parity_report_path, verify
+
+    report = verify(args.model, args.onnx, args.check_images)
+    where = parity_report_path(args.onnx)
+    if not report.passed:
+        print(
+            f"ewaste-convert: parity FAILED: {'; '.join(report.failures)} (report: {where})",
+            file=sys.stderr,
+        )
+        return EXIT_PARITY
+    print(f"parity passed: {report.summary()}")
+    print(f"parity report: {where}")
+    return EXIT_OK

@@ -1,0 +1,270 @@
+"""`ewaste-convert export` and `verify`: the steps, in order, with nothing half-written.
+
+The ONNX file is written to a temporary file in the output folder and moved into place with
+os.replace only after the checker, ONNX Runtime and the parity check have all accepted it,
+so a failed export never leaves (or overwrites) a model at --out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from converter import keras_model, metadata, onnx_graph, parity, run_info
+from converter.errors import ConvertError, ParityError
+from converter.quantize import DEFAULT_CALIBRATION_IMAGES, quantize_int8
+from desktop.core.model_info import ModelError, parse_model_info
+
+# Dynamic batch by default. benchmarks/bench_convert.py (random EfficientNetV2B0, 128 px,
+# 2 busy CPU cores, interleaved timing, 3 runs): a static model is 0-11% faster at its own
+# batch size (static/dynamic median time 0.66-1.01 at batch 1, 0.89-0.99 at batch 32: within
+# the noise of a loaded machine), but the app runs both single photos and batches of 32 and
+# one static model loses badly on the other: static-32 padded for one photo took 20x the
+# dynamic time (342 vs 17 ms), static-1 looped over 32 photos 1.5x (626 vs 421 ms).
+# Saving an ORT-optimised copy was also measured and is not done: it saved 25-70 ms of load
+# time, the app re-optimises at load anyway, and extended-level files hold onnxruntime-only
+# fused ops tied to the runtime version.
+DEFAULT_BATCH = "dynamic"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    model: Path
+    out: Path
+    classes: str | None = None
+    opset: int = onnx_graph.DEFAULT_OPSET
+    cam: bool = False
+    int8: bool = False
+    check_images: Path | None = None
+    batch: str = DEFAULT_BATCH  # "dynamic" or "static"
+    static_batch_size: int = 1
+    parity: bool = True
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+
+
+def parity_report_path(onnx_path: Path) -> Path:
+    return onnx_path.with_name(f"{onnx_path.stem}.parity.json")
+
+
+def failed_parity_report_path(onnx_path: Path) -> Path:
+    # A failed export leaves the previous model (if any) in place, so its report must not be
+    # overwritten by one describing a file that was never written.
+    return onnx_path.with_name(f"{onnx_path.stem}.parity-failed.json")
+
+
+def int8_paths(onnx_path: Path) -> tuple[Path, Path]:
+    return (
+        onnx_path.with_name(f"{onnx_path.stem}.int8.onnx"),
+        onnx_path.with_name(f"{onnx_path.stem}.int8.json"),
+    )
+
+
+def export(options: ExportOptions, log=print) -> dict[str, Any]:
+    """Run the whole export; return a summary. Raises ConvertError or ParityError."""
+    out = options.out
+    _check_output_path(out)
+    onnx_graph.check_opset(options.opset)
+    if options.batch not in ("dynamic", "static"):
+        raise ConvertError(f"--batch must be 'static' or 'dynamic', got {options.batch!r}")
+    if options.static_batch_size < 1:
+        raise ConvertError("--static-batch-size must be at least 1")
+    batch = options.static_batch_size if options.batch == "static" else None
+    explicit_images = (
+        run_info.images_in_folder(options.check_images) if options.check_images else None
+    )
+
+    info = run_info.read_run_info(options.model)
+    model = keras_model.load_keras_model(options.model)
+    size = keras_model.input_size(model)
+    if info.image_size is not None and info.image_size != size:
+        raise ConvertError(
+            f"run.json says image_size {list(info.image_size)} but the model takes "
+            f"{list(size)}: is run.json from another run?"
+        )
+    head = keras_model.find_head(model)
+    class_names = run_info.resolve_class_names(
+        info, options.classes, keras_model.num_classes(model)
+    )
+    inference = keras_model.build_inference_model(model, head, options.cam)
+    keras_model.check_probability_output(inference, size)
+
+    test_split = run_info.dataset_split(info, "test", class_names)
+    train_split = run_info.dataset_split(info, "train", class_names) if options.int8 else None
+    if options.int8 and (test_split is None or train_split is None):
+        raise ConvertError(
+            "--int8 needs the dataset named by run.json data_dir (train split to calibrate, "
+            "test split to measure accuracy), and it is not on this machine"
+        )
+    if explicit_images is not None:
+        images, source = explicit_images, str(options.check_images)
+    elif test_split is not None:
+        images, source = test_split.paths, test_split.source
+    else:
+        images, source = [], None
+
+    log(f"converting {options.model} (input {size[0]}x{size[1]}, {len(class_names)} classes)")
+    started = time.perf_counter()
+    proto = onnx_graph.convert(inference, size, options.opset, batch)
+    convert_seconds = time.perf_counter() - started
+    values = metadata.build_metadata(
+        class_names=class_names,
+        size=size,
+        cam=options.cam,
+        batch=batch,
+        source=options.model,
+        run_info=info,
+        opset=options.opset,
+    )
+    metadata.attach_metadata(proto, values)
+    _check_onnx(proto)
+
+    summary: dict[str, Any] = {
+        "model": str(options.model),
+        "onnx": str(out),
+        "classes": class_names,
+        "input_size": list(size),
+        "batch": batch if batch is not None else "dynamic",
+        "cam": options.cam,
+        "opset": options.opset,
+        "convert_seconds": convert_seconds,
+    }
+    with _temporary_model(out) as temp:
+        onnx.save(proto, str(temp))
+        summary["size_bytes"] = temp.stat().st_size
+        summary["ort_load_seconds"] = _ort_load_seconds(temp)
+        if options.parity:
+            report = parity.check_parity(
+                inference, options.model, out, size, images, source, log=log, onnx_file=temp
+            )
+            summary["parity"] = report.summary()
+            if not report.passed:
+                failed = failed_parity_report_path(out)
+                _write_json(failed, report.to_dict())
+                raise ParityError(
+                    f"parity failed, nothing written to {out}: {'; '.join(report.failures)} "
+                    f"(report: {failed})"
+                )
+            _write_json(parity_report_path(out), report.to_dict())
+            summary["parity_report"] = str(parity_report_path(out))
+        else:
+            summary["parity"] = "skipped (--no-parity)"
+        os.replace(temp, out)
+    with contextlib.suppress(FileNotFoundError):
+        failed_parity_report_path(out).unlink()
+
+    if options.int8 and train_split is not None and test_split is not None:
+        int8_path, int8_report_path = int8_paths(out)
+        try:
+            result = quantize_int8(
+                out, int8_path, size, train_split, test_split, options.calibration_images, log=log
+            )
+        except ConvertError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - onnxruntime.quantization raises many types
+            first = next((ln for ln in str(exc).splitlines() if ln.strip()), repr(exc))
+            raise ConvertError(
+                f"{out} was written, but INT8 quantisation failed: {type(exc).__name__}: {first}"
+            ) from exc
+        _write_json(int8_report_path, result)
+        summary["int8"] = {**result, "report": str(int8_report_path)}
+    return summary
+
+
+def verify(
+    keras_path: Path, onnx_path: Path, check_images: Path | None = None, log=print
+) -> parity.ParityReport:
+    """Compare an existing ONNX file with its Keras model; write MODEL.parity.json."""
+    if not onnx_path.is_file():
+        raise ConvertError(f"ONNX model not found: {onnx_path}")
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have varied types
+        raise ConvertError(f"{onnx_path} is not an ONNX model: {exc}") from exc
+    try:
+        model_info = parse_model_info(metadata.read_metadata(proto), source=str(onnx_path))
+    except ModelError as exc:
+        raise ConvertError(str(exc)) from exc
+    explicit_images = run_info.images_in_folder(check_images) if check_images else None
+
+    info = run_info.read_run_info(keras_path)
+    model = keras_model.load_keras_model(keras_path)
+    size = keras_model.input_size(model)
+    if model_info.input_size != size:
+        raise ConvertError(
+            f"{onnx_path} takes {list(model_info.input_size)} images, the Keras model "
+            f"{list(size)}: they are not the same model"
+        )
+    if model_info.num_classes != keras_model.num_classes(model):
+        raise ConvertError(
+            f"{onnx_path} has {model_info.num_classes} classes, the Keras model "
+            f"{keras_model.num_classes(model)}"
+        )
+    head = keras_model.find_head(model)
+    inference = keras_model.build_inference_model(
+        model, head, cam=model_info.cam_output is not None
+    )
+
+    if explicit_images is not None:
+        images, source = explicit_images, str(check_images)
+    else:
+        split = run_info.dataset_split(info, "test", list(model_info.class_names))
+        images, source = (split.paths, split.source) if split else ([], None)
+    report = parity.check_parity(inference, keras_path, onnx_path, size, images, source, log=log)
+    _write_json(parity_report_path(onnx_path), report.to_dict())
+    return report
+
+
+def _check_output_path(out: Path) -> None:
+    if out.suffix.lower() != ".onnx":
+        raise ConvertError(f"--out must name an .onnx file, got {out}")
+    if out.is_dir():
+        raise ConvertError(f"--out is a folder, not a file: {out}")
+    if not out.parent.is_dir():
+        raise ConvertError(f"output folder does not exist: {out.parent}")
+    if not os.access(out.parent, os.W_OK):
+        raise ConvertError(f"output folder is not writable: {out.parent}")
+
+
+def _check_onnx(proto: onnx.ModelProto) -> None:
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConvertError(f"the converted model fails onnx.checker: {first}") from exc
+
+
+def _ort_load_seconds(path: Path) -> float:
+    """Open the file the way the app does (full ORT graph optimisation) and time it."""
+    started = time.perf_counter()
+    try:
+        parity.OnnxRunner(path)
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
+        first = str(exc).strip().splitlines()[0]
+        raise ConvertError(f"ONNX Runtime cannot load the converted model: {first}") from exc
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _temporary_model(out: Path):
+    """A temp file next to `out` (same filesystem, so os.replace is atomic), always removed."""
+    # A fresh unique name rather than mkstemp, whose 0600 mode would end up on the model.
+    temp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp.onnx")
+    try:
+        yield temp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temp, path)

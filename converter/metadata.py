@@ -1,0 +1,124 @@
+"""The metadata written into the ONNX file, per desktop.core.model_info.
+
+Required keys make the file self-describing for the app; the optional ones (source hash,
+metrics, training recipe, export facts) are shown to the user and make a model traceable
+back to the exact .keras file and run that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import platform
+from pathlib import Path
+from typing import Any
+
+import keras
+import onnx
+import onnxruntime
+import tensorflow as tf
+import tf2onnx
+
+from converter.errors import ConvertError
+from converter.onnx_graph import INPUT_NAME
+from converter.run_info import RunInfo, test_metrics
+from desktop.core.model_info import (
+    FORMAT_VERSION,
+    ModelError,
+    encode_metadata,
+    parse_model_info,
+)
+from desktop.core.preprocessing import PREPROCESSING_CONTRACT
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_metadata(
+    *,
+    class_names: list[str],
+    size: tuple[int, int],
+    cam: bool,
+    batch: int | None,
+    source: Path,
+    run_info: RunInfo,
+    opset: int,
+) -> dict[str, Any]:
+    input_spec: dict[str, Any] = {
+        "name": INPUT_NAME,
+        "size": list(size),
+        "layout": "NHWC",
+        "dtype": "float32",
+    }
+    if batch is not None:
+        input_spec["batch"] = batch
+    values: dict[str, Any] = {
+        "ewaste_format": FORMAT_VERSION,
+        "class_names": list(class_names),
+        "input": input_spec,
+        "outputs": {"probabilities": "probabilities", "cam": "cam" if cam else None},
+        "preprocessing": PREPROCESSING_CONTRACT,
+        "source_sha256": file_sha256(source),
+        "export": export_facts(opset, batch),
+    }
+    metrics = test_metrics(run_info)
+    if metrics:
+        values["metrics"] = metrics
+    run = run_info.run or {}
+    weights = run.get("weights") if isinstance(run.get("weights"), dict) else None
+    if "config" in run or weights:
+        values["training"] = {
+            "config": run.get("config"),
+            "weights_source": _weights_source(weights),
+            "versions": run.get("versions"),
+        }
+    if weights:
+        values["weights"] = weights
+    return values
+
+
+def _weights_source(weights: dict[str, Any] | None) -> str | None:
+    """ "none", "imagenet" or a file path; the trainer writes it as source or kind + path."""
+    if not weights:
+        return None
+    source = weights.get("source") or weights.get("kind")
+    if weights.get("path") and source not in (None, "none", "imagenet"):
+        return str(weights["path"])
+    return str(source) if source is not None else weights.get("path")
+
+
+def export_facts(opset: int, batch: int | None) -> dict[str, Any]:
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,  # the runtime that passed the parity check
+        "opset": opset,
+        "batch": batch if batch is not None else "dynamic",
+        "python": platform.python_version(),
+    }
+
+
+def attach_metadata(model_proto: onnx.ModelProto, values: dict[str, Any]) -> None:
+    """Write `values` into metadata_props, after proving the app will accept them."""
+    props = encode_metadata(values)
+    try:
+        parse_model_info(props, source="the exported model")
+    except ModelError as exc:
+        raise ConvertError(str(exc)) from exc
+    kept = [p for p in model_proto.metadata_props if p.key not in props]
+    del model_proto.metadata_props[:]
+    model_proto.metadata_props.extend(kept)
+    for key, value in props.items():
+        model_proto.metadata_props.add(key=key, value=value)
+
+
+def read_metadata(model_proto: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model_proto.metadata_props}

@@ -1,0 +1,334 @@
+"""Prove that the ONNX file computes what the Keras model computes.
+
+Three comparisons, all against the Keras inference model at training=False:
+  random    synthetic 0-255 tensors (black, white, noise, colour ramps), every output
+  images    real files decoded with desktop.core.preprocessing.load_model_input (the
+            trainer's loader), run through Keras and ONNX Runtime, every output
+  engine    the same files through the station app's Engine (its own decoding, batching
+            and session options) against the Keras probabilities: end to end
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import onnxruntime as ort
+
+from converter.keras_model import CAM, PROBABILITIES, output_names, predict, sample_inputs
+from desktop.core.preprocessing import ImageLoadError, load_model_input
+
+# Any probability may differ by at most this between Keras and ONNX Runtime.
+PROB_MAX_DIFF = 1e-5
+# CAM values are unbounded scores (sums over ~1280 channels): relative to their magnitude.
+CAM_REL_DIFF = 1e-4
+# The engine target, end to end from files (its own decoder threads, batching, session).
+ENGINE_MAX_DIFF = 1e-4
+BATCH_SIZE = 32
+RANDOM_COUNT = 8
+# The report lists at most this many individual disagreements per section.
+MAX_LISTED = 50
+
+
+class OnnxRunner:
+    """An ONNX Runtime session as the app opens it; pads batches for a static batch size."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or 0
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        node = self.session.get_inputs()[0]
+        self.input_name = node.name
+        batch = node.shape[0]
+        self.static_batch = batch if isinstance(batch, int) and batch > 0 else None
+        self.output_names = [output.name for output in self.session.get_outputs()]
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        size = self.static_batch
+        if size is None or len(batch) == size:
+            return self._run(batch)
+        parts: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(batch), size):
+            chunk = batch[start : start + size]
+            filled = len(chunk)
+            if filled < size:
+                chunk = np.concatenate(
+                    [chunk, np.zeros((size - filled, *chunk.shape[1:]), chunk.dtype)]
+                )
+            parts.append({k: v[:filled] for k, v in self._run(chunk).items()})
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
+
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(None, {self.input_name: batch})
+        return dict(zip(self.output_names, values, strict=True))
+
+
+@dataclass
+class _OutputStats:
+    max_abs_diff: float = 0.0
+    abs_sum: float = 0.0
+    count: int = 0
+    max_abs_value: float = 0.0  # of the Keras output, to scale the CAM tolerance
+
+    def update(self, expected: np.ndarray, actual: np.ndarray) -> None:
+        diff = np.abs(expected.astype(np.float64) - actual.astype(np.float64))
+        self.max_abs_diff = max(self.max_abs_diff, float(diff.max(initial=0.0)))
+        self.abs_sum += float(diff.sum())
+        self.count += diff.size
+        self.max_abs_value = max(self.max_abs_value, float(np.abs(expected).max(initial=0.0)))
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "max_abs_diff": self.max_abs_diff,
+            "mean_abs_diff": self.abs_sum / self.count if self.count else 0.0,
+            "max_abs_keras_value": self.max_abs_value,
+        }
+
+
+@dataclass
+class _Section:
+    """Running comparison of one input source (random tensors, image files or the engine)."""
+
+    name: str
+    tolerance: float
+    count: int = 0
+    top1_agree: int = 0
+    outputs: dict[str, _OutputStats] = field(default_factory=dict)
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+    ties: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # shape or dtype mismatches
+
+    def update(
+        self,
+        labels: Sequence[str],
+        expected: dict[str, np.ndarray],
+        actual: dict[str, np.ndarray],
+    ) -> None:
+        for name, value in expected.items():
+            got = actual[name]
+            if got.shape != value.shape or got.dtype != np.float32:
+                problem = (
+                    f"{self.name}: output '{name}' is {got.dtype}{list(got.shape)}, Keras gives "
+                    f"{value.dtype}{list(value.shape)}"
+                )
+                if problem not in self.problems:
+                    self.problems.append(problem)
+                return
+            self.outputs.setdefault(name, _OutputStats()).update(value, got)
+        keras_probs, onnx_probs = expected[PROBABILITIES], actual[PROBABILITIES]
+        keras_top, onnx_top = keras_probs.argmax(axis=1), onnx_probs.argmax(axis=1)
+        self.count += len(labels)
+        self.top1_agree += int((keras_top == onnx_top).sum())
+        for row in np.flatnonzero(keras_top != onnx_top):
+            entry = {
+                "input": labels[row],
+                "keras_top1": int(keras_top[row]),
+                "keras_prob": float(keras_probs[row, keras_top[row]]),
+                "onnx_top1": int(onnx_top[row]),
+                "onnx_prob": float(onnx_probs[row, onnx_top[row]]),
+            }
+            # Two classes within the tolerance of each other are a tie, not a disagreement:
+            # either answer is right to the precision that parity demands.
+            margin = keras_probs[row, keras_top[row]] - keras_probs[row, onnx_top[row]]
+            target = self.ties if margin <= self.tolerance else self.disagreements
+            target.append(entry)
+
+    def failures(self) -> list[str]:
+        found = list(self.problems)
+        probs = self.outputs.get(PROBABILITIES)
+        if probs is not None and probs.max_abs_diff > self.tolerance:
+            found.append(
+                f"{self.name}: max probability difference {probs.max_abs_diff:.3g} > "
+                f"{self.tolerance:g}"
+            )
+        cam = self.outputs.get(CAM)
+        if cam is not None:
+            allowed = CAM_REL_DIFF * max(1.0, cam.max_abs_value)
+            if cam.max_abs_diff > allowed:
+                found.append(
+                    f"{self.name}: max CAM difference {cam.max_abs_diff:.3g} > {allowed:.3g}"
+                )
+        if self.disagreements:
+            found.append(
+                f"{self.name}: top-1 differs for {len(self.disagreements)} of {self.count}"
+            )
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "top1_agreement": self.top1_agree / self.count if self.count else None,
+            "top1_disagreements": len(self.disagreements),
+            "outputs": {name: stats.to_dict() for name, stats in self.outputs.items()},
+            "disagreements": self.disagreements[:MAX_LISTED],
+            "ties_within_tolerance": self.ties[:MAX_LISTED],
+        }
+
+
+@dataclass
+class ParityReport:
+    keras_model: str
+    onnx_model: str
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "keras_model": self.keras_model,
+            "onnx_model": self.onnx_model,
+            "thresholds": {
+                "probability_max_abs_diff": PROB_MAX_DIFF,
+                "cam_max_abs_diff_relative": CAM_REL_DIFF,
+                "engine_probability_max_abs_diff": ENGINE_MAX_DIFF,
+                "top1": "identical (a difference between classes tied within the threshold "
+                "is listed as a tie, not a failure)",
+            },
+            "failures": self.failures,
+            "notes": self.notes,
+            **self.sections,
+        }
+
+    def summary(self) -> str:
+        parts = []
+        for name in ("random", "images", "engine"):
+            section = self.sections.get(name)
+            if not section or not section.get("count"):
+                continue
+            probs = section["outputs"].get(PROBABILITIES, {})
+            parts.append(
+                f"{name} n={section['count']}: max diff {probs.get('max_abs_diff', 0):.2e}, "
+                f"mean {probs.get('mean_abs_diff', 0):.2e}, "
+                f"top-1 agreement {section['top1_agreement']:.2%}"
+            )
+        return "; ".join(parts)
+
+
+def check_parity(
+    inference_model: keras.Model,
+    keras_path: Path,
+    onnx_path: Path,
+    size: tuple[int, int],
+    image_paths: Sequence[Path],
+    image_source: str | None,
+    run_engine: bool = True,
+    log=print,
+    onnx_file: Path | None = None,
+) -> ParityReport:
+    """Compare Keras and ONNX Runtime on random tensors and on `image_paths`.
+
+    `onnx_file` is the file actually opened when it is not yet at `onnx_path` (export
+    checks a temporary file before moving it into place).
+    """
+    report = ParityReport(keras_model=str(keras_path), onnx_model=str(onnx_path))
+    onnx_file = onnx_file or onnx_path
+    runner = OnnxRunner(onnx_file)
+    names = output_names(inference_model)
+    missing = [name for name in names if name not in runner.output_names]
+    if missing:
+        report.failures.append(
+            f"the ONNX model has no output {missing} (it has {runner.output_names})"
+        )
+        return report
+
+    random = _Section("random", PROB_MAX_DIFF)
+    batch = sample_inputs(size, RANDOM_COUNT)
+    random.update(
+        [f"random[{i}]" for i in range(len(batch))],
+        predict(inference_model, batch),
+        _pick(runner.run(batch), names),
+    )
+    report.sections["random"] = random.to_dict()
+    report.failures += random.failures()
+
+    if not image_paths:
+        report.notes.append("no real images: only random tensors were compared")
+        report.sections["images"] = {"source": None, "count": 0}
+        return report
+    log(f"parity: comparing Keras and ONNX Runtime on {len(image_paths)} images ({image_source})")
+    images = _Section("images", PROB_MAX_DIFF)
+    keras_probs: dict[str, np.ndarray] = {}
+    skipped: list[dict[str, str]] = []
+    for paths, batch in _image_batches(image_paths, size, skipped):
+        expected = predict(inference_model, batch)
+        labels = [str(p) for p in paths]
+        images.update(labels, expected, _pick(runner.run(batch), names))
+        keras_probs.update(zip(labels, expected[PROBABILITIES], strict=True))
+    report.sections["images"] = {"source": image_source, **images.to_dict(), "skipped": skipped}
+    report.failures += images.failures()
+
+    if run_engine and keras_probs:
+        report.sections["engine"] = _engine_parity(onnx_file, keras_probs, report)
+    return report
+
+
+def _pick(values: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
+    return {name: values[name] for name in names}
+
+
+def _image_batches(
+    paths: Sequence[Path], size: tuple[int, int], skipped: list[dict[str, str]]
+) -> Iterator[tuple[list[Path], np.ndarray]]:
+    """Decode files exactly as the trainer does, BATCH_SIZE at a time; record unreadable ones."""
+    loaded: list[Path] = []
+    arrays: list[np.ndarray] = []
+    for path in paths:
+        try:
+            arrays.append(load_model_input(path, size))
+        except ImageLoadError as exc:
+            skipped.append({"path": str(path), "reason": exc.reason})
+            continue
+        loaded.append(path)
+        if len(loaded) == BATCH_SIZE:
+            yield loaded, np.stack(arrays)
+            loaded, arrays = [], []
+    if loaded:
+        yield loaded, np.stack(arrays)
+
+
+def _engine_parity(
+    onnx_path: Path, keras_probs: dict[str, np.ndarray], report: ParityReport
+) -> dict[str, Any]:
+    """End to end: the app's Engine on the files vs Keras on load_model_input's pixels."""
+    try:
+        from desktop.core.engine import Engine, ModelError
+    except ImportError as exc:
+        report.notes.append(f"engine parity skipped: desktop.core.engine not importable ({exc})")
+        return {"status": "skipped", "count": 0}
+    section = _Section("engine", ENGINE_MAX_DIFF)
+    errors: list[dict[str, str]] = []
+    try:
+        engine = Engine(onnx_path)
+        for predictions in engine.classify(list(keras_probs), batch_size=BATCH_SIZE):
+            for prediction in predictions:
+                if prediction.probabilities is None:
+                    errors.append({"path": prediction.path, "error": str(prediction.error)})
+                    continue
+                expected = keras_probs[prediction.path][None]
+                actual = np.asarray(prediction.probabilities, dtype=np.float32)[None]
+                section.update(
+                    [prediction.path], {PROBABILITIES: expected}, {PROBABILITIES: actual}
+                )
+    except ModelError as exc:
+        report.failures.append(f"engine: the app cannot load the model: {exc}")
+        return {"status": "failed", "count": 0, "error": str(exc)}
+    failures = section.failures()
+    if errors:
+        failures.append(f"engine: could not read {len(errors)} files Keras read")
+    report.failures += failures
+    return {"status": "failed" if failures else "passed", **section.to_dict(), "errors": errors}

@@ -1,0 +1,236 @@
+"""A statically quantised INT8 copy, kept only if it is nearly as accurate as FP32.
+
+Static (not dynamic) quantisation: convolutions dominate EfficientNet, and dynamic
+quantisation would measure activation ranges again on every batch (ONNX Runtime's slow
+ConvInteger path); static calibrates them once on training images. QDQ format with
+per-channel weights is ONNX Runtime's recommended CPU setting; per-channel matters for
+depthwise convolutions, whose channels have very different weight ranges.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
+
+from converter.errors import ConvertError
+from converter.parity import OnnxRunner
+from converter.run_info import LabelledImages
+from desktop.core.preprocessing import ImageLoadError, load_model_input
+
+# Keep the INT8 model only when it loses at most this much test accuracy (0.5 points).
+MAX_ACCURACY_DROP = 0.005
+# uint8 activations with int8 weights (U8S8) is ONNX Runtime's fast x86 path: on a 2-core
+# AVX-512 machine S8S8 ran at 0.6x the FP32 speed and U8S8 at 1.6x (EfficientNetV2B0, 128 px,
+# batch 32). reduce_range (7-bit weights) avoids the U8S8 overflow of x86 CPUs without VNNI,
+# so the accuracy measured here also holds on an older station PC.
+ACTIVATION_TYPE = QuantType.QUInt8
+WEIGHT_TYPE = QuantType.QInt8
+REDUCE_RANGE = True
+DEFAULT_CALIBRATION_IMAGES = 200
+SPEED_BATCH = 32
+SPEED_REPEATS = 7
+
+
+class ImageCalibrationReader(CalibrationDataReader):
+    """Feeds training images one at a time, decoded exactly as for inference."""
+
+    def __init__(self, input_name: str, paths: Sequence[Path], size: tuple[int, int]):
+        self.input_name = input_name
+        self.size = size
+        self._paths = iter(paths)
+        self.used = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        for path in self._paths:
+            try:
+                image = load_model_input(path, self.size)
+            except ImageLoadError:
+                continue
+            self.used += 1
+            return {self.input_name: image[None]}
+        return None
+
+
+def quantize_int8(
+    fp32_path: Path,
+    int8_path: Path,
+    size: tuple[int, int],
+    calibration: LabelledImages,
+    test: LabelledImages,
+    calibration_count: int = DEFAULT_CALIBRATION_IMAGES,
+    log=print,
+) -> dict[str, Any]:
+    """Quantise `fp32_path`, compare accuracy and speed, keep `int8_path` only if good enough.
+
+    Returns the report (also the decision); `int8_path` exists afterwards only when kept.
+    """
+    rng = random.Random(0)
+    chosen = list(calibration.paths)
+    rng.shuffle(chosen)
+    chosen = chosen[:calibration_count]
+    folder = int8_path.parent
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".int8-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        candidate = Path(scratch) / "int8.onnx"
+        # Shape inference + graph clean-up first, as onnxruntime recommends before
+        # quantising: it lets the quantiser see every tensor's shape.
+        # Symbolic shape inference (needs sympy) is only for dynamic-shaped ops; this
+        # CNN's shapes are all known to ONNX's own shape inference.
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        reader = ImageCalibrationReader("image", chosen, size)
+        log(f"int8: calibrating on {len(chosen)} training images")
+        started = time.perf_counter()
+        quantize_static(
+            str(prepared),
+            str(candidate),
+            calibration_data_reader=reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=REDUCE_RANGE,
+            activation_type=ACTIVATION_TYPE,
+            weight_type=WEIGHT_TYPE,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        quantize_seconds = time.perf_counter() - started
+        _finish_int8_model(fp32_path, candidate, calibration_images=reader.used)
+
+        log(f"int8: measuring accuracy on {len(test.paths)} test images (fp32 and int8)")
+        fp32_runner, int8_runner = OnnxRunner(fp32_path), OnnxRunner(candidate)
+        fp32_acc, int8_acc, agreement, evaluated = _accuracies(fp32_runner, int8_runner, test, size)
+        rates = _throughput({"fp32": fp32_runner, "int8": int8_runner}, size)
+        speed = {
+            "fp32_images_per_second": rates["fp32"],
+            "int8_images_per_second": rates["int8"],
+        }
+        drop = fp32_acc - int8_acc
+        keep = drop <= MAX_ACCURACY_DROP
+        if keep:
+            os.replace(candidate, int8_path)
+        elif int8_path.exists():
+            # An INT8 file from an earlier export no longer matches the new FP32 model.
+            int8_path.unlink()
+    return {
+        "kept": keep,
+        "int8_model": str(int8_path) if keep else None,
+        "reason": (
+            f"accuracy drop {drop * 100:.2f} points "
+            f"{'<=' if keep else '>'} {MAX_ACCURACY_DROP * 100:.1f} allowed"
+        ),
+        "settings": {
+            "format": "QDQ",
+            "per_channel": True,
+            "activations": ACTIVATION_TYPE.name,
+            "weights": WEIGHT_TYPE.name,
+            "reduce_range": REDUCE_RANGE,
+            "calibration": "MinMax",
+            "calibration_images": reader.used,
+            "calibration_source": calibration.source,
+        },
+        "test_images": evaluated,
+        "test_source": test.source,
+        "fp32_accuracy": fp32_acc,
+        "int8_accuracy": int8_acc,
+        "accuracy_drop_points": drop * 100,
+        "top1_agreement_fp32_int8": agreement,
+        "speed": {
+            **speed,
+            "batch": SPEED_BATCH,
+            "speedup": speed["int8_images_per_second"] / speed["fp32_images_per_second"],
+        },
+        "quantize_seconds": quantize_seconds,
+        "fp32_size_bytes": fp32_path.stat().st_size,
+        "int8_size_bytes": int8_path.stat().st_size if keep else None,
+    }
+
+
+def _finish_int8_model(source: Path, target: Path, calibration_images: int) -> None:
+    """Copy the metadata (the quantiser drops it) and drop unused opset imports.
+
+    quant_pre_process saves through ONNX Runtime, which declares every domain it knows
+    (training, preview, aten, ...); an older runtime on a station need not know them all.
+    """
+    props = {
+        p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props
+    }
+    export = json.loads(props.get("export", "{}"))
+    export["quantization"] = {
+        "format": "QDQ",
+        "activations": ACTIVATION_TYPE.name,
+        "weights": WEIGHT_TYPE.name,
+        "per_channel": True,
+        "reduce_range": REDUCE_RANGE,
+        "calibration_images": calibration_images,
+    }
+    props["export"] = json.dumps(export, ensure_ascii=False)
+    model = onnx.load(str(target))
+    used = {node.domain or "" for node in model.graph.node}
+    kept = [o for o in model.opset_import if (o.domain or "") == "" or o.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+
+
+def _accuracies(
+    fp32: OnnxRunner, int8: OnnxRunner, test: LabelledImages, size: tuple[int, int]
+) -> tuple[float, float, float, int]:
+    fp32_right = int8_right = agree = total = 0
+    paths, labels = list(test.paths), list(test.labels)
+    for start in range(0, len(paths), SPEED_BATCH):
+        arrays, truth = [], []
+        for path, label in zip(
+            paths[start : start + SPEED_BATCH], labels[start : start + SPEED_BATCH], strict=True
+        ):
+            try:
+                arrays.append(load_model_input(path, size))
+            except ImageLoadError:
+                continue
+            truth.append(label)
+        if not arrays:
+            continue
+        batch, expected = np.stack(arrays), np.asarray(truth)
+        a = fp32.run(batch)["probabilities"].argmax(axis=1)
+        b = int8.run(batch)["probabilities"].argmax(axis=1)
+        fp32_right += int((a == expected).sum())
+        int8_right += int((b == expected).sum())
+        agree += int((a == b).sum())
+        total += len(expected)
+    if total == 0:
+        raise ConvertError(f"--int8: no readable images in the {test.source}")
+    return fp32_right / total, int8_right / total, agree / total, total
+
+
+def _throughput(runners: dict[str, OnnxRunner], size: tuple[int, int]) -> dict[str, float]:
+    """Images per second of each runner at SPEED_BATCH, timed round-robin so that other
+    load on the machine slows both models alike; the median of SPEED_REPEATS rounds."""
+    batch = np.random.default_rng(0).uniform(0, 255, (SPEED_BATCH, *size, 3)).astype(np.float32)
+    for runner in runners.values():
+        runner.run(batch)  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(SPEED_REPEATS):
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            runner.run(batch)
+            samples[name].append(time.perf_counter() - started)
+    return {name: SPEED_BATCH / statistics.median(times) for name, times in samples.items()}

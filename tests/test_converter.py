@@ -1,0 +1,579 @@
+"""ewaste-convert: export, metadata contract, parity, CAM, INT8, and its failure modes.
+
+Most tests use a tiny functional model shaped like the trainer's (conv features -> GAP ->
+Dropout -> Dense softmax) so a conversion takes about a second; one slow test converts a
+real (random-weight) EfficientNetV2B0. Image files are real JPEG/PNG files written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+pytest.importorskip("tf2onnx")
+
+from converter import keras_model  # noqa: E402
+from converter.cli import main  # noqa: E402
+from converter.errors import ConvertError  # noqa: E402
+from desktop.core.model_info import parse_model_info  # noqa: E402
+from desktop.core.preprocessing import load_model_input  # noqa: E402
+
+# Keras's own .keras saving trips a NumPy 2 deprecation warning on every variable.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["Battery", "Mouse", "PCB"]
+SIZE = 32
+
+
+def training_ops(graph: onnx.GraphProto) -> set[str]:
+    """Ops that would mean training behaviour (dropout masks) leaked into the graph.
+
+    A training=True trace of Dropout gives TensorFlow's StatelessRandomUniformV2 (or ONNX
+    Dropout / RandomUniform* once converted).
+    """
+    return {
+        n.op_type
+        for n in graph.node
+        if "Random" in n.op_type or n.op_type in ("Dropout", "Bernoulli")
+    }
+
+
+# -- builders -----------------------------------------------------------------------------
+
+
+def tiny_model(size: int = SIZE, classes: int = 3, names: str = "odd") -> keras.Model:
+    """Conv features -> GAP -> Dropout -> Dense softmax, with layer names that are not the
+    trainer's, so the converter has to find the head by layer type."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((size, size, 3), name="pixels")
+    x = keras.layers.Rescaling(1 / 255.0, name=f"{names}_scale")(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name=f"{names}_conv1")(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name=f"{names}_conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name=f"{names}_pool")(x)
+    x = keras.layers.Dropout(0.5, name=f"{names}_drop")(x)
+    # A wide kernel init spreads the probabilities, so top-1 and diffs are meaningful.
+    outputs = keras.layers.Dense(
+        classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=3.0),
+        name=f"{names}_head",
+    )(x)
+    return keras.Model(inputs, outputs)
+
+
+def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """Real JPEG and PNG files of varied sizes (so resizing happens) and textures."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for index in range(count):
+        height, width = 40 + 9 * index, 56 + 5 * (index % 4)
+        ys, xs = np.mgrid[0:height, 0:width]
+        base = rng.uniform(0, 255, 3)
+        pixels = (
+            base + 60 * np.sin(xs[..., None] / (3 + index)) + rng.normal(0, 25, (height, width, 3))
+        )
+        pixels[..., index % 3] = 255 * (ys / height)
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        path = folder / f"item_{index}.{'jpg' if index % 2 else 'png'}"
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+def write_run_dir(
+    folder: Path, model: keras.Model, classes: list[str], data_dir: Path | None = None
+) -> Path:
+    """A trainer-like run directory: model.keras, run.json, metrics.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / "model.keras"
+    model.save(model_path)
+    height, width = model.inputs[0].shape[1:3]
+    run = {
+        "class_names": classes,
+        "image_size": [height, width],
+        "data_dir": str(data_dir) if data_dir else "/nonexistent/dataset",
+        "config": {"epochs": 3, "optimizer": "adamw"},
+        "weights": {"source": "none", "sha256": None},
+        "versions": {"tensorflow": tf.__version__},
+    }
+    (folder / "run.json").write_text(json.dumps(run))
+    (folder / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.9, "loss": 0.3}}))
+    return model_path
+
+
+def write_dataset(root: Path, classes: list[str], per_class: dict[str, int]) -> Path:
+    for split, count in per_class.items():
+        for index, name in enumerate(classes):
+            write_images(root / split / name, count, seed=100 * index + len(split))
+    return root
+
+
+def run_cli(*argv: str | Path) -> int:
+    return main([str(a) for a in argv])
+
+
+def keras_probabilities(model: keras.Model, paths: list[Path]) -> np.ndarray:
+    size = tuple(model.inputs[0].shape[1:3])
+    batch = np.stack([load_model_input(p, size) for p in paths])
+    return np.asarray(model.predict_on_batch(batch))
+
+
+def session_outputs(path: Path, batch: np.ndarray) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"image": batch}), strict=True))
+
+
+def metadata_of(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+def assert_one_line_error(capsys: pytest.CaptureFixture[str], *fragments: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("ewaste-convert: error: "), err
+    for fragment in fragments:
+        assert fragment in last, last
+
+
+# -- a converted tiny model, shared by the read-only tests --------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exported")
+    model_path = write_run_dir(root / "run", tiny_model(), CLASSES)
+    images = write_images(root / "images", 7)
+    out = root / "out" / "classifier.onnx"
+    out.parent.mkdir()
+    assert (
+        run_cli("export", model_path, "--out", out, "--cam", "--check-images", images[0].parent)
+        == 0
+    )
+    return {"model": model_path, "onnx": out, "images": images[0].parent, "root": root}
+
+
+def test_metadata_round_trips_through_the_app_contract(exported: dict[str, Path]) -> None:
+    props = metadata_of(exported["onnx"])
+    info = parse_model_info(props)
+    assert info.class_names == tuple(CLASSES)
+    assert info.input_name == "image"
+    assert info.input_size == (SIZE, SIZE)
+    assert info.probabilities_output == "probabilities"
+    assert info.cam_output == "cam"
+    meta = info.metadata
+    assert meta["source_sha256"] == hashlib.sha256(exported["model"].read_bytes()).hexdigest()
+    assert meta["metrics"] == {"test_accuracy": 0.9, "test_loss": 0.3}
+    assert meta["training"]["config"] == {"epochs": 3, "optimizer": "adamw"}
+    assert meta["training"]["weights_source"] == "none"
+    export = meta["export"]
+    assert export["opset"] == 17 and export["batch"] == "dynamic"
+    assert {"date", "tensorflow", "tf2onnx", "onnx"} <= set(export)
+    assert meta["preprocessing"]["value_range"] == [0, 255]
+
+
+def test_graph_is_the_inference_graph_with_contract_names(exported: dict[str, Path]) -> None:
+    model = onnx.load(str(exported["onnx"]))
+    onnx.checker.check_model(model, full_check=True)
+    assert not training_ops(model.graph)
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert [o.name for o in model.graph.output] == ["probabilities", "cam"]
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch"
+    assert [d.dim_value for d in dims[1:]] == [SIZE, SIZE, 3]
+    assert {o.domain: o.version for o in model.opset_import}[""] == 17
+    # onnxruntime>=1.17 (the app's floor) reads IR version 9 at most.
+    assert model.ir_version <= 9
+
+
+def test_parity_report_covers_random_images_and_engine(exported: dict[str, Path]) -> None:
+    report = json.loads(exported["onnx"].with_name("classifier.parity.json").read_text())
+    assert report["passed"] is True
+    assert report["random"]["count"] > 0
+    assert report["images"]["count"] == 7
+    assert report["images"]["outputs"]["probabilities"]["max_abs_diff"] <= 1e-5
+    assert report["images"]["outputs"]["cam"]["max_abs_diff"] >= 0
+    assert report["images"]["top1_agreement"] == 1.0
+    assert report["engine"]["status"] == "passed"
+    assert report["engine"]["count"] == 7
+
+
+def test_cam_output_is_feature_map_times_dense_kernel(exported: dict[str, Path]) -> None:
+    model = keras.models.load_model(exported["model"], compile=False)
+    pool = next(x for x in model.layers if isinstance(x, keras.layers.GlobalAveragePooling2D))
+    dense = next(x for x in model.layers if isinstance(x, keras.layers.Dense))
+    features = keras.Model(model.inputs[0], pool.input)
+    paths = sorted(exported["images"].iterdir())
+    batch = np.stack([load_model_input(p, (SIZE, SIZE)) for p in paths])
+    expected = np.asarray(features.predict_on_batch(batch)) @ dense.kernel.numpy()
+    outputs = session_outputs(exported["onnx"], batch)
+    assert outputs["cam"].shape == expected.shape == (len(paths), 14, 14, 3)
+    np.testing.assert_allclose(outputs["cam"], expected, atol=1e-5, rtol=1e-5)
+    # And the map explains the prediction: mean over positions + bias, softmax = output.
+    logits = expected.mean(axis=(1, 2)) + dense.bias.numpy()
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(outputs["probabilities"], softmax, atol=1e-5)
+
+
+def test_app_engine_agrees_with_keras_on_image_files(exported: dict[str, Path]) -> None:
+    from desktop.core.engine import Engine
+
+    model = keras.models.load_model(exported["model"], compile=False)
+    paths = sorted(exported["images"].iterdir())
+    expected = keras_probabilities(model, paths)
+    engine = Engine(exported["onnx"])
+    predictions = [p for batch in engine.classify(paths, batch_size=3) for p in batch]
+    actual = np.stack([p.probabilities for p in predictions])
+    assert [p.path for p in predictions] == [str(p) for p in paths]
+    assert (actual.argmax(axis=1) == expected.argmax(axis=1)).all()
+    assert np.abs(actual - expected).max() <= 1e-4
+    # The probabilities are spread enough for top-1 agreement to mean something.
+    assert expected.max() > 0.6
+
+
+def test_verify_passes_on_the_exported_model(exported: dict[str, Path], capsys) -> None:
+    assert (
+        run_cli("verify", exported["model"], exported["onnx"], "--check-images", exported["images"])
+        == 0
+    )
+    assert "parity passed" in capsys.readouterr().out
+
+
+def test_verify_fails_on_a_model_tampered_after_export(
+    exported: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    tampered = tmp_path / "tampered.onnx"
+    model = onnx.load(str(exported["onnx"]))
+    rng = np.random.default_rng(0)
+    for init in model.graph.initializer:
+        values = onnx.numpy_helper.to_array(init)
+        if values.dtype == np.float32 and values.ndim >= 2:
+            noisy = values + rng.normal(0, 0.05 * (values.std() + 1e-3), values.shape)
+            init.CopyFrom(onnx.numpy_helper.from_array(noisy.astype(np.float32), init.name))
+    onnx.save(model, str(tampered))
+    assert run_cli("verify", exported["model"], tampered, "--check-images", exported["images"]) == 1
+    err = capsys.readouterr().err
+    assert "parity FAILED" in err and "Traceback" not in err
+    report = json.loads((tmp_path / "tampered.parity.json").read_text())
+    assert report["passed"] is False
+    assert report["images"]["outputs"]["probabilities"]["max_abs_diff"] > 1e-5
+
+
+def test_failed_parity_leaves_nothing_at_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A conversion that silently computes something else must not reach --out."""
+    import converter.export as export_module
+    from converter import onnx_graph
+
+    real_convert = onnx_graph.convert
+
+    def wrong_convert(*args, **kwargs):
+        proto = real_convert(*args, **kwargs)
+        for init in proto.graph.initializer:
+            values = onnx.numpy_helper.to_array(init)
+            if values.dtype == np.float32 and values.ndim == 2:  # the Dense kernel
+                init.CopyFrom(onnx.numpy_helper.from_array(values * 1.5, init.name))
+        return proto
+
+    monkeypatch.setattr(export_module.onnx_graph, "convert", wrong_convert)
+    model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "model.onnx"
+    previous = b"the previous, good model"
+    out.write_bytes(previous)
+    assert run_cli("export", model_path, "--out", out) == 1
+    assert "parity failed, nothing written" in capsys.readouterr().err
+    assert out.read_bytes() == previous  # untouched
+    assert sorted(p.name for p in out_dir.iterdir()) == ["model.onnx", "model.parity-failed.json"]
+    out.unlink()
+    assert run_cli("export", model_path, "--out", out) == 1
+    assert not out.exists()
+    assert not [p for p in out_dir.iterdir() if p.suffix == ".onnx"]
+
+
+def test_verify_refuses_an_onnx_file_without_the_metadata(
+    exported: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    bare = onnx.load(str(exported["onnx"]))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    assert run_cli("verify", exported["model"], tmp_path / "bare.onnx") == 2
+    assert_one_line_error(capsys, "no E-Waste Sorter metadata")
+
+
+def test_static_batch_export_runs_padded_batches(tmp_path: Path) -> None:
+    model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES)
+    images = write_images(tmp_path / "images", 5)
+    out = tmp_path / "static.onnx"
+    argv = ["export", model_path, "--out", out, "--batch", "static", "--static-batch-size", "4"]
+    assert run_cli(*argv, "--check-images", images[0].parent) == 0
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_value == 4
+    info = parse_model_info(metadata_of(out))
+    assert info.metadata["input"]["batch"] == 4 and info.cam_output is None
+    report = json.loads((tmp_path / "static.parity.json").read_text())
+    assert report["images"]["count"] == 5 and report["engine"]["status"] == "passed"
+
+
+def test_head_is_found_by_layer_type(tmp_path: Path) -> None:
+    # Separate Softmax layer, unusual names, Sequential: all resolve to the same parts.
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, name="trunk")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="squash")(x)
+    x = keras.layers.GaussianNoise(0.1)(keras.layers.Dropout(0.1)(x))
+    logits = keras.layers.Dense(3, name="scores")(x)
+    functional = keras.Model(inputs, keras.layers.Softmax(name="out")(logits))
+    head = keras_model.find_head(functional)
+    assert head.dense.name == "scores" and head.pooling.name == "squash"
+    assert head.backbone == "trunk"
+
+    sequential = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    head = keras_model.find_head(sequential)
+    assert isinstance(head.pooling, keras.layers.GlobalAveragePooling2D)
+    assert tuple(head.features.shape) == (None, SIZE - 2, SIZE - 2, 4)
+
+    # A nested head model cannot be looked into: no CAM, but no false error either.
+    classifier = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    inputs = keras.Input((SIZE, SIZE, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    head = keras_model.find_head(keras.Model(inputs, classifier(pooled)))
+    assert head.dense is None and "nested model" in head.cam_problem
+
+
+def test_conversion_leaves_the_keras_model_unchanged() -> None:
+    from converter import onnx_graph
+
+    model = tiny_model()
+    batch = keras_model.sample_inputs((SIZE, SIZE), count=4)
+    weights_before = [w.copy() for w in model.get_weights()]
+    names_before = list(model.output_names)
+    before = np.asarray(model.predict_on_batch(batch))
+    inference = keras_model.build_inference_model(model, keras_model.find_head(model), cam=True)
+    onnx_graph.convert(inference, (SIZE, SIZE))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(weights_before, model.get_weights(), strict=True)
+    )
+    assert list(model.output_names) == names_before
+    np.testing.assert_array_equal(np.asarray(model.predict_on_batch(batch)), before)
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ({"source": "imagenet", "sha256": "ab"}, "imagenet"),
+        ({"kind": "none", "path": None, "sha256": None}, "none"),
+        ({"kind": "file", "path": "/w/effnet_notop.h5", "sha256": "cd"}, "/w/effnet_notop.h5"),
+    ],
+)
+def test_weights_source_from_either_run_json_spelling(weights, expected) -> None:
+    from converter.metadata import _weights_source
+
+    assert _weights_source(weights) == expected
+
+
+def test_model_without_pooling_head_exports_but_refuses_cam(tmp_path: Path, capsys) -> None:
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3, strides=4)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    model_path = write_run_dir(tmp_path / "run", model, CLASSES)
+    assert run_cli("export", model_path, "--out", tmp_path / "ok.onnx") == 0
+    assert run_cli("export", model_path, "--out", tmp_path / "cam.onnx", "--cam") == 2
+    assert_one_line_error(capsys, "--cam is not possible", "Flatten")
+    assert not (tmp_path / "cam.onnx").exists()
+
+
+@keras.saving.register_keras_serializable(package="ewaste_tests")
+class NumpySine(keras.layers.Layer):
+    """A layer TensorFlow runs through Python (PyFunc): there is no ONNX equivalent."""
+
+    def call(self, inputs):
+        result = tf.numpy_function(np.sin, [inputs], tf.float32)
+        result.set_shape(inputs.shape)
+        return result
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _model_with(last_layers: str) -> keras.Model:
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    if last_layers == "pyfunc":
+        x = NumpySine(name="sine_texture")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if last_layers == "logits":
+        return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    if last_layers == "relu":
+        x = keras.layers.Dense(3)(x)
+        return keras.Model(inputs, keras.layers.Activation("relu", name="clipped")(x))
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+
+
+@pytest.mark.parametrize(
+    ("case", "fragments"),
+    [
+        ("missing_model", ["model not found"]),
+        ("not_a_model", ["not a Keras model file"]),
+        ("logits", ["not a probability vector", "'logits'", "linear"]),
+        ("relu", ["not a probability vector", "'clipped'"]),
+        ("pyfunc", ["unsupported layer", "'sine_texture'"]),
+        ("missing_out_folder", ["output folder does not exist"]),
+        ("wrong_class_count", ["2 class names from --classes", "3 probabilities"]),
+        ("old_opset", ["--opset must be between 17"]),
+        ("no_class_names", ["no class names", "--classes"]),
+    ],
+)
+def test_export_errors_are_one_line_exit_2(tmp_path: Path, capsys, case, fragments) -> None:
+    out = tmp_path / "model.onnx"
+    extra: list[str | Path] = []
+    if case == "missing_model":
+        model_path = tmp_path / "nope.keras"
+    elif case == "not_a_model":
+        model_path = tmp_path / "junk.keras"
+        model_path.write_text("this is not a zip archive")
+    elif case in ("logits", "relu", "pyfunc"):
+        model_path = write_run_dir(tmp_path / "run", _model_with(case), CLASSES)
+    elif case == "no_class_names":
+        model_path = tmp_path / "bare.keras"
+        _model_with("softmax").save(model_path)
+    else:
+        model_path = write_run_dir(tmp_path / "run", _model_with("softmax"), CLASSES)
+    if case == "missing_out_folder":
+        out = tmp_path / "missing" / "model.onnx"
+    elif case == "wrong_class_count":
+        extra = ["--classes", "A,B"]
+    elif case == "old_opset":
+        extra = ["--opset", "13"]
+    assert run_cli("export", model_path, "--out", out, *extra) == 2
+    assert_one_line_error(capsys, *fragments)
+    assert not out.exists()
+    assert not list(tmp_path.rglob("*.onnx"))  # no temporary file left behind either
+
+
+def test_python_dash_m_converter_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "converter", "export", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "--cam" in result.stdout and "--int8" in result.stdout
+
+
+def test_convert_error_is_the_user_facing_type() -> None:
+    with pytest.raises(ConvertError, match="no fixed size"):
+        keras_model.input_size(keras.Model(*_dynamic_io()))
+
+
+def _dynamic_io():
+    inputs = keras.Input((None, None, 3))
+    return inputs, keras.layers.Dense(2, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(inputs)
+    )
+
+
+# -- slow: the dataset path, INT8, and a real EfficientNetV2B0 -----------------------------
+
+
+@pytest.mark.slow
+def test_export_with_dataset_checks_the_test_split_and_quantises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write_dataset(tmp_path / "data", CLASSES, {"train": 6, "val": 1, "test": 4})
+    model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES, data_dir=data)
+    out = tmp_path / "out.onnx"
+    argv = ["export", model_path, "--out", out, "--int8", "--calibration-images", "12"]
+    assert run_cli(*argv) == 0
+    parity = json.loads((tmp_path / "out.parity.json").read_text())
+    assert parity["images"]["count"] == 12 and parity["images"]["source"].startswith("test split")
+    report = json.loads((tmp_path / "out.int8.json").read_text())
+    assert report["test_images"] == 12 and report["settings"]["calibration_images"] == 12
+    assert {"fp32_accuracy", "int8_accuracy", "speed", "kept"} <= set(report)
+    int8 = tmp_path / "out.int8.onnx"
+    assert int8.exists() == report["kept"]
+    if report["kept"]:
+        from desktop.core.engine import Engine
+
+        engine = Engine(int8)
+        assert engine.class_names == tuple(CLASSES)
+        assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(int8)).graph.node}
+
+    # Not accurate enough: no INT8 file, not even the one from the export before, and the
+    # report says so.
+    import converter.quantize
+
+    int8.write_bytes(b"stale int8 model from an earlier export")
+    monkeypatch.setattr(converter.quantize, "MAX_ACCURACY_DROP", -1.0)
+    assert run_cli(*argv) == 0
+    report = json.loads((tmp_path / "out.int8.json").read_text())
+    assert report["kept"] is False and report["int8_model"] is None
+    assert not int8.exists()
+
+
+@pytest.mark.slow
+def test_real_efficientnetv2b0_exports_with_cam_and_parity(tmp_path: Path) -> None:
+    size = 64
+    inputs = keras.Input((size, size, 3), name="image")
+    backbone = keras.applications.EfficientNetV2B0(
+        include_top=False, weights=None, input_shape=(size, size, 3), include_preprocessing=True
+    )
+    backbone.name = "backbone"
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone(inputs))
+    x = keras.layers.Dropout(0.2, name="head_dropout")(x)
+    dense = keras.layers.Dense(3, activation="softmax", name="predictions")
+    model = keras.Model(inputs, dense(x))
+    # Random backbone features are tiny; a large head kernel makes the classes differ.
+    dense.kernel.assign(np.random.default_rng(0).normal(0, 300, dense.kernel.shape))
+    assert keras_model.find_head(model).backbone == "backbone"  # nested, found by type
+    model_path = write_run_dir(tmp_path / "run", model, CLASSES)
+    images = write_images(tmp_path / "images", 4)
+    out = tmp_path / "effnet.onnx"
+    assert (
+        run_cli("export", model_path, "--out", out, "--cam", "--check-images", images[0].parent)
+        == 0
+    )
+
+    report = json.loads((tmp_path / "effnet.parity.json").read_text())
+    assert report["passed"] and report["engine"]["status"] == "passed"
+    graph = onnx.load(str(out)).graph
+    assert [i.name for i in graph.input] == ["image"]  # Normalization constants folded in
+    assert not training_ops(graph)
+
+    batch = np.stack([load_model_input(p, (size, size)) for p in images])
+    features = np.asarray(backbone.predict_on_batch(batch))
+    expected_cam = features @ dense.kernel.numpy()
+    outputs = session_outputs(out, batch)
+    scale = max(1.0, float(np.abs(expected_cam).max()))
+    np.testing.assert_allclose(outputs["cam"], expected_cam, atol=1e-4 * scale)
+    np.testing.assert_allclose(outputs["probabilities"], model.predict_on_batch(batch), atol=1e-5)
+    assert outputs["probabilities"].max() > 0.6  # not a near-uniform, trivially equal output
