@@ -12,7 +12,7 @@ import pytest
 from desktop.core.csv_export import write_results_csv
 from desktop.core.engine import Engine
 from desktop.core.results import Prediction
-from tiny_model import CLASS_NAMES
+from tiny_model import CLASS_NAMES, build_tiny_model
 
 HEADER = [
     "path",
@@ -144,3 +144,21 @@ def test_rows_match_the_engine_on_real_files(
             [float(c) for c in line[5:]], prediction.probabilities, rtol=1e-5, atol=1e-12
         )
     assert [line[3] for line in lines].count("review") == 1
+
+
+def test_class_activation_maps_do_not_change_the_csv(
+    sample_images_dir: Path, tmp_path: Path
+) -> None:
+    engine = Engine(build_tiny_model(tmp_path / "cam.onnx", cam=True), threads=1)
+    paths = [*sorted(sample_images_dir.iterdir()), tmp_path / "missing.jpg"]
+    with_cam = [p for batch in engine.classify(paths) for p in batch]
+    assert any(p.cam is not None for p in with_cam)
+    without_cam = [
+        Prediction(p.path, p.probabilities) if p.ok else Prediction.failed(p.path, p.error)
+        for p in with_cam
+    ]
+    first, second = tmp_path / "with.csv", tmp_path / "without.csv"
+    write_results_csv(first, with_cam, engine.class_names)
+    write_results_csv(second, without_cam, engine.class_names)
+    assert first.read_bytes() == second.read_bytes()
+    assert read_back(first)[0] == HEADER  # the same columns, no CAM column

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from desktop.core.assets import default_model_path
 from desktop.core.engine import Engine, Prediction
@@ -17,9 +18,11 @@ from desktop.core.preprocessing import load_model_input
 from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, count_statuses, status_of
 from fixtures_images import AMBIGUOUS_SAMPLE, SAMPLE_EXPECTED_CLASS
 from tiny_model import (
+    CAM_GRID,
     CLASS_NAMES,
     PROTOTYPE_COLOURS,
     build_tiny_model,
+    expected_cam,
     expected_probabilities,
     tiny_metadata,
 )
@@ -250,6 +253,7 @@ def build(tmp_path: Path, **options) -> Path:
             lambda tmp: build(tmp, metadata={**tiny_metadata(), "ewaste_format": 99}),
             "metadata format 99",
         ),
+        (lambda tmp: build(tmp, metadata=tiny_metadata(cam=True)), "names output 'cam'"),
     ],
     ids=[
         "missing",
@@ -261,6 +265,7 @@ def build(tmp_path: Path, **options) -> Path:
         "channels",
         "logits",
         "format",
+        "cam-missing",
     ],
 )
 def test_unusable_models_raise_model_error(tmp_path: Path, make_model, message: str) -> None:
@@ -281,3 +286,85 @@ def test_shipped_model_is_used_by_default() -> None:
     else:
         with pytest.raises(ModelError, match="no model shipped at .*pass --model"):
             Engine()
+
+
+# -- class activation maps -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cam_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    folder = tmp_path_factory.mktemp("cam-model")
+    return Engine(build_tiny_model(folder / "tiny-cam.onnx", cam=True), threads=1)
+
+
+def structured_images(folder: Path) -> list[Path]:
+    """PNGs (lossless, model-sized) whose colour changes across the CAM grid."""
+    rng = np.random.default_rng(7)
+    green_over_black = np.zeros((32, 32, 3), dtype=np.uint8)
+    green_over_black[:24, :, 1] = 255  # top three rows of the 4x2 grid green, bottom black
+    noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    paths = []
+    for name, pixels in (("green_over_black.png", green_over_black), ("noise.png", noise)):
+        Image.fromarray(pixels).save(folder / name)
+        paths.append(folder / name)
+    return paths
+
+
+def test_cam_model_returns_the_map_of_the_predicted_class(
+    cam_engine: Engine, tmp_path: Path
+) -> None:
+    assert cam_engine.has_cam and cam_engine.cam_grid == CAM_GRID
+    paths = [*structured_images(tmp_path), tmp_path / "missing.png"]
+    predictions = [p for batch in cam_engine.classify(paths, batch_size=2) for p in batch]
+    images = np.stack([load_model_input(path, (32, 32)) for path in paths[:2]])
+    expected = expected_cam(images)  # (2, 4, 2, 10): every class
+    for prediction, maps in zip(predictions[:2], expected, strict=True):
+        top = prediction.top_index
+        assert prediction.cam.shape == CAM_GRID and prediction.cam.dtype == np.float32
+        np.testing.assert_allclose(prediction.cam, maps[:, :, top], rtol=1e-5, atol=1e-5)
+    green = predictions[0]
+    assert CLASS_NAMES[green.top_index] == "Keyboard"  # mostly green
+    assert green.cam[:3].min() > green.cam[3].max()  # it looked at the green part
+    assert predictions[2].error == "file not found" and predictions[2].cam is None
+    # The probabilities are those of the model without CAM: the same classifier.
+    np.testing.assert_allclose(
+        [p.probabilities for p in predictions[:2]],
+        expected_probabilities(images.mean(axis=(1, 2))),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
+def test_cam_model_with_a_static_batch_pads_and_splits_the_maps(
+    cam_engine: Engine, tmp_path: Path
+) -> None:
+    static = Engine(build_tiny_model(tmp_path / "static.onnx", cam=True, batch=4), threads=1)
+    batch = np.random.default_rng(3).uniform(0, 255, (6, 32, 32, 3)).astype(np.float32)
+    probabilities, cams = static.predict_batch_with_cam(batch)
+    assert probabilities.shape == (6, 10) and cams.shape == (6, *CAM_GRID, 10)
+    np.testing.assert_allclose(cams, expected_cam(batch), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(probabilities, cam_engine.predict_batch(batch), rtol=1e-6)
+    empty = cam_engine.predict_batch_with_cam(np.zeros((0, 32, 32, 3), np.float32))
+    assert empty[0].shape == (0, 10) and empty[1].shape == (0, *CAM_GRID, 10)
+
+
+def test_model_without_cam_runs_only_the_probabilities(
+    tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = Engine(tiny_model_path, threads=1)
+    assert not engine.has_cam and engine.cam_grid is None
+    session = engine._session
+    requested: list[list[str]] = []
+    original_run = session.run
+
+    def run(names, feeds, *args):
+        requested.append(list(names))
+        return original_run(names, feeds, *args)
+
+    monkeypatch.setattr(session, "run", run)
+    paths = structured_images(tmp_path)
+    predictions = [p for batch in engine.classify(paths) for p in batch]
+    assert all(p.ok and p.cam is None for p in predictions)
+    probabilities, cams = engine.predict_batch_with_cam(np.zeros((1, 32, 32, 3), np.float32))
+    assert cams is None and probabilities.shape == (1, 10)
+    assert requested and all(names == ["probabilities"] for names in requested)

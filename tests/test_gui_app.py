@@ -25,6 +25,7 @@ from desktop.core.discovery import collect_images
 from desktop.core.engine import Engine, Prediction
 from desktop.gui.app import create_window, parse_args
 from desktop.gui.main_window import MainWindow
+from desktop.gui.preview import NO_CAM_TIP, overlay_size
 from desktop.gui.results_model import (
     COL_CONFIDENCE,
     COL_FILE,
@@ -40,7 +41,7 @@ from fixtures_images import (
     SAMPLE_EXPECTED_CLASS,
     write_solid,
 )
-from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
+from tiny_model import CAM_GRID, CLASS_NAMES, PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
 
 RUN_TIMEOUT_MS = 30_000  # generous: two cores shared with a training job
 
@@ -221,18 +222,18 @@ def test_gui_thread_never_decodes_or_infers(
     qtbot, window: MainWindow, sample_images_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: set[str] = set()
-    original_load, original_predict = engine_module.load_rgb, Engine.predict_batch
+    original_load, original_predict = engine_module.load_rgb, Engine.predict_batch_with_cam
 
     def load_rgb(*args, **kwargs):
         threads.add(threading.current_thread().name)
         return original_load(*args, **kwargs)
 
-    def predict_batch(self, images):
+    def predict_batch_with_cam(self, images):
         threads.add(threading.current_thread().name)
         return original_predict(self, images)
 
     monkeypatch.setattr(engine_module, "load_rgb", load_rgb)
-    monkeypatch.setattr(Engine, "predict_batch", predict_batch)
+    monkeypatch.setattr(Engine, "predict_batch_with_cam", predict_batch_with_cam)
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
     assert window.results.rowCount() == 6
     assert threads and threading.main_thread().name not in threads
@@ -281,6 +282,7 @@ def test_threshold_change_updates_statuses_without_new_inference(
 
     calls: list[int] = []
     monkeypatch.setattr(Engine, "predict_batch", lambda *a: calls.append(1))
+    monkeypatch.setattr(Engine, "predict_batch_with_cam", lambda *a: calls.append(1))
     window.filter_bar.threshold_spin.setValue(40)
     assert window.results.threshold == pytest.approx(0.40)
     assert status.data() == "ok"
@@ -548,3 +550,70 @@ def test_a_model_that_fails_to_load_keeps_the_current_one(
     assert not window.drop_area.empty_state.problem.isVisible()
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
     assert window.results.rowCount() == 6
+
+
+def green_over_black(path: Path) -> Path:
+    """48x40: green (a Keyboard, for the tiny model) with its bottom quarter black."""
+    pixels = np.zeros((40, 48, 3), dtype=np.uint8)
+    pixels[:30, :, 1] = 255
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_cam_overlay_shows_where_the_model_looked_and_is_remembered(
+    qtbot, make_window, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    window = make_window(build_tiny_model(tmp_path / "cam.onnx", cam=True))
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    preview, check = window.preview, window.preview.cam_check
+    assert check.isEnabled() and not check.isChecked()  # off by default
+    image = green_over_black(tmp_path / "keyboard.png")
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [image]))
+    window.view.select_proxy_row(0)
+    assert CLASS_NAMES[preview.row.top_index] == "Keyboard"
+    assert preview.row.prediction.cam.shape == CAM_GRID
+    qtbot.waitUntil(lambda: not preview.image_view.pending, timeout=5000)
+    assert preview.heatmap is None and preview.image_view.overlay.isNull()
+    plain = preview.image_view.grab().toImage()
+
+    check.click()  # the user ticks it
+    heat = preview.heatmap
+    assert heat.shape == overlay_size(CAM_GRID)
+    assert heat[0].min() > 0.95 and heat[-1].max() < 0.05  # the green part, not the black
+    assert not preview.image_view.overlay.isNull()
+    overlaid = preview.image_view.grab().toImage()
+    assert overlaid != plain
+    centre = preview.image_view.rect().center()  # in the green part, the hottest
+    before, after = plain.pixelColor(centre), overlaid.pixelColor(centre)
+    assert before.red() < 30 and before.green() > 220
+    assert after.red() > 100  # the red of the heat scale, over the green image
+    assert window.settings.show_cam()
+
+    check.click()  # and clears it: the plain image again
+    assert preview.heatmap is None
+    assert preview.image_view.grab().toImage() == plain
+    check.click()
+    window.close()
+
+    second = make_window(tiny_model_path)  # a model without CAM, the same settings file
+    qtbot.waitUntil(lambda: second.engine is not None, timeout=RUN_TIMEOUT_MS)
+    check = second.preview.cam_check
+    assert not check.isEnabled() and not check.isChecked()
+    assert check.toolTip() == NO_CAM_TIP and "--cam" in check.toolTip()
+    assert second.settings.show_cam()  # the choice survives a model without CAM
+    second.open_model(str(tmp_path / "cam.onnx"))
+    qtbot.waitUntil(lambda: second.engine.has_cam, timeout=RUN_TIMEOUT_MS)
+    assert check.isEnabled() and check.isChecked()  # remembered across windows
+
+
+def test_cam_checkbox_is_disabled_for_a_model_without_cam(
+    qtbot, window: MainWindow, sample_images_dir: Path
+) -> None:
+    check = window.preview.cam_check
+    assert not window.engine.has_cam
+    assert not check.isEnabled() and not check.isChecked()
+    assert "--cam" in check.toolTip()
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    window.view.select_proxy_row(0)
+    assert window.preview.row.prediction.cam is None
+    assert window.preview.heatmap is None and window.preview.image_view.overlay.isNull()

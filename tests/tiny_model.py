@@ -12,6 +12,13 @@ Each class has a prototype colour; the logits are -SHARPNESS * squared distance 
 prototype (the |x|^2 term is the same for every class, so it drops out and the layer is
 linear). A pure prototype colour is classified confidently; a colour halfway between two
 prototypes splits its probability between them and lands under the review threshold.
+
+With `cam=True` the model also has a class activation map output, built the way the
+converter's `--cam` builds it (feature map times the final kernel, no bias):
+
+    image -> mean colour of each block of a CAM_GRID grid, / 255    (N, h, w, 3) "features"
+          -> MatMul weights                                         (N, h, w, 10) "cam"
+    features -> mean over h and w (= the image's mean colour) -> as above -> probabilities
 """
 
 from __future__ import annotations
@@ -58,12 +65,15 @@ AMBIGUOUS_COLOUR: tuple[int, int, int] = (255, 64, 0)
 
 SHARPNESS = 20.0
 INPUT_SIZE = (32, 32)
+CAM_GRID = (4, 2)  # (h, w): not square, so a swapped axis shows up in the tests
 OPSET = 17
 IR_VERSION = 8
 
 
 def tiny_metadata(
-    class_names: Sequence[str] = CLASS_NAMES, input_size: tuple[int, int] = INPUT_SIZE
+    class_names: Sequence[str] = CLASS_NAMES,
+    input_size: tuple[int, int] = INPUT_SIZE,
+    cam: bool = False,
 ) -> dict[str, object]:
     """The contract metadata (decoded values) for a tiny model."""
     return {
@@ -75,7 +85,7 @@ def tiny_metadata(
             "layout": "NHWC",
             "dtype": "float32",
         },
-        "outputs": {"probabilities": "probabilities", "cam": None},
+        "outputs": {"probabilities": "probabilities", "cam": "cam" if cam else None},
         "preprocessing": PREPROCESSING_CONTRACT,
         "source_sha256": "0" * 64,
     }
@@ -90,6 +100,17 @@ def expected_probabilities(mean_rgb: np.ndarray, num_classes: int = len(CLASS_NA
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def expected_cam(images: np.ndarray, num_classes: int = len(CLASS_NAMES)) -> np.ndarray:
+    """The "cam" output of a `cam=True` tiny model for images (N, H, W, 3) 0-255: (N, h, w, C)."""
+    batch = np.asarray(images, dtype=np.float64)
+    count, height, width, _ = batch.shape
+    rows, cols = CAM_GRID
+    blocks = batch.reshape(count, rows, height // rows, cols, width // cols, 3)
+    features = blocks.mean(axis=(2, 4)) / 255.0
+    weights, _ = _layer(num_classes)
+    return features @ weights
+
+
 def build_tiny_model(
     path: str | Path,
     *,
@@ -99,6 +120,7 @@ def build_tiny_model(
     metadata: dict[str, object] | None = None,
     channels: int = 3,
     softmax: bool = True,
+    cam: bool = False,
 ) -> Path:
     """Write a tiny classifier to `path` and return the path.
 
@@ -108,6 +130,8 @@ def build_tiny_model(
     metadata: decoded contract values (default `tiny_metadata()`); {} writes none.
     channels: the real input's channel count (3 is right; others build a broken model).
     softmax: False outputs raw logits under the name "probabilities" (a broken export).
+    cam: also output "cam" (N, h, w, C) over a CAM_GRID grid (the metadata must name it:
+        pass `metadata=tiny_metadata(cam=True)`, or leave metadata None).
     """
     height, width = input_size
     batch_dim: int | str = "batch" if batch is None else batch
@@ -115,10 +139,42 @@ def build_tiny_model(
     if channels != 3:
         weights = np.resize(weights, (channels, graph_classes))
 
-    graph = helper.make_graph(
-        nodes=[
+    outputs = [
+        helper.make_tensor_value_info(
+            "probabilities", TensorProto.FLOAT, [batch_dim, graph_classes]
+        )
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array(1.0 / 255.0, dtype=np.float32), "inv_255"),
+        numpy_helper.from_array(weights.astype(np.float32), "weights"),
+        numpy_helper.from_array(bias.astype(np.float32), "bias"),
+    ]
+    if cam:
+        rows, cols = CAM_GRID
+        # The mean of equal blocks' means is the image mean: the probabilities do not change.
+        pooling = [
+            helper.make_node("Reshape", ["image", "block_shape"], ["blocks"]),
+            helper.make_node("ReduceMean", ["blocks"], ["block_rgb"], axes=[2, 4], keepdims=0),
+            helper.make_node("Mul", ["block_rgb", "inv_255"], ["features"]),
+            helper.make_node("MatMul", ["features", "weights"], ["cam"]),
+            helper.make_node("ReduceMean", ["features"], ["unit_rgb"], axes=[1, 2], keepdims=0),
+        ]
+        block_shape = [-1, rows, height // rows, cols, width // cols, channels]
+        initializers.append(numpy_helper.from_array(np.array(block_shape), "block_shape"))
+        outputs.append(
+            helper.make_tensor_value_info(
+                "cam", TensorProto.FLOAT, [batch_dim, rows, cols, graph_classes]
+            )
+        )
+    else:
+        pooling = [
             helper.make_node("ReduceMean", ["image"], ["mean_rgb"], axes=[1, 2], keepdims=0),
             helper.make_node("Mul", ["mean_rgb", "inv_255"], ["unit_rgb"]),
+        ]
+
+    graph = helper.make_graph(
+        nodes=[
+            *pooling,
             helper.make_node("MatMul", ["unit_rgb", "weights"], ["scores"]),
             helper.make_node("Add", ["scores", "bias"], ["logits"]),
             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)
@@ -131,16 +187,8 @@ def build_tiny_model(
                 "image", TensorProto.FLOAT, [batch_dim, height, width, channels]
             )
         ],
-        outputs=[
-            helper.make_tensor_value_info(
-                "probabilities", TensorProto.FLOAT, [batch_dim, graph_classes]
-            )
-        ],
-        initializer=[
-            numpy_helper.from_array(np.array(1.0 / 255.0, dtype=np.float32), "inv_255"),
-            numpy_helper.from_array(weights.astype(np.float32), "weights"),
-            numpy_helper.from_array(bias.astype(np.float32), "bias"),
-        ],
+        outputs=outputs,
+        initializer=initializers,
     )
     model = helper.make_model(
         graph,
@@ -148,7 +196,7 @@ def build_tiny_model(
         producer_name="ewaste-sorter-tests",
     )
     model.ir_version = IR_VERSION
-    values = tiny_metadata(input_size=input_size) if metadata is None else metadata
+    values = tiny_metadata(input_size=input_size, cam=cam) if metadata is None else metadata
     helper.set_model_props(model, encode_metadata(values))
     onnx.checker.check_model(model)
     path = Path(path)

@@ -75,6 +75,8 @@ class Engine:
         self.static_batch: int | None = _check_graph_matches_metadata(
             self._session, self.info, self.model_path
         )
+        # (h, w) of the class activation maps, from the test run; None without a CAM output.
+        self.cam_grid: tuple[int, int] | None = None
         self._check_test_run()
 
     @property
@@ -86,8 +88,26 @@ class Engine:
         """(height, width) the model takes."""
         return self.info.input_size
 
+    @property
+    def has_cam(self) -> bool:
+        """True when the model has a class activation map output (`ewaste-convert --cam`)."""
+        return self.info.cam_output is not None
+
     def predict_batch(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (N, C) float32 for preprocessed images (N, H, W, 3) in 0-255."""
+        return self._predict(images, [self.info.probabilities_output])[0]
+
+    def predict_batch_with_cam(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N, C) and the class activation maps (N, h, w, C) float32.
+
+        The maps are None for a model without a CAM output, which then runs exactly what
+        `predict_batch` runs.
+        """
+        outputs = self._predict(images, self._output_names())
+        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
+
+    def _predict(self, images: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """The outputs `names` for preprocessed images, split and padded to a static batch."""
         height, width = self.info.input_size
         batch = np.ascontiguousarray(images, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != (height, width, 3):
@@ -96,19 +116,22 @@ class Engine:
             )
         count = batch.shape[0]
         if count == 0:
-            return np.zeros((0, self.info.num_classes), dtype=np.float32)
+            shapes = {self.info.probabilities_output: (self.info.num_classes,)}
+            if self.cam_grid is not None and self.info.cam_output is not None:
+                shapes[self.info.cam_output] = (*self.cam_grid, self.info.num_classes)
+            return [np.zeros((0, *shapes[name]), dtype=np.float32) for name in names]
         if self.static_batch is None or count == self.static_batch:
-            return self._run(batch)
+            return self._run(batch, names)
         size = self.static_batch
-        outputs = []
+        parts: list[list[np.ndarray]] = []
         for start in range(0, count, size):
             chunk = batch[start : start + size]
             filled = len(chunk)
             if filled < size:
                 padding = np.zeros((size - filled, height, width, 3), dtype=np.float32)
                 chunk = np.concatenate([chunk, padding])
-            outputs.append(self._run(chunk)[:filled])
-        return np.concatenate(outputs)
+            parts.append([output[:filled] for output in self._run(chunk, names)])
+        return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
 
     def classify_file(self, path: str | os.PathLike[str]) -> Prediction:
         """Classify one file; a file that cannot be read gives an error Prediction."""
@@ -163,9 +186,14 @@ class Engine:
             cancelled.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        outputs = self._session.run([self.info.probabilities_output], {self.info.input_name: batch})
-        return np.asarray(outputs[0], dtype=np.float32)
+    def _output_names(self) -> list[str]:
+        """Every output the app uses: probabilities, then the CAM when the model has one."""
+        cam = self.info.cam_output
+        return [self.info.probabilities_output, *([cam] if cam is not None else [])]
+
+    def _run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        outputs = self._session.run(names, {self.info.input_name: batch})
+        return [np.asarray(output, dtype=np.float32) for output in outputs]
 
     def _decode(self, path: str | os.PathLike[str]) -> Decoded:
         try:
@@ -189,12 +217,15 @@ class Engine:
         batch = np.empty((len(good), height, width, 3), dtype=np.float32)
         for row, i in enumerate(good):
             batch[row] = decoded[i]  # uint8 -> float32 0-255, as load_model_input does
-        probabilities = self.predict_batch(batch)
-        rows = dict(zip(good, probabilities, strict=True))
+        probabilities, cams = self.predict_batch_with_cam(batch)
+        rows = {i: row for row, i in enumerate(good)}  # file index -> batch row
         predictions = []
         for i, path in enumerate(paths):
             if i in rows:
-                predictions.append(Prediction(path=path, probabilities=rows[i]))
+                row = rows[i]
+                # Only the predicted class's map is kept (Prediction copies it).
+                cam = None if cams is None else cams[row, :, :, int(probabilities[row].argmax())]
+                predictions.append(Prediction(path=path, probabilities=probabilities[row], cam=cam))
             else:
                 reason = decoded[i] if isinstance(decoded[i], str) else "cancelled"
                 predictions.append(Prediction.failed(path, reason))
@@ -209,11 +240,13 @@ class Engine:
         height, width = self.info.input_size
         count = self.static_batch or 1
         try:
-            output = self._run(np.zeros((count, height, width, 3), dtype=np.float32))
+            blank = np.zeros((count, height, width, 3), dtype=np.float32)
+            outputs = self._run(blank, self._output_names())
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
             raise ModelError(
                 f"{self.model_path} failed a test run on a blank image: {_first_line(exc)}"
             ) from exc
+        output = outputs[0]
         expected = (count, self.info.num_classes)
         if output.shape != expected:
             raise ModelError(
@@ -230,6 +263,14 @@ class Engine:
                 f"probability distribution (row sums {sums.tolist()}); export the model "
                 "with its softmax"
             )
+        if len(outputs) > 1:
+            cam = outputs[1]
+            if cam.ndim != 4 or cam.shape[0] != count or cam.shape[3] != self.info.num_classes:
+                raise ModelError(
+                    f"{self.model_path}: output '{self.info.cam_output}' has shape {cam.shape} "
+                    f"for {count} image(s), expected [batch, h, w, {self.info.num_classes}]"
+                )
+            self.cam_grid = (int(cam.shape[1]), int(cam.shape[2]))
 
 
 def _wait_unless_stopped(futures: list[Future[Decoded]], stop: StopCheck) -> bool:
@@ -306,6 +347,19 @@ def _check_graph_matches_metadata(
             f"{path}: output '{output.name}' has shape {out_shape}, expected "
             f"[batch, {info.num_classes}] for the {info.num_classes} classes in the metadata"
         )
+    if info.cam_output is not None:
+        cam = outputs.get(info.cam_output)
+        if cam is None:
+            raise ModelError(
+                f"{path}: the metadata names output '{info.cam_output}', the graph has "
+                f"{sorted(outputs)}"
+            )
+        cam_shape = list(cam.shape)
+        if len(cam_shape) != 4 or not _dims_match(cam_shape[3:], [info.num_classes]):
+            raise ModelError(
+                f"{path}: output '{cam.name}' has shape {cam_shape}, expected "
+                f"[batch, h, w, {info.num_classes}] (a class activation map)"
+            )
     batch = shape[0]
     return batch if isinstance(batch, int) and batch > 0 else None
 

@@ -27,11 +27,17 @@ class Prediction:
 
     Exactly one of `probabilities` and `error` is set. The probabilities are a read-only
     float32 copy, so a Prediction can be shared between threads safely.
+
+    `cam` is the class activation map of the predicted class (`top_index`): a small
+    (h, w) float32 grid, raw scores before any ReLU or scaling (see `desktop.core.cam`), set
+    only when the model has a CAM output. One class's map, not all of them, keeps a row at
+    h * w floats (64 bytes at 4x4), so thousands of rows cost next to nothing.
     """
 
     path: str
     probabilities: np.ndarray | None
     error: str | None = None
+    cam: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.probabilities is None) == (self.error is None):
@@ -43,6 +49,15 @@ class Prediction:
             probs = np.array(self.probabilities, dtype=np.float32).reshape(-1)
             probs.setflags(write=False)
             object.__setattr__(self, "probabilities", probs)
+        if self.cam is not None:
+            if self.error is not None:
+                raise ValueError(f"Prediction for {self.path!r} has an error and a CAM")
+            # A copy, never a view: a view would keep the whole batch's maps alive.
+            cam = np.array(self.cam, dtype=np.float32)
+            if cam.ndim != 2 or cam.size == 0:
+                raise ValueError(f"CAM for {self.path!r} must be a (h, w) grid, got {cam.shape}")
+            cam.setflags(write=False)
+            object.__setattr__(self, "cam", cam)
 
     @classmethod
     def failed(cls, path: str | object, reason: str) -> Prediction:

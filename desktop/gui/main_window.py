@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.view.set_hidden_classes(settings.hidden_classes())
         self.preview = PreviewPanel()
         self.preview.set_threshold(threshold)
+        self.preview.set_show_cam(settings.show_cam())  # shown once a model with CAM loads
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.view)
         self.splitter.addWidget(self.preview)
@@ -226,6 +227,7 @@ class MainWindow(QMainWindow):
         self.filter_bar.threshold_changed.connect(self.set_threshold)
         self.view.current_row_changed.connect(self._on_current_row)
         self.view.hidden_classes_changed.connect(self._on_hidden_classes)
+        self.preview.show_cam_changed.connect(self._on_show_cam)
         self.progress_panel.cancel_requested.connect(self.cancel)
         c = self.controller
         c.started.connect(self._on_run_started)
@@ -286,6 +288,7 @@ class MainWindow(QMainWindow):
             self.filter_bar.set_class_names(names)  # the view re-applies hidden columns itself
         self.engine = engine
         self.model_error = None
+        self.preview.set_cam_available(engine.has_cam)
         self.drop_area.empty_state.set_problem(None)
         self._show_model_label()
         self.controller.set_engine(engine)
@@ -503,6 +506,10 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_hidden_classes(self, names: set[str]) -> None:
         self.settings.set_hidden_classes(names)
+
+    @Slot(bool)
+    def _on_show_cam(self, show: bool) -> None:
+        self.settings.set_show_cam(show)
 
     def _update_counts(self) -> None:
         if not self.results.rowCount():

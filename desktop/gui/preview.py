@@ -3,6 +3,12 @@
 The image is decoded off the GUI thread, at preview size (JPEG draft mode decodes a phone
 photo at 1/8 scale), and only the latest request is kept, so holding the arrow key down in
 the table never queues up decodes or stalls the window.
+
+With "Show where the model looked" on, the class activation map of the predicted class is
+painted over the image: a few-cell grid upsampled to OVERLAY_SIDE pixels and coloured on
+the GUI thread (about a millisecond), then stretched over the image rect by QPainter.
+Stretched, not fitted: the model saw the whole image resized to its square input, so the
+grid covers the whole image whatever its aspect ratio.
 """
 
 from __future__ import annotations
@@ -11,16 +17,36 @@ import html
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 from PIL import Image, ImageOps
-from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QPainter, QPalette
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from desktop.core.cam import cam_heatmap
 from desktop.core.preprocessing import MAX_PIXELS
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import STATUS_ERROR, STATUS_LABELS, ResultRow
 
 PREVIEW_MAX_SIDE = 1024
+OVERLAY_SIDE = 256  # the heatmap's longer side in pixels; QPainter scales it to the image
+OVERLAY_OPACITY = 0.6  # alpha of the hottest pixel; cold pixels are fully transparent
+SHOW_CAM_TEXT = "Show where the model looked"
+SHOW_CAM_TIP = "Colour the parts of the image that made the model choose its class (red: strongest)"
+NO_CAM_TIP = (
+    "This model has no class activation map output: export it with `ewaste-convert export "
+    "--cam` to see where it looked"
+)
+
+# Colour of a heat value 0..1: blue, cyan, green, yellow, red (a "jet"-like scale).
+_HEAT_ANCHORS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+_HEAT_COLOURS = np.array([(0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0)])
+_HEAT_LUT = np.empty((256, 4), dtype=np.uint8)
+for _channel in range(3):
+    _HEAT_LUT[:, _channel] = np.round(
+        np.interp(np.linspace(0.0, 1.0, 256), _HEAT_ANCHORS, _HEAT_COLOURS[:, _channel])
+    )
+_HEAT_LUT[:, 3] = np.round(np.linspace(0.0, 255.0 * OVERLAY_OPACITY, 256))
 
 _pool: QThreadPool | None = None
 
@@ -50,6 +76,22 @@ def load_preview_image(path: str, max_side: int = PREVIEW_MAX_SIDE) -> QImage:
     return qimage.copy()  # own the pixels: `data` goes away with this function
 
 
+def heatmap_image(heat: np.ndarray) -> QImage:
+    """A (height, width) heatmap in 0..1 as a semi-transparent RGBA colour map image."""
+    levels = np.clip(np.round(np.asarray(heat, dtype=np.float32) * 255.0), 0, 255)
+    rgba = np.ascontiguousarray(_HEAT_LUT[levels.astype(np.uint8)])
+    height, width = levels.shape
+    image = QImage(rgba.tobytes(), width, height, 4 * width, QImage.Format.Format_RGBA8888)
+    return image.copy()  # own the pixels: the bytes go away with this function
+
+
+def overlay_size(grid: tuple[int, ...]) -> tuple[int, int]:
+    """(height, width) to upsample an (h, w) CAM grid to: an integer multiple, ~OVERLAY_SIDE."""
+    rows, cols = grid[0], grid[1]
+    scale = max(1, OVERLAY_SIDE // max(rows, cols))
+    return rows * scale, cols * scale
+
+
 class _Bridge(QObject):
     """Carries one decoded image from the pool thread back to the GUI thread.
 
@@ -67,6 +109,7 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image = QImage()
+        self._overlay = QImage()  # drawn over the image, stretched to it; null: none
         self._placeholder = "Select a row to see the image"
         self._request = 0  # id of the latest request
         self._shown = 0  # id of the request on screen
@@ -77,6 +120,15 @@ class ImageView(QWidget):
     @property
     def image(self) -> QImage:
         return self._image
+
+    @property
+    def overlay(self) -> QImage:
+        return self._overlay
+
+    def set_overlay(self, overlay: QImage | None) -> None:
+        """Paint `overlay` over the image (None: nothing); it belongs to the latest request."""
+        self._overlay = QImage() if overlay is None else overlay
+        self.update()
 
     @property
     def pending(self) -> bool:
@@ -143,17 +195,27 @@ class ImageView(QWidget):
         x = (self.width() - size.width()) / 2
         y = (self.height() - size.height()) / 2
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.drawImage(QRectF(x, y, size.width(), size.height()), self._image)
+        target = QRectF(x, y, size.width(), size.height())
+        painter.drawImage(target, self._image)
+        # While the next image decodes the previous one stays up: not with the new overlay.
+        if not self._overlay.isNull() and not self.pending:
+            painter.drawImage(target, self._overlay)
 
 
 class PreviewPanel(QWidget):
     """Right-hand pane: file name, verdict, image and probability chart of one result."""
+
+    # The user ticked or cleared "Show where the model looked" (not emitted for set_show_cam).
+    show_cam_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._class_names: tuple[str, ...] = ()
         self._threshold = 0.0
         self._row: ResultRow | None = None
+        self._want_cam = False  # the user's choice, kept while a model without CAM is loaded
+        self._cam_available = False
+        self._heatmap: np.ndarray | None = None
 
         self.title = QLabel()
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -162,6 +224,8 @@ class PreviewPanel(QWidget):
         self.verdict.setWordWrap(True)
         self.verdict.setTextFormat(Qt.TextFormat.RichText)
         self.image_view = ImageView()
+        self.cam_check = QCheckBox(SHOW_CAM_TEXT)
+        self.cam_check.toggled.connect(self._on_cam_toggled)
         self.chart = ProbabilityChart()
         self.legend = QLabel()
         self.legend.setStyleSheet("color: palette(placeholder-text);")
@@ -171,8 +235,10 @@ class PreviewPanel(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.verdict)
         layout.addWidget(self.image_view, stretch=1)
+        layout.addWidget(self.cam_check)
         layout.addWidget(self.chart)
         layout.addWidget(self.legend)
+        self.set_cam_available(False, "No model loaded")
         self.show_result(None)
 
     @property
@@ -182,6 +248,45 @@ class PreviewPanel(QWidget):
     def set_class_names(self, class_names: Sequence[str]) -> None:
         self._class_names = tuple(class_names)
         self.show_result(None)
+
+    @property
+    def heatmap(self) -> np.ndarray | None:
+        """The (height, width) 0..1 heatmap painted over the image now; None when off."""
+        return self._heatmap
+
+    def set_show_cam(self, show: bool) -> None:
+        """The remembered choice of the checkbox (shown ticked only when the model has CAM)."""
+        self._want_cam = show
+        self._sync_cam_check()
+
+    def set_cam_available(self, available: bool, reason: str = NO_CAM_TIP) -> None:
+        """Whether the loaded model has a CAM output; `reason` is the tooltip when not."""
+        self._cam_available = available
+        self.cam_check.setEnabled(available)
+        self.cam_check.setToolTip(SHOW_CAM_TIP if available else reason)
+        self._sync_cam_check()
+
+    def _sync_cam_check(self) -> None:
+        self.cam_check.blockSignals(True)  # not the user's doing: no show_cam_changed
+        self.cam_check.setChecked(self._want_cam and self._cam_available)
+        self.cam_check.blockSignals(False)
+        self._update_overlay()
+
+    @Slot(bool)
+    def _on_cam_toggled(self, checked: bool) -> None:
+        self._want_cam = checked
+        self._update_overlay()
+        self.show_cam_changed.emit(checked)
+
+    def _update_overlay(self) -> None:
+        row = self._row
+        cam = None if row is None else row.prediction.cam
+        if cam is None or not (self._cam_available and self.cam_check.isChecked()):
+            self._heatmap = None
+            self.image_view.set_overlay(None)
+            return
+        self._heatmap = cam_heatmap(cam, overlay_size(cam.shape))
+        self.image_view.set_overlay(heatmap_image(self._heatmap))
 
     def set_threshold(self, threshold: float) -> None:
         self._threshold = threshold
@@ -200,6 +305,7 @@ class PreviewPanel(QWidget):
             self.verdict.setText("Select a result to see the image and all class probabilities.")
             self.chart.set_probabilities((), None)
             self.image_view.show_path(None)
+            self._update_overlay()
             return
         self.title.setText(
             f"<b>{html.escape(row.name)}</b><br>"
@@ -232,3 +338,4 @@ class PreviewPanel(QWidget):
             self.image_view.show_path(None, "No preview: the file could not be read")
         else:
             self.image_view.show_path(row.prediction.path)
+        self._update_overlay()

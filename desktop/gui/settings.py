@@ -15,7 +15,7 @@ APPLICATION = "ewaste-app"
 
 
 class AppSettings:
-    """What the window remembers between sessions: folders, layout, threshold, columns."""
+    """What the window remembers between sessions: folders, layout, threshold, columns, CAM."""
 
     def __init__(self, settings: QSettings | None = None) -> None:
         self._s = settings if settings is not None else QSettings(ORGANIZATION, APPLICATION)
@@ -70,3 +70,13 @@ class AppSettings:
 
     def set_hidden_classes(self, names: set[str]) -> None:
         self._s.setValue("results/hidden_classes", sorted(names))
+
+    # The class activation map overlay in the preview ("Show where the model looked").
+    def show_cam(self) -> bool:
+        value = self._s.value("preview/show_cam", False)
+        if isinstance(value, str):  # an INI file gives back "true" / "false"
+            return value.lower() == "true"
+        return bool(value)
+
+    def set_show_cam(self, value: bool) -> None:
+        self._s.setValue("preview/show_cam", bool(value))

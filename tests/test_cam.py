@@ -1,0 +1,61 @@
+"""Class activation maps as data: the heatmap function and the CAM a Prediction keeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from desktop.core.cam import cam_heatmap
+from desktop.core.results import Prediction
+
+
+def test_heatmap_at_the_grid_size_is_relu_scaled_by_the_maximum() -> None:
+    cam = np.array([[-1.0, 0.0], [1.0, 3.0]])
+    heat = cam_heatmap(cam, (2, 2))
+    assert heat.dtype == np.float32
+    np.testing.assert_allclose(heat, [[0.0, 0.0], [1 / 3, 1.0]], rtol=1e-6)
+
+
+def test_heatmap_upsamples_bilinearly_with_centred_pixels() -> None:
+    # Output pixel x samples the grid at (x + 0.5) * 2 / 4 - 0.5 = -0.25, 0.25, 0.75, 1.25,
+    # clamped to the edges: values 0, 0.5, 1.5, 2, then divided by the maximum 2.
+    heat = cam_heatmap(np.array([[0.0, 2.0]]), (3, 4))
+    assert heat.shape == (3, 4)
+    np.testing.assert_allclose(heat, np.tile([0.0, 0.25, 0.75, 1.0], (3, 1)), atol=1e-7)
+
+
+def test_heatmap_of_a_non_square_grid_keeps_rows_and_columns() -> None:
+    cam = np.zeros((4, 2))
+    cam[0, 1] = 5.0  # top right
+    heat = cam_heatmap(cam, (8, 6))
+    assert heat.shape == (8, 6)
+    # Columns sample the grid at x = -0.33, 0, 0.33, 0.67, 1, 1.33 (clamped to 0..1), rows
+    # at y = -0.25, 0.25, 0.75, ... (clamped at 0): the hot cell fills the top right.
+    np.testing.assert_allclose(heat[0], [0, 0, 1 / 3, 2 / 3, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(heat[1], [0, 0, 0.25, 0.5, 0.75, 0.75], atol=1e-6)
+    assert heat[4:, :].max() == 0.0  # rows far from the hot cell
+
+
+@pytest.mark.parametrize("cam", [np.full((2, 2), -4.0), np.zeros((3, 3)), np.full((1, 1), np.nan)])
+def test_heatmap_without_positive_evidence_is_all_zero(cam: np.ndarray) -> None:
+    heat = cam_heatmap(cam, (5, 7))
+    assert heat.shape == (5, 7) and not heat.any()
+
+
+def test_heatmap_rejects_a_map_that_is_not_a_grid() -> None:
+    with pytest.raises(ValueError, match=r"\(h, w\) grid"):
+        cam_heatmap(np.zeros((2, 2, 10)), (4, 4))
+
+
+def test_prediction_keeps_its_own_read_only_copy_of_the_map() -> None:
+    batch = np.arange(2 * 4 * 2 * 3, dtype=np.float64).reshape(2, 4, 2, 3)
+    prediction = Prediction("a.jpg", np.array([0.1, 0.2, 0.7]), cam=batch[1, :, :, 2])
+    assert prediction.cam.dtype == np.float32 and prediction.cam.shape == (4, 2)
+    assert prediction.cam.base is None  # a copy: it does not keep the batch alive
+    assert not prediction.cam.flags.writeable
+    np.testing.assert_array_equal(prediction.cam, batch[1, :, :, 2])
+    assert Prediction("b.jpg", np.array([0.5, 0.5])).cam is None
+    with pytest.raises(ValueError, match="error and a CAM"):
+        Prediction("c.jpg", None, error="unreadable", cam=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"\(h, w\) grid"):
+        Prediction("d.jpg", np.array([0.5, 0.5]), cam=np.zeros((2, 2, 2)))
