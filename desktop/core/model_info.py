@@ -20,8 +20,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .preprocessing import PREPROCESSING_CONTRACT
+
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("ewaste_format", "class_names", "input", "outputs", "preprocessing")
+# Preprocessing facts that change the pixels the model sees: a model trained with anything
+# else would be fed wrong inputs by this app, so it is refused rather than used silently.
+CHECKED_PREPROCESSING = ("color", "value_range", "layout", "dtype", "resize", "transparency")
 
 
 class ModelError(Exception):
@@ -68,7 +73,7 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
             "input size into the file."
         )
     meta = decode_metadata(props)
-    if meta["ewaste_format"] != FORMAT_VERSION:
+    if type(meta["ewaste_format"]) is not int or meta["ewaste_format"] != FORMAT_VERSION:
         raise ModelError(
             f"{source} uses metadata format {meta['ewaste_format']}, this app reads "
             f"format {FORMAT_VERSION}"
@@ -92,6 +97,7 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         raise ModelError(f"{source}: malformed input/outputs metadata ({exc})") from exc
     if spec.get("layout", "NHWC") != "NHWC" or height < 8 or width < 8:
         raise ModelError(f"{source}: unsupported input {spec!r} (need NHWC, at least 8x8)")
+    _check_preprocessing(meta["preprocessing"], source)
     return ModelInfo(
         class_names=tuple(names),
         input_name=input_name,
@@ -100,3 +106,15 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         cam_output=str(cam) if cam else None,
         metadata=meta,
     )
+
+
+def _check_preprocessing(declared: Any, source: str) -> None:
+    if not isinstance(declared, dict):
+        raise ModelError(f"{source}: preprocessing metadata must be an object, got {declared!r}")
+    for key in CHECKED_PREPROCESSING:
+        if declared.get(key) != PREPROCESSING_CONTRACT[key]:
+            raise ModelError(
+                f"{source} was trained with {key} = {declared.get(key)!r}, but this app "
+                f"preprocesses with {key} = {PREPROCESSING_CONTRACT[key]!r}; its predictions "
+                "would be wrong. Re-export it with this version's ewaste-convert."
+            )

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ PREPROCESSING_CONTRACT = {
     "transparency": "composited onto white",
     "high_bit_depth": "scaled to 8 bit",
     "resize": "bilinear, whole image to input size (no crop, no padding)",
+    "jpeg_draft": "JPEG decoded at the smallest 1/2, 1/4 or 1/8 scale not below the input size",
     "value_range": [0, 255],
     "dtype": "float32",
     "layout": "NHWC",
@@ -63,6 +66,22 @@ def load_rgb(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     that is not a usable image: empty, truncated, not an image, too large, unreadable.
     """
     height, width = size
+    with _opened_rgb(path, draft_side=max(height, width)) as rgb:
+        return np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def load_display_rgb(path: str | os.PathLike, max_side: int) -> np.ndarray:
+    """Decode `path` for display: the same decoding as the model's input (orientation,
+    colour, transparency, bit depth), aspect ratio kept, longest side at most `max_side`."""
+    with _opened_rgb(path, draft_side=max_side) as rgb:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.uint8)
+
+
+@contextmanager
+def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Image]:
+    """Open, check and convert an image to RGB; every failure becomes an ImageLoadError,
+    including those raised by the caller's work inside the `with` block."""
     try:
         if os.path.getsize(path) == 0:
             raise ImageLoadError(path, "empty file (0 bytes)")
@@ -77,14 +96,12 @@ def load_rgb(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
                         f"image too large: {image.width}x{image.height} pixels "
                         f"(limit {MAX_PIXELS // 1_000_000} megapixels)",
                     )
-                if image.format == "JPEG":
-                    # Draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale while staying
-                    # at least as large as the target: a 4000x3000 photo decodes ~30x faster.
-                    side = max(height, width)
-                    image.draft("RGB", (side, side))
-                rgb = _to_rgb(ImageOps.exif_transpose(image))
-                resized = rgb.resize((width, height), Image.Resampling.BILINEAR)
-                return np.asarray(resized, dtype=np.uint8)
+                # Draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale while staying at
+                # least as large as the target: a 4000x3000 photo decodes ~30x faster.
+                # Phones often write MPO (JPEG with a multi-picture block): same decoder.
+                if image.format in ("JPEG", "MPO"):
+                    image.draft("RGB", (draft_side, draft_side))
+                yield _to_rgb(ImageOps.exif_transpose(image))
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -105,6 +122,10 @@ def load_rgb(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
         # Pillow reports truncated and corrupt data as OSError ("image file is truncated"),
         # SyntaxError (bad headers) or ValueError.
         raise ImageLoadError(path, f"corrupt or truncated image: {exc}") from exc
+    except Exception as exc:
+        # Anything else a decoder plugin raises on an odd file (malformed EXIF, an exotic
+        # mode): still one file's problem, never the whole batch's.
+        raise ImageLoadError(path, f"cannot decode image: {type(exc).__name__}: {exc}") from exc
 
 
 def load_model_input(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,71 @@
+"""Decoding paths of the one preprocessing: phone MPO files, display decoding, odd failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from desktop.core import preprocessing
+from desktop.core.preprocessing import ImageLoadError, load_display_rgb, load_rgb
+
+
+def _photo(width: int, height: int) -> Image.Image:
+    """A smooth gradient photo, so decoding at a reduced scale changes the pixels."""
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    rgb = np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8)
+    return Image.fromarray(rgb)
+
+
+def test_phone_mpo_photo_decodes_like_the_same_jpeg(tmp_path):
+    photo = _photo(1600, 1200)
+    jpeg, mpo = tmp_path / "photo.jpg", tmp_path / "phone.jpg"
+    photo.save(jpeg, "JPEG", quality=90)
+    photo.save(mpo, "MPO", quality=90, save_all=True, append_images=[photo.resize((160, 120))])
+    with Image.open(mpo) as opened:
+        assert opened.format == "MPO"
+    # Same draft-mode decode (1/8 scale here) for both: identical model input.
+    np.testing.assert_array_equal(load_rgb(mpo, (128, 128)), load_rgb(jpeg, (128, 128)))
+
+
+def test_display_decode_keeps_aspect_and_bounds_the_size(tmp_path):
+    path = tmp_path / "wide.jpg"
+    _photo(1200, 600).save(path, quality=90)
+    shown = load_display_rgb(path, max_side=300)
+    assert shown.shape == (150, 300, 3) and shown.dtype == np.uint8
+
+
+def test_display_decode_shows_16_bit_grey_as_the_model_sees_it(tmp_path):
+    path = tmp_path / "grey16.png"
+    Image.fromarray(np.full((40, 60), 32768, dtype=np.uint16)).save(path)
+    shown = load_display_rgb(path, max_side=60)
+    model_view = load_rgb(path, (40, 60))
+    assert abs(int(shown.mean()) - 128) <= 1  # mid grey, not clipped to white
+    np.testing.assert_array_equal(shown, model_view)
+
+
+def test_display_decode_applies_exif_orientation(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    image = _photo(80, 40)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    image.save(path, exif=exif, quality=95)
+    assert load_display_rgb(path, max_side=100).shape == (80, 40, 3)
+
+
+def test_any_decoder_failure_becomes_a_per_file_error(tmp_path, monkeypatch):
+    path = tmp_path / "odd.jpg"
+    _photo(32, 32).save(path)
+
+    def broken_exif(image):
+        raise KeyError("malformed EXIF block")
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken_exif)
+    with pytest.raises(ImageLoadError) as caught:
+        load_rgb(path, (16, 16))
+    assert "cannot decode image" in caught.value.reason and "KeyError" in caught.value.reason
+
+
+def test_contract_states_the_jpeg_draft_decoding():
+    assert "jpeg_draft" in preprocessing.PREPROCESSING_CONTRACT
