@@ -21,6 +21,7 @@ import onnx
 from converter import keras_model, metadata, onnx_graph, parity, run_info
 from converter.errors import ConvertError, ParityError
 from converter.quantize import DEFAULT_CALIBRATION_IMAGES, quantize_int8
+from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError, parse_model_info
 
 # Dynamic batch by default. benchmarks/bench_convert.py (random EfficientNetV2B0, 128 px,
@@ -139,7 +140,7 @@ def export(options: ExportOptions, log=print) -> dict[str, Any]:
     with _temporary_model(out) as temp:
         onnx.save(proto, str(temp))
         summary["size_bytes"] = temp.stat().st_size
-        summary["ort_load_seconds"] = _ort_load_seconds(temp)
+        summary["app_load_seconds"] = _app_load_seconds(temp)
         if options.parity:
             report = parity.check_parity(
                 inference, options.model, out, size, images, source, log=log, onnx_file=temp
@@ -153,9 +154,12 @@ def export(options: ExportOptions, log=print) -> dict[str, Any]:
                     f"(report: {failed})"
                 )
             _write_json(parity_report_path(out), report.to_dict())
-            summary["parity_report"] = str(parity_report_path(out))
+            summary["parity_notes"] = report.notes
         else:
+            # Replaces the report of an earlier, checked export: it does not describe this file.
+            _write_json(parity_report_path(out), parity.skipped_report(options.model, out))
             summary["parity"] = "skipped (--no-parity)"
+        summary["parity_report"] = str(parity_report_path(out))
         os.replace(temp, out)
     with contextlib.suppress(FileNotFoundError):
         failed_parity_report_path(out).unlink()
@@ -241,14 +245,13 @@ def _check_onnx(proto: onnx.ModelProto) -> None:
         raise ConvertError(f"the converted model fails onnx.checker: {first}") from exc
 
 
-def _ort_load_seconds(path: Path) -> float:
-    """Open the file the way the app does (full ORT graph optimisation) and time it."""
+def _app_load_seconds(path: Path) -> float:
+    """Open the file with the app's Engine (session, metadata checks, test run) and time it."""
     started = time.perf_counter()
     try:
-        parity.OnnxRunner(path)
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
-        first = str(exc).strip().splitlines()[0]
-        raise ConvertError(f"ONNX Runtime cannot load the converted model: {first}") from exc
+        Engine(path)
+    except ModelError as exc:
+        raise ConvertError(f"the app cannot load the converted model: {exc}") from exc
     return time.perf_counter() - started
 
 

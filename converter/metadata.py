@@ -8,7 +8,6 @@ back to the exact .keras file and run that produced it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import platform
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,7 @@ from desktop.core.model_info import (
     parse_model_info,
 )
 from desktop.core.preprocessing import PREPROCESSING_CONTRACT
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from trainer.weights import file_sha256
 
 
 def build_metadata(
@@ -83,13 +75,10 @@ def build_metadata(
 
 
 def _weights_source(weights: dict[str, Any] | None) -> str | None:
-    """ "none", "imagenet" or a file path; the trainer writes it as source or kind + path."""
+    """ "none", "imagenet" or the file's path, from the trainer's {"kind", "path", "sha256"}."""
     if not weights:
         return None
-    source = weights.get("source") or weights.get("kind")
-    if weights.get("path") and source not in (None, "none", "imagenet"):
-        return str(weights["path"])
-    return str(source) if source is not None else weights.get("path")
+    return weights.get("path") if weights.get("kind") == "file" else weights.get("kind")
 
 
 def export_facts(opset: int, batch: int | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Three comparisons, all against the Keras inference model at training=False:
             trainer's loader), run through Keras and ONNX Runtime, every output
   engine    the same files through the station app's Engine (its own decoding, batching
             and session options) against the Keras probabilities: end to end
+The ONNX side of `random` and `images` is the app's own Engine too (see AppModel).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import onnxruntime as ort
 
 from converter.keras_model import CAM, PROBABILITIES, output_names, predict, sample_inputs
+from desktop.core.engine import Engine, ModelError, _open_session
 from desktop.core.preprocessing import ImageLoadError, load_model_input
 
 # Any probability may differ by at most this between Keras and ONNX Runtime.
@@ -33,44 +34,44 @@ BATCH_SIZE = 32
 RANDOM_COUNT = 8
 # The report lists at most this many individual disagreements per section.
 MAX_LISTED = 50
+NO_IMAGES_NOTE = (
+    "no real images (no --check-images, and the test split of run.json's data_dir is not on "
+    "this machine): only random tensors were compared; the image-file checks (the trainer's "
+    "decoding through ONNX Runtime, and the app's Engine end to end) were skipped"
+)
 
 
-class OnnxRunner:
-    """An ONNX Runtime session as the app opens it; pads batches for a static batch size."""
+class AppModel:
+    """The ONNX file opened by the station app's own code, so parity tests what the app runs.
 
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or 0
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        node = self.session.get_inputs()[0]
-        self.input_name = node.name
-        batch = node.shape[0]
-        self.static_batch = batch if isinstance(batch, int) and batch > 0 else None
-        self.output_names = [output.name for output in self.session.get_outputs()]
+    Probabilities come from desktop.core.engine.Engine (metadata validation, the app's
+    session options, static-batch padding). The Engine does not return the CAM output, so
+    that one comes from a second session opened by the engine's own `_open_session` (the
+    same session options), fed the same way. Raises ModelError when the app cannot load it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.engine = Engine(path)
+        info = self.engine.info
+        self._cam_session = _open_session(self.engine.model_path, None) if info.cam_output else None
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        size = self.static_batch
-        if size is None or len(batch) == size:
-            return self._run(batch)
-        parts: list[dict[str, np.ndarray]] = []
+        """The probabilities and, when the model has one, the CAM of (N, H, W, 3) images."""
+        outputs = {PROBABILITIES: self.engine.predict_batch(batch)}
+        if self._cam_session is not None:
+            outputs[CAM] = self._cam(np.ascontiguousarray(batch, dtype=np.float32))
+        return outputs
+
+    def _cam(self, batch: np.ndarray) -> np.ndarray:
+        info, size = self.engine.info, self.engine.static_batch or len(batch)
+        parts = []
         for start in range(0, len(batch), size):
             chunk = batch[start : start + size]
             filled = len(chunk)
-            if filled < size:
-                chunk = np.concatenate(
-                    [chunk, np.zeros((size - filled, *chunk.shape[1:]), chunk.dtype)]
-                )
-            parts.append({k: v[:filled] for k, v in self._run(chunk).items()})
-        return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
-
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(None, {self.input_name: batch})
-        return dict(zip(self.output_names, values, strict=True))
+            padding = np.zeros((size - filled, *chunk.shape[1:]), dtype=np.float32)
+            feed = {info.input_name: np.concatenate([chunk, padding])}
+            parts.append(self._cam_session.run([info.cam_output], feed)[0][:filled])
+        return np.concatenate(parts)
 
 
 @dataclass
@@ -236,14 +237,14 @@ def check_parity(
     checks a temporary file before moving it into place).
     """
     report = ParityReport(keras_model=str(keras_path), onnx_model=str(onnx_path))
-    onnx_file = onnx_file or onnx_path
-    runner = OnnxRunner(onnx_file)
+    try:
+        model = AppModel(onnx_file or onnx_path)
+    except ModelError as exc:
+        report.failures.append(f"the app cannot load the model: {exc}")
+        return report
     names = output_names(inference_model)
-    missing = [name for name in names if name not in runner.output_names]
-    if missing:
-        report.failures.append(
-            f"the ONNX model has no output {missing} (it has {runner.output_names})"
-        )
+    if CAM in names and model.engine.info.cam_output is None:
+        report.failures.append(f"the ONNX model has no '{CAM}' output, the Keras model has")
         return report
 
     random = _Section("random", PROB_MAX_DIFF)
@@ -251,14 +252,15 @@ def check_parity(
     random.update(
         [f"random[{i}]" for i in range(len(batch))],
         predict(inference_model, batch),
-        _pick(runner.run(batch), names),
+        model.run(batch),
     )
     report.sections["random"] = random.to_dict()
     report.failures += random.failures()
 
     if not image_paths:
-        report.notes.append("no real images: only random tensors were compared")
+        report.notes.append(NO_IMAGES_NOTE)
         report.sections["images"] = {"source": None, "count": 0}
+        report.sections["engine"] = {"status": "skipped", "count": 0}
         return report
     log(f"parity: comparing Keras and ONNX Runtime on {len(image_paths)} images ({image_source})")
     images = _Section("images", PROB_MAX_DIFF)
@@ -267,18 +269,29 @@ def check_parity(
     for paths, batch in _image_batches(image_paths, size, skipped):
         expected = predict(inference_model, batch)
         labels = [str(p) for p in paths]
-        images.update(labels, expected, _pick(runner.run(batch), names))
+        images.update(labels, expected, model.run(batch))
         keras_probs.update(zip(labels, expected[PROBABILITIES], strict=True))
     report.sections["images"] = {"source": image_source, **images.to_dict(), "skipped": skipped}
     report.failures += images.failures()
 
     if run_engine and keras_probs:
-        report.sections["engine"] = _engine_parity(onnx_file, keras_probs, report)
+        report.sections["engine"] = _engine_parity(model.engine, keras_probs, report)
     return report
 
 
-def _pick(values: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
-    return {name: values[name] for name in names}
+def skipped_report(keras_path: Path, onnx_path: Path) -> dict[str, Any]:
+    """MODEL.parity.json for an export with --no-parity: says nothing was checked."""
+    return {
+        "passed": None,
+        "skipped": True,
+        "keras_model": str(keras_path),
+        "onnx_model": str(onnx_path),
+        "failures": [],
+        "notes": [
+            "parity was not checked (--no-parity): nothing shows that this ONNX model "
+            "computes what the Keras model computes"
+        ],
+    }
 
 
 def _image_batches(
@@ -302,31 +315,19 @@ def _image_batches(
 
 
 def _engine_parity(
-    onnx_path: Path, keras_probs: dict[str, np.ndarray], report: ParityReport
+    engine: Engine, keras_probs: dict[str, np.ndarray], report: ParityReport
 ) -> dict[str, Any]:
     """End to end: the app's Engine on the files vs Keras on load_model_input's pixels."""
-    try:
-        from desktop.core.engine import Engine, ModelError
-    except ImportError as exc:
-        report.notes.append(f"engine parity skipped: desktop.core.engine not importable ({exc})")
-        return {"status": "skipped", "count": 0}
     section = _Section("engine", ENGINE_MAX_DIFF)
     errors: list[dict[str, str]] = []
-    try:
-        engine = Engine(onnx_path)
-        for predictions in engine.classify(list(keras_probs), batch_size=BATCH_SIZE):
-            for prediction in predictions:
-                if prediction.probabilities is None:
-                    errors.append({"path": prediction.path, "error": str(prediction.error)})
-                    continue
-                expected = keras_probs[prediction.path][None]
-                actual = np.asarray(prediction.probabilities, dtype=np.float32)[None]
-                section.update(
-                    [prediction.path], {PROBABILITIES: expected}, {PROBABILITIES: actual}
-                )
-    except ModelError as exc:
-        report.failures.append(f"engine: the app cannot load the model: {exc}")
-        return {"status": "failed", "count": 0, "error": str(exc)}
+    for predictions in engine.classify(list(keras_probs), batch_size=BATCH_SIZE):
+        for prediction in predictions:
+            if prediction.probabilities is None:
+                errors.append({"path": prediction.path, "error": str(prediction.error)})
+                continue
+            expected = keras_probs[prediction.path][None]
+            actual = np.asarray(prediction.probabilities, dtype=np.float32)[None]
+            section.update([prediction.path], {PROBABILITIES: expected}, {PROBABILITIES: actual})
     failures = section.failures()
     if errors:
         failures.append(f"engine: could not read {len(errors)} files Keras read")

@@ -31,9 +31,11 @@ from onnxruntime.quantization import (
 )
 
 from converter.errors import ConvertError
-from converter.parity import OnnxRunner
 from converter.run_info import LabelledImages
+from desktop.core.engine import Engine
+from desktop.core.model_info import encode_metadata
 from desktop.core.preprocessing import ImageLoadError, load_model_input
+from trainer.metrics import cross_entropy
 
 # Keep the INT8 model only when it loses at most this much test accuracy (0.5 points).
 MAX_ACCURACY_DROP = 0.005
@@ -113,9 +115,11 @@ def quantize_int8(
         _finish_int8_model(fp32_path, candidate, calibration_images=reader.used)
 
         log(f"int8: measuring accuracy on {len(test.paths)} test images (fp32 and int8)")
-        fp32_runner, int8_runner = OnnxRunner(fp32_path), OnnxRunner(candidate)
-        fp32_acc, int8_acc, agreement, evaluated = _accuracies(fp32_runner, int8_runner, test, size)
-        rates = _throughput({"fp32": fp32_runner, "int8": int8_runner}, size)
+        # Both opened and run by the app's Engine: its session options, as on a station.
+        fp32_engine, int8_engine = Engine(fp32_path), Engine(candidate)
+        scores = _accuracies(fp32_engine, int8_engine, test, size)
+        fp32_acc, int8_acc = scores["fp32_accuracy"], scores["int8_accuracy"]
+        rates = _throughput({"fp32": fp32_engine, "int8": int8_engine}, size)
         speed = {
             "fp32_images_per_second": rates["fp32"],
             "int8_images_per_second": rates["int8"],
@@ -123,6 +127,11 @@ def quantize_int8(
         drop = fp32_acc - int8_acc
         keep = drop <= MAX_ACCURACY_DROP
         if keep:
+            # The app shows these: the INT8 model's own figures, not the FP32 model's.
+            _set_metadata(
+                candidate,
+                {"metrics": {"test_accuracy": int8_acc, "test_loss": scores["int8_loss"]}},
+            )
             os.replace(candidate, int8_path)
         elif int8_path.exists():
             # An INT8 file from an earlier export no longer matches the new FP32 model.
@@ -144,12 +153,13 @@ def quantize_int8(
             "calibration_images": reader.used,
             "calibration_source": calibration.source,
         },
-        "test_images": evaluated,
+        "test_images": scores["images"],
         "test_source": test.source,
         "fp32_accuracy": fp32_acc,
         "int8_accuracy": int8_acc,
+        "int8_loss": scores["int8_loss"],
         "accuracy_drop_points": drop * 100,
-        "top1_agreement_fp32_int8": agreement,
+        "top1_agreement_fp32_int8": scores["agreement"],
         "speed": {
             **speed,
             "batch": SPEED_BATCH,
@@ -162,7 +172,10 @@ def quantize_int8(
 
 
 def _finish_int8_model(source: Path, target: Path, calibration_images: int) -> None:
-    """Copy the metadata (the quantiser drops it) and drop unused opset imports.
+    """Copy the metadata (the quantiser drops it), mark it INT8, drop unused opset imports.
+
+    The FP32 test metrics are not copied: they are not this model's (quantize_int8 writes
+    the INT8 model's own once measured).
 
     quant_pre_process saves through ONNX Runtime, which declares every domain it knows
     (training, preview, aten, ...); an older runtime on a station need not know them all.
@@ -180,6 +193,8 @@ def _finish_int8_model(source: Path, target: Path, calibration_images: int) -> N
         "calibration_images": calibration_images,
     }
     props["export"] = json.dumps(export, ensure_ascii=False)
+    props.pop("metrics", None)
+    props.update(encode_metadata({"quantized": "int8"}))
     model = onnx.load(str(target))
     used = {node.domain or "" for node in model.graph.node}
     kept = [o for o in model.opset_import if (o.domain or "") == "" or o.domain in used]
@@ -192,13 +207,27 @@ def _finish_int8_model(source: Path, target: Path, calibration_images: int) -> N
     onnx.save(model, str(target))
 
 
+def _set_metadata(path: Path, values: dict[str, Any]) -> None:
+    """Replace (or add) these metadata keys of the model file at `path`, in place."""
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update(encode_metadata(values))
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
 def _accuracies(
-    fp32: OnnxRunner, int8: OnnxRunner, test: LabelledImages, size: tuple[int, int]
-) -> tuple[float, float, float, int]:
-    fp32_right = int8_right = agree = total = 0
+    fp32: Engine, int8: Engine, test: LabelledImages, size: tuple[int, int]
+) -> dict[str, Any]:
+    """Test accuracy of both models, INT8 loss (as the trainer computes it), agreement."""
+    fp32_right = int8_right = agree = 0
+    int8_probs: list[np.ndarray] = []
+    truth: list[int] = []
     paths, labels = list(test.paths), list(test.labels)
     for start in range(0, len(paths), SPEED_BATCH):
-        arrays, truth = [], []
+        arrays, batch_labels = [], []
         for path, label in zip(
             paths[start : start + SPEED_BATCH], labels[start : start + SPEED_BATCH], strict=True
         ):
@@ -206,31 +235,39 @@ def _accuracies(
                 arrays.append(load_model_input(path, size))
             except ImageLoadError:
                 continue
-            truth.append(label)
+            batch_labels.append(label)
         if not arrays:
             continue
-        batch, expected = np.stack(arrays), np.asarray(truth)
-        a = fp32.run(batch)["probabilities"].argmax(axis=1)
-        b = int8.run(batch)["probabilities"].argmax(axis=1)
+        batch, expected = np.stack(arrays), np.asarray(batch_labels)
+        probs = int8.predict_batch(batch)
+        a, b = fp32.predict_batch(batch).argmax(axis=1), probs.argmax(axis=1)
         fp32_right += int((a == expected).sum())
         int8_right += int((b == expected).sum())
         agree += int((a == b).sum())
-        total += len(expected)
+        int8_probs.append(probs)
+        truth += batch_labels
+    total = len(truth)
     if total == 0:
         raise ConvertError(f"--int8: no readable images in the {test.source}")
-    return fp32_right / total, int8_right / total, agree / total, total
+    return {
+        "images": total,
+        "fp32_accuracy": fp32_right / total,
+        "int8_accuracy": int8_right / total,
+        "int8_loss": cross_entropy(np.concatenate(int8_probs), np.asarray(truth)),
+        "agreement": agree / total,
+    }
 
 
-def _throughput(runners: dict[str, OnnxRunner], size: tuple[int, int]) -> dict[str, float]:
-    """Images per second of each runner at SPEED_BATCH, timed round-robin so that other
+def _throughput(engines: dict[str, Engine], size: tuple[int, int]) -> dict[str, float]:
+    """Images per second of each engine at SPEED_BATCH, timed round-robin so that other
     load on the machine slows both models alike; the median of SPEED_REPEATS rounds."""
     batch = np.random.default_rng(0).uniform(0, 255, (SPEED_BATCH, *size, 3)).astype(np.float32)
-    for runner in runners.values():
-        runner.run(batch)  # warm-up
-    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for engine in engines.values():
+        engine.predict_batch(batch)  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(SPEED_REPEATS):
-        for name, runner in runners.items():
+        for name, engine in engines.items():
             started = time.perf_counter()
-            runner.run(batch)
+            engine.predict_batch(batch)
             samples[name].append(time.perf_counter() - started)
     return {name: SPEED_BATCH / statistics.median(times) for name, times in samples.items()}

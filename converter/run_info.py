@@ -34,10 +34,7 @@ class RunInfo:
         value = (self.run or {}).get("image_size")
         if value is None:
             return None
-        # The trainer writes [H, W]; a bare int means a square image.
-        if isinstance(value, int):
-            return (value, value)
-        try:
+        try:  # the trainer writes [H, W]
             height, width = (int(v) for v in value)
         except (TypeError, ValueError) as exc:
             raise ConvertError(f"{self.run_dir / RUN_FILE}: bad image_size {value!r}") from exc

@@ -86,13 +86,16 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_data, tmp_path):
     # The epochs finished before the kill are kept, not re-run.
     assert after["history"]["loss"][:done_before] == before["history"]["loss"]
     assert (run / "metrics.json").is_file()
+    # Only the files state.json names are kept: one checkpoint, one best-weights file.
+    assert [p.name for p in run.glob("checkpoint-epoch*.keras")] == [after["checkpoint"]]
+    assert [p.name for p in run.glob("best-epoch*.weights.h5")] == [after["best_file"]]
+    assert not list(run.glob("partial-*"))
 
 
 def test_resume_with_other_flags_is_refused(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "state.json").write_text(json.dumps({"epochs_done": 1, "history": {}}))
-    (run / "checkpoint.keras").write_bytes(b"")
     (run / "run.json").write_text(json.dumps({"config": {"epochs": 99}}))
     code = main(["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "2",
                  "--resume", *TINY_RECIPE])  # fmt: skip

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import PIL
 import tensorflow as tf
+from PIL import features
 
 from desktop.core.preprocessing import PREPROCESSING_CONTRACT, ImageLoadError, load_rgb
 from trainer.config import TrainConfig
@@ -37,13 +39,13 @@ def load_split(
     key = _cache_key([str(s.path) for s in samples], image_size)
     cache_file = cache_dir / f"{split}-{image_size}px-{key}.npz" if cache_dir else None
     if cache_file and cache_file.is_file():
-        cached = np.load(cache_file, allow_pickle=False)
-        return SplitArrays(
-            images=cached["images"],
-            labels=cached["labels"],
-            paths=[str(p) for p in cached["paths"]],
-            failures=json.loads(str(cached["failures"])),
-        )
+        with np.load(cache_file, allow_pickle=False) as cached:
+            return SplitArrays(
+                images=cached["images"],
+                labels=cached["labels"],
+                paths=[str(p) for p in cached["paths"]],
+                failures=json.loads(str(cached["failures"])),
+            )
 
     def decode(path: Path) -> np.ndarray | str:
         try:
@@ -83,9 +85,10 @@ def load_split(
 
 
 def _cache_key(paths: list[str], image_size: int) -> str:
-    """Changes when any file, its size or mtime, the input size or the contract changes."""
+    """Changes with any file (size, mtime), the input size, the contract or the decoder."""
     digest = hashlib.sha256(json.dumps(PREPROCESSING_CONTRACT, sort_keys=True).encode())
-    digest.update(str(image_size).encode())
+    # A Pillow (or its libjpeg) upgrade can change decoded pixels: re-decode then.
+    digest.update(f"{image_size}|{PIL.__version__}|{features.version('jpg')}".encode())
     for path in paths:
         stat = os.stat(path)
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
@@ -118,8 +121,16 @@ def uses_soft_labels(config: TrainConfig) -> bool:
 def training_pipeline(
     arrays: SplitArrays, num_classes: int, config: TrainConfig
 ) -> tf.data.Dataset:
+    """Shuffled, augmented (and mixed) training batches, repeatable for a given seed.
+
+    The random state lives in Keras seed generators that advance from batch to batch and
+    epoch to epoch; the map runs sequentially so they are consumed in the same order on
+    every run. (Plain tf.random ops inside Dataset.map would replay the same values each
+    epoch, and a parallel map would consume them in a racy order.)
+    """
     augment = augmentation_layers(config)
     soft = uses_soft_labels(config)
+    mixing = keras.random.SeedGenerator(config.seed + 100)
 
     def prepare(images, labels):
         images = augment(tf.cast(images, tf.float32), training=True)
@@ -128,14 +139,14 @@ def training_pipeline(
             return images, labels
         targets = tf.one_hot(labels, num_classes)
         if config.mix_probability > 0:
-            images, targets = _mix_batch(images, targets, config.mix_probability)
+            images, targets = _mix_batch(images, targets, config.mix_probability, mixing)
         return images, targets
 
     return (
         tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels))
         .shuffle(len(arrays.labels), seed=config.seed, reshuffle_each_iteration=True)
         .batch(config.batch_size, drop_remainder=len(arrays.labels) >= config.batch_size)
-        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(prepare)  # sequential on purpose, see above; each call is a whole batch
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -152,29 +163,29 @@ def evaluation_pipeline(
     )
 
 
-def _mix_batch(images: tf.Tensor, targets: tf.Tensor, probability: float):
+def _mix_batch(images, targets, probability: float, seed: keras.random.SeedGenerator):
     """With `probability`, mix the batch with a shuffled copy of itself: MixUp or CutMix,
     chosen at random (one mixing ratio per batch, as timm's batch mode does)."""
     batch = tf.shape(images)[0]
-    order = tf.random.shuffle(tf.range(batch))
+    order = keras.random.shuffle(tf.range(batch), seed=seed)
     other_images = tf.gather(images, order)
     other_targets = tf.gather(targets, order)
 
     def mixup():
         alpha = 0.2
-        a = tf.random.gamma([], alpha)
-        b = tf.random.gamma([], alpha)
+        a = keras.random.gamma((), alpha, seed=seed)
+        b = keras.random.gamma((), alpha, seed=seed)
         lam = a / (a + b)
         return lam * images + (1 - lam) * other_images, lam * targets + (1 - lam) * other_targets
 
     def cutmix():
         height, width = tf.shape(images)[1], tf.shape(images)[2]
-        lam = tf.random.uniform([])
+        lam = keras.random.uniform((), seed=seed)
         cut = tf.sqrt(1.0 - lam)
         cut_h = tf.cast(tf.cast(height, tf.float32) * cut, tf.int32)
         cut_w = tf.cast(tf.cast(width, tf.float32) * cut, tf.int32)
-        cy = tf.random.uniform([], 0, height, dtype=tf.int32)
-        cx = tf.random.uniform([], 0, width, dtype=tf.int32)
+        cy = tf.cast(keras.random.uniform((), seed=seed) * tf.cast(height, tf.float32), tf.int32)
+        cx = tf.cast(keras.random.uniform((), seed=seed) * tf.cast(width, tf.float32), tf.int32)
         y0, y1 = tf.maximum(cy - cut_h // 2, 0), tf.minimum(cy + cut_h // 2, height)
         x0, x1 = tf.maximum(cx - cut_w // 2, 0), tf.minimum(cx + cut_w // 2, width)
         rows = tf.logical_and(tf.range(height) >= y0, tf.range(height) < y1)
@@ -186,6 +197,8 @@ def _mix_batch(images: tf.Tensor, targets: tf.Tensor, probability: float):
         return mixed, kept * targets + (1 - kept) * other_targets
 
     def mix():
-        return tf.cond(tf.random.uniform([]) < 0.5, mixup, cutmix)
+        return tf.cond(keras.random.uniform((), seed=seed) < 0.5, mixup, cutmix)
 
-    return tf.cond(tf.random.uniform([]) < probability, mix, lambda: (images, targets))
+    return tf.cond(
+        keras.random.uniform((), seed=seed) < probability, mix, lambda: (images, targets)
+    )

@@ -3,9 +3,9 @@
 Run directory:
   run.json            resolved configuration, class names, data folder, weights + hash, versions
   audit/              dataset audit (audit.json and pictures)
-  checkpoint.keras    model + optimizer state after the last finished epoch (for --resume)
-  state.json          epochs done, history so far, best monitored value
-  best.weights.h5     weights of the best epoch by the monitored metric
+  checkpoint-epochNNN.keras  model + optimizer state after the last finished epoch (--resume)
+  best-epochNNN.weights.h5  weights of the best epoch by the monitored metric
+  state.json          epochs done, history so far, best value, the two files above
   model.keras         the final model (best weights): what the converter exports
   history.json, metrics.json, report.md and its pictures
 """
@@ -30,13 +30,19 @@ from trainer.dataset import Dataset, load_dataset
 from trainer.model import build_model
 from trainer.weights import resolve_weights
 
+STATE_FILE = "state.json"
+
 
 class RunState(keras.callbacks.Callback):
     """Saves a resumable checkpoint each epoch, keeps the best weights, stops early.
 
     Keras's EarlyStopping and ModelCheckpoint lose their counters when a run restarts;
-    this keeps everything a resumed run needs in state.json.
+    this keeps everything a resumed run needs in state.json. Checkpoint files are named by
+    epoch and state.json, written last and atomically, names the ones that belong to it:
+    a run killed at any moment resumes from a consistent epoch.
     """
+
+    PROGRESS_SECONDS = 15  # a progress line within long epochs, not one per batch
 
     def __init__(self, run_dir: Path, config: TrainConfig, state: dict):
         super().__init__()
@@ -44,9 +50,20 @@ class RunState(keras.callbacks.Callback):
         self.config = config
         self.state = state
         self.epoch_started = 0.0
+        self.last_progress = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
+        self.epoch_started = self.last_progress = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if now - self.last_progress >= self.PROGRESS_SECONDS:
+            self.last_progress = now
+            steps = self.params.get("steps") or "?"
+            loss = (logs or {}).get("loss")
+            loss_text = f"  loss {float(loss):.4f}" if loss is not None else ""
+            print(f"  batch {batch + 1}/{steps}{loss_text}  {now - self.epoch_started:.0f}s",
+                  flush=True)  # fmt: skip
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -61,16 +78,23 @@ class RunState(keras.callbacks.Callback):
         maximise = "acc" in self.config.monitor
         best = self.state.get("best")
         improved = best is None or (value > best if maximise else value < best)
+        done = epoch + 1
         if improved:
-            self.state.update(best=value, best_epoch=epoch + 1, wait=0)
-            _save_atomically(self.model.save_weights, self.run_dir / "best.weights.h5")
+            self.state.update(best=value, best_epoch=done, wait=0)
+            self.state["best_file"] = f"best-epoch{done:03d}.weights.h5"
+            _save_atomically(self.model.save_weights, self.run_dir / self.state["best_file"])
         else:
             self.state["wait"] = self.state.get("wait", 0) + 1
-        self.state["epochs_done"] = epoch + 1
-        _save_atomically(self.model.save, self.run_dir / "checkpoint.keras")
-        _write_json(self.run_dir / "state.json", self.state)
+        self.state["epochs_done"] = done
+        self.state["checkpoint"] = f"checkpoint-epoch{done:03d}.keras"
+        _save_atomically(self.model.save, self.run_dir / self.state["checkpoint"])
+        if self.state["wait"] >= self.config.patience:
+            self.model.stop_training = True
+            self.state["stopped_early"] = True
+        _write_json(self.run_dir / STATE_FILE, self.state)  # the commit point
+        _remove_files_not_in_state(self.run_dir, self.state)
         print(
-            f"epoch {epoch + 1}/{self.config.epochs}  "
+            f"epoch {done}/{self.config.epochs}  "
             + "  ".join(
                 f"{k} {logs[k]:.4f}"
                 for k in ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -80,15 +104,12 @@ class RunState(keras.callbacks.Callback):
             + ("  *best*" if improved else ""),
             flush=True,
         )
-        if self.state["wait"] >= self.config.patience:
+        if self.state.get("stopped_early"):
             print(
                 f"early stop: {self.config.monitor} did not improve "
                 f"for {self.config.patience} epochs",
                 flush=True,
             )
-            self.model.stop_training = True
-            self.state["stopped_early"] = True
-            _write_json(self.run_dir / "state.json", self.state)
 
 
 def fit(
@@ -140,8 +161,8 @@ def train(
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     weights = resolve_weights(config.weights)
-    state_file = run_dir / "state.json"
-    resuming = resume and state_file.is_file() and (run_dir / "checkpoint.keras").is_file()
+    state_file = run_dir / STATE_FILE
+    resuming = resume and state_file.is_file()
     if resume and not resuming:
         print(f"nothing to resume in {run_dir}; starting a new run", flush=True)
     if resuming:
@@ -182,7 +203,7 @@ def train(
 
     if resuming:
         state = json.loads(state_file.read_text())
-        model = keras.saving.load_model(run_dir / "checkpoint.keras")
+        model = keras.saving.load_model(run_dir / state["checkpoint"])
         print(f"resuming after epoch {state['epochs_done']}", flush=True)
     else:
         state = {"epochs_done": 0, "history": {}, "best": None, "wait": 0}
@@ -200,14 +221,14 @@ def train(
             callbacks=[RunState(run_dir, config, state)],
             verbose=0,  # RunState prints one line per epoch, readable in a log file too
         )
-    if (run_dir / "best.weights.h5").is_file():
-        model.load_weights(run_dir / "best.weights.h5")
+    if state.get("best_file"):
+        model.load_weights(run_dir / state["best_file"])
         print(
             f"restored the best weights (epoch {state.get('best_epoch')}, "
             f"{config.monitor} {state.get('best'):.4f})",
             flush=True,
         )
-    model.save(run_dir / "model.keras")
+    _save_atomically(model.save, run_dir / "model.keras")
     history = state["history"]
     _write_json(run_dir / "history.json", history)
     state["train_seconds"] = round(sum(history.get("seconds", [])), 1)
@@ -255,6 +276,15 @@ def library_versions() -> dict[str, str]:
         "platform": platform.platform(),
         "cpu_count": str(os.cpu_count()),
     }
+
+
+def _remove_files_not_in_state(run_dir: Path, state: dict) -> None:
+    """Delete earlier epochs' checkpoints and best weights, and interrupted saves."""
+    keep = {state.get("checkpoint"), state.get("best_file")}
+    for pattern in ("checkpoint-epoch*.keras", "best-epoch*.weights.h5", "partial-*"):
+        for path in run_dir.glob(pattern):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
 
 
 def _save_atomically(save, path: Path) -> None:

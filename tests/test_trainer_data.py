@@ -1,0 +1,55 @@
+"""The training input pipeline: repeatable for a seed, fresh randomness every epoch."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from trainer.config import TrainConfig
+from trainer.data import SplitArrays, training_pipeline
+
+CONFIG = TrainConfig(image_size=24, batch_size=8, augment="strong", mix_probability=1.0, seed=7)
+
+
+def _arrays() -> SplitArrays:
+    rng = np.random.default_rng(0)
+    labels = np.arange(32, dtype=np.int32) % 4
+    images = rng.integers(0, 256, size=(32, 24, 24, 3), dtype=np.uint8)
+    return SplitArrays(images=images, labels=labels, paths=[""] * 32, failures=[])
+
+
+def _two_epochs(config: TrainConfig) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    keras.utils.set_random_seed(config.seed)
+    dataset = training_pipeline(_arrays(), num_classes=4, config=config)
+    return [[(x.numpy(), y.numpy()) for x, y in dataset] for _ in range(2)]
+
+
+def _mixing_ratios(epoch) -> list[float]:
+    """Each batch's mixing ratio max(lam, 1 - lam): the largest target weight of its rows
+    that were mixed with an image of another class (all such rows share one ratio)."""
+    ratios = []
+    for _, targets in epoch:
+        weights = targets.max(axis=1)
+        mixed = weights[weights < 1 - 1e-6]
+        ratios.append(round(float(mixed.min()), 4) if mixed.size else 1.0)
+    return ratios
+
+
+def test_the_same_seed_gives_the_same_batches():
+    first, second = _two_epochs(CONFIG), _two_epochs(CONFIG)
+    for epoch_a, epoch_b in zip(first, second, strict=True):
+        for (images_a, targets_a), (images_b, targets_b) in zip(epoch_a, epoch_b, strict=True):
+            np.testing.assert_array_equal(images_a, images_b)
+            np.testing.assert_array_equal(targets_a, targets_b)
+
+
+def test_mixing_draws_new_ratios_every_epoch():
+    epoch_1, epoch_2 = _two_epochs(CONFIG)
+    ratios_1, ratios_2 = _mixing_ratios(epoch_1), _mixing_ratios(epoch_2)
+    assert min(ratios_1) < 1, "batches should be mixed with mix_probability 1"
+    assert ratios_1 != ratios_2
+
+
+def test_a_different_seed_gives_different_batches():
+    other = _two_epochs(CONFIG.replace(seed=8))[0][0][0]
+    assert not np.array_equal(_two_epochs(CONFIG)[0][0][0], other)
