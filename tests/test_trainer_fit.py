@@ -140,3 +140,14 @@ def test_split_folders_in_any_letter_case(tmp_path):
     assert {name: len(split.samples) for name, split in dataset.splits.items()} == {
         "train": 3, "val": 3, "test": 3,
     }  # fmt: skip
+
+
+def test_hidden_clutter_is_not_a_class_or_an_image(tmp_path):
+    make_dataset(tmp_path, classes=CLASSES, per_split={"train": 2, "val": 1, "test": 1}, size=16)
+    (tmp_path / "val" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "train" / "__MACOSX" / "Mouse").mkdir(parents=True)
+    first = next((tmp_path / "train" / "Mouse").iterdir())
+    shutil.copy(first, first.with_name("._" + first.name))  # a macOS resource-fork file
+    dataset = load_dataset(tmp_path)
+    assert dataset.class_names == tuple(sorted(CLASSES))
+    assert len(dataset.splits["train"].samples) == 2 * len(CLASSES)

@@ -36,6 +36,18 @@ def test_imagenet_offline_fails_fast_with_instructions(monkeypatch, tmp_path):
     assert str(tmp_path / "keras-cache") in message
 
 
+def test_imagenet_behind_a_proxy_tries_the_download_and_explains_the_failure(monkeypatch, tmp_path):
+    # A proxy nobody listens on: the direct probe must be skipped (it would wrongly say
+    # "no connection" on proxy-only networks) and the download's own failure reported.
+    monkeypatch.setattr(weights_module, "KERAS_CACHE_DIR", tmp_path / "keras-cache")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    with pytest.raises(WeightsError) as caught:
+        resolve_weights("imagenet")
+    assert "--weights PATH" in str(caught.value)
+    assert "no connection to" not in str(caught.value)  # the probe's message
+
+
 def test_imagenet_uses_the_keras_cache_without_network(monkeypatch, tmp_path):
     _offline(monkeypatch, tmp_path)
     cached = tmp_path / "keras-cache" / weights_module.KERAS_WEIGHTS_FILE

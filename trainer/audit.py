@@ -31,6 +31,7 @@ from PIL import Image
 
 from desktop.core.preprocessing import ImageLoadError, load_rgb
 from trainer.dataset import SPLITS, Dataset, Sample, load_dataset
+from trainer.files import write_json_atomic
 
 AUDIT_FILE = "audit.json"
 AUDIT_VERSION = 1
@@ -433,7 +434,7 @@ def run_audit(
         audit["pictures"] = _draw(
             audit, records, pairs, root, out, hash_distance, max_pair_pictures
         )
-    (out / AUDIT_FILE).write_text(json.dumps(audit, indent=2, ensure_ascii=False) + "\n")
+    write_json_atomic(out / AUDIT_FILE, audit)
     return audit
 
 

@@ -74,7 +74,7 @@ def load_dataset(root: str | Path) -> Dataset:
     root = Path(root)
     split_dirs = find_split_dirs(root)
     classes_per_split = {
-        name: sorted(p.name for p in folder.iterdir() if p.is_dir())
+        name: sorted(p.name for p in folder.iterdir() if p.is_dir() and not _is_hidden(Path(p.name)))
         for name, folder in split_dirs.items()
     }
     reference = classes_per_split["train"]
@@ -95,7 +95,7 @@ def load_dataset(root: str | Path) -> Dataset:
         split = Split(name=name, root=folder)
         for label, class_name in enumerate(reference):
             for path in sorted((folder / class_name).rglob("*")):
-                if not path.is_file():
+                if not path.is_file() or _is_hidden(path.relative_to(folder)):
                     continue
                 if is_supported_image(path):
                     split.samples.append(Sample(path, label))
@@ -103,3 +103,9 @@ def load_dataset(root: str | Path) -> Dataset:
                     split.skipped_non_images.append(path)
         splits[name] = split
     return Dataset(root=root, class_names=tuple(reference), splits=splits)
+
+
+def _is_hidden(path: Path) -> bool:
+    """Tool and OS clutter inside the dataset (.ipynb_checkpoints, __MACOSX, ._photo.jpg)
+    is not data; `path` is relative to a split folder."""
+    return any(part.startswith((".", "__")) for part in path.parts)

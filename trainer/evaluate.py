@@ -14,6 +14,7 @@ Artefacts in the run folder (for a split other than test, names get a `_<split>`
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from desktop.core.preprocessing import ImageLoadError, load_model_input
 from trainer import plots
 from trainer.audit import DEFAULT_HASH_DISTANCE, paths_without_duplicates, run_audit
 from trainer.dataset import Dataset, Sample, load_dataset
+from trainer.files import write_json_atomic, write_text_atomic
 from trainer.metrics import accuracy_summary, classification_metrics, cross_entropy, history_summary
 from trainer.report import write_report
 
@@ -204,13 +206,12 @@ def _write_predictions(
     names: Sequence[str],
 ) -> None:
     y_pred = probabilities.argmax(axis=1)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "true", "predicted", "confidence", "correct", "true_probability"])
-        for rel, t, p, row in zip(paths, y_true, y_pred, probabilities, strict=True):
-            writer.writerow(
-                [rel, names[t], names[p], f"{row[p]:.6f}", int(t == p), f"{row[t]:.6f}"]
-            )
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["path", "true", "predicted", "confidence", "correct", "true_probability"])
+    for rel, t, p, row in zip(paths, y_true, y_pred, probabilities, strict=True):
+        writer.writerow([rel, names[t], names[p], f"{row[p]:.6f}", int(t == p), f"{row[t]:.6f}"])
+    write_text_atomic(path, buffer.getvalue())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ def evaluate_model(
     metrics[split] = result
     if history:
         metrics["training"] = history_summary(history)
-    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    write_json_atomic(run_dir / METRICS_FILE, metrics)
 
     _write_predictions(
         run_dir / _artefact("predictions.csv", split), paths, y_true, probabilities, names

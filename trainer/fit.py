@@ -27,6 +27,7 @@ import tensorflow as tf
 from trainer import data
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset, load_dataset
+from trainer.files import write_json_atomic
 from trainer.model import build_model
 from trainer.weights import resolve_weights
 
@@ -91,7 +92,7 @@ class RunState(keras.callbacks.Callback):
         if self.state["wait"] >= self.config.patience:
             self.model.stop_training = True
             self.state["stopped_early"] = True
-        _write_json(self.run_dir / STATE_FILE, self.state)  # the commit point
+        write_json_atomic(self.run_dir / STATE_FILE, self.state)  # the commit point
         _remove_files_not_in_state(self.run_dir, self.state)
         print(
             f"epoch {done}/{self.config.epochs}  "
@@ -173,7 +174,7 @@ def train(
                 "resume with the same flags or use a new --out"
             )
     else:
-        _write_json(
+        write_json_atomic(
             run_dir / "run.json",
             {
                 "class_names": list(dataset.class_names),
@@ -230,9 +231,9 @@ def train(
         )
     _save_atomically(model.save, run_dir / "model.keras")
     history = state["history"]
-    _write_json(run_dir / "history.json", history)
+    write_json_atomic(run_dir / "history.json", history)
     state["train_seconds"] = round(sum(history.get("seconds", [])), 1)
-    _write_json(state_file, state)
+    write_json_atomic(state_file, state)
     return model, history
 
 
@@ -291,10 +292,4 @@ def _save_atomically(save, path: Path) -> None:
     """Save through a temporary name, so a run killed mid-save keeps its last good file."""
     partial = path.with_name("partial-" + path.name)  # keeps the suffix Keras checks
     save(partial)
-    os.replace(partial, path)
-
-
-def _write_json(path: Path, value) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(json.dumps(value, indent=2, ensure_ascii=False))
     os.replace(partial, path)

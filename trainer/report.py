@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainer.files import write_text_atomic
+
 MAX_LISTED_MISTAKES = 20
 
 
@@ -233,5 +235,5 @@ def write_report(
     run_config: Mapping[str, Any] | None = None,
 ) -> Path:
     path = Path(path)
-    path.write_text(render_report(metrics, split, pictures=pictures, run_config=run_config))
+    write_text_atomic(path, render_report(metrics, split, pictures=pictures, run_config=run_config))
     return path

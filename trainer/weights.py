@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +71,14 @@ def _download_imagenet_weights(target: Path) -> None:
         f"there from a connected machine, pass it directly with --weights PATH, or train "
         f"from scratch with --weights none."
     )
-    try:
-        # A short connection probe: offline, Keras's own download would hang or print a
-        # long traceback; this answers in seconds.
-        socket.create_connection((host, 443), timeout=5).close()
-    except OSError as exc:
-        raise WeightsError(help_text.format(reason=f"no connection to {host} ({exc})")) from exc
+    # A short connection probe: offline, Keras's own download would hang or print a long
+    # traceback; this answers in seconds. Behind an HTTPS proxy only the download can tell.
+    if "https" not in urllib.request.getproxies():
+        try:
+            socket.create_connection((host, 443), timeout=5).close()
+        except OSError as exc:
+            reason = f"no connection to {host} ({exc})"
+            raise WeightsError(help_text.format(reason=reason)) from exc
     import keras
 
     try:
