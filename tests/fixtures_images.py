@@ -8,6 +8,7 @@ tests can all check the same expectations.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import shutil
 import struct
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
@@ -99,6 +101,29 @@ def write_solid(path: Path, colour: RGB, size: tuple[int, int] = (48, 40)) -> Pa
     """Write a solid-colour image; the format follows the suffix. `size` is (width, height)."""
     Image.new("RGB", size, colour).save(path)
     return path
+
+
+# Latin-1 "café.jpg": not valid UTF-8. Python lists it as the str "caf\udce9.jpg"; the CSV
+# and the table show it as "caf\\xe9.jpg".
+NON_UTF8_NAME = b"caf\xe9.jpg"
+NON_UTF8_SHOWN = "caf\\xe9.jpg"
+
+
+def write_non_utf8_named(folder: Path, colour: RGB) -> Path:
+    """A solid JPEG named NON_UTF8_NAME in `folder`, returned as Python lists it.
+
+    Skips the test where the file system refuses such names: macOS (APFS/HFS+) and ZFS with
+    utf8only require UTF-8 names, and Windows takes file names as Unicode, not bytes.
+    """
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 40), colour).save(buffer, format="JPEG")
+    target = os.path.join(os.fsencode(folder), NON_UTF8_NAME)
+    try:
+        with open(target, "xb") as handle:
+            handle.write(buffer.getvalue())
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system refuses a file name that is not UTF-8: {exc}")
+    return Path(os.fsdecode(target))
 
 
 def write_sample_images(folder: Path) -> Path:

@@ -3,6 +3,8 @@ and the run always goes on."""
 
 from __future__ import annotations
 
+import csv
+import errno
 import os
 import threading
 from pathlib import Path
@@ -10,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import desktop.core.preprocessing as preprocessing
+from desktop.core.cli import main as classify_main
+from desktop.core.csv_export import write_results_csv
 from desktop.core.discovery import Collection, collect_images
 from desktop.core.engine import Engine
 from desktop.core.preprocessing import load_model_input
@@ -19,12 +24,14 @@ from fixtures_images import (
     LOOP_FOLDER,
     NO_IMAGES_FOLDER,
     NON_IMAGE_FILES,
+    NON_UTF8_SHOWN,
     UNREADABLE_FILE,
     UNREADABLE_FOLDER,
     permissions_enforced,
+    write_non_utf8_named,
     write_solid,
 )
-from tiny_model import CLASS_NAMES
+from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +170,58 @@ def test_a_loop_of_two_folder_links_does_not_hang(tmp_path: Path) -> None:
 def test_discovery_stops_when_asked(sample_images_dir: Path) -> None:
     collection = collect_images([sample_images_dir], should_stop=lambda: True)
     assert collection.images == []
+
+
+def test_permission_denied_is_reported_even_when_running_as_root(
+    engine: Engine, sample_images_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root ignores mode 000 (see the test above), so the refusals are simulated here: the
+    # "permission denied" reasons are checked on every run, privileged or not.
+    locked_folder = sample_images_dir / "locked"
+    locked_folder.mkdir()
+    locked_file = sample_images_dir / "red_battery.jpg"
+    real_scandir, real_open = os.scandir, preprocessing.Image.open
+
+    def scandir(path):
+        if Path(path) == locked_folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    def image_open(path, *args, **kwargs):
+        if Path(path) == locked_file:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("desktop.core.discovery.os.scandir", scandir)
+    monkeypatch.setattr(preprocessing.Image, "open", image_open)
+    collection = collect_images([sample_images_dir])
+    assert [(p.path, p.error) for p in collection.problems] == [
+        (str(locked_folder), "cannot open folder: permission denied")
+    ]
+    predictions = {p.path: p for b in engine.classify(collection.images) for p in b}
+    assert predictions[str(locked_file)].error == "permission denied"
+    assert sum(p.ok for p in predictions.values()) == len(predictions) - 1  # the run went on
+
+
+def test_a_file_name_that_is_not_utf8_is_classified_and_written_readably(
+    engine: Engine, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = write_non_utf8_named(folder, PROTOTYPE_COLOURS["Keyboard"])
+    assert "\udce9" in str(image)  # how Python hands over the byte 0xE9
+    collection = collect_images([folder])
+    assert collection.images == [image]
+    predictions = [p for batch in engine.classify(collection.images) for p in batch]
+    assert CLASS_NAMES[predictions[0].top_index] == "Keyboard"
+
+    expected_cell = os.path.join(str(folder), NON_UTF8_SHOWN)
+    direct, headless = tmp_path / "direct.csv", tmp_path / "headless.csv"
+    write_results_csv(direct, predictions, engine.class_names)
+    monkeypatch.chdir(tmp_path)  # the CLI with a relative folder, as typed in a shell
+    assert classify_main(["photos", "--csv", str(headless), "--model", str(tiny_model_path)]) == 0
+    for out in (direct, headless):
+        text = out.read_bytes().decode("utf-8")  # strict: the whole file is valid UTF-8
+        rows = list(csv.reader(text.splitlines()))
+        assert [row[0] for row in rows[1:]] == [expected_cell]
+        assert (rows[1][1], rows[1][3]) == ("Keyboard", "ok")

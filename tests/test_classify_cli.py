@@ -86,16 +86,44 @@ def test_console_script_classifies_folders_and_reports(
     assert "Traceback" not in completed.stderr
 
 
-def test_relative_paths_starting_with_formula_characters_are_neutralised(
+def test_relative_paths_are_written_absolute_like_the_gui(
     tiny_model_path: Path, bad_inputs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A relative "=1+2.png" would need a "'" in front (a formula otherwise), and a tool
+    # reading the column would then get a wrong path. Absolute paths never start with a
+    # formula character, so the path cell is the real path, as in the app's export.
     monkeypatch.chdir(bad_inputs_dir)
     out = tmp_path / "r.csv"
     code = main(["=1+2.png", "@SUM(1).jpg", "--csv", str(out), "--model", str(tiny_model_path)])
     assert code == 0
     rows = read_rows(out)
-    assert [row["path"] for row in rows] == ["'=1+2.png", "'@SUM(1).jpg"]
+    here = os.getcwd()
+    assert [row["path"] for row in rows] == [
+        os.path.join(here, "=1+2.png"),
+        os.path.join(here, "@SUM(1).jpg"),
+    ]
+    assert all(Path(row["path"]).is_file() for row in rows)
     assert [row["predicted_class"] for row in rows] == ["Mouse", "Battery"]
+
+
+def test_rows_the_csv_cannot_hold_fail_with_one_line_not_a_traceback(
+    tiny_model_path: Path,
+    sample_images_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("a.jpg: 3 probabilities for 10 class names")
+
+    monkeypatch.setattr("desktop.core.cli.write_results_csv", refuse)
+    out = tmp_path / "r.csv"
+    args = [str(sample_images_dir), "--csv", str(out), "--model", str(tiny_model_path)]
+    assert main(args) == 1
+    error = capsys.readouterr().err.splitlines()[-1]
+    reason = "a.jpg: 3 probabilities for 10 class names"
+    assert error == f"ewaste-classify: error: cannot write {out}: {reason}"
+    assert not out.exists()
 
 
 def test_review_threshold_flag(
@@ -199,13 +227,18 @@ IMPORT_CHECK = textwrap.dedent(
 )
 
 
-def run_import_check(forbidden: list[str], cli_args: list[str]) -> subprocess.CompletedProcess:
+def run_import_check(
+    forbidden: list[str], cli_args: list[str], cwd: Path
+) -> subprocess.CompletedProcess:
+    # Run outside the checkout and without PYTHONPATH: the installed package is what runs.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(
         [sys.executable, "-c", IMPORT_CHECK, json.dumps(forbidden), *cli_args],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        cwd=cwd,
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
     )
 
 
@@ -219,12 +252,12 @@ def test_the_command_never_imports_tensorflow(
         "--model",
         str(tiny_model_path),
     ]
-    completed = run_import_check(FORBIDDEN, args)
+    completed = run_import_check(FORBIDDEN, args, tmp_path)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "LOADED []" in completed.stdout
     assert len(read_rows(tmp_path / "r.csv")) == 6  # it really ran the model
 
     # The same check does catch a module the command imports: it can fail.
-    control = run_import_check(["onnxruntime", "numpy"], args)
+    control = run_import_check(["onnxruntime", "numpy"], args, tmp_path)
     assert control.returncode == 3
     assert 'LOADED ["numpy", "onnxruntime"]' in control.stdout

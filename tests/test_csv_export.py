@@ -162,3 +162,18 @@ def test_class_activation_maps_do_not_change_the_csv(
     write_results_csv(second, without_cam, engine.class_names)
     assert first.read_bytes() == second.read_bytes()
     assert read_back(first)[0] == HEADER  # the same columns, no CAM column
+
+
+def test_text_that_is_not_valid_utf8_is_escaped_not_fatal(tmp_path: Path) -> None:
+    # On Linux, a file named with the bytes b"caf\xe9.jpg" is listed as "caf\udce9.jpg".
+    rows = [
+        Prediction("photos/caf\udce9.jpg", probabilities(0, 0.9)),
+        Prediction.failed("=caf\udce9.png", "odd \ud800 reason"),  # not from a file name
+    ]
+    out = tmp_path / "r.csv"
+    write_results_csv(out, rows, CLASS_NAMES)
+    out.read_bytes().decode("utf-8")  # strict: valid UTF-8 throughout
+    first, second = read_back(out)[1:]
+    assert first[0] == "photos/caf\\xe9.jpg"
+    assert second[0] == "'=caf\\xe9.png"  # still neutralised
+    assert second[4] == "odd \\ud800 reason"

@@ -16,7 +16,7 @@ from desktop.core.engine import Engine, Prediction
 from desktop.core.model_info import ModelError
 from desktop.core.preprocessing import load_model_input
 from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, count_statuses, status_of
-from fixtures_images import AMBIGUOUS_SAMPLE, SAMPLE_EXPECTED_CLASS
+from fixtures_images import AMBIGUOUS_SAMPLE, SAMPLE_EXPECTED_CLASS, write_solid
 from tiny_model import (
     CAM_GRID,
     CLASS_NAMES,
@@ -138,6 +138,24 @@ def test_prediction_properties() -> None:
     assert status_of(failed, 0.6) == "error"
     with pytest.raises(ValueError):
         Prediction("c.jpg", None)
+
+
+def test_nan_probabilities_become_an_error_row_not_ok(tmp_path: Path) -> None:
+    # The model gives NaN for reddish images only; a blank image passes the load check.
+    broken = Engine(build_tiny_model(tmp_path / "nan.onnx", nan_for_red=True), threads=1)
+    red = write_solid(tmp_path / "red.png", PROTOTYPE_COLOURS["Battery"])
+    blue = write_solid(tmp_path / "blue.png", PROTOTYPE_COLOURS["Microwave"])
+    predictions = [p for batch in broken.classify([red, blue]) for p in batch]
+    assert [p.error for p in predictions] == ["model produced NaN/inf probabilities", None]
+    assert predictions[0].probabilities is None and predictions[0].cam is None
+    assert CLASS_NAMES[predictions[1].top_index] == "Microwave"
+    assert [status_of(p) for p in predictions] == ["error", "ok"]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_status_never_calls_a_non_finite_confidence_ok(bad: float) -> None:
+    prediction = Prediction("a.jpg", np.array([0.1, bad, 0.2]))
+    assert status_of(prediction, 0.6) == "review"
 
 
 def test_stop_before_the_first_batch_yields_nothing(

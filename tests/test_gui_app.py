@@ -7,6 +7,9 @@ settings live in a temporary INI file, and no modal dialog is ever opened.
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,7 +24,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QWidget
 
 import desktop.core.engine as engine_module
 from desktop.core.csv_export import results_header
-from desktop.core.discovery import collect_images
+from desktop.core.discovery import Collection, collect_images
 from desktop.core.engine import Engine, Prediction
 from desktop.gui.app import create_window, parse_args
 from desktop.gui.main_window import MainWindow
@@ -34,11 +37,14 @@ from desktop.gui.results_model import (
     ROW_ROLE,
     SORT_ROLE,
 )
+from desktop.gui.run_controller import SHUTDOWN_WAIT_MS, abandoned_threads
 from desktop.gui.settings import AppSettings
 from fixtures_images import (
     AMBIGUOUS_SAMPLE,
     BAD_INPUTS,
+    NON_UTF8_SHOWN,
     SAMPLE_EXPECTED_CLASS,
+    write_non_utf8_named,
     write_solid,
 )
 from tiny_model import CAM_GRID, CLASS_NAMES, PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
@@ -64,7 +70,7 @@ def make_window(qtbot, settings_path: Path) -> Iterator:
     def make(
         model: Path | str | None, batch_size: int = 4, paths: Sequence[Path] = ()
     ) -> MainWindow:
-        args = ["--batch-size", str(batch_size)]
+        args = ["--batch", str(batch_size)]
         if model is not None:
             args += ["--model", str(model)]
         options = parse_args(args + [str(p) for p in paths])
@@ -405,6 +411,31 @@ def test_cancel_stops_within_a_second_and_keeps_done_rows(
     assert window.results.rowCount() == kept + 1
 
 
+def test_repeated_cancels_with_decodes_in_flight_never_crash(
+    qtbot, window: MainWindow, many_images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cancelled worker is deleted by its ending thread. Qt calls the thread finished a
+    # moment before that; forgetting the worker then deleted it twice (a segfault, about one
+    # cancel in four with decodes still running).
+    original_load = engine_module.load_rgb
+    gate = threading.Event()
+
+    def held_load(*args, **kwargs):
+        gate.wait(10)
+        return original_load(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "load_rgb", held_load)
+    for _ in range(20):
+        gate.clear()
+        drop(window.drop_area, [many_images])
+        assert window.controller.busy
+        window.cancel()
+        gate.set()  # the decodes go on while the stopped thread ends
+        qtbot.waitUntil(lambda: window.controller.running_threads() == 0, timeout=5000)
+        qtbot.wait(20)
+    assert window.results.rowCount() == 0 and not window.controller.busy
+
+
 def test_command_line_paths_start_at_once(
     qtbot, make_window, tiny_model_path: Path, sample_images_dir: Path
 ) -> None:
@@ -517,6 +548,116 @@ def test_closing_mid_run_and_mid_preview_stops_every_thread(
     qtbot.wait(200)  # the preview job may still deliver to a deleted widget: nothing breaks
 
 
+def test_closing_with_a_worker_stuck_in_the_file_system_does_not_freeze(
+    qtbot,
+    make_window,
+    tiny_model_path: Path,
+    sample_images_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    window = make_window(tiny_model_path)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    entered, release = threading.Event(), threading.Event()
+
+    def hung_listing(paths, should_stop=None) -> Collection:
+        entered.set()
+        release.wait(15)  # os.scandir on a share that stopped answering: deaf to stop
+        return Collection()
+
+    monkeypatch.setattr("desktop.gui.worker.collect_images", hung_listing)
+    drop(window.drop_area, [sample_images_dir])
+    assert entered.wait(5)
+    try:
+        started = time.perf_counter()
+        window.close()
+        elapsed = time.perf_counter() - started
+        assert SHUTDOWN_WAIT_MS / 1000 - 0.1 < elapsed < SHUTDOWN_WAIT_MS / 1000 + 1.5
+        assert "did not stop within 2 s" in capsys.readouterr().err
+        assert abandoned_threads() == 1
+        window.deleteLater()  # takes the controller along, but not the running thread
+        qtbot.wait(100)
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: abandoned_threads() == 0, timeout=5000)  # it ends on its own
+
+
+# The real entry point with the folder listing hung; the window closes once the run has
+# started. A prompt, clean exit is the whole test.
+HUNG_EXIT = r"""
+import sys, time
+from PySide6.QtCore import QTimer
+import desktop.gui.app as app_module
+import desktop.gui.worker as worker_module
+
+def hung_listing(paths, should_stop=None):
+    time.sleep(120)  # a folder on a network share that never answers
+
+worker_module.collect_images = hung_listing
+create = app_module.create_window
+
+def create_window(options, settings=None):
+    window = create(options, settings)
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: window.controller.busy and window.close())
+    timer.start(50)
+    return window
+
+app_module.create_window = create_window
+sys.exit(app_module.main(sys.argv[1:]))
+"""
+
+
+def test_the_app_exits_cleanly_while_a_worker_is_stuck(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", HUNG_EXIT, "--model", str(tiny_model_path), str(sample_images_dir)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Qt aborts (exit 134, "QThread: Destroyed while thread is still running") if the
+    # stuck thread's QThread is destroyed at interpreter exit.
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "did not stop within 2 s" in done.stderr
+    assert "Destroyed while thread" not in done.stderr
+    assert time.perf_counter() - started < 40  # the two-second wait, not the 120 s listing
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_previewed_and_exported(
+    qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = write_non_utf8_named(folder, PROTOTYPE_COLOURS["Keyboard"])
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [folder]))
+    window.view.select_proxy_row(0)
+    row = window.preview.row
+    assert row.prediction.path == str(image) and row.prediction.ok
+    assert proxy_column(window, COL_FILE) == [NON_UTF8_SHOWN]
+    qtbot.waitUntil(lambda: not window.preview.image_view.pending, timeout=5000)
+    assert not window.preview.image_view.image.isNull()
+
+    warnings: list[str] = []
+    monkeypatch.setattr(
+        "desktop.gui.main_window.QMessageBox.warning",
+        staticmethod(lambda _parent, _title, text: warnings.append(text)),
+    )
+    target = tmp_path / "results.csv"
+    call = window.export_csv(target)
+    qtbot.waitUntil(lambda: call.done, timeout=5000)
+    assert warnings == []
+    text = target.read_bytes().decode("utf-8")  # strict: valid UTF-8
+    table = list(csv.reader(text.splitlines()))
+    assert [line[0] for line in table[1:]] == [os.path.join(str(folder), NON_UTF8_SHOWN)]
+
+
 def test_opening_a_model_with_other_classes_resets_columns_and_filters(
     qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
 ) -> None:
@@ -539,17 +680,78 @@ def test_opening_a_model_with_other_classes_resets_columns_and_filters(
     assert all(len(r.prediction.probabilities) == 5 for r in window.results.rows)
 
 
+def five_class_model(folder: Path) -> tuple[Path, tuple[str, ...]]:
+    five = CLASS_NAMES[:5]
+    path = build_tiny_model(
+        folder / "five.onnx", graph_classes=5, metadata=tiny_metadata(class_names=five)
+    )
+    return path, five
+
+
+def test_a_drop_while_another_model_loads_waits_for_that_model(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    other, five = five_class_model(tmp_path)
+    window.open_model(str(other))
+    assert window.model_loading
+
+    # Started now, the run would use the old 10-class model and deliver its rows into the
+    # 5-class table the new model brings.
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.results.class_names == five
+    assert window.results.rowCount() == 6
+    assert all(len(r.prediction.probabilities) == 5 for r in window.results.rows)
+
+
+def test_a_run_of_the_previous_model_is_dropped_when_the_classes_change(
+    qtbot,
+    window: MainWindow,
+    many_images: Path,
+    sample_images_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other, five = five_class_model(tmp_path)
+    gate = threading.Event()  # holds the decodes, so the run is still going
+    original_load = engine_module.load_rgb
+
+    def held_load(*args, **kwargs):
+        gate.wait(10)
+        return original_load(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "load_rgb", held_load)
+    window.view.sortByColumn(FIRST_PROB_COLUMN + 9, Qt.SortOrder.DescendingOrder)
+    try:
+        drop(window.drop_area, [many_images])
+        assert window.controller.busy
+        window.load_model(other)  # not through the menu, which is disabled while busy
+        qtbot.waitUntil(lambda: window.results.class_names == five, timeout=RUN_TIMEOUT_MS)
+        assert not window.controller.busy and window.last_summary.cancelled
+    finally:
+        gate.set()
+    qtbot.wait(300)  # the stopped run's batches (10 probabilities each) must not arrive
+    assert window.results.rowCount() == 0
+    assert window.results.sort_column == -1  # there is no tenth class column any more
+    assert window.view.horizontalHeader().sortIndicatorSection() == -1
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.results.rowCount() == 6
+    assert all(len(r.prediction.probabilities) == 5 for r in window.results.rows)
+
+
 def test_a_model_that_fails_to_load_keeps_the_current_one(
     qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
 ) -> None:
     label = window.model_label.text()
     window.open_model(str(tmp_path / "missing.onnx"))
-    qtbot.waitUntil(lambda: window.model_error is not None, timeout=RUN_TIMEOUT_MS)
-    assert "still using tiny-classifier.onnx" in window.statusBar().currentMessage()
+    # Dropped while the other model loads: it waits, and runs with the current one.
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.model_error is not None
     assert window.model_label.text() == label
     assert not window.drop_area.empty_state.problem.isVisible()
-    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
     assert window.results.rowCount() == 6
+    window.open_model(str(tmp_path / "missing.onnx"))
+    qtbot.waitUntil(lambda: not window.model_loading, timeout=RUN_TIMEOUT_MS)
+    assert "still using tiny-classifier.onnx" in window.statusBar().currentMessage()
 
 
 def green_over_black(path: Path) -> Path:

@@ -4,6 +4,8 @@ A subprocess runs the real `ewaste-app` entry point offscreen on the tiny model 
 (so the model loads and a run completes), closes the window when done, and reports which
 modules ended up in sys.modules. A control run asks for a module the app does load
 (onnxruntime, imported on the model-loading thread) to prove the check can fail.
+The subprocesses run outside the checkout and without PYTHONPATH, so they import the
+installed package (what CI builds and installs), not the source tree.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = ["tensorflow", "keras", "tf2onnx", "trainer", "converter"]
 
 # Wraps create_window so the window closes itself once its run is over (or the model
@@ -49,13 +50,20 @@ print("RESULT " + json.dumps(state))
 """
 
 
-def launch(watched: list[str], args: list[str], tmp_path: Path) -> dict:
-    env = dict(os.environ)
+def installed_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a subprocess that imports the installed package, not the source
+    tree: no PYTHONPATH (run it with cwd outside the checkout too, as `-c` puts the cwd
+    first on sys.path)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(
         QT_QPA_PLATFORM="offscreen",
         XDG_CONFIG_HOME=str(tmp_path / "config"),  # the app's QSettings go here
-        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
     )
+    return env
+
+
+def launch(watched: list[str], args: list[str], tmp_path: Path) -> dict:
+    env = installed_env(tmp_path)
     done = subprocess.run(
         [sys.executable, "-c", LAUNCH, json.dumps(watched), *args],
         cwd=tmp_path,
@@ -106,8 +114,8 @@ def test_plain_import_of_the_app_module(tmp_path: Path) -> None:
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=REPO,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        cwd=tmp_path,
+        env=installed_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,

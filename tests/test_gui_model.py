@@ -14,8 +14,11 @@ from PIL import Image
 from PySide6.QtCore import QModelIndex, QSettings, Qt
 from PySide6.QtGui import QColor
 
+from desktop.core.argtypes import positive_int
+from desktop.core.cli import build_parser as cli_build_parser
+from desktop.core.preprocessing import ImageLoadError, load_rgb
 from desktop.core.results import Prediction
-from desktop.gui.app import AppOptions, parse_args
+from desktop.gui.app import AppOptions, build_parser, parse_args
 from desktop.gui.preview import load_preview_image
 from desktop.gui.probability_chart import _BAR_COLOR, _TOP_COLOR, ProbabilityChart
 from desktop.gui.results_model import (
@@ -31,6 +34,7 @@ from desktop.gui.results_model import (
     ResultsModel,
 )
 from desktop.gui.settings import AppSettings
+from fixtures_images import write_grey16_png, write_rgba_png
 from tiny_model import CLASS_NAMES
 
 DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -187,6 +191,32 @@ def test_clear_and_new_classes_reset_the_model(model: ResultsModel) -> None:
     assert model.rowCount(QModelIndex()) == 0
 
 
+def test_new_classes_reset_a_sort_by_a_column_that_is_gone(model: ResultsModel) -> None:
+    model.append_predictions([prediction("a.jpg", 0, 0.9), prediction("b.jpg", 9, 0.8)])
+    model.sort(FIRST_PROB_COLUMN + 9, Qt.SortOrder.DescendingOrder)  # "Washing Machine"
+    model.set_class_names(("Cat", "Dog"))
+    assert model.sort_column == -1  # arrival order: column 15 does not exist any more
+    model.append_predictions(
+        [Prediction("/p/dog.jpg", np.array([0.2, 0.8])), Prediction("/p/cat.jpg", [0.7, 0.3])]
+    )
+    assert column_of(model, COL_FILE) == ["dog.jpg", "cat.jpg"]
+    assert column_of(model, COL_CLASS) == ["Dog", "Cat"]
+
+
+def column_of(model: ResultsModel, col: int) -> list[object]:
+    return [model.index(r, col).data(DISPLAY) for r in range(model.rowCount())]
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_with_its_bytes_escaped(
+    model: ResultsModel,
+) -> None:
+    # Qt drops lone surrogates: "caf\udce9.jpg" would show as "caf.jpg", another name.
+    model.append_predictions([Prediction("/photos/caf\udce9.jpg", probs(0, 0.9))])
+    assert model.index(0, COL_FILE).data(DISPLAY) == "caf\\xe9.jpg"
+    assert model.index(0, COL_FILE).data(Qt.ItemDataRole.ToolTipRole) == "/photos/caf\\xe9.jpg"
+    assert model.row_at(0).prediction.path == "/photos/caf\udce9.jpg"  # opens the real file
+
+
 def test_chart_paints_one_bar_per_class_with_the_top_highlighted(qtbot) -> None:
     chart = ProbabilityChart()
     qtbot.addWidget(chart)
@@ -227,8 +257,24 @@ def test_preview_decodes_scaled_and_upright(tmp_path: Path) -> None:
     Image.new("RGB", (64, 32), (255, 0, 0)).save(rotated, exif=exif)
     upright = load_preview_image(str(rotated))
     assert (upright.width(), upright.height()) == (32, 64)
-    with pytest.raises(OSError):
+    with pytest.raises(ImageLoadError, match="file not found"):
         load_preview_image(str(tmp_path / "missing.jpg"))
+
+
+@pytest.mark.parametrize(
+    ("write", "colour"),
+    [(write_grey16_png, (128, 128, 128)), (write_rgba_png, (255, 255, 255))],
+    ids=["16-bit grey", "transparent"],
+)
+def test_preview_shows_the_pixels_the_model_sees(tmp_path: Path, write, colour) -> None:
+    # A 16-bit half grey is grey to the model: Pillow's own convert would clip it to white.
+    # Transparency is composited onto white for the model, so the preview shows white.
+    path = write(tmp_path / "image.png")
+    image = load_preview_image(str(path))
+    seen = image.pixelColor(2, 2)  # the left edge: the transparent half of the RGBA image
+    assert (seen.red(), seen.green(), seen.blue()) == colour
+    model_input = load_rgb(path, (image.height(), image.width()))
+    assert tuple(model_input[2, 2]) == colour
 
 
 def test_settings_round_trip(tmp_path: Path) -> None:
@@ -250,11 +296,19 @@ def test_settings_round_trip(tmp_path: Path) -> None:
     assert isinstance(second.qsettings, QSettings)
 
 
-def test_command_line_options() -> None:
+def test_command_line_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_args([]) == AppOptions()
-    options = parse_args(["--model", "m.onnx", "--threads", "2", "--batch-size", "8", "a", "b"])
+    options = parse_args(["--model", "m.onnx", "--threads", "2", "--batch", "8", "a", "b"])
     assert options == AppOptions(model="m.onnx", threads=2, batch_size=8, paths=("a", "b"))
-    for bad in (["--threads", "0"], ["--batch-size", "x"]):
+    # --batch as in ewaste-classify; the earlier --batch-size still works, unadvertised.
+    assert parse_args(["--batch-size", "16"]).batch_size == 16
+    assert "--batch N" in build_parser().format_help()
+    assert "--batch-size" not in build_parser().format_help()
+    for bad in (["--threads", "0"], ["--batch", "x"], ["--batch-size", "0"]):
         with pytest.raises(SystemExit) as exit_info:
             parse_args(bad)
         assert exit_info.value.code == 2
+    # The same checks and messages as ewaste-classify: one shared argument type.
+    assert "expected a whole number, got 'x'" in capsys.readouterr().err
+    assert cli_build_parser()._option_string_actions["--batch"].type is positive_int
+    assert build_parser()._option_string_actions["--batch"].type is positive_int

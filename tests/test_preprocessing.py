@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tracemalloc
 from pathlib import Path
@@ -141,6 +142,25 @@ def test_unreadable_file(tmp_path: Path) -> None:
             assert_colour(load_rgb(path, SIZE), RED, tolerance=4)
     finally:
         path.chmod(0o644)
+
+
+@pytest.mark.parametrize(
+    "refused", ["desktop.core.preprocessing.os.path.getsize", "PIL.Image.open"]
+)
+def test_permission_denied_reason_also_when_running_as_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str
+) -> None:
+    # Root reads mode 000 files, so test_unreadable_file cannot produce the refusal there:
+    # the system call is made to refuse instead, and the reason is checked on every run.
+    path = write_solid(tmp_path / "red.jpg", (255, 0, 0))
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(refused, refuse)
+    with pytest.raises(ImageLoadError) as caught:
+        load_rgb(path, SIZE)
+    assert caught.value.reason == "permission denied"
 
 
 @pytest.mark.parametrize(

@@ -215,7 +215,8 @@ def test_pictures_handle_empty_inputs(tmp_path: Path) -> None:
 
 
 def _tiny_keras_model(classes: int = 3, size: int = 32):
-    keras = pytest.importorskip("keras")
+    import keras  # the dev extra installs it: a broken install fails here, never skips
+
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)
     x = keras.layers.Conv2D(4, 3, activation="relu")(x)

@@ -121,6 +121,7 @@ def build_tiny_model(
     channels: int = 3,
     softmax: bool = True,
     cam: bool = False,
+    nan_for_red: bool = False,
 ) -> Path:
     """Write a tiny classifier to `path` and return the path.
 
@@ -132,6 +133,9 @@ def build_tiny_model(
     softmax: False outputs raw logits under the name "probabilities" (a broken export).
     cam: also output "cam" (N, h, w, C) over a CAM_GRID grid (the metadata must name it:
         pass `metadata=tiny_metadata(cam=True)`, or leave metadata None).
+    nan_for_red: the probabilities are NaN for images whose mean red is over half (a model
+        that breaks down on some inputs only; a blank image still passes the load check):
+        probabilities + 0 * sqrt(0.5 - mean red).
     """
     height, width = input_size
     batch_dim: int | str = "batch" if batch is None else batch
@@ -172,14 +176,31 @@ def build_tiny_model(
             helper.make_node("Mul", ["mean_rgb", "inv_255"], ["unit_rgb"]),
         ]
 
+    head = "softmax" if nan_for_red else "probabilities"
+    breakdown = []
+    if nan_for_red:
+        initializers += [
+            numpy_helper.from_array(np.array([[1.0], [0.0], [0.0]], dtype=np.float32), "red"),
+            numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ]
+        breakdown = [
+            helper.make_node("MatMul", ["unit_rgb", "red"], ["red_mean"]),
+            helper.make_node("Sub", ["half", "red_mean"], ["headroom"]),
+            helper.make_node("Sqrt", ["headroom"], ["root"]),  # NaN when red is over half
+            helper.make_node("Mul", ["root", "zero"], ["nan_or_zero"]),
+            helper.make_node("Add", ["softmax", "nan_or_zero"], ["probabilities"]),
+        ]
+
     graph = helper.make_graph(
         nodes=[
             *pooling,
             helper.make_node("MatMul", ["unit_rgb", "weights"], ["scores"]),
             helper.make_node("Add", ["scores", "bias"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)
+            helper.make_node("Softmax", ["logits"], [head], axis=-1)
             if softmax
-            else helper.make_node("Identity", ["logits"], ["probabilities"]),
+            else helper.make_node("Identity", ["logits"], [head]),
+            *breakdown,
         ],
         name="tiny_colour_classifier",
         inputs=[

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from .argtypes import positive_int, probability
 from .csv_export import write_results_csv
 from .discovery import collect_images
 from .engine import Engine
@@ -73,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _error(f"cannot write {output}: {exc.strerror or exc}")
         return EXIT_WRITE_FAILED
+    except ValueError as exc:  # rows the CSV cannot hold; the message says which
+        _error(f"cannot write {output}: {exc}")
+        return EXIT_WRITE_FAILED
 
     counts = count_statuses(rows, args.review_threshold)
     print(f"wrote {len(rows)} rows to {output}")
@@ -92,11 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     parser.add_argument("--csv", required=True, metavar="OUT", help="CSV file to write")
     parser.add_argument(
-        "--batch", type=_positive_int, default=32, help="images per inference batch (32)"
+        "--batch", type=positive_int, default=32, help="images per inference batch (32)"
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="ONNX Runtime threads (default: one per physical core)",
     )
@@ -105,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--review-threshold",
-        type=_probability,
+        type=probability,
         default=DEFAULT_REVIEW_THRESHOLD,
         metavar="P",
         help=f"flag predictions under this confidence for review ({DEFAULT_REVIEW_THRESHOLD})",
@@ -163,26 +167,6 @@ def _checked_output_path(raw: str) -> Path:
     except OSError as exc:
         raise UsageError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
     return output
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
 
 
 def _error(message: str) -> None:

@@ -3,6 +3,9 @@
 Columns: path, predicted_class, confidence, status, error, then prob_<class> per class in
 the model's order. The file is written to a temporary name in the same folder and moved
 into place, so a crash or a full disk never leaves a half-written CSV behind.
+
+The file is always valid UTF-8. A file name that is not (on Linux the bytes b"caf\\xe9.jpg"
+arrive as the str "caf\\udce9.jpg") is written with the odd bytes escaped: "caf\\xe9.jpg".
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ PROBABILITY_FORMAT = "{:.6g}"  # 6 significant digits: enough to rank and to re-
 
 
 def results_header(class_names: Sequence[str]) -> list[str]:
-    return [neutralise(c) for c in (*FIXED_COLUMNS, *(f"prob_{n}" for n in class_names))]
+    return [text_cell(c) for c in (*FIXED_COLUMNS, *(f"prob_{n}" for n in class_names))]
 
 
 def result_row(
@@ -36,8 +39,8 @@ def result_row(
     status = status_of(prediction, threshold)
     probabilities = prediction.probabilities
     if probabilities is None:
-        reason = neutralise(prediction.error or "")
-        return [neutralise(prediction.path), "", "", status, reason] + [""] * len(class_names)
+        reason = text_cell(prediction.error or "")
+        return [text_cell(prediction.path), "", "", status, reason] + [""] * len(class_names)
     if len(probabilities) != len(class_names):
         raise ValueError(
             f"{prediction.path}: {len(probabilities)} probabilities for "
@@ -45,8 +48,8 @@ def result_row(
         )
     top = int(probabilities.argmax())
     return [
-        neutralise(prediction.path),
-        neutralise(class_names[top]),
+        text_cell(prediction.path),
+        text_cell(class_names[top]),
         _number(probabilities[top]),
         status,
         "",
@@ -84,6 +87,28 @@ def write_results_csv(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def text_cell(text: str) -> str:
+    """A text cell: valid UTF-8 (see `readable_text`), never run as a formula."""
+    return neutralise(readable_text(text))
+
+
+def readable_text(text: str) -> str:
+    """`text` as valid Unicode: the undecodable bytes of a file name as \\xNN escapes.
+
+    Python hands such bytes over as lone surrogates ("caf\\udce9.jpg"), which UTF-8 (and Qt)
+    cannot hold; anything else comes back unchanged.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = os.fsencode(text)  # back to the bytes the file system gave us
+        except UnicodeEncodeError:  # a surrogate that did not come from a file name
+            raw = text.encode("utf-8", "backslashreplace")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
 
 
 def neutralise(text: str) -> str:

@@ -25,8 +25,8 @@ _SUPPORTED_LIST = ", ".join(sorted(SUPPORTED_SUFFIXES))
 class Collection:
     """What `collect_images` found.
 
-    images: image files to classify, sorted, each once (paths as given or as found under a
-        given folder).
+    images: image files to classify, sorted, each once, as absolute paths (made absolute
+        with os.path.abspath, so the names of symbolic links the user chose are kept).
     skipped: files inside folders that are not images (or are hidden), left out silently.
     problems: error rows for paths the user should hear about: missing paths, folders that
         cannot be read, link loops, broken links, non-image files given explicitly.
@@ -46,12 +46,14 @@ def collect_images(
     Hidden entries (names starting with '.') inside folders are skipped: they are thumbnail
     caches and macOS '._' resource files, not photos. A hidden file given explicitly is used.
     `should_stop` is checked between folders; a stopped walk returns what it found so far.
+    Every path returned (images and problem rows) is absolute: the CLI's CSV and the GUI's
+    then name a file the same way, whatever the current folder was.
     """
     walker = _Walker(should_stop or (lambda: False))
     for raw in paths:
         if walker.stopped():
             break
-        walker.add_argument(Path(raw))
+        walker.add_argument(Path(os.path.abspath(raw)))
     return walker.result()
 
 

@@ -29,6 +29,7 @@ PROVIDER = "CPUExecutionProvider"
 STOP_POLL_SECONDS = 0.05
 # A softmax row sums to 1; a model whose output does not is emitting logits or garbage.
 PROBABILITY_SUM_TOLERANCE = 1e-2
+NON_FINITE_REASON = "model produced NaN/inf probabilities"
 
 StopCheck = Callable[[], bool]
 # A decoded file: the (H, W, 3) uint8 pixels, or the reason it could not be read; None
@@ -220,8 +221,12 @@ class Engine:
         probabilities, cams = self.predict_batch_with_cam(batch)
         rows = {i: row for row, i in enumerate(good)}  # file index -> batch row
         predictions = []
+        finite = np.isfinite(probabilities).all(axis=1)
         for i, path in enumerate(paths):
-            if i in rows:
+            if i in rows and not finite[rows[i]]:
+                # A model can overflow on some inputs: never an "ok" row, never a CAM.
+                predictions.append(Prediction.failed(path, NON_FINITE_REASON))
+            elif i in rows:
                 row = rows[i]
                 # Only the predicted class's map is kept (Prediction copies it).
                 cam = None if cams is None else cams[row, :, :, int(probabilities[row].argmax())]

@@ -6,6 +6,7 @@ loading ONNX Runtime.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -85,11 +86,14 @@ class Prediction:
 
 
 def status_of(prediction: Prediction, threshold: float = DEFAULT_REVIEW_THRESHOLD) -> Status:
-    """ "error" when the file failed, "review" when the top probability is under `threshold`."""
+    """ "error" when the file failed, "review" when the top probability is under `threshold`
+    (or is not a finite number: the engine makes such rows errors, but never call one "ok")."""
     if not prediction.ok:
         return "error"
     confidence = prediction.confidence
-    return "review" if confidence is None or confidence < threshold else "ok"
+    if confidence is None or not math.isfinite(confidence) or confidence < threshold:
+        return "review"
+    return "ok"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`ewaste-app [--model PATH] [--threads N] [--batch-size N] [PATH...]`: the station window.
+"""`ewaste-app [--model PATH] [--threads N] [--batch N] [PATH...]`: the station window.
 
 PATHs (files or folders) are classified as soon as the model is ready, like "Open with".
 
@@ -12,6 +12,7 @@ with nothing to fix the problem with, and no window to report it from.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from desktop.core.argtypes import positive_int
 from desktop.gui.main_window import APP_TITLE, MainWindow
+from desktop.gui.run_controller import abandoned_threads
 from desktop.gui.settings import APPLICATION, ORGANIZATION, AppSettings
 from desktop.gui.worker import DEFAULT_BATCH_SIZE
 
@@ -33,16 +36,6 @@ class AppOptions:
     paths: tuple[str, ...] = ()
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ewaste-app",
@@ -51,14 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", metavar="PATH", help="ONNX model (default: the shipped one)")
     parser.add_argument(
-        "--threads", type=_positive_int, metavar="N", help="inference threads (default: auto)"
+        "--threads", type=positive_int, metavar="N", help="inference threads (default: auto)"
     )
     parser.add_argument(
-        "--batch-size",
-        type=_positive_int,
+        "--batch",
+        dest="batch_size",
+        type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
         help=f"images per inference batch (default: {DEFAULT_BATCH_SIZE})",
+    )
+    # The flag's earlier name, kept working for existing shortcuts but not advertised.
+    parser.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=positive_int,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
     return parser
@@ -106,7 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     heartbeat = QTimer(window)
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(250)
-    return app.exec()
+    code = app.exec()
+    if abandoned_threads():
+        # A worker stuck in a system call (see RunController.shutdown) cannot be stopped,
+        # and Qt aborts the process if a running QThread is destroyed at interpreter exit.
+        # Everything is saved by now: leave without the interpreter's teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -279,24 +279,25 @@ class MainWindow(QMainWindow):
         if self.sender() is not self._model_call:
             return  # an older request finished after a newer one
         names = tuple(engine.info.class_names)
+        self.engine = engine
+        self.controller.set_engine(engine)  # before any stop below starts a queued request
         if names != self.results.class_names:
-            # Other classes, other columns: rows of the previous model cannot stay.
+            # Other classes, other columns: rows of the previous model cannot stay, nor can
+            # a run still making them (its later batches are dropped; queued requests run
+            # with the new model).
+            self.controller.cancel(clear_queue=False)
             self.results.set_class_names(names)
             self.drop_area.show_results(False)
             self._update_counts()
             self.preview.set_class_names(names)
             self.filter_bar.set_class_names(names)  # the view re-applies hidden columns itself
-        self.engine = engine
         self.model_error = None
         self.preview.set_cam_available(engine.has_cam)
         self.drop_area.empty_state.set_problem(None)
         self._show_model_label()
-        self.controller.set_engine(engine)
         self.statusBar().showMessage(f"Model {engine.model_path.name} loaded", 5000)
         self._model_call = None
-        for paths in self._pending:
-            self.controller.submit(paths)
-        self._pending.clear()
+        self._submit_pending()
         self._update_actions()
 
     @Slot(object)
@@ -327,7 +328,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 f"Cannot load that model (still using {self.engine.model_path.name}): {message}"
             )
+            self._submit_pending()  # requests made while it loaded: the current model runs them
         self._update_actions()
+
+    def _submit_pending(self) -> None:
+        for paths in self._pending:
+            self.controller.submit(paths)
+        self._pending.clear()
 
     def _show_model_label(self) -> None:
         engine = self.engine
@@ -382,15 +389,20 @@ class MainWindow(QMainWindow):
     # -- requests -------------------------------------------------------------------------------
     @Slot(list)
     def add_paths(self, paths: Sequence[str | os.PathLike[str]]) -> None:
-        """Classify files and folders (drop, Open, command line); queued while busy."""
+        """Classify files and folders (drop, Open, command line); queued while busy.
+
+        While a model loads, requests wait for it: a run started with the previous model
+        would deliver rows for classes the table no longer has.
+        """
         request = [os.path.abspath(str(p)) for p in paths if str(p)]
         if not request:
             return
         first = Path(request[0])
         self.settings.set_last_dir("images", first if first.is_dir() else first.parent)
-        if self.engine is None:
+        if self.engine is None or self.model_loading:
             self._pending.append(request)
-            if self.model_error:
+            self._update_actions()  # Cancel also drops waiting requests
+            if self.model_error and not self.model_loading:
                 self.statusBar().showMessage(
                     f"No model loaded ({self.model_error}); the {len(request)} item(s) will be "
                     "classified once a model is opened (File › Open model…)"

@@ -1,8 +1,9 @@
 """The preview pane: the selected image, its prediction and the probability chart.
 
-The image is decoded off the GUI thread, at preview size (JPEG draft mode decodes a phone
-photo at 1/8 scale), and only the latest request is kept, so holding the arrow key down in
-the table never queues up decodes or stalls the window.
+The image is decoded off the GUI thread by the model's own decoder (so it shows what the
+model saw), at preview size (JPEG draft mode decodes a phone photo at 1/8 scale), and only
+the latest request is kept, so holding the arrow key down in the table never queues up
+decodes or stalls the window.
 
 With "Show where the model looked" on, the class activation map of the predicted class is
 painted over the image: a few-cell grid upsampled to OVERLAY_SIDE pixels and coloured on
@@ -14,17 +15,15 @@ grid covers the whole image whatever its aspect ratio.
 from __future__ import annotations
 
 import html
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QPainter, QPalette
 from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.core.cam import cam_heatmap
-from desktop.core.preprocessing import MAX_PIXELS
+from desktop.core.preprocessing import ImageLoadError, load_display_rgb
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import STATUS_ERROR, STATUS_LABELS, ResultRow
 
@@ -61,19 +60,16 @@ def _preview_pool() -> QThreadPool:
 
 
 def load_preview_image(path: str, max_side: int = PREVIEW_MAX_SIDE) -> QImage:
-    """Decode `path` for display, at most `max_side` pixels on a side. Raises on failure."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ValueError(f"image too large to preview ({image.width}x{image.height})")
-            if image.format == "JPEG":
-                image.draft("RGB", (max_side, max_side))
-            image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-            rgba = ImageOps.exif_transpose(image).convert("RGBA")
-    data = rgba.tobytes()
-    qimage = QImage(data, rgba.width, rgba.height, 4 * rgba.width, QImage.Format.Format_RGBA8888)
-    return qimage.copy()  # own the pixels: `data` goes away with this function
+    """Decode `path` for display, at most `max_side` pixels on a side.
+
+    Decoded by `desktop.core.preprocessing`, exactly as for the model (EXIF orientation,
+    16-bit scaling, transparency on white), so the preview shows what the model saw, only
+    not squeezed to its square input. Raises ImageLoadError on failure.
+    """
+    rgb = np.ascontiguousarray(load_display_rgb(path, max_side))
+    height, width = rgb.shape[:2]
+    qimage = QImage(rgb.tobytes(), width, height, 3 * width, QImage.Format.Format_RGB888)
+    return qimage.copy()  # own the pixels: the bytes go away with this function
 
 
 def heatmap_image(heat: np.ndarray) -> QImage:
@@ -155,6 +151,8 @@ class ImageView(QWidget):
                 return
             try:
                 image, error = load_preview_image(path), ""
+            except ImageLoadError as exc:
+                image, error = QImage(), f"Cannot show this image: {exc.reason}"
             except Exception as exc:  # noqa: BLE001 - any failure is shown, never raised
                 image, error = QImage(), f"Cannot show this image: {exc}"
             bridge.loaded.emit(request, image, error)
@@ -311,7 +309,7 @@ class PreviewPanel(QWidget):
             f"<b>{html.escape(row.name)}</b><br>"
             f"<span style='color:gray'>{html.escape(row.folder)}</span>"
         )
-        self.title.setToolTip(row.prediction.path)
+        self.title.setToolTip(row.path)
         if row.status == STATUS_ERROR:
             self.verdict.setText(
                 f"<span style='color:#be1e1e'><b>Error:</b> {html.escape(row.error)}</span>"

@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor
 
+from desktop.core.csv_export import readable_text
 from desktop.core.results import status_of
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class ResultRow:
     __slots__ = (
         "prediction",
         "arrival",
+        "path",
         "name",
         "folder",
         "top_index",
@@ -88,7 +90,8 @@ class ResultRow:
     ) -> None:
         self.prediction = prediction
         self.arrival = arrival  # position in arrival order: "unsorted" restores it
-        path = prediction.path
+        # Shown as text: a file name that is not valid UTF-8 keeps its odd bytes as \xNN.
+        self.path = path = readable_text(prediction.path)
         self.name = os.path.basename(path) or path
         self.folder = os.path.dirname(path)
         if prediction.ok:
@@ -105,7 +108,7 @@ class ResultRow:
 
     @property
     def error(self) -> str:
-        return self.prediction.error or ""
+        return readable_text(self.prediction.error or "")
 
     def probability(self, class_index: int) -> float:
         probabilities = self.prediction.probabilities
@@ -146,10 +149,13 @@ class ResultsModel(QAbstractTableModel):
         return self._rows[row]
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
-        """Switch to another model's classes; the columns change, so existing rows go."""
+        """Switch to another model's classes; the columns change, so existing rows go, and
+        so does the sort (a probability column may not exist any more): arrival order."""
         self.beginResetModel()
         self._class_names = tuple(class_names)
         self._rows.clear()
+        self._sort_column = -1
+        self._sort_order = Qt.SortOrder.AscendingOrder
         self.endResetModel()
 
     def append_predictions(self, predictions: Iterable[Prediction]) -> None:
@@ -312,7 +318,7 @@ class ResultsModel(QAbstractTableModel):
     def _tooltip(self, row: ResultRow, column: int) -> str | None:
         if column == COL_STATUS:
             if row.status == STATUS_ERROR:
-                return f"Could not classify {row.prediction.path}:\n{row.error}"
+                return f"Could not classify {row.path}:\n{row.error}"
             if row.status == STATUS_REVIEW:
                 return (
                     f"Confidence {_percent(row.confidence)} is below the review threshold "
@@ -320,7 +326,7 @@ class ResultsModel(QAbstractTableModel):
                 )
             return None
         if column in (COL_FILE, COL_FOLDER):
-            return row.prediction.path
+            return row.path
         if column == COL_TOP3 and row.top3:
             return row.top3
         return None

@@ -112,6 +112,10 @@ class ResultsView(QTableView):
         self.set_hidden_classes(hidden)
 
     def _apply_columns(self) -> None:
+        header = self.horizontalHeader()
+        if self.results_model.sort_column < 0 and header.sortIndicatorSection() >= 0:
+            # The model went back to arrival order (other classes): so does the arrow.
+            header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         for column, width in _INITIAL_WIDTHS.items():
             self.setColumnWidth(column, width)
         for i, name in enumerate(self.results_model.class_names):

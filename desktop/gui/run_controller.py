@@ -8,17 +8,31 @@ cleaned up when it has.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QDeadlineTimer, QObject, QThread, QTimer, Signal, Slot
 
 from desktop.gui.worker import DEFAULT_BATCH_SIZE, ClassifyWorker, RunSummary
 
 if TYPE_CHECKING:
     from desktop.core.engine import Engine
+
+
+# How long closing the window waits for worker threads before leaving them behind.
+SHUTDOWN_WAIT_MS = 2000
+
+# Threads a shutdown left running, with their workers: referenced here until the process
+# ends, because destroying a running QThread aborts the process.
+_abandoned: list[tuple[QThread, ClassifyWorker]] = []
+
+
+def abandoned_threads() -> int:
+    """How many threads left behind by `RunController.shutdown` are still running."""
+    return sum(1 for thread, _ in _abandoned if not _ended(thread))
 
 
 class RunController(QObject):
@@ -64,7 +78,7 @@ class RunController(QObject):
 
     def running_threads(self) -> int:
         """Threads not yet finished, cancelled ones included (tests, shutdown)."""
-        return sum(1 for thread, _ in self._threads if not thread.isFinished())
+        return sum(1 for thread, _ in self._threads if not _ended(thread))
 
     def submit(self, paths: Sequence[str]) -> None:
         """Classify `paths` (files and folders) now, or after the current run."""
@@ -72,9 +86,13 @@ class RunController(QObject):
             self._queue.append([str(p) for p in paths])
             self._start_next()
 
-    def cancel(self) -> None:
-        """Stop the current run now and forget queued requests; rows already sent stay."""
-        self._queue.clear()
+    def cancel(self, clear_queue: bool = True) -> None:
+        """Stop the current run now and forget queued requests; rows already sent stay.
+
+        With `clear_queue` False the queued requests are kept: the next one starts now.
+        """
+        if clear_queue:
+            self._queue.clear()
         worker = self._worker
         if worker is None:
             return
@@ -83,15 +101,34 @@ class RunController(QObject):
             self._thread.requestInterruption()
         self._finish(self._summary(cancelled=True))
 
-    def shutdown(self) -> None:
-        """Cancel and wait for every worker thread (window close): no thread outlives us."""
+    def shutdown(self, wait_ms: int = SHUTDOWN_WAIT_MS) -> None:
+        """Cancel, then wait up to `wait_ms` in all for the worker threads (window close).
+
+        A worker stops within a batch; one that has not by then is stuck in a system call
+        (listing a folder on a network share that stopped answering) and would freeze the
+        window for good. It is left to end on its own: detached from this object, so Qt
+        does not destroy it while it runs, and reported on stderr.
+        """
         self.cancel()
         for thread, worker in self._threads:
             worker.request_stop()
             thread.requestInterruption()
             thread.quit()
-            thread.wait()
+        deadline = QDeadlineTimer(wait_ms)
+        for thread, _worker in self._threads:
+            thread.wait(deadline)
         self._reap()
+        if self._threads:
+            for thread, worker in self._threads:
+                thread.setParent(None)  # our deletion must not take the running thread along
+                _abandoned.append((thread, worker))
+            print(
+                f"ewaste-app: {len(self._threads)} classification thread(s) did not stop "
+                f"within {wait_ms / 1000:g} s (a folder on an unresponsive drive?); "
+                "leaving them to end on their own",
+                file=sys.stderr,
+            )
+            self._threads = []
 
     # -- running ------------------------------------------------------------------------------
     def _start_next(self) -> None:
@@ -178,11 +215,24 @@ class RunController(QObject):
 
     @Slot()
     def _reap(self) -> None:
-        """Forget finished threads (their workers are already deleted)."""
+        """Forget ended threads (their workers are already deleted)."""
         alive = []
         for thread, worker in self._threads:
-            if thread.isFinished():
+            if _ended(thread):
                 thread.deleteLater()
             else:
                 alive.append((thread, worker))
         self._threads = alive
+        if any(thread.isFinished() for thread, _ in alive):
+            QTimer.singleShot(10, self, self._reap)  # still deleting its worker: look again
+
+
+def _ended(thread: QThread) -> bool:
+    """True once `thread` has completely ended.
+
+    Not isFinished(): that is already true while the ending thread still deletes its
+    worker (finished -> worker.deleteLater). Dropping our reference to the worker then
+    makes Python delete it a second time from the GUI thread (a crash), and deleting the
+    QThread then aborts ("Destroyed while thread is still running").
+    """
+    return thread.wait(0)
