@@ -530,8 +530,22 @@ def test_clear_results_returns_to_the_empty_state(
 
 
 def test_closing_mid_run_and_mid_preview_stops_every_thread(
-    qtbot, make_window, tiny_model_path: Path, many_images: Path, large_jpeg_path: Path
+    qtbot,
+    make_window,
+    tiny_model_path: Path,
+    many_images: Path,
+    large_jpeg_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Slow every decode a little so the run is surely still going when the window closes,
+    # however fast the machine.
+    real_load_rgb = engine_module.load_rgb
+
+    def slow_load_rgb(*args, **kwargs):
+        time.sleep(0.02)
+        return real_load_rgb(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "load_rgb", slow_load_rgb)
     window = make_window(tiny_model_path, batch_size=2)
     qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [large_jpeg_path]))

@@ -74,7 +74,9 @@ def load_dataset(root: str | Path) -> Dataset:
     root = Path(root)
     split_dirs = find_split_dirs(root)
     classes_per_split = {
-        name: sorted(p.name for p in folder.iterdir() if p.is_dir() and not _is_hidden(Path(p.name)))
+        name: sorted(
+            p.name for p in folder.iterdir() if p.is_dir() and not _is_hidden(Path(p.name))
+        )
         for name, folder in split_dirs.items()
     }
     reference = classes_per_split["train"]
