@@ -181,7 +181,7 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(
     assert not list(tmp_path.glob("*.csv"))
 
 
-def test_ctrl_c_stops_cleanly_without_writing_a_csv(
+def test_ctrl_c_stops_cleanly_and_keeps_the_finished_rows(
     tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path
 ) -> None:
     photos = tmp_path / "photos"
@@ -206,10 +206,13 @@ def test_ctrl_c_stops_cleanly_without_writing_a_csv(
         process.kill()
         process.wait()
     assert process.returncode == 130, rest
-    assert "interrupted after" in rest and "no CSV written" in rest
+    assert "interrupted after" in rest and "of 300 images" in rest
     assert "Traceback" not in rest
-    assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name != "photos"] == []
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 0 < len(rows) < 300  # the finished rows, not the whole folder
+    assert all(row["status"] != "error" and row["path"].startswith(str(photos)) for row in rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "r.csv"]  # no temp left
 
 
 # A wrapper that runs the CLI in a fresh interpreter and reports which of the given top-level

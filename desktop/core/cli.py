@@ -20,7 +20,7 @@ from typing import TextIO
 
 from .argtypes import positive_int, probability
 from .csv_export import write_results_csv
-from .discovery import collect_images
+from .discovery import Collection, collect_images
 from .engine import Engine
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
     predictions: list[Prediction] = []
+    collection: Collection | None = None
     try:
         collection = collect_images(args.paths)
         print(
@@ -65,17 +66,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if sys.stderr.isatty():
             print(file=sys.stderr)  # end the progress line redrawn in place
-        _error(f"interrupted after {len(predictions)} images; no CSV written")
+        # Keep the work done: the finished rows go to the CSV, and the message and the
+        # exit status say the run is incomplete.
+        total = len(collection.images) if collection else 0
+        _error(
+            f"interrupted after {len(predictions)} of {total} images; "
+            f"writing the {len(predictions)} finished rows"
+        )
+        if _write_csv(output, predictions, engine.class_names, args.review_threshold):
+            print(f"wrote {len(predictions)} rows (incomplete run) to {output}")
         return EXIT_INTERRUPTED
 
     rows = predictions + collection.problems
-    try:
-        write_results_csv(output, rows, engine.class_names, args.review_threshold)
-    except OSError as exc:
-        _error(f"cannot write {output}: {exc.strerror or exc}")
-        return EXIT_WRITE_FAILED
-    except ValueError as exc:  # rows the CSV cannot hold; the message says which
-        _error(f"cannot write {output}: {exc}")
+    if not _write_csv(output, rows, engine.class_names, args.review_threshold):
         return EXIT_WRITE_FAILED
 
     counts = count_statuses(rows, args.review_threshold)
@@ -86,6 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{collection.skipped} non-image files skipped"
     )
     return EXIT_OK
+
+
+def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: float) -> bool:
+    """Write the CSV; on failure say why and return False."""
+    try:
+        write_results_csv(output, rows, class_names, threshold)
+    except OSError as exc:
+        _error(f"cannot write {output}: {exc.strerror or exc}")
+        return False
+    except ValueError as exc:  # rows the CSV cannot hold; the message says which
+        _error(f"cannot write {output}: {exc}")
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
