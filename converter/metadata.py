@@ -71,6 +71,14 @@ def build_metadata(
         }
     if weights:
         values["weights"] = weights
+        # Said in words too: a model without pretrained weights is much weaker, and
+        # whoever inspects the file should not have to decode that from the recipe.
+        origin = (
+            "trained from scratch (no pretrained weights)"
+            if weights.get("kind") == "none"
+            else f"fine-tuned from {_weights_source(weights)} weights"
+        )
+        values["summary"] = f"E-waste classifier, {len(class_names)} classes, {origin}"
     return values
 
 

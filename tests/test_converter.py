@@ -186,6 +186,9 @@ def test_metadata_round_trips_through_the_app_contract(exported: dict[str, Path]
     assert meta["metrics"] == {"test_accuracy": 0.9, "test_loss": 0.3}
     assert meta["training"]["config"] == {"epochs": 3, "optimizer": "adamw"}
     assert meta["training"]["weights_source"] == "none"
+    assert meta["summary"].endswith(
+        f"{len(CLASSES)} classes, trained from scratch (no pretrained weights)"
+    )
     export = meta["export"]
     assert export["opset"] == 17 and export["batch"] == "dynamic"
     assert {"date", "tensorflow", "tf2onnx", "onnx"} <= set(export)

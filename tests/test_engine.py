@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import desktop.core.engine as engine_module
 from desktop.core.assets import default_model_path
 from desktop.core.engine import Engine, Prediction
 from desktop.core.model_info import ModelError
@@ -297,13 +298,15 @@ def test_shipped_model_is_used_by_default() -> None:
     shipped = default_model_path()
     assert shipped.name == "ewaste-classifier.onnx"
     assert shipped.parent.joinpath("__init__.py").is_file()  # inside desktop.assets
-    if shipped.is_file():
-        engine = Engine()
-        assert engine.model_path == shipped
-        assert len(engine.class_names) == 10
-    else:
-        with pytest.raises(ModelError, match="no model shipped at .*pass --model"):
-            Engine()
+    engine = Engine()
+    assert engine.model_path == shipped
+    assert len(engine.class_names) == 10
+
+
+def test_missing_shipped_model_says_to_pass_one(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(engine_module, "default_model_path", lambda: tmp_path / "none.onnx")
+    with pytest.raises(ModelError, match="no model shipped at .*pass --model"):
+        Engine()
 
 
 # -- class activation maps -------------------------------------------------------------
