@@ -19,7 +19,7 @@ CLASSIFY = Path(sys.executable).parent / "ewaste-classify"
 
 
 def _samples_dir() -> Path:
-    return Path(str(resources.files("desktop.assets.samples")))
+    return Path(str(resources.files("desktop.assets") / "samples"))
 
 
 def test_shipped_model_is_self_describing_and_small():
@@ -52,6 +52,7 @@ def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
     with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(DATASET_CLASSES)
+    assert "0 non-image files skipped" in result.stdout  # the folder holds only the samples
     assert all(row["status"] in ("ok", "review") for row in rows)
     # Each sample is named after its class; the shipped model should get most of them.
     correct = sum(

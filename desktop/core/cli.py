@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{counts.ok} ok, {counts.review} to review (confidence under "
         f"{args.review_threshold:g}), {counts.error} errors; "
-        f"{collection.skipped} non-image files skipped"
+        f"{collection.skipped} non-image file{'' if collection.skipped == 1 else 's'} skipped"
     )
     return EXIT_OK
 
