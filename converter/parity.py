@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from converter.keras_model import CAM, PROBABILITIES, output_names, predict, sample_inputs
-from desktop.core.engine import Engine, ModelError, _open_session
+from desktop.core.engine import Engine, ModelError
 from desktop.core.preprocessing import ImageLoadError, load_model_input
 
 # Any probability may differ by at most this between Keras and ONNX Runtime.
@@ -42,36 +42,20 @@ NO_IMAGES_NOTE = (
 
 
 class AppModel:
-    """The ONNX file opened by the station app's own code, so parity tests what the app runs.
-
-    Probabilities come from desktop.core.engine.Engine (metadata validation, the app's
-    session options, static-batch padding). The Engine does not return the CAM output, so
-    that one comes from a second session opened by the engine's own `_open_session` (the
-    same session options), fed the same way. Raises ModelError when the app cannot load it.
-    """
+    """The ONNX file opened by the station app's own code, so parity tests what the app runs:
+    desktop.core.engine.Engine validates the metadata, uses the app's session options and
+    pads static batches. Raises ModelError when the app cannot load the file."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.engine = Engine(path)
-        info = self.engine.info
-        self._cam_session = _open_session(self.engine.model_path, None) if info.cam_output else None
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The probabilities and, when the model has one, the CAM of (N, H, W, 3) images."""
-        outputs = {PROBABILITIES: self.engine.predict_batch(batch)}
-        if self._cam_session is not None:
-            outputs[CAM] = self._cam(np.ascontiguousarray(batch, dtype=np.float32))
+        probabilities, cams = self.engine.predict_batch_with_cam(batch)
+        outputs = {PROBABILITIES: probabilities}
+        if cams is not None:
+            outputs[CAM] = cams
         return outputs
-
-    def _cam(self, batch: np.ndarray) -> np.ndarray:
-        info, size = self.engine.info, self.engine.static_batch or len(batch)
-        parts = []
-        for start in range(0, len(batch), size):
-            chunk = batch[start : start + size]
-            filled = len(chunk)
-            padding = np.zeros((size - filled, *chunk.shape[1:]), dtype=np.float32)
-            feed = {info.input_name: np.concatenate([chunk, padding])}
-            parts.append(self._cam_session.run([info.cam_output], feed)[0][:filled])
-        return np.concatenate(parts)
 
 
 @dataclass
