@@ -67,19 +67,28 @@ def build_metadata(
         values["training"] = {
             "config": run.get("config"),
             "weights_source": _weights_source(weights),
+            "init_from": run.get("init_from"),
             "versions": run.get("versions"),
         }
     if weights:
         values["weights"] = weights
         # Said in words too: a model without pretrained weights is much weaker, and
         # whoever inspects the file should not have to decode that from the recipe.
-        origin = (
-            "trained from scratch (no pretrained weights)"
-            if weights.get("kind") == "none"
-            else f"fine-tuned from {_weights_source(weights)} weights"
-        )
+        origin = _origin(weights, run.get("init_from"))
         values["summary"] = f"E-waste classifier, {len(class_names)} classes, {origin}"
     return values
+
+
+def _origin(weights: dict[str, Any], init_from: dict[str, Any] | None) -> str:
+    """Where the weights came from, in words, following a warm restart back one run."""
+    if weights.get("kind") != "none":
+        return f"fine-tuned from {_weights_source(weights)} weights"
+    if not init_from:
+        return "trained from scratch (no pretrained weights)"
+    earlier = init_from.get("weights") or {}
+    if earlier.get("kind") == "none" and not init_from.get("init_from"):
+        return "trained from scratch (no pretrained weights), continued from an earlier run"
+    return f"continued from the model {init_from.get('path')}"
 
 
 def _weights_source(weights: dict[str, Any] | None) -> str | None:

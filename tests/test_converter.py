@@ -622,3 +622,34 @@ def test_real_efficientnetv2b0_exports_with_cam_and_parity(tmp_path: Path) -> No
     np.testing.assert_allclose(outputs["cam"], expected_cam, atol=1e-4 * scale)
     np.testing.assert_allclose(outputs["probabilities"], model.predict_on_batch(batch), atol=1e-5)
     assert outputs["probabilities"].max() > 0.6  # not a near-uniform, trivially equal output
+
+
+NO_WEIGHTS = {"kind": "none", "path": None, "sha256": None}
+
+
+@pytest.mark.parametrize(
+    ("weights", "init_from", "expected"),
+    [
+        (NO_WEIGHTS, None, "trained from scratch (no pretrained weights)"),
+        (
+            NO_WEIGHTS,
+            {"path": "/r/v1/model.keras", "sha256": "ab", "weights": NO_WEIGHTS},
+            "trained from scratch (no pretrained weights), continued from an earlier run",
+        ),
+        # An earlier model of unknown provenance must not be called "from scratch".
+        (
+            NO_WEIGHTS,
+            {"path": "/x/model.keras", "sha256": "cd"},
+            "continued from the model /x/model.keras",
+        ),  # fmt: skip
+        (
+            {"kind": "imagenet", "path": "/k/w.h5", "sha256": "ef"},
+            None,
+            "fine-tuned from imagenet weights",
+        ),  # fmt: skip
+    ],
+)
+def test_summary_says_where_the_weights_came_from(weights, init_from, expected) -> None:
+    from converter.metadata import _origin
+
+    assert _origin(weights, init_from) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,10 +11,12 @@ import pytest
 
 from trainer import weights as weights_module
 from trainer.config import TrainConfig
-from trainer.model import BACKBONE_NAME, build_model
-from trainer.weights import WeightsError, resolve_weights
+from trainer.fit import init_from_record, initial_weights_file
+from trainer.model import BACKBONE_NAME, build_model, load_initial_weights
+from trainer.weights import WeightsError, WeightsSource, file_sha256, resolve_weights
 
 SMALL = 32  # backbone weights do not depend on the input size; small keeps the test fast
+NO_WEIGHTS = WeightsSource("none", None, None)
 
 
 def _offline(monkeypatch, tmp_path):
@@ -94,3 +97,41 @@ def test_weights_of_another_model_are_refused(tmp_path):
     config = TrainConfig(image_size=SMALL, weights=str(path))
     with pytest.raises(WeightsError):
         build_model(config, num_classes=3, weights=resolve_weights(str(path)))
+
+
+def _saved_model(tmp_path, num_classes: int, shift: float) -> Path:
+    """An earlier run's model file, every variable moved off its initial value."""
+    keras.utils.set_random_seed(7)
+    model = build_model(TrainConfig(image_size=SMALL, weights="none"), num_classes, NO_WEIGHTS)
+    for variable in model.weights:
+        variable.assign(variable.numpy() + shift)
+    path = tmp_path / f"earlier-{num_classes}.keras"
+    model.save(path)
+    return path
+
+
+def test_init_from_starts_from_every_weight_of_an_earlier_model(tmp_path):
+    earlier = _saved_model(tmp_path, num_classes=3, shift=0.01)
+    config = TrainConfig(image_size=SMALL, weights="none", init_from=str(earlier))
+    model = build_model(config, 3, NO_WEIGHTS)
+    load_initial_weights(model, initial_weights_file(config))
+    expected = keras.saving.load_model(earlier).weights
+    assert len(model.weights) == len(expected)
+    for got, want in zip(model.weights, expected, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    record = init_from_record(config)
+    assert record["path"] == str(earlier.resolve())
+    assert record["sha256"] == file_sha256(earlier)
+
+
+def test_init_from_a_model_with_other_classes_is_refused(tmp_path):
+    earlier = _saved_model(tmp_path, num_classes=4, shift=0.0)
+    model = build_model(TrainConfig(image_size=SMALL, weights="none"), 3, NO_WEIGHTS)
+    with pytest.raises(WeightsError, match="different architecture"):
+        load_initial_weights(model, earlier)
+
+
+def test_init_from_a_missing_file_is_a_clear_error(tmp_path):
+    config = TrainConfig(init_from=str(tmp_path / "nope.keras"))
+    with pytest.raises(WeightsError, match="--init-from model not found"):
+        initial_weights_file(config)

@@ -32,6 +32,9 @@ class TrainConfig:
     monitor: str = "val_loss"  # early stopping and best-weights metric
     patience: int = 3
     seed: int = 42
+    # A .keras model from an earlier run of this trainer whose weights start this run (a warm
+    # restart: a new schedule from where an earlier one ended). Empty: start from `weights`.
+    init_from: str = ""
 
     def replace(self, **changes: Any) -> TrainConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

@@ -28,8 +28,8 @@ from trainer import data
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset, load_dataset
 from trainer.files import write_json_atomic
-from trainer.model import build_model
-from trainer.weights import resolve_weights
+from trainer.model import build_model, load_initial_weights
+from trainer.weights import WeightsError, file_sha256, resolve_weights
 
 STATE_FILE = "state.json"
 
@@ -126,6 +126,7 @@ def fit(
 
     dataset = load_dataset(data_dir)
     resolve_weights(config.weights)  # fail fast, before the audit's slow work
+    initial_weights_file(config)
     print(f"auditing {data_dir} ...", flush=True)
     audit = run_audit(data_dir, run_dir / "audit")
     model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
@@ -182,6 +183,7 @@ def train(
                 "data_dir": str(Path(dataset.root).resolve()),
                 "config": config.to_dict(),
                 "weights": weights.to_dict(),
+                "init_from": init_from_record(config),
                 "versions": library_versions(),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": " ".join(sys.argv),
@@ -209,6 +211,9 @@ def train(
     else:
         state = {"epochs_done": 0, "history": {}, "best": None, "wait": 0}
         model = build_model(config, num_classes, weights)
+        if config.init_from:
+            load_initial_weights(model, initial_weights_file(config))
+            print(f"starting from the weights of {config.init_from}", flush=True)
         # Training batches drop the remainder, so an epoch is N // batch steps (at least 1).
         steps_per_epoch = max(1, len(train_arrays.labels) // config.batch_size)
         compile_model(model, config, steps_per_epoch)
@@ -235,6 +240,31 @@ def train(
     state["train_seconds"] = round(sum(history.get("seconds", [])), 1)
     write_json_atomic(state_file, state)
     return model, history
+
+
+def initial_weights_file(config: TrainConfig) -> Path | None:
+    """The `--init-from` model file, checked to exist; None when the run starts fresh."""
+    if not config.init_from:
+        return None
+    path = Path(config.init_from).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"--init-from model not found: {path}")
+    return path
+
+
+def init_from_record(config: TrainConfig) -> dict | None:
+    """The `--init-from` file, its hash, and (from its run.json) where its own weights came
+    from, so a warm-started model's provenance stays traceable to the first run."""
+    path = initial_weights_file(config)
+    if path is None:
+        return None
+    record = {"path": str(path.resolve()), "sha256": file_sha256(path)}
+    earlier_run = path.parent / "run.json"
+    if earlier_run.is_file():
+        earlier = json.loads(earlier_run.read_text())
+        record["weights"] = earlier.get("weights")
+        record["init_from"] = earlier.get("init_from")
+    return record
 
 
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:

@@ -7,6 +7,8 @@ built-in preprocessing: the model takes float pixels in 0-255.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 
@@ -56,6 +58,23 @@ def load_backbone_weights(backbone: keras.Model, weights: WeightsSource) -> None
             f"their initial values (first: {', '.join(unchanged[:3])}); "
             "it is not an EfficientNetV2B0 weights file"
         )
+
+
+def load_initial_weights(model: keras.Model, path: Path) -> None:
+    """Start `model` from every weight of an earlier run's model of the same shape."""
+    try:
+        earlier = keras.saving.load_model(path, compile=False)
+    except Exception as exc:
+        raise WeightsError(f"--init-from {path} is not a model this trainer saved: {exc}") from exc
+    ours = [tuple(v.shape) for v in model.weights]
+    theirs = [tuple(v.shape) for v in earlier.weights]
+    if ours != theirs:
+        raise WeightsError(
+            f"--init-from {path} has a different architecture (input size or class count): "
+            f"its input is {earlier.input_shape}, outputs {earlier.output_shape}; this run "
+            f"needs {model.input_shape} to {model.output_shape}"
+        )
+    model.set_weights(earlier.get_weights())
 
 
 def freeze_first_layers(backbone: keras.Model, count: int) -> None:
