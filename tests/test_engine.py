@@ -389,3 +389,43 @@ def test_model_without_cam_runs_only_the_probabilities(
     probabilities, cams = engine.predict_batch_with_cam(np.zeros((1, 32, 32, 3), np.float32))
     assert cams is None and probabilities.shape == (1, 10)
     assert requested and all(names == ["probabilities"] for names in requested)
+
+
+def test_flip_average_mirrors_each_map_back_before_averaging(
+    cam_engine: Engine, tmp_path: Path
+) -> None:
+    # Green on the left half only: its map differs between the grid's two columns, so a
+    # mirrored map averaged without mirroring it back would blur both columns together.
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[:, :16, 1] = 255
+    path = tmp_path / "green_left.png"
+    Image.fromarray(pixels).save(path)
+    image = load_model_input(path, (32, 32))[None]
+
+    probabilities, cams = cam_engine.predict_batch_with_cam(image, flip_average=True)
+    # The tiny model's maps are block means, so a mirror just mirrors them: the average
+    # of the map and the mirrored-back map of the mirror is the map itself.
+    np.testing.assert_allclose(cams, expected_cam(image), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        probabilities, expected_probabilities(image.mean(axis=(1, 2))), rtol=1e-4, atol=1e-6
+    )
+    green = cams[0, :, :, CLASS_NAMES.index("Keyboard")]
+    assert green[:, 0].min() > green[:, 1].max()  # still on the left, where the green is
+
+    [prediction] = next(cam_engine.classify([path], flip_average=True))
+    top = prediction.top_index
+    np.testing.assert_allclose(prediction.probabilities, probabilities[0], rtol=1e-6)
+    np.testing.assert_allclose(prediction.cam, cams[0, :, :, top], rtol=1e-6)
+    single = cam_engine.classify_file(path, flip_average=True)
+    np.testing.assert_allclose(single.cam, prediction.cam, rtol=1e-6)
+
+
+def test_flip_average_on_a_static_batch_model_pads_both_views(tmp_path: Path) -> None:
+    static = Engine(build_tiny_model(tmp_path / "static.onnx", cam=True, batch=4), threads=1)
+    batch = np.random.default_rng(5).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    probabilities, cams = static.predict_batch_with_cam(batch, flip_average=True)
+    assert probabilities.shape == (3, 10) and cams.shape == (3, *CAM_GRID, 10)
+    mirrored_back = expected_cam(batch[:, :, ::-1])[:, :, ::-1]
+    np.testing.assert_allclose(
+        cams, (expected_cam(batch) + mirrored_back) / 2, rtol=1e-5, atol=1e-5
+    )

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -833,3 +834,33 @@ def test_cam_checkbox_is_disabled_for_a_model_without_cam(
     window.view.select_proxy_row(0)
     assert window.preview.row.prediction.cam is None
     assert window.preview.heatmap is None and window.preview.image_view.overlay.isNull()
+
+
+def test_flip_average_from_the_run_menu_matches_the_engine_and_is_remembered(
+    qtbot, make_window
+) -> None:
+    # The shipped model: the tiny one only sees colour means, which a mirror does not change.
+    samples = Path(str(resources.files("desktop.assets") / "samples"))
+    window = make_window(None)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    assert not window.flip_average_action.isChecked()  # off by default: full speed
+    window.flip_average_action.trigger()
+    assert window.controller.flip_average
+
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [samples]))
+
+    images = collect_images([samples]).images
+    engine = Engine()
+    averaged = {p.path: p for b in engine.classify(images, flip_average=True) for p in b}
+    plain = {p.path: p for b in engine.classify(images) for p in b}
+    got = rows_by_path(window)
+    assert got.keys() == averaged.keys() and len(got) == 10
+    for path, row in got.items():
+        np.testing.assert_allclose(row.probabilities, averaged[path].probabilities, atol=1e-5)
+        np.testing.assert_allclose(row.cam, averaged[path].cam, rtol=1e-4, atol=1e-4)
+    changes = [np.abs(got[p].probabilities - plain[p].probabilities).max() for p in got]
+    assert max(changes) > 1e-3  # the run really averaged, it did not just run plain
+    window.close()
+
+    second = make_window(None)
+    assert second.flip_average_action.isChecked() and second.controller.flip_average

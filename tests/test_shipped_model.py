@@ -8,8 +8,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from desktop.core.assets import default_model_path
 from desktop.core.engine import Engine
+from desktop.core.preprocessing import load_model_input, mirror
 
 DATASET_CLASSES = (
     "Battery", "Keyboard", "Microwave", "Mobile", "Mouse", "PCB", "Player", "Printer",
@@ -59,3 +62,35 @@ def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
         Path(row["path"]).stem.replace("-", " ") == row["predicted_class"].lower() for row in rows
     )
     assert correct >= 8, rows
+
+
+def test_flip_average_is_the_mean_over_each_sample_and_its_mirror():
+    engine = Engine()
+    samples = sorted(_samples_dir().glob("*.jpg"))
+    images = np.stack([load_model_input(path, engine.input_size) for path in samples])
+    plain = engine.predict_batch(images)
+    of_mirror = engine.predict_batch(mirror(images))
+    averaged = engine.predict_batch(images, flip_average=True)
+    # A real model is not mirror-invariant, so the average is a different answer.
+    assert np.abs(plain - of_mirror).max() > 1e-3
+    np.testing.assert_allclose(averaged, (plain + of_mirror) / 2, atol=1e-5)
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_classify_flip_average_flag_writes_the_averaged_probabilities(tmp_path):
+    out = tmp_path / "flip.csv"
+    result = subprocess.run(
+        [str(CLASSIFY), str(_samples_dir()), "--csv", str(out), "--flip-average"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = {row["path"]: row for row in csv.DictReader(handle)}
+    engine = Engine()
+    paths = sorted(rows)
+    expected = [p for batch in engine.classify(paths, flip_average=True) for p in batch]
+    for prediction in expected:
+        written = [float(rows[prediction.path][f"prob_{n}"]) for n in DATASET_CLASSES]
+        np.testing.assert_allclose(written, prediction.probabilities, atol=1e-5)

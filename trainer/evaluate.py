@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from desktop.core.preprocessing import ImageLoadError, load_model_input
+from desktop.core.preprocessing import ImageLoadError, load_model_input, mirror
 from trainer import plots
 from trainer.audit import DEFAULT_HASH_DISTANCE, paths_without_duplicates, run_audit
 from trainer.dataset import Dataset, Sample, load_dataset
@@ -120,8 +120,9 @@ def predict_samples(
             _probability_output(model.predict_on_batch(batch))
         )
         if tta_flip:
-            mirrored = np.ascontiguousarray(batch[:, :, ::-1, :])  # NHWC: flip the width axis
-            flipped, _ = _as_probabilities(_probability_output(model.predict_on_batch(mirrored)))
+            flipped, _ = _as_probabilities(
+                _probability_output(model.predict_on_batch(mirror(batch)))
+            )
             probabilities = (probabilities + flipped) / 2.0
         were_logits = were_logits or logits
         chunks.append(probabilities)

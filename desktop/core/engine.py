@@ -4,6 +4,9 @@
 worker drive the same code: files are decoded on a small thread pool while the previous
 batch is inferred, a bad file becomes an error `Prediction`, and a stop request is honoured
 between batches and between decodes.
+
+`flip_average=True` predicts each image and its left-right mirror and averages the two
+(test-time augmentation): a little more accurate, at twice the inference work.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import onnxruntime as ort
 
 from .assets import default_model_path
 from .model_info import ModelError, ModelInfo, parse_model_info
-from .preprocessing import ImageLoadError, load_rgb
+from .preprocessing import ImageLoadError, load_rgb, mirror
 from .results import Prediction
 
 __all__ = ["Engine", "ModelError", "Prediction"]
@@ -94,18 +97,40 @@ class Engine:
         """True when the model has a class activation map output (`ewaste-convert --cam`)."""
         return self.info.cam_output is not None
 
-    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+    def predict_batch(self, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
         """Probabilities (N, C) float32 for preprocessed images (N, H, W, 3) in 0-255."""
-        return self._predict(images, [self.info.probabilities_output])[0]
+        names = [self.info.probabilities_output]
+        return self._predict_views(images, names, flip_average)[0]
 
-    def predict_batch_with_cam(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_batch_with_cam(
+        self, images: np.ndarray, flip_average: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N, C) and the class activation maps (N, h, w, C) float32.
 
         The maps are None for a model without a CAM output, which then runs exactly what
         `predict_batch` runs.
         """
-        outputs = self._predict(images, self._output_names())
+        outputs = self._predict_views(images, self._output_names(), flip_average)
         return outputs[0], (outputs[1] if len(outputs) > 1 else None)
+
+    def _predict_views(
+        self, images: np.ndarray, names: list[str], flip_average: bool
+    ) -> list[np.ndarray]:
+        """`_predict`, or with `flip_average` the mean over each image and its mirror.
+
+        Both views go through one session call (a batch of 2N). A mirrored image's map is
+        mirrored back before averaging, so it lines up with the image shown.
+        """
+        if not flip_average:
+            return self._predict(images, names)
+        batch = np.asarray(images, dtype=np.float32)
+        if batch.ndim != 4:  # _predict explains the expected shape
+            return self._predict(batch, names)
+        count = batch.shape[0]
+        outputs = self._predict(np.concatenate([batch, mirror(batch)]), names)
+        averaged = [(outputs[0][:count] + outputs[0][count:]) / 2.0]
+        averaged += [(maps[:count] + mirror(maps[count:])) / 2.0 for maps in outputs[1:]]
+        return averaged
 
     def _predict(self, images: np.ndarray, names: list[str]) -> list[np.ndarray]:
         """The outputs `names` for preprocessed images, split and padded to a static batch."""
@@ -134,16 +159,17 @@ class Engine:
             parts.append([output[:filled] for output in self._run(chunk, names)])
         return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
 
-    def classify_file(self, path: str | os.PathLike[str]) -> Prediction:
+    def classify_file(self, path: str | os.PathLike[str], flip_average: bool = False) -> Prediction:
         """Classify one file; a file that cannot be read gives an error Prediction."""
         decoded = self._decode(path)
-        return self._predict_decoded([str(path)], [decoded])[0]
+        return self._predict_decoded([str(path)], [decoded], flip_average)[0]
 
     def classify(
         self,
         paths: Sequence[str | os.PathLike[str]],
         batch_size: int = 32,
         should_stop: StopCheck | None = None,
+        flip_average: bool = False,
     ) -> Iterator[list[Prediction]]:
         """Yield one list of Predictions per batch of `paths`, in input order.
 
@@ -156,12 +182,12 @@ class Engine:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         items = [str(path) for path in paths]
         batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
-        return self._classify_batches(batches, should_stop or _never)
+        return self._classify_batches(batches, should_stop or _never, flip_average)
 
     # -- internals -----------------------------------------------------------------------
 
     def _classify_batches(
-        self, batches: list[list[str]], stop: StopCheck
+        self, batches: list[list[str]], stop: StopCheck, flip_average: bool
     ) -> Iterator[list[Prediction]]:
         if not batches:
             return
@@ -178,7 +204,8 @@ class Engine:
                 upcoming = self._submit_decodes(pool, following, cancelled)
                 if not _wait_unless_stopped(current, stop):
                     return
-                yield self._predict_decoded(batch, [future.result() for future in current])
+                decoded = [future.result() for future in current]
+                yield self._predict_decoded(batch, decoded, flip_average)
                 if stop():
                     return
         finally:
@@ -212,13 +239,15 @@ class Engine:
 
         return [pool.submit(decode_unless_cancelled, path) for path in paths]
 
-    def _predict_decoded(self, paths: list[str], decoded: list[Decoded]) -> list[Prediction]:
+    def _predict_decoded(
+        self, paths: list[str], decoded: list[Decoded], flip_average: bool = False
+    ) -> list[Prediction]:
         height, width = self.info.input_size
         good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
         batch = np.empty((len(good), height, width, 3), dtype=np.float32)
         for row, i in enumerate(good):
             batch[row] = decoded[i]  # uint8 -> float32 0-255, as load_model_input does
-        probabilities, cams = self.predict_batch_with_cam(batch)
+        probabilities, cams = self.predict_batch_with_cam(batch, flip_average)
         rows = {i: row for row, i in enumerate(good)}  # file index -> batch row
         predictions = []
         finite = np.isfinite(probabilities).all(axis=1)

@@ -133,6 +133,15 @@ def load_model_input(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarr
     return load_rgb(path, size).astype(np.float32)
 
 
+def mirror(images: np.ndarray) -> np.ndarray:
+    """Left-right mirror of NHWC images (or maps): the second view of flip averaging.
+
+    Flip averaging (the mean of the predictions on an image and on its mirror) is done the
+    same way by the trainer's evaluation and by the app's engine, with this one function.
+    """
+    return np.ascontiguousarray(images[:, :, ::-1, :])
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB the way the contract says."""
     mode = image.mode

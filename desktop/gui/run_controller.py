@@ -49,6 +49,7 @@ class RunController(QObject):
     def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE, parent: QObject | None = None):
         super().__init__(parent)
         self.batch_size = batch_size
+        self.flip_average = False  # average each image with its mirror (for the next run)
         self._engine: Engine | None = None
         self._queue: deque[list[str]] = deque()
         self._worker: ClassifyWorker | None = None
@@ -135,7 +136,7 @@ class RunController(QObject):
         if self._worker is not None or self._engine is None or not self._queue:
             return
         paths = self._queue.popleft()
-        worker = ClassifyWorker(self._engine, paths, self.batch_size)
+        worker = ClassifyWorker(self._engine, paths, self.batch_size, self.flip_average)
         thread = QThread(self)
         thread.setObjectName("ewaste-classify")
         worker.moveToThread(thread)

@@ -73,10 +73,20 @@ class AppSettings:
 
     # The class activation map overlay in the preview ("Show where the model looked").
     def show_cam(self) -> bool:
-        value = self._s.value("preview/show_cam", False)
-        if isinstance(value, str):  # an INI file gives back "true" / "false"
-            return value.lower() == "true"
-        return bool(value)
+        return self._flag("preview/show_cam")
 
     def set_show_cam(self, value: bool) -> None:
         self._s.setValue("preview/show_cam", bool(value))
+
+    # Run > Average with mirrored image (test-time flip averaging).
+    def flip_average(self) -> bool:
+        return self._flag("run/flip_average")
+
+    def set_flip_average(self, value: bool) -> None:
+        self._s.setValue("run/flip_average", bool(value))
+
+    def _flag(self, key: str) -> bool:
+        value = self._s.value(key, False)
+        if isinstance(value, str):  # an INI file gives back "true" / "false"
+            return value.lower() == "true"
+        return bool(value)

@@ -62,11 +62,13 @@ class ClassifyWorker(QObject):
         engine: Engine,
         paths: Sequence[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        flip_average: bool = False,
     ) -> None:
         super().__init__()
         self._engine = engine
         self._paths = list(paths)
         self._batch_size = batch_size
+        self._flip_average = flip_average
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -92,7 +94,10 @@ class ClassifyWorker(QObject):
             infer_started = time.perf_counter()
             if images and not self.should_stop():
                 for batch in self._engine.classify(
-                    collection.images, batch_size=self._batch_size, should_stop=self.should_stop
+                    collection.images,
+                    batch_size=self._batch_size,
+                    should_stop=self.should_stop,
+                    flip_average=self._flip_average,
                 ):
                     if self._stop.is_set():
                         break  # the GUI has moved on; do not deliver late rows
