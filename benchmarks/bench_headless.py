@@ -6,7 +6,7 @@ pipeline for comparison: the same Pillow decode (`load_rgb`) on a thread pool th
 prefetches the next batch, `predict_on_batch` on the .keras model, the same CSV writer.
 
     python benchmarks/bench_headless.py [FOLDER] [--model M.onnx] [--batch-sizes 1,8,32,64]
-        [--keras-model model.keras] [--limit N]
+        [--keras-model model.keras] [--limit N] [--flip-average]
 
 Files are read once before timing so every pipeline starts from a warm page cache; model
 loading and the first (warm-up) inference are excluded from the timed runs. The Keras part
@@ -78,7 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-headless-") as scratch:
         for batch_size in args.batch_sizes:
             results.append(
-                run_onnx(engine, folder, args.limit, batch_size, Path(scratch) / "ort.csv")
+                run_onnx(
+                    engine,
+                    folder,
+                    args.limit,
+                    batch_size,
+                    Path(scratch) / "ort.csv",
+                    flip_average=args.flip_average,
+                )
             )
         if args.keras_model:
             keras_run = make_keras_pipeline(args.keras_model, engine, args.decode_workers)
@@ -89,17 +96,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_onnx(
-    engine: Engine, folder: Path, limit: int | None, batch_size: int, csv_path: Path
+    engine: Engine,
+    folder: Path,
+    limit: int | None,
+    batch_size: int,
+    csv_path: Path,
+    flip_average: bool = False,
 ) -> RunResult:
     """The `ewaste-classify` pipeline, timed from discovery to the CSV on disk."""
     started = time.perf_counter()
     collection = collect_images([folder])
     paths = collection.images[:limit]
-    predictions = [p for batch in engine.classify(paths, batch_size=batch_size) for p in batch]
+    batches = engine.classify(paths, batch_size=batch_size, flip_average=flip_average)
+    predictions = [p for batch in batches for p in batch]
     write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
     seconds = time.perf_counter() - started
     return RunResult(
-        pipeline=f"ONNX Runtime ({engine.provider}, threads={engine.threads or 'auto'})",
+        pipeline=f"ONNX Runtime ({engine.provider}, threads={engine.threads or 'auto'})"
+        + (", flip-average" if flip_average else ""),
         batch_size=batch_size,
         images=len(paths),
         errors=sum(not p.ok for p in predictions),
@@ -233,6 +247,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="use the first N images only")
     parser.add_argument("--keras-model", default=None, help="a .keras model to compare with")
     parser.add_argument("--keras-batch", type=int, default=32)
+    parser.add_argument(
+        "--flip-average", action="store_true", help="time ewaste-classify --flip-average"
+    )
     return parser.parse_args(argv)
 
 
