@@ -39,7 +39,7 @@ from desktop.core.csv_export import write_results_csv
 from desktop.core.discovery import collect_images
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError
-from desktop.core.preprocessing import ImageLoadError, load_rgb
+from desktop.core.preprocessing import ImageLoadError, load_rgb, mirror
 from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, Prediction
 
 
@@ -88,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         if args.keras_model:
-            keras_run = make_keras_pipeline(args.keras_model, engine, args.decode_workers)
+            keras_run = make_keras_pipeline(
+                args.keras_model, engine, args.decode_workers, args.flip_average
+            )
             results.append(keras_run(images, args.keras_batch, Path(scratch) / "keras.csv"))
 
     print(report(args, engine, folder, results))
@@ -123,9 +125,12 @@ def run_onnx(
 
 
 def make_keras_pipeline(
-    model_path: str, engine: Engine, decode_workers: int | None
+    model_path: str, engine: Engine, decode_workers: int | None, flip_average: bool = False
 ) -> Callable[[list[Path], int, Path], RunResult]:
-    """Load the Keras model (untimed) and return the timed pipeline function."""
+    """Load the Keras model (untimed) and return the timed pipeline function.
+
+    With `flip_average` it averages each image with its mirror, like the engine does.
+    """
     import keras  # imported here: TensorFlow is optional and slow to import
 
     model = keras.models.load_model(model_path, compile=False)
@@ -159,9 +164,11 @@ def make_keras_pipeline(
                 rows = {}
                 if good:
                     pixels = np.stack([decoded[i] for i in good]).astype(np.float32)
-                    rows = dict(
-                        zip(good, probabilities_of(model.predict_on_batch(pixels)), strict=True)
-                    )
+                    probabilities = probabilities_of(model.predict_on_batch(pixels))
+                    if flip_average:
+                        of_mirror = probabilities_of(model.predict_on_batch(mirror(pixels)))
+                        probabilities = (probabilities + of_mirror) / 2.0
+                    rows = dict(zip(good, probabilities, strict=True))
                 for i, path in enumerate(batch):
                     if i in rows:
                         predictions.append(Prediction(str(path), rows[i]))
@@ -170,7 +177,8 @@ def make_keras_pipeline(
         write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
         seconds = time.perf_counter() - started
         return RunResult(
-            pipeline="Keras predict_on_batch (TensorFlow)",
+            pipeline="Keras predict_on_batch (TensorFlow)"
+            + (", flip-average" if flip_average else ""),
             batch_size=batch_size,
             images=len(paths),
             errors=sum(not p.ok for p in predictions),

@@ -79,16 +79,23 @@ def build_metadata(
     return values
 
 
-def _origin(weights: dict[str, Any], init_from: dict[str, Any] | None) -> str:
-    """Where the weights came from, in words, following a warm restart back one run."""
-    if weights.get("kind") != "none":
-        return f"fine-tuned from {_weights_source(weights)} weights"
-    if not init_from:
-        return "trained from scratch (no pretrained weights)"
-    earlier = init_from.get("weights") or {}
-    if earlier.get("kind") == "none" and not init_from.get("init_from"):
-        return "trained from scratch (no pretrained weights), continued from an earlier run"
-    return f"continued from the model {init_from.get('path')}"
+def _origin(weights: dict[str, Any], init_from: Any) -> str:
+    """Where the weights came from, in words, following warm restarts back to the first run.
+
+    A run started `--init-from` an earlier model records that model's own weights and
+    `init_from` (from its run.json), so the chain leads to the run that began it.
+    """
+    runs = 1
+    while isinstance(init_from, dict):
+        earlier = init_from.get("weights")
+        if not isinstance(earlier, dict):  # no run.json beside it: provenance unknown
+            return f"continued from the model {init_from.get('path')} (origin not recorded)"
+        weights, init_from, runs = earlier, init_from.get("init_from"), runs + 1
+    if weights.get("kind") == "none":
+        origin = "trained from scratch (no pretrained weights)"
+    else:
+        origin = f"fine-tuned from {_weights_source(weights)} weights"
+    return origin if runs == 1 else f"{origin}, in {runs} runs (warm restarts)"
 
 
 def _weights_source(weights: dict[str, Any] | None) -> str | None:

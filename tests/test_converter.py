@@ -625,28 +625,42 @@ def test_real_efficientnetv2b0_exports_with_cam_and_parity(tmp_path: Path) -> No
 
 
 NO_WEIGHTS = {"kind": "none", "path": None, "sha256": None}
+IMAGENET = {"kind": "imagenet", "path": "/k/w.h5", "sha256": "ef"}
+SCRATCH_RUN = {"path": "/r/v1/model.keras", "sha256": "ab", "weights": NO_WEIGHTS}
 
 
 @pytest.mark.parametrize(
     ("weights", "init_from", "expected"),
     [
         (NO_WEIGHTS, None, "trained from scratch (no pretrained weights)"),
+        (IMAGENET, None, "fine-tuned from imagenet weights"),
         (
             NO_WEIGHTS,
-            {"path": "/r/v1/model.keras", "sha256": "ab", "weights": NO_WEIGHTS},
-            "trained from scratch (no pretrained weights), continued from an earlier run",
+            SCRATCH_RUN,
+            "trained from scratch (no pretrained weights), in 2 runs (warm restarts)",
+        ),
+        (
+            NO_WEIGHTS,
+            {
+                "path": "/r/v2/model.keras",
+                "sha256": "cd",
+                "weights": NO_WEIGHTS,
+                "init_from": SCRATCH_RUN,
+            },
+            "trained from scratch (no pretrained weights), in 3 runs (warm restarts)",
+        ),  # fmt: skip
+        # A restart keeps the first run's pretrained origin.
+        (
+            NO_WEIGHTS,
+            {"path": "/r/in/model.keras", "sha256": "cd", "weights": IMAGENET},
+            "fine-tuned from imagenet weights, in 2 runs (warm restarts)",
         ),
         # An earlier model of unknown provenance must not be called "from scratch".
         (
             NO_WEIGHTS,
             {"path": "/x/model.keras", "sha256": "cd"},
-            "continued from the model /x/model.keras",
-        ),  # fmt: skip
-        (
-            {"kind": "imagenet", "path": "/k/w.h5", "sha256": "ef"},
-            None,
-            "fine-tuned from imagenet weights",
-        ),  # fmt: skip
+            "continued from the model /x/model.keras (origin not recorded)",
+        ),
     ],
 )
 def test_summary_says_where_the_weights_came_from(weights, init_from, expected) -> None:

@@ -394,10 +394,11 @@ def test_model_without_cam_runs_only_the_probabilities(
 def test_flip_average_mirrors_each_map_back_before_averaging(
     cam_engine: Engine, tmp_path: Path
 ) -> None:
-    # Green on the left half only: its map differs between the grid's two columns, so a
-    # mirrored map averaged without mirroring it back would blur both columns together.
+    # Green on the left half only, fading from top to bottom: its map differs between the
+    # grid's two columns, so a mirrored map averaged without mirroring it back (or mirrored
+    # along the wrong axis) would not equal the map.
     pixels = np.zeros((32, 32, 3), dtype=np.uint8)
-    pixels[:, :16, 1] = 255
+    pixels[:, :16, 1] = np.linspace(255, 64, 32, dtype=np.uint8)[:, None]
     path = tmp_path / "green_left.png"
     Image.fromarray(pixels).save(path)
     image = load_model_input(path, (32, 32))[None]
@@ -429,3 +430,16 @@ def test_flip_average_on_a_static_batch_model_pads_both_views(tmp_path: Path) ->
     np.testing.assert_allclose(
         cams, (expected_cam(batch) + mirrored_back) / 2, rtol=1e-5, atol=1e-5
     )
+
+
+def test_flip_average_of_no_readable_image_is_an_empty_result(
+    cam_engine: Engine, tmp_path: Path
+) -> None:
+    probabilities, cams = cam_engine.predict_batch_with_cam(
+        np.zeros((0, 32, 32, 3), np.float32), flip_average=True
+    )
+    assert probabilities.shape == (0, 10) and cams.shape == (0, *CAM_GRID, 10)
+    [row] = next(cam_engine.classify([tmp_path / "missing.png"], flip_average=True))
+    assert row.error == "file not found"
+    with pytest.raises(ValueError, match=r"got \(1, 16, 16, 3\)"):  # the caller's shape
+        cam_engine.predict_batch(np.zeros((1, 16, 16, 3), np.float32), flip_average=True)

@@ -848,6 +848,7 @@ def test_flip_average_from_the_run_menu_matches_the_engine_and_is_remembered(
     assert window.controller.flip_average
 
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [samples]))
+    assert "averaged with mirrored images" in window.last_summary.describe()
 
     images = collect_images([samples]).images
     engine = Engine()

@@ -11,9 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 
 from synthetic_dataset import make_dataset
+from trainer import fit as fit_module
 from trainer import weights as weights_module
 from trainer.cli import main
 from trainer.dataset import load_dataset
@@ -151,3 +154,33 @@ def test_hidden_clutter_is_not_a_class_or_an_image(tmp_path):
     dataset = load_dataset(tmp_path)
     assert dataset.class_names == tuple(sorted(CLASSES))
     assert len(dataset.splits["train"].samples) == 2 * len(CLASSES)
+
+
+@pytest.mark.slow
+def test_init_from_warm_starts_a_new_run_and_records_where_it_came_from(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    first = tmp_path / "first"
+    common = ["--data", str(tiny_data), "--epochs", "1", "--cache-dir", str(tmp_path / "cache"),
+              *TINY_RECIPE]  # fmt: skip
+    assert main(["fit", "--out", str(first), *common]) == 0
+    loaded = []
+    real_load = fit_module.load_initial_weights
+
+    def spy(model, path):
+        real_load(model, path)
+        loaded.append([w.copy() for w in model.get_weights()])
+
+    monkeypatch.setattr(fit_module, "load_initial_weights", spy)
+    second = tmp_path / "second"
+    earlier = first / "model.keras"
+    assert main(["fit", "--out", str(second), "--init-from", str(earlier), *common]) == 0
+
+    assert "starting from the weights of" in capsys.readouterr().out
+    [start] = loaded  # the new run began from exactly the earlier model's weights
+    expected = keras.saving.load_model(earlier).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(start, expected, strict=True))
+    record = json.loads((second / "run.json").read_text())["init_from"]
+    assert record["path"] == str(earlier.resolve())
+    assert record["sha256"] == weights_module.file_sha256(earlier)
+    assert record["weights"] == {"kind": "none", "path": None, "sha256": None}

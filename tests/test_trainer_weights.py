@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -112,26 +113,47 @@ def _saved_model(tmp_path, num_classes: int, shift: float) -> Path:
 
 def test_init_from_starts_from_every_weight_of_an_earlier_model(tmp_path):
     earlier = _saved_model(tmp_path, num_classes=3, shift=0.01)
+    # The earlier run's record: a warm restart of a from-scratch run.
+    first = {"path": "/runs/v0/model.keras", "sha256": "ab", "weights": NO_WEIGHTS.to_dict()}
+    (tmp_path / "run.json").write_text(
+        json.dumps({"weights": NO_WEIGHTS.to_dict(), "init_from": first})
+    )
     config = TrainConfig(image_size=SMALL, weights="none", init_from=str(earlier))
+    run_dir = tmp_path / "new-run"
     model = build_model(config, 3, NO_WEIGHTS)
-    load_initial_weights(model, initial_weights_file(config))
+    load_initial_weights(model, initial_weights_file(config, run_dir))
     expected = keras.saving.load_model(earlier).weights
     assert len(model.weights) == len(expected)
     for got, want in zip(model.weights, expected, strict=True):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
-    record = init_from_record(config)
-    assert record["path"] == str(earlier.resolve())
-    assert record["sha256"] == file_sha256(earlier)
+    record = init_from_record(config, run_dir)
+    assert record == {
+        "path": str(earlier.resolve()),
+        "sha256": file_sha256(earlier),
+        "weights": NO_WEIGHTS.to_dict(),
+        "init_from": first,
+    }
 
 
 def test_init_from_a_model_with_other_classes_is_refused(tmp_path):
     earlier = _saved_model(tmp_path, num_classes=4, shift=0.0)
     model = build_model(TrainConfig(image_size=SMALL, weights="none"), 3, NO_WEIGHTS)
-    with pytest.raises(WeightsError, match="different architecture"):
+    with pytest.raises(WeightsError, match="different network"):
         load_initial_weights(model, earlier)
 
 
-def test_init_from_a_missing_file_is_a_clear_error(tmp_path):
-    config = TrainConfig(init_from=str(tmp_path / "nope.keras"))
-    with pytest.raises(WeightsError, match="--init-from model not found"):
-        initial_weights_file(config)
+@pytest.mark.parametrize(
+    ("weights", "where", "message"),
+    [
+        ("none", "elsewhere/nope.keras", "--init-from model not found"),
+        ("imagenet", "earlier.keras", "pass --weights none"),
+        ("none", "run/earlier.keras", "inside the run directory"),
+    ],
+)
+def test_init_from_problems_are_clear_errors(tmp_path, weights, where, message):
+    for name in ("earlier.keras", "run/earlier.keras"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"a model")
+    config = TrainConfig(weights=weights, init_from=str(tmp_path / where))
+    with pytest.raises(WeightsError, match=message):
+        initial_weights_file(config, tmp_path / "run")

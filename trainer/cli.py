@@ -24,6 +24,16 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# Flags whose meaning the name alone does not give.
+FIELD_HELP = {
+    "weights": "imagenet, none, or a no-top EfficientNetV2B0 weights file",
+    "frozen_layers": "backbone layers kept frozen, counted from the input",
+    "mix_probability": "share of training batches mixed by MixUp or CutMix",
+    "init_from": "start from every weight of an earlier run's model.keras (a warm restart "
+    "with a new schedule; needs --weights none)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ewaste-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,7 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + field.name.replace("_", "-")
         kind = type(field.default)
         overrides.add_argument(
-            flag, dest=field.name, type=kind, default=None, metavar=kind.__name__.upper()
+            flag,
+            dest=field.name,
+            type=kind,
+            default=None,
+            metavar=kind.__name__.upper(),
+            help=FIELD_HELP.get(field.name),
         )
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved .keras model on a split")

@@ -126,7 +126,8 @@ def fit(
 
     dataset = load_dataset(data_dir)
     resolve_weights(config.weights)  # fail fast, before the audit's slow work
-    initial_weights_file(config)
+    if not resume:  # a resumed run continues from its checkpoint, not from --init-from
+        initial_weights_file(config, run_dir)
     print(f"auditing {data_dir} ...", flush=True)
     audit = run_audit(data_dir, run_dir / "audit")
     model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
@@ -183,7 +184,7 @@ def train(
                 "data_dir": str(Path(dataset.root).resolve()),
                 "config": config.to_dict(),
                 "weights": weights.to_dict(),
-                "init_from": init_from_record(config),
+                "init_from": init_from_record(config, run_dir),
                 "versions": library_versions(),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": " ".join(sys.argv),
@@ -212,7 +213,7 @@ def train(
         state = {"epochs_done": 0, "history": {}, "best": None, "wait": 0}
         model = build_model(config, num_classes, weights)
         if config.init_from:
-            load_initial_weights(model, initial_weights_file(config))
+            load_initial_weights(model, initial_weights_file(config, run_dir))
             print(f"starting from the weights of {config.init_from}", flush=True)
         # Training batches drop the remainder, so an epoch is N // batch steps (at least 1).
         steps_per_epoch = max(1, len(train_arrays.labels) // config.batch_size)
@@ -242,20 +243,32 @@ def train(
     return model, history
 
 
-def initial_weights_file(config: TrainConfig) -> Path | None:
-    """The `--init-from` model file, checked to exist; None when the run starts fresh."""
+def initial_weights_file(config: TrainConfig, run_dir: Path) -> Path | None:
+    """The `--init-from` model file, checked; None when the run starts fresh."""
     if not config.init_from:
         return None
     path = Path(config.init_from).expanduser()
     if not path.is_file():
         raise WeightsError(f"--init-from model not found: {path}")
+    if config.weights.lower() != "none":
+        # Every weight comes from the earlier model: backbone weights loaded first would be
+        # overwritten, and run.json would name a source the model did not come from.
+        raise WeightsError(
+            "--init-from replaces every weight of the model: pass --weights none with it "
+            "(the earlier run's run.json says where its own weights came from)"
+        )
+    if path.resolve().parent == run_dir.resolve():
+        raise WeightsError(
+            f"--init-from {path} is inside the run directory {run_dir}, whose files this run "
+            "replaces; pass a new --out"
+        )
     return path
 
 
-def init_from_record(config: TrainConfig) -> dict | None:
+def init_from_record(config: TrainConfig, run_dir: Path) -> dict | None:
     """The `--init-from` file, its hash, and (from its run.json) where its own weights came
     from, so a warm-started model's provenance stays traceable to the first run."""
-    path = initial_weights_file(config)
+    path = initial_weights_file(config, run_dir)
     if path is None:
         return None
     record = {"path": str(path.resolve()), "sha256": file_sha256(path)}

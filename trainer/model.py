@@ -70,9 +70,8 @@ def load_initial_weights(model: keras.Model, path: Path) -> None:
     theirs = [tuple(v.shape) for v in earlier.weights]
     if ours != theirs:
         raise WeightsError(
-            f"--init-from {path} has a different architecture (input size or class count): "
-            f"its input is {earlier.input_shape}, outputs {earlier.output_shape}; this run "
-            f"needs {model.input_shape} to {model.output_shape}"
+            f"--init-from {path} is a different network (another class count or backbone): "
+            f"it outputs {earlier.output_shape}, this run needs {model.output_shape}"
         )
     model.set_weights(earlier.get_weights())
 

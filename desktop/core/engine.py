@@ -118,13 +118,11 @@ class Engine:
     ) -> list[np.ndarray]:
         """`_predict`, or with `flip_average` the mean over each image and its mirror.
 
-        Both views go through one session call (a batch of 2N). A mirrored image's map is
-        mirrored back before averaging, so it lines up with the image shown.
+        Both views go through `_predict` together (a batch of 2N). A mirrored image's map
+        is mirrored back before averaging, so it lines up with the image shown.
         """
+        batch = self._checked_batch(images)
         if not flip_average:
-            return self._predict(images, names)
-        batch = np.asarray(images, dtype=np.float32)
-        if batch.ndim != 4:  # _predict explains the expected shape
             return self._predict(batch, names)
         count = batch.shape[0]
         outputs = self._predict(np.concatenate([batch, mirror(batch)]), names)
@@ -132,14 +130,18 @@ class Engine:
         averaged += [(maps[:count] + mirror(maps[count:])) / 2.0 for maps in outputs[1:]]
         return averaged
 
-    def _predict(self, images: np.ndarray, names: list[str]) -> list[np.ndarray]:
-        """The outputs `names` for preprocessed images, split and padded to a static batch."""
+    def _checked_batch(self, images: np.ndarray) -> np.ndarray:
         height, width = self.info.input_size
         batch = np.ascontiguousarray(images, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != (height, width, 3):
             raise ValueError(
                 f"expected images shaped (N, {height}, {width}, 3), got {tuple(batch.shape)}"
             )
+        return batch
+
+    def _predict(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """The outputs `names` for a checked batch, split and padded to a static batch."""
+        height, width = self.info.input_size
         count = batch.shape[0]
         if count == 0:
             shapes = {self.info.probabilities_output: (self.info.num_classes,)}

@@ -51,13 +51,15 @@ class RunController(QObject):
         self.batch_size = batch_size
         self.flip_average = False  # average each image with its mirror (for the next run)
         self._engine: Engine | None = None
-        self._queue: deque[list[str]] = deque()
+        # Each request keeps the flip-average choice made when it was dropped.
+        self._queue: deque[tuple[list[str], bool]] = deque()
         self._worker: ClassifyWorker | None = None
         self._thread: QThread | None = None
         self._threads: list[tuple[QThread, ClassifyWorker]] = []  # alive, incl. cancelled
         self._started_at = 0.0
         self._total = self._done = self._errors = self._problems = self._skipped = 0
         self._rate = 0.0
+        self._flip_average_now = False  # the running request's choice
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -84,7 +86,7 @@ class RunController(QObject):
     def submit(self, paths: Sequence[str]) -> None:
         """Classify `paths` (files and folders) now, or after the current run."""
         if paths:
-            self._queue.append([str(p) for p in paths])
+            self._queue.append(([str(p) for p in paths], self.flip_average))
             self._start_next()
 
     def cancel(self, clear_queue: bool = True) -> None:
@@ -135,8 +137,9 @@ class RunController(QObject):
     def _start_next(self) -> None:
         if self._worker is not None or self._engine is None or not self._queue:
             return
-        paths = self._queue.popleft()
-        worker = ClassifyWorker(self._engine, paths, self.batch_size, self.flip_average)
+        paths, flip_average = self._queue.popleft()
+        worker = ClassifyWorker(self._engine, paths, self.batch_size, flip_average)
+        self._flip_average_now = flip_average
         thread = QThread(self)
         thread.setObjectName("ewaste-classify")
         worker.moveToThread(thread)
@@ -212,6 +215,7 @@ class RunController(QObject):
             cancelled=cancelled,
             seconds=time.perf_counter() - self._started_at,
             images_per_s=self._rate,
+            flip_average=self._flip_average_now,
         )
 
     @Slot()

@@ -35,12 +35,15 @@ class RunSummary:
     cancelled: bool
     seconds: float
     images_per_s: float
+    flip_average: bool = False  # each image averaged with its mirror
 
     def describe(self) -> str:
         verb = "Cancelled after" if self.cancelled else "Classified"
         text = f"{verb} {self.done} of {self.images} images in {self.seconds:.1f} s"
         if self.images_per_s > 0:
             text += f" ({self.images_per_s:.1f} images/s)"
+        if self.flip_average:
+            text += ", averaged with mirrored images"
         if self.errors:
             text += f"; {self.errors} error{'s' if self.errors != 1 else ''}"
         if self.skipped:
@@ -122,5 +125,6 @@ class ClassifyWorker(QObject):
                 cancelled=self.should_stop(),
                 seconds=time.perf_counter() - started,
                 images_per_s=rate,
+                flip_average=self._flip_average,
             )
         )
