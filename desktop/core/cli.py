@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--flip-average",
         action="store_true",
-        help="also classify each image mirrored and average the two: a little more "
-        "accurate, half the speed",
+        help="also classify each image mirrored and average the two: can be a little "
+        "more accurate, at half the speed",
     )
     return parser
 

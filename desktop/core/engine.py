@@ -6,7 +6,7 @@ batch is inferred, a bad file becomes an error `Prediction`, and a stop request 
 between batches and between decodes.
 
 `flip_average=True` predicts each image and its left-right mirror and averages the two
-(test-time augmentation): a little more accurate, at twice the inference work.
+(test-time augmentation): can be a little more accurate, at twice the inference work.
 """
 
 from __future__ import annotations

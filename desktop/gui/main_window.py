@@ -168,8 +168,8 @@ class MainWindow(QMainWindow):
         # Checkable, so built here rather than by action(): it carries its state.
         self.flip_average_action = QAction("&Average with mirrored image", self, checkable=True)
         tip = (
-            "Also classify each image mirrored left-right and average the two: a little "
-            "more accurate, half the speed (applies from the next run)"
+            "Also classify each image mirrored left-right and average the two: can be a "
+            "little more accurate, at half the speed (applies to images added from now on)"
         )
         self.flip_average_action.setStatusTip(tip)
         self.flip_average_action.setToolTip(tip)
