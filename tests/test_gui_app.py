@@ -235,9 +235,9 @@ def test_gui_thread_never_decodes_or_infers(
         threads.add(threading.current_thread().name)
         return original_load(*args, **kwargs)
 
-    def predict_batch_with_cam(self, images):
+    def predict_batch_with_cam(self, *args, **kwargs):
         threads.add(threading.current_thread().name)
-        return original_predict(self, images)
+        return original_predict(self, *args, **kwargs)
 
     monkeypatch.setattr(engine_module, "load_rgb", load_rgb)
     monkeypatch.setattr(Engine, "predict_batch_with_cam", predict_batch_with_cam)
