@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 from trainer.config import TrainConfig
 from trainer.data import SplitArrays, training_pipeline
@@ -53,3 +54,34 @@ def test_mixing_draws_new_ratios_every_epoch():
 def test_a_different_seed_gives_different_batches():
     other = _two_epochs(CONFIG.replace(seed=8))[0][0][0]
     assert not np.array_equal(_two_epochs(CONFIG)[0][0][0], other)
+
+
+def test_heavy_augmentation_is_repeatable_too():
+    heavy = CONFIG.replace(augment="heavy")
+    first, second = _two_epochs(heavy), _two_epochs(heavy)
+    np.testing.assert_array_equal(first[1][0][0], second[1][0][0])
+
+
+def _grey_images_after(augment: str) -> np.ndarray:
+    """Uniform grey images through a pipeline without mixing: geometric and colour changes
+    keep each image uniform, so any spread of values inside one image is an erased box."""
+    config = CONFIG.replace(augment=augment, mix_probability=0.0)
+    keras.utils.set_random_seed(config.seed)
+    grey = SplitArrays(
+        images=np.full((32, 24, 24, 3), 128, np.uint8),
+        labels=np.zeros(32, np.int32),
+        paths=[""] * 32,
+        failures=[],
+    )
+    return np.concatenate([x.numpy() for x, _ in training_pipeline(grey, 4, config)])
+
+
+def test_heavy_augmentation_erases_a_box_in_about_half_the_images():
+    erased = (_grey_images_after("heavy").std(axis=(1, 2, 3)) > 1).sum()
+    assert 6 <= erased <= 26, f"{erased} of 32 images erased"
+    assert (_grey_images_after("strong").std(axis=(1, 2, 3)) <= 1).all()
+
+
+def test_an_unknown_augment_level_is_refused():
+    with pytest.raises(ValueError, match="heavy"):
+        training_pipeline(_arrays(), num_classes=4, config=CONFIG.replace(augment="extreme"))

@@ -29,6 +29,8 @@ FIELD_HELP = {
     "weights": "imagenet, none, or a no-top EfficientNetV2B0 weights file",
     "frozen_layers": "backbone layers kept frozen, counted from the input",
     "mix_probability": "share of training batches mixed by MixUp or CutMix",
+    "augment": "basic (flip, rotation, zoom), strong (+ translation, contrast, brightness) "
+    "or heavy (+ saturation, random erasing)",
     "init_from": "start from every weight of an earlier run's model.keras (a warm restart "
     "with a new schedule; needs --weights none)",
 }
