@@ -186,54 +186,90 @@ def large_copies(large_jpeg_path: Path, folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def test_stop_while_decoding_returns_well_under_a_second(
-    tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path
+class DecodeSpy:
+    """Records every file the engine begins to decode, in order."""
+
+    def __init__(self, engine: Engine, monkeypatch: pytest.MonkeyPatch):
+        self.paths: list[str] = []
+        real_decode = engine._decode
+
+        def counting_decode(*args, **kwargs):
+            self.paths.append(str(args[0]))
+            return real_decode(*args, **kwargs)
+
+        monkeypatch.setattr(engine, "_decode", counting_decode)
+
+    def wait_for(self, count: int, limit_s: float = 60.0) -> None:
+        """Wait (bounded, not asserted on) until `count` decodes have begun."""
+        deadline = time.monotonic() + limit_s
+        while len(self.paths) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def _wait_for_decode_threads_to_end(limit_s: float = 60.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and any(
+        thread.name.startswith("ewaste-decode") for thread in threading.enumerate()
+    ):
+        time.sleep(0.01)
+
+
+def test_stop_while_decoding_drops_the_rest_of_the_batch(
+    tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = Engine(tiny_model_path, threads=1, decode_workers=1)
-    # ~1 s of decoding on one thread: a stop that waited for the batch would take that long.
+    spy = DecodeSpy(engine, monkeypatch)
+    # 150 camera-size photos on one decode thread: seconds of work for the whole batch.
     paths = large_copies(large_jpeg_path, tmp_path / "large", 150)
-    stop = threading.Event()
-    timer = threading.Timer(0.1, stop.set)
-    started = time.perf_counter()
-    timer.start()
-    try:
-        batches = list(engine.classify(paths, batch_size=150, should_stop=stop.is_set))
-    finally:
-        timer.cancel()
-    stopped_after = time.perf_counter() - started
+    # Stop once a few files have begun decoding: in the middle of batch 1, while the
+    # consumer is already waiting for it.
+    batches = list(engine.classify(paths, batch_size=150, should_stop=lambda: len(spy.paths) >= 3))
+    decoded_when_returned = len(spy.paths)
+    _wait_for_decode_threads_to_end()
     assert batches == []
-    assert stopped_after < 0.1 + 0.5, f"stop took {stopped_after - 0.1:.2f} s to take effect"
+    # The run returned without waiting for the batch, and the queued files were dropped
+    # rather than decoded in the background after it returned.
+    assert decoded_when_returned < len(paths)
+    assert len(spy.paths) < len(paths), f"{len(spy.paths)} of {len(paths)} decoded"
 
 
 def test_next_batch_decodes_while_the_consumer_works(
-    tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path
+    tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = Engine(tiny_model_path, threads=1, decode_workers=1)
+    spy = DecodeSpy(engine, monkeypatch)
     paths = large_copies(large_jpeg_path, tmp_path / "large", 32)
-    started = time.perf_counter()
-    for path in paths[16:]:
-        engine.classify_file(path)
-    sequential = time.perf_counter() - started  # decoding batch 2 without prefetch
-
     run = engine.classify(paths, batch_size=16)
     first = next(run)
-    time.sleep(3 * sequential + 0.2)  # the consumer is busy (e.g. writing results)
-    started = time.perf_counter()
+    # The consumer now works on batch 1 and asks for nothing: batch 2 must decode anyway.
+    spy.wait_for(32)
+    assert sorted(spy.paths) == sorted(str(path) for path in paths)
     second = next(run)
-    waited = time.perf_counter() - started
     assert [p.ok for p in first + second] == [True] * 32
-    assert waited < sequential / 2, (
-        f"batch 2 took {waited:.3f} s after the pause; decoding it takes {sequential:.3f} s, "
-        "so it was not prefetched"
-    )
+    assert [p.path for p in first + second] == [str(path) for path in paths]
 
 
-def test_abandoning_the_generator_does_not_hang(engine: Engine, sample_images_dir: Path) -> None:
-    run = engine.classify(sorted(sample_images_dir.iterdir()) * 10, batch_size=2)
+def test_abandoning_the_generator_does_not_wait_for_running_decodes(
+    engine: Engine, sample_images_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [str(path) for path in sorted(sample_images_dir.iterdir())]
+    real_decode = engine._decode
+    gate, finished = threading.Event(), threading.Event()
+
+    def decode_batch_2_held_at_the_gate(path, *args, **kwargs):
+        if path in paths[2:4]:  # batch 2 is decoding while the consumer holds batch 1
+            gate.wait(60)
+            finished.set()
+        return real_decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "_decode", decode_batch_2_held_at_the_gate)
+    run = engine.classify(paths, batch_size=2)
     next(run)
-    started = time.perf_counter()
-    run.close()
-    assert time.perf_counter() - started < 0.5
+    try:
+        run.close()  # would block until the gate times out if it waited for the decode
+        assert not finished.is_set(), "close() waited for a running decode"
+    finally:
+        gate.set()
 
 
 @pytest.mark.parametrize("batch_size", [0, -1])
