@@ -379,26 +379,46 @@ def many_images(tmp_path: Path) -> Path:
     return folder
 
 
-def test_cancel_stops_within_a_second_and_keeps_done_rows(
-    qtbot, make_window, tiny_model_path: Path, many_images: Path
+def count_decodes(monkeypatch: pytest.MonkeyPatch, delay_s: float = 0.0) -> list[str]:
+    """Every file the engine decodes from now on, optionally slowed to keep a run going."""
+    decoded: list[str] = []
+    real_load_rgb = engine_module.load_rgb
+
+    def counting_load_rgb(path, *args, **kwargs):
+        decoded.append(str(path))
+        time.sleep(delay_s)
+        return real_load_rgb(path, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "load_rgb", counting_load_rgb)
+    return decoded
+
+
+def test_cancel_stops_the_worker_and_keeps_done_rows(
+    qtbot,
+    make_window,
+    tiny_model_path: Path,
+    many_images: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    decoded = count_decodes(monkeypatch)
     window = make_window(tiny_model_path, batch_size=2)
     qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
-    cancelled_at: list[float] = []
+    cancelled: list[bool] = []
 
     def cancel_after_first_batch(_batch: list) -> None:
-        if not cancelled_at:
-            cancelled_at.append(time.perf_counter())
+        if not cancelled:
+            cancelled.append(True)
             qtbot.mouseClick(window.progress_panel.cancel_button, Qt.MouseButton.LeftButton)
 
     window.controller.batch_ready.connect(cancel_after_first_batch)
     drop(window.drop_area, [many_images])
-    qtbot.waitUntil(lambda: bool(cancelled_at), timeout=RUN_TIMEOUT_MS)
-    # The window is idle at once, and the worker thread itself ends within a second.
+    qtbot.waitUntil(lambda: bool(cancelled), timeout=RUN_TIMEOUT_MS)
+    # The window is idle at once, and the worker thread itself ends without finishing the
+    # folder: it decoded a few batches ahead at most, not the 300 files.
     assert not window.controller.busy
     assert window.last_summary is not None and window.last_summary.cancelled
-    qtbot.waitUntil(lambda: window.controller.running_threads() == 0, timeout=1000)
-    assert time.perf_counter() - cancelled_at[0] < 1.0
+    qtbot.waitUntil(lambda: window.controller.running_threads() == 0, timeout=RUN_TIMEOUT_MS)
+    assert len(decoded) < 300, f"the cancelled worker decoded {len(decoded)} of 300 files"
     kept = window.results.rowCount()
     qtbot.wait(300)  # batches still queued from the stopped worker must not show up
     assert window.results.rowCount() == kept == 2  # the one batch that was done
@@ -540,13 +560,7 @@ def test_closing_mid_run_and_mid_preview_stops_every_thread(
 ) -> None:
     # Slow every decode a little so the run is surely still going when the window closes,
     # however fast the machine.
-    real_load_rgb = engine_module.load_rgb
-
-    def slow_load_rgb(*args, **kwargs):
-        time.sleep(0.02)
-        return real_load_rgb(*args, **kwargs)
-
-    monkeypatch.setattr(engine_module, "load_rgb", slow_load_rgb)
+    decoded = count_decodes(monkeypatch, delay_s=0.02)
     window = make_window(tiny_model_path, batch_size=2)
     qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [large_jpeg_path]))
@@ -555,10 +569,12 @@ def test_closing_mid_run_and_mid_preview_stops_every_thread(
     controller = window.controller
     assert controller.busy
     window.view.select_proxy_row(0)  # the 4000x3000 photo: its preview decodes now
-    started = time.perf_counter()
     window.close()  # what the title bar's close button does
-    assert controller.running_threads() == 0  # close waited for the worker
-    assert time.perf_counter() - started < 2.0
+    # close() stopped the worker and waited for it: not given up on after the grace period,
+    # and not left to decode the rest of the folder.
+    assert controller.running_threads() == 0
+    assert abandoned_threads() == 0
+    assert len(decoded) < 1 + 300, f"{len(decoded)} decodes: the run was not stopped"
     window.deleteLater()
     qtbot.wait(200)  # the preview job may still deliver to a deleted widget: nothing breaks
 
@@ -584,11 +600,11 @@ def test_closing_with_a_worker_stuck_in_the_file_system_does_not_freeze(
     drop(window.drop_area, [sample_images_dir])
     assert entered.wait(5)
     try:
-        started = time.perf_counter()
         window.close()
-        elapsed = time.perf_counter() - started
-        assert SHUTDOWN_WAIT_MS / 1000 - 0.1 < elapsed < SHUTDOWN_WAIT_MS / 1000 + 1.5
-        assert "did not stop within 2 s" in capsys.readouterr().err
+        # close() came back while the listing is still hung: it waited its grace period,
+        # said so, and left the thread to end on its own.
+        assert not release.is_set()
+        assert f"did not stop within {SHUTDOWN_WAIT_MS // 1000} s" in capsys.readouterr().err
         assert abandoned_threads() == 1
         window.deleteLater()  # takes the controller along, but not the running thread
         qtbot.wait(100)
@@ -628,7 +644,7 @@ def test_the_app_exits_cleanly_while_a_worker_is_stuck(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
-    started = time.perf_counter()
+    # The listing hangs for 120 s: an app that waited for it would overrun this timeout.
     done = subprocess.run(
         [sys.executable, "-c", HUNG_EXIT, "--model", str(tiny_model_path), str(sample_images_dir)],
         cwd=tmp_path,
@@ -642,7 +658,6 @@ def test_the_app_exits_cleanly_while_a_worker_is_stuck(
     assert done.returncode == 0, done.stderr[-3000:]
     assert "did not stop within 2 s" in done.stderr
     assert "Destroyed while thread" not in done.stderr
-    assert time.perf_counter() - started < 40  # the two-second wait, not the 120 s listing
 
 
 def test_a_file_name_that_is_not_utf8_is_shown_previewed_and_exported(
