@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from PIL import Image
 
 import desktop.core.engine as engine_module
+from decode_counter import count_decodes, wait_for_decode_threads_to_end, wait_for_decodes
 from desktop.core.assets import default_model_path
 from desktop.core.engine import Engine, Prediction
 from desktop.core.model_info import ModelError
@@ -186,64 +186,36 @@ def large_copies(large_jpeg_path: Path, folder: Path, count: int) -> list[Path]:
     return paths
 
 
-class DecodeSpy:
-    """Records every file the engine begins to decode, in order."""
-
-    def __init__(self, engine: Engine, monkeypatch: pytest.MonkeyPatch):
-        self.paths: list[str] = []
-        real_decode = engine._decode
-
-        def counting_decode(*args, **kwargs):
-            self.paths.append(str(args[0]))
-            return real_decode(*args, **kwargs)
-
-        monkeypatch.setattr(engine, "_decode", counting_decode)
-
-    def wait_for(self, count: int, limit_s: float = 60.0) -> None:
-        """Wait (bounded, not asserted on) until `count` decodes have begun."""
-        deadline = time.monotonic() + limit_s
-        while len(self.paths) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-
-def _wait_for_decode_threads_to_end(limit_s: float = 60.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline and any(
-        thread.name.startswith("ewaste-decode") for thread in threading.enumerate()
-    ):
-        time.sleep(0.01)
-
-
 def test_stop_while_decoding_drops_the_rest_of_the_batch(
     tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = Engine(tiny_model_path, threads=1, decode_workers=1)
-    spy = DecodeSpy(engine, monkeypatch)
+    decoded = count_decodes(monkeypatch)
     # 150 camera-size photos on one decode thread: seconds of work for the whole batch.
     paths = large_copies(large_jpeg_path, tmp_path / "large", 150)
     # Stop once a few files have begun decoding: in the middle of batch 1, while the
     # consumer is already waiting for it.
-    batches = list(engine.classify(paths, batch_size=150, should_stop=lambda: len(spy.paths) >= 3))
-    decoded_when_returned = len(spy.paths)
-    _wait_for_decode_threads_to_end()
+    batches = list(engine.classify(paths, batch_size=150, should_stop=lambda: len(decoded) >= 3))
+    decoded_when_returned = len(decoded)
+    wait_for_decode_threads_to_end()
     assert batches == []
     # The run returned without waiting for the batch, and the queued files were dropped
     # rather than decoded in the background after it returned.
     assert decoded_when_returned < len(paths)
-    assert len(spy.paths) < len(paths), f"{len(spy.paths)} of {len(paths)} decoded"
+    assert len(decoded) < len(paths), f"{len(decoded)} of {len(paths)} decoded"
 
 
 def test_next_batch_decodes_while_the_consumer_works(
     tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = Engine(tiny_model_path, threads=1, decode_workers=1)
-    spy = DecodeSpy(engine, monkeypatch)
+    decoded = count_decodes(monkeypatch)
     paths = large_copies(large_jpeg_path, tmp_path / "large", 32)
     run = engine.classify(paths, batch_size=16)
     first = next(run)
     # The consumer now works on batch 1 and asks for nothing: batch 2 must decode anyway.
-    spy.wait_for(32)
-    assert sorted(spy.paths) == sorted(str(path) for path in paths)
+    wait_for_decodes(decoded, 32)
+    assert sorted(decoded) == sorted(str(path) for path in paths)
     second = next(run)
     assert [p.ok for p in first + second] == [True] * 32
     assert [p.path for p in first + second] == [str(path) for path in paths]

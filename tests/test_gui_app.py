@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -24,6 +23,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QWidget
 
 import desktop.core.engine as engine_module
+from decode_counter import count_decodes
 from desktop.core.csv_export import results_header
 from desktop.core.discovery import Collection, collect_images
 from desktop.core.engine import Engine, Prediction
@@ -377,20 +377,6 @@ def many_images(tmp_path: Path) -> Path:
         pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
         Image.fromarray(pixels, "RGB").save(folder / f"img_{i:03d}.png")
     return folder
-
-
-def count_decodes(monkeypatch: pytest.MonkeyPatch, delay_s: float = 0.0) -> list[str]:
-    """Every file the engine decodes from now on, optionally slowed to keep a run going."""
-    decoded: list[str] = []
-    real_load_rgb = engine_module.load_rgb
-
-    def counting_load_rgb(path, *args, **kwargs):
-        decoded.append(str(path))
-        time.sleep(delay_s)
-        return real_load_rgb(path, *args, **kwargs)
-
-    monkeypatch.setattr(engine_module, "load_rgb", counting_load_rgb)
-    return decoded
 
 
 def test_cancel_stops_the_worker_and_keeps_done_rows(
