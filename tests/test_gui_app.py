@@ -28,8 +28,9 @@ from desktop.core.csv_export import results_header
 from desktop.core.discovery import Collection, collect_images
 from desktop.core.engine import Engine, Prediction
 from desktop.gui.app import create_window, parse_args
+from desktop.gui.background import wait_for_background_calls
 from desktop.gui.main_window import MainWindow
-from desktop.gui.preview import NO_CAM_TIP, overlay_size
+from desktop.gui.preview import NO_CAM_TIP, overlay_size, wait_for_previews
 from desktop.gui.results_model import (
     COL_CONFIDENCE,
     COL_FILE,
@@ -59,6 +60,16 @@ def isolated_qsettings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture(autouse=True)
+def no_background_job_outlives_its_test(qapp) -> Iterator[None]:
+    """Torn down after qtbot has closed the windows: a model load, CSV write or preview
+    decode still running then would emit into objects deleted at interpreter exit
+    ("Signal source has been deleted" after the test summary)."""
+    yield
+    assert wait_for_background_calls(RUN_TIMEOUT_MS)
+    assert wait_for_previews(RUN_TIMEOUT_MS)
 
 
 @pytest.fixture

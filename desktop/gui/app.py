@@ -22,10 +22,15 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from desktop.core.argtypes import positive_int
+from desktop.gui.background import wait_for_background_calls
 from desktop.gui.main_window import APP_TITLE, MainWindow
+from desktop.gui.preview import wait_for_previews
 from desktop.gui.run_controller import abandoned_threads
 from desktop.gui.settings import APPLICATION, ORGANIZATION, AppSettings
 from desktop.gui.worker import DEFAULT_BATCH_SIZE
+
+# How long exit waits for a background load, CSV write or preview decode to end.
+EXIT_WAIT_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(250)
     code = app.exec()
+    # A model load, CSV write or preview decode still in flight would emit into objects the
+    # interpreter is deleting; each takes well under a second.
+    wait_for_background_calls(EXIT_WAIT_MS)
+    wait_for_previews(EXIT_WAIT_MS)
     if abandoned_threads():
         # A worker stuck in a system call (see RunController.shutdown) cannot be stopped,
         # and Qt aborts the process if a running QThread is destroyed at interpreter exit.

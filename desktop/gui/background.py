@@ -45,3 +45,8 @@ class BackgroundCall(QObject):
 
     def _mark_done(self, _value: object) -> None:
         self.done = True
+
+
+def wait_for_background_calls(timeout_ms: int) -> bool:
+    """Wait up to `timeout_ms` for calls still running (at exit); True when none is left."""
+    return QThreadPool.globalInstance().waitForDone(timeout_ms)

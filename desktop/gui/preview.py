@@ -59,6 +59,15 @@ def _preview_pool() -> QThreadPool:
     return _pool
 
 
+def wait_for_previews(timeout_ms: int) -> bool:
+    """Wait up to `timeout_ms` for a preview decode in flight; True when none is left.
+
+    At exit: a job still running when Python tears the window's objects down would emit
+    into a deleted object.
+    """
+    return _pool is None or _pool.waitForDone(timeout_ms)
+
+
 def load_preview_image(path: str, max_side: int = PREVIEW_MAX_SIDE) -> QImage:
     """Decode `path` for display, at most `max_side` pixels on a side.
 
