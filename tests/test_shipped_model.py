@@ -58,12 +58,12 @@ def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
     assert "0 non-image files skipped" in result.stdout  # the folder holds only the samples
     assert all(row["status"] in ("ok", "review") for row in rows)
     # Each sample (one fixed test-split image per class) is named after its class. A model
-    # with shuffled labels or untrained weights gets about 1 of 10; the shipped model, about
-    # 80 % accurate on the test split, must get most of them.
+    # with shuffled labels or untrained weights gets about 1 of 10; the shipped model (85.7 %
+    # on the test split, 10 of these 10 right) must get at least 8.
     correct = sum(
         Path(row["path"]).stem.replace("-", " ") == row["predicted_class"].lower() for row in rows
     )
-    assert correct >= 6, rows
+    assert correct >= 8, rows
 
 
 def test_flip_average_is_the_mean_over_each_sample_and_its_mirror():
