@@ -142,10 +142,11 @@ def make_keras_pipeline(
         )
     model.predict_on_batch(np.zeros((1, height, width, 3), np.float32))  # warm-up / trace
     workers = decode_workers or engine.decode_workers
+    resize = engine.info.resize  # decoded as the ONNX model's metadata says
 
     def decode(path: Path) -> np.ndarray | str:
         try:
-            return load_rgb(path, (height, width))
+            return load_rgb(path, (height, width), resize)
         except ImageLoadError as exc:
             return exc.reason
 

@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{label}: decode + resize only",
                     1,
                     args.runs,
-                    lambda p=path: load_rgb(p, engine.input_size),
+                    lambda p=path: load_rgb(p, engine.input_size, engine.info.resize),
                 )
             )
 

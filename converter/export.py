@@ -97,17 +97,19 @@ def export(options: ExportOptions, log=print) -> dict[str, Any]:
     inference = keras_model.build_inference_model(model, head, options.cam)
     keras_model.check_probability_output(inference, size)
 
-    test_split = run_info.dataset_split(info, "test", class_names)
+    # Parity and the INT8 decision use the validation split: the test split is read once,
+    # for the model that ships, by its evaluation, never to make a choice.
+    val_split = run_info.dataset_split(info, "val", class_names)
     train_split = run_info.dataset_split(info, "train", class_names) if options.int8 else None
-    if options.int8 and (test_split is None or train_split is None):
+    if options.int8 and (val_split is None or train_split is None):
         raise ConvertError(
             "--int8 needs the dataset named by run.json data_dir (train split to calibrate, "
-            "test split to measure accuracy), and it is not on this machine"
+            "validation split to measure accuracy), and it is not on this machine"
         )
     if explicit_images is not None:
         images, source = explicit_images, str(options.check_images)
-    elif test_split is not None:
-        images, source = test_split.paths, test_split.source
+    elif val_split is not None:
+        images, source = val_split.paths, val_split.source
     else:
         images, source = [], None
 
@@ -164,11 +166,11 @@ def export(options: ExportOptions, log=print) -> dict[str, Any]:
     with contextlib.suppress(FileNotFoundError):
         failed_parity_report_path(out).unlink()
 
-    if options.int8 and train_split is not None and test_split is not None:
+    if options.int8 and train_split is not None and val_split is not None:
         int8_path, int8_report_path = int8_paths(out)
         try:
             result = quantize_int8(
-                out, int8_path, size, train_split, test_split, options.calibration_images, log=log
+                out, int8_path, size, train_split, val_split, options.calibration_images, log=log
             )
         except ConvertError:
             raise
@@ -219,7 +221,7 @@ def verify(
     if explicit_images is not None:
         images, source = explicit_images, str(check_images)
     else:
-        split = run_info.dataset_split(info, "test", list(model_info.class_names))
+        split = run_info.dataset_split(info, "val", list(model_info.class_names))
         images, source = (split.paths, split.source) if split else ([], None)
     report = parity.check_parity(inference, keras_path, onnx_path, size, images, source, log=log)
     _write_json(parity_report_path(onnx_path), report.to_dict())

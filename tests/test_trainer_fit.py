@@ -49,7 +49,8 @@ def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys):
     run_info = json.loads((run / "run.json").read_text())
     assert run_info["class_names"] == sorted(CLASSES)
     assert run_info["config"]["epochs"] == 2 and run_info["config"]["weights"] == "none"
-    assert run_info["weights"] == {"kind": "none", "path": None, "sha256": None}
+    assert run_info["weights"]["kind"] == "none" and run_info["weights"]["file"] is None
+    assert run_info["weights"]["backbone"] == "efficientnetv2-b0"
     assert {"tensorflow", "keras", "numpy", "pillow"} <= set(run_info["versions"])
 
     history = json.loads((run / "history.json").read_text())
@@ -181,6 +182,38 @@ def test_init_from_warm_starts_a_new_run_and_records_where_it_came_from(
     expected = keras.saving.load_model(earlier).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(start, expected, strict=True))
     record = json.loads((second / "run.json").read_text())["init_from"]
-    assert record["path"] == str(earlier.resolve())
+    assert record["path"] == "first/model.keras"  # no absolute path of this machine
     assert record["sha256"] == weights_module.file_sha256(earlier)
-    assert record["weights"] == {"kind": "none", "path": None, "sha256": None}
+    assert record["weights"]["kind"] == "none" and record["weights"]["sha256"] is None
+
+
+@pytest.mark.slow
+def test_lite0_presets_train_from_imagenet_in_two_runs(tiny_data, tmp_path, capsys):
+    """The product's recipe end to end: head on the frozen ImageNet backbone, then the whole
+    network from that head; run.json says which backbone and which weights file, by hash."""
+    common = ["--data", str(tiny_data), "--cache-dir", str(tmp_path / "cache"),
+              "--image-size", "32", "--batch-size", "8", "--epochs", "1"]  # fmt: skip
+    head, full = tmp_path / "head", tmp_path / "full"
+    assert main(["fit", "--preset", "lite0-head", "--out", str(head), *common]) == 0
+    recorded = json.loads((head / "run.json").read_text())
+    assert recorded["config"]["backbone"] == "efficientnet-lite0"
+    assert recorded["weights"]["kind"] == "imagenet"
+    assert recorded["weights"]["file"] == weights_module.LITE0_WEIGHTS_FILE
+    assert recorded["weights"]["sha256"] == weights_module.LITE0_SHA256
+    assert recorded["weights"]["license"].startswith("Apache-2.0")
+
+    init = ["--init-from", str(head / "model.keras")]
+    assert main(["fit", "--preset", "lite0", "--out", str(full), *init, *common]) == 0
+    assert "starting from the weights of" in capsys.readouterr().out
+    finished = keras.saving.load_model(full / "model.keras")
+    started = keras.saving.load_model(head / "model.keras")
+
+    # The second run trained the backbone's convolutions, and kept its BatchNorm statistics.
+    def layer(model, name):
+        return model.get_layer("backbone").get_layer(name).get_weights()
+
+    assert not np.array_equal(layer(finished, "head_conv")[0], layer(started, "head_conv")[0])
+    for a, b in zip(layer(finished, "head_bn"), layer(started, "head_bn"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    record = json.loads((full / "run.json").read_text())["init_from"]
+    assert record["weights"]["backbone"] == "efficientnet-lite0"

@@ -26,7 +26,11 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 
 # Flags whose meaning the name alone does not give.
 FIELD_HELP = {
-    "weights": "imagenet, none, or a no-top EfficientNetV2B0 weights file",
+    "backbone": "efficientnetv2-b0 (the reference recipe's) or efficientnet-lite0 (whose "
+    "ImageNet weights install offline)",
+    "weights": "imagenet, none, or a weights file: EfficientNetV2B0 no-top .h5, or "
+    "EfficientNet-Lite0's efficientnet-lite0-57934424.pth",
+    "batchnorm": "train (BatchNorm statistics update) or frozen (inference mode throughout)",
     "frozen_layers": "backbone layers kept frozen, counted from the input",
     "mix_probability": "share of training batches mixed by MixUp or CutMix",
     "augment": "basic (flip, rotation, zoom), strong (+ translation, contrast, brightness) "
@@ -63,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="where decoded images are cached (default ~/.cache/ewaste-sorter)",
+    )
+    fit.add_argument(
+        "--report-split",
+        choices=("val", "test"),
+        default="test",
+        help="the split the final report evaluates (val while choosing a recipe: the test "
+        "split is read once, for the model that ships)",
     )
     overrides = fit.add_argument_group("recipe overrides (default: the preset's value)")
     for field in dataclasses.fields(TrainConfig):
@@ -118,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 config,
                 resume=args.resume,
                 cache_dir=args.cache_dir or data.DEFAULT_CACHE_DIR,
+                report_split=args.report_split,
             )
         else:
             from trainer.evaluate import evaluate_saved_model

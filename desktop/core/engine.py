@@ -227,7 +227,7 @@ class Engine:
 
     def _decode(self, path: str | os.PathLike[str]) -> Decoded:
         try:
-            return load_rgb(path, self.info.input_size)
+            return load_rgb(path, self.info.input_size, self.info.resize)
         except ImageLoadError as exc:
             return exc.reason
         except Exception as exc:  # noqa: BLE001 - a bad file must never stop the batch

@@ -20,13 +20,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .preprocessing import PREPROCESSING_CONTRACT
+from .preprocessing import PREPROCESSING_CONTRACT, RESIZE_MODES, resize_mode_of
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("ewaste_format", "class_names", "input", "outputs", "preprocessing")
 # Preprocessing facts that change the pixels the model sees: a model trained with anything
 # else would be fed wrong inputs by this app, so it is refused rather than used silently.
-CHECKED_PREPROCESSING = ("color", "value_range", "layout", "dtype", "resize", "transparency")
+# "resize" is checked too, against every mode this app implements (the model says which).
+CHECKED_PREPROCESSING = ("color", "value_range", "layout", "dtype", "transparency")
 
 
 class ModelError(Exception):
@@ -41,6 +42,7 @@ class ModelInfo:
     probabilities_output: str
     cam_output: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    resize: str = "letterbox"  # a key of preprocessing.RESIZE_MODES, from the metadata
 
     @property
     def num_classes(self) -> int:
@@ -97,7 +99,7 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         raise ModelError(f"{source}: malformed input/outputs metadata ({exc})") from exc
     if spec.get("layout", "NHWC") != "NHWC" or height < 8 or width < 8:
         raise ModelError(f"{source}: unsupported input {spec!r} (need NHWC, at least 8x8)")
-    _check_preprocessing(meta["preprocessing"], source)
+    resize = _check_preprocessing(meta["preprocessing"], source)
     return ModelInfo(
         class_names=tuple(names),
         input_name=input_name,
@@ -105,10 +107,12 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         probabilities_output=probabilities,
         cam_output=str(cam) if cam else None,
         metadata=meta,
+        resize=resize,
     )
 
 
-def _check_preprocessing(declared: Any, source: str) -> None:
+def _check_preprocessing(declared: Any, source: str) -> str:
+    """Refuse preprocessing this app does not do; returns the model's resize mode."""
     if not isinstance(declared, dict):
         raise ModelError(f"{source}: preprocessing metadata must be an object, got {declared!r}")
     for key in CHECKED_PREPROCESSING:
@@ -118,3 +122,11 @@ def _check_preprocessing(declared: Any, source: str) -> None:
                 f"preprocesses with {key} = {PREPROCESSING_CONTRACT[key]!r}; its predictions "
                 "would be wrong. Re-export it with this version's ewaste-convert."
             )
+    resize = resize_mode_of(declared.get("resize"))
+    if resize is None:
+        raise ModelError(
+            f"{source} was trained with resize = {declared.get('resize')!r}, which this app "
+            f"does not implement (it knows {', '.join(map(repr, RESIZE_MODES.values()))}); "
+            "its predictions would be wrong."
+        )
+    return resize

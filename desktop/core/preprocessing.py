@@ -7,9 +7,15 @@ imports it without pulling in the GUI, and the station PC runs it without Tensor
 The contract (also written into every exported model's metadata, see `model_info`):
 decode with Pillow, apply the EXIF orientation, convert any mode to 8-bit RGB (transparency
 composited onto white, like the product photos the model learned from; 16-bit scaled down,
-not clipped), resize the whole image to the model's input size with bilinear filtering (no
-crop, no padding), and feed float32 pixels in 0-255 in NHWC order. EfficientNetV2 rescales
-inside the model, so nothing here normalises.
+not clipped), resize to the model's input size with bilinear filtering, and feed float32
+pixels in 0-255 in NHWC order. Every backbone normalises inside the model, so nothing here
+does.
+
+Resizing has two modes, and the model's metadata says which one it was trained with:
+"letterbox" keeps the aspect ratio and centres the image on white (a 4:3 camera photo is not
+squashed; the current models use it), "stretch" resizes the whole image to the input size
+(models exported before letterboxing). On the square dataset images both give the same
+pixels.
 """
 
 from __future__ import annotations
@@ -23,14 +29,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Facts of the contract, written into the model metadata by the converter.
+# How each resize mode is described in the metadata: the text is the contract.
+RESIZE_MODES = {
+    "letterbox": "bilinear, aspect ratio kept, centred on white padding to input size",
+    "stretch": "bilinear, whole image to input size (no crop, no padding)",
+}
+DEFAULT_RESIZE = "letterbox"
+# White, like the transparency background and the catalogue photos the model learned from.
+PADDING_COLOR = (255, 255, 255)
+
+# Facts of the contract, written into the model metadata by the converter (with the
+# resize mode of the model being exported: see `contract`).
 PREPROCESSING_CONTRACT = {
     "decoder": "Pillow",
     "exif_orientation": "applied",
     "color": "RGB",
     "transparency": "composited onto white",
     "high_bit_depth": "scaled to 8 bit",
-    "resize": "bilinear, whole image to input size (no crop, no padding)",
+    "resize": RESIZE_MODES[DEFAULT_RESIZE],
     "jpeg_draft": "JPEG decoded at the smallest 1/2, 1/4 or 1/8 scale not below the input size",
     "value_range": [0, 255],
     "dtype": "float32",
@@ -59,15 +75,48 @@ def is_supported_image(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def load_rgb(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+def contract(resize: str = DEFAULT_RESIZE) -> dict:
+    """The preprocessing contract of a model that resizes with `resize`."""
+    return {**PREPROCESSING_CONTRACT, "resize": RESIZE_MODES[_checked_mode(resize)]}
+
+
+def resize_mode_of(description: object) -> str | None:
+    """The mode whose metadata text is `description`, None if it is no mode of this app."""
+    return next((mode for mode, text in RESIZE_MODES.items() if text == description), None)
+
+
+def load_rgb(
+    path: str | os.PathLike, size: tuple[int, int], resize: str = DEFAULT_RESIZE
+) -> np.ndarray:
     """Decode `path` into a (height, width, 3) uint8 RGB array of the given `size`.
 
-    `size` is (height, width). Raises ImageLoadError with a readable reason for anything
-    that is not a usable image: empty, truncated, not an image, too large, unreadable.
+    `size` is (height, width); `resize` is a key of RESIZE_MODES. Raises ImageLoadError with a
+    readable reason for anything that is not a usable image: empty, truncated, not an image,
+    too large, unreadable.
     """
+    _checked_mode(resize)
     height, width = size
     with _opened_rgb(path, draft_side=max(height, width)) as rgb:
-        return np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+        return fit_to_input(rgb, size, resize)
+
+
+def fit_to_input(rgb: Image.Image, size: tuple[int, int], resize: str) -> np.ndarray:
+    """Resize a decoded RGB image to (height, width) by the contract's `resize` mode."""
+    height, width = size
+    if resize == "letterbox" and rgb.width * height != rgb.height * width:
+        scale = min(width / rgb.width, height / rgb.height)
+        inner = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        canvas = Image.new("RGB", (width, height), PADDING_COLOR)
+        offset = ((width - inner[0]) // 2, (height - inner[1]) // 2)
+        canvas.paste(rgb.resize(inner, Image.Resampling.BILINEAR), offset)
+        return np.asarray(canvas, dtype=np.uint8)
+    return np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def _checked_mode(resize: str) -> str:
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"unknown resize mode {resize!r}: {' or '.join(RESIZE_MODES)}")
+    return resize
 
 
 def load_display_rgb(path: str | os.PathLike, max_side: int) -> np.ndarray:
@@ -128,9 +177,11 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
         raise ImageLoadError(path, f"cannot decode image: {type(exc).__name__}: {exc}") from exc
 
 
-def load_model_input(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+def load_model_input(
+    path: str | os.PathLike, size: tuple[int, int], resize: str = DEFAULT_RESIZE
+) -> np.ndarray:
     """`load_rgb` as the float32 0-255 array the model takes (one image, no batch axis)."""
-    return load_rgb(path, size).astype(np.float32)
+    return load_rgb(path, size, resize).astype(np.float32)
 
 
 def mirror(images: np.ndarray) -> np.ndarray:
