@@ -71,7 +71,10 @@ def build_metadata(
             "versions": run.get("versions"),
         }
     if weights:
-        values["weights"] = weights
+        # The weights the model's history began from (a fine-tune run started from an
+        # earlier run's model records weights "none" itself).
+        first, _ = first_run_weights(weights, run.get("init_from"))
+        values["weights"] = first or weights
         # Said in words too: a model without pretrained weights is much weaker, and
         # whoever inspects the file should not have to decode that from the recipe.
         origin = _origin(weights, run.get("init_from"))
@@ -80,26 +83,42 @@ def build_metadata(
 
 
 def _origin(weights: dict[str, Any], init_from: Any) -> str:
-    """Where the weights came from, in words, following warm restarts back to the first run.
+    """Where the weights came from, in words, following warm restarts back to the first run."""
+    first, runs = first_run_weights(weights, init_from)
+    if first is None:  # no run.json beside an earlier model: provenance unknown
+        return f"continued from the model {init_from_path(init_from)} (origin not recorded)"
+    backbone = first.get("backbone", "efficientnetv2-b0")
+    if first.get("kind") == "none":
+        origin = f"{backbone} trained from scratch (no pretrained weights)"
+    else:
+        described = first.get("origin") or f"{_weights_source(first)} weights"
+        origin = f"{backbone} fine-tuned from {described}"
+        if first.get("license"):
+            origin += f" (weights licence: {first['license']})"
+    return origin if runs == 1 else f"{origin}, in {runs} runs (warm restarts)"
+
+
+def first_run_weights(weights: dict[str, Any], init_from: Any) -> tuple[dict | None, int]:
+    """The weights the first run of a chain started from, and how many runs the chain has.
 
     A run started `--init-from` an earlier model records that model's own weights and
-    `init_from` (from its run.json), so the chain leads to the run that began it.
+    `init_from` (from its run.json), so the chain leads to the run that began it. None when
+    a link has no record.
     """
     runs = 1
     while isinstance(init_from, dict):
         earlier = init_from.get("weights")
-        if not isinstance(earlier, dict):  # no run.json beside it: provenance unknown
-            return f"continued from the model {init_from.get('path')} (origin not recorded)"
+        if not isinstance(earlier, dict):
+            return None, runs + 1
         weights, init_from, runs = earlier, init_from.get("init_from"), runs + 1
-    backbone = weights.get("backbone", "efficientnetv2-b0")
-    if weights.get("kind") == "none":
-        origin = f"{backbone} trained from scratch (no pretrained weights)"
-    else:
-        described = weights.get("origin") or f"{_weights_source(weights)} weights"
-        origin = f"{backbone} fine-tuned from {described}"
-        if weights.get("license"):
-            origin += f" (weights licence: {weights['license']})"
-    return origin if runs == 1 else f"{origin}, in {runs} runs (warm restarts)"
+    return weights, runs
+
+
+def init_from_path(init_from: Any) -> Any:
+    """The innermost recorded model path of an init_from chain without a weights record."""
+    while isinstance(init_from, dict) and isinstance(init_from.get("weights"), dict):
+        init_from = init_from.get("init_from")
+    return init_from.get("path") if isinstance(init_from, dict) else None
 
 
 def _weights_source(weights: dict[str, Any] | None) -> str | None:

@@ -736,3 +736,30 @@ def test_summary_says_where_the_weights_came_from(weights, init_from, expected) 
     from converter.metadata import _origin
 
     assert _origin(weights, init_from) == expected
+
+
+def test_a_fine_tuned_models_metadata_names_the_weights_its_history_began_from(
+    tmp_path: Path,
+) -> None:
+    from converter.metadata import build_metadata
+    from converter.run_info import RunInfo
+
+    lite0 = {"kind": "imagenet", "backbone": "efficientnet-lite0", "license": "Apache-2.0",
+             "origin": "ImageNet, from P", "sha256": "57", "file": "w.pth"}  # fmt: skip
+    run = {
+        "config": {"backbone": "efficientnet-lite0", "resize": "letterbox"},
+        "weights": {"kind": "none", "backbone": "efficientnet-lite0"},
+        "init_from": {"path": "head/model.keras", "sha256": "ab", "weights": lite0},
+    }
+    source = tmp_path / "model.keras"
+    source.write_bytes(b"model")
+    values = build_metadata(
+        class_names=list(CLASSES), size=(SIZE, SIZE), cam=False, batch=None, source=source,
+        run_info=RunInfo(tmp_path, run, None), opset=17,
+    )  # fmt: skip
+    assert values["weights"] == lite0
+    assert values["summary"].endswith(
+        "efficientnet-lite0 fine-tuned from ImageNet, from P (weights licence: Apache-2.0), "
+        "in 2 runs (warm restarts)"
+    )
+    assert values["preprocessing"]["resize"] == RESIZE_MODES["letterbox"]

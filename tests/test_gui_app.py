@@ -877,3 +877,34 @@ def test_flip_average_from_the_run_menu_matches_the_engine_and_is_remembered(
 
     second = make_window(None)
     assert second.flip_average_action.isChecked() and second.controller.flip_average
+
+
+def test_status_line_and_about_say_which_backbone_and_weights(
+    qtbot, make_window, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metadata = {
+        **tiny_metadata(),
+        "weights": {
+            "kind": "imagenet",
+            "backbone": "efficientnet-lite0",
+            "file": "efficientnet-lite0-57934424.pth",
+            "sha256": "5" * 64,
+            "license": "Apache-2.0",
+        },
+        "summary": "E-waste classifier, 10 classes, efficientnet-lite0 fine-tuned from ImageNet",
+    }
+    path = build_tiny_model(tmp_path / "lite0.onnx", metadata=metadata)
+    window = make_window(path)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    label = window.model_label.text()
+    assert "efficientnet-lite0, ImageNet weights (Apache-2.0)" in label
+    assert metadata["summary"] in window.model_label.toolTip()
+    shown: list[str] = []
+    monkeypatch.setattr(
+        "desktop.gui.main_window.QMessageBox.information",
+        staticmethod(lambda _parent, _title, text: shown.append(text)),
+    )
+    window.show_about()
+    [about] = shown
+    assert metadata["summary"] in about and "5" * 64 in about
+    assert "resized by stretch" in about  # the tiny model's metadata says stretch

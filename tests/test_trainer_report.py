@@ -318,3 +318,29 @@ def test_evaluate_saved_model(tiny_data: Path, tmp_path: Path) -> None:
         evaluate_saved_model(model_dir / "model.keras", tiny_data, tmp_path / "e3", audit=False)
     with pytest.raises(EvaluationError, match="not found"):
         evaluate_saved_model(model_dir / "missing.keras", tiny_data, tmp_path / "e4")
+
+
+def test_evaluate_an_exported_onnx_file_through_the_app_engine(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """The shipped file's own figures: `evaluate model.onnx` runs the station engine."""
+    from PIL import Image
+
+    from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS
+    from trainer.evaluate import evaluate_saved_model
+
+    data = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        for index, name in enumerate(CLASS_NAMES):
+            folder = data / split / name
+            folder.mkdir(parents=True)
+            colour = PROTOTYPE_COLOURS[name]
+            Image.new("RGB", (40, 30), colour).save(folder / f"{index}.png")
+            # A second, mislabelled image per class: the next class's colour.
+            other = PROTOTYPE_COLOURS[CLASS_NAMES[(index + 1) % len(CLASS_NAMES)]]
+            Image.new("RGB", (40, 30), other).save(folder / f"{index}-wrong.png")
+    metrics = evaluate_saved_model(tiny_model_path, data, tmp_path / "out", split="val")
+    val = metrics["val"]
+    assert val["n"] == 20 and val["correct"] == 10 and val["accuracy"] == 0.5
+    assert metrics["val"]["evaluation"]["resize"] == "stretch"  # from the file's metadata
+    assert (tmp_path / "out" / "report_val.md").is_file()

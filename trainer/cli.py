@@ -88,8 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
             help=FIELD_HELP.get(field.name),
         )
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a saved .keras model on a split")
-    evaluate.add_argument("model", type=Path, help="the .keras model")
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a saved .keras model or an exported .onnx file on a split"
+    )
+    evaluate.add_argument(
+        "model", type=Path, help="the .keras model, or an .onnx file (run by the app's engine)"
+    )
     evaluate.add_argument("--data", type=Path, required=True, help="folder with train/val/test")
     evaluate.add_argument(
         "--out", type=Path, default=None, help="report folder (default: the model's folder)"

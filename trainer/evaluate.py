@@ -343,6 +343,41 @@ def _class_names_from_run(run_config: Mapping[str, Any] | None) -> list[str] | N
     return None
 
 
+def _keras_model(model_path: Path) -> Any:
+    import keras  # only here: metrics and reports need no TensorFlow
+
+    try:
+        # compile=False: evaluation needs neither the optimizer nor the training loss.
+        return keras.saving.load_model(model_path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise EvaluationError(f"cannot load the Keras model {model_path}: {exc}") from exc
+
+
+class _OnnxModel:
+    """An exported file run by the station app's own engine, seen through the few Keras
+    attributes evaluation uses: the figures are those of the file that ships."""
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+        height, width = engine.input_size
+        self.input_shape = (None, height, width, 3)
+        self.output_shape = (None, len(engine.class_names))
+
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self.engine.predict_batch(batch)
+
+
+def _onnx_model(model_path: Path) -> tuple[_OnnxModel, str]:
+    from desktop.core.engine import Engine
+    from desktop.core.model_info import ModelError
+
+    try:
+        engine = Engine(model_path)
+    except ModelError as exc:
+        raise EvaluationError(str(exc)) from exc
+    return _OnnxModel(engine), engine.info.resize
+
+
 def run_resize(run: Mapping[str, Any] | None) -> str:
     """The resize mode a run trained with; runs from before letterboxing stretched."""
     if run is None:
@@ -361,7 +396,8 @@ def evaluate_saved_model(
     audit: bool = True,
     hash_distance: int = DEFAULT_HASH_DISTANCE,
 ) -> dict[str, Any]:
-    """`ewaste-train evaluate MODEL --data DIR`: evaluate a saved .keras model.
+    """`ewaste-train evaluate MODEL --data DIR`: evaluate a saved .keras model, or an
+    exported .onnx file through the app's engine (its metadata gives size and resize).
 
     The input size comes from the model, the class names from run.json next to the model
     when present (else from the dataset), and must match the dataset's classes and the
@@ -372,17 +408,17 @@ def evaluate_saved_model(
     model_path = Path(model_path)
     if not model_path.is_file():
         raise EvaluationError(f"model file not found: {model_path}")
-    import keras  # only here: metrics and reports need no TensorFlow
-
-    try:
-        # compile=False: evaluation needs neither the optimizer nor the training loss.
-        model = keras.saving.load_model(model_path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise EvaluationError(f"cannot load the Keras model {model_path}: {exc}") from exc
+    if model_path.suffix.lower() == ".onnx":
+        model, resize = _onnx_model(model_path)
+    else:
+        model, resize = _keras_model(model_path), None
 
     dataset = load_dataset(data_dir)
     run_config = _read_json(model_path.parent / RUN_FILE)
-    trained = _class_names_from_run(run_config)
+    if isinstance(model, _OnnxModel):  # the file names its classes itself
+        trained = list(model.engine.class_names)
+    else:
+        trained = _class_names_from_run(run_config)
     if trained is not None and trained != list(dataset.class_names):
         raise EvaluationError(
             f"the model was trained on classes {trained} but the dataset has "
@@ -408,7 +444,7 @@ def evaluate_saved_model(
         run_dir=out,
         split=split,
         image_size=model_input_size(model),
-        resize=run_resize(run_config),
+        resize=resize or run_resize(run_config),
         audit=audit_result,
         history=_read_json(model_path.parent / HISTORY_FILE),
         tta_flip=tta_flip,

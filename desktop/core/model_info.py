@@ -48,6 +48,19 @@ class ModelInfo:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def backbone(self) -> str | None:
+        """A short line for the status bar: the backbone and where its weights came from,
+        e.g. "efficientnet-lite0, ImageNet weights (Apache-2.0)"; None when not recorded."""
+        weights = self.metadata.get("weights")
+        if not isinstance(weights, dict):
+            return None
+        text = str(weights.get("backbone", "efficientnetv2-b0"))
+        if weights.get("kind") == "none":
+            return f"{text}, trained from scratch"
+        text += ", ImageNet weights" if weights.get("kind") == "imagenet" else ", own weights"
+        return f"{text} ({weights['license']})" if weights.get("license") else text
+
 
 def encode_metadata(values: dict[str, Any]) -> dict[str, str]:
     """JSON-encode each value, ready for ONNX `metadata_props`."""

@@ -354,11 +354,15 @@ class MainWindow(QMainWindow):
         if engine is None:
             return
         self.model_label.setStyleSheet("")
+        backbone = f" · {engine.info.backbone}" if engine.info.backbone else ""
         self.model_label.setText(
-            f"Model: {engine.model_path.name} · {engine.info.num_classes} classes · "
+            f"Model: {engine.model_path.name} · {engine.info.num_classes} classes{backbone} · "
             f"{engine.provider}"
         )
-        self.model_label.setToolTip(str(engine.model_path))
+        summary = engine.info.metadata.get("summary")
+        self.model_label.setToolTip(
+            f"{engine.model_path}\n{summary}" if summary else str(engine.model_path)
+        )
 
     def open_model(self, path: str | None = None) -> None:
         """File > Open model: pick an .onnx file (or load `path` directly)."""
@@ -389,11 +393,12 @@ class MainWindow(QMainWindow):
             meta = info.metadata
             lines = [
                 f"Model file: {self.engine.model_path}",
+                *([str(meta["summary"])] if meta.get("summary") else []),
                 f"Classes ({info.num_classes}): {', '.join(info.class_names)}",
-                f"Input: {info.input_size[1]}x{info.input_size[0]} RGB",
+                f"Input: {info.input_size[1]}x{info.input_size[0]} RGB, resized by {info.resize}",
                 f"Runtime: ONNX Runtime, {self.engine.provider}",
             ]
-            for key in ("metrics", "training", "export"):
+            for key in ("weights", "metrics", "training", "export"):
                 if key in meta:
                     lines.append(f"{key.capitalize()}: {meta[key]}")
             text = "\n".join(lines)

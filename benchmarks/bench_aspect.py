@@ -1,0 +1,104 @@
+"""Accuracy on non-square photos: stretch-to-square against letterbox-onto-white.
+
+    python benchmarks/bench_aspect.py [--model M.onnx] [--data DATASET] [--split val]
+
+Station photos are 4:3 or portrait, not the dataset's 150x150 squares. From every image of
+the split this builds four variants and scores the model on each with both resize modes
+of the preprocessing contract (desktop.core.preprocessing.RESIZE_MODES):
+  pad 4:3 / pad 3:4    the whole item on a wider / taller white canvas (a product shot)
+  crop 4:3 / crop 3:4  the centre cut to 4:3 / 3:4 (the item fills the frame, edges lost)
+The original squares are scored too (both modes give the same pixels there). The variants
+are written to a temporary folder as PNG, so the file path through `load_rgb` is the app's.
+Run it on the validation split: the resize mode is a choice, and choices are not made on
+the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table
+from PIL import Image
+
+from desktop.core.engine import Engine
+from desktop.core.preprocessing import RESIZE_MODES, load_rgb
+
+VARIANTS = ("square", "pad 4:3", "pad 3:4", "crop 4:3", "crop 3:4")
+BATCH = 32
+
+
+def make_variant(image: Image.Image, variant: str) -> Image.Image:
+    width, height = image.size
+    if variant == "square":
+        return image
+    wide = variant.endswith("4:3")
+    if variant.startswith("pad"):
+        size = (width * 4 // 3, height) if wide else (width, height * 4 // 3)
+        canvas = Image.new("RGB", size, (255, 255, 255))
+        canvas.paste(image, ((size[0] - width) // 2, (size[1] - height) // 2))
+        return canvas
+    size = (width, height * 3 // 4) if wide else (width * 3 // 4, height)
+    left, top = (width - size[0]) // 2, (height - size[1]) // 2
+    return image.crop((left, top, left + size[0], top + size[1]))
+
+
+def labelled_images(split_dir: Path) -> list[tuple[Path, str]]:
+    return sorted(
+        (path, folder.name)
+        for folder in split_dir.iterdir()
+        if folder.is_dir()
+        for path in folder.iterdir()
+        if path.is_file()
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET.parent)
+    parser.add_argument("--split", default="val")
+    args = parser.parse_args(argv)
+    engine = Engine(args.model)
+    names = list(engine.class_names)
+    items = labelled_images(args.data / args.split)
+    if not items:
+        print(f"bench_aspect: no images in {args.data / args.split}", file=sys.stderr)
+        return 2
+    truth = np.array([names.index(label) for _, label in items])
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for variant in VARIANTS:
+            paths = []
+            for index, (path, _) in enumerate(items):
+                with Image.open(path) as original:
+                    out = (
+                        Path(scratch) / f"{variant.replace(' ', '-').replace(':', '')}-{index}.png"
+                    )
+                    make_variant(original.convert("RGB"), variant).save(out)
+                paths.append(out)
+            row: list[object] = [variant]
+            for mode in RESIZE_MODES:
+                predicted = []
+                for start in range(0, len(paths), BATCH):
+                    batch = np.stack(
+                        [load_rgb(p, engine.input_size, mode) for p in paths[start : start + BATCH]]
+                    ).astype(np.float32)
+                    predicted.append(engine.predict_batch(batch).argmax(axis=1))
+                correct = int((np.concatenate(predicted) == truth).sum())
+                row.append(f"{100 * correct / len(truth):.1f} % ({correct}/{len(truth)})")
+            rows.append(row)
+    print(f"# Non-square variants of the {args.split} split: stretch vs letterbox\n")
+    print(f"Model: {engine.model_path.name} (trained with resize = {engine.info.resize})  ")
+    print(f"Command: `{command_line()}`  ")
+    print(f"Machine: {environment()}\n")
+    print(markdown_table(["variant", *RESIZE_MODES], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
