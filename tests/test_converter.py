@@ -642,7 +642,9 @@ def test_a_lite0_model_exports_letterboxed_with_its_provenance(tmp_path: Path) -
     from trainer.model import build_model
     from trainer.weights import resolve_weights
 
-    config = PRESETS["lite0"].replace(image_size=64)
+    # Letterbox, the mode that is not the default: the converter and engine must follow
+    # the run's choice, whatever it is.
+    config = PRESETS["lite0"].replace(image_size=64, resize="letterbox")
     weights = resolve_weights("imagenet", "efficientnet-lite0")
     model = build_model(config, len(CLASSES), weights)
     dense = model.get_layer("predictions")

@@ -64,7 +64,8 @@ def test_letterbox_keeps_the_aspect_ratio_on_white(tmp_path: Path) -> None:
     assert_colour(pixels[5:18], np.array([10, 20, 30]), tolerance=0)
     assert_colour(pixels[18:], WHITE, tolerance=0)
     # Portrait goes the other way: white left and right.
-    tall = load_rgb(write_solid(tmp_path / "tall.png", (10, 20, 30), size=(30, 90)), (40, 24))
+    tall_path = write_solid(tmp_path / "tall.png", (10, 20, 30), size=(30, 90))
+    tall = load_rgb(tall_path, (40, 24), "letterbox")
     assert_colour(tall[:, :5], WHITE, tolerance=0)
     assert_colour(tall[:, 5:18], np.array([10, 20, 30]), tolerance=0)
     # A square image fills a square input in both modes, with the same pixels.

@@ -86,9 +86,8 @@ def tiny_metadata(
             "dtype": "float32",
         },
         "outputs": {"probabilities": "probabilities", "cam": "cam" if cam else None},
-        # Stretch: the tiny model classifies by mean colour, and the samples' colours must
-        # not be diluted by letterbox padding. Letterboxing models are tested on real
-        # networks (test_converter, test_shipped_model).
+        # Stretch, always: the tiny model classifies by mean colour, and the samples' colours
+        # must not be diluted by letterbox padding, whatever the default mode.
         "preprocessing": contract("stretch"),
         "source_sha256": "0" * 64,
     }

@@ -19,9 +19,9 @@ from typing import Any
 class TrainConfig:
     backbone: str = "efficientnetv2-b0"  # or "efficientnet-lite0": see trainer.backbones
     image_size: int = 128
-    # How images reach image_size: "letterbox" (aspect kept, white padding) or "stretch";
+    # How images reach image_size: "stretch" or "letterbox" (aspect kept, white padding);
     # the exported model's metadata carries it to the app (desktop.core.preprocessing).
-    resize: str = "letterbox"
+    resize: str = "stretch"
     weights: str = "imagenet"  # "imagenet", "none", or a path to the backbone's weights file
     frozen_layers: int = 100  # backbone layers kept frozen (counted from the input)
     # "train": BatchNorm layers that train update their statistics; "frozen": every BatchNorm

@@ -42,7 +42,7 @@ class ModelInfo:
     probabilities_output: str
     cam_output: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    resize: str = "letterbox"  # a key of preprocessing.RESIZE_MODES, from the metadata
+    resize: str = "stretch"  # a key of preprocessing.RESIZE_MODES, from the metadata
 
     @property
     def num_classes(self) -> int:

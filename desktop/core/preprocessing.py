@@ -12,10 +12,10 @@ pixels in 0-255 in NHWC order. Every backbone normalises inside the model, so no
 does.
 
 Resizing has two modes, and the model's metadata says which one it was trained with:
-"letterbox" keeps the aspect ratio and centres the image on white (a 4:3 camera photo is not
-squashed; the current models use it), "stretch" resizes the whole image to the input size
-(models exported before letterboxing). On the square dataset images both give the same
-pixels.
+"stretch" resizes the whole image to the input size, "letterbox" keeps the aspect ratio and
+centres the image on white. On the square dataset images both give the same pixels; on 4:3
+and 3:4 variants of the validation images the shipped model scored higher with stretch in
+every variant (benchmarks/bench_aspect.py, README), so stretch is the default.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ RESIZE_MODES = {
     "letterbox": "bilinear, aspect ratio kept, centred on white padding to input size",
     "stretch": "bilinear, whole image to input size (no crop, no padding)",
 }
-DEFAULT_RESIZE = "letterbox"
+DEFAULT_RESIZE = "stretch"
 # White, like the transparency background and the catalogue photos the model learned from.
 PADDING_COLOR = (255, 255, 255)
 
