@@ -65,3 +65,13 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
     return str(value)
+
+
+def display_path(path: Path) -> str:
+    """`path` relative to the repository's parent folder when inside it (reports must not
+    carry this machine's absolute paths), else its name."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(REPO_ROOT.parent))
+    except ValueError:
+        return resolved.name

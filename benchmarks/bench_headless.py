@@ -6,7 +6,12 @@ pipeline for comparison: the same Pillow decode (`load_rgb`) on a thread pool th
 prefetches the next batch, `predict_on_batch` on the .keras model, the same CSV writer.
 
     python benchmarks/bench_headless.py [FOLDER] [--model M.onnx] [--batch-sizes 1,8,32,64]
-        [--keras-model model.keras] [--limit N] [--flip-average]
+        [--compare-model OTHER.onnx ...] [--keras-model model.keras] [--limit N]
+        [--flip-average]
+
+--compare-model runs other ONNX files (for example the model a new one replaces) through
+the same pipeline, interleaved with --model batch size by batch size, and reports the
+speed-up of --model over each.
 
 Files are read once before timing so every pipeline starts from a warm page cache; model
 loading and the first (warm-up) inference are excluded from the timed runs. The Keras part
@@ -29,6 +34,7 @@ import numpy as np
 from bench_common import (
     DEFAULT_DATASET,
     command_line,
+    display_path,
     environment,
     markdown_table,
     positive_ints,
@@ -45,6 +51,7 @@ from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, Prediction
 
 @dataclass(frozen=True)
 class RunResult:
+    model: str
     pipeline: str
     batch_size: int
     images: int
@@ -61,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         engine = Engine(args.model, threads=args.threads, decode_workers=args.decode_workers)
+        others = [
+            Engine(m, threads=args.threads, decode_workers=args.decode_workers)
+            for m in args.compare_model
+        ]
     except ModelError as exc:
         print(f"bench_headless: {exc}", file=sys.stderr)
         return 2
@@ -77,16 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-headless-") as scratch:
         for batch_size in args.batch_sizes:
-            results.append(
-                run_onnx(
-                    engine,
-                    folder,
-                    args.limit,
-                    batch_size,
-                    Path(scratch) / "ort.csv",
-                    flip_average=args.flip_average,
+            for each in (engine, *others):
+                results.append(
+                    run_onnx(
+                        each,
+                        folder,
+                        args.limit,
+                        batch_size,
+                        Path(scratch) / "ort.csv",
+                        flip_average=args.flip_average,
+                    )
                 )
-            )
         if args.keras_model:
             keras_run = make_keras_pipeline(
                 args.keras_model, engine, args.decode_workers, args.flip_average
@@ -114,6 +126,7 @@ def run_onnx(
     write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
     seconds = time.perf_counter() - started
     return RunResult(
+        model=engine.model_path.name,
         pipeline=f"ONNX Runtime ({engine.provider}, threads={engine.threads or 'auto'})"
         + (", flip-average" if flip_average else ""),
         batch_size=batch_size,
@@ -178,6 +191,7 @@ def make_keras_pipeline(
         write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
         seconds = time.perf_counter() - started
         return RunResult(
+            model=Path(model_path).name,
             pipeline="Keras predict_on_batch (TensorFlow)"
             + (", flip-average" if flip_average else ""),
             batch_size=batch_size,
@@ -202,6 +216,7 @@ def probabilities_of(output: object) -> np.ndarray:
 def report(args: argparse.Namespace, engine: Engine, folder: Path, results: list[RunResult]) -> str:
     rows = [
         (
+            r.model,
             r.pipeline,
             r.batch_size,
             r.images,
@@ -213,16 +228,26 @@ def report(args: argparse.Namespace, engine: Engine, folder: Path, results: list
         for r in results
     ]
     table = markdown_table(
-        ["pipeline", "batch", "images", "errors", "total s", "images/s", "ms/image"], rows
+        ["model", "pipeline", "batch", "images", "errors", "total s", "images/s", "ms/image"],
+        rows,
     )
     lines = [
         "## Headless throughput (discover + decode + infer + CSV)",
         "",
         f"Command: `{command_line()}`",
-        f"Folder: {folder} | model: {engine.model_path} | {environment()}",
+        f"Folder: {display_path(folder)} | model: {engine.model_path.name} | {environment()}",
         "",
         table,
     ]
+    ours = [r for r in results if r.model == engine.model_path.name and "ONNX" in r.pipeline]
+    for other in results:
+        mine = next((r for r in ours if r.batch_size == other.batch_size), None)
+        if "ONNX" in other.pipeline and other.model != engine.model_path.name and mine:
+            lines.append(
+                f"\nAt batch {other.batch_size}, {engine.model_path.name} runs "
+                f"{mine.images_per_second / other.images_per_second:.2f}x the speed of "
+                f"{other.model}."
+            )
     keras_runs = [r for r in results if r.pipeline.startswith("Keras")]
     if keras_runs and results[0].predictions:
         lines += ["", agreement(results[0], keras_runs[0])]
@@ -254,6 +279,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
     parser.add_argument("--decode-workers", type=int, default=None)
     parser.add_argument("--limit", type=int, default=None, help="use the first N images only")
+    parser.add_argument(
+        "--compare-model",
+        action="append",
+        default=[],
+        help="another ONNX model to time side by side (repeatable)",
+    )
     parser.add_argument("--keras-model", default=None, help="a .keras model to compare with")
     parser.add_argument("--keras-batch", type=int, default=32)
     parser.add_argument(
