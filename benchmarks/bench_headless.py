@@ -22,6 +22,7 @@ may import TensorFlow because it is not part of the station app.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -126,7 +127,7 @@ def run_onnx(
     write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
     seconds = time.perf_counter() - started
     return RunResult(
-        model=engine.model_path.name,
+        model=model_label(engine.model_path),
         pipeline=f"ONNX Runtime ({engine.provider}, threads={engine.threads or 'auto'})"
         + (", flip-average" if flip_average else ""),
         batch_size=batch_size,
@@ -191,7 +192,7 @@ def make_keras_pipeline(
         write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
         seconds = time.perf_counter() - started
         return RunResult(
-            model=Path(model_path).name,
+            model=model_label(Path(model_path)),
             pipeline="Keras predict_on_batch (TensorFlow)"
             + (", flip-average" if flip_average else ""),
             batch_size=batch_size,
@@ -235,23 +236,31 @@ def report(args: argparse.Namespace, engine: Engine, folder: Path, results: list
         "## Headless throughput (discover + decode + infer + CSV)",
         "",
         f"Command: `{command_line()}`",
-        f"Folder: {display_path(folder)} | model: {engine.model_path.name} | {environment()}",
+        f"Folder: {display_path(folder)} | model: {model_label(engine.model_path)} | "
+        f"{environment()}",
         "",
         table,
     ]
-    ours = [r for r in results if r.model == engine.model_path.name and "ONNX" in r.pipeline]
+    name = model_label(engine.model_path)
+    ours = {r.batch_size: r for r in results if r.model == name and "ONNX" in r.pipeline}
     for other in results:
-        mine = next((r for r in ours if r.batch_size == other.batch_size), None)
-        if "ONNX" in other.pipeline and other.model != engine.model_path.name and mine:
+        mine = ours.get(other.batch_size)
+        if other.model != name and mine:
             lines.append(
-                f"\nAt batch {other.batch_size}, {engine.model_path.name} runs "
+                f"\nAt batch {other.batch_size}, {name} runs "
                 f"{mine.images_per_second / other.images_per_second:.2f}x the speed of "
-                f"{other.model}."
+                f"{other.model} ({other.pipeline.split(' (')[0]})."
             )
     keras_runs = [r for r in results if r.pipeline.startswith("Keras")]
     if keras_runs and results[0].predictions:
         lines += ["", agreement(results[0], keras_runs[0])]
     return "\n".join(lines)
+
+
+def model_label(path: Path) -> str:
+    """The model's path relative to the working folder (as typed in the command), so two
+    files of the same name stay apart and no absolute path of this machine is printed."""
+    return os.path.relpath(path)
 
 
 def agreement(onnx_run: RunResult, keras_run: RunResult) -> str:
@@ -266,7 +275,8 @@ def agreement(onnx_run: RunResult, keras_run: RunResult) -> str:
     same = sum(a.top_index == b.top_index for a, b in pairs)
     gap = max(float(np.abs(a.probabilities - b.probabilities).max()) for a, b in pairs)
     return (
-        f"Agreement ONNX vs Keras: top-1 identical on {same}/{len(pairs)} images, "
+        f"Agreement {onnx_run.model} (ONNX) vs {keras_run.model} (Keras): top-1 identical "
+        f"on {same}/{len(pairs)} images, "
         f"largest probability difference {gap:.2e}."
     )
 

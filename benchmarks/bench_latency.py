@@ -21,7 +21,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table, median_p90_ms
+from bench_common import (
+    DEFAULT_DATASET,
+    command_line,
+    display_path,
+    environment,
+    markdown_table,
+    median_p90_ms,
+)
 from PIL import Image
 
 from desktop.core.discovery import collect_images
@@ -85,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         f"Command: `{command_line()}`",
         f"Model: {engine.model_path} ({engine.provider}, threads={engine.threads or 'auto'}) "
-        f"| image: {image} | {args.runs} runs after {WARMUP_RUNS} warm-up | {environment()}",
+        f"| image: {display_path(image)} | {args.runs} runs after {WARMUP_RUNS} warm-up "
+        f"| {environment()}",
         "",
         markdown_table(headers, rows),
     ]

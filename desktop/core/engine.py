@@ -223,7 +223,14 @@ class Engine:
 
     def _run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
         outputs = self._session.run(names, {self.info.input_name: batch})
-        return [np.asarray(output, dtype=np.float32) for output in outputs]
+        arrays = [np.asarray(output, dtype=np.float32) for output in outputs]
+        if self.info.metadata.get("quantized") == "int8":
+            # An INT8 softmax comes out in steps of 1/255, so its rows sum to 1 only within
+            # about 0.01: scaled back to 1, the CSV and the confidence read as probabilities.
+            index = names.index(self.info.probabilities_output)
+            sums = arrays[index].sum(axis=1, keepdims=True)
+            arrays[index] = arrays[index] / np.where(sums > 0, sums, 1.0)
+        return arrays
 
     def _decode(self, path: str | os.PathLike[str]) -> Decoded:
         try:
