@@ -65,7 +65,7 @@ def build_metadata(
     weights = run.get("weights") if isinstance(run.get("weights"), dict) else None
     if "config" in run or weights:
         values["training"] = {
-            "config": run.get("config"),
+            "config": _portable_config(run.get("config")),
             "weights_source": _weights_source(weights),
             "init_from": run.get("init_from"),
             "versions": run.get("versions"),
@@ -80,6 +80,15 @@ def build_metadata(
         origin = _origin(weights, run.get("init_from"))
         values["summary"] = f"E-waste classifier, {len(class_names)} classes, {origin}"
     return values
+
+
+def _portable_config(config: Any) -> Any:
+    """The recipe as recorded, with `init_from` cut to its run folder and file name: the
+    file travels to other machines, which have no use for this one's paths."""
+    if not isinstance(config, dict) or not config.get("init_from"):
+        return config
+    path = Path(str(config["init_from"]))
+    return {**config, "init_from": f"{path.parent.name}/{path.name}"}
 
 
 def _origin(weights: dict[str, Any], init_from: Any) -> str:

@@ -749,7 +749,11 @@ def test_a_fine_tuned_models_metadata_names_the_weights_its_history_began_from(
     lite0 = {"kind": "imagenet", "backbone": "efficientnet-lite0", "license": "Apache-2.0",
              "origin": "ImageNet, from P", "sha256": "57", "file": "w.pth"}  # fmt: skip
     run = {
-        "config": {"backbone": "efficientnet-lite0", "resize": "letterbox"},
+        "config": {
+            "backbone": "efficientnet-lite0",
+            "resize": "letterbox",
+            "init_from": "/home/someone/runs/head/model.keras",
+        },
         "weights": {"kind": "none", "backbone": "efficientnet-lite0"},
         "init_from": {"path": "head/model.keras", "sha256": "ab", "weights": lite0},
     }
@@ -760,6 +764,8 @@ def test_a_fine_tuned_models_metadata_names_the_weights_its_history_began_from(
         run_info=RunInfo(tmp_path, run, None), opset=17,
     )  # fmt: skip
     assert values["weights"] == lite0
+    # No path of the training machine travels in the file.
+    assert values["training"]["config"]["init_from"] == "head/model.keras"
     assert values["summary"].endswith(
         "efficientnet-lite0 fine-tuned from ImageNet, from P (weights licence: Apache-2.0), "
         "in 2 runs (warm restarts)"

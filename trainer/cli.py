@@ -31,6 +31,8 @@ FIELD_HELP = {
     "weights": "imagenet, none, or a weights file: EfficientNetV2B0 no-top .h5, or "
     "EfficientNet-Lite0's efficientnet-lite0-57934424.pth",
     "batchnorm": "train (BatchNorm statistics update) or frozen (inference mode throughout)",
+    "resize": "stretch (the whole image to the input size) or letterbox (aspect ratio kept, "
+    "white padding); the exported model's metadata carries it to the app",
     "frozen_layers": "backbone layers kept frozen, counted from the input",
     "mix_probability": "share of training batches mixed by MixUp or CutMix",
     "augment": "basic (flip, rotation, zoom), strong (+ translation, contrast, brightness) "
