@@ -18,12 +18,10 @@ import keras
 import numpy as np
 
 from converter.errors import ConvertError
-
-PROBABILITIES = "probabilities"
-CAM = "cam"
+from desktop.core.model_info import CAM_OUTPUT, PROBABILITIES_OUTPUT
 
 # Layers that are the identity at inference (training=False). Only these may sit between
-# the pooled features and the final Dense for the CAM to be exact.
+# the pooled features and the final Dense for the CAM_OUTPUT to be exact.
 INFERENCE_IDENTITY = (
     keras.layers.Dropout,
     keras.layers.SpatialDropout1D,
@@ -45,10 +43,10 @@ class ModelHead:
     """The parts of the classifier the converter needs."""
 
     dense: keras.layers.Dense | None  # the final Dense (kernel: features -> class scores)
-    pooling: keras.layers.GlobalAveragePooling2D | None  # None: no CAM possible
+    pooling: keras.layers.GlobalAveragePooling2D | None  # None: no CAM_OUTPUT possible
     features: keras.KerasTensor | None  # the (N, h, w, C) map fed to the pooling
     backbone: str | None  # name of the layer producing `features`, for messages
-    cam_problem: str | None  # why a CAM cannot be built, when it cannot
+    cam_problem: str | None  # why a CAM_OUTPUT cannot be built, when it cannot
 
 
 def load_keras_model(path: Path) -> keras.Model:
@@ -165,7 +163,7 @@ def _activation_name(layer: keras.layers.Layer) -> str:
 
 
 def _final_dense(last: keras.layers.Layer) -> tuple[keras.layers.Dense | None, str | None]:
-    """The Dense whose softmax is the model output, or None and why (then no CAM).
+    """The Dense whose softmax is the model output, or None and why (then no CAM_OUTPUT).
 
     ConvertError when the last layer is visibly not a softmax. A nested model as the last
     layer cannot be looked into here; the numeric check on its output still applies.
@@ -260,11 +258,15 @@ def build_inference_model(model: keras.Model, head: ModelHead, cam: bool) -> ker
     so dropout and any augmentation-style layers become the identity.
     """
     taken = {layer.name for layer in model.layers}
-    outputs = [keras.layers.Identity(name=_free_name(PROBABILITIES, taken))(model.outputs[0])]
+    outputs = [
+        keras.layers.Identity(name=_free_name(PROBABILITIES_OUTPUT, taken))(model.outputs[0])
+    ]
     if cam:
         if head.features is None or head.dense is None:
             raise ConvertError(f"--cam is not possible for this model: {head.cam_problem}")
-        outputs.append(ClassActivationMap(head.dense, name=_free_name(CAM, taken))(head.features))
+        outputs.append(
+            ClassActivationMap(head.dense, name=_free_name(CAM_OUTPUT, taken))(head.features)
+        )
     return keras.Model(inputs=model.inputs[0], outputs=outputs, name=f"{model.name}_inference")
 
 
@@ -277,7 +279,7 @@ def _free_name(name: str, taken: set[str]) -> str:
 
 def output_names(inference_model: keras.Model) -> list[str]:
     """The contract names of the inference model outputs, in order."""
-    return [PROBABILITIES, CAM][: len(inference_model.outputs)]
+    return [PROBABILITIES_OUTPUT, CAM_OUTPUT][: len(inference_model.outputs)]
 
 
 def predict(inference_model: keras.Model, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -293,7 +295,7 @@ def predict(inference_model: keras.Model, batch: np.ndarray) -> dict[str, np.nda
 
 def check_probability_output(inference_model: keras.Model, size: tuple[int, int]) -> None:
     """Numerically confirm the output rows are probability vectors (>= 0, sum to 1)."""
-    probabilities = predict(inference_model, sample_inputs(size, count=2))[PROBABILITIES]
+    probabilities = predict(inference_model, sample_inputs(size, count=2))[PROBABILITIES_OUTPUT]
     sums = probabilities.sum(axis=1)
     if (
         not np.all(np.isfinite(probabilities))

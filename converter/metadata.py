@@ -19,15 +19,17 @@ import tensorflow as tf
 import tf2onnx
 
 from converter.errors import ConvertError
-from converter.onnx_graph import INPUT_NAME
 from converter.run_info import RunInfo, recorded_metrics
 from desktop.core.model_info import (
+    CAM_OUTPUT,
     FORMAT_VERSION,
+    INPUT_NAME,
+    PROBABILITIES_OUTPUT,
     ModelError,
     encode_metadata,
     parse_model_info,
 )
-from desktop.core.preprocessing import contract
+from desktop.core.preprocessing import LAYOUT, contract
 from trainer.weights import file_sha256
 
 
@@ -44,7 +46,7 @@ def build_metadata(
     input_spec: dict[str, Any] = {
         "name": INPUT_NAME,
         "size": list(size),
-        "layout": "NHWC",
+        "layout": LAYOUT,
         "dtype": "float32",
     }
     if batch is not None:
@@ -53,7 +55,7 @@ def build_metadata(
         "ewaste_format": FORMAT_VERSION,
         "class_names": list(class_names),
         "input": input_spec,
-        "outputs": {"probabilities": "probabilities", "cam": "cam" if cam else None},
+        "outputs": {"probabilities": PROBABILITIES_OUTPUT, "cam": CAM_OUTPUT if cam else None},
         "preprocessing": contract(run_info.resize),
         "source_sha256": file_sha256(source),
         "export": export_facts(opset, batch),

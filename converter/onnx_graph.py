@@ -21,8 +21,8 @@ import tf2onnx
 
 from converter.errors import ConvertError
 from converter.keras_model import keras_layer_names, output_names
+from desktop.core.model_info import INPUT_NAME
 
-INPUT_NAME = "image"
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
 # The newest opset this tf2onnx knows; the app's onnxruntime>=1.17 reads up to opset 20.

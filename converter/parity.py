@@ -20,13 +20,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from converter.keras_model import CAM, PROBABILITIES, output_names, predict, sample_inputs
+from converter.keras_model import output_names, predict, sample_inputs
 from desktop.core.engine import Engine, ModelError
+from desktop.core.model_info import CAM_OUTPUT, PROBABILITIES_OUTPUT
 from desktop.core.preprocessing import ImageLoadError, load_model_input
 
 # Any probability may differ by at most this between Keras and ONNX Runtime.
 PROB_MAX_DIFF = 1e-5
-# CAM values are unbounded scores (sums over ~1280 channels): relative to their magnitude.
+# CAM_OUTPUT values are unbounded scores (sums over ~1280 channels): relative to their magnitude.
 CAM_REL_DIFF = 1e-4
 # The engine target, end to end from files (its own decoder threads, batching, session).
 ENGINE_MAX_DIFF = 1e-4
@@ -50,11 +51,11 @@ class AppModel:
         self.engine = Engine(path)
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """The probabilities and, when the model has one, the CAM of (N, H, W, 3) images."""
+        """The probabilities and, when the model has one, the CAM_OUTPUT of (N, H, W, 3) images."""
         probabilities, cams = self.engine.predict_batch_with_cam(batch)
-        outputs = {PROBABILITIES: probabilities}
+        outputs = {PROBABILITIES_OUTPUT: probabilities}
         if cams is not None:
-            outputs[CAM] = cams
+            outputs[CAM_OUTPUT] = cams
         return outputs
 
 
@@ -63,7 +64,7 @@ class _OutputStats:
     max_abs_diff: float = 0.0
     abs_sum: float = 0.0
     count: int = 0
-    max_abs_value: float = 0.0  # of the Keras output, to scale the CAM tolerance
+    max_abs_value: float = 0.0  # of the Keras output, to scale the CAM_OUTPUT tolerance
 
     def update(self, expected: np.ndarray, actual: np.ndarray) -> None:
         diff = np.abs(expected.astype(np.float64) - actual.astype(np.float64))
@@ -110,7 +111,7 @@ class _Section:
                     self.problems.append(problem)
                 return
             self.outputs.setdefault(name, _OutputStats()).update(value, got)
-        keras_probs, onnx_probs = expected[PROBABILITIES], actual[PROBABILITIES]
+        keras_probs, onnx_probs = expected[PROBABILITIES_OUTPUT], actual[PROBABILITIES_OUTPUT]
         keras_top, onnx_top = keras_probs.argmax(axis=1), onnx_probs.argmax(axis=1)
         self.count += len(labels)
         self.top1_agree += int((keras_top == onnx_top).sum())
@@ -130,18 +131,18 @@ class _Section:
 
     def failures(self) -> list[str]:
         found = list(self.problems)
-        probs = self.outputs.get(PROBABILITIES)
+        probs = self.outputs.get(PROBABILITIES_OUTPUT)
         if probs is not None and probs.max_abs_diff > self.tolerance:
             found.append(
                 f"{self.name}: max probability difference {probs.max_abs_diff:.3g} > "
                 f"{self.tolerance:g}"
             )
-        cam = self.outputs.get(CAM)
+        cam = self.outputs.get(CAM_OUTPUT)
         if cam is not None:
             allowed = CAM_REL_DIFF * max(1.0, cam.max_abs_value)
             if cam.max_abs_diff > allowed:
                 found.append(
-                    f"{self.name}: max CAM difference {cam.max_abs_diff:.3g} > {allowed:.3g}"
+                    f"{self.name}: max CAM_OUTPUT difference {cam.max_abs_diff:.3g} > {allowed:.3g}"
                 )
         if self.disagreements:
             found.append(
@@ -195,7 +196,7 @@ class ParityReport:
             section = self.sections.get(name)
             if not section or not section.get("count"):
                 continue
-            probs = section["outputs"].get(PROBABILITIES, {})
+            probs = section["outputs"].get(PROBABILITIES_OUTPUT, {})
             parts.append(
                 f"{name} n={section['count']}: max diff {probs.get('max_abs_diff', 0):.2e}, "
                 f"mean {probs.get('mean_abs_diff', 0):.2e}, "
@@ -227,8 +228,8 @@ def check_parity(
         report.failures.append(f"the app cannot load the model: {exc}")
         return report
     names = output_names(inference_model)
-    if CAM in names and model.engine.info.cam_output is None:
-        report.failures.append(f"the ONNX model has no '{CAM}' output, the Keras model has")
+    if CAM_OUTPUT in names and model.engine.info.cam_output is None:
+        report.failures.append(f"the ONNX model has no '{CAM_OUTPUT}' output, the Keras model has")
         return report
 
     random = _Section("random", PROB_MAX_DIFF)
@@ -256,7 +257,7 @@ def check_parity(
         expected = predict(inference_model, batch)
         labels = [str(p) for p in paths]
         images.update(labels, expected, model.run(batch))
-        keras_probs.update(zip(labels, expected[PROBABILITIES], strict=True))
+        keras_probs.update(zip(labels, expected[PROBABILITIES_OUTPUT], strict=True))
     report.sections["images"] = {"source": image_source, **images.to_dict(), "skipped": skipped}
     report.failures += images.failures()
 
@@ -313,7 +314,9 @@ def _engine_parity(
                 continue
             expected = keras_probs[prediction.path][None]
             actual = np.asarray(prediction.probabilities, dtype=np.float32)[None]
-            section.update([prediction.path], {PROBABILITIES: expected}, {PROBABILITIES: actual})
+            section.update(
+                [prediction.path], {PROBABILITIES_OUTPUT: expected}, {PROBABILITIES_OUTPUT: actual}
+            )
     failures = section.failures()
     if errors:
         failures.append(f"engine: could not read {len(errors)} files Keras read")

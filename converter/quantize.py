@@ -33,7 +33,7 @@ from onnxruntime.quantization import (
 from converter.errors import ConvertError
 from converter.run_info import LabelledImages
 from desktop.core.engine import Engine
-from desktop.core.model_info import encode_metadata
+from desktop.core.model_info import INPUT_NAME, encode_metadata
 from desktop.core.preprocessing import ImageLoadError, load_model_input
 from trainer.metrics import cross_entropy
 
@@ -102,7 +102,7 @@ def quantize_int8(
         # Symbolic shape inference (needs sympy) is only for dynamic-shaped ops; this
         # CNN's shapes are all known to ONNX's own shape inference.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        reader = ImageCalibrationReader("image", chosen, size, resize)
+        reader = ImageCalibrationReader(INPUT_NAME, chosen, size, resize)
         log(f"int8: calibrating on {len(chosen)} training images")
         started = time.perf_counter()
         quantize_static(

@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from desktop.core.model_info import INPUT_NAME
 from trainer import lite0, torch_weights
 from trainer.config import TrainConfig
 from trainer.weights import WeightsError, WeightsSource
@@ -22,7 +23,7 @@ BACKBONE_NAME = "backbone"
 
 def build_model(config: TrainConfig, num_classes: int, weights: WeightsSource) -> keras.Model:
     shape = (config.image_size, config.image_size, 3)
-    inputs = keras.Input(shape=shape, name="image")
+    inputs = keras.Input(shape=shape, name=INPUT_NAME)
     if config.backbone == "efficientnet-lite0":
         backbone = lite0.build_lite0(shape, name=BACKBONE_NAME)
         if weights.path is not None:

@@ -20,9 +20,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .preprocessing import PREPROCESSING_CONTRACT, RESIZE_MODES, resize_mode_of
+from .preprocessing import LAYOUT, PREPROCESSING_CONTRACT, RESIZE_MODES, resize_mode_of
 
 FORMAT_VERSION = 1
+# The exported graph's tensor names: the converter gives them, the metadata names them.
+INPUT_NAME = "image"
+PROBABILITIES_OUTPUT = "probabilities"
+CAM_OUTPUT = "cam"
 REQUIRED_KEYS = ("ewaste_format", "class_names", "input", "outputs", "preprocessing")
 # Preprocessing facts that change the pixels the model sees: a model trained with anything
 # else would be fed wrong inputs by this app, so it is refused rather than used silently.
@@ -110,7 +114,7 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         cam = outputs.get("cam")
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{source}: malformed input/outputs metadata ({exc})") from exc
-    if spec.get("layout", "NHWC") != "NHWC" or height < 8 or width < 8:
+    if spec.get("layout", LAYOUT) != LAYOUT or height < 8 or width < 8:
         raise ModelError(f"{source}: unsupported input {spec!r} (need NHWC, at least 8x8)")
     resize = _check_preprocessing(meta["preprocessing"], source)
     return ModelInfo(

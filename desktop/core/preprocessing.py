@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# The one pixel layout of every model's input: (batch, height, width, RGB).
+LAYOUT = "NHWC"
 # How each resize mode is described in the metadata: the text is the contract.
 RESIZE_MODES = {
     "letterbox": "bilinear, aspect ratio kept, centred on white padding to input size",
@@ -50,7 +52,7 @@ PREPROCESSING_CONTRACT = {
     "jpeg_draft": "JPEG decoded at the smallest 1/2, 1/4 or 1/8 scale not below the input size",
     "value_range": [0, 255],
     "dtype": "float32",
-    "layout": "NHWC",
+    "layout": LAYOUT,
 }
 
 SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
