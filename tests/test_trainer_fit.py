@@ -217,3 +217,31 @@ def test_lite0_presets_train_from_imagenet_in_two_runs(tiny_data, tmp_path, caps
         np.testing.assert_array_equal(a, b)
     record = json.loads((full / "run.json").read_text())["init_from"]
     assert record["weights"]["backbone"] == "efficientnet-lite0"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--resize", "crop"], "--resize 'crop': choose stretch, letterbox"),
+        (["--backbone", "resnet"], "--backbone 'resnet': choose efficientnetv2-b0"),
+        (["--optimizer", "sgd"], "--optimizer 'sgd': choose adam, adamw"),
+    ],
+)
+def test_a_bad_choice_is_one_line_and_status_2(tiny_data, tmp_path, capsys, flags, message):
+    """A user's mistake is a one-line error before any work starts, not a traceback."""
+    argv = ["fit", "--data", str(tiny_data), "--out", str(tmp_path / "run"), *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ewaste-train: error: ") and message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bug_is_not_disguised_as_a_user_error(tiny_data, tmp_path, monkeypatch):
+    """Only TrainerError is a user error: a ValueError from a bug keeps its traceback."""
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(fit_module, "fit", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["fit", "--data", str(tiny_data), "--out", str(tmp_path / "run")])

@@ -31,6 +31,7 @@ from PIL import Image
 
 from desktop.core.preprocessing import ImageLoadError, load_rgb
 from trainer.dataset import SPLITS, Dataset, Sample, load_dataset
+from trainer.errors import TrainerError
 from trainer.files import write_json_atomic
 
 AUDIT_FILE = "audit.json"
@@ -56,7 +57,7 @@ _BORDERLINE_MARGIN = 12
 DEFAULT_MAX_PAIR_PICTURES = 24
 
 
-class AuditError(Exception):
+class AuditError(TrainerError):
     """The audit cannot run with these arguments; the message says why."""
 
 

@@ -7,22 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from trainer.audit import AuditError
 from trainer.config import PRESETS, TrainConfig
-from trainer.dataset import DatasetError
-from trainer.evaluate import EvaluationError
-from trainer.weights import WeightsError
-
-# Failures a user can fix from the message alone; anything else keeps its traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    AuditError,
-    DatasetError,
-    EvaluationError,
-    WeightsError,
-    ValueError,
-    FileNotFoundError,
-)
-
+from trainer.errors import TrainerError
 
 # Flags whose meaning the name alone does not give.
 FIELD_HELP = {
@@ -113,7 +99,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         for field in dataclasses.fields(TrainConfig)
         if getattr(args, field.name) is not None
     }
-    return PRESETS[args.preset].replace(**overrides)
+    return PRESETS[args.preset].replace(**overrides).check()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 split=args.split,
                 tta_flip=args.tta_flip,
             )
-    except USER_ERRORS as exc:
+    except TrainerError as exc:  # fixable from the message; anything else is a bug
         print(f"ewaste-train: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from trainer.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -48,11 +50,31 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def check(self) -> TrainConfig:
+        """Refuse a setting that is not one of its choices, before any slow work starts."""
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} {value!r}: choose {', '.join(allowed)}")
+        return self
+
+
+# The settings that take one of a few words (the others are numbers or paths).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "backbone": ("efficientnetv2-b0", "efficientnet-lite0"),
+    "resize": ("stretch", "letterbox"),
+    "batchnorm": ("train", "frozen"),
+    "optimizer": ("adam", "adamw"),
+    "schedule": ("constant", "cosine"),
+    "augment": ("basic", "strong", "heavy"),
+}
 
 
 PRESETS: dict[str, TrainConfig] = {

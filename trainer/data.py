@@ -19,6 +19,7 @@ from PIL import features
 from desktop.core.preprocessing import DEFAULT_RESIZE, ImageLoadError, contract, load_rgb
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset
+from trainer.errors import ConfigError
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("EWASTE_CACHE_DIR", "~/.cache/ewaste-sorter")).expanduser()
 
@@ -112,7 +113,7 @@ def augmentation_layers(config: TrainConfig) -> keras.Sequential:
         keras.layers.RandomZoom(0.2, fill_mode="nearest", seed=seed + 2),
     ]
     if config.augment not in AUGMENT_LEVELS:
-        raise ValueError(
+        raise ConfigError(
             f"unknown augment setting {config.augment!r} ({', '.join(AUGMENT_LEVELS)})"
         )
     if config.augment in ("strong", "heavy"):

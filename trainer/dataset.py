@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop.core.preprocessing import is_supported_image
+from trainer.errors import TrainerError
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 SPLITS = ("train", "val", "test")
 
 
-class DatasetError(Exception):
+class DatasetError(TrainerError):
     """The dataset folder cannot be used; the message says what to fix."""
 
 

@@ -26,6 +26,7 @@ from desktop.core.preprocessing import DEFAULT_RESIZE, ImageLoadError, load_mode
 from trainer import plots
 from trainer.audit import DEFAULT_HASH_DISTANCE, paths_without_duplicates, run_audit
 from trainer.dataset import Dataset, Sample, load_dataset
+from trainer.errors import TrainerError
 from trainer.files import write_json_atomic, write_text_atomic
 from trainer.metrics import accuracy_summary, classification_metrics, cross_entropy, history_summary
 from trainer.report import write_report
@@ -38,7 +39,7 @@ MAX_MISCLASSIFIED_SHOWN = 36
 _PROBABILITY_TOLERANCE = 1e-3
 
 
-class EvaluationError(Exception):
+class EvaluationError(TrainerError):
     """The model cannot be evaluated on this data; the message says why."""
 
 

@@ -27,6 +27,7 @@ import tensorflow as tf
 from trainer import data
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset, load_dataset
+from trainer.errors import ConfigError
 from trainer.files import write_json_atomic
 from trainer.model import build_model, load_initial_weights
 from trainer.weights import WeightsError, file_sha256, resolve_weights
@@ -127,6 +128,7 @@ def fit(
     from trainer.audit import run_audit
     from trainer.evaluate import evaluate_model
 
+    config.check()
     dataset = load_dataset(data_dir)
     resolve_weights(config.weights, config.backbone)  # fail fast, before the audit's slow work
     if not resume:  # a resumed run continues from its checkpoint, not from --init-from
@@ -175,7 +177,7 @@ def train(
     if resuming:
         recorded = json.loads((run_dir / "run.json").read_text())["config"]
         if recorded != config.to_dict():
-            raise ValueError(
+            raise ConfigError(
                 f"{run_dir} was started with a different configuration; "
                 "resume with the same flags or use a new --out"
             )
@@ -301,13 +303,13 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int)
     elif config.schedule == "constant":
         learning_rate = config.learning_rate
     else:
-        raise ValueError(f"unknown schedule {config.schedule!r} (constant or cosine)")
+        raise ConfigError(f"unknown schedule {config.schedule!r} (constant or cosine)")
     if config.optimizer == "adam":
         optimizer = keras.optimizers.Adam(learning_rate)
     elif config.optimizer == "adamw":
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
     else:
-        raise ValueError(f"unknown optimizer {config.optimizer!r} (adam or adamw)")
+        raise ConfigError(f"unknown optimizer {config.optimizer!r} (adam or adamw)")
     if data.uses_soft_labels(config):
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     else:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from trainer.errors import TrainerError
+
 # The normalisation the weights expect, in 0-255 units: EfficientNet-Lite's own (x - 127) / 128.
 INPUT_MEAN = 127.0
 INPUT_STD = 128.0
@@ -135,7 +137,7 @@ def _bn_relu6(x, eps: float, name: str):
 # -- weights from the PyTorch state dict ------------------------------------------------------
 
 
-class Lite0WeightsError(Exception):
+class Lite0WeightsError(TrainerError):
     """The state dict does not fit EfficientNet-Lite0."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from desktop.core.model_info import INPUT_NAME
 from trainer import lite0, torch_weights
 from trainer.config import TrainConfig
+from trainer.errors import ConfigError
 from trainer.weights import WeightsError, WeightsSource
 
 BACKBONE_NAME = "backbone"
@@ -36,12 +37,12 @@ def build_model(config: TrainConfig, num_classes: int, weights: WeightsSource) -
         if weights.path is not None:
             load_backbone_weights(backbone, weights)
     else:
-        raise ValueError(f"unknown backbone {config.backbone!r}")
+        raise ConfigError(f"unknown backbone {config.backbone!r}")
     freeze_first_layers(backbone, config.frozen_layers)
     if config.batchnorm == "frozen":
         freeze_batchnorm(backbone)
     elif config.batchnorm != "train":
-        raise ValueError(f"batchnorm must be 'train' or 'frozen', not {config.batchnorm!r}")
+        raise ConfigError(f"batchnorm must be 'train' or 'frozen', not {config.batchnorm!r}")
     features = backbone(inputs)
     pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     dropped = keras.layers.Dropout(config.dropout, name="head_dropout")(pooled)

@@ -23,6 +23,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from trainer.errors import TrainerError
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
@@ -43,7 +45,7 @@ STORAGE_DTYPES = {
 MAX_STORAGE_ELEMENTS = 1 << 30
 
 
-class TorchWeightsError(Exception):
+class TorchWeightsError(TrainerError):
     """The file is not a legacy PyTorch state dict this reader accepts."""
 
 

@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.errors import TrainerError
+
 BACKBONES = ("efficientnetv2-b0", "efficientnet-lite0")
 
 # Keras's own file name and folder for the no-top EfficientNetV2B0 ImageNet weights.
@@ -28,7 +30,7 @@ LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db
 LITE0_LICENSE = "Apache-2.0"
 
 
-class WeightsError(Exception):
+class WeightsError(TrainerError):
     """The requested weights cannot be used; the message says what to do instead."""
 
 
