@@ -20,6 +20,16 @@ import numpy as np
 DEFAULT_REVIEW_THRESHOLD = 0.6
 
 Status = Literal["ok", "review", "error"]
+# The status vocabulary, defined once: the CSV writes these words, the app shows the labels.
+STATUS_OK: Status = "ok"
+STATUS_REVIEW: Status = "review"
+STATUS_ERROR: Status = "error"
+STATUSES: tuple[Status, ...] = (STATUS_OK, STATUS_REVIEW, STATUS_ERROR)  # least to most urgent
+STATUS_LABELS: dict[Status, str] = {
+    STATUS_OK: "ok",
+    STATUS_REVIEW: "needs review",
+    STATUS_ERROR: "error",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,11 +99,11 @@ def status_of(prediction: Prediction, threshold: float = DEFAULT_REVIEW_THRESHOL
     """ "error" when the file failed, "review" when the top probability is under `threshold`
     (or is not a finite number: the engine makes such rows errors, but never call one "ok")."""
     if not prediction.ok:
-        return "error"
+        return STATUS_ERROR
     confidence = prediction.confidence
     if confidence is None or not math.isfinite(confidence) or confidence < threshold:
-        return "review"
-    return "ok"
+        return STATUS_REVIEW
+    return STATUS_OK
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,7 @@ class StatusCounts:
 def count_statuses(
     predictions: Iterable[Prediction], threshold: float = DEFAULT_REVIEW_THRESHOLD
 ) -> StatusCounts:
-    counts = {"ok": 0, "review": 0, "error": 0}
+    counts = dict.fromkeys(STATUSES, 0)
     for prediction in predictions:
         counts[status_of(prediction, threshold)] += 1
     return StatusCounts(**counts)

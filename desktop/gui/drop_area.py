@@ -11,6 +11,8 @@ from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QFrame, QLabel, QStackedLayout, QVBoxLayout, QWidget
 
+from desktop.gui.style import ACCENT_COLOR, ERROR_COLOR, MUTED_COLOR, css
+
 SUPPORTED_TEXT = "JPEG, PNG, BMP, WebP, TIFF and GIF · folders are searched recursively"
 
 
@@ -39,7 +41,7 @@ class EmptyState(QFrame):
         self.problem.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.problem.setWordWrap(True)
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.problem.setStyleSheet("color: #be1e1e;")
+        self.problem.setStyleSheet(f"color: {css(ERROR_COLOR)};")
         self.problem.hide()
         layout = QVBoxLayout(self)
         layout.addStretch(1)
@@ -56,7 +58,7 @@ class EmptyState(QFrame):
         self.problem.setVisible(bool(text))
 
     def set_highlight(self, on: bool) -> None:
-        color = "#4a80c4" if on else "#9a9a9a"
+        color = css(ACCENT_COLOR if on else MUTED_COLOR)
         self.setStyleSheet(
             f"#emptyState {{ border: 2px dashed {color}; border-radius: 12px; margin: 24px; }}"
         )

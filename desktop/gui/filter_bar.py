@@ -7,13 +7,11 @@ from collections.abc import Sequence
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
-from desktop.gui.results_model import STATUS_ERROR, STATUS_OK, STATUS_REVIEW
+from desktop.core.results import STATUS_LABELS, STATUSES
 
 STATUS_CHOICES: tuple[tuple[str, str | None], ...] = (
     ("All", None),
-    ("ok", STATUS_OK),
-    ("needs review", STATUS_REVIEW),
-    ("error", STATUS_ERROR),
+    *((STATUS_LABELS[status], status) for status in STATUSES),
 )
 
 

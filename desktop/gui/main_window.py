@@ -41,6 +41,7 @@ from desktop.gui.results_model import ResultRow, ResultsFilterProxy, ResultsMode
 from desktop.gui.results_view import ResultsView
 from desktop.gui.run_controller import RunController
 from desktop.gui.settings import AppSettings
+from desktop.gui.style import ERROR_COLOR, css
 from desktop.gui.worker import DEFAULT_BATCH_SIZE, RunSummary
 
 if TYPE_CHECKING:
@@ -324,7 +325,7 @@ class MainWindow(QMainWindow):
         self.model_error = message
         if self.engine is None:
             self.model_label.setText("No model")
-            self.model_label.setStyleSheet("color: #be1e1e;")
+            self.model_label.setStyleSheet(f"color: {css(ERROR_COLOR)};")
             waiting = sum(len(paths) for paths in self._pending)
             later = (
                 f" · {waiting} item{'s' if waiting != 1 else ''} wait for a model"

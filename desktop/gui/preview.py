@@ -24,8 +24,10 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidg
 
 from desktop.core.cam import cam_heatmap
 from desktop.core.preprocessing import ImageLoadError, load_display_rgb
+from desktop.core.results import STATUS_ERROR, STATUS_LABELS
 from desktop.gui.probability_chart import ProbabilityChart
-from desktop.gui.results_model import STATUS_ERROR, STATUS_LABELS, ResultRow
+from desktop.gui.results_model import ResultRow
+from desktop.gui.style import ERROR_COLOR, STATUS_COLORS, css
 
 PREVIEW_MAX_SIDE = 1024
 OVERLAY_SIDE = 256  # the heatmap's longer side in pixels; QPainter scales it to the image
@@ -321,12 +323,13 @@ class PreviewPanel(QWidget):
         self.title.setToolTip(row.path)
         if row.status == STATUS_ERROR:
             self.verdict.setText(
-                f"<span style='color:#be1e1e'><b>Error:</b> {html.escape(row.error)}</span>"
+                f"<span style='color:{css(ERROR_COLOR)}'><b>Error:</b> "
+                f"{html.escape(row.error)}</span>"
             )
             self.chart.set_probabilities((), None)
         else:
             name = self._class_names[row.top_index] if row.top_index is not None else "?"
-            color = "#1b7a3d" if row.status == "ok" else "#b06000"
+            color = css(STATUS_COLORS[row.status])
             self.verdict.setText(
                 f"<b style='font-size:large'>{html.escape(name)}</b> &nbsp;"
                 f"{row.confidence * 100:.1f} % &nbsp;"

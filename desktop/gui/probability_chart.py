@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette
+from PySide6.QtGui import QFont, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-_BAR_COLOR = QColor(74, 128, 196)
-_TOP_COLOR = QColor(27, 122, 61)  # the predicted class, confident enough
-_THRESHOLD_COLOR = QColor(176, 96, 0)  # the threshold line, and a top class under it
+from desktop.gui.style import ACCENT_COLOR, OK_COLOR, REVIEW_COLOR
+
+_BAR_COLOR = ACCENT_COLOR
+_TOP_COLOR = OK_COLOR  # the predicted class, confident enough
+_THRESHOLD_COLOR = REVIEW_COLOR  # the threshold line, and a top class under it
 
 
 class ProbabilityChart(QWidget):

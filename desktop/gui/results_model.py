@@ -24,10 +24,16 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QColor
 
 from desktop.core.csv_export import readable_text
-from desktop.core.results import status_of
+from desktop.core.results import (
+    STATUS_ERROR,
+    STATUS_LABELS,
+    STATUS_REVIEW,
+    STATUSES,
+    status_of,
+)
+from desktop.gui.style import STATUS_COLORS
 
 if TYPE_CHECKING:
     from desktop.core.engine import Prediction
@@ -45,15 +51,8 @@ COL_FILE, COL_FOLDER, COL_CLASS, COL_CONFIDENCE, COL_TOP3, COL_STATUS = range(6)
 FIXED_HEADERS = ("File", "Folder", "Predicted class", "Confidence", "Top 3", "Status")
 FIRST_PROB_COLUMN = len(FIXED_HEADERS)
 
-STATUS_OK, STATUS_REVIEW, STATUS_ERROR = "ok", "review", "error"
-STATUS_LABELS = {STATUS_OK: "ok", STATUS_REVIEW: "needs review", STATUS_ERROR: "error"}
 # Sorting by status puts the rows that need a person's attention last in ascending order.
-_STATUS_ORDER = {STATUS_OK: 0, STATUS_REVIEW: 1, STATUS_ERROR: 2}
-_STATUS_COLORS = {
-    STATUS_OK: QColor(27, 122, 61),
-    STATUS_REVIEW: QColor(176, 96, 0),
-    STATUS_ERROR: QColor(190, 30, 30),
-}
+_STATUS_ORDER = {status: rank for rank, status in enumerate(STATUSES)}
 _NO_VALUE = -1.0  # sort value of a missing number: error rows sort below every real score
 
 _HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "Direction") and hasattr(
@@ -274,7 +273,7 @@ class ResultsModel(QAbstractTableModel):
         if role == _TOOLTIP:
             return self._tooltip(row, column)
         if role == _FOREGROUND:
-            return _STATUS_COLORS[row.status] if column == COL_STATUS else None
+            return STATUS_COLORS[row.status] if column == COL_STATUS else None
         if role == _ALIGNMENT:
             return (
                 _ALIGN_NUMBER if column == COL_CONFIDENCE or column >= FIRST_PROB_COLUMN else None
