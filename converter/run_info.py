@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import ConvertError
-from desktop.core.preprocessing import DEFAULT_RESIZE, is_supported_image
+from desktop.core.preprocessing import is_supported_image
+from trainer.config import recorded_resize
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
@@ -31,10 +32,7 @@ class RunInfo:
 
     @property
     def resize(self) -> str:
-        """The run's resize mode; runs from before letterboxing stretched."""
-        if self.run is None:
-            return DEFAULT_RESIZE
-        return (self.run.get("config") or {}).get("resize", "stretch")
+        return recorded_resize(self.run)
 
     @property
     def image_size(self) -> tuple[int, int] | None:

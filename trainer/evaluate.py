@@ -25,6 +25,7 @@ import numpy as np
 from desktop.core.preprocessing import DEFAULT_RESIZE, ImageLoadError, load_model_input, mirror
 from trainer import plots
 from trainer.audit import DEFAULT_HASH_DISTANCE, paths_without_duplicates, run_audit
+from trainer.config import recorded_resize
 from trainer.dataset import Dataset, Sample, load_dataset
 from trainer.errors import TrainerError
 from trainer.files import write_json_atomic, write_text_atomic
@@ -196,7 +197,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _artefact(name: str, split: str) -> str:
+def artefact_name(name: str, split: str) -> str:
+    """The file name of a report artefact for `split` (test keeps the plain name)."""
     stem, dot, suffix = name.partition(".")
     return name if split == "test" else f"{stem}_{split}{dot}{suffix}"
 
@@ -308,16 +310,18 @@ def evaluate_model(
     write_json_atomic(run_dir / METRICS_FILE, metrics)
 
     _write_predictions(
-        run_dir / _artefact("predictions.csv", split), paths, y_true, probabilities, names
+        run_dir / artefact_name("predictions.csv", split), paths, y_true, probabilities, names
     )
     pictures = {
         "confusion_matrix": plots.confusion_matrix(
-            result["confusion_matrix"], names, run_dir / _artefact("confusion_matrix.png", split)
+            result["confusion_matrix"],
+            names,
+            run_dir / artefact_name("confusion_matrix.png", split),
         ).name,
         "misclassified": plots.misclassified_grid(
             result["misclassified"][:MAX_MISCLASSIFIED_SHOWN],
             root,
-            run_dir / _artefact("misclassified.png", split),
+            run_dir / artefact_name("misclassified.png", split),
             total=len(result["misclassified"]),
         ).name,
     }
@@ -326,7 +330,7 @@ def evaluate_model(
             history, run_dir / "training_curves.png"
         ).name
     write_report(
-        run_dir / _artefact("report.md", split),
+        run_dir / artefact_name("report.md", split),
         metrics,
         split,
         pictures=pictures,
@@ -377,13 +381,6 @@ def _onnx_model(model_path: Path) -> tuple[_OnnxModel, str]:
     except ModelError as exc:
         raise EvaluationError(str(exc)) from exc
     return _OnnxModel(engine), engine.info.resize
-
-
-def run_resize(run: Mapping[str, Any] | None) -> str:
-    """The resize mode a run trained with; runs from before letterboxing stretched."""
-    if run is None:
-        return DEFAULT_RESIZE
-    return (run.get("config") or {}).get("resize", "stretch")
 
 
 def evaluate_saved_model(
@@ -445,7 +442,7 @@ def evaluate_saved_model(
         run_dir=out,
         split=split,
         image_size=model_input_size(model),
-        resize=resize or run_resize(run_config),
+        resize=resize or recorded_resize(run_config),
         audit=audit_result,
         history=_read_json(model_path.parent / HISTORY_FILE),
         tta_flip=tta_flip,

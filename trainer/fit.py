@@ -126,7 +126,7 @@ def fit(
     metrics it wrote. Recipes are compared with "val", so the test split is read only for
     the model that ships."""
     from trainer.audit import run_audit
-    from trainer.evaluate import evaluate_model
+    from trainer.evaluate import artefact_name, evaluate_model
 
     config.check()
     dataset = load_dataset(data_dir)
@@ -148,9 +148,10 @@ def fit(
         history=history,
     )
     result = metrics[report_split]
+    report = run_dir / artefact_name("report.md", report_split)
     print(
         f"{report_split} accuracy {result['accuracy']:.4f}  {report_split} loss "
-        f"{result['loss']:.4f}  report: {run_dir / 'report.md'}",
+        f"{result['loss']:.4f}  report: {report}",
         flush=True,
     )
     return metrics

@@ -15,9 +15,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.config import CHOICES
 from trainer.errors import TrainerError
 
-BACKBONES = ("efficientnetv2-b0", "efficientnet-lite0")
+BACKBONES = CHOICES["backbone"]
 
 # Keras's own file name and folder for the no-top EfficientNetV2B0 ImageNet weights.
 KERAS_WEIGHTS_FILE = "efficientnetv2-b0_notop.h5"
