@@ -597,6 +597,16 @@ def test_export_with_dataset_checks_the_val_split_and_quantises(
     assert not int8.exists()
 
 
+def export_with_cam_and_parity(model_path: Path, images: list[Path], out: Path) -> Path:
+    """Export with a CAM output, checked on `images`; the parity report must pass, the
+    app's engine included."""
+    argv = ["export", model_path, "--out", out, "--cam", "--check-images", images[0].parent]
+    assert run_cli(*argv) == 0
+    report = json.loads(out.with_suffix(".parity.json").read_text())
+    assert report["passed"] and report["engine"]["status"] == "passed"
+    return out
+
+
 @pytest.mark.slow
 def test_real_efficientnetv2b0_exports_with_cam_and_parity(tmp_path: Path) -> None:
     size = 64
@@ -614,14 +624,7 @@ def test_real_efficientnetv2b0_exports_with_cam_and_parity(tmp_path: Path) -> No
     assert keras_model.find_head(model).backbone == "backbone"  # nested, found by type
     model_path = write_run_dir(tmp_path / "run", model, CLASSES)
     images = write_images(tmp_path / "images", 4)
-    out = tmp_path / "effnet.onnx"
-    assert (
-        run_cli("export", model_path, "--out", out, "--cam", "--check-images", images[0].parent)
-        == 0
-    )
-
-    report = json.loads((tmp_path / "effnet.parity.json").read_text())
-    assert report["passed"] and report["engine"]["status"] == "passed"
+    out = export_with_cam_and_parity(model_path, images, tmp_path / "effnet.onnx")
     graph = onnx.load(str(out)).graph
     assert [i.name for i in graph.input] == ["image"]  # Normalization constants folded in
     assert not training_ops(graph)
@@ -653,14 +656,7 @@ def test_a_lite0_model_exports_letterboxed_with_its_provenance(tmp_path: Path) -
         tmp_path / "run", model, CLASSES, config=config.to_dict(), weights=weights.to_dict()
     )
     images = write_images(tmp_path / "images", 4)  # not square: letterboxing matters
-    out = tmp_path / "lite0.onnx"
-    assert (
-        run_cli("export", model_path, "--out", out, "--cam", "--check-images", images[0].parent)
-        == 0
-    )
-
-    report = json.loads((tmp_path / "lite0.parity.json").read_text())
-    assert report["passed"] and report["engine"]["status"] == "passed"
+    out = export_with_cam_and_parity(model_path, images, tmp_path / "lite0.onnx")
     meta = parse_model_info(metadata_of(out)).metadata
     assert meta["preprocessing"]["resize"] == RESIZE_MODES["letterbox"]
     assert meta["weights"]["backbone"] == "efficientnet-lite0"

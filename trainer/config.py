@@ -86,6 +86,24 @@ def recorded_resize(run: Mapping[str, Any] | None) -> str:
     return (run.get("config") or {}).get("resize", "stretch")
 
 
+_LITE0_HEAD = TrainConfig(
+    backbone="efficientnet-lite0",
+    image_size=160,
+    frozen_layers=1000,  # every backbone layer
+    batchnorm="frozen",
+    dropout=0.2,
+    optimizer="adamw",
+    learning_rate=1e-3,
+    weight_decay=1e-4,
+    schedule="constant",
+    epochs=4,
+    batch_size=32,
+    augment="strong",
+    label_smoothing=0.1,
+    monitor="val_accuracy",
+    patience=4,
+)
+
 PRESETS: dict[str, TrainConfig] = {
     # The reference study: EfficientNetV2B0 + ImageNet, first 100 layers frozen, Adam 1e-4.
     "reference": TrainConfig(),
@@ -113,43 +131,17 @@ PRESETS: dict[str, TrainConfig] = {
     # ImageNet transfer on EfficientNet-Lite0, whose weights install offline, in two runs.
     # First the head alone on the frozen backbone (a linear probe on its features already
     # scores 96.3 % on validation at 160 px)...
-    "lite0-head": TrainConfig(
-        backbone="efficientnet-lite0",
-        image_size=160,
-        frozen_layers=1000,
-        batchnorm="frozen",
-        dropout=0.2,
-        optimizer="adamw",
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        schedule="constant",
-        epochs=4,
-        batch_size=32,
-        augment="strong",
-        label_smoothing=0.1,
-        monitor="val_accuracy",
-        patience=4,
-    ),
+    "lite0-head": _LITE0_HEAD,
     # ... then the whole network from that head (--init-from the first run's model.keras,
-    # --weights none), BatchNorm kept in inference mode, a small learning rate with warm-up
-    # and cosine decay.
-    "lite0": TrainConfig(
-        backbone="efficientnet-lite0",
-        image_size=160,
+    # --weights none), BatchNorm still in inference mode, a smaller learning rate with
+    # warm-up and cosine decay.
+    "lite0": _LITE0_HEAD.replace(
         weights="none",
         frozen_layers=0,
-        batchnorm="frozen",
-        dropout=0.2,
-        optimizer="adamw",
         learning_rate=3e-4,
-        weight_decay=1e-4,
         schedule="cosine",
         warmup_epochs=1,
         epochs=10,
-        batch_size=32,
-        augment="strong",
-        label_smoothing=0.1,
-        monitor="val_accuracy",
         patience=10,
     ),
 }
