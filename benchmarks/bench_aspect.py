@@ -26,7 +26,8 @@ from bench_common import DEFAULT_DATASET, command_line, environment, markdown_ta
 from PIL import Image
 
 from desktop.core.engine import Engine
-from desktop.core.preprocessing import RESIZE_MODES, load_rgb
+from desktop.core.prediction_loop import classify_paths
+from desktop.core.preprocessing import RESIZE_MODES
 
 VARIANTS = ("square", "pad 4:3", "pad 3:4", "crop 4:3", "crop 3:4")
 BATCH = 32
@@ -83,13 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 paths.append(out)
             row: list[object] = [variant]
             for mode in RESIZE_MODES:
-                predicted = []
-                for start in range(0, len(paths), BATCH):
-                    batch = np.stack(
-                        [load_rgb(p, engine.input_size, mode) for p in paths[start : start + BATCH]]
-                    ).astype(np.float32)
-                    predicted.append(engine.predict_batch(batch).argmax(axis=1))
-                correct = int((np.concatenate(predicted) == truth).sum())
+                batches = classify_paths(
+                    paths,
+                    engine.predict_batch_with_cam,
+                    engine.input_size,
+                    mode,  # each resize mode, whatever the model's metadata says
+                    batch_size=BATCH,
+                    workers=engine.decode_workers,
+                )
+                predicted = np.array([p.top_index for batch in batches for p in batch])
+                correct = int((predicted == truth).sum())
                 row.append(f"{100 * correct / len(truth):.1f} % ({correct}/{len(truth)})")
             rows.append(row)
     print(f"# Non-square variants of the {args.split} split: stretch vs letterbox\n")

@@ -1,9 +1,10 @@
 """End-to-end headless throughput: discover, decode + preprocess, infer, write the CSV.
 
 Runs the station's ONNX Runtime pipeline (the same code as `ewaste-classify`) at several
-batch sizes, and optionally, side by side in the same run, the strongest plain Keras
-pipeline for comparison: the same Pillow decode (`load_rgb`) on a thread pool that
-prefetches the next batch, `predict_on_batch` on the .keras model, the same CSV writer.
+batch sizes, and optionally, side by side in the same run, the .keras model through the
+same prediction loop (`desktop.core.prediction_loop`: the same Pillow decode on a thread
+pool that prefetches the next batch) with `trainer.keras_predictor.KerasPredictor`, and the
+same CSV writer: only the inference runtime differs.
 
     python benchmarks/bench_headless.py [FOLDER] [--model M.onnx] [--batch-sizes 1,8,32,64]
         [--compare-model OTHER.onnx ...] [--keras-model model.keras] [--limit N]
@@ -26,8 +27,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from desktop.core.csv_export import write_results_csv
 from desktop.core.discovery import collect_images
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError
-from desktop.core.preprocessing import ImageLoadError, load_rgb, mirror
+from desktop.core.prediction_loop import classify_paths
 from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, Prediction
 
 
@@ -123,17 +123,38 @@ def run_onnx(
     collection = collect_images([folder])
     paths = collection.images[:limit]
     batches = engine.classify(paths, batch_size=batch_size, flip_average=flip_average)
-    predictions = [p for batch in batches for p in batch]
-    write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
-    seconds = time.perf_counter() - started
-    return RunResult(
+    pipeline = f"ONNX Runtime ({engine.provider}, threads={engine.threads or 'auto'})"
+    return finish_run(
+        started,
+        batches,
+        csv_path,
+        engine.class_names,
         model=model_label(engine.model_path),
-        pipeline=f"ONNX Runtime ({engine.provider}, threads={engine.threads or 'auto'})"
-        + (", flip-average" if flip_average else ""),
+        pipeline=pipeline + (", flip-average" if flip_average else ""),
         batch_size=batch_size,
-        images=len(paths),
+    )
+
+
+def finish_run(
+    started: float,
+    batches: Iterator[list[Prediction]],
+    csv_path: Path,
+    class_names: Sequence[str],
+    *,
+    model: str,
+    pipeline: str,
+    batch_size: int,
+) -> RunResult:
+    """Run the prediction loop to its end, write the CSV, stop the clock."""
+    predictions = [prediction for batch in batches for prediction in batch]
+    write_results_csv(csv_path, predictions, class_names, DEFAULT_REVIEW_THRESHOLD)
+    return RunResult(
+        model=model,
+        pipeline=pipeline,
+        batch_size=batch_size,
+        images=len(predictions),
         errors=sum(not p.ok for p in predictions),
-        seconds=seconds,
+        seconds=time.perf_counter() - started,
         predictions=predictions,
     )
 
@@ -147,71 +168,40 @@ def make_keras_pipeline(
     """
     import keras  # imported here: TensorFlow is optional and slow to import
 
-    model = keras.models.load_model(model_path, compile=False)
-    height, width = model.input_shape[1:3]
-    if (height, width) != engine.input_size:
+    from trainer.keras_predictor import KerasPredictor
+
+    predict = KerasPredictor(keras.models.load_model(model_path, compile=False))
+    if predict.input_size != engine.input_size:
         raise SystemExit(
-            f"bench_headless: Keras model input {height}x{width} differs from the ONNX "
+            f"bench_headless: Keras model input {predict.input_size} differs from the ONNX "
             f"model's {engine.input_size}; compare models of the same export"
         )
-    model.predict_on_batch(np.zeros((1, height, width, 3), np.float32))  # warm-up / trace
+    predict(np.zeros((1, *predict.input_size, 3), np.float32))  # warm-up / trace
     workers = decode_workers or engine.decode_workers
-    resize = engine.info.resize  # decoded as the ONNX model's metadata says
-
-    def decode(path: Path) -> np.ndarray | str:
-        try:
-            return load_rgb(path, (height, width), resize)
-        except ImageLoadError as exc:
-            return exc.reason
 
     def run(paths: list[Path], batch_size: int, csv_path: Path) -> RunResult:
         started = time.perf_counter()
-        batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-        predictions: list[Prediction] = []
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            upcoming = [pool.submit(decode, p) for p in batches[0]]
-            for index, batch in enumerate(batches):
-                current = upcoming
-                following = batches[index + 1] if index + 1 < len(batches) else []
-                upcoming = [pool.submit(decode, p) for p in following]
-                decoded = [future.result() for future in current]
-                good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
-                rows = {}
-                if good:
-                    pixels = np.stack([decoded[i] for i in good]).astype(np.float32)
-                    probabilities = probabilities_of(model.predict_on_batch(pixels))
-                    if flip_average:
-                        of_mirror = probabilities_of(model.predict_on_batch(mirror(pixels)))
-                        probabilities = (probabilities + of_mirror) / 2.0
-                    rows = dict(zip(good, probabilities, strict=True))
-                for i, path in enumerate(batch):
-                    if i in rows:
-                        predictions.append(Prediction(str(path), rows[i]))
-                    else:
-                        predictions.append(Prediction.failed(str(path), str(decoded[i])))
-        write_results_csv(csv_path, predictions, engine.class_names, DEFAULT_REVIEW_THRESHOLD)
-        seconds = time.perf_counter() - started
-        return RunResult(
+        batches = classify_paths(
+            paths,
+            predict,
+            predict.input_size,
+            engine.info.resize,  # decoded as the ONNX model's metadata says
+            batch_size=batch_size,
+            workers=workers,
+            flip_average=flip_average,
+        )
+        return finish_run(
+            started,
+            batches,
+            csv_path,
+            engine.class_names,
             model=model_label(Path(model_path)),
             pipeline="Keras predict_on_batch (TensorFlow)"
             + (", flip-average" if flip_average else ""),
             batch_size=batch_size,
-            images=len(paths),
-            errors=sum(not p.ok for p in predictions),
-            seconds=seconds,
-            predictions=predictions,
         )
 
     return run
-
-
-def probabilities_of(output: object) -> np.ndarray:
-    """The probabilities from a Keras output (a tensor, or a dict/list with a CAM too)."""
-    if isinstance(output, dict):
-        output = output.get("probabilities", next(iter(output.values())))
-    elif isinstance(output, list | tuple):
-        output = output[0]
-    return np.asarray(output)
 
 
 def report(args: argparse.Namespace, engine: Engine, folder: Path, results: list[RunResult]) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from converter.errors import ConvertError
 from desktop.core.model_info import CAM_OUTPUT, PROBABILITIES_OUTPUT
+from trainer.keras_predictor import KerasPredictor
 
 # Layers that are the identity at inference (training=False). Only these may sit between
 # the pooled features and the final Dense for the CAM_OUTPUT to be exact.
@@ -282,20 +283,9 @@ def output_names(inference_model: keras.Model) -> list[str]:
     return [PROBABILITIES_OUTPUT, CAM_OUTPUT][: len(inference_model.outputs)]
 
 
-def predict(inference_model: keras.Model, batch: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the inference model on one batch; {output name: array}."""
-    values = inference_model.predict_on_batch(np.ascontiguousarray(batch, dtype=np.float32))
-    if not isinstance(values, list | tuple):
-        values = [values]
-    return {
-        name: np.asarray(value, dtype=np.float32)
-        for name, value in zip(output_names(inference_model), values, strict=True)
-    }
-
-
 def check_probability_output(inference_model: keras.Model, size: tuple[int, int]) -> None:
     """Numerically confirm the output rows are probability vectors (>= 0, sum to 1)."""
-    probabilities = predict(inference_model, sample_inputs(size, count=2))[PROBABILITIES_OUTPUT]
+    probabilities, _ = KerasPredictor(inference_model)(sample_inputs(size, count=2))
     sums = probabilities.sum(axis=1)
     if (
         not np.all(np.isfinite(probabilities))

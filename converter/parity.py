@@ -2,17 +2,18 @@
 
 Three comparisons, all against the Keras inference model at training=False:
   random    synthetic 0-255 tensors (black, white, noise, colour ramps), every output
-  images    real files decoded with desktop.core.preprocessing.load_model_input (the
-            trainer's loader), run through Keras and ONNX Runtime, every output
-  engine    the same files through the station app's Engine (its own decoding, batching
-            and session options) against the Keras probabilities: end to end
-The ONNX side of `random` and `images` is the app's own Engine too (see AppModel).
+  images    real files decoded by the app's prediction loop (desktop.core.prediction_loop),
+            each batch run through Keras and ONNX Runtime, every output
+  engine    the same files through the station app's `Engine.classify` (its own decoder
+            threads, batching and session options) against the Keras probabilities
+The ONNX side of `random` and `images` is the app's own Engine too: it validates the
+metadata, uses the app's session options and pads static batches, so parity tests what
+the app runs. The Keras side is `trainer.keras_predictor.KerasPredictor`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from converter.keras_model import output_names, predict, sample_inputs
+from converter.keras_model import output_names, sample_inputs
 from desktop.core.engine import Engine, ModelError
 from desktop.core.model_info import CAM_OUTPUT, PROBABILITIES_OUTPUT
-from desktop.core.preprocessing import ImageLoadError, load_model_input
+from desktop.core.prediction_loop import Outputs, decoded_batches, stack_decoded
+from trainer.keras_predictor import KerasPredictor
 
 # Any probability may differ by at most this between Keras and ONNX Runtime.
 PROB_MAX_DIFF = 1e-5
@@ -32,6 +34,7 @@ CAM_REL_DIFF = 1e-4
 # The engine target, end to end from files (its own decoder threads, batching, session).
 ENGINE_MAX_DIFF = 1e-4
 BATCH_SIZE = 32
+DECODE_WORKERS = 2
 RANDOM_COUNT = 8
 # The report lists at most this many individual disagreements per section.
 MAX_LISTED = 50
@@ -42,21 +45,13 @@ NO_IMAGES_NOTE = (
 )
 
 
-class AppModel:
-    """The ONNX file opened by the station app's own code, so parity tests what the app runs:
-    desktop.core.engine.Engine validates the metadata, uses the app's session options and
-    pads static batches. Raises ModelError when the app cannot load the file."""
-
-    def __init__(self, path: str | os.PathLike[str]):
-        self.engine = Engine(path)
-
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """The probabilities and, when the model has one, the CAM_OUTPUT of (N, H, W, 3) images."""
-        probabilities, cams = self.engine.predict_batch_with_cam(batch)
-        outputs = {PROBABILITIES_OUTPUT: probabilities}
-        if cams is not None:
-            outputs[CAM_OUTPUT] = cams
-        return outputs
+def named_outputs(outputs: Outputs) -> dict[str, np.ndarray]:
+    """A predictor's (probabilities, maps) keyed by the ONNX contract's output names."""
+    probabilities, maps = outputs
+    named = {PROBABILITIES_OUTPUT: probabilities}
+    if maps is not None:
+        named[CAM_OUTPUT] = maps
+    return named
 
 
 @dataclass
@@ -223,12 +218,13 @@ def check_parity(
     """
     report = ParityReport(keras_model=str(keras_path), onnx_model=str(onnx_path))
     try:
-        model = AppModel(onnx_file or onnx_path)
+        engine = Engine(onnx_file or onnx_path)
     except ModelError as exc:
         report.failures.append(f"the app cannot load the model: {exc}")
         return report
+    keras_predict = KerasPredictor(inference_model)
     names = output_names(inference_model)
-    if CAM_OUTPUT in names and model.engine.info.cam_output is None:
+    if CAM_OUTPUT in names and engine.info.cam_output is None:
         report.failures.append(f"the ONNX model has no '{CAM_OUTPUT}' output, the Keras model has")
         return report
 
@@ -236,8 +232,8 @@ def check_parity(
     batch = sample_inputs(size, RANDOM_COUNT)
     random.update(
         [f"random[{i}]" for i in range(len(batch))],
-        predict(inference_model, batch),
-        model.run(batch),
+        named_outputs(keras_predict(batch)),
+        named_outputs(engine.predict_batch_with_cam(batch)),
     )
     report.sections["random"] = random.to_dict()
     report.failures += random.failures()
@@ -252,17 +248,27 @@ def check_parity(
     keras_probs: dict[str, np.ndarray] = {}
     skipped: list[dict[str, str]] = []
     # Decoded as the model's metadata says, which is how the app will decode them.
-    resize = model.engine.info.resize
-    for paths, batch in _image_batches(image_paths, size, resize, skipped):
-        expected = predict(inference_model, batch)
-        labels = [str(p) for p in paths]
-        images.update(labels, expected, model.run(batch))
+    batches = decoded_batches(
+        image_paths, size, engine.info.resize, batch_size=BATCH_SIZE, workers=DECODE_WORKERS
+    )
+    for paths, decoded in batches:
+        good, batch = stack_decoded(decoded)
+        skipped += [
+            {"path": path, "reason": str(item)}
+            for path, item in zip(paths, decoded, strict=True)
+            if not isinstance(item, np.ndarray)
+        ]
+        if batch is None:
+            continue
+        labels = [paths[i] for i in good]
+        expected = named_outputs(keras_predict(batch))
+        images.update(labels, expected, named_outputs(engine.predict_batch_with_cam(batch)))
         keras_probs.update(zip(labels, expected[PROBABILITIES_OUTPUT], strict=True))
     report.sections["images"] = {"source": image_source, **images.to_dict(), "skipped": skipped}
     report.failures += images.failures()
 
     if run_engine and keras_probs:
-        report.sections["engine"] = _engine_parity(model.engine, keras_probs, report)
+        report.sections["engine"] = _engine_parity(engine, keras_probs, report)
     return report
 
 
@@ -279,26 +285,6 @@ def skipped_report(keras_path: Path, onnx_path: Path) -> dict[str, Any]:
             "computes what the Keras model computes"
         ],
     }
-
-
-def _image_batches(
-    paths: Sequence[Path], size: tuple[int, int], resize: str, skipped: list[dict[str, str]]
-) -> Iterator[tuple[list[Path], np.ndarray]]:
-    """Decode files exactly as the trainer does, BATCH_SIZE at a time; record unreadable ones."""
-    loaded: list[Path] = []
-    arrays: list[np.ndarray] = []
-    for path in paths:
-        try:
-            arrays.append(load_model_input(path, size, resize))
-        except ImageLoadError as exc:
-            skipped.append({"path": str(path), "reason": exc.reason})
-            continue
-        loaded.append(path)
-        if len(loaded) == BATCH_SIZE:
-            yield loaded, np.stack(arrays)
-            loaded, arrays = [], []
-    if loaded:
-        yield loaded, np.stack(arrays)
 
 
 def _engine_parity(

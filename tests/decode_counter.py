@@ -8,21 +8,21 @@ import time
 
 import pytest
 
-import desktop.core.engine as engine_module
+import desktop.core.prediction_loop as prediction_loop
 
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch, delay_s: float = 0.0) -> list[str]:
     """Every file the engine begins to decode from now on, in order; each decode can be
     slowed by `delay_s` to keep a run going however fast the machine."""
     decoded: list[str] = []
-    real_load_rgb = engine_module.load_rgb
+    real_load_rgb = prediction_loop.load_rgb
 
     def counting_load_rgb(path, *args, **kwargs):
         decoded.append(str(path))
         time.sleep(delay_s)
         return real_load_rgb(path, *args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "load_rgb", counting_load_rgb)
+    monkeypatch.setattr(prediction_loop, "load_rgb", counting_load_rgb)
     return decoded
 
 

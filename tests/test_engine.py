@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import desktop.core.engine as engine_module
+import desktop.core.prediction_loop as prediction_loop
 from decode_counter import count_decodes, wait_for_decode_threads_to_end, wait_for_decodes
 from desktop.core.assets import default_model_path
 from desktop.core.engine import Engine, Prediction
@@ -229,7 +230,7 @@ def test_abandoning_the_generator_does_not_wait_for_running_decodes(
     engine: Engine, sample_images_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = [str(path) for path in sorted(sample_images_dir.iterdir())]
-    real_decode = engine._decode
+    real_decode = prediction_loop.decode
     gate, finished = threading.Event(), threading.Event()
 
     def decode_batch_2_held_at_the_gate(path, *args, **kwargs):
@@ -238,7 +239,7 @@ def test_abandoning_the_generator_does_not_wait_for_running_decodes(
             finished.set()
         return real_decode(path, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "_decode", decode_batch_2_held_at_the_gate)
+    monkeypatch.setattr(prediction_loop, "decode", decode_batch_2_held_at_the_gate)
     run = engine.classify(paths, batch_size=2)
     next(run)
     try:

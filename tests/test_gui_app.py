@@ -22,7 +22,7 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QWidget
 
-import desktop.core.engine as engine_module
+import desktop.core.prediction_loop as prediction_loop
 from decode_counter import count_decodes
 from desktop.core.csv_export import results_header
 from desktop.core.discovery import Collection, collect_images
@@ -240,7 +240,7 @@ def test_gui_thread_never_decodes_or_infers(
     qtbot, window: MainWindow, sample_images_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: set[str] = set()
-    original_load, original_predict = engine_module.load_rgb, Engine.predict_batch_with_cam
+    original_load, original_predict = prediction_loop.load_rgb, Engine.predict_batch_with_cam
 
     def load_rgb(*args, **kwargs):
         threads.add(threading.current_thread().name)
@@ -250,7 +250,7 @@ def test_gui_thread_never_decodes_or_infers(
         threads.add(threading.current_thread().name)
         return original_predict(self, *args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "load_rgb", load_rgb)
+    monkeypatch.setattr(prediction_loop, "load_rgb", load_rgb)
     monkeypatch.setattr(Engine, "predict_batch_with_cam", predict_batch_with_cam)
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
     assert window.results.rowCount() == 6
@@ -435,14 +435,14 @@ def test_repeated_cancels_with_decodes_in_flight_never_crash(
     # A cancelled worker is deleted by its ending thread. Qt calls the thread finished a
     # moment before that; forgetting the worker then deleted it twice (a segfault, about one
     # cancel in four with decodes still running).
-    original_load = engine_module.load_rgb
+    original_load = prediction_loop.load_rgb
     gate = threading.Event()
 
     def held_load(*args, **kwargs):
         gate.wait(10)
         return original_load(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "load_rgb", held_load)
+    monkeypatch.setattr(prediction_loop, "load_rgb", held_load)
     for _ in range(20):
         gate.clear()
         drop(window.drop_area, [many_images])
@@ -740,13 +740,13 @@ def test_a_run_of_the_previous_model_is_dropped_when_the_classes_change(
 ) -> None:
     other, five = five_class_model(tmp_path)
     gate = threading.Event()  # holds the decodes, so the run is still going
-    original_load = engine_module.load_rgb
+    original_load = prediction_loop.load_rgb
 
     def held_load(*args, **kwargs):
         gate.wait(10)
         return original_load(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "load_rgb", held_load)
+    monkeypatch.setattr(prediction_loop, "load_rgb", held_load)
     window.view.sortByColumn(FIRST_PROB_COLUMN + 9, Qt.SortOrder.DescendingOrder)
     try:
         drop(window.drop_area, [many_images])

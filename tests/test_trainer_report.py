@@ -240,6 +240,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_evaluate_model_writes_every_artefact(tiny_data: Path, tmp_path: Path) -> None:
     from trainer.evaluate import evaluate_model
+    from trainer.keras_predictor import KerasPredictor
 
     audit = run_audit(tiny_data, tmp_path / "audit", pictures=False)
     run_dir = tmp_path / "run"
@@ -248,8 +249,16 @@ def test_evaluate_model_writes_every_artefact(tiny_data: Path, tmp_path: Path) -
     model = _tiny_keras_model()
     dataset = load_dataset(tiny_data)
 
+    predict = KerasPredictor(model)
     metrics = evaluate_model(
-        model, dataset, run_dir=run_dir, audit=audit, history=HISTORY, tta_flip=True, batch_size=5
+        predict,
+        dataset,
+        run_dir=run_dir,
+        image_size=(32, 32),
+        audit=audit,
+        history=HISTORY,
+        tta_flip=True,
+        batch_size=5,
     )
 
     for name in (
@@ -284,7 +293,9 @@ def test_evaluate_model_writes_every_artefact(tiny_data: Path, tmp_path: Path) -
     assert {r["true"] for r in rows} <= set(CLASSES)
 
     # A second split lands next to the first without overwriting it.
-    both = evaluate_model(model, dataset, run_dir=run_dir, split="val", audit=audit)
+    both = evaluate_model(
+        predict, dataset, run_dir=run_dir, image_size=(32, 32), split="val", audit=audit
+    )
     assert set(both) >= {"test", "val", "training"}
     assert (run_dir / "report_val.md").is_file() and (
         run_dir / "confusion_matrix_val.png"

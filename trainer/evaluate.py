@@ -22,116 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from desktop.core.preprocessing import DEFAULT_RESIZE, ImageLoadError, load_model_input, mirror
+from desktop.core.prediction_loop import Predictor
+from desktop.core.preprocessing import DEFAULT_RESIZE
 from trainer import plots
 from trainer.audit import DEFAULT_HASH_DISTANCE, paths_without_duplicates, run_audit
 from trainer.config import recorded_resize
-from trainer.dataset import Dataset, Sample, load_dataset
-from trainer.errors import TrainerError
+from trainer.dataset import Dataset, load_dataset
 from trainer.files import write_json_atomic, write_text_atomic
 from trainer.metrics import accuracy_summary, classification_metrics, cross_entropy, history_summary
 from trainer.report import write_report
+from trainer.saved_model import load_saved_model
+from trainer.split_predictions import EvaluationError, SplitPredictions, predict_samples
 
 METRICS_FILE = "metrics.json"
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
 MAX_MISCLASSIFIED_SHOWN = 36
-# Tolerance for "these outputs already are probabilities" (float32 softmax rounding).
-_PROBABILITY_TOLERANCE = 1e-3
-
-
-class EvaluationError(TrainerError):
-    """The model cannot be evaluated on this data; the message says why."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Model helpers
-
-
-def model_input_size(model: Any) -> tuple[int, int]:
-    """(height, width) of a Keras image model's single NHWC RGB input."""
-    shape = model.input_shape
-    if isinstance(shape, list):
-        if len(shape) != 1:
-            raise EvaluationError(f"the model has {len(shape)} inputs; expected one image input")
-        shape = shape[0]
-    shape = tuple(shape)
-    if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
-        raise EvaluationError(
-            f"model input shape {shape} is not (batch, height, width, 3) with a fixed size"
-        )
-    return int(shape[1]), int(shape[2])
-
-
-def _probability_output(raw: Any) -> np.ndarray:
-    """The (N, C) class output of a model that may also have other outputs (e.g. a CAM)."""
-    if isinstance(raw, Mapping):
-        raw = raw["probabilities"] if "probabilities" in raw else list(raw.values())
-    if isinstance(raw, (list, tuple)):
-        matrices = [np.asarray(v) for v in raw if np.asarray(v).ndim == 2]
-        if not matrices:
-            raise EvaluationError("the model has no (batch, classes) output")
-        raw = matrices[0]
-    return np.asarray(raw, dtype=np.float64)
-
-
-def _as_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The outputs as probabilities, and whether they had to be softmaxed (logits)."""
-    in_range = (
-        outputs.min() >= -_PROBABILITY_TOLERANCE and outputs.max() <= 1 + _PROBABILITY_TOLERANCE
-    )
-    sums_to_one = np.allclose(outputs.sum(axis=1), 1.0, atol=_PROBABILITY_TOLERANCE)
-    if in_range and sums_to_one:
-        return np.clip(outputs, 0.0, 1.0), False
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True), True
-
-
-def predict_samples(
-    model: Any,
-    samples: Sequence[Sample],
-    image_size: tuple[int, int],
-    *,
-    batch_size: int = 64,
-    tta_flip: bool = False,
-    resize: str = DEFAULT_RESIZE,
-) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]], bool]:
-    """Predict class probabilities for readable samples, in batches.
-
-    Returns (probabilities for the kept samples, kept samples, skipped samples with the
-    reason, whether the model returned logits). With `tta_flip` each image is also
-    predicted mirrored left-right and the two probability vectors are averaged.
-    """
-    if batch_size < 1:
-        raise EvaluationError(f"batch size must be at least 1, got {batch_size}")
-    kept: list[Sample] = []
-    skipped: list[tuple[Sample, str]] = []
-    chunks: list[np.ndarray] = []
-    were_logits = False
-    for start in range(0, len(samples), batch_size):
-        pixels = []
-        for sample in samples[start : start + batch_size]:
-            try:
-                pixels.append(load_model_input(sample.path, image_size, resize))
-                kept.append(sample)
-            except ImageLoadError as exc:
-                skipped.append((sample, exc.reason))
-        if not pixels:
-            continue
-        batch = np.stack(pixels)
-        probabilities, logits = _as_probabilities(
-            _probability_output(model.predict_on_batch(batch))
-        )
-        if tta_flip:
-            flipped, _ = _as_probabilities(
-                _probability_output(model.predict_on_batch(mirror(batch)))
-            )
-            probabilities = (probabilities + flipped) / 2.0
-        were_logits = were_logits or logits
-        chunks.append(probabilities)
-    if not chunks:
-        return np.zeros((0, 0)), kept, skipped, were_logits
-    return np.concatenate(chunks), kept, skipped, were_logits
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,12 +130,12 @@ def _write_predictions(
 
 
 def evaluate_model(
-    model: Any,
+    predict: Predictor,
     dataset: Dataset,
     *,
     run_dir: str | Path,
+    image_size: tuple[int, int],
     split: str = "test",
-    image_size: tuple[int, int] | None = None,
     resize: str = DEFAULT_RESIZE,
     audit: Mapping[str, Any] | None = None,
     history: Mapping[str, Sequence[float]] | None = None,
@@ -237,42 +143,65 @@ def evaluate_model(
     batch_size: int = 64,
     run_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate `model` on `dataset.splits[split]`; write every artefact into `run_dir`.
+    """Evaluate a model on `dataset.splits[split]`; write every artefact into `run_dir`.
 
-    image_size: (height, width); default: the model's input size.
-    resize: the model's resize mode (desktop.core.preprocessing.RESIZE_MODES).
+    predict: a `desktop.core.prediction_loop.Predictor`: `KerasPredictor(model)` or an
+        `Engine`'s `predict_batch_with_cam`.
+    image_size: (height, width) of the model input; resize: its resize mode.
     audit: a `trainer.audit.run_audit` result for this dataset; adds the accuracy without
         images that have duplicates in earlier splits (test: train/val; val: train).
     history: Keras History.history-style dict; default: run_dir/history.json if present.
     run_config: shown in the report; default: run_dir/run.json if present.
     Returns the whole metrics.json dict. Raises EvaluationError when nothing can be scored.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if split not in dataset.splits:
         raise EvaluationError(f"the dataset has no {split!r} split")
-    image_size = tuple(image_size) if image_size else model_input_size(model)
-    names = list(dataset.class_names)
-
-    probabilities, kept, skipped, were_logits = predict_samples(
-        model,
+    predicted = predict_samples(
+        predict,
         dataset.splits[split].samples,
         image_size,
         batch_size=batch_size,
         tta_flip=tta_flip,
         resize=resize,
     )
-    if not kept:
+    result = split_result(predicted, dataset, split, audit)
+    result["evaluation"] = {
+        "split": split,
+        "dataset_root": Path(dataset.root).as_posix(),
+        "image_size": list(image_size),
+        "preprocessing": "desktop.core.prediction_loop.classify_paths",
+        "resize": resize,
+        "tta_flip": tta_flip,
+        "batch_size": batch_size,
+        "outputs_were_logits": predicted.were_logits,
+        "skipped": [
+            {"path": _relative(sample.path, dataset.root), "reason": reason}
+            for sample, reason in predicted.skipped
+        ],
+    }
+    return _write_evaluation(
+        Path(run_dir), dataset, split, predicted, result, history=history, run_config=run_config
+    )
+
+
+def split_result(
+    predicted: SplitPredictions,
+    dataset: Dataset,
+    split: str,
+    audit: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The metrics of one split: accuracy, loss, per class, confusion, mistakes, dedup."""
+    names = list(dataset.class_names)
+    probabilities = predicted.probabilities
+    if not predicted.kept:
         raise EvaluationError(f"no readable images in the {split} split")
     if probabilities.shape[1] != len(names):
         raise EvaluationError(
             f"the model predicts {probabilities.shape[1]} classes but the dataset has "
             f"{len(names)}: {', '.join(names)}"
         )
-    root = dataset.root
-    paths = [_relative(s.path, root) for s in kept]
-    y_true = np.array([s.label for s in kept], dtype=np.int64)
-
+    paths = [_relative(sample.path, dataset.root) for sample in predicted.kept]
+    y_true = np.array([sample.label for sample in predicted.kept], dtype=np.int64)
     result = classification_metrics(y_true, probabilities, names)
     y_pred = probabilities.argmax(axis=1)
     wrong = [
@@ -287,18 +216,22 @@ def evaluate_model(
     result["misclassified"] = sorted(wrong, key=lambda x: (-x["confidence"], x["path"]))
     if audit is not None and split in ("val", "test"):
         result["dedup"] = _dedup_metrics(audit, split, paths, y_true, probabilities)
-    result["evaluation"] = {
-        "split": split,
-        "dataset_root": str(Path(root).resolve()),
-        "image_size": list(image_size),
-        "preprocessing": "desktop.core.preprocessing.load_model_input",
-        "resize": resize,
-        "tta_flip": tta_flip,
-        "batch_size": batch_size,
-        "outputs_were_logits": were_logits,
-        "skipped": [{"path": _relative(s.path, root), "reason": r} for s, r in skipped],
-    }
+    return result
 
+
+def _write_evaluation(
+    run_dir: Path,
+    dataset: Dataset,
+    split: str,
+    predicted: SplitPredictions,
+    result: dict[str, Any],
+    *,
+    history: Mapping[str, Sequence[float]] | None,
+    run_config: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Merge `result` into metrics.json and write the split's CSV, pictures and report."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names = list(dataset.class_names)
     if history is None:
         history = _read_json(run_dir / HISTORY_FILE)
     if run_config is None:
@@ -309,8 +242,14 @@ def evaluate_model(
         metrics["training"] = history_summary(history)
     write_json_atomic(run_dir / METRICS_FILE, metrics)
 
+    paths = [_relative(sample.path, dataset.root) for sample in predicted.kept]
+    y_true = np.array([sample.label for sample in predicted.kept], dtype=np.int64)
     _write_predictions(
-        run_dir / artefact_name("predictions.csv", split), paths, y_true, probabilities, names
+        run_dir / artefact_name("predictions.csv", split),
+        paths,
+        y_true,
+        predicted.probabilities,
+        names,
     )
     pictures = {
         "confusion_matrix": plots.confusion_matrix(
@@ -320,7 +259,7 @@ def evaluate_model(
         ).name,
         "misclassified": plots.misclassified_grid(
             result["misclassified"][:MAX_MISCLASSIFIED_SHOWN],
-            root,
+            dataset.root,
             run_dir / artefact_name("misclassified.png", split),
             total=len(result["misclassified"]),
         ).name,
@@ -348,41 +287,6 @@ def _class_names_from_run(run_config: Mapping[str, Any] | None) -> list[str] | N
     return None
 
 
-def _keras_model(model_path: Path) -> Any:
-    import keras  # only here: metrics and reports need no TensorFlow
-
-    try:
-        # compile=False: evaluation needs neither the optimizer nor the training loss.
-        return keras.saving.load_model(model_path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise EvaluationError(f"cannot load the Keras model {model_path}: {exc}") from exc
-
-
-class _OnnxModel:
-    """An exported file run by the station app's own engine, seen through the few Keras
-    attributes evaluation uses: the figures are those of the file that ships."""
-
-    def __init__(self, engine: Any):
-        self.engine = engine
-        height, width = engine.input_size
-        self.input_shape = (None, height, width, 3)
-        self.output_shape = (None, len(engine.class_names))
-
-    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
-        return self.engine.predict_batch(batch)
-
-
-def _onnx_model(model_path: Path) -> tuple[_OnnxModel, str]:
-    from desktop.core.engine import Engine
-    from desktop.core.model_info import ModelError
-
-    try:
-        engine = Engine(model_path)
-    except ModelError as exc:
-        raise EvaluationError(str(exc)) from exc
-    return _OnnxModel(engine), engine.info.resize
-
-
 def evaluate_saved_model(
     model_path: str | Path,
     data_dir: str | Path,
@@ -397,52 +301,41 @@ def evaluate_saved_model(
     """`ewaste-train evaluate MODEL --data DIR`: evaluate a saved .keras model, or an
     exported .onnx file through the app's engine (its metadata gives size and resize).
 
-    The input size comes from the model, the class names from run.json next to the model
-    when present (else from the dataset), and must match the dataset's classes and the
-    model's output width. With `audit`, the dataset is audited into out_dir/audit first so
-    the report includes the de-duplicated accuracy. history.json next to the model, when
-    present, gives the training curves.
+    The input size comes from the model, the class names from the .onnx file or from
+    run.json next to a .keras model when present (else from the dataset), and must match
+    the dataset's classes and the model's output width. With `audit`, the dataset is
+    audited into out_dir/audit first so the report includes the de-duplicated accuracy.
+    history.json next to the model, when present, gives the training curves.
     """
     model_path = Path(model_path)
     if not model_path.is_file():
         raise EvaluationError(f"model file not found: {model_path}")
-    if model_path.suffix.lower() == ".onnx":
-        model, resize = _onnx_model(model_path)
-    else:
-        model, resize = _keras_model(model_path), None
+    model = load_saved_model(model_path)
 
     dataset = load_dataset(data_dir)
     run_config = _read_json(model_path.parent / RUN_FILE)
-    if isinstance(model, _OnnxModel):  # the file names its classes itself
-        trained = list(model.engine.class_names)
-    else:
-        trained = _class_names_from_run(run_config)
+    trained = model.class_names or _class_names_from_run(run_config)
     if trained is not None and trained != list(dataset.class_names):
         raise EvaluationError(
             f"the model was trained on classes {trained} but the dataset has "
             f"{list(dataset.class_names)}"
         )
     names = trained or list(dataset.class_names)
-    output_shape = model.output_shape
-    if isinstance(output_shape, Mapping):
-        output_shape = output_shape.get("probabilities", next(iter(output_shape.values())))
-    if isinstance(output_shape, list):
-        output_shape = output_shape[0]
-    if output_shape[-1] != len(names):
+    if model.num_classes != len(names):
         raise EvaluationError(
-            f"the model outputs {output_shape[-1]} classes but there are {len(names)}: "
+            f"the model outputs {model.num_classes} classes but there are {len(names)}: "
             f"{', '.join(names)}"
         )
 
     out = Path(out_dir)
     audit_result = run_audit(data_dir, out / "audit", hash_distance) if audit else None
     return evaluate_model(
-        model,
+        model.predict,
         dataset,
         run_dir=out,
         split=split,
-        image_size=model_input_size(model),
-        resize=resize or recorded_resize(run_config),
+        image_size=model.input_size,
+        resize=model.resize or recorded_resize(run_config),
         audit=audit_result,
         history=_read_json(model_path.parent / HISTORY_FILE),
         tta_flip=tta_flip,

@@ -127,6 +127,7 @@ def fit(
     the model that ships."""
     from trainer.audit import run_audit
     from trainer.evaluate import artefact_name, evaluate_model
+    from trainer.keras_predictor import KerasPredictor
 
     config.check()
     dataset = load_dataset(data_dir)
@@ -138,7 +139,7 @@ def fit(
     model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
     print(f"evaluating on the {report_split} split ...", flush=True)
     metrics = evaluate_model(
-        model,
+        KerasPredictor(model),
         dataset,
         split=report_split,
         image_size=(config.image_size, config.image_size),

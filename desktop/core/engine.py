@@ -1,9 +1,9 @@
 """The inference engine: a self-describing ONNX model run with ONNX Runtime on the CPU.
 
 `Engine.classify` is a generator of per-batch results, so the headless command and the GUI
-worker drive the same code: files are decoded on a small thread pool while the previous
-batch is inferred, a bad file becomes an error `Prediction`, and a stop request is honoured
-between batches and between decodes.
+worker drive the same code: `desktop.core.prediction_loop`, which decodes files on a small
+thread pool while the previous batch is inferred, turns a bad file into an error
+`Prediction`, and honours a stop request between batches and between decodes.
 
 `flip_average=True` predicts each image and its left-right mirror and averages the two
 (test-time augmentation): can be a little more accurate, at twice the inference work.
@@ -12,9 +12,8 @@ between batches and between decodes.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,26 +21,21 @@ import onnxruntime as ort
 
 from .assets import default_model_path
 from .model_info import ModelError, ModelInfo, parse_model_info
-from .preprocessing import ImageLoadError, load_rgb, mirror
+from .prediction_loop import (
+    Outputs,
+    StopCheck,
+    classify_paths,
+    decode,
+    flip_averaged,
+    predictions_for,
+)
 from .results import Prediction
 
 __all__ = ["Engine", "ModelError", "Prediction"]
 
 PROVIDER = "CPUExecutionProvider"
-# How often a wait for decodes looks at should_stop: cancel reacts within this delay.
-STOP_POLL_SECONDS = 0.05
 # A softmax row sums to 1; a model whose output does not is emitting logits or garbage.
 PROBABILITY_SUM_TOLERANCE = 1e-2
-NON_FINITE_REASON = "model produced NaN/inf probabilities"
-
-StopCheck = Callable[[], bool]
-# A decoded file: the (H, W, 3) uint8 pixels, or the reason it could not be read; None
-# when the decode was skipped because of a stop request.
-Decoded = np.ndarray | str | None
-
-
-def _never() -> bool:
-    return False
 
 
 class Engine:
@@ -99,36 +93,19 @@ class Engine:
 
     def predict_batch(self, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
         """Probabilities (N, C) float32 for preprocessed images (N, H, W, 3) in 0-255."""
-        names = [self.info.probabilities_output]
-        return self._predict_views(images, names, flip_average)[0]
+        return self.predict_batch_with_cam(images, flip_average)[0]
 
-    def predict_batch_with_cam(
-        self, images: np.ndarray, flip_average: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_batch_with_cam(self, images: np.ndarray, flip_average: bool = False) -> Outputs:
         """Probabilities (N, C) and the class activation maps (N, h, w, C) float32.
 
-        The maps are None for a model without a CAM output, which then runs exactly what
-        `predict_batch` runs.
+        The maps are None for a model without a CAM output. This is the predictor the
+        prediction loop calls; `flip_average` wraps it as `flip_averaged` does there.
         """
-        outputs = self._predict_views(images, self._output_names(), flip_average)
+        batch = self._checked_batch(images)  # before doubling: errors name the caller's shape
+        if flip_average:
+            return flip_averaged(self.predict_batch_with_cam)(batch)
+        outputs = self._predict(batch, self._output_names())
         return outputs[0], (outputs[1] if len(outputs) > 1 else None)
-
-    def _predict_views(
-        self, images: np.ndarray, names: list[str], flip_average: bool
-    ) -> list[np.ndarray]:
-        """`_predict`, or with `flip_average` the mean over each image and its mirror.
-
-        Both views go through `_predict` together (a batch of 2N). A mirrored image's map
-        is mirrored back before averaging, so it lines up with the image shown.
-        """
-        batch = self._checked_batch(images)
-        if not flip_average:
-            return self._predict(batch, names)
-        count = batch.shape[0]
-        outputs = self._predict(np.concatenate([batch, mirror(batch)]), names)
-        averaged = [(outputs[0][:count] + outputs[0][count:]) / 2.0]
-        averaged += [(maps[:count] + mirror(maps[count:])) / 2.0 for maps in outputs[1:]]
-        return averaged
 
     def _checked_batch(self, images: np.ndarray) -> np.ndarray:
         height, width = self.info.input_size
@@ -163,8 +140,9 @@ class Engine:
 
     def classify_file(self, path: str | os.PathLike[str], flip_average: bool = False) -> Prediction:
         """Classify one file; a file that cannot be read gives an error Prediction."""
-        decoded = self._decode(path)
-        return self._predict_decoded([str(path)], [decoded], flip_average)[0]
+        decoded = decode(path, self.info.input_size, self.info.resize)
+        predict = partial(self.predict_batch_with_cam, flip_average=flip_average)
+        return predictions_for([str(path)], [decoded], predict)[0]
 
     def classify(
         self,
@@ -175,46 +153,21 @@ class Engine:
     ) -> Iterator[list[Prediction]]:
         """Yield one list of Predictions per batch of `paths`, in input order.
 
-        Decoding of the next batch runs on the thread pool while the current batch is
-        inferred. `should_stop` is polled by the consuming thread only (every
-        STOP_POLL_SECONDS while waiting, and after each batch); once it returns True no
-        further batch is yielded and queued decodes are dropped. Bad files never raise.
+        Decoding of the next batch runs on `decode_workers` threads while the current batch
+        is inferred; see `prediction_loop.classify_paths`. Bad files never raise.
         """
-        if batch_size < 1:  # checked here, at the call, not at the first next()
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        items = [str(path) for path in paths]
-        batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
-        return self._classify_batches(batches, should_stop or _never, flip_average)
+        return classify_paths(
+            paths,
+            self.predict_batch_with_cam,
+            self.info.input_size,
+            self.info.resize,
+            batch_size=batch_size,
+            workers=self.decode_workers,
+            should_stop=should_stop,
+            flip_average=flip_average,
+        )
 
     # -- internals -----------------------------------------------------------------------
-
-    def _classify_batches(
-        self, batches: list[list[str]], stop: StopCheck, flip_average: bool
-    ) -> Iterator[list[Prediction]]:
-        if not batches:
-            return
-        cancelled = threading.Event()
-        pool = ThreadPoolExecutor(
-            max_workers=self.decode_workers, thread_name_prefix="ewaste-decode"
-        )
-        try:
-            upcoming = self._submit_decodes(pool, batches[0], cancelled)
-            for index, batch in enumerate(batches):
-                current = upcoming
-                # Queue the next batch now: its files decode while this batch is inferred.
-                following = batches[index + 1] if index + 1 < len(batches) else []
-                upcoming = self._submit_decodes(pool, following, cancelled)
-                if not _wait_unless_stopped(current, stop):
-                    return
-                decoded = [future.result() for future in current]
-                yield self._predict_decoded(batch, decoded, flip_average)
-                if stop():
-                    return
-        finally:
-            # Also runs when the consumer abandons the generator: drop queued decodes and
-            # let the few running ones finish in the background instead of waiting.
-            cancelled.set()
-            pool.shutdown(wait=False, cancel_futures=True)
 
     def _output_names(self) -> list[str]:
         """Every output the app uses: probabilities, then the CAM when the model has one."""
@@ -231,48 +184,6 @@ class Engine:
             sums = arrays[index].sum(axis=1, keepdims=True)
             arrays[index] = arrays[index] / np.where(sums > 0, sums, 1.0)
         return arrays
-
-    def _decode(self, path: str | os.PathLike[str]) -> Decoded:
-        try:
-            return load_rgb(path, self.info.input_size, self.info.resize)
-        except ImageLoadError as exc:
-            return exc.reason
-        except Exception as exc:  # noqa: BLE001 - a bad file must never stop the batch
-            return f"unexpected error while reading the file: {type(exc).__name__}: {exc}"
-
-    def _submit_decodes(
-        self, pool: ThreadPoolExecutor, paths: list[str], cancelled: threading.Event
-    ) -> list[Future[Decoded]]:
-        def decode_unless_cancelled(path: str) -> Decoded:
-            return None if cancelled.is_set() else self._decode(path)
-
-        return [pool.submit(decode_unless_cancelled, path) for path in paths]
-
-    def _predict_decoded(
-        self, paths: list[str], decoded: list[Decoded], flip_average: bool = False
-    ) -> list[Prediction]:
-        height, width = self.info.input_size
-        good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
-        batch = np.empty((len(good), height, width, 3), dtype=np.float32)
-        for row, i in enumerate(good):
-            batch[row] = decoded[i]  # uint8 -> float32 0-255, as load_model_input does
-        probabilities, cams = self.predict_batch_with_cam(batch, flip_average)
-        rows = {i: row for row, i in enumerate(good)}  # file index -> batch row
-        predictions = []
-        finite = np.isfinite(probabilities).all(axis=1)
-        for i, path in enumerate(paths):
-            if i in rows and not finite[rows[i]]:
-                # A model can overflow on some inputs: never an "ok" row, never a CAM.
-                predictions.append(Prediction.failed(path, NON_FINITE_REASON))
-            elif i in rows:
-                row = rows[i]
-                # Only the predicted class's map is kept (Prediction copies it).
-                cam = None if cams is None else cams[row, :, :, int(probabilities[row].argmax())]
-                predictions.append(Prediction(path=path, probabilities=probabilities[row], cam=cam))
-            else:
-                reason = decoded[i] if isinstance(decoded[i], str) else "cancelled"
-                predictions.append(Prediction.failed(path, reason))
-        return predictions
 
     def _check_test_run(self) -> None:
         """Run the model once on a blank batch and check the output is (N, C) probabilities.
@@ -314,16 +225,6 @@ class Engine:
                     f"for {count} image(s), expected [batch, h, w, {self.info.num_classes}]"
                 )
             self.cam_grid = (int(cam.shape[1]), int(cam.shape[2]))
-
-
-def _wait_unless_stopped(futures: list[Future[Decoded]], stop: StopCheck) -> bool:
-    """Wait for all `futures`; False as soon as `stop()` says so (checked every poll)."""
-    pending = set(futures)
-    while pending:
-        if stop():
-            return False
-        _, pending = wait(pending, timeout=STOP_POLL_SECONDS)
-    return True
 
 
 def _existing_model_file(model_path: str | os.PathLike[str] | None) -> Path:
@@ -377,13 +278,7 @@ def _check_graph_matches_metadata(
             f"{path}: input '{node.name}' has shape {shape}, expected "
             f"[batch, {height}, {width}, 3] (NHWC, as the metadata says)"
         )
-    outputs = {output.name: output for output in session.get_outputs()}
-    output = outputs.get(info.probabilities_output)
-    if output is None:
-        raise ModelError(
-            f"{path}: the metadata names output '{info.probabilities_output}', the graph "
-            f"has {sorted(outputs)}"
-        )
+    output = _named_output(session, info.probabilities_output, path)
     out_shape = list(output.shape)
     if len(out_shape) != 2 or not _dims_match(out_shape[1:], [info.num_classes]):
         raise ModelError(
@@ -391,12 +286,7 @@ def _check_graph_matches_metadata(
             f"[batch, {info.num_classes}] for the {info.num_classes} classes in the metadata"
         )
     if info.cam_output is not None:
-        cam = outputs.get(info.cam_output)
-        if cam is None:
-            raise ModelError(
-                f"{path}: the metadata names output '{info.cam_output}', the graph has "
-                f"{sorted(outputs)}"
-            )
+        cam = _named_output(session, info.cam_output, path)
         cam_shape = list(cam.shape)
         if len(cam_shape) != 4 or not _dims_match(cam_shape[3:], [info.num_classes]):
             raise ModelError(
@@ -405,6 +295,15 @@ def _check_graph_matches_metadata(
             )
     batch = shape[0]
     return batch if isinstance(batch, int) and batch > 0 else None
+
+
+def _named_output(session: ort.InferenceSession, name: str, path: Path) -> ort.NodeArg:
+    outputs = {output.name: output for output in session.get_outputs()}
+    if name not in outputs:
+        raise ModelError(
+            f"{path}: the metadata names output '{name}', the graph has {sorted(outputs)}"
+        )
+    return outputs[name]
 
 
 def _dims_match(actual: list[object], expected: list[int]) -> bool:

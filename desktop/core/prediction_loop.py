@@ -1,0 +1,184 @@
+"""The one prediction loop: files -> pixels -> batches -> a predictor -> Predictions.
+
+The app's engine, the trainer's evaluation, the converter's parity check and the headless
+benchmark all run files through `classify_paths`, so "the trainer's accuracy is the app's
+accuracy" holds by construction: same decoding, same batching, same flip averaging, same
+handling of unreadable files and of non-finite outputs.
+
+A predictor is any callable taking (N, H, W, 3) float32 pixels 0-255 and returning the
+(N, C) probabilities and the (N, h, w, C) class activation maps, or None for a model
+without maps: `Engine.predict_batch_with_cam` for an ONNX file, `trainer.keras_predictor`
+for a Keras model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+import numpy as np
+
+from .preprocessing import ImageLoadError, load_rgb, mirror
+from .results import Prediction
+
+Outputs = tuple[np.ndarray, np.ndarray | None]
+Predictor = Callable[[np.ndarray], Outputs]
+StopCheck = Callable[[], bool]
+# A decoded file: the (H, W, 3) uint8 pixels, or the reason it could not be read; None
+# when the decode was skipped because of a stop request.
+Decoded = np.ndarray | str | None
+
+# How often a wait for decodes looks at should_stop: cancel reacts within this delay.
+STOP_POLL_SECONDS = 0.05
+NON_FINITE_REASON = "model produced NaN/inf probabilities"
+CANCELLED_REASON = "cancelled"
+
+
+def _never() -> bool:
+    return False
+
+
+def flip_averaged(predict: Predictor) -> Predictor:
+    """`predict`, averaged over each image and its left-right mirror (test-time augmentation).
+
+    Both views go through `predict` together (a batch of 2N). A mirrored image's map is
+    mirrored back before averaging, so it lines up with the image shown.
+    """
+
+    def predict_both_views(images: np.ndarray) -> Outputs:
+        count = images.shape[0]
+        probabilities, maps = predict(np.concatenate([images, mirror(images)]))
+        averaged = (probabilities[:count] + probabilities[count:]) / 2.0
+        if maps is not None:
+            maps = (maps[:count] + mirror(maps[count:])) / 2.0
+        return averaged, maps
+
+    return predict_both_views
+
+
+def decode(path: str | os.PathLike[str], size: tuple[int, int], resize: str) -> np.ndarray | str:
+    """The (H, W, 3) uint8 pixels of `path`, or the reason it cannot be read; never raises."""
+    try:
+        return load_rgb(path, size, resize)
+    except ImageLoadError as exc:
+        return exc.reason
+    except Exception as exc:  # noqa: BLE001 - a bad file must never stop the batch
+        return f"unexpected error while reading the file: {type(exc).__name__}: {exc}"
+
+
+def decoded_batches(
+    paths: Sequence[str | os.PathLike[str]],
+    size: tuple[int, int],
+    resize: str,
+    *,
+    batch_size: int,
+    workers: int,
+    should_stop: StopCheck | None = None,
+) -> Iterator[tuple[list[str], list[Decoded]]]:
+    """Yield (paths, decoded files) per batch, in input order, decoding one batch ahead.
+
+    The next batch's files decode on a pool of `workers` threads while the caller works on
+    the current one. `should_stop` is polled by the consuming thread only (every
+    STOP_POLL_SECONDS while waiting, and after each batch); once it returns True no further
+    batch is yielded and queued decodes are dropped.
+    """
+    if batch_size < 1:  # checked here, at the call, not at the first next()
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    items = [str(path) for path in paths]
+    batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+    return _decode_ahead(batches, size, resize, workers, should_stop or _never)
+
+
+def _decode_ahead(
+    batches: list[list[str]], size: tuple[int, int], resize: str, workers: int, stop: StopCheck
+) -> Iterator[tuple[list[str], list[Decoded]]]:
+    if not batches:
+        return
+    cancelled = threading.Event()
+
+    def decode_unless_cancelled(path: str) -> Decoded:
+        return None if cancelled.is_set() else decode(path, size, resize)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ewaste-decode")
+    try:
+        upcoming = [pool.submit(decode_unless_cancelled, path) for path in batches[0]]
+        for index, batch in enumerate(batches):
+            current = upcoming
+            following = batches[index + 1] if index + 1 < len(batches) else []
+            upcoming = [pool.submit(decode_unless_cancelled, path) for path in following]
+            if not _wait_unless_stopped(current, stop):
+                return
+            yield batch, [future.result() for future in current]
+            if stop():
+                return
+    finally:
+        # Also runs when the consumer abandons the generator: drop queued decodes and let
+        # the few running ones finish in the background instead of waiting.
+        cancelled.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def stack_decoded(decoded: Sequence[Decoded]) -> tuple[list[int], np.ndarray | None]:
+    """The indices of the files that decoded, and their pixels as one float32 batch."""
+    good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
+    if not good:
+        return good, None
+    return good, np.stack([decoded[i] for i in good]).astype(np.float32)
+
+
+def predictions_for(
+    paths: Sequence[str], decoded: Sequence[Decoded], predict: Predictor
+) -> list[Prediction]:
+    """One Prediction per path: the predictor's output, or the reason the file failed."""
+    good, batch = stack_decoded(decoded)
+    rows: dict[int, int] = {index: row for row, index in enumerate(good)}
+    probabilities, maps = predict(batch) if batch is not None else (None, None)
+    predictions = []
+    for i, path in enumerate(paths):
+        row = rows.get(i)
+        if row is None:
+            reason = decoded[i] if isinstance(decoded[i], str) else CANCELLED_REASON
+            predictions.append(Prediction.failed(path, reason))
+            continue
+        assert probabilities is not None  # rows is non-empty only when a batch was predicted
+        if not np.isfinite(probabilities[row]).all():
+            # A model can overflow on some inputs: never an "ok" row, never a CAM.
+            predictions.append(Prediction.failed(path, NON_FINITE_REASON))
+            continue
+        top = int(probabilities[row].argmax())
+        # Only the predicted class's map is kept (Prediction copies it).
+        cam = None if maps is None else maps[row, :, :, top]
+        predictions.append(Prediction(path=path, probabilities=probabilities[row], cam=cam))
+    return predictions
+
+
+def classify_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    predict: Predictor,
+    size: tuple[int, int],
+    resize: str,
+    *,
+    batch_size: int = 32,
+    workers: int = 1,
+    should_stop: StopCheck | None = None,
+    flip_average: bool = False,
+) -> Iterator[list[Prediction]]:
+    """Yield one list of Predictions per batch of `paths`, in input order. Bad files never
+    raise; see `decoded_batches` for decoding ahead and stopping."""
+    batches = decoded_batches(
+        paths, size, resize, batch_size=batch_size, workers=workers, should_stop=should_stop
+    )
+    predict = flip_averaged(predict) if flip_average else predict
+    return (predictions_for(batch_paths, decoded, predict) for batch_paths, decoded in batches)
+
+
+def _wait_unless_stopped(futures: list[Future[Decoded]], stop: StopCheck) -> bool:
+    """Wait for all `futures`; False as soon as `stop()` says so (checked every poll)."""
+    pending = set(futures)
+    while pending:
+        if stop():
+            return False
+        _, pending = wait(pending, timeout=STOP_POLL_SECONDS)
+    return True
