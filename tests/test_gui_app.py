@@ -215,7 +215,7 @@ def test_drop_of_folders_and_files_classifies_like_the_engine(
     assert "skipped" in window.statusBar().currentMessage()
     assert window.drop_area.showing_results
     assert window.preview.row is not None  # the first row is selected and previewed
-    assert window.export_action.isEnabled()
+    assert window.commands.export.isEnabled()
 
 
 def test_drop_on_the_table_adds_to_the_results_and_web_links_are_refused(
@@ -297,6 +297,8 @@ def test_threshold_change_updates_statuses_without_new_inference(
     status = window.results.index(row, COL_STATUS)
     assert status.data() == "needs review"  # ~50 % under the default 60 %
     assert "1 need review" in window.counts_label.text()
+    window.view.select_proxy_row(row)  # arrival order, unfiltered: the same row
+    assert ">needs review</span>" in window.preview.verdict.text()
 
     calls: list[int] = []
     monkeypatch.setattr(Engine, "predict_batch", lambda *a: calls.append(1))
@@ -305,6 +307,8 @@ def test_threshold_change_updates_statuses_without_new_inference(
     assert window.results.threshold == pytest.approx(0.40)
     assert status.data() == "ok"
     assert "0 need review" in window.counts_label.text()
+    assert ">ok</span>" in window.preview.verdict.text()
+    assert "(40 %)" in window.preview.legend.text()
     window.filter_bar.threshold_spin.setValue(100)
     assert all(r.status == "review" for r in window.results.rows)
     assert calls == []  # re-judged from the stored probabilities
@@ -350,7 +354,7 @@ def test_export_csv_writes_every_row(
     monkeypatch.setattr(
         QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(second), "CSV"))
     )
-    window.export_action.trigger()
+    window.commands.export.trigger()
     qtbot.waitUntil(lambda: (tmp_path / "out" / "via_action.csv").exists(), timeout=5000)
     qtbot.waitUntil(lambda: not window.exporting, timeout=5000)
     assert window.settings.last_dir("export") == str(tmp_path / "out")
@@ -372,7 +376,7 @@ def test_export_failure_is_reported_not_raised(
     call = window.export_csv(tmp_path / "no such folder" / "x.csv")
     qtbot.waitUntil(lambda: call.done, timeout=5000)
     assert warnings and "Could not write" in warnings[0]
-    assert window.export_action.isEnabled()
+    assert window.commands.export.isEnabled()
 
 
 @pytest.fixture
@@ -447,7 +451,7 @@ def test_repeated_cancels_with_decodes_in_flight_never_crash(
         gate.clear()
         drop(window.drop_area, [many_images])
         assert window.controller.busy
-        window.cancel()
+        window.commands.cancel.trigger()  # Esc
         gate.set()  # the decodes go on while the stopped thread ends
         qtbot.waitUntil(lambda: window.controller.running_threads() == 0, timeout=5000)
         qtbot.wait(20)
@@ -483,7 +487,7 @@ def test_bad_model_shows_the_error_and_a_model_can_then_be_opened(
     assert problem.isVisible() and reason in problem.text() and "Open model" in problem.text()
     assert window.model_label.text() == "No model"
     assert window.results.rowCount() == 0
-    assert window.open_model_action.isEnabled()
+    assert window.commands.open_model.isEnabled()
 
     window.open_model(str(tiny_model_path))  # what File > Open model… does after the dialog
     qtbot.waitUntil(lambda: window.last_summary is not None, timeout=RUN_TIMEOUT_MS)
@@ -539,11 +543,11 @@ def test_clear_results_returns_to_the_empty_state(
     qtbot, window: MainWindow, sample_images_dir: Path
 ) -> None:
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
-    window.clear_action.trigger()
+    window.commands.clear.trigger()
     assert window.results.rowCount() == 0
     assert not window.drop_area.showing_results
     assert window.preview.row is None
-    assert not window.export_action.isEnabled()
+    assert not window.commands.export.isEnabled()
     assert window.export_csv() is None  # nothing to export, no dialog
 
 
@@ -730,6 +734,37 @@ def test_a_drop_while_another_model_loads_waits_for_that_model(
     assert all(len(r.prediction.probabilities) == 5 for r in window.results.rows)
 
 
+def test_a_request_made_while_the_model_loads_runs_once_after_it_loads(
+    qtbot, window: MainWindow, tiny_model_path: Path, sample_images_dir: Path
+) -> None:
+    started: list[int] = []
+    window.controller.started.connect(started.append)
+    window.load_model(tiny_model_path)  # the same classes: the table stays as it is
+    drop(window.drop_area, [sample_images_dir])
+    # It waits in the controller's queue, and can be cancelled from there.
+    assert window.model_loading and not window.controller.busy
+    assert window.controller.queued == 1 and window.commands.cancel.isEnabled()
+    assert window.statusBar().currentMessage() == "Waiting for the model to load…"
+    run_to_end(qtbot, window, lambda: None)
+    assert started == [0]
+    assert window.results.rowCount() == 6  # each image once
+    assert not window.commands.cancel.isEnabled()
+
+
+def test_cancel_forgets_a_request_waiting_for_the_model(
+    qtbot, window: MainWindow, tiny_model_path: Path, sample_images_dir: Path
+) -> None:
+    started: list[int] = []
+    window.controller.started.connect(started.append)
+    window.load_model(tiny_model_path)
+    drop(window.drop_area, [sample_images_dir])
+    window.commands.cancel.trigger()
+    assert window.controller.queued == 0 and not window.commands.cancel.isEnabled()
+    qtbot.waitUntil(lambda: not window.model_loading, timeout=RUN_TIMEOUT_MS)
+    qtbot.wait(100)
+    assert started == [] and window.results.rowCount() == 0
+
+
 def test_a_run_of_the_previous_model_is_dropped_when_the_classes_change(
     qtbot,
     window: MainWindow,
@@ -855,8 +890,8 @@ def test_flip_average_from_the_run_menu_matches_the_engine_and_is_remembered(
     samples = Path(str(resources.files("desktop.assets") / "samples"))
     window = make_window(None)
     qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
-    assert not window.flip_average_action.isChecked()  # off by default: full speed
-    window.flip_average_action.trigger()
+    assert not window.commands.flip_average.isChecked()  # off by default: full speed
+    window.commands.flip_average.trigger()
     assert window.controller.flip_average
 
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [samples]))
@@ -876,7 +911,7 @@ def test_flip_average_from_the_run_menu_matches_the_engine_and_is_remembered(
     window.close()
 
     second = make_window(None)
-    assert second.flip_average_action.isChecked() and second.controller.flip_average
+    assert second.commands.flip_average.isChecked() and second.controller.flip_average
 
 
 def test_status_line_and_about_say_which_backbone_and_weights(

@@ -21,6 +21,7 @@ from desktop.core.results import Prediction
 from desktop.gui.app import AppOptions, build_parser, parse_args
 from desktop.gui.preview import load_preview_image
 from desktop.gui.probability_chart import _BAR_COLOR, _TOP_COLOR, ProbabilityChart
+from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import (
     COL_CLASS,
     COL_CONFIDENCE,
@@ -30,9 +31,9 @@ from desktop.gui.results_model import (
     COL_TOP3,
     FIRST_PROB_COLUMN,
     SORT_ROLE,
-    ResultsFilterProxy,
     ResultsModel,
 )
+from desktop.gui.review_threshold import ReviewThreshold
 from desktop.gui.settings import AppSettings
 from fixtures_images import write_grey16_png, write_rgba_png
 from tiny_model import CLASS_NAMES
@@ -57,8 +58,13 @@ def prediction(name: str, top: int, confidence: float, runner_up: int | None = N
 
 
 @pytest.fixture
-def model() -> ResultsModel:
-    return ResultsModel(CLASS_NAMES, threshold=0.6)
+def threshold() -> ReviewThreshold:
+    return ReviewThreshold()  # 0.6, not remembered anywhere
+
+
+@pytest.fixture
+def model(threshold: ReviewThreshold) -> ResultsModel:
+    return ResultsModel(CLASS_NAMES, threshold)
 
 
 @pytest.fixture
@@ -164,7 +170,7 @@ def test_filters_by_class_and_by_status(model: ResultsModel, proxy: ResultsFilte
 
 
 def test_threshold_change_rejudges_rows_without_new_predictions(
-    model: ResultsModel, proxy: ResultsFilterProxy
+    model: ResultsModel, proxy: ResultsFilterProxy, threshold: ReviewThreshold
 ) -> None:
     model.append_predictions([prediction("a.jpg", 0, 0.55), prediction("b.jpg", 1, 0.75)])
     proxy.set_status_filter("review")
@@ -173,10 +179,13 @@ def test_threshold_change_rejudges_rows_without_new_predictions(
     model.dataChanged.connect(
         lambda top, bottom, _roles: changed.append((top.row(), bottom.row(), top.column()))
     )
-    model.set_threshold(0.8)
+    threshold.set_value(0.8)
+    assert model.threshold == 0.8
     assert changed == [(0, 1, COL_STATUS)]
     assert column(proxy, COL_FILE) == ["a.jpg", "b.jpg"]  # the filtered view follows
-    model.set_threshold(0.5)
+    threshold.set_value(0.8)  # the same value: nothing to re-judge
+    assert len(changed) == 1
+    threshold.set_value(0.5)
     assert proxy.rowCount() == 0
     assert model.status_counts() == {"ok": 2, "review": 0, "error": 0}
     assert model.index(0, COL_STATUS).data(DISPLAY) == "ok"

@@ -28,6 +28,7 @@ class BackgroundCall(QObject):
         super().__init__()
         self._function = function
         self.done = False
+        self.outcome: object = None  # the result or the exception, once emitted
         self.succeeded.connect(self._mark_done)
         self.failed.connect(self._mark_done)
 
@@ -39,8 +40,10 @@ class BackgroundCall(QObject):
         try:
             result = self._function()
         except Exception as exc:  # noqa: BLE001 - handed to the GUI, which reports it
+            self.outcome = exc
             self.failed.emit(exc)
         else:
+            self.outcome = result
             self.succeeded.emit(result)
 
     def _mark_done(self, _value: object) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSignalBlocker, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
 from desktop.core.results import STATUS_LABELS, STATUSES
+from desktop.gui.review_threshold import ReviewThreshold
 
 STATUS_CHOICES: tuple[tuple[str, str | None], ...] = (
     ("All", None),
@@ -16,14 +17,14 @@ STATUS_CHOICES: tuple[tuple[str, str | None], ...] = (
 
 
 class FilterBar(QWidget):
-    """Class filter, status filter and review threshold; it only emits what changed."""
+    """Class and status filters (it emits what changed) and the review threshold's editor."""
 
     class_filter_changed = Signal(object)  # int | None
     status_filter_changed = Signal(object)  # str | None
-    threshold_changed = Signal(float)  # probability, 0..1
 
-    def __init__(self, threshold: float, parent: QWidget | None = None) -> None:
+    def __init__(self, threshold: ReviewThreshold, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._threshold = threshold
         self.class_combo = QComboBox()
         self.class_combo.setToolTip("Show only results predicted as this class")
         self.class_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
@@ -37,7 +38,7 @@ class FilterBar(QWidget):
         self.threshold_spin.setDecimals(0)
         self.threshold_spin.setSingleStep(5.0)
         self.threshold_spin.setSuffix(" %")
-        self.threshold_spin.setValue(round(threshold * 100))
+        self.threshold_spin.setValue(round(threshold.value * 100))
         self.threshold_spin.setToolTip(
             "Results whose confidence is below this value are marked 'needs review'. "
             "Changing it re-checks existing results without classifying again."
@@ -58,7 +59,8 @@ class FilterBar(QWidget):
         self.set_class_names(())
         self.class_combo.currentIndexChanged.connect(self._on_class_changed)
         self.status_combo.currentIndexChanged.connect(self._on_status_changed)
-        self.threshold_spin.valueChanged.connect(self._on_threshold_changed)
+        self.threshold_spin.valueChanged.connect(self._on_spin_changed)
+        threshold.changed.connect(self._show_threshold)
 
     def set_class_names(self, names: Sequence[str]) -> None:
         self.class_combo.blockSignals(True)
@@ -68,13 +70,6 @@ class FilterBar(QWidget):
             self.class_combo.addItem(name, i)
         self.class_combo.blockSignals(False)
         self.class_filter_changed.emit(None)
-
-    @property
-    def threshold(self) -> float:
-        return self.threshold_spin.value() / 100.0
-
-    def set_threshold(self, value: float) -> None:
-        self.threshold_spin.setValue(round(value * 100))
 
     def set_class_filter(self, class_index: int | None) -> None:
         position = self.class_combo.findData(class_index)
@@ -90,5 +85,12 @@ class FilterBar(QWidget):
     def _on_status_changed(self, position: int) -> None:
         self.status_filter_changed.emit(self.status_combo.itemData(position))
 
-    def _on_threshold_changed(self, percent: float) -> None:
-        self.threshold_changed.emit(percent / 100.0)
+    @Slot(float)
+    def _on_spin_changed(self, percent: float) -> None:
+        self._threshold.set_value(percent / 100.0)
+
+    @Slot(float)
+    def _show_threshold(self, value: float) -> None:
+        # Silently: the value came from the owner, sending it back would round it to a percent.
+        with QSignalBlocker(self.threshold_spin):
+            self.threshold_spin.setValue(round(value * 100))

@@ -24,9 +24,10 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidg
 
 from desktop.core.cam import cam_heatmap
 from desktop.core.preprocessing import ImageLoadError, load_display_rgb
-from desktop.core.results import STATUS_ERROR, STATUS_LABELS
+from desktop.core.results import STATUS_ERROR, STATUS_LABELS, status_of
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import ResultRow
+from desktop.gui.review_threshold import ReviewThreshold
 from desktop.gui.style import ERROR_COLOR, STATUS_COLORS, css
 
 PREVIEW_MAX_SIDE = 1024
@@ -217,10 +218,10 @@ class PreviewPanel(QWidget):
     # The user ticked or cleared "Show where the model looked" (not emitted for set_show_cam).
     show_cam_changed = Signal(bool)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, threshold: ReviewThreshold, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._class_names: tuple[str, ...] = ()
-        self._threshold = 0.0
+        self._threshold = threshold  # the verdict, legend and chart line follow it
         self._row: ResultRow | None = None
         self._want_cam = False  # the user's choice, kept while a model without CAM is loaded
         self._cam_available = False
@@ -249,6 +250,7 @@ class PreviewPanel(QWidget):
         layout.addWidget(self.legend)
         self.set_cam_available(False, "No model loaded")
         self.show_result(None)
+        threshold.changed.connect(self._on_threshold_changed)
 
     @property
     def row(self) -> ResultRow | None:
@@ -297,8 +299,8 @@ class PreviewPanel(QWidget):
         self._heatmap = cam_heatmap(cam, overlay_size(cam.shape))
         self.image_view.set_overlay(heatmap_image(self._heatmap))
 
-    def set_threshold(self, threshold: float) -> None:
-        self._threshold = threshold
+    @Slot(float)
+    def _on_threshold_changed(self, _threshold: float) -> None:
         self.show_result(self._row)
 
     def show_result(self, row: ResultRow | None) -> None:
@@ -308,7 +310,8 @@ class PreviewPanel(QWidget):
         )
         self._row = row
         self.legend.setVisible(row is not None and row.status != STATUS_ERROR)
-        self.legend.setText(f"Dashed line: review threshold ({self._threshold * 100:.0f} %)")
+        threshold = self._threshold.value
+        self.legend.setText(f"Dashed line: review threshold ({threshold * 100:.0f} %)")
         if row is None:
             self.title.setText("<b>No image selected</b>")
             self.verdict.setText("Select a result to see the image and all class probabilities.")
@@ -329,17 +332,20 @@ class PreviewPanel(QWidget):
             self.chart.set_probabilities((), None)
         else:
             name = self._class_names[row.top_index] if row.top_index is not None else "?"
-            color = css(STATUS_COLORS[row.status])
+            # Judged here, not read from row.status: the model may re-judge its rows after
+            # this panel hears of a new threshold.
+            status = status_of(row.prediction, threshold)
+            color = css(STATUS_COLORS[status])
             self.verdict.setText(
                 f"<b style='font-size:large'>{html.escape(name)}</b> &nbsp;"
                 f"{row.confidence * 100:.1f} % &nbsp;"
-                f"<span style='color:{color}'>{STATUS_LABELS[row.status]}</span>"
+                f"<span style='color:{color}'>{STATUS_LABELS[status]}</span>"
             )
             self.chart.set_probabilities(
                 self._class_names,
                 row.prediction.probabilities,
                 highlight=row.top_index,
-                threshold=self._threshold,
+                threshold=threshold,
             )
         if not changed_image:
             return

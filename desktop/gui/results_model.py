@@ -1,13 +1,14 @@
-"""The results table: a QAbstractTableModel over plain rows, and a filtering proxy.
+"""The results table: a QAbstractTableModel over plain rows (filtered by results_filter).
 
 Rows arrive a whole batch at a time (one beginInsertRows/endInsertRows per batch), so a few
 thousand results cost a few dozen view updates, not thousands. Every cell also exposes a
 typed value under SORT_ROLE: confidences sort as numbers, not as the text "9.5 %" > "10.2 %".
 
-Sorting is done here, by Python's sort over those typed values, and the proxy only filters
-(its sort() forwards to this model). QSortFilterProxyModel's own sort would call data()
-twice per comparison through the Python binding: about 70,000 calls, half a second, for a
-header click on 3,000 rows. A key sort over the plain rows takes milliseconds.
+Sorting is done here, by Python's sort over those typed values, and the proxy
+(`desktop.gui.results_filter`) only filters: its sort() forwards to this model.
+QSortFilterProxyModel's own sort would call data() twice per comparison through the Python
+binding: about 70,000 calls, half a second, for a header click on 3,000 rows. A key sort
+over the plain rows takes milliseconds.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
+    Slot,
 )
 
 from desktop.core.csv_export import readable_text
@@ -33,6 +34,7 @@ from desktop.core.results import (
     STATUSES,
     status_of,
 )
+from desktop.gui.review_threshold import ReviewThreshold
 from desktop.gui.style import STATUS_COLORS
 
 if TYPE_CHECKING:
@@ -55,9 +57,6 @@ FIRST_PROB_COLUMN = len(FIXED_HEADERS)
 _STATUS_ORDER = {status: rank for rank, status in enumerate(STATUSES)}
 _NO_VALUE = -1.0  # sort value of a missing number: error rows sort below every real score
 
-_HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "Direction") and hasattr(
-    QSortFilterProxyModel, "beginFilterChange"
-)
 _ALIGN_NUMBER = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
@@ -115,14 +114,21 @@ class ResultRow:
 
 
 class ResultsModel(QAbstractTableModel):
-    """All results of the session, in arrival order; the proxy sorts and filters them."""
+    """All results of the session, in arrival order; the proxy sorts and filters them.
+
+    Statuses follow `threshold`: when it changes, every row is re-judged.
+    """
 
     def __init__(
-        self, class_names: Sequence[str], threshold: float, parent: QObject | None = None
+        self,
+        class_names: Sequence[str],
+        threshold: ReviewThreshold,
+        parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._class_names = tuple(class_names)
         self._threshold = threshold
+        threshold.changed.connect(self._rejudge)
         self._rows: list[ResultRow] = []
         self._arrivals = 0
         self._sort_column = -1  # -1: arrival order
@@ -135,7 +141,7 @@ class ResultsModel(QAbstractTableModel):
 
     @property
     def threshold(self) -> float:
-        return self._threshold
+        return self._threshold.value
 
     @property
     def rows(self) -> Sequence[ResultRow]:
@@ -161,7 +167,7 @@ class ResultsModel(QAbstractTableModel):
         """Append one batch with a single insert notification."""
         start = self._arrivals
         new_rows = [
-            ResultRow(p, self._class_names, self._threshold, start + i)
+            ResultRow(p, self._class_names, self._threshold.value, start + i)
             for i, p in enumerate(predictions)
         ]
         if not new_rows:
@@ -179,11 +185,9 @@ class ResultsModel(QAbstractTableModel):
         self._rows.clear()
         self.endResetModel()
 
-    def set_threshold(self, threshold: float) -> None:
+    @Slot(float)
+    def _rejudge(self, threshold: float) -> None:
         """Re-evaluate every row's status for a new threshold; no inference is re-run."""
-        if threshold == self._threshold:
-            return
-        self._threshold = threshold
         for row in self._rows:
             row.status = status_of(row.prediction, threshold)
         if self._rows:
@@ -321,7 +325,7 @@ class ResultsModel(QAbstractTableModel):
             if row.status == STATUS_REVIEW:
                 return (
                     f"Confidence {_percent(row.confidence)} is below the review threshold "
-                    f"{_percent(self._threshold)}: a person should check this item."
+                    f"{_percent(self._threshold.value)}: a person should check this item."
                 )
             return None
         if column in (COL_FILE, COL_FOLDER):
@@ -329,75 +333,3 @@ class ResultsModel(QAbstractTableModel):
         if column == COL_TOP3 and row.top3:
             return row.top3
         return None
-
-
-class ResultsFilterProxy(QSortFilterProxyModel):
-    """Sorts by SORT_ROLE and keeps the rows matching a class and a status filter."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.setSortRole(SORT_ROLE)
-        # Keeps filtering up to date as rows arrive or change status; never sorts itself.
-        self.setDynamicSortFilter(True)
-        self._class_index: int | None = None
-        self._status: str | None = None
-
-    @property
-    def class_filter(self) -> int | None:
-        return self._class_index
-
-    @property
-    def status_filter(self) -> str | None:
-        return self._status
-
-    def set_class_filter(self, class_index: int | None) -> None:
-        """Keep rows predicted as `class_index` (None: every class)."""
-        if class_index != self._class_index:
-            self._begin_filter_change()
-            self._class_index = class_index
-            self._end_filter_change()
-
-    def set_status_filter(self, status: str | None) -> None:
-        """Keep rows whose status is "ok", "review" or "error" (None: every status)."""
-        if status is not None and status not in STATUS_LABELS:
-            raise ValueError(f"unknown status filter {status!r}; expected one of {STATUS_LABELS}")
-        if status != self._status:
-            self._begin_filter_change()
-            self._status = status
-            self._end_filter_change()
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """Sorting is the source model's job (see the module docstring)."""
-        model = self.sourceModel()
-        if isinstance(model, ResultsModel):
-            model.sort(column, order)
-        else:
-            super().sort(column, order)
-
-    def filterAcceptsRow(
-        self,
-        source_row: int,
-        source_parent: QModelIndex | QPersistentModelIndex,
-    ) -> bool:
-        # Read the plain row instead of going through data(): this runs once per row.
-        if self._class_index is None and self._status is None:
-            return True
-        model = self.sourceModel()
-        if not isinstance(model, ResultsModel):
-            return True
-        row = model.row_at(source_row)
-        if self._class_index is not None and row.top_index != self._class_index:
-            return False
-        return self._status is None or row.status == self._status
-
-    # beginFilterChange/endFilterChange(Direction) arrived in Qt 6.10 and replace the
-    # deprecated invalidate calls; older Qt (the pyproject allows 6.6) has only the latter.
-    def _begin_filter_change(self) -> None:
-        if _HAS_FILTER_CHANGE:
-            self.beginFilterChange()
-
-    def _end_filter_change(self) -> None:
-        if _HAS_FILTER_CHANGE:
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self.invalidateRowsFilter()

@@ -14,6 +14,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
+from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import (
     COL_CLASS,
     COL_CONFIDENCE,
@@ -24,7 +25,6 @@ from desktop.gui.results_model import (
     FIRST_PROB_COLUMN,
     ROW_ROLE,
     ResultRow,
-    ResultsFilterProxy,
     ResultsModel,
 )
 

@@ -1,5 +1,8 @@
 """Starts classification runs one at a time, queues further requests, cancels at once.
 
+The queue here is the only one: requests made while a run is going, or while no model is
+ready (none loaded yet, or another one loading: `set_engine(None)`), wait in it.
+
 Cancel returns control to the window immediately: the run is reported finished (cancelled)
 with the rows delivered so far, and any batch its thread still completes is dropped. The
 thread itself stops at the engine's next stop check (within a batch or a 50 ms poll) and is
@@ -45,6 +48,7 @@ class RunController(QObject):
     finished = Signal(object)  # RunSummary
     failed = Signal(str)
     busy_changed = Signal(bool)
+    queue_changed = Signal(int)  # number of requests waiting
 
     def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE, parent: QObject | None = None):
         super().__init__(parent)
@@ -67,7 +71,11 @@ class RunController(QObject):
         return self._engine
 
     def set_engine(self, engine: Engine | None) -> None:
-        """Use `engine` for the next run (the current one keeps its own)."""
+        """Use `engine` for the next run (the current one keeps its own).
+
+        None holds queued requests until an engine is set: while a model loads, a run
+        started with the previous one would deliver rows for classes the table may lose.
+        """
         self._engine = engine
         self._start_next()
 
@@ -77,7 +85,13 @@ class RunController(QObject):
 
     @property
     def queued(self) -> int:
+        """Requests waiting (each a list of files and folders)."""
         return len(self._queue)
+
+    @property
+    def queued_paths(self) -> int:
+        """Files and folders waiting, over all queued requests."""
+        return sum(len(paths) for paths, _flip in self._queue)
 
     def running_threads(self) -> int:
         """Threads not yet finished, cancelled ones included (tests, shutdown)."""
@@ -87,15 +101,18 @@ class RunController(QObject):
         """Classify `paths` (files and folders) now, or after the current run."""
         if paths:
             self._queue.append(([str(p) for p in paths], self.flip_average))
+            self.queue_changed.emit(len(self._queue))
             self._start_next()
 
     def cancel(self, clear_queue: bool = True) -> None:
         """Stop the current run now and forget queued requests; rows already sent stay.
 
-        With `clear_queue` False the queued requests are kept: the next one starts now.
+        With `clear_queue` False the queued requests are kept: the next one starts now if
+        there is an engine.
         """
-        if clear_queue:
+        if clear_queue and self._queue:
             self._queue.clear()
+            self.queue_changed.emit(0)
         worker = self._worker
         if worker is None:
             return
@@ -138,6 +155,7 @@ class RunController(QObject):
         if self._worker is not None or self._engine is None or not self._queue:
             return
         paths, flip_average = self._queue.popleft()
+        self.queue_changed.emit(len(self._queue))
         worker = ClassifyWorker(self._engine, paths, self.batch_size, flip_average)
         self._flip_average_now = flip_average
         thread = QThread(self)

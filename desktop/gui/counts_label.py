@@ -1,0 +1,41 @@
+"""The status-bar summary of the results: how many are ok, need review, failed."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QLabel, QWidget
+
+from desktop.core.results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW
+from desktop.gui.results_model import ResultsModel
+
+
+class CountsLabel(QLabel):
+    """Follows the results model: rows added, re-judged (a new threshold) or cleared."""
+
+    def __init__(self, results: ResultsModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._results = results
+        # A fixed width: a label that resizes with its text re-lays out (and repaints) the
+        # whole window on every batch.
+        self.setMinimumWidth(
+            self.fontMetrics().horizontalAdvance(
+                "00000 results: 00000 ok · 00000 need review · 00000 errors"
+            )
+        )
+        self.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        results.rowsInserted.connect(self._update)
+        results.dataChanged.connect(self._update)
+        results.modelReset.connect(self._update)
+
+    @Slot()
+    def _update(self, *_args: object) -> None:
+        total = self._results.rowCount()
+        if not total:
+            self.setText("")
+            return
+        counts = self._results.status_counts()
+        errors = counts[STATUS_ERROR]
+        self.setText(
+            f"{total} results: {counts[STATUS_OK]} ok · "
+            f"{counts[STATUS_REVIEW]} need review · {errors} error{'s' if errors != 1 else ''}"
+        )

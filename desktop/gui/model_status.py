@@ -1,0 +1,71 @@
+"""What the window says about the model: the status-bar label and the About text."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QLabel, QWidget
+
+from desktop.gui.model_loader import ModelLoader
+from desktop.gui.style import ERROR_COLOR, css
+
+if TYPE_CHECKING:
+    from desktop.core.engine import Engine
+
+
+class ModelLabel(QLabel):
+    """Follows the loader: "Loading model…", the model in use, or "No model" in red."""
+
+    def __init__(self, models: ModelLoader, parent: QWidget | None = None) -> None:
+        super().__init__("Loading model…", parent)
+        self._models = models
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        models.started.connect(self._on_started)
+        models.loaded.connect(self._show_engine)
+        models.failed.connect(self._on_failed)
+
+    @Slot()
+    def _on_started(self) -> None:
+        self.setText("Loading model…")
+        self.setStyleSheet("")
+
+    @Slot(str)
+    def _on_failed(self, _message: str) -> None:
+        engine = self._models.engine
+        if engine is not None:
+            self._show_engine(engine)  # still in use
+            return
+        self.setText("No model")
+        self.setStyleSheet(f"color: {css(ERROR_COLOR)};")
+
+    @Slot(object)
+    def _show_engine(self, engine: Engine) -> None:
+        self.setStyleSheet("")
+        backbone = f" · {engine.info.backbone}" if engine.info.backbone else ""
+        self.setText(
+            f"Model: {engine.model_path.name} · {engine.info.num_classes} classes{backbone} · "
+            f"{engine.provider}"
+        )
+        summary = engine.info.metadata.get("summary")
+        self.setToolTip(f"{engine.model_path}\n{summary}" if summary else str(engine.model_path))
+
+
+def about_text(models: ModelLoader) -> str:
+    """Help › About the model: the file, classes, input and how it was made."""
+    engine = models.engine
+    if engine is None:
+        return f"No model loaded.\n\n{models.error or ''}"
+    info = engine.info
+    meta = info.metadata
+    lines = [
+        f"Model file: {engine.model_path}",
+        *([str(meta["summary"])] if meta.get("summary") else []),
+        f"Classes ({info.num_classes}): {', '.join(info.class_names)}",
+        f"Input: {info.input_size[1]}x{info.input_size[0]} RGB, resized by {info.resize}",
+        f"Runtime: ONNX Runtime, {engine.provider}",
+    ]
+    for key in ("weights", "metrics", "training", "export"):
+        if key in meta:
+            lines.append(f"{key.capitalize()}: {meta[key]}")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""Tells the user how a run goes: the progress panel and the status bar follow the controller."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QStatusBar
+
+from desktop.gui.progress_panel import ProgressPanel
+from desktop.gui.run_controller import RunController
+from desktop.gui.worker import RunSummary
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def discovered_text(images: int, skipped: int, problems: int) -> str:
+    text = f"Classifying {_plural(images, 'image')}"
+    if skipped:
+        text += f"; {_plural(skipped, 'non-image file')} skipped"
+    if problems:
+        text += f"; {_plural(problems, 'path')} could not be read"
+    return text + "…"
+
+
+def finished_text(summary: RunSummary) -> str:
+    if summary.images == 0 and not summary.problems:
+        skipped = f" ({_plural(summary.skipped, 'other file')} skipped)" if summary.skipped else ""
+        return "No supported images found" + skipped
+    return summary.describe()
+
+
+class RunReporter(QObject):
+    """Connects itself to `controller`; shows progress in `panel`, news in `status_bar`."""
+
+    def __init__(
+        self,
+        controller: RunController,
+        panel: ProgressPanel,
+        status_bar: QStatusBar,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._panel = panel
+        self._status_bar = status_bar
+        controller.started.connect(self._on_started)
+        controller.discovered.connect(self._on_discovered)
+        controller.progress.connect(panel.set_progress)
+        controller.finished.connect(self._on_finished)
+        controller.failed.connect(self._on_failed)
+
+    @Slot(int)
+    def _on_started(self, queued: int) -> None:
+        self._panel.set_scanning()
+        more = f" ({queued} more queued)" if queued else ""
+        self._status_bar.showMessage(f"Looking for images…{more}")
+
+    @Slot(int, int, int)
+    def _on_discovered(self, images: int, skipped: int, problems: int) -> None:
+        self._panel.set_progress(0, images, 0.0)
+        self._status_bar.showMessage(discovered_text(images, skipped, problems))
+
+    @Slot(object)
+    def _on_finished(self, summary: RunSummary) -> None:
+        self._panel.set_idle(
+            f"Cancelled: {summary.done} / {summary.images}"
+            if summary.cancelled
+            else f"Done: {summary.done} images"
+        )
+        self._status_bar.showMessage(finished_text(summary))
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._panel.set_idle("Stopped by an error")
+        self._status_bar.showMessage(message)
