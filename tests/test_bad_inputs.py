@@ -17,7 +17,7 @@ from desktop.core.cli import main as classify_main
 from desktop.core.csv_export import write_results_csv
 from desktop.core.discovery import Collection, collect_images
 from desktop.core.engine import Engine
-from desktop.core.preprocessing import load_model_input
+from desktop.core.preprocessing import ImageLoadError, load_model_input, load_rgb
 from fixtures_images import (
     BAD_INPUTS,
     EMPTY_FOLDER,
@@ -227,3 +227,49 @@ def test_a_file_name_that_is_not_utf8_is_classified_and_written_readably(
         rows = list(csv.reader(text.splitlines()))
         assert [row[0] for row in rows[1:]] == [expected_cell]
         assert (rows[1][1], rows[1][3]) == ("Keyboard", "ok")
+
+
+def test_a_folder_deeper_than_the_os_allows_is_an_error_row_naming_it(tmp_path: Path) -> None:
+    # Nested folders of 200-letter names: the deepest full path passes PATH_MAX (4096).
+    name = "d" * 200
+    top = tmp_path / "deep"
+    top.mkdir()
+    descriptor = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(25):
+            os.mkdir(name, dir_fd=descriptor)
+            inner = os.open(name, os.O_RDONLY, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = inner
+    finally:
+        os.close(descriptor)
+
+    collection = collect_images([top])
+
+    assert collection.images == [] and collection.skipped == 0
+    [problem] = collection.problems
+    assert problem.path.startswith(str(top)) and problem.path.endswith(name)
+    assert len(os.fsencode(problem.path)) > 4000 and "too long" in problem.error
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pipe_or_device_given_as_an_image_is_refused_without_reading_it(
+    kind: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "photo.jpg"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it to read would wait forever for a writer
+    else:
+        path = Path("/dev/zero")  # reading it would never end
+    outcome: list[str] = []
+
+    def load() -> None:
+        try:
+            load_rgb(path, (32, 32))
+        except ImageLoadError as exc:
+            outcome.append(exc.reason)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert outcome == ["not a regular file (a device, pipe or socket)"]

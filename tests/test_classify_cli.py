@@ -156,7 +156,7 @@ def test_a_folder_without_images_writes_a_header_only_csv(
         (["--csv", "{tmp}"], "is a folder"),
         (["--csv", "{tmp}/r.csv", "--model", "{tmp}/nope.onnx"], "model file not found"),
         (["--csv", "{tmp}/r.csv", "--model", "{tmp}/not-a-model.onnx"], "not a usable ONNX"),
-        (["--csv", "{tmp}/r.csv", "--batch", "0"], "must be at least 1"),
+        (["--csv", "{tmp}/r.csv", "--batch", "0"], "must be from 1 to 256, got 0"),
         (["--csv", "{tmp}/r.csv", "--threads", "two"], "expected a whole number"),
         (["--csv", "{tmp}/r.csv", "--review-threshold", "1.5"], "between 0 and 1"),
         ([], "the following arguments are required: --csv"),
@@ -186,16 +186,20 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(
 IMAGES_FOR_CTRL_C = 5000
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_the_finished_rows(
-    tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_stop_signal_keeps_the_finished_rows_beside_the_complete_csv(
+    stop: str, tiny_model_path: Path, large_jpeg_path: Path, tmp_path: Path
 ) -> None:
+    signum = getattr(signal, stop)
     photos = tmp_path / "photos"
     photos.mkdir()
-    # Far more than can be done before the interrupt lands: a quiet CI machine classified
+    # Far more than can be done before the signal lands: a quiet CI machine classified
     # 300 of these in 0.7 s, finishing before the signal arrived.
     for i in range(IMAGES_FOR_CTRL_C):
         os.link(large_jpeg_path, photos / f"camera_{i:04d}.jpg")
+    (photos / "lost.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a discovery problem row
     out = tmp_path / "r.csv"
+    out.write_text("an earlier, complete run\n")
     process = subprocess.Popen(
         [str(CONSOLE_SCRIPT), str(photos), "--csv", str(out), "--model", str(tiny_model_path)]
         + ["--batch", "4", "--threads", "1"],
@@ -207,19 +211,109 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_finished_rows(
         assert process.stderr is not None
         first_lines = [process.stderr.readline(), process.stderr.readline()]
         assert first_lines[1].startswith("classified "), first_lines  # it is running
-        process.send_signal(signal.SIGINT)
-        _, rest = process.communicate(timeout=30)
+        process.send_signal(signum)
+        stdout, rest = process.communicate(timeout=30)
     finally:
         process.kill()
         process.wait()
-    assert process.returncode == 130, rest
-    assert "interrupted after" in rest and f"of {IMAGES_FOR_CTRL_C} images" in rest
+    assert process.returncode == 128 + signum, rest
+    assert f"stopped by {stop} after" in rest and f"of {IMAGES_FOR_CTRL_C} images" in rest
     assert "Traceback" not in rest
-    with open(out, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    assert out.read_text() == "an earlier, complete run\n"  # never replaced by a partial run
+    partial = tmp_path / "r.partial.csv"
+    assert str(partial) in stdout
+    rows = read_rows(partial)
     assert 0 < len(rows) < IMAGES_FOR_CTRL_C  # the finished rows, not the whole folder
-    assert all(row["status"] != "error" and row["path"].startswith(str(photos)) for row in rows)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "r.csv"]  # no temp left
+    problems = [row for row in rows if row["status"] == "error"]
+    assert [Path(row["path"]).name for row in problems] == ["lost.jpg"]
+    assert all(row["path"].startswith(str(photos)) for row in rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "r.csv", "r.partial.csv"]
+
+
+def test_a_signal_during_the_final_write_waits_for_a_complete_csv(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import desktop.core.cli as cli
+
+    real_write = cli.write_results_csv
+
+    def write_hit_by_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # lands in the middle of the write
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "write_results_csv", write_hit_by_sigterm)
+    out = tmp_path / "r.csv"
+    code = main([str(sample_images_dir), "--csv", str(out), "--model", str(tiny_model_path)])
+    assert code == 128 + signal.SIGTERM
+    assert len(read_rows(out)) == len(list(sample_images_dir.iterdir()))  # complete
+
+
+def test_ctrl_c_while_the_model_loads_exits_130_without_a_traceback(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import desktop.core.cli as cli
+
+    class InterruptedEngine(Engine):
+        def __init__(self, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "Engine", InterruptedEngine)
+    out = tmp_path / "r.csv"
+    code = main([str(sample_images_dir), "--csv", str(out), "--model", str(tiny_model_path)])
+    assert code == 130
+    assert "stopped by SIGINT before any image was classified" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_long_non_ascii_csv_name_is_written_or_refused_before_the_work(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    fits = tmp_path / ("ж" * 125 + ".csv")  # 254 bytes: legal
+    assert main([str(sample_images_dir), "--csv", str(fits), "--model", str(tiny_model_path)]) == 0
+    assert len(read_rows(fits)) == len(list(sample_images_dir.iterdir()))
+    too_long = tmp_path / ("ж" * 130 + ".csv")  # 264 bytes
+    args = [str(sample_images_dir), "--csv", str(too_long), "--model", str(tiny_model_path)]
+    assert main(args) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples", fits.name]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_csv_path_that_is_a_link_or_special_file_is_refused(
+    kind: str, tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, capsys
+) -> None:
+    target = tmp_path / "results.csv"
+    if kind == "symlink":
+        real = tmp_path / "real.csv"
+        real.write_text("kept\n")
+        target.symlink_to(real)
+    else:
+        os.mkfifo(target)
+    args = [str(sample_images_dir), "--csv", str(target), "--model", str(tiny_model_path)]
+    assert main(args) == 2
+    assert "a link or a special file" in capsys.readouterr().err
+    assert target.is_symlink() if kind == "symlink" else not target.is_file()
+    if kind == "symlink":
+        assert (tmp_path / "real.csv").read_text() == "kept\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--threads", "100000"], "must be from 1 to 64, got 100000"),
+        (["--batch", "100000"], "must be from 1 to 256, got 100000"),
+        (["--csv", ""], "--csv needs a file name"),
+        (["--csv", "{tmp}/newdir/"], "is a folder"),
+    ],
+)
+def test_out_of_range_flags_and_csv_paths_are_usage_errors(
+    flags: list[str], message: str, sample_images_dir: Path, tmp_path: Path, capsys
+) -> None:
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    csv_flags = [] if "--csv" in flags else ["--csv", str(tmp_path / "r.csv")]
+    assert main([str(sample_images_dir), *csv_flags, *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "newdir").exists() and not (tmp_path / "r.csv").exists()
 
 
 # A wrapper that runs the CLI in a fresh interpreter and reports which of the given top-level
@@ -271,3 +365,22 @@ def test_the_command_never_imports_tensorflow(
     control = run_import_check(["onnxruntime", "numpy"], args, tmp_path)
     assert control.returncode == 3
     assert 'LOADED ["numpy", "onnxruntime"]' in control.stdout
+
+
+def test_no_onnx_runtime_warning_when_the_home_folder_is_read_only(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    # ONNX Runtime stores a telemetry ID in the cache folder on import, and warns in colour
+    # on every start where it cannot; a locked-down station PC has a read-only home.
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    env["HOME"] = "/proc/no-such-home"  # cannot be created, even by root
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), str(sample_images_dir), "--csv", str(tmp_path / "r.csv")]
+        + ["--model", str(tiny_model_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "telemetry" not in result.stderr and "\x1b[" not in result.stderr

@@ -14,7 +14,7 @@ from PIL import Image
 from PySide6.QtCore import QModelIndex, QSettings, Qt
 from PySide6.QtGui import QColor
 
-from desktop.core.argtypes import positive_int
+from desktop.core.argtypes import batch_size, thread_count
 from desktop.core.cli import build_parser as cli_build_parser
 from desktop.core.preprocessing import ImageLoadError, load_rgb
 from desktop.core.results import Prediction
@@ -313,11 +313,19 @@ def test_command_line_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_args(["--batch-size", "16"]).batch_size == 16
     assert "--batch N" in build_parser().format_help()
     assert "--batch-size" not in build_parser().format_help()
-    for bad in (["--threads", "0"], ["--batch", "x"], ["--batch-size", "0"]):
+    for bad in (
+        ["--threads", "0"],
+        ["--threads", "100000"],
+        ["--batch", "x"],
+        ["--batch-size", "0"],
+    ):
         with pytest.raises(SystemExit) as exit_info:
             parse_args(bad)
         assert exit_info.value.code == 2
     # The same checks and messages as ewaste-classify: one shared argument type.
-    assert "expected a whole number, got 'x'" in capsys.readouterr().err
-    assert cli_build_parser()._option_string_actions["--batch"].type is positive_int
-    assert build_parser()._option_string_actions["--batch"].type is positive_int
+    err = capsys.readouterr().err
+    assert "expected a whole number, got 'x'" in err
+    assert "must be from 1 to 64, got 100000" in err
+    for parser in (cli_build_parser(), build_parser()):
+        assert parser._option_string_actions["--batch"].type is batch_size
+        assert parser._option_string_actions["--threads"].type is thread_count

@@ -52,3 +52,39 @@ def test_missing_metadata_says_how_to_export():
 def test_duplicate_class_names_are_refused():
     with pytest.raises(ModelError, match="distinct"):
         parse_model_info(_props(class_names=["Battery", "Battery"]))
+
+
+def _raw(**raw_values: str) -> dict[str, str]:
+    """Metadata props with some values replaced by raw (possibly hostile) JSON text."""
+    return {**_props(), **raw_values}
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"metrics": "[" * 100_000 + "]" * 100_000}, "not valid JSON"),  # RecursionError
+        ({"metrics": "1" * 5_000}, "not valid JSON"),  # int too long to convert
+        (
+            {"input": '{"name": "image", "size": [Infinity, 32], "layout": "NHWC"}'},
+            "malformed input",  # OverflowError
+        ),
+        ({"ewaste_format": '"1"'}, r"format '1', this app reads format 1"),
+    ],
+)
+def test_hostile_metadata_is_one_model_error(raw: dict[str, str], match: str) -> None:
+    with pytest.raises(ModelError, match=match):
+        parse_model_info(_raw(**raw))
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"input": {"name": "image", "size": [8000, 8000], "layout": "NHWC"}}, "1024x1024"),
+        ({"class_names": [f"c{i}" for i in range(100_000)]}, "100000 classes"),
+        ({"class_names": ["Battery", "Mou\nse"]}, "control characters"),
+        ({"class_names": ["Battery", "Mouse\x00"]}, "control characters"),
+    ],
+)
+def test_a_model_asking_beyond_the_limits_is_refused(changes: dict, match: str) -> None:
+    with pytest.raises(ModelError, match=match):
+        parse_model_info(_props(**changes))

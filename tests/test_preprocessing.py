@@ -172,9 +172,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
         path.chmod(0o644)
 
 
-@pytest.mark.parametrize(
-    "refused", ["desktop.core.preprocessing.os.path.getsize", "PIL.Image.open"]
-)
+@pytest.mark.parametrize("refused", ["desktop.core.preprocessing.os.stat", "PIL.Image.open"])
 def test_permission_denied_reason_also_when_running_as_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str
 ) -> None:

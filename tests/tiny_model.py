@@ -123,7 +123,9 @@ def build_tiny_model(
     channels: int = 3,
     softmax: bool = True,
     cam: bool = False,
+    cam_grid: tuple[int, int] = CAM_GRID,
     nan_for_red: bool = False,
+    scaled_by_brightness: bool = False,
 ) -> Path:
     """Write a tiny classifier to `path` and return the path.
 
@@ -134,10 +136,13 @@ def build_tiny_model(
     channels: the real input's channel count (3 is right; others build a broken model).
     softmax: False outputs raw logits under the name "probabilities" (a broken export).
     cam: also output "cam" (N, h, w, C) over a CAM_GRID grid (the metadata must name it:
-        pass `metadata=tiny_metadata(cam=True)`, or leave metadata None).
+        pass `metadata=tiny_metadata(cam=True)`, or leave metadata None); `cam_grid` sets
+        its (h, w), each dividing the input size.
     nan_for_red: the probabilities are NaN for images whose mean red is over half (a model
         that breaks down on some inputs only; a blank image still passes the load check):
         probabilities + 0 * sqrt(0.5 - mean red).
+    scaled_by_brightness: the probabilities are multiplied by 1 + 100 * mean brightness: a
+        probability vector on the blank load-time test image, garbage on any real photo.
     """
     height, width = input_size
     batch_dim: int | str = "batch" if batch is None else batch
@@ -156,7 +161,7 @@ def build_tiny_model(
         numpy_helper.from_array(bias.astype(np.float32), "bias"),
     ]
     if cam:
-        rows, cols = CAM_GRID
+        rows, cols = cam_grid
         # The mean of equal blocks' means is the image mean: the probabilities do not change.
         pooling = [
             helper.make_node("Reshape", ["image", "block_shape"], ["blocks"]),
@@ -178,8 +183,18 @@ def build_tiny_model(
             helper.make_node("Mul", ["mean_rgb", "inv_255"], ["unit_rgb"]),
         ]
 
-    head = "softmax" if nan_for_red else "probabilities"
+    head = "softmax" if nan_for_red or scaled_by_brightness else "probabilities"
     breakdown = []
+    if scaled_by_brightness:
+        initializers += [
+            numpy_helper.from_array(np.full((3, 1), 100.0 / 3, dtype=np.float32), "gain"),
+            numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+        ]
+        breakdown = [
+            helper.make_node("MatMul", ["unit_rgb", "gain"], ["brightness"]),
+            helper.make_node("Add", ["brightness", "one"], ["factor"]),
+            helper.make_node("Mul", ["softmax", "factor"], ["probabilities"]),
+        ]
     if nan_for_red:
         initializers += [
             numpy_helper.from_array(np.array([[1.0], [0.0], [0.0]], dtype=np.float32), "red"),

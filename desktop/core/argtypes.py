@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import argparse
 
+from .limits import MAX_BATCH, MAX_THREADS
 
-def positive_int(text: str) -> int:
-    """A whole number of at least 1 (--batch, --threads)."""
+
+def _whole_number(text: str, most: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not 1 <= value <= most:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {most}, got {value}")
     return value
+
+
+def thread_count(text: str) -> int:
+    """--threads: 1 to MAX_THREADS (more hangs or crashes under a process limit)."""
+    return _whole_number(text, MAX_THREADS)
+
+
+def batch_size(text: str) -> int:
+    """--batch: 1 to MAX_BATCH (more exhausts memory)."""
+    return _whole_number(text, MAX_BATCH)
 
 
 def probability(text: str) -> float:

@@ -4,24 +4,34 @@
                     [--model MODEL.onnx] [--review-threshold 0.6] [--flip-average]
 
 Exit status: 0 when the run completed (files that could not be read are error rows in the
-CSV, they do not fail the run); 2 for a usage error or an unusable model; 1 when the CSV
-cannot be written; 130 when interrupted.
+CSV, they do not fail the run); 1 when the CSV cannot be written; 2 for a usage error or an
+unusable model; 3 when the model failed midway; 128 + the signal number when stopped by
+Ctrl+C (130), SIGTERM (143) or SIGHUP (129).
+
+A run that does not complete never replaces the CSV at --csv: its finished rows go to
+NAME.partial.csv beside it, and the message says so. A signal that arrives while the
+final CSV is being written waits until it is complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from .argtypes import positive_int, probability
+from .argtypes import batch_size, probability, thread_count
 from .csv_export import write_results_csv
 from .discovery import Collection, collect_images
 from .engine import Engine
+from .limits import MAX_FILE_NAME_BYTES
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
 
@@ -29,11 +39,28 @@ PROG = "ewaste-classify"
 EXIT_OK = 0
 EXIT_WRITE_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_RUN_FAILED = 3
+# Signals that stop a run the way Ctrl+C does: the finished rows are kept.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class UsageError(Exception):
     """A problem with the command line the user can fix; the message says how."""
+
+
+class Stopped(BaseException):
+    """A stop signal arrived (a BaseException, like KeyboardInterrupt, so no `except
+    Exception` on the way swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed usage and the error
         return int(exc.code or 0)
+    try:
+        with _stop_signals_raise():
+            return _classify(args)
+    except Stopped as stop:  # during start-up: nothing was classified yet
+        _error(f"stopped by {stop} before any image was classified; nothing written")
+        return stop.exit_status
+
+
+def _classify(args: argparse.Namespace) -> int:
     try:
         output = _checked_output_path(args.csv)
         engine = Engine(args.model, threads=args.threads)
@@ -60,30 +96,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         progress = Progress(len(collection.images), sys.stderr)
         batches = engine.classify(
-            collection.images, batch_size=args.batch, flip_average=args.flip_average
+            collection.images,
+            batch_size=args.batch,
+            flip_average=args.flip_average,
+            with_cam=False,  # nothing here shows activation maps: keep none
         )
         for batch in batches:
             predictions.extend(batch)
             progress.update(len(predictions))
         progress.finish()
-    except KeyboardInterrupt:
-        if sys.stderr.isatty():
-            print(file=sys.stderr)  # end the progress line redrawn in place
-        # Keep the work done: the finished rows go to the CSV, and the message and the
-        # exit status say the run is incomplete.
+    except Stopped as stop:
+        _end_progress_line()
         total = len(collection.images) if collection else 0
-        _error(
-            f"interrupted after {len(predictions)} of {total} images; "
-            f"writing the {len(predictions)} finished rows"
-        )
-        if _write_csv(output, predictions, engine.class_names, args.review_threshold):
-            print(f"wrote {len(predictions)} rows (incomplete run) to {output}")
-        return EXIT_INTERRUPTED
+        _error(f"stopped by {stop} after {len(predictions)} of {total} images")
+        _save_partial(output, predictions, collection, engine, args.review_threshold)
+        return stop.exit_status
+    except (ModelError, MemoryError) as exc:  # the model failed on a batch, midway
+        _end_progress_line()
+        reason = str(exc) or type(exc).__name__
+        _error(f"the run failed after {len(predictions)} images: {reason}")
+        _save_partial(output, predictions, collection, engine, args.review_threshold)
+        return EXIT_RUN_FAILED
 
     rows = predictions + collection.problems
-    if not _write_csv(output, rows, engine.class_names, args.review_threshold):
+    with _stop_signals_wait() as waited:
+        written = _write_csv(output, rows, engine.class_names, args.review_threshold)
+    if not written:
         return EXIT_WRITE_FAILED
-
     counts = count_statuses(rows, args.review_threshold)
     print(f"wrote {len(rows)} rows to {output}")
     print(
@@ -91,7 +130,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.review_threshold:g}), {counts.error} errors; "
         f"{collection.skipped} non-image file{'' if collection.skipped == 1 else 's'} skipped"
     )
+    if waited:
+        _error(f"stopped by {waited[0]} while writing; the CSV above is complete")
+        return waited[0].exit_status
     return EXIT_OK
+
+
+def partial_path(output: Path) -> Path:
+    """Where an incomplete run's rows go: beside --csv, never over a complete CSV."""
+    return output.with_name(f"{output.stem}.partial{output.suffix or '.csv'}")
+
+
+def _save_partial(
+    output: Path,
+    predictions: list[Prediction],
+    collection: Collection | None,
+    engine: Engine,
+    threshold: float,
+) -> None:
+    """Write the finished rows (and the discovery problems) to the partial CSV."""
+    rows = predictions + (collection.problems if collection else [])
+    target = partial_path(output)
+    with _stop_signals_wait():
+        if _write_csv(target, rows, engine.class_names, threshold):
+            print(f"wrote {len(rows)} rows of the incomplete run to {target}")
+
+
+@contextlib.contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into `Stopped` while the run goes on."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    with _signal_handlers(stop):
+        yield
+
+
+@contextlib.contextmanager
+def _stop_signals_wait() -> Iterator[list[Stopped]]:
+    """Hold stop signals until the block ends (a CSV write must complete); the list says
+    which arrived meanwhile."""
+    arrived: list[Stopped] = []
+    with _signal_handlers(lambda signum, _frame: arrived.append(Stopped(signum))):
+        yield arrived
+
+
+@contextlib.contextmanager
+def _signal_handlers(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """`handler` for every stop signal during the block; the previous ones after it.
+    Only the main thread may set handlers: called from another thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: float) -> bool:
@@ -115,11 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     parser.add_argument("--csv", required=True, metavar="OUT", help="CSV file to write")
     parser.add_argument(
-        "--batch", type=positive_int, default=32, help="images per inference batch (32)"
+        "--batch", type=batch_size, default=32, help="images per inference batch (32)"
     )
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=thread_count,
         default=None,
         help="ONNX Runtime threads (default: one per physical core)",
     )
@@ -178,10 +275,24 @@ class Progress:
 
 
 def _checked_output_path(raw: str) -> Path:
-    """The CSV path, checked before any work: an existing, writable folder is required."""
+    """The CSV path, checked before any work: a writable folder and a name that can be
+    written, not a link or a device (the CSV replaces the file at this path)."""
+    if not raw.strip():
+        raise UsageError("--csv needs a file name, such as results.csv")
     output = Path(raw)
-    if output.is_dir():
-        raise UsageError(f"--csv {raw} is a folder; give a file name such as {raw}/results.csv")
+    if len(os.fsencode(output.name)) > MAX_FILE_NAME_BYTES:
+        raise UsageError(
+            f"--csv file name is {len(os.fsencode(output.name))} bytes; file systems allow "
+            f"{MAX_FILE_NAME_BYTES}: give a shorter name"
+        )
+    if raw.endswith(("/", os.sep)) or output.is_dir():
+        folder = raw.rstrip("/" + os.sep)
+        raise UsageError(f"--csv {raw} is a folder; give a file name such as {folder}/results.csv")
+    if output.is_symlink() or (output.exists() and not output.is_file()):
+        raise UsageError(
+            f"--csv {raw} is a link or a special file, not a regular file; the CSV would "
+            "replace it: give the path of a regular file"
+        )
     folder = output.parent
     if not folder.is_dir():
         raise UsageError(f"output folder does not exist: {folder} (create it first)")
@@ -192,6 +303,11 @@ def _checked_output_path(raw: str) -> Path:
     except OSError as exc:
         raise UsageError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
     return output
+
+
+def _end_progress_line() -> None:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # end the progress line redrawn in place
 
 
 def _error(message: str) -> None:

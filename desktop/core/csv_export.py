@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .limits import MAX_FILE_NAME_BYTES
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, status_of
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
@@ -69,7 +70,7 @@ def write_results_csv(
     is removed and the previous file at `path`, if any, is left untouched.
     """
     target = Path(path)
-    temporary = target.with_name(f".{target.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")
+    temporary = target.with_name(_temporary_name(target.name))
     # os.open with 0o666 lets the umask decide the final permissions, like a normal file.
     descriptor = os.open(
         temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
@@ -87,6 +88,16 @@ def write_results_csv(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _temporary_name(name: str) -> str:
+    """A hidden name beside `name`, within the file system's limit in bytes (a name of
+    non-ASCII letters takes two or more bytes a letter)."""
+    suffix = f".{uuid.uuid4().hex[:12]}.tmp"
+    stem = name
+    while len(os.fsencode(f".{stem}{suffix}")) > MAX_FILE_NAME_BYTES:
+        stem = stem[:-1]
+    return f".{stem}{suffix}"
 
 
 def text_cell(text: str) -> str:

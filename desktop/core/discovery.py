@@ -129,7 +129,9 @@ class _Walker:
             try:
                 info = os.stat(entry.path)  # follows links: a link to a folder is walked
             except OSError as exc:
-                if is_supported_image(path):
+                # A folder that cannot be reached (a path deeper than the OS allows, say)
+                # is named, never counted as a skipped file.
+                if is_supported_image(path) or _is_dir(entry):
                     self._problem(path, _unreachable_reason(path, exc))
                 else:
                     self._skipped += 1

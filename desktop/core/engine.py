@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .assets import default_model_path
+from .limits import MAX_CAM_SIDE, MAX_STATIC_BATCH, MAX_THREADS
 from .model_info import ModelError, ModelInfo, parse_model_info
 from .prediction_loop import (
     Outputs,
@@ -27,6 +28,7 @@ from .prediction_loop import (
     classify_paths,
     decode,
     flip_averaged,
+    output_problem,
     predictions_for,
 )
 from .results import Prediction
@@ -34,8 +36,6 @@ from .results import Prediction
 __all__ = ["Engine", "ModelError", "Prediction"]
 
 PROVIDER = "CPUExecutionProvider"
-# A softmax row sums to 1; a model whose output does not is emitting logits or garbage.
-PROBABILITY_SUM_TOLERANCE = 1e-2
 
 
 class Engine:
@@ -57,8 +57,8 @@ class Engine:
         *,
         decode_workers: int | None = None,
     ) -> None:
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        if threads is not None and not 1 <= threads <= MAX_THREADS:
+            raise ValueError(f"threads must be from 1 to {MAX_THREADS}, got {threads}")
         if decode_workers is not None and decode_workers < 1:
             raise ValueError(f"decode_workers must be at least 1, got {decode_workers}")
         self.model_path: Path = _existing_model_file(model_path)
@@ -93,7 +93,17 @@ class Engine:
 
     def predict_batch(self, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
         """Probabilities (N, C) float32 for preprocessed images (N, H, W, 3) in 0-255."""
-        return self.predict_batch_with_cam(images, flip_average)[0]
+        batch = self._checked_batch(images)  # before doubling: errors name the caller's shape
+        predict = (
+            flip_averaged(self._probabilities_only) if flip_average else self._probabilities_only
+        )
+        return predict(batch)[0]
+
+    def _probabilities_only(self, images: np.ndarray) -> Outputs:
+        """A predictor that asks ONNX Runtime for no activation maps: less work and memory
+        where nothing shows them (the headless command)."""
+        batch = self._checked_batch(images)
+        return self._predict(batch, [self.info.probabilities_output])[0], None
 
     def predict_batch_with_cam(self, images: np.ndarray, flip_average: bool = False) -> Outputs:
         """Probabilities (N, C) and the class activation maps (N, h, w, C) float32.
@@ -150,15 +160,17 @@ class Engine:
         batch_size: int = 32,
         should_stop: StopCheck | None = None,
         flip_average: bool = False,
+        with_cam: bool = True,
     ) -> Iterator[list[Prediction]]:
         """Yield one list of Predictions per batch of `paths`, in input order.
 
         Decoding of the next batch runs on `decode_workers` threads while the current batch
         is inferred; see `prediction_loop.classify_paths`. Bad files never raise.
+        `with_cam=False` keeps no activation maps, for callers that never show them.
         """
         return classify_paths(
             paths,
-            self.predict_batch_with_cam,
+            self.predict_batch_with_cam if with_cam else self._probabilities_only,
             self.info.input_size,
             self.info.resize,
             batch_size=batch_size,
@@ -175,7 +187,14 @@ class Engine:
         return [self.info.probabilities_output, *([cam] if cam is not None else [])]
 
     def _run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
-        outputs = self._session.run(names, {self.info.input_name: batch})
+        try:
+            outputs = self._session.run(names, {self.info.input_name: batch})
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
+            # An allocation failure or a kernel error on this batch: one ModelError the
+            # caller can report, keeping the rows finished so far.
+            raise ModelError(
+                f"ONNX Runtime failed on a batch of {len(batch)}: {_first_line(exc)}"
+            ) from exc
         arrays = [np.asarray(output, dtype=np.float32) for output in outputs]
         if self.info.metadata.get("quantized") == "int8":
             # An INT8 softmax comes out in steps of 1/255, so its rows sum to 1 only within
@@ -208,14 +227,12 @@ class Engine:
                 f"{output.shape} for {count} image(s), but the metadata lists "
                 f"{self.info.num_classes} classes"
             )
-        sums = output.sum(axis=1)
-        if not np.all(np.isfinite(output)) or np.any(
-            np.abs(sums - 1.0) > PROBABILITY_SUM_TOLERANCE
-        ):
+        problems = [problem for problem in map(output_problem, output) if problem]
+        if problems:
             raise ModelError(
                 f"{self.model_path}: output '{self.info.probabilities_output}' is not a "
-                f"probability distribution (row sums {sums.tolist()}); export the model "
-                "with its softmax"
+                f"probability distribution on a blank image ({problems[0]}); export the "
+                "model with its softmax"
             )
         if len(outputs) > 1:
             cam = outputs[1]
@@ -224,6 +241,7 @@ class Engine:
                     f"{self.model_path}: output '{self.info.cam_output}' has shape {cam.shape} "
                     f"for {count} image(s), expected [batch, h, w, {self.info.num_classes}]"
                 )
+            _check_cam_grid([int(cam.shape[1]), int(cam.shape[2])], self.model_path)
             self.cam_grid = (int(cam.shape[1]), int(cam.shape[2]))
 
 
@@ -293,8 +311,23 @@ def _check_graph_matches_metadata(
                 f"{path}: output '{cam.name}' has shape {cam_shape}, expected "
                 f"[batch, h, w, {info.num_classes}] (a class activation map)"
             )
+        _check_cam_grid(cam_shape[1:3], path)
     batch = shape[0]
+    if isinstance(batch, int) and batch > MAX_STATIC_BATCH:
+        raise ModelError(
+            f"{path}: the graph has a fixed batch of {batch} images; this app runs at most "
+            f"{MAX_STATIC_BATCH} at a time (export with a dynamic batch)"
+        )
     return batch if isinstance(batch, int) and batch > 0 else None
+
+
+def _check_cam_grid(grid: list[object], path: Path) -> None:
+    """Refuse activation maps finer than MAX_CAM_SIDE: the app keeps one per row."""
+    if any(isinstance(side, int) and side > MAX_CAM_SIDE for side in grid):
+        raise ModelError(
+            f"{path}: its activation map grid {grid[0]}x{grid[1]} is beyond this app's "
+            f"{MAX_CAM_SIDE}x{MAX_CAM_SIDE} (a map is meant to be a coarse grid)"
+        )
 
 
 def _named_output(session: ort.InferenceSession, name: str, path: Path) -> ort.NodeArg:

@@ -17,9 +17,11 @@ export, weights.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from .limits import MAX_CLASS_NAME_LENGTH, MAX_CLASSES, MAX_INPUT_SIDE
 from .preprocessing import LAYOUT, PREPROCESSING_CONTRACT, RESIZE_MODES, resize_mode_of
 
 FORMAT_VERSION = 1
@@ -77,8 +79,13 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
     for key, raw in props.items():
         try:
             decoded[key] = json.loads(raw)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"model metadata '{key}' is not valid JSON: {raw!r}") from exc
+        except (TypeError, ValueError, RecursionError) as exc:
+            # ValueError covers bad JSON and integers too long to convert; RecursionError
+            # arrays nested thousands deep.
+            preview = raw if len(raw) <= 80 else raw[:77] + "..."
+            raise ModelError(
+                f"model metadata '{key}' is not valid JSON ({type(exc).__name__}): {preview!r}"
+            ) from None
     return decoded
 
 
@@ -94,17 +101,10 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
     meta = decode_metadata(props)
     if type(meta["ewaste_format"]) is not int or meta["ewaste_format"] != FORMAT_VERSION:
         raise ModelError(
-            f"{source} uses metadata format {meta['ewaste_format']}, this app reads "
+            f"{source} uses metadata format {meta['ewaste_format']!r}, this app reads "
             f"format {FORMAT_VERSION}"
         )
-    names = meta["class_names"]
-    if (
-        not isinstance(names, list)
-        or len(names) < 2
-        or not all(isinstance(n, str) and n for n in names)
-        or len(set(names)) != len(names)
-    ):
-        raise ModelError(f"{source}: class_names must be a list of distinct names, got {names!r}")
+    names = _checked_class_names(meta["class_names"], source)
     try:
         spec = meta["input"]
         height, width = (int(v) for v in spec["size"])
@@ -112,10 +112,15 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         outputs = meta["outputs"]
         probabilities = str(outputs["probabilities"])
         cam = outputs.get("cam")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{source}: malformed input/outputs metadata ({exc})") from exc
-    if spec.get("layout", LAYOUT) != LAYOUT or height < 8 or width < 8:
-        raise ModelError(f"{source}: unsupported input {spec!r} (need NHWC, at least 8x8)")
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ModelError(f"{source}: malformed input/outputs metadata ({exc})") from None
+    if spec.get("layout", LAYOUT) != LAYOUT or not (
+        8 <= height <= MAX_INPUT_SIDE and 8 <= width <= MAX_INPUT_SIDE
+    ):
+        raise ModelError(
+            f"{source}: unsupported input {height}x{width} {spec.get('layout')!r} (need NHWC, "
+            f"from 8x8 to {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE})"
+        )
     resize = _check_preprocessing(meta["preprocessing"], source)
     return ModelInfo(
         class_names=tuple(names),
@@ -126,6 +131,25 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         metadata=meta,
         resize=resize,
     )
+
+
+def _checked_class_names(names: Any, source: str) -> list[str]:
+    """Distinct, printable names, as many as a table and a spreadsheet can hold."""
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ModelError(f"{source}: class_names must be a list of names")
+    if not 2 <= len(names) <= MAX_CLASSES:
+        raise ModelError(f"{source} has {len(names)} classes; this app handles 2 to {MAX_CLASSES}")
+    if len(set(names)) != len(names):
+        raise ModelError(f"{source}: class_names must be distinct, got {names[:20]!r}")
+    for name in names:
+        if len(name) > MAX_CLASS_NAME_LENGTH or any(
+            unicodedata.category(ch) == "Cc" for ch in name
+        ):
+            raise ModelError(
+                f"{source}: class name {name[:40]!r} is too long or holds control characters "
+                "(NUL, line breaks, ...), which a CSV cell or a table row cannot show"
+            )
+    return names
 
 
 def _check_preprocessing(declared: Any, source: str) -> str:

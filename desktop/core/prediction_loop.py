@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
+from .model_info import ModelError
 from .preprocessing import ImageLoadError, load_rgb, mirror
 from .results import Prediction
 
@@ -33,7 +34,19 @@ Decoded = np.ndarray | str | None
 # How often a wait for decodes looks at should_stop: cancel reacts within this delay.
 STOP_POLL_SECONDS = 0.05
 NON_FINITE_REASON = "model produced NaN/inf probabilities"
+NOT_PROBABILITIES_REASON = "model output is not a probability vector"
 CANCELLED_REASON = "cancelled"
+# A probability row: values in [0, 1] summing to 1, within float32 and INT8 rounding.
+PROBABILITY_TOLERANCE = 1e-2
+# A model file is untrusted input: one that passed the load-time test on a blank image can
+# still emit garbage on photos. Once at least MIN_ROWS_JUDGED rows are predicted and more
+# than MAX_BAD_OUTPUT_SHARE of them were not probabilities, the run stops.
+MIN_ROWS_JUDGED = 8
+MAX_BAD_OUTPUT_SHARE = 0.5
+
+
+class ModelOutputError(ModelError):
+    """The model's outputs are not probabilities on most photos: the run cannot go on."""
 
 
 def _never() -> bool:
@@ -143,15 +156,48 @@ def predictions_for(
             predictions.append(Prediction.failed(path, reason))
             continue
         assert probabilities is not None  # rows is non-empty only when a batch was predicted
-        if not np.isfinite(probabilities[row]).all():
-            # A model can overflow on some inputs: never an "ok" row, never a CAM.
-            predictions.append(Prediction.failed(path, NON_FINITE_REASON))
+        problem = output_problem(probabilities[row])
+        if problem is not None:
+            # Never an "ok" row with a confidence of 2680 %, never a CAM.
+            predictions.append(Prediction.failed(path, problem))
             continue
         top = int(probabilities[row].argmax())
         # Only the predicted class's map is kept (Prediction copies it).
         cam = None if maps is None else maps[row, :, :, top]
         predictions.append(Prediction(path=path, probabilities=probabilities[row], cam=cam))
     return predictions
+
+
+def output_problem(row: np.ndarray) -> str | None:
+    """Why one output row is not a probability vector, or None when it is one."""
+    if not np.isfinite(row).all():
+        return NON_FINITE_REASON
+    low, high, total = float(row.min()), float(row.max()), float(row.sum())
+    tolerance = PROBABILITY_TOLERANCE
+    if low < -tolerance or high > 1 + tolerance or abs(total - 1) > tolerance:
+        return f"{NOT_PROBABILITIES_REASON} (values {low:.3g} to {high:.3g}, sum {total:.3g})"
+    return None
+
+
+def _is_output_problem(prediction: Prediction) -> bool:
+    error = prediction.error or ""
+    return error == NON_FINITE_REASON or error.startswith(NOT_PROBABILITIES_REASON)
+
+
+def _stop_on_a_broken_model(batches: Iterator[list[Prediction]]) -> Iterator[list[Prediction]]:
+    """Yield `batches`; raise ModelOutputError once most rows so far were not probabilities.
+
+    The batch that tips the balance is yielded first, so its rows are kept."""
+    predicted = bad = 0
+    for batch in batches:
+        yield batch
+        predicted += sum(p.ok or _is_output_problem(p) for p in batch)
+        bad += sum(_is_output_problem(p) for p in batch)
+        if predicted >= MIN_ROWS_JUDGED and bad > MAX_BAD_OUTPUT_SHARE * predicted:
+            raise ModelOutputError(
+                f"the model's outputs were not probabilities for {bad} of {predicted} "
+                "photos: it is not a usable classifier, so the run stopped"
+            )
 
 
 def classify_paths(
@@ -166,12 +212,15 @@ def classify_paths(
     flip_average: bool = False,
 ) -> Iterator[list[Prediction]]:
     """Yield one list of Predictions per batch of `paths`, in input order. Bad files never
-    raise; see `decoded_batches` for decoding ahead and stopping."""
+    raise; see `decoded_batches` for decoding ahead and stopping. Rows whose output is not
+    a probability vector become error rows, and a model that fails on most rows raises
+    ModelOutputError (after yielding the rows so far)."""
     batches = decoded_batches(
         paths, size, resize, batch_size=batch_size, workers=workers, should_stop=should_stop
     )
     predict = flip_averaged(predict) if flip_average else predict
-    return (predictions_for(batch_paths, decoded, predict) for batch_paths, decoded in batches)
+    predicted = (predictions_for(batch_paths, decoded, predict) for batch_paths, decoded in batches)
+    return _stop_on_a_broken_model(predicted)
 
 
 def _wait_unless_stopped(futures: list[Future[Decoded]], stop: StopCheck) -> bool:

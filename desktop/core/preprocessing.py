@@ -21,6 +21,7 @@ every variant (benchmarks/bench_aspect.py, README), so stretch is the default.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,7 +135,14 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
     """Open, check and convert an image to RGB; every failure becomes an ImageLoadError,
     including those raised by the caller's work inside the `with` block."""
     try:
-        if os.path.getsize(path) == 0:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            # A pipe would block the read forever and /dev/zero never ends; a file swapped
+            # for one after discovery must not read as "empty".
+            raise ImageLoadError(path, "not a regular file (a device, pipe or socket)")
+        if info.st_size == 0:
             raise ImageLoadError(path, "empty file (0 bytes)")
         with warnings.catch_warnings():
             # We apply our own pixel limit below; Pillow's warning would only be noise.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from desktop.core.argtypes import positive_int
+from desktop.core.argtypes import batch_size, thread_count
 from desktop.gui.background import wait_for_background_calls
 from desktop.gui.main_window import APP_TITLE, MainWindow
 from desktop.gui.preview import wait_for_previews
@@ -49,12 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", metavar="PATH", help="ONNX model (default: the shipped one)")
     parser.add_argument(
-        "--threads", type=positive_int, metavar="N", help="inference threads (default: auto)"
+        "--threads", type=thread_count, metavar="N", help="inference threads (default: auto)"
     )
     parser.add_argument(
         "--batch",
         dest="batch_size",
-        type=positive_int,
+        type=batch_size,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
         help=f"images per inference batch (default: {DEFAULT_BATCH_SIZE})",
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size",
         dest="batch_size",
-        type=positive_int,
+        type=batch_size,
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
     )

@@ -1,0 +1,148 @@
+"""A model file is untrusted input: generated hostile models are refused with one clear
+ModelError at load, or turned into error rows (and a stopped run) when they misbehave only
+on real photos. Nothing here may end in a traceback, a MemoryError or an "ok" garbage row."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from desktop.core.engine import Engine
+from desktop.core.model_info import ModelError
+from desktop.core.prediction_loop import (
+    MIN_ROWS_JUDGED,
+    NOT_PROBABILITIES_REASON,
+    ModelOutputError,
+)
+from fixtures_images import write_solid
+from tiny_model import PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("ewaste-classify")
+
+
+def with_raw_metadata(path: Path, **raw: str) -> Path:
+    """Replace metadata values of an ONNX file by raw (possibly hostile) JSON text."""
+    model = onnx.load(str(path))
+    props = {entry.key: entry.value for entry in model.metadata_props}
+    props.update(raw)
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+    return path
+
+
+def photos(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    colours = list(PROTOTYPE_COLOURS.values())
+    return [write_solid(folder / f"photo-{i}.png", colours[i % len(colours)]) for i in range(count)]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CONSOLE_SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+# -- refused at load, with one sentence ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"metrics": "[" * 100_000 + "]" * 100_000}, "not valid JSON"),
+        ({"metrics": "7" * 5_000}, "not valid JSON"),
+        ({"input": '{"name": "image", "size": [Infinity, 32], "layout": "NHWC"}'}, "malformed"),
+        ({"input": '{"name": "image", "size": [8000, 8000], "layout": "NHWC"}'}, "1024x1024"),
+        ({"class_names": '["Battery", "Mouse\\u0000"]'}, "control characters"),
+    ],
+)
+def test_hostile_metadata_is_refused_with_exit_2_and_one_line(
+    tmp_path: Path, raw: dict[str, str], match: str
+) -> None:
+    model = with_raw_metadata(build_tiny_model(tmp_path / "hostile.onnx"), **raw)
+    with pytest.raises(ModelError, match=match):
+        Engine(model, threads=1)
+    [photo] = photos(tmp_path / "in", 1)
+    result = run_cli(str(photo), "--csv", str(tmp_path / "r.csv"), "--model", str(model))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_model_with_100000_classes_is_refused_before_it_runs(tmp_path: Path) -> None:
+    names = [f"class {i}" for i in range(100_000)]
+    model = build_tiny_model(tmp_path / "wide.onnx", metadata=tiny_metadata(class_names=names))
+    with pytest.raises(ModelError, match="100000 classes; this app handles 2 to 1000"):
+        Engine(model, threads=1)
+
+
+def test_a_fixed_batch_beyond_the_limit_is_refused(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "batch.onnx", batch=100_000)
+    with pytest.raises(ModelError, match="fixed batch of 100000 images"):
+        Engine(model, threads=1)
+
+
+def test_an_activation_map_grid_beyond_the_limit_is_refused(tmp_path: Path) -> None:
+    model = build_tiny_model(
+        tmp_path / "fine.onnx", input_size=(256, 256), cam=True, cam_grid=(128, 128)
+    )
+    with pytest.raises(ModelError, match="grid 128x128 is beyond this app's 64x64"):
+        Engine(model, threads=1)
+
+
+# -- misbehaving only on real photos ---------------------------------------------------------
+
+
+def test_outputs_that_are_not_probabilities_become_error_rows(tmp_path: Path) -> None:
+    engine = Engine(build_tiny_model(tmp_path / "g.onnx", scaled_by_brightness=True), threads=1)
+    files = photos(tmp_path / "in", 3)  # fewer than MIN_ROWS_JUDGED: rows, no stop
+    black = write_solid(tmp_path / "in" / "black.png", (0, 0, 0))  # the one sane output
+
+    rows = [row for batch in engine.classify([*files, black]) for row in batch]
+
+    bright = [row for row in rows if row.path != str(black)]
+    assert all(not row.ok and row.error.startswith(NOT_PROBABILITIES_REASON) for row in bright)
+    assert "sum" in bright[0].error and bright[0].cam is None
+    assert rows[-1].ok and float(rows[-1].probabilities.max()) <= 1.0
+
+
+def test_a_model_failing_on_most_photos_stops_the_run_after_keeping_its_rows(
+    tmp_path: Path,
+) -> None:
+    engine = Engine(build_tiny_model(tmp_path / "g.onnx", scaled_by_brightness=True), threads=1)
+    files = photos(tmp_path / "in", 3 * MIN_ROWS_JUDGED)
+    seen = []
+    expected = rf"not probabilities for \d+ of {MIN_ROWS_JUDGED} photos"
+    with pytest.raises(ModelOutputError, match=expected):
+        for batch in engine.classify(files, batch_size=MIN_ROWS_JUDGED):
+            seen.extend(batch)
+    assert len(seen) == MIN_ROWS_JUDGED  # the batch that decided it was handed out first
+
+
+def test_the_command_writes_the_finished_rows_and_exits_3_on_a_broken_model(
+    tmp_path: Path,
+) -> None:
+    model = build_tiny_model(tmp_path / "g.onnx", scaled_by_brightness=True)
+    folder = tmp_path / "in"
+    photos(folder, 2 * MIN_ROWS_JUDGED)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "r.csv"
+    out.write_text("earlier,complete,results\n")
+
+    result = run_cli(str(folder), "--csv", str(out), "--model", str(model), "--batch", "4")
+
+    assert result.returncode == 3, result.stderr
+    assert "the run failed after" in result.stderr and "not a usable classifier" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert out.read_text() == "earlier,complete,results\n"  # never replaced by a partial run
+    with open(tmp_path / "r.partial.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= MIN_ROWS_JUDGED and {row["status"] for row in rows} == {"error"}
+    reasons = [row["error"] for row in rows]
+    assert any(reason.startswith(NOT_PROBABILITIES_REASON) for reason in reasons)
+    assert any(row["path"].endswith("broken.jpg") for row in rows)  # decode errors kept too
+    assert np.isfinite([float(row["confidence"] or 0) for row in rows]).all()
