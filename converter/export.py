@@ -8,7 +8,6 @@ so a failed export never leaves (or overwrites) a model at --out.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 import uuid
@@ -23,6 +22,7 @@ from converter.errors import ConvertError, ParityError
 from converter.quantize import DEFAULT_CALIBRATION_IMAGES, quantize_int8
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError, parse_model_info
+from trainer.files import write_json_atomic
 
 # Dynamic batch by default. benchmarks/bench_convert.py (random EfficientNetV2B0, 128 px,
 # 2 busy CPU cores, interleaved timing, 3 runs): a static model is 0-11% faster at its own
@@ -68,20 +68,65 @@ def int8_paths(onnx_path: Path) -> tuple[Path, Path]:
     )
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one export converts and checks, from the options, the model and its run.json."""
+
+    info: run_info.RunInfo
+    inference: Any  # the Keras inference model (probabilities, and the CAM when asked)
+    size: tuple[int, int]
+    class_names: list[str]
+    batch: int | None  # None: dynamic
+    images: list[Path]  # for the parity check
+    images_source: str | None
+    train_split: run_info.LabelledImages | None  # with --int8: to calibrate
+    val_split: run_info.LabelledImages | None
+
+
 def export(options: ExportOptions, log=print) -> dict[str, Any]:
     """Run the whole export; return a summary. Raises ConvertError or ParityError."""
-    out = options.out
-    _check_output_path(out)
+    plan = _plan(options)
+    size = plan.size
+    log(f"converting {options.model} (input {size[0]}x{size[1]}, {len(plan.class_names)} classes)")
+    started = time.perf_counter()
+    proto = onnx_graph.convert(plan.inference, size, options.opset, plan.batch)
+    convert_seconds = time.perf_counter() - started
+    values = metadata.build_metadata(
+        class_names=plan.class_names,
+        size=size,
+        cam=options.cam,
+        batch=plan.batch,
+        source=options.model,
+        run_info=plan.info,
+        opset=options.opset,
+    )
+    metadata.attach_metadata(proto, values)
+    _check_onnx(proto)
+
+    summary: dict[str, Any] = {
+        "model": str(options.model),
+        "onnx": str(options.out),
+        "classes": plan.class_names,
+        "input_size": list(size),
+        "batch": plan.batch if plan.batch is not None else "dynamic",
+        "cam": options.cam,
+        "opset": options.opset,
+        "convert_seconds": convert_seconds,
+        **_write_checked_model(proto, plan, options, log),
+    }
+    if options.int8:
+        summary["int8"] = _write_int8_model(plan, options, log)
+    return summary
+
+
+def _plan(options: ExportOptions) -> _Plan:
+    """Check the options, load the model, read run.json: everything before converting."""
+    _check_output_path(options.out)
     onnx_graph.check_opset(options.opset)
-    if options.batch not in ("dynamic", "static"):
-        raise ConvertError(f"--batch must be 'static' or 'dynamic', got {options.batch!r}")
-    if options.static_batch_size < 1:
-        raise ConvertError("--static-batch-size must be at least 1")
-    batch = options.static_batch_size if options.batch == "static" else None
+    batch = _batch_size(options)
     explicit_images = (
         run_info.images_in_folder(options.check_images) if options.check_images else None
     )
-
     info = run_info.read_run_info(options.model)
     model = keras_model.load_keras_model(options.model)
     size = keras_model.input_size(model)
@@ -112,76 +157,73 @@ def export(options: ExportOptions, log=print) -> dict[str, Any]:
         images, source = val_split.paths, val_split.source
     else:
         images, source = [], None
+    return _Plan(info, inference, size, class_names, batch, images, source, train_split, val_split)
 
-    log(f"converting {options.model} (input {size[0]}x{size[1]}, {len(class_names)} classes)")
-    started = time.perf_counter()
-    proto = onnx_graph.convert(inference, size, options.opset, batch)
-    convert_seconds = time.perf_counter() - started
-    values = metadata.build_metadata(
-        class_names=class_names,
-        size=size,
-        cam=options.cam,
-        batch=batch,
-        source=options.model,
-        run_info=info,
-        opset=options.opset,
-    )
-    metadata.attach_metadata(proto, values)
-    _check_onnx(proto)
 
-    summary: dict[str, Any] = {
-        "model": str(options.model),
-        "onnx": str(out),
-        "classes": class_names,
-        "input_size": list(size),
-        "batch": batch if batch is not None else "dynamic",
-        "cam": options.cam,
-        "opset": options.opset,
-        "convert_seconds": convert_seconds,
-    }
+def _batch_size(options: ExportOptions) -> int | None:
+    """The static batch size, or None for a dynamic batch."""
+    if options.batch not in ("dynamic", "static"):
+        raise ConvertError(f"--batch must be 'static' or 'dynamic', got {options.batch!r}")
+    if options.static_batch_size < 1:
+        raise ConvertError("--static-batch-size must be at least 1")
+    return options.static_batch_size if options.batch == "static" else None
+
+
+def _write_checked_model(
+    proto: onnx.ModelProto, plan: _Plan, options: ExportOptions, log
+) -> dict[str, Any]:
+    """Save the model through a temporary file, which the app must load and (unless
+    --no-parity) parity must pass before it moves to --out; returns those facts."""
+    out = options.out
+    facts: dict[str, Any] = {}
     with _temporary_model(out) as temp:
         onnx.save(proto, str(temp))
-        summary["size_bytes"] = temp.stat().st_size
-        summary["app_load_seconds"] = _app_load_seconds(temp)
+        facts["size_bytes"] = temp.stat().st_size
+        facts["app_load_seconds"] = _app_load_seconds(temp)
         if options.parity:
             report = parity.check_parity(
-                inference, options.model, out, size, images, source, log=log, onnx_file=temp
-            )
-            summary["parity"] = report.summary()
+                plan.inference, options.model, out, plan.size, plan.images, plan.images_source,
+                log=log, onnx_file=temp,
+            )  # fmt: skip
+            facts["parity"] = report.summary()
             if not report.passed:
                 failed = failed_parity_report_path(out)
-                _write_json(failed, report.to_dict())
+                write_json_atomic(failed, report.to_dict())
                 raise ParityError(
                     f"parity failed, nothing written to {out}: {'; '.join(report.failures)} "
                     f"(report: {failed})"
                 )
-            _write_json(parity_report_path(out), report.to_dict())
-            summary["parity_notes"] = report.notes
+            write_json_atomic(parity_report_path(out), report.to_dict())
+            facts["parity_notes"] = report.notes
         else:
             # Replaces the report of an earlier, checked export: it does not describe this file.
-            _write_json(parity_report_path(out), parity.skipped_report(options.model, out))
-            summary["parity"] = "skipped (--no-parity)"
-        summary["parity_report"] = str(parity_report_path(out))
+            write_json_atomic(parity_report_path(out), parity.skipped_report(options.model, out))
+            facts["parity"] = "skipped (--no-parity)"
+        facts["parity_report"] = str(parity_report_path(out))
         os.replace(temp, out)
     with contextlib.suppress(FileNotFoundError):
         failed_parity_report_path(out).unlink()
+    return facts
 
-    if options.int8 and train_split is not None and val_split is not None:
-        int8_path, int8_report_path = int8_paths(out)
-        try:
-            result = quantize_int8(
-                out, int8_path, size, train_split, val_split, options.calibration_images, log=log
-            )
-        except ConvertError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - onnxruntime.quantization raises many types
-            first = next((ln for ln in str(exc).splitlines() if ln.strip()), repr(exc))
-            raise ConvertError(
-                f"{out} was written, but INT8 quantisation failed: {type(exc).__name__}: {first}"
-            ) from exc
-        _write_json(int8_report_path, result)
-        summary["int8"] = {**result, "report": str(int8_report_path)}
-    return summary
+
+def _write_int8_model(plan: _Plan, options: ExportOptions, log) -> dict[str, Any]:
+    """Quantise the written model; write the INT8 report (and the model, if kept)."""
+    out = options.out
+    int8_path, report_path = int8_paths(out)
+    try:
+        result = quantize_int8(
+            out, int8_path, plan.size, plan.train_split, plan.val_split,
+            options.calibration_images, log=log,
+        )  # fmt: skip
+    except ConvertError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnxruntime.quantization raises many types
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), repr(exc))
+        raise ConvertError(
+            f"{out} was written, but INT8 quantisation failed: {type(exc).__name__}: {first}"
+        ) from exc
+    write_json_atomic(report_path, result)
+    return {**result, "report": str(report_path)}
 
 
 def verify(
@@ -224,7 +266,7 @@ def verify(
         split = run_info.dataset_split(info, "val", list(model_info.class_names))
         images, source = (split.paths, split.source) if split else ([], None)
     report = parity.check_parity(inference, keras_path, onnx_path, size, images, source, log=log)
-    _write_json(parity_report_path(onnx_path), report.to_dict())
+    write_json_atomic(parity_report_path(onnx_path), report.to_dict())
     return report
 
 
@@ -267,9 +309,3 @@ def _temporary_model(out: Path):
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temp, path)

@@ -30,6 +30,7 @@ from desktop.core.model_info import (
     parse_model_info,
 )
 from desktop.core.preprocessing import LAYOUT, contract
+from trainer.run_folder import RunRecord
 from trainer.weights import file_sha256
 
 
@@ -63,24 +64,30 @@ def build_metadata(
     metrics = recorded_metrics(run_info)
     if metrics:
         values["metrics"] = metrics
-    run = run_info.run or {}
-    weights = run.get("weights") if isinstance(run.get("weights"), dict) else None
-    if "config" in run or weights:
+    if run_info.run is not None:
+        values.update(provenance(run_info.run, len(class_names)))
+    return values
+
+
+def provenance(run: RunRecord, num_classes: int) -> dict[str, Any]:
+    """The training record and the weights the model began from, from run.json."""
+    values: dict[str, Any] = {}
+    if run.config is not None or run.weights:
         values["training"] = {
-            "config": _portable_config(run.get("config")),
-            "weights_source": _weights_source(weights),
-            "init_from": run.get("init_from"),
-            "versions": run.get("versions"),
+            "config": _portable_config(run.config),
+            "weights_source": _weights_source(run.weights),
+            "init_from": run.init_from,
+            "versions": run.versions,
         }
-    if weights:
+    if run.weights:
         # The weights the model's history began from (a fine-tune run started from an
         # earlier run's model records weights "none" itself).
-        first, _ = first_run_weights(weights, run.get("init_from"))
-        values["weights"] = first or weights
+        first, _ = first_run_weights(run.weights, run.init_from)
+        values["weights"] = first or run.weights
         # Said in words too: a model without pretrained weights is much weaker, and
         # whoever inspects the file should not have to decode that from the recipe.
-        origin = _origin(weights, run.get("init_from"))
-        values["summary"] = f"E-waste classifier, {len(class_names)} classes, {origin}"
+        origin = _origin(run.weights, run.init_from)
+        values["summary"] = f"E-waste classifier, {num_classes} classes, {origin}"
     return values
 
 

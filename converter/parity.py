@@ -244,10 +244,26 @@ def check_parity(
         report.sections["engine"] = {"status": "skipped", "count": 0}
         return report
     log(f"parity: comparing Keras and ONNX Runtime on {len(image_paths)} images ({image_source})")
+    keras_probs = _image_parity(keras_predict, engine, image_paths, image_source, report)
+    if run_engine and keras_probs:
+        report.sections["engine"] = _engine_parity(engine, keras_probs, report)
+    return report
+
+
+def _image_parity(
+    keras_predict: KerasPredictor,
+    engine: Engine,
+    image_paths: Sequence[Path],
+    image_source: str | None,
+    report: ParityReport,
+) -> dict[str, np.ndarray]:
+    """Keras and ONNX Runtime on the same decoded batches; returns Keras's probabilities
+    of each file, for the end-to-end comparison."""
     images = _Section("images", PROB_MAX_DIFF)
     keras_probs: dict[str, np.ndarray] = {}
     skipped: list[dict[str, str]] = []
     # Decoded as the model's metadata says, which is how the app will decode them.
+    size = engine.input_size
     batches = decoded_batches(
         image_paths, size, engine.info.resize, batch_size=BATCH_SIZE, workers=DECODE_WORKERS
     )
@@ -266,10 +282,7 @@ def check_parity(
         keras_probs.update(zip(labels, expected[PROBABILITIES_OUTPUT], strict=True))
     report.sections["images"] = {"source": image_source, **images.to_dict(), "skipped": skipped}
     report.failures += images.failures()
-
-    if run_engine and keras_probs:
-        report.sections["engine"] = _engine_parity(engine, keras_probs, report)
-    return report
+    return keras_probs
 
 
 def skipped_report(keras_path: Path, onnx_path: Path) -> dict[str, Any]:

@@ -89,65 +89,90 @@ def quantize_int8(
     # Decoded as the model's metadata says, as the app will decode them.
     fp32_engine = Engine(fp32_path)
     resize = fp32_engine.info.resize
-    rng = random.Random(0)
     chosen = list(calibration.paths)
-    rng.shuffle(chosen)
+    random.Random(0).shuffle(chosen)
     chosen = chosen[:calibration_count]
-    folder = int8_path.parent
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".int8-") as scratch:
-        prepared = Path(scratch) / "prepared.onnx"
+    with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".int8-") as scratch:
         candidate = Path(scratch) / "int8.onnx"
-        # Shape inference + graph clean-up first, as onnxruntime recommends before
-        # quantising: it lets the quantiser see every tensor's shape.
-        # Symbolic shape inference (needs sympy) is only for dynamic-shaped ops; this
-        # CNN's shapes are all known to ONNX's own shape inference.
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        reader = ImageCalibrationReader(INPUT_NAME, chosen, size, resize)
         log(f"int8: calibrating on {len(chosen)} training images")
         started = time.perf_counter()
-        quantize_static(
-            str(prepared),
-            str(candidate),
-            calibration_data_reader=reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            reduce_range=REDUCE_RANGE,
-            activation_type=ACTIVATION_TYPE,
-            weight_type=WEIGHT_TYPE,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+        used = _quantize(fp32_path, candidate, Path(scratch), chosen, size, resize)
         quantize_seconds = time.perf_counter() - started
-        _finish_int8_model(fp32_path, candidate, calibration_images=reader.used)
 
         log(f"int8: measuring accuracy on {len(evaluation.paths)} images (fp32 and int8), "
             f"{evaluation.source}")  # fmt: skip
         # Both opened and run by the app's Engine: its session options, as on a station.
         int8_engine = Engine(candidate)
         scores = _accuracies(fp32_engine, int8_engine, evaluation, size, resize)
-        fp32_acc, int8_acc = scores["fp32_accuracy"], scores["int8_accuracy"]
         rates = _throughput({"fp32": fp32_engine, "int8": int8_engine}, size)
-        speed = {
-            "fp32_images_per_second": rates["fp32"],
-            "int8_images_per_second": rates["int8"],
-        }
-        drop = fp32_acc - int8_acc
-        keep = drop <= MAX_ACCURACY_DROP
+        keep = scores["fp32_accuracy"] - scores["int8_accuracy"] <= MAX_ACCURACY_DROP
         if keep:
             # The app shows these: the INT8 model's own figures, not the FP32 model's.
-            _set_metadata(
-                candidate,
-                {"metrics": {"val_accuracy": int8_acc, "val_loss": scores["int8_loss"]}},
-            )
+            metrics = {"val_accuracy": scores["int8_accuracy"], "val_loss": scores["int8_loss"]}
+            _set_metadata(candidate, {"metrics": metrics})
             os.replace(candidate, int8_path)
         elif int8_path.exists():
             # An INT8 file from an earlier export no longer matches the new FP32 model.
             int8_path.unlink()
+    return _report(
+        scores,
+        rates,
+        kept=int8_path if keep else None,
+        calibration=(used, calibration.source),
+        evaluation_source=evaluation.source,
+        quantize_seconds=quantize_seconds,
+        fp32_size_bytes=fp32_path.stat().st_size,
+    )
+
+
+def _quantize(
+    fp32_path: Path,
+    target: Path,
+    scratch: Path,
+    calibration: Sequence[Path],
+    size: tuple[int, int],
+    resize: str,
+) -> int:
+    """Write the statically quantised model to `target`; returns the images calibrated on."""
+    prepared = scratch / "prepared.onnx"
+    # Shape inference + graph clean-up first, as onnxruntime recommends before quantising:
+    # it lets the quantiser see every tensor's shape. Symbolic shape inference (needs sympy)
+    # is only for dynamic-shaped ops; this CNN's shapes are all known to ONNX's own.
+    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    reader = ImageCalibrationReader(INPUT_NAME, calibration, size, resize)
+    quantize_static(
+        str(prepared),
+        str(target),
+        calibration_data_reader=reader,
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        reduce_range=REDUCE_RANGE,
+        activation_type=ACTIVATION_TYPE,
+        weight_type=WEIGHT_TYPE,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+    _finish_int8_model(fp32_path, target, calibration_images=reader.used)
+    return reader.used
+
+
+def _report(
+    scores: dict[str, Any],
+    rates: dict[str, float],
+    *,
+    kept: Path | None,
+    calibration: tuple[int, str],  # images used, where they came from
+    evaluation_source: str,
+    quantize_seconds: float,
+    fp32_size_bytes: int,
+) -> dict[str, Any]:
+    """The decision (`kept`: the INT8 file, None when discarded) and what it rests on."""
+    drop = scores["fp32_accuracy"] - scores["int8_accuracy"]
     return {
-        "kept": keep,
-        "int8_model": str(int8_path) if keep else None,
+        "kept": kept is not None,
+        "int8_model": str(kept) if kept else None,
         "reason": (
             f"accuracy drop {drop * 100:.2f} points "
-            f"{'<=' if keep else '>'} {MAX_ACCURACY_DROP * 100:.1f} allowed"
+            f"{'<=' if kept else '>'} {MAX_ACCURACY_DROP * 100:.1f} allowed"
         ),
         "settings": {
             "format": "QDQ",
@@ -156,24 +181,25 @@ def quantize_int8(
             "weights": WEIGHT_TYPE.name,
             "reduce_range": REDUCE_RANGE,
             "calibration": "MinMax",
-            "calibration_images": reader.used,
-            "calibration_source": calibration.source,
+            "calibration_images": calibration[0],
+            "calibration_source": calibration[1],
         },
         "evaluation_images": scores["images"],
-        "evaluation_source": evaluation.source,
-        "fp32_accuracy": fp32_acc,
-        "int8_accuracy": int8_acc,
+        "evaluation_source": evaluation_source,
+        "fp32_accuracy": scores["fp32_accuracy"],
+        "int8_accuracy": scores["int8_accuracy"],
         "int8_loss": scores["int8_loss"],
         "accuracy_drop_points": drop * 100,
         "top1_agreement_fp32_int8": scores["agreement"],
         "speed": {
-            **speed,
+            "fp32_images_per_second": rates["fp32"],
+            "int8_images_per_second": rates["int8"],
             "batch": SPEED_BATCH,
-            "speedup": speed["int8_images_per_second"] / speed["fp32_images_per_second"],
+            "speedup": rates["int8"] / rates["fp32"],
         },
         "quantize_seconds": quantize_seconds,
-        "fp32_size_bytes": fp32_path.stat().st_size,
-        "int8_size_bytes": int8_path.stat().st_size if keep else None,
+        "fp32_size_bytes": fp32_size_bytes,
+        "int8_size_bytes": kept.stat().st_size if kept else None,
     }
 
 

@@ -6,28 +6,31 @@ names must come from --classes and there is no test split to check against.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from converter.errors import ConvertError
 from desktop.core.preprocessing import is_supported_image
 from trainer.config import recorded_resize
-
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.json"
+from trainer.run_folder import (
+    RUN_FILE,
+    Metrics,
+    RunFolderError,
+    RunRecord,
+    read_metrics,
+    read_run,
+)
 
 
 @dataclass(frozen=True)
 class RunInfo:
     run_dir: Path
-    run: dict[str, Any] | None  # run.json, None when there is none
-    metrics: dict[str, Any] | None  # metrics.json, None when there is none
+    run: RunRecord | None  # run.json, None when there is none
+    metrics: Metrics | None  # metrics.json, None when there is none
 
     @property
     def data_dir(self) -> Path | None:
-        value = (self.run or {}).get("data_dir")
+        value = self.run.data_dir if self.run else None
         return Path(value) if value else None
 
     @property
@@ -36,35 +39,15 @@ class RunInfo:
 
     @property
     def image_size(self) -> tuple[int, int] | None:
-        value = (self.run or {}).get("image_size")
-        if value is None:
-            return None
-        try:  # the trainer writes [H, W]
-            height, width = (int(v) for v in value)
-        except (TypeError, ValueError) as exc:
-            raise ConvertError(f"{self.run_dir / RUN_FILE}: bad image_size {value!r}") from exc
-        return (height, width)
+        return self.run.image_size if self.run else None
 
 
 def read_run_info(model_path: Path) -> RunInfo:
     run_dir = model_path.resolve().parent
-    return RunInfo(
-        run_dir=run_dir,
-        run=_read_json(run_dir / RUN_FILE),
-        metrics=_read_json(run_dir / METRICS_FILE),
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConvertError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ConvertError(f"{path} is not a JSON object")
-    return value
+        return RunInfo(run_dir=run_dir, run=read_run(run_dir), metrics=read_metrics(run_dir))
+    except RunFolderError as exc:
+        raise ConvertError(str(exc)) from exc
 
 
 def resolve_class_names(info: RunInfo, classes_arg: str | None, num_outputs: int) -> list[str]:
@@ -72,8 +55,8 @@ def resolve_class_names(info: RunInfo, classes_arg: str | None, num_outputs: int
     if classes_arg is not None:
         names = [name.strip() for name in classes_arg.split(",")]
         source = "--classes"
-    elif info.run is not None and "class_names" in info.run:
-        names = info.run["class_names"]
+    elif info.run is not None and info.run.class_names is not None:
+        names = list(info.run.class_names)
         source = str(info.run_dir / RUN_FILE)
     else:
         raise ConvertError(
@@ -95,17 +78,16 @@ def resolve_class_names(info: RunInfo, classes_arg: str | None, num_outputs: int
 def recorded_metrics(info: RunInfo) -> dict[str, float] | None:
     """Validation and test accuracy and loss from metrics.json (those it has), for the model
     metadata."""
+    if info.metrics is None:
+        return None
     picked = {}
     for split in ("val", "test"):
-        result = (info.metrics or {}).get(split)
-        if isinstance(result, dict):
-            picked.update(
-                {
-                    f"{split}_{key}": float(result[key])
-                    for key in ("accuracy", "loss")
-                    if isinstance(result.get(key), int | float)
-                }
-            )
+        for name, value in (
+            ("accuracy", info.metrics.accuracy(split)),
+            ("loss", info.metrics.loss(split)),
+        ):
+            if value is not None:
+                picked[f"{split}_{name}"] = value
     return picked or None
 
 

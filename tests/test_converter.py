@@ -741,6 +741,7 @@ def test_a_fine_tuned_models_metadata_names_the_weights_its_history_began_from(
 ) -> None:
     from converter.metadata import build_metadata
     from converter.run_info import RunInfo
+    from trainer.run_folder import RunRecord
 
     lite0 = {"kind": "imagenet", "backbone": "efficientnet-lite0", "license": "Apache-2.0",
              "origin": "ImageNet, from P", "sha256": "57", "file": "w.pth"}  # fmt: skip
@@ -757,7 +758,7 @@ def test_a_fine_tuned_models_metadata_names_the_weights_its_history_began_from(
     source.write_bytes(b"model")
     values = build_metadata(
         class_names=list(CLASSES), size=(SIZE, SIZE), cam=False, batch=None, source=source,
-        run_info=RunInfo(tmp_path, run, None), opset=17,
+        run_info=RunInfo(tmp_path, RunRecord.from_json(run), None), opset=17,
     )  # fmt: skip
     assert values["weights"] == lite0
     # No path of the training machine travels in the file.

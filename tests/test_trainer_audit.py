@@ -11,17 +11,10 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from synthetic_dataset import make_dataset
-from trainer.audit import (
-    AUDIT_FILE,
-    DEFAULT_HASH_DISTANCE,
-    AuditError,
-    load_audit,
-    phash,
-    run_audit,
-    test_paths_without_duplicates,
-    unreadable_paths,
-)
+from trainer.audit import DEFAULT_HASH_DISTANCE, AuditError, run_audit
+from trainer.audit.hashing import phash
 from trainer.dataset import DatasetError
+from trainer.run_folder import AUDIT_FILE, Audit, RunFolderError, read_audit
 
 PER_SPLIT = {"train": 5, "val": 2, "test": 3}
 CLASSES = ("alpha", "beta", "gamma")
@@ -58,7 +51,7 @@ def _groups_with(audit: dict, kind: str, path: str) -> list[dict]:
 
 
 def test_clean_dataset_counts_and_no_false_duplicates(clean: Path, tmp_path: Path) -> None:
-    audit = run_audit(clean, tmp_path / "audit")
+    audit = run_audit(clean, tmp_path / "audit").to_json()
 
     assert audit["counts"] == {split: dict.fromkeys(CLASSES, n) for split, n in PER_SPLIT.items()}
     assert audit["totals"] == {split: 3 * n for split, n in PER_SPLIT.items()}
@@ -69,24 +62,25 @@ def test_clean_dataset_counts_and_no_false_duplicates(clean: Path, tmp_path: Pat
     assert audit["non_image_files"]["count"] == 0
     assert audit["exact_duplicates"] == [] and audit["near_duplicates"] == []
     assert audit["summary"]["any"]["groups"] == 0
-    assert test_paths_without_duplicates(audit) == set(audit["usable_images"]["test"])
-    assert len(test_paths_without_duplicates(audit)) == 9
+    clean_test = Audit.from_json(audit).paths_without_duplicates("test")
+    assert clean_test == set(audit["usable_images"]["test"])
+    assert len(clean_test) == 9
 
 
 def test_audit_states_its_hash_and_threshold(clean: Path, tmp_path: Path) -> None:
-    audit = run_audit(clean, tmp_path / "audit", hash_distance=12)
+    audit = run_audit(clean, tmp_path / "audit", hash_distance=12).to_json()
     hashing = audit["hashing"]
     assert "SHA-256" in hashing["exact"]
     assert "pHash" in hashing["near"]
     assert hashing["near_threshold"] == 12
     assert hashing["near_threshold_of_bits"] == 256
-    default = run_audit(clean, tmp_path / "a2", pictures=False)["hashing"]["near_threshold"]
+    default = run_audit(clean, tmp_path / "a2", pictures=False).near_threshold
     assert default == DEFAULT_HASH_DISTANCE
 
 
 def test_planted_problems_are_found(planted: Path, tmp_path: Path) -> None:
     out = tmp_path / "audit"
-    audit = run_audit(planted, out)
+    audit = run_audit(planted, out).to_json()
 
     # Exact duplicate within a split.
     [group] = _groups_with(audit, "exact_duplicates", "train/alpha/alpha_copy.jpg")
@@ -131,7 +125,7 @@ def test_planted_problems_are_found(planted: Path, tmp_path: Path) -> None:
     }
     assert "truncated" in reasons["val/alpha/truncated.jpg"]
     assert "empty" in reasons["val/beta/empty.png"]
-    assert unreadable_paths(audit) == set(reasons)
+    assert {u.path for u in Audit.from_json(audit).unreadable} == set(reasons)
     usable = {p for paths in audit["usable_images"].values() for p in paths}
     assert not usable & set(reasons)
     assert audit["counts"]["val"] == {"alpha": 2, "beta": 2, "gamma": 2}
@@ -140,21 +134,25 @@ def test_planted_problems_are_found(planted: Path, tmp_path: Path) -> None:
     assert audit["non_image_files"] == {"count": 1, "paths": ["train/alpha/notes.txt"]}
 
     # Evaluation keeps only test images without a train/val duplicate.
-    clean_test = test_paths_without_duplicates(audit)
+    clean_test = Audit.from_json(audit).paths_without_duplicates("test")
     assert "test/beta/beta_leak.jpg" not in clean_test
     assert "test/gamma/gamma_0.jpg" not in clean_test
     assert "test/gamma/garbage.jpg" not in clean_test
     assert len(clean_test) == len(audit["usable_images"]["test"]) - 2 == 8
 
-    # Everything lands on disk, the JSON exactly as returned.
-    assert load_audit(out) == json.loads((out / AUDIT_FILE).read_text()) == audit
+    # Everything lands on disk, the JSON exactly as returned, and reads back typed.
+    assert json.loads((out / AUDIT_FILE).read_text()) == audit
+    assert read_audit(out) == Audit.from_json(audit)
+    assert read_audit(out).paths_without_duplicates("val") == Audit.from_json(
+        audit
+    ).paths_without_duplicates("val")
     for name in audit["pictures"].values():
         assert (out / name).stat().st_size > 0
     assert set(audit["pictures"]) >= {"class_distribution", "samples_per_class", "duplicate_pairs"}
 
 
 def test_threshold_zero_keeps_exact_but_drops_near(planted: Path, tmp_path: Path) -> None:
-    audit = run_audit(planted, tmp_path / "audit", hash_distance=0, pictures=False)
+    audit = run_audit(planted, tmp_path / "audit", hash_distance=0, pictures=False).to_json()
     assert audit["summary"]["exact"]["groups"] == 3
     assert audit["near_duplicates"] == []
     assert audit["pictures"] == {}
@@ -165,8 +163,11 @@ def test_bad_arguments_raise(clean: Path, tmp_path: Path) -> None:
         run_audit(clean, tmp_path / "audit", hash_distance=300)
     with pytest.raises(DatasetError):
         run_audit(tmp_path / "nowhere", tmp_path / "audit")
-    with pytest.raises(AuditError):
-        test_paths_without_duplicates({"not": "an audit"})
+    with pytest.raises(RunFolderError, match="audit_version is missing"):
+        Audit.from_json({"not": "an audit"})
+    audit = run_audit(clean, tmp_path / "audit", pictures=False)
+    with pytest.raises(ValueError, match="only removed from val or test"):
+        audit.paths_without_duplicates("train")
 
 
 def test_phash_is_stable_under_small_changes_only() -> None:

@@ -19,7 +19,9 @@ from synthetic_dataset import make_dataset
 from trainer import fit as fit_module
 from trainer import weights as weights_module
 from trainer.cli import main
+from trainer.config import TrainConfig
 from trainer.dataset import load_dataset
+from trainer.run_folder import TrainingState
 
 CLASSES = ("Battery", "Mouse", "Washing Machine")
 TINY_RECIPE = [
@@ -245,3 +247,19 @@ def test_a_bug_is_not_disguised_as_a_user_error(tiny_data, tmp_path, monkeypatch
     monkeypatch.setattr(fit_module, "fit", broken)
     with pytest.raises(ValueError, match="a bug"):
         main(["fit", "--data", str(tiny_data), "--out", str(tmp_path / "run")])
+
+
+def test_each_epoch_keeps_the_best_and_stops_after_patience():
+    config = TrainConfig(monitor="val_accuracy", patience=2)
+    state = TrainingState()
+    for epoch, accuracy in enumerate([0.5, 0.7, 0.6, 0.65], start=1):
+        state = fit_module.after_epoch(state, epoch, {"val_accuracy": accuracy}, config)
+        assert state.stopped_early == (epoch == 4)
+    assert (state.best, state.best_epoch, state.wait) == (0.7, 2, 2)
+    assert state.best_file == "best-epoch002.weights.h5"
+    assert state.checkpoint == "checkpoint-epoch004.keras"
+    assert state.history.series == {"val_accuracy": (0.5, 0.7, 0.6, 0.65)}
+    # A loss improves downwards.
+    by_loss = TrainConfig(monitor="val_loss", patience=2)
+    state = fit_module.after_epoch(TrainingState(), 1, {"val_loss": 0.9}, by_loss)
+    assert fit_module.after_epoch(state, 2, {"val_loss": 0.4}, by_loss).best_epoch == 2

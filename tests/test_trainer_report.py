@@ -245,7 +245,8 @@ def test_evaluate_model_writes_every_artefact(tiny_data: Path, tmp_path: Path) -
     audit = run_audit(tiny_data, tmp_path / "audit", pictures=False)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "run.json").write_text(json.dumps({"epochs": 3, "class_names": list(CLASSES)}))
+    config = {"epochs": 3}
+    (run_dir / "run.json").write_text(json.dumps({"config": config, "class_names": list(CLASSES)}))
     model = _tiny_keras_model()
     dataset = load_dataset(tiny_data)
 
@@ -283,7 +284,7 @@ def test_evaluate_model_writes_every_artefact(tiny_data: Path, tmp_path: Path) -
 
     report = (run_dir / "report.md").read_text()
     _check_report_matches(report, m)
-    assert "| epochs | 3 |" in report  # run.json was picked up
+    assert "| config.epochs | 3 |" in report  # run.json was picked up
     assert re.search(r"!\[Confusion matrix\]\(confusion_matrix\.png\)", report)
 
     with (run_dir / "predictions.csv").open() as handle:

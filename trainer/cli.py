@@ -107,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "audit":
             from trainer.audit import run_audit
+            from trainer.run_folder import AUDIT_FILE
 
             run_audit(args.data, args.out)
-            print(f"audit written to {args.out / 'audit.json'}")
+            print(f"audit written to {args.out / AUDIT_FILE}")
         elif args.command == "fit":
             from trainer import data
             from trainer.fit import fit

@@ -11,11 +11,11 @@ into the run directory.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from trainer.errors import ConfigError
+from trainer.run_folder import RunRecord
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def recorded_resize(run: Mapping[str, Any] | None) -> str:
-    """The resize mode a run.json records. Runs made before the setting existed stretched;
-    with no run.json at all, the current default applies."""
-    if run is None:
-        return TrainConfig.resize
-    return (run.get("config") or {}).get("resize", "stretch")
+def recorded_resize(run: RunRecord | None) -> str:
+    """The resize mode of a run (RunRecord.resize); with no run.json at all, the current
+    default."""
+    return TrainConfig.resize if run is None else run.resize
 
 
 _LITE0_HEAD = TrainConfig(

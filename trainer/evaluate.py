@@ -1,8 +1,9 @@
 """Evaluate a Keras model on one split and write metrics.json, pictures, predictions and report.
 
-Images go through `desktop.core.preprocessing.load_model_input`, the function the station app
-uses, so the accuracy reported here is the accuracy of the pixels the app will feed. Every
-artefact (metrics.json, report.md, the pictures) comes from one metrics dict.
+Images go through the station app's own prediction loop (`desktop.core.prediction_loop`,
+see `trainer.split_predictions`), so the accuracy reported here is the accuracy of the
+pixels the app will feed. Every artefact (metrics.json, report.md, the pictures) comes from
+one metrics record (`trainer.run_folder.Metrics`).
 
 Artefacts in the run folder (for a split other than test, names get a `_<split>` suffix):
   metrics.json          {"<split>": {...}, "training": {...}} (other keys already there are kept)
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +26,25 @@ import numpy as np
 from desktop.core.prediction_loop import Predictor
 from desktop.core.preprocessing import DEFAULT_RESIZE
 from trainer import plots
-from trainer.audit import DEFAULT_HASH_DISTANCE, paths_without_duplicates, run_audit
+from trainer.audit import DEFAULT_HASH_DISTANCE, run_audit
 from trainer.config import recorded_resize
 from trainer.dataset import Dataset, load_dataset
-from trainer.files import write_json_atomic, write_text_atomic
+from trainer.files import write_text_atomic
 from trainer.metrics import accuracy_summary, classification_metrics, cross_entropy, history_summary
 from trainer.report import write_report
+from trainer.run_folder import (
+    Audit,
+    Metrics,
+    RunRecord,
+    audit_folder,
+    read_history,
+    read_metrics,
+    read_run,
+    write_metrics,
+)
 from trainer.saved_model import load_saved_model
 from trainer.split_predictions import EvaluationError, SplitPredictions, predict_samples
 
-METRICS_FILE = "metrics.json"
-RUN_FILE = "run.json"
-HISTORY_FILE = "history.json"
 MAX_MISCLASSIFIED_SHOWN = 36
 
 
@@ -52,27 +60,24 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _dedup_metrics(
-    audit: Mapping[str, Any],
+    audit: Audit,
     split: str,
     paths: Sequence[str],
     y_true: np.ndarray,
     probabilities: np.ndarray,
 ) -> dict[str, Any]:
     """Accuracy on the images of `split` that have no duplicate in an earlier split."""
-    known = set(audit.get("usable_images", {}).get(split, []))
-    known |= {
-        u["path"] for u in audit.get("unreadable", {}).get("files", []) if u["split"] == split
-    }
+    known = audit.known_paths(split)
     unknown = [p for p in paths if p not in known]
     if unknown:
         raise EvaluationError(
             f"the audit does not describe this dataset: {len(unknown)} {split} image(s) are not "
             f"in it (first: {unknown[0]}); re-run the audit on this dataset"
         )
-    keep = paths_without_duplicates(dict(audit), split)
+    keep = audit.paths_without_duplicates(split)
     mask = np.array([p in keep for p in paths], dtype=bool)
     result: dict[str, Any] = {
-        "hash_threshold": audit.get("hashing", {}).get("near_threshold"),
+        "hash_threshold": audit.near_threshold,
         "excluded": int((~mask).sum()),
         "excluded_paths": [p for p, k in zip(paths, mask, strict=True) if not k],
     }
@@ -91,16 +96,6 @@ def _dedup_metrics(
         "loss": cross_entropy(probabilities[mask], y_true[mask]),
         **result,
     }
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EvaluationError(f"cannot read {path}: {exc}") from exc
-    return value if isinstance(value, dict) else None
 
 
 def artefact_name(name: str, split: str) -> str:
@@ -137,11 +132,11 @@ def evaluate_model(
     image_size: tuple[int, int],
     split: str = "test",
     resize: str = DEFAULT_RESIZE,
-    audit: Mapping[str, Any] | None = None,
+    audit: Audit | None = None,
     history: Mapping[str, Sequence[float]] | None = None,
     tta_flip: bool = False,
     batch_size: int = 64,
-    run_config: Mapping[str, Any] | None = None,
+    run: RunRecord | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on `dataset.splits[split]`; write every artefact into `run_dir`.
 
@@ -151,7 +146,7 @@ def evaluate_model(
     audit: a `trainer.audit.run_audit` result for this dataset; adds the accuracy without
         images that have duplicates in earlier splits (test: train/val; val: train).
     history: Keras History.history-style dict; default: run_dir/history.json if present.
-    run_config: shown in the report; default: run_dir/run.json if present.
+    run: shown in the report; default: run_dir/run.json if present.
     Returns the whole metrics.json dict. Raises EvaluationError when nothing can be scored.
     """
     if split not in dataset.splits:
@@ -180,7 +175,7 @@ def evaluate_model(
         ],
     }
     return _write_evaluation(
-        Path(run_dir), dataset, split, predicted, result, history=history, run_config=run_config
+        Path(run_dir), dataset, split, predicted, result, history=history, run=run
     )
 
 
@@ -188,7 +183,7 @@ def split_result(
     predicted: SplitPredictions,
     dataset: Dataset,
     split: str,
-    audit: Mapping[str, Any] | None,
+    audit: Audit | None,
 ) -> dict[str, Any]:
     """The metrics of one split: accuracy, loss, per class, confusion, mistakes, dedup."""
     names = list(dataset.class_names)
@@ -227,20 +222,21 @@ def _write_evaluation(
     result: dict[str, Any],
     *,
     history: Mapping[str, Sequence[float]] | None,
-    run_config: Mapping[str, Any] | None,
+    run: RunRecord | None,
 ) -> dict[str, Any]:
     """Merge `result` into metrics.json and write the split's CSV, pictures and report."""
     run_dir.mkdir(parents=True, exist_ok=True)
     names = list(dataset.class_names)
     if history is None:
-        history = _read_json(run_dir / HISTORY_FILE)
-    if run_config is None:
-        run_config = _read_json(run_dir / RUN_FILE)
-    metrics = _read_json(run_dir / METRICS_FILE) or {}
-    metrics[split] = result
+        recorded = read_history(run_dir)
+        history = recorded.series if recorded else None
+    if run is None:
+        run = read_run(run_dir)
+    record = (read_metrics(run_dir) or Metrics()).with_split(split, result)
     if history:
-        metrics["training"] = history_summary(history)
-    write_json_atomic(run_dir / METRICS_FILE, metrics)
+        record = replace(record, training=history_summary(history))
+    write_metrics(run_dir, record)
+    metrics = record.to_json()
 
     paths = [_relative(sample.path, dataset.root) for sample in predicted.kept]
     y_true = np.array([sample.label for sample in predicted.kept], dtype=np.int64)
@@ -273,18 +269,9 @@ def _write_evaluation(
         metrics,
         split,
         pictures=pictures,
-        run_config=run_config,
+        run_config=run.to_json() if run else None,
     )
     return metrics
-
-
-def _class_names_from_run(run_config: Mapping[str, Any] | None) -> list[str] | None:
-    if not run_config:
-        return None
-    for holder in (run_config, run_config.get("dataset"), run_config.get("data")):
-        if isinstance(holder, Mapping) and isinstance(holder.get("class_names"), list):
-            return [str(n) for n in holder["class_names"]]
-    return None
 
 
 def evaluate_saved_model(
@@ -313,8 +300,9 @@ def evaluate_saved_model(
     model = load_saved_model(model_path)
 
     dataset = load_dataset(data_dir)
-    run_config = _read_json(model_path.parent / RUN_FILE)
-    trained = model.class_names or _class_names_from_run(run_config)
+    run = read_run(model_path.parent)
+    recorded_names = list(run.class_names) if run and run.class_names else None
+    trained = model.class_names or recorded_names
     if trained is not None and trained != list(dataset.class_names):
         raise EvaluationError(
             f"the model was trained on classes {trained} but the dataset has "
@@ -328,17 +316,18 @@ def evaluate_saved_model(
         )
 
     out = Path(out_dir)
-    audit_result = run_audit(data_dir, out / "audit", hash_distance) if audit else None
+    audit_result = run_audit(data_dir, audit_folder(out), hash_distance) if audit else None
+    history = read_history(model_path.parent)
     return evaluate_model(
         model.predict,
         dataset,
         run_dir=out,
         split=split,
         image_size=model.input_size,
-        resize=model.resize or recorded_resize(run_config),
+        resize=model.resize or recorded_resize(run),
         audit=audit_result,
-        history=_read_json(model_path.parent / HISTORY_FILE),
+        history=history.series if history else None,
         tta_flip=tta_flip,
         batch_size=batch_size,
-        run_config=run_config,
+        run=run,
     )

@@ -1,22 +1,17 @@
 """`ewaste-train fit`: audit, train with checkpoints (resumable), evaluate, write the report.
 
-Run directory:
-  run.json            resolved configuration, class names, data folder, weights + hash, versions
-  audit/              dataset audit (audit.json and pictures)
-  checkpoint-epochNNN.keras  model + optimizer state after the last finished epoch (--resume)
-  best-epochNNN.weights.h5  weights of the best epoch by the monitored metric
-  state.json          epochs done, history so far, best value, the two files above
-  model.keras         the final model (best weights): what the converter exports
-  history.json, metrics.json, report.md and its pictures
+Everything lands in the run folder (trainer.run_folder names its files): run.json first, the
+audit, a checkpoint and state.json each epoch, then model.keras, history.json, and the
+evaluation's metrics.json, report.md and pictures.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,11 +23,23 @@ from trainer import data
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset, load_dataset
 from trainer.errors import ConfigError
-from trainer.files import write_json_atomic
 from trainer.model import build_model, load_initial_weights
-from trainer.weights import WeightsError, file_sha256, resolve_weights
-
-STATE_FILE = "state.json"
+from trainer.run_folder import (
+    EPOCH_FILE_PATTERNS,
+    MODEL_FILE,
+    History,
+    RunRecord,
+    TrainingState,
+    audit_folder,
+    best_weights_file,
+    checkpoint_file,
+    read_run,
+    read_state,
+    write_history,
+    write_run,
+    write_state,
+)
+from trainer.weights import WeightsError, WeightsSource, file_sha256, resolve_weights
 
 
 class RunState(keras.callbacks.Callback):
@@ -46,7 +53,7 @@ class RunState(keras.callbacks.Callback):
 
     PROGRESS_SECONDS = 15  # a progress line within long epochs, not one per batch
 
-    def __init__(self, run_dir: Path, config: TrainConfig, state: dict):
+    def __init__(self, run_dir: Path, config: TrainConfig, state: TrainingState):
         super().__init__()
         self.run_dir = run_dir
         self.config = config
@@ -68,50 +75,63 @@ class RunState(keras.callbacks.Callback):
                   flush=True)  # fmt: skip
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        logs["learning_rate"] = float(
+        values = {key: float(value) for key, value in (logs or {}).items()}
+        values["learning_rate"] = float(
             keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         )
-        logs["seconds"] = time.perf_counter() - self.epoch_started
-        history = self.state["history"]
-        for key, value in logs.items():
-            history.setdefault(key, []).append(float(value))
-        value = float(logs[self.config.monitor])
-        maximise = "acc" in self.config.monitor
-        best = self.state.get("best")
-        improved = best is None or (value > best if maximise else value < best)
-        done = epoch + 1
+        values["seconds"] = time.perf_counter() - self.epoch_started
+        state = after_epoch(self.state, epoch + 1, values, self.config)
+        improved = state.best_epoch == epoch + 1  # set to this epoch only when it improved
         if improved:
-            self.state.update(best=value, best_epoch=done, wait=0)
-            self.state["best_file"] = f"best-epoch{done:03d}.weights.h5"
-            _save_atomically(self.model.save_weights, self.run_dir / self.state["best_file"])
-        else:
-            self.state["wait"] = self.state.get("wait", 0) + 1
-        self.state["epochs_done"] = done
-        self.state["checkpoint"] = f"checkpoint-epoch{done:03d}.keras"
-        _save_atomically(self.model.save, self.run_dir / self.state["checkpoint"])
-        if self.state["wait"] >= self.config.patience:
+            _save_atomically(self.model.save_weights, self.run_dir / state.best_file)
+        _save_atomically(self.model.save, self.run_dir / state.checkpoint)
+        if state.stopped_early:
             self.model.stop_training = True
-            self.state["stopped_early"] = True
-        write_json_atomic(self.run_dir / STATE_FILE, self.state)  # the commit point
-        _remove_files_not_in_state(self.run_dir, self.state)
+        write_state(self.run_dir, state)  # the commit point
+        _remove_files_not_in_state(self.run_dir, state)
+        self.state = state
+        _print_epoch(state, values, self.config, improved)
+
+
+def after_epoch(
+    state: TrainingState, done: int, values: dict[str, float], config: TrainConfig
+) -> TrainingState:
+    """The state after epoch `done` (1-based) ended with these values: its history, the
+    best value of the monitored metric, the files to keep, whether to stop early."""
+    value = values[config.monitor]
+    maximise = "acc" in config.monitor
+    improved = state.best is None or (value > state.best if maximise else value < state.best)
+    if improved:
+        state = replace(
+            state, best=value, best_epoch=done, best_file=best_weights_file(done), wait=0
+        )
+    else:
+        state = replace(state, wait=state.wait + 1)
+    return replace(
+        state,
+        epochs_done=done,
+        history=state.history.appended(values),
+        checkpoint=checkpoint_file(done),
+        stopped_early=state.wait >= config.patience,
+    )
+
+
+def _print_epoch(
+    state: TrainingState, values: dict[str, float], config: TrainConfig, improved: bool
+) -> None:
+    shown = ("loss", "accuracy", "val_loss", "val_accuracy")
+    print(
+        f"epoch {state.epochs_done}/{config.epochs}  "
+        + "  ".join(f"{k} {values[k]:.4f}" for k in shown if k in values)
+        + f"  lr {values['learning_rate']:.2e}  {values['seconds']:.0f}s"
+        + ("  *best*" if improved else ""),
+        flush=True,
+    )
+    if state.stopped_early:
         print(
-            f"epoch {done}/{self.config.epochs}  "
-            + "  ".join(
-                f"{k} {logs[k]:.4f}"
-                for k in ("loss", "accuracy", "val_loss", "val_accuracy")
-                if k in logs
-            )
-            + f"  lr {logs['learning_rate']:.2e}  {logs['seconds']:.0f}s"
-            + ("  *best*" if improved else ""),
+            f"early stop: {config.monitor} did not improve for {config.patience} epochs",
             flush=True,
         )
-        if self.state.get("stopped_early"):
-            print(
-                f"early stop: {self.config.monitor} did not improve "
-                f"for {self.config.patience} epochs",
-                flush=True,
-            )
 
 
 def fit(
@@ -135,7 +155,7 @@ def fit(
     if not resume:  # a resumed run continues from its checkpoint, not from --init-from
         initial_weights_file(config, run_dir)
     print(f"auditing {data_dir} ...", flush=True)
-    audit = run_audit(data_dir, run_dir / "audit")
+    audit = run_audit(data_dir, audit_folder(run_dir))
     model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
     print(f"evaluating on the {report_split} split ...", flush=True)
     metrics = evaluate_model(
@@ -146,7 +166,7 @@ def fit(
         resize=config.resize,
         run_dir=run_dir,
         audit=audit,
-        history=history,
+        history=history.series,
     )
     result = metrics[report_split]
     report = run_dir / artefact_name("report.md", report_split)
@@ -164,7 +184,7 @@ def train(
     config: TrainConfig,
     resume: bool = False,
     cache_dir: Path | None = data.DEFAULT_CACHE_DIR,
-) -> tuple[keras.Model, dict]:
+) -> tuple[keras.Model, History]:
     """Train, checkpointing every epoch; with `resume`, continue an interrupted run.
 
     Returns the model with the best epoch's weights (also saved as model.keras) and the
@@ -172,34 +192,74 @@ def train(
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     weights = resolve_weights(config.weights, config.backbone)
-    state_file = run_dir / STATE_FILE
-    resuming = resume and state_file.is_file()
-    if resume and not resuming:
-        print(f"nothing to resume in {run_dir}; starting a new run", flush=True)
-    if resuming:
-        recorded = json.loads((run_dir / "run.json").read_text())["config"]
-        if recorded != config.to_dict():
-            raise ConfigError(
-                f"{run_dir} was started with a different configuration; "
-                "resume with the same flags or use a new --out"
-            )
-    else:
-        write_json_atomic(
-            run_dir / "run.json",
-            {
-                "class_names": list(dataset.class_names),
-                "image_size": [config.image_size, config.image_size],
-                "data_dir": str(Path(dataset.root).resolve()),
-                "config": config.to_dict(),
-                "weights": weights.to_dict(),
-                "init_from": init_from_record(config, run_dir),
-                "versions": library_versions(),
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "command": " ".join(sys.argv),
-            },
-        )
+    state = resumable_state(run_dir, config) if resume else None
+    if state is None:
+        write_run(run_dir, new_run_record(dataset, config, weights, run_dir))
     keras.utils.set_random_seed(config.seed)
 
+    train_arrays, val_arrays = _decode(dataset, config, cache_dir)
+    num_classes = len(dataset.class_names)
+    train_ds = data.training_pipeline(train_arrays, num_classes, config)
+    val_ds = data.evaluation_pipeline(val_arrays, num_classes, config)
+
+    if state is None:
+        state = TrainingState()
+        # Training batches drop the remainder, so an epoch is N // batch steps (at least 1).
+        steps_per_epoch = max(1, len(train_arrays.labels) // config.batch_size)
+        model = _new_model(config, num_classes, weights, run_dir, steps_per_epoch)
+    else:
+        model = keras.saving.load_model(run_dir / state.checkpoint)
+        print(f"resuming after epoch {state.epochs_done}", flush=True)
+
+    if state.epochs_done < config.epochs and not state.stopped_early:
+        progress = RunState(run_dir, config, state)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            initial_epoch=state.epochs_done,
+            callbacks=[progress],
+            verbose=0,  # RunState prints one line per epoch, readable in a log file too
+        )
+        state = progress.state
+    return _finish(model, run_dir, config, state)
+
+
+def resumable_state(run_dir: Path, config: TrainConfig) -> TrainingState | None:
+    """The state of the run in `run_dir` to continue; None when there is none."""
+    state = read_state(run_dir)
+    if state is None:
+        print(f"nothing to resume in {run_dir}; starting a new run", flush=True)
+        return None
+    recorded = read_run(run_dir)
+    if recorded is None or recorded.config != config.to_dict():
+        raise ConfigError(
+            f"{run_dir} was started with a different configuration; "
+            "resume with the same flags or use a new --out"
+        )
+    return state
+
+
+def new_run_record(
+    dataset: Dataset, config: TrainConfig, weights: WeightsSource, run_dir: Path
+) -> RunRecord:
+    return RunRecord(
+        class_names=tuple(dataset.class_names),
+        image_size=(config.image_size, config.image_size),
+        data_dir=str(Path(dataset.root).resolve()),
+        config=config.to_dict(),
+        weights=weights.to_dict(),
+        init_from=init_from_record(config, run_dir),
+        versions=library_versions(),
+        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join(sys.argv),
+    )
+
+
+def _decode(
+    dataset: Dataset, config: TrainConfig, cache_dir: Path | None
+) -> tuple[data.SplitArrays, data.SplitArrays]:
+    """The train and val images, decoded (or from the cache); unreadable ones left out."""
     started = time.perf_counter()
     train_arrays = data.load_split(dataset, "train", config.image_size, cache_dir, config.resize)
     val_arrays = data.load_split(dataset, "val", config.image_size, cache_dir, config.resize)
@@ -209,46 +269,40 @@ def train(
         f"({unreadable} unreadable, excluded) in {time.perf_counter() - started:.1f}s",
         flush=True,
     )
-    num_classes = len(dataset.class_names)
-    train_ds = data.training_pipeline(train_arrays, num_classes, config)
-    val_ds = data.evaluation_pipeline(val_arrays, num_classes, config)
+    return train_arrays, val_arrays
 
-    if resuming:
-        state = json.loads(state_file.read_text())
-        model = keras.saving.load_model(run_dir / state["checkpoint"])
-        print(f"resuming after epoch {state['epochs_done']}", flush=True)
-    else:
-        state = {"epochs_done": 0, "history": {}, "best": None, "wait": 0}
-        model = build_model(config, num_classes, weights)
-        if config.init_from:
-            load_initial_weights(model, initial_weights_file(config, run_dir))
-            print(f"starting from the weights of {config.init_from}", flush=True)
-        # Training batches drop the remainder, so an epoch is N // batch steps (at least 1).
-        steps_per_epoch = max(1, len(train_arrays.labels) // config.batch_size)
-        compile_model(model, config, steps_per_epoch)
 
-    if state["epochs_done"] < config.epochs and not state.get("stopped_early"):
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=config.epochs,
-            initial_epoch=state["epochs_done"],
-            callbacks=[RunState(run_dir, config, state)],
-            verbose=0,  # RunState prints one line per epoch, readable in a log file too
-        )
-    if state.get("best_file"):
-        model.load_weights(run_dir / state["best_file"])
+def _new_model(
+    config: TrainConfig,
+    num_classes: int,
+    weights: WeightsSource,
+    run_dir: Path,
+    steps_per_epoch: int,
+) -> keras.Model:
+    model = build_model(config, num_classes, weights)
+    if config.init_from:
+        load_initial_weights(model, initial_weights_file(config, run_dir))
+        print(f"starting from the weights of {config.init_from}", flush=True)
+    compile_model(model, config, steps_per_epoch)
+    return model
+
+
+def _finish(
+    model: keras.Model, run_dir: Path, config: TrainConfig, state: TrainingState
+) -> tuple[keras.Model, History]:
+    """Restore the best epoch's weights; save the model, the history and the final state."""
+    if state.best_file:
+        model.load_weights(run_dir / state.best_file)
         print(
-            f"restored the best weights (epoch {state.get('best_epoch')}, "
-            f"{config.monitor} {state.get('best'):.4f})",
+            f"restored the best weights (epoch {state.best_epoch}, "
+            f"{config.monitor} {state.best:.4f})",
             flush=True,
         )
-    _save_atomically(model.save, run_dir / "model.keras")
-    history = state["history"]
-    write_json_atomic(run_dir / "history.json", history)
-    state["train_seconds"] = round(sum(history.get("seconds", [])), 1)
-    write_json_atomic(state_file, state)
-    return model, history
+    _save_atomically(model.save, run_dir / MODEL_FILE)
+    write_history(run_dir, state.history)
+    seconds = state.history.series.get("seconds", ())
+    write_state(run_dir, replace(state, train_seconds=round(sum(seconds), 1)))
+    return model, state.history
 
 
 def initial_weights_file(config: TrainConfig, run_dir: Path) -> Path | None:
@@ -283,11 +337,10 @@ def init_from_record(config: TrainConfig, run_dir: Path) -> dict | None:
     # into the ONNX metadata.
     resolved = path.resolve()
     record = {"path": f"{resolved.parent.name}/{resolved.name}", "sha256": file_sha256(path)}
-    earlier_run = path.parent / "run.json"
-    if earlier_run.is_file():
-        earlier = json.loads(earlier_run.read_text())
-        record["weights"] = earlier.get("weights")
-        record["init_from"] = earlier.get("init_from")
+    earlier = read_run(path.parent)
+    if earlier is not None:
+        record["weights"] = earlier.weights
+        record["init_from"] = earlier.init_from
     return record
 
 
@@ -333,10 +386,10 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _remove_files_not_in_state(run_dir: Path, state: dict) -> None:
+def _remove_files_not_in_state(run_dir: Path, state: TrainingState) -> None:
     """Delete earlier epochs' checkpoints and best weights, and interrupted saves."""
-    keep = {state.get("checkpoint"), state.get("best_file")}
-    for pattern in ("checkpoint-epoch*.keras", "best-epoch*.weights.h5", "partial-*"):
+    keep = {state.checkpoint, state.best_file}
+    for pattern in EPOCH_FILE_PATTERNS:
         for path in run_dir.glob(pattern):
             if path.name not in keep:
                 path.unlink(missing_ok=True)
