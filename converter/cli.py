@@ -1,7 +1,8 @@
 """`ewaste-convert`: export a trained Keras model to ONNX for the station app, or verify one.
 
 Exit codes: 0 done, 1 parity failed (Keras and ONNX Runtime disagree), 2 a problem with
-the input (one line on stderr, no traceback).
+the input (one line on stderr, no traceback); 128 + the signal when stopped by Ctrl+C (130),
+SIGTERM (143) or SIGHUP (129), with its temporary files removed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from desktop.core.stop_signals import Stopped, stop_signals_raise
 
 EXIT_OK, EXIT_PARITY, EXIT_USAGE = 0, 1, 2
 
@@ -67,9 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from converter.errors import ConvertError, ParityError
 
     try:
-        if args.command == "export":
-            return _export(args)
-        return _verify(args)
+        with stop_signals_raise():  # SIGTERM unwinds like Ctrl+C: temporary files go
+            if args.command == "export":
+                return _export(args)
+            return _verify(args)
+    except Stopped as stop:
+        print(f"ewaste-convert: stopped by {stop}; nothing written", file=sys.stderr)
+        return stop.exit_status
     except ParityError as exc:
         print(f"ewaste-convert: {exc}", file=sys.stderr)
         return EXIT_PARITY

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -768,3 +769,30 @@ def test_a_fine_tuned_models_metadata_names_the_weights_its_history_began_from(
         "in 2 runs (warm restarts)"
     )
     assert values["preprocessing"]["resize"] == RESIZE_MODES["letterbox"]
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_mid_export_removes_the_temporary_file(
+    stop: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import converter.export as export_module
+
+    model_path = tmp_path / "model.keras"
+    tiny_model().save(model_path)
+    real_load = export_module._app_load_seconds
+    seen: list[Path] = []
+
+    def load_hit_by_a_signal(path: Path) -> float:
+        seen.append(path)  # the temporary file, written and about to be checked
+        os.kill(os.getpid(), getattr(signal, stop))
+        return real_load(path)
+
+    monkeypatch.setattr(export_module, "_app_load_seconds", load_hit_by_a_signal)
+    out = tmp_path / "m.onnx"
+    code = run_cli("export", model_path, "--out", out, "--no-parity", "--classes", "a,b,c")
+
+    assert code == 128 + getattr(signal, stop)
+    assert seen and seen[0].name.endswith(".tmp.onnx") and not seen[0].exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+    err = capsys.readouterr().err
+    assert f"stopped by {stop}; nothing written" in err and "Traceback" not in err

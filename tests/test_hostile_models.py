@@ -146,3 +146,34 @@ def test_the_command_writes_the_finished_rows_and_exits_3_on_a_broken_model(
     assert any(reason.startswith(NOT_PROBABILITIES_REASON) for reason in reasons)
     assert any(row["path"].endswith("broken.jpg") for row in rows)  # decode errors kept too
     assert np.isfinite([float(row["confidence"] or 0) for row in rows]).all()
+
+
+def test_an_onnx_runtime_failure_midway_keeps_the_finished_rows(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "crash.onnx", crashes_when_bright=True)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(4):  # two dark batches of 2 classify; the bright batch crashes
+        write_solid(folder / f"a-dark-{index}.png", (0, 0, 0))
+    write_solid(folder / "b-bright.png", (255, 255, 255))
+    out = tmp_path / "r.csv"
+
+    result = run_cli(str(folder), "--csv", str(out), "--model", str(model), "--batch", "2")
+
+    assert result.returncode == 3, result.stderr
+    assert "the run failed after 4 images: ONNX Runtime failed on a batch of 1" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    with open(tmp_path / "r.partial.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [Path(row["path"]).name for row in rows] == [f"a-dark-{i}.png" for i in range(4)]
+    assert {row["status"] for row in rows} == {"ok"}
+
+
+def test_the_headless_path_keeps_no_activation_maps(tmp_path: Path) -> None:
+    engine = Engine(build_tiny_model(tmp_path / "cam.onnx", cam=True), threads=1)
+    files = photos(tmp_path / "in", 3)
+    shown = [row for batch in engine.classify(files) for row in batch]
+    headless = [row for batch in engine.classify(files, with_cam=False) for row in batch]
+    assert all(row.cam is not None for row in shown)
+    assert all(row.ok and row.cam is None for row in headless)
+    for with_map, without in zip(shown, headless, strict=True):
+        np.testing.assert_allclose(with_map.probabilities, without.probabilities, atol=1e-6)

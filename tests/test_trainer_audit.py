@@ -13,7 +13,7 @@ from PIL import Image, ImageEnhance
 from synthetic_dataset import make_dataset
 from trainer.audit import DEFAULT_HASH_DISTANCE, AuditError, run_audit
 from trainer.audit.hashing import phash
-from trainer.dataset import DatasetError
+from trainer.dataset import DatasetError, load_dataset
 from trainer.run_folder import AUDIT_FILE, Audit, RunFolderError, read_audit
 
 PER_SPLIT = {"train": 5, "val": 2, "test": 3}
@@ -184,3 +184,61 @@ def test_phash_is_stable_under_small_changes_only() -> None:
     assert (h != phash(texture())).sum() > 64
     with pytest.raises(ValueError):
         phash(np.zeros((32, 32, 3), dtype=np.uint8))
+
+
+def run_trainer_cli(*args: str | Path) -> tuple[int, str]:
+    """`ewaste-train` in-process; (exit status, stderr)."""
+    from contextlib import redirect_stderr
+    from io import StringIO
+
+    from trainer.cli import main
+
+    err = StringIO()
+    with redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, err.getvalue()
+
+
+def test_images_in_sub_folders_of_a_class_are_listed_not_taken(clean: Path, tmp_path: Path) -> None:
+    backup = clean / "train/alpha/old/beta_backup"
+    backup.mkdir(parents=True)
+    shutil.copy(clean / "train/beta/beta_0.jpg", backup / "b.jpg")  # a beta, under alpha/
+
+    dataset = load_dataset(clean)
+    assert backup / "b.jpg" not in dataset.paths("train")
+    assert dataset.splits["train"].nested_images == [backup / "b.jpg"]
+
+    code, err = run_trainer_cli("audit", "--data", clean, "--out", tmp_path / "audit")
+    assert code == 0
+    assert "1 image(s) in sub-folders of class folders were left out" in err
+    written = json.loads((tmp_path / "audit" / AUDIT_FILE).read_text())
+    assert written["nested_images"] == {"count": 1, "paths": ["train/alpha/old/beta_backup/b.jpg"]}
+    assert written["dataset_root"] == clean.as_posix()  # as given, never resolved
+
+
+def test_a_class_without_training_images_warns_in_audit_and_stops_fit(
+    clean: Path, tmp_path: Path
+) -> None:
+    for image in (clean / "train/gamma").iterdir():
+        image.unlink()
+
+    code, err = run_trainer_cli("audit", "--data", clean, "--out", tmp_path / "audit")
+    assert code == 0 and "warning: train: no readable image of gamma" in err
+
+    run = tmp_path / "run"
+    code, err = run_trainer_cli("fit", "--data", clean, "--out", run, "--weights", "none")
+    assert code == 2 and "no training images for gamma" in err
+    assert not (run / "audit").exists()  # refused before any slow work
+
+
+def test_unreadable_images_are_counted_on_the_console(planted: Path, tmp_path: Path) -> None:
+    code, err = run_trainer_cli("audit", "--data", planted, "--out", tmp_path / "audit")
+    assert code == 0 and "3 unreadable image(s) excluded" in err
+
+
+def test_an_out_path_that_is_a_file_is_a_user_error(clean: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "results.txt"
+    taken.write_text("not a folder")
+    code, err = run_trainer_cli("audit", "--data", clean, "--out", taken)
+    assert code == 2 and f"--out {taken} is a file" in err
+    assert "Traceback" not in err and taken.read_text() == "not a folder"

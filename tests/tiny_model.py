@@ -126,6 +126,7 @@ def build_tiny_model(
     cam_grid: tuple[int, int] = CAM_GRID,
     nan_for_red: bool = False,
     scaled_by_brightness: bool = False,
+    crashes_when_bright: bool = False,
 ) -> Path:
     """Write a tiny classifier to `path` and return the path.
 
@@ -143,6 +144,9 @@ def build_tiny_model(
         probabilities + 0 * sqrt(0.5 - mean red).
     scaled_by_brightness: the probabilities are multiplied by 1 + 100 * mean brightness: a
         probability vector on the blank load-time test image, garbage on any real photo.
+    crashes_when_bright: ONNX Runtime fails mid-run on any image that is not black: the
+        graph asks for a tensor of 10^15 * brightness floats (an allocation failure), which
+        is empty for the blank load-time test image.
     """
     height, width = input_size
     batch_dim: int | str = "batch" if batch is None else batch
@@ -183,8 +187,28 @@ def build_tiny_model(
             helper.make_node("Mul", ["mean_rgb", "inv_255"], ["unit_rgb"]),
         ]
 
-    head = "softmax" if nan_for_red or scaled_by_brightness else "probabilities"
+    head = (
+        "softmax"
+        if nan_for_red or scaled_by_brightness or crashes_when_bright
+        else ("probabilities")
+    )
     breakdown = []
+    if crashes_when_bright:
+        initializers += [
+            numpy_helper.from_array(np.array(1e15, dtype=np.float32), "huge"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "one_dim"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "nothing"),
+        ]
+        breakdown = [
+            helper.make_node("ReduceMax", ["unit_rgb"], ["brightest"], keepdims=0),
+            helper.make_node("Mul", ["brightest", "huge"], ["count_float"]),
+            helper.make_node("Cast", ["count_float"], ["count"], to=TensorProto.INT64),
+            helper.make_node("Reshape", ["count", "one_dim"], ["shape"]),
+            helper.make_node("ConstantOfShape", ["shape"], ["block"]),
+            helper.make_node("ReduceSum", ["block"], ["block_sum"], keepdims=0),
+            helper.make_node("Mul", ["block_sum", "nothing"], ["zero_sum"]),
+            helper.make_node("Add", ["softmax", "zero_sum"], ["probabilities"]),
+        ]
     if scaled_by_brightness:
         initializers += [
             numpy_helper.from_array(np.full((3, 1), 100.0 / 3, dtype=np.float32), "gain"),

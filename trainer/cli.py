@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             from trainer.audit import run_audit
             from trainer.run_folder import AUDIT_FILE
 
-            run_audit(args.data, args.out)
+            audit = run_audit(args.data, _out_folder(args.out))
+            for warning in audit.warnings():
+                print(f"ewaste-train: warning: {warning}", file=sys.stderr)
             print(f"audit written to {args.out / AUDIT_FILE}")
         elif args.command == "fit":
             from trainer import data
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             config = resolve_config(args)
             fit(
                 args.data,
-                args.out,
+                _out_folder(args.out),
                 config,
                 resume=args.resume,
                 cache_dir=args.cache_dir or data.DEFAULT_CACHE_DIR,
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             evaluate_saved_model(
                 args.model,
                 args.data,
-                args.out or args.model.parent,
+                _out_folder(args.out or args.model.parent),
                 split=args.split,
                 tta_flip=args.tta_flip,
             )
@@ -138,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ewaste-train: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _out_folder(path: Path) -> Path:
+    """--out names a folder to write into; an existing file there is a user error."""
+    if path.exists() and not path.is_dir():
+        raise TrainerError(f"--out {path} is a file; give a folder for the results")
+    return path
 
 
 if __name__ == "__main__":

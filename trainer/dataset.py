@@ -2,7 +2,9 @@
 
 Layout: DATA/{train,val|validation,test}/<class name>/<image files>, split names in any
 letter case. Class labels are the class folder names, sorted, so index i always means the
-same class in every split and in the exported model.
+same class in every split and in the exported model. Only the files directly inside a class
+folder are its samples: a sub-folder (`Battery/old/Mouse_backup/m.jpg`) may hold anything,
+so its images are listed as `nested_images` and left out, never taken as that class.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Split:
     root: Path
     samples: list[Sample] = field(default_factory=list)
     skipped_non_images: list[Path] = field(default_factory=list)
+    nested_images: list[Path] = field(default_factory=list)  # in sub-folders: left out
 
 
 @dataclass
@@ -46,6 +49,11 @@ class Dataset:
 
     def labels(self, split: str) -> list[int]:
         return [s.label for s in self.splits[split].samples]
+
+    def empty_classes(self, split: str) -> list[str]:
+        """Classes with no image file in `split` (a class that cannot be learnt or scored)."""
+        labels = set(self.labels(split))
+        return [name for label, name in enumerate(self.class_names) if label not in labels]
 
 
 def find_split_dirs(root: Path) -> dict[str, Path]:
@@ -100,10 +108,12 @@ def load_dataset(root: str | Path) -> Dataset:
             for path in sorted((folder / class_name).rglob("*")):
                 if not path.is_file() or _is_hidden(path.relative_to(folder)):
                     continue
-                if is_supported_image(path):
-                    split.samples.append(Sample(path, label))
-                else:
+                if not is_supported_image(path):
                     split.skipped_non_images.append(path)
+                elif path.parent != folder / class_name:
+                    split.nested_images.append(path)
+                else:
+                    split.samples.append(Sample(path, label))
         splits[name] = split
     return Dataset(root=root, class_names=tuple(reference), splits=splits)
 

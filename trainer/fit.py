@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from trainer import data
 from trainer.config import TrainConfig
-from trainer.dataset import Dataset, load_dataset
+from trainer.dataset import Dataset, DatasetError, load_dataset
 from trainer.errors import ConfigError
 from trainer.model import build_model, load_initial_weights
 from trainer.run_folder import (
@@ -151,11 +151,18 @@ def fit(
 
     config.check()
     dataset = load_dataset(data_dir)
+    if empty := dataset.empty_classes("train"):
+        raise DatasetError(
+            f"no training images for {', '.join(empty)}: a class cannot be learnt from "
+            "nothing (images in sub-folders of a class folder do not count)"
+        )
     resolve_weights(config.weights, config.backbone)  # fail fast, before the audit's slow work
     if not resume:  # a resumed run continues from its checkpoint, not from --init-from
         initial_weights_file(config, run_dir)
     print(f"auditing {data_dir} ...", flush=True)
     audit = run_audit(data_dir, audit_folder(run_dir))
+    for warning in audit.warnings():
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
     print(f"evaluating on the {report_split} split ...", flush=True)
     metrics = evaluate_model(

@@ -16,14 +16,11 @@ final CSV is being written waits until it is complete.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -34,33 +31,17 @@ from .engine import Engine
 from .limits import MAX_FILE_NAME_BYTES
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
+from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
 
 PROG = "ewaste-classify"
 EXIT_OK = 0
 EXIT_WRITE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 3
-# Signals that stop a run the way Ctrl+C does: the finished rows are kept.
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
 
 
 class UsageError(Exception):
     """A problem with the command line the user can fix; the message says how."""
-
-
-class Stopped(BaseException):
-    """A stop signal arrived (a BaseException, like KeyboardInterrupt, so no `except
-    Exception` on the way swallows it)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed usage and the error
         return int(exc.code or 0)
     try:
-        with _stop_signals_raise():
+        with stop_signals_raise():
             return _classify(args)
     except Stopped as stop:  # during start-up: nothing was classified yet
         _error(f"stopped by {stop} before any image was classified; nothing written")
@@ -119,7 +100,7 @@ def _classify(args: argparse.Namespace) -> int:
         return EXIT_RUN_FAILED
 
     rows = predictions + collection.problems
-    with _stop_signals_wait() as waited:
+    with stop_signals_wait() as waited:
         written = _write_csv(output, rows, engine.class_names, args.review_threshold)
     if not written:
         return EXIT_WRITE_FAILED
@@ -151,44 +132,9 @@ def _save_partial(
     """Write the finished rows (and the discovery problems) to the partial CSV."""
     rows = predictions + (collection.problems if collection else [])
     target = partial_path(output)
-    with _stop_signals_wait():
+    with stop_signals_wait():
         if _write_csv(target, rows, engine.class_names, threshold):
             print(f"wrote {len(rows)} rows of the incomplete run to {target}")
-
-
-@contextlib.contextmanager
-def _stop_signals_raise() -> Iterator[None]:
-    """Turn SIGINT, SIGTERM and SIGHUP into `Stopped` while the run goes on."""
-
-    def stop(signum: int, _frame: object) -> None:
-        raise Stopped(signum)
-
-    with _signal_handlers(stop):
-        yield
-
-
-@contextlib.contextmanager
-def _stop_signals_wait() -> Iterator[list[Stopped]]:
-    """Hold stop signals until the block ends (a CSV write must complete); the list says
-    which arrived meanwhile."""
-    arrived: list[Stopped] = []
-    with _signal_handlers(lambda signum, _frame: arrived.append(Stopped(signum))):
-        yield arrived
-
-
-@contextlib.contextmanager
-def _signal_handlers(handler: Callable[[int, object], None]) -> Iterator[None]:
-    """`handler` for every stop signal during the block; the previous ones after it.
-    Only the main thread may set handlers: called from another thread, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: float) -> bool:

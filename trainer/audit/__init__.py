@@ -74,8 +74,9 @@ def audit_dataset(
     leaks = grouping.leaks(either)
     root = dataset.root
     non_images = [p for split in SPLITS for p in dataset.splits[split].skipped_non_images]
+    nested = [p for split in SPLITS for p in dataset.splits[split].nested_images]
     audit = Audit(
-        dataset_root=str(root.resolve()),
+        dataset_root=root.as_posix(),  # as given: a report keeps no path of this machine
         class_names=tuple(dataset.class_names),
         # Every audited, readable image: lets evaluation derive de-duplicated subsets.
         usable_images={s: tuple(r.path for r in records if r.split == s) for s in SPLITS},
@@ -85,6 +86,7 @@ def audit_dataset(
         exact_duplicates=tuple(exact),
         near_duplicates=tuple(near),
         non_image_files=tuple(relative_path(p, root) for p in non_images),
+        nested_images=tuple(relative_path(p, root) for p in nested),
         counts=summary.counts(dataset.class_names, records),
         totals=summary.totals(records),
         images=summary.image_facts(records),

@@ -105,11 +105,31 @@ class Audit:
     exact_duplicates: tuple[DuplicateGroup, ...] = ()
     near_duplicates: tuple[DuplicateGroup, ...] = ()
     non_image_files: tuple[str, ...] = ()
+    nested_images: tuple[str, ...] = ()  # in sub-folders of a class folder: left out
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
     images: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     pictures: dict[str, str] = field(default_factory=dict)  # name -> file in the audit folder
+
+    def warnings(self) -> list[str]:
+        """What a person must hear before training on this dataset."""
+        found = [
+            f"{split}: no readable image of {', '.join(empty)}"
+            for split, per_class in self.counts.items()
+            if (empty := [name for name, count in per_class.items() if count == 0])
+        ]
+        if self.nested_images:
+            found.append(
+                f"{len(self.nested_images)} image(s) in sub-folders of class folders were left "
+                f"out (first: {self.nested_images[0]}); move them into a class folder"
+            )
+        if self.unreadable:
+            found.append(
+                f"{len(self.unreadable)} unreadable image(s) excluded "
+                f"(first: {self.unreadable[0].path}: {self.unreadable[0].reason})"
+            )
+        return found
 
     @property
     def near_threshold(self) -> int:
@@ -138,6 +158,10 @@ class Audit:
             "non_image_files": {
                 "count": len(self.non_image_files),
                 "paths": list(self.non_image_files),
+            },
+            "nested_images": {
+                "count": len(self.nested_images),
+                "paths": list(self.nested_images),
             },
             "unreadable": {
                 "count": len(self.unreadable),
@@ -174,6 +198,7 @@ class Audit:
             exact_duplicates=_groups(obj, "exact_duplicates"),
             near_duplicates=_groups(obj, "near_duplicates"),
             non_image_files=tuple(_section_list(obj, "non_image_files", "paths")),
+            nested_images=tuple(_section_list(obj, "nested_images", "paths")),
             counts=obj.object("counts") or {},
             totals=obj.object("totals") or {},
             images=obj.object("images") or {},

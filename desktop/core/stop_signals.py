@@ -1,0 +1,66 @@
+"""Stop signals (Ctrl+C, SIGTERM, SIGHUP) as one exception, for the command-line tools.
+
+Python's default turns only SIGINT into an exception; SIGTERM and SIGHUP end the process
+on the spot, so no `finally` runs: finished rows are lost and temporary files stay behind.
+Inside `stop_signals_raise()` all three raise `Stopped`, which unwinds like Ctrl+C;
+inside `stop_signals_wait()` they are held until a write that must complete is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Stopped(BaseException):
+    """A stop signal arrived (a BaseException, like KeyboardInterrupt, so no `except
+    Exception` on the way swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into `Stopped` during the block."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    with _signal_handlers(stop):
+        yield
+
+
+@contextlib.contextmanager
+def stop_signals_wait() -> Iterator[list[Stopped]]:
+    """Hold stop signals until the block ends; the list says which arrived meanwhile."""
+    arrived: list[Stopped] = []
+    with _signal_handlers(lambda signum, _frame: arrived.append(Stopped(signum))):
+        yield arrived
+
+
+@contextlib.contextmanager
+def _signal_handlers(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """`handler` for every stop signal during the block; the previous ones after it.
+    Only the main thread may set handlers: called from another thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
