@@ -113,85 +113,98 @@ def main(argv: list[str] | None = None) -> int:
             model, keras_model.find_head(model), cam=False
         )
         results["model"] = str(args.model or f"random EfficientNetV2B0 {size}")
-
-        # Conversion: dynamic batch, static 1 and static 32.
-        files: dict[str, Path] = {}
-        for name, batch in (("dynamic", None), ("static1", 1), ("static32", 32)):
-            proto, seconds = timed(lambda b=batch: onnx_graph.convert(inference, size, batch=b))
-            files[name] = folder / f"{name}.onnx"
-            onnx.save(proto, str(files[name]))
-            results[f"convert_{name}_s"] = seconds
-            results[f"size_{name}_bytes"] = files[name].stat().st_size
-            print(f"convert {name:9s} {seconds:6.1f} s  {files[name].stat().st_size / 1e6:.2f} MB")
-
-        # Session creation: plain file + full optimisation (the app) vs a pre-optimised file.
-        load: dict[str, float] = {}
-        levels = ort.GraphOptimizationLevel
-        load["plain_file_enable_all"] = latency(
-            lambda: session(files["dynamic"], levels.ORT_ENABLE_ALL, args.threads), 5, 1
-        )["median_s"]
-        for label, level in (
-            ("basic", levels.ORT_ENABLE_BASIC),
-            ("extended", levels.ORT_ENABLE_EXTENDED),
-        ):
-            saved = folder / f"optimised_{label}.onnx"
-            options = ort.SessionOptions()
-            options.graph_optimization_level = level
-            options.optimized_model_filepath = str(saved)
-            options.log_severity_level = 3
-            ort.InferenceSession(str(files["dynamic"]), options, providers=["CPUExecutionProvider"])
-            load[f"preoptimised_{label}_enable_all"] = latency(
-                lambda p=saved: session(p, levels.ORT_ENABLE_ALL, args.threads), 5, 1
-            )["median_s"]
-            load[f"preoptimised_{label}_disabled"] = latency(
-                lambda p=saved: session(p, levels.ORT_DISABLE_ALL, args.threads), 5, 1
-            )["median_s"]
-        results["load_s"] = load
-        for name, seconds in load.items():
-            print(f"load   {name:36s} {seconds * 1000:7.1f} ms")
-
-        # Inference speed, same inputs for every runtime. Besides the matching static model,
-        # the way the app would have to use a static model for the other case is timed too:
-        # a static-32 model padded for one photo, a static-1 model looped over 32 photos.
-        rng = np.random.default_rng(0)
-        speed: dict[str, dict[str, float]] = {}
-        sessions = {
-            name: session(path, levels.ORT_ENABLE_ALL, args.threads) for name, path in files.items()
-        }
-
-        def ort_run(name: str, x: np.ndarray) -> Callable[[], Any]:
-            return lambda: sessions[name].run(None, {"image": x})
-
-        for batch in (1, 32):
-            images = rng.uniform(0, 255, (batch, *size, 3)).astype(np.float32)
-            runs: dict[str, Callable[[], Any]] = {
-                "ort_dynamic": ort_run("dynamic", images),
-                "ort_static": ort_run("static1" if batch == 1 else "static32", images),
-                "keras_predict_on_batch": lambda x=images: inference.predict_on_batch(x),
-            }
-            if batch == 1:
-                padded = np.concatenate([images, np.zeros((31, *size, 3), np.float32)])
-                runs["ort_static32_padded"] = ort_run("static32", padded)
-            else:
-                singles = [ort_run("static1", images[i : i + 1]) for i in range(batch)]
-                runs["ort_static1_looped"] = lambda calls=singles: [call() for call in calls]
-            for name, measured in interleaved(runs, args.repeats).items():
-                measured["images_per_s"] = batch / measured["median_s"]
-                speed[f"{name}_batch{batch}"] = measured
-                median_ms, best_ms = measured["median_s"] * 1000, measured["min_s"] * 1000
-                print(
-                    f"batch {batch:2d} {name:24s} {median_ms:8.2f} ms median  "
-                    f"{best_ms:8.2f} ms best  {measured['images_per_s']:8.1f} img/s"
-                )
-            ratio = (
-                speed[f"ort_static_batch{batch}"]["median_s"]
-                / speed[f"ort_dynamic_batch{batch}"]["median_s"]
-            )
-            print(f"batch {batch:2d} static / dynamic median time: {ratio:.3f}")
-        results["speed"] = speed
+        files = measure_conversion(inference, size, folder, results)
+        results["load_s"] = measure_loading(files["dynamic"], folder, args.threads)
+        results["speed"] = measure_speed(inference, size, files, args.threads, args.repeats)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def measure_conversion(
+    inference: Any, size: tuple[int, int], folder: Path, results: dict[str, Any]
+) -> dict[str, Path]:
+    """Convert with a dynamic batch, static 1 and static 32; the files by name."""
+    files: dict[str, Path] = {}
+    for name, batch in (("dynamic", None), ("static1", 1), ("static32", 32)):
+        proto, seconds = timed(lambda b=batch: onnx_graph.convert(inference, size, batch=b))
+        files[name] = folder / f"{name}.onnx"
+        onnx.save(proto, str(files[name]))
+        results[f"convert_{name}_s"] = seconds
+        results[f"size_{name}_bytes"] = files[name].stat().st_size
+        print(f"convert {name:9s} {seconds:6.1f} s  {files[name].stat().st_size / 1e6:.2f} MB")
+    return files
+
+
+def measure_loading(dynamic: Path, folder: Path, threads: int) -> dict[str, float]:
+    """Session creation: plain file + full optimisation (the app) vs a pre-optimised file."""
+    load: dict[str, float] = {}
+    levels = ort.GraphOptimizationLevel
+    load["plain_file_enable_all"] = latency(
+        lambda: session(dynamic, levels.ORT_ENABLE_ALL, threads), 5, 1
+    )["median_s"]
+    for label, level in (
+        ("basic", levels.ORT_ENABLE_BASIC),
+        ("extended", levels.ORT_ENABLE_EXTENDED),
+    ):
+        saved = folder / f"optimised_{label}.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        options.optimized_model_filepath = str(saved)
+        options.log_severity_level = 3
+        ort.InferenceSession(str(dynamic), options, providers=["CPUExecutionProvider"])
+        load[f"preoptimised_{label}_enable_all"] = latency(
+            lambda p=saved: session(p, levels.ORT_ENABLE_ALL, threads), 5, 1
+        )["median_s"]
+        load[f"preoptimised_{label}_disabled"] = latency(
+            lambda p=saved: session(p, levels.ORT_DISABLE_ALL, threads), 5, 1
+        )["median_s"]
+    for name, seconds in load.items():
+        print(f"load   {name:36s} {seconds * 1000:7.1f} ms")
+    return load
+
+
+def measure_speed(
+    inference: Any, size: tuple[int, int], files: dict[str, Path], threads: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Inference speed, same inputs for every runtime. Besides the matching static model,
+    the way the app would have to use a static model for the other case is timed too: a
+    static-32 model padded for one photo, a static-1 model looped over 32 photos."""
+    rng = np.random.default_rng(0)
+    speed: dict[str, dict[str, float]] = {}
+    levels = ort.GraphOptimizationLevel
+    sessions = {name: session(path, levels.ORT_ENABLE_ALL, threads) for name, path in files.items()}
+
+    def ort_run(name: str, x: np.ndarray) -> Callable[[], Any]:
+        return lambda: sessions[name].run(None, {"image": x})
+
+    for batch in (1, 32):
+        images = rng.uniform(0, 255, (batch, *size, 3)).astype(np.float32)
+        runs: dict[str, Callable[[], Any]] = {
+            "ort_dynamic": ort_run("dynamic", images),
+            "ort_static": ort_run("static1" if batch == 1 else "static32", images),
+            "keras_predict_on_batch": lambda x=images: inference.predict_on_batch(x),
+        }
+        if batch == 1:
+            padded = np.concatenate([images, np.zeros((31, *size, 3), np.float32)])
+            runs["ort_static32_padded"] = ort_run("static32", padded)
+        else:
+            singles = [ort_run("static1", images[i : i + 1]) for i in range(batch)]
+            runs["ort_static1_looped"] = lambda calls=singles: [call() for call in calls]
+        for name, measured in interleaved(runs, repeats).items():
+            measured["images_per_s"] = batch / measured["median_s"]
+            speed[f"{name}_batch{batch}"] = measured
+            median_ms, best_ms = measured["median_s"] * 1000, measured["min_s"] * 1000
+            print(
+                f"batch {batch:2d} {name:24s} {median_ms:8.2f} ms median  "
+                f"{best_ms:8.2f} ms best  {measured['images_per_s']:8.1f} img/s"
+            )
+        ratio = (
+            speed[f"ort_static_batch{batch}"]["median_s"]
+            / speed[f"ort_dynamic_batch{batch}"]["median_s"]
+        )
+        print(f"batch {batch:2d} static / dynamic median time: {ratio:.3f}")
+    return speed
 
 
 if __name__ == "__main__":

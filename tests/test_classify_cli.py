@@ -272,6 +272,10 @@ def test_a_long_non_ascii_csv_name_is_written_or_refused_before_the_work(
     fits = tmp_path / ("ж" * 125 + ".csv")  # 254 bytes: legal
     assert main([str(sample_images_dir), "--csv", str(fits), "--model", str(tiny_model_path)]) == 0
     assert len(read_rows(fits)) == len(list(sample_images_dir.iterdir()))
+    from desktop.core.cli import partial_path
+
+    partial = partial_path(fits)  # where an interrupted run would go: within the limit too
+    assert len(os.fsencode(partial.name)) <= 255 and partial.name.endswith(".partial.csv")
     too_long = tmp_path / ("ж" * 130 + ".csv")  # 264 bytes
     args = [str(sample_images_dir), "--csv", str(too_long), "--model", str(tiny_model_path)]
     assert main(args) == 2

@@ -118,8 +118,12 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def partial_path(output: Path) -> Path:
-    """Where an incomplete run's rows go: beside --csv, never over a complete CSV."""
-    return output.with_name(f"{output.stem}.partial{output.suffix or '.csv'}")
+    """Where an incomplete run's rows go: beside --csv, never over a complete CSV (the stem
+    shortened when the name would pass the file system's limit in bytes)."""
+    stem, ending = output.stem, f".partial{output.suffix or '.csv'}"
+    while len(os.fsencode(stem + ending)) > MAX_FILE_NAME_BYTES:
+        stem = stem[:-1]
+    return output.with_name(stem + ending)
 
 
 def _save_partial(
