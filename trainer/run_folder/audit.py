@@ -159,10 +159,6 @@ class Audit:
                 "count": len(self.non_image_files),
                 "paths": list(self.non_image_files),
             },
-            "nested_images": {
-                "count": len(self.nested_images),
-                "paths": list(self.nested_images),
-            },
             "unreadable": {
                 "count": len(self.unreadable),
                 "files": [u.to_json() for u in self.unreadable],
@@ -174,6 +170,17 @@ class Audit:
             "near_duplicates": [g.to_json() for g in self.near_duplicates],
             "usable_images": {split: list(paths) for split, paths in self.usable_images.items()},
             "pictures": self.pictures,
+            # Only when there are any: audits written before this key read back unchanged.
+            **(
+                {
+                    "nested_images": {
+                        "count": len(self.nested_images),
+                        "paths": list(self.nested_images),
+                    }
+                }
+                if self.nested_images
+                else {}
+            ),
         }
 
     @classmethod
