@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for mode in RESIZE_MODES:
                 batches = classify_paths(
                     paths,
-                    engine.predict_batch_with_cam,
+                    engine.predict,
                     engine.input_size,
                     mode,  # each resize mode, whatever the model's metadata says
                     batch_size=BATCH,

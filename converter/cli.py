@@ -56,6 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-parity", action="store_true", help="skip the parity check (not recommended)"
     )
 
+    open_set = commands.add_parser(
+        "open-set", help="add calibration and unknown-item detection to an exported model"
+    )
+    open_set.add_argument("onnx", type=Path, help="an .onnx file written by export")
+    open_set.add_argument("--data", type=Path, required=True, help="the dataset (train, val)")
+    open_set.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    open_set.add_argument(
+        "--reject-rate",
+        type=float,
+        default=0.03,
+        help="share of validation images called unknown (default 0.03, under the 0.05 "
+        "promised for new photos)",
+    )
+
     verify = commands.add_parser("verify", help="compare an ONNX model with its Keras model")
     verify.add_argument("model", type=Path, help="the .keras file")
     verify.add_argument("onnx", type=Path, help="the .onnx file exported from it")
@@ -73,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop_signals_raise():  # SIGTERM unwinds like Ctrl+C: temporary files go
             if args.command == "export":
                 return _export(args)
+            if args.command == "open-set":
+                return _open_set(args)
             return _verify(args)
     except Stopped as stop:
         print(f"ewaste-convert: stopped by {stop}; nothing written", file=sys.stderr)
@@ -123,6 +139,34 @@ def _export(args: argparse.Namespace) -> int:
             f"{int8['int8_accuracy']:.2%} int8 ({int8['reason']}), "
             f"{int8['speed']['speedup']:.2f}x the fp32 speed (report: {int8['report']})"
         )
+    return EXIT_OK
+
+
+def _open_set(args: argparse.Namespace) -> int:
+    import onnx
+
+    from converter.errors import ConvertError
+    from converter.open_set import fit_open_set, write_model
+    from trainer.dataset import DatasetError, load_dataset
+
+    if not 0.0 < args.reject_rate < 0.5:
+        raise ConvertError(f"--reject-rate must be between 0 and 0.5, got {args.reject_rate}")
+    try:
+        dataset = load_dataset(args.data)
+        model = onnx.load(str(args.onnx))
+    except (OSError, DatasetError) as exc:
+        raise ConvertError(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError for a non-model
+        raise ConvertError(f"{args.onnx} is not an ONNX model: {exc}") from exc
+    fit = fit_open_set(model, dataset, args.reject_rate, source=str(args.onnx))
+    write_model(fit.model, args.out)
+    calibration, open_set = fit.summary["calibration"], fit.summary["open_set"]
+    print(
+        f"wrote {args.out}: temperature {fit.temperature:.3f} (validation ECE "
+        f"{100 * calibration['val_ece'][0]:.1f} % -> {100 * calibration['val_ece'][1]:.1f} %), "
+        f"unknown above {fit.threshold:.4f} ({100 * open_set['val_rejected']:.1f} % of "
+        "validation images)"
+    )
     return EXIT_OK
 
 

@@ -285,7 +285,7 @@ def output_names(inference_model: keras.Model) -> list[str]:
 
 def check_probability_output(inference_model: keras.Model, size: tuple[int, int]) -> None:
     """Numerically confirm the output rows are probability vectors (>= 0, sum to 1)."""
-    probabilities, _ = KerasPredictor(inference_model)(sample_inputs(size, count=2))
+    probabilities = KerasPredictor(inference_model)(sample_inputs(size, count=2)).probabilities
     sums = probabilities.sum(axis=1)
     if (
         not np.all(np.isfinite(probabilities))

@@ -46,11 +46,10 @@ NO_IMAGES_NOTE = (
 
 
 def named_outputs(outputs: Outputs) -> dict[str, np.ndarray]:
-    """A predictor's (probabilities, maps) keyed by the ONNX contract's output names."""
-    probabilities, maps = outputs
-    named = {PROBABILITIES_OUTPUT: probabilities}
-    if maps is not None:
-        named[CAM_OUTPUT] = maps
+    """A predictor's probabilities and maps keyed by the ONNX contract's output names."""
+    named = {PROBABILITIES_OUTPUT: outputs.probabilities}
+    if outputs.maps is not None:
+        named[CAM_OUTPUT] = outputs.maps
     return named
 
 
@@ -233,7 +232,7 @@ def check_parity(
     random.update(
         [f"random[{i}]" for i in range(len(batch))],
         named_outputs(keras_predict(batch)),
-        named_outputs(engine.predict_batch_with_cam(batch)),
+        named_outputs(engine.predict(batch)),
     )
     report.sections["random"] = random.to_dict()
     report.failures += random.failures()
@@ -278,7 +277,7 @@ def _image_parity(
             continue
         labels = [paths[i] for i in good]
         expected = named_outputs(keras_predict(batch))
-        images.update(labels, expected, named_outputs(engine.predict_batch_with_cam(batch)))
+        images.update(labels, expected, named_outputs(engine.predict(batch)))
         keras_probs.update(zip(labels, expected[PROBABILITIES_OUTPUT], strict=True))
     report.sections["images"] = {"source": image_source, **images.to_dict(), "skipped": skipped}
     report.failures += images.failures()

@@ -240,18 +240,18 @@ def test_gui_thread_never_decodes_or_infers(
     qtbot, window: MainWindow, sample_images_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: set[str] = set()
-    original_load, original_predict = prediction_loop.load_rgb, Engine.predict_batch_with_cam
+    original_load, original_predict = prediction_loop.load_rgb, Engine.predict
 
     def load_rgb(*args, **kwargs):
         threads.add(threading.current_thread().name)
         return original_load(*args, **kwargs)
 
-    def predict_batch_with_cam(self, *args, **kwargs):
+    def predict(self, *args, **kwargs):
         threads.add(threading.current_thread().name)
         return original_predict(self, *args, **kwargs)
 
     monkeypatch.setattr(prediction_loop, "load_rgb", load_rgb)
-    monkeypatch.setattr(Engine, "predict_batch_with_cam", predict_batch_with_cam)
+    monkeypatch.setattr(Engine, "predict", predict)
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
     assert window.results.rowCount() == 6
     assert threads and threading.main_thread().name not in threads
@@ -295,7 +295,7 @@ def test_threshold_change_updates_statuses_without_new_inference(
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
     row = next(i for i, r in enumerate(window.results.rows) if r.name == AMBIGUOUS_SAMPLE)
     status = window.results.index(row, COL_STATUS)
-    assert status.data() == "needs review"  # ~50 % under the default 60 %
+    assert status.data() == "needs review"  # ~50 % under the default 70 %
     assert "1 need review" in window.counts_label.text()
     window.view.select_proxy_row(row)  # arrival order, unfiltered: the same row
     assert ">needs review</span>" in window.preview.verdict.text()
@@ -303,6 +303,7 @@ def test_threshold_change_updates_statuses_without_new_inference(
     calls: list[int] = []
     monkeypatch.setattr(Engine, "predict_batch", lambda *a: calls.append(1))
     monkeypatch.setattr(Engine, "predict_batch_with_cam", lambda *a: calls.append(1))
+    monkeypatch.setattr(Engine, "predict", lambda *a, **k: calls.append(1))
     window.filter_bar.threshold_spin.setValue(40)
     assert window.results.threshold == pytest.approx(0.40)
     assert status.data() == "ok"

@@ -59,7 +59,7 @@ def prediction(name: str, top: int, confidence: float, runner_up: int | None = N
 
 @pytest.fixture
 def threshold() -> ReviewThreshold:
-    return ReviewThreshold()  # 0.6, not remembered anywhere
+    return ReviewThreshold()  # the default, not remembered anywhere
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_threshold_change_rejudges_rows_without_new_predictions(
     assert len(changed) == 1
     threshold.set_value(0.5)
     assert proxy.rowCount() == 0
-    assert model.status_counts() == {"ok": 2, "review": 0, "error": 0}
+    assert model.status_counts() == {"ok": 2, "review": 0, "unknown": 0, "error": 0}
     assert model.index(0, COL_STATUS).data(DISPLAY) == "ok"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError
-from desktop.core.results import STATUS_OK, STATUS_REVIEW, Prediction
+from desktop.core.results import DEFAULT_REVIEW_THRESHOLD, STATUS_OK, STATUS_REVIEW, Prediction
 from desktop.gui.background import wait_for_background_calls
 from desktop.gui.filter_bar import FilterBar
 from desktop.gui.model_loader import ModelLoader, load_error_message
@@ -46,7 +46,7 @@ def confident(name: str, top: int, confidence: float) -> Prediction:
 def test_the_threshold_is_remembered_and_announces_real_changes_only(tmp_path: Path) -> None:
     path = tmp_path / "settings.ini"
     threshold = ReviewThreshold(AppSettings.at(path))
-    assert threshold.value == pytest.approx(0.6)  # nothing stored yet: the default
+    assert threshold.value == pytest.approx(DEFAULT_REVIEW_THRESHOLD)  # nothing stored yet
     heard: list[float] = []
     threshold.changed.connect(heard.append)
     threshold.set_value(0.35)
@@ -72,7 +72,7 @@ def test_one_threshold_drives_the_filter_bar_the_table_and_the_preview(
     preview.set_class_names(CLASS_NAMES)
     model.append_predictions([confident("unsure.jpg", 0, 0.55), confident("sure.jpg", 1, 0.75)])
     preview.show_result(model.row_at(0))
-    assert bar.threshold_spin.value() == 60
+    assert bar.threshold_spin.value() == pytest.approx(100 * DEFAULT_REVIEW_THRESHOLD)
     assert [row.status for row in model.rows] == [STATUS_REVIEW, STATUS_OK]
     assert ">needs review</span>" in preview.verdict.text()
 

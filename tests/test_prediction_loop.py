@@ -42,7 +42,7 @@ def test_evaluation_predicts_exactly_what_the_app_predicts(tmp_path: Path) -> No
         p for batch in engine.classify(files, batch_size=2, flip_average=True) for p in batch
     ]
     evaluated = predict_samples(
-        engine.predict_batch_with_cam,
+        engine.predict,
         [Sample(path, label=0) for path in files],
         engine.input_size,
         batch_size=4,  # another batching: the figures must not depend on it
@@ -66,13 +66,11 @@ def test_flip_averaging_in_the_loop_mirrors_the_maps_back(tmp_path: Path) -> Non
     Image.fromarray(pixels[0, :, ::-1].astype(np.uint8)).save(mirrored_path)
 
     plain, mirrored = (
-        next(classify_paths([p], engine.predict_batch_with_cam, (32, 32), engine.info.resize))[0]
+        next(classify_paths([p], engine.predict, (32, 32), engine.info.resize))[0]
         for p in (path, mirrored_path)
     )
     [averaged] = next(
-        classify_paths(
-            [path], engine.predict_batch_with_cam, (32, 32), "stretch", flip_average=True
-        )
+        classify_paths([path], engine.predict, (32, 32), "stretch", flip_average=True)
     )
 
     assert plain.cam.shape == CAM_GRID

@@ -51,6 +51,9 @@ def test_shipped_model_is_self_describing_and_small():
     assert engine.info.resize == "stretch"
     assert len(meta["source_sha256"]) == 64
     assert engine.info.cam_output is not None
+    # Calibrated and with unknown-item detection, both fitted on validation only.
+    assert engine.detects_unknown and 0.3 < engine.info.temperature < 1.0
+    assert meta["calibration"]["fitted_on"] == "val" and meta["open_set"]["chosen_on"] == "val"
 
 
 def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
@@ -68,7 +71,7 @@ def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(DATASET_CLASSES)
     assert "0 non-image files skipped" in result.stdout  # the folder holds only the samples
-    assert all(row["status"] in ("ok", "review") for row in rows)
+    assert all(row["status"] in ("ok", "review", "unknown") for row in rows)
     # Each sample (one fixed test-split image per class) is named after its class. A model
     # with shuffled labels or untrained weights gets about 1 of 10; the shipped model (96.0 %
     # on the test split, 10 of these 10 right) must get at least 9.

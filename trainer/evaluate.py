@@ -137,11 +137,12 @@ def evaluate_model(
     tta_flip: bool = False,
     batch_size: int = 64,
     run: RunRecord | None = None,
+    unknown_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on `dataset.splits[split]`; write every artefact into `run_dir`.
 
     predict: a `desktop.core.prediction_loop.Predictor`: `KerasPredictor(model)` or an
-        `Engine`'s `predict_batch_with_cam`.
+        `Engine.predict`.
     image_size: (height, width) of the model input; resize: its resize mode.
     audit: a `trainer.audit.run_audit` result for this dataset; adds the accuracy without
         images that have duplicates in earlier splits (test: train/val; val: train).
@@ -158,6 +159,7 @@ def evaluate_model(
         batch_size=batch_size,
         tta_flip=tta_flip,
         resize=resize,
+        unknown_threshold=unknown_threshold,
     )
     result = split_result(predicted, dataset, split, audit)
     result["evaluation"] = {
@@ -211,7 +213,20 @@ def split_result(
     result["misclassified"] = sorted(wrong, key=lambda x: (-x["confidence"], x["path"]))
     if audit is not None and split in ("val", "test"):
         result["dedup"] = _dedup_metrics(audit, split, paths, y_true, probabilities)
+    if predicted.unknown is not None:
+        result["open_set"] = _open_set_metrics(predicted.unknown, y_pred == y_true)
     return result
+
+
+def _open_set_metrics(unknown: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
+    """How many known items the model called unknown, and its accuracy on the rest."""
+    accepted = ~unknown
+    return {
+        "rejected": int(unknown.sum()),
+        "rejected_rate": float(unknown.mean()),
+        "accepted": int(accepted.sum()),
+        "accuracy_on_accepted": float(correct[accepted].mean()) if accepted.any() else None,
+    }
 
 
 def _write_evaluation(
@@ -330,4 +345,5 @@ def evaluate_saved_model(
         tta_flip=tta_flip,
         batch_size=batch_size,
         run=run,
+        unknown_threshold=model.unknown_threshold,
     )

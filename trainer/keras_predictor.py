@@ -69,4 +69,4 @@ def split_outputs(raw: Any) -> Outputs:
     maps = [array for array in arrays if array.ndim == 4]
     if not matrices:
         raise KerasPredictorError("the model has no (batch, classes) output")
-    return matrices[0], (maps[0] if maps else None)
+    return Outputs(matrices[0], maps[0] if maps else None)

@@ -249,3 +249,24 @@ def misclassified_grid(
     shown = f"{len(items)} of {total}" if total > len(items) else f"all {total}"
     figure.suptitle(f"Misclassified images ({shown}, most confident mistakes first)")
     return _save(figure, path)
+
+
+def reliability_diagram(
+    curves: Mapping[str, Sequence[tuple[float, float, int]]], path: Path
+) -> Path:
+    """Accuracy against confidence per bin, one line per named curve (e.g. before and after
+    calibration); a calibrated model lies on the diagonal."""
+    figure = _new_figure(5, 5)
+    axis = figure.subplots()
+    axis.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for name, bins in curves.items():
+        confidence, accuracy, _ = zip(*bins, strict=True) if bins else ((), (), ())
+        axis.plot(confidence, accuracy, marker="o", markersize=4, label=name)
+    axis.set_xlabel("confidence (top probability)")
+    axis.set_ylabel("accuracy")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left")
+    axis.set_title("Reliability on validation")
+    return _save(figure, path)

@@ -68,6 +68,18 @@ def _headline(m: Mapping[str, Any], split: str) -> list[str]:
         rows.append(["top-2 accuracy", fmt(m["top2_accuracy"])])
     rows.append(["mean confidence", fmt(m["mean_confidence"])])
     rows.append(["expected calibration error", fmt(m["expected_calibration_error"])])
+    open_set = m.get("open_set")
+    if open_set:
+        rejected = f"{open_set['rejected']} of {m['n']} ({pct(open_set['rejected_rate'])})"
+        rows.append(["called unknown", rejected])
+        if open_set["accuracy_on_accepted"] is not None:
+            accepted = open_set["accuracy_on_accepted"]
+            rows.append(
+                [
+                    "accuracy on the items accepted",
+                    f"{fmt(accepted)} ({pct(accepted)}), n = {open_set['accepted']}",
+                ]
+            )
     dedup = m.get("dedup")
     if dedup and dedup.get("accuracy") is not None:
         rows.append(

@@ -21,6 +21,7 @@ class SavedModel:
     num_classes: int
     class_names: list[str] | None  # None: the file does not name its classes
     resize: str | None  # None: the file does not record it
+    unknown_threshold: float | None = None  # an exported file's open-set threshold
 
 
 def _load_keras(model_path: Path) -> SavedModel:
@@ -53,8 +54,9 @@ def _load_onnx(model_path: Path) -> SavedModel:
     except ModelError as exc:
         raise EvaluationError(str(exc)) from exc
     names = list(engine.class_names)
+    info = engine.info
     return SavedModel(
-        engine.predict_batch_with_cam, engine.input_size, len(names), names, engine.info.resize
+        engine.predict, info.input_size, len(names), names, info.resize, info.unknown_threshold
     )
 
 

@@ -48,10 +48,10 @@ class _ProbabilityOutputs:
         self.were_logits = False
 
     def __call__(self, images: np.ndarray) -> Outputs:
-        outputs, maps = self._predict(images)
-        probabilities, logits = _as_probabilities(outputs)
+        outputs = self._predict(images)
+        probabilities, logits = _as_probabilities(outputs.probabilities)
         self.were_logits = self.were_logits or logits
-        return probabilities, maps
+        return outputs._replace(probabilities=probabilities)
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ class SplitPredictions:
     kept: list[Sample]
     skipped: list[tuple[Sample, str]]  # (sample, the reason it could not be predicted)
     were_logits: bool
+    # Per kept sample, whether the model called it unknown; None without open-set detection.
+    unknown: np.ndarray | None = None
 
 
 def predict_samples(
@@ -72,6 +74,7 @@ def predict_samples(
     batch_size: int = 64,
     tta_flip: bool = False,
     resize: str = DEFAULT_RESIZE,
+    unknown_threshold: float | None = None,
 ) -> SplitPredictions:
     """Run `samples` through the app's prediction loop (decoding, batching and flip
     averaging included), so these figures are the figures of the app's own code path."""
@@ -86,6 +89,7 @@ def predict_samples(
         batch_size=batch_size,
         workers=DECODE_WORKERS,
         flip_average=tta_flip,
+        unknown_threshold=unknown_threshold,
     )
     predictions = [prediction for batch in batches for prediction in batch]
     pairs = list(zip(samples, predictions, strict=True))
@@ -93,4 +97,6 @@ def predict_samples(
     skipped = [(sample, str(prediction.error)) for sample, prediction in pairs if not prediction.ok]
     rows = [prediction.probabilities for prediction in predictions if prediction.ok]
     probabilities = np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
-    return SplitPredictions(probabilities, kept, skipped, checked.were_logits)
+    flags = [bool(p.unknown) for p in predictions if p.ok and p.unknown is not None]
+    unknown = np.array(flags) if unknown_threshold is not None and flags else None
+    return SplitPredictions(probabilities, kept, skipped, checked.were_logits, unknown)

@@ -108,7 +108,7 @@ def _classify(args: argparse.Namespace) -> int:
     print(f"wrote {len(rows)} rows to {output}")
     print(
         f"{counts.ok} ok, {counts.review} to review (confidence under "
-        f"{args.review_threshold:g}), {counts.error} errors; "
+        f"{args.review_threshold:g}), {counts.unknown} unknown items, {counts.error} errors; "
         f"{collection.skipped} non-image file{'' if collection.skipped == 1 else 's'} skipped"
     )
     if waited:

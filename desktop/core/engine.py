@@ -25,6 +25,7 @@ from .model_info import ModelError, ModelInfo, parse_model_info
 from .prediction_loop import (
     Outputs,
     StopCheck,
+    calibrated,
     classify_paths,
     decode,
     flip_averaged,
@@ -91,31 +92,41 @@ class Engine:
         """True when the model has a class activation map output (`ewaste-convert --cam`)."""
         return self.info.cam_output is not None
 
-    def predict_batch(self, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
-        """Probabilities (N, C) float32 for preprocessed images (N, H, W, 3) in 0-255."""
-        batch = self._checked_batch(images)  # before doubling: errors name the caller's shape
-        predict = (
-            flip_averaged(self._probabilities_only) if flip_average else self._probabilities_only
-        )
-        return predict(batch)[0]
+    @property
+    def detects_unknown(self) -> bool:
+        """True when the model marks items that are none of its classes (`open_set`)."""
+        return self.info.unknown_threshold is not None
 
-    def _probabilities_only(self, images: np.ndarray) -> Outputs:
-        """A predictor that asks ONNX Runtime for no activation maps: less work and memory
-        where nothing shows them (the headless command)."""
-        batch = self._checked_batch(images)
-        return self._predict(batch, [self.info.probabilities_output])[0], None
-
-    def predict_batch_with_cam(self, images: np.ndarray, flip_average: bool = False) -> Outputs:
-        """Probabilities (N, C) and the class activation maps (N, h, w, C) float32.
-
-        The maps are None for a model without a CAM output. This is the predictor the
-        prediction loop calls; `flip_average` wraps it as `flip_averaged` does there.
-        """
+    def predict(
+        self, images: np.ndarray, flip_average: bool = False, with_cam: bool = True
+    ) -> Outputs:
+        """The prediction loop's predictor, for preprocessed images (N, H, W, 3) in 0-255:
+        the probabilities (calibrated when the model has a temperature), the activation maps
+        (None without a CAM output, or with `with_cam=False`, which spares ONNX Runtime
+        computing them) and the unknown-item scores (None without `open_set`)."""
         batch = self._checked_batch(images)  # before doubling: errors name the caller's shape
         if flip_average:
-            return flip_averaged(self.predict_batch_with_cam)(batch)
-        outputs = self._predict(batch, self._output_names())
-        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
+            return flip_averaged(partial(self.predict, with_cam=with_cam))(batch)
+        names = self._output_names(with_cam)
+        arrays = dict(zip(names, self._predict(batch, names), strict=True))
+        probabilities = arrays[self.info.probabilities_output]
+        if self.info.temperature is not None and self.info.logits_output is not None:
+            probabilities = calibrated(arrays[self.info.logits_output], self.info.temperature)
+        maps = arrays.get(self.info.cam_output) if self.info.cam_output else None
+        scores = arrays.get(self.info.unknown_output) if self.info.unknown_output else None
+        return Outputs(probabilities, maps, None if scores is None else scores.reshape(-1))
+
+    def predict_batch(self, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
+        """Probabilities (N, C) float32 for preprocessed images (N, H, W, 3) in 0-255."""
+        return self.predict(images, flip_average, with_cam=False).probabilities
+
+    def predict_batch_with_cam(
+        self, images: np.ndarray, flip_average: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N, C) and the class activation maps (N, h, w, C), or None for a
+        model without a CAM output."""
+        outputs = self.predict(images, flip_average)
+        return outputs.probabilities, outputs.maps
 
     def _checked_batch(self, images: np.ndarray) -> np.ndarray:
         height, width = self.info.input_size
@@ -131,7 +142,11 @@ class Engine:
         height, width = self.info.input_size
         count = batch.shape[0]
         if count == 0:
-            shapes = {self.info.probabilities_output: (self.info.num_classes,)}
+            shapes = {
+                self.info.probabilities_output: (self.info.num_classes,),
+                self.info.logits_output: (self.info.num_classes,),
+                self.info.unknown_output: (),
+            }
             if self.cam_grid is not None and self.info.cam_output is not None:
                 shapes[self.info.cam_output] = (*self.cam_grid, self.info.num_classes)
             return [np.zeros((0, *shapes[name]), dtype=np.float32) for name in names]
@@ -151,8 +166,8 @@ class Engine:
     def classify_file(self, path: str | os.PathLike[str], flip_average: bool = False) -> Prediction:
         """Classify one file; a file that cannot be read gives an error Prediction."""
         decoded = decode(path, self.info.input_size, self.info.resize)
-        predict = partial(self.predict_batch_with_cam, flip_average=flip_average)
-        return predictions_for([str(path)], [decoded], predict)[0]
+        predict = partial(self.predict, flip_average=flip_average)
+        return predictions_for([str(path)], [decoded], predict, self.info.unknown_threshold)[0]
 
     def classify(
         self,
@@ -170,21 +185,24 @@ class Engine:
         """
         return classify_paths(
             paths,
-            self.predict_batch_with_cam if with_cam else self._probabilities_only,
+            partial(self.predict, with_cam=with_cam),
             self.info.input_size,
             self.info.resize,
             batch_size=batch_size,
             workers=self.decode_workers,
             should_stop=should_stop,
             flip_average=flip_average,
+            unknown_threshold=self.info.unknown_threshold,
         )
 
     # -- internals -----------------------------------------------------------------------
 
-    def _output_names(self) -> list[str]:
-        """Every output the app uses: probabilities, then the CAM when the model has one."""
-        cam = self.info.cam_output
-        return [self.info.probabilities_output, *([cam] if cam is not None else [])]
+    def _output_names(self, with_cam: bool = True) -> list[str]:
+        """The outputs to compute: probabilities first, then whichever of the activation
+        maps, the logits and the unknown scores the model has (and the caller wants)."""
+        info = self.info
+        optional = [info.cam_output if with_cam else None, info.logits_output, info.unknown_output]
+        return [info.probabilities_output, *(name for name in optional if name is not None)]
 
     def _run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
         try:
@@ -214,32 +232,44 @@ class Engine:
         count = self.static_batch or 1
         try:
             blank = np.zeros((count, height, width, 3), dtype=np.float32)
-            outputs = self._run(blank, self._output_names())
+            names = self._output_names()
+            arrays = dict(zip(names, self._run(blank, names), strict=True))
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
             raise ModelError(
                 f"{self.model_path} failed a test run on a blank image: {_first_line(exc)}"
             ) from exc
-        output = outputs[0]
-        expected = (count, self.info.num_classes)
+        info = self.info
+        output = arrays[info.probabilities_output]
+        expected = (count, info.num_classes)
         if output.shape != expected:
             raise ModelError(
-                f"{self.model_path}: output '{self.info.probabilities_output}' has shape "
+                f"{self.model_path}: output '{info.probabilities_output}' has shape "
                 f"{output.shape} for {count} image(s), but the metadata lists "
-                f"{self.info.num_classes} classes"
+                f"{info.num_classes} classes"
             )
         problems = [problem for problem in map(output_problem, output) if problem]
         if problems:
             raise ModelError(
-                f"{self.model_path}: output '{self.info.probabilities_output}' is not a "
+                f"{self.model_path}: output '{info.probabilities_output}' is not a "
                 f"probability distribution on a blank image ({problems[0]}); export the "
                 "model with its softmax"
             )
-        if len(outputs) > 1:
-            cam = outputs[1]
-            if cam.ndim != 4 or cam.shape[0] != count or cam.shape[3] != self.info.num_classes:
+        if info.logits_output is not None and arrays[info.logits_output].shape != expected:
+            raise ModelError(
+                f"{self.model_path}: output '{info.logits_output}' has shape "
+                f"{arrays[info.logits_output].shape}, expected {expected}"
+            )
+        if info.unknown_output is not None and arrays[info.unknown_output].size != count:
+            raise ModelError(
+                f"{self.model_path}: output '{info.unknown_output}' has shape "
+                f"{arrays[info.unknown_output].shape}, expected one score per image"
+            )
+        if info.cam_output is not None:
+            cam = arrays[info.cam_output]
+            if cam.ndim != 4 or cam.shape[0] != count or cam.shape[3] != info.num_classes:
                 raise ModelError(
-                    f"{self.model_path}: output '{self.info.cam_output}' has shape {cam.shape} "
-                    f"for {count} image(s), expected [batch, h, w, {self.info.num_classes}]"
+                    f"{self.model_path}: output '{info.cam_output}' has shape {cam.shape} "
+                    f"for {count} image(s), expected [batch, h, w, {info.num_classes}]"
                 )
             _check_cam_grid([int(cam.shape[1]), int(cam.shape[2])], self.model_path)
             self.cam_grid = (int(cam.shape[1]), int(cam.shape[2]))

@@ -10,6 +10,11 @@ Required keys:
   input            {"name": "image", "size": [height, width], "layout": "NHWC", "dtype": "float32"}
   outputs          {"probabilities": "probabilities", "cam": "cam" or null}
   preprocessing    desktop.core.preprocessing.PREPROCESSING_CONTRACT
+Optional keys that change what the app computes (ewaste-convert open-set writes them,
+with the outputs "logits" and "unknown_score"):
+  calibration      {"temperature": T, ...}: probabilities = softmax(logits / T)
+  open_set         {"threshold": t, "score": "...", ...}: unknown_score > t means the
+                   item is probably none of the classes (status "unknown")
 Optional keys (shown to the user, never needed to run): source_sha256, metrics, training,
 export, weights.
 """
@@ -29,6 +34,11 @@ FORMAT_VERSION = 1
 INPUT_NAME = "image"
 PROBABILITIES_OUTPUT = "probabilities"
 CAM_OUTPUT = "cam"
+# Optional outputs of a model with calibration and unknown-item detection (ewaste-convert
+# open-set): the engine divides the logits by the metadata's temperature, and compares the
+# unknown score with the metadata's threshold.
+LOGITS_OUTPUT = "logits"
+UNKNOWN_OUTPUT = "unknown_score"
 REQUIRED_KEYS = ("ewaste_format", "class_names", "input", "outputs", "preprocessing")
 # Preprocessing facts that change the pixels the model sees: a model trained with anything
 # else would be fed wrong inputs by this app, so it is refused rather than used silently.
@@ -49,6 +59,10 @@ class ModelInfo:
     cam_output: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     resize: str = "stretch"  # a key of preprocessing.RESIZE_MODES, from the metadata
+    logits_output: str | None = None  # with `temperature`: calibrated probabilities
+    temperature: float | None = None
+    unknown_output: str | None = None  # with `unknown_threshold`: the "unknown" status
+    unknown_threshold: float | None = None
 
     @property
     def num_classes(self) -> int:
@@ -112,6 +126,7 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         outputs = meta["outputs"]
         probabilities = str(outputs["probabilities"])
         cam = outputs.get("cam")
+        logits, unknown = outputs.get(LOGITS_OUTPUT), outputs.get(UNKNOWN_OUTPUT)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ModelError(f"{source}: malformed input/outputs metadata ({exc})") from None
     if spec.get("layout", LAYOUT) != LAYOUT or not (
@@ -122,6 +137,13 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
             f"from 8x8 to {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE})"
         )
     resize = _check_preprocessing(meta["preprocessing"], source)
+    temperature = _number_in(meta, "calibration", "temperature", source, low=1e-3, high=1e3)
+    threshold = _number_in(meta, "open_set", "threshold", source, low=-1e6, high=1e6)
+    if (temperature is None) != (not logits) or (threshold is None) != (not unknown):
+        raise ModelError(
+            f"{source}: calibration and open_set metadata need the outputs "
+            f"'{LOGITS_OUTPUT}' and '{UNKNOWN_OUTPUT}', and those outputs need the metadata"
+        )
     return ModelInfo(
         class_names=tuple(names),
         input_name=input_name,
@@ -130,7 +152,24 @@ def parse_model_info(props: dict[str, str], source: str = "model") -> ModelInfo:
         cam_output=str(cam) if cam else None,
         metadata=meta,
         resize=resize,
+        logits_output=str(logits) if logits else None,
+        temperature=temperature,
+        unknown_output=str(unknown) if unknown else None,
+        unknown_threshold=threshold,
     )
+
+
+def _number_in(
+    meta: dict[str, Any], key: str, name: str, source: str, low: float, high: float
+) -> float | None:
+    """meta[key][name] as a finite number within [low, high]; None when `key` is absent."""
+    section = meta.get(key)
+    if section is None:
+        return None
+    value = section.get(name) if isinstance(section, dict) else None
+    if type(value) not in (int, float) or not low <= value <= high:
+        raise ModelError(f"{source}: {key}.{name} must be a number from {low:g} to {high:g}")
+    return float(value)
 
 
 def _checked_class_names(names: Any, source: str) -> list[str]:

@@ -5,10 +5,10 @@ benchmark all run files through `classify_paths`, so "the trainer's accuracy is 
 accuracy" holds by construction: same decoding, same batching, same flip averaging, same
 handling of unreadable files and of non-finite outputs.
 
-A predictor is any callable taking (N, H, W, 3) float32 pixels 0-255 and returning the
-(N, C) probabilities and the (N, h, w, C) class activation maps, or None for a model
-without maps: `Engine.predict_batch_with_cam` for an ONNX file, `trainer.keras_predictor`
-for a Keras model.
+A predictor is any callable taking (N, H, W, 3) float32 pixels 0-255 and returning
+`Outputs`: the (N, C) probabilities, the (N, h, w, C) class activation maps or None, and
+the (N,) unknown-item scores or None: `Engine.predict` for an ONNX file,
+`trainer.keras_predictor` for a Keras model.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,7 +25,15 @@ from .model_info import ModelError
 from .preprocessing import ImageLoadError, load_rgb, mirror
 from .results import Prediction
 
-Outputs = tuple[np.ndarray, np.ndarray | None]
+
+class Outputs(NamedTuple):
+    """What a predictor returns for a batch of N images."""
+
+    probabilities: np.ndarray  # (N, C)
+    maps: np.ndarray | None = None  # (N, h, w, C) class activation maps
+    unknown_scores: np.ndarray | None = None  # (N,): higher = less like the training images
+
+
 Predictor = Callable[[np.ndarray], Outputs]
 StopCheck = Callable[[], bool]
 # A decoded file: the (H, W, 3) uint8 pixels, or the reason it could not be read; None
@@ -53,6 +62,15 @@ def _never() -> bool:
     return False
 
 
+def calibrated(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / temperature) as float32: probabilities whose confidence matches how
+    often the model is right (the temperature is fitted on validation data)."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def flip_averaged(predict: Predictor) -> Predictor:
     """`predict`, averaged over each image and its left-right mirror (test-time augmentation).
 
@@ -62,11 +80,14 @@ def flip_averaged(predict: Predictor) -> Predictor:
 
     def predict_both_views(images: np.ndarray) -> Outputs:
         count = images.shape[0]
-        probabilities, maps = predict(np.concatenate([images, mirror(images)]))
-        averaged = (probabilities[:count] + probabilities[count:]) / 2.0
+        both = predict(np.concatenate([images, mirror(images)]))
+        averaged = (both.probabilities[:count] + both.probabilities[count:]) / 2.0
+        maps, scores = both.maps, both.unknown_scores
         if maps is not None:
             maps = (maps[:count] + mirror(maps[count:])) / 2.0
-        return averaged, maps
+        if scores is not None:
+            scores = (scores[:count] + scores[count:]) / 2.0
+        return Outputs(averaged, maps, scores)
 
     return predict_both_views
 
@@ -142,12 +163,18 @@ def stack_decoded(decoded: Sequence[Decoded]) -> tuple[list[int], np.ndarray | N
 
 
 def predictions_for(
-    paths: Sequence[str], decoded: Sequence[Decoded], predict: Predictor
+    paths: Sequence[str],
+    decoded: Sequence[Decoded],
+    predict: Predictor,
+    unknown_threshold: float | None = None,
 ) -> list[Prediction]:
-    """One Prediction per path: the predictor's output, or the reason the file failed."""
+    """One Prediction per path: the predictor's output, or the reason the file failed.
+    A row whose unknown score is over `unknown_threshold` is marked unknown."""
     good, batch = stack_decoded(decoded)
     rows: dict[int, int] = {index: row for row, index in enumerate(good)}
-    probabilities, maps = predict(batch) if batch is not None else (None, None)
+    probabilities = maps = scores = None
+    if batch is not None:
+        probabilities, maps, scores = predict(batch)
     predictions = []
     for i, path in enumerate(paths):
         row = rows.get(i)
@@ -164,7 +191,11 @@ def predictions_for(
         top = int(probabilities[row].argmax())
         # Only the predicted class's map is kept (Prediction copies it).
         cam = None if maps is None else maps[row, :, :, top]
-        predictions.append(Prediction(path=path, probabilities=probabilities[row], cam=cam))
+        score = None if scores is None else float(scores[row])
+        unknown = None if score is None or unknown_threshold is None else score > unknown_threshold
+        predictions.append(
+            Prediction(path, probabilities[row], cam=cam, unknown_score=score, unknown=unknown)
+        )
     return predictions
 
 
@@ -210,6 +241,7 @@ def classify_paths(
     workers: int = 1,
     should_stop: StopCheck | None = None,
     flip_average: bool = False,
+    unknown_threshold: float | None = None,
 ) -> Iterator[list[Prediction]]:
     """Yield one list of Predictions per batch of `paths`, in input order. Bad files never
     raise; see `decoded_batches` for decoding ahead and stopping. Rows whose output is not
@@ -219,7 +251,10 @@ def classify_paths(
         paths, size, resize, batch_size=batch_size, workers=workers, should_stop=should_stop
     )
     predict = flip_averaged(predict) if flip_average else predict
-    predicted = (predictions_for(batch_paths, decoded, predict) for batch_paths, decoded in batches)
+    predicted = (
+        predictions_for(batch_paths, decoded, predict, unknown_threshold)
+        for batch_paths, decoded in batches
+    )
     return _stop_on_a_broken_model(predicted)
 
 

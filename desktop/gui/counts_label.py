@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QWidget
 
-from desktop.core.results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW
+from desktop.core.results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN
 from desktop.gui.results_model import ResultsModel
 
 
@@ -37,5 +37,7 @@ class CountsLabel(QLabel):
         errors = counts[STATUS_ERROR]
         self.setText(
             f"{total} results: {counts[STATUS_OK]} ok · "
-            f"{counts[STATUS_REVIEW]} need review · {errors} error{'s' if errors != 1 else ''}"
+            f"{counts[STATUS_REVIEW]} need review · "
+            + (f"{counts[STATUS_UNKNOWN]} unknown · " if counts[STATUS_UNKNOWN] else "")
+            + f"{errors} error{'s' if errors != 1 else ''}"
         )

@@ -43,9 +43,11 @@ class ModelLabel(QLabel):
     def _show_engine(self, engine: Engine) -> None:
         self.setStyleSheet("")
         backbone = f" · {engine.info.backbone}" if engine.info.backbone else ""
+        # Said once, here, so nobody reads "ok" as "this is one of the classes" by mistake.
+        unknown = "" if engine.detects_unknown else " · no unknown-item detection"
         self.setText(
-            f"Model: {engine.model_path.name} · {engine.info.num_classes} classes{backbone} · "
-            f"{engine.provider}"
+            f"Model: {engine.model_path.name} · {engine.info.num_classes} classes{backbone}"
+            f"{unknown} · {engine.provider}"
         )
         summary = engine.info.metadata.get("summary")
         self.setToolTip(f"{engine.model_path}\n{summary}" if summary else str(engine.model_path))
@@ -65,7 +67,7 @@ def about_text(models: ModelLoader) -> str:
         f"Input: {info.input_size[1]}x{info.input_size[0]} RGB, resized by {info.resize}",
         f"Runtime: ONNX Runtime, {engine.provider}",
     ]
-    for key in ("weights", "metrics", "training", "export"):
+    for key in ("weights", "metrics", "training", "export", "calibration", "open_set"):
         if key in meta:
             lines.append(f"{key.capitalize()}: {meta[key]}")
     return "\n".join(lines)

@@ -1,0 +1,292 @@
+"""Calibration and unknown-item detection, added to an exported ONNX classifier.
+
+The classifier's graph already computes what both need: the logits (the Softmax's input)
+and the pooled features (the input of the final Dense). `head_tensors` finds them by
+walking back from the `probabilities` output through the graph's structure (quantize /
+dequantize pairs of an INT8 file included), never by tensor names. `with_open_set` then
+adds two outputs, so the model file stays the only contract:
+
+  logits          (N, C)  the engine divides them by the fitted temperature
+  unknown_score   (N,)    the cosine distance of the image's pooled features to the
+                          nearest class centre of the training features, in units of that
+                          class's spread (its mean training distance); the centres and
+                          spreads travel inside the graph as initializers
+
+The temperature and the threshold go into the metadata (`calibration`, `open_set`).
+Only onnx and NumPy here: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from converter.errors import ConvertError
+from converter.metadata import attach_metadata
+from desktop.core.model_info import (
+    LOGITS_OUTPUT,
+    PROBABILITIES_OUTPUT,
+    UNKNOWN_OUTPUT,
+    decode_metadata,
+    parse_model_info,
+)
+from desktop.core.prediction_loop import decoded_batches, stack_decoded
+from trainer import calibration
+from trainer.dataset import Dataset
+
+# Quantize/dequantize pairs sit between the real operations of an INT8 graph.
+_PASS_THROUGH = {"QuantizeLinear", "DequantizeLinear", "Identity"}
+# A zero feature vector would divide by zero when normalised.
+_NORM_EPSILON = 1e-6
+# The share of known items the app may call unknown, as promised to the user. The threshold
+# is set on validation at a lower rate (`ewaste-convert open-set --reject-rate`, default
+# 0.03), so that new photos of known items stay under this.
+STATED_REJECT_RATE = 0.05
+
+
+@dataclass(frozen=True)
+class HeadTensors:
+    logits: str  # (N, C), the Softmax's input
+    features: str  # (N, F), the final Dense's input (pooled features)
+
+
+def head_tensors(graph: onnx.GraphProto) -> HeadTensors:
+    """The logits and pooled-feature tensors feeding the `probabilities` output."""
+    producers = {output: node for node in graph.node for output in node.output}
+    softmax = _producer_through(producers, PROBABILITIES_OUTPUT)
+    if softmax is None or softmax.op_type != "Softmax":
+        raise ConvertError("the graph's probabilities output does not come from a Softmax")
+    logits = softmax.input[0]
+    dense = _producer_through(producers, logits)
+    if dense is not None and dense.op_type == "Add":  # MatMul + Add instead of one Gemm
+        inputs = [_producer_through(producers, name) for name in dense.input]
+        dense = next((node for node in inputs if node and node.op_type == "MatMul"), None)
+    if dense is None or dense.op_type not in ("Gemm", "MatMul"):
+        raise ConvertError("the logits do not come from a Dense layer (Gemm or MatMul + Add)")
+    return HeadTensors(logits=logits, features=dense.input[0])
+
+
+def _producer_through(producers: dict[str, onnx.NodeProto], name: str) -> onnx.NodeProto | None:
+    node = producers.get(name)
+    while node is not None and node.op_type in _PASS_THROUGH:
+        node = producers.get(node.input[0])
+    return node
+
+
+def with_outputs(
+    model: onnx.ModelProto, outputs: dict[str, str], shapes: dict[str, list] | None = None
+) -> onnx.ModelProto:
+    """A copy of `model` with extra outputs {new output name: existing tensor name}, of the
+    given shapes (None dimensions are unknown; no shape at all when not given)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name, tensor in outputs.items():
+        shape = (shapes or {}).get(name)
+        if tensor != name:  # a tensor already so named only needs to be listed as an output
+            probe.graph.node.append(helper.make_node("Identity", [tensor], [name]))
+        probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    return probe
+
+
+def normalised(rows: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (the cosine geometry of the feature bank)."""
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, _NORM_EPSILON)
+
+
+def knn_unknown_score(features: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
+    """NumPy reference of the graph's score: 1 - mean cosine similarity to the k nearest
+    rows of `bank` (already normalised). 0 for an image like the training images, up to 2."""
+    similarity = normalised(features) @ bank.T
+    nearest = -np.sort(-similarity, axis=1)[:, :k]
+    return 1.0 - nearest.mean(axis=1)
+
+
+def with_open_set(
+    model: onnx.ModelProto, centres: np.ndarray, radii: np.ndarray
+) -> onnx.ModelProto:
+    """A copy of `model` with the `logits` and `unknown_score` outputs (see the module)."""
+    if centres.ndim != 2 or radii.shape != (len(centres),) or not (radii > 0).all():
+        raise ConvertError("need one centre and one positive radius per class")
+    head = head_tensors(model.graph)
+    [probabilities] = [o for o in model.graph.output if o.name == PROBABILITIES_OUTPUT]
+    classes = probabilities.type.tensor_type.shape.dim[1].dim_value or None
+    result = with_outputs(model, {LOGITS_OUTPUT: head.logits}, {LOGITS_OUTPUT: [None, classes]})
+    graph = result.graph
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(normalised(centres).T.copy(), "open_set_centres_t"),
+            numpy_helper.from_array(radii.astype(np.float32), "open_set_radii"),
+            numpy_helper.from_array(np.array(_NORM_EPSILON, dtype=np.float32), "open_set_eps"),
+            numpy_helper.from_array(np.array(1.0, dtype=np.float32), "open_set_one"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("ReduceL2", [head.features], ["open_set_norm"], axes=[1], keepdims=1),
+            helper.make_node("Max", ["open_set_norm", "open_set_eps"], ["open_set_safe_norm"]),
+            helper.make_node("Div", [head.features, "open_set_safe_norm"], ["open_set_unit"]),
+            helper.make_node("MatMul", ["open_set_unit", "open_set_centres_t"], ["open_set_sim"]),
+            helper.make_node("Sub", ["open_set_one", "open_set_sim"], ["open_set_distance"]),
+            helper.make_node("Div", ["open_set_distance", "open_set_radii"], ["open_set_scaled"]),
+            helper.make_node(
+                "ReduceMin", ["open_set_scaled"], [UNKNOWN_OUTPUT], axes=[1], keepdims=0
+            ),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info(UNKNOWN_OUTPUT, TensorProto.FLOAT, [None]))
+    onnx.checker.check_model(result)
+    return result
+
+
+class Probe:
+    """An ONNX classifier run with its logits and pooled features exposed, on image files
+    decoded by the app's own prediction loop."""
+
+    def __init__(self, model: onnx.ModelProto, source: str = "model"):
+        import onnxruntime as ort  # only here: building a graph needs no runtime
+
+        head = head_tensors(model.graph)
+        probe = with_outputs(model, {"probe_logits": head.logits, "probe_features": head.features})
+        self.info = parse_model_info({p.key: p.value for p in model.metadata_props}, source)
+        self._session = ort.InferenceSession(
+            probe.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+
+    def run(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """(logits, features, indices of the readable `paths`), in order."""
+        logits, features, kept = [], [], []
+        batches = decoded_batches(
+            paths, self.info.input_size, self.info.resize, batch_size=64, workers=2
+        )
+        offset = 0
+        for batch_paths, decoded in batches:
+            good, batch = stack_decoded(decoded)
+            if batch is not None:
+                names = ["probe_logits", "probe_features"]
+                out = self._session.run(names, {self.info.input_name: batch})
+                logits.append(out[0])
+                features.append(out[1])
+                kept += [offset + i for i in good]
+            offset += len(batch_paths)
+        if not kept:
+            raise ConvertError("none of the images could be read")
+        return np.concatenate(logits), np.concatenate(features), kept
+
+
+def class_centres(features: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    """The normalised mean of each class's normalised training features (C, F)."""
+    unit = normalised(features)
+    return normalised(np.stack([unit[labels == c].mean(axis=0) for c in range(classes)]))
+
+
+def class_radii(features: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Each class's mean cosine distance from its training images to its centre (C,): how
+    spread out the class is (batteries vary far more than keyboards)."""
+    distance = 1.0 - normalised(features) @ centres.T
+    return np.array([distance[labels == c, c].mean() for c in range(len(centres))])
+
+
+def centre_unknown_score(
+    features: np.ndarray, centres: np.ndarray, radii: np.ndarray
+) -> np.ndarray:
+    """NumPy reference of the graph's score: the cosine distance to the nearest class
+    centre, in units of that class's radius (min over classes of distance / radius). About
+    1 for a typical training image; the threshold is set on validation data."""
+    distance = 1.0 - normalised(features) @ centres.T
+    return (distance / radii).min(axis=1)
+
+
+@dataclass(frozen=True)
+class OpenSetFit:
+    model: onnx.ModelProto  # with the new outputs and metadata
+    temperature: float
+    threshold: float
+    summary: dict[str, Any]
+
+
+def fit_open_set(
+    model: onnx.ModelProto, dataset: Dataset, reject_rate: float, source: str = "model"
+) -> OpenSetFit:
+    """Fit the temperature on the validation split, the class centres on the training
+    split, and the threshold where `reject_rate` of the validation images are called
+    unknown; return the model with both (the test split is never read here)."""
+    probe = Probe(model, source)
+    if probe.info.unknown_output or probe.info.logits_output:
+        raise ConvertError(
+            f"{source} already has calibration and unknown-item outputs; give the model "
+            "that ewaste-convert export wrote"
+        )
+    if list(probe.info.class_names) != list(dataset.class_names):
+        raise ConvertError(
+            f"the model's classes {list(probe.info.class_names)} are not the dataset's "
+            f"{list(dataset.class_names)}"
+        )
+    _, train_features, kept = probe.run(dataset.paths("train"))
+    train_labels = np.array(dataset.labels("train"))[kept]
+    val_logits, val_features, kept = probe.run(dataset.paths("val"))
+    val_labels = np.array(dataset.labels("val"))[kept]
+    if len(set(train_labels.tolist())) != len(dataset.class_names):
+        raise ConvertError("every class needs readable training images")
+
+    temperature = calibration.fit_temperature(val_logits, val_labels)
+    centres = class_centres(train_features, train_labels, len(dataset.class_names))
+    radii = class_radii(train_features, train_labels, centres)
+    scores = centre_unknown_score(val_features, centres, radii)
+    threshold = calibration.threshold_at_rejection(scores, reject_rate)
+    before = calibration.softmax(val_logits)
+    after = calibration.softmax(val_logits, temperature)
+    summary = {
+        "calibration": {
+            "temperature": temperature,
+            "fitted_on": "val",
+            "val_nll": [calibration.nll(val_logits, val_labels, t) for t in (1.0, temperature)],
+            "val_ece": [
+                calibration.expected_calibration_error(p, val_labels) for p in (before, after)
+            ],
+        },
+        "open_set": {
+            "score": "cosine distance to the nearest class centre of the training features, "
+            "in units of that class's mean training distance",
+            "threshold": threshold,
+            "val_rejected": float((scores > threshold).mean()),
+            "chosen_on": "val",
+            "stated_rate": STATED_REJECT_RATE,
+            "method": "benchmarks/bench_open_set.py",
+        },
+    }
+    built = with_open_set(model, centres, radii)
+    values = decode_metadata({p.key: p.value for p in model.metadata_props})
+    values["outputs"] = {
+        **values["outputs"],
+        LOGITS_OUTPUT: LOGITS_OUTPUT,
+        UNKNOWN_OUTPUT: UNKNOWN_OUTPUT,
+    }
+    values.update(summary)
+    attach_metadata(built, values)
+    return OpenSetFit(built, temperature, threshold, summary)
+
+
+def write_model(model: onnx.ModelProto, out: Path) -> None:
+    """Write atomically, after proving the app's engine loads the file."""
+    from desktop.core.engine import Engine, ModelError
+
+    if out.suffix.lower() != ".onnx" or not out.parent.is_dir():
+        raise ConvertError(f"--out must be an .onnx file in an existing folder, got {out}")
+    temporary = out.with_name(f".{out.stem}.open-set.tmp.onnx")
+    try:
+        onnx.save(model, str(temporary))
+        try:
+            Engine(temporary)
+        except ModelError as exc:
+            raise ConvertError(f"the app cannot load the new model: {exc}") from exc
+        temporary.replace(out)
+    finally:
+        temporary.unlink(missing_ok=True)

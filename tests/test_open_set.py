@@ -1,0 +1,156 @@
+"""Calibration and the "unknown" status: the graph's score against a NumPy reference, the
+fitted model through the app's engine and the CSV, and a model without them still loading."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from converter.open_set import (
+    centre_unknown_score,
+    class_centres,
+    class_radii,
+    fit_open_set,
+    head_tensors,
+    knn_unknown_score,
+    normalised,
+    with_open_set,
+    write_model,
+)
+from desktop.core.cli import main as classify_main
+from desktop.core.engine import Engine
+from desktop.core.model_info import ModelError, encode_metadata, parse_model_info
+from desktop.core.results import STATUS_ERROR, STATUS_UNKNOWN, Prediction, status_of
+from fixtures_images import write_solid
+from synthetic_dataset import make_dataset
+from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS, build_tiny_model, expected_probabilities
+from trainer import calibration
+from trainer.dataset import load_dataset
+
+
+def mean_colours(paths: list[Path]) -> np.ndarray:
+    """What the tiny model pools: each solid image's colour in 0..1 (its "features")."""
+    from PIL import Image
+
+    return np.stack(
+        [np.asarray(Image.open(p).convert("RGB"), np.float64).mean((0, 1)) / 255 for p in paths]
+    )
+
+
+def test_the_head_is_found_through_the_graph_structure(tmp_path: Path) -> None:
+    model = onnx.load(str(build_tiny_model(tmp_path / "tiny.onnx")))
+    head = head_tensors(model.graph)
+    assert (head.logits, head.features) == ("logits", "unit_rgb")
+
+
+def test_the_graph_score_matches_the_numpy_reference(tmp_path: Path) -> None:
+    model = onnx.load(str(build_tiny_model(tmp_path / "tiny.onnx")))
+    rng = np.random.default_rng(0)
+    centres = normalised(rng.uniform(0.0, 1.0, (7, 3)))
+    for case, radii in enumerate([np.ones(7), rng.uniform(0.05, 0.5, 7)]):
+        built = with_open_set(model, centres, radii)
+        values = parse_model_info({p.key: p.value for p in built.metadata_props}).metadata
+        values["outputs"] |= {"logits": "logits", "unknown_score": "unknown_score"}
+        values |= {"calibration": {"temperature": 0.5}, "open_set": {"threshold": 0.1}}
+        del built.metadata_props[:]
+        onnx.helper.set_model_props(built, encode_metadata(values))
+        path = tmp_path / f"case{case}.onnx"
+        onnx.save(built, str(path))
+        engine = Engine(path, threads=1)
+        files = [write_solid(tmp_path / f"{n}.png", c) for n, c in PROTOTYPE_COLOURS.items()]
+
+        rows = [row for batch in engine.classify(files) for row in batch]
+
+        colours = mean_colours(files)
+        expected = centre_unknown_score(colours, centres, radii)
+        np.testing.assert_allclose([row.unknown_score for row in rows], expected, atol=1e-5)
+        assert [row.unknown for row in rows] == list(expected > 0.1)
+        # Calibrated: softmax(logits / T); log p differs from the logits by a constant per row.
+        logits = np.log(expected_probabilities(colours * 255))
+        reference = calibration.softmax(logits, 0.5)
+        np.testing.assert_allclose(np.stack([r.probabilities for r in rows]), reference, atol=1e-4)
+
+
+def test_a_fitted_model_round_trips_and_marks_far_items_unknown(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", CLASS_NAMES, {"train": 4, "val": 3, "test": 1}, 32)
+    model = onnx.load(str(build_tiny_model(tmp_path / "tiny.onnx")))
+
+    fit = fit_open_set(model, load_dataset(data), reject_rate=0.1)
+    out = tmp_path / "open-set.onnx"
+    write_model(fit.model, out)
+
+    engine = Engine(out, threads=1)
+    assert engine.detects_unknown
+    assert engine.info.temperature == pytest.approx(fit.temperature)
+    assert engine.info.unknown_threshold == pytest.approx(fit.threshold)
+    assert engine.info.metadata["open_set"]["chosen_on"] == "val"
+    val = load_dataset(data).paths("val")
+    rows = [row for batch in engine.classify(val) for row in batch]
+    assert sum(row.unknown for row in rows) <= 0.1 * len(rows) + 1e-9  # the fitted rate
+    # An item unlike every class's training images: black pools to a zero feature vector,
+    # as far (in cosine) from every class centre as anything can be.
+    far = write_solid(tmp_path / "far.png", (0, 0, 0))
+    out_csv = tmp_path / "r.csv"
+    code = classify_main([str(far), *map(str, val), "--csv", str(out_csv), "--model", str(out)])
+    assert code == 0
+    with open(out_csv, newline="", encoding="utf-8") as handle:
+        statuses = {Path(row["path"]).name: row["status"] for row in csv.DictReader(handle)}
+    assert statuses["far.png"] == STATUS_UNKNOWN
+
+
+def test_class_centres_and_radii_describe_each_class() -> None:
+    features = np.array([[1.0, 0.0], [3.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    labels = np.array([0, 0, 1, 1])
+    centres = class_centres(features, labels, 2)
+    np.testing.assert_allclose(centres[0], [1.0, 0.0])
+    radii = class_radii(features, labels, centres)
+    assert radii[0] == pytest.approx(0.0, abs=1e-7)  # both images on the centre
+    assert radii[1] > 0.05  # spread out
+    # Distances in units of each class's radius; the nearest centre in those units wins.
+    radii = np.array([1.0, radii[1]])
+    distances = 1 - normalised(features[2:3]) @ centres.T
+    score = centre_unknown_score(features[2:3], centres, radii)
+    assert score[0] == pytest.approx(min(distances[0, 0] / 1.0, distances[0, 1] / radii[1]))
+
+
+def test_knn_reference_is_one_minus_mean_top_k_similarity() -> None:
+    bank = normalised(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    score = knn_unknown_score(np.array([[2.0, 0.0]]), bank, 2)
+    assert score[0] == pytest.approx(1 - (1.0 + np.sqrt(0.5)) / 2)
+
+
+def test_status_unknown_comes_before_review_and_after_error() -> None:
+    confident = np.array([0.9, 0.1], dtype=np.float32)
+    unsure = np.array([0.5, 0.5], dtype=np.float32)
+    assert status_of(Prediction("a", confident, unknown_score=0.9, unknown=True)) == "unknown"
+    assert status_of(Prediction("b", unsure, unknown_score=0.9, unknown=True)) == "unknown"
+    assert status_of(Prediction("c", unsure, unknown_score=0.1, unknown=False)) == "review"
+    assert status_of(Prediction("d", confident)) == "ok"  # a model without open set
+    assert status_of(Prediction.failed("e", "empty file")) == STATUS_ERROR
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"calibration": {"temperature": 0}}, "temperature must be a number"),
+        ({"calibration": {"temperature": "1"}}, "temperature must be a number"),
+        ({"open_set": {"threshold": float("nan")}}, "threshold must be a number"),
+        ({"calibration": {"temperature": 1.0}}, "need the outputs"),  # without a logits output
+    ],
+)
+def test_malformed_calibration_metadata_is_refused(tmp_path: Path, changes, match) -> None:
+    model = onnx.load(str(build_tiny_model(tmp_path / "tiny.onnx")))
+    values = parse_model_info({p.key: p.value for p in model.metadata_props}).metadata
+    with pytest.raises(ModelError, match=match):
+        parse_model_info(encode_metadata({**values, **changes}))
+
+
+def test_a_model_without_open_set_metadata_loads_with_no_unknown(tiny_model_path: Path) -> None:
+    engine = Engine(tiny_model_path, threads=1)
+    assert not engine.detects_unknown and engine.info.temperature is None
+    [row] = next(engine.classify([tiny_model_path.parent / "missing.png"]))
+    assert row.unknown is None

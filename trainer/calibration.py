@@ -1,0 +1,91 @@
+"""Calibration and open-set numbers, in NumPy: the temperature that makes probabilities
+honest, how honest they are (expected calibration error), and how well a score separates
+known items from unknown ones (AUROC, and the threshold at a chosen rate of known items
+wrongly rejected). Used by the open-set benchmark and by `ewaste-convert open-set`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+ECE_BINS = 15
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood of the true classes at `temperature`."""
+    probabilities = softmax(logits, temperature)
+    return float(-np.log(np.maximum(probabilities[np.arange(len(labels)), labels], 1e-12)).mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising the NLL: a log-spaced grid, then a finer one around the
+    best (the NLL is smooth and has one minimum in T, so no optimiser library is needed)."""
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 241))
+    best = min(grid, key=lambda t: nll(logits, labels, t))
+    fine = np.exp(np.linspace(np.log(best) - 0.03, np.log(best) + 0.03, 61))
+    return float(min(fine, key=lambda t: nll(logits, labels, t)))
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by size."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            error += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(error)
+
+
+def reliability(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> list[tuple[float, float, int]]:
+    """(mean confidence, accuracy, count) per non-empty bin: the reliability diagram."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    return [
+        (
+            float(confidence[which == b].mean()),
+            float(correct[which == b].mean()),
+            int((which == b).sum()),
+        )
+        for b in range(bins)
+        if (which == b).any()
+    ]
+
+
+def auroc(known_scores: np.ndarray, unknown_scores: np.ndarray) -> float:
+    """The chance that an unknown item scores higher than a known one (ties count half)."""
+    known = np.asarray(known_scores, dtype=np.float64)
+    unknown = np.asarray(unknown_scores, dtype=np.float64)
+    everything = np.concatenate([known, unknown])
+    order = everything.argsort(kind="mergesort")
+    ranks = np.empty(len(everything))
+    ranks[order] = np.arange(1, len(everything) + 1)
+    for value in np.unique(everything):  # average ranks over ties
+        tied = everything == value
+        ranks[tied] = ranks[tied].mean()
+    unknown_rank_sum = ranks[len(known) :].sum()
+    return float(
+        (unknown_rank_sum - len(unknown) * (len(unknown) + 1) / 2) / (len(known) * len(unknown))
+    )
+
+
+def threshold_at_rejection(known_scores: np.ndarray, rate: float) -> float:
+    """The score above which at most `rate` of the known items fall (they are rejected)."""
+    return float(
+        np.quantile(np.asarray(known_scores, dtype=np.float64), 1.0 - rate, method="higher")
+    )
