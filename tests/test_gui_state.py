@@ -184,3 +184,28 @@ def test_a_run_that_found_no_images_says_so() -> None:
     assert finished_text(summary(0, 2)) == "No supported images found (2 other files skipped)"
     assert finished_text(summary(0, 0)) == "No supported images found"
     assert finished_text(summary(3, 1)).startswith("Classified 3 of 3 images")
+
+
+def test_an_unknown_item_reads_unknown_in_the_table_the_verdict_and_the_chart(qtbot) -> None:
+    from desktop.gui.style import OK_COLOR, UNKNOWN_COLOR
+
+    threshold = ReviewThreshold()
+    preview, model = PreviewPanel(threshold), ResultsModel(CLASS_NAMES, threshold)
+    qtbot.addWidget(preview)
+    preview.set_class_names(CLASS_NAMES)
+    preview.resize(400, 600)
+    sure = confident("cat.jpg", 5, 0.95)  # confident, yet unlike every class
+    unknown = Prediction(sure.path, sure.probabilities, unknown_score=3.2, unknown=True)
+    model.append_predictions([unknown])
+    row = model.row_at(0)
+    assert row.status == "unknown" and model.status_counts()["unknown"] == 1
+
+    preview.show_result(row)
+    assert ">unknown item</span>" in preview.verdict.text()
+    picture = preview.chart.grab().toImage()
+    colours = {
+        picture.pixelColor(x, y).rgb()
+        for x in range(picture.width())
+        for y in range(0, picture.height(), 2)
+    }
+    assert UNKNOWN_COLOR.rgb() in colours and OK_COLOR.rgb() not in colours

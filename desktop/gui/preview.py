@@ -346,6 +346,7 @@ class PreviewPanel(QWidget):
                 row.prediction.probabilities,
                 highlight=row.top_index,
                 threshold=threshold,
+                top_color=STATUS_COLORS[status],
             )
         if not changed_image:
             return

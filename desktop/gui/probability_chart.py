@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QFont, QPainter, QPalette
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.gui.style import ACCENT_COLOR, OK_COLOR, REVIEW_COLOR
 
 _BAR_COLOR = ACCENT_COLOR
-_TOP_COLOR = OK_COLOR  # the predicted class, confident enough
-_THRESHOLD_COLOR = REVIEW_COLOR  # the threshold line, and a top class under it
+_TOP_COLOR = OK_COLOR  # the predicted class, when the caller gives no status colour
+_THRESHOLD_COLOR = REVIEW_COLOR  # the threshold line
 
 
 class ProbabilityChart(QWidget):
@@ -38,19 +38,15 @@ class ProbabilityChart(QWidget):
         values: Sequence[float] | None,
         highlight: int | None = None,
         threshold: float | None = None,
+        top_color: QColor | None = None,
     ) -> None:
-        """Show `values` (None: clear the bars, keep nothing); `threshold` draws a marker."""
+        """Show `values` (None: clear the bars, keep nothing); `threshold` draws a marker;
+        the highlighted bar takes `top_color`, the colour of the row's status."""
         self._names = tuple(class_names) if values is not None else ()
         self._values = tuple(float(v) for v in values) if values is not None else ()
         self._highlight = highlight
         self._threshold = threshold
-        under = (
-            threshold is not None
-            and highlight is not None
-            and values is not None
-            and float(values[highlight]) < threshold
-        )
-        self._top_color = _THRESHOLD_COLOR if under else _TOP_COLOR
+        self._top_color = top_color or _TOP_COLOR
         self.setToolTip(
             "\n".join(
                 f"{n}: {v * 100:.1f} %" for n, v in zip(self._names, self._values, strict=True)
