@@ -159,7 +159,7 @@ def test_a_folder_without_images_writes_a_header_only_csv(
         (["--csv", "{tmp}/r.csv", "--batch", "0"], "must be from 1 to 256, got 0"),
         (["--csv", "{tmp}/r.csv", "--threads", "two"], "expected a whole number"),
         (["--csv", "{tmp}/r.csv", "--review-threshold", "1.5"], "between 0 and 1"),
-        ([], "the following arguments are required: --csv"),
+        ([], "give the PATHs to classify and --csv OUT"),
     ],
     ids=["no-folder", "csv-is-folder", "no-model", "bad-model", "batch", "threads", "thr", "csv"],
 )

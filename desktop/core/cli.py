@@ -31,6 +31,7 @@ from .engine import Engine
 from .limits import MAX_FILE_NAME_BYTES
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
+from .sorting import MANIFEST_FILE, SortError, check_destination, sort_into, undo_sort
 from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
 
 PROG = "ewaste-classify"
@@ -59,10 +60,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
+    if args.undo_sort is not None:
+        return _undo_sort(args)
     try:
+        if not args.paths or args.csv is None:
+            raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
+        if args.move and args.sort_into is None:
+            raise UsageError("--move goes with --sort-into DEST")
         output = _checked_output_path(args.csv)
+        if args.sort_into is not None:
+            check_destination(args.sort_into, [Path(p) for p in args.paths])
         engine = Engine(args.model, threads=args.threads)
-    except (UsageError, ModelError) as exc:
+    except (UsageError, ModelError, SortError) as exc:
         _error(str(exc))
         return EXIT_USAGE
 
@@ -114,7 +123,53 @@ def _classify(args: argparse.Namespace) -> int:
     if waited:
         _error(f"stopped by {waited[0]} while writing; the CSV above is complete")
         return waited[0].exit_status
+    if args.sort_into is not None:
+        return _sort(args, predictions, engine.class_names)
     return EXIT_OK
+
+
+def _sort(args: argparse.Namespace, predictions: list[Prediction], class_names) -> int:
+    """File the classified photos (a stop signal ends it between two photos, each photo
+    whole and in the manifest, so running the same command again finishes the job)."""
+    action = "moved" if args.move else "copied"
+    try:
+        report = sort_into(
+            predictions,
+            args.sort_into,
+            list(class_names),
+            args.review_threshold,
+            move=args.move,
+            sources=[Path(p) for p in args.paths],
+        )
+    except SortError as exc:
+        _error(str(exc))
+        return EXIT_WRITE_FAILED
+    except Stopped as stop:
+        _error(f"stopped by {stop} while sorting; run the same command again to finish")
+        return stop.exit_status
+    print(
+        f"{action} {len(report.filed)} photos into {args.sort_into} "
+        f"(manifest: {args.sort_into / MANIFEST_FILE})"
+        + (f"; {len(report.skipped)} already there from an earlier run" if report.skipped else "")
+    )
+    for source, reason in report.failed:
+        _error(f"not sorted: {source}: {reason}")
+    return EXIT_WRITE_FAILED if report.failed else EXIT_OK
+
+
+def _undo_sort(args: argparse.Namespace) -> int:
+    if args.paths or args.csv or args.sort_into or args.move:
+        _error("--undo-sort DEST takes no other arguments")
+        return EXIT_USAGE
+    try:
+        report = undo_sort(args.undo_sort)
+    except SortError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    print(f"put back {len(report.filed)} photos from {args.undo_sort}")
+    for destination, reason in report.failed:
+        _error(f"not put back: {destination}: {reason}")
+    return EXIT_WRITE_FAILED if report.failed else EXIT_OK
 
 
 def partial_path(output: Path) -> Path:
@@ -159,8 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Classify e-waste photos (files and folders, recursively) into a CSV.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    parser.add_argument("--csv", required=True, metavar="OUT", help="CSV file to write")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
+    parser.add_argument("--csv", metavar="OUT", help="CSV file to write (required)")
+    parser.add_argument(
+        "--sort-into",
+        metavar="DEST",
+        type=Path,
+        help="then copy each photo to DEST/<class>/ (review and unknown: DEST/_review/, "
+        "errors: DEST/_error/), with DEST/manifest.csv; never overwrites",
+    )
+    parser.add_argument(
+        "--move", action="store_true", help="with --sort-into: move the photos instead of copying"
+    )
+    parser.add_argument(
+        "--undo-sort",
+        metavar="DEST",
+        type=Path,
+        help="put the photos of an earlier --sort-into DEST back, from its manifest (alone)",
+    )
     parser.add_argument(
         "--batch", type=batch_size, default=32, help="images per inference batch (32)"
     )

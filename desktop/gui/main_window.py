@@ -44,6 +44,7 @@ from desktop.gui.review_threshold import ReviewThreshold
 from desktop.gui.run_controller import RunController
 from desktop.gui.run_reporter import RunReporter
 from desktop.gui.settings import AppSettings
+from desktop.gui.sort_commands import SortCommands
 from desktop.gui.window_actions import WindowActions, build_menus_and_toolbar
 from desktop.gui.worker import DEFAULT_BATCH_SIZE, RunSummary
 
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.controller = RunController(batch_size, self)
         self.controller.flip_average = settings.flip_average()
         self.results = ResultsModel((), self.review_threshold, self)
+        self.sorting = SortCommands(self.results, self)
 
         self._build_results_page()
         self.progress_panel = ProgressPanel()
@@ -149,6 +151,8 @@ class MainWindow(QMainWindow):
         self.preview.show_cam_changed.connect(self.settings.set_show_cam)
         self.commands.flip_average.toggled.connect(self._on_flip_average)
         self.progress_panel.cancel_requested.connect(self.controller.cancel)
+        self.sorting.finished.connect(self.statusBar().showMessage)
+        self.sorting.busy_changed.connect(self._update_actions)
         self.model_loader.started.connect(self._on_model_loading)
         self.model_loader.loaded.connect(self._on_model_loaded)
         self.model_loader.failed.connect(self._on_model_failed)
@@ -371,6 +375,8 @@ class MainWindow(QMainWindow):
         busy = self.controller.busy
         has_rows = self.results.rowCount() > 0
         self.commands.export.setEnabled(has_rows and not self.exporting)
+        self.commands.sort.setEnabled(has_rows and not busy and not self.sorting.busy)
+        self.commands.undo_sort.setEnabled(not self.sorting.busy)
         self.commands.clear.setEnabled(has_rows or busy)
         self.commands.cancel.setEnabled(busy or self.controller.queued > 0)
         self.commands.open_model.setEnabled(not busy and not self.model_loader.loading)

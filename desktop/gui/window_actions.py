@@ -69,6 +69,20 @@ class WindowActions:
             QKeySequence("Ctrl+E"),
             "Save all results as a CSV file",
         )
+        self.sort = _action(
+            window,
+            "&Sort into folders…",
+            window.sorting.sort_into_folders,
+            QKeySequence("Ctrl+Shift+S"),
+            "Copy or move the photos into one folder per class, with a manifest",
+        )
+        self.undo_sort = _action(
+            window,
+            "&Undo a sort…",
+            window.sorting.undo_sort,
+            None,
+            "Put the photos of an earlier sort back where they were",
+        )
         self.clear = _action(
             window,
             "&Clear results",
@@ -101,7 +115,7 @@ def build_menus_and_toolbar(window: MainWindow, actions: WindowActions) -> QTool
     file_menu.addSeparator()
     file_menu.addAction(actions.open_model)
     file_menu.addSeparator()
-    file_menu.addActions([actions.export, actions.clear])
+    file_menu.addActions([actions.export, actions.sort, actions.undo_sort, actions.clear])
     file_menu.addSeparator()
     file_menu.addAction(actions.quit)
 

@@ -1,0 +1,80 @@
+"""Sorting classified photos into class folders: seconds for copy, move and undo.
+
+    python benchmarks/bench_sort.py [--data DATASET] [--model M.onnx]
+
+Copies every image of the dataset (3,000 for the e-waste set) into a temporary folder,
+classifies them once (untimed), then times `desktop.core.sorting.sort_into` with copy, with
+move, and `undo_sort`, each from the same starting state. On the same file system a copy
+is a hard link; "byte copy" times the path taken for another disk or a FAT stick (copy,
+fsync, compare SHA-256, then the name), forced by making hard links fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table
+
+import desktop.core.sorting as sorting
+from desktop.core.engine import Engine
+from desktop.core.results import DEFAULT_REVIEW_THRESHOLD
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET.parent)
+    parser.add_argument("--model", type=Path, default=None)
+    args = parser.parse_args(argv)
+    engine = Engine(args.model)
+    names = list(engine.class_names)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        photos = Path(scratch) / "photos"
+        photos.mkdir()
+        images = sorted(p for p in args.data.rglob("*") if p.suffix.lower() in {".jpg", ".png"})
+        for index, path in enumerate(images):
+            shutil.copy(path, photos / f"{index:05d}-{path.name}")
+        files = sorted(photos.iterdir())
+        predictions = [p for batch in engine.classify(files) for p in batch]
+        for label, move, hard_links in (
+            ("copy (same file system: hard links)", False, True),
+            ("copy (byte copy: another disk)", False, False),
+            ("move (same file system)", True, True),
+        ):
+            dest = Path(scratch) / f"sorted-{len(rows)}"
+            real_link = os.link
+            if not hard_links:
+                os.link = _refuse_link  # type: ignore[assignment]
+            try:
+                started = time.perf_counter()
+                report = sorting.sort_into(
+                    predictions, dest, names, DEFAULT_REVIEW_THRESHOLD, move=move
+                )
+                seconds = time.perf_counter() - started
+                started = time.perf_counter()
+                undone = sorting.undo_sort(dest)
+                undo_seconds = time.perf_counter() - started
+            finally:
+                os.link = real_link
+            assert len(report.filed) == len(files) and not undone.failed
+            rows.append([label, len(report.filed), f"{seconds:.2f} s", f"{undo_seconds:.2f} s"])
+    print("# Sorting classified photos into class folders\n")
+    print(f"Command: `{command_line()}`  ")
+    print(f"Machine: {environment()}\n")
+    print(markdown_table(["sort", "photos", "sort", "undo"], rows))
+    return 0
+
+
+def _refuse_link(*_args: object, **_kwargs: object) -> None:
+    raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

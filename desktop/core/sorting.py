@@ -1,0 +1,320 @@
+"""Sort classified photos into class folders, never losing or overwriting a file, and undo it.
+
+    DEST/<class>/      photos whose status is ok (the confirmed class when a person set one)
+    DEST/_review/      photos to look at: under the review threshold, or unknown items
+    DEST/_error/       photos the model could not read
+    DEST/manifest.csv  one row per photo filed: source, destination, class, status, SHA-256,
+                       copy or move; written as each photo is filed, so an interrupted sort
+                       knows what it did
+
+Every file lands first under a hidden temporary name in its destination folder, is flushed
+to disk and compared by SHA-256 with its source, and only then takes its final name, by a
+hard link that fails instead of replacing anything (a name already taken gets " (2)", " (3)"
+...). On the same file system that copy is a hard link (no bytes copied). A move deletes
+the source only once the manifest records where the photo went. Running the same sort
+again finishes an interrupted one: photos the manifest records are skipped, and a photo
+placed just before the stop is recognised by its SHA-256 instead of filed twice.
+`undo_sort` moves the files back (or deletes the copies) using the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
+
+REVIEW_FOLDER = "_review"
+ERROR_FOLDER = "_error"
+MANIFEST_FILE = "manifest.csv"
+UNDONE_MANIFEST_FILE = "manifest.undone.csv"
+MANIFEST_COLUMNS = ("source", "destination", "class", "status", "sha256", "action")
+_CHUNK = 1 << 20
+# What os.link raises on a file system without hard links (FAT, some network shares).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+class SortError(Exception):
+    """The sort cannot start (or go on) at all; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class Filed:
+    source: str
+    destination: str
+    class_name: str
+    status: str
+    sha256: str
+    action: str  # "copy" or "move"
+
+
+@dataclass
+class SortReport:
+    filed: list[Filed] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already filed by an earlier run
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+
+
+def folder_for(
+    prediction: Prediction, class_names: list[str], threshold: float, confirmed: str | None
+) -> str:
+    """The destination sub-folder of one photo."""
+    status = status_of(prediction, threshold)
+    if status == STATUS_ERROR:
+        return ERROR_FOLDER
+    if confirmed:  # a person's decision outranks the model's doubts
+        return confirmed
+    if status != STATUS_OK:
+        return REVIEW_FOLDER
+    return class_names[prediction.top_index]
+
+
+def check_destination(dest: Path, sources: Iterable[Path]) -> None:
+    """Refuse a destination inside a source folder (the next run would sort the sorted
+    photos again) or one that cannot be written."""
+    target = dest.resolve()
+    for source in sources:
+        folder = source.resolve() if source.is_dir() else source.resolve().parent
+        if target == folder or folder in target.parents:
+            raise SortError(f"the destination {dest} is inside the source folder {folder}")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / f".ewaste-sort-probe-{uuid.uuid4().hex[:8]}"
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        raise SortError(f"cannot write to {dest}: {exc.strerror or exc}") from exc
+
+
+def sort_into(
+    predictions: Iterable[Prediction],
+    dest: str | os.PathLike[str],
+    class_names: list[str],
+    threshold: float,
+    *,
+    move: bool = False,
+    confirmed: Mapping[str, str] | None = None,
+    sources: Iterable[Path] = (),
+    progress: Callable[[int], None] | None = None,
+) -> SortReport:
+    """File each prediction's photo under `dest` (see the module). A photo that cannot be
+    filed (deleted since, unreadable) is a `failed` entry and the sort goes on; a full disk
+    stops it with SortError, leaving no partial file and a manifest of what was done."""
+    dest = Path(dest)
+    check_destination(dest, [Path(s) for s in sources])
+    done = _already_filed(dest / MANIFEST_FILE)
+    report = SortReport()
+    with _Manifest(dest / MANIFEST_FILE) as manifest:
+        for count, prediction in enumerate(predictions, start=1):
+            source = str(prediction.path)
+            if source in done:
+                _finish_move(done[source])  # a run stopped before deleting the source
+                report.skipped.append(source)
+                continue
+            person = (confirmed or {}).get(source)
+            folder = folder_for(prediction, class_names, threshold, person)
+            label = person or (
+                "" if prediction.top_index is None else class_names[prediction.top_index]
+            )
+            status = status_of(prediction, threshold)
+            try:
+                filed = _file_one(Path(source), dest / folder, label, status, move)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise SortError(
+                        f"the destination is full after {len(report.filed)} photos; nothing "
+                        f"half-written was left, and running the sort again finishes it"
+                    ) from exc
+                report.failed.append((source, exc.strerror or str(exc)))
+                continue
+            manifest.add(filed)
+            _finish_move(filed)  # only once the manifest says where the photo went
+            report.filed.append(filed)
+            if progress is not None:
+                progress(count)
+    return report
+
+
+def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
+    """Put every photo of the manifest back: a moved one to its source path (never over a
+    file that is there now), a copy deleted (only if unchanged). The manifest is renamed
+    manifest.undone.csv when done."""
+    dest = Path(dest)
+    manifest = dest / MANIFEST_FILE
+    if not manifest.is_file():
+        raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
+    report = SortReport()
+    for entry in reversed(_read_manifest(manifest)):
+        placed, source = Path(entry.destination), Path(entry.source)
+        try:
+            if not placed.is_file() or _sha256(placed) != entry.sha256:
+                raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
+            if entry.action == "move":
+                source.parent.mkdir(parents=True, exist_ok=True)
+                _place(placed, source)  # never over a file that is there now
+                placed.unlink()
+            else:
+                placed.unlink()
+        except OSError as exc:
+            report.failed.append((entry.destination, exc.strerror or str(exc)))
+            continue
+        report.filed.append(entry)
+    manifest.replace(dest / UNDONE_MANIFEST_FILE)
+    return report
+
+
+# -- one file -------------------------------------------------------------------------------
+
+
+def _file_one(source: Path, folder: Path, class_name: str, status: str, move: bool) -> Filed:
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = _sha256(source)
+    # A run stopped between placing a photo and writing its manifest row left an identical
+    # file under the name: it is this photo, filed already, not a second one to add.
+    target = _identical_in_place(folder / source.name, digest)
+    if target is None:
+        target = _place(source, folder / source.name, expected_sha256=digest)
+    return Filed(str(source), str(target), class_name, status, digest, "move" if move else "copy")
+
+
+def _finish_move(filed: Filed) -> None:
+    """Delete a moved photo's source, once its identical copy is in place."""
+    source = Path(filed.source)
+    moved = filed.action == "move" and Path(filed.destination).is_file()
+    if moved and source.is_file() and _sha256(source) == filed.sha256:
+        source.unlink()
+
+
+def _identical_in_place(wanted: Path, digest: str) -> Path | None:
+    """The file among `wanted`, "stem (2).suffix", ... with this SHA-256, if any."""
+    for number in range(1, 10_000):
+        candidate = wanted if number == 1 else _numbered(wanted, number)
+        if not candidate.exists():
+            return None
+        if candidate.is_file() and _sha256(candidate) == digest:
+            return candidate
+    return None
+
+
+def _numbered(wanted: Path, number: int) -> Path:
+    return wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
+
+
+def _place(source: Path, wanted: Path, *, expected_sha256: str | None = None) -> Path:
+    """Put a copy of `source` at `wanted` or the first free numbered name, and return where
+    it went; the source stays (a move deletes it after the manifest row). On the same file
+    system the copy is a hard link: no bytes copied, the same file under a second name."""
+    if source.stat().st_dev == wanted.parent.stat().st_dev:
+        try:
+            return _claim_name(wanted, lambda target: os.link(source, target))
+        except OSError as exc:
+            if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
+                raise
+    temporary = wanted.with_name(f".{uuid.uuid4().hex[:12]}.sorting.tmp")
+    try:
+        with source.open("rb") as reader, temporary.open("xb") as writer:
+            shutil.copyfileobj(reader, writer, _CHUNK)
+            writer.flush()
+            os.fsync(writer.fileno())
+        shutil.copystat(source, temporary)
+        digest = expected_sha256 or _sha256(source)
+        if _sha256(temporary) != digest:
+            raise OSError(errno.EIO, "the copy differs from the source; source kept")
+        target = _claim_name(wanted, lambda target: _link_or_rename(temporary, target))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+    return target
+
+
+def _claim_name(wanted: Path, put: Callable[[Path], None]) -> Path:
+    """Call `put(target)` with `wanted`, then "stem (2).suffix", ... until one is free."""
+    for number in range(1, 10_000):
+        target = wanted if number == 1 else _numbered(wanted, number)
+        try:
+            put(target)
+        except FileExistsError:
+            continue
+        return target
+    raise OSError(errno.EEXIST, f"no free name for {wanted.name} in {wanted.parent}")
+
+
+def _link_or_rename(temporary: Path, target: Path) -> None:
+    """Give `temporary` the name `target` without ever replacing a file: a hard link fails
+    if the name is taken; where hard links are not supported, check, then rename."""
+    try:
+        os.link(temporary, target)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
+            raise
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "taken", str(target)) from None
+        temporary.rename(target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- the manifest ---------------------------------------------------------------------------
+
+
+class _Manifest:
+    """manifest.csv, appended one flushed row per filed photo."""
+
+    def __init__(self, path: Path):
+        self._path = path
+
+    def __enter__(self) -> _Manifest:
+        new = not self._path.exists()
+        self._handle = self._path.open("a", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._handle)
+        if new:
+            self._writer.writerow(MANIFEST_COLUMNS)
+        return self
+
+    def add(self, filed: Filed) -> None:
+        self._writer.writerow(
+            [
+                filed.source,
+                filed.destination,
+                filed.class_name,
+                filed.status,
+                filed.sha256,
+                filed.action,
+            ]
+        )
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def __exit__(self, *_exc: object) -> None:
+        self._handle.close()
+
+
+def _read_manifest(path: Path) -> list[Filed]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [
+        Filed(r["source"], r["destination"], r["class"], r["status"], r["sha256"], r["action"])
+        for r in rows
+        if r.get("source") and r.get("destination")
+    ]
+
+
+def _already_filed(path: Path) -> dict[str, Filed]:
+    """Photos an earlier run filed (their copy still in place): a re-run skips them."""
+    if not path.is_file():
+        return {}
+    return {e.source: e for e in _read_manifest(path) if Path(e.destination).is_file()}

@@ -1,0 +1,113 @@
+"""File > Sort into folders… and Undo a sort…: the headless sorter, run off the GUI thread.
+
+`desktop.core.sorting` does the work (class folders, `_review`, `_error`, a manifest, never
+an overwrite); this object asks where and how, runs it on a pool thread, and says what
+happened in the status bar (and in a message box when something could not be filed).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from desktop.core.sorting import SortReport, sort_into, undo_sort
+from desktop.gui.background import BackgroundCall
+
+if TYPE_CHECKING:
+    from desktop.gui.results_model import ResultsModel
+
+COPY, MOVE = "copy", "move"
+
+
+class SortCommands(QObject):
+    """Sorts the results' photos; `busy` while a sort or undo runs, `finished(text)` after."""
+
+    finished = Signal(str)  # what happened, for the status bar
+    busy_changed = Signal(bool)
+
+    def __init__(self, results: ResultsModel, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._results = results  # the window is our Qt parent(): no Python reference to it
+        self._call: BackgroundCall | None = None
+        self._what = ""
+
+    def _dialog_parent(self) -> QWidget:
+        return self.parent()  # type: ignore[return-value]
+
+    @property
+    def busy(self) -> bool:
+        return self._call is not None
+
+    def sort_into_folders(self, dest: str | None = None, how: str | None = None) -> None:
+        """Ask for the destination and copy-or-move (unless given), then sort."""
+        if self.busy or not self._results.rowCount():
+            return
+        dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Sort into folder")
+        if not dest:
+            return
+        how = how or self._ask_copy_or_move(dest)
+        if how is None:
+            return
+        job = partial(
+            sort_into,
+            self._results.predictions(),
+            Path(dest),
+            list(self._results.class_names),
+            self._results.threshold,
+            move=how == MOVE,
+        )
+        verb = "Moved" if how == MOVE else "Copied"
+        self._start(job, f"{verb} {{filed}} photos into {dest} (manifest.csv there)")
+
+    def undo_sort(self, dest: str | None = None) -> None:
+        """Put back the photos of an earlier sort into `dest` (asked for unless given)."""
+        if self.busy:
+            return
+        dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Undo the sort into")
+        if dest:
+            self._start(partial(undo_sort, Path(dest)), f"Put back {{filed}} photos from {dest}")
+
+    def _ask_copy_or_move(self, dest: str) -> str | None:
+        box = QMessageBox(self._dialog_parent())
+        box.setWindowTitle("Sort into folders")
+        box.setText(
+            f"File the {self._results.rowCount()} photos into class folders under {dest}?\n"
+            "Needs review and unknown go to _review, unreadable files to _error. Nothing is "
+            "overwritten, and File > Undo a sort… puts them back."
+        )
+        copy = box.addButton("Copy", QMessageBox.ButtonRole.AcceptRole)
+        move = box.addButton("Move", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return {copy: COPY, move: MOVE}.get(box.clickedButton())
+
+    def _start(self, job, summary: str) -> None:
+        self._what = summary
+        self._call = BackgroundCall(job)
+        self._call.succeeded.connect(self._on_done)
+        self._call.failed.connect(self._on_failed)
+        self.busy_changed.emit(True)
+        self._call.start()
+
+    @Slot(object)
+    def _on_done(self, report: SortReport) -> None:
+        self._call = None
+        self.busy_changed.emit(False)
+        text = self._what.format(filed=len(report.filed))
+        if report.skipped:
+            text += f"; {len(report.skipped)} were there already"
+        if report.failed:
+            text += f"; {len(report.failed)} could not be filed"
+            details = "\n".join(f"{Path(path).name}: {why}" for path, why in report.failed[:20])
+            QMessageBox.warning(self._dialog_parent(), "Some photos were not filed", details)
+        self.finished.emit(text)
+
+    @Slot(object)
+    def _on_failed(self, error: BaseException) -> None:
+        self._call = None
+        self.busy_changed.emit(False)
+        self.finished.emit(f"Nothing more was filed: {error}")

@@ -1,0 +1,87 @@
+"""File > Sort into folders… and Undo a sort…, driven in the real window (pytest-qt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from desktop.core.sorting import MANIFEST_FILE, REVIEW_FOLDER, UNDONE_MANIFEST_FILE
+from desktop.gui.app import create_window, parse_args
+from desktop.gui.settings import AppSettings
+from fixtures_images import write_solid
+from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def window(qtbot, tiny_model_path: Path, tmp_path: Path):
+    options = parse_args(["--model", str(tiny_model_path), "--batch", "4"])
+    window = create_window(options, AppSettings.at(tmp_path / "settings.ini"))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=TIMEOUT_MS)
+    return window
+
+
+def photos(folder: Path) -> Path:
+    folder.mkdir()
+    for name in ("Battery", "Mouse", "Printer"):
+        write_solid(folder / f"{name.lower()}.png", PROTOTYPE_COLOURS[name])
+    write_solid(folder / "unsure.png", AMBIGUOUS_COLOUR)
+    return folder
+
+
+def classify(qtbot, window, folder: Path) -> None:
+    window.last_summary = None
+    window.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: window.last_summary is not None, timeout=TIMEOUT_MS)
+
+
+def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    folder = photos(tmp_path / "photos")
+    classify(qtbot, window, folder)
+    dest = tmp_path / "sorted"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
+    # The copy-or-move question: the user clicks "Move".
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: box.buttons()[1].click())
+
+    assert window.commands.sort.isEnabled()
+    window.commands.sort.trigger()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+
+    assert sorted(p.name for p in folder.iterdir()) == []
+    assert (dest / "Battery" / "battery.png").is_file()
+    assert (dest / REVIEW_FOLDER / "unsure.png").is_file()
+    assert (dest / MANIFEST_FILE).is_file()
+    assert window.statusBar().currentMessage().startswith("Moved 4 photos into")
+
+    window.commands.undo_sort.trigger()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "battery.png",
+        "mouse.png",
+        "printer.png",
+        "unsure.png",
+    ]
+    assert (dest / UNDONE_MANIFEST_FILE).is_file()
+    assert window.statusBar().currentMessage().startswith("Put back 4 photos")
+
+
+def test_sort_is_offered_only_with_results_and_cancel_files_nothing(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    assert not window.commands.sort.isEnabled()  # nothing classified yet
+    folder = photos(tmp_path / "photos")
+    classify(qtbot, window, folder)
+    assert window.commands.sort.isEnabled()
+    dest = tmp_path / "sorted"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: box.buttons()[2].click())  # Cancel
+    window.commands.sort.trigger()
+    assert not window.sorting.busy and not dest.exists()
+    assert len(list(folder.iterdir())) == 4

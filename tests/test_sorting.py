@@ -1,0 +1,249 @@
+"""Sorting classified photos into class folders: copy, move, collisions, undo, an interrupted
+sort resumed, a full disk, and the refusals, on real files in temporary folders."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+import desktop.core.sorting as sorting
+from desktop.core.cli import main as classify_main
+from desktop.core.engine import Engine
+from desktop.core.results import Prediction
+from desktop.core.sorting import (
+    ERROR_FOLDER,
+    MANIFEST_FILE,
+    REVIEW_FOLDER,
+    UNDONE_MANIFEST_FILE,
+    SortError,
+    sort_into,
+    undo_sort,
+)
+from fixtures_images import write_solid
+from tiny_model import AMBIGUOUS_COLOUR, CLASS_NAMES, PROTOTYPE_COLOURS
+
+THRESHOLD = 0.7
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def photo_folder(root: Path) -> Path:
+    """One photo per class colour, one ambiguous photo, one broken file."""
+    root.mkdir(parents=True)
+    for name, colour in PROTOTYPE_COLOURS.items():
+        write_solid(root / f"{name.lower().replace(' ', '-')}.png", colour)
+    write_solid(root / "unsure.png", AMBIGUOUS_COLOUR)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    return root
+
+
+def classified(engine: Engine, folder: Path) -> list[Prediction]:
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    return [row for batch in engine.classify(files) for row in batch]
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+
+
+def manifest_rows(dest: Path, name: str = MANIFEST_FILE) -> list[dict[str, str]]:
+    with open(dest / name, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def engine(tiny_model_path: Path) -> Engine:
+    return Engine(tiny_model_path, threads=1)
+
+
+def test_copy_files_each_photo_by_status_and_keeps_the_sources(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    dest = tmp_path / "sorted"
+
+    report = sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
+
+    assert {p.name: digest(p) for p in photos.iterdir()} == before  # sources untouched
+    assert len(report.filed) == len(before) and not report.failed
+    assert (dest / "Battery" / "battery.png").is_file()
+    assert (dest / "Washing Machine" / "washing-machine.png").is_file()
+    assert [p.name for p in (dest / REVIEW_FOLDER).iterdir()] == ["unsure.png"]
+    assert [p.name for p in (dest / ERROR_FOLDER).iterdir()] == ["broken.jpg"]
+    rows = manifest_rows(dest)
+    assert len(rows) == len(before)
+    for row in rows:
+        assert digest(Path(row["destination"])) == row["sha256"] == digest(Path(row["source"]))
+        assert row["action"] == "copy"
+    assert not list(dest.rglob("*.tmp"))
+
+
+def test_names_already_taken_get_a_number_and_nothing_is_overwritten(engine, tmp_path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    write_solid(first / "item.png", PROTOTYPE_COLOURS["Battery"])
+    write_solid(second / "item.png", PROTOTYPE_COLOURS["Battery"], size=(40, 40))  # differs
+    dest = tmp_path / "sorted"
+    (dest / "Battery").mkdir(parents=True)
+    (dest / "Battery" / "item.png").write_bytes(b"a worker's own file")
+
+    rows = classified(engine, first) + classified(engine, second)
+    sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD)
+
+    assert (dest / "Battery" / "item.png").read_bytes() == b"a worker's own file"
+    assert digest(dest / "Battery" / "item (2).png") == digest(first / "item.png")
+    assert digest(dest / "Battery" / "item (3).png") == digest(second / "item.png")
+
+
+def no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the destination behave like another file system, or one without hard links."""
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(sorting.os, "link", refuse)
+
+
+@pytest.mark.parametrize("same_file_system", [True, False])
+def test_move_then_undo_puts_every_photo_back(
+    engine, tmp_path, monkeypatch, same_file_system
+) -> None:
+    if not same_file_system:
+        no_hard_links(monkeypatch)
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    dest = tmp_path / "sorted"
+
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert list(photos.iterdir()) == []
+    assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())
+
+    report = undo_sort(dest)
+    assert not report.failed
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+    assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
+
+
+def test_undo_of_a_copy_deletes_the_copies_but_not_a_changed_one(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
+    edited = dest / "Mouse" / "mouse.png"
+    edited.write_bytes(b"edited by someone since")
+
+    report = undo_sort(dest)
+
+    assert [Path(d).name for d, _ in report.failed] == ["mouse.png"]
+    assert files_under(dest) == [edited, dest / UNDONE_MANIFEST_FILE]
+    assert len(list(photos.iterdir())) == 12  # the sources were never touched
+
+
+def test_an_interrupted_sort_run_again_finishes_without_duplicates(
+    engine, tmp_path, monkeypatch
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    predictions = classified(engine, photos)
+    dest = tmp_path / "sorted"
+    real_add = sorting._Manifest.add
+    calls = []
+
+    def stop_after_placing_the_third(self, filed):
+        calls.append(filed)
+        if len(calls) == 3:  # the photo is in place, its manifest row is not written
+            raise KeyboardInterrupt
+        real_add(self, filed)
+
+    monkeypatch.setattr(sorting._Manifest, "add", stop_after_placing_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    monkeypatch.undo()
+
+    report = sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+
+    assert len(report.skipped) == 2 and len(report.filed) == 10 and not report.failed
+    assert len(files_under(dest)) == 12  # each photo once, the third not doubled
+    assert list(photos.iterdir()) == []
+    assert len(manifest_rows(dest)) == 12
+
+
+def test_a_full_disk_stops_cleanly_and_a_second_run_finishes(engine, tmp_path, monkeypatch):
+    photos = photo_folder(tmp_path / "photos")
+    predictions = classified(engine, photos)
+    dest = tmp_path / "sorted"
+    real_copy, copies = shutil.copyfileobj, []
+
+    def copy_until_full(reader, writer, length=0):
+        copies.append(1)
+        if len(copies) == 4:
+            writer.write(b"half a photo")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copy(reader, writer, length)
+
+    no_hard_links(monkeypatch)  # a FAT stick or another disk: bytes are copied
+    monkeypatch.setattr(sorting.shutil, "copyfileobj", copy_until_full)
+    with pytest.raises(SortError, match="full after 3 photos"):
+        sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD)
+    assert len(files_under(dest)) == 3 and not list(dest.rglob("*.tmp"))  # nothing half
+    assert len(manifest_rows(dest)) == 3
+    monkeypatch.undo()
+
+    report = sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD)
+    assert len(report.skipped) == 3 and len(files_under(dest)) == 12
+
+
+def test_a_source_deleted_since_classification_fails_alone(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    predictions = classified(engine, photos)
+    (photos / "mouse.png").unlink()
+
+    report = sort_into(predictions, tmp_path / "sorted", list(CLASS_NAMES), THRESHOLD)
+
+    assert [Path(source).name for source, _ in report.failed] == ["mouse.png"]
+    assert len(report.filed) == 11
+
+
+def test_a_confirmed_class_outranks_the_prediction(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    predictions = classified(engine, photos)
+    unsure = str(photos / "unsure.png")
+    sort_into(
+        predictions, tmp_path / "s", list(CLASS_NAMES), THRESHOLD, confirmed={unsure: "Battery"}
+    )
+    assert (tmp_path / "s" / "Battery" / "unsure.png").is_file()
+    assert not (tmp_path / "s" / REVIEW_FOLDER).exists()
+
+
+def test_the_command_sorts_after_the_csv_and_refuses_a_destination_inside_a_source(
+    tiny_model_path, tmp_path, capsys
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    model = ["--model", str(tiny_model_path)]
+    inside = ["--csv", str(tmp_path / "r.csv"), "--sort-into", str(photos / "sorted")]
+    assert classify_main([str(photos), *inside, *model]) == 2
+    assert "inside the source folder" in capsys.readouterr().err
+    assert not (photos / "sorted").exists() and not (tmp_path / "r.csv").exists()
+
+    dest = tmp_path / "sorted"
+    args = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest), "--move"]
+    assert classify_main([*args, *model]) == 0
+    assert "moved 12 photos into" in capsys.readouterr().out
+    assert list(photos.iterdir()) == [] and len(files_under(dest)) == 12
+
+    assert classify_main(["--undo-sort", str(dest)]) == 0
+    assert len(list(photos.iterdir())) == 12
+    assert classify_main(["--undo-sort", str(dest)]) == 2  # nothing left to undo
+    assert "nothing to undo" in capsys.readouterr().err
+
+
+def test_a_destination_that_cannot_be_written_is_refused_before_any_work(engine, tmp_path):
+    photos = photo_folder(tmp_path / "photos")
+    with pytest.raises(SortError, match="cannot write to"):
+        sort_into(classified(engine, photos), "/proc/no-such-dest", list(CLASS_NAMES), 0.7)
+    assert len(list(photos.iterdir())) == 12
