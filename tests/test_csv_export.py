@@ -21,6 +21,7 @@ HEADER = [
     "status",
     "error",
     *(f"prob_{name}" for name in CLASS_NAMES),
+    "confirmed_class",  # added after the documented columns, which stay as they were
 ]
 
 
@@ -48,9 +49,10 @@ def test_columns_values_and_statuses(tmp_path: Path) -> None:
     assert header == HEADER
     assert washer[:5] == ["photos/washer.jpg", "Washing Machine", "0.93", "ok", ""]
     assert unsure[:5] == ["photos/unsure.jpg", "Mobile", "0.41", "review", ""]
-    assert failed == ["photos/empty.jpg", "", "", "error", "empty file (0 bytes)"] + [""] * 10
+    assert failed == ["photos/empty.jpg", "", "", "error", "empty file (0 bytes)"] + [""] * 11
     for line, prediction in ((washer, rows[0]), (unsure, rows[1])):
-        written = np.array([float(cell) for cell in line[5:]])
+        assert line[-1] == ""  # confirmed_class: nobody confirmed these
+        written = np.array([float(cell) for cell in line[5:-1]])
         np.testing.assert_allclose(written, prediction.probabilities, rtol=1e-5)
 
 
@@ -60,7 +62,7 @@ def test_probabilities_keep_six_significant_digits(tmp_path: Path) -> None:
     write_results_csv(out, [Prediction("a.jpg", values)], ["A", "B", "C"])
     row = read_back(out)[1]
     assert row[2] == "0.876543"
-    assert row[5:] == ["0.123457", "1.23456e-07", "0.876543"]
+    assert row[5:8] == ["0.123457", "1.23456e-07", "0.876543"]
 
 
 def test_awkward_text_round_trips_and_formulas_are_neutralised(tmp_path: Path) -> None:
@@ -93,7 +95,7 @@ def test_class_names_from_the_model_are_text_cells_too(tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
     write_results_csv(out, [Prediction("a.jpg", np.array([0.9, 0.1]))], classes)
     header, row = read_back(out)
-    assert header[5:] == ["prob_=Evil", "prob_Plain"]  # "prob_" already makes it text
+    assert header[5:] == ["prob_=Evil", "prob_Plain", "confirmed_class"]  # prob_: text
     assert row[1] == "'=Evil"
     assert row[2] == "0.9" and row[5] == "0.9"  # numbers stay numbers
 
@@ -141,7 +143,7 @@ def test_rows_match_the_engine_on_real_files(
         assert line[1] == CLASS_NAMES[prediction.top_index]
         assert float(line[2]) == pytest.approx(prediction.confidence, rel=1e-5)
         np.testing.assert_allclose(
-            [float(c) for c in line[5:]], prediction.probabilities, rtol=1e-5, atol=1e-12
+            [float(c) for c in line[5:-1]], prediction.probabilities, rtol=1e-5, atol=1e-12
         )
     assert [line[3] for line in lines].count("review") == 1
 
@@ -177,3 +179,39 @@ def test_text_that_is_not_valid_utf8_is_escaped_not_fatal(tmp_path: Path) -> Non
     assert first[0] == "photos/caf\\xe9.jpg"
     assert second[0] == "'=caf\\xe9.png"  # still neutralised
     assert second[4] == "odd \\ud800 reason"
+
+
+def test_a_results_csv_reads_back_as_it_was_written(tmp_path: Path) -> None:
+    from desktop.core.csv_import import CsvImportError, read_results_csv
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    paths = [photos / "=odd name.jpg", photos / "plain.jpg", photos / "broken.jpg"]
+    for path in paths:
+        path.write_bytes(b"x")
+    rows = [
+        Prediction(str(paths[0]), probabilities(2, 0.8)),
+        Prediction(str(paths[1]), probabilities(4, 0.5), unknown_score=2.0, unknown=True),
+        Prediction.failed(str(paths[2]), "empty file (0 bytes)"),
+        Prediction(str(photos / "gone.jpg"), probabilities(1, 0.9)),
+    ]
+    out = tmp_path / "r.csv"
+    write_results_csv(out, rows, CLASS_NAMES, 0.7, confirmed={str(paths[0]): "PCB"})
+
+    reopened = read_results_csv(out, list(CLASS_NAMES))
+
+    assert [p.path for p in reopened.predictions] == [str(p) for p in paths]
+    np.testing.assert_allclose(
+        reopened.predictions[0].probabilities, rows[0].probabilities, rtol=1e-5
+    )
+    assert (
+        reopened.predictions[1].unknown and reopened.predictions[2].error == "empty file (0 bytes)"
+    )
+    assert reopened.confirmed == {str(paths[0]): "PCB"}
+    assert reopened.missing == [str(photos / "gone.jpg")]
+    broken = tmp_path / "broken.csv"
+    broken.write_text(out.read_text().replace(",0.8,", ",lots,"))
+    with pytest.raises(CsvImportError, match="not a number"):
+        read_results_csv(broken, list(CLASS_NAMES))
+    with pytest.raises(CsvImportError, match="not a results CSV"):
+        read_results_csv(out, ["A", "B"])

@@ -1,7 +1,8 @@
 """Write classification results as a CSV file a spreadsheet can open safely.
 
 Columns: path, predicted_class, confidence, status, error, then prob_<class> per class in
-the model's order. The file is written to a temporary name in the same folder and moved
+the model's order, then confirmed_class (the class a person confirmed or corrected, empty
+when nobody did). The file is written to a temporary name in the same folder and moved
 into place, so a crash or a full disk never leaves a half-written CSV behind.
 
 The file is always valid UTF-8. A file name that is not (on Linux the bytes b"caf\\xe9.jpg"
@@ -14,13 +15,14 @@ import contextlib
 import csv
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .limits import MAX_FILE_NAME_BYTES
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, status_of
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
+CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns before it stay
 # Spreadsheets run a cell starting with one of these as a formula (CSV injection: a file
 # named "=HYPERLINK(...).jpg" would become a live link). Prefixing "'" shows it as text.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -28,20 +30,24 @@ PROBABILITY_FORMAT = "{:.6g}"  # 6 significant digits: enough to rank and to re-
 
 
 def results_header(class_names: Sequence[str]) -> list[str]:
-    return [text_cell(c) for c in (*FIXED_COLUMNS, *(f"prob_{n}" for n in class_names))]
+    probabilities = (f"prob_{n}" for n in class_names)
+    return [text_cell(c) for c in (*FIXED_COLUMNS, *probabilities, CONFIRMED_COLUMN)]
 
 
 def result_row(
     prediction: Prediction,
     class_names: Sequence[str],
     threshold: float = DEFAULT_REVIEW_THRESHOLD,
+    confirmed: str | None = None,
 ) -> list[str]:
     """One CSV row; numeric cells are plain numbers, text cells are neutralised."""
     status = status_of(prediction, threshold)
     probabilities = prediction.probabilities
+    person = text_cell(confirmed or "")
     if probabilities is None:
         reason = text_cell(prediction.error or "")
-        return [text_cell(prediction.path), "", "", status, reason] + [""] * len(class_names)
+        empty = [""] * len(class_names)
+        return [text_cell(prediction.path), "", "", status, reason, *empty, person]
     if len(probabilities) != len(class_names):
         raise ValueError(
             f"{prediction.path}: {len(probabilities)} probabilities for "
@@ -55,6 +61,7 @@ def result_row(
         status,
         "",
         *(_number(p) for p in probabilities),
+        person,
     ]
 
 
@@ -63,8 +70,10 @@ def write_results_csv(
     predictions: Iterable[Prediction],
     class_names: Sequence[str],
     threshold: float = DEFAULT_REVIEW_THRESHOLD,
+    confirmed: Mapping[str, str] | None = None,
 ) -> None:
     """Write one row per prediction to `path` (UTF-8), replacing it atomically.
+    `confirmed` maps a prediction's path to the class a person set for it.
 
     The folder must exist (FileNotFoundError otherwise). On any failure the temporary file
     is removed and the previous file at `path`, if any, is left untouched.
@@ -80,7 +89,8 @@ def write_results_csv(
             writer = csv.writer(handle)
             writer.writerow(results_header(class_names))
             for prediction in predictions:
-                writer.writerow(result_row(prediction, class_names, threshold))
+                person = (confirmed or {}).get(prediction.path)
+                writer.writerow(result_row(prediction, class_names, threshold, person))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)

@@ -8,11 +8,14 @@ from PySide6.QtCore import QSignalBlocker, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
 from desktop.core.results import STATUS_LABELS, STATUSES
+from desktop.gui.results_model import CONFIRMED, CORRECTED
 from desktop.gui.review_threshold import ReviewThreshold
 
 STATUS_CHOICES: tuple[tuple[str, str | None], ...] = (
     ("All", None),
     *((STATUS_LABELS[status], status) for status in STATUSES),
+    ("confirmed by a person", CONFIRMED),
+    ("corrected by a person", CORRECTED),
 )
 
 

@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -35,11 +36,12 @@ from desktop.gui.drop_area import DropArea
 from desktop.gui.filter_bar import FilterBar
 from desktop.gui.model_loader import ModelLoader
 from desktop.gui.model_status import ModelLabel, about_text
+from desktop.gui.open_csv import open_results_csv
 from desktop.gui.preview import PreviewPanel
 from desktop.gui.progress_panel import ProgressPanel
 from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import ResultsModel
-from desktop.gui.results_view import ResultsView
+from desktop.gui.results_view import ResultsView, key_legend
 from desktop.gui.review_threshold import ReviewThreshold
 from desktop.gui.run_controller import RunController
 from desktop.gui.run_reporter import RunReporter
@@ -130,6 +132,9 @@ class MainWindow(QMainWindow):
         page_layout.setContentsMargins(0, 4, 0, 0)
         page_layout.addWidget(self.filter_bar)
         page_layout.addWidget(self.splitter, stretch=1)
+        self.key_legend = QLabel()  # the review keys, in the model's class order
+        self.key_legend.setContentsMargins(6, 2, 6, 2)
+        page_layout.addWidget(self.key_legend)
         self.drop_area = DropArea(results_page)
         self.setCentralWidget(self.drop_area)
 
@@ -152,6 +157,10 @@ class MainWindow(QMainWindow):
         self.commands.flip_average.toggled.connect(self._on_flip_average)
         self.progress_panel.cancel_requested.connect(self.controller.cancel)
         self.sorting.finished.connect(self.statusBar().showMessage)
+        self.preview.confirm_requested.connect(self.results.confirm_row)
+        self.results.confirmations_changed.connect(
+            lambda: self.preview.show_result(self.preview.row)
+        )
         self.sorting.busy_changed.connect(self._update_actions)
         self.model_loader.started.connect(self._on_model_loading)
         self.model_loader.loaded.connect(self._on_model_loaded)
@@ -198,6 +207,7 @@ class MainWindow(QMainWindow):
             self.drop_area.show_results(False)
             self.preview.set_class_names(names)
             self.filter_bar.set_class_names(names)  # the view re-applies hidden columns itself
+            self.key_legend.setText(key_legend(names))
         self.preview.set_cam_available(engine.has_cam)
         self.drop_area.empty_state.set_problem(None)
         self.statusBar().showMessage(f"Model {engine.model_path.name} loaded", 5000)
@@ -321,6 +331,12 @@ class MainWindow(QMainWindow):
     def exporting(self) -> bool:
         return self._export_call is not None and not self._export_call.done
 
+    def open_csv(self, path: str | None = None) -> None:
+        """File > Open results CSV… (see desktop.gui.open_csv)."""
+        if self.engine is not None and open_results_csv(self, self.results, path):
+            self.drop_area.show_results(True)
+            self._update_actions()
+
     def export_csv(self, path: str | os.PathLike[str] | None = None) -> BackgroundCall | None:
         """Write all results (arrival order) to CSV off the GUI thread; ask where if no path."""
         if not self.results.rowCount() or self.exporting:
@@ -347,6 +363,7 @@ class MainWindow(QMainWindow):
             self.results.predictions(),
             self.results.class_names,
             self.results.threshold,
+            self.results.confirmed_classes(),
         )
         call = BackgroundCall(job)
         call.succeeded.connect(self._on_export_done)
@@ -375,6 +392,7 @@ class MainWindow(QMainWindow):
         busy = self.controller.busy
         has_rows = self.results.rowCount() > 0
         self.commands.export.setEnabled(has_rows and not self.exporting)
+        self.commands.open_csv.setEnabled(self.engine is not None and not busy)
         self.commands.sort.setEnabled(has_rows and not busy and not self.sorting.busy)
         self.commands.undo_sort.setEnabled(not self.sorting.busy)
         self.commands.clear.setEnabled(has_rows or busy)

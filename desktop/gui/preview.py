@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidg
 from desktop.core.cam import cam_heatmap
 from desktop.core.preprocessing import ImageLoadError, load_display_rgb
 from desktop.core.results import STATUS_ERROR, STATUS_LABELS, status_of
+from desktop.gui.class_picker import ClassPicker
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import ResultRow
 from desktop.gui.review_threshold import ReviewThreshold
@@ -217,6 +218,8 @@ class PreviewPanel(QWidget):
 
     # The user ticked or cleared "Show where the model looked" (not emitted for set_show_cam).
     show_cam_changed = Signal(bool)
+    # The user picked a confirmed class (or none) for the row shown: (ResultRow, str | None).
+    confirm_requested = Signal(object, object)
 
     def __init__(self, threshold: ReviewThreshold, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -237,6 +240,8 @@ class PreviewPanel(QWidget):
         self.cam_check = QCheckBox(SHOW_CAM_TEXT)
         self.cam_check.toggled.connect(self._on_cam_toggled)
         self.chart = ProbabilityChart()
+        self.class_picker = ClassPicker()
+        self.class_picker.picked.connect(self._on_picked)
         self.legend = QLabel()
         self.legend.setStyleSheet("color: palette(placeholder-text);")
 
@@ -244,6 +249,7 @@ class PreviewPanel(QWidget):
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(self.title)
         layout.addWidget(self.verdict)
+        layout.addWidget(self.class_picker)
         layout.addWidget(self.image_view, stretch=1)
         layout.addWidget(self.cam_check)
         layout.addWidget(self.chart)
@@ -258,7 +264,13 @@ class PreviewPanel(QWidget):
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
         self._class_names = tuple(class_names)
+        self.class_picker.set_class_names(class_names)
         self.show_result(None)
+
+    @Slot(object)
+    def _on_picked(self, class_name: str | None) -> None:
+        if self._row is not None:
+            self.confirm_requested.emit(self._row, class_name)
 
     @property
     def heatmap(self) -> np.ndarray | None:
@@ -310,6 +322,8 @@ class PreviewPanel(QWidget):
         )
         self._row = row
         self.legend.setVisible(row is not None and row.status != STATUS_ERROR)
+        self.class_picker.setEnabled(row is not None and row.status != STATUS_ERROR)
+        self.class_picker.show_confirmed(None if row is None else row.confirmed)
         threshold = self._threshold.value
         self.legend.setText(f"Dashed line: review threshold ({threshold * 100:.0f} %)")
         if row is None:

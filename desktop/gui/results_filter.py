@@ -8,7 +8,10 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
 from desktop.core.results import STATUS_LABELS
-from desktop.gui.results_model import SORT_ROLE, ResultsModel
+from desktop.gui.results_model import CONFIRMED, CORRECTED, SORT_ROLE, ResultRow, ResultsModel
+
+# What the status filter accepts: a status, or what a person did with the row.
+FILTERS = (*STATUS_LABELS, CONFIRMED, CORRECTED)
 
 _HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "Direction") and hasattr(
     QSortFilterProxyModel, "beginFilterChange"
@@ -42,9 +45,10 @@ class ResultsFilterProxy(QSortFilterProxyModel):
             self._end_filter_change()
 
     def set_status_filter(self, status: str | None) -> None:
-        """Keep rows whose status is "ok", "review" or "error" (None: every status)."""
-        if status is not None and status not in STATUS_LABELS:
-            raise ValueError(f"unknown status filter {status!r}; expected one of {STATUS_LABELS}")
+        """Keep rows with this status, or that a person confirmed as predicted
+        ("confirmed") or corrected ("corrected"); None: every row."""
+        if status is not None and status not in FILTERS:
+            raise ValueError(f"unknown status filter {status!r}; expected one of {FILTERS}")
         if status != self._status:
             self._begin_filter_change()
             self._status = status
@@ -72,7 +76,7 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         row = model.row_at(source_row)
         if self._class_index is not None and row.top_index != self._class_index:
             return False
-        return self._status is None or row.status == self._status
+        return self._status is None or _matches(row, self._status)
 
     # beginFilterChange/endFilterChange(Direction) arrived in Qt 6.10 and replace the
     # deprecated invalidate calls; older Qt (the pyproject allows 6.6) has only the latter.
@@ -85,3 +89,11 @@ class ResultsFilterProxy(QSortFilterProxyModel):
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
         else:
             self.invalidateRowsFilter()
+
+
+def _matches(row: ResultRow, wanted: str) -> bool:
+    if wanted == CONFIRMED:
+        return row.confirmed is not None and not row.corrected
+    if wanted == CORRECTED:
+        return row.corrected
+    return row.status == wanted

@@ -14,7 +14,7 @@ over the plain rows takes milliseconds.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
@@ -23,6 +23,7 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     Qt,
+    Signal,
     Slot,
 )
 
@@ -49,8 +50,18 @@ _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
 _ANSWERED_ROLES = frozenset({_DISPLAY, _TOOLTIP, _FOREGROUND, _ALIGNMENT, SORT_ROLE, ROW_ROLE})
 
-COL_FILE, COL_FOLDER, COL_CLASS, COL_CONFIDENCE, COL_TOP3, COL_STATUS = range(6)
-FIXED_HEADERS = ("File", "Folder", "Predicted class", "Confidence", "Top 3", "Status")
+COL_FILE, COL_FOLDER, COL_CLASS, COL_CONFIDENCE, COL_TOP3, COL_STATUS, COL_CONFIRMED = range(7)
+FIXED_HEADERS = (
+    "File",
+    "Folder",
+    "Predicted class",
+    "Confidence",
+    "Top 3",
+    "Status",
+    "Confirmed class",
+)
+# Review filters beside the statuses: what a person has done with a row.
+CONFIRMED, CORRECTED = "confirmed", "corrected"
 FIRST_PROB_COLUMN = len(FIXED_HEADERS)
 
 # Sorting by status puts the rows that need a person's attention last in ascending order.
@@ -77,6 +88,8 @@ class ResultRow:
         "confidence",
         "top3",
         "status",
+        "predicted",
+        "confirmed",
     )
 
     def __init__(
@@ -103,6 +116,13 @@ class ResultRow:
             self.confidence = _NO_VALUE
             self.top3 = ""
         self.status = status_of(prediction, threshold)
+        self.predicted = None if self.top_index is None else class_names[self.top_index]
+        self.confirmed: str | None = None  # the class a person confirmed or corrected
+
+    @property
+    def corrected(self) -> bool:
+        """A person set another class than the predicted one."""
+        return self.confirmed is not None and self.confirmed != self.predicted
 
     @property
     def error(self) -> str:
@@ -114,6 +134,8 @@ class ResultRow:
 
 
 class ResultsModel(QAbstractTableModel):
+    confirmations_changed = Signal()  # a person confirmed, corrected or cleared rows
+
     """All results of the session, in arrival order; the proxy sorts and filters them.
 
     Statuses follow `threshold`: when it changes, every row is re-judged.
@@ -163,8 +185,11 @@ class ResultsModel(QAbstractTableModel):
         self._sort_order = Qt.SortOrder.AscendingOrder
         self.endResetModel()
 
-    def append_predictions(self, predictions: Iterable[Prediction]) -> None:
-        """Append one batch with a single insert notification."""
+    def append_predictions(
+        self, predictions: Iterable[Prediction], confirmed: Mapping[str, str] | None = None
+    ) -> None:
+        """Append one batch with a single insert notification (`confirmed`: the classes a
+        person set earlier, by path, for a reopened CSV)."""
         start = self._arrivals
         new_rows = [
             ResultRow(p, self._class_names, self._threshold.value, start + i)
@@ -172,6 +197,8 @@ class ResultsModel(QAbstractTableModel):
         ]
         if not new_rows:
             return
+        for row in new_rows:
+            row.confirmed = (confirmed or {}).get(row.prediction.path)
         self._arrivals += len(new_rows)
         first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
@@ -196,6 +223,36 @@ class ResultsModel(QAbstractTableModel):
             )
             if self._sort_column == COL_STATUS:
                 self._resort()
+
+    def set_confirmed(
+        self, rows: Iterable[int], class_name: str | None, *, as_predicted: bool = False
+    ) -> None:
+        """Set the class a person confirmed for these source rows: `class_name` (None
+        clears it), or with `as_predicted` each row's own prediction (error rows have none
+        to confirm and are left alone)."""
+        touched = []
+        for index in rows:
+            row = self._rows[index]
+            value = row.predicted if as_predicted else class_name
+            if value is not None and value not in self._class_names:
+                raise ValueError(f"unknown class {value!r}")
+            if as_predicted and value is None:
+                continue
+            row.confirmed = value
+            touched.append(index)
+        if touched:
+            first, last = min(touched), max(touched)
+            self.dataChanged.emit(self.index(first, COL_CLASS), self.index(last, COL_CONFIRMED))
+            self.confirmations_changed.emit()
+
+    @Slot(object, object)
+    def confirm_row(self, row: ResultRow, class_name: str | None) -> None:
+        """Set one row's confirmed class (the preview's picker)."""
+        self.set_confirmed([self._rows.index(row)], class_name)
+
+    def confirmed_classes(self) -> dict[str, str]:
+        """Path -> the class a person set, for every confirmed row (CSV, sorting)."""
+        return {row.prediction.path: row.confirmed for row in self._rows if row.confirmed}
 
     def status_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUS_LABELS, 0)
@@ -293,6 +350,8 @@ class ResultsModel(QAbstractTableModel):
             if row.status == STATUS_ERROR:
                 return f"error: {row.error}"
             return STATUS_LABELS[row.status]
+        if column == COL_CONFIRMED:
+            return row.confirmed or ""
         if row.top_index is None:
             return ""
         if column == COL_CLASS:
@@ -316,6 +375,8 @@ class ResultsModel(QAbstractTableModel):
             return row.top3.casefold()
         if column == COL_STATUS:
             return _STATUS_ORDER[row.status]
+        if column == COL_CONFIRMED:
+            return (row.confirmed or "").casefold()
         return row.probability(column - FIRST_PROB_COLUMN)
 
     def _tooltip(self, row: ResultRow, column: int) -> str | None:
@@ -328,6 +389,10 @@ class ResultsModel(QAbstractTableModel):
                     f"{_percent(self._threshold.value)}: a person should check this item."
                 )
             return None
+        if column == COL_CONFIRMED and row.corrected:
+            return (
+                f"Predicted {row.predicted or 'nothing'}; a person corrected it to {row.confirmed}"
+            )
         if column in (COL_FILE, COL_FOLDER):
             return row.path
         if column == COL_TOP3 and row.top3:

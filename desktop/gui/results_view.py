@@ -11,13 +11,14 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
 from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import (
     COL_CLASS,
     COL_CONFIDENCE,
+    COL_CONFIRMED,
     COL_FILE,
     COL_FOLDER,
     COL_STATUS,
@@ -36,7 +37,25 @@ _INITIAL_WIDTHS = {
     COL_CONFIDENCE: 85,
     COL_TOP3: 320,
     COL_STATUS: 115,
+    COL_CONFIRMED: 120,
 }
+# Number keys set a class: 1 the first class ... 9 the ninth, 0 the tenth.
+_DIGIT_KEYS = {int(Qt.Key.Key_0) + d: d for d in range(10)}
+_CONFIRM_KEYS = {int(Qt.Key.Key_Return), int(Qt.Key.Key_Enter)}
+_CLEAR_KEYS = {int(Qt.Key.Key_Delete), int(Qt.Key.Key_Backspace)}
+
+
+def class_key(index: int) -> str:
+    """The key that sets class `index` ("1".."9", "0" for the tenth), or "" past ten."""
+    return str((index + 1) % 10) if index < 10 else ""
+
+
+def key_legend(class_names: Iterable[str]) -> str:
+    """The legend of the review keys, in the order the keys follow."""
+    keys = [f"{class_key(i)} {name}" for i, name in enumerate(class_names) if class_key(i)]
+    return "Enter confirms the selection · Delete clears · " + " · ".join(keys)
+
+
 _PROB_WIDTH = 82
 
 
@@ -80,6 +99,8 @@ class ResultsView(QTableView):
         header.setSortIndicatorClearable(True)
         self.setSortingEnabled(True)
 
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._show_row_menu)
         self.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         proxy.modelReset.connect(self._apply_columns)
         self._apply_columns()
@@ -144,6 +165,51 @@ class ResultsView(QTableView):
         menu.setTitle("Probability columns")
         self.populate_columns_menu(menu)
         menu.exec(self.horizontalHeader().mapToGlobal(pos))
+
+    # -- confirming and correcting (the rows' owner, the model, keeps the result) ------------
+    def selected_source_rows(self) -> list[int]:
+        rows = self.selectionModel().selectedRows()
+        return sorted({self._proxy.mapToSource(index).row() for index in rows})
+
+    def confirm_selected(self, class_name: str | None = None, *, as_predicted: bool = False):
+        """Set the selected rows' confirmed class (None with `as_predicted` False clears)."""
+        rows = self.selected_source_rows()
+        if rows:
+            self.results_model.set_confirmed(rows, class_name, as_predicted=as_predicted)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key, plain = event.key(), not (event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier)
+        names = self.results_model.class_names
+        if plain and key in _CONFIRM_KEYS:
+            self.confirm_selected(as_predicted=True)
+        elif plain and key in _CLEAR_KEYS:
+            self.confirm_selected(None)
+        elif plain and key in _DIGIT_KEYS and (_DIGIT_KEYS[key] - 1) % 10 < len(names):
+            self.confirm_selected(names[(_DIGIT_KEYS[key] - 1) % 10])
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def row_menu(self) -> QMenu:
+        """The rows' context menu: confirm, set a class (with its key), clear."""
+        menu = QMenu(self)
+        confirm = menu.addAction("Confirm as predicted\tEnter")
+        confirm.triggered.connect(lambda: self.confirm_selected(as_predicted=True))
+        classes = menu.addMenu("Set class")
+        for index, name in enumerate(self.results_model.class_names):
+            key = class_key(index)
+            action = classes.addAction(f"{name}\t{key}" if key else name)
+            action.triggered.connect(lambda _on=False, n=name: self.confirm_selected(n))
+        clear = menu.addAction("Clear confirmation\tDelete")
+        clear.triggered.connect(lambda: self.confirm_selected(None))
+        has_rows = bool(self.selected_source_rows())
+        for action in (confirm, classes.menuAction(), clear):
+            action.setEnabled(has_rows)
+        return menu
+
+    def _show_row_menu(self, pos: QPoint) -> None:
+        self.row_menu().exec(self.viewport().mapToGlobal(pos))
 
     # -- selection ----------------------------------------------------------------------------
     def current_result(self) -> ResultRow | None:

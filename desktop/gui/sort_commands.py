@@ -59,6 +59,7 @@ class SortCommands(QObject):
             list(self._results.class_names),
             self._results.threshold,
             move=how == MOVE,
+            confirmed=self._results.confirmed_classes(),  # a person's class outranks
         )
         verb = "Moved" if how == MOVE else "Copied"
         self._start(job, f"{verb} {{filed}} photos into {dest} (manifest.csv there)")

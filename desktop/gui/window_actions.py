@@ -69,6 +69,13 @@ class WindowActions:
             QKeySequence("Ctrl+E"),
             "Save all results as a CSV file",
         )
+        self.open_csv = _action(
+            window,
+            "Open &results CSV…",
+            window.open_csv,
+            None,
+            "Reopen a reviewed batch from its CSV, corrections included",
+        )
         self.sort = _action(
             window,
             "&Sort into folders…",
@@ -113,7 +120,7 @@ def build_menus_and_toolbar(window: MainWindow, actions: WindowActions) -> QTool
     file_menu = menu.addMenu("&File")
     file_menu.addActions([actions.open_images, actions.open_folder])
     file_menu.addSeparator()
-    file_menu.addAction(actions.open_model)
+    file_menu.addActions([actions.open_model, actions.open_csv])
     file_menu.addSeparator()
     file_menu.addActions([actions.export, actions.sort, actions.undo_sort, actions.clear])
     file_menu.addSeparator()

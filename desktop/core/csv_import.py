@@ -1,0 +1,88 @@
+"""Read a results CSV back (File > Open CSV…): a reviewed batch's file format is its CSV.
+
+The probabilities, statuses, errors and confirmed classes come back as they were written,
+for the photos that still exist; the others are listed as missing. A CSV of other classes
+than the model's, or one that is not a results CSV, is refused with one sentence.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .csv_export import FIXED_COLUMNS, FORMULA_TRIGGERS, results_header
+from .results import STATUS_ERROR, STATUS_UNKNOWN, Prediction
+
+MAX_CSV_BYTES = 200 * 1024 * 1024  # a results CSV of a million photos is about 150 MB
+
+
+class CsvImportError(Exception):
+    """The file is not a results CSV this app can read back; the message says why."""
+
+
+@dataclass
+class ReopenedResults:
+    predictions: list[Prediction] = field(default_factory=list)
+    confirmed: dict[str, str] = field(default_factory=dict)  # path -> class a person set
+    missing: list[str] = field(default_factory=list)  # paths whose file is gone
+
+
+def read_results_csv(path: str | os.PathLike[str], class_names: list[str]) -> ReopenedResults:
+    """The rows of a CSV written by `write_results_csv` for these `class_names`."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise CsvImportError(f"{path.name} is larger than {MAX_CSV_BYTES >> 20} MB")
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CsvImportError(f"cannot read {path.name}: {exc}") from exc
+    expected = results_header(class_names)
+    if not rows or rows[0] not in (expected, expected[:-1]):  # written before confirmations
+        raise CsvImportError(
+            f"{path.name} is not a results CSV of this model's classes ({', '.join(class_names)})"
+        )
+    reopened = ReopenedResults()
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) not in (len(expected), len(expected) - 1):
+            raise CsvImportError(
+                f"{path.name}, line {number}: {len(row)} cells, not {len(expected)}"
+            )
+        prediction = _prediction(row, len(class_names), f"{path.name}, line {number}")
+        if not os.path.exists(prediction.path):
+            reopened.missing.append(prediction.path)
+            continue
+        reopened.predictions.append(prediction)
+        confirmed = _text(row[-1]) if len(row) == len(expected) else ""
+        if confirmed:
+            if confirmed not in class_names:
+                raise CsvImportError(f"{path.name}, line {number}: unknown class {confirmed!r}")
+            reopened.confirmed[prediction.path] = confirmed
+    return reopened
+
+
+def _prediction(row: list[str], classes: int, where: str) -> Prediction:
+    path, status, error = _text(row[0]), row[3], _text(row[4])
+    if status == STATUS_ERROR:
+        return Prediction.failed(path, error or "error")
+    start = len(FIXED_COLUMNS)
+    try:
+        probabilities = np.array([float(cell) for cell in row[start : start + classes]])
+    except ValueError as exc:
+        raise CsvImportError(f"{where}: a probability is not a number") from exc
+    if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in probabilities):
+        raise CsvImportError(f"{where}: probabilities must be between 0 and 1")
+    unknown = True if status == STATUS_UNKNOWN else None
+    return Prediction(path, probabilities, unknown=unknown)
+
+
+def _text(cell: str) -> str:
+    """Undo the CSV writer's guard: a leading "'" it added before a formula character."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_TRIGGERS:
+        return cell[1:]
+    return cell

@@ -1,0 +1,164 @@
+"""Confirm or correct: number keys, Enter, the context menu and the preview's picker set a
+row's confirmed class; it filters, exports to the CSV, reopens from it and guides sorting."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from desktop.gui.app import create_window, parse_args
+from desktop.gui.results_model import CONFIRMED, CORRECTED
+from desktop.gui.settings import AppSettings
+from fixtures_images import write_solid
+from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS
+
+TIMEOUT_MS = 60_000
+PHOTOS = ("Battery", "Mouse", "Printer", "Television")
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_model_path: Path, tmp_path: Path):
+    def make():
+        options = parse_args(["--model", str(tiny_model_path), "--batch", "4"])
+        window = create_window(options, AppSettings.at(tmp_path / "settings.ini"))
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: window.engine is not None, timeout=TIMEOUT_MS)
+        return window
+
+    return make
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in PHOTOS:
+        write_solid(folder / f"{name.lower()}.png", PROTOTYPE_COLOURS[name])
+    return folder
+
+
+def classify(qtbot, window, folder: Path) -> None:
+    window.last_summary = None
+    window.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: window.last_summary is not None, timeout=TIMEOUT_MS)
+
+
+def confirmed_by_name(window) -> dict[str, str | None]:
+    return {row.name: row.confirmed for row in window.results.rows}
+
+
+def select(window, *proxy_rows: int) -> None:
+    """Select these rows, as a ctrl-click on each would."""
+    window.view.clearSelection()
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    for row in proxy_rows:
+        window.view.selectionModel().select(window.proxy.index(row, 0), flags)
+
+
+def test_keys_confirm_correct_and_clear_the_selected_rows(qtbot, make_window, folder):
+    window = make_window()
+    classify(qtbot, window, folder)
+    assert window.key_legend.text().startswith("Enter confirms the selection")
+    assert (
+        "2 Keyboard" in window.key_legend.text() and "0 Washing Machine" in window.key_legend.text()
+    )
+    window.view.setFocus()
+
+    select(window, 0, 1)  # battery, mouse (arrival order)
+    QTest.keyClick(window.view, Qt.Key.Key_2)
+    select(window, 2)
+    QTest.keyClick(window.view, Qt.Key.Key_Return)
+    assert confirmed_by_name(window) == {
+        "battery.png": "Keyboard",
+        "mouse.png": "Keyboard",
+        "printer.png": "Printer",
+        "television.png": None,
+    }
+    column = window.results.index(0, window.results.columnCount() - len(CLASS_NAMES) - 1)
+    assert column.data() == "Keyboard"
+    assert "corrected it to Keyboard" in column.data(Qt.ItemDataRole.ToolTipRole)
+
+    window.proxy.set_status_filter(CORRECTED)
+    assert window.proxy.rowCount() == 2
+    window.proxy.set_status_filter(CONFIRMED)
+    assert window.proxy.rowCount() == 1
+    window.proxy.set_status_filter(None)
+
+    select(window, 1)
+    QTest.keyClick(window.view, Qt.Key.Key_Delete)
+    assert confirmed_by_name(window)["mouse.png"] is None
+
+
+def test_the_context_menu_and_the_preview_picker_set_a_class(qtbot, make_window, folder):
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, 3)
+    menu = window.view.row_menu()
+    [set_class] = [a for a in menu.actions() if a.text() == "Set class"]
+    [mouse] = [a for a in set_class.menu().actions() if a.text().startswith("Mouse")]
+    assert mouse.text() == "Mouse\t5"
+    mouse.trigger()
+    assert confirmed_by_name(window)["television.png"] == "Mouse"
+
+    window.view.select_proxy_row(0)  # battery.png in the preview
+    picker = window.preview.class_picker
+    assert picker.currentText() == "(not confirmed)"
+    picker.activated.emit(picker.findData("PCB"))  # the user picks PCB
+    assert confirmed_by_name(window)["battery.png"] == "PCB"
+    window.view.select_proxy_row(3)
+    assert picker.currentText() == "Mouse"  # the picker follows the row shown
+
+
+def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, 0)
+    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png is a Microwave, says the worker
+    out = tmp_path / "reviewed.csv"
+    call = window.export_csv(out)
+    qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(handle)}
+    assert rows["battery.png"]["confirmed_class"] == "Microwave"
+    assert rows["battery.png"]["predicted_class"] == "Battery"  # the documented columns stay
+    assert rows["mouse.png"]["confirmed_class"] == ""
+
+    (folder / "printer.png").unlink()
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a: shown.append(a[2]))
+    reopened = make_window()
+    reopened.open_csv(str(out))
+    assert confirmed_by_name(reopened) == {
+        "battery.png": "Microwave",
+        "mouse.png": None,
+        "television.png": None,
+    }
+    assert "Photos of reviewed.csv that no longer exist (1)" in shown[0]
+    assert str(folder / "printer.png") in shown[0]
+
+    dest = tmp_path / "sorted"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
+    reopened.sorting.sort_into_folders(how="copy")
+    qtbot.waitUntil(lambda: not reopened.sorting.busy, timeout=TIMEOUT_MS)
+    assert (dest / "Microwave" / "battery.png").is_file()
+
+
+def test_a_csv_of_other_classes_is_refused_with_a_message(
+    qtbot, make_window, tmp_path, monkeypatch
+):
+    window = make_window()
+    other = tmp_path / "other.csv"
+    other.write_text("path,predicted_class,confidence,status,error,prob_A,prob_B\n")
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warned.append(a[2]))
+    window.open_csv(str(other))
+    assert window.results.rowCount() == 0
+    assert "not a results CSV of this model's classes" in warned[0]
