@@ -85,3 +85,23 @@ def test_sort_is_offered_only_with_results_and_cancel_files_nothing(
     window.commands.sort.trigger()
     assert not window.sorting.busy and not dest.exists()
     assert len(list(folder.iterdir())) == 4
+
+
+def test_watch_folder_classifies_photos_as_they_arrive(qtbot, window, tmp_path, monkeypatch):
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(camera))
+    window.commands.watch.trigger()  # File > Watch folder…, the folder asked for
+    assert window.commands.watch.isChecked() and window.folder_watch.folder == str(camera)
+
+    write_solid(camera / "battery.png", PROTOTYPE_COLOURS["Battery"])
+    qtbot.waitUntil(lambda: window.results.rowCount() == 1, timeout=TIMEOUT_MS)
+    write_solid(camera / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    qtbot.waitUntil(lambda: window.results.rowCount() == 2, timeout=TIMEOUT_MS)
+    assert [row.predicted for row in window.results.rows] == ["Battery", "Mouse"]
+
+    window.commands.watch.trigger()  # unticked: stop
+    assert not window.commands.watch.isChecked() and window.folder_watch.folder == ""
+    write_solid(camera / "printer.png", PROTOTYPE_COLOURS["Printer"])
+    qtbot.wait(2500)
+    assert window.results.rowCount() == 2

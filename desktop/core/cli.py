@@ -33,6 +33,7 @@ from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
 from .sorting import MANIFEST_FILE, SortError, check_destination, sort_into, undo_sort
 from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
+from .watch import DEFAULT_POLL_SECONDS, watch_and_classify
 
 PROG = "ewaste-classify"
 EXIT_OK = 0
@@ -62,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _classify(args: argparse.Namespace) -> int:
     if args.undo_sort is not None:
         return _undo_sort(args)
+    if args.watch is not None:
+        return _watch(args)
     try:
         if not args.paths or args.csv is None:
             raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
@@ -157,6 +160,44 @@ def _sort(args: argparse.Namespace, predictions: list[Prediction], class_names) 
     return EXIT_WRITE_FAILED if report.failed else EXIT_OK
 
 
+def _watch(args: argparse.Namespace) -> int:
+    """--watch DIR: classify arriving photos until stopped; the CSV is complete at every
+    batch, so a stop signal is the normal end (exit 0)."""
+    try:
+        if args.paths or args.csv is None:
+            raise UsageError("--watch DIR takes no PATHs, and needs --csv OUT")
+        if not args.watch.is_dir():
+            raise UsageError(f"--watch {args.watch} is not a folder")
+        if not 0.05 <= args.poll <= 3600:
+            raise UsageError("--poll must be from 0.05 to 3600 seconds")
+        output = _checked_output_path(args.csv)
+        if args.sort_into is not None:
+            check_destination(args.sort_into, [args.watch])
+        engine = Engine(args.model, threads=args.threads)
+    except (UsageError, ModelError, SortError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    print(f"watching {args.watch}; Ctrl+C stops, {output} is complete at every batch")
+    try:
+        watch_and_classify(
+            engine,
+            args.watch,
+            output,
+            args.review_threshold,
+            batch_size=args.batch,
+            poll_seconds=args.poll,
+            sort_into_dest=args.sort_into,
+            move=args.move,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except Stopped as stop:
+        print(f"stopped watching ({stop}); {output} holds every photo classified")
+    except ValueError as exc:  # an existing CSV of other columns
+        _error(str(exc))
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def _undo_sort(args: argparse.Namespace) -> int:
     if args.paths or args.csv or args.sort_into or args.move:
         _error("--undo-sort DEST takes no other arguments")
@@ -225,6 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--move", action="store_true", help="with --sort-into: move the photos instead of copying"
+    )
+    parser.add_argument(
+        "--watch",
+        metavar="DIR",
+        type=Path,
+        help="classify the photos that arrive in DIR (a camera's folder) until Ctrl+C, "
+        "appending each batch to --csv",
+    )
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=DEFAULT_POLL_SECONDS,
+        metavar="SECONDS",
+        help=f"with --watch: how often to look for new photos ({DEFAULT_POLL_SECONDS:g})",
     )
     parser.add_argument(
         "--undo-sort",

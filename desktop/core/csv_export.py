@@ -139,3 +139,42 @@ def neutralise(text: str) -> str:
 
 def _number(value: float) -> str:
     return PROBABILITY_FORMAT.format(float(value))
+
+
+class ResultsCsvAppender:
+    """A results CSV that grows as photos arrive (`ewaste-classify --watch`): the header
+    once, then each batch appended and flushed to disk, so the file is complete up to the
+    last batch whenever the watch is stopped. An existing file of other columns is refused.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        class_names: Sequence[str],
+        threshold: float = DEFAULT_REVIEW_THRESHOLD,
+    ):
+        self._class_names, self._threshold = list(class_names), threshold
+        header = results_header(class_names)
+        target = Path(path)
+        if target.exists() and target.stat().st_size:
+            with target.open(encoding="utf-8", newline="") as handle:
+                if next(csv.reader(handle), None) != header:
+                    raise ValueError(f"{target} holds other columns; give a new CSV to append to")
+            header = None
+        self._handle = target.open("a", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._handle)
+        if header is not None:
+            self._writer.writerow(header)
+            self._flush()
+
+    def append(self, predictions: Iterable[Prediction]) -> None:
+        for prediction in predictions:
+            self._writer.writerow(result_row(prediction, self._class_names, self._threshold))
+        self._flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _flush(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())

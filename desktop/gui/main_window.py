@@ -10,9 +10,7 @@ user's commands (open, export, clear) and what a newly loaded model means for th
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,12 +26,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.csv_export import write_results_csv
 from desktop.core.preprocessing import SUPPORTED_SUFFIXES
 from desktop.gui.background import BackgroundCall
 from desktop.gui.counts_label import CountsLabel
+from desktop.gui.csv_export_command import CsvExport
 from desktop.gui.drop_area import DropArea
 from desktop.gui.filter_bar import FilterBar
+from desktop.gui.folder_watch import FolderWatch
 from desktop.gui.model_loader import ModelLoader
 from desktop.gui.model_status import ModelLabel, about_text
 from desktop.gui.open_csv import open_results_csv
@@ -68,8 +67,6 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings
         self.last_summary: RunSummary | None = None
-        self._export_call: BackgroundCall | None = None
-        self._export_path = ""
         self.setWindowTitle(APP_TITLE)
 
         # The owners of the session's state; the widgets below follow their signals.
@@ -79,6 +76,8 @@ class MainWindow(QMainWindow):
         self.controller.flip_average = settings.flip_average()
         self.results = ResultsModel((), self.review_threshold, self)
         self.sorting = SortCommands(self.results, self)
+        self.folder_watch = FolderWatch(self)
+        self.csv_export = CsvExport(self.results, settings, self)
 
         self._build_results_page()
         self.progress_panel = ProgressPanel()
@@ -157,6 +156,9 @@ class MainWindow(QMainWindow):
         self.commands.flip_average.toggled.connect(self._on_flip_average)
         self.progress_panel.cancel_requested.connect(self.controller.cancel)
         self.sorting.finished.connect(self.statusBar().showMessage)
+        self.folder_watch.photos_ready.connect(self.add_paths)
+        self.csv_export.message.connect(self.statusBar().showMessage)
+        self.csv_export.busy_changed.connect(self._update_actions)
         self.preview.confirm_requested.connect(self.results.confirm_row)
         self.results.confirmations_changed.connect(
             lambda: self.preview.show_result(self.preview.row)
@@ -326,66 +328,31 @@ class MainWindow(QMainWindow):
         self.controller.flip_average = on
         self.settings.set_flip_average(on)
 
-    # -- export --------------------------------------------------------------------------------
+    # -- files: watch, open, export --------------------------------------------------------------
     @property
     def exporting(self) -> bool:
-        return self._export_call is not None and not self._export_call.done
+        return self.csv_export.exporting
+
+    def export_csv(self, path: str | os.PathLike[str] | None = None) -> BackgroundCall | None:
+        """Write all results to CSV off the GUI thread; ask where if no path."""
+        return self.csv_export.export(path)
+
+    def set_watching(self, on: bool, folder: str | None = None) -> None:
+        """File > Watch folder…: start (asking which folder unless given) or stop."""
+        if on and not self.folder_watch.folder:
+            folder = folder or QFileDialog.getExistingDirectory(self, "Watch folder")
+            if folder:
+                self.folder_watch.start(folder)
+                self.statusBar().showMessage(f"Watching {folder} for new photos")
+        elif not on:
+            self.folder_watch.stop()
+        self.commands.watch.setChecked(bool(self.folder_watch.folder))
 
     def open_csv(self, path: str | None = None) -> None:
         """File > Open results CSV… (see desktop.gui.open_csv)."""
         if self.engine is not None and open_results_csv(self, self.results, path):
             self.drop_area.show_results(True)
             self._update_actions()
-
-    def export_csv(self, path: str | os.PathLike[str] | None = None) -> BackgroundCall | None:
-        """Write all results (arrival order) to CSV off the GUI thread; ask where if no path."""
-        if not self.results.rowCount() or self.exporting:
-            return None
-        if path is None:
-            suggestion = Path(self.settings.last_dir("export")) / time.strftime(
-                "ewaste-results-%Y%m%d-%H%M.csv"
-            )
-            chosen, _ = QFileDialog.getSaveFileName(
-                self,
-                f"Export all {self.results.rowCount()} results",
-                str(suggestion),
-                "CSV files (*.csv)",
-            )
-            if not chosen:
-                return None
-            path = chosen if chosen.lower().endswith(".csv") else chosen + ".csv"
-        target = Path(path)
-        self.settings.set_last_dir("export", target.parent)
-        # A snapshot: the rows are immutable, the list is ours, so the thread shares nothing.
-        job = partial(
-            write_results_csv,
-            target,
-            self.results.predictions(),
-            self.results.class_names,
-            self.results.threshold,
-            self.results.confirmed_classes(),
-        )
-        call = BackgroundCall(job)
-        call.succeeded.connect(self._on_export_done)
-        call.failed.connect(self._on_export_failed)
-        self._export_call, self._export_path = call, str(target)
-        self._update_actions()
-        self.statusBar().showMessage(f"Writing {target.name}…")
-        return call.start()
-
-    @Slot(object)
-    def _on_export_done(self, _result: object) -> None:
-        self.statusBar().showMessage(
-            f"Exported {self.results.rowCount()} results to {self._export_path}"
-        )
-        self._update_actions()
-
-    @Slot(object)
-    def _on_export_failed(self, error: BaseException) -> None:
-        message = f"Could not write {self._export_path}: {error}"
-        self.statusBar().showMessage(message)
-        self._update_actions()
-        QMessageBox.warning(self, "Export failed", message)
 
     # -- state -----------------------------------------------------------------------------------
     def _update_actions(self, *_args: object) -> None:

@@ -76,6 +76,9 @@ class WindowActions:
             None,
             "Reopen a reviewed batch from its CSV, corrections included",
         )
+        self.watch = QAction("&Watch folder…", window, checkable=True)
+        self.watch.setStatusTip("Classify the photos a camera saves into a folder, as they come")
+        self.watch.toggled.connect(window.set_watching)
         self.sort = _action(
             window,
             "&Sort into folders…",
@@ -118,7 +121,7 @@ def build_menus_and_toolbar(window: MainWindow, actions: WindowActions) -> QTool
     """Fill the window's menu bar and add its toolbar (returned)."""
     menu = window.menuBar()
     file_menu = menu.addMenu("&File")
-    file_menu.addActions([actions.open_images, actions.open_folder])
+    file_menu.addActions([actions.open_images, actions.open_folder, actions.watch])
     file_menu.addSeparator()
     file_menu.addActions([actions.open_model, actions.open_csv])
     file_menu.addSeparator()

@@ -1,0 +1,86 @@
+"""File > Export CSV…: write every result (arrival order) to a CSV off the GUI thread."""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from desktop.core.csv_export import write_results_csv
+from desktop.gui.background import BackgroundCall
+from desktop.gui.results_model import ResultsModel
+from desktop.gui.settings import AppSettings
+
+
+class CsvExport(QObject):
+    """Owns the export in progress; `message(text)` for the status bar, `busy_changed`."""
+
+    message = Signal(str)
+    busy_changed = Signal()
+
+    def __init__(self, results: ResultsModel, settings: AppSettings, parent: QWidget) -> None:
+        super().__init__(parent)  # the window is our Qt parent(): no Python reference to it
+        self._results, self._settings = results, settings
+        self._call: BackgroundCall | None = None
+        self._path = ""
+
+    @property
+    def exporting(self) -> bool:
+        return self._call is not None and not self._call.done
+
+    def export(self, path: str | os.PathLike[str] | None = None) -> BackgroundCall | None:
+        """Write the CSV to `path` (asked for unless given); None when nothing started."""
+        if not self._results.rowCount() or self.exporting:
+            return None
+        if path is None:
+            path = self._ask_where()
+            if path is None:
+                return None
+        target = Path(path)
+        self._settings.set_last_dir("export", target.parent)
+        # A snapshot: the rows are immutable, the list is ours, so the thread shares nothing.
+        job = partial(
+            write_results_csv,
+            target,
+            self._results.predictions(),
+            self._results.class_names,
+            self._results.threshold,
+            self._results.confirmed_classes(),
+        )
+        call = BackgroundCall(job)
+        call.succeeded.connect(self._on_done)
+        call.failed.connect(self._on_failed)
+        self._call, self._path = call, str(target)
+        self.busy_changed.emit()
+        self.message.emit(f"Writing {target.name}…")
+        return call.start()
+
+    def _ask_where(self) -> str | None:
+        suggestion = Path(self._settings.last_dir("export")) / time.strftime(
+            "ewaste-results-%Y%m%d-%H%M.csv"
+        )
+        chosen, _ = QFileDialog.getSaveFileName(
+            self.parent(),  # type: ignore[arg-type]
+            f"Export all {self._results.rowCount()} results",
+            str(suggestion),
+            "CSV files (*.csv)",
+        )
+        if not chosen:
+            return None
+        return chosen if chosen.lower().endswith(".csv") else chosen + ".csv"
+
+    @Slot(object)
+    def _on_done(self, _result: object) -> None:
+        self.message.emit(f"Exported {self._results.rowCount()} results to {self._path}")
+        self.busy_changed.emit()
+
+    @Slot(object)
+    def _on_failed(self, error: BaseException) -> None:
+        text = f"Could not write {self._path}: {error}"
+        self.message.emit(text)
+        self.busy_changed.emit()
+        QMessageBox.warning(self.parent(), "Export failed", text)  # type: ignore[arg-type]

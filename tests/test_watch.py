@@ -1,0 +1,123 @@
+"""Watching a camera's folder: photos written slowly, in pieces, are classified once each,
+when complete; the headless watch stops on Ctrl+C with the CSV complete, and a restart
+does not repeat what the CSV holds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from desktop.core.watch import FolderWatcher
+from tiny_model import PROTOTYPE_COLOURS
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("ewaste-classify")
+
+
+def png_bytes(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 40), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_slowly(path: Path, data: bytes, pieces: int = 4, pause: float = 0.3) -> None:
+    """As a camera does: the file appears at once and grows over a second or so."""
+    step = len(data) // pieces + 1
+    with path.open("wb") as handle:
+        for start in range(0, len(data), step):
+            handle.write(data[start : start + step])
+            handle.flush()
+            time.sleep(pause)
+
+
+def test_a_photo_is_handed_over_once_and_only_when_complete(tmp_path: Path) -> None:
+    now = [0.0]
+    watcher = FolderWatcher(
+        tmp_path, settle_seconds=1.0, give_up_seconds=10.0, clock=lambda: now[0]
+    )
+    photo = tmp_path / "shot.png"
+    data = png_bytes((255, 0, 0))
+    photo.write_bytes(data[: len(data) // 2])
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / ".hidden.png").write_bytes(data)
+    assert watcher.poll() == []  # first sight
+    now[0] = 5.0
+    assert watcher.poll() == []  # still for 5 s, but half a PNG does not decode
+    photo.write_bytes(data)  # the rest arrives
+    now[0] = 5.5
+    assert watcher.poll() == []  # changed: the clock starts again
+    now[0] = 6.0
+    assert watcher.poll() == []  # still for only 0.5 s
+    now[0] = 6.6
+    assert watcher.poll() == [photo]  # still for 1.1 s, and it decodes
+    now[0] = 20.0
+    assert watcher.poll() == []  # never again
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG never finished")
+    assert watcher.poll() == []
+    now[0] = 31.0
+    assert watcher.poll() == [broken]  # given up on after 10 s: an error row, not a hang
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    camera, out = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    command = [str(CONSOLE_SCRIPT), "--watch", str(camera), "--csv", str(out)]
+    command += ["--model", str(tiny_model_path), "--poll", "0.1", "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("watching")
+        colours = list(PROTOTYPE_COLOURS.items())[:3]
+        for name, colour in colours:
+            write_slowly(camera / f"{name.lower()}.png", png_bytes(colour))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not out.exists() or len(read_rows(out)) < 3):
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, stderr
+    assert "stopped watching" in stdout and "Traceback" not in stderr
+    rows = read_rows(out)
+    assert sorted(Path(r["path"]).name for r in rows) == sorted(
+        f"{name.lower()}.png" for name, _ in colours
+    )
+    assert {r["status"] for r in rows} == {"ok"}  # no half-written photo read as broken
+    assert {r["predicted_class"] for r in rows} == {name for name, _ in colours}
+
+    # A restart on the same CSV adds only what is new.
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(read_rows(out)) < 4:
+            time.sleep(0.1)
+        time.sleep(0.5)  # time to (wrongly) add the old photos again
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert sorted(Path(r["path"]).name for r in read_rows(out)) == [
+        "battery.png",
+        "keyboard.png",
+        "microwave.png",
+        "mouse.png",
+    ]
