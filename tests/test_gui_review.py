@@ -162,3 +162,26 @@ def test_a_csv_of_other_classes_is_refused_with_a_message(
     window.open_csv(str(other))
     assert window.results.rowCount() == 0
     assert "not a results CSV of this model's classes" in warned[0]
+
+
+def test_the_batch_summary_counts_by_class_and_status_and_saves_a_png(
+    qtbot, make_window, folder, tmp_path
+):
+    from PIL import Image
+
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, 0)
+    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png corrected to Microwave
+    dialog = window.show_summary()
+    qtbot.addWidget(dialog)
+
+    summary = dialog.summary
+    assert summary.total == len(PHOTOS) and summary.errors == 0
+    assert summary.of("Microwave", "ok") == 1 and summary.of("Battery", "ok") == 0
+    assert summary.of("Mouse", "ok") == 1
+    assert summary.model_name == "tiny-classifier.onnx" and len(summary.model_sha256) == 64
+    assert not dialog.picture.pixmap().isNull()
+    saved = dialog.save_png(tmp_path / "shift.png")
+    with Image.open(saved) as picture:
+        assert picture.format == "PNG" and picture.width == 900

@@ -247,3 +247,26 @@ def test_a_destination_that_cannot_be_written_is_refused_before_any_work(engine,
     with pytest.raises(SortError, match="cannot write to"):
         sort_into(classified(engine, photos), "/proc/no-such-dest", list(CLASS_NAMES), 0.7)
     assert len(list(photos.iterdir())) == 12
+
+
+def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from desktop.core.summary import STATUS_ERROR, STATUS_REVIEW, summarise
+
+    photos = photo_folder(tmp_path / "photos")
+    png = tmp_path / "shift.png"
+    args = [str(photos), "--csv", str(tmp_path / "r.csv"), "--summary", str(png)]
+    assert classify_main([*args, "--model", str(tiny_model_path)]) == 0
+    assert f"batch summary: {png}" in capsys.readouterr().out
+    with Image.open(png) as picture:
+        assert picture.format == "PNG" and picture.size[0] == 900
+
+    engine = Engine(tiny_model_path, threads=1)
+    summary = summarise(
+        classified(engine, photos), CLASS_NAMES, THRESHOLD, model_name="m", model_sha256="0" * 64
+    )
+    assert summary.total == 12 and summary.errors == 1
+    assert summary.of("Battery", "ok") == 1
+    assert sum(summary.of(n, STATUS_REVIEW) for n in CLASS_NAMES) == 1  # the ambiguous one
+    assert STATUS_ERROR not in {status for _, status in summary.counts}

@@ -19,31 +19,31 @@ import argparse
 import os
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from .argtypes import batch_size, probability, thread_count
+from .cli_common import (
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_USAGE,
+    EXIT_WRITE_FAILED,
+    PROG,
+    UsageError,
+    checked_output_path,
+    error,
+)
+from .cli_workflow import sort_photos, undo, watch, write_summary
 from .csv_export import write_results_csv
 from .discovery import Collection, collect_images
 from .engine import Engine
 from .limits import MAX_FILE_NAME_BYTES
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
-from .sorting import MANIFEST_FILE, SortError, check_destination, sort_into, undo_sort
+from .sorting import SortError, check_destination
 from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
-from .watch import DEFAULT_POLL_SECONDS, watch_and_classify
-
-PROG = "ewaste-classify"
-EXIT_OK = 0
-EXIT_WRITE_FAILED = 1
-EXIT_USAGE = 2
-EXIT_RUN_FAILED = 3
-
-
-class UsageError(Exception):
-    """A problem with the command line the user can fix; the message says how."""
+from .watch import DEFAULT_POLL_SECONDS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,26 +56,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop_signals_raise():
             return _classify(args)
     except Stopped as stop:  # during start-up: nothing was classified yet
-        _error(f"stopped by {stop} before any image was classified; nothing written")
+        error(f"stopped by {stop} before any image was classified; nothing written")
         return stop.exit_status
 
 
 def _classify(args: argparse.Namespace) -> int:
     if args.undo_sort is not None:
-        return _undo_sort(args)
+        return undo(args)
     if args.watch is not None:
-        return _watch(args)
+        return watch(args)
     try:
         if not args.paths or args.csv is None:
             raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
         if args.move and args.sort_into is None:
             raise UsageError("--move goes with --sort-into DEST")
-        output = _checked_output_path(args.csv)
+        output = checked_output_path(args.csv)
         if args.sort_into is not None:
             check_destination(args.sort_into, [Path(p) for p in args.paths])
         engine = Engine(args.model, threads=args.threads)
     except (UsageError, ModelError, SortError) as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_USAGE
 
     predictions: list[Prediction] = []
@@ -101,13 +101,13 @@ def _classify(args: argparse.Namespace) -> int:
     except Stopped as stop:
         _end_progress_line()
         total = len(collection.images) if collection else 0
-        _error(f"stopped by {stop} after {len(predictions)} of {total} images")
+        error(f"stopped by {stop} after {len(predictions)} of {total} images")
         _save_partial(output, predictions, collection, engine, args.review_threshold)
         return stop.exit_status
     except (ModelError, MemoryError) as exc:  # the model failed on a batch, midway
         _end_progress_line()
         reason = str(exc) or type(exc).__name__
-        _error(f"the run failed after {len(predictions)} images: {reason}")
+        error(f"the run failed after {len(predictions)} images: {reason}")
         _save_partial(output, predictions, collection, engine, args.review_threshold)
         return EXIT_RUN_FAILED
 
@@ -124,93 +124,13 @@ def _classify(args: argparse.Namespace) -> int:
         f"{collection.skipped} non-image file{'' if collection.skipped == 1 else 's'} skipped"
     )
     if waited:
-        _error(f"stopped by {waited[0]} while writing; the CSV above is complete")
+        error(f"stopped by {waited[0]} while writing; the CSV above is complete")
         return waited[0].exit_status
-    if args.sort_into is not None:
-        return _sort(args, predictions, engine.class_names)
-    return EXIT_OK
-
-
-def _sort(args: argparse.Namespace, predictions: list[Prediction], class_names) -> int:
-    """File the classified photos (a stop signal ends it between two photos, each photo
-    whole and in the manifest, so running the same command again finishes the job)."""
-    action = "moved" if args.move else "copied"
-    try:
-        report = sort_into(
-            predictions,
-            args.sort_into,
-            list(class_names),
-            args.review_threshold,
-            move=args.move,
-            sources=[Path(p) for p in args.paths],
-        )
-    except SortError as exc:
-        _error(str(exc))
+    if args.summary is not None and not write_summary(args, rows, engine):
         return EXIT_WRITE_FAILED
-    except Stopped as stop:
-        _error(f"stopped by {stop} while sorting; run the same command again to finish")
-        return stop.exit_status
-    print(
-        f"{action} {len(report.filed)} photos into {args.sort_into} "
-        f"(manifest: {args.sort_into / MANIFEST_FILE})"
-        + (f"; {len(report.skipped)} already there from an earlier run" if report.skipped else "")
-    )
-    for source, reason in report.failed:
-        _error(f"not sorted: {source}: {reason}")
-    return EXIT_WRITE_FAILED if report.failed else EXIT_OK
-
-
-def _watch(args: argparse.Namespace) -> int:
-    """--watch DIR: classify arriving photos until stopped; the CSV is complete at every
-    batch, so a stop signal is the normal end (exit 0)."""
-    try:
-        if args.paths or args.csv is None:
-            raise UsageError("--watch DIR takes no PATHs, and needs --csv OUT")
-        if not args.watch.is_dir():
-            raise UsageError(f"--watch {args.watch} is not a folder")
-        if not 0.05 <= args.poll <= 3600:
-            raise UsageError("--poll must be from 0.05 to 3600 seconds")
-        output = _checked_output_path(args.csv)
-        if args.sort_into is not None:
-            check_destination(args.sort_into, [args.watch])
-        engine = Engine(args.model, threads=args.threads)
-    except (UsageError, ModelError, SortError) as exc:
-        _error(str(exc))
-        return EXIT_USAGE
-    print(f"watching {args.watch}; Ctrl+C stops, {output} is complete at every batch")
-    try:
-        watch_and_classify(
-            engine,
-            args.watch,
-            output,
-            args.review_threshold,
-            batch_size=args.batch,
-            poll_seconds=args.poll,
-            sort_into_dest=args.sort_into,
-            move=args.move,
-            log=lambda line: print(line, file=sys.stderr),
-        )
-    except Stopped as stop:
-        print(f"stopped watching ({stop}); {output} holds every photo classified")
-    except ValueError as exc:  # an existing CSV of other columns
-        _error(str(exc))
-        return EXIT_USAGE
+    if args.sort_into is not None:
+        return sort_photos(args, predictions, engine.class_names)
     return EXIT_OK
-
-
-def _undo_sort(args: argparse.Namespace) -> int:
-    if args.paths or args.csv or args.sort_into or args.move:
-        _error("--undo-sort DEST takes no other arguments")
-        return EXIT_USAGE
-    try:
-        report = undo_sort(args.undo_sort)
-    except SortError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
-    print(f"put back {len(report.filed)} photos from {args.undo_sort}")
-    for destination, reason in report.failed:
-        _error(f"not put back: {destination}: {reason}")
-    return EXIT_WRITE_FAILED if report.failed else EXIT_OK
 
 
 def partial_path(output: Path) -> Path:
@@ -242,10 +162,10 @@ def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: flo
     try:
         write_results_csv(output, rows, class_names, threshold)
     except OSError as exc:
-        _error(f"cannot write {output}: {exc.strerror or exc}")
+        error(f"cannot write {output}: {exc.strerror or exc}")
         return False
     except ValueError as exc:  # rows the CSV cannot hold; the message says which
-        _error(f"cannot write {output}: {exc}")
+        error(f"cannot write {output}: {exc}")
         return False
     return True
 
@@ -266,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--move", action="store_true", help="with --sort-into: move the photos instead of copying"
+    )
+    parser.add_argument(
+        "--summary",
+        metavar="PNG",
+        type=Path,
+        help="also draw the batch summary (counts per class and status, model, threshold, "
+        "date) into this PNG",
     )
     parser.add_argument(
         "--watch",
@@ -350,45 +277,9 @@ class Progress:
         return f"classified {self._done}/{self._total} ({rate:.1f} images/s)"
 
 
-def _checked_output_path(raw: str) -> Path:
-    """The CSV path, checked before any work: a writable folder and a name that can be
-    written, not a link or a device (the CSV replaces the file at this path)."""
-    if not raw.strip():
-        raise UsageError("--csv needs a file name, such as results.csv")
-    output = Path(raw)
-    if len(os.fsencode(output.name)) > MAX_FILE_NAME_BYTES:
-        raise UsageError(
-            f"--csv file name is {len(os.fsencode(output.name))} bytes; file systems allow "
-            f"{MAX_FILE_NAME_BYTES}: give a shorter name"
-        )
-    if raw.endswith(("/", os.sep)) or output.is_dir():
-        folder = raw.rstrip("/" + os.sep)
-        raise UsageError(f"--csv {raw} is a folder; give a file name such as {folder}/results.csv")
-    if output.is_symlink() or (output.exists() and not output.is_file()):
-        raise UsageError(
-            f"--csv {raw} is a link or a special file, not a regular file; the CSV would "
-            "replace it: give the path of a regular file"
-        )
-    folder = output.parent
-    if not folder.is_dir():
-        raise UsageError(f"output folder does not exist: {folder} (create it first)")
-    probe = folder / f".{PROG}-write-test-{uuid.uuid4().hex[:8]}"
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
-    return output
-
-
 def _end_progress_line() -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line redrawn in place
-
-
-def _error(message: str) -> None:
-    # One line, even when a reason (e.g. from ONNX Runtime) spans several.
-    print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
-import hashlib
 import os
 import shutil
 import uuid
@@ -30,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .hashing import file_sha256
 from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
 
 REVIEW_FOLDER = "_review"
@@ -155,7 +155,7 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     for entry in reversed(_read_manifest(manifest)):
         placed, source = Path(entry.destination), Path(entry.source)
         try:
-            if not placed.is_file() or _sha256(placed) != entry.sha256:
+            if not placed.is_file() or file_sha256(placed) != entry.sha256:
                 raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
             if entry.action == "move":
                 source.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
 
 def _file_one(source: Path, folder: Path, class_name: str, status: str, move: bool) -> Filed:
     folder.mkdir(parents=True, exist_ok=True)
-    digest = _sha256(source)
+    digest = file_sha256(source)
     # A run stopped between placing a photo and writing its manifest row left an identical
     # file under the name: it is this photo, filed already, not a second one to add.
     target = _identical_in_place(folder / source.name, digest)
@@ -189,7 +189,7 @@ def _finish_move(filed: Filed) -> None:
     """Delete a moved photo's source, once its identical copy is in place."""
     source = Path(filed.source)
     moved = filed.action == "move" and Path(filed.destination).is_file()
-    if moved and source.is_file() and _sha256(source) == filed.sha256:
+    if moved and source.is_file() and file_sha256(source) == filed.sha256:
         source.unlink()
 
 
@@ -199,7 +199,7 @@ def _identical_in_place(wanted: Path, digest: str) -> Path | None:
         candidate = wanted if number == 1 else _numbered(wanted, number)
         if not candidate.exists():
             return None
-        if candidate.is_file() and _sha256(candidate) == digest:
+        if candidate.is_file() and file_sha256(candidate) == digest:
             return candidate
     return None
 
@@ -225,8 +225,8 @@ def _place(source: Path, wanted: Path, *, expected_sha256: str | None = None) ->
             writer.flush()
             os.fsync(writer.fileno())
         shutil.copystat(source, temporary)
-        digest = expected_sha256 or _sha256(source)
-        if _sha256(temporary) != digest:
+        digest = expected_sha256 or file_sha256(source)
+        if file_sha256(temporary) != digest:
             raise OSError(errno.EIO, "the copy differs from the source; source kept")
         target = _claim_name(wanted, lambda target: _link_or_rename(temporary, target))
     finally:
@@ -258,14 +258,6 @@ def _link_or_rename(temporary: Path, target: Path) -> None:
         if target.exists():
             raise FileExistsError(errno.EEXIST, "taken", str(target)) from None
         temporary.rename(target)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- the manifest ---------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.hashing import file_sha256
 from desktop.core.preprocessing import SUPPORTED_SUFFIXES
+from desktop.core.summary import summarise
 from desktop.gui.background import BackgroundCall
 from desktop.gui.counts_label import CountsLabel
 from desktop.gui.csv_export_command import CsvExport
@@ -46,6 +48,7 @@ from desktop.gui.run_controller import RunController
 from desktop.gui.run_reporter import RunReporter
 from desktop.gui.settings import AppSettings
 from desktop.gui.sort_commands import SortCommands
+from desktop.gui.summary_dialog import SummaryDialog
 from desktop.gui.window_actions import WindowActions, build_menus_and_toolbar
 from desktop.gui.worker import DEFAULT_BATCH_SIZE, RunSummary
 
@@ -258,6 +261,22 @@ class MainWindow(QMainWindow):
                 return
         self.settings.set_last_dir("model", Path(path).parent)
         self.model_loader.load(path)
+
+    def show_summary(self) -> SummaryDialog | None:
+        """View > Batch summary…: the current batch as a shift report's chart."""
+        if self.engine is None or not self.results.rowCount():
+            return None
+        summary = summarise(
+            self.results.predictions(),
+            self.results.class_names,
+            self.results.threshold,
+            model_name=self.engine.model_path.name,
+            model_sha256=file_sha256(self.engine.model_path),
+            confirmed=self.results.confirmed_classes(),
+        )
+        self.summary_dialog = SummaryDialog(summary, self)
+        self.summary_dialog.show()
+        return self.summary_dialog
 
     def show_about(self) -> None:
         QMessageBox.information(self, f"About {APP_TITLE}", about_text(self.model_loader))

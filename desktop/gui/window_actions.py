@@ -113,6 +113,13 @@ class WindowActions:
         self.flip_average = QAction("&Average with mirrored image", window, checkable=True)
         self.flip_average.setStatusTip(FLIP_AVERAGE_TIP)
         self.flip_average.setToolTip(FLIP_AVERAGE_TIP)
+        self.summary = _action(
+            window,
+            "Batch &summary…",
+            window.show_summary,
+            None,
+            "Counts per class and status as a chart, with the model, threshold and date",
+        )
         self.show_preview = QAction("&Preview pane", window, checkable=True, checked=True)
         self.show_preview.toggled.connect(window.preview.setVisible)
 
@@ -133,6 +140,7 @@ def build_menus_and_toolbar(window: MainWindow, actions: WindowActions) -> QTool
     columns_menu = view_menu.addMenu("Probability &columns")
     columns_menu.aboutToShow.connect(partial(window.view.populate_columns_menu, columns_menu))
     view_menu.addAction(actions.show_preview)
+    view_menu.addAction(actions.summary)
 
     run_menu = menu.addMenu("&Run")
     run_menu.addAction(actions.cancel)

@@ -1,0 +1,57 @@
+"""What every part of `ewaste-classify` shares: exit statuses, the usage error, the one-line
+error message and the check of the CSV path made before any work."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from .limits import MAX_FILE_NAME_BYTES
+
+PROG = "ewaste-classify"
+EXIT_OK = 0
+EXIT_WRITE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 3
+
+
+class UsageError(Exception):
+    """A problem with the command line the user can fix; the message says how."""
+
+
+def checked_output_path(raw: str) -> Path:
+    """The CSV path, checked before any work: a writable folder and a name that can be
+    written, not a link or a device (the CSV replaces the file at this path)."""
+    if not raw.strip():
+        raise UsageError("--csv needs a file name, such as results.csv")
+    output = Path(raw)
+    if len(os.fsencode(output.name)) > MAX_FILE_NAME_BYTES:
+        raise UsageError(
+            f"--csv file name is {len(os.fsencode(output.name))} bytes; file systems allow "
+            f"{MAX_FILE_NAME_BYTES}: give a shorter name"
+        )
+    if raw.endswith(("/", os.sep)) or output.is_dir():
+        folder = raw.rstrip("/" + os.sep)
+        raise UsageError(f"--csv {raw} is a folder; give a file name such as {folder}/results.csv")
+    if output.is_symlink() or (output.exists() and not output.is_file()):
+        raise UsageError(
+            f"--csv {raw} is a link or a special file, not a regular file; the CSV would "
+            "replace it: give the path of a regular file"
+        )
+    folder = output.parent
+    if not folder.is_dir():
+        raise UsageError(f"output folder does not exist: {folder} (create it first)")
+    probe = folder / f".{PROG}-write-test-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
+    return output
+
+
+def error(message: str) -> None:
+    # One line, even when a reason (e.g. from ONNX Runtime) spans several.
+    print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr)

@@ -1,0 +1,124 @@
+"""The sorting-workflow parts of `ewaste-classify`: --summary, --sort-into, --undo-sort and
+--watch (the photo-by-photo work is in desktop.core.summary, sorting and watch)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cli_common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_WRITE_FAILED,
+    UsageError,
+    checked_output_path,
+    error,
+)
+from .engine import Engine
+from .hashing import file_sha256
+from .model_info import ModelError
+from .results import Prediction
+from .sorting import MANIFEST_FILE, SortError, check_destination, sort_into, undo_sort
+from .stop_signals import Stopped
+from .summary import save_png, summarise
+from .watch import watch_and_classify
+
+
+def write_summary(args: argparse.Namespace, rows: list[Prediction], engine: Engine) -> bool:
+    summary = summarise(
+        rows,
+        engine.class_names,
+        args.review_threshold,
+        model_name=engine.model_path.name,
+        model_sha256=file_sha256(engine.model_path),
+    )
+    try:
+        save_png(summary, args.summary)
+    except OSError as exc:
+        error(f"cannot write {args.summary}: {exc.strerror or exc}")
+        return False
+    print(f"batch summary: {args.summary}")
+    return True
+
+
+def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_names) -> int:
+    """File the classified photos (a stop signal ends it between two photos, each photo
+    whole and in the manifest, so running the same command again finishes the job)."""
+    action = "moved" if args.move else "copied"
+    try:
+        report = sort_into(
+            predictions,
+            args.sort_into,
+            list(class_names),
+            args.review_threshold,
+            move=args.move,
+            sources=[Path(p) for p in args.paths],
+        )
+    except SortError as exc:
+        error(str(exc))
+        return EXIT_WRITE_FAILED
+    except Stopped as stop:
+        error(f"stopped by {stop} while sorting; run the same command again to finish")
+        return stop.exit_status
+    print(
+        f"{action} {len(report.filed)} photos into {args.sort_into} "
+        f"(manifest: {args.sort_into / MANIFEST_FILE})"
+        + (f"; {len(report.skipped)} already there from an earlier run" if report.skipped else "")
+    )
+    for source, reason in report.failed:
+        error(f"not sorted: {source}: {reason}")
+    return EXIT_WRITE_FAILED if report.failed else EXIT_OK
+
+
+def watch(args: argparse.Namespace) -> int:
+    """--watch DIR: classify arriving photos until stopped; the CSV is complete at every
+    batch, so a stop signal is the normal end (exit 0)."""
+    try:
+        if args.paths or args.csv is None:
+            raise UsageError("--watch DIR takes no PATHs, and needs --csv OUT")
+        if not args.watch.is_dir():
+            raise UsageError(f"--watch {args.watch} is not a folder")
+        if not 0.05 <= args.poll <= 3600:
+            raise UsageError("--poll must be from 0.05 to 3600 seconds")
+        output = checked_output_path(args.csv)
+        if args.sort_into is not None:
+            check_destination(args.sort_into, [args.watch])
+        engine = Engine(args.model, threads=args.threads)
+    except (UsageError, ModelError, SortError) as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    print(f"watching {args.watch}; Ctrl+C stops, {output} is complete at every batch")
+    try:
+        watch_and_classify(
+            engine,
+            args.watch,
+            output,
+            args.review_threshold,
+            batch_size=args.batch,
+            poll_seconds=args.poll,
+            sort_into_dest=args.sort_into,
+            move=args.move,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except Stopped as stop:
+        print(f"stopped watching ({stop}); {output} holds every photo classified")
+    except ValueError as exc:  # an existing CSV of other columns
+        error(str(exc))
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def undo(args: argparse.Namespace) -> int:
+    if args.paths or args.csv or args.sort_into or args.move:
+        error("--undo-sort DEST takes no other arguments")
+        return EXIT_USAGE
+    try:
+        report = undo_sort(args.undo_sort)
+    except SortError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    print(f"put back {len(report.filed)} photos from {args.undo_sort}")
+    for destination, reason in report.failed:
+        error(f"not put back: {destination}: {reason}")
+    return EXIT_WRITE_FAILED if report.failed else EXIT_OK

@@ -1,0 +1,130 @@
+"""The batch summary a shift report needs: counts per class and status, as a bar chart.
+
+One picture, drawn with Pillow (the station has no plotting library), for both the
+headless `--summary PNG` and the app's View > Batch summary: a stacked bar per class (ok,
+needs review, unknown), the errors, the model file and its SHA-256, the review threshold
+and the date.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN, Prediction, status_of
+
+# The app's status colours (desktop.gui.style), as RGB for Pillow.
+COLOURS = {
+    STATUS_OK: (27, 122, 61),
+    STATUS_REVIEW: (176, 96, 0),
+    STATUS_UNKNOWN: (120, 60, 170),
+    STATUS_ERROR: (190, 30, 30),
+}
+BAR_STATUSES = (STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN)
+WIDTH, ROW_HEIGHT, LABEL_WIDTH, MARGIN = 900, 34, 190, 24
+
+
+@dataclass
+class BatchSummary:
+    class_names: list[str]
+    threshold: float
+    model_name: str
+    model_sha256: str
+    when: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M"))
+    # (class, status) -> photos; the class is a person's confirmed one when set.
+    counts: Counter = field(default_factory=Counter)
+    errors: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values()) + self.errors
+
+    def of(self, class_name: str, status: str) -> int:
+        return self.counts[(class_name, status)]
+
+
+def summarise(
+    predictions: Iterable[Prediction],
+    class_names: Sequence[str],
+    threshold: float,
+    *,
+    model_name: str,
+    model_sha256: str,
+    confirmed: Mapping[str, str] | None = None,
+) -> BatchSummary:
+    summary = BatchSummary(list(class_names), threshold, model_name, model_sha256)
+    for prediction in predictions:
+        status = status_of(prediction, threshold)
+        if status == STATUS_ERROR:
+            summary.errors += 1
+            continue
+        person = (confirmed or {}).get(prediction.path)
+        name = person or class_names[prediction.top_index]
+        summary.counts[(name, STATUS_OK if person else status)] += 1
+    return summary
+
+
+def render(summary: BatchSummary) -> Image.Image:
+    """The summary as an RGB picture."""
+    rows = len(summary.class_names)
+    height = MARGIN * 2 + 78 + ROW_HEIGHT * rows + 56
+    picture = Image.new("RGB", (WIDTH, height), "white")
+    draw = ImageDraw.Draw(picture)
+    title, text, small = (ImageFont.load_default(size=s) for s in (20, 15, 13))
+    draw.text((MARGIN, MARGIN), f"Batch summary: {summary.total} photos", fill="black", font=title)
+    draw.text(
+        (MARGIN, MARGIN + 30),
+        f"{summary.when} · model {summary.model_name} (SHA-256 {summary.model_sha256[:16]}…)"
+        f" · review below {summary.threshold * 100:.0f} %",
+        fill=(90, 90, 90),
+        font=small,
+    )
+    _legend(draw, MARGIN + 52, small)
+    largest = max([sum(summary.of(n, s) for s in BAR_STATUSES) for n in summary.class_names] + [1])
+    scale = (WIDTH - LABEL_WIDTH - MARGIN * 2 - 60) / largest
+    top = MARGIN + 78
+    for index, name in enumerate(summary.class_names):
+        y = top + index * ROW_HEIGHT
+        draw.text((MARGIN, y + 8), name, fill="black", font=text)
+        x = MARGIN + LABEL_WIDTH
+        for status in BAR_STATUSES:
+            width = summary.of(name, status) * scale
+            if width:
+                draw.rectangle((x, y + 6, x + width, y + ROW_HEIGHT - 6), fill=COLOURS[status])
+            x += width
+        total = sum(summary.of(name, s) for s in BAR_STATUSES)
+        draw.text((x + 8, y + 8), str(total), fill="black", font=text)
+    y = top + rows * ROW_HEIGHT + 16
+    errors = f"{summary.errors} could not be read (error)"
+    draw.text((MARGIN, y), errors, fill=COLOURS[STATUS_ERROR], font=text)
+    return picture
+
+
+def _legend(draw: ImageDraw.ImageDraw, y: int, font: ImageFont.ImageFont) -> None:
+    x = MARGIN
+    for status, label in (
+        (STATUS_OK, "ok"),
+        (STATUS_REVIEW, "needs review"),
+        (STATUS_UNKNOWN, "unknown item"),
+    ):
+        draw.rectangle((x, y + 2, x + 14, y + 14), fill=COLOURS[status])
+        draw.text((x + 20, y), label, fill="black", font=font)
+        x += 150
+
+
+def save_png(summary: BatchSummary, path: str | os.PathLike[str]) -> Path:
+    """Write the picture atomically (a temporary name, then the final one)."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        render(summary).save(temporary, format="PNG")
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
