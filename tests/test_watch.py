@@ -121,3 +121,32 @@ def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
         "microwave.png",
         "mouse.png",
     ]
+
+
+def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_path) -> None:
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    camera, dest, out = tmp_path / "camera", tmp_path / "sorted", tmp_path / "shift.csv"
+    camera.mkdir()
+    for name in ("Battery", "Mouse"):
+        (camera / f"{name.lower()}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS[name]))
+    polls = []
+
+    def stop_once_both_are_filed() -> bool:
+        polls.append(1)
+        return len(list(dest.rglob("*.png"))) == 2 or len(polls) > 200
+
+    count = watch_and_classify(
+        Engine(tiny_model_path, threads=1),
+        camera,
+        out,
+        0.7,
+        poll_seconds=0.05,
+        sort_into_dest=dest,
+        move=True,
+        should_stop=stop_once_both_are_filed,
+    )
+    assert count == 2 and list(camera.iterdir()) == []
+    assert (dest / "Battery" / "battery.png").is_file() and (dest / "Mouse" / "mouse.png").is_file()
+    assert len(read_rows(out)) == 2
