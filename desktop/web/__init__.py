@@ -1,0 +1,1 @@
+"""`ewaste-web`: the station's classifier as a local web page (optional extra `web`)."""

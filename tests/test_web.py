@@ -1,0 +1,215 @@
+"""`ewaste-web`: a real server started by the test, driven by Debian's Chromium (Selenium)
+and through its HTTP API; every request the page makes stays on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from fixtures_images import write_solid
+from tiny_model import PROTOTYPE_COLOURS
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# .ci/run installs Debian's chromium and chromium-driver and sets this: there a missing
+# browser is a failure, not a skip. On a developer's machine without them it is a skip.
+BROWSER_REQUIRED = os.environ.get("EWASTE_REQUIRE_BROWSER") == "1"
+TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_path: Path) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "desktop.web.app", "--model", str(tiny_model_path)]
+        + ["--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail(f"the server did not answer: {process.communicate()[0][-2000:]}")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        message = "Debian's chromium and chromium-driver are not installed (apt-get install)"
+        if BROWSER_REQUIRED:
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(predicate, what: str):
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def requested_hosts(driver) -> set[str]:
+    hosts = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            url = message["params"]["request"]["url"]
+            if not url.startswith(("data:", "blob:")):
+                hosts.add(urlparse(url).hostname)
+    return hosts
+
+
+def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
+    server: str, browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    photo = write_solid(tmp_path / "battery.png", PROTOTYPE_COLOURS["Battery"])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    browser.get(server)
+    upload = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"), "the page"
+    )[0]
+    upload.send_keys(str(photo))
+    verdict = wait_for(
+        lambda: "%" in (t := browser.find_element(By.ID, "verdict").text) and t, "a verdict"
+    )
+    assert verdict.startswith("Battery") and verdict.endswith("ok")
+
+    browser.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Clear']").click()
+    upload = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"), "the input"
+    )[0]
+    upload.send_keys(str(broken))
+    error = wait_for(
+        lambda: "Error" in (t := browser.find_element(By.ID, "verdict").text) and t, "an error"
+    )
+    assert "not an image file" in error or "truncated" in error or "cannot" in error
+
+    # Every request the page made (scripts, styles, fonts, the API) went to this machine.
+    assert requested_hosts(browser) == {"127.0.0.1"}
+
+
+def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+
+    files = [write_solid(tmp_path / f"{n.lower()}.png", c) for n, c in PROTOTYPE_COLOURS.items()]
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(files[0], "../../escape/mouse-copy.png")  # must not leave its folder
+        bundle.writestr("notes.txt", "not a photo")
+    browser.get(server)
+    tab = "//button[@role='tab' and contains(., 'Many photos')]"
+    wait_for(lambda: browser.find_elements(By.XPATH, tab), "the tabs")[0].click()
+    upload = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#many input[type=file]"), "the input"
+    )[0]
+    upload.send_keys("\n".join(str(p) for p in [files[1], files[2], archive]))
+    table = wait_for(
+        lambda: "mouse-copy.png" in (t := browser.find_element(By.ID, "results").text) and t,
+        "the results table",
+    )
+    assert "keyboard.png" in table and "microwave.png" in table
+    assert "notes.txt" not in table and not (tmp_path.parent / "escape").exists()
+
+
+def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    photo = write_solid(tmp_path / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    client = Client(server, verbose=False)
+    verdict, probabilities, _ = client.predict(handle_file(str(photo)), 70, api_name="/classify")
+    assert verdict.startswith("**Mouse**") and probabilities["label"] == "Mouse"
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    verdict, _, _ = client.predict(handle_file(str(broken)), 70, api_name="/classify")
+    assert verdict.startswith("**Error:**")
+
+
+def test_the_web_app_never_imports_tensorflow(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = (
+        "import sys, desktop.web.app\n"
+        "print(sorted({'tensorflow', 'keras', 'trainer', 'converter'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monkeypatch):
+    from desktop.web import app
+
+    photo = write_solid(tmp_path / "p.png", PROTOTYPE_COLOURS["PCB"])
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for index in range(5):
+            bundle.write(photo, f"../../up-{index}.png")
+        bundle.writestr("readme.txt", "x")
+    monkeypatch.setattr(app, "MAX_ZIP_MEMBERS", 3)
+    paths = app.photos_in([str(archive), str(photo)], tmp_path / "work")
+    unpacked = [Path(p) for p in paths[:-1]]
+    assert len(unpacked) == 3 and paths[-1] == str(photo)
+    assert all(p.parent == tmp_path / "work" / "zip0" for p in unpacked)
+    monkeypatch.setattr(app, "MAX_ZIP_BYTES", photo.stat().st_size * 2)  # a zip bomb's brake
+    assert len(app.photos_in([str(archive)], tmp_path / "work2")) == 2
