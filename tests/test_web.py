@@ -213,3 +213,16 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     assert all(p.parent == tmp_path / "work" / "zip0" for p in unpacked)
     monkeypatch.setattr(app, "MAX_ZIP_BYTES", photo.stat().st_size * 2)  # a zip bomb's brake
     assert len(app.photos_in([str(archive)], tmp_path / "work2")) == 2
+
+
+def test_an_upload_over_the_limit_is_refused_by_the_server(server: str) -> None:
+    import httpx
+
+    from desktop.web.app import MAX_UPLOAD
+
+    limit = int(MAX_UPLOAD.removesuffix("mb")) * 1024 * 1024
+    too_big = {"files": ("huge.jpg", b"\xff" * (limit + 1024), "image/jpeg")}
+    response = httpx.post(f"{server}gradio_api/upload", files=too_big, timeout=60)
+    assert response.status_code == 413
+    small = {"files": ("small.jpg", b"\xff" * 1024, "image/jpeg")}
+    assert httpx.post(f"{server}gradio_api/upload", files=small, timeout=60).status_code == 200
