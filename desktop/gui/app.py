@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication
 from desktop.core.argtypes import batch_size, thread_count
 from desktop.gui.background import wait_for_background_calls
 from desktop.gui.main_window import APP_TITLE, MainWindow
+from desktop.gui.platform_check import platform_problem
 from desktop.gui.preview import wait_for_previews
 from desktop.gui.run_controller import abandoned_threads
 from desktop.gui.settings import APPLICATION, ORGANIZATION, AppSettings
@@ -31,6 +32,8 @@ from desktop.gui.worker import DEFAULT_BATCH_SIZE
 
 # How long exit waits for a background load, CSV write or preview decode to end.
 EXIT_WAIT_MS = 3000
+# Exit status when Qt could not open a window (missing system libraries, said on stderr).
+EXIT_NO_DISPLAY = 3
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class AppOptions:
     threads: int | None = None  # None: ONNX Runtime's default (physical cores)
     batch_size: int = DEFAULT_BATCH_SIZE
     paths: tuple[str, ...] = ()
+    check: bool = False  # open the window, load the model, say so and quit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="open the window, load the model, report both and quit (to check an install)",
+    )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
     return parser
 
@@ -78,6 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> AppOptions:
         threads=args.threads,
         batch_size=args.batch_size,
         paths=tuple(args.paths),
+        check=args.check,
     )
 
 
@@ -104,6 +114,10 @@ def _application() -> QApplication:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)  # before Qt: --help and usage errors need no display
+    problem = platform_problem()  # before Qt too: it would abort without saying why
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_NO_DISPLAY
     app = _application()
     window = create_window(options)
     window.show()
@@ -113,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     heartbeat = QTimer(window)
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(250)
+    if options.check:
+        QTimer.singleShot(0, lambda: _report_and_quit(window))
     code = app.exec()
     # A model load, CSV write or preview decode still in flight would emit into objects the
     # interpreter is deleting; each takes well under a second.
@@ -126,6 +142,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _report_and_quit(window: MainWindow) -> None:
+    """--check: once the model has loaded (or failed), say what opened and quit."""
+    if window.model_loading:
+        QTimer.singleShot(100, lambda: _report_and_quit(window))
+        return
+    platform = QApplication.platformName()
+    if window.engine is None:
+        print(f"ewaste-app --check: window shown ({platform}); model failed: {window.model_error}")
+        QApplication.exit(1)
+    else:
+        print(
+            f"ewaste-app --check: window shown ({platform}), visible {window.isVisible()}; "
+            f"model {window.engine.model_path.name} loaded, {window.engine.provider}",
+            flush=True,
+        )
+        window.close()
 
 
 if __name__ == "__main__":

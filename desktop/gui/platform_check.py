@@ -1,0 +1,65 @@
+"""Before Qt starts on Linux/X11: are the system libraries of Qt's xcb plugin there?
+
+The PySide6 wheel does not carry them, and without them Qt aborts with "no Qt platform
+plugin could be initialized" and no word on what is missing. This names the missing
+libraries and the command that installs them, and the app exits instead of crashing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Callable, Mapping
+
+# The libraries Qt 6's xcb platform plugin loads: soname -> (Debian/Ubuntu, Fedora) package.
+XCB_LIBRARIES: dict[str, tuple[str, str]] = {
+    "libxcb-cursor.so.0": ("libxcb-cursor0", "xcb-util-cursor"),
+    "libxcb-icccm.so.4": ("libxcb-icccm4", "xcb-util-wm"),
+    "libxcb-keysyms.so.1": ("libxcb-keysyms1", "xcb-util-keysyms"),
+    "libxkbcommon-x11.so.0": ("libxkbcommon-x11-0", "libxkbcommon-x11"),
+    "libxcb-image.so.0": ("libxcb-image0", "xcb-util-image"),
+    "libxcb-render-util.so.0": ("libxcb-render-util0", "xcb-util-renderutil"),
+    "libxcb-shape.so.0": ("libxcb-shape0", "libxcb"),
+}
+
+
+def uses_xcb(environ: Mapping[str, str]) -> bool:
+    """Will Qt pick its X11 (xcb) plugin? Not when told another platform (offscreen, a
+    Wayland session), nor on another operating system."""
+    if not sys.platform.startswith("linux"):
+        return False
+    chosen = environ.get("QT_QPA_PLATFORM", "")
+    if chosen:
+        return chosen.startswith("xcb")
+    return bool(environ.get("DISPLAY")) and not environ.get("WAYLAND_DISPLAY")
+
+
+def missing_xcb_libraries(load: Callable[[str], object] = ctypes.CDLL) -> list[str]:
+    missing = []
+    for soname in XCB_LIBRARIES:
+        try:
+            load(soname)
+        except OSError:
+            missing.append(soname)
+    return missing
+
+
+def platform_problem(
+    environ: Mapping[str, str] = os.environ, load: Callable[[str], object] = ctypes.CDLL
+) -> str | None:
+    """A message naming what to install, or None when Qt can open its window."""
+    if not uses_xcb(environ):
+        return None
+    missing = missing_xcb_libraries(load)
+    if not missing:
+        return None
+    debian = " ".join(XCB_LIBRARIES[soname][0] for soname in missing)
+    fedora = " ".join(sorted({XCB_LIBRARIES[soname][1] for soname in missing}))
+    return (
+        f"ewaste-app: cannot open a window: Qt's X11 plugin needs {', '.join(missing)}, "
+        "which this system lacks. Install them, then start the app again:\n"
+        f"  Debian/Ubuntu: sudo apt-get install {debian}\n"
+        f"  Fedora:        sudo dnf install {fedora}\n"
+        "(ewaste-classify needs none of them.)"
+    )
