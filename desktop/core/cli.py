@@ -88,15 +88,28 @@ def _classify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         progress = Progress(len(collection.images), sys.stderr)
-        batches = engine.classify(
-            collection.images,
-            batch_size=args.batch,
-            flip_average=args.flip_average,
-            with_cam=False,  # nothing here shows activation maps: keep none
-        )
-        for batch in batches:
-            predictions.extend(batch)
-            progress.update(len(predictions))
+        if args.ray is not None:
+            # Imported only here: the station install has no Ray (extra `cluster`).
+            from desktop.cluster.ray_classify import classify_on_ray
+
+            predictions = classify_on_ray(
+                collection.images,
+                address=None if args.ray == LOCAL_RAY else args.ray,
+                model=args.model,
+                batch_size=args.batch,
+                flip_average=args.flip_average,
+                progress=progress.update,
+            )
+        else:
+            batches = engine.classify(
+                collection.images,
+                batch_size=args.batch,
+                flip_average=args.flip_average,
+                with_cam=False,  # nothing here shows activation maps: keep none
+            )
+            for batch in batches:
+                predictions.extend(batch)
+                progress.update(len(predictions))
         progress.finish()
     except Stopped as stop:
         _end_progress_line()
@@ -170,6 +183,9 @@ def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: flo
     return True
 
 
+LOCAL_RAY = "local"  # --ray without an address: start Ray on this machine
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -186,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--move", action="store_true", help="with --sort-into: move the photos instead of copying"
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL_RAY,
+        metavar="ADDRESS",
+        help="classify on a Ray cluster (extra `cluster`): ADDRESS such as auto or "
+        "host:6379, none to start Ray on this machine; paths must be readable on every node",
     )
     parser.add_argument(
         "--summary",

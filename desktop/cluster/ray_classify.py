@@ -1,0 +1,114 @@
+"""`ewaste-classify PATH... --csv OUT --ray [ADDRESS]`: the station's engine on Ray Data.
+
+Each Ray actor holds one `desktop.core.engine.Engine` (one ONNX Runtime session, one
+thread) and classifies a batch of paths with the same prediction loop as the plain
+command; the driver puts the rows back in input order, so the CSV is the plain command's,
+row for row, bad files included. Paths must be readable from every node (a shared folder),
+and so must `--model` when given (without it each node uses the model its install ships).
+
+A worker that dies mid-run costs nothing: Ray Data restarts the actor and runs its batch
+again, and each input row is kept once, by its index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from desktop.core.engine import Engine
+from desktop.core.results import Prediction
+
+DEFAULT_BATCH = 32
+
+
+class PhotoClassifier:
+    """A Ray Data actor: one engine, reused for every batch the actor is given."""
+
+    def __init__(self, model: str | None, flip_average: bool = False) -> None:
+        self.engine = Engine(model, threads=1)
+        self.flip_average = flip_average
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        paths = [str(path) for path in batch["path"]]
+        rows = [
+            prediction
+            for predictions in self.engine.classify(
+                paths, batch_size=max(1, len(paths)), flip_average=self.flip_average, with_cam=False
+            )
+            for prediction in predictions
+        ]
+        return {"index": list(batch["index"]), "result": [_encode(p) for p in rows]}
+
+
+def classify_on_ray(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    address: str | None,
+    model: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    workers: int | None = None,
+    flip_average: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> list[Prediction]:
+    """Predictions for `paths`, in their order, computed by a pool of Ray actors.
+
+    address: a running cluster ("auto", "host:6379", "ray://host:10001"); None starts Ray
+    on this machine. workers: actors in the pool (None: one per CPU of the cluster).
+    """
+    import ray  # the optional extra `cluster`; only this function needs it
+
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+    items = [{"index": index, "path": str(path)} for index, path in enumerate(paths)]
+    if not items:
+        return []
+    size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), size * 4))
+    classified = dataset.map_batches(
+        PhotoClassifier,
+        fn_constructor_kwargs={"model": model, "flip_average": flip_average},
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=size),
+        num_cpus=1,
+        max_restarts=-1,  # a killed worker is replaced ...
+        max_task_retries=-1,  # ... and its batch run again
+    )
+    by_index: dict[int, Prediction] = {}
+    for row in classified.iter_rows():
+        by_index.setdefault(int(row["index"]), _decode(row["result"]))  # once, by index
+        if progress is not None:
+            progress(len(by_index))
+    missing = [item["path"] for item in items if item["index"] not in by_index]
+    if missing:
+        raise RuntimeError(f"the cluster returned no row for {len(missing)} photos")
+    return [by_index[index] for index in range(len(items))]
+
+
+def _encode(prediction: Prediction) -> str:
+    """One row as JSON: plain types travel through Arrow whatever the model."""
+    probabilities = prediction.probabilities
+    return json.dumps(
+        {
+            "path": prediction.path,
+            "probabilities": None if probabilities is None else probabilities.tolist(),
+            "error": prediction.error,
+            "unknown_score": prediction.unknown_score,
+            "unknown": prediction.unknown,
+        }
+    )
+
+
+def _decode(text: str) -> Prediction:
+    row = json.loads(text)
+    if row["probabilities"] is None:
+        return Prediction.failed(row["path"], row["error"])
+    return Prediction(
+        row["path"],
+        np.array(row["probabilities"], dtype=np.float32),
+        unknown_score=row["unknown_score"],
+        unknown=row["unknown"],
+    )
