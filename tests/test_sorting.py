@@ -270,3 +270,18 @@ def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) 
     assert summary.of("Battery", "ok") == 1
     assert sum(summary.of(n, STATUS_REVIEW) for n in CLASS_NAMES) == 1  # the ambiguous one
     assert STATUS_ERROR not in {status for _, status in summary.counts}
+
+
+def test_a_class_name_from_the_model_never_leads_outside_the_destination(tmp_path) -> None:
+    from desktop.core.sorting import folder_for, safe_folder_name
+
+    assert safe_folder_name("../../etc") == "_.._etc"
+    assert safe_folder_name("a/b\\c") == "a_b_c" and safe_folder_name("..") == "_"
+    assert safe_folder_name("Washing Machine") == "Washing Machine"
+    photo = write_solid(tmp_path / "p.png", PROTOTYPE_COLOURS["Battery"])
+    evil = ["../../escape", "B"]
+    prediction = Prediction(str(photo), [0.99, 0.01])
+    assert folder_for(prediction, evil, THRESHOLD, None) == "_.._escape"
+    dest = tmp_path / "sorted"
+    sort_into([prediction], dest, evil, THRESHOLD)
+    assert (dest / "_.._escape" / "p.png").is_file() and not (tmp_path.parent / "escape").exists()

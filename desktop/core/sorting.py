@@ -71,10 +71,18 @@ def folder_for(
     if status == STATUS_ERROR:
         return ERROR_FOLDER
     if confirmed:  # a person's decision outranks the model's doubts
-        return confirmed
+        return safe_folder_name(confirmed)
     if status != STATUS_OK:
         return REVIEW_FOLDER
-    return class_names[prediction.top_index]
+    return safe_folder_name(class_names[prediction.top_index])
+
+
+def safe_folder_name(class_name: str) -> str:
+    """A class name as one folder name: the names come from the model file, which is
+    untrusted input, and "../x" or "a/b" must not lead outside the destination."""
+    name = "".join("_" if ch in '/\\:*?"<>|' else ch for ch in class_name).strip()
+    name = name.lstrip(".")
+    return name or "_"
 
 
 def check_destination(dest: Path, sources: Iterable[Path]) -> None:
