@@ -102,8 +102,8 @@ def normalised(rows: np.ndarray) -> np.ndarray:
 
 
 def knn_unknown_score(features: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
-    """NumPy reference of the graph's score: 1 - mean cosine similarity to the k nearest
-    rows of `bank` (already normalised). 0 for an image like the training images, up to 2."""
+    """A candidate score the open-set benchmark compares (not the one shipped): 1 - mean
+    cosine similarity to the k nearest rows of `bank` (already normalised)."""
     similarity = normalised(features) @ bank.T
     nearest = -np.sort(-similarity, axis=1)[:, :k]
     return 1.0 - nearest.mean(axis=1)
@@ -128,22 +128,34 @@ def with_open_set(
             numpy_helper.from_array(np.array(1.0, dtype=np.float32), "open_set_one"),
         ]
     )
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    reduce = _reduce_over_axis_1(graph, opset)
     graph.node.extend(
         [
-            helper.make_node("ReduceL2", [head.features], ["open_set_norm"], axes=[1], keepdims=1),
+            reduce("ReduceL2", head.features, "open_set_norm", keepdims=1),
             helper.make_node("Max", ["open_set_norm", "open_set_eps"], ["open_set_safe_norm"]),
             helper.make_node("Div", [head.features, "open_set_safe_norm"], ["open_set_unit"]),
             helper.make_node("MatMul", ["open_set_unit", "open_set_centres_t"], ["open_set_sim"]),
             helper.make_node("Sub", ["open_set_one", "open_set_sim"], ["open_set_distance"]),
             helper.make_node("Div", ["open_set_distance", "open_set_radii"], ["open_set_scaled"]),
-            helper.make_node(
-                "ReduceMin", ["open_set_scaled"], [UNKNOWN_OUTPUT], axes=[1], keepdims=0
-            ),
+            reduce("ReduceMin", "open_set_scaled", UNKNOWN_OUTPUT, keepdims=0),
         ]
     )
     graph.output.append(helper.make_tensor_value_info(UNKNOWN_OUTPUT, TensorProto.FLOAT, [None]))
     onnx.checker.check_model(result)
     return result
+
+
+def _reduce_over_axis_1(graph: onnx.GraphProto, opset: int):
+    """A maker of Reduce* nodes over axis 1: an attribute before opset 18, an input since."""
+    if opset < 18:
+        return lambda op, x, y, keepdims: helper.make_node(
+            op, [x], [y], axes=[1], keepdims=keepdims
+        )
+    graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "open_set_axis"))
+    return lambda op, x, y, keepdims: helper.make_node(
+        op, [x, "open_set_axis"], [y], keepdims=keepdims
+    )
 
 
 class Probe:
@@ -159,6 +171,14 @@ class Probe:
         self._session = ort.InferenceSession(
             probe.SerializeToString(), providers=["CPUExecutionProvider"]
         )
+        batch = self._session.get_inputs()[0].shape[0]
+        self._static_batch = batch if isinstance(batch, int) and batch > 0 else None
+
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        try:
+            return _probe_run_padded(self._session, self.info.input_name, batch, self._static_batch)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
+            raise ConvertError(f"ONNX Runtime failed on the model: {exc}") from exc
 
     def run(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """(logits, features, indices of the readable `paths`), in order."""
@@ -170,8 +190,7 @@ class Probe:
         for batch_paths, decoded in batches:
             good, batch = stack_decoded(decoded)
             if batch is not None:
-                names = ["probe_logits", "probe_features"]
-                out = self._session.run(names, {self.info.input_name: batch})
+                out = self._run(batch)
                 logits.append(out[0])
                 features.append(out[1])
                 kept += [offset + i for i in good]
@@ -179,6 +198,22 @@ class Probe:
         if not kept:
             raise ConvertError("none of the images could be read")
         return np.concatenate(logits), np.concatenate(features), kept
+
+
+def _probe_run_padded(session, input_name: str, batch: np.ndarray, size: int | None):
+    """Run the probe; a model with a fixed batch gets chunks of that size, padded."""
+    names = ["probe_logits", "probe_features"]
+    if size is None:
+        return session.run(names, {input_name: batch})
+    parts = []
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
+        filled = len(chunk)
+        if filled < size:
+            padding = np.zeros((size - filled, *chunk.shape[1:]), chunk.dtype)
+            chunk = np.concatenate([chunk, padding])
+        parts.append([out[:filled] for out in session.run(names, {input_name: chunk})])
+    return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
 
 
 def class_centres(features: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:

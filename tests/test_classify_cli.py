@@ -388,3 +388,20 @@ def test_no_onnx_runtime_warning_when_the_home_folder_is_read_only(
     )
     assert result.returncode == 0, result.stderr
     assert "telemetry" not in result.stderr and "\x1b[" not in result.stderr
+
+
+def test_ray_without_the_cluster_extra_is_a_usage_error(
+    sample_images_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "ray" else real_find_spec(name, *a),
+    )
+    args = [str(sample_images_dir), "--csv", str(tmp_path / "r.csv"), "--ray"]
+    assert main(args) == 2
+    assert "--ray needs Ray: pip install 'ewaste-sorter[cluster]'" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()

@@ -154,3 +154,36 @@ def test_a_model_without_open_set_metadata_loads_with_no_unknown(tiny_model_path
     assert not engine.detects_unknown and engine.info.temperature is None
     [row] = next(engine.classify([tiny_model_path.parent / "missing.png"]))
     assert row.unknown is None
+
+
+def test_the_reductions_follow_the_models_opset(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from converter.open_set import _reduce_over_axis_1
+
+    for opset in (17, 18):
+        graph = helper.make_graph(
+            [],
+            "reduce",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])],
+        )
+        graph.node.append(_reduce_over_axis_1(graph, opset)("ReduceL2", "x", "y", keepdims=0))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 8
+        onnx.checker.check_model(model, full_check=True)
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        x = np.array([[3.0, 4.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+        np.testing.assert_allclose(session.run(["y"], {"x": x})[0], [5.0, 1.0])
+
+
+def test_a_model_with_a_fixed_batch_is_fitted_too(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", CLASS_NAMES, {"train": 3, "val": 3, "test": 1}, 32)
+    model = onnx.load(str(build_tiny_model(tmp_path / "static.onnx", batch=4)))
+    fit = fit_open_set(model, load_dataset(data), reject_rate=0.1)
+    out = tmp_path / "static-open-set.onnx"
+    write_model(fit.model, out)
+    assert Engine(out, threads=1).static_batch == 4

@@ -285,3 +285,32 @@ def test_a_class_name_from_the_model_never_leads_outside_the_destination(tmp_pat
     dest = tmp_path / "sorted"
     sort_into([prediction], dest, evil, THRESHOLD)
     assert (dest / "_.._escape" / "p.png").is_file() and not (tmp_path.parent / "escape").exists()
+
+
+def test_sorting_a_pile_inside_the_destination_again_keeps_every_photo(engine, tmp_path):
+    dest = tmp_path / "sorted"
+    pile = dest / "Battery"
+    pile.mkdir(parents=True)
+    photo = write_solid(pile / "battery.png", PROTOTYPE_COLOURS["Battery"])
+    before = digest(photo)
+
+    report = sort_into(classified(engine, pile), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+
+    assert photo.is_file() and digest(photo) == before  # its only copy, never deleted
+    assert [Path(f.destination) for f in report.filed] == [photo]
+
+
+def test_two_identical_photos_from_two_folders_are_both_kept_and_both_put_back(engine, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    for folder in (first, second):
+        write_solid(folder / "same.png", PROTOTYPE_COLOURS["Mouse"])
+    dest = tmp_path / "sorted"
+    rows = classified(engine, first) + classified(engine, second)
+
+    sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert sorted(p.name for p in (dest / "Mouse").iterdir()) == ["same (2).png", "same.png"]
+
+    assert not undo_sort(dest).failed
+    assert (first / "same.png").is_file() and (second / "same.png").is_file()

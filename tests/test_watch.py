@@ -150,3 +150,20 @@ def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_p
     assert count == 2 and list(camera.iterdir()) == []
     assert (dest / "Battery" / "battery.png").is_file() and (dest / "Mouse" / "mouse.png").is_file()
     assert len(read_rows(out)) == 2
+
+
+def test_a_name_reused_after_the_photo_left_is_handed_over_again(tmp_path: Path) -> None:
+    now = [0.0]
+    watcher = FolderWatcher(tmp_path, settle_seconds=1.0, clock=lambda: now[0])
+    photo = tmp_path / "IMG_0001.png"
+    photo.write_bytes(png_bytes((255, 0, 0)))
+    assert watcher.poll() == []
+    now[0] = 2.0
+    assert watcher.poll() == [photo]
+    photo.unlink()  # filed elsewhere (--sort-into --move)
+    assert watcher.poll() == []
+    photo.write_bytes(png_bytes((0, 0, 255)))  # the camera's counter started again
+    now[0] = 3.0
+    assert watcher.poll() == []
+    now[0] = 4.5
+    assert watcher.poll() == [photo]

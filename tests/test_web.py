@@ -34,12 +34,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_path: Path) -> Iterator[str]:
+def server(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
+    log = (tmp_path_factory.mktemp("web") / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "desktop.web.app", "--model", str(tiny_model_path)]
         + ["--port", str(port)],
-        stdout=subprocess.PIPE,
+        stdout=log,  # a file, never a pipe nobody reads (a full pipe would block it)
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -54,10 +55,12 @@ def server(tiny_model_path: Path) -> Iterator[str]:
             time.sleep(0.3)
     else:
         process.kill()
-        pytest.fail(f"the server did not answer: {process.communicate()[0][-2000:]}")
+        log.close()
+        pytest.fail(f"the server did not answer: {Path(log.name).read_text()[-2000:]}")
     yield url
     process.terminate()
     process.wait(timeout=30)
+    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +210,29 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
             bundle.write(photo, f"../../up-{index}.png")
         bundle.writestr("readme.txt", "x")
     monkeypatch.setattr(app, "MAX_ZIP_MEMBERS", 3)
-    paths = app.photos_in([str(archive), str(photo)], tmp_path / "work")
+    paths, failed = app.photos_in([str(archive), str(photo)], tmp_path / "work")
     unpacked = [Path(p) for p in paths[:-1]]
+    assert failed == []
     assert len(unpacked) == 3 and paths[-1] == str(photo)
     assert all(p.parent == tmp_path / "work" / "zip0" for p in unpacked)
     monkeypatch.setattr(app, "MAX_ZIP_BYTES", photo.stat().st_size * 2)  # a zip bomb's brake
-    assert len(app.photos_in([str(archive)], tmp_path / "work2")) == 2
+    assert len(app.photos_in([str(archive)], tmp_path / "work2")[0]) == 2
+
+    monkeypatch.undo()  # the real limits again
+    # Two zips, the first without photos, and a member that cannot be unpacked.
+    empty, broken = tmp_path / "empty.zip", tmp_path / "broken.zip"
+    with zipfile.ZipFile(empty, "w") as bundle:
+        bundle.writestr("notes.txt", "x")
+    with zipfile.ZipFile(broken, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.write(photo, "good.png")
+        bundle.writestr("bad.png", os.urandom(4000))  # incompressible: 4000 bytes of data
+    raw = bytearray(broken.read_bytes())
+    start = raw.find(b"bad.png") + len(b"bad.png") + 2000  # inside its data
+    raw[start : start + 20] = bytes(20)  # the CRC no longer matches
+    broken.write_bytes(bytes(raw))
+    paths, failed = app.photos_in([str(empty), str(broken)], tmp_path / "work3")
+    assert [Path(p).name for p in paths] == ["00000-good.png"]
+    assert [p.path for p in failed] == ["broken.zip:bad.png"] and not failed[0].ok
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_server(server: str) -> None:

@@ -1,12 +1,17 @@
 """`ewaste-classify`: classify files and folders without the GUI and write a CSV.
 
     ewaste-classify PHOTOS/ more.jpg --csv results.csv [--batch 32] [--threads N]
-                    [--model MODEL.onnx] [--review-threshold 0.6] [--flip-average]
+                    [--model MODEL.onnx] [--review-threshold 0.7] [--flip-average]
+                    [--summary SHIFT.png] [--sort-into DEST [--move]] [--ray [ADDRESS]]
+    ewaste-classify --watch CAMERA/ --csv shift.csv [--poll 1] [--sort-into DEST [--move]]
+    ewaste-classify --undo-sort DEST
 
 Exit status: 0 when the run completed (files that could not be read are error rows in the
-CSV, they do not fail the run); 1 when the CSV cannot be written; 2 for a usage error or an
-unusable model; 3 when the model failed midway; 128 + the signal number when stopped by
-Ctrl+C (130), SIGTERM (143) or SIGHUP (129).
+CSV, they do not fail the run), and for --watch stopped by a signal (its CSV is complete);
+1 when the CSV, the summary or the sort could not be written in full; 2 for a usage error,
+an unusable model, or nothing to undo; 3 when the model (or the Ray cluster) failed
+midway; 128 + the signal number when stopped by Ctrl+C (130), SIGTERM (143) or SIGHUP
+(129), unless the parent ignores that signal (nohup).
 
 A run that does not complete never replaces the CSV at --csv: its finished rows go to
 NAME.partial.csv beside it, and the message says so. A signal that arrives while the
@@ -16,6 +21,7 @@ final CSV is being written waits until it is complete.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -70,6 +76,8 @@ def _classify(args: argparse.Namespace) -> int:
             raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
         if args.move and args.sort_into is None:
             raise UsageError("--move goes with --sort-into DEST")
+        if args.ray is not None and importlib.util.find_spec("ray") is None:
+            raise UsageError("--ray needs Ray: pip install 'ewaste-sorter[cluster]'")
         output = checked_output_path(args.csv)
         if args.sort_into is not None:
             check_destination(args.sort_into, [Path(p) for p in args.paths])
@@ -92,14 +100,18 @@ def _classify(args: argparse.Namespace) -> int:
             # Imported only here: the station install has no Ray (extra `cluster`).
             from desktop.cluster.ray_classify import classify_on_ray
 
-            predictions = classify_on_ray(
-                collection.images,
-                address=None if args.ray == LOCAL_RAY else args.ray,
-                model=args.model,
-                batch_size=args.batch,
-                flip_average=args.flip_average,
-                progress=progress.update,
-            )
+            try:
+                predictions = classify_on_ray(
+                    collection.images,
+                    address=None if args.ray == LOCAL_RAY else args.ray,
+                    model=args.model,
+                    batch_size=args.batch,
+                    flip_average=args.flip_average,
+                    progress=progress.update,
+                )
+            except Exception as exc:  # noqa: BLE001 - Ray wraps every failure in its own types
+                first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+                raise ModelError(f"the Ray run failed: {first}") from exc
         else:
             batches = engine.classify(
                 collection.images,
@@ -112,10 +124,11 @@ def _classify(args: argparse.Namespace) -> int:
                 progress.update(len(predictions))
         progress.finish()
     except Stopped as stop:
-        _end_progress_line()
-        total = len(collection.images) if collection else 0
-        error(f"stopped by {stop} after {len(predictions)} of {total} images")
-        _save_partial(output, predictions, collection, engine, args.review_threshold)
+        with stop_signals_wait():  # a second Ctrl+C now must not lose the finished rows
+            _end_progress_line()
+            total = len(collection.images) if collection else 0
+            error(f"stopped by {stop} after {len(predictions)} of {total} images")
+            _save_partial(output, predictions, collection, engine, args.review_threshold)
         return stop.exit_status
     except (ModelError, MemoryError) as exc:  # the model failed on a batch, midway
         _end_progress_line()
@@ -209,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         const=LOCAL_RAY,
         metavar="ADDRESS",
         help="classify on a Ray cluster (extra `cluster`): ADDRESS such as auto or "
-        "host:6379, none to start Ray on this machine; paths must be readable on every node",
+        "host:6379; without ADDRESS, Ray starts on this machine. Paths must be readable on "
+        "every node",
     )
     parser.add_argument(
         "--summary",

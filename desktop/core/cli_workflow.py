@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .cli_common import (
     EXIT_OK,
+    EXIT_RUN_FAILED,
     EXIT_USAGE,
     EXIT_WRITE_FAILED,
     UsageError,
@@ -106,6 +107,12 @@ def watch(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an existing CSV of other columns
         error(str(exc))
         return EXIT_USAGE
+    except ModelError as exc:  # the model failed on a batch; the CSV holds the rest
+        error(f"the watch stopped: {exc}")
+        return EXIT_RUN_FAILED
+    except (SortError, OSError) as exc:  # a full disk, a CSV that cannot be appended to
+        error(f"the watch stopped: {getattr(exc, 'strerror', None) or exc}")
+        return EXIT_WRITE_FAILED
     return EXIT_OK
 
 
@@ -118,6 +125,9 @@ def undo(args: argparse.Namespace) -> int:
     except SortError as exc:
         error(str(exc))
         return EXIT_USAGE
+    except Stopped as stop:  # manifest.csv is rewritten only at the end: nothing is lost
+        error(f"stopped by {stop} while putting photos back; run --undo-sort again to finish")
+        return stop.exit_status
     print(f"put back {len(report.filed)} photos from {args.undo_sort}")
     for destination, reason in report.failed:
         error(f"not put back: {destination}: {reason}")

@@ -100,6 +100,13 @@ def write_results_csv(
         raise
 
 
+def unguarded_text(cell: str) -> str:
+    """A text cell as it was before `text_cell` guarded it against formulas."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_TRIGGERS:
+        return cell[1:]
+    return cell
+
+
 def _temporary_name(name: str) -> str:
     """A hidden name beside `name`, within the file system's limit in bytes (a name of
     non-ASCII letters takes two or more bytes a letter)."""

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .csv_export import FIXED_COLUMNS, FORMULA_TRIGGERS, results_header
+from .csv_export import FIXED_COLUMNS, results_header
+from .csv_export import unguarded_text as _text
 from .results import STATUS_ERROR, STATUS_UNKNOWN, Prediction
 
 MAX_CSV_BYTES = 200 * 1024 * 1024  # a results CSV of a million photos is about 150 MB
@@ -79,10 +80,3 @@ def _prediction(row: list[str], classes: int, where: str) -> Prediction:
         raise CsvImportError(f"{where}: probabilities must be between 0 and 1")
     unknown = True if status == STATUS_UNKNOWN else None
     return Prediction(path, probabilities, unknown=unknown)
-
-
-def _text(cell: str) -> str:
-    """Undo the CSV writer's guard: a leading "'" it added before a formula character."""
-    if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_TRIGGERS:
-        return cell[1:]
-    return cell

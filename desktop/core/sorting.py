@@ -79,10 +79,11 @@ def folder_for(
 
 def safe_folder_name(class_name: str) -> str:
     """A class name as one folder name: the names come from the model file, which is
-    untrusted input, and "../x" or "a/b" must not lead outside the destination."""
+    untrusted input, and "../x" or "a/b" must not lead outside the destination, nor a
+    class named "_review" mix with the review pile."""
     name = "".join("_" if ch in '/\\:*?"<>|' else ch for ch in class_name).strip()
-    name = name.lstrip(".")
-    return name or "_"
+    name = name.lstrip(".") or "_"
+    return f"{name} (class)" if name in (REVIEW_FOLDER, ERROR_FOLDER) else name
 
 
 def check_destination(dest: Path, sources: Iterable[Path]) -> None:
@@ -119,6 +120,7 @@ def sort_into(
     dest = Path(dest)
     check_destination(dest, [Path(s) for s in sources])
     done = _already_filed(dest / MANIFEST_FILE)
+    claimed = {filed.destination for filed in done.values()}
     report = SortReport()
     with _Manifest(dest / MANIFEST_FILE) as manifest:
         for count, prediction in enumerate(predictions, start=1):
@@ -134,7 +136,7 @@ def sort_into(
             )
             status = status_of(prediction, threshold)
             try:
-                filed = _file_one(Path(source), dest / folder, label, status, move)
+                filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise SortError(
@@ -144,6 +146,7 @@ def sort_into(
                 report.failed.append((source, exc.strerror or str(exc)))
                 continue
             manifest.add(filed)
+            claimed.add(filed.destination)
             _finish_move(filed)  # only once the manifest says where the photo went
             report.filed.append(filed)
             if progress is not None:
@@ -153,61 +156,103 @@ def sort_into(
 
 def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     """Put every photo of the manifest back: a moved one to its source path (never over a
-    file that is there now), a copy deleted (only if unchanged). The manifest is renamed
-    manifest.undone.csv when done."""
+    file that is there now), a copy deleted (only if unchanged). Done rows go to a
+    manifest.undone csv; rows that could not be undone stay in manifest.csv, so running
+    the undo again retries just those."""
     dest = Path(dest)
     manifest = dest / MANIFEST_FILE
     if not manifest.is_file():
         raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
-    report = SortReport()
-    for entry in reversed(_read_manifest(manifest)):
-        placed, source = Path(entry.destination), Path(entry.source)
+    try:
+        entries = _read_manifest(manifest)
+    except (KeyError, csv.Error, UnicodeDecodeError) as exc:
+        raise SortError(f"{manifest} is not a manifest this app wrote: {exc}") from exc
+    report, left = SortReport(), []
+    for entry in reversed(entries):
         try:
-            if not placed.is_file() or file_sha256(placed) != entry.sha256:
-                raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
-            if entry.action == "move":
-                source.parent.mkdir(parents=True, exist_ok=True)
-                _place(placed, source)  # never over a file that is there now
-                placed.unlink()
-            else:
-                placed.unlink()
+            _undo_one(entry)
         except OSError as exc:
             report.failed.append((entry.destination, exc.strerror or str(exc)))
+            left.append(entry)
             continue
         report.filed.append(entry)
-    manifest.replace(dest / UNDONE_MANIFEST_FILE)
+    _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(report.filed)))
+    if left:
+        _write_manifest(manifest, list(reversed(left)))
+    else:
+        manifest.unlink()
     return report
+
+
+def _undo_one(entry: Filed) -> None:
+    placed, source = Path(entry.destination), Path(entry.source)
+    stopped_after_put_back = entry.action == "move" and not placed.exists()
+    if stopped_after_put_back and source.is_file() and file_sha256(source) == entry.sha256:
+        return  # put back already, by an undo that was stopped
+    if not placed.is_file() or file_sha256(placed) != entry.sha256:
+        raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
+    if entry.action == "move" and not _is_same_path(placed, source):
+        source.parent.mkdir(parents=True, exist_ok=True)
+        back = source.is_file() and file_sha256(source) == entry.sha256
+        if not back:  # a stopped undo may have put it back already
+            _place(placed, source)  # never over a file that is there now
+    if not _is_same_path(placed, source):
+        placed.unlink()
+
+
+def _free_name(wanted: Path) -> Path:
+    number = 1
+    target = wanted
+    while target.exists():
+        number += 1
+        target = _numbered(wanted, number)
+    return target
 
 
 # -- one file -------------------------------------------------------------------------------
 
 
-def _file_one(source: Path, folder: Path, class_name: str, status: str, move: bool) -> Filed:
+def _file_one(
+    source: Path, folder: Path, class_name: str, status: str, move: bool, claimed: set[str]
+) -> Filed:
     folder.mkdir(parents=True, exist_ok=True)
     digest = file_sha256(source)
     # A run stopped between placing a photo and writing its manifest row left an identical
-    # file under the name: it is this photo, filed already, not a second one to add.
-    target = _identical_in_place(folder / source.name, digest)
+    # file under the name: it is this photo, filed already, not a second one to add. Never
+    # the source itself, nor a file another photo of the manifest already owns.
+    target = _identical_in_place(folder / source.name, digest, source, claimed)
     if target is None:
         target = _place(source, folder / source.name, expected_sha256=digest)
     return Filed(str(source), str(target), class_name, status, digest, "move" if move else "copy")
 
 
 def _finish_move(filed: Filed) -> None:
-    """Delete a moved photo's source, once its identical copy is in place."""
-    source = Path(filed.source)
-    moved = filed.action == "move" and Path(filed.destination).is_file()
-    if moved and source.is_file() and file_sha256(source) == filed.sha256:
+    """Delete a moved photo's source, once its identical copy is in place elsewhere."""
+    source, placed = Path(filed.source), Path(filed.destination)
+    if filed.action != "move" or not placed.is_file() or not source.is_file():
+        return
+    if _is_same_path(source, placed):
+        return  # the photo already sat where it is filed: its only copy stays
+    if file_sha256(source) == filed.sha256:
         source.unlink()
 
 
-def _identical_in_place(wanted: Path, digest: str) -> Path | None:
-    """The file among `wanted`, "stem (2).suffix", ... with this SHA-256, if any."""
+def _is_same_path(first: Path, second: Path) -> bool:
+    return os.path.abspath(first) == os.path.abspath(second)
+
+
+def _identical_in_place(wanted: Path, digest: str, source: Path, claimed: set[str]) -> Path | None:
+    """The file among `wanted`, "stem (2).suffix", ... with this SHA-256 that no other
+    photo of the manifest owns, if any (the source itself, when it already sits there)."""
     for number in range(1, 10_000):
         candidate = wanted if number == 1 else _numbered(wanted, number)
         if not candidate.exists():
             return None
-        if candidate.is_file() and file_sha256(candidate) == digest:
+        if _is_same_path(candidate, source):
+            return candidate
+        if str(candidate) in claimed or not candidate.is_file():
+            continue
+        if file_sha256(candidate) == digest:
             return candidate
     return None
 
@@ -263,9 +308,10 @@ def _link_or_rename(temporary: Path, target: Path) -> None:
     except OSError as exc:
         if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
             raise
-        if target.exists():
-            raise FileExistsError(errno.EEXIST, "taken", str(target)) from None
-        temporary.rename(target)
+        # Claim the name with an exclusive create (fails if taken, even by a file created
+        # a moment ago), then move the copy over our own placeholder.
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        os.replace(temporary, target)
 
 
 # -- the manifest ---------------------------------------------------------------------------
@@ -301,6 +347,16 @@ class _Manifest:
 
     def __exit__(self, *_exc: object) -> None:
         self._handle.close()
+
+
+def _write_manifest(path: Path, entries: list[Filed]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_COLUMNS)
+        for e in entries:
+            writer.writerow([e.source, e.destination, e.class_name, e.status, e.sha256, e.action])
+    os.replace(temporary, path)
 
 
 def _read_manifest(path: Path) -> list[Filed]:

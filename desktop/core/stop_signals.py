@@ -58,7 +58,9 @@ def _signal_handlers(handler: Callable[[int, object], None]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    # A signal the parent told us to ignore (nohup, a background job) stays ignored.
+    wanted = [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, handler) for signum in wanted}
     try:
         yield
     finally:

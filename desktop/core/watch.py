@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .csv_export import ResultsCsvAppender
+from .csv_export import ResultsCsvAppender, unguarded_text
 from .preprocessing import ImageLoadError, is_supported_image, load_rgb
 from .sorting import sort_into
 
@@ -78,9 +78,12 @@ class FolderWatcher:
                 ready.append(self.folder / name)
                 self._handed_over.add(name)
                 del self._pending[name]
-        # Files that vanished before settling are forgotten, so memory stays flat.
+        # Names no longer in the folder are forgotten, so memory stays flat, and a camera
+        # that reuses a name (its counter reset) is heard again once the old photo left.
+        present = {entry.name for entry in entries}
         for name in set(self._pending) - seen:
             del self._pending[name]
+        self._handed_over &= present
         return sorted(ready)
 
 
@@ -108,6 +111,7 @@ def watch_and_classify(
     """Classify the photos arriving in `folder` until `should_stop()` or a stop signal
     (which the caller turns into an exception); returns how many were classified. Each
     batch is appended to `output` at once, and filed under `sort_into_dest` when given."""
+    folder = Path(os.path.abspath(folder))  # the CSV's paths are absolute, as without --watch
     watcher = FolderWatcher(folder, already=_names_in_csv(output, folder))
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
     classified = 0
@@ -118,7 +122,10 @@ def watch_and_classify(
                 appender.append(batch)
                 classified += len(batch)
                 if sort_into_dest is not None:
-                    sort_into(batch, sort_into_dest, list(engine.class_names), threshold, move=move)
+                    names = list(engine.class_names)
+                    report = sort_into(batch, sort_into_dest, names, threshold, move=move)
+                    for source, reason in report.failed:
+                        log(f"not sorted: {source}: {reason}")
             if ready:
                 log(f"{classified} photos classified from {folder}")
             time.sleep(poll_seconds)
@@ -133,5 +140,5 @@ def _names_in_csv(output: Path, folder: Path) -> set[str]:
     if not output.is_file():
         return set()
     with output.open(encoding="utf-8", newline="") as handle:
-        paths = [row[0] for row in csv.reader(handle) if row][1:]
+        paths = [unguarded_text(row[0]) for row in csv.reader(handle) if row][1:]
     return {Path(p).name for p in paths if Path(p).parent == folder}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from desktop.core.watch import DEFAULT_POLL_SECONDS, FolderWatcher
+from desktop.gui.background import BackgroundCall
 
 
 class FolderWatch(QObject):
@@ -19,6 +20,7 @@ class FolderWatch(QObject):
     ) -> None:
         super().__init__(parent)
         self._watcher: FolderWatcher | None = None
+        self._call: BackgroundCall | None = None  # the poll running, if any
         self._timer = QTimer(self)
         self._timer.setInterval(int(poll_seconds * 1000))
         self._timer.timeout.connect(self._poll)
@@ -40,7 +42,21 @@ class FolderWatch(QObject):
 
     @Slot()
     def _poll(self) -> None:
-        # One os.scandir of one folder: quick enough for the GUI thread at this rate.
-        ready = self._watcher.poll() if self._watcher is not None else []
-        if ready:
+        # On a pool thread: a poll lists the folder and decodes each settled photo once
+        # (a large PNG takes a while), which must not freeze the window. One at a time.
+        if self._watcher is None or self._call is not None:
+            return
+        self._call = BackgroundCall(self._watcher.poll)
+        self._call.succeeded.connect(self._on_polled)
+        self._call.failed.connect(self._on_failed)
+        self._call.start()
+
+    @Slot(object)
+    def _on_polled(self, ready: list) -> None:
+        self._call = None
+        if ready and self._watcher is not None:  # not stopped meanwhile
             self.photos_ready.emit([str(path) for path in ready])
+
+    @Slot(object)
+    def _on_failed(self, _error: BaseException) -> None:
+        self._call = None  # the next tick tries again

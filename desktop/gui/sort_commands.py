@@ -52,14 +52,18 @@ class SortCommands(QObject):
         how = how or self._ask_copy_or_move(dest)
         if how is None:
             return
+        predictions = self._results.predictions()
+        # The photos' folders: a destination inside one of them is refused, as headless.
+        sources = {Path(p.path).parent for p in predictions}
         job = partial(
             sort_into,
-            self._results.predictions(),
+            predictions,
             Path(dest),
             list(self._results.class_names),
             self._results.threshold,
             move=how == MOVE,
             confirmed=self._results.confirmed_classes(),  # a person's class outranks
+            sources=sources,
         )
         verb = "Moved" if how == MOVE else "Copied"
         self._start(job, f"{verb} {{filed}} photos into {dest} (manifest.csv there)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -46,6 +47,8 @@ from desktop.core.results import (  # noqa: E402
 MAX_UPLOAD = "25mb"  # per file, enforced by Gradio before our code runs
 MAX_ZIP_MEMBERS = 5_000
 MAX_ZIP_BYTES = 500 * 1024 * 1024  # unpacked: a zip bomb stops here
+KEPT_WORKDIRS = 8  # recent requests whose photos and CSV stay on disk
+_WORKDIRS: list[Path] = []
 DISPLAY_SIDE = 480
 # System fonts only: Gradio's default theme loads Google Fonts from the internet.
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "sans-serif")
@@ -78,20 +81,28 @@ def overlay(path: str, prediction: Prediction) -> np.ndarray | None:
     return (pixels * (1 - 0.55 * heat) + red * 0.55 * heat).clip(0, 255).astype(np.uint8)
 
 
-def photos_in(uploads: Sequence[str], folder: Path) -> list[str]:
-    """The uploaded files, with each zip unpacked (image members only, safely) into folder."""
+def photos_in(uploads: Sequence[str], folder: Path) -> tuple[list[str], list[Prediction]]:
+    """The uploaded files, each zip unpacked (image members only, safely) into folder, and
+    an error row for each member that could not be unpacked."""
     paths: list[str] = []
-    for upload in uploads:
+    failed: list[Prediction] = []
+    for number, upload in enumerate(uploads):
         if zipfile.is_zipfile(upload):
-            paths += _unpack(upload, folder / f"zip{len(paths)}")
+            try:
+                unpacked, problems = _unpack(upload, folder / f"zip{number}")
+            except (zipfile.BadZipFile, OSError) as exc:  # its index is broken
+                failed.append(Prediction.failed(Path(upload).name, f"not a readable zip: {exc}"))
+                continue
+            paths += unpacked
+            failed += problems
         else:
             paths.append(upload)
-    return paths
+    return paths, failed
 
 
-def _unpack(archive: str, folder: Path) -> list[str]:
+def _unpack(archive: str, folder: Path) -> tuple[list[str], list[Prediction]]:
     folder.mkdir(parents=True)
-    paths, total = [], 0
+    paths, failed, total = [], [], 0
     with zipfile.ZipFile(archive) as bundle:
         members = [
             m for m in bundle.infolist() if not m.is_dir() and is_supported_image(m.filename)
@@ -101,11 +112,27 @@ def _unpack(archive: str, folder: Path) -> list[str]:
             if total > MAX_ZIP_BYTES:
                 break
             # Never the member's own path: "../../x.jpg" must not leave the folder.
-            target = folder / f"{index:05d}-{Path(member.filename).name}"
-            with bundle.open(member) as source, target.open("wb") as sink:
-                sink.write(source.read(member.file_size + 1)[: member.file_size])
+            target = folder / f"{index:05d}-{Path(member.filename).name[:150]}"
+            try:
+                with bundle.open(member) as source, target.open("wb") as sink:
+                    sink.write(source.read(member.file_size + 1)[: member.file_size])
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
+                # Corrupt, encrypted or compressed in a way zipfile cannot read.
+                name = f"{Path(archive).name}:{member.filename}"
+                failed.append(Prediction.failed(name, f"cannot unpack from the zip: {exc}"))
+                continue
             paths.append(str(target))
-    return paths
+    return paths, failed
+
+
+def _new_workdir() -> Path:
+    """A folder for one request's photos and CSV; the oldest beyond KEPT_WORKDIRS go, so a
+    server running for months does not fill its disk (the CSV link lives that long)."""
+    folder = Path(tempfile.mkdtemp(prefix="ewaste-web-"))
+    _WORKDIRS.append(folder)
+    while len(_WORKDIRS) > KEPT_WORKDIRS:
+        shutil.rmtree(_WORKDIRS.pop(0), ignore_errors=True)
+    return folder
 
 
 def build_app(engine: Engine) -> gr.Blocks:
@@ -131,9 +158,10 @@ def build_app(engine: Engine) -> gr.Blocks:
         if not uploads:
             return None, None
         threshold = threshold_percent / 100
-        workdir = Path(tempfile.mkdtemp(prefix="ewaste-web-"))
-        paths = photos_in(uploads, workdir)
+        workdir = _new_workdir()
+        paths, unpack_failures = photos_in(uploads, workdir)
         predictions = [p for batch in engine.classify(paths, with_cam=False) for p in batch]
+        predictions += unpack_failures
         csv_path = workdir / "ewaste-results.csv"
         write_results_csv(csv_path, predictions, names, threshold)
         rows = [result_row(p, names, threshold) for p in predictions]
