@@ -248,20 +248,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     thresholds = {
         n: calibration.threshold_at_rejection(s, args.reject_rate) for n, s in known_scores.items()
     }
+
+    def score(paths):
+        logits, features, _ = probe.run(paths)
+        return logits, scores_of(logits, features, bank, train_y, t)
+
     with tempfile.TemporaryDirectory() as scratch:
         far_paths = far_ood_folder(Path(scratch) / "far", args.far_ood)
-        far_logits, far_feat, _ = probe.run(far_paths)
-        far_scores = scores_of(far_logits, far_feat, bank, train_y, t)
-        variants = shifted(val_paths, val_y, Path(scratch))
-        shift_rows = []
-        for name, (paths, labels) in variants.items():
-            logits, features, _ = probe.run(paths)
-            scores = scores_of(logits, features, bank, train_y, t)
-            accuracy = float((logits.argmax(1) == labels).mean())
-            shift_rows.append(
-                (name, accuracy, {n: float((s > thresholds[n]).mean()) for n, s in scores.items()})
-            )
+        _, far_scores = score(far_paths)
+        shift_rows = shifted_rates(shifted(val_paths, val_y, Path(scratch)), thresholds, score)
+    rows = table_rows(report, names, held, known_scores, far_scores, thresholds, shift_rows, val_y)
+    report["shifted_accuracy"] = {v: acc for v, acc, _ in shift_rows}
+    report["far_ood_images"] = len(far_paths)
+    write_outputs(args, render(args, probe, report, rows, shift_rows, len(far_paths)), report)
+    return 0
 
+
+def shifted_rates(variants, thresholds, score) -> list:
+    """(variant, 10-class accuracy, share called unknown per score) for each variant."""
+    found = []
+    for name, (paths, labels) in variants.items():
+        logits, scores = score(paths)
+        accuracy = float((logits.argmax(1) == labels).mean())
+        rates = {n: float((s > thresholds[n]).mean()) for n, s in scores.items()}
+        found.append((name, accuracy, rates))
+    return found
+
+
+def table_rows(report, names, held, known_scores, far_scores, thresholds, shift_rows, val_y):
+    """The markdown rows, one per score; the same figures go into report["scores"]."""
     rows = []
     for name in known_scores:
         far_auc = calibration.auroc(known_scores[name], far_scores[name])
@@ -291,10 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "val_rejected_per_class": dict(zip(names, per_class, strict=True)),
             "shifted_unknown_rate": {v: rate[name] for v, _, rate in shift_rows},
         }
-    report["shifted_accuracy"] = {v: acc for v, acc, _ in shift_rows}
-    report["far_ood_images"] = len(far_paths)
+    return rows
 
-    text = render(args, probe, report, rows, shift_rows, len(far_paths))
+
+def write_outputs(args, text: str, report: dict) -> None:
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -305,7 +320,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"before (T = 1)": before_bins, f"after (T = {report['temperature']:.2f})": after_bins},
             args.out / "reliability.png",
         )
-    return 0
 
 
 def render(args, probe, report, rows, shift_rows, far_count) -> str:

@@ -25,7 +25,7 @@ import importlib.util
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -96,32 +96,7 @@ def _classify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         progress = Progress(len(collection.images), sys.stderr)
-        if args.ray is not None:
-            # Imported only here: the station install has no Ray (extra `cluster`).
-            from desktop.cluster.ray_classify import classify_on_ray
-
-            try:
-                predictions = classify_on_ray(
-                    collection.images,
-                    address=None if args.ray == LOCAL_RAY else args.ray,
-                    model=args.model,
-                    batch_size=args.batch,
-                    flip_average=args.flip_average,
-                    progress=progress.update,
-                )
-            except Exception as exc:  # noqa: BLE001 - Ray wraps every failure in its own types
-                first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-                raise ModelError(f"the Ray run failed: {first}") from exc
-        else:
-            batches = engine.classify(
-                collection.images,
-                batch_size=args.batch,
-                flip_average=args.flip_average,
-                with_cam=False,  # nothing here shows activation maps: keep none
-            )
-            for batch in batches:
-                predictions.extend(batch)
-                progress.update(len(predictions))
+        _predict_all(args, engine, collection.images, predictions, progress.update)
         progress.finish()
     except Stopped as stop:
         with stop_signals_wait():  # a second Ctrl+C now must not lose the finished rows
@@ -157,6 +132,45 @@ def _classify(args: argparse.Namespace) -> int:
     if args.sort_into is not None:
         return sort_photos(args, predictions, engine.class_names)
     return EXIT_OK
+
+
+def _predict_all(
+    args: argparse.Namespace,
+    engine: Engine,
+    images: list,
+    predictions: list[Prediction],
+    progress: Callable[[int], None],
+) -> None:
+    """Classify `images` into `predictions` (appended as they come, so a stop keeps them):
+    on this machine, or with --ray on a Ray cluster."""
+    if args.ray is None:
+        batches = engine.classify(
+            images,
+            batch_size=args.batch,
+            flip_average=args.flip_average,
+            with_cam=False,  # nothing here shows activation maps: keep none
+        )
+        for batch in batches:
+            predictions.extend(batch)
+            progress(len(predictions))
+        return
+    # Imported only here: the station install has no Ray (extra `cluster`).
+    from desktop.cluster.ray_classify import classify_on_ray
+
+    try:
+        predictions.extend(
+            classify_on_ray(
+                images,
+                address=None if args.ray == LOCAL_RAY else args.ray,
+                model=args.model,
+                batch_size=args.batch,
+                flip_average=args.flip_average,
+                progress=progress,
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - Ray wraps every failure in its own types
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise ModelError(f"the Ray run failed: {first}") from exc
 
 
 def partial_path(output: Path) -> Path:
