@@ -314,3 +314,14 @@ def test_two_identical_photos_from_two_folders_are_both_kept_and_both_put_back(e
 
     assert not undo_sort(dest).failed
     assert (first / "same.png").is_file() and (second / "same.png").is_file()
+
+
+def test_two_classes_whose_names_only_differ_in_forbidden_characters_keep_apart() -> None:
+    from desktop.core.sorting import class_folders
+
+    assert class_folders(["A/B", "A_B", "a_b", "Mouse"]) == {
+        "A/B": "A_B",
+        "A_B": "A_B (2)",
+        "a_b": "a_b (3)",
+        "Mouse": "Mouse",
+    }

@@ -25,7 +25,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,11 +70,27 @@ def folder_for(
     status = status_of(prediction, threshold)
     if status == STATUS_ERROR:
         return ERROR_FOLDER
+    folders = class_folders(class_names)
     if confirmed:  # a person's decision outranks the model's doubts
-        return safe_folder_name(confirmed)
+        return folders.get(confirmed, safe_folder_name(confirmed))
     if status != STATUS_OK:
         return REVIEW_FOLDER
-    return safe_folder_name(class_names[prediction.top_index])
+    return folders[class_names[prediction.top_index]]
+
+
+def class_folders(class_names: Sequence[str]) -> dict[str, str]:
+    """One folder per class, distinct even when two names differ only in characters a
+    folder name cannot hold ("A/B" and "A_B"): the later one gets a number."""
+    folders: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in class_names:
+        folder, number = safe_folder_name(name), 1
+        while folder.casefold() in taken:  # case-insensitive file systems too
+            number += 1
+            folder = f"{safe_folder_name(name)} ({number})"
+        taken.add(folder.casefold())
+        folders[name] = folder
+    return folders
 
 
 def safe_folder_name(class_name: str) -> str:
