@@ -56,3 +56,20 @@ def bad_inputs_dir(tmp_path: Path, large_jpeg_path: Path) -> Iterator[Path]:
     folder = write_bad_inputs(tmp_path / "bad inputs", large_jpeg_path)
     yield folder
     restore_permissions(folder)
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_model_path: Path, tmp_path: Path):
+    """A factory of real main windows on the tiny model, shown and with the model loaded."""
+    from desktop.gui.app import create_window, parse_args  # Qt only for the tests that ask
+    from desktop.gui.settings import AppSettings
+
+    def make():
+        options = parse_args(["--model", str(tiny_model_path), "--batch", "4"])
+        window = create_window(options, AppSettings.at(tmp_path / "settings.ini"))
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: window.engine is not None, timeout=60_000)
+        return window
+
+    return make

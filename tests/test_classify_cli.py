@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.core.cli import main
+from desktop.core.cli import Progress, main
 from desktop.core.discovery import collect_images
 from desktop.core.engine import Engine
 from desktop.core.preprocessing import load_model_input
@@ -83,7 +84,7 @@ def test_console_script_classifies_folders_and_reports(
     assert f"{errors} errors" in completed.stdout
     assert f"{len(NON_IMAGE_FILES)} non-image files skipped" in completed.stdout
     images = len(collect_images([sample_images_dir, bad_inputs_dir]).images)
-    assert f"classified {images}/{images} (" in completed.stderr
+    assert completed.stderr.count(f"classified {images}/{images} (") == 1
     assert "images/s" in completed.stderr
     assert "Traceback" not in completed.stderr
 
@@ -326,7 +327,7 @@ IMPORT_CHECK = textwrap.dedent(
     """
     import json, sys
     forbidden = json.loads(sys.argv[1])
-    from desktop.core.cli import main
+    from desktop.core.cli import Progress, main
     code = main(sys.argv[2:])
     loaded = sorted({name.split(".")[0] for name in sys.modules} & set(forbidden))
     print("LOADED " + json.dumps(loaded))
@@ -405,3 +406,20 @@ def test_ray_without_the_cluster_extra_is_a_usage_error(
     assert main(args) == 2
     assert "--ray needs Ray: pip install 'ewaste-sorter[cluster]'" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_progress_logged_to_a_file_writes_each_count_once() -> None:
+    # One batch holding every image: the first update and finish() must not both log it.
+    log = io.StringIO()
+    progress = Progress(10, log)
+    progress.update(4)
+    progress.update(10)
+    progress.finish()
+    lines = log.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["classified 4/10", "classified 10/10"]
+
+    single = io.StringIO()
+    progress = Progress(3, single)
+    progress.update(3)
+    progress.finish()
+    assert single.getvalue().count("classified 3/3 (") == 1

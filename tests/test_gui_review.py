@@ -11,27 +11,12 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from desktop.gui.app import create_window, parse_args
 from desktop.gui.results_model import CONFIRMED, CORRECTED
-from desktop.gui.settings import AppSettings
 from fixtures_images import write_solid
 from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS
 
 TIMEOUT_MS = 60_000
 PHOTOS = ("Battery", "Mouse", "Printer", "Television")
-
-
-@pytest.fixture
-def make_window(qtbot, tiny_model_path: Path, tmp_path: Path):
-    def make():
-        options = parse_args(["--model", str(tiny_model_path), "--batch", "4"])
-        window = create_window(options, AppSettings.at(tmp_path / "settings.ini"))
-        qtbot.addWidget(window)
-        window.show()
-        qtbot.waitUntil(lambda: window.engine is not None, timeout=TIMEOUT_MS)
-        return window
-
-    return make
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.core.sorting import MANIFEST_FILE, REVIEW_FOLDER, UNDONE_MANIFEST_FILE
-from desktop.gui.app import create_window, parse_args
-from desktop.gui.settings import AppSettings
 from fixtures_images import write_solid
 from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
 
@@ -17,13 +15,8 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def window(qtbot, tiny_model_path: Path, tmp_path: Path):
-    options = parse_args(["--model", str(tiny_model_path), "--batch", "4"])
-    window = create_window(options, AppSettings.at(tmp_path / "settings.ini"))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=TIMEOUT_MS)
-    return window
+def window(make_window):
+    return make_window()
 
 
 def photos(folder: Path) -> Path:

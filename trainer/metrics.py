@@ -92,12 +92,17 @@ def cross_entropy(probabilities: np.ndarray, y_true: np.ndarray) -> float:
     return float(-np.log(np.clip(picked, EPSILON, 1.0 - EPSILON)).mean())
 
 
+def confidence_bin(confidence: np.ndarray, bins: int = CALIBRATION_BINS) -> np.ndarray:
+    """The index of each confidence's equal-width bin on [0, 1] (1.0 lands in the last)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+
+
 def expected_calibration_error(
     confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS
 ) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    which = confidence_bin(confidence, bins)
     error = 0.0
     for b in range(bins):
         in_bin = which == b

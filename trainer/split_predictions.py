@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from desktop.core.prediction_loop import Outputs, Predictor, classify_paths
+from desktop.core.prediction_loop import Outputs, Predictor, classify_paths, softmax
 from desktop.core.preprocessing import DEFAULT_RESIZE
 from trainer.dataset import Sample
 from trainer.errors import TrainerError
@@ -35,8 +35,7 @@ def _as_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, bool]:
     sums_to_one = np.allclose(outputs.sum(axis=1), 1.0, atol=_PROBABILITY_TOLERANCE)
     if in_range and sums_to_one:
         return np.clip(outputs, 0.0, 1.0), False
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True), True
+    return softmax(outputs), True
 
 
 class _ProbabilityOutputs:

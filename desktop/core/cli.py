@@ -314,8 +314,8 @@ class Progress:
         if self._interactive:
             self._stream.write("\r" + self._text(now))
             self._stream.flush()
-        elif now - self._last_line >= self.LOG_INTERVAL_SECONDS:
-            self._last_line = now
+        elif done < self._total and now - self._last_line >= self.LOG_INTERVAL_SECONDS:
+            self._last_line = now  # the line for the last batch is finish()'s
             self._stream.write(self._text(now) + "\n")
 
     def finish(self) -> None:

@@ -62,13 +62,19 @@ def _never() -> bool:
     return False
 
 
-def calibrated(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(logits / temperature) as float32: probabilities whose confidence matches how
-    often the model is right (the temperature is fitted on validation data)."""
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / temperature) per row, in float64 (the one definition: the engine's
+    calibration, the trainer's temperature fit and its logits check all use it)."""
     scaled = np.asarray(logits, dtype=np.float64) / temperature
     scaled -= scaled.max(axis=1, keepdims=True)
     exp = np.exp(scaled)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def calibrated(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities whose confidence matches how often the model is right (the
+    temperature is fitted on validation data), as float32 like every model output."""
+    return softmax(logits, temperature).astype(np.float32)
 
 
 def flip_averaged(predict: Predictor) -> Predictor:

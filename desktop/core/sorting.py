@@ -64,13 +64,18 @@ class SortReport:
 
 
 def folder_for(
-    prediction: Prediction, class_names: list[str], threshold: float, confirmed: str | None
+    prediction: Prediction,
+    class_names: list[str],
+    threshold: float,
+    confirmed: str | None,
+    folders: Mapping[str, str] | None = None,
 ) -> str:
-    """The destination sub-folder of one photo."""
+    """The destination sub-folder of one photo; `folders` is `class_folders(class_names)`,
+    which a caller filing many photos works out once."""
     status = status_of(prediction, threshold)
     if status == STATUS_ERROR:
         return ERROR_FOLDER
-    folders = class_folders(class_names)
+    folders = class_folders(class_names) if folders is None else folders
     if confirmed:  # a person's decision outranks the model's doubts
         return folders.get(confirmed, safe_folder_name(confirmed))
     if status != STATUS_OK:
@@ -137,6 +142,7 @@ def sort_into(
     check_destination(dest, [Path(s) for s in sources])
     done = _already_filed(dest / MANIFEST_FILE)
     claimed = {filed.destination for filed in done.values()}
+    folders = class_folders(class_names)
     report = SortReport()
     with _Manifest(dest / MANIFEST_FILE) as manifest:
         for count, prediction in enumerate(predictions, start=1):
@@ -146,7 +152,7 @@ def sort_into(
                 report.skipped.append(source)
                 continue
             person = (confirmed or {}).get(source)
-            folder = folder_for(prediction, class_names, threshold, person)
+            folder = folder_for(prediction, class_names, threshold, person, folders)
             label = person or (
                 "" if prediction.top_index is None else class_names[prediction.top_index]
             )
