@@ -21,8 +21,8 @@ FIELD_HELP = {
     "white padding); the exported model's metadata carries it to the app",
     "frozen_layers": "backbone layers kept frozen, counted from the input",
     "mix_probability": "share of training batches mixed by MixUp or CutMix",
-    "augment": "basic (flip, rotation, zoom), strong (+ translation, contrast, brightness) "
-    "or heavy (+ saturation, random erasing)",
+    "augment": "basic (flip, rotation, zoom), strong (+ translation, contrast, brightness), "
+    "heavy (+ saturation, random erasing) or station (strong + camera blur, scratches)",
     "init_from": "start from every weight of an earlier run's model.keras (a warm restart "
     "with a new schedule; needs --weights none)",
 }

@@ -38,7 +38,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     epochs: int = 15
     batch_size: int = 100
-    augment: str = "basic"  # "basic", "strong" or "heavy": see trainer.data.AUGMENT_LEVELS
+    augment: str = "basic"  # see trainer.data.AUGMENT_LEVELS
     mix_probability: float = 0.0  # share of training batches mixed by MixUp or CutMix
     label_smoothing: float = 0.0
     monitor: str = "val_loss"  # early stopping and best-weights metric
@@ -74,7 +74,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "batchnorm": ("train", "frozen"),
     "optimizer": ("adam", "adamw"),
     "schedule": ("constant", "cosine"),
-    "augment": ("basic", "strong", "heavy"),
+    "augment": ("basic", "strong", "heavy", "station"),
 }
 
 

@@ -20,6 +20,7 @@ from desktop.core.preprocessing import DEFAULT_RESIZE, ImageLoadError, contract,
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset
 from trainer.errors import ConfigError
+from trainer.station_wear import CameraBlur, Scratches
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("EWASTE_CACHE_DIR", "~/.cache/ewaste-sorter")).expanduser()
 
@@ -101,8 +102,9 @@ def _cache_key(paths: list[str], image_size: int, resize: str) -> str:
 
 
 # "basic": flip, rotation, zoom (the reference); "strong": + translation, contrast,
-# brightness; "heavy": + saturation and random erasing.
-AUGMENT_LEVELS = ("basic", "strong", "heavy")
+# brightness; "heavy": + saturation and random erasing; "station": "strong" + camera blur and
+# scratches (trainer.station_wear).
+AUGMENT_LEVELS = ("basic", "strong", "heavy", "station")
 
 
 def augmentation_layers(config: TrainConfig) -> keras.Sequential:
@@ -116,7 +118,7 @@ def augmentation_layers(config: TrainConfig) -> keras.Sequential:
         raise ConfigError(
             f"unknown augment setting {config.augment!r} ({', '.join(AUGMENT_LEVELS)})"
         )
-    if config.augment in ("strong", "heavy"):
+    if config.augment in ("strong", "heavy", "station"):
         layers += [
             keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 3),
             keras.layers.RandomContrast(0.3, value_range=(0, 255), seed=seed + 4),
@@ -130,6 +132,11 @@ def augmentation_layers(config: TrainConfig) -> keras.Sequential:
             # Occlude a random box in half the images (factor is a probability range): the
             # class must show elsewhere too.
             keras.layers.RandomErasing(factor=(0.5, 0.5), value_range=(0, 255), seed=seed + 7),
+        ]
+    if config.augment == "station":
+        layers += [
+            CameraBlur(probability=0.25, max_sigma=2.5, seed=seed + 8),
+            Scratches(probability=0.25, max_lines=6, seed=seed + 9),
         ]
     return keras.Sequential(layers, name="augmentation")
 
