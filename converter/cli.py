@@ -63,11 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     open_set.add_argument("--data", type=Path, required=True, help="the dataset (train, val)")
     open_set.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     open_set.add_argument(
-        "--reject-rate",
+        "--promised-rate",
         type=float,
-        default=0.03,
-        help="share of validation images called unknown (default 0.03, under the 0.05 "
-        "promised for new photos)",
+        default=0.05,
+        help="largest share of new photos of known items that may be called unknown "
+        "(default 0.05); the threshold keeps it with 95 %% confidence on validation",
     )
 
     verify = commands.add_parser("verify", help="compare an ONNX model with its Keras model")
@@ -149,8 +149,8 @@ def _open_set(args: argparse.Namespace) -> int:
     from converter.open_set import fit_open_set, write_model
     from trainer.dataset import DatasetError, load_dataset
 
-    if not 0.0 < args.reject_rate < 0.5:
-        raise ConvertError(f"--reject-rate must be between 0 and 0.5, got {args.reject_rate}")
+    if not 0.0 < args.promised_rate < 0.5:
+        raise ConvertError(f"--promised-rate must be between 0 and 0.5, got {args.promised_rate}")
     try:
         dataset = load_dataset(args.data)
         model = onnx.load(str(args.onnx))
@@ -158,15 +158,22 @@ def _open_set(args: argparse.Namespace) -> int:
         raise ConvertError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError for a non-model
         raise ConvertError(f"{args.onnx} is not an ONNX model: {exc}") from exc
-    fit = fit_open_set(model, dataset, args.reject_rate, source=str(args.onnx))
+    fit = fit_open_set(model, dataset, args.promised_rate, source=str(args.onnx))
     write_model(fit.model, args.out)
     calibration, open_set = fit.summary["calibration"], fit.summary["open_set"]
     print(
         f"wrote {args.out}: temperature {fit.temperature:.3f} (validation ECE "
         f"{100 * calibration['val_ece'][0]:.1f} % -> {100 * calibration['val_ece'][1]:.1f} %), "
         f"unknown above {fit.threshold:.4f} ({100 * open_set['val_rejected']:.1f} % of "
-        "validation images)"
+        f"validation images; new photos of known items: at most "
+        f"{100 * open_set['rate_upper_bound']:.1f} % with 95 % confidence)"
     )
+    if not open_set["kept_promise"]:
+        print(
+            f"ewaste-convert: warning: {open_set['val_images_used']} validation images are "
+            f"too few to promise {100 * args.promised_rate:.1f} %; add validation images",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

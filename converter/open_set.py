@@ -38,16 +38,18 @@ from desktop.core.model_info import (
 )
 from desktop.core.prediction_loop import decoded_batches, stack_decoded
 from trainer import calibration
+from trainer.audit import audit_dataset
+from trainer.audit.scanning import relative_path
 from trainer.dataset import Dataset
 
 # Quantize/dequantize pairs sit between the real operations of an INT8 graph.
 _PASS_THROUGH = {"QuantizeLinear", "DequantizeLinear", "Identity"}
 # A zero feature vector would divide by zero when normalised.
 _NORM_EPSILON = 1e-6
-# The share of known items the app may call unknown, as promised to the user. The threshold
-# is set on validation at a lower rate (`ewaste-convert open-set --reject-rate`, default
-# 0.03), so that new photos of known items stay under this.
-STATED_REJECT_RATE = 0.05
+# The share of known items the app may call unknown, as promised to the user, and how sure
+# the threshold must make that promise (trainer.calibration.threshold_for_promise).
+PROMISED_REJECT_RATE = 0.05
+PROMISE_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,12 @@ def centre_unknown_score(
     return (distance / radii).min(axis=1)
 
 
+def unseen_mask(dataset: Dataset, val_paths: Sequence[Path]) -> np.ndarray:
+    """Which of these validation images have no duplicate in the training split."""
+    keep = audit_dataset(dataset).audit.paths_without_duplicates("val")
+    return np.array([relative_path(p, dataset.root) in keep for p in val_paths], dtype=bool)
+
+
 @dataclass(frozen=True)
 class OpenSetFit:
     model: onnx.ModelProto  # with the new outputs and metadata
@@ -248,11 +256,19 @@ class OpenSetFit:
 
 
 def fit_open_set(
-    model: onnx.ModelProto, dataset: Dataset, reject_rate: float, source: str = "model"
+    model: onnx.ModelProto,
+    dataset: Dataset,
+    promised_rate: float = PROMISED_REJECT_RATE,
+    confidence: float = PROMISE_CONFIDENCE,
+    source: str = "model",
 ) -> OpenSetFit:
     """Fit the temperature on the validation split, the class centres on the training
-    split, and the threshold where `reject_rate` of the validation images are called
-    unknown; return the model with both (the test split is never read here)."""
+    split, and the threshold that keeps new known items' rejection under `promised_rate`
+    with `confidence`; return the model with both (the test split is never read here).
+
+    The threshold is judged on the validation images with no duplicate in the training
+    split (the audit's pHash rule): a photo the model trained on lies near its class centre
+    and would make the rate look lower than a station's new photos will see."""
     probe = Probe(model, source)
     if probe.info.unknown_output or probe.info.logits_output:
         raise ConvertError(
@@ -275,7 +291,9 @@ def fit_open_set(
     centres = class_centres(train_features, train_labels, len(dataset.class_names))
     radii = class_radii(train_features, train_labels, centres)
     scores = centre_unknown_score(val_features, centres, radii)
-    threshold = calibration.threshold_at_rejection(scores, reject_rate)
+    unseen = unseen_mask(dataset, [dataset.paths("val")[i] for i in kept])
+    promise = calibration.threshold_for_promise(scores[unseen], promised_rate, confidence)
+    threshold = promise.threshold
     before = calibration.softmax(val_logits)
     after = calibration.softmax(val_logits, temperature)
     summary = {
@@ -292,8 +310,13 @@ def fit_open_set(
             "in units of that class's mean training distance",
             "threshold": threshold,
             "val_rejected": float((scores > threshold).mean()),
-            "chosen_on": "val",
-            "stated_rate": STATED_REJECT_RATE,
+            "chosen_on": "val",  # its images without a duplicate in train
+            "val_images_used": int(unseen.sum()),
+            "val_images_used_rejected": promise.rejected,
+            "stated_rate": promised_rate,
+            "confidence": confidence,
+            "rate_upper_bound": promise.upper_bound,
+            "kept_promise": promise.kept_promise,
             "method": "benchmarks/bench_open_set.py",
         },
     }

@@ -4,6 +4,8 @@ fitted model through the app's engine and the CSV, and a model without them stil
 from __future__ import annotations
 
 import csv
+import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +79,15 @@ def test_the_graph_score_matches_the_numpy_reference(tmp_path: Path) -> None:
 
 def test_a_fitted_model_round_trips_and_marks_far_items_unknown(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data", CLASS_NAMES, {"train": 4, "val": 3, "test": 1}, 32)
+    # A validation photo that is also a training photo says nothing about new photos.
+    first_class = sorted((data / "train" / CLASS_NAMES[0]).iterdir())
+    shutil.copy(first_class[0], data / "val" / CLASS_NAMES[0] / "copy-of-train.png")
     model = onnx.load(str(build_tiny_model(tmp_path / "tiny.onnx")))
 
-    fit = fit_open_set(model, load_dataset(data), reject_rate=0.1)
+    fit = fit_open_set(model, load_dataset(data), promised_rate=0.05)
+    assert fit.summary["open_set"]["val_images_used"] < 3 * len(CLASS_NAMES) + 1
+    # 30 or so validation images cannot promise 5 %: the fit says so and rejects none.
+    assert not fit.summary["open_set"]["kept_promise"]
     out = tmp_path / "open-set.onnx"
     write_model(fit.model, out)
 
@@ -90,7 +98,7 @@ def test_a_fitted_model_round_trips_and_marks_far_items_unknown(tmp_path: Path) 
     assert engine.info.metadata["open_set"]["chosen_on"] == "val"
     val = load_dataset(data).paths("val")
     rows = [row for batch in engine.classify(val) for row in batch]
-    assert sum(row.unknown for row in rows) <= 0.1 * len(rows) + 1e-9  # the fitted rate
+    assert not any(row.unknown for row in rows)
     # An item unlike every class's training images: black pools to a zero feature vector,
     # as far (in cosine) from every class centre as anything can be.
     far = write_solid(tmp_path / "far.png", (0, 0, 0))
@@ -183,7 +191,39 @@ def test_the_reductions_follow_the_models_opset(tmp_path: Path) -> None:
 def test_a_model_with_a_fixed_batch_is_fitted_too(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data", CLASS_NAMES, {"train": 3, "val": 3, "test": 1}, 32)
     model = onnx.load(str(build_tiny_model(tmp_path / "static.onnx", batch=4)))
-    fit = fit_open_set(model, load_dataset(data), reject_rate=0.1)
+    fit = fit_open_set(model, load_dataset(data), promised_rate=0.1)
     out = tmp_path / "static-open-set.onnx"
     write_model(fit.model, out)
     assert Engine(out, threads=1).static_batch == 4
+
+
+def test_the_binomial_upper_bound_matches_its_closed_forms() -> None:
+    # No failures in n trials: (1 - p)^n = 1 - confidence.
+    assert calibration.binomial_upper_bound(0, 30, 0.95) == pytest.approx(1 - 0.05 ** (1 / 30))
+    # n - 1 failures: 1 - p^n = 1 - confidence.
+    assert calibration.binomial_upper_bound(9, 10, 0.95) == pytest.approx(0.95 ** (1 / 10))
+    assert calibration.binomial_upper_bound(10, 10, 0.95) == 1.0
+    # It grows with the failures and shrinks with the trials.
+    assert calibration.binomial_upper_bound(5, 300, 0.95) < calibration.binomial_upper_bound(
+        6, 300, 0.95
+    )
+    assert calibration.binomial_upper_bound(5, 600, 0.95) < calibration.binomial_upper_bound(
+        5, 300, 0.95
+    )
+
+
+def test_the_threshold_keeps_the_promise_with_a_margin() -> None:
+    scores = np.random.default_rng(3).permutation(np.arange(285.0))
+    promise = calibration.threshold_for_promise(scores, 0.05, 0.95)
+    # The most rejections whose upper bound still keeps the 5 %: 7 of 285 (2.5 %).
+    assert promise.rejected == 7
+    assert int((scores > promise.threshold).sum()) == 7
+    assert promise.upper_bound <= 0.05 < calibration.binomial_upper_bound(8, 285, 0.95)
+    assert promise.kept_promise
+    # Tied scores at the threshold are all kept, never rejected beyond the bound.
+    tied = calibration.threshold_for_promise(np.repeat(np.arange(57.0), 5), 0.05, 0.95)
+    assert tied.rejected == 5 and tied.upper_bound <= 0.05
+    # Too few images to promise anything: none rejected, and it says so.
+    few = calibration.threshold_for_promise(np.arange(20.0), 0.05, 0.95)
+    assert (few.rejected, few.kept_promise, few.threshold) == (0, False, 19.0)
+    assert math.isclose(few.upper_bound, 1 - 0.05 ** (1 / 20))

@@ -5,6 +5,9 @@ wrongly rejected). Used by the open-set benchmark and by `ewaste-convert open-se
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from desktop.core.prediction_loop import softmax
@@ -76,3 +79,61 @@ def threshold_at_rejection(known_scores: np.ndarray, rate: float) -> float:
     return float(
         np.quantile(np.asarray(known_scores, dtype=np.float64), 1.0 - rate, method="higher")
     )
+
+
+def binomial_upper_bound(failures: int, trials: int, confidence: float) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate seen as `failures` in `trials`: the
+    largest rate under which seeing so few failures still has a 1 - `confidence` chance."""
+    if failures >= trials:
+        return 1.0
+
+    def at_most_failures(rate: float) -> float:  # P(X <= failures), X ~ Binomial(trials, rate)
+        if rate <= 0.0:
+            return 1.0
+        logs = [
+            math.lgamma(trials + 1)
+            - math.lgamma(i + 1)
+            - math.lgamma(trials - i + 1)
+            + i * math.log(rate)
+            + (trials - i) * math.log1p(-rate)
+            for i in range(failures + 1)
+        ]
+        return sum(math.exp(value) for value in logs)
+
+    low, high = failures / trials, 1.0
+    for _ in range(60):  # bisection: the probability falls as the rate grows
+        middle = (low + high) / 2
+        low, high = (middle, high) if at_most_failures(middle) > 1 - confidence else (low, middle)
+    return high
+
+
+@dataclass(frozen=True)
+class PromisedThreshold:
+    threshold: float  # scores above it are called unknown
+    rejected: int  # validation items above it
+    upper_bound: float  # the rate new known items may be rejected at, with `confidence`
+    kept_promise: bool  # upper_bound <= the promised rate
+
+
+def threshold_for_promise(
+    known_scores: np.ndarray, promised_rate: float, confidence: float = 0.95
+) -> PromisedThreshold:
+    """The lowest threshold at which the known items' rejection rate stays under
+    `promised_rate` with `confidence`, judged from these scores (Clopper-Pearson).
+
+    Setting it where the validation images' own rate equals the promise would break it for
+    about half of all new sets of photos; the bound leaves the margin the sample size needs.
+    With too few images to promise anything, no validation item is rejected and
+    `kept_promise` is False."""
+    descending = np.sort(np.asarray(known_scores, dtype=np.float64))[::-1]
+    total = len(descending)
+    rejected = 0
+    while (
+        rejected + 1 < total
+        and binomial_upper_bound(rejected + 1, total, confidence) <= promised_rate
+    ):
+        rejected += 1
+    threshold = float(descending[rejected])
+    actual = int((descending > threshold).sum())  # fewer when scores tie at the threshold
+    bound = binomial_upper_bound(actual, total, confidence)
+    return PromisedThreshold(threshold, actual, bound, bound <= promised_rate)
