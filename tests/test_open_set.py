@@ -227,3 +227,37 @@ def test_the_threshold_keeps_the_promise_with_a_margin() -> None:
     few = calibration.threshold_for_promise(np.arange(20.0), 0.05, 0.95)
     assert (few.rejected, few.kept_promise, few.threshold) == (0, False, 19.0)
     assert math.isclose(few.upper_bound, 1 - 0.05 ** (1 / 20))
+
+
+def test_the_open_set_command_writes_the_model_and_warns_when_it_cannot_promise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from converter.cli import main as convert_main
+
+    data = make_dataset(tmp_path / "data", CLASS_NAMES, {"train": 3, "val": 2, "test": 1}, 32)
+    tiny = build_tiny_model(tmp_path / "tiny.onnx")
+    out = tmp_path / "with-open-set.onnx"
+
+    code = convert_main(["open-set", str(tiny), "--data", str(data), "--out", str(out)])
+
+    printed = capsys.readouterr()
+    assert code == 0
+    assert Engine(out, threads=1).detects_unknown
+    assert "with 95 % confidence" in printed.out
+    assert "too few to promise 5.0 %" in printed.err
+    assert (
+        convert_main(
+            [
+                "open-set",
+                str(tiny),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--promised-rate",
+                "0.7",
+            ]
+        )
+        != 0
+    )
+    assert "--promised-rate must be between 0 and 0.5" in capsys.readouterr().err
