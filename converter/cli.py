@@ -166,7 +166,8 @@ def _open_set(args: argparse.Namespace) -> int:
         f"{100 * calibration['val_ece'][0]:.1f} % -> {100 * calibration['val_ece'][1]:.1f} %), "
         f"unknown above {fit.threshold:.4f} ({100 * open_set['val_rejected']:.1f} % of "
         f"validation images; new photos of known items: at most "
-        f"{100 * open_set['rate_upper_bound']:.1f} % with 95 % confidence)"
+        f"{100 * open_set['rate_upper_bound']:.1f} % with "
+        f"{100 * open_set['confidence']:.0f} % confidence)"
     )
     if not open_set["kept_promise"]:
         print(

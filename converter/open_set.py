@@ -228,7 +228,12 @@ def class_radii(features: np.ndarray, labels: np.ndarray, centres: np.ndarray) -
     """Each class's mean cosine distance from its training images to its centre (C,): how
     spread out the class is (batteries vary far more than keyboards)."""
     distance = 1.0 - normalised(features) @ centres.T
-    return np.array([distance[labels == c, c].mean() for c in range(len(centres))])
+    radii = np.array([distance[labels == c, c].mean() for c in range(len(centres))])
+    # A class whose training images all coincide (one photo, or copies) shows no spread;
+    # dividing by zero would make it unreachable, so it borrows the typical class's spread.
+    spread = radii > _NORM_EPSILON
+    typical = float(np.median(radii[spread])) if spread.any() else 1.0
+    return np.where(spread, radii, typical)
 
 
 def centre_unknown_score(
@@ -292,6 +297,11 @@ def fit_open_set(
     radii = class_radii(train_features, train_labels, centres)
     scores = centre_unknown_score(val_features, centres, radii)
     unseen = unseen_mask(dataset, [dataset.paths("val")[i] for i in kept])
+    if not unseen.any():
+        raise ConvertError(
+            "every readable validation image has a duplicate in train; the unknown-item "
+            "threshold needs validation photos the model has not trained on"
+        )
     promise = calibration.threshold_for_promise(scores[unseen], promised_rate, confidence)
     threshold = promise.threshold
     before = calibration.softmax(val_logits)

@@ -1,7 +1,7 @@
 """Calibration and open-set numbers, in NumPy: the temperature that makes probabilities
 honest, how honest they are (expected calibration error), and how well a score separates
-known items from unknown ones (AUROC, and the threshold at a chosen rate of known items
-wrongly rejected). Used by the open-set benchmark and by `ewaste-convert open-set`."""
+known items from unknown ones (AUROC, and the threshold that keeps a promised rate of known
+items wrongly rejected). Used by the open-set benchmark and by `ewaste-convert open-set`."""
 
 from __future__ import annotations
 
@@ -71,13 +71,6 @@ def auroc(known_scores: np.ndarray, unknown_scores: np.ndarray) -> float:
     unknown_rank_sum = ranks[len(known) :].sum()
     return float(
         (unknown_rank_sum - len(unknown) * (len(unknown) + 1) / 2) / (len(known) * len(unknown))
-    )
-
-
-def threshold_at_rejection(known_scores: np.ndarray, rate: float) -> float:
-    """The score above which at most `rate` of the known items fall (they are rejected)."""
-    return float(
-        np.quantile(np.asarray(known_scores, dtype=np.float64), 1.0 - rate, method="higher")
     )
 
 
