@@ -20,6 +20,18 @@ from tiny_model import PROTOTYPE_COLOURS
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ewaste-classify")
 
 
+def start_with_ctrl_c(command: list[str]) -> subprocess.Popen:
+    """The command, able to receive Ctrl+C even when this test runs under a shell's
+    background job, which starts with SIGINT ignored (an ignored signal stays ignored)."""
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def png_bytes(colour: tuple[int, int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (48, 40), colour).save(buffer, format="PNG")
@@ -78,7 +90,7 @@ def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
     camera.mkdir()
     command = [str(CONSOLE_SCRIPT), "--watch", str(camera), "--csv", str(out)]
     command += ["--model", str(tiny_model_path), "--poll", "0.1", "--threads", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_with_ctrl_c(command)
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("watching")
@@ -104,7 +116,7 @@ def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
 
     # A restart on the same CSV adds only what is new.
     (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_with_ctrl_c(command)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(read_rows(out)) < 4:
