@@ -183,10 +183,11 @@ def test_the_shipped_models_run_folder_reads_back_exactly() -> None:
     assert run.init_from["weights"]["kind"] == "imagenet"  # the head run it began from
     metrics = read_metrics(finetune)
     assert metrics.accuracy("val") == pytest.approx(292 / 300)
-    assert metrics.training["epochs"] == 10
-    assert read_history(finetune).epochs == 10
+    assert run.config["augment"] == "station"
+    assert metrics.training["epochs"] == 20
+    assert read_history(finetune).epochs == 20
     state = read_state(finetune)
-    assert state.epochs_done == 10 and state.best_epoch == 9
+    assert state.epochs_done == 20 and state.best_epoch == 11
     assert state.history == read_history(finetune)
 
     audit = read_audit(SHIPPED / "audit")

@@ -96,7 +96,8 @@ _LITE0_HEAD = TrainConfig(
     schedule="constant",
     epochs=4,
     batch_size=32,
-    augment="strong",
+    # Blur and scratches as well: station photos are worn (see trainer.station_wear).
+    augment="station",
     label_smoothing=0.1,
     monitor="val_accuracy",
     patience=4,
@@ -132,14 +133,15 @@ PRESETS: dict[str, TrainConfig] = {
     "lite0-head": _LITE0_HEAD,
     # ... then the whole network from that head (--init-from the first run's model.keras,
     # --weights none), BatchNorm still in inference mode, a smaller learning rate with
-    # warm-up and cosine decay.
+    # warm-up and cosine decay; 20 epochs, because the station wear makes it fit slower
+    # than "strong" (10 epochs: 96.7 % on validation, still rising; 20: 97.3 %).
     "lite0": _LITE0_HEAD.replace(
         weights="none",
         frozen_layers=0,
         learning_rate=3e-4,
         schedule="cosine",
         warmup_epochs=1,
-        epochs=10,
-        patience=10,
+        epochs=20,
+        patience=20,
     ),
 }
