@@ -235,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, train_feat, _ = probe.run(train_paths)
     val_logits, val_feat, _ = probe.run(val_paths)
     unseen = unseen_mask(load_dataset(args.data), val_paths)
+    if unseen.sum() < len(names):  # the thresholds need validation photos not trained on
+        parser.error(f"only {unseen.sum()} validation images have no copy in train: too few")
     t = calibration.fit_temperature(val_logits, val_y)
     before, after = calibration.softmax(val_logits), calibration.softmax(val_logits, t)
     bank = normalised(train_feat)

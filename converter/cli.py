@@ -165,7 +165,7 @@ def _open_set(args: argparse.Namespace) -> int:
         f"wrote {args.out}: temperature {fit.temperature:.3f} (validation ECE "
         f"{100 * calibration['val_ece'][0]:.1f} % -> {100 * calibration['val_ece'][1]:.1f} %), "
         f"unknown above {fit.threshold:.4f} ({100 * open_set['val_rejected']:.1f} % of "
-        f"validation images; new photos of known items: at most "
+        f"validation images; new photos of known items like them: at most "
         f"{100 * open_set['rate_upper_bound']:.1f} % with "
         f"{100 * open_set['confidence']:.0f} % confidence)"
     )

@@ -19,7 +19,7 @@ Only onnx and NumPy here: no TensorFlow.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ from trainer.dataset import Dataset
 _PASS_THROUGH = {"QuantizeLinear", "DequantizeLinear", "Identity"}
 # A zero feature vector would divide by zero when normalised.
 _NORM_EPSILON = 1e-6
+# The smallest class spread allowed, as a share of the median class's (see class_radii).
+_MIN_RADIUS_SHARE = 0.1
 # The share of known items the app may call unknown, as promised to the user, and how sure
 # the threshold must make that promise (trainer.calibration.threshold_for_promise).
 PROMISED_REJECT_RATE = 0.05
@@ -229,11 +231,13 @@ def class_radii(features: np.ndarray, labels: np.ndarray, centres: np.ndarray) -
     spread out the class is (batteries vary far more than keyboards)."""
     distance = 1.0 - normalised(features) @ centres.T
     radii = np.array([distance[labels == c, c].mean() for c in range(len(centres))])
-    # A class whose training images all coincide (one photo, or copies) shows no spread;
-    # dividing by zero would make it unreachable, so it borrows the typical class's spread.
-    spread = radii > _NORM_EPSILON
-    typical = float(np.median(radii[spread])) if spread.any() else 1.0
-    return np.where(spread, radii, typical)
+    # A class whose training images (nearly) coincide, one photo or copies of it, shows no
+    # real spread; dividing by that would call every new photo of it unknown. No class may
+    # be tighter than a tenth of the typical one (the shipped model's tightest: two thirds).
+    typical = float(np.median(radii))
+    if typical <= _NORM_EPSILON:  # most classes without spread: plain cosine distances
+        return np.ones_like(radii)
+    return np.maximum(radii, _MIN_RADIUS_SHARE * typical)
 
 
 def centre_unknown_score(
@@ -247,8 +251,19 @@ def centre_unknown_score(
 
 
 def unseen_mask(dataset: Dataset, val_paths: Sequence[Path]) -> np.ndarray:
-    """Which of these validation images have no duplicate in the training split."""
-    keep = audit_dataset(dataset).audit.paths_without_duplicates("val")
+    """Which of these validation images the threshold is judged on: those with no duplicate
+    in the training split, and one of each group of copies inside validation (the bound
+    counts each as a separate photo). Only train and val are read: the test split, left out
+    of the audit, cannot change which validation images count."""
+    test = dataset.splits["test"]
+    without_test = replace(
+        dataset,
+        splits={**dataset.splits, "test": replace(test, samples=[], skipped_non_images=[])},
+    )
+    audit = audit_dataset(without_test).audit
+    keep = audit.paths_without_duplicates("val")
+    for group in (*audit.exact_duplicates, *audit.near_duplicates):
+        keep -= set(sorted(m.path for m in group.members if m.split == "val")[1:])
     return np.array([relative_path(p, dataset.root) in keep for p in val_paths], dtype=bool)
 
 
@@ -272,8 +287,8 @@ def fit_open_set(
     with `confidence`; return the model with both (the test split is never read here).
 
     The threshold is judged on the validation images with no duplicate in the training
-    split (the audit's pHash rule): a photo the model trained on lies near its class centre
-    and would make the rate look lower than a station's new photos will see."""
+    split (the audit's pHash rule, `unseen_mask`): a photo the model trained on lies near
+    its class centre and would make the rate look lower than new photos will see."""
     probe = Probe(model, source)
     if probe.info.unknown_output or probe.info.logits_output:
         raise ConvertError(
@@ -320,7 +335,7 @@ def fit_open_set(
             "in units of that class's mean training distance",
             "threshold": threshold,
             "val_rejected": float((scores > threshold).mean()),
-            "chosen_on": "val",  # its images without a duplicate in train
+            "chosen_on": "val",  # its images without a duplicate in train, see unseen_mask
             "val_images_used": int(unseen.sum()),
             "val_images_used_rejected": promise.rejected,
             "stated_rate": promised_rate,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from child_signals import deliverable
 from desktop.core.cli import Progress, main
 from desktop.core.discovery import collect_images
 from desktop.core.engine import Engine
@@ -201,16 +202,14 @@ def test_a_stop_signal_keeps_the_finished_rows_beside_the_complete_csv(
     (photos / "lost.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a discovery problem row
     out = tmp_path / "r.csv"
     out.write_text("an earlier, complete run\n")
-    process = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), str(photos), "--csv", str(out), "--model", str(tiny_model_path)]
-        + ["--batch", "4", "--threads", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Under nohup, or in a shell's background job, the signal arrives ignored and the
-        # command rightly keeps it so; this test is about a signal that is delivered.
-        preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL),
-    )
+    with deliverable(signum):
+        process = subprocess.Popen(
+            [str(CONSOLE_SCRIPT), str(photos), "--csv", str(out), "--model", str(tiny_model_path)]
+            + ["--batch", "4", "--threads", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     try:
         assert process.stderr is not None
         first_lines = [process.stderr.readline(), process.stderr.readline()]
@@ -264,7 +263,8 @@ def test_ctrl_c_while_the_model_loads_exits_130_without_a_traceback(
 
     monkeypatch.setattr(cli, "Engine", InterruptedEngine)
     out = tmp_path / "r.csv"
-    code = main([str(sample_images_dir), "--csv", str(out), "--model", str(tiny_model_path)])
+    with deliverable(signal.SIGINT):
+        code = main([str(sample_images_dir), "--csv", str(out), "--model", str(tiny_model_path)])
     assert code == 130
     assert "stopped by SIGINT before any image was classified" in capsys.readouterr().err
     assert not out.exists()

@@ -118,9 +118,9 @@ def test_class_centres_and_radii_describe_each_class() -> None:
     np.testing.assert_allclose(centres[0], [1.0, 0.0])
     radii = class_radii(features, labels, centres)
     assert radii[1] > 0.05  # spread out
-    # Both images of class 0 lie on its centre: no spread to measure, so it borrows the
-    # typical class's rather than divide by zero.
-    assert radii[0] == pytest.approx(radii[1])
+    # Both images of class 0 lie on its centre: no spread to measure, so it gets the floor,
+    # a tenth of the median class spread, rather than a division by zero.
+    assert radii[0] == pytest.approx(0.1 * np.median([0.0, radii[1]]))
     # Distances in units of each class's radius; the nearest centre in those units wins.
     radii = np.array([1.0, radii[1]])
     distances = 1 - normalised(features[2:3]) @ centres.T
@@ -206,6 +206,8 @@ def test_the_binomial_upper_bound_matches_its_closed_forms() -> None:
     # n - 1 failures: 1 - p^n = 1 - confidence.
     assert calibration.binomial_upper_bound(9, 10, 0.95) == pytest.approx(0.95 ** (1 / 10))
     assert calibration.binomial_upper_bound(10, 10, 0.95) == 1.0
+    # At a low confidence the bound lies under the observed rate: P(X <= 3 | 10, p) = 0.9.
+    assert calibration.binomial_upper_bound(3, 10, 0.1) == pytest.approx(0.1876, abs=1e-4)
     # It grows with the failures and shrinks with the trials.
     assert calibration.binomial_upper_bound(5, 300, 0.95) < calibration.binomial_upper_bound(
         6, 300, 0.95
@@ -221,14 +223,18 @@ def test_the_threshold_keeps_the_promise_with_a_margin() -> None:
     # The most rejections whose upper bound still keeps the 5 %: 7 of 285 (2.5 %).
     assert promise.rejected == 7
     assert int((scores > promise.threshold).sum()) == 7
+    assert promise.threshold == 277.5  # halfway between the last kept and the first rejected
     assert promise.upper_bound <= 0.05 < calibration.binomial_upper_bound(8, 285, 0.95)
     assert promise.kept_promise
     # Tied scores at the threshold are all kept, never rejected beyond the bound.
     tied = calibration.threshold_for_promise(np.repeat(np.arange(57.0), 5), 0.05, 0.95)
-    assert tied.rejected == 5 and tied.upper_bound <= 0.05
+    assert tied.rejected == 5 and tied.upper_bound <= 0.05 and tied.threshold == 55.5
     # Too few images to promise anything: none rejected, and it says so.
     few = calibration.threshold_for_promise(np.arange(20.0), 0.05, 0.95)
-    assert (few.rejected, few.kept_promise, few.threshold) == (0, False, 19.0)
+    assert (few.rejected, few.kept_promise) == (0, False)
+    assert 19.0 < few.threshold < 19.001  # just over the highest score
+    with pytest.raises(ValueError, match="no known-item scores"):
+        calibration.threshold_for_promise(np.array([]), 0.05)
     assert math.isclose(few.upper_bound, 1 - 0.05 ** (1 / 20))
 
 

@@ -49,8 +49,8 @@ def test_scratches_draw_thin_lines_on_chosen_images_only():
     np.testing.assert_array_equal(untouched, grey)
 
 
-def _station_epochs(seed: int) -> list[np.ndarray]:
-    config = TrainConfig(image_size=40, batch_size=8, augment="station", seed=seed)
+def _epochs(seed: int, augment: str = "station") -> list[np.ndarray]:
+    config = TrainConfig(image_size=40, batch_size=8, augment=augment, seed=seed)
     images = np.random.default_rng(0).integers(0, 256, (16, 40, 40, 3), dtype=np.uint8)
     arrays = SplitArrays(images, np.zeros(16, np.int32), [""] * 16, [])
     keras.utils.set_random_seed(seed)
@@ -58,7 +58,19 @@ def _station_epochs(seed: int) -> list[np.ndarray]:
     return [np.concatenate([x.numpy() for x, _ in dataset]) for _ in range(2)]
 
 
-def test_station_augmentation_is_repeatable_for_a_seed_and_new_every_epoch():
-    first, second = _station_epochs(5), _station_epochs(5)
+def test_station_augmentation_is_repeatable_for_a_seed_and_adds_wear_to_strong():
+    first, second = _epochs(5), _epochs(5)
     np.testing.assert_array_equal(first[1], second[1])
-    assert not np.array_equal(first[0], first[1])
+    # The same seed without the wear layers: the flips, zooms and colours are the same
+    # draws, so whatever differs is blur or scratches, on some images, not all.
+    strong = _epochs(5, augment="strong")
+    worn = [not np.array_equal(a, b) for a, b in zip(first[0], strong[0], strict=True)]
+    assert 0 < sum(worn) < len(worn), worn
+
+
+def test_wear_works_on_landscape_batches():
+    landscape = tf.fill((2, 30, 80, 3), 128.0)
+    assert CameraBlur(1.0, 2.5, seed=1)(landscape).shape == (2, 30, 80, 3)
+    scratched = np.asarray(Scratches(1.0, 6, seed=1)(landscape))
+    assert scratched.shape == (2, 30, 80, 3)
+    assert (scratched[:, :, 40:] != 128.0).any()  # lines reach past the height too

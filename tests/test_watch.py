@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from child_signals import deliverable
 from desktop.core.watch import FolderWatcher
 from tiny_model import PROTOTYPE_COLOURS
 
@@ -21,15 +22,9 @@ CONSOLE_SCRIPT = Path(sys.executable).with_name("ewaste-classify")
 
 
 def start_with_ctrl_c(command: list[str]) -> subprocess.Popen:
-    """The command, able to receive Ctrl+C even when this test runs under a shell's
-    background job, which starts with SIGINT ignored (an ignored signal stays ignored)."""
-    return subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    """The command, able to receive Ctrl+C however this test was started."""
+    with deliverable(signal.SIGINT):
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def png_bytes(colour: tuple[int, int, int]) -> bytes:

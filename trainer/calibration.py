@@ -14,6 +14,9 @@ from desktop.core.prediction_loop import softmax
 from trainer import metrics
 
 ECE_BINS = 15  # finer than the report's 10: the open-set study has 300 images per split
+# Above the highest score when nothing is rejected: many float32 steps, so that the app's
+# own computation of that score stays under it.
+_THRESHOLD_MARGIN = 1e-5
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -93,7 +96,7 @@ def binomial_upper_bound(failures: int, trials: int, confidence: float) -> float
         ]
         return sum(math.exp(value) for value in logs)
 
-    low, high = failures / trials, 1.0
+    low, high = 0.0, 1.0
     for _ in range(60):  # bisection: the probability falls as the rate grows
         middle = (low + high) / 2
         low, high = (middle, high) if at_most_failures(middle) > 1 - confidence else (low, middle)
@@ -111,22 +114,29 @@ class PromisedThreshold:
 def threshold_for_promise(
     known_scores: np.ndarray, promised_rate: float, confidence: float = 0.95
 ) -> PromisedThreshold:
-    """The lowest threshold at which the known items' rejection rate stays under
-    `promised_rate` with `confidence`, judged from these scores (Clopper-Pearson).
+    """The threshold that rejects the most known items while the rejection rate stays under
+    `promised_rate` with `confidence`, judged from these scores (Clopper-Pearson). The
+    bound assumes photos like these ones, each an independent trial.
 
     Setting it where the validation images' own rate equals the promise would break it for
     about half of all new sets of photos; the bound leaves the margin the sample size needs.
-    With too few images to promise anything, no validation item is rejected and
-    `kept_promise` is False."""
+    The threshold lies halfway between the highest score kept and the lowest rejected, so
+    that the app's float32 arithmetic cannot move a validation image across it. With too few
+    images to promise anything, no validation item is rejected and `kept_promise` is False."""
     descending = np.sort(np.asarray(known_scores, dtype=np.float64))[::-1]
     total = len(descending)
+    if total == 0:
+        raise ValueError("no known-item scores to set a threshold on")
     rejected = 0
     while (
         rejected + 1 < total
         and binomial_upper_bound(rejected + 1, total, confidence) <= promised_rate
     ):
         rejected += 1
-    threshold = float(descending[rejected])
-    actual = int((descending > threshold).sum())  # fewer when scores tie at the threshold
-    bound = binomial_upper_bound(actual, total, confidence)
-    return PromisedThreshold(threshold, actual, bound, bound <= promised_rate)
+    while rejected > 0 and descending[rejected - 1] == descending[rejected]:
+        rejected -= 1  # tied scores are kept or rejected together: keep them
+    kept = descending[rejected]
+    margin = max(abs(kept), 1.0) * _THRESHOLD_MARGIN
+    threshold = float((kept + descending[rejected - 1]) / 2 if rejected else kept + margin)
+    bound = binomial_upper_bound(rejected, total, confidence)
+    return PromisedThreshold(threshold, rejected, bound, bound <= promised_rate)

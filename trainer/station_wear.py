@@ -4,6 +4,7 @@ Station photos are blurrier and more worn than the dataset's catalogue shots, an
 robustness study (`benchmarks/bench_open_set.py`) found blur and scratches cost the most
 accuracy and pushed the most known items past the unknown-item threshold. These two layers
 show the network such photos while it trains. Both work on whole (N, H, W, 3) float batches
+whose height and width are known when the graph is built (the training pipeline's are),
 inside the tf.data map, draw their randomness from Keras seed generators (repeatable for a
 seed, new every batch), and scale their strength from a 150-pixel source image to the
 training size. They deliberately differ from the study's fixed variants (a random blur
@@ -32,7 +33,7 @@ class CameraBlur(keras.layers.Layer):
     def call(self, images, training=True):
         if not training:
             return images
-        scale = images.shape[1] / SOURCE_SIZE
+        scale = min(images.shape[1], images.shape[2]) / SOURCE_SIZE
         radius = math.ceil(3 * self.max_sigma * scale)  # static: the kernel's size
         sigma = keras.random.uniform((), 0.5, self.max_sigma, seed=self.generator) * scale
         offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
@@ -62,24 +63,25 @@ class Scratches(keras.layers.Layer):
     def call(self, images, training=True):
         if not training:
             return images
-        size = images.shape[1]
+        height, width = images.shape[1], images.shape[2]
         count = tf.shape(images)[0]
         lines = self.max_lines
 
         def uniform(shape, low=0.0, high=1.0):
             return keras.random.uniform(shape, low, high, seed=self.generator)
 
-        ends = uniform((count, lines, 4, 1, 1), 0.0, float(size))
-        ax, ay, bx, by = (ends[:, :, i] for i in range(4))  # each (N, L, 1, 1)
-        half_width = uniform((count, lines, 1, 1), 0.4, 1.2) * (size / SOURCE_SIZE)
+        frame = tf.constant([width, height, width, height], tf.float32)[:, None, None]
+        ends = uniform((count, lines, 4, 1, 1)) * frame
+        ax, ay, bx, by = (ends[:, :, i] for i in range(4))  # each (N, L, 1, 1), in pixels
+        half_width = uniform((count, lines, 1, 1), 0.4, 1.2) * (min(height, width) / SOURCE_SIZE)
         colours = uniform((count, lines, 3), 0.0, 255.0)
         # Each image gets between 1 and max_lines lines, if it is chosen at all.
         wanted = tf.floor(uniform((count, 1), 1.0, lines + 1.0))
         chosen = uniform((count, 1)) < self.probability
         present = (tf.range(lines, dtype=tf.float32)[None, :] < wanted) & chosen  # (N, L)
 
-        grid = tf.range(size, dtype=tf.float32) + 0.5
-        xx, yy = grid[None, None, None, :], grid[None, None, :, None]
+        xx = (tf.range(width, dtype=tf.float32) + 0.5)[None, None, None, :]
+        yy = (tf.range(height, dtype=tf.float32) + 0.5)[None, None, :, None]
         dx, dy = bx - ax, by - ay
         along = ((xx - ax) * dx + (yy - ay) * dy) / (dx * dx + dy * dy + 1e-6)
         along = tf.clip_by_value(along, 0.0, 1.0)
