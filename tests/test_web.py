@@ -122,24 +122,23 @@ def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
     photo = write_solid(tmp_path / "battery.png", PROTOTYPE_COLOURS["Battery"])
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not a jpeg")
+
+    def verdict_for(path: Path, shown: str) -> str:
+        """Upload one photo and wait until the verdict line contains `shown`."""
+        upload = wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"), "input"
+        )[0]
+        upload.send_keys(str(path))
+        return wait_for(
+            lambda: shown in (t := browser.find_element(By.ID, "verdict").text) and t, shown
+        )
+
     browser.get(server)
-    upload = wait_for(
-        lambda: browser.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"), "the page"
-    )[0]
-    upload.send_keys(str(photo))
-    verdict = wait_for(
-        lambda: "%" in (t := browser.find_element(By.ID, "verdict").text) and t, "a verdict"
-    )
+    verdict = verdict_for(photo, "%")
     assert verdict.startswith("Battery") and verdict.endswith("ok")
 
     browser.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Clear']").click()
-    upload = wait_for(
-        lambda: browser.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"), "the input"
-    )[0]
-    upload.send_keys(str(broken))
-    error = wait_for(
-        lambda: "Error" in (t := browser.find_element(By.ID, "verdict").text) and t, "an error"
-    )
+    error = verdict_for(broken, "Error")
     assert "not an image file" in error or "truncated" in error or "cannot" in error
 
     # Every request the page made (scripts, styles, fonts, the API) went to this machine.

@@ -21,21 +21,33 @@ import tensorflow as tf
 SOURCE_SIZE = 150  # the dataset's image side: strengths below are in its pixels
 
 
-class CameraBlur(keras.layers.Layer):
-    """A Gaussian blur of random strength (one per batch) on a random share of the images."""
+class _Wear(keras.layers.Layer):
+    """Wear that training adds to a random share (`probability`) of the images, drawn from
+    its own seed generator; at inference the images pass unchanged."""
 
-    def __init__(self, probability: float, max_sigma: float, seed: int, **kwargs):
+    def __init__(self, probability: float, seed: int, **kwargs):
         super().__init__(**kwargs)
         self.probability = probability
-        self.max_sigma = max_sigma
         self.generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=True):
-        if not training:
-            return images
+        return self.wear(images) if training else images
+
+    def uniform(self, shape, low=0.0, high=1.0):
+        return keras.random.uniform(shape, low, high, seed=self.generator)
+
+
+class CameraBlur(_Wear):
+    """A Gaussian blur of random strength (one per batch) on a random share of the images."""
+
+    def __init__(self, probability: float, max_sigma: float, seed: int, **kwargs):
+        super().__init__(probability, seed, **kwargs)
+        self.max_sigma = max_sigma
+
+    def wear(self, images):
         scale = min(images.shape[1], images.shape[2]) / SOURCE_SIZE
         radius = math.ceil(3 * self.max_sigma * scale)  # static: the kernel's size
-        sigma = keras.random.uniform((), 0.5, self.max_sigma, seed=self.generator) * scale
+        sigma = self.uniform((), 0.5, self.max_sigma) * scale
         offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
         weights = tf.exp(-0.5 * tf.square(offsets / sigma))
         weights /= tf.reduce_sum(weights)
@@ -46,30 +58,23 @@ class CameraBlur(keras.layers.Layer):
         padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], "REFLECT")
         blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
         blurred = tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")
-        chosen = keras.random.uniform((tf.shape(images)[0], 1, 1, 1), seed=self.generator)
+        chosen = self.uniform((tf.shape(images)[0], 1, 1, 1))
         return tf.where(chosen < self.probability, blurred, images)
 
 
-class Scratches(keras.layers.Layer):
+class Scratches(_Wear):
     """Up to `max_lines` thin straight lines of random colours across a random share of the
     images, like scratches and cracks on a casing or screen."""
 
     def __init__(self, probability: float, max_lines: int, seed: int, **kwargs):
-        super().__init__(**kwargs)
-        self.probability = probability
+        super().__init__(probability, seed, **kwargs)
         self.max_lines = max_lines
-        self.generator = keras.random.SeedGenerator(seed)
 
-    def call(self, images, training=True):
-        if not training:
-            return images
+    def wear(self, images):
         height, width = images.shape[1], images.shape[2]
         count = tf.shape(images)[0]
         lines = self.max_lines
-
-        def uniform(shape, low=0.0, high=1.0):
-            return keras.random.uniform(shape, low, high, seed=self.generator)
-
+        uniform = self.uniform
         frame = tf.constant([width, height, width, height], tf.float32)[:, None, None]
         ends = uniform((count, lines, 4, 1, 1)) * frame
         ax, ay, bx, by = (ends[:, :, i] for i in range(4))  # each (N, L, 1, 1), in pixels
