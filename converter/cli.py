@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--check-images",
         type=Path,
-        help="images for the parity check (default: the test split of run.json's data_dir)",
+        help="images for the parity check (default: the validation split of run.json's data_dir)",
     )
     export.add_argument(
         "--batch",

@@ -79,6 +79,8 @@ def provenance(run: RunRecord, num_classes: int) -> dict[str, Any]:
             "init_from": run.init_from,
             "versions": run.versions,
         }
+        if run.soup:
+            values["training"]["soup"] = run.soup
     if run.weights:
         # The weights the model's history began from (a fine-tune run started from an
         # earlier run's model records weights "none" itself).
@@ -87,6 +89,8 @@ def provenance(run: RunRecord, num_classes: int) -> dict[str, Any]:
         # Said in words too: a model without pretrained weights is much weaker, and
         # whoever inspects the file should not have to decode that from the recipe.
         origin = _origin(run.weights, run.init_from)
+        if run.soup:
+            origin += f", the weight average of {len(run.soup.get('ingredients', ()))} runs"
         values["summary"] = f"E-waste classifier, {num_classes} classes, {origin}"
     return values
 

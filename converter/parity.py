@@ -39,7 +39,7 @@ RANDOM_COUNT = 8
 # The report lists at most this many individual disagreements per section.
 MAX_LISTED = 50
 NO_IMAGES_NOTE = (
-    "no real images (no --check-images, and the test split of run.json's data_dir is not on "
+    "no real images (no --check-images, and the validation split of run.json's data_dir is not on "
     "this machine): only random tensors were compared; the image-file checks (the trainer's "
     "decoding through ONNX Runtime, and the app's Engine end to end) were skipped"
 )

@@ -1,7 +1,7 @@
 """What the trainer left next to a model: run.json, metrics.json and the dataset splits.
 
 Everything here is optional for a user's own model: a missing run.json only means the class
-names must come from --classes and there is no test split to check against.
+names must come from --classes and there is no validation split to check against.
 """
 
 from __future__ import annotations

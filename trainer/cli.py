@@ -1,4 +1,5 @@
-"""`ewaste-train`: audit a dataset, fit (train + evaluate), or evaluate a saved model."""
+"""`ewaste-train`: audit a dataset, fit (train + evaluate), average fine-tunes into a
+soup, or evaluate a saved model."""
 
 from __future__ import annotations
 
@@ -76,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
             help=FIELD_HELP.get(field.name),
         )
 
+    soup = commands.add_parser(
+        "soup",
+        help="average the weights of fine-tunes that differ only in their seed into one model",
+    )
+    soup.add_argument("runs", type=Path, nargs="+", help="finished run folders (at least two)")
+    soup.add_argument("--out", type=Path, required=True, help="folder for model.keras, run.json")
+    soup.add_argument(
+        "--epoch",
+        choices=("final", "best"),
+        default="final",
+        help="each run's last epoch (default: no epoch picked on validation) or its best",
+    )
+
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a saved .keras model or an exported .onnx file on a split"
     )
@@ -126,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
                 cache_dir=args.cache_dir or data.DEFAULT_CACHE_DIR,
                 report_split=args.report_split,
             )
+        elif args.command == "soup":
+            from trainer.soup import make_soup
+
+            record = make_soup(args.runs, _out_folder(args.out), epoch=args.epoch)
+            count = len(record.soup["ingredients"])
+            print(f"averaged {count} runs into {args.out / 'model.keras'}")
         else:
             from trainer.evaluate import evaluate_saved_model
 

@@ -83,8 +83,8 @@ class RunState(keras.callbacks.Callback):
         state = after_epoch(self.state, epoch + 1, values, self.config)
         improved = state.best_epoch == epoch + 1  # set to this epoch only when it improved
         if improved:
-            _save_atomically(self.model.save_weights, self.run_dir / state.best_file)
-        _save_atomically(self.model.save, self.run_dir / state.checkpoint)
+            save_atomically(self.model.save_weights, self.run_dir / state.best_file)
+        save_atomically(self.model.save, self.run_dir / state.checkpoint)
         if state.stopped_early:
             self.model.stop_training = True
         write_state(self.run_dir, state)  # the commit point
@@ -305,7 +305,7 @@ def _finish(
             f"{config.monitor} {state.best:.4f})",
             flush=True,
         )
-    _save_atomically(model.save, run_dir / MODEL_FILE)
+    save_atomically(model.save, run_dir / MODEL_FILE)
     write_history(run_dir, state.history)
     seconds = state.history.series.get("seconds", ())
     write_state(run_dir, replace(state, train_seconds=round(sum(seconds), 1)))
@@ -402,7 +402,7 @@ def _remove_files_not_in_state(run_dir: Path, state: TrainingState) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _save_atomically(save, path: Path) -> None:
+def save_atomically(save, path: Path) -> None:
     """Save through a temporary name, so a run killed mid-save keeps its last good file."""
     partial = path.with_name("partial-" + path.name)  # keeps the suffix Keras checks
     save(partial)

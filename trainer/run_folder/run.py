@@ -26,6 +26,7 @@ class RunRecord:
     config: dict[str, Any] | None = None  # trainer.config.TrainConfig.to_dict()
     weights: dict[str, Any] | None = None
     init_from: dict[str, Any] | None = None  # the earlier model a warm restart began from
+    soup: dict[str, Any] | None = None  # a weight average's ingredients (trainer.soup)
     versions: dict[str, str] | None = None
     started: str | None = None  # ISO 8601, UTC
     command: str | None = None
@@ -35,7 +36,7 @@ class RunRecord:
         return (self.config or {}).get("resize", RESIZE_BEFORE_THE_SETTING)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        record = {
             "class_names": None if self.class_names is None else list(self.class_names),
             "image_size": None if self.image_size is None else list(self.image_size),
             "data_dir": self.data_dir,
@@ -46,6 +47,9 @@ class RunRecord:
             "started": self.started,
             "command": self.command,
         }
+        if self.soup is not None:  # only a soup's run.json has the key
+            record["soup"] = self.soup
+        return record
 
     @classmethod
     def from_json(cls, value: Any, where: str = RUN_FILE) -> RunRecord:
@@ -62,6 +66,7 @@ class RunRecord:
             config=obj.object("config"),
             weights=obj.object("weights"),
             init_from=obj.object("init_from"),
+            soup=obj.object("soup"),
             versions=obj.object("versions"),
             started=obj.optional("started", str, "a date"),
             command=obj.optional("command", str, "a command line"),
