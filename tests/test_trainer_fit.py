@@ -37,10 +37,13 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys):
+def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
-    code = main(["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "2",
-                 "--cache-dir", str(tmp_path / "cache"), *TINY_RECIPE])  # fmt: skip
+    args = ["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "2",
+            "--cache-dir", str(tmp_path / "cache"), *TINY_RECIPE]  # fmt: skip
+    # As installed: the program is a script somewhere on this machine.
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "venv" / "bin" / "ewaste-train"), *args])
+    code = main(args)
     assert code == 0
     out = capsys.readouterr().out
     assert "epoch 1/2" in out and "epoch 2/2" in out  # progress visible per epoch
@@ -54,6 +57,8 @@ def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys):
     assert run_info["weights"]["kind"] == "none" and run_info["weights"]["file"] is None
     assert run_info["weights"]["backbone"] == "efficientnetv2-b0"
     assert {"tensorflow", "keras", "numpy", "pillow"} <= set(run_info["versions"])
+    # The record names the program, not this machine's path to it.
+    assert run_info["command"] == " ".join(["ewaste-train", *args])
 
     history = json.loads((run / "history.json").read_text())
     assert len(history["loss"]) == len(history["val_accuracy"]) == 2

@@ -259,7 +259,7 @@ def new_run_record(
         init_from=init_from_record(config, run_dir),
         versions=library_versions(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join(sys.argv),
+        command=command_line(),
     )
 
 
@@ -377,6 +377,12 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int)
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def command_line() -> str:
+    """The command as typed, with the program's name and not this machine's path to it:
+    the record travels into reports and the ONNX metadata."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def library_versions() -> dict[str, str]:

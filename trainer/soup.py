@@ -9,7 +9,6 @@ which stays a fair measure of the soup.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +17,7 @@ import keras
 import numpy as np
 
 from trainer.errors import TrainerError
-from trainer.fit import library_versions, save_atomically
+from trainer.fit import command_line, library_versions, save_atomically
 from trainer.run_folder import MODEL_FILE, RunRecord, read_run, read_state, write_run
 from trainer.weights import file_sha256
 
@@ -79,7 +78,7 @@ def make_soup(run_dirs: list[Path], out_dir: Path, epoch: str = "final") -> RunR
         soup={"epoch": epoch, "ingredients": [i.to_json() for i in ingredients]},
         versions=library_versions(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join(sys.argv),
+        command=command_line(),
     )
     write_run(out_dir, record)
     return record
