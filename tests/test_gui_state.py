@@ -183,7 +183,11 @@ def test_a_run_that_found_no_images_says_so() -> None:
 
     assert finished_text(summary(0, 2)) == "No supported images found (2 other files skipped)"
     assert finished_text(summary(0, 0)) == "No supported images found"
-    assert finished_text(summary(3, 1)).startswith("Classified 3 of 3 images")
+    assert finished_text(summary(3, 1)).startswith("Classified 3 of 3 images in 0.10 s")
+    quick = RunSummary(10, 10, 0, 0, 0, False, 0.04, 248.3)
+    assert quick.describe() == "Classified 10 of 10 images in 0.04 s (248 images/s)"
+    long = RunSummary(3000, 3000, 1, 0, 0, False, 4.46, 672.6)
+    assert long.describe() == "Classified 3000 of 3000 images in 4.5 s (673 images/s); 1 error"
 
 
 def test_an_unknown_item_reads_unknown_in_the_table_the_verdict_and_the_chart(qtbot) -> None:

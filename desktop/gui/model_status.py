@@ -45,9 +45,12 @@ class ModelLabel(QLabel):
         backbone = f" · {engine.info.backbone}" if engine.info.backbone else ""
         # Said once, here, so nobody reads "ok" as "this is one of the classes" by mistake.
         unknown = "" if engine.detects_unknown else " · no unknown-item detection"
+        # "CPU", not "CPUExecutionProvider": the status bar is shared with the run's
+        # progress message, which must not be cut off. About gives the full name.
+        device = engine.provider.removesuffix("ExecutionProvider")
         self.setText(
             f"Model: {engine.model_path.name} · {engine.info.num_classes} classes{backbone}"
-            f"{unknown} · {engine.provider}"
+            f"{unknown} · {device}"
         )
         summary = engine.info.metadata.get("summary")
         self.setToolTip(f"{engine.model_path}\n{summary}" if summary else str(engine.model_path))

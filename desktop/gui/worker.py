@@ -39,9 +39,11 @@ class RunSummary:
 
     def describe(self) -> str:
         verb = "Cancelled after" if self.cancelled else "Classified"
-        text = f"{verb} {self.done} of {self.images} images in {self.seconds:.1f} s"
+        # Two decimals under a second: a few photos take 0.04 s, not "0.0 s".
+        seconds = f"{self.seconds:.1f}" if self.seconds >= 1 else f"{self.seconds:.2f}"
+        text = f"{verb} {self.done} of {self.images} images in {seconds} s"
         if self.images_per_s > 0:
-            text += f" ({self.images_per_s:.1f} images/s)"
+            text += f" ({self.images_per_s:.0f} images/s)"
         if self.flip_average:
             text += ", averaged with mirrored images"
         if self.errors:
