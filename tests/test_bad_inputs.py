@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import desktop.core.preprocessing as preprocessing
 from desktop.core.cli import main as classify_main
@@ -154,6 +155,40 @@ def test_explicit_paths_that_are_not_images_are_problems(
     assert reasons["dangling_link.jpg"].startswith("broken symbolic link")
     assert reasons["self_loop_link.jpg"].startswith("symbolic link loop")
     assert all(not p.ok and p.probabilities is None for p in collection.problems)
+
+
+def test_phone_and_raw_photos_in_a_folder_are_error_rows_that_say_what_to_do(
+    tiny_model_path: Path, tmp_path: Path, capsys
+) -> None:
+    # A phone set to HEIC hands in a folder of photos this station cannot decode; they must
+    # not vanish as "non-image files" while the worker thinks the folder was done.
+    shift = tmp_path / "shift"
+    shift.mkdir()
+    (shift / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    # A RAW file starts like a TIFF: Pillow opens it, then fails on the sensor data.
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(shift / "DSC_0002.dng", format="TIFF")
+    raw = (shift / "DSC_0002.dng").read_bytes()
+    (shift / "DSC_0002.dng").write_bytes(raw[: len(raw) // 2])
+    (shift / "notes.txt").write_text("to sort\n")
+    write_solid(shift / "IMG_0003.jpg", PROTOTYPE_COLOURS["Battery"])
+    assert [p.name for p in collect_images([shift]).images] == [
+        "DSC_0002.dng",
+        "IMG_0001.HEIC",
+        "IMG_0003.jpg",
+    ]
+
+    out = tmp_path / "shift.csv"
+    assert classify_main([str(shift), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = {Path(row["path"]).name: row for row in csv.DictReader(handle)}
+    assert sorted(rows) == ["DSC_0002.dng", "IMG_0001.HEIC", "IMG_0003.jpg"]
+    assert rows["IMG_0003.jpg"]["predicted_class"] == "Battery"
+    heic, dng = rows["IMG_0001.HEIC"], rows["DSC_0002.dng"]
+    assert heic["status"] == dng["status"] == "error"
+    assert heic["error"].startswith("HEIC photo, not read here: set the phone to JPEG")
+    assert "Most Compatible" in heic["error"]
+    assert dng["error"] == "camera RAW file, not read here: use the camera's JPEG copy"
+    assert "2 errors; 1 non-image file skipped" in capsys.readouterr().out
 
 
 def test_a_loop_of_two_folder_links_does_not_hang(tmp_path: Path) -> None:

@@ -72,6 +72,12 @@ def test_a_photo_is_handed_over_once_and_only_when_complete(tmp_path: Path) -> N
     now[0] = 31.0
     assert watcher.poll() == [broken]  # given up on after 10 s: an error row, not a hang
 
+    phone = tmp_path / "IMG_0004.HEIC"  # a phone set to HEIC: its row will say what to do
+    phone.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    assert watcher.poll() == []
+    now[0] = 42.0
+    assert watcher.poll() == [phone]  # not a photo this station reads, yet never ignored
+
 
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:

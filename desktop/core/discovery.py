@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .preprocessing import SUPPORTED_SUFFIXES, is_supported_image
+from .preprocessing import SUPPORTED_SUFFIXES, is_photo_file
 from .results import Prediction
 
 _SUPPORTED_LIST = ", ".join(sorted(SUPPORTED_SUFFIXES))
@@ -27,6 +27,7 @@ class Collection:
 
     images: image files to classify, sorted, each once, as absolute paths (made absolute
         with os.path.abspath, so the names of symbolic links the user chose are kept).
+        HEIC and RAW photos are among them: their decoding fails with advice.
     skipped: files inside folders that are not images (or are hidden), left out silently.
     problems: error rows for paths the user should hear about: missing paths, folders that
         cannot be read, link loops, broken links, non-image files given explicitly.
@@ -83,7 +84,7 @@ class _Walker:
             self._walk(path, info)
         elif not stat.S_ISREG(info.st_mode):
             self._problem(path, "not a regular file (a device, pipe or socket)")
-        elif is_supported_image(path):
+        elif is_photo_file(path):
             self._add_image(path)
         else:
             suffix = path.suffix or "no suffix"
@@ -131,16 +132,16 @@ class _Walker:
             except OSError as exc:
                 # A folder that cannot be reached (a path deeper than the OS allows, say)
                 # is named, never counted as a skipped file.
-                if is_supported_image(path) or _is_dir(entry):
+                if is_photo_file(path) or _is_dir(entry):
                     self._problem(path, _unreachable_reason(path, exc))
                 else:
                     self._skipped += 1
                 continue
             if stat.S_ISDIR(info.st_mode):
                 subfolders.append((path, info))
-            elif stat.S_ISREG(info.st_mode) and is_supported_image(path):
+            elif stat.S_ISREG(info.st_mode) and is_photo_file(path):
                 self._add_image(path)
-            elif is_supported_image(path):
+            elif is_photo_file(path):
                 self._problem(path, "not a regular file (a device, pipe or socket)")
             else:
                 self._skipped += 1

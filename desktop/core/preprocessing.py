@@ -58,6 +58,21 @@ PREPROCESSING_CONTRACT = {
 
 SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
+# Formats a phone or camera may be set to that Pillow cannot decode on its own (HEIC needs
+# libheif; RAW needs demosaicing). The station still picks them up, so each becomes an error
+# row that says what to do: a phone set to HEIC must not hand in a folder that seems empty.
+_HEIC_ADVICE = (
+    "HEIC photo, not read here: set the phone to JPEG"
+    " (iPhone: Settings › Camera › Formats › Most Compatible) or convert it"
+)
+_RAW_ADVICE = "camera RAW file, not read here: use the camera's JPEG copy"
+ADVICE_FOR_UNREAD_PHOTOS = {
+    ".heic": _HEIC_ADVICE,
+    ".heif": _HEIC_ADVICE,
+    **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"), _RAW_ADVICE),
+}
+PHOTO_SUFFIXES = SUPPORTED_SUFFIXES | ADVICE_FOR_UNREAD_PHOTOS.keys()
+
 # Refuse images that declare more pixels than this before decoding them: a PNG header can
 # claim 50000x50000 in a few hundred bytes (a decompression bomb). 120 MP still admits
 # every phone and DSLR photo a sorting station takes.
@@ -76,6 +91,12 @@ class ImageLoadError(Exception):
 def is_supported_image(path: str | os.PathLike) -> bool:
     """True when the file name has one of the image suffixes the app reads."""
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def is_photo_file(path: str | os.PathLike) -> bool:
+    """True for what the station picks up from a folder: the images it reads, and the
+    camera formats it cannot read, which then fail with advice instead of vanishing."""
+    return Path(path).suffix.lower() in PHOTO_SUFFIXES
 
 
 def contract(resize: str = DEFAULT_RESIZE) -> dict:
@@ -166,7 +187,7 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
     except Image.DecompressionBombError as exc:
         raise ImageLoadError(path, f"image too large (decompression bomb guard): {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ImageLoadError(path, "not an image file Pillow can read") from exc
+        raise ImageLoadError(path, _undecodable(path, "not an image file Pillow can read")) from exc
     except PermissionError as exc:
         raise ImageLoadError(path, "permission denied") from exc
     except FileNotFoundError as exc:
@@ -180,11 +201,20 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
             raise ImageLoadError(path, f"cannot read file: {exc.strerror}") from exc
         # Pillow reports truncated and corrupt data as OSError ("image file is truncated"),
         # SyntaxError (bad headers) or ValueError.
-        raise ImageLoadError(path, f"corrupt or truncated image: {exc}") from exc
+        raise ImageLoadError(
+            path, _undecodable(path, f"corrupt or truncated image: {exc}")
+        ) from exc
     except Exception as exc:
         # Anything else a decoder plugin raises on an odd file (malformed EXIF, an exotic
         # mode): still one file's problem, never the whole batch's.
-        raise ImageLoadError(path, f"cannot decode image: {type(exc).__name__}: {exc}") from exc
+        reason = f"cannot decode image: {type(exc).__name__}: {exc}"
+        raise ImageLoadError(path, _undecodable(path, reason)) from exc
+
+
+def _undecodable(path: str | os.PathLike, reason: str) -> str:
+    """Why a file did not decode: the advice for a camera format read only by other tools
+    (Pillow opens a RAW file as a TIFF and then fails), or `reason`."""
+    return ADVICE_FOR_UNREAD_PHOTOS.get(Path(path).suffix.lower(), reason)
 
 
 def load_model_input(

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.hashing import file_sha256
-from desktop.core.preprocessing import SUPPORTED_SUFFIXES
+from desktop.core.preprocessing import PHOTO_SUFFIXES
 from desktop.core.summary import summarise
 from desktop.gui.background import BackgroundCall
 from desktop.gui.counts_label import CountsLabel
@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from desktop.core.engine import Engine
 
 APP_TITLE = "E-Waste Sorter"
-IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES)))
+# HEIC and RAW are offered too, so a phone's photos can be picked and their rows say what to do.
+IMAGE_FILTER = "Photos ({})".format(" ".join(f"*{s}" for s in sorted(PHOTO_SUFFIXES)))
 
 
 class MainWindow(QMainWindow):

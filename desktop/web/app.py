@@ -33,7 +33,7 @@ from desktop.core.engine import Engine  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
     ImageLoadError,
-    is_supported_image,
+    is_photo_file,
     load_display_rgb,
 )
 from desktop.core.results import (  # noqa: E402
@@ -104,9 +104,7 @@ def _unpack(archive: str, folder: Path) -> tuple[list[str], list[Prediction]]:
     folder.mkdir(parents=True)
     paths, failed, total = [], [], 0
     with zipfile.ZipFile(archive) as bundle:
-        members = [
-            m for m in bundle.infolist() if not m.is_dir() and is_supported_image(m.filename)
-        ]
+        members = [m for m in bundle.infolist() if not m.is_dir() and is_photo_file(m.filename)]
         for index, member in enumerate(members[:MAX_ZIP_MEMBERS]):
             total += member.file_size
             if total > MAX_ZIP_BYTES:
