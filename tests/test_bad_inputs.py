@@ -188,7 +188,7 @@ def test_phone_and_raw_photos_in_a_folder_are_error_rows_that_say_what_to_do(
     assert heic["error"].startswith("HEIC photo, not read here: set the phone to JPEG")
     assert "Most Compatible" in heic["error"]
     assert dng["error"] == "camera RAW file, not read here: use the camera's JPEG copy"
-    assert "2 errors; 1 non-image file skipped" in capsys.readouterr().out
+    assert "0 unknown items, 2 errors; 1 non-image file skipped" in capsys.readouterr().out
 
 
 def test_a_loop_of_two_folder_links_does_not_hang(tmp_path: Path) -> None:

@@ -71,6 +71,8 @@ def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(DATASET_CLASSES)
     assert "0 non-image files skipped" in result.stdout  # the folder holds only the samples
+    unknown = sum(row["status"] == "unknown" for row in rows)
+    assert f" {unknown} unknown item{'' if unknown == 1 else 's'}, 0 errors;" in result.stdout
     assert all(row["status"] in ("ok", "review", "unknown") for row in rows)
     # Each sample (one fixed test-split image per class) is named after its class. A model
     # with shuffled labels or untrained weights gets about 1 of 10; the shipped model (94.0 %

@@ -50,6 +50,7 @@ from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
 from .sorting import SortError, check_destination
 from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
 from .watch import DEFAULT_POLL_SECONDS
+from .wording import plural
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,11 +119,11 @@ def _classify(args: argparse.Namespace) -> int:
     if not written:
         return EXIT_WRITE_FAILED
     counts = count_statuses(rows, args.review_threshold)
-    print(f"wrote {len(rows)} rows to {output}")
+    print(f"wrote {plural(len(rows), 'row')} to {output}")
     print(
         f"{counts.ok} ok, {counts.review} to review (confidence under "
-        f"{args.review_threshold:g}), {counts.unknown} unknown items, {counts.error} errors; "
-        f"{collection.skipped} non-image file{'' if collection.skipped == 1 else 's'} skipped"
+        f"{args.review_threshold:g}), {plural(counts.unknown, 'unknown item')}, "
+        f"{plural(counts.error, 'error')}; {plural(collection.skipped, 'non-image file')} skipped"
     )
     if waited:
         error(f"stopped by {waited[0]} while writing; the CSV above is complete")

@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QWidget
 
 from desktop.core.results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN
+from desktop.core.wording import plural
 from desktop.gui.results_model import ResultsModel
 
 
@@ -39,5 +40,5 @@ class CountsLabel(QLabel):
             f"{total} results: {counts[STATUS_OK]} ok · "
             f"{counts[STATUS_REVIEW]} need review · "
             + (f"{counts[STATUS_UNKNOWN]} unknown · " if counts[STATUS_UNKNOWN] else "")
-            + f"{errors} error{'s' if errors != 1 else ''}"
+            + plural(errors, "error")
         )

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from desktop.core.hashing import file_sha256
 from desktop.core.preprocessing import PHOTO_SUFFIXES
 from desktop.core.summary import summarise
+from desktop.core.wording import plural
 from desktop.gui.background import BackgroundCall
 from desktop.gui.counts_label import CountsLabel
 from desktop.gui.csv_export_command import CsvExport
@@ -230,11 +231,7 @@ class MainWindow(QMainWindow):
             self.controller.set_engine(engine)  # requests made while it loaded run with it
         else:
             waiting = self.controller.queued_paths
-            later = (
-                f" · {waiting} item{'s' if waiting != 1 else ''} wait for a model"
-                if waiting
-                else ""
-            )
+            later = f" · {plural(waiting, 'item')} waiting for a model" if waiting else ""
             self.statusBar().showMessage(f"Cannot load the model: {message}{later}")
             self.drop_area.empty_state.set_problem(
                 f"Cannot load the model: {message}\n\nChoose File › Open model… to pick a "

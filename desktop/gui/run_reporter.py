@@ -5,27 +5,24 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QStatusBar
 
+from desktop.core.wording import plural
 from desktop.gui.progress_panel import ProgressPanel
 from desktop.gui.run_controller import RunController
 from desktop.gui.worker import RunSummary
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'s' if count != 1 else ''}"
-
-
 def discovered_text(images: int, skipped: int, problems: int) -> str:
-    text = f"Classifying {_plural(images, 'image')}"
+    text = f"Classifying {plural(images, 'image')}"
     if skipped:
-        text += f"; {_plural(skipped, 'non-image file')} skipped"
+        text += f"; {plural(skipped, 'non-image file')} skipped"
     if problems:
-        text += f"; {_plural(problems, 'path')} could not be read"
+        text += f"; {plural(problems, 'path')} could not be read"
     return text + "…"
 
 
 def finished_text(summary: RunSummary) -> str:
     if summary.images == 0 and not summary.problems:
-        skipped = f" ({_plural(summary.skipped, 'other file')} skipped)" if summary.skipped else ""
+        skipped = f" ({plural(summary.skipped, 'other file')} skipped)" if summary.skipped else ""
         return "No supported images found" + skipped
     return summary.describe()
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from desktop.core.discovery import collect_images
+from desktop.core.wording import plural
 
 if TYPE_CHECKING:
     from desktop.core.engine import Engine
@@ -47,9 +48,9 @@ class RunSummary:
         if self.flip_average:
             text += ", averaged with mirrored images"
         if self.errors:
-            text += f"; {self.errors} error{'s' if self.errors != 1 else ''}"
+            text += f"; {plural(self.errors, 'error')}"
         if self.skipped:
-            text += f"; {self.skipped} non-image file{'s' if self.skipped != 1 else ''} skipped"
+            text += f"; {plural(self.skipped, 'non-image file')} skipped"
         return text
 
 
