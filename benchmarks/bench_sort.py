@@ -4,9 +4,10 @@
 
 Copies every image of the dataset (3,000 for the e-waste set) into a temporary folder,
 classifies them once (untimed), then times `desktop.core.sorting.sort_into` with copy, with
-move, and `undo_sort`, each from the same starting state. On the same file system a copy
-is a hard link; "byte copy" times the path taken for another disk or a FAT stick (copy,
-fsync, compare SHA-256, then the name), forced by making hard links fail.
+move, and `undo_sort`, each from the same starting state. A copy always copies the bytes
+(fsync, compare SHA-256, then the name); a move on the same file system is a hard link and
+a delete, and "another disk" times a move to a FAT stick or another disk, forced by making
+hard links fail.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = sorted(photos.iterdir())
         predictions = [p for batch in engine.classify(files) for p in batch]
         for label, move, hard_links in (
-            ("copy (same file system: hard links)", False, True),
-            ("copy (byte copy: another disk)", False, False),
+            ("copy", False, True),
             ("move (same file system)", True, True),
+            ("move (another disk: byte copy)", True, False),
         ):
             dest = Path(scratch) / f"sorted-{len(rows)}"
             real_link = os.link

@@ -133,16 +133,77 @@ def test_move_then_undo_puts_every_photo_back(
 
 def test_undo_of_a_copy_deletes_the_copies_but_not_a_changed_one(engine, tmp_path) -> None:
     photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
     dest = tmp_path / "sorted"
     sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
     edited = dest / "Mouse" / "mouse.png"
-    edited.write_bytes(b"edited by someone since")
+    with edited.open("r+b") as handle:  # edited in place, as an image editor may do
+        handle.write(b"edited by someone since")
+
+    # A copy is a copy, not a second name for the same file: the original is unchanged.
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
 
     report = undo_sort(dest)
 
     assert [Path(d).name for d, _ in report.failed] == ["mouse.png"]
     assert files_under(dest) == [edited, dest / UNDONE_MANIFEST_FILE]
-    assert len(list(photos.iterdir())) == 12  # the sources were never touched
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
+def test_undo_of_a_copy_whose_original_is_gone_puts_the_copy_back(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    before = digest(photos / "mouse.png")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
+    (photos / "mouse.png").unlink()  # deleted by hand after the sort: the copy is the last one
+
+    report = undo_sort(dest)
+
+    assert not report.failed and len(report.filed) == 12
+    assert digest(photos / "mouse.png") == before
+    assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
+    assert len(list(photos.iterdir())) == 12
+
+
+def test_undo_works_from_any_folder_and_reads_older_relative_manifests(
+    engine, tmp_path, monkeypatch
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    sort_into(classified(engine, photos), "sorted", list(CLASS_NAMES), THRESHOLD, move=True)
+    dest = tmp_path / "sorted"
+    assert all(Path(row["destination"]).is_absolute() for row in manifest_rows(dest))
+    # A manifest an earlier version wrote holds destinations relative to where it ran.
+    with open(dest / MANIFEST_FILE, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[1:]:
+        row[1] = str(Path(row[1]).relative_to(tmp_path))
+    with open(dest / MANIFEST_FILE, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    report = undo_sort(dest)
+
+    assert not report.failed and len(report.filed) == 12
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+    assert not (dest / MANIFEST_FILE).exists()
+
+
+def test_an_undo_that_undid_nothing_writes_no_undone_manifest(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
+    for copy in files_under(dest):
+        copy.write_bytes(b"changed")
+
+    report = undo_sort(dest)
+
+    assert len(report.failed) == 12 and not report.filed
+    assert not (dest / UNDONE_MANIFEST_FILE).exists()
+    assert len(manifest_rows(dest)) == 12  # kept, so a later undo can retry
 
 
 def test_an_interrupted_sort_run_again_finishes_without_duplicates(

@@ -10,11 +10,14 @@
 Every file lands first under a hidden temporary name in its destination folder, is flushed
 to disk and compared by SHA-256 with its source, and only then takes its final name, by a
 hard link that fails instead of replacing anything (a name already taken gets " (2)", " (3)"
-...). On the same file system that copy is a hard link (no bytes copied). A move deletes
-the source only once the manifest records where the photo went. Running the same sort
-again finishes an interrupted one: photos the manifest records are skipped, and a photo
+...). A copy is always a real, independent copy: editing a sorted photo never changes the
+original. A move on the same file system is a hard link instead (no bytes copied), and it
+deletes the source only once the manifest records where the photo went. Running the same
+sort again finishes an interrupted one: photos the manifest records are skipped, and a photo
 placed just before the stop is recognised by its SHA-256 instead of filed twice.
-`undo_sort` moves the files back (or deletes the copies) using the manifest.
+`undo_sort` moves the files back (or deletes the copies) using the manifest; a copy whose
+original is gone is moved back instead, as it is then the only one. The manifest records
+absolute paths, so the undo works from any folder.
 """
 
 from __future__ import annotations
@@ -138,9 +141,9 @@ def sort_into(
     """File each prediction's photo under `dest` (see the module). A photo that cannot be
     filed (deleted since, unreadable) is a `failed` entry and the sort goes on; a full disk
     stops it with SortError, leaving no partial file and a manifest of what was done."""
-    dest = Path(dest)
+    dest = Path(os.path.abspath(dest))  # the manifest must not depend on the working folder
     check_destination(dest, [Path(s) for s in sources])
-    done = _already_filed(dest / MANIFEST_FILE)
+    done = _already_filed(dest)
     claimed = {filed.destination for filed in done.values()}
     folders = class_folders(class_names)
     report = SortReport()
@@ -178,15 +181,15 @@ def sort_into(
 
 def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     """Put every photo of the manifest back: a moved one to its source path (never over a
-    file that is there now), a copy deleted (only if unchanged). Done rows go to a
-    manifest.undone csv; rows that could not be undone stay in manifest.csv, so running
-    the undo again retries just those."""
-    dest = Path(dest)
+    file that is there now), a copy deleted (only if unchanged; moved back if its original
+    is gone). Done rows go to a manifest.undone csv; rows that could not be undone stay in
+    manifest.csv, so running the undo again retries just those."""
+    dest = Path(os.path.abspath(dest))
     manifest = dest / MANIFEST_FILE
     if not manifest.is_file():
         raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
     try:
-        entries = _read_manifest(manifest)
+        entries = _read_manifest(manifest, dest)
     except (KeyError, csv.Error, UnicodeDecodeError) as exc:
         raise SortError(f"{manifest} is not a manifest this app wrote: {exc}") from exc
     report, left = SortReport(), []
@@ -198,7 +201,8 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
             left.append(entry)
             continue
         report.filed.append(entry)
-    _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(report.filed)))
+    if report.filed:
+        _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(report.filed)))
     if left:
         _write_manifest(manifest, list(reversed(left)))
     else:
@@ -208,18 +212,19 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
 
 def _undo_one(entry: Filed) -> None:
     placed, source = Path(entry.destination), Path(entry.source)
-    stopped_after_put_back = entry.action == "move" and not placed.exists()
-    if stopped_after_put_back and source.is_file() and file_sha256(source) == entry.sha256:
-        return  # put back already, by an undo that was stopped
+    if not placed.exists() and source.is_file() and file_sha256(source) == entry.sha256:
+        return  # the photo is where it was: put back by an undo that was stopped
     if not placed.is_file() or file_sha256(placed) != entry.sha256:
         raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
-    if entry.action == "move" and not _is_same_path(placed, source):
+    if _is_same_path(placed, source):
+        return  # the photo already sat where it was filed: its only copy stays
+    # A copy whose original was deleted since is the only one left: it goes back too.
+    if entry.action == "move" or not source.exists():
         source.parent.mkdir(parents=True, exist_ok=True)
         back = source.is_file() and file_sha256(source) == entry.sha256
         if not back:  # a stopped undo may have put it back already
-            _place(placed, source)  # never over a file that is there now
-    if not _is_same_path(placed, source):
-        placed.unlink()
+            _place(placed, source, link=True)  # never over a file that is there now
+    placed.unlink()
 
 
 def _free_name(wanted: Path) -> Path:
@@ -244,7 +249,7 @@ def _file_one(
     # the source itself, nor a file another photo of the manifest already owns.
     target = _identical_in_place(folder / source.name, digest, source, claimed)
     if target is None:
-        target = _place(source, folder / source.name, expected_sha256=digest)
+        target = _place(source, folder / source.name, expected_sha256=digest, link=move)
     return Filed(str(source), str(target), class_name, status, digest, "move" if move else "copy")
 
 
@@ -283,11 +288,14 @@ def _numbered(wanted: Path, number: int) -> Path:
     return wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
 
 
-def _place(source: Path, wanted: Path, *, expected_sha256: str | None = None) -> Path:
+def _place(
+    source: Path, wanted: Path, *, expected_sha256: str | None = None, link: bool = False
+) -> Path:
     """Put a copy of `source` at `wanted` or the first free numbered name, and return where
-    it went; the source stays (a move deletes it after the manifest row). On the same file
-    system the copy is a hard link: no bytes copied, the same file under a second name."""
-    if source.stat().st_dev == wanted.parent.stat().st_dev:
+    it went; the source stays. With `link` (for a move, whose caller then deletes the
+    source), the same file system gets a hard link instead: no bytes copied, and never two
+    names for one file once the move is done."""
+    if link and source.stat().st_dev == wanted.parent.stat().st_dev:
         try:
             return _claim_name(wanted, lambda target: os.link(source, target))
         except OSError as exc:
@@ -381,18 +389,35 @@ def _write_manifest(path: Path, entries: list[Filed]) -> None:
     os.replace(temporary, path)
 
 
-def _read_manifest(path: Path) -> list[Filed]:
+def _read_manifest(path: Path, dest: Path) -> list[Filed]:
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [
-        Filed(r["source"], r["destination"], r["class"], r["status"], r["sha256"], r["action"])
+        Filed(
+            r["source"],
+            _absolute_destination(r["destination"], dest),
+            r["class"],
+            r["status"],
+            r["sha256"],
+            r["action"],
+        )
         for r in rows
         if r.get("source") and r.get("destination")
     ]
 
 
-def _already_filed(path: Path) -> dict[str, Filed]:
+def _absolute_destination(recorded: str, dest: Path) -> str:
+    """Earlier versions recorded the destination relative to the folder the sort ran in.
+    Every photo is filed as DEST/<folder>/<name>, so such a path is rebuilt under `dest`."""
+    path = Path(recorded)
+    if path.is_absolute() or len(path.parts) < 2:
+        return recorded
+    return str(dest / path.parts[-2] / path.parts[-1])
+
+
+def _already_filed(dest: Path) -> dict[str, Filed]:
     """Photos an earlier run filed (their copy still in place): a re-run skips them."""
-    if not path.is_file():
+    manifest = dest / MANIFEST_FILE
+    if not manifest.is_file():
         return {}
-    return {e.source: e for e in _read_manifest(path) if Path(e.destination).is_file()}
+    return {e.source: e for e in _read_manifest(manifest, dest) if Path(e.destination).is_file()}
