@@ -141,14 +141,32 @@ def test_review_threshold_flag(
         assert read_rows(out)[0]["status"] == status
 
 
-def test_a_folder_without_images_writes_a_header_only_csv(
+def test_a_folder_without_images_writes_a_header_only_csv_and_says_so(
     tiny_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no photos today\n")
     out = tmp_path / "r.csv"
     assert main([str(tmp_path / "empty"), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
     assert read_rows(out) == []
-    assert "0 ok, 0 to review" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "0 ok, 0 to review" in captured.out
+    assert "warning: no images found in the given paths (1 other file)" in captured.err
+
+
+def test_a_mistyped_folder_is_told_at_once_and_is_an_error_row(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "r.csv"
+    typo = tmp_path / "photso"
+    args = [str(typo), str(sample_images_dir / "red_battery.jpg")]
+    assert main([*args, "--csv", str(out), "--model", str(tiny_model_path)]) == 0
+    captured = capsys.readouterr()
+    assert f"ewaste-classify: warning: {typo}: " in captured.err
+    assert "1 image to classify with" in captured.err
+    assert "wrote 2 rows" in captured.out and "1 error;" in captured.out
+    rows = {Path(row["path"]).name: row for row in read_rows(out)}
+    assert rows["photso"]["status"] == "error" and rows["red_battery.jpg"]["status"] != "error"
 
 
 @pytest.mark.parametrize(
@@ -162,8 +180,25 @@ def test_a_folder_without_images_writes_a_header_only_csv(
         (["--csv", "{tmp}/r.csv", "--threads", "two"], "expected a whole number"),
         (["--csv", "{tmp}/r.csv", "--review-threshold", "1.5"], "between 0 and 1"),
         ([], "give the PATHs to classify and --csv OUT"),
+        # Checked before the run: a summary that cannot be written would cost the whole
+        # batch's --sort-into after the classifying was done.
+        (["--csv", "{tmp}/r.csv", "--summary", "{tmp}/nodir/s.png"], "output folder does not"),
+        (["--csv", "{tmp}/r.csv", "--summary", "{tmp}"], "--summary {tmp} is a folder"),
+        (["--csv", "{tmp}/r.csv", "--poll", "1"], "--poll goes with --watch DIR"),
     ],
-    ids=["no-folder", "csv-is-folder", "no-model", "bad-model", "batch", "threads", "thr", "csv"],
+    ids=[
+        "no-folder",
+        "csv-is-folder",
+        "no-model",
+        "bad-model",
+        "batch",
+        "threads",
+        "thr",
+        "csv",
+        "summary-folder-missing",
+        "summary-is-folder",
+        "poll-without-watch",
+    ],
 )
 def test_usage_errors_exit_2_with_one_line_and_no_traceback(
     tiny_model_path: Path,
@@ -180,6 +215,7 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(
     assert main([str(sample_images_dir), *filled]) == 2
     captured = capsys.readouterr()
     error_lines = [line for line in captured.err.splitlines() if "error:" in line]
+    message = message.replace("{tmp}", str(tmp_path))
     assert len(error_lines) == 1 and message in error_lines[0], captured.err
     assert "Traceback" not in captured.err
     assert not list(tmp_path.glob("*.csv"))
@@ -212,8 +248,11 @@ def test_a_stop_signal_keeps_the_finished_rows_beside_the_complete_csv(
         )
     try:
         assert process.stderr is not None
-        first_lines = [process.stderr.readline(), process.stderr.readline()]
-        assert first_lines[1].startswith("classified "), first_lines  # it is running
+        first_lines = [process.stderr.readline() for _ in range(3)]
+        assert (
+            first_lines[0].startswith("ewaste-classify: warning: ") and "lost.jpg" in first_lines[0]
+        )
+        assert first_lines[2].startswith("classified "), first_lines  # it is running
         process.send_signal(signum)
         stdout, rest = process.communicate(timeout=30)
     finally:

@@ -310,6 +310,30 @@ def test_a_destination_that_cannot_be_written_is_refused_before_any_work(engine,
     assert len(list(photos.iterdir())) == 12
 
 
+def test_one_photo_is_counted_as_one_photo(tiny_model_path, tmp_path, capsys) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_solid(photos / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    dest = tmp_path / "sorted"
+    args = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest)]
+    assert classify_main([*args, "--model", str(tiny_model_path)]) == 0
+    assert f"copied 1 photo into {dest} " in capsys.readouterr().out
+    assert classify_main(["--undo-sort", str(dest)]) == 0
+    assert f"put back 1 photo from {dest}" in capsys.readouterr().out
+
+
+def test_a_destination_that_is_a_file_is_refused_before_any_work(
+    tiny_model_path, tmp_path, capsys
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    taken = tmp_path / "results.csv"
+    taken.write_text("a worker's own file\n")
+    args = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(taken)]
+    assert classify_main([*args, "--model", str(tiny_model_path)]) == 2
+    assert f"the destination {taken} is a file, not a folder" in capsys.readouterr().err
+    assert taken.read_text() == "a worker's own file\n" and not (tmp_path / "r.csv").exists()
+
+
 def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) -> None:
     from PIL import Image
 

@@ -136,6 +136,23 @@ def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
     ]
 
 
+def test_options_the_watch_cannot_honour_are_refused_not_ignored(
+    tiny_model_path, tmp_path, capsys
+) -> None:
+    from desktop.core.cli import main as classify_main
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    watch = ["--watch", str(camera), "--csv", str(tmp_path / "w.csv")]
+    model = ["--model", str(tiny_model_path)]
+    extra = ["--summary", str(tmp_path / "w.png"), "--flip-average"]
+    assert classify_main([*watch, *extra, *model]) == 2
+    assert "--summary, --flip-average: for a run over PATHs, not with --watch" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "w.csv").exists() and not (tmp_path / "w.png").exists()
+
+
 def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_path) -> None:
     from desktop.core.engine import Engine
     from desktop.core.watch import watch_and_classify

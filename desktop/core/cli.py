@@ -39,6 +39,7 @@ from .cli_common import (
     UsageError,
     checked_output_path,
     error,
+    warning,
 )
 from .cli_workflow import sort_photos, undo, watch, write_summary
 from .csv_export import write_results_csv
@@ -77,9 +78,13 @@ def _classify(args: argparse.Namespace) -> int:
             raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
         if args.move and args.sort_into is None:
             raise UsageError("--move goes with --sort-into DEST")
+        if args.poll is not None:
+            raise UsageError("--poll goes with --watch DIR")
         if args.ray is not None and importlib.util.find_spec("ray") is None:
             raise UsageError("--ray needs Ray: pip install 'ewaste-sorter[cluster]'")
         output = checked_output_path(args.csv)
+        if args.summary is not None:  # checked now: a bad path must not cost the whole run
+            checked_output_path(str(args.summary), "--summary", "summary.png")
         if args.sort_into is not None:
             check_destination(args.sort_into, [Path(p) for p in args.paths])
         engine = Engine(args.model, threads=args.threads)
@@ -91,9 +96,10 @@ def _classify(args: argparse.Namespace) -> int:
     collection: Collection | None = None
     try:
         collection = collect_images(args.paths)
+        _warn_about_paths(collection)
         print(
-            f"{len(collection.images)} images to classify with {engine.model_path.name} "
-            f"({engine.provider})",
+            f"{plural(len(collection.images), 'image')} to classify with "
+            f"{engine.model_path.name} ({engine.provider})",
             file=sys.stderr,
         )
         progress = Progress(len(collection.images), sys.stderr)
@@ -133,6 +139,16 @@ def _classify(args: argparse.Namespace) -> int:
     if args.sort_into is not None:
         return sort_photos(args, predictions, engine.class_names)
     return EXIT_OK
+
+
+def _warn_about_paths(collection: Collection) -> None:
+    """Say at once what the CSV will only list: a mistyped folder, a link loop, or a run
+    that found no image at all, which would otherwise end in an empty CSV and exit 0."""
+    for problem in collection.problems:
+        warning(f"{problem.path}: {problem.error}")
+    if not collection.images:
+        skipped = f" ({plural(collection.skipped, 'other file')})" if collection.skipped else ""
+        warning(f"no images found in the given paths{skipped}")
 
 
 def _predict_all(
@@ -195,7 +211,7 @@ def _save_partial(
     target = partial_path(output)
     with stop_signals_wait():
         if _write_csv(target, rows, engine.class_names, threshold):
-            print(f"wrote {len(rows)} rows of the incomplete run to {target}")
+            print(f"wrote {plural(len(rows), 'row')} of the incomplete run to {target}")
 
 
 def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: float) -> bool:
@@ -257,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--poll",
         type=float,
-        default=DEFAULT_POLL_SECONDS,
+        default=None,
         metavar="SECONDS",
         help=f"with --watch: how often to look for new photos ({DEFAULT_POLL_SECONDS:g})",
     )

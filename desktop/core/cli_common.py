@@ -1,5 +1,5 @@
 """What every part of `ewaste-classify` shares: exit statuses, the usage error, the one-line
-error message and the check of the CSV path made before any work."""
+error and warning messages and the check of an output path made before any work."""
 
 from __future__ import annotations
 
@@ -21,24 +21,25 @@ class UsageError(Exception):
     """A problem with the command line the user can fix; the message says how."""
 
 
-def checked_output_path(raw: str) -> Path:
-    """The CSV path, checked before any work: a writable folder and a name that can be
-    written, not a link or a device (the CSV replaces the file at this path)."""
+def checked_output_path(raw: str, option: str = "--csv", example: str = "results.csv") -> Path:
+    """The path given to `option` (the CSV, the summary PNG), checked before any work: a
+    writable folder and a name that can be written, not a link or a device (the output
+    replaces the file at this path)."""
     if not raw.strip():
-        raise UsageError("--csv needs a file name, such as results.csv")
+        raise UsageError(f"{option} needs a file name, such as {example}")
     output = Path(raw)
     if len(os.fsencode(output.name)) > MAX_FILE_NAME_BYTES:
         raise UsageError(
-            f"--csv file name is {len(os.fsencode(output.name))} bytes; file systems allow "
+            f"{option} file name is {len(os.fsencode(output.name))} bytes; file systems allow "
             f"{MAX_FILE_NAME_BYTES}: give a shorter name"
         )
     if raw.endswith(("/", os.sep)) or output.is_dir():
         folder = raw.rstrip("/" + os.sep)
-        raise UsageError(f"--csv {raw} is a folder; give a file name such as {folder}/results.csv")
+        raise UsageError(f"{option} {raw} is a folder; give a file name such as {folder}/{example}")
     if output.is_symlink() or (output.exists() and not output.is_file()):
         raise UsageError(
-            f"--csv {raw} is a link or a special file, not a regular file; the CSV would "
-            "replace it: give the path of a regular file"
+            f"{option} {raw} is a link or a special file, not a regular file; the output "
+            "would replace it: give the path of a regular file"
         )
     folder = output.parent
     if not folder.is_dir():
@@ -55,3 +56,8 @@ def checked_output_path(raw: str) -> Path:
 def error(message: str) -> None:
     # One line, even when a reason (e.g. from ONNX Runtime) spans several.
     print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+
+
+def warning(message: str) -> None:
+    """Something the user should see that does not fail the run (it is also a CSV row)."""
+    print(f"{PROG}: warning: {' '.join(message.splitlines())}", file=sys.stderr)

@@ -23,7 +23,8 @@ from .results import Prediction
 from .sorting import MANIFEST_FILE, SortError, check_destination, sort_into, undo_sort
 from .stop_signals import Stopped
 from .summary import save_png, summarise
-from .watch import watch_and_classify
+from .watch import DEFAULT_POLL_SECONDS, watch_and_classify
+from .wording import plural
 
 
 def write_summary(args: argparse.Namespace, rows: list[Prediction], engine: Engine) -> bool:
@@ -63,7 +64,7 @@ def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_n
         error(f"stopped by {stop} while sorting; run the same command again to finish")
         return stop.exit_status
     print(
-        f"{action} {len(report.filed)} photos into {args.sort_into} "
+        f"{action} {plural(len(report.filed), 'photo')} into {args.sort_into} "
         f"(manifest: {args.sort_into / MANIFEST_FILE})"
         + (f"; {len(report.skipped)} already there from an earlier run" if report.skipped else "")
     )
@@ -75,12 +76,24 @@ def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_n
 def watch(args: argparse.Namespace) -> int:
     """--watch DIR: classify arriving photos until stopped; the CSV is complete at every
     batch, so a stop signal is the normal end (exit 0)."""
+    poll = DEFAULT_POLL_SECONDS if args.poll is None else args.poll
     try:
         if args.paths or args.csv is None:
             raise UsageError("--watch DIR takes no PATHs, and needs --csv OUT")
+        batch_only = [
+            option
+            for option, given in (
+                ("--summary", args.summary is not None),
+                ("--flip-average", args.flip_average),
+                ("--ray", args.ray is not None),
+            )
+            if given
+        ]
+        if batch_only:
+            raise UsageError(f"{', '.join(batch_only)}: for a run over PATHs, not with --watch")
         if not args.watch.is_dir():
             raise UsageError(f"--watch {args.watch} is not a folder")
-        if not 0.05 <= args.poll <= 3600:
+        if not 0.05 <= poll <= 3600:
             raise UsageError("--poll must be from 0.05 to 3600 seconds")
         output = checked_output_path(args.csv)
         if args.sort_into is not None:
@@ -97,7 +110,7 @@ def watch(args: argparse.Namespace) -> int:
             output,
             args.review_threshold,
             batch_size=args.batch,
-            poll_seconds=args.poll,
+            poll_seconds=poll,
             sort_into_dest=args.sort_into,
             move=args.move,
             log=lambda line: print(line, file=sys.stderr),
@@ -128,7 +141,7 @@ def undo(args: argparse.Namespace) -> int:
     except Stopped as stop:  # manifest.csv is rewritten only at the end: nothing is lost
         error(f"stopped by {stop} while putting photos back; run --undo-sort again to finish")
         return stop.exit_status
-    print(f"put back {len(report.filed)} photos from {args.undo_sort}")
+    print(f"put back {plural(len(report.filed), 'photo')} from {args.undo_sort}")
     for destination, reason in report.failed:
         error(f"not put back: {destination}: {reason}")
     return EXIT_WRITE_FAILED if report.failed else EXIT_OK

@@ -185,9 +185,13 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(path, f"image too large (decompression bomb guard): {exc}") from exc
+        # Pillow refuses to even open an image far over its own limit (twice ours or more).
+        raise ImageLoadError(
+            path, f"image too large: over {MAX_PIXELS // 1_000_000} megapixels, the limit"
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageLoadError(path, _undecodable(path, "not an image file Pillow can read")) from exc
+        reason = "not an image file, or not a format this app reads"
+        raise ImageLoadError(path, _undecodable(path, reason)) from exc
     except PermissionError as exc:
         raise ImageLoadError(path, "permission denied") from exc
     except FileNotFoundError as exc:

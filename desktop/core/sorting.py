@@ -114,6 +114,8 @@ def check_destination(dest: Path, sources: Iterable[Path]) -> None:
     """Refuse a destination inside a source folder (the next run would sort the sorted
     photos again) or one that cannot be written."""
     target = dest.resolve()
+    if target.exists() and not target.is_dir():
+        raise SortError(f"the destination {dest} is a file, not a folder")
     for source in sources:
         folder = source.resolve() if source.is_dir() else source.resolve().parent
         if target == folder or folder in target.parents:

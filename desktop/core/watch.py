@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from .csv_export import ResultsCsvAppender, unguarded_text
 from .preprocessing import ImageLoadError, is_photo_file, load_rgb
 from .sorting import sort_into
+from .wording import plural
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -127,7 +128,7 @@ def watch_and_classify(
                     for source, reason in report.failed:
                         log(f"not sorted: {source}: {reason}")
             if ready:
-                log(f"{classified} photos classified from {folder}")
+                log(f"{plural(classified, 'photo')} classified from {folder}")
             time.sleep(poll_seconds)
     finally:
         appender.close()
