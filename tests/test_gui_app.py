@@ -7,6 +7,7 @@ settings live in a temporary INI file, and no modal dialog is ever opened.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from desktop.gui.results_model import (
     COL_CONFIDENCE,
     COL_FILE,
     COL_STATUS,
+    COL_TOP3,
     FIRST_PROB_COLUMN,
     ROW_ROLE,
     SORT_ROLE,
@@ -206,8 +208,9 @@ def test_drop_of_folders_and_files_classifies_like_the_engine(
         assert CLASS_NAMES[by_name[name].top_index] == class_name
     source_row = next(i for i, r in enumerate(window.results.rows) if r.name == "empty.jpg")
     status = window.results.index(source_row, COL_STATUS)
-    assert status.data() == "error: empty file (0 bytes)"
+    assert status.data() == "error"
     assert "empty file" in status.data(Qt.ItemDataRole.ToolTipRole)
+    assert window.results.index(source_row, COL_TOP3).data() == "empty file (0 bytes)"
 
     summary = window.last_summary
     assert summary.skipped == skipped >= 2  # notes.txt, no_images/readme.txt
@@ -543,12 +546,15 @@ def test_preview_shows_the_selected_image_and_its_probabilities(
 def test_clear_results_returns_to_the_empty_state(
     qtbot, window: MainWindow, sample_images_dir: Path
 ) -> None:
+    assert not window.commands.summary.isEnabled()  # nothing to summarise yet
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.commands.summary.isEnabled()
     window.commands.clear.trigger()
     assert window.results.rowCount() == 0
     assert not window.drop_area.showing_results
     assert window.preview.row is None
-    assert not window.commands.export.isEnabled()
+    assert window.statusBar().currentMessage() == "Results cleared"
+    assert not window.commands.export.isEnabled() and not window.commands.summary.isEnabled()
     assert window.export_csv() is None  # nothing to export, no dialog
 
 
@@ -935,12 +941,14 @@ def test_status_line_and_about_say_which_backbone_and_weights(
     label = window.model_label.text()
     assert "efficientnet-lite0, ImageNet weights (Apache-2.0)" in label
     assert metadata["summary"] in window.model_label.toolTip()
-    shown: list[str] = []
+    shown: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        "desktop.gui.main_window.QMessageBox.information",
-        staticmethod(lambda _parent, _title, text: shown.append(text)),
+        "desktop.gui.main_window.QMessageBox.exec",
+        lambda box: shown.append((box.text(), box.detailedText())),
     )
     window.show_about()
-    [about] = shown
+    [(about, details)] = shown
     assert metadata["summary"] in about and "5" * 64 in about
+    assert "licence Apache-2.0" in about and "{" not in about  # sentences, not a dict
     assert "resized by stretch" in about  # the tiny model's metadata says stretch
+    assert json.loads(details)["weights"] == metadata["weights"]  # the whole record

@@ -106,7 +106,10 @@ def test_cells_show_class_confidence_top3_status_and_probabilities(model: Result
 def test_error_rows_show_the_reason_in_cell_and_tooltip(model: ResultsModel) -> None:
     model.append_predictions([Prediction.failed("/photos/bad.jpg", "corrupt or truncated image")])
     status = model.index(0, COL_STATUS)
-    assert status.data(DISPLAY) == "error: corrupt or truncated image"
+    assert status.data(DISPLAY) == "error"
+    # The wide Top 3 cell, empty for an error, gives the reason in full.
+    assert model.index(0, COL_TOP3).data(DISPLAY) == "corrupt or truncated image"
+    assert model.index(0, COL_CLASS).data(DISPLAY) == ""
     assert "corrupt or truncated image" in status.data(Qt.ItemDataRole.ToolTipRole)
     assert "/photos/bad.jpg" in status.data(Qt.ItemDataRole.ToolTipRole)
     assert status.data(Qt.ItemDataRole.ForegroundRole) == QColor(190, 30, 30)

@@ -150,7 +150,7 @@ def test_a_csv_of_other_classes_is_refused_with_a_message(
 
 
 def test_the_batch_summary_counts_by_class_and_status_and_saves_a_png(
-    qtbot, make_window, folder, tmp_path
+    qtbot, make_window, folder, tmp_path, monkeypatch
 ):
     from PIL import Image
 
@@ -170,3 +170,31 @@ def test_the_batch_summary_counts_by_class_and_status_and_saves_a_png(
     saved = dialog.save_png(tmp_path / "shift.png")
     with Image.open(saved) as picture:
         assert picture.format == "PNG" and picture.width == 900
+    assert dialog.saved_note.text() == f"Saved to {saved}"
+
+    # A place that cannot be written is told in a message box, never a traceback.
+    warned: list[str] = []
+    monkeypatch.setattr(
+        "desktop.gui.summary_dialog.QMessageBox.warning",
+        staticmethod(lambda _parent, _title, text: warned.append(text)),
+    )
+    assert dialog.save_png(tmp_path / "shift.png" / "inside-a-file.png") is None
+    assert len(warned) == 1 and "Cannot write" in warned[0]
+    assert dialog.saved_note.text() == f"Saved to {saved}"
+
+
+def test_after_a_filter_hides_the_selection_the_keys_act_on_the_row_the_preview_shows(
+    qtbot, make_window, folder
+):
+    window = make_window()
+    classify(qtbot, window, folder)
+    window.view.setFocus()
+    window.view.select_proxy_row(3)  # television.png
+    window.proxy.set_class_filter(CLASS_NAMES.index("Mouse"))  # television is filtered out
+
+    shown = window.preview.row
+    assert shown is not None and shown.name == "mouse.png"
+    assert window.view.current_result() is shown
+    QTest.keyClick(window.view, Qt.Key.Key_3)
+    assert confirmed_by_name(window)["mouse.png"] == "Microwave"
+    assert confirmed_by_name(window)["television.png"] is None

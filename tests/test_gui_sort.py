@@ -80,6 +80,35 @@ def test_sort_is_offered_only_with_results_and_cancel_files_nothing(
     assert len(list(folder.iterdir())) == 4
 
 
+def test_a_refused_destination_or_a_failed_undo_is_told_in_a_message_box(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    folder = photos(tmp_path / "photos")
+    classify(qtbot, window, folder)
+    warned: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        QMessageBox, "warning", staticmethod(lambda _p, title, text: warned.append((title, text)))
+    )
+    asked: list[QMessageBox] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: asked.append(box))
+
+    window.sorting.sort_into_folders(str(folder / "sorted"))
+    assert not asked and not window.sorting.busy  # refused before copy-or-move is asked
+    assert warned == [
+        (
+            "Cannot sort there",
+            f"the destination {folder / 'sorted'} is inside the source folder {folder}.",
+        )
+    ]
+    assert not (folder / "sorted").exists()
+
+    window.sorting.undo_sort(str(tmp_path))  # a folder no sort went into
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    title, text = warned[-1]
+    assert title == "Nothing put back" and "has no manifest.csv: nothing to undo" in text
+    assert window.statusBar().currentMessage() == text
+
+
 def test_watch_folder_classifies_photos_as_they_arrive(qtbot, window, tmp_path, monkeypatch):
     camera = tmp_path / "camera"
     camera.mkdir()

@@ -110,9 +110,10 @@ def safe_folder_name(class_name: str) -> str:
     return f"{name} (class)" if name in (REVIEW_FOLDER, ERROR_FOLDER) else name
 
 
-def check_destination(dest: Path, sources: Iterable[Path]) -> None:
-    """Refuse a destination inside a source folder (the next run would sort the sorted
-    photos again) or one that cannot be written."""
+def check_destination(dest: Path, sources: Iterable[Path], *, create: bool = True) -> None:
+    """Refuse a destination that is a file, one inside a source folder (the next run would
+    sort the sorted photos again) or, with `create` (which makes the folder), one that
+    cannot be written."""
     target = dest.resolve()
     if target.exists() and not target.is_dir():
         raise SortError(f"the destination {dest} is a file, not a folder")
@@ -120,6 +121,8 @@ def check_destination(dest: Path, sources: Iterable[Path]) -> None:
         folder = source.resolve() if source.is_dir() else source.resolve().parent
         if target == folder or folder in target.parents:
             raise SortError(f"the destination {dest} is inside the source folder {folder}")
+    if not create:
+        return
     try:
         target.mkdir(parents=True, exist_ok=True)
         probe = target / f".ewaste-sort-probe-{uuid.uuid4().hex[:8]}"

@@ -37,7 +37,7 @@ class CountsLabel(QLabel):
         counts = self._results.status_counts()
         errors = counts[STATUS_ERROR]
         self.setText(
-            f"{total} results: {counts[STATUS_OK]} ok · "
+            f"{plural(total, 'result')}: {counts[STATUS_OK]} ok · "
             f"{counts[STATUS_REVIEW]} need review · "
             + (f"{counts[STATUS_UNKNOWN]} unknown · " if counts[STATUS_UNKNOWN] else "")
             + plural(errors, "error")

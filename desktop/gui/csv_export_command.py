@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from desktop.core.csv_export import write_results_csv
+from desktop.core.wording import plural
 from desktop.gui.background import BackgroundCall
 from desktop.gui.results_model import ResultsModel
 from desktop.gui.settings import AppSettings
@@ -65,7 +66,7 @@ class CsvExport(QObject):
         )
         chosen, _ = QFileDialog.getSaveFileName(
             self.parent(),  # type: ignore[arg-type]
-            f"Export all {self._results.rowCount()} results",
+            f"Export all {plural(self._results.rowCount(), 'result')}",
             str(suggestion),
             "CSV files (*.csv)",
         )
@@ -75,7 +76,7 @@ class CsvExport(QObject):
 
     @Slot(object)
     def _on_done(self, _result: object) -> None:
-        self.message.emit(f"Exported {self._results.rowCount()} results to {self._path}")
+        self.message.emit(f"Exported {plural(self._results.rowCount(), 'result')} to {self._path}")
         self.busy_changed.emit()
 
     @Slot(object)

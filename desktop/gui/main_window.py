@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -37,7 +38,7 @@ from desktop.gui.drop_area import DropArea
 from desktop.gui.filter_bar import FilterBar
 from desktop.gui.folder_watch import FolderWatch
 from desktop.gui.model_loader import ModelLoader
-from desktop.gui.model_status import ModelLabel, about_text
+from desktop.gui.model_status import ModelLabel, about_text, model_record
 from desktop.gui.open_csv import open_results_csv
 from desktop.gui.preview import PreviewPanel
 from desktop.gui.progress_panel import ProgressPanel
@@ -131,22 +132,32 @@ class MainWindow(QMainWindow):
         # The filters sit above the table they filter, so the toolbar stays narrow enough
         # for Cancel to be visible on a 1024-pixel screen.
         self.filter_bar = FilterBar(self.review_threshold)
+        # The counts sit beside the filters they help choose, which also leaves the status
+        # bar's width to its messages (a sort's result, a path) and the model line.
+        self.counts_label = CountsLabel(self.results)
+        self.counts_label.setContentsMargins(0, 0, 8, 0)
+        self.counts_label.setMinimumWidth(100)  # cut, never widening, in a narrow window
+        filter_row = QHBoxLayout()
+        filter_row.addWidget(self.filter_bar, stretch=1)
+        filter_row.addWidget(self.counts_label)
         results_page = QWidget()
         page_layout = QVBoxLayout(results_page)
         page_layout.setContentsMargins(0, 4, 0, 0)
-        page_layout.addWidget(self.filter_bar)
+        page_layout.addLayout(filter_row)
         page_layout.addWidget(self.splitter, stretch=1)
         self.key_legend = QLabel()  # the review keys, in the model's class order
         self.key_legend.setContentsMargins(6, 2, 6, 2)
+        self.key_legend.setWordWrap(True)  # two lines in a narrow window, never a wide one
         page_layout.addWidget(self.key_legend)
         self.drop_area = DropArea(results_page)
         self.setCentralWidget(self.drop_area)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.counts_label = CountsLabel(self.results)
         self.model_label = ModelLabel(self.model_loader)
-        bar.addPermanentWidget(self.counts_label)
+        # It may be cut in a narrow window (its tooltip and Help › About say it all); the
+        # window must still shrink to a small screen.
+        self.model_label.setMinimumWidth(160)
         bar.addPermanentWidget(self.model_label)
         bar.showMessage("Drop images or folders on the window to classify them")
 
@@ -277,7 +288,15 @@ class MainWindow(QMainWindow):
         return self.summary_dialog
 
     def show_about(self) -> None:
-        QMessageBox.information(self, f"About {APP_TITLE}", about_text(self.model_loader))
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            f"About {APP_TITLE}",
+            about_text(self.model_loader),
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setDetailedText(model_record(self.model_loader))  # "Show Details…": all of it
+        box.exec()
 
     # -- requests -------------------------------------------------------------------------------
     @Slot(list)
@@ -292,14 +311,15 @@ class MainWindow(QMainWindow):
         models = self.model_loader
         if models.engine is None and models.error and not models.loading:
             self.statusBar().showMessage(
-                f"No model loaded ({models.error}); the {len(request)} item(s) will be "
+                f"No model loaded ({models.error}); {plural(len(request), 'item')} will be "
                 "classified once a model is opened (File › Open model…)"
             )
         elif models.engine is None or models.loading:
             self.statusBar().showMessage("Waiting for the model to load…")
         elif self.controller.busy:
             self.statusBar().showMessage(
-                f"Queued {len(request)} item(s); they start when the current run ends", 5000
+                f"Queued {plural(len(request), 'item')}; they start when the current run ends",
+                5000,
             )
         self.controller.submit(request)
 
@@ -324,6 +344,7 @@ class MainWindow(QMainWindow):
         self.preview.show_result(None)
         self.drop_area.show_results(False)
         self.progress_panel.set_idle("Ready")
+        self.statusBar().showMessage("Results cleared")  # not the last run's "Classified …"
         self._update_actions()
 
     # -- runs (the progress and status messages are the RunReporter's) -------------------------
@@ -376,6 +397,7 @@ class MainWindow(QMainWindow):
         busy = self.controller.busy
         has_rows = self.results.rowCount() > 0
         self.commands.export.setEnabled(has_rows and not self.exporting)
+        self.commands.summary.setEnabled(has_rows and self.engine is not None)
         self.commands.open_csv.setEnabled(self.engine is not None and not busy)
         self.commands.sort.setEnabled(has_rows and not busy and not self.sorting.busy)
         self.commands.undo_sort.setEnabled(not self.sorting.busy)

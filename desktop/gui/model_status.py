@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QWidget
@@ -57,7 +58,8 @@ class ModelLabel(QLabel):
 
 
 def about_text(models: ModelLoader) -> str:
-    """Help › About the model: the file, classes, input and how it was made."""
+    """Help › About the model: the file, classes, input and how it was made, in sentences;
+    `model_record` has every recorded detail."""
     engine = models.engine
     if engine is None:
         return f"No model loaded.\n\n{models.error or ''}"
@@ -70,7 +72,38 @@ def about_text(models: ModelLoader) -> str:
         f"Input: {info.input_size[1]}x{info.input_size[0]} RGB, resized by {info.resize}",
         f"Runtime: ONNX Runtime, {engine.provider}",
     ]
-    for key in ("weights", "metrics", "training", "export", "calibration", "open_set"):
-        if key in meta:
-            lines.append(f"{key.capitalize()}: {meta[key]}")
+    weights, metrics = _section(meta, "weights"), _section(meta, "metrics")
+    if weights.get("kind") == "imagenet":
+        lines.append(
+            f"Weights: {weights.get('origin', 'ImageNet')}; licence "
+            f"{weights.get('license', 'not recorded')}; SHA-256 {weights.get('sha256', '?')}"
+        )
+    elif weights:
+        lines.append(f"Weights: {info.backbone}")
+    if isinstance(metrics.get("val_accuracy"), (int, float)):
+        lines.append(f"Validation accuracy: {metrics['val_accuracy']:.1%}")
+    quantization = _section(_section(meta, "export"), "quantization")
+    if quantization:
+        lines.append("Quantised to INT8: a smaller, faster file")
+    if "temperature" in _section(meta, "calibration"):
+        lines.append("Confidences: calibrated on the validation split")
+    open_set = _section(meta, "open_set")
+    if "stated_rate" in open_set:
+        lines.append(
+            f"Unknown items: flagged when unlike every class; at most "
+            f"{open_set['stated_rate']:.0%} of known items promised"
+        )
     return "\n".join(lines)
+
+
+def model_record(models: ModelLoader) -> str:
+    """Everything the model file records about itself, for About's details."""
+    engine = models.engine
+    if engine is None:
+        return ""
+    return json.dumps(engine.info.metadata, indent=2, ensure_ascii=False, default=str)
+
+
+def _section(values: dict[str, Any], key: str) -> dict[str, Any]:
+    section = values.get(key)
+    return section if isinstance(section, dict) else {}

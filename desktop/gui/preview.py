@@ -233,6 +233,9 @@ class PreviewPanel(QWidget):
         self.title = QLabel()
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.title.setWordWrap(True)
+        # A long file name without spaces cannot wrap: it is cut (the tooltip has the path)
+        # rather than widening the pane and pushing the table's columns out of view.
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.verdict = QLabel()
         self.verdict.setWordWrap(True)
         self.verdict.setTextFormat(Qt.TextFormat.RichText)

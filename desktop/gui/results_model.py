@@ -347,13 +347,13 @@ class ResultsModel(QAbstractTableModel):
         if column == COL_FOLDER:
             return row.folder
         if column == COL_STATUS:
-            if row.status == STATUS_ERROR:
-                return f"error: {row.error}"
             return STATUS_LABELS[row.status]
         if column == COL_CONFIRMED:
             return row.confirmed or ""
         if row.top_index is None:
-            return ""
+            # An error row has no classes to show: its wide Top 3 cell says why instead,
+            # readable where the narrow Status column would cut it to "error: H…it".
+            return row.error if column == COL_TOP3 else ""
         if column == COL_CLASS:
             return self._class_names[row.top_index]
         if column == COL_CONFIDENCE:
@@ -395,6 +395,6 @@ class ResultsModel(QAbstractTableModel):
             )
         if column in (COL_FILE, COL_FOLDER):
             return row.path
-        if column == COL_TOP3 and row.top3:
-            return row.top3
+        if column == COL_TOP3 and (row.top3 or row.error):
+            return row.top3 or row.error
         return None

@@ -29,15 +29,16 @@ from desktop.gui.results_model import (
     ResultsModel,
 )
 
-# Sized so the six fixed columns fit a 1366-pixel-wide screen beside the preview pane.
+# Sized so the seven fixed columns, Confirmed class included (what the number keys set),
+# fit a 1366-pixel-wide screen beside the preview pane.
 _INITIAL_WIDTHS = {
-    COL_FILE: 160,
-    COL_FOLDER: 140,
-    COL_CLASS: 120,
-    COL_CONFIDENCE: 85,
-    COL_TOP3: 320,
-    COL_STATUS: 115,
-    COL_CONFIRMED: 120,
+    COL_FILE: 150,
+    COL_FOLDER: 110,
+    COL_CLASS: 115,
+    COL_CONFIDENCE: 75,
+    COL_TOP3: 260,
+    COL_STATUS: 95,
+    COL_CONFIRMED: 115,
 }
 # Number keys set a class: 1 the first class ... 9 the ninth, 0 the tenth.
 _DIGIT_KEYS = {int(Qt.Key.Key_0) + d: d for d in range(10)}
@@ -169,6 +170,10 @@ class ResultsView(QTableView):
     # -- confirming and correcting (the rows' owner, the model, keeps the result) ------------
     def selected_source_rows(self) -> list[int]:
         rows = self.selectionModel().selectedRows()
+        if not rows and self.currentIndex().isValid():
+            # A filter that hid the selection leaves Qt a current row with nothing selected:
+            # the preview shows that row, so the keys and the menu act on it.
+            rows = [self.currentIndex()]
         return sorted({self._proxy.mapToSource(index).row() for index in rows})
 
     def confirm_selected(self, class_name: str | None = None, *, as_predicted: bool = False):

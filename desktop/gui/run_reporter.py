@@ -62,7 +62,7 @@ class RunReporter(QObject):
         self._panel.set_idle(
             f"Cancelled: {summary.done} / {summary.images}"
             if summary.cancelled
-            else f"Done: {summary.done} images"
+            else f"Done: {plural(summary.done, 'image')}"
         )
         self._status_bar.showMessage(finished_text(summary))
 

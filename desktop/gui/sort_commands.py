@@ -2,7 +2,8 @@
 
 `desktop.core.sorting` does the work (class folders, `_review`, `_error`, a manifest, never
 an overwrite); this object asks where and how, runs it on a pool thread, and says what
-happened in the status bar (and in a message box when something could not be filed).
+happened in the status bar, and in a message box when a photo could not be filed, the
+whole job failed, or the destination is refused (before the copy-or-move question).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from desktop.core.sorting import SortReport, sort_into, undo_sort
+from desktop.core.sorting import SortError, SortReport, check_destination, sort_into, undo_sort
+from desktop.core.wording import plural
 from desktop.gui.background import BackgroundCall
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ class SortCommands(QObject):
         self._results = results  # the window is our Qt parent(): no Python reference to it
         self._call: BackgroundCall | None = None
         self._what = ""
+        self._failure = ""  # how a failure of the running job is told
 
     def _dialog_parent(self) -> QWidget:
         return self.parent()  # type: ignore[return-value]
@@ -49,12 +52,18 @@ class SortCommands(QObject):
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Sort into folder")
         if not dest:
             return
+        predictions = self._results.predictions()
+        # The photos' folders: a destination inside one of them is refused, as headless,
+        # and before the user is asked anything more.
+        sources = {Path(p.path).parent for p in predictions}
+        try:
+            check_destination(Path(dest), sources, create=False)
+        except SortError as exc:
+            QMessageBox.warning(self._dialog_parent(), "Cannot sort there", f"{exc}.")
+            return
         how = how or self._ask_copy_or_move(dest)
         if how is None:
             return
-        predictions = self._results.predictions()
-        # The photos' folders: a destination inside one of them is refused, as headless.
-        sources = {Path(p.path).parent for p in predictions}
         job = partial(
             sort_into,
             predictions,
@@ -66,7 +75,7 @@ class SortCommands(QObject):
             sources=sources,
         )
         verb = "Moved" if how == MOVE else "Copied"
-        self._start(job, f"{verb} {{filed}} photos into {dest} (manifest.csv there)")
+        self._start(job, f"{verb} {{filed}} into {dest}", "Sorting stopped")
 
     def undo_sort(self, dest: str | None = None) -> None:
         """Put back the photos of an earlier sort into `dest` (asked for unless given)."""
@@ -74,13 +83,14 @@ class SortCommands(QObject):
             return
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Undo the sort into")
         if dest:
-            self._start(partial(undo_sort, Path(dest)), f"Put back {{filed}} photos from {dest}")
+            job = partial(undo_sort, Path(dest))
+            self._start(job, f"Put back {{filed}} from {dest}", "Nothing put back")
 
     def _ask_copy_or_move(self, dest: str) -> str | None:
         box = QMessageBox(self._dialog_parent())
         box.setWindowTitle("Sort into folders")
         box.setText(
-            f"File the {self._results.rowCount()} photos into class folders under {dest}?\n"
+            f"File {plural(self._results.rowCount(), 'photo')} into class folders under {dest}?\n"
             "Needs review and unknown go to _review, unreadable files to _error. Nothing is "
             "overwritten, and File > Undo a sort… puts them back."
         )
@@ -90,8 +100,8 @@ class SortCommands(QObject):
         box.exec()
         return {copy: COPY, move: MOVE}.get(box.clickedButton())
 
-    def _start(self, job, summary: str) -> None:
-        self._what = summary
+    def _start(self, job, summary: str, failure: str) -> None:
+        self._what, self._failure = summary, failure
         self._call = BackgroundCall(job)
         self._call.succeeded.connect(self._on_done)
         self._call.failed.connect(self._on_failed)
@@ -102,9 +112,9 @@ class SortCommands(QObject):
     def _on_done(self, report: SortReport) -> None:
         self._call = None
         self.busy_changed.emit(False)
-        text = self._what.format(filed=len(report.filed))
+        text = self._what.format(filed=plural(len(report.filed), "photo"))
         if report.skipped:
-            text += f"; {len(report.skipped)} were there already"
+            text += f"; {len(report.skipped)} already there from an earlier sort"
         if report.failed:
             text += f"; {len(report.failed)} could not be filed"
             details = "\n".join(f"{Path(path).name}: {why}" for path, why in report.failed[:20])
@@ -115,4 +125,6 @@ class SortCommands(QObject):
     def _on_failed(self, error: BaseException) -> None:
         self._call = None
         self.busy_changed.emit(False)
-        self.finished.emit(f"Nothing more was filed: {error}")
+        text = f"{self._failure}: {error}"
+        QMessageBox.warning(self._dialog_parent(), self._failure, text)
+        self.finished.emit(text)

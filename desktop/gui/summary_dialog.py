@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QLabel,
+    QMessageBox,
     QVBoxLayout,
     QWidget,
 )
@@ -31,18 +32,31 @@ class SummaryDialog(QDialog):
         pixmap.loadFromData(buffer.getvalue(), "PNG")
         self.picture = QLabel()
         self.picture.setPixmap(pixmap)
+        self.saved_note = QLabel()  # where the last Save PNG… went
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         save = buttons.addButton("Save PNG…", QDialogButtonBox.ButtonRole.ActionRole)
         save.clicked.connect(lambda: self.save_png())
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
         layout.addWidget(self.picture)
+        layout.addWidget(self.saved_note)
         layout.addWidget(buttons)
 
     def save_png(self, path: str | os.PathLike[str] | None = None) -> str | None:
-        """Write the picture (asking where unless given); the path written, or None."""
+        """Write the picture (asking where unless given); the path written, or None (the
+        user cancelled, or was told why it could not be written)."""
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save summary", "", "PNG (*.png)")
             if not path:
                 return None
-        return str(save_png(self.summary, path))
+            if not path.lower().endswith(".png"):
+                path += ".png"  # a name typed without it is still a PNG to open later
+        try:
+            written = str(save_png(self.summary, path))
+        except OSError as exc:
+            QMessageBox.warning(
+                self, "Summary not saved", f"Cannot write {path}: {exc.strerror or exc}"
+            )
+            return None
+        self.saved_note.setText(f"Saved to {written}")
+        return written

@@ -42,7 +42,7 @@ class RunSummary:
         verb = "Cancelled after" if self.cancelled else "Classified"
         # Two decimals under a second: a few photos take 0.04 s, not "0.0 s".
         seconds = f"{self.seconds:.1f}" if self.seconds >= 1 else f"{self.seconds:.2f}"
-        text = f"{verb} {self.done} of {self.images} images in {seconds} s"
+        text = f"{verb} {self.done} of {plural(self.images, 'image')} in {seconds} s"
         if self.images_per_s > 0:
             text += f" ({self.images_per_s:.0f} images/s)"
         if self.flip_average:
