@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import pytest
 
 from fixtures_images import write_solid
-from tiny_model import PROTOTYPE_COLOURS
+from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # .ci/run installs Debian's chromium and chromium-driver and sets this: there a missing
@@ -166,6 +166,11 @@ def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_
     )
     assert "keyboard.png" in table and "microwave.png" in table
     assert "notes.txt" not in table and not (tmp_path.parent / "escape").exists()
+    # Named as the user knows them (zip:member), never by the server's temporary folders.
+    assert "more.zip:../../escape/mouse-copy.png" in table and "/tmp" not in table
+    assert "Predicted class" in table and "Status" in table
+    counts = browser.find_element(By.ID, "counts").text
+    assert counts.startswith("3 results:") and "1 non-image file in the zip skipped" in counts
 
 
 def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None:
@@ -209,13 +214,17 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
             bundle.write(photo, f"../../up-{index}.png")
         bundle.writestr("readme.txt", "x")
     monkeypatch.setattr(app, "MAX_ZIP_MEMBERS", 3)
-    paths, failed = app.photos_in([str(archive), str(photo)], tmp_path / "work")
-    unpacked = [Path(p) for p in paths[:-1]]
-    assert failed == []
-    assert len(unpacked) == 3 and paths[-1] == str(photo)
+    upload = app.photos_in([str(archive), str(photo)], tmp_path / "work")
+    unpacked = [Path(p) for p in upload.paths[:-1]]
+    assert len(unpacked) == 3 and upload.paths[-1] == str(photo)
     assert all(p.parent == tmp_path / "work" / "zip0" for p in unpacked)
+    assert [upload.names[str(p)] for p in unpacked] == [f"a.zip:../../up-{i}.png" for i in range(3)]
+    assert upload.names[str(photo)] == "p.png" and upload.skipped == 1
+    # What the limit left out is said, never dropped silently.
+    [cut] = upload.failed
+    assert cut.path == "a.zip" and cut.error.startswith("2 photos not unpacked: one zip holds")
     monkeypatch.setattr(app, "MAX_ZIP_BYTES", photo.stat().st_size * 2)  # a zip bomb's brake
-    assert len(app.photos_in([str(archive)], tmp_path / "work2")[0]) == 2
+    assert len(app.photos_in([str(archive)], tmp_path / "work2").paths) == 2
 
     monkeypatch.undo()  # the real limits again
     # Two zips, the first without photos, and a member that cannot be unpacked.
@@ -229,9 +238,34 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     start = raw.find(b"bad.png") + len(b"bad.png") + 2000  # inside its data
     raw[start : start + 20] = bytes(20)  # the CRC no longer matches
     broken.write_bytes(bytes(raw))
-    paths, failed = app.photos_in([str(empty), str(broken)], tmp_path / "work3")
-    assert [Path(p).name for p in paths] == ["00000-good.png"]
-    assert [p.path for p in failed] == ["broken.zip:bad.png"] and not failed[0].ok
+    cut_short = tmp_path / "cut.zip"
+    cut_short.write_bytes(broken.read_bytes()[:100])  # an upload that stopped midway
+    upload = app.photos_in([str(empty), str(broken), str(cut_short)], tmp_path / "work3")
+    assert [Path(p).name for p in upload.paths] == ["00000-good.png"]
+    assert [p.path for p in upload.failed] == ["broken.zip:bad.png", "cut.zip"]
+    assert upload.failed[1].error == "not a readable zip (damaged or cut)"
+    assert upload.skipped == 1  # empty.zip's notes.txt
+
+
+def test_the_threshold_relabels_the_last_batch_and_rewrites_its_csv(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    from desktop.core.engine import Engine
+    from desktop.web.app import BatchResult, batch_view
+
+    engine = Engine(tiny_model_path, threads=1)
+    photo = write_solid(tmp_path / "unsure.png", AMBIGUOUS_COLOUR)
+    prediction = engine.classify_file(str(photo))
+    result = BatchResult([prediction], tmp_path / "r.csv", skipped=0)
+    names = list(engine.class_names)
+    low, high = prediction.confidence - 0.01, prediction.confidence + 0.01
+
+    line, table, csv_path = batch_view(result, names, low)
+    assert table["data"][0][3] == "ok" and line.startswith("**1 result:** 1 ok")
+    assert "ok" in Path(csv_path).read_text()
+    line, table, csv_path = batch_view(result, names, high)
+    assert table["data"][0][3] == "needs review" and "1 need review" in line
+    assert ",review," in Path(csv_path).read_text()
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_server(server: str) -> None:

@@ -4,10 +4,13 @@ locally (default 127.0.0.1:7860), with nothing fetched from the internet.
     ewaste-web [--model MODEL.onnx] [--host 127.0.0.1] [--port 7860]
 
 One photo: the predicted class, every class probability, the status (ok, needs review,
-unknown item, error) and where the model looked. Many photos, or a zip of them: the
-results table and a CSV download with exactly the app's CSV columns. The review threshold
-is a slider. Anything the engine cannot read is an error row with the reason; nothing a
-user uploads can stop the server. Uploads are limited in size and, for a zip, in count.
+unknown item, error) and where the model looked. Many photos, or a zip of them: a count
+line, the results table (file, class, confidence, status, reason) and a CSV download with
+exactly the app's CSV columns; each photo is named as the user knows it (its file name, or
+zip:member), never by the server's temporary path. The review threshold is a slider that
+also re-labels the last batch. Anything the engine cannot read is an error row with the
+reason; nothing a user uploads can stop the server. Uploads are limited in size and, for a
+zip, in count.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # Before Gradio is imported: no usage statistics sent anywhere.
@@ -28,7 +32,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from desktop.core.cam import cam_heatmap  # noqa: E402
-from desktop.core.csv_export import result_row, results_header, write_results_csv  # noqa: E402
+from desktop.core.csv_export import write_results_csv  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
@@ -41,8 +45,10 @@ from desktop.core.results import (  # noqa: E402
     STATUS_ERROR,
     STATUS_LABELS,
     Prediction,
+    count_statuses,
     status_of,
 )
+from desktop.core.wording import plural  # noqa: E402
 
 MAX_UPLOAD = "25mb"  # per file, enforced by Gradio before our code runs
 MAX_ZIP_MEMBERS = 5_000
@@ -81,34 +87,52 @@ def overlay(path: str, prediction: Prediction) -> np.ndarray | None:
     return (pixels * (1 - 0.55 * heat) + red * 0.55 * heat).clip(0, 255).astype(np.uint8)
 
 
-def photos_in(uploads: Sequence[str], folder: Path) -> tuple[list[str], list[Prediction]]:
-    """The uploaded files, each zip unpacked (image members only, safely) into folder, and
-    an error row for each member that could not be unpacked."""
-    paths: list[str] = []
-    failed: list[Prediction] = []
-    for number, upload in enumerate(uploads):
-        if zipfile.is_zipfile(upload):
+@dataclass
+class Upload:
+    """One upload, ready to classify: the photos' paths on the server, the name each is
+    shown under, error rows for what could not be unpacked, and the zip members skipped as
+    not photos."""
+
+    paths: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # server path -> the user's name
+    failed: list[Prediction] = field(default_factory=list)
+    skipped: int = 0
+
+
+def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
+    """The uploaded files, each zip unpacked (photo members only, safely) into folder."""
+    upload = Upload()
+    for number, path in enumerate(uploads):
+        name = Path(path).name
+        if zipfile.is_zipfile(path):
             try:
-                unpacked, problems = _unpack(upload, folder / f"zip{number}")
+                _unpack(path, folder / f"zip{number}", upload)
             except (zipfile.BadZipFile, OSError) as exc:  # its index is broken
-                failed.append(Prediction.failed(Path(upload).name, f"not a readable zip: {exc}"))
-                continue
-            paths += unpacked
-            failed += problems
+                upload.failed.append(Prediction.failed(name, f"not a readable zip: {exc}"))
+        elif name.lower().endswith(".zip"):
+            upload.failed.append(Prediction.failed(name, "not a readable zip (damaged or cut)"))
         else:
-            paths.append(upload)
-    return paths, failed
+            upload.paths.append(path)
+            upload.names[path] = name  # Gradio keeps the user's file name
+    return upload
 
 
-def _unpack(archive: str, folder: Path) -> tuple[list[str], list[Prediction]]:
+def _unpack(archive: str, folder: Path, upload: Upload) -> None:
     folder.mkdir(parents=True)
-    paths, failed, total = [], [], 0
+    zip_name, total = Path(archive).name, 0
     with zipfile.ZipFile(archive) as bundle:
-        members = [m for m in bundle.infolist() if not m.is_dir() and is_photo_file(m.filename)]
-        for index, member in enumerate(members[:MAX_ZIP_MEMBERS]):
+        members = [m for m in bundle.infolist() if not m.is_dir()]
+        photos = [m for m in members if is_photo_file(m.filename)]
+        upload.skipped += len(members) - len(photos)
+        for index, member in enumerate(photos):
             total += member.file_size
-            if total > MAX_ZIP_BYTES:
+            if index >= MAX_ZIP_MEMBERS or total > MAX_ZIP_BYTES:
+                left = plural(len(photos) - index, "photo")
+                limit = f"{MAX_ZIP_MEMBERS} photos and {MAX_ZIP_BYTES // 2**20} MB"
+                reason = f"{left} not unpacked: one zip holds at most {limit}"
+                upload.failed.append(Prediction.failed(zip_name, reason))
                 break
+            name = f"{zip_name}:{member.filename}"
             # Never the member's own path: "../../x.jpg" must not leave the folder.
             target = folder / f"{index:05d}-{Path(member.filename).name[:150]}"
             try:
@@ -116,11 +140,46 @@ def _unpack(archive: str, folder: Path) -> tuple[list[str], list[Prediction]]:
                     sink.write(source.read(member.file_size + 1)[: member.file_size])
             except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
                 # Corrupt, encrypted or compressed in a way zipfile cannot read.
-                name = f"{Path(archive).name}:{member.filename}"
-                failed.append(Prediction.failed(name, f"cannot unpack from the zip: {exc}"))
+                upload.failed.append(Prediction.failed(name, f"cannot unpack from the zip: {exc}"))
                 continue
-            paths.append(str(target))
-    return paths, failed
+            upload.paths.append(str(target))
+            upload.names[str(target)] = name
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The last batch's rows (named as the user knows them), kept so the threshold slider
+    can re-label them without classifying again."""
+
+    predictions: list[Prediction]
+    csv_path: Path
+    skipped: int
+
+
+RESULT_HEADERS = ["File", "Predicted class", "Confidence", "Status", "Reason"]
+NO_RESULTS = {"headers": RESULT_HEADERS, "data": []}
+
+
+def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
+    """The count line, the results table and the CSV (rewritten) at this threshold."""
+    write_results_csv(result.csv_path, result.predictions, names, threshold)
+    rows = []
+    for prediction in result.predictions:
+        status = STATUS_LABELS[status_of(prediction, threshold)]
+        if prediction.ok:
+            confidence = f"{prediction.confidence * 100:.1f} %"
+            rows.append([prediction.path, names[prediction.top_index], confidence, status, ""])
+        else:
+            rows.append([prediction.path, "", "", status, prediction.error])
+    counts = count_statuses(result.predictions, threshold)
+    line = (
+        f"**{plural(len(result.predictions), 'result')}:** {counts.ok} ok · "
+        f"{counts.review} need review · {counts.unknown} unknown · "
+        f"{plural(counts.error, 'error')}"
+    )
+    if result.skipped:
+        line += f" · {plural(result.skipped, 'non-image file')} in the zip skipped"
+    return line, {"headers": RESULT_HEADERS, "data": rows}, str(result.csv_path)
 
 
 def _new_workdir() -> Path:
@@ -154,16 +213,23 @@ def build_app(engine: Engine) -> gr.Blocks:
 
     def classify_many(uploads: list[str] | None, threshold_percent: float):
         if not uploads:
-            return None, None
-        threshold = threshold_percent / 100
+            return "", NO_RESULTS, None, None
         workdir = _new_workdir()
-        paths, unpack_failures = photos_in(uploads, workdir)
-        predictions = [p for batch in engine.classify(paths, with_cam=False) for p in batch]
-        predictions += unpack_failures
-        csv_path = workdir / "ewaste-results.csv"
-        write_results_csv(csv_path, predictions, names, threshold)
-        rows = [result_row(p, names, threshold) for p in predictions]
-        return {"headers": results_header(names), "data": rows}, str(csv_path)
+        upload = photos_in(uploads, workdir)
+        predictions = [
+            replace(p, path=upload.names.get(p.path, p.path))
+            for batch in engine.classify(upload.paths, with_cam=False)
+            for p in batch
+        ]
+        result = BatchResult(
+            predictions + upload.failed, workdir / "ewaste-results.csv", upload.skipped
+        )
+        return (*batch_view(result, names, threshold_percent / 100), result)
+
+    def relabel(result: BatchResult | None, threshold_percent: float):
+        if result is None:
+            return "", NO_RESULTS, None
+        return batch_view(result, names, threshold_percent / 100)
 
     with gr.Blocks(title="E-Waste Sorter", analytics_enabled=False) as app:
         gr.Markdown(f"# E-Waste Sorter\nModel: `{engine.model_path.name}`, {len(names)} classes")
@@ -175,16 +241,32 @@ def build_app(engine: Engine) -> gr.Blocks:
             verdict = gr.Markdown(elem_id="verdict")
             with gr.Row():
                 chart = gr.Label(num_top_classes=len(names), label="Class probabilities")
-                looked = gr.Image(label="Where the model looked", interactive=False)
+                looked = gr.Image(
+                    label="Where the model looked",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],  # "share" needs Hugging Face
+                )
             for trigger in (photo.change, threshold.release):
                 trigger(classify_one, [photo, threshold], [verdict, chart, looked], api_name=False)
         with gr.Tab("Many photos or a zip"):
             many = gr.File(
                 label="Photos or .zip", file_count="multiple", type="filepath", elem_id="many"
             )
-            table = gr.Dataframe(label="Results", interactive=False, wrap=True, elem_id="results")
+            counts = gr.Markdown(elem_id="counts")
+            table = gr.Dataframe(
+                value=NO_RESULTS, label="Results", interactive=False, wrap=True, elem_id="results"
+            )
             download = gr.File(label="CSV (the app's columns)")
-            many.change(classify_many, [many, threshold], [table, download], api_name=False)
+            last_batch = gr.State(None)
+            many.change(
+                classify_many,
+                [many, threshold],
+                [counts, table, download, last_batch],
+                api_name=False,
+            )
+            threshold.release(
+                relabel, [last_batch, threshold], [counts, table, download], api_name=False
+            )
         gr.Button(visible=False).click(
             classify_one, [photo, threshold], [verdict, chart, looked], api_name="classify"
         )
@@ -212,7 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         footer_links=[],  # no links to gradio.app
         ssr_mode=False,  # no Node.js server: one process, the page from Python
         theme=THEME,
+        quiet=True,  # Gradio's banner suggests share=True, a public link: not for a station
+        prevent_thread_lock=True,
     )
+    print(f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)", flush=True)
+    app.block_thread()
     return 0
 
 
