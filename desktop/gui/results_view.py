@@ -32,13 +32,13 @@ from desktop.gui.results_model import (
 # Sized so the seven fixed columns, Confirmed class included (what the number keys set),
 # fit a 1366-pixel-wide screen beside the preview pane.
 _INITIAL_WIDTHS = {
-    COL_FILE: 150,
-    COL_FOLDER: 110,
+    COL_FILE: 140,
+    COL_FOLDER: 105,
     COL_CLASS: 115,
     COL_CONFIDENCE: 75,
-    COL_TOP3: 260,
+    COL_TOP3: 295,
     COL_STATUS: 95,
-    COL_CONFIRMED: 115,
+    COL_CONFIRMED: 105,
 }
 # Number keys set a class: 1 the first class ... 9 the ninth, 0 the tenth.
 _DIGIT_KEYS = {int(Qt.Key.Key_0) + d: d for d in range(10)}
