@@ -172,6 +172,22 @@ def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_
     counts = browser.find_element(By.ID, "counts").text
     assert counts.startswith("3 results:") and "1 non-image file in the zip skipped" in counts
 
+    # Dragging the review threshold to 100 % re-labels the batch without a new upload.
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    slider = browser.find_element(By.CSS_SELECTOR, "input[type=range]")
+    drag = (
+        ActionChains(browser)
+        .click_and_hold(slider)
+        .move_by_offset(slider.size["width"] // 2 - 1, 0)
+    )
+    drag.release().perform()
+    relabelled = wait_for(
+        lambda: "3 need review" in (t := browser.find_element(By.ID, "counts").text) and t,
+        "the batch re-labelled",
+    )
+    assert relabelled.startswith("3 results: 0 ok")
+
 
 def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None:
     from gradio_client import Client, handle_file
@@ -256,14 +272,14 @@ def test_the_threshold_relabels_the_last_batch_and_rewrites_its_csv(
     engine = Engine(tiny_model_path, threads=1)
     photo = write_solid(tmp_path / "unsure.png", AMBIGUOUS_COLOUR)
     prediction = engine.classify_file(str(photo))
-    result = BatchResult([prediction], tmp_path / "r.csv", skipped=0)
+    result = BatchResult([prediction], skipped=0)
     names = list(engine.class_names)
     low, high = prediction.confidence - 0.01, prediction.confidence + 0.01
 
-    line, table, csv_path = batch_view(result, names, low)
+    line, table, csv_path = batch_view(result, names, low, tmp_path / "low.csv")
     assert table["data"][0][3] == "ok" and line.startswith("**1 result:** 1 ok")
-    assert "ok" in Path(csv_path).read_text()
-    line, table, csv_path = batch_view(result, names, high)
+    assert ",ok," in Path(csv_path).read_text()
+    line, table, csv_path = batch_view(result, names, high, tmp_path / "high.csv")
     assert table["data"][0][3] == "needs review" and "1 need review" in line
     assert ",review," in Path(csv_path).read_text()
 
