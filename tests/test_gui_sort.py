@@ -105,7 +105,7 @@ def test_a_refused_destination_or_a_failed_undo_is_told_in_a_message_box(
     window.sorting.undo_sort(str(tmp_path))  # a folder no sort went into
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
     title, text = warned[-1]
-    assert title == "Nothing put back" and "has no manifest.csv: nothing to undo" in text
+    assert title == "Undo stopped" and "has no manifest.csv: nothing to undo" in text
     assert window.statusBar().currentMessage() == text
 
 

@@ -165,6 +165,29 @@ def test_undo_of_a_copy_whose_original_is_gone_puts_the_copy_back(engine, tmp_pa
     assert len(list(photos.iterdir())) == 12
 
 
+def test_a_reused_name_is_a_new_photo_for_the_sort_and_for_the_undo(engine, tmp_path) -> None:
+    # A camera whose counter reset writes a new photo under a name already sorted.
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    dest = tmp_path / "sorted"
+    first = write_solid(camera / "IMG_0001.png", PROTOTYPE_COLOURS["Mouse"])
+    first_digest = digest(first)
+    sort_into(classified(engine, camera), dest, list(CLASS_NAMES), THRESHOLD)
+    first.unlink()
+    second = write_solid(camera / "IMG_0001.png", PROTOTYPE_COLOURS["Battery"])
+    second_digest = digest(second)
+
+    report = sort_into(classified(engine, camera), dest, list(CLASS_NAMES), THRESHOLD)
+    assert not report.skipped and len(report.filed) == 1  # filed, not "already there"
+    assert digest(dest / "Battery" / "IMG_0001.png") == second_digest
+
+    # Undo: the new photo's copy goes; the old photo's copy, now its only one, comes back.
+    assert not undo_sort(dest).failed
+    assert digest(camera / "IMG_0001.png") == second_digest
+    assert digest(camera / "IMG_0001 (2).png") == first_digest
+    assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
+
+
 def test_undo_works_from_any_folder_and_reads_older_relative_manifests(
     engine, tmp_path, monkeypatch
 ) -> None:

@@ -75,8 +75,9 @@ def test_a_photo_is_handed_over_once_and_only_when_complete(tmp_path: Path) -> N
     phone = tmp_path / "IMG_0004.HEIC"  # a phone set to HEIC: its row will say what to do
     phone.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
     assert watcher.poll() == []
-    now[0] = 42.0
-    assert watcher.poll() == [phone]  # not a photo this station reads, yet never ignored
+    now[0] = 32.1
+    # Not a photo this station reads, yet never ignored, nor kept waiting for the give-up.
+    assert watcher.poll() == [phone]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -151,6 +152,8 @@ def test_options_the_watch_cannot_honour_are_refused_not_ignored(
         capsys.readouterr().err
     )
     assert not (tmp_path / "w.csv").exists() and not (tmp_path / "w.png").exists()
+    assert classify_main([*watch, "--move", *model]) == 2  # moved where? never ignored
+    assert "--move goes with --sort-into DEST" in capsys.readouterr().err
 
 
 def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_path) -> None:

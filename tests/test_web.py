@@ -272,14 +272,14 @@ def test_the_threshold_relabels_the_last_batch_and_rewrites_its_csv(
     engine = Engine(tiny_model_path, threads=1)
     photo = write_solid(tmp_path / "unsure.png", AMBIGUOUS_COLOUR)
     prediction = engine.classify_file(str(photo))
-    result = BatchResult([prediction], skipped=0)
+    result = BatchResult([prediction], skipped=0, csv_path=tmp_path / "r.csv")
     names = list(engine.class_names)
     low, high = prediction.confidence - 0.01, prediction.confidence + 0.01
 
-    line, table, csv_path = batch_view(result, names, low, tmp_path / "low.csv")
+    line, table, csv_path = batch_view(result, names, low)
     assert table["data"][0][3] == "ok" and line.startswith("**1 result:** 1 ok")
     assert ",ok," in Path(csv_path).read_text()
-    line, table, csv_path = batch_view(result, names, high, tmp_path / "high.csv")
+    line, table, csv_path = batch_view(result, names, high)
     assert table["data"][0][3] == "needs review" and "1 need review" in line
     assert ",review," in Path(csv_path).read_text()
 

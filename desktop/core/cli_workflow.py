@@ -66,7 +66,7 @@ def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_n
     print(
         f"{action} {plural(len(report.filed), 'photo')} into {args.sort_into} "
         f"(manifest: {args.sort_into / MANIFEST_FILE})"
-        + (f"; {len(report.skipped)} already there from an earlier run" if report.skipped else "")
+        + (f"; {len(report.skipped)} already there from an earlier sort" if report.skipped else "")
     )
     for source, reason in report.failed:
         error(f"not sorted: {source}: {reason}")
@@ -80,6 +80,8 @@ def watch(args: argparse.Namespace) -> int:
     try:
         if args.paths or args.csv is None:
             raise UsageError("--watch DIR takes no PATHs, and needs --csv OUT")
+        if args.move and args.sort_into is None:
+            raise UsageError("--move goes with --sort-into DEST")
         batch_only = [
             option
             for option, given in (

@@ -16,8 +16,9 @@ deletes the source only once the manifest records where the photo went. Running 
 sort again finishes an interrupted one: photos the manifest records are skipped, and a photo
 placed just before the stop is recognised by its SHA-256 instead of filed twice.
 `undo_sort` moves the files back (or deletes the copies) using the manifest; a copy whose
-original is gone is moved back instead, as it is then the only one. The manifest records
-absolute paths, so the undo works from any folder.
+original is gone, or replaced by another photo of that name, is moved back instead, as it is
+then the only one. A photo is matched by path and SHA-256, never by its name alone. The
+manifest records absolute paths, so the undo works from any folder.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def sort_into(
     with _Manifest(dest / MANIFEST_FILE) as manifest:
         for count, prediction in enumerate(predictions, start=1):
             source = str(prediction.path)
-            if source in done:
+            if _filed_before(done.get(source)):
                 _finish_move(done[source])  # a run stopped before deleting the source
                 report.skipped.append(source)
                 continue
@@ -223,12 +224,13 @@ def _undo_one(entry: Filed) -> None:
         raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
     if _is_same_path(placed, source):
         return  # the photo already sat where it was filed: its only copy stays
-    # A copy whose original was deleted since is the only one left: it goes back too.
-    if entry.action == "move" or not source.exists():
+    # Unless the source path still holds this very photo (a copy's original, or a move a
+    # stopped undo put back), the filed one goes back first: a moved photo, or a copy whose
+    # original was deleted or replaced by another photo of that name since. It is then the
+    # only one left, and takes a numbered name if the name is taken.
+    if not (source.is_file() and file_sha256(source) == entry.sha256):
         source.parent.mkdir(parents=True, exist_ok=True)
-        back = source.is_file() and file_sha256(source) == entry.sha256
-        if not back:  # a stopped undo may have put it back already
-            _place(placed, source, link=True)  # never over a file that is there now
+        _place(placed, source, link=True)
     placed.unlink()
 
 
@@ -256,6 +258,15 @@ def _file_one(
     if target is None:
         target = _place(source, folder / source.name, expected_sha256=digest, link=move)
     return Filed(str(source), str(target), class_name, status, digest, "move" if move else "copy")
+
+
+def _filed_before(earlier: Filed | None) -> bool:
+    """Whether the manifest's entry for this path is this photo: the source is gone (moved)
+    or unchanged. A new photo under a reused name (a camera's counter reset) is not."""
+    if earlier is None:
+        return False
+    source = Path(earlier.source)
+    return not source.is_file() or file_sha256(source) == earlier.sha256
 
 
 def _finish_move(filed: Filed) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .csv_export import ResultsCsvAppender, unguarded_text
-from .preprocessing import ImageLoadError, is_photo_file, load_rgb
+from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
 from .sorting import sort_into
 from .wording import plural
 
@@ -75,7 +75,9 @@ class FolderWatcher:
                 self._pending[name] = (state, now)
                 continue
             still = now - since
-            if still >= self._settle and (still >= self._give_up or _decodes(entry.path)):
+            # A HEIC or RAW photo never decodes here: once settled, its row gives advice.
+            complete = not is_supported_image(name) or _decodes(entry.path)
+            if still >= self._settle and (still >= self._give_up or complete):
                 ready.append(self.folder / name)
                 self._handed_over.add(name)
                 del self._pending[name]

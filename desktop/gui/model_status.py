@@ -88,7 +88,7 @@ def about_text(models: ModelLoader) -> str:
     if "temperature" in _section(meta, "calibration"):
         lines.append("Confidences: calibrated on the validation split")
     open_set = _section(meta, "open_set")
-    if "stated_rate" in open_set:
+    if isinstance(open_set.get("stated_rate"), (int, float)):  # the file is untrusted
         lines.append(
             f"Unknown items: flagged when unlike every class; at most "
             f"{open_set['stated_rate']:.0%} of known items promised"

@@ -8,6 +8,7 @@ whole job failed, or the destination is refused (before the copy-or-move questio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
 COPY, MOVE = "copy", "move"
 
 
+@dataclass(frozen=True)
+class _Words:
+    """How a sort or an undo tells its outcome: `done` with "{filed}" for the count."""
+
+    done: str
+    not_done: str  # for the photos it could not handle
+    stopped: str  # the title when the whole job failed
+
+
 class SortCommands(QObject):
     """Sorts the results' photos; `busy` while a sort or undo runs, `finished(text)` after."""
 
@@ -35,8 +45,7 @@ class SortCommands(QObject):
         super().__init__(parent)
         self._results = results  # the window is our Qt parent(): no Python reference to it
         self._call: BackgroundCall | None = None
-        self._what = ""
-        self._failure = ""  # how a failure of the running job is told
+        self._words = _Words("", "", "")  # the running job's
 
     def _dialog_parent(self) -> QWidget:
         return self.parent()  # type: ignore[return-value]
@@ -75,7 +84,7 @@ class SortCommands(QObject):
             sources=sources,
         )
         verb = "Moved" if how == MOVE else "Copied"
-        self._start(job, f"{verb} {{filed}} into {dest}", "Sorting stopped")
+        self._start(job, _Words(f"{verb} {{filed}} into {dest}", "not filed", "Sorting stopped"))
 
     def undo_sort(self, dest: str | None = None) -> None:
         """Put back the photos of an earlier sort into `dest` (asked for unless given)."""
@@ -84,7 +93,9 @@ class SortCommands(QObject):
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Undo the sort into")
         if dest:
             job = partial(undo_sort, Path(dest))
-            self._start(job, f"Put back {{filed}} from {dest}", "Nothing put back")
+            self._start(
+                job, _Words(f"Put back {{filed}} from {dest}", "not put back", "Undo stopped")
+            )
 
     def _ask_copy_or_move(self, dest: str) -> str | None:
         box = QMessageBox(self._dialog_parent())
@@ -100,8 +111,8 @@ class SortCommands(QObject):
         box.exec()
         return {copy: COPY, move: MOVE}.get(box.clickedButton())
 
-    def _start(self, job, summary: str, failure: str) -> None:
-        self._what, self._failure = summary, failure
+    def _start(self, job, words: _Words) -> None:
+        self._words = words
         self._call = BackgroundCall(job)
         self._call.succeeded.connect(self._on_done)
         self._call.failed.connect(self._on_failed)
@@ -112,19 +123,20 @@ class SortCommands(QObject):
     def _on_done(self, report: SortReport) -> None:
         self._call = None
         self.busy_changed.emit(False)
-        text = self._what.format(filed=plural(len(report.filed), "photo"))
+        words = self._words
+        text = words.done.format(filed=plural(len(report.filed), "photo"))
         if report.skipped:
             text += f"; {len(report.skipped)} already there from an earlier sort"
         if report.failed:
-            text += f"; {len(report.failed)} could not be filed"
+            text += f"; {len(report.failed)} {words.not_done}"
             details = "\n".join(f"{Path(path).name}: {why}" for path, why in report.failed[:20])
-            QMessageBox.warning(self._dialog_parent(), "Some photos were not filed", details)
+            QMessageBox.warning(self._dialog_parent(), f"Some photos {words.not_done}", details)
         self.finished.emit(text)
 
     @Slot(object)
     def _on_failed(self, error: BaseException) -> None:
         self._call = None
         self.busy_changed.emit(False)
-        text = f"{self._failure}: {error}"
-        QMessageBox.warning(self._dialog_parent(), self._failure, text)
+        text = f"{self._words.stopped}: {error}"
+        QMessageBox.warning(self._dialog_parent(), self._words.stopped, text)
         self.finished.emit(text)

@@ -153,6 +153,7 @@ class BatchResult:
 
     predictions: list[Prediction]
     skipped: int
+    csv_path: Path  # in the batch's own folder
 
 
 RESULT_HEADERS = ["File", "Predicted class", "Confidence", "Status", "Reason"]
@@ -162,10 +163,9 @@ NO_RESULTS = {"headers": RESULT_HEADERS, "data": []}
 CSV_NAME = "ewaste-results.csv"
 
 
-def batch_view(result: BatchResult, names: Sequence[str], threshold: float, csv_path: Path):
-    """The count line, the results table and the CSV (written to `csv_path`) at this
-    threshold."""
-    write_results_csv(csv_path, result.predictions, names, threshold)
+def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
+    """The count line, the results table and the CSV (rewritten) at this threshold."""
+    write_results_csv(result.csv_path, result.predictions, names, threshold)
     rows = []
     for prediction in result.predictions:
         status = STATUS_LABELS[status_of(prediction, threshold)]
@@ -182,7 +182,7 @@ def batch_view(result: BatchResult, names: Sequence[str], threshold: float, csv_
     )
     if result.skipped:
         line += f" · {plural(result.skipped, 'non-image file')} in the zip skipped"
-    return line, {"headers": RESULT_HEADERS, "data": rows}, str(csv_path)
+    return line, {"headers": RESULT_HEADERS, "data": rows}, str(result.csv_path)
 
 
 def _new_workdir() -> Path:
@@ -224,16 +224,16 @@ def build_app(engine: Engine) -> gr.Blocks:
             for batch in engine.classify(upload.paths, with_cam=False)
             for p in batch
         ]
-        result = BatchResult(predictions + upload.failed, upload.skipped)
-        csv_path = workdir / CSV_NAME
-        return (*batch_view(result, names, threshold_percent / 100, csv_path), result)
+        result = BatchResult(predictions + upload.failed, upload.skipped, workdir / CSV_NAME)
+        return (*batch_view(result, names, threshold_percent / 100), result)
 
     def relabel(result: BatchResult | None, threshold_percent: float):
         if result is None:
             return "", NO_RESULTS, None
-        # A new folder: the batch's own may have been rotated away since (KEPT_WORKDIRS).
-        csv_path = _new_workdir() / CSV_NAME
-        return batch_view(result, names, threshold_percent / 100, csv_path)
+        # Its own folder, never a new one: new folders rotate old ones away, and one of
+        # those could be a batch still being classified. It is made again if rotated away.
+        result.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        return batch_view(result, names, threshold_percent / 100)
 
     with gr.Blocks(title="E-Waste Sorter", analytics_enabled=False) as app:
         gr.Markdown(f"# E-Waste Sorter\nModel: `{engine.model_path.name}`, {len(names)} classes")
