@@ -1,13 +1,15 @@
-"""The status-bar summary of the results: how many are ok, need review, failed."""
+"""The summary beside the filters: how many results are ok, need review, failed."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QSize, Qt, Slot
 from PySide6.QtWidgets import QLabel, QWidget
 
 from desktop.core.results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN
 from desktop.core.wording import plural
 from desktop.gui.results_model import ResultsModel
+
+MIN_WIDTH = 100  # cut, never widening the window, when it is narrow
 
 
 class CountsLabel(QLabel):
@@ -16,17 +18,21 @@ class CountsLabel(QLabel):
     def __init__(self, results: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._results = results
-        # A fixed width: a label that resizes with its text re-lays out (and repaints) the
-        # whole window on every batch.
-        self.setMinimumWidth(
-            self.fontMetrics().horizontalAdvance(
-                "00000 results: 00000 ok · 00000 need review · 00000 errors"
-            )
+        # A fixed preferred width: a label that resizes with its text re-lays out (and
+        # repaints) the whole window on every batch. It may still shrink in a narrow window.
+        self._width = self.fontMetrics().horizontalAdvance(
+            "00000 results: 00000 ok · 00000 need review · 00000 unknown · 00000 errors"
         )
         self.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         results.rowsInserted.connect(self._update)
         results.dataChanged.connect(self._update)
         results.modelReset.connect(self._update)
+
+    def sizeHint(self) -> QSize:
+        return QSize(self._width, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(MIN_WIDTH, super().minimumSizeHint().height())
 
     @Slot()
     def _update(self, *_args: object) -> None:

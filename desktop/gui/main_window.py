@@ -136,7 +136,6 @@ class MainWindow(QMainWindow):
         # bar's width to its messages (a sort's result, a path) and the model line.
         self.counts_label = CountsLabel(self.results)
         self.counts_label.setContentsMargins(0, 0, 8, 0)
-        self.counts_label.setMinimumWidth(100)  # cut, never widening, in a narrow window
         filter_row = QHBoxLayout()
         filter_row.addWidget(self.filter_bar, stretch=1)
         filter_row.addWidget(self.counts_label)
