@@ -284,14 +284,18 @@ def test_the_threshold_relabels_the_last_batch_and_rewrites_its_csv(
     assert ",review," in Path(csv_path).read_text()
 
 
-def test_an_upload_over_the_limit_is_refused_by_the_server(server: str) -> None:
+def test_an_upload_over_the_limit_is_refused_by_the_server(server: str, tmp_path: Path) -> None:
     import httpx
 
     from desktop.web.app import MAX_UPLOAD
 
     limit = int(MAX_UPLOAD.removesuffix("mb")) * 1024 * 1024
-    too_big = {"files": ("huge.jpg", b"\xff" * (limit + 1024), "image/jpeg")}
-    response = httpx.post(f"{server}gradio_api/upload", files=too_big, timeout=60)
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as handle:
+        handle.truncate(limit + 1024)  # sparse: streamed from disk, never held in memory
+    with huge.open("rb") as body:
+        too_big = {"files": ("huge.jpg", body, "image/jpeg")}
+        response = httpx.post(f"{server}gradio_api/upload", files=too_big, timeout=120)
     assert response.status_code == 413
     small = {"files": ("small.jpg", b"\xff" * 1024, "image/jpeg")}
     assert httpx.post(f"{server}gradio_api/upload", files=small, timeout=60).status_code == 200
