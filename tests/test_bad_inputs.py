@@ -165,7 +165,8 @@ def test_phone_and_raw_photos_in_a_folder_are_error_rows_that_say_what_to_do(
     shift = tmp_path / "shift"
     shift.mkdir()
     (shift / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
-    # A RAW file starts like a TIFF: Pillow opens it, then fails on the sensor data.
+    # A RAW file is a TIFF inside: one whose preview Pillow cannot read (here one cut short)
+    # gets the advice; one with a readable preview would be classified from it.
     Image.new("RGB", (64, 48), (90, 90, 90)).save(shift / "DSC_0002.dng", format="TIFF")
     raw = (shift / "DSC_0002.dng").read_bytes()
     (shift / "DSC_0002.dng").write_bytes(raw[: len(raw) // 2])

@@ -277,7 +277,7 @@ def test_the_threshold_relabels_the_last_batch_and_rewrites_its_csv(
     low, high = prediction.confidence - 0.01, prediction.confidence + 0.01
 
     line, table, csv_path = batch_view(result, names, low)
-    assert table["data"][0][3] == "ok" and line.startswith("**1 result:** 1 ok")
+    assert table["data"][0][3] == "ok" and line == "1 result: 1 ok · 0 need review · 0 errors"
     assert ",ok," in Path(csv_path).read_text()
     line, table, csv_path = batch_view(result, names, high)
     assert table["data"][0][3] == "needs review" and "1 need review" in line

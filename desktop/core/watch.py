@@ -75,9 +75,7 @@ class FolderWatcher:
                 self._pending[name] = (state, now)
                 continue
             still = now - since
-            # A HEIC or RAW photo never decodes here: once settled, its row gives advice.
-            complete = not is_supported_image(name) or _decodes(entry.path)
-            if still >= self._settle and (still >= self._give_up or complete):
+            if still >= self._settle and (still >= self._give_up or _complete(entry)):
                 ready.append(self.folder / name)
                 self._handed_over.add(name)
                 del self._pending[name]
@@ -88,6 +86,12 @@ class FolderWatcher:
             del self._pending[name]
         self._handed_over &= present
         return sorted(ready)
+
+
+def _complete(entry: os.DirEntry) -> bool:
+    """Whether a settled file is all there: it decodes, or (a HEIC or RAW photo, which never
+    decodes here) it is not a format this station reads, and its row will give advice."""
+    return not is_supported_image(entry.name) or _decodes(entry.path)
 
 
 def _decodes(path: str) -> bool:

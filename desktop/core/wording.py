@@ -6,3 +6,13 @@ from __future__ import annotations
 def plural(count: int, word: str) -> str:
     """`count` and `word`, with an "s" unless there is exactly one."""
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def counts_line(total: int, ok: int, review: int, unknown: int, errors: int) -> str:
+    """A batch at a glance, as the app and the web page show it:
+    "13 results: 10 ok · 0 need review · 1 unknown · 2 errors" (unknown only when any)."""
+    unknown_part = f"{unknown} unknown · " if unknown else ""
+    return (
+        f"{plural(total, 'result')}: {ok} ok · {review} need review · "
+        f"{unknown_part}{plural(errors, 'error')}"
+    )

@@ -6,7 +6,7 @@ from PySide6.QtCore import QSize, Qt, Slot
 from PySide6.QtWidgets import QLabel, QWidget
 
 from desktop.core.results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN
-from desktop.core.wording import plural
+from desktop.core.wording import counts_line
 from desktop.gui.results_model import ResultsModel
 
 MIN_WIDTH = 100  # cut, never widening the window, when it is narrow
@@ -41,10 +41,12 @@ class CountsLabel(QLabel):
             self.setText("")
             return
         counts = self._results.status_counts()
-        errors = counts[STATUS_ERROR]
         self.setText(
-            f"{plural(total, 'result')}: {counts[STATUS_OK]} ok · "
-            f"{counts[STATUS_REVIEW]} need review · "
-            + (f"{counts[STATUS_UNKNOWN]} unknown · " if counts[STATUS_UNKNOWN] else "")
-            + plural(errors, "error")
+            counts_line(
+                total,
+                counts[STATUS_OK],
+                counts[STATUS_REVIEW],
+                counts[STATUS_UNKNOWN],
+                counts[STATUS_ERROR],
+            )
         )

@@ -48,7 +48,7 @@ from desktop.core.results import (  # noqa: E402
     count_statuses,
     status_of,
 )
-from desktop.core.wording import plural  # noqa: E402
+from desktop.core.wording import counts_line, plural  # noqa: E402
 
 # Per file, enforced by Gradio before our code runs; one file over it refuses the whole
 # upload, so it admits any photo (120 MP at most decode) and a zip of a shift's photos.
@@ -177,10 +177,8 @@ def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
         else:
             rows.append([prediction.path, "", "", status, prediction.error])
     counts = count_statuses(result.predictions, threshold)
-    line = (
-        f"**{plural(len(result.predictions), 'result')}:** {counts.ok} ok · "
-        f"{counts.review} need review · {counts.unknown} unknown · "
-        f"{plural(counts.error, 'error')}"
+    line = counts_line(
+        len(result.predictions), counts.ok, counts.review, counts.unknown, counts.error
     )
     if result.skipped:
         line += f" · {plural(result.skipped, 'non-image file')} in the zip skipped"
