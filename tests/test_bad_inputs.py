@@ -107,6 +107,7 @@ def test_discovery_is_sorted_and_deduplicated(sample_images_dir: Path) -> None:
     write_solid(sample_images_dir / "nested" / "a.webp", (0, 0, 0))
     (sample_images_dir / "nested" / "notes.md").write_text("x")
     (sample_images_dir / ".hidden.jpg").write_bytes(b"")  # e.g. a macOS ._ file
+    (sample_images_dir / "nested" / "Thumbs.db").write_bytes(b"x")  # Windows' cache
     os.symlink("nested", sample_images_dir / "link_to_nested")  # a second way in
 
     same_file_again = sample_images_dir / "nested" / ".." / "red_battery.jpg"
@@ -125,7 +126,7 @@ def test_discovery_is_sorted_and_deduplicated(sample_images_dir: Path) -> None:
         "red_orange_ambiguous.png",
         "yellow_mobile.png",
     ]
-    assert collection.skipped == 2  # notes.md and the hidden file
+    assert collection.skipped == 1  # notes.md; the hidden file and Thumbs.db are clutter
     assert collection.problems == []
 
 

@@ -299,7 +299,7 @@ def test_threshold_change_updates_statuses_without_new_inference(
     row = next(i for i, r in enumerate(window.results.rows) if r.name == AMBIGUOUS_SAMPLE)
     status = window.results.index(row, COL_STATUS)
     assert status.data() == "needs review"  # ~50 % under the default 70 %
-    assert "1 need review" in window.counts_label.text()
+    assert "1 needs review" in window.counts_label.text()
     window.view.select_proxy_row(row)  # arrival order, unfiltered: the same row
     assert ">needs review</span>" in window.preview.verdict.text()
 

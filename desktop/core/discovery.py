@@ -28,7 +28,9 @@ class Collection:
     images: image files to classify, sorted, each once, as absolute paths (made absolute
         with os.path.abspath, so the names of symbolic links the user chose are kept).
         HEIC and RAW photos are among them: their decoding fails with advice.
-    skipped: files inside folders that are not images (or are hidden), left out silently.
+    skipped: files inside folders that are not images, counted so the summary can say so.
+        Hidden files and the system's folder clutter (Thumbs.db, desktop.ini) are not
+        counted: a worker did not put them there and has nothing to do about them.
     problems: error rows for paths the user should hear about: missing paths, folders that
         cannot be read, link loops, broken links, non-image files given explicitly.
     """
@@ -44,8 +46,9 @@ def collect_images(
 ) -> Collection:
     """Collect the images in `paths` (files and folders, recursively).
 
-    Hidden entries (names starting with '.') inside folders are skipped: they are thumbnail
-    caches and macOS '._' resource files, not photos. A hidden file given explicitly is used.
+    Hidden entries (names starting with '.') and folder clutter inside folders are left out
+    without a count: they are thumbnail caches and macOS '._' resource files, not photos.
+    A hidden file given explicitly is used.
     `should_stop` is checked between folders; a stopped walk returns what it found so far.
     Every path returned (images and problem rows) is absolute: the CLI's CSV and the GUI's
     then name a file the same way, whatever the current folder was.
@@ -123,9 +126,7 @@ class _Walker:
         subfolders = []
         for entry in entries:
             path = folder / entry.name
-            if entry.name.startswith("."):
-                if not _is_dir(entry):  # hidden folders are left out without a count
-                    self._skipped += 1
+            if is_clutter(entry.name):
                 continue
             try:
                 info = os.stat(entry.path)  # follows links: a link to a folder is walked
@@ -155,6 +156,16 @@ class _Walker:
         if key not in self._problem_keys:  # a path given twice is reported once
             self._problem_keys.add(key)
             self._problems.append(Prediction.failed(str(path), reason))
+
+
+# What Windows and macOS write into photo folders (and zips of them) by themselves.
+_FOLDER_CLUTTER = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r", "__macosx"})
+
+
+def is_clutter(name: str) -> bool:
+    """Whether a file or folder name is the system's, not the user's: hidden names (macOS
+    '._' resource forks among them), thumbnail caches and the __MACOSX folder of a zip."""
+    return name.startswith(".") or name.lower() in _FOLDER_CLUTTER
 
 
 def _key(path: Path) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .csv_export import ResultsCsvAppender, unguarded_text
+from .discovery import is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
 from .sorting import sort_into
 from .wording import plural
@@ -60,7 +61,7 @@ class FolderWatcher:
             return []  # the share blinked: the next poll tries again
         for entry in entries:
             name = entry.name
-            if name in self._handed_over or name.startswith(".") or not is_photo_file(name):
+            if name in self._handed_over or is_clutter(name) or not is_photo_file(name):
                 continue
             try:
                 info = entry.stat()

@@ -10,9 +10,10 @@ def plural(count: int, word: str) -> str:
 
 def counts_line(total: int, ok: int, review: int, unknown: int, errors: int) -> str:
     """A batch at a glance, as the app and the web page show it:
-    "13 results: 10 ok · 0 need review · 1 unknown · 2 errors" (unknown only when any)."""
+    "13 results: 10 ok · 1 needs review · 1 unknown · 2 errors" (unknown only when any)."""
     unknown_part = f"{unknown} unknown · " if unknown else ""
+    review_verb = "needs" if review == 1 else "need"
     return (
-        f"{plural(total, 'result')}: {ok} ok · {review} need review · "
+        f"{plural(total, 'result')}: {ok} ok · {review} {review_verb} review · "
         f"{unknown_part}{plural(errors, 'error')}"
     )

@@ -23,7 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 # Before Gradio is imported: no usage statistics sent anywhere.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from desktop.core.cam import cam_heatmap  # noqa: E402
 from desktop.core.csv_export import write_results_csv  # noqa: E402
+from desktop.core.discovery import is_clutter  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
@@ -119,11 +120,17 @@ def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
     return upload
 
 
+def _is_clutter(member: zipfile.ZipInfo) -> bool:
+    parts = PurePosixPath(member.filename).parts
+    return any(is_clutter(part) for part in parts if part not in (".", ".."))
+
+
 def _unpack(archive: str, folder: Path, upload: Upload) -> None:
     folder.mkdir(parents=True)
     zip_name, total = Path(archive).name, 0
     with zipfile.ZipFile(archive) as bundle:
-        members = [m for m in bundle.infolist() if not m.is_dir()]
+        # A zip made on a Mac carries __MACOSX/._photo.jpg twins: the system's, not photos.
+        members = [m for m in bundle.infolist() if not m.is_dir() and not _is_clutter(m)]
         photos = [m for m in members if is_photo_file(m.filename)]
         upload.skipped += len(members) - len(photos)
         for index, member in enumerate(photos):
