@@ -1,6 +1,10 @@
 """Take docs/screenshot.png: the real window after classifying a folder, one row previewed.
 
-    xvfb-run -s "-screen 0 1400x900x24" python docs/take_screenshot.py
+    xvfb-run -s "-screen 0 1400x900x24" python docs/take_screenshot.py \
+        --flatten-into /home/station/Pictures/intake
+
+`--flatten-into` first copies the folder's photos into one folder, as a station's intake
+folder holds them, so the Folder column shows that folder and not the build machine's.
 
 Uses the shipped model when assets/ewaste-classifier.onnx exists, else builds the tiny test
 model (its answers on real photos are meaningless; say so where the picture is shown).
@@ -10,6 +14,7 @@ Settings go to a temporary file, so the picture never depends on the machine's s
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -17,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_FOLDER = REPO.parent / "shared" / "datasets" / "ewaste" / "test"
+DEFAULT_FOLDER = REPO.parent / "shared" / "datasets" / "ewaste" / "val"
 SHIPPED_MODEL = REPO / "assets" / "ewaste-classifier.onnx"
 
 
@@ -25,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="default: shipped model, else tiny model")
     parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER)
+    parser.add_argument("--flatten-into", type=Path, help="copy the photos here first")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
     parser.add_argument("--width", type=int, default=1360)
     parser.add_argument("--height", type=int, default=860)
@@ -35,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         "table shows where ok ends and review begins)",
     )
     args = parser.parse_args(argv)
+    folder = args.folder
+    if args.flatten_into:
+        folder = _flatten(args.folder, args.flatten_into)
 
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
@@ -52,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(args.width, args.height)
         window.show()
         window.load_model(model)
-        window.add_paths([str(args.folder)])
+        window.add_paths([str(folder)])
         _wait(app, lambda: window.last_summary is not None or window.model_error is not None)
         if window.model_error:
             raise SystemExit(f"model did not load: {window.model_error}")
@@ -79,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         window.close()
     return 0
+
+
+def _flatten(source: Path, target: Path) -> Path:
+    """Copy every photo under source into target (which must not exist yet)."""
+    target.mkdir(parents=True)
+    for photo in sorted(source.rglob("*")):
+        if photo.is_file():
+            shutil.copy2(photo, target / photo.name)
+    return target
 
 
 def _tiny_model(folder: Path) -> Path:

@@ -96,7 +96,7 @@ def test_cells_show_class_confidence_top3_status_and_probabilities(model: Result
     assert cell(COL_FOLDER) == "/photos"
     assert cell(COL_CLASS) == "Mouse"
     assert cell(COL_CONFIDENCE) == "90.0 %"
-    assert cell(COL_TOP3) == "Mouse 90% · Keyboard 10% · Battery 0%"
+    assert cell(COL_TOP3) == "Mouse 90% · Keyboard 10%"  # Battery's 0% is left out
     assert cell(COL_STATUS) == "ok"
     assert cell(FIRST_PROB_COLUMN + 4) == "90.0 %"
     assert model.headerData(FIRST_PROB_COLUMN + 9, Qt.Orientation.Horizontal) == "Washing Machine"

@@ -32,11 +32,11 @@ from desktop.gui.results_model import (
 # Sized so the seven fixed columns, Confirmed class included (what the number keys set),
 # fit a 1366-pixel-wide screen beside the preview pane.
 _INITIAL_WIDTHS = {
-    COL_FILE: 140,
-    COL_FOLDER: 105,
+    COL_FILE: 135,
+    COL_FOLDER: 100,
     COL_CLASS: 115,
     COL_CONFIDENCE: 75,
-    COL_TOP3: 295,
+    COL_TOP3: 310,
     COL_STATUS: 95,
     COL_CONFIRMED: 105,
 }
