@@ -305,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--flip-average",
         action="store_true",
-        help="also classify each image mirrored and average the two: can be a little "
-        "more accurate, at half the speed",
+        help="also classify each image mirrored and average the two, at half the speed; "
+        "it helps some models, not the shipped one (0.3 points less on validation)",
     )
     return parser
 

@@ -6,7 +6,8 @@ thread pool while the previous batch is inferred, turns a bad file into an error
 `Prediction`, and honours a stop request between batches and between decodes.
 
 `flip_average=True` predicts each image and its left-right mirror and averages the two
-(test-time augmentation): can be a little more accurate, at twice the inference work.
+(test-time augmentation), at twice the inference work. It helps some models; the shipped
+one scores 0.3 points less with it on validation (docs/results/lite0/flip-average/).
 """
 
 from __future__ import annotations

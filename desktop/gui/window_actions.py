@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from desktop.gui.main_window import MainWindow
 
 FLIP_AVERAGE_TIP = (
-    "Also classify each image mirrored left-right and average the two: can be a little more "
-    "accurate, at half the speed (applies to images added from now on)"
+    "Also classify each image mirrored left-right and average the two, at half the speed. "
+    "It helps some models, not the shipped one (0.3 points less on validation). Applies to "
+    "images added from now on."
 )
 
 

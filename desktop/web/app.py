@@ -285,7 +285,11 @@ def build_app(engine: Engine) -> gr.Blocks:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ewaste-web", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ewaste-web",
+        description="Serve the e-waste classifier as a local web page (nothing is fetched "
+        "from the internet): one photo, or many photos and zips to a table and a CSV.",
+    )
     parser.add_argument("--model", default=None, help="model file (default: the shipped one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (7860)")
