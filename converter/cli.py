@@ -151,6 +151,8 @@ def _open_set(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.promised_rate < 0.5:
         raise ConvertError(f"--promised-rate must be between 0 and 0.5, got {args.promised_rate}")
+    if not Path(args.onnx).is_file():
+        raise ConvertError(f"model not found: {args.onnx}")
     try:
         dataset = load_dataset(args.data)
         model = onnx.load(str(args.onnx))

@@ -240,6 +240,12 @@ def verify(
         model_info = parse_model_info(metadata.read_metadata(proto), source=str(onnx_path))
     except ModelError as exc:
         raise ConvertError(str(exc)) from exc
+    if model_info.logits_output or model_info.unknown_output:
+        raise ConvertError(
+            f"{onnx_path} went through ewaste-convert open-set: its probabilities are "
+            "calibrated (temperature-scaled), so they no longer match the Keras model's by "
+            "design. Verify the file open-set was given instead"
+        )
     explicit_images = run_info.images_in_folder(check_images) if check_images else None
 
     info = run_info.read_run_info(keras_path)

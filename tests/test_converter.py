@@ -369,6 +369,24 @@ def test_verify_refuses_an_onnx_file_without_the_metadata(
     assert_one_line_error(capsys, "no E-Waste Sorter metadata")
 
 
+def test_verify_explains_a_file_calibrated_by_open_set(
+    exported: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """The shipped file's probabilities are temperature-scaled: verify says so, instead of
+    reporting a parity failure against Keras."""
+    data = write_dataset(tmp_path / "data", CLASSES, {"train": 3, "val": 3, "test": 1})
+    calibrated = tmp_path / "final.onnx"
+    assert run_cli("open-set", exported["onnx"], "--data", data, "--out", calibrated) == 0
+    capsys.readouterr()
+    assert run_cli("verify", exported["model"], calibrated) == 2
+    assert_one_line_error(capsys, "went through ewaste-convert open-set", "Verify the file")
+    assert (
+        run_cli("open-set", tmp_path / "missing.int8.onnx", "--data", data, "--out", calibrated)
+        == 2
+    )
+    assert_one_line_error(capsys, "model not found")
+
+
 def test_static_batch_export_runs_padded_batches(tmp_path: Path) -> None:
     model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES)
     images = write_images(tmp_path / "images", 5)

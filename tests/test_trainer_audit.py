@@ -150,6 +150,15 @@ def test_planted_problems_are_found(planted: Path, tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 0
     assert set(audit["pictures"]) >= {"class_distribution", "samples_per_class", "duplicate_pairs"}
 
+    # What the person who ran it reads on the console, from the same record.
+    counts = {split: len(paths) for split, paths in audit["usable_images"].items()}
+    assert read_audit(out).findings() == (
+        f"{sum(counts.values())} readable images (train {counts['train']} · val {counts['val']} "
+        f"· test {counts['test']}); 3 groups of exact and 1 of near duplicates; 2 test "
+        "images have a copy in an earlier split (the de-duplicated accuracy leaves them out); "
+        "1 non-image file ignored"
+    )
+
 
 def test_threshold_zero_keeps_exact_but_drops_near(planted: Path, tmp_path: Path) -> None:
     audit = run_audit(planted, tmp_path / "audit", hash_distance=0, pictures=False).to_json()

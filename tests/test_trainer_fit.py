@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from child_signals import deliverable
 from synthetic_dataset import make_dataset
 from trainer import fit as fit_module
 from trainer import weights as weights_module
@@ -48,8 +49,17 @@ def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "epoch 1/2" in out and "epoch 2/2" in out  # progress visible per epoch
 
-    for name in ("model.keras", "run.json", "history.json", "metrics.json", "report.md",
-                 "confusion_matrix.png", "training_curves.png", "audit/audit.json"):  # fmt: skip
+    # The report reads the val split unless told otherwise: test is for the shipped model.
+    for name in (
+        "model.keras",
+        "run.json",
+        "history.json",
+        "metrics.json",
+        "report_val.md",
+        "confusion_matrix_val.png",
+        "training_curves.png",
+        "audit/audit.json",
+    ):
         assert (run / name).is_file(), name
     run_info = json.loads((run / "run.json").read_text())
     assert run_info["class_names"] == sorted(CLASSES)
@@ -62,10 +72,26 @@ def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys, monkeypatch):
 
     history = json.loads((run / "history.json").read_text())
     assert len(history["loss"]) == len(history["val_accuracy"]) == 2
-    test = json.loads((run / "metrics.json").read_text())["test"]
-    matrix = test["confusion_matrix"]
-    assert sum(map(sum, matrix)) == test["n"] == 4 * len(CLASSES)
-    assert test["accuracy"] == pytest.approx(sum(matrix[i][i] for i in range(3)) / test["n"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "test" not in metrics
+    val = metrics["val"]
+    matrix = val["confusion_matrix"]
+    assert sum(map(sum, matrix)) == val["n"] == 4 * len(CLASSES)
+    assert val["accuracy"] == pytest.approx(sum(matrix[i][i] for i in range(3)) / val["n"])
+
+    # A second fit into the same folder would replace this run: refused, nothing touched.
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    assert main(args) == 2
+    assert "already holds a run; add --resume" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
+
+    # evaluate writes beside the model, never over the run's own report, and says where.
+    assert main(["evaluate", str(run / "model.keras"), "--data", str(tiny_data)]) == 0
+    printed = capsys.readouterr().out
+    report = run / "model-test-evaluation" / "report.md"
+    assert f"report: {report}" in printed and "test accuracy" in printed
+    assert "| model file | model.keras (SHA-256 " in report.read_text()
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p in before} == before
 
 
 @pytest.mark.slow
@@ -103,6 +129,34 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_data, tmp_path):
     assert not list(run.glob("partial-*"))
 
 
+@pytest.mark.slow
+def test_ctrl_c_says_how_to_resume_without_a_traceback(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "40",
+            "--patience", "40", "--cache-dir", str(tmp_path / "cache"), *TINY_RECIPE]  # fmt: skip
+    with deliverable(signal.SIGINT):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trainer", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        state_file = run / "state.json"
+        while time.monotonic() < deadline and process.poll() is None:
+            if state_file.is_file():
+                break
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "ewaste-train: stopped; every finished epoch is saved: add --resume" in err
+    assert "Traceback" not in err
+
+
 def test_resume_with_other_flags_is_refused(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
@@ -111,7 +165,8 @@ def test_resume_with_other_flags_is_refused(tiny_data, tmp_path, capsys):
     code = main(["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "2",
                  "--resume", *TINY_RECIPE])  # fmt: skip
     assert code == 2
-    assert "different configuration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "different configuration (" in err and "--epochs 99 then, 2 now" in err
 
 
 def test_class_missing_from_a_split_is_a_clear_error(tiny_data, tmp_path, capsys):
@@ -124,6 +179,31 @@ def test_class_missing_from_a_split_is_a_clear_error(tiny_data, tmp_path, capsys
     assert "missing from val: Mouse" in err
     assert "Traceback" not in err
     assert main(["audit", "--data", str(data), "--out", str(tmp_path / "audit")]) == 2
+    # Missing from train (and only there): the message names train, not the other splits.
+    shutil.copytree(tiny_data / "val" / "Mouse", data / "val" / "Mouse")
+    shutil.rmtree(data / "train" / "Mouse")
+    assert main(["audit", "--data", str(data), "--out", str(tmp_path / "audit")]) == 2
+    assert "; missing from train: Mouse" in capsys.readouterr().err
+
+
+def test_an_empty_val_split_or_an_unreadable_class_stops_before_training(
+    tiny_data, tmp_path, capsys
+):
+    no_val = tmp_path / "no-val"
+    shutil.copytree(tiny_data, no_val)
+    for image in (no_val / "val").rglob("*.*"):
+        image.unlink()
+    assert main(["fit", "--data", str(no_val), "--out", str(tmp_path / "a"), *TINY_RECIPE]) == 2
+    assert "the val split has no images" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_data, broken)
+    for image in (broken / "train" / "Mouse").iterdir():
+        image.write_text("not an image")
+    assert main(["fit", "--data", str(broken), "--out", str(tmp_path / "b"), *TINY_RECIPE]) == 2
+    assert "no readable training image of Mouse" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "run.json").exists()  # the audit ran; training did not
 
 
 def test_imagenet_offline_stops_before_any_work(tiny_data, tmp_path, monkeypatch, capsys):
@@ -232,6 +312,8 @@ def test_lite0_presets_train_from_imagenet_in_two_runs(tiny_data, tmp_path, caps
         (["--resize", "crop"], "--resize 'crop': choose stretch, letterbox"),
         (["--backbone", "resnet"], "--backbone 'resnet': choose efficientnetv2-b0"),
         (["--optimizer", "sgd"], "--optimizer 'sgd': choose adam, adamw"),
+        (["--monitor", "val_acc"], "--monitor 'val_acc': choose val_loss, val_accuracy"),
+        (["--batch-size", "0"], "--batch-size 0: give a whole number of 1 or more"),
     ],
 )
 def test_a_bad_choice_is_one_line_and_status_2(tiny_data, tmp_path, capsys, flags, message):

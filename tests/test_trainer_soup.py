@@ -79,7 +79,7 @@ def test_soup_is_the_mean_of_the_last_epochs_and_says_so(runs, tmp_path, capsys)
     # The soup is a model like any other run's: the evaluation reads it.
     assert main(["evaluate", str(soup / "model.keras"), "--data", str(runs["data"]),
                  "--split", "val"]) == 0  # fmt: skip
-    metrics = json.loads((soup / "metrics.json").read_text())
+    metrics = json.loads((soup / "model-val-evaluation" / "metrics.json").read_text())
     assert 0.0 <= metrics["val"]["accuracy"] <= 1.0
 
 
@@ -89,6 +89,8 @@ def test_best_epochs_can_be_averaged_instead(runs, tmp_path):
     assert main(argv) == 0
     paths = [i["path"] for i in read_run(soup).soup["ingredients"]]
     assert paths == ["seed1/model.keras", "seed2/model.keras"]
+    # A second soup into the same folder would replace this one without a word: refused.
+    assert main(argv) == 2
 
 
 @pytest.mark.parametrize(

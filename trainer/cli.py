@@ -24,6 +24,7 @@ FIELD_HELP = {
     "mix_probability": "share of training batches mixed by MixUp or CutMix",
     "augment": "basic (flip, rotation, zoom), strong (+ translation, contrast, brightness), "
     "heavy (+ saturation, random erasing) or station (strong + camera blur, scratches)",
+    "monitor": "val_loss or val_accuracy: picks the best epoch and stops early",
     "init_from": "start from every weight of an earlier run's model.keras (a warm restart "
     "with a new schedule; needs --weights none)",
 }
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="reference",
-        help="starting recipe (default: reference, the ImageNet transfer recipe)",
+        help="starting recipe (default: reference, EfficientNetV2B0, whose ImageNet weights "
+        "Keras downloads; offline, the product's lite0-head then lite0)",
     )
     fit.add_argument(
         "--resume",
@@ -60,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--report-split",
         choices=("val", "test"),
-        default="test",
-        help="the split the final report evaluates (val while choosing a recipe: the test "
-        "split is read once, for the model that ships)",
+        default="val",
+        help="the split the final report evaluates (default: val, for choosing a recipe; "
+        "the test split is read once, for the model that ships)",
     )
     overrides = fit.add_argument_group("recipe overrides (default: the preset's value)")
     for field in dataclasses.fields(TrainConfig):
@@ -98,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--data", type=Path, required=True, help="folder with train/val/test")
     evaluate.add_argument(
-        "--out", type=Path, default=None, help="report folder (default: the model's folder)"
+        "--out",
+        type=Path,
+        default=None,
+        help="report folder (default: MODEL-SPLIT-evaluation beside the model, so a run's own "
+        "reports are never replaced)",
     )
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
     evaluate.add_argument(
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             audit = run_audit(args.data, _out_folder(args.out))
             for warning in audit.warnings():
                 print(f"ewaste-train: warning: {warning}", file=sys.stderr)
+            print(audit.findings())
             print(f"audit written to {args.out / AUDIT_FILE}")
         elif args.command == "fit":
             from trainer import data
@@ -147,19 +154,37 @@ def main(argv: list[str] | None = None) -> int:
             count = len(record.soup["ingredients"])
             print(f"averaged {count} runs into {args.out / 'model.keras'}")
         else:
-            from trainer.evaluate import evaluate_saved_model
+            from trainer.evaluate import artefact_name, evaluate_saved_model
 
-            evaluate_saved_model(
+            out = args.out or args.model.parent / f"{args.model.stem}-{args.split}-evaluation"
+            metrics = evaluate_saved_model(
                 args.model,
                 args.data,
-                _out_folder(args.out or args.model.parent),
+                _out_folder(out),
                 split=args.split,
                 tta_flip=args.tta_flip,
+            )
+            result = metrics[args.split]
+            print(
+                f"{args.split} accuracy {result['accuracy']:.4f} ({result['correct']}/"
+                f"{result['n']})  report: {out / artefact_name('report.md', args.split)}"
             )
     except TrainerError as exc:  # fixable from the message; anything else is a bug
         print(f"ewaste-train: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ewaste-train: stopped; {STOPPED_ADVICE[args.command]}", file=sys.stderr)
+        return 130
     return 0
+
+
+# What a Ctrl+C leaves behind, per command. Every file is written atomically, so none is torn.
+STOPPED_ADVICE = {
+    "audit": "the audit is incomplete: run it again",
+    "fit": "every finished epoch is saved: add --resume to the same command to continue",
+    "soup": "no model was written",
+    "evaluate": "the report is incomplete: run it again",
+}
 
 
 def _out_folder(path: Path) -> Path:

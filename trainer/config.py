@@ -64,6 +64,10 @@ class TrainConfig:
             if value not in allowed:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} {value!r}: choose {', '.join(allowed)}")
+        for name in ("image_size", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} {getattr(self, name)}: give a whole number of 1 or more")
         return self
 
 
@@ -75,6 +79,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adam", "adamw"),
     "schedule": ("constant", "cosine"),
     "augment": ("basic", "strong", "heavy", "station"),
+    "monitor": ("val_loss", "val_accuracy"),
 }
 
 

@@ -91,16 +91,15 @@ def load_dataset(root: str | Path) -> Dataset:
     reference = classes_per_split["train"]
     if not reference:
         raise DatasetError(f"{split_dirs['train']} has no class folders")
-    for name, classes in classes_per_split.items():
-        if classes != reference:
-            only_train = sorted(set(reference) - set(classes))
-            only_here = sorted(set(classes) - set(reference))
-            details = []
-            if only_train:
-                details.append(f"missing from {name}: {', '.join(only_train)}")
-            if only_here:
-                details.append(f"only in {name}: {', '.join(only_here)}")
-            raise DatasetError("the class folders differ between splits; " + "; ".join(details))
+    every_class = set().union(*classes_per_split.values())
+    missing = {
+        name: sorted(every_class - set(classes))
+        for name, classes in classes_per_split.items()
+        if set(classes) != every_class
+    }
+    if missing:
+        details = [f"missing from {name}: {', '.join(names)}" for name, names in missing.items()]
+        raise DatasetError("the class folders differ between splits; " + "; ".join(details))
     splits = {}
     for name, folder in split_dirs.items():
         split = Split(name=name, root=folder)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from desktop.core.hashing import file_sha256
 from desktop.core.prediction_loop import Predictor
 from desktop.core.preprocessing import DEFAULT_RESIZE
 from trainer import plots
@@ -138,6 +139,7 @@ def evaluate_model(
     batch_size: int = 64,
     run: RunRecord | None = None,
     unknown_threshold: float | None = None,
+    model_file: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on `dataset.splits[split]`; write every artefact into `run_dir`.
 
@@ -148,6 +150,7 @@ def evaluate_model(
         images that have duplicates in earlier splits (test: train/val; val: train).
     history: Keras History.history-style dict; default: run_dir/history.json if present.
     run: shown in the report; default: run_dir/run.json if present.
+    model_file: the file scored, named in the report by its name and SHA-256.
     Returns the whole metrics.json dict. Raises EvaluationError when nothing can be scored.
     """
     if split not in dataset.splits:
@@ -170,6 +173,9 @@ def evaluate_model(
         "resize": resize,
         "tta_flip": tta_flip,
         "batch_size": batch_size,
+        "model": None
+        if model_file is None
+        else {"file": model_file.name, "sha256": file_sha256(model_file)},
         "outputs_were_logits": predicted.were_logits,
         "skipped": [
             {"path": _relative(sample.path, dataset.root), "reason": reason}
@@ -346,4 +352,5 @@ def evaluate_saved_model(
         batch_size=batch_size,
         run=run,
         unknown_threshold=model.unknown_threshold,
+        model_file=model_path,
     )

@@ -27,6 +27,8 @@ from trainer.model import build_model, load_initial_weights
 from trainer.run_folder import (
     EPOCH_FILE_PATTERNS,
     MODEL_FILE,
+    RUN_FILE,
+    STATE_FILE,
     History,
     RunRecord,
     TrainingState,
@@ -140,7 +142,7 @@ def fit(
     config: TrainConfig,
     resume: bool = False,
     cache_dir: Path | None = data.DEFAULT_CACHE_DIR,
-    report_split: str = "test",
+    report_split: str = "val",
 ) -> dict:
     """Audit, train (or finish a resumed run), evaluate on `report_split`; returns the
     metrics it wrote. Recipes are compared with "val", so the test split is read only for
@@ -150,7 +152,13 @@ def fit(
     from trainer.keras_predictor import KerasPredictor
 
     config.check()
+    if not resume:
+        refuse_earlier_run(run_dir)
     dataset = load_dataset(data_dir)
+    if not dataset.paths("val"):
+        raise DatasetError(
+            "the val split has no images: every epoch is scored on it to keep the best one"
+        )
     if empty := dataset.empty_classes("train"):
         raise DatasetError(
             f"no training images for {', '.join(empty)}: a class cannot be learnt from "
@@ -163,6 +171,11 @@ def fit(
     audit = run_audit(data_dir, audit_folder(run_dir))
     for warning in audit.warnings():
         print(f"warning: {warning}", file=sys.stderr, flush=True)
+    if unreadable := [name for name, count in audit.counts["train"].items() if count == 0]:
+        raise DatasetError(
+            f"no readable training image of {', '.join(unreadable)}: a class cannot be "
+            "learnt from nothing"
+        )
     model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
     print(f"evaluating on the {report_split} split ...", flush=True)
     metrics = evaluate_model(
@@ -240,11 +253,26 @@ def resumable_state(run_dir: Path, config: TrainConfig) -> TrainingState | None:
         return None
     recorded = read_run(run_dir)
     if recorded is None or recorded.config != config.to_dict():
+        before, now = (recorded.config if recorded else None) or {}, config.to_dict()
+        changed = [
+            f"--{name.replace('_', '-')} {before.get(name)!r} then, {value!r} now"
+            for name, value in now.items()
+            if before.get(name) != value
+        ]
         raise ConfigError(
-            f"{run_dir} was started with a different configuration; "
+            f"{run_dir} was started with a different configuration ({'; '.join(changed)}); "
             "resume with the same flags or use a new --out"
         )
     return state
+
+
+def refuse_earlier_run(run_dir: Path) -> None:
+    """A new run never writes over an earlier one: its model, reports and checkpoints would
+    be replaced, and files of the old model left beside the new."""
+    if any((run_dir / name).exists() for name in (RUN_FILE, STATE_FILE)):
+        raise ConfigError(
+            f"{run_dir} already holds a run; add --resume to continue it, or give a new --out"
+        )
 
 
 def new_run_record(

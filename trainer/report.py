@@ -90,6 +90,8 @@ def _headline(m: Mapping[str, Any], split: str) -> list[str]:
             ]
         )
     evaluation = m.get("evaluation", {})
+    if model := evaluation.get("model"):
+        rows.insert(0, ["model file", f"{model['file']} (SHA-256 {model['sha256'][:16]}…)"])
     if evaluation:
         rows.append(
             ["test-time augmentation", "horizontal flip" if evaluation.get("tta_flip") else "none"]

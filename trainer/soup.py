@@ -18,7 +18,7 @@ import numpy as np
 
 from trainer.errors import TrainerError
 from trainer.fit import command_line, library_versions, save_atomically
-from trainer.run_folder import MODEL_FILE, RunRecord, read_run, read_state, write_run
+from trainer.run_folder import MODEL_FILE, RUN_FILE, RunRecord, read_run, read_state, write_run
 from trainer.weights import file_sha256
 
 EPOCH_CHOICES = ("final", "best")
@@ -58,6 +58,8 @@ def make_soup(run_dirs: list[Path], out_dir: Path, epoch: str = "final") -> RunR
     check_compatible(ingredients)
     if any(i.run_dir.resolve() == Path(out_dir).resolve() for i in ingredients):
         raise SoupError(f"--out {out_dir} is one of the ingredients' run folders; pass a new one")
+    if (Path(out_dir) / RUN_FILE).exists():
+        raise SoupError(f"--out {out_dir} already holds a run; pass a new folder")
     models = [keras.saving.load_model(i.model_file, compile=False) for i in ingredients]
     shapes = {tuple(tuple(w.shape) for w in m.weights) for m in models}
     if len(shapes) != 1:

@@ -131,7 +131,8 @@ def _download_imagenet_weights(target: Path) -> None:
         f"ImageNet weights for EfficientNetV2B0 are not in the Keras cache ({target}) and "
         f"cannot be downloaded from {url}: {{reason}}. Either copy {KERAS_WEIGHTS_FILE} "
         f"there from a connected machine, pass it directly with --weights PATH, or train "
-        f"from scratch with --weights none."
+        f"from scratch with --weights none. The product's recipe needs no download: "
+        f"--preset lite0-head, then --preset lite0 (see the README)."
     )
     # A short connection probe: offline, Keras's own download would hang or print a long
     # traceback; this answers in seconds. Behind an HTTPS proxy only the download can tell.

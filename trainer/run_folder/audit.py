@@ -7,6 +7,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
+from desktop.core.wording import plural
 from trainer.dataset import SPLITS
 from trainer.files import write_json_atomic
 from trainer.run_folder.json_object import JsonObject, RunFolderError, read_record
@@ -130,6 +131,24 @@ class Audit:
                 f"(first: {self.unreadable[0].path}: {self.unreadable[0].reason})"
             )
         return found
+
+    def findings(self) -> str:
+        """The audit in one line, for the person who ran it."""
+        sizes = " · ".join(f"{split} {len(paths):,}" for split, paths in self.usable_images.items())
+        total = sum(len(paths) for paths in self.usable_images.values())
+        copies = [f"{len(self.leaks[s])} {s}" for s in ("val", "test") if self.leaks.get(s)]
+        line = (
+            f"{total:,} readable images ({sizes}); {len(self.exact_duplicates)} groups of "
+            f"exact and {len(self.near_duplicates)} of near duplicates"
+        )
+        if copies:
+            line += (
+                f"; {' and '.join(copies)} images have a copy in an earlier split "
+                "(the de-duplicated accuracy leaves them out)"
+            )
+        if self.non_image_files:
+            line += f"; {plural(len(self.non_image_files), 'non-image file')} ignored"
+        return line
 
     @property
     def near_threshold(self) -> int:
