@@ -116,12 +116,15 @@ def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
     assert {r["status"] for r in rows} == {"ok"}  # no half-written photo read as broken
     assert {r["predicted_class"] for r in rows} == {name for name, _ in colours}
 
-    # A restart on the same CSV adds only what is new.
+    # A restart on the same CSV adds only what is new: a new photo, and a new photo under
+    # an old name (the camera's counter reset after the old one was taken away).
     (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    (camera / "keyboard.png").unlink()
+    (camera / "keyboard.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Printer"]))
     process = start_with_ctrl_c(command)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(read_rows(out)) < 4:
+        while time.monotonic() < deadline and len(read_rows(out)) < 5:
             time.sleep(0.1)
         time.sleep(0.5)  # time to (wrongly) add the old photos again
         process.send_signal(signal.SIGINT)
@@ -129,12 +132,15 @@ def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
     finally:
         process.kill()
         process.wait()
-    assert sorted(Path(r["path"]).name for r in read_rows(out)) == [
+    rows = read_rows(out)
+    assert sorted(Path(r["path"]).name for r in rows) == [
         "battery.png",
+        "keyboard.png",
         "keyboard.png",
         "microwave.png",
         "mouse.png",
     ]
+    assert {r["predicted_class"] for r in rows[3:]} == {"Mouse", "Printer"}
 
 
 def test_options_the_watch_cannot_honour_are_refused_not_ignored(

@@ -120,7 +120,7 @@ def watch_and_classify(
     (which the caller turns into an exception); returns how many were classified. Each
     batch is appended to `output` at once, and filed under `sort_into_dest` when given."""
     folder = Path(os.path.abspath(folder))  # the CSV's paths are absolute, as without --watch
-    watcher = FolderWatcher(folder, already=_names_in_csv(output, folder))
+    watcher = FolderWatcher(folder, already=_classified_before(output, folder))
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
     classified = 0
     try:
@@ -142,11 +142,23 @@ def watch_and_classify(
     return classified
 
 
-def _names_in_csv(output: Path, folder: Path) -> set[str]:
-    """Names of `folder`'s photos already in the CSV: a restarted watch does not repeat
-    them (a batch cut short by a stop is not in it, so it is classified again)."""
+def _classified_before(output: Path, folder: Path) -> set[str]:
+    """Names of `folder`'s photos in the CSV that are still the photos classified then: a
+    restarted watch does not repeat them (a batch cut short by a stop is not in it, so it
+    is classified again). A file that arrived after the CSV's last write is a new photo
+    under a reused name (a camera's counter reset, a new card), so it is classified: its
+    inode change time, which no copy tool can back-date, is later than the CSV's."""
     if not output.is_file():
         return set()
+    written = output.stat().st_mtime_ns
     with output.open(encoding="utf-8", newline="") as handle:
         paths = [unguarded_text(row[0]) for row in csv.reader(handle) if row][1:]
-    return {Path(p).name for p in paths if Path(p).parent == folder}
+    names = {Path(p).name for p in paths if Path(p).parent == folder}
+    return {name for name in names if _changed_at(folder / name) <= written}
+
+
+def _changed_at(path: Path) -> int:
+    try:
+        return path.stat().st_ctime_ns
+    except OSError:
+        return 0  # gone: nothing to repeat or to hear
