@@ -304,6 +304,76 @@ def test_a_confirmed_class_outranks_the_prediction(engine, tmp_path) -> None:
     assert not (tmp_path / "s" / REVIEW_FOLDER).exists()
 
 
+@pytest.mark.parametrize("move", [False, True], ids=["copy", "move"])
+def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
+    engine, tmp_path, move
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    predictions = classified(engine, photos)
+    dest, names = tmp_path / "sorted", list(CLASS_NAMES)
+    sort_into(predictions, dest, names, THRESHOLD, move=move)
+    assert (dest / REVIEW_FOLDER / "unsure.png").is_file()
+
+    # The worker settles the unsure photo and corrects the mouse; the same sort again.
+    unsure, mouse = str(photos / "unsure.png"), str(photos / "mouse.png")
+    confirmed = {unsure: "Battery", mouse: "Keyboard"}
+    report = sort_into(predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed)
+
+    assert sorted(Path(f.destination) for f in report.refiled) == [
+        dest / "Battery" / "unsure.png",
+        dest / "Keyboard" / "mouse.png",
+    ]
+    assert not report.filed and len(report.skipped) == len(before) - 2
+    assert report.earlier_sort_note() == (
+        f"; {len(before) - 2} already there from an earlier sort; 2 moved to new folders"
+    )
+    assert not (dest / REVIEW_FOLDER).exists() or not any((dest / REVIEW_FOLDER).iterdir())
+    assert not (dest / "Mouse" / "mouse.png").exists()
+    assert digest(dest / "Keyboard" / "mouse.png") == before["mouse.png"]
+    assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())  # no copies
+    again = sort_into(predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed)
+    assert not again.refiled and len(again.skipped) == len(before)
+
+    report = undo_sort(dest)
+    assert not report.failed and len(report.filed) == len(before)  # each photo counted once
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+    assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
+
+
+def test_a_destination_named_another_way_is_the_same_and_keeps_every_photo(
+    engine, tmp_path
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    predictions = classified(engine, photos)
+    dest, names = tmp_path / "sorted", list(CLASS_NAMES)
+    sort_into(predictions, dest, names, THRESHOLD, move=True)
+    other_name = tmp_path / "link-to-sorted"
+    other_name.symlink_to(dest, target_is_directory=True)
+
+    report = sort_into(predictions, other_name, names, THRESHOLD, move=True)
+
+    assert not report.refiled and len(report.skipped) == len(before)
+    assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())
+
+
+def test_a_sorted_copy_changed_by_hand_is_not_refiled(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    predictions = classified(engine, photos)
+    dest, names = tmp_path / "sorted", list(CLASS_NAMES)
+    sort_into(predictions, dest, names, THRESHOLD)
+    edited = dest / "Mouse" / "mouse.png"
+    edited.write_bytes(edited.read_bytes() + b"edited")
+
+    report = sort_into(
+        predictions, dest, names, THRESHOLD, confirmed={str(photos / "mouse.png"): "Keyboard"}
+    )
+
+    assert not report.refiled and edited.is_file()  # the person's edit stays where it is
+    assert [p.name for p in (dest / "Keyboard").iterdir()] == ["keyboard.png"]
+
+
 def test_the_command_sorts_after_the_csv_and_refuses_a_destination_inside_a_source(
     tiny_model_path, tmp_path, capsys
 ) -> None:

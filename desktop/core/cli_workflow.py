@@ -65,8 +65,7 @@ def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_n
         return stop.exit_status
     print(
         f"{action} {plural(len(report.filed), 'photo')} into {args.sort_into} "
-        f"(manifest: {args.sort_into / MANIFEST_FILE})"
-        + (f"; {len(report.skipped)} already there from an earlier sort" if report.skipped else "")
+        f"(manifest: {args.sort_into / MANIFEST_FILE})" + report.earlier_sort_note()
     )
     for source, reason in report.failed:
         error(f"not sorted: {source}: {reason}")

@@ -14,7 +14,10 @@ hard link that fails instead of replacing anything (a name already taken gets " 
 original. A move on the same file system is a hard link instead (no bytes copied), and it
 deletes the source only once the manifest records where the photo went. Running the same
 sort again finishes an interrupted one: photos the manifest records are skipped, and a photo
-placed just before the stop is recognised by its SHA-256 instead of filed twice.
+placed just before the stop is recognised by its SHA-256 instead of filed twice. A photo
+filed before that now belongs in another folder (a person corrected its class, or the review
+threshold changed) is moved there, inside DEST, and gets a new manifest row; the latest row
+of a photo is the one that counts.
 `undo_sort` moves the files back (or deletes the copies) using the manifest; a copy whose
 original is gone, or replaced by another photo of that name, is moved back instead, as it is
 then the only one. A photo is matched by path and SHA-256, never by its name alone. The
@@ -64,7 +67,17 @@ class Filed:
 class SortReport:
     filed: list[Filed] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already filed by an earlier run
+    refiled: list[Filed] = field(default_factory=list)  # filed before, moved to a new folder
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+
+    def earlier_sort_note(self) -> str:
+        """What a sort into a folder sorted before found: "; 3 already there from an
+        earlier sort; 1 moved to its new folder" (empty for a new folder)."""
+        note = f"; {len(self.skipped)} already there from an earlier sort" if self.skipped else ""
+        if self.refiled:
+            moved = "moved to its new folder" if len(self.refiled) == 1 else "moved to new folders"
+            note += f"; {len(self.refiled)} {moved}"
+        return note
 
 
 def folder_for(
@@ -156,16 +169,24 @@ def sort_into(
     with _Manifest(dest / MANIFEST_FILE) as manifest:
         for count, prediction in enumerate(predictions, start=1):
             source = str(prediction.path)
-            if _filed_before(done.get(source)):
-                _finish_move(done[source])  # a run stopped before deleting the source
-                report.skipped.append(source)
-                continue
             person = (confirmed or {}).get(source)
             folder = folder_for(prediction, class_names, threshold, person, folders)
             label = person or (
                 "" if prediction.top_index is None else class_names[prediction.top_index]
             )
             status = status_of(prediction, threshold)
+            earlier = done.get(source)
+            if _filed_before(earlier):
+                _finish_move(earlier)  # a run stopped before deleting the source
+                refiled = _refile(earlier, dest / folder, label, status, claimed)
+                if refiled is None:
+                    report.skipped.append(source)
+                    continue
+                manifest.add(refiled)  # before the old name goes: a stop here loses nothing
+                claimed.add(refiled.destination)
+                Path(earlier.destination).unlink()
+                report.refiled.append(refiled)
+                continue
             try:
                 filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
             except OSError as exc:
@@ -198,17 +219,20 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
         entries = _read_manifest(manifest, dest)
     except (KeyError, csv.Error, UnicodeDecodeError) as exc:
         raise SortError(f"{manifest} is not a manifest this app wrote: {exc}") from exc
-    report, left = SortReport(), []
-    for entry in reversed(entries):
+    report, left, undone, seen = SortReport(), [], [], set()
+    for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
         try:
             _undo_one(entry)
         except OSError as exc:
             report.failed.append((entry.destination, exc.strerror or str(exc)))
             left.append(entry)
             continue
-        report.filed.append(entry)
-    if report.filed:
-        _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(report.filed)))
+        undone.append(entry)
+        if entry.source not in seen:  # its earlier rows only check it is back
+            seen.add(entry.source)
+            report.filed.append(entry)
+    if undone:
+        _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
     if left:
         _write_manifest(manifest, list(reversed(left)))
     else:
@@ -258,6 +282,27 @@ def _file_one(
     if target is None:
         target = _place(source, folder / source.name, expected_sha256=digest, link=move)
     return Filed(str(source), str(target), class_name, status, digest, "move" if move else "copy")
+
+
+def _refile(
+    earlier: Filed, folder: Path, class_name: str, status: str, claimed: set[str]
+) -> Filed | None:
+    """Place a photo an earlier sort filed in the folder it belongs in now, if that is
+    another one, and return its new entry; the caller then deletes the old name. None when
+    it stays: in its folder already, changed or deleted by hand since, or the user's own
+    photo (it sat where it was filed)."""
+    placed = Path(earlier.destination)
+    if placed.parent.resolve() == folder.resolve() or _is_same_path(placed, Path(earlier.source)):
+        return None
+    if not placed.is_file() or file_sha256(placed) != earlier.sha256:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = folder / Path(earlier.source).name
+    # A run stopped right after placing it left an identical file there: that is this one.
+    target = _identical_in_place(wanted, earlier.sha256, placed, claimed)
+    if target is None:
+        target = _place(placed, wanted, expected_sha256=earlier.sha256, link=True)
+    return Filed(earlier.source, str(target), class_name, status, earlier.sha256, earlier.action)
 
 
 def _filed_before(earlier: Filed | None) -> bool:
