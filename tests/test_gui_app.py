@@ -286,7 +286,7 @@ def test_sort_by_confidence_and_filter_by_class_and_status(
     bar.status_combo.setCurrentIndex(bar.status_combo.findText("error"))
     errors = proxy_column(window, COL_FILE, ROW_ROLE)
     assert errors and all(r.status == "error" for r in errors)
-    assert len(errors) == window.results.status_counts()["error"]
+    assert len(errors) == window.results.state_counts()["error"]
 
     bar.status_combo.setCurrentIndex(0)  # All
     assert window.proxy.rowCount() == total

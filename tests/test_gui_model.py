@@ -190,7 +190,14 @@ def test_threshold_change_rejudges_rows_without_new_predictions(
     assert len(changed) == 1
     threshold.set_value(0.5)
     assert proxy.rowCount() == 0
-    assert model.status_counts() == {"ok": 2, "review": 0, "unknown": 0, "error": 0}
+    assert model.state_counts() == {
+        "ok": 2,
+        "review": 0,
+        "unknown": 0,
+        "error": 0,
+        "confirmed": 0,
+        "corrected": 0,
+    }
     assert model.index(0, COL_STATUS).data(DISPLAY) == "ok"
 
 

@@ -11,9 +11,10 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from desktop.gui.results_model import CONFIRMED, CORRECTED
+from desktop.core.results import STATUS_REVIEW
+from desktop.gui.results_model import COL_STATUS, CONFIRMED, CORRECTED
 from fixtures_images import write_solid
-from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS
+from tiny_model import AMBIGUOUS_COLOUR, CLASS_NAMES, PROTOTYPE_COLOURS
 
 TIMEOUT_MS = 60_000
 PHOTOS = ("Battery", "Mouse", "Printer", "Television")
@@ -78,6 +79,45 @@ def test_keys_confirm_correct_and_clear_the_selected_rows(qtbot, make_window, fo
     select(window, 1)
     QTest.keyClick(window.view, Qt.Key.Key_Delete)
     assert confirmed_by_name(window)["mouse.png"] is None
+
+
+def test_a_checked_row_leaves_the_review_queue_and_error_rows_take_no_class(
+    qtbot, make_window, tmp_path
+):
+    folder = tmp_path / "shift"
+    folder.mkdir()
+    for index in range(3):
+        write_solid(folder / f"unsure{index}.png", AMBIGUOUS_COLOUR)
+    write_solid(folder / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    (folder / "empty.jpg").write_bytes(b"")
+    window = make_window()
+    classify(qtbot, window, folder)
+    assert window.counts_label.text() == "5 results: 1 ok · 3 need review · 1 error"
+    window.view.setFocus()
+
+    window.filter_bar.status_combo.setCurrentIndex(
+        window.filter_bar.status_combo.findData(STATUS_REVIEW)
+    )
+    assert window.proxy.rowCount() == 3
+    window.view.select_proxy_row(0)
+    QTest.keyClick(window.view, Qt.Key.Key_Return)  # as predicted
+    QTest.keyClick(window.view, Qt.Key.Key_3)  # the next one, selected for the worker: Microwave
+    assert window.proxy.rowCount() == 1  # what is left to review
+    assert len(window.view.selectionModel().selectedRows()) == 1
+    assert window.counts_label.text() == (
+        "5 results: 1 ok · 1 needs review · 1 error · 2 checked by a person"
+    )
+    window.filter_bar.status_combo.setCurrentIndex(0)  # All
+    states = [window.results.index(i, COL_STATUS).data() for i in range(5)]
+    assert sorted(states) == ["confirmed", "corrected", "error", "needs review", "ok"]
+
+    [error_row] = [i for i, row in enumerate(window.results.rows) if row.name == "empty.jpg"]
+    window.view.select_proxy_row(
+        window.proxy.mapFromSource(window.results.index(error_row, 0)).row()
+    )
+    QTest.keyClick(window.view, Qt.Key.Key_3)
+    QTest.keyClick(window.view, Qt.Key.Key_Return)
+    assert confirmed_by_name(window)["empty.jpg"] is None  # nobody saw it: no class for it
 
 
 def test_the_context_menu_and_the_preview_picker_set_a_class(qtbot, make_window, folder):

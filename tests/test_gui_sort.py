@@ -52,6 +52,13 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     assert (dest / REVIEW_FOLDER / "unsure.png").is_file()
     assert (dest / MANIFEST_FILE).is_file()
     assert window.statusBar().currentMessage().startswith("Moved 4 photos into")
+    # The rows follow the photos: the preview and an exported CSV find them where they are.
+    paths = {row.name: Path(row.path) for row in window.results.rows}
+    assert paths["battery.png"] == dest / "Battery" / "battery.png"
+    assert all(path.is_file() for path in paths.values())
+    window.view.select_proxy_row(0)
+    qtbot.waitUntil(lambda: not window.preview.image_view.pending, timeout=5000)
+    assert not window.preview.image_view.image.isNull()
 
     window.commands.undo_sort.trigger()
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
@@ -63,6 +70,7 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     ]
     assert (dest / UNDONE_MANIFEST_FILE).is_file()
     assert window.statusBar().currentMessage().startswith("Put back 4 photos")
+    assert sorted(Path(row.path) for row in window.results.rows) == sorted(folder.iterdir())
 
 
 def test_sort_is_offered_only_with_results_and_cancel_files_nothing(

@@ -202,7 +202,7 @@ def test_an_unknown_item_reads_unknown_in_the_table_the_verdict_and_the_chart(qt
     unknown = Prediction(sure.path, sure.probabilities, unknown_score=3.2, unknown=True)
     model.append_predictions([unknown])
     row = model.row_at(0)
-    assert row.status == "unknown" and model.status_counts()["unknown"] == 1
+    assert row.status == "unknown" and model.state_counts()["unknown"] == 1
 
     preview.show_result(row)
     assert ">unknown item</span>" in preview.verdict.text()

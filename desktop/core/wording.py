@@ -8,12 +8,16 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def counts_line(total: int, ok: int, review: int, unknown: int, errors: int) -> str:
+def counts_line(
+    total: int, ok: int, review: int, unknown: int, errors: int, checked: int = 0
+) -> str:
     """A batch at a glance, as the app and the web page show it:
-    "13 results: 10 ok · 1 needs review · 1 unknown · 2 errors" (unknown only when any)."""
+    "13 results: 10 ok · 1 needs review · 1 unknown · 2 errors" (unknown only when any).
+    `checked`: rows a person confirmed or corrected (the app), counted apart from the rest."""
     unknown_part = f"{unknown} unknown · " if unknown else ""
+    checked_part = f" · {checked} checked by a person" if checked else ""
     review_verb = "needs" if review == 1 else "need"
     return (
         f"{plural(total, 'result')}: {ok} ok · {review} {review_verb} review · "
-        f"{unknown_part}{plural(errors, 'error')}"
+        f"{unknown_part}{plural(errors, 'error')}{checked_part}"
     )

@@ -1,4 +1,5 @@
-"""The summary beside the filters: how many results are ok, need review, failed."""
+"""The summary beside the filters: how many results are ok, need review, failed, and how
+many a person has checked (those are no longer left to review)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from desktop.core.results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN
 from desktop.core.wording import counts_line
-from desktop.gui.results_model import ResultsModel
+from desktop.gui.results_model import CONFIRMED, CORRECTED, ResultsModel
 
 MIN_WIDTH = 100  # cut, never widening the window, when it is narrow
 
@@ -22,6 +23,7 @@ class CountsLabel(QLabel):
         # repaints) the whole window on every batch. It may still shrink in a narrow window.
         self._width = self.fontMetrics().horizontalAdvance(
             "00000 results: 00000 ok · 00000 need review · 00000 unknown · 00000 errors"
+            " · 00000 checked by a person"
         )
         self.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         results.rowsInserted.connect(self._update)
@@ -40,7 +42,7 @@ class CountsLabel(QLabel):
         if not total:
             self.setText("")
             return
-        counts = self._results.status_counts()
+        counts = self._results.state_counts()
         self.setText(
             counts_line(
                 total,
@@ -48,5 +50,6 @@ class CountsLabel(QLabel):
                 counts[STATUS_REVIEW],
                 counts[STATUS_UNKNOWN],
                 counts[STATUS_ERROR],
+                checked=counts[CONFIRMED] + counts[CORRECTED],
             )
         )

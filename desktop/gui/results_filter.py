@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
-from desktop.core.results import STATUS_LABELS
-from desktop.gui.results_model import CONFIRMED, CORRECTED, SORT_ROLE, ResultRow, ResultsModel
+from desktop.gui.results_model import SORT_ROLE, STATE_LABELS, ResultsModel
 
-# What the status filter accepts: a status, or what a person did with the row.
-FILTERS = (*STATUS_LABELS, CONFIRMED, CORRECTED)
+# What the status filter accepts: a status of the rows nobody settled yet, or what a
+# person did with the row (see ResultRow.state).
+FILTERS = tuple(STATE_LABELS)
 
 _HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "Direction") and hasattr(
     QSortFilterProxyModel, "beginFilterChange"
@@ -45,8 +45,8 @@ class ResultsFilterProxy(QSortFilterProxyModel):
             self._end_filter_change()
 
     def set_status_filter(self, status: str | None) -> None:
-        """Keep rows with this status, or that a person confirmed as predicted
-        ("confirmed") or corrected ("corrected"); None: every row."""
+        """Keep rows in this state: a status ("review": still waiting for a person), or
+        confirmed as predicted ("confirmed") or corrected ("corrected"); None: every row."""
         if status is not None and status not in FILTERS:
             raise ValueError(f"unknown status filter {status!r}; expected one of {FILTERS}")
         if status != self._status:
@@ -76,7 +76,7 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         row = model.row_at(source_row)
         if self._class_index is not None and row.top_index != self._class_index:
             return False
-        return self._status is None or _matches(row, self._status)
+        return self._status is None or row.state == self._status
 
     # beginFilterChange/endFilterChange(Direction) arrived in Qt 6.10 and replace the
     # deprecated invalidate calls; older Qt (the pyproject allows 6.6) has only the latter.
@@ -89,11 +89,3 @@ class ResultsFilterProxy(QSortFilterProxyModel):
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
         else:
             self.invalidateRowsFilter()
-
-
-def _matches(row: ResultRow, wanted: str) -> bool:
-    if wanted == CONFIRMED:
-        return row.confirmed is not None and not row.corrected
-    if wanted == CORRECTED:
-        return row.corrected
-    return row.status == wanted

@@ -13,6 +13,7 @@ over the plain rows takes milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,9 @@ from desktop.core.csv_export import readable_text
 from desktop.core.results import (
     STATUS_ERROR,
     STATUS_LABELS,
+    STATUS_OK,
     STATUS_REVIEW,
-    STATUSES,
+    STATUS_UNKNOWN,
     status_of,
 )
 from desktop.gui.review_threshold import ReviewThreshold
@@ -60,12 +62,24 @@ FIXED_HEADERS = (
     "Status",
     "Confirmed class",
 )
-# Review filters beside the statuses: what a person has done with a row.
+# What a person did with a row. It settles the row, as the sort and the summary say: its
+# Status shows this instead of the model's verdict, and it is no longer "left to review".
 CONFIRMED, CORRECTED = "confirmed", "corrected"
+STATE_LABELS = {**STATUS_LABELS, CONFIRMED: "confirmed", CORRECTED: "corrected"}
 FIRST_PROB_COLUMN = len(FIXED_HEADERS)
 
 # Sorting by status puts the rows that need a person's attention last in ascending order.
-_STATUS_ORDER = {status: rank for rank, status in enumerate(STATUSES)}
+_STATE_ORDER = {
+    state: rank
+    for rank, state in enumerate(
+        (STATUS_OK, CONFIRMED, CORRECTED, STATUS_REVIEW, STATUS_UNKNOWN, STATUS_ERROR)
+    )
+}
+_STATE_COLORS = {
+    **STATUS_COLORS,
+    CONFIRMED: STATUS_COLORS[STATUS_OK],
+    CORRECTED: STATUS_COLORS[STATUS_OK],
+}
 _NO_VALUE = -1.0  # sort value of a missing number: error rows sort below every real score
 
 _ALIGN_NUMBER = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -99,12 +113,8 @@ class ResultRow:
         threshold: float,
         arrival: int = 0,
     ) -> None:
-        self.prediction = prediction
         self.arrival = arrival  # position in arrival order: "unsorted" restores it
-        # Shown as text: a file name that is not valid UTF-8 keeps its odd bytes as \xNN.
-        self.path = path = readable_text(prediction.path)
-        self.name = os.path.basename(path) or path
-        self.folder = os.path.dirname(path)
+        self._set_prediction(prediction)
         if prediction.ok:
             self.top_index: int | None = int(prediction.top_index)
             self.confidence = float(prediction.confidence)
@@ -122,10 +132,28 @@ class ResultRow:
         self.predicted = None if self.top_index is None else class_names[self.top_index]
         self.confirmed: str | None = None  # the class a person confirmed or corrected
 
+    def _set_prediction(self, prediction: Prediction) -> None:
+        self.prediction = prediction
+        # Shown as text: a file name that is not valid UTF-8 keeps its odd bytes as \xNN.
+        self.path = path = readable_text(prediction.path)
+        self.name = os.path.basename(path) or path
+        self.folder = os.path.dirname(path)
+
+    def move_to(self, path: str) -> None:
+        """The photo now lives at `path` (a sort moved it, or an undo put it back)."""
+        self._set_prediction(dataclasses.replace(self.prediction, path=path))
+
     @property
     def corrected(self) -> bool:
         """A person set another class than the predicted one."""
         return self.confirmed is not None and self.confirmed != self.predicted
+
+    @property
+    def state(self) -> str:
+        """The model's status until a person confirmed or corrected the row."""
+        if self.confirmed is None:
+            return self.status
+        return CORRECTED if self.corrected else CONFIRMED
 
     @property
     def error(self) -> str:
@@ -231,17 +259,16 @@ class ResultsModel(QAbstractTableModel):
         self, rows: Iterable[int], class_name: str | None, *, as_predicted: bool = False
     ) -> None:
         """Set the class a person confirmed for these source rows: `class_name` (None
-        clears it), or with `as_predicted` each row's own prediction (error rows have none
-        to confirm and are left alone)."""
+        clears it), or with `as_predicted` each row's own prediction. Error rows are left
+        alone: nobody saw the photo, and the preview's picker is off for them too."""
+        if class_name is not None and class_name not in self._class_names:
+            raise ValueError(f"unknown class {class_name!r}")
         touched = []
         for index in rows:
             row = self._rows[index]
-            value = row.predicted if as_predicted else class_name
-            if value is not None and value not in self._class_names:
-                raise ValueError(f"unknown class {value!r}")
-            if as_predicted and value is None:
+            if row.top_index is None and (as_predicted or class_name is not None):
                 continue
-            row.confirmed = value
+            row.confirmed = row.predicted if as_predicted else class_name
             touched.append(index)
         if touched:
             first, last = min(touched), max(touched)
@@ -253,14 +280,29 @@ class ResultsModel(QAbstractTableModel):
         """Set one row's confirmed class (the preview's picker)."""
         self.set_confirmed([self._rows.index(row)], class_name)
 
+    def relocate(self, moved: Mapping[str, str]) -> None:
+        """Follow the photos a sort moved or an undo put back (old path -> new path), so the
+        preview, the CSV and the next sort find them."""
+        changed = []
+        for index, row in enumerate(self._rows):
+            new_path = moved.get(row.prediction.path)
+            if new_path is not None:
+                row.move_to(new_path)
+                changed.append(index)
+        if changed:
+            self.dataChanged.emit(
+                self.index(min(changed), COL_FILE), self.index(max(changed), COL_FOLDER)
+            )
+
     def confirmed_classes(self) -> dict[str, str]:
         """Path -> the class a person set, for every confirmed row (CSV, sorting)."""
         return {row.prediction.path: row.confirmed for row in self._rows if row.confirmed}
 
-    def status_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUS_LABELS, 0)
+    def state_counts(self) -> dict[str, int]:
+        """Rows per state: per status among those nobody settled, and the settled ones."""
+        counts = dict.fromkeys(STATE_LABELS, 0)
         for row in self._rows:
-            counts[row.status] += 1
+            counts[row.state] += 1
         return counts
 
     # -- sorting ------------------------------------------------------------------------------
@@ -337,7 +379,7 @@ class ResultsModel(QAbstractTableModel):
         if role == _TOOLTIP:
             return self._tooltip(row, column)
         if role == _FOREGROUND:
-            return STATUS_COLORS[row.status] if column == COL_STATUS else None
+            return _STATE_COLORS[row.state] if column == COL_STATUS else None
         if role == _ALIGNMENT:
             return (
                 _ALIGN_NUMBER if column == COL_CONFIDENCE or column >= FIRST_PROB_COLUMN else None
@@ -350,7 +392,7 @@ class ResultsModel(QAbstractTableModel):
         if column == COL_FOLDER:
             return row.folder
         if column == COL_STATUS:
-            return STATUS_LABELS[row.status]
+            return STATE_LABELS[row.state]
         if column == COL_CONFIRMED:
             return row.confirmed or ""
         if row.top_index is None:
@@ -377,13 +419,18 @@ class ResultsModel(QAbstractTableModel):
         if column == COL_TOP3:
             return row.top3.casefold()
         if column == COL_STATUS:
-            return _STATUS_ORDER[row.status]
+            return _STATE_ORDER[row.state]
         if column == COL_CONFIRMED:
             return (row.confirmed or "").casefold()
         return row.probability(column - FIRST_PROB_COLUMN)
 
     def _tooltip(self, row: ResultRow, column: int) -> str | None:
         if column == COL_STATUS:
+            if row.confirmed is not None:
+                return (
+                    f"A person {row.state} it as {row.confirmed}; the model's verdict: "
+                    f"{STATUS_LABELS[row.status]} at {_percent(row.confidence)}"
+                )
             if row.status == STATUS_ERROR:
                 return f"Could not classify {row.path}:\n{row.error}"
             if row.status == STATUS_REVIEW:

@@ -181,6 +181,11 @@ class ResultsView(QTableView):
         rows = self.selected_source_rows()
         if rows:
             self.results_model.set_confirmed(rows, class_name, as_predicted=as_predicted)
+        current = self.currentIndex()
+        if current.isValid() and not self.selectionModel().selectedRows():
+            # The status filter hid the rows just settled ("needs review" lists what is
+            # left): select the next one, so the worker goes on key after key.
+            self.select_proxy_row(current.row())
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key, plain = event.key(), not (event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier)

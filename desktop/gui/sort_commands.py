@@ -8,6 +8,7 @@ whole job failed, or the destination is refused (before the copy-or-move questio
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,14 @@ class _Words:
     stopped: str  # the title when the whole job failed
 
 
+def _moved_by_sort(report: SortReport) -> dict[str, str]:
+    return {f.source: f.destination for f in (*report.filed, *report.refiled) if f.action == MOVE}
+
+
+def _put_back_by_undo(report: SortReport) -> dict[str, str]:
+    return {f.destination: f.source for f in report.filed}
+
+
 class SortCommands(QObject):
     """Sorts the results' photos; `busy` while a sort or undo runs, `finished(text)` after."""
 
@@ -46,6 +55,7 @@ class SortCommands(QObject):
         self._results = results  # the window is our Qt parent(): no Python reference to it
         self._call: BackgroundCall | None = None
         self._words = _Words("", "", "")  # the running job's
+        self._paths_after: Callable[[SortReport], Mapping[str, str]] = _moved_by_sort
 
     def _dialog_parent(self) -> QWidget:
         return self.parent()  # type: ignore[return-value]
@@ -84,7 +94,8 @@ class SortCommands(QObject):
             sources=sources,
         )
         verb = "Moved" if how == MOVE else "Copied"
-        self._start(job, _Words(f"{verb} {{filed}} into {dest}", "not filed", "Sorting stopped"))
+        words = _Words(f"{verb} {{filed}} into {dest}", "not filed", "Sorting stopped")
+        self._start(job, words, _moved_by_sort)
 
     def undo_sort(self, dest: str | None = None) -> None:
         """Put back the photos of an earlier sort into `dest` (asked for unless given)."""
@@ -93,9 +104,8 @@ class SortCommands(QObject):
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Undo the sort into")
         if dest:
             job = partial(undo_sort, Path(dest))
-            self._start(
-                job, _Words(f"Put back {{filed}} from {dest}", "not put back", "Undo stopped")
-            )
+            words = _Words(f"Put back {{filed}} from {dest}", "not put back", "Undo stopped")
+            self._start(job, words, _put_back_by_undo)
 
     def _ask_copy_or_move(self, dest: str) -> str | None:
         box = QMessageBox(self._dialog_parent())
@@ -111,8 +121,10 @@ class SortCommands(QObject):
         box.exec()
         return {copy: COPY, move: MOVE}.get(box.clickedButton())
 
-    def _start(self, job, words: _Words) -> None:
-        self._words = words
+    def _start(
+        self, job, words: _Words, paths_after: Callable[[SortReport], Mapping[str, str]]
+    ) -> None:
+        self._words, self._paths_after = words, paths_after
         self._call = BackgroundCall(job)
         self._call.succeeded.connect(self._on_done)
         self._call.failed.connect(self._on_failed)
@@ -123,10 +135,11 @@ class SortCommands(QObject):
     def _on_done(self, report: SortReport) -> None:
         self._call = None
         self.busy_changed.emit(False)
+        # The rows follow their photos: the preview shows them, the CSV names where they are.
+        self._results.relocate(self._paths_after(report))
         words = self._words
         text = words.done.format(filed=plural(len(report.filed), "photo"))
-        if report.skipped:
-            text += f"; {len(report.skipped)} already there from an earlier sort"
+        text += report.earlier_sort_note()
         if report.failed:
             text += f"; {len(report.failed)} {words.not_done}"
             details = "\n".join(f"{Path(path).name}: {why}" for path, why in report.failed[:20])
