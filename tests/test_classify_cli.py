@@ -183,6 +183,7 @@ def test_a_mistyped_folder_is_told_at_once_and_is_an_error_row(
         # Checked before the run: a summary that cannot be written would cost the whole
         # batch's --sort-into after the classifying was done.
         (["--csv", "{tmp}/r.csv", "--summary", "{tmp}/nodir/s.png"], "output folder does not"),
+        (["--csv", "{tmp}/r.csv", "--summary", "{tmp}/s.jpg"], "ending in .png, not s.jpg"),
         (["--csv", "{tmp}/r.csv", "--summary", "{tmp}"], "--summary {tmp} is a folder"),
         (["--csv", "{tmp}/r.csv", "--poll", "1"], "--poll goes with --watch DIR"),
     ],
@@ -196,6 +197,7 @@ def test_a_mistyped_folder_is_told_at_once_and_is_an_error_row(
         "thr",
         "csv",
         "summary-folder-missing",
+        "summary-not-png",
         "summary-is-folder",
         "poll-without-watch",
     ],

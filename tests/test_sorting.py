@@ -393,7 +393,9 @@ def test_the_command_sorts_after_the_csv_and_refuses_a_destination_inside_a_sour
     assert classify_main(["--undo-sort", str(dest)]) == 0
     assert len(list(photos.iterdir())) == 12
     assert classify_main(["--undo-sort", str(dest)]) == 2  # nothing left to undo
-    assert "nothing to undo" in capsys.readouterr().err
+    assert "was undone already: nothing left to undo" in capsys.readouterr().err
+    assert classify_main(["--undo-sort", str(tmp_path / "sortd")]) == 2  # a typo
+    assert "sortd does not exist: nothing to undo" in capsys.readouterr().err
 
 
 def test_a_destination_that_cannot_be_written_is_refused_before_any_work(engine, tmp_path):

@@ -85,6 +85,10 @@ def _classify(args: argparse.Namespace) -> int:
         output = checked_output_path(args.csv)
         if args.summary is not None:  # checked now: a bad path must not cost the whole run
             checked_output_path(str(args.summary), "--summary", "summary.png")
+            if args.summary.suffix.lower() != ".png":  # a PNG under another name opens nowhere
+                raise UsageError(
+                    f"--summary draws a PNG: give a name ending in .png, not {args.summary.name}"
+                )
         if args.sort_into is not None:
             check_destination(args.sort_into, [Path(p) for p in args.paths])
         engine = Engine(args.model, threads=args.threads)

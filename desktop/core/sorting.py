@@ -214,6 +214,10 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     dest = Path(os.path.abspath(dest))
     manifest = dest / MANIFEST_FILE
     if not manifest.is_file():
+        if not dest.is_dir():
+            raise SortError(f"{dest} does not exist: nothing to undo")
+        if (dest / UNDONE_MANIFEST_FILE).is_file():
+            raise SortError(f"the sort into {dest} was undone already: nothing left to undo")
         raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
     try:
         entries = _read_manifest(manifest, dest)
