@@ -129,9 +129,12 @@ def test_watch_folder_classifies_photos_as_they_arrive(qtbot, window, tmp_path, 
     write_solid(camera / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
     qtbot.waitUntil(lambda: window.results.rowCount() == 2, timeout=TIMEOUT_MS)
     assert [row.predicted for row in window.results.rows] == ["Battery", "Mouse"]
+    # The run's "Classified 1 of 1" came and went; the status bar still says it watches.
+    assert window.watching_label.isVisible() and window.watching_label.text() == "Watching camera"
 
     window.commands.watch.trigger()  # unticked: stop
     assert not window.commands.watch.isChecked() and window.folder_watch.folder == ""
+    assert not window.watching_label.isVisible()
     write_solid(camera / "printer.png", PROTOTYPE_COLOURS["Printer"])
     qtbot.wait(2500)
     assert window.results.rowCount() == 2

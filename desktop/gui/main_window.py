@@ -157,6 +157,11 @@ class MainWindow(QMainWindow):
         # It may be cut in a narrow window (its tooltip and Help › About say it all); the
         # window must still shrink to a small screen.
         self.model_label.setMinimumWidth(160)
+        # While a folder is watched the run messages come and go; this one stays, so the
+        # worker always knows photos are being picked up, and where from.
+        self.watching_label = QLabel()
+        self.watching_label.setVisible(False)
+        bar.addPermanentWidget(self.watching_label)
         bar.addPermanentWidget(self.model_label)
         bar.showMessage("Drop images or folders on the window to classify them")
 
@@ -172,6 +177,7 @@ class MainWindow(QMainWindow):
         self.progress_panel.cancel_requested.connect(self.controller.cancel)
         self.sorting.finished.connect(self.statusBar().showMessage)
         self.folder_watch.photos_ready.connect(self.add_paths)
+        self.folder_watch.watching_changed.connect(self._show_watching)
         self.csv_export.message.connect(self.statusBar().showMessage)
         self.csv_export.busy_changed.connect(self._update_actions)
         self.preview.confirm_requested.connect(self.results.confirm_row)
@@ -384,6 +390,16 @@ class MainWindow(QMainWindow):
         elif not on:
             self.folder_watch.stop()
         self.commands.watch.setChecked(bool(self.folder_watch.folder))
+
+    @Slot(str)
+    def _show_watching(self, folder: str) -> None:
+        name = os.path.basename(folder.rstrip("/\\")) or folder
+        self.watching_label.setText(f"Watching {name}")
+        self.watching_label.setToolTip(
+            f"New photos in {folder} are classified as they arrive; "
+            "untick File > Watch folder… to stop"
+        )
+        self.watching_label.setVisible(bool(folder))
 
     def open_csv(self, path: str | None = None) -> None:
         """File > Open results CSV… (see desktop.gui.open_csv)."""
