@@ -116,6 +116,15 @@ def test_error_rows_show_the_reason_in_cell_and_tooltip(model: ResultsModel) -> 
     assert model.index(0, COL_CLASS).data(DISPLAY) == ""
     assert model.index(0, COL_CONFIDENCE).data(SORT_ROLE) == -1.0
 
+    # A class set on an error row (an older version's CSV) does not make it readable.
+    model.append_predictions(
+        [Prediction.failed("/photos/old.jpg", "empty file (0 bytes)")],
+        confirmed={"/photos/old.jpg": "Mouse"},
+    )
+    assert model.index(1, COL_STATUS).data(DISPLAY) == "error"
+    assert "empty file" in model.index(1, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.state_counts()["error"] == 2
+
 
 def test_sorting_by_confidence_is_numeric_not_textual(
     model: ResultsModel, proxy: ResultsFilterProxy

@@ -60,6 +60,19 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     qtbot.waitUntil(lambda: not window.preview.image_view.pending, timeout=5000)
     assert not window.preview.image_view.image.isNull()
 
+    # The worker corrects the mouse after the sort and sorts again: it moves, row and all.
+    [mouse] = [i for i, row in enumerate(window.results.rows) if row.name == "mouse.png"]
+    window.results.set_confirmed([mouse], "Keyboard")
+    window.commands.sort.trigger()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert (
+        window.statusBar()
+        .currentMessage()
+        .endswith("3 already there from an earlier sort; 1 moved to its new folder")
+    )
+    assert Path(window.results.rows[mouse].path) == dest / "Keyboard" / "mouse.png"
+    assert not (dest / "Mouse").exists() or not any((dest / "Mouse").iterdir())
+
     window.commands.undo_sort.trigger()
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
     assert sorted(p.name for p in folder.iterdir()) == [

@@ -15,9 +15,10 @@ original. A move on the same file system is a hard link instead (no bytes copied
 deletes the source only once the manifest records where the photo went. Running the same
 sort again finishes an interrupted one: photos the manifest records are skipped, and a photo
 placed just before the stop is recognised by its SHA-256 instead of filed twice. A photo
-filed before that now belongs in another folder (a person corrected its class, or the review
-threshold changed) is moved there, inside DEST, and gets a new manifest row; the latest row
-of a photo is the one that counts.
+filed before whose class a person set since (the app passes `confirmed`) is moved to that
+folder, inside DEST, with a new manifest row; the latest row of a photo is the one that
+counts. A run without a person's word (the headless command) never moves a filed photo, so
+it cannot undo a correction.
 `undo_sort` moves the files back (or deletes the copies) using the manifest; a copy whose
 original is gone, or replaced by another photo of that name, is moved back instead, as it is
 then the only one. A photo is matched by path and SHA-256, never by its name alone. The
@@ -67,7 +68,8 @@ class Filed:
 class SortReport:
     filed: list[Filed] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already filed by an earlier run
-    refiled: list[Filed] = field(default_factory=list)  # filed before, moved to a new folder
+    # Filed before and moved to the folder a person's class now says: (old place, new entry).
+    refiled: list[tuple[str, Filed]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
 
     def earlier_sort_note(self) -> str:
@@ -160,10 +162,15 @@ def sort_into(
     """File each prediction's photo under `dest` (see the module). A photo that cannot be
     filed (deleted since, unreadable) is a `failed` entry and the sort goes on; a full disk
     stops it with SortError, leaving no partial file and a manifest of what was done."""
-    dest = Path(os.path.abspath(dest))  # the manifest must not depend on the working folder
+    # One spelling of the folder (absolute, links resolved): the manifest must not depend on
+    # the working folder, and a link to DEST must not make its files look like other files.
+    dest = Path(os.path.realpath(dest))
     check_destination(dest, [Path(s) for s in sources])
-    done = _already_filed(dest)
+    entries = _manifest_entries(dest)
+    done = _latest_in_place(entries)
+    _remove_refile_leftovers(entries, done)
     claimed = {filed.destination for filed in done.values()}
+    by_placement = {filed.destination: filed for filed in done.values()}
     folders = class_folders(class_names)
     report = SortReport()
     with _Manifest(dest / MANIFEST_FILE) as manifest:
@@ -175,26 +182,34 @@ def sort_into(
                 "" if prediction.top_index is None else class_names[prediction.top_index]
             )
             status = status_of(prediction, threshold)
-            earlier = done.get(source)
+            # Filed before: found by its source, or by where it was filed (the app's rows
+            # follow the photos a sort moved).
+            earlier = done.get(source) or by_placement.get(_canonical(source))
             if _filed_before(earlier):
                 _finish_move(earlier)  # a run stopped before deleting the source
-                refiled = _refile(earlier, dest / folder, label, status, claimed)
+                try:
+                    refiled = None
+                    if person is not None:  # only a person's word moves a filed photo
+                        refiled = _refile(earlier, dest / folder, label, status, claimed)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise _destination_full(report) from exc
+                    report.failed.append((source, exc.strerror or str(exc)))
+                    continue
                 if refiled is None:
                     report.skipped.append(source)
                     continue
                 manifest.add(refiled)  # before the old name goes: a stop here loses nothing
                 claimed.add(refiled.destination)
-                Path(earlier.destination).unlink()
-                report.refiled.append(refiled)
+                with contextlib.suppress(OSError):  # held open elsewhere: the next sort
+                    Path(earlier.destination).unlink()  # removes it (see the leftovers)
+                report.refiled.append((earlier.destination, refiled))
                 continue
             try:
                 filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise SortError(
-                        f"the destination is full after {len(report.filed)} photos; nothing "
-                        f"half-written was left, and running the sort again finishes it"
-                    ) from exc
+                    raise _destination_full(report) from exc
                 report.failed.append((source, exc.strerror or str(exc)))
                 continue
             manifest.add(filed)
@@ -206,12 +221,19 @@ def sort_into(
     return report
 
 
+def _destination_full(report: SortReport) -> SortError:
+    return SortError(
+        f"the destination is full after {len(report.filed)} photos; nothing half-written "
+        f"was left, and running the sort again finishes it"
+    )
+
+
 def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     """Put every photo of the manifest back: a moved one to its source path (never over a
     file that is there now), a copy deleted (only if unchanged; moved back if its original
     is gone). Done rows go to a manifest.undone csv; rows that could not be undone stay in
     manifest.csv, so running the undo again retries just those."""
-    dest = Path(os.path.abspath(dest))
+    dest = Path(os.path.realpath(dest))
     manifest = dest / MANIFEST_FILE
     if not manifest.is_file():
         if not dest.is_dir():
@@ -228,11 +250,13 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
         try:
             _undo_one(entry)
         except OSError as exc:
-            report.failed.append((entry.destination, exc.strerror or str(exc)))
+            if entry.source not in seen:
+                report.failed.append((entry.destination, exc.strerror or str(exc)))
+            seen.add(entry.source)
             left.append(entry)
             continue
         undone.append(entry)
-        if entry.source not in seen:  # its earlier rows only check it is back
+        if entry.source not in seen:  # a re-filed photo's earlier rows: not counted again
             seen.add(entry.source)
             report.filed.append(entry)
     if undone:
@@ -330,7 +354,14 @@ def _finish_move(filed: Filed) -> None:
 
 
 def _is_same_path(first: Path, second: Path) -> bool:
-    return os.path.abspath(first) == os.path.abspath(second)
+    return _canonical(first) == _canonical(second)
+
+
+def _canonical(path: str | os.PathLike[str]) -> str:
+    """A file's path with its folder's links resolved: DEST reached through a link and DEST
+    itself name the same files. The name itself is kept (never follows a link to a file)."""
+    path = Path(os.path.abspath(path))
+    return str(Path(os.path.realpath(path.parent)) / path.name)
 
 
 def _identical_in_place(wanted: Path, digest: str, source: Path, claimed: set[str]) -> Path | None:
@@ -460,7 +491,7 @@ def _read_manifest(path: Path, dest: Path) -> list[Filed]:
     return [
         Filed(
             r["source"],
-            _absolute_destination(r["destination"], dest),
+            _canonical(_absolute_destination(r["destination"], dest)),
             r["class"],
             r["status"],
             r["sha256"],
@@ -480,9 +511,28 @@ def _absolute_destination(recorded: str, dest: Path) -> str:
     return str(dest / path.parts[-2] / path.parts[-1])
 
 
-def _already_filed(dest: Path) -> dict[str, Filed]:
-    """Photos an earlier run filed (their copy still in place): a re-run skips them."""
+def _manifest_entries(dest: Path) -> list[Filed]:
     manifest = dest / MANIFEST_FILE
-    if not manifest.is_file():
-        return {}
-    return {e.source: e for e in _read_manifest(manifest, dest) if Path(e.destination).is_file()}
+    return _read_manifest(manifest, dest) if manifest.is_file() else []
+
+
+def _latest_in_place(entries: list[Filed]) -> dict[str, Filed]:
+    """Each photo's latest manifest row whose copy is still in place: a re-run skips them."""
+    return {e.source: e for e in entries if Path(e.destination).is_file()}
+
+
+def _remove_refile_leftovers(entries: list[Filed], latest: Mapping[str, Filed]) -> None:
+    """A sort stopped between re-filing a photo and deleting its old name (or a name held
+    open then) left the photo in two folders; the latest row says which one is current,
+    and an identical, unclaimed copy under an earlier row's name goes."""
+    current = {filed.destination for filed in latest.values()}
+    for entry in entries:
+        now = latest.get(entry.source)
+        if now is None or entry is now or entry.destination in current:
+            continue
+        old = Path(entry.destination)
+        if entry.sha256 != now.sha256 or _is_same_path(old, Path(entry.source)):
+            continue
+        if old.is_file() and file_sha256(old) == entry.sha256:
+            with contextlib.suppress(OSError):
+                old.unlink()

@@ -150,8 +150,9 @@ class ResultRow:
 
     @property
     def state(self) -> str:
-        """The model's status until a person confirmed or corrected the row."""
-        if self.confirmed is None:
+        """The model's status until a person confirmed or corrected the row (an error row
+        stays one: a class read from an older CSV does not make its photo readable)."""
+        if self.confirmed is None or self.top_index is None:
             return self.status
         return CORRECTED if self.corrected else CONFIRMED
 
@@ -426,7 +427,7 @@ class ResultsModel(QAbstractTableModel):
 
     def _tooltip(self, row: ResultRow, column: int) -> str | None:
         if column == COL_STATUS:
-            if row.confirmed is not None:
+            if row.state in (CONFIRMED, CORRECTED):
                 return (
                     f"A person {row.state} it as {row.confirmed}; the model's verdict: "
                     f"{STATUS_LABELS[row.status]} at {_percent(row.confidence)}"

@@ -37,7 +37,11 @@ class _Words:
 
 
 def _moved_by_sort(report: SortReport) -> dict[str, str]:
-    return {f.source: f.destination for f in (*report.filed, *report.refiled) if f.action == MOVE}
+    moved = {f.source: f.destination for f in report.filed if f.action == MOVE}
+    for old_place, f in report.refiled:  # the row names the photo's old place, or (a row
+        if f.action == MOVE:  # read back from a CSV) where it was before the first sort
+            moved[old_place] = moved[f.source] = f.destination
+    return moved
 
 
 def _put_back_by_undo(report: SortReport) -> dict[str, str]:
