@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -78,6 +79,35 @@ def test_a_photo_is_handed_over_once_and_only_when_complete(tmp_path: Path) -> N
     now[0] = 32.1
     # Not a photo this station reads, yet never ignored, nor kept waiting for the give-up.
     assert watcher.poll() == [phone]
+
+
+def test_a_photo_handed_over_is_skipped_only_while_it_is_the_same_photo(tmp_path: Path) -> None:
+    now = [0.0]
+    first = FolderWatcher(tmp_path, settle_seconds=1.0, clock=lambda: now[0])
+    photo = tmp_path / "IMG_0001.png"
+    photo.write_bytes(png_bytes((255, 0, 0)))
+    assert first.poll() == []
+    now[0] = 2.0
+    assert first.poll() == [photo]
+    state = first.handed_over_state(photo.name)
+    photo.chmod(0o600)  # a backup tool or a person touched its permissions: same photo
+    now[0] = 4.0
+    assert first.poll() == []
+
+    # A restart (a new watcher told what was handed over): the same photo stays skipped,
+    # and another photo saved under that name later (the camera's counter reset) is heard.
+    second = FolderWatcher(
+        tmp_path, settle_seconds=1.0, already={photo.name: state}, clock=lambda: now[0]
+    )
+    assert second.poll() == []
+    now[0] = 6.0
+    assert second.poll() == []
+    photo.unlink()
+    photo.write_bytes(png_bytes((0, 0, 255)))
+    os.utime(photo, ns=(state[1] + 10**9, state[1] + 10**9))  # a later shot
+    assert second.poll() == []
+    now[0] = 8.0
+    assert second.poll() == [photo]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

@@ -271,8 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch",
         metavar="DIR",
         type=Path,
-        help="classify the photos that arrive in DIR (a camera's folder) until Ctrl+C, "
-        "appending each batch to --csv",
+        help="classify the photos that arrive in DIR (a camera's folder, not its "
+        "sub-folders) until Ctrl+C, appending each batch to --csv; run again on the same "
+        "CSV, it skips the photos classified before",
     )
     parser.add_argument(
         "--poll",

@@ -5,20 +5,25 @@ A camera writes a photo in pieces; reading it half-way would give a broken-file 
 a good photo. A file counts as written when its size and time have stood still for
 `settle_seconds` and it decodes; one that still does not decode after `give_up_seconds`
 of standing still is handed over anyway (it becomes an error row, with the reason). Each
-photo is handed over once; the watcher remembers only the names it handed over, a few
-dozen bytes a photo.
+photo is handed over once: the watcher remembers the name, size and modification time of
+what it handed over (a few dozen bytes a photo), so a new photo under a name used before (a
+camera's counter reset, a new card) is heard.
+
+The headless watch keeps that record beside its CSV (`.shift.csv.watched`, one line a
+photo), so a watch restarted on the same CSV skips exactly the photos it classified before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .csv_export import ResultsCsvAppender, unguarded_text
+from .csv_export import ResultsCsvAppender, readable_text, unguarded_text
 from .discovery import is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
 from .sorting import sort_into
@@ -26,7 +31,9 @@ from .wording import plural
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .results import Prediction
 
+FileState = tuple[int, int]  # size in bytes, modification time in ns
 DEFAULT_POLL_SECONDS = 1.0
 SETTLE_SECONDS = 1.0
 GIVE_UP_SECONDS = 10.0
@@ -41,16 +48,17 @@ class FolderWatcher:
         *,
         settle_seconds: float = SETTLE_SECONDS,
         give_up_seconds: float = GIVE_UP_SECONDS,
-        already: Iterable[str] = (),
+        already: Mapping[str, FileState] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        """`already`: names handed over before (a watch restarted on the same CSV)."""
+        """`already`: name -> state of the photos handed over before (a watch restarted on
+        the same CSV)."""
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise NotADirectoryError(f"not a folder: {self.folder}")
         self._settle, self._give_up, self._clock = settle_seconds, give_up_seconds, clock
-        self._handed_over: set[str] = set(already)
-        self._pending: dict[str, tuple[tuple[int, int], float]] = {}  # name -> state, since
+        self._handed_over: dict[str, FileState] = dict(already or {})
+        self._pending: dict[str, tuple[FileState, float]] = {}  # name -> state, since
 
     def poll(self) -> list[Path]:
         """New photos that are completely written, sorted by name."""
@@ -61,7 +69,7 @@ class FolderWatcher:
             return []  # the share blinked: the next poll tries again
         for entry in entries:
             name = entry.name
-            if name in self._handed_over or is_clutter(name) or not is_photo_file(name):
+            if is_clutter(name) or not is_photo_file(name):
                 continue
             try:
                 info = entry.stat()
@@ -69,8 +77,10 @@ class FolderWatcher:
                 continue  # deleted between listing and stat
             if not entry.is_file() or info.st_size == 0:
                 continue
-            seen.add(name)
             state = (info.st_size, info.st_mtime_ns)
+            if self._handed_over.get(name) == state:
+                continue  # this very photo was handed over; another one of that name is not
+            seen.add(name)
             previous, since = self._pending.get(name, (None, now))
             if previous != state:
                 self._pending[name] = (state, now)
@@ -78,15 +88,19 @@ class FolderWatcher:
             still = now - since
             if still >= self._settle and (still >= self._give_up or _complete(entry)):
                 ready.append(self.folder / name)
-                self._handed_over.add(name)
+                self._handed_over[name] = state
                 del self._pending[name]
-        # Names no longer in the folder are forgotten, so memory stays flat, and a camera
-        # that reuses a name (its counter reset) is heard again once the old photo left.
+        # Names no longer in the folder are forgotten, so memory stays flat.
         present = {entry.name for entry in entries}
         for name in set(self._pending) - seen:
             del self._pending[name]
-        self._handed_over &= present
+        for name in set(self._handed_over) - present:
+            del self._handed_over[name]
         return sorted(ready)
+
+    def handed_over_state(self, name: str) -> FileState | None:
+        """The size and modification time a photo had when it was handed over."""
+        return self._handed_over.get(name)
 
 
 def _complete(entry: os.DirEntry) -> bool:
@@ -120,7 +134,8 @@ def watch_and_classify(
     (which the caller turns into an exception); returns how many were classified. Each
     batch is appended to `output` at once, and filed under `sort_into_dest` when given."""
     folder = Path(os.path.abspath(folder))  # the CSV's paths are absolute, as without --watch
-    watcher = FolderWatcher(folder, already=_classified_before(output, folder))
+    record = watch_record_path(output)
+    watcher = FolderWatcher(folder, already=_classified_before(output, record, folder))
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
     classified = 0
     try:
@@ -128,6 +143,7 @@ def watch_and_classify(
             ready = watcher.poll()
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
                 appender.append(batch)
+                _remember(record, watcher, batch)  # after the CSV: only what it holds
                 classified += len(batch)
                 if sort_into_dest is not None:
                     names = list(engine.class_names)
@@ -142,23 +158,43 @@ def watch_and_classify(
     return classified
 
 
-def _classified_before(output: Path, folder: Path) -> set[str]:
-    """Names of `folder`'s photos in the CSV that are still the photos classified then: a
-    restarted watch does not repeat them (a batch cut short by a stop is not in it, so it
-    is classified again). A file that arrived after the CSV's last write is a new photo
-    under a reused name (a camera's counter reset, a new card), so it is classified: its
-    inode change time, which no copy tool can back-date, is later than the CSV's."""
+def watch_record_path(output: Path) -> Path:
+    """Where the watch writing `output` records what it classified (see the module)."""
+    return output.with_name(f".{output.name}.watched")
+
+
+def _remember(record: Path, watcher: FolderWatcher, batch: Iterable[Prediction]) -> None:
+    # The path as the file system gave it (odd bytes kept as they are), unlike the CSV's.
+    with record.open("a", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        writer = csv.writer(handle)
+        for prediction in batch:
+            state = watcher.handed_over_state(Path(prediction.path).name)
+            if state is not None:
+                writer.writerow([prediction.path, *state])
+
+
+def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, FileState]:
+    """Name -> state of `folder`'s photos the CSV holds: a restarted watch skips them while
+    unchanged (a batch cut short by a stop is not in the CSV, so it is classified again).
+    A CSV without the watch's record (written by a plain run) skips its names as they are
+    now."""
     if not output.is_file():
-        return set()
-    written = output.stat().st_mtime_ns
+        return {}
     with output.open(encoding="utf-8", newline="") as handle:
-        paths = [unguarded_text(row[0]) for row in csv.reader(handle) if row][1:]
-    names = {Path(p).name for p in paths if Path(p).parent == folder}
-    return {name for name in names if _changed_at(folder / name) <= written}
-
-
-def _changed_at(path: Path) -> int:
-    try:
-        return path.stat().st_ctime_ns
-    except OSError:
-        return 0  # gone: nothing to repeat or to hear
+        in_csv = {unguarded_text(row[0]) for row in csv.reader(handle) if row}
+    states: dict[str, FileState] = {}
+    if record.is_file():
+        with record.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            for row in csv.reader(handle):
+                if len(row) != 3 or Path(row[0]).parent != folder:
+                    continue
+                if readable_text(row[0]) in in_csv:
+                    with contextlib.suppress(ValueError):  # a line cut short by a crash
+                        states[Path(row[0]).name] = (int(row[1]), int(row[2]))
+        return states
+    for path in in_csv:
+        if Path(path).parent == folder:
+            with contextlib.suppress(OSError):
+                info = (folder / Path(path).name).stat()
+                states[Path(path).name] = (info.st_size, info.st_mtime_ns)
+    return states
