@@ -483,6 +483,31 @@ def test_a_destination_that_is_a_file_is_refused_before_any_work(
     assert taken.read_text() == "a worker's own file\n" and not (tmp_path / "r.csv").exists()
 
 
+def test_the_summary_counts_unknown_items_apart_from_their_nearest_class() -> None:
+    from desktop.core.summary import render, summarise
+
+    sure = [0.9] + [0.1 / 9] * 9
+    rows = [
+        Prediction("/shift/mouse.jpg", sure),
+        Prediction("/shift/sun.png", sure, unknown_score=9.0, unknown=True),
+        Prediction("/shift/cable.jpg", sure, unknown_score=8.0, unknown=True),
+        Prediction.failed("/shift/empty.jpg", "empty file (0 bytes)"),
+    ]
+    summary = summarise(
+        rows,
+        CLASS_NAMES,
+        THRESHOLD,
+        model_name="m.onnx",
+        model_sha256="0" * 64,
+        confirmed={"/shift/cable.jpg": "Keyboard"},  # a person knew this one
+    )
+    # As the sort files them: the unknown one under _review, not in Battery's folder.
+    assert summary.of(CLASS_NAMES[0], "ok") == 1 and summary.of(CLASS_NAMES[0], "unknown") == 0
+    assert summary.unknown == 1 and summary.of("Keyboard", "ok") == 1
+    assert summary.errors == 1 and summary.total == 4
+    assert render(summary).size[0] == 900
+
+
 def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) -> None:
     from PIL import Image
 

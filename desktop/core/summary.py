@@ -2,8 +2,9 @@
 
 One picture, drawn with Pillow (the station has no plotting library), for both the
 headless `--summary PNG` and the app's View > Batch summary: a stacked bar per class (ok,
-needs review, unknown), the errors, the model file and its SHA-256, the review threshold
-and the date.
+needs review), the unknown items and the errors apart (an unknown item is most likely none
+of the classes, and the sort files it under _review, not in its nearest class), the model
+file and its SHA-256, the review threshold and the date.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN, Prediction, status_of
+from .wording import plural
 
 # The app's status colours (desktop.gui.style), as RGB for Pillow.
 COLOURS = {
@@ -26,7 +28,7 @@ COLOURS = {
     STATUS_UNKNOWN: (120, 60, 170),
     STATUS_ERROR: (190, 30, 30),
 }
-BAR_STATUSES = (STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN)
+BAR_STATUSES = (STATUS_OK, STATUS_REVIEW)
 WIDTH, ROW_HEIGHT, LABEL_WIDTH, MARGIN = 900, 34, 190, 24
 
 
@@ -39,11 +41,12 @@ class BatchSummary:
     when: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M"))
     # (class, status) -> photos; the class is a person's confirmed one when set.
     counts: Counter = field(default_factory=Counter)
+    unknown: int = 0  # unknown items nobody gave a class
     errors: int = 0
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values()) + self.errors
+        return sum(self.counts.values()) + self.unknown + self.errors
 
     def of(self, class_name: str, status: str) -> int:
         return self.counts[(class_name, status)]
@@ -65,6 +68,9 @@ def summarise(
             summary.errors += 1
             continue
         person = (confirmed or {}).get(prediction.path)
+        if status == STATUS_UNKNOWN and not person:
+            summary.unknown += 1
+            continue
         name = person or class_names[prediction.top_index]
         summary.counts[(name, STATUS_OK if person else status)] += 1
     return summary
@@ -73,7 +79,7 @@ def summarise(
 def render(summary: BatchSummary) -> Image.Image:
     """The summary as an RGB picture."""
     rows = len(summary.class_names)
-    height = MARGIN * 2 + 78 + ROW_HEIGHT * rows + 56
+    height = MARGIN * 2 + 78 + ROW_HEIGHT * rows + 80
     picture = Image.new("RGB", (WIDTH, height), "white")
     draw = ImageDraw.Draw(picture)
     title, text, small = (ImageFont.load_default(size=s) for s in (20, 15, 13))
@@ -101,18 +107,16 @@ def render(summary: BatchSummary) -> Image.Image:
         total = sum(summary.of(name, s) for s in BAR_STATUSES)
         draw.text((x + 8, y + 8), str(total), fill="black", font=text)
     y = top + rows * ROW_HEIGHT + 16
+    unknown = f"{plural(summary.unknown, 'unknown item')}: like none of these classes (_review)"
+    draw.text((MARGIN, y), unknown, fill=COLOURS[STATUS_UNKNOWN], font=text)
     errors = f"{summary.errors} could not be read (error)"
-    draw.text((MARGIN, y), errors, fill=COLOURS[STATUS_ERROR], font=text)
+    draw.text((MARGIN, y + 24), errors, fill=COLOURS[STATUS_ERROR], font=text)
     return picture
 
 
 def _legend(draw: ImageDraw.ImageDraw, y: int, font: ImageFont.ImageFont) -> None:
     x = MARGIN
-    for status, label in (
-        (STATUS_OK, "ok"),
-        (STATUS_REVIEW, "needs review"),
-        (STATUS_UNKNOWN, "unknown item"),
-    ):
+    for status, label in ((STATUS_OK, "ok"), (STATUS_REVIEW, "needs review")):
         draw.rectangle((x, y + 2, x + 14, y + 14), fill=COLOURS[status])
         draw.text((x + 20, y), label, fill="black", font=font)
         x += 150
