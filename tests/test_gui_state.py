@@ -205,7 +205,8 @@ def test_an_unknown_item_reads_unknown_in_the_table_the_verdict_and_the_chart(qt
     assert row.status == "unknown" and model.state_counts()["unknown"] == 1
 
     preview.show_result(row)
-    assert ">unknown item</span>" in preview.verdict.text()
+    assert "Unknown item</b>" in preview.verdict.text()
+    assert "nearest class PCB 95.0 %" in preview.verdict.text()
     picture = preview.chart.grab().toImage()
     colours = {
         picture.pixelColor(x, y).rgb()

@@ -302,3 +302,18 @@ def test_an_upload_over_the_limit_is_refused_by_the_server(server: str, tmp_path
     assert response.status_code == 413
     small = {"files": ("small.jpg", b"\xff" * 1024, "image/jpeg")}
     assert httpx.post(f"{server}gradio_api/upload", files=small, timeout=60).status_code == 200
+
+
+def test_an_unknown_item_is_not_headlined_as_its_nearest_class() -> None:
+    import numpy as np
+
+    from desktop.core.results import Prediction
+    from desktop.web.app import verdict_text
+
+    names = list(PROTOTYPE_COLOURS)
+    probabilities = np.full(len(names), 0.05 / (len(names) - 1))
+    probabilities[4] = 0.95
+    sure = Prediction("/shift/mouse.jpg", probabilities)
+    sun = Prediction("/shift/sun.png", probabilities, unknown_score=9.0, unknown=True)
+    assert verdict_text(sure, names, 0.7) == f"**{names[4]}** 95.0 % · ok"
+    assert verdict_text(sun, names, 0.7) == f"**Unknown item** · nearest class {names[4]} 95.0 %"

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidg
 
 from desktop.core.cam import cam_heatmap
 from desktop.core.preprocessing import ImageLoadError, load_display_rgb
-from desktop.core.results import STATUS_ERROR, STATUS_LABELS, status_of
+from desktop.core.results import STATUS_ERROR, STATUS_LABELS, STATUS_UNKNOWN, status_of
 from desktop.gui.class_picker import ClassPicker
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import ResultRow
@@ -353,11 +353,19 @@ class PreviewPanel(QWidget):
             # this panel hears of a new threshold.
             status = status_of(row.prediction, threshold)
             color = css(STATUS_COLORS[status])
-            self.verdict.setText(
-                f"<b style='font-size:large'>{html.escape(name)}</b> &nbsp;"
-                f"{row.confidence * 100:.1f} % &nbsp;"
-                f"<span style='color:{color}'>{STATUS_LABELS[status]}</span>"
-            )
+            if (
+                status == STATUS_UNKNOWN
+            ):  # most likely none of the classes: the nearest is no headline
+                self.verdict.setText(
+                    f"<b style='font-size:large;color:{color}'>Unknown item</b> &nbsp;"
+                    f"nearest class {html.escape(name)} {row.confidence * 100:.1f} %"
+                )
+            else:
+                self.verdict.setText(
+                    f"<b style='font-size:large'>{html.escape(name)}</b> &nbsp;"
+                    f"{row.confidence * 100:.1f} % &nbsp;"
+                    f"<span style='color:{color}'>{STATUS_LABELS[status]}</span>"
+                )
             self.chart.set_probabilities(
                 self._class_names,
                 row.prediction.probabilities,

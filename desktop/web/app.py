@@ -45,6 +45,7 @@ from desktop.core.results import (  # noqa: E402
     DEFAULT_REVIEW_THRESHOLD,
     STATUS_ERROR,
     STATUS_LABELS,
+    STATUS_UNKNOWN,
     Prediction,
     count_statuses,
     status_of,
@@ -72,6 +73,8 @@ def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: 
     if status == STATUS_ERROR:
         return f"**Error:** {prediction.error}"
     name = class_names[prediction.top_index]
+    if status == STATUS_UNKNOWN:  # most likely none of the classes: the nearest is no headline
+        return f"**Unknown item** · nearest class {name} {prediction.confidence * 100:.1f} %"
     return f"**{name}** {prediction.confidence * 100:.1f} % · {STATUS_LABELS[status]}"
 
 
