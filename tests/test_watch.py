@@ -69,9 +69,14 @@ def test_a_photo_is_handed_over_once_and_only_when_complete(tmp_path: Path) -> N
 
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG never finished")
+    empty = tmp_path / "empty.jpg"  # a camera that failed to save: it never grows
+    empty.write_bytes(b"")
     assert watcher.poll() == []
+    now[0] = 25.0
+    assert watcher.poll() == []  # a 0-byte file is where a camera starts: it may still come
     now[0] = 31.0
-    assert watcher.poll() == [broken]  # given up on after 10 s: an error row, not a hang
+    # Given up on after 10 s: error rows that say why, not a hang, nor silence.
+    assert watcher.poll() == [broken, empty]
 
     phone = tmp_path / "IMG_0004.HEIC"  # a phone set to HEIC: its row will say what to do
     phone.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")

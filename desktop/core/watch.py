@@ -75,7 +75,7 @@ class FolderWatcher:
                 info = entry.stat()
             except OSError:
                 continue  # deleted between listing and stat
-            if not entry.is_file() or info.st_size == 0:
+            if not entry.is_file():
                 continue
             state = (info.st_size, info.st_mtime_ns)
             if self._handed_over.get(name) == state:
