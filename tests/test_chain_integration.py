@@ -36,9 +36,9 @@ def test_fit_export_classify_agree_with_keras(tmp_path):
     )
     run = tmp_path / "run"
     run_command(
-        "ewaste-train", "fit", "--data", data, "--out", run, "--preset", "reference",
-        "--weights", "none", "--image-size", SIZE, "--epochs", "1", "--batch-size", "6",
-        "--frozen-layers", "0", "--cache-dir", tmp_path / "cache",
+        "ewaste-train", "fit", "--data", data, "--out", run, "--preset", "lite0",
+        "--image-size", SIZE, "--epochs", "1", "--batch-size", "6",
+        "--cache-dir", tmp_path / "cache",
     )  # fmt: skip
     model_path = tmp_path / "model.onnx"
     run_command("ewaste-convert", "export", run / "model.keras", "--out", model_path)

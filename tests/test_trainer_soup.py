@@ -19,9 +19,11 @@ from trainer.run_folder import read_run
 pytestmark = pytest.mark.slow
 
 CLASSES = ("Battery", "Mouse", "Washing Machine")
+# The product's whole-network preset (Lite0, no weights file), tiny: a soup does not depend
+# on the backbone, and Lite0 trains in about half the time of EfficientNetV2B0.
 TINY_RECIPE = [
-    "--preset", "reference", "--weights", "none", "--image-size", "32",
-    "--batch-size", "8", "--frozen-layers", "0", "--learning-rate", "0.001", "--epochs", "2",
+    "--preset", "lite0", "--image-size", "32", "--batch-size", "8", "--learning-rate", "0.001",
+    "--epochs", "2",
 ]  # fmt: skip
 
 
