@@ -353,9 +353,8 @@ class PreviewPanel(QWidget):
             # this panel hears of a new threshold.
             status = status_of(row.prediction, threshold)
             color = css(STATUS_COLORS[status])
-            if (
-                status == STATUS_UNKNOWN
-            ):  # most likely none of the classes: the nearest is no headline
+            # An unknown item is most likely none of the classes: the nearest is no headline.
+            if status == STATUS_UNKNOWN:
                 self.verdict.setText(
                     f"<b style='font-size:large;color:{color}'>Unknown item</b> &nbsp;"
                     f"nearest class {html.escape(name)} {row.confidence * 100:.1f} %"
