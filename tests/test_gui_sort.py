@@ -86,6 +86,37 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     assert sorted(Path(row.path) for row in window.results.rows) == sorted(folder.iterdir())
 
 
+def test_rows_follow_the_photos_moved_before_a_full_disk_stopped_the_sort(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    import errno
+
+    import desktop.core.sorting as sorting
+
+    folder = photos(tmp_path / "photos")
+    classify(qtbot, window, folder)
+    dest = tmp_path / "sorted"
+    placed = []
+    real_place = sorting._place
+
+    def place_until_full(*args, **kwargs):
+        if len(placed) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        placed.append(real_place(*args, **kwargs))
+        return placed[-1]
+
+    monkeypatch.setattr(sorting, "_place", place_until_full)
+    warned: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text: warned.append(text))
+    window.sorting.sort_into_folders(str(dest), "move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+
+    assert len(warned) == 1 and "full after 2 photos" in warned[0]
+    paths = sorted(Path(row.path) for row in window.results.rows)
+    assert all(path.is_file() for path in paths)  # two in DEST now, two still in the folder
+    assert sum(dest in path.parents for path in paths) == 2
+
+
 def test_sort_is_offered_only_with_results_and_cancel_files_nothing(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:

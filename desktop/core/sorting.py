@@ -51,7 +51,12 @@ _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, err
 
 
 class SortError(Exception):
-    """The sort cannot start (or go on) at all; the message says why, for the user."""
+    """The sort cannot start (or go on) at all; the message says why, for the user.
+    `report`: what a sort stopped midway had done (photos moved by then are elsewhere)."""
+
+    def __init__(self, message: str, report: SortReport | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -224,7 +229,8 @@ def sort_into(
 def _destination_full(report: SortReport) -> SortError:
     return SortError(
         f"the destination is full after {len(report.filed)} photos; nothing half-written "
-        f"was left, and running the sort again finishes it"
+        f"was left, and running the sort again finishes it",
+        report,
     )
 
 

@@ -154,6 +154,9 @@ class SortCommands(QObject):
     def _on_failed(self, error: BaseException) -> None:
         self._call = None
         self.busy_changed.emit(False)
+        done_by_then = getattr(error, "report", None)  # a sort stopped midway moved some
+        if done_by_then is not None:
+            self._results.relocate(self._paths_after(done_by_then))
         text = f"{self._words.stopped}: {error}"
         QMessageBox.warning(self._dialog_parent(), self._words.stopped, text)
         self.finished.emit(text)
