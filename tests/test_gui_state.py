@@ -206,7 +206,7 @@ def test_an_unknown_item_reads_unknown_in_the_table_the_verdict_and_the_chart(qt
 
     preview.show_result(row)
     assert "Unknown item</b>" in preview.verdict.text()
-    assert "nearest class PCB 95.0 %" in preview.verdict.text()
+    assert "nearest class PCB (95.0 % among the known classes)" in preview.verdict.text()
     picture = preview.chart.grab().toImage()
     colours = {
         picture.pixelColor(x, y).rgb()

@@ -282,6 +282,32 @@ def test_a_full_disk_stops_cleanly_and_a_second_run_finishes(engine, tmp_path, m
     assert len(report.skipped) == 3 and len(files_under(dest)) == 12
 
 
+def test_a_full_disk_at_the_manifest_row_stops_with_what_was_done(engine, tmp_path, monkeypatch):
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    predictions = classified(engine, photos)
+    dest = tmp_path / "sorted"
+    rows = []
+    real_add = sorting._Manifest.add
+
+    def add_until_full(manifest, filed):
+        if len(rows) == 3:  # a hard link needs no data blocks: the row is what fills it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        rows.append(filed)
+        real_add(manifest, filed)
+
+    monkeypatch.setattr(sorting._Manifest, "add", add_until_full)
+    with pytest.raises(SortError, match="full after 3 photos") as stopped:
+        sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert stopped.value.report is not None and len(stopped.value.report.filed) == 3
+    monkeypatch.undo()
+
+    report = sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert len(report.skipped) == 3 and not report.failed
+    assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())  # once each
+    assert list(photos.iterdir()) == []
+
+
 def test_a_source_deleted_since_classification_fails_alone(engine, tmp_path) -> None:
     photos = photo_folder(tmp_path / "photos")
     predictions = classified(engine, photos)
@@ -484,7 +510,7 @@ def test_a_destination_that_is_a_file_is_refused_before_any_work(
 
 
 def test_the_summary_counts_unknown_items_apart_from_their_nearest_class() -> None:
-    from desktop.core.summary import render, summarise
+    from desktop.core.summary import BAR_STATUSES, COLOURS, STATUS_UNKNOWN, render, summarise
 
     sure = [0.9] + [0.1 / 9] * 9
     rows = [
@@ -502,10 +528,11 @@ def test_the_summary_counts_unknown_items_apart_from_their_nearest_class() -> No
         confirmed={"/shift/cable.jpg": "Keyboard"},  # a person knew this one
     )
     # As the sort files them: the unknown one under _review, not in Battery's folder.
-    assert summary.of(CLASS_NAMES[0], "ok") == 1 and summary.of(CLASS_NAMES[0], "unknown") == 0
+    assert sum(summary.of(CLASS_NAMES[0], status) for status in BAR_STATUSES) == 1
     assert summary.unknown == 1 and summary.of("Keyboard", "ok") == 1
     assert summary.errors == 1 and summary.total == 4
-    assert render(summary).size[0] == 900
+    picture = render(summary)  # its own line, in the unknown items' colour
+    assert COLOURS[STATUS_UNKNOWN] in {colour for _, colour in picture.getcolors(1 << 16)}
 
 
 def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) -> None:

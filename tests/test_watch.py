@@ -115,6 +115,53 @@ def test_a_photo_handed_over_is_skipped_only_while_it_is_the_same_photo(tmp_path
     assert second.poll() == [photo]
 
 
+def test_a_restart_skips_what_its_csv_holds_by_record_or_as_it_is_now(tmp_path: Path) -> None:
+    from desktop.core.results import Prediction
+    from desktop.core.watch import (
+        _classified_before,
+        _recorded_states,
+        _remember,
+        watch_record_path,
+    )
+
+    camera, csv_path = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    for name in ("plain.png", "watched.png", "torn.png", "replaced.png"):
+        (camera / name).write_bytes(png_bytes((255, 0, 0)))
+    rows = "".join(f"{camera / n},Battery\r\n" for n in ("plain.png", "watched.png", "torn.png"))
+    csv_path.write_text("path,predicted_class\r\n" + rows + f"{camera / 'replaced.png'},Mouse\r\n")
+    later = csv_path.stat().st_mtime_ns
+    watched, torn = (camera / "watched.png").stat(), (camera / "torn.png").stat()
+    # The watch recorded two photos; a crash cut the last line short.
+    watch_record_path(csv_path).write_text(
+        f"{camera / 'watched.png'},{watched.st_size},{watched.st_mtime_ns}\r\n"
+        f"{camera / 'torn.png'},{torn.st_size},{str(torn.st_mtime_ns)[:5]}"
+    )
+    # replaced.png: the photo the CSV names left, another of that name came after it.
+    (camera / "replaced.png").unlink()
+    time.sleep(0.05)
+    (camera / "replaced.png").write_bytes(png_bytes((0, 0, 255)))
+    os.utime(csv_path, ns=(later, later))  # the CSV is older than the new photo
+
+    before = _classified_before(csv_path, watch_record_path(csv_path), camera)
+
+    assert before["watched.png"] == (watched.st_size, watched.st_mtime_ns)  # by its record
+    plain = (camera / "plain.png").stat()  # no line, or no whole one: as they are now
+    assert before["plain.png"] == (plain.st_size, plain.st_mtime_ns)
+    assert before["torn.png"] == (torn.st_size, torn.st_mtime_ns)
+    assert "replaced.png" not in before  # a new photo: classified
+
+    # The next batch's lines start on a line of their own, after the torn one.
+    watcher = FolderWatcher(camera, settle_seconds=0.0, already=before)
+    assert watcher.poll() == []  # first sight
+    assert watcher.poll() == [camera / "replaced.png"]  # the others are skipped
+    _remember(
+        watch_record_path(csv_path), watcher, [Prediction.failed(str(camera / "replaced.png"), "x")]
+    )
+    recorded = _recorded_states(watch_record_path(csv_path))
+    assert sorted(path.name for path, _ in recorded.values()) == ["replaced.png", "watched.png"]
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -241,3 +288,31 @@ def test_a_name_reused_after_the_photo_left_is_handed_over_again(tmp_path: Path)
     assert watcher.poll() == []
     now[0] = 4.5
     assert watcher.poll() == [photo]
+
+
+def test_a_watch_that_moves_photos_copies_an_unreadable_one(tiny_model_path, tmp_path) -> None:
+    """An unreadable file may still be being written (a stalled upload): never moved from
+    under its writer; the readable photo is moved as asked."""
+    from desktop.core.engine import Engine
+    from desktop.core.sorting import ERROR_FOLDER
+    from desktop.core.watch import watch_and_classify
+
+    camera, out, dest = tmp_path / "camera", tmp_path / "shift.csv", tmp_path / "sorted"
+    camera.mkdir()
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    (camera / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # an error row
+    deadline = time.monotonic() + 60
+
+    def done() -> bool:
+        return time.monotonic() > deadline or (out.is_file() and len(read_rows(out)) == 2)
+
+    engine = Engine(tiny_model_path, threads=1)
+    watch_and_classify(
+        engine, camera, out, 0.7, poll_seconds=0.1, sort_into_dest=dest, move=True,
+        log=lambda _line: None, should_stop=done,
+    )  # fmt: skip
+
+    assert [p.name for p in camera.iterdir()] == ["IMG_0001.HEIC"]  # still there
+    assert (dest / ERROR_FOLDER / "IMG_0001.HEIC").is_file() and (
+        dest / "Mouse" / "mouse.png"
+    ).is_file()

@@ -316,4 +316,6 @@ def test_an_unknown_item_is_not_headlined_as_its_nearest_class() -> None:
     sure = Prediction("/shift/mouse.jpg", probabilities)
     sun = Prediction("/shift/sun.png", probabilities, unknown_score=9.0, unknown=True)
     assert verdict_text(sure, names, 0.7) == f"**{names[4]}** 95.0 % · ok"
-    assert verdict_text(sun, names, 0.7) == f"**Unknown item** · nearest class {names[4]} 95.0 %"
+    assert verdict_text(sun, names, 0.7) == (
+        f"**Unknown item** · nearest class {names[4]} (95.0 % among the known classes)"
+    )

@@ -204,10 +204,12 @@ def sort_into(
                 if refiled is None:
                     report.skipped.append(source)
                     continue
-                manifest.add(refiled)  # before the old name goes: a stop here loses nothing
+                # The new row first, then the old name goes: a stop between loses nothing,
+                # and a name held open elsewhere goes at the next sort (the leftovers).
+                _record(manifest, refiled, report)
                 claimed.add(refiled.destination)
-                with contextlib.suppress(OSError):  # held open elsewhere: the next sort
-                    Path(earlier.destination).unlink()  # removes it (see the leftovers)
+                with contextlib.suppress(OSError):
+                    Path(earlier.destination).unlink()
                 report.refiled.append((earlier.destination, refiled))
                 continue
             try:
@@ -217,13 +219,24 @@ def sort_into(
                     raise _destination_full(report) from exc
                 report.failed.append((source, exc.strerror or str(exc)))
                 continue
-            manifest.add(filed)
+            _record(manifest, filed, report)
             claimed.add(filed.destination)
             _finish_move(filed)  # only once the manifest says where the photo went
             report.filed.append(filed)
             if progress is not None:
                 progress(count)
     return report
+
+
+def _record(manifest: _Manifest, filed: Filed, report: SortReport) -> None:
+    """Write the photo's manifest row; a full disk (the row is where a same-disk move,
+    a hard link, needs space first) stops the sort as any full disk does."""
+    try:
+        manifest.add(filed)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _destination_full(report) from exc
+        raise
 
 
 def _destination_full(report: SortReport) -> SortError:

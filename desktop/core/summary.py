@@ -107,7 +107,7 @@ def render(summary: BatchSummary) -> Image.Image:
         total = sum(summary.of(name, s) for s in BAR_STATUSES)
         draw.text((x + 8, y + 8), str(total), fill="black", font=text)
     y = top + rows * ROW_HEIGHT + 16
-    unknown = f"{plural(summary.unknown, 'unknown item')}: like none of these classes (_review)"
+    unknown = f"{plural(summary.unknown, 'unknown item')}: like none of these classes"
     draw.text((MARGIN, y), unknown, fill=COLOURS[STATUS_UNKNOWN], font=text)
     errors = f"{summary.errors} could not be read (error)"
     draw.text((MARGIN, y + 24), errors, fill=COLOURS[STATUS_ERROR], font=text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -147,9 +148,15 @@ def watch_and_classify(
                 classified += len(batch)
                 if sort_into_dest is not None:
                     names = list(engine.class_names)
-                    report = sort_into(batch, sort_into_dest, names, threshold, move=move)
-                    for source, reason in report.failed:
-                        log(f"not sorted: {source}: {reason}")
+                    # An unreadable file may be one still being written (a stalled upload):
+                    # it is copied to _error, never moved from under its writer.
+                    for part, part_move in (
+                        ([p for p in batch if p.ok], move),
+                        ([p for p in batch if not p.ok], False),
+                    ):
+                        report = sort_into(part, sort_into_dest, names, threshold, move=part_move)
+                        for source, reason in report.failed:
+                            log(f"not sorted: {source}: {reason}")
             if ready:
                 log(f"{plural(classified, 'photo')} classified from {folder}")
             time.sleep(poll_seconds)
@@ -164,8 +171,11 @@ def watch_record_path(output: Path) -> Path:
 
 
 def _remember(record: Path, watcher: FolderWatcher, batch: Iterable[Prediction]) -> None:
-    # The path as the file system gave it (odd bytes kept as they are), unlike the CSV's.
-    with record.open("a", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    # The path as the file system gave it: odd bytes (Linux) and lone surrogates (Windows)
+    # are kept as they are, unlike in the CSV.
+    if record.is_file():
+        _drop_torn_line(record)
+    with record.open("a", encoding="utf-8", errors="surrogatepass", newline="") as handle:
         writer = csv.writer(handle)
         for prediction in batch:
             state = watcher.handed_over_state(Path(prediction.path).name)
@@ -173,28 +183,54 @@ def _remember(record: Path, watcher: FolderWatcher, batch: Iterable[Prediction])
                 writer.writerow([prediction.path, *state])
 
 
+def _drop_torn_line(path: Path) -> None:
+    """Cut a last line a crash left unfinished: completed, it could read as a wrong state."""
+    with path.open("r+b") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) != b"\n":  # rare: only then is the whole record read
+            handle.seek(0)
+            handle.truncate(handle.read().rfind(b"\n") + 1)
+
+
 def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, FileState]:
     """Name -> state of `folder`'s photos the CSV holds: a restarted watch skips them while
     unchanged (a batch cut short by a stop is not in the CSV, so it is classified again).
-    A CSV without the watch's record (written by a plain run) skips its names as they are
-    now."""
+
+    The state is the one the watch recorded. A photo the CSV holds without a record line
+    (a plain run wrote it, or the watch stopped between the two writes) is skipped as it is
+    now, unless it arrived after the CSV's last write: then it is a new photo under an old
+    name (its inode change time, which copying cannot set, is later)."""
     if not output.is_file():
         return {}
+    written = output.stat().st_mtime_ns
     with output.open(encoding="utf-8", newline="") as handle:
         in_csv = {unguarded_text(row[0]) for row in csv.reader(handle) if row}
+    recorded = _recorded_states(record)
     states: dict[str, FileState] = {}
-    if record.is_file():
-        with record.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            for row in csv.reader(handle):
-                if len(row) != 3 or Path(row[0]).parent != folder:
-                    continue
-                if readable_text(row[0]) in in_csv:
-                    with contextlib.suppress(ValueError):  # a line cut short by a crash
-                        states[Path(row[0]).name] = (int(row[1]), int(row[2]))
-        return states
-    for path in in_csv:
-        if Path(path).parent == folder:
+    for text in in_csv:
+        if text in recorded:
+            path, state = recorded[text]
+            if path.parent == folder:
+                states[path.name] = state
+        elif Path(text).parent == folder:
             with contextlib.suppress(OSError):
-                info = (folder / Path(path).name).stat()
-                states[Path(path).name] = (info.st_size, info.st_mtime_ns)
+                info = (folder / Path(text).name).stat()
+                if info.st_ctime_ns <= written:
+                    states[Path(text).name] = (info.st_size, info.st_mtime_ns)
+    return states
+
+
+def _recorded_states(record: Path) -> dict[str, tuple[Path, FileState]]:
+    """CSV text of a path -> (the path, its state) from the watch's record; the last line
+    of a photo counts, and a last line a crash cut short is left out."""
+    if not record.is_file():
+        return {}
+    text = record.read_text(encoding="utf-8", errors="surrogatepass")
+    text = text[: text.rfind("\n") + 1]  # only complete lines
+    states = {}
+    for row in csv.reader(io.StringIO(text, newline="")):
+        if len(row) == 3 and row[1].isdigit() and row[2].isdigit():
+            states[readable_text(row[0])] = (Path(row[0]), (int(row[1]), int(row[2])))
     return states

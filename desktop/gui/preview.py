@@ -357,7 +357,8 @@ class PreviewPanel(QWidget):
             if status == STATUS_UNKNOWN:
                 self.verdict.setText(
                     f"<b style='font-size:large;color:{color}'>Unknown item</b> &nbsp;"
-                    f"nearest class {html.escape(name)} {row.confidence * 100:.1f} %"
+                    f"nearest class {html.escape(name)} "
+                    f"({row.confidence * 100:.1f} % among the known classes)"
                 )
             else:
                 self.verdict.setText(

@@ -74,7 +74,8 @@ def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: 
         return f"**Error:** {prediction.error}"
     name = class_names[prediction.top_index]
     if status == STATUS_UNKNOWN:  # most likely none of the classes: the nearest is no headline
-        return f"**Unknown item** · nearest class {name} {prediction.confidence * 100:.1f} %"
+        share = f"{prediction.confidence * 100:.1f} % among the known classes"
+        return f"**Unknown item** · nearest class {name} ({share})"
     return f"**{name}** {prediction.confidence * 100:.1f} % · {STATUS_LABELS[status]}"
 
 
