@@ -201,7 +201,8 @@ def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, Fi
     The state is the one the watch recorded. A photo the CSV holds without a record line
     (a plain run wrote it, or the watch stopped between the two writes) is skipped as it is
     now, unless it arrived after the CSV's last write: then it is a new photo under an old
-    name (its inode change time, which copying cannot set, is later)."""
+    name (its inode change time, which copying cannot set on Linux and macOS, is later; on
+    Windows this is the creation time, which some copy tools keep)."""
     if not output.is_file():
         return {}
     written = output.stat().st_mtime_ns
