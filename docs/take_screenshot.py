@@ -1,7 +1,7 @@
 """Take docs/screenshot.png: the real window after classifying a folder, one row previewed.
 
     xvfb-run -s "-screen 0 1400x900x24" python docs/take_screenshot.py \
-        --flatten-into /home/station/Pictures/intake
+        --flatten-into "$HOME/Pictures/intake"
 
 `--flatten-into` first copies the folder's photos into one folder, as a station's intake
 folder holds them, so the Folder column shows that folder and not the build machine's.

@@ -33,11 +33,17 @@ def classify(qtbot, window, folder: Path) -> None:
     qtbot.waitUntil(lambda: window.last_summary is not None, timeout=TIMEOUT_MS)
 
 
+def classified_photos(qtbot, window, tmp_path: Path) -> Path:
+    """`photos` in tmp_path/photos, classified in the window."""
+    folder = photos(tmp_path / "photos")
+    classify(qtbot, window, folder)
+    return folder
+
+
 def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:
-    folder = photos(tmp_path / "photos")
-    classify(qtbot, window, folder)
+    folder = classified_photos(qtbot, window, tmp_path)
     dest = tmp_path / "sorted"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
     # The copy-or-move question: the user clicks "Move".
@@ -93,8 +99,7 @@ def test_rows_follow_the_photos_moved_before_a_full_disk_stopped_the_sort(
 
     import desktop.core.sorting as sorting
 
-    folder = photos(tmp_path / "photos")
-    classify(qtbot, window, folder)
+    classified_photos(qtbot, window, tmp_path)
     dest = tmp_path / "sorted"
     placed = []
     real_place = sorting._place
@@ -121,8 +126,7 @@ def test_sort_is_offered_only_with_results_and_cancel_files_nothing(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:
     assert not window.commands.sort.isEnabled()  # nothing classified yet
-    folder = photos(tmp_path / "photos")
-    classify(qtbot, window, folder)
+    folder = classified_photos(qtbot, window, tmp_path)
     assert window.commands.sort.isEnabled()
     dest = tmp_path / "sorted"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
@@ -135,8 +139,7 @@ def test_sort_is_offered_only_with_results_and_cancel_files_nothing(
 def test_a_refused_destination_or_a_failed_undo_is_told_in_a_message_box(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:
-    folder = photos(tmp_path / "photos")
-    classify(qtbot, window, folder)
+    folder = classified_photos(qtbot, window, tmp_path)
     warned: list[tuple[str, str]] = []
     monkeypatch.setattr(
         QMessageBox, "warning", staticmethod(lambda _p, title, text: warned.append((title, text)))

@@ -8,6 +8,7 @@ import errno
 import hashlib
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -330,15 +331,29 @@ def test_a_confirmed_class_outranks_the_prediction(engine, tmp_path) -> None:
     assert not (tmp_path / "s" / REVIEW_FOLDER).exists()
 
 
-@pytest.mark.parametrize("move", [False, True], ids=["copy", "move"])
-def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
-    engine, tmp_path, move
-) -> None:
+class SortedOnce(NamedTuple):
+    photos: Path
+    before: dict[str, str]  # name -> SHA-256 of each photo before any sort
+    predictions: list[Prediction]
+    dest: Path
+    names: list[str]
+
+
+def sorted_once(engine: Engine, tmp_path: Path, *, move: bool = False) -> SortedOnce:
+    """`photo_folder`'s photos classified and sorted into tmp_path/sorted once."""
     photos = photo_folder(tmp_path / "photos")
     before = {p.name: digest(p) for p in photos.iterdir()}
     predictions = classified(engine, photos)
     dest, names = tmp_path / "sorted", list(CLASS_NAMES)
     sort_into(predictions, dest, names, THRESHOLD, move=move)
+    return SortedOnce(photos, before, predictions, dest, names)
+
+
+@pytest.mark.parametrize("move", [False, True], ids=["copy", "move"])
+def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
+    engine, tmp_path, move
+) -> None:
+    photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=move)
     assert (dest / REVIEW_FOLDER / "unsure.png").is_file()
 
     # The worker settles the unsure photo and corrects the mouse; the same sort again.
@@ -417,11 +432,7 @@ def test_a_run_without_the_persons_classes_never_moves_a_corrected_photo(engine,
 def test_a_refile_stopped_before_the_old_name_went_is_finished_by_the_next_sort(
     engine, tmp_path
 ) -> None:
-    photos = photo_folder(tmp_path / "photos")
-    before = {p.name: digest(p) for p in photos.iterdir()}
-    predictions = classified(engine, photos)
-    dest, names = tmp_path / "sorted", list(CLASS_NAMES)
-    sort_into(predictions, dest, names, THRESHOLD, move=True)
+    photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=True)
     corrected = {str(photos / "mouse.png"): "Keyboard"}
     sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=corrected)
     # What a stop after the new manifest row, before the old name went, leaves behind:
@@ -439,10 +450,7 @@ def test_a_refile_stopped_before_the_old_name_went_is_finished_by_the_next_sort(
 
 
 def test_a_sorted_copy_changed_by_hand_is_not_refiled(engine, tmp_path) -> None:
-    photos = photo_folder(tmp_path / "photos")
-    predictions = classified(engine, photos)
-    dest, names = tmp_path / "sorted", list(CLASS_NAMES)
-    sort_into(predictions, dest, names, THRESHOLD)
+    photos, _, predictions, dest, names = sorted_once(engine, tmp_path)
     edited = dest / "Mouse" / "mouse.png"
     edited.write_bytes(edited.read_bytes() + b"edited")
 

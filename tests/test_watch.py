@@ -86,14 +86,20 @@ def test_a_photo_is_handed_over_once_and_only_when_complete(tmp_path: Path) -> N
     assert watcher.poll() == [phone]
 
 
-def test_a_photo_handed_over_is_skipped_only_while_it_is_the_same_photo(tmp_path: Path) -> None:
+def handed_over_once(folder: Path) -> tuple[FolderWatcher, Path, list[float]]:
+    """A watcher on a fake clock that has handed over one photo, IMG_0001.png."""
     now = [0.0]
-    first = FolderWatcher(tmp_path, settle_seconds=1.0, clock=lambda: now[0])
-    photo = tmp_path / "IMG_0001.png"
+    watcher = FolderWatcher(folder, settle_seconds=1.0, clock=lambda: now[0])
+    photo = folder / "IMG_0001.png"
     photo.write_bytes(png_bytes((255, 0, 0)))
-    assert first.poll() == []
+    assert watcher.poll() == []
     now[0] = 2.0
-    assert first.poll() == [photo]
+    assert watcher.poll() == [photo]
+    return watcher, photo, now
+
+
+def test_a_photo_handed_over_is_skipped_only_while_it_is_the_same_photo(tmp_path: Path) -> None:
+    first, photo, now = handed_over_once(tmp_path)
     state = first.handed_over_state(photo.name)
     photo.chmod(0o600)  # a backup tool or a person touched its permissions: same photo
     now[0] = 4.0
@@ -274,13 +280,7 @@ def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_p
 
 
 def test_a_name_reused_after_the_photo_left_is_handed_over_again(tmp_path: Path) -> None:
-    now = [0.0]
-    watcher = FolderWatcher(tmp_path, settle_seconds=1.0, clock=lambda: now[0])
-    photo = tmp_path / "IMG_0001.png"
-    photo.write_bytes(png_bytes((255, 0, 0)))
-    assert watcher.poll() == []
-    now[0] = 2.0
-    assert watcher.poll() == [photo]
+    watcher, photo, now = handed_over_once(tmp_path)
     photo.unlink()  # filed elsewhere (--sort-into --move)
     assert watcher.poll() == []
     photo.write_bytes(png_bytes((0, 0, 255)))  # the camera's counter started again
