@@ -136,14 +136,24 @@ def test_decompression_bomb_is_refused_without_allocating(tmp_path: Path) -> Non
     ("make", "reason"),
     [
         (lambda p: p.write_bytes(b""), "empty file"),
-        (write_truncated_jpeg, "truncated"),
+        (write_truncated_jpeg, "truncated image: the file ends early"),
+        (lambda p: p.write_bytes(b"BM" + bytes(60)), "corrupt image: Unsupported BMP header"),
         (lambda p: p.write_text("hello"), "not an image"),
         (lambda p: None, "file not found"),
         (lambda p: os.symlink("missing.jpg", p), "file not found"),
         (lambda p: os.symlink(p.name, p), "cannot read file"),
         (lambda p: p.mkdir(), "is a folder"),
     ],
-    ids=["empty", "truncated", "text", "missing", "dangling-link", "link-loop", "folder"],
+    ids=[
+        "empty",
+        "truncated",
+        "bad-header",
+        "text",
+        "missing",
+        "dangling-link",
+        "link-loop",
+        "folder",
+    ],
 )
 def test_unusable_files_raise_image_load_error_with_a_reason(
     tmp_path: Path, make, reason: str

@@ -203,11 +203,14 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
             # A system error (I/O error on a failing drive, a symlink loop, ...): the data
             # may be fine, so do not call it corrupt. Pillow's own errors carry no errno.
             raise ImageLoadError(path, f"cannot read file: {exc.strerror}") from exc
-        # Pillow reports truncated and corrupt data as OSError ("image file is truncated"),
-        # SyntaxError (bad headers) or ValueError.
-        raise ImageLoadError(
-            path, _undecodable(path, f"corrupt or truncated image: {exc}")
-        ) from exc
+        # Pillow reports truncated and corrupt data as OSError ("image file is truncated
+        # (17 bytes not processed)"), SyntaxError (bad headers) or ValueError. The first is
+        # the common case at a station, a copy stopped part way; say that in plain words.
+        if "truncated" in str(exc):
+            reason = "truncated image: the file ends early (a copy stopped part way?)"
+        else:
+            reason = f"corrupt image: {exc}"
+        raise ImageLoadError(path, _undecodable(path, reason)) from exc
     except Exception as exc:
         # Anything else a decoder plugin raises on an odd file (malformed EXIF, an exotic
         # mode): still one file's problem, never the whole batch's.
