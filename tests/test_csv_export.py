@@ -215,3 +215,23 @@ def test_a_results_csv_reads_back_as_it_was_written(tmp_path: Path) -> None:
         read_results_csv(broken, list(CLASS_NAMES))
     with pytest.raises(CsvImportError, match="not a results CSV"):
         read_results_csv(out, ["A", "B"])
+
+
+def test_a_confidence_at_the_threshold_keeps_its_status_when_reopened(tmp_path: Path) -> None:
+    from desktop.core.csv_import import read_results_csv
+    from desktop.core.results import status_of
+
+    # float32 stores 0.7 as 0.699999988 and 0.6999994 as 0.699999392; the CSV writes them
+    # as 0.7 and 0.699999, and each row's status must not change when the CSV is reopened.
+    photos = [tmp_path / "at.jpg", tmp_path / "under.jpg"]
+    for photo in photos:
+        photo.write_bytes(b"x")
+    rows = [
+        Prediction(str(photos[0]), probabilities(3, 0.7)),
+        Prediction(str(photos[1]), probabilities(3, 0.6999994)),
+    ]
+    out = tmp_path / "r.csv"
+    write_results_csv(out, rows, CLASS_NAMES, threshold=0.7)
+    assert [line[2:4] for line in read_back(out)[1:]] == [["0.7", "ok"], ["0.699999", "review"]]
+    reopened = read_results_csv(out, list(CLASS_NAMES)).predictions
+    assert [status_of(p, 0.7) for p in reopened] == ["ok", "review"]

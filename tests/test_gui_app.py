@@ -314,7 +314,11 @@ def test_threshold_change_updates_statuses_without_new_inference(
     assert ">ok</span>" in window.preview.verdict.text()
     assert "(40 %)" in window.preview.legend.text()
     window.filter_bar.threshold_spin.setValue(100)
-    assert all(r.status == "review" for r in window.results.rows)
+    # Under 100 %: every row but those whose confidence reads 100.0 % (written as 1).
+    rows = window.results.rows
+    shown = [window.results.index(i, COL_CONFIDENCE).data() for i in range(len(rows))]
+    assert [r.status == "review" for r in rows] == [text != "100.0 %" for text in shown]
+    assert {r.status for r in rows} == {"review", "ok"}
     assert calls == []  # re-judged from the stored probabilities
     assert window.settings.review_threshold(0.6) == pytest.approx(1.0)
 

@@ -103,6 +103,19 @@ def test_cells_show_class_confidence_top3_status_and_probabilities(model: Result
     assert model.index(0, COL_FILE).data(Qt.ItemDataRole.ToolTipRole) == "/photos/mouse.jpg"
 
 
+def test_a_confidence_just_under_the_threshold_never_reads_as_reaching_it(
+    model: ResultsModel,
+) -> None:
+    # 0.6996 rounds to "70.0 %", which would sit beside "needs review (under 70 %)".
+    model.append_predictions([prediction("unsure.jpg", 4, 0.6996), prediction("sure.jpg", 4, 0.7)])
+    cell = lambda row, col: model.index(row, col).data(DISPLAY)  # noqa: E731
+    assert (cell(0, COL_CONFIDENCE), cell(0, COL_STATUS)) == ("69.9 %", "needs review")
+    tip = model.index(0, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith("Confidence 69.9 % is below the review threshold 70.0 %")
+    # A float32 0.7 is 0.699999988; the CSV writes 0.7, and it reaches 70 % as written.
+    assert (cell(1, COL_CONFIDENCE), cell(1, COL_STATUS)) == ("70.0 %", "ok")
+
+
 def test_error_rows_show_the_reason_in_cell_and_tooltip(model: ResultsModel) -> None:
     model.append_predictions([Prediction.failed("/photos/bad.jpg", "corrupt or truncated image")])
     status = model.index(0, COL_STATUS)

@@ -159,12 +159,13 @@ def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_
     upload = wait_for(
         lambda: browser.find_elements(By.CSS_SELECTOR, "#many input[type=file]"), "the input"
     )[0]
-    upload.send_keys("\n".join(str(p) for p in [files[1], files[2], archive]))
+    # Photos the tiny model is 98.7-99.4 % sure of: under 100 %, even as the CSV writes it.
+    upload.send_keys("\n".join(str(p) for p in [files[3], files[9], archive]))
     table = wait_for(
         lambda: "mouse-copy.png" in (t := browser.find_element(By.ID, "results").text) and t,
         "the results table",
     )
-    assert "keyboard.png" in table and "microwave.png" in table
+    assert "mobile.png" in table and "washing machine.png" in table
     assert "notes.txt" not in table and not (tmp_path.parent / "escape").exists()
     # Named as the user knows them (zip:member), never by the server's temporary folders.
     assert "more.zip:../../escape/mouse-copy.png" in table and "/tmp" not in table

@@ -19,14 +19,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .limits import MAX_FILE_NAME_BYTES
-from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, status_of
+from .results import DEFAULT_REVIEW_THRESHOLD, SIGNIFICANT_DIGITS, Prediction, status_of
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
 CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns before it stay
 # Spreadsheets run a cell starting with one of these as a formula (CSV injection: a file
 # named "=HYPERLINK(...).jpg" would become a live link). Prefixing "'" shows it as text.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-PROBABILITY_FORMAT = "{:.6g}"  # 6 significant digits: enough to rank and to re-threshold
+PROBABILITY_FORMAT = f"{{:.{SIGNIFICANT_DIGITS}g}}"  # enough to rank and to re-threshold
 
 
 def results_header(class_names: Sequence[str]) -> list[str]:

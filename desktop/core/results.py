@@ -103,6 +103,16 @@ class Prediction:
         return [(int(i), float(self.probabilities[i])) for i in order]
 
 
+# The CSV writes probabilities with this many significant digits, and the review threshold
+# judges the confidence as written: a row reopened from its CSV keeps its status.
+SIGNIFICANT_DIGITS = 6
+
+
+def as_written(probability: float) -> float:
+    """`probability` as the CSV writes it: a float32 0.7 (0.699999988) is 0.7."""
+    return float(f"{probability:.{SIGNIFICANT_DIGITS}g}")
+
+
 def status_of(prediction: Prediction, threshold: float = DEFAULT_REVIEW_THRESHOLD) -> Status:
     """ "error" when the file failed, "unknown" when the model's open-set score says the item
     is none of its classes, "review" when the top probability is under `threshold` (or is
@@ -112,7 +122,7 @@ def status_of(prediction: Prediction, threshold: float = DEFAULT_REVIEW_THRESHOL
     if prediction.unknown:
         return STATUS_UNKNOWN
     confidence = prediction.confidence
-    if confidence is None or not math.isfinite(confidence) or confidence < threshold:
+    if confidence is None or not math.isfinite(confidence) or as_written(confidence) < threshold:
         return STATUS_REVIEW
     return STATUS_OK
 

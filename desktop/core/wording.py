@@ -1,6 +1,19 @@
-"""Counts in the words a worker reads: "1 error", "2 errors"."""
+"""Counts and shares in the words a worker reads: "1 error", "2 errors", "69.9 %"."""
 
 from __future__ import annotations
+
+import math
+
+from .results import as_written
+
+
+def percent(share: float) -> str:
+    """`share` (0-1) as written in the CSV, as a percentage with one decimal, rounded down:
+    a confidence just under a 70 % review threshold reads "69.9 %", never a "70.0 %" flagged
+    as under 70 %."""
+    # The nudge (a billionth) only undoes the multiplication's rounding (0.57 * 1000 is
+    # 569.99999...).
+    return f"{math.floor(as_written(share) * 1000 + 1e-6) / 10:.1f} %"
 
 
 def plural(count: int, word: str) -> str:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidg
 from desktop.core.cam import cam_heatmap
 from desktop.core.preprocessing import ImageLoadError, load_display_rgb
 from desktop.core.results import STATUS_ERROR, STATUS_LABELS, STATUS_UNKNOWN, status_of
+from desktop.core.wording import percent
 from desktop.gui.class_picker import ClassPicker
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import ResultRow
@@ -358,12 +359,12 @@ class PreviewPanel(QWidget):
                 self.verdict.setText(
                     f"<b style='font-size:large;color:{color}'>Unknown item</b> &nbsp;"
                     f"nearest class {html.escape(name)} "
-                    f"({row.confidence * 100:.1f} % among the known classes)"
+                    f"({percent(row.confidence)} among the known classes)"
                 )
             else:
                 self.verdict.setText(
                     f"<b style='font-size:large'>{html.escape(name)}</b> &nbsp;"
-                    f"{row.confidence * 100:.1f} % &nbsp;"
+                    f"{percent(row.confidence)} &nbsp;"
                     f"<span style='color:{color}'>{STATUS_LABELS[status]}</span>"
                 )
             self.chart.set_probabilities(

@@ -8,6 +8,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from desktop.core.wording import percent
 from desktop.gui.style import ACCENT_COLOR, OK_COLOR, REVIEW_COLOR
 
 _BAR_COLOR = ACCENT_COLOR
@@ -48,9 +49,7 @@ class ProbabilityChart(QWidget):
         self._threshold = threshold
         self._top_color = top_color or _TOP_COLOR
         self.setToolTip(
-            "\n".join(
-                f"{n}: {v * 100:.1f} %" for n, v in zip(self._names, self._values, strict=True)
-            )
+            "\n".join(f"{n}: {percent(v)}" for n, v in zip(self._names, self._values, strict=True))
         )
         self.updateGeometry()
         self.update()
@@ -107,7 +106,7 @@ class ProbabilityChart(QWidget):
             painter.drawText(
                 QRectF(left + bar_w + 4, top, value_w, row_h),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                f"{value * 100:.1f} %",
+                percent(value),
             )
 
         if self._threshold is not None:

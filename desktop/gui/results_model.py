@@ -37,6 +37,7 @@ from desktop.core.results import (
     STATUS_UNKNOWN,
     status_of,
 )
+from desktop.core.wording import percent
 from desktop.gui.review_threshold import ReviewThreshold
 from desktop.gui.style import STATUS_COLORS
 
@@ -83,10 +84,6 @@ _STATE_COLORS = {
 _NO_VALUE = -1.0  # sort value of a missing number: error rows sort below every real score
 
 _ALIGN_NUMBER = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-
-
-def _percent(value: float) -> str:
-    return f"{value * 100:.1f} %"
 
 
 class ResultRow:
@@ -403,10 +400,10 @@ class ResultsModel(QAbstractTableModel):
         if column == COL_CLASS:
             return self._class_names[row.top_index]
         if column == COL_CONFIDENCE:
-            return _percent(row.confidence)
+            return percent(row.confidence)
         if column == COL_TOP3:
             return row.top3
-        return _percent(row.probability(column - FIRST_PROB_COLUMN))
+        return percent(row.probability(column - FIRST_PROB_COLUMN))
 
     def _sort_value(self, row: ResultRow, column: int) -> Any:
         if column == COL_FILE:
@@ -430,14 +427,14 @@ class ResultsModel(QAbstractTableModel):
             if row.state in (CONFIRMED, CORRECTED):
                 return (
                     f"A person {row.state} it as {row.confirmed}; the model's verdict: "
-                    f"{STATUS_LABELS[row.status]} at {_percent(row.confidence)}"
+                    f"{STATUS_LABELS[row.status]} at {percent(row.confidence)}"
                 )
             if row.status == STATUS_ERROR:
                 return f"Could not classify {row.path}:\n{row.error}"
             if row.status == STATUS_REVIEW:
                 return (
-                    f"Confidence {_percent(row.confidence)} is below the review threshold "
-                    f"{_percent(self._threshold.value)}: a person should check this item."
+                    f"Confidence {percent(row.confidence)} is below the review threshold "
+                    f"{percent(self._threshold.value)}: a person should check this item."
                 )
             return None
         if column == COL_CONFIRMED and row.corrected:

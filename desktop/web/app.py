@@ -50,7 +50,7 @@ from desktop.core.results import (  # noqa: E402
     count_statuses,
     status_of,
 )
-from desktop.core.wording import counts_line, plural  # noqa: E402
+from desktop.core.wording import counts_line, percent, plural  # noqa: E402
 
 # Per file, enforced by Gradio before our code runs; one file over it refuses the whole
 # upload, so it admits any photo (120 MP at most decode) and a zip of a shift's photos.
@@ -74,9 +74,9 @@ def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: 
         return f"**Error:** {prediction.error}"
     name = class_names[prediction.top_index]
     if status == STATUS_UNKNOWN:  # most likely none of the classes: the nearest is no headline
-        share = f"{prediction.confidence * 100:.1f} % among the known classes"
+        share = f"{percent(prediction.confidence)} among the known classes"
         return f"**Unknown item** · nearest class {name} ({share})"
-    return f"**{name}** {prediction.confidence * 100:.1f} % · {STATUS_LABELS[status]}"
+    return f"**{name}** {percent(prediction.confidence)} · {STATUS_LABELS[status]}"
 
 
 def overlay(path: str, prediction: Prediction) -> np.ndarray | None:
@@ -183,7 +183,7 @@ def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
     for prediction in result.predictions:
         status = STATUS_LABELS[status_of(prediction, threshold)]
         if prediction.ok:
-            confidence = f"{prediction.confidence * 100:.1f} %"
+            confidence = percent(prediction.confidence)
             rows.append([prediction.path, names[prediction.top_index], confidence, status, ""])
         else:
             rows.append([prediction.path, "", "", status, prediction.error])
