@@ -3,8 +3,10 @@ and through its HTTP API; every request the page makes stays on this machine."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,16 +35,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def start_server(model: Path, log_path: Path, env: dict[str, str] | None = None):
+    """`ewaste-web` on a free port, once its page answers: (process, url, log)."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("web") / "server.log").open("w")
+    log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "desktop.web.app", "--model", str(tiny_model_path)]
-        + ["--port", str(port)],
+        [sys.executable, "-m", "desktop.web.app", "--model", str(model)] + ["--port", str(port)],
         stdout=log,  # a file, never a pipe nobody reads (a full pipe would block it)
         stderr=subprocess.STDOUT,
         text=True,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + TIMEOUT_S
@@ -57,6 +59,13 @@ def server(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         process.kill()
         log.close()
         pytest.fail(f"the server did not answer: {Path(log.name).read_text()[-2000:]}")
+    return process, url, log
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("web") / "server.log"
+    process, url, log = start_server(tiny_model_path, log_path)
     yield url
     process.terminate()
     process.wait(timeout=30)
@@ -203,6 +212,51 @@ def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None
     assert verdict.startswith("**Error:**")
 
 
+def test_photos_with_the_same_name_stay_apart_in_a_batch(server: str, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    (tmp_path / "camA").mkdir()
+    (tmp_path / "camB").mkdir()
+    first = write_solid(tmp_path / "camA" / "IMG_0001.png", PROTOTYPE_COLOURS["Battery"])
+    second = write_solid(tmp_path / "camB" / "IMG_0001.png", PROTOTYPE_COLOURS["Mouse"])
+    client = Client(server, verbose=False)
+    # The first photo twice too: Gradio stores both copies at one path on the server.
+    uploads = [handle_file(str(p)) for p in (first, second, first)]
+    line, table, csv_path = client.predict(uploads, 70, api_name="/classify_many")
+    assert line.startswith("3 results: 3 ok")
+    shown = [(row[0], row[1]) for row in table["data"]]
+    assert shown == [
+        ("IMG_0001.png", "Battery"),
+        ("IMG_0001 (2).png", "Mouse"),
+        ("IMG_0001 (3).png", "Battery"),
+    ]
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = [(row["path"], row["predicted_class"]) for row in csv.DictReader(handle)]
+    assert rows == shown
+    assert Path(csv_path).name.startswith("ewaste-results-")  # a batch's own name
+
+
+def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    photo = write_solid(tmp_path / "pcb.png", PROTOTYPE_COLOURS["PCB"])
+    temp, cache = tmp_path / "temp", tmp_path / "gradio-cache"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(cache)}
+    process, url, log = start_server(tiny_model_path, tmp_path / "server.log", env)
+    try:
+        Client(url, verbose=False).predict([handle_file(str(photo))], 70, api_name="/classify_many")
+        held = [p for p in cache.rglob("*") if p.is_file()]
+        assert any(p.name == "pcb.png" for p in held) and list(temp.glob("ewaste-web-*"))
+    finally:
+        process.send_signal(signal.SIGTERM)  # how a service manager stops it
+        assert process.wait(timeout=30) == 0
+        log.close()
+    # Gradio's copies (it leaves one empty temporary file per upload request: no bytes).
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size]
+    assert not list(temp.glob("ewaste-web-*"))  # the batches' photos and CSVs
+
+
 def test_the_web_app_never_imports_tensorflow(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     code = (
@@ -235,8 +289,8 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     unpacked = [Path(p) for p in upload.paths[:-1]]
     assert len(unpacked) == 3 and upload.paths[-1] == str(photo)
     assert all(p.parent == tmp_path / "work" / "zip0" for p in unpacked)
-    assert [upload.names[str(p)] for p in unpacked] == [f"a.zip:../../up-{i}.png" for i in range(3)]
-    assert upload.names[str(photo)] == "p.png" and upload.skipped == 1
+    assert upload.names == [f"a.zip:../../up-{i}.png" for i in range(3)] + ["p.png"]
+    assert upload.skipped == 1
     # What the limit left out is said, never dropped silently.
     [cut] = upload.failed
     assert cut.path == "a.zip" and cut.error.startswith("2 photos not unpacked: one zip holds")

@@ -10,7 +10,8 @@ exactly the app's CSV columns; each photo is named as the user knows it (its fil
 zip:member), never by the server's temporary path. The review threshold is a slider that
 also re-labels the last batch. Anything the engine cannot read is an error row with the
 reason; nothing a user uploads can stop the server. Uploads are limited in size and, for a
-zip, in count.
+zip, in count, and removed a day after they arrive and when the server stops: a server
+running for months does not fill its disk.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -50,11 +52,16 @@ from desktop.core.results import (  # noqa: E402
     count_statuses,
     status_of,
 )
+from desktop.core.stop_signals import Stopped, stop_signals_raise  # noqa: E402
 from desktop.core.wording import counts_line, percent, plural  # noqa: E402
 
 # Per file, enforced by Gradio before our code runs; one file over it refuses the whole
 # upload, so it admits any photo (120 MP at most decode) and a zip of a shift's photos.
 MAX_UPLOAD = "200mb"
+UPLOAD_HINT = f"each file up to {MAX_UPLOAD.removesuffix('mb')} MB"
+# Gradio's copies of uploads and downloads: checked hourly, removed after a day (the page's
+# CSV link lives that long), and all removed when the server stops.
+CACHE_CHECK_SECONDS, CACHE_KEEP_SECONDS = 3600, 86400
 MAX_ZIP_MEMBERS = 5_000
 MAX_ZIP_BYTES = 500 * 1024 * 1024  # unpacked: a zip bomb stops here
 KEPT_WORKDIRS = 8  # recent requests whose photos and CSV stay on disk
@@ -66,6 +73,8 @@ THEME = gr.themes.Default(
     font=[gr.themes.Font(name) for name in SYSTEM_FONTS],
     font_mono=[gr.themes.Font(name) for name in ("ui-monospace", "monospace")],
 )
+# The verdict is the page's headline (the chart below it has none).
+PAGE_CSS = "#verdict p { font-size: 1.5rem; margin: 0.3em 0; }"
 
 
 def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: float) -> str:
@@ -101,26 +110,44 @@ class Upload:
     not photos."""
 
     paths: list[str] = field(default_factory=list)
-    names: dict[str, str] = field(default_factory=dict)  # server path -> the user's name
+    # The user's name for each path, in the same order: Gradio stores two uploads with the
+    # same bytes at one path, so a path cannot be the key.
+    names: list[str] = field(default_factory=list)
     failed: list[Prediction] = field(default_factory=list)
     skipped: int = 0
+    shown: set[str] = field(default_factory=set)  # every name given out so far
+
+    def add(self, path: str, name: str) -> None:
+        self.paths.append(path)
+        self.names.append(name)
+
+    def name_for(self, name: str) -> str:
+        """`name`, or "IMG_0001 (2).jpg" when this upload already shows one by that name:
+        two cameras' IMG_0001.jpg must stay two rows a person can tell apart."""
+        stem, dot, suffix = name.rpartition(".")
+        if not dot or "/" in suffix or ":" in suffix:
+            stem, dot, suffix = name, "", ""
+        candidate, number = name, 2
+        while candidate in self.shown:
+            candidate, number = f"{stem} ({number}){dot}{suffix}", number + 1
+        self.shown.add(candidate)
+        return candidate
 
 
 def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
     """The uploaded files, each zip unpacked (photo members only, safely) into folder."""
     upload = Upload()
     for number, path in enumerate(uploads):
-        name = Path(path).name
+        name = upload.name_for(Path(path).name)
         if zipfile.is_zipfile(path):
             try:
-                _unpack(path, folder / f"zip{number}", upload)
+                _unpack(path, name, folder / f"zip{number}", upload)
             except (zipfile.BadZipFile, OSError) as exc:  # its index is broken
                 upload.failed.append(Prediction.failed(name, f"not a readable zip: {exc}"))
         elif name.lower().endswith(".zip"):
             upload.failed.append(Prediction.failed(name, "not a readable zip (damaged or cut)"))
         else:
-            upload.paths.append(path)
-            upload.names[path] = name  # Gradio keeps the user's file name
+            upload.add(path, name)  # Gradio keeps the user's file name
     return upload
 
 
@@ -129,9 +156,9 @@ def _is_clutter(member: zipfile.ZipInfo) -> bool:
     return any(is_clutter(part) for part in parts if part not in (".", ".."))
 
 
-def _unpack(archive: str, folder: Path, upload: Upload) -> None:
+def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
     folder.mkdir(parents=True)
-    zip_name, total = Path(archive).name, 0
+    total = 0
     with zipfile.ZipFile(archive) as bundle:
         # A zip made on a Mac carries __MACOSX/._photo.jpg twins: the system's, not photos.
         members = [m for m in bundle.infolist() if not m.is_dir() and not _is_clutter(m)]
@@ -145,7 +172,7 @@ def _unpack(archive: str, folder: Path, upload: Upload) -> None:
                 reason = f"{left} not unpacked: one zip holds at most {limit}"
                 upload.failed.append(Prediction.failed(zip_name, reason))
                 break
-            name = f"{zip_name}:{member.filename}"
+            name = upload.name_for(f"{zip_name}:{member.filename}")
             # Never the member's own path: "../../x.jpg" must not leave the folder.
             target = folder / f"{index:05d}-{Path(member.filename).name[:150]}"
             try:
@@ -155,8 +182,7 @@ def _unpack(archive: str, folder: Path, upload: Upload) -> None:
                 # Corrupt, encrypted or compressed in a way zipfile cannot read.
                 upload.failed.append(Prediction.failed(name, f"cannot unpack from the zip: {exc}"))
                 continue
-            upload.paths.append(str(target))
-            upload.names[str(target)] = name
+            upload.add(str(target), name)
 
 
 @dataclass(frozen=True)
@@ -171,9 +197,6 @@ class BatchResult:
 
 RESULT_HEADERS = ["File", "Predicted class", "Confidence", "Status", "Reason"]
 NO_RESULTS = {"headers": RESULT_HEADERS, "data": []}
-
-
-CSV_NAME = "ewaste-results.csv"
 
 
 def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
@@ -206,6 +229,17 @@ def _new_workdir() -> Path:
     return folder
 
 
+def remove_workdirs() -> None:
+    """Every request's folder, when the server stops."""
+    while _WORKDIRS:
+        shutil.rmtree(_WORKDIRS.pop(), ignore_errors=True)
+
+
+def _csv_name() -> str:
+    """The download's name: a day's batches saved side by side do not overwrite each other."""
+    return time.strftime("ewaste-results-%Y%m%d-%H%M%S.csv")
+
+
 def build_app(engine: Engine) -> gr.Blocks:
     names = list(engine.class_names)
 
@@ -230,12 +264,13 @@ def build_app(engine: Engine) -> gr.Blocks:
             return "", NO_RESULTS, None, None
         workdir = _new_workdir()
         upload = photos_in(uploads, workdir)
+        # In input order, so each row takes its photo's name.
+        classified = (p for batch in engine.classify(upload.paths, with_cam=False) for p in batch)
         predictions = [
-            replace(p, path=upload.names.get(p.path, p.path))
-            for batch in engine.classify(upload.paths, with_cam=False)
-            for p in batch
+            replace(prediction, path=name)
+            for prediction, name in zip(classified, upload.names, strict=True)
         ]
-        result = BatchResult(predictions + upload.failed, upload.skipped, workdir / CSV_NAME)
+        result = BatchResult(predictions + upload.failed, upload.skipped, workdir / _csv_name())
         return (*batch_view(result, names, threshold_percent / 100), result)
 
     def relabel(result: BatchResult | None, threshold_percent: float):
@@ -246,16 +281,24 @@ def build_app(engine: Engine) -> gr.Blocks:
         result.csv_path.parent.mkdir(parents=True, exist_ok=True)
         return batch_view(result, names, threshold_percent / 100)
 
-    with gr.Blocks(title="E-Waste Sorter", analytics_enabled=False) as app:
+    with gr.Blocks(
+        title="E-Waste Sorter",
+        analytics_enabled=False,
+        delete_cache=(CACHE_CHECK_SECONDS, CACHE_KEEP_SECONDS),
+    ) as app:
         gr.Markdown(f"# E-Waste Sorter\nModel: `{engine.model_path.name}`, {len(names)} classes")
         threshold = gr.Slider(
             0, 100, value=DEFAULT_REVIEW_THRESHOLD * 100, step=1, label="Review below (%)"
         )
         with gr.Tab("One photo"):
-            photo = gr.File(label="Photo", type="filepath", elem_id="photo")
+            photo = gr.File(label=f"Photo ({UPLOAD_HINT})", type="filepath", elem_id="photo")
             verdict = gr.Markdown(elem_id="verdict")
             with gr.Row():
-                chart = gr.Label(num_top_classes=len(names), label="Class probabilities")
+                # No heading: the verdict above is the headline, and for an unknown item it
+                # must not be the nearest class in large type.
+                chart = gr.Label(
+                    num_top_classes=len(names), label="Class probabilities", show_heading=False
+                )
                 looked = gr.Image(
                     label="Where the model looked",
                     interactive=False,
@@ -265,11 +308,20 @@ def build_app(engine: Engine) -> gr.Blocks:
                 trigger(classify_one, [photo, threshold], [verdict, chart, looked], api_name=False)
         with gr.Tab("Many photos or a zip"):
             many = gr.File(
-                label="Photos or .zip", file_count="multiple", type="filepath", elem_id="many"
+                label=f"Photos or .zip ({UPLOAD_HINT})",
+                file_count="multiple",
+                type="filepath",
+                height=220,  # a long upload list scrolls instead of pushing the results down
+                elem_id="many",
             )
             counts = gr.Markdown(elem_id="counts")
             table = gr.Dataframe(
-                value=NO_RESULTS, label="Results", interactive=False, wrap=True, elem_id="results"
+                value=NO_RESULTS,
+                label="Results",
+                interactive=False,
+                wrap=True,
+                column_widths=["38%", "17%", "13%", "14%", "18%"],
+                elem_id="results",
             )
             download = gr.File(label="CSV (the app's columns)")
             last_batch = gr.State(None)
@@ -277,6 +329,12 @@ def build_app(engine: Engine) -> gr.Blocks:
                 classify_many,
                 [many, threshold],
                 [counts, table, download, last_batch],
+                api_name="classify_many",
+            ).then(
+                # The slider may have moved while the batch ran: label it at its current value.
+                relabel,
+                [last_batch, threshold],
+                [counts, table, download],
                 api_name=False,
             )
             threshold.release(
@@ -313,11 +371,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         footer_links=[],  # no links to gradio.app
         ssr_mode=False,  # no Node.js server: one process, the page from Python
         theme=THEME,
+        css=PAGE_CSS,
         quiet=True,  # Gradio's banner suggests share=True, a public link: not for a station
         prevent_thread_lock=True,
     )
     print(f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)", flush=True)
-    app.block_thread()
+    try:
+        with stop_signals_raise():  # SIGTERM too, so that the clean-up below runs
+            while app.is_running:
+                time.sleep(0.2)
+    except Stopped:
+        pass  # the way a server is stopped: a clean exit
+    finally:
+        app.close()  # Gradio removes the uploads and downloads it holds
+        remove_workdirs()
     return 0
 
 
