@@ -33,7 +33,7 @@ def test_the_walkthrough_runs_from_audit_to_the_engine(tmp_path: Path) -> None:
         if cell.cell_type == "code"
         for output in cell.get("outputs", [])
     )
-    assert "images per split" in printed and "validation accuracy" in printed
-    assert "parity: random n=" in printed and "of 30 test photos right" in printed
+    assert "images per split" in printed and "(chance 0.100)" in printed
+    assert "parity: random n=" in printed and "of 30 validation photos right" in printed
     assert (tmp_path / "out" / "model.onnx").is_file()
     assert not (NOTEBOOK.parent / "walkthrough-output").exists()
