@@ -349,7 +349,8 @@ def render(args, probe, report, rows, shift_rows, far_count) -> str:
         f"{100 * ece_after:.2f} % ({calibration.ECE_BINS} bins).\n",
         f"Thresholds keep the known items' rejection under {100 * args.promised_rate:.0f} % "
         f"with 95 % confidence, judged on the {report['val_images_unseen']} validation images "
-        "without a duplicate in train. Rejected: validation images over it. Held-out: "
+        "without a duplicate in train (one of each set of copies within validation). "
+        "Rejected: validation images over it. Held-out: "
         "AUROC over the 10 runs with one class unknown (mean, worst). Far: "
         f"{far_count} far-off images against the validation knowns. Worst class: the "
         "validation class with the most of its images called unknown. Shifted: the largest "
