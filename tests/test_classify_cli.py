@@ -416,6 +416,41 @@ def test_the_command_never_imports_tensorflow(
     assert 'LOADED ["numpy", "onnxruntime"]' in control.stdout
 
 
+def test_onnx_runtime_telemetry_is_off(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    # ONNX Runtime's official builds queue usage events in a database under
+    # ~/.cache/Microsoft and upload them to Microsoft; the station is offline by promise.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "ORT_DISABLE_TELEMETRY")
+    }
+    env["HOME"] = str(home)
+    command = [str(CONSOLE_SCRIPT), str(sample_images_dir), "--csv", str(tmp_path / "r.csv")]
+    result = subprocess.run(
+        command + ["--model", str(tiny_model_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(read_rows(tmp_path / "r.csv")) == 6  # the model really ran
+    assert list(home.rglob("*")) == []  # no device ID, no event database
+    # The same session without the package's switch does store them: the check can fail.
+    control = subprocess.run(
+        [sys.executable, "-c", "import onnxruntime as o, sys; o.InferenceSession(sys.argv[1])"]
+        + [str(tiny_model_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert control.returncode == 0, control.stderr
+    assert list((home / ".cache" / "Microsoft").rglob("onnxruntime.db"))
+
+
 def test_no_onnx_runtime_warning_when_the_home_folder_is_read_only(
     tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
 ) -> None:

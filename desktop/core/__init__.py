@@ -1,24 +1,10 @@
 """Qt-free, TensorFlow-free inference engine: preprocessing, model loading, batching, CSV."""
 
 import os as _os
-import tempfile as _tempfile
 
-
-def _writable_cache_for_onnxruntime() -> None:
-    """ONNX Runtime stores a telemetry device ID in the user's cache folder when it is
-    imported, and prints a coloured warning on every start where it cannot (a read-only
-    home on a locked-down station PC). Runs before any module here imports it: such a
-    process gets a cache folder in the temporary folder instead."""
-    cache = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
-    try:
-        _os.makedirs(cache, exist_ok=True)  # what ONNX Runtime would do itself
-        writable = _os.access(cache, _os.W_OK)
-    except OSError:
-        writable = False
-    if not writable:
-        fallback = _os.path.join(_tempfile.gettempdir(), f"ewaste-sorter-cache-{_os.getuid()}")
-        _os.environ["XDG_CACHE_HOME"] = fallback
-
-
-if _os.name == "posix":  # the cache folder rule is the XDG one; Windows has its own
-    _writable_cache_for_onnxruntime()
+# ONNX Runtime's official builds (Linux and macOS too) queue usage events with a device ID
+# under ~/.cache/Microsoft and send them to Microsoft, on by default (its Privacy.md). The
+# station promises no internet. The switch must be set before ONNX Runtime is imported,
+# and this package's __init__ runs before any module here imports it; with it, nothing is
+# stored either, so a read-only home folder no longer draws a warning on every start.
+_os.environ["ORT_DISABLE_TELEMETRY"] = "1"
