@@ -43,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return [p for batch in engine.classify(paths, with_cam=False) for p in batch]
 
     def on_ray(workers: int):
-        return lambda: classify_on_ray(paths, address=None, workers=workers)
+        def run():
+            rows = dict(classify_on_ray(paths, address=None, workers=workers))
+            return [rows[index] for index in range(len(paths))]
+
+        return run
 
     pipelines = {"plain engine, 1 thread": plain, "Ray, 1 worker": on_ray(1)}
     pipelines["Ray, 2 workers"] = on_ray(2)

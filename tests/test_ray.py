@@ -122,3 +122,40 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     assert len(paths) == 240 and len(set(paths)) == 240  # nothing lost, nothing twice
     assert paths == sorted(str(p) for p in photos.iterdir())  # the plain command's order
     assert {row["status"] for row in rows} <= {"ok", "review"}
+
+
+def test_ctrl_c_keeps_the_rows_the_workers_finished(
+    cluster: str, tiny_model_path: Path, large_jpeg_path: Path, tmp_path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(1200):  # long enough to be stopped after its first progress line
+        os.link(large_jpeg_path, photos / f"shot_{index:04d}.jpg")
+    out = tmp_path / "ray.csv"
+    command = [str(CLASSIFY), photos, "--csv", out, "--model", tiny_model_path, "--batch", "8"]
+    run = subprocess.Popen(
+        [*map(str, command), "--ray", cluster],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        # Not a terminal: a "classified N/1200" line every few seconds.
+        for line in run.stderr:
+            if line.startswith("classified ") and not line.startswith("classified 0/"):
+                break
+        assert run.poll() is None, "the run ended before it could be stopped"
+        run.send_signal(signal.SIGINT)
+        stderr = run.stderr.read()
+        run.wait(timeout=120)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 130, stderr
+    assert not out.exists()  # an incomplete run never takes the CSV's name
+    with open(tmp_path / "ray.partial.csv", newline="", encoding="utf-8") as handle:
+        paths = [row["path"] for row in csv.DictReader(handle)]
+    assert 0 < len(paths) < 1200, stderr
+    assert paths == sorted(set(paths))  # once each, in input order
+    assert f"after {len(paths)} of 1200 images" in stderr

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -51,12 +51,13 @@ def classify_on_ray(
     batch_size: int = DEFAULT_BATCH,
     workers: int | None = None,
     flip_average: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> list[Prediction]:
-    """Predictions for `paths`, in their order, computed by a pool of Ray actors.
+) -> Iterator[tuple[int, Prediction]]:
+    """(index into `paths`, prediction) for every path, once each, as the pool of Ray actors
+    finishes them (not in input order): a caller stopped midway keeps what came.
 
     address: a running cluster ("auto", "host:6379", "ray://host:10001"); None starts Ray
-    on this machine. workers: actors in the pool (None: one per CPU of the cluster).
+    on this machine, or joins one already running here. workers: actors in the pool (None:
+    one per CPU of the cluster). Raises RuntimeError if the cluster skipped a path.
     """
     import ray  # the optional extra `cluster`; only this function needs it
 
@@ -64,7 +65,7 @@ def classify_on_ray(
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
     items = [{"index": index, "path": str(path)} for index, path in enumerate(paths)]
     if not items:
-        return []
+        return
     size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     dataset = ray.data.from_items(items, override_num_blocks=min(len(items), size * 4))
     classified = dataset.map_batches(
@@ -77,15 +78,14 @@ def classify_on_ray(
         max_restarts=-1,  # a killed worker is replaced ...
         max_task_retries=-1,  # ... and its batch run again
     )
-    by_index: dict[int, Prediction] = {}
+    seen: set[int] = set()
     for row in classified.iter_rows():
-        by_index.setdefault(int(row["index"]), _decode(row["result"]))  # once, by index
-        if progress is not None:
-            progress(len(by_index))
-    missing = [item["path"] for item in items if item["index"] not in by_index]
-    if missing:
-        raise RuntimeError(f"the cluster returned no row for {len(missing)} photos")
-    return [by_index[index] for index in range(len(items))]
+        index = int(row["index"])
+        if index not in seen:  # a batch run again after a worker died: once, by index
+            seen.add(index)
+            yield index, _decode(row["result"])
+    if len(seen) < len(items):
+        raise RuntimeError(f"the cluster returned no row for {len(items) - len(seen)} photos")
 
 
 def _encode(prediction: Prediction) -> str:

@@ -178,20 +178,22 @@ def _predict_all(
     # Imported only here: the station install has no Ray (extra `cluster`).
     from desktop.cluster.ray_classify import classify_on_ray
 
+    done: dict[int, Prediction] = {}  # rows come as the workers finish them
     try:
-        predictions.extend(
-            classify_on_ray(
-                images,
-                address=None if args.ray == LOCAL_RAY else args.ray,
-                model=args.model,
-                batch_size=args.batch,
-                flip_average=args.flip_average,
-                progress=progress,
-            )
-        )
+        for index, prediction in classify_on_ray(
+            images,
+            address=None if args.ray == LOCAL_RAY else args.ray,
+            model=args.model,
+            batch_size=args.batch,
+            flip_average=args.flip_average,
+        ):
+            done[index] = prediction
+            progress(len(done))
     except Exception as exc:  # noqa: BLE001 - Ray wraps every failure in its own types
         first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         raise ModelError(f"the Ray run failed: {first}") from exc
+    finally:  # a stop or a failure keeps the finished rows, in input order
+        predictions.extend(done[index] for index in sorted(done))
 
 
 def partial_path(output: Path) -> Path:
