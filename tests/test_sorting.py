@@ -127,9 +127,9 @@ def test_move_then_undo_puts_every_photo_back(
     assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())
 
     report = undo_sort(dest)
-    assert not report.failed
+    assert not report.failed and report.copies_deleted == 0 and report.undo_note() == ""
     assert {p.name: digest(p) for p in photos.iterdir()} == before
-    assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
+    assert list(dest.iterdir()) == [dest / UNDONE_MANIFEST_FILE]  # no empty class folders
 
 
 def test_undo_of_a_copy_deletes_the_copies_but_not_a_changed_one(engine, tmp_path) -> None:
@@ -147,7 +147,12 @@ def test_undo_of_a_copy_deletes_the_copies_but_not_a_changed_one(engine, tmp_pat
     report = undo_sort(dest)
 
     assert [Path(d).name for d, _ in report.failed] == ["mouse.png"]
-    assert files_under(dest) == [edited, dest / UNDONE_MANIFEST_FILE]
+    assert len(report.filed) == report.copies_deleted == 11
+    assert report.undo_note() == "; all copies, deleted: the originals never moved"
+    # The class folders it emptied go; the one holding the edited copy stays, and so does
+    # the manifest row of the copy not put back (a second undo retries it).
+    left = [edited.parent, dest / MANIFEST_FILE, dest / UNDONE_MANIFEST_FILE]
+    assert sorted(dest.iterdir()) == left
     assert {p.name: digest(p) for p in photos.iterdir()} == before
 
 
@@ -160,7 +165,8 @@ def test_undo_of_a_copy_whose_original_is_gone_puts_the_copy_back(engine, tmp_pa
 
     report = undo_sort(dest)
 
-    assert not report.failed and len(report.filed) == 12
+    assert not report.failed and len(report.filed) == 12 and report.copies_deleted == 11
+    assert report.undo_note() == "; 11 of them copies, deleted: their originals never moved"
     assert digest(photos / "mouse.png") == before
     assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
     assert len(list(photos.iterdir())) == 12
@@ -502,7 +508,7 @@ def test_one_photo_is_counted_as_one_photo(tiny_model_path, tmp_path, capsys) ->
     assert classify_main([*args, "--model", str(tiny_model_path)]) == 0
     assert f"copied 1 photo into {dest} " in capsys.readouterr().out
     assert classify_main(["--undo-sort", str(dest)]) == 0
-    assert f"put back 1 photo from {dest}" in capsys.readouterr().out
+    assert f"put back 1 photo from {dest}; all copies, deleted" in capsys.readouterr().out
 
 
 def test_a_destination_that_is_a_file_is_refused_before_any_work(

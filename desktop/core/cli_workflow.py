@@ -142,7 +142,9 @@ def undo(args: argparse.Namespace) -> int:
     except Stopped as stop:  # manifest.csv is rewritten only at the end: nothing is lost
         error(f"stopped by {stop} while putting photos back; run --undo-sort again to finish")
         return stop.exit_status
-    print(f"put back {plural(len(report.filed), 'photo')} from {args.undo_sort}")
+    print(
+        f"put back {plural(len(report.filed), 'photo')} from {args.undo_sort}{report.undo_note()}"
+    )
     for destination, reason in report.failed:
         error(f"not put back: {destination}: {reason}")
     return EXIT_WRITE_FAILED if report.failed else EXIT_OK

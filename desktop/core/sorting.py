@@ -76,6 +76,8 @@ class SortReport:
     # Filed before and moved to the folder a person's class now says: (old place, new entry).
     refiled: list[tuple[str, Filed]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    # An undo's: copies deleted because their original never left (put back, in the count).
+    copies_deleted: int = 0
 
     def earlier_sort_note(self) -> str:
         """What a sort into a folder sorted before found: "; 3 already there from an
@@ -85,6 +87,16 @@ class SortReport:
             moved = "moved to its new folder" if len(self.refiled) == 1 else "moved to new folders"
             note += f"; {len(self.refiled)} {moved}"
         return note
+
+    def undo_note(self) -> str:
+        """What an undo did with copies: "; 3 of them copies, deleted: their originals never
+        moved" (empty when it moved every photo back)."""
+        if not self.copies_deleted:
+            return ""
+        if self.copies_deleted == len(self.filed):
+            return "; all copies, deleted: the originals never moved"
+        copies = "a copy" if self.copies_deleted == 1 else "copies"
+        return f"; {self.copies_deleted} of them {copies}, deleted: their originals never moved"
 
 
 def folder_for(
@@ -267,7 +279,7 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     report, left, undone, seen = SortReport(), [], [], set()
     for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
         try:
-            _undo_one(entry)
+            moved_back = _undo_one(entry)
         except OSError as exc:
             if entry.source not in seen:
                 report.failed.append((entry.destination, exc.strerror or str(exc)))
@@ -278,6 +290,8 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
         if entry.source not in seen:  # a re-filed photo's earlier rows: not counted again
             seen.add(entry.source)
             report.filed.append(entry)
+            report.copies_deleted += entry.action == "copy" and not moved_back
+    _remove_emptied_folders(dest, undone)
     if undone:
         _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
     if left:
@@ -287,22 +301,35 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     return report
 
 
-def _undo_one(entry: Filed) -> None:
+def _undo_one(entry: Filed) -> bool:
+    """Put one photo back; True when the filed file went back to the source path, False
+    when it was deleted (or nothing was left to do) because the source holds the photo."""
     placed, source = Path(entry.destination), Path(entry.source)
     if not placed.exists() and source.is_file() and file_sha256(source) == entry.sha256:
-        return  # the photo is where it was: put back by an undo that was stopped
+        return False  # the photo is where it was: put back by an undo that was stopped
     if not placed.is_file() or file_sha256(placed) != entry.sha256:
         raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
     if _is_same_path(placed, source):
-        return  # the photo already sat where it was filed: its only copy stays
+        return False  # the photo already sat where it was filed: its only copy stays
     # Unless the source path still holds this very photo (a copy's original, or a move a
     # stopped undo put back), the filed one goes back first: a moved photo, or a copy whose
     # original was deleted or replaced by another photo of that name since. It is then the
     # only one left, and takes a numbered name if the name is taken.
-    if not (source.is_file() and file_sha256(source) == entry.sha256):
+    moved_back = not (source.is_file() and file_sha256(source) == entry.sha256)
+    if moved_back:
         source.parent.mkdir(parents=True, exist_ok=True)
         _place(placed, source, link=True)
     placed.unlink()
+    return moved_back
+
+
+def _remove_emptied_folders(dest: Path, undone: list[Filed]) -> None:
+    """The class folders the undo left empty (never DEST itself, never one with a file a
+    person added: rmdir removes only an empty folder)."""
+    for folder in {Path(entry.destination).parent for entry in undone}:
+        if folder != dest and dest in folder.parents:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _free_name(wanted: Path) -> Path:

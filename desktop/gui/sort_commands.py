@@ -143,7 +143,7 @@ class SortCommands(QObject):
         self._results.relocate(self._paths_after(report))
         words = self._words
         text = words.done.format(filed=plural(len(report.filed), "photo"))
-        text += report.earlier_sort_note()
+        text += report.earlier_sort_note() + report.undo_note()
         if report.failed:
             text += f"; {len(report.failed)} {words.not_done}"
             details = "\n".join(f"{Path(path).name}: {why}" for path, why in report.failed[:20])
