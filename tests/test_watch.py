@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,6 +198,9 @@ def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
         process.wait()
     assert process.returncode == 0, stderr
     assert "stopped watching" in stdout and "Traceback" not in stderr
+    # A line per batch: what arrived, and the running total since the watch began.
+    logged = re.findall(r"(\d+) new photos? classified \((\d+) since the watch began\)", stderr)
+    assert sum(int(new) for new, _ in logged) == int(logged[-1][1]) == 3, stderr
     rows = read_rows(out)
     assert sorted(Path(r["path"]).name for r in rows) == sorted(
         f"{name.lower()}.png" for name, _ in colours

@@ -157,8 +157,10 @@ def watch_and_classify(
                         report = sort_into(part, sort_into_dest, names, threshold, move=part_move)
                         for source, reason in report.failed:
                             log(f"not sorted: {source}: {reason}")
-            if ready:
-                log(f"{plural(classified, 'photo')} classified from {folder}")
+            if ready:  # what arrived now, and the running total a supervisor checks
+                now = time.strftime("%H:%M:%S")
+                new = plural(len(ready), "new photo")
+                log(f"{now} {new} classified ({classified} since the watch began) in {folder}")
             time.sleep(poll_seconds)
     finally:
         appender.close()
