@@ -485,6 +485,11 @@ def test_ray_without_the_cluster_extra_is_a_usage_error(
     assert main(args) == 2
     assert "--ray needs Ray: pip install 'ewaste-sorter[cluster]'" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+    # The one-folder build (PyInstaller sets sys.frozen) has no pip to install it with.
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert main(args) == 2
+    said = capsys.readouterr().err
+    assert "this build leaves out" in said and "pip install" not in said
 
 
 def test_progress_logged_to_a_file_writes_each_count_once() -> None:

@@ -13,6 +13,7 @@ again, and each input row is kept once, by its index.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
 
@@ -59,10 +60,19 @@ def classify_on_ray(
     on this machine, or joins one already running here. workers: actors in the pool (None:
     one per CPU of the cluster). Raises RuntimeError if the cluster skipped a path.
     """
+    # Ray's own INFO lines (start-up, execution plans, progress) would bury the command's
+    # progress and summary; its warnings and errors still show. Ray Data reads its level
+    # when it sets up its logging, so it is set before Ray is imported.
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
     import ray  # the optional extra `cluster`; only this function needs it
 
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        ray.init(
+            address=address,
+            log_to_driver=False,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
     items = [{"index": index, "path": str(path)} for index, path in enumerate(paths)]
     if not items:
         return
@@ -73,10 +83,9 @@ def classify_on_ray(
         fn_constructor_kwargs={"model": model, "flip_average": flip_average},
         batch_size=batch_size,
         batch_format="numpy",
+        # Ray Data's actors restart when killed and run their batch again, by default.
         compute=ray.data.ActorPoolStrategy(size=size),
         num_cpus=1,
-        max_restarts=-1,  # a killed worker is replaced ...
-        max_task_retries=-1,  # ... and its batch run again
     )
     seen: set[int] = set()
     for row in classified.iter_rows():

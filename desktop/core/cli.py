@@ -81,6 +81,11 @@ def _classify(args: argparse.Namespace) -> int:
         if args.poll is not None:
             raise UsageError("--poll goes with --watch DIR")
         if args.ray is not None and importlib.util.find_spec("ray") is None:
+            if getattr(sys, "frozen", False):  # the one-folder build: no pip to add Ray with
+                raise UsageError(
+                    "--ray needs Ray, which this build leaves out: run it from "
+                    "a Python install of ewaste-sorter with the cluster extra"
+                )
             raise UsageError("--ray needs Ray: pip install 'ewaste-sorter[cluster]'")
         output = checked_output_path(args.csv)
         if args.summary is not None:  # checked now: a bad path must not cost the whole run
