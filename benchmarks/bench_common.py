@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+import desktop.core  # noqa: F401  (first: importing it turns ONNX Runtime's telemetry off)
+
+# isort: split
 import onnxruntime as ort
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -31,6 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
+
+import desktop.core  # noqa: E402, F401  (first: importing it turns ONNX Runtime's telemetry off)
+
+# isort: split
 import onnxruntime as ort  # noqa: E402
 
 from converter import keras_model, onnx_graph  # noqa: E402

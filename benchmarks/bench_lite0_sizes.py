@@ -24,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
+
+import desktop.core  # noqa: E402, F401  (first: importing it turns ONNX Runtime's telemetry off)
+
+# isort: split
 import onnxruntime as ort  # noqa: E402
 from bench_common import (  # noqa: E402
     DEFAULT_DATASET,

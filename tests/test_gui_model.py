@@ -96,7 +96,7 @@ def test_cells_show_class_confidence_top3_status_and_probabilities(model: Result
     assert cell(COL_FOLDER) == "/photos"
     assert cell(COL_CLASS) == "Mouse"
     assert cell(COL_CONFIDENCE) == "90.0 %"
-    assert cell(COL_TOP3) == "Mouse 90% · Keyboard 10%"  # Battery's 0% is left out
+    assert cell(COL_TOP3) == "Mouse 90 % · Keyboard 10 %"  # Battery's 0 % is left out
     assert cell(COL_STATUS) == "ok"
     assert cell(FIRST_PROB_COLUMN + 4) == "90.0 %"
     assert model.headerData(FIRST_PROB_COLUMN + 9, Qt.Orientation.Horizontal) == "Washing Machine"
@@ -110,6 +110,7 @@ def test_a_confidence_just_under_the_threshold_never_reads_as_reaching_it(
     model.append_predictions([prediction("unsure.jpg", 4, 0.6996), prediction("sure.jpg", 4, 0.7)])
     cell = lambda row, col: model.index(row, col).data(DISPLAY)  # noqa: E731
     assert (cell(0, COL_CONFIDENCE), cell(0, COL_STATUS)) == ("69.9 %", "needs review")
+    assert cell(0, COL_TOP3).startswith("Mouse 69 % · ")
     tip = model.index(0, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole)
     assert tip.startswith("Confidence 69.9 % is below the review threshold 70.0 %")
     # A float32 0.7 is 0.699999988; the CSV writes 0.7, and it reaches 70 % as written.

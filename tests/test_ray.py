@@ -124,9 +124,11 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     assert {row["status"] for row in rows} <= {"ok", "review"}
 
 
-def test_ctrl_c_keeps_the_rows_the_workers_finished(
-    cluster: str, tiny_model_path: Path, large_jpeg_path: Path, tmp_path
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_keeps_the_rows_the_workers_finished(
+    cluster: str, tiny_model_path: Path, large_jpeg_path: Path, tmp_path, stop, status
 ) -> None:
+    # Ctrl+C, or SIGTERM from a service manager (Ray sets its own handler for that one).
     photos = tmp_path / "photos"
     photos.mkdir()
     for index in range(1200):  # long enough to be stopped after its first progress line
@@ -146,13 +148,13 @@ def test_ctrl_c_keeps_the_rows_the_workers_finished(
             if line.startswith("classified ") and not line.startswith("classified 0/"):
                 break
         assert run.poll() is None, "the run ended before it could be stopped"
-        run.send_signal(signal.SIGINT)
+        run.send_signal(stop)
         stderr = run.stderr.read()
         run.wait(timeout=120)
     finally:
         run.kill()
         run.wait()
-    assert run.returncode == 130, stderr
+    assert run.returncode == status, stderr
     assert not out.exists()  # an incomplete run never takes the CSV's name
     with open(tmp_path / "ray.partial.csv", newline="", encoding="utf-8") as handle:
         paths = [row["path"] for row in csv.DictReader(handle)]

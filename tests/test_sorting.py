@@ -172,6 +172,22 @@ def test_undo_of_a_copy_whose_original_is_gone_puts_the_copy_back(engine, tmp_pa
     assert len(list(photos.iterdir())) == 12
 
 
+def test_undo_leaves_a_photo_that_was_filed_where_it_sat_and_says_nothing_of_copies(
+    engine, tmp_path
+) -> None:
+    # `ewaste-classify DEST/Mouse --sort-into DEST`: a photo already in its class folder.
+    dest = tmp_path / "sorted"
+    (dest / "Mouse").mkdir(parents=True)
+    mine = write_solid(dest / "Mouse" / "mine.png", PROTOTYPE_COLOURS["Mouse"])
+    before = digest(mine)
+    sort_into(classified(engine, mine.parent), dest, list(CLASS_NAMES), THRESHOLD)
+
+    report = undo_sort(dest)
+
+    assert len(report.filed) == 1 and report.copies_deleted == 0 and report.undo_note() == ""
+    assert digest(mine) == before  # its only copy stays, and so does its folder
+
+
 def test_a_reused_name_is_a_new_photo_for_the_sort_and_for_the_undo(engine, tmp_path) -> None:
     # A camera whose counter reset writes a new photo under a name already sorted.
     camera = tmp_path / "camera"

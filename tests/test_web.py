@@ -249,7 +249,9 @@ def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_pat
         held = [p for p in cache.rglob("*") if p.is_file()]
         assert any(p.name == "pcb.png" for p in held) and list(temp.glob("ewaste-web-*"))
     finally:
-        process.send_signal(signal.SIGTERM)  # how a service manager stops it
+        process.send_signal(signal.SIGTERM)  # how a service manager stops it ...
+        time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # ... and an impatient Ctrl+C during the clean-up
         assert process.wait(timeout=30) == 0
         log.close()
     # Gradio's copies (it leaves one empty temporary file per upload request: no bytes).

@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from desktop.core.engine import Engine
 from desktop.core.results import Prediction
+from desktop.core.stop_signals import STOP_SIGNALS
 
 DEFAULT_BATCH = 32
 
@@ -67,12 +70,19 @@ def classify_on_ray(
     import ray  # the optional extra `cluster`; only this function needs it
 
     if not ray.is_initialized():
+        # ray.init sets its own SIGTERM handler, which exits on the spot: the command's own
+        # handlers go back, so a stop unwinds and keeps the finished rows.
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        ours = {s: signal.getsignal(s) for s in STOP_SIGNALS} if on_main_thread else {}
         ray.init(
             address=address,
             log_to_driver=False,
             include_dashboard=False,
             logging_level=logging.WARNING,
         )
+        for signum, handler in ours.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(signum, handler)
     items = [{"index": index, "path": str(path)} for index, path in enumerate(paths)]
     if not items:
         return

@@ -44,6 +44,8 @@ REVIEW_FOLDER = "_review"
 ERROR_FOLDER = "_error"
 MANIFEST_FILE = "manifest.csv"
 UNDONE_MANIFEST_FILE = "manifest.undone.csv"
+# What the undo did with one photo (see _undo_one).
+MOVED_BACK, DELETED, IN_PLACE = "moved back", "deleted", "in place"
 MANIFEST_COLUMNS = ("source", "destination", "class", "status", "sha256", "action")
 _CHUNK = 1 << 20
 # What os.link raises on a file system without hard links (FAT, some network shares).
@@ -279,7 +281,7 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     report, left, undone, seen = SortReport(), [], [], set()
     for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
         try:
-            moved_back = _undo_one(entry)
+            outcome = _undo_one(entry)
         except OSError as exc:
             if entry.source not in seen:
                 report.failed.append((entry.destination, exc.strerror or str(exc)))
@@ -290,7 +292,7 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
         if entry.source not in seen:  # a re-filed photo's earlier rows: not counted again
             seen.add(entry.source)
             report.filed.append(entry)
-            report.copies_deleted += entry.action == "copy" and not moved_back
+            report.copies_deleted += entry.action == "copy" and outcome == DELETED
     _remove_emptied_folders(dest, undone)
     if undone:
         _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
@@ -301,26 +303,27 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     return report
 
 
-def _undo_one(entry: Filed) -> bool:
-    """Put one photo back; True when the filed file went back to the source path, False
-    when it was deleted (or nothing was left to do) because the source holds the photo."""
+def _undo_one(entry: Filed) -> str:
+    """Put one photo back: MOVED_BACK (the filed file went back to the source path), DELETED
+    (the source holds the photo, the filed duplicate went) or IN_PLACE (nothing to do)."""
     placed, source = Path(entry.destination), Path(entry.source)
     if not placed.exists() and source.is_file() and file_sha256(source) == entry.sha256:
-        return False  # the photo is where it was: put back by an undo that was stopped
+        return IN_PLACE  # put back by an undo that was stopped
     if not placed.is_file() or file_sha256(placed) != entry.sha256:
         raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
     if _is_same_path(placed, source):
-        return False  # the photo already sat where it was filed: its only copy stays
+        return IN_PLACE  # the photo already sat where it was filed: its only copy stays
     # Unless the source path still holds this very photo (a copy's original, or a move a
     # stopped undo put back), the filed one goes back first: a moved photo, or a copy whose
     # original was deleted or replaced by another photo of that name since. It is then the
     # only one left, and takes a numbered name if the name is taken.
-    moved_back = not (source.is_file() and file_sha256(source) == entry.sha256)
-    if moved_back:
-        source.parent.mkdir(parents=True, exist_ok=True)
-        _place(placed, source, link=True)
+    if source.is_file() and file_sha256(source) == entry.sha256:
+        placed.unlink()
+        return DELETED
+    source.parent.mkdir(parents=True, exist_ok=True)
+    _place(placed, source, link=True)
     placed.unlink()
-    return moved_back
+    return MOVED_BACK
 
 
 def _remove_emptied_folders(dest: Path, undone: list[Filed]) -> None:

@@ -7,13 +7,16 @@ import math
 from .results import as_written
 
 
-def percent(share: float) -> str:
-    """`share` (0-1) as written in the CSV, as a percentage with one decimal, rounded down:
-    a confidence just under a 70 % review threshold reads "69.9 %", never a "70.0 %" flagged
-    as under 70 %."""
-    # The nudge (a billionth) only undoes the multiplication's rounding (0.57 * 1000 is
-    # 569.99999...).
-    return f"{math.floor(as_written(share) * 1000 + 1e-6) / 10:.1f} %"
+def percent(share: float, decimals: int = 1) -> str:
+    """`share` (0-1) as written in the CSV, as a percentage rounded down: a confidence just
+    under a 70 % review threshold reads "69.9 %" (or "69 %"), never a "70.0 %" flagged as
+    under 70 %."""
+    if not math.isfinite(share):
+        return "n/a"
+    scale = 10**decimals
+    # The nudge (a millionth of a step) only undoes the multiplication's rounding (0.57 *
+    # 1000 is 569.99999...).
+    return f"{math.floor(as_written(share) * 100 * scale + 1e-6) / scale:.{decimals}f} %"
 
 
 def plural(count: int, word: str) -> str:

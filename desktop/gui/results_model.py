@@ -115,12 +115,12 @@ class ResultRow:
         if prediction.ok:
             self.top_index: int | None = int(prediction.top_index)
             self.confidence = float(prediction.confidence)
-            # A runner-up that rounds to 0% says nothing and pushes the one that
-            # matters out of a narrow cell ("Washing Machine 84% · …r 15% · …").
+            # A runner-up under 1 % says nothing and pushes the one that matters out of a
+            # narrow cell ("Washing Machine 84 % · …r 15 % · …").
             top = [
-                (i, p) for rank, (i, p) in enumerate(prediction.top_k(3)) if rank == 0 or p >= 0.005
+                (i, p) for rank, (i, p) in enumerate(prediction.top_k(3)) if rank == 0 or p >= 0.01
             ]
-            self.top3 = " · ".join(f"{class_names[i]} {p * 100:.0f}%" for i, p in top)
+            self.top3 = " · ".join(f"{class_names[i]} {percent(p, 0)}" for i, p in top)
         else:
             self.top_index = None
             self.confidence = _NO_VALUE

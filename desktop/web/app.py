@@ -52,7 +52,11 @@ from desktop.core.results import (  # noqa: E402
     count_statuses,
     status_of,
 )
-from desktop.core.stop_signals import Stopped, stop_signals_raise  # noqa: E402
+from desktop.core.stop_signals import (  # noqa: E402
+    Stopped,
+    stop_signals_raise,
+    stop_signals_wait,
+)
 from desktop.core.wording import counts_line, percent, plural  # noqa: E402
 
 # Per file, enforced by Gradio before our code runs; one file over it refuses the whole
@@ -277,8 +281,12 @@ def build_app(engine: Engine) -> gr.Blocks:
         if result is None:
             return "", NO_RESULTS, None
         # Its own folder, never a new one: new folders rotate old ones away, and one of
-        # those could be a batch still being classified. It is made again if rotated away.
-        result.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        # those could be a batch still being classified. It is made again if rotated away,
+        # and then removed with the others when the server stops.
+        folder = result.csv_path.parent
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            _WORKDIRS.append(folder)
         return batch_view(result, names, threshold_percent / 100)
 
     with gr.Blocks(
@@ -383,8 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Stopped:
         pass  # the way a server is stopped: a clean exit
     finally:
-        app.close()  # Gradio removes the uploads and downloads it holds
-        remove_workdirs()
+        # A second Ctrl+C must not cut the clean-up short: held until it is done.
+        with stop_signals_wait():
+            remove_workdirs()
+            app.close()  # Gradio removes the uploads and downloads it holds
     return 0
 
 
