@@ -145,6 +145,12 @@ def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
     browser.get(server)
     verdict = verdict_for(photo, "%")
     assert verdict.startswith("Battery") and verdict.endswith("ok")
+    # The bars, without Gradio's big heading: the verdict is the headline (for an unknown
+    # item the heading would name its nearest class).
+    bar = "#chart .confidence-set"
+    bars = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, bar), "the chart's bars")
+    assert len(bars) == len(PROTOTYPE_COLOURS)
+    assert browser.find_elements(By.CSS_SELECTOR, "#chart .output-class") == []
 
     browser.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Clear']").click()
     error = verdict_for(broken, "Error")

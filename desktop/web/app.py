@@ -305,7 +305,10 @@ def build_app(engine: Engine) -> gr.Blocks:
                 # No heading: the verdict above is the headline, and for an unknown item it
                 # must not be the nearest class in large type.
                 chart = gr.Label(
-                    num_top_classes=len(names), label="Class probabilities", show_heading=False
+                    num_top_classes=len(names),
+                    label="Class probabilities",
+                    show_heading=False,
+                    elem_id="chart",
                 )
                 looked = gr.Image(
                     label="Where the model looked",
