@@ -87,22 +87,31 @@ def ray_workers() -> list[psutil.Process]:
     return found
 
 
-def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
-    cluster: str, tiny_model_path: Path, large_jpeg_path: Path, tmp_path
-) -> None:
+def start_on_ray(
+    cluster: str, model: Path, large_jpeg: Path, tmp_path: Path, count: int
+) -> tuple[subprocess.Popen, Path, Path]:
+    """`ewaste-classify --ray` started on `count` links to a 4000x3000 photo (decoding keeps
+    the run going for seconds): (the run, its photo folder, its --csv)."""
     photos = tmp_path / "photos"
     photos.mkdir()
-    for index in range(240):  # large photos: decoding keeps the run going for seconds
-        os.link(large_jpeg_path, photos / f"shot_{index:03d}.jpg")
+    for index in range(count):
+        os.link(large_jpeg, photos / f"shot_{index:04d}.jpg")
     out = tmp_path / "ray.csv"
-    command = [str(CLASSIFY), photos, "--csv", out, "--model", tiny_model_path, "--batch", "8"]
+    command = [str(CLASSIFY), photos, "--csv", out, "--model", model, "--batch", "8"]
     run = subprocess.Popen(
         [*map(str, command), "--ray", cluster],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
     )
+    return run, photos, out
+
+
+def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
+    cluster: str, tiny_model_path: Path, large_jpeg_path: Path, tmp_path
+) -> None:
+    run, photos, out = start_on_ray(cluster, tiny_model_path, large_jpeg_path, tmp_path, 240)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(ray_workers()) < 2 and run.poll() is None:
@@ -129,19 +138,8 @@ def test_a_stop_keeps_the_rows_the_workers_finished(
     cluster: str, tiny_model_path: Path, large_jpeg_path: Path, tmp_path, stop, status
 ) -> None:
     # Ctrl+C, or SIGTERM from a service manager (Ray sets its own handler for that one).
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for index in range(1200):  # long enough to be stopped after its first progress line
-        os.link(large_jpeg_path, photos / f"shot_{index:04d}.jpg")
-    out = tmp_path / "ray.csv"
-    command = [str(CLASSIFY), photos, "--csv", out, "--model", tiny_model_path, "--batch", "8"]
-    run = subprocess.Popen(
-        [*map(str, command), "--ray", cluster],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+    # 1,200 photos: long enough to be stopped after its first progress line.
+    run, _, out = start_on_ray(cluster, tiny_model_path, large_jpeg_path, tmp_path, 1200)
     try:
         # Not a terminal: a "classified N/1200" line every few seconds.
         for line in run.stderr:
