@@ -35,7 +35,8 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import TypeVar
 
 from .hashing import file_sha256
 from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
@@ -48,6 +49,7 @@ UNDONE_MANIFEST_FILE = "manifest.undone.csv"
 MOVED_BACK, DELETED, IN_PLACE = "moved back", "deleted", "in place"
 MANIFEST_COLUMNS = ("source", "destination", "class", "status", "sha256", "action")
 _CHUNK = 1 << 20
+AnyPath = TypeVar("AnyPath", bound=PurePath)  # a Path stays a Path
 # What os.link raises on a file system without hard links (FAT, some network shares).
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
@@ -340,7 +342,7 @@ def _free_name(wanted: Path) -> Path:
     target = wanted
     while target.exists():
         number += 1
-        target = _numbered(wanted, number)
+        target = numbered(wanted, number)
     return target
 
 
@@ -417,7 +419,7 @@ def _identical_in_place(wanted: Path, digest: str, source: Path, claimed: set[st
     """The file among `wanted`, "stem (2).suffix", ... with this SHA-256 that no other
     photo of the manifest owns, if any (the source itself, when it already sits there)."""
     for number in range(1, 10_000):
-        candidate = wanted if number == 1 else _numbered(wanted, number)
+        candidate = wanted if number == 1 else numbered(wanted, number)
         if not candidate.exists():
             return None
         if _is_same_path(candidate, source):
@@ -429,7 +431,9 @@ def _identical_in_place(wanted: Path, digest: str, source: Path, claimed: set[st
     return None
 
 
-def _numbered(wanted: Path, number: int) -> Path:
+def numbered(wanted: AnyPath, number: int) -> AnyPath:
+    """The name a second photo of a name takes: "item (2).jpg" (the app, the sort, the web
+    page's rows all number the same way)."""
     return wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
 
 
@@ -466,7 +470,7 @@ def _place(
 def _claim_name(wanted: Path, put: Callable[[Path], None]) -> Path:
     """Call `put(target)` with `wanted`, then "stem (2).suffix", ... until one is free."""
     for number in range(1, 10_000):
-        target = wanted if number == 1 else _numbered(wanted, number)
+        target = wanted if number == 1 else numbered(wanted, number)
         try:
             put(target)
         except FileExistsError:

@@ -52,6 +52,7 @@ from desktop.core.results import (  # noqa: E402
     count_statuses,
     status_of,
 )
+from desktop.core.sorting import numbered  # noqa: E402
 from desktop.core.stop_signals import (  # noqa: E402
     Stopped,
     stop_signals_raise,
@@ -128,12 +129,9 @@ class Upload:
     def name_for(self, name: str) -> str:
         """`name`, or "IMG_0001 (2).jpg" when this upload already shows one by that name:
         two cameras' IMG_0001.jpg must stay two rows a person can tell apart."""
-        stem, dot, suffix = name.rpartition(".")
-        if not dot or "/" in suffix or ":" in suffix:
-            stem, dot, suffix = name, "", ""
         candidate, number = name, 2
         while candidate in self.shown:
-            candidate, number = f"{stem} ({number}){dot}{suffix}", number + 1
+            candidate, number = str(numbered(PurePosixPath(name), number)), number + 1
         self.shown.add(candidate)
         return candidate
 
