@@ -416,6 +416,25 @@ def test_the_command_never_imports_tensorflow(
     assert 'LOADED ["numpy", "onnxruntime"]' in control.stdout
 
 
+def station_env(home: Path | str) -> dict[str, str]:
+    """A station's bare environment. ONNX Runtime keeps its telemetry quiet by itself wherever
+    it sees a CI variable (CI, GITHUB_ACTIONS, JENKINS_URL, ...): the telemetry tests and their
+    controls would pass or fail on the CI machine for that reason alone."""
+    return {"HOME": str(home), "PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
+
+
+def plain_onnx_runtime(model: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """A session opened without the package, so without its telemetry switch."""
+    return subprocess.run(
+        [sys.executable, "-c", "import onnxruntime as o, sys; o.InferenceSession(sys.argv[1])"]
+        + [str(model)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
 def test_onnx_runtime_telemetry_is_off(
     tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
 ) -> None:
@@ -423,10 +442,7 @@ def test_onnx_runtime_telemetry_is_off(
     # ~/.cache/Microsoft and upload them to Microsoft; the station is offline by promise.
     home = tmp_path / "home"
     home.mkdir()
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "ORT_DISABLE_TELEMETRY")
-    }
-    env["HOME"] = str(home)
+    env = station_env(home)
     command = [str(CONSOLE_SCRIPT), str(sample_images_dir), "--csv", str(tmp_path / "r.csv")]
     result = subprocess.run(
         command + ["--model", str(tiny_model_path)],
@@ -439,14 +455,7 @@ def test_onnx_runtime_telemetry_is_off(
     assert len(read_rows(tmp_path / "r.csv")) == 6  # the model really ran
     assert list(home.rglob("*")) == []  # no device ID, no event database
     # The same session without the package's switch does store them: the check can fail.
-    control = subprocess.run(
-        [sys.executable, "-c", "import onnxruntime as o, sys; o.InferenceSession(sys.argv[1])"]
-        + [str(tiny_model_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    control = plain_onnx_runtime(tiny_model_path, env)
     assert control.returncode == 0, control.stderr
     assert list((home / ".cache" / "Microsoft").rglob("onnxruntime.db"))
 
@@ -456,8 +465,7 @@ def test_no_onnx_runtime_warning_when_the_home_folder_is_read_only(
 ) -> None:
     # ONNX Runtime stores a telemetry ID in the cache folder on import, and warns in colour
     # on every start where it cannot; a locked-down station PC has a read-only home.
-    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
-    env["HOME"] = "/proc/no-such-home"  # cannot be created, even by root
+    env = station_env("/proc/no-such-home")  # cannot be created, even by root
     result = subprocess.run(
         [str(CONSOLE_SCRIPT), str(sample_images_dir), "--csv", str(tmp_path / "r.csv")]
         + ["--model", str(tiny_model_path)],
@@ -468,6 +476,8 @@ def test_no_onnx_runtime_warning_when_the_home_folder_is_read_only(
     )
     assert result.returncode == 0, result.stderr
     assert "telemetry" not in result.stderr and "\x1b[" not in result.stderr
+    control = plain_onnx_runtime(tiny_model_path, env)  # it does warn without the switch
+    assert control.returncode == 0 and "telemetry device ID" in control.stderr
 
 
 def test_ray_without_the_cluster_extra_is_a_usage_error(
