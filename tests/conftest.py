@@ -7,6 +7,7 @@ puts this folder on sys.path); this file only wires them into fixtures.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,15 @@ from tiny_model import build_tiny_model
 def pytest_configure(config: pytest.Config) -> None:
     # Qt tests must run without a display (CI, SSH sessions, the lead's laptop alike).
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+@pytest.fixture(scope="session")
+def project_version() -> str:
+    """The version pyproject.toml gives, read as text (Python 3.10 has no tomllib)."""
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text("utf-8")
+    found = re.search(r'^version = "([^"]+)"$', pyproject, re.MULTILINE)
+    assert found, "pyproject.toml has no version line"
+    return found.group(1)
 
 
 @pytest.fixture(scope="session")

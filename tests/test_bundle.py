@@ -49,6 +49,17 @@ def test_the_bundled_command_classifies_with_an_empty_environment(bundle, tmp_pa
     assert right >= 9
 
 
+def test_the_bundled_command_names_its_version(bundle, project_version) -> None:
+    result = subprocess.run(
+        [str(bundle / f"ewaste-classify{SUFFIX}"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={},
+    )
+    assert (result.returncode, result.stdout) == (0, f"ewaste-classify {project_version}\n")
+
+
 def test_the_bundled_app_opens_its_window_and_loads_the_model(bundle, tmp_path) -> None:
     result = subprocess.run(
         [str(bundle / f"ewaste-app{SUFFIX}"), "--check"],

@@ -416,6 +416,14 @@ def test_the_command_never_imports_tensorflow(
     assert 'LOADED ["numpy", "onnxruntime"]' in control.stdout
 
 
+def test_version_is_the_installed_projects(project_version: str) -> None:
+    # IT asks which release a station runs; the answer comes from pyproject.toml.
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout) == (0, f"ewaste-classify {project_version}\n")
+
+
 def station_env(home: Path | str) -> dict[str, str]:
     """A station's bare environment. ONNX Runtime keeps its telemetry quiet by itself wherever
     it sees a CI variable (CI, GITHUB_ACTIONS, JENKINS_URL, ...): the telemetry tests and their

@@ -466,6 +466,12 @@ def test_repeated_cancels_with_decodes_in_flight_never_crash(
     assert window.results.rowCount() == 0 and not window.controller.busy
 
 
+def test_version_option_names_the_release(project_version: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--version"])
+    assert (exited.value.code, capsys.readouterr().out) == (0, f"ewaste-app {project_version}\n")
+
+
 def test_command_line_paths_start_at_once(
     qtbot, make_window, tiny_model_path: Path, sample_images_dir: Path
 ) -> None:
@@ -926,7 +932,7 @@ def test_flip_average_from_the_run_menu_matches_the_engine_and_is_remembered(
 
 
 def test_status_line_and_about_say_which_backbone_and_weights(
-    qtbot, make_window, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qtbot, make_window, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project_version: str
 ) -> None:
     metadata = {
         **tiny_metadata(),
@@ -952,6 +958,7 @@ def test_status_line_and_about_say_which_backbone_and_weights(
     )
     window.show_about()
     [(about, details)] = shown
+    assert about.startswith(f"E-Waste Sorter {project_version}\n")  # the release, for IT
     assert metadata["summary"] in about and "5" * 64 in about
     assert "licence Apache-2.0" in about and "{" not in about  # sentences, not a dict
     assert "resized by stretch" in about  # the tiny model's metadata says stretch

@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from desktop import package_version
+
 from .argtypes import batch_size, probability, thread_count
 from .cli_common import (
     EXIT_OK,
@@ -247,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify e-waste photos (files and folders, recursively) into a CSV.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--csv", metavar="OUT", help="CSV file to write (required)")
     parser.add_argument(
         "--sort-into",

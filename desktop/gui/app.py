@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from desktop import package_version
 from desktop.core.argtypes import batch_size, thread_count
 from desktop.gui.background import wait_for_background_calls
 from desktop.gui.main_window import APP_TITLE, MainWindow
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="open the window, load the model, report both and quit (to check an install)",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
     return parser
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import package_version
 from desktop.core.hashing import file_sha256
 from desktop.core.preprocessing import PHOTO_SUFFIXES
 from desktop.core.summary import summarise
@@ -296,7 +297,7 @@ class MainWindow(QMainWindow):
         box = QMessageBox(
             QMessageBox.Icon.Information,
             f"About {APP_TITLE}",
-            about_text(self.model_loader),
+            f"{APP_TITLE} {package_version()}\n\n{about_text(self.model_loader)}",
             QMessageBox.StandardButton.Ok,
             self,
         )

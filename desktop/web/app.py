@@ -33,6 +33,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
+from desktop import package_version  # noqa: E402
 from desktop.core.cam import cam_heatmap  # noqa: E402
 from desktop.core.csv_export import write_results_csv  # noqa: E402
 from desktop.core.discovery import is_clutter  # noqa: E402
@@ -364,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model file (default: the shipped one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (7860)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     args = parser.parse_args(argv)
     try:
         engine = Engine(args.model)
