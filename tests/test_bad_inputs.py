@@ -181,7 +181,7 @@ def test_phone_and_raw_photos_in_a_folder_are_error_rows_that_say_what_to_do(
 
     out = tmp_path / "shift.csv"
     assert classify_main([str(shift), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
-    with out.open(newline="", encoding="utf-8") as handle:
+    with out.open(newline="", encoding="utf-8-sig") as handle:
         rows = {Path(row["path"]).name: row for row in csv.DictReader(handle)}
     assert sorted(rows) == ["DSC_0002.dng", "IMG_0001.HEIC", "IMG_0003.jpg"]
     assert rows["IMG_0003.jpg"]["predicted_class"] == "Battery"

@@ -40,7 +40,7 @@ def test_the_bundled_command_classifies_with_an_empty_environment(bundle, tmp_pa
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    with open(out, newline="", encoding="utf-8") as handle:
+    with open(out, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 10
     right = sum(

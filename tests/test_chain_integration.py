@@ -48,7 +48,7 @@ def test_fit_export_classify_agree_with_keras(tmp_path):
     )
     assert str(csv_path) in classified.stdout + classified.stderr
 
-    with open(csv_path, newline="", encoding="utf-8") as handle:
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     test_files = sorted((data / "test").rglob("*.jpg"))
     assert len(rows) == len(test_files) and all(row["status"] != "error" for row in rows)

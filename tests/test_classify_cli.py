@@ -28,7 +28,7 @@ FORBIDDEN = ["tensorflow", "keras", "tf2onnx", "trainer", "converter", "PySide6"
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.core.csv_export import write_results_csv
+from desktop.core.csv_export import ResultsCsvAppender, write_results_csv
 from desktop.core.engine import Engine
 from desktop.core.results import Prediction
 from tiny_model import CLASS_NAMES, build_tiny_model
@@ -26,7 +26,7 @@ HEADER = [
 
 
 def read_back(path: Path) -> list[list[str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         return list(csv.reader(handle))
 
 
@@ -179,6 +179,46 @@ def test_text_that_is_not_valid_utf8_is_escaped_not_fatal(tmp_path: Path) -> Non
     assert first[0] == "photos/caf\\xe9.jpg"
     assert second[0] == "'=caf\\xe9.png"  # still neutralised
     assert second[4] == "odd \\ud800 reason"
+
+
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
+
+
+def test_the_csv_is_marked_utf8_for_excel_and_an_unmarked_one_reopens(tmp_path: Path) -> None:
+    from desktop.core.csv_import import read_results_csv
+
+    # Excel reads a CSV without the mark in the PC's code page: "Müller" became "MÃ¼ller".
+    photo = tmp_path / "Müller 東京.jpg"
+    photo.write_bytes(b"x")
+    out = tmp_path / "r.csv"
+    write_results_csv(out, [Prediction(str(photo), probabilities(5, 0.9))], CLASS_NAMES)
+    raw = out.read_bytes()
+    assert raw.startswith(BOM + b"path,") and raw.count(BOM) == 1
+    assert "Müller 東京.jpg" in raw[len(BOM) :].decode("utf-8")
+    # A file written before the mark (or by another tool without one) reopens the same.
+    unmarked = tmp_path / "unmarked.csv"
+    unmarked.write_bytes(raw[len(BOM) :])
+    for path in (out, unmarked):
+        [reopened] = read_results_csv(path, list(CLASS_NAMES)).predictions
+        assert reopened.path == str(photo)
+
+
+def test_an_appended_csv_has_one_mark_however_often_it_is_reopened(tmp_path: Path) -> None:
+    rows = [Prediction(f"p/{n}.jpg", probabilities(n, 0.9)) for n in range(3)]
+    marked, unmarked = tmp_path / "watch.csv", tmp_path / "older-watch.csv"
+    unmarked.write_text(",".join(HEADER) + "\r\n", encoding="utf-8")  # as before the mark
+    for path in (marked, unmarked):
+        for row in rows:  # one appender per watch (re)start
+            appender = ResultsCsvAppender(path, CLASS_NAMES)
+            appender.append([row])
+            appender.close()
+        assert path.read_bytes().count(BOM) == (1 if path == marked else 0)
+        header, *written = read_back(path)
+        assert header == HEADER and [line[0] for line in written] == [
+            "p/0.jpg",
+            "p/1.jpg",
+            "p/2.jpg",
+        ]
 
 
 def test_a_results_csv_reads_back_as_it_was_written(tmp_path: Path) -> None:

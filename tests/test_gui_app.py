@@ -339,7 +339,7 @@ def test_export_csv_writes_every_row(
     qtbot.waitUntil(lambda: call.done, timeout=RUN_TIMEOUT_MS)
     assert "Exported" in window.statusBar().currentMessage()
 
-    with target.open(newline="", encoding="utf-8") as handle:
+    with target.open(newline="", encoding="utf-8-sig") as handle:
         table = list(csv.reader(handle))
     assert table[0] == results_header(CLASS_NAMES)
     body = table[1:]

@@ -150,7 +150,7 @@ def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
     out = tmp_path / "reviewed.csv"
     call = window.export_csv(out)
     qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
-    with open(out, newline="", encoding="utf-8") as handle:
+    with open(out, newline="", encoding="utf-8-sig") as handle:
         rows = {Path(r["path"]).name: r for r in csv.DictReader(handle)}
     assert rows["battery.png"]["confirmed_class"] == "Microwave"
     assert rows["battery.png"]["predicted_class"] == "Battery"  # the documented columns stay

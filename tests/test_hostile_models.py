@@ -139,7 +139,7 @@ def test_the_command_writes_the_finished_rows_and_exits_3_on_a_broken_model(
     assert "the run failed after" in result.stderr and "not a usable classifier" in result.stderr
     assert "Traceback" not in result.stderr
     assert out.read_text() == "earlier,complete,results\n"  # never replaced by a partial run
-    with open(tmp_path / "r.partial.csv", newline="", encoding="utf-8") as handle:
+    with open(tmp_path / "r.partial.csv", newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) >= MIN_ROWS_JUDGED and {row["status"] for row in rows} == {"error"}
     reasons = [row["error"] for row in rows]
@@ -162,7 +162,7 @@ def test_an_onnx_runtime_failure_midway_keeps_the_finished_rows(tmp_path: Path) 
     assert result.returncode == 3, result.stderr
     assert "the run failed after 4 images: ONNX Runtime failed on a batch of 1" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
-    with open(tmp_path / "r.partial.csv", newline="", encoding="utf-8") as handle:
+    with open(tmp_path / "r.partial.csv", newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert [Path(row["path"]).name for row in rows] == [f"a-dark-{i}.png" for i in range(4)]
     assert {row["status"] for row in rows} == {"ok"}

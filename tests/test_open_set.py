@@ -106,7 +106,7 @@ def test_a_fitted_model_round_trips_and_marks_far_items_unknown(tmp_path: Path) 
     out_csv = tmp_path / "r.csv"
     code = classify_main([str(far), *map(str, val), "--csv", str(out_csv), "--model", str(out)])
     assert code == 0
-    with open(out_csv, newline="", encoding="utf-8") as handle:
+    with open(out_csv, newline="", encoding="utf-8-sig") as handle:
         statuses = {Path(row["path"]).name: row["status"] for row in csv.DictReader(handle)}
     assert statuses["far.png"] == STATUS_UNKNOWN
 

@@ -73,7 +73,7 @@ def test_the_csv_is_the_plain_commands_bad_files_included(
     result = classify(*inputs, "--csv", on_ray, "--ray", cluster)
     assert result.returncode == 0, result.stderr
     assert on_ray.read_bytes() == plain.read_bytes()
-    with open(on_ray, newline="", encoding="utf-8") as handle:
+    with open(on_ray, newline="", encoding="utf-8-sig") as handle:
         statuses = [row["status"] for row in csv.DictReader(handle)]
     assert "error" in statuses and "ok" in statuses
 
@@ -125,7 +125,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
         run.kill()
         run.wait()
     assert run.returncode == 0, stderr
-    with open(out, newline="", encoding="utf-8") as handle:
+    with open(out, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     paths = [row["path"] for row in rows]
     assert len(paths) == 240 and len(set(paths)) == 240  # nothing lost, nothing twice
@@ -154,7 +154,7 @@ def test_a_stop_keeps_the_rows_the_workers_finished(
         run.wait()
     assert run.returncode == status, stderr
     assert not out.exists()  # an incomplete run never takes the CSV's name
-    with open(tmp_path / "ray.partial.csv", newline="", encoding="utf-8") as handle:
+    with open(tmp_path / "ray.partial.csv", newline="", encoding="utf-8-sig") as handle:
         paths = [row["path"] for row in csv.DictReader(handle)]
     assert 0 < len(paths) < 1200, stderr
     assert paths == sorted(set(paths))  # once each, in input order

@@ -67,7 +67,7 @@ def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stdout
-    with open(out, newline="", encoding="utf-8") as handle:
+    with open(out, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(DATASET_CLASSES)
     assert "0 non-image files skipped" in result.stdout  # the folder holds only the samples
@@ -109,7 +109,7 @@ def test_classify_flip_average_flag_writes_the_averaged_probabilities(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    with open(out, newline="", encoding="utf-8") as handle:
+    with open(out, newline="", encoding="utf-8-sig") as handle:
         rows = {row["path"]: row for row in csv.DictReader(handle)}
     engine = Engine()
     paths = sorted(rows)

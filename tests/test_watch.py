@@ -170,7 +170,7 @@ def test_a_restart_skips_what_its_csv_holds_by_record_or_as_it_is_now(tmp_path: 
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -236,7 +236,7 @@ def test_photos_with_the_same_name_stay_apart_in_a_batch(server: str, tmp_path: 
         ("IMG_0001 (2).png", "Mouse"),
         ("IMG_0001 (3).png", "Battery"),
     ]
-    with open(csv_path, newline="", encoding="utf-8") as handle:
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         rows = [(row["path"], row["predicted_class"]) for row in csv.DictReader(handle)]
     assert rows == shown
     assert Path(csv_path).name.startswith("ewaste-results-")  # a batch's own name

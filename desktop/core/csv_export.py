@@ -5,7 +5,10 @@ the model's order, then confirmed_class (the class a person confirmed or correct
 when nobody did). The file is written to a temporary name in the same folder and moved
 into place, so a crash or a full disk never leaves a half-written CSV behind.
 
-The file is always valid UTF-8. A file name that is not (on Linux the bytes b"caf\\xe9.jpg"
+The file is always valid UTF-8, and starts with a byte-order mark, as Excel's own "CSV UTF-8"
+does: without it Excel reads the file in the PC's legacy code page and "Müller.jpg" shows as
+"MÃ¼ller.jpg". Read it back with the "utf-8-sig" codec (`CSV_ENCODING`), which also takes a
+file without the mark. A file name that is not valid UTF-8 (on Linux the bytes b"caf\\xe9.jpg"
 arrive as the str "caf\\udce9.jpg") is written with the odd bytes escaped: "caf\\xe9.jpg".
 """
 
@@ -27,6 +30,7 @@ CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns bef
 # named "=HYPERLINK(...).jpg" would become a live link). Prefixing "'" shows it as text.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 PROBABILITY_FORMAT = f"{{:.{SIGNIFICANT_DIGITS}g}}"  # enough to rank and to re-threshold
+CSV_ENCODING = "utf-8-sig"  # UTF-8 with a byte-order mark at the start of the file
 
 
 def results_header(class_names: Sequence[str]) -> list[str]:
@@ -72,7 +76,7 @@ def write_results_csv(
     threshold: float = DEFAULT_REVIEW_THRESHOLD,
     confirmed: Mapping[str, str] | None = None,
 ) -> None:
-    """Write one row per prediction to `path` (UTF-8), replacing it atomically.
+    """Write one row per prediction to `path` (UTF-8, marked), replacing it atomically.
     `confirmed` maps a prediction's path to the class a person set for it.
 
     The folder must exist (FileNotFoundError otherwise). On any failure the temporary file
@@ -85,7 +89,7 @@ def write_results_csv(
         temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
     )
     try:
-        with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+        with open(descriptor, "w", encoding=CSV_ENCODING, newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(results_header(class_names))
             for prediction in predictions:
@@ -164,11 +168,12 @@ class ResultsCsvAppender:
         header = results_header(class_names)
         target = Path(path)
         if target.exists() and target.stat().st_size:
-            with target.open(encoding="utf-8", newline="") as handle:
+            with target.open(encoding=CSV_ENCODING, newline="") as handle:
                 if next(csv.reader(handle), None) != header:
                     raise ValueError(f"{target} holds other columns; give a new CSV to append to")
             header = None
-        self._handle = target.open("a", encoding="utf-8", newline="")
+        # The mark only at the start of a new file: appending at the end of one writes none.
+        self._handle = target.open("a", encoding=CSV_ENCODING, newline="")
         self._writer = csv.writer(self._handle)
         if header is not None:
             self._writer.writerow(header)

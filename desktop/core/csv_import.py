@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .csv_export import FIXED_COLUMNS, results_header
+from .csv_export import CSV_ENCODING, FIXED_COLUMNS, results_header
 from .csv_export import unguarded_text as _text
 from .results import STATUS_ERROR, STATUS_UNKNOWN, Prediction
 
@@ -39,7 +39,7 @@ def read_results_csv(path: str | os.PathLike[str], class_names: list[str]) -> Re
     try:
         if path.stat().st_size > MAX_CSV_BYTES:
             raise CsvImportError(f"{path.name} is larger than {MAX_CSV_BYTES >> 20} MB")
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding=CSV_ENCODING, newline="") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CsvImportError(f"cannot read {path.name}: {exc}") from exc

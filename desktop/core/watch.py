@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .csv_export import ResultsCsvAppender, readable_text, unguarded_text
+from .csv_export import CSV_ENCODING, ResultsCsvAppender, readable_text, unguarded_text
 from .discovery import is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
 from .sorting import sort_into
@@ -208,7 +208,7 @@ def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, Fi
     if not output.is_file():
         return {}
     written = output.stat().st_mtime_ns
-    with output.open(encoding="utf-8", newline="") as handle:
+    with output.open(encoding=CSV_ENCODING, newline="") as handle:
         in_csv = {unguarded_text(row[0]) for row in csv.reader(handle) if row}
     recorded = _recorded_states(record)
     states: dict[str, FileState] = {}
