@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from child_signals import deliverable
@@ -280,6 +281,42 @@ def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_p
     )
     assert count == 2 and list(camera.iterdir()) == []
     assert (dest / "Battery" / "battery.png").is_file() and (dest / "Mouse" / "mouse.png").is_file()
+    assert len(read_rows(out)) == 2
+
+
+def test_a_restart_sorts_what_a_watch_stopped_by_its_destination_left(
+    tiny_model_path, tmp_path
+) -> None:
+    from desktop.core.engine import Engine
+    from desktop.core.sorting import SortError
+    from desktop.core.watch import watch_and_classify
+
+    camera, dest, out = tmp_path / "camera", tmp_path / "usb-disk", tmp_path / "shift.csv"
+    camera.mkdir()
+    for name in ("Battery", "Mouse"):
+        (camera / f"{name.lower()}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS[name]))
+    dest.write_bytes(b"")  # the disk is not mounted: a file where its folder should be
+    engine, logged = Engine(tiny_model_path, threads=1), []
+
+    def watch(stop) -> None:
+        watch_and_classify(
+            engine, camera, out, 0.7, poll_seconds=0.05, sort_into_dest=dest,
+            log=logged.append, should_stop=stop,
+        )  # fmt: skip
+
+    deadline = time.monotonic() + 60
+    with pytest.raises(SortError, match="is a file"):
+        watch(lambda: time.monotonic() > deadline)
+    assert len(read_rows(out)) == 2  # classified, in the CSV, but filed nowhere
+
+    dest.unlink()  # mounted again: the restart files them before anything new
+    watch(lambda: True)
+    assert logged == ["sorting 2 photos an earlier watch classified but did not sort"]
+    assert (dest / "Battery" / "battery.png").is_file() and (dest / "Mouse" / "mouse.png").is_file()
+
+    (dest / "Battery" / "battery.png").unlink()  # a worker took the sorted photo away
+    watch(lambda: True)
+    assert len(logged) == 1 and not (dest / "Battery" / "battery.png").exists()  # not again
     assert len(read_rows(out)) == 2
 
 

@@ -11,6 +11,8 @@ camera's counter reset, a new card) is heard.
 
 The headless watch keeps that record beside its CSV (`.shift.csv.watched`, one line a
 photo), so a watch restarted on the same CSV skips exactly the photos it classified before.
+With --sort-into it first files the photos of its CSV that a stopped watch classified but
+never filed (the destination was full or unplugged), as the manifest shows.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .csv_export import CSV_ENCODING, ResultsCsvAppender, readable_text, unguarded_text
+from .csv_import import CsvImportError, read_results_csv
 from .discovery import is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
-from .sorting import sort_into
+from .sorting import filed_sources, sort_into
 from .wording import plural
 
 if TYPE_CHECKING:
@@ -138,25 +141,34 @@ def watch_and_classify(
     record = watch_record_path(output)
     watcher = FolderWatcher(folder, already=_classified_before(output, record, folder))
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
+    names = list(engine.class_names)
+
+    def file_photos(batch: list[Prediction]) -> None:
+        if sort_into_dest is None:
+            return
+        # An unreadable file may be one still being written (a stalled upload): it is
+        # copied to _error, never moved from under its writer.
+        for part, part_move in (
+            ([p for p in batch if p.ok], move),
+            ([p for p in batch if not p.ok], False),
+        ):
+            if not part:
+                continue
+            report = sort_into(part, sort_into_dest, names, threshold, move=part_move)
+            for source, reason in report.failed:
+                log(f"not sorted: {source}: {reason}")
+
     classified = 0
     try:
+        if sort_into_dest is not None:
+            file_photos(_left_unfiled(output, folder, sort_into_dest, names, log))
         while not should_stop():
             ready = watcher.poll()
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
                 appender.append(batch)
                 _remember(record, watcher, batch)  # after the CSV: only what it holds
                 classified += len(batch)
-                if sort_into_dest is not None:
-                    names = list(engine.class_names)
-                    # An unreadable file may be one still being written (a stalled upload):
-                    # it is copied to _error, never moved from under its writer.
-                    for part, part_move in (
-                        ([p for p in batch if p.ok], move),
-                        ([p for p in batch if not p.ok], False),
-                    ):
-                        report = sort_into(part, sort_into_dest, names, threshold, move=part_move)
-                        for source, reason in report.failed:
-                            log(f"not sorted: {source}: {reason}")
+                file_photos(batch)
             if ready:  # what arrived now, and the running total a supervisor checks
                 now = time.strftime("%H:%M:%S")
                 new = plural(len(ready), "new photo")
@@ -165,6 +177,26 @@ def watch_and_classify(
     finally:
         appender.close()
     return classified
+
+
+def _left_unfiled(
+    output: Path, folder: Path, dest: Path, class_names: list[str], log: Callable[[str], None]
+) -> list[Prediction]:
+    """The rows of `output` for photos still in `folder` that the manifest under `dest`
+    does not record: a watch stopped by a full or unplugged destination, or a photo that
+    could not be filed then. Without this a restart would skip them for good."""
+    if not output.is_file() or not output.stat().st_size:
+        return []
+    try:
+        rows = read_results_csv(output, class_names).predictions  # photos still there
+    except CsvImportError as exc:
+        log(f"not checked for photos left unsorted: {exc}")
+        return []
+    filed = filed_sources(dest) if dest.is_dir() else set()
+    left = [p for p in rows if Path(p.path).parent == folder and p.path not in filed]
+    if left:
+        log(f"sorting {plural(len(left), 'photo')} an earlier watch classified but did not sort")
+    return left
 
 
 def watch_record_path(output: Path) -> Path:
