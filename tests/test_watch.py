@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -124,11 +125,10 @@ def test_a_photo_handed_over_is_skipped_only_while_it_is_the_same_photo(tmp_path
 
 
 def test_a_restart_skips_what_its_csv_holds_by_record_or_as_it_is_now(tmp_path: Path) -> None:
-    from desktop.core.results import Prediction
     from desktop.core.watch import (
+        _add_to_record,
         _classified_before,
-        _recorded_states,
-        _remember,
+        _recorded,
         watch_record_path,
     )
 
@@ -163,11 +163,12 @@ def test_a_restart_skips_what_its_csv_holds_by_record_or_as_it_is_now(tmp_path: 
     watcher = FolderWatcher(camera, settle_seconds=0.0, already=before)
     assert watcher.poll() == []  # first sight
     assert watcher.poll() == [camera / "replaced.png"]  # the others are skipped
-    _remember(
-        watch_record_path(csv_path), watcher, [Prediction.failed(str(camera / "replaced.png"), "x")]
+    replaced = str(camera / "replaced.png")
+    _add_to_record(
+        watch_record_path(csv_path), {replaced: watcher.handed_over_state("replaced.png")}
     )
-    recorded = _recorded_states(watch_record_path(csv_path))
-    assert sorted(path.name for path, _ in recorded.values()) == ["replaced.png", "watched.png"]
+    recorded = _recorded(watch_record_path(csv_path))
+    assert sorted(path.name for path, _, _ in recorded.values()) == ["replaced.png", "watched.png"]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -288,7 +289,7 @@ def test_a_restart_sorts_what_a_watch_stopped_by_its_destination_left(
     tiny_model_path, tmp_path
 ) -> None:
     from desktop.core.engine import Engine
-    from desktop.core.sorting import SortError
+    from desktop.core.sorting import SortError, undo_sort
     from desktop.core.watch import watch_and_classify
 
     camera, dest, out = tmp_path / "camera", tmp_path / "usb-disk", tmp_path / "shift.csv"
@@ -309,15 +310,74 @@ def test_a_restart_sorts_what_a_watch_stopped_by_its_destination_left(
         watch(lambda: time.monotonic() > deadline)
     assert len(read_rows(out)) == 2  # classified, in the CSV, but filed nowhere
 
-    dest.unlink()  # mounted again: the restart files them before anything new
-    watch(lambda: True)
-    assert logged == ["sorting 2 photos an earlier watch classified but did not sort"]
-    assert (dest / "Battery" / "battery.png").is_file() and (dest / "Mouse" / "mouse.png").is_file()
+    dest.unlink()  # mounted again
+    time.sleep(0.05)  # a new photo under an old name (the camera's counter reset)
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Battery"]) + b"new")
+    deadline = time.monotonic() + 60
+    watch(lambda: (dest / "Battery" / "mouse.png").exists() or time.monotonic() > deadline)
+    # The restart sorted the photo left waiting, and only that one: the new mouse.png was
+    # classified (a battery) and sorted as it came, never by the old photo's row.
+    assert logged[0] == "sorting 1 photo an earlier watch classified but did not sort"
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.png")) == [
+        "Battery/battery.png",
+        "Battery/mouse.png",
+    ]
 
     (dest / "Battery" / "battery.png").unlink()  # a worker took the sorted photo away
+    undo_sort(dest)  # and the sort was undone: both leave the photos where they are now
+    logged.clear()
     watch(lambda: True)
-    assert len(logged) == 1 and not (dest / "Battery" / "battery.png").exists()  # not again
-    assert len(read_rows(out)) == 2
+    assert logged == [] and list(dest.rglob("*.png")) == []
+
+
+def test_a_restart_with_sort_into_leaves_what_a_plain_watch_classified(
+    tiny_model_path, tmp_path
+) -> None:
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    camera, dest, out = tmp_path / "camera", tmp_path / "sorted", tmp_path / "shift.csv"
+    camera.mkdir()
+    (camera / "battery.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Battery"]))
+    engine, logged = Engine(tiny_model_path, threads=1), []
+    deadline = time.monotonic() + 60
+    watch_and_classify(
+        engine, camera, out, 0.7, poll_seconds=0.05,
+        should_stop=lambda: (out.is_file() and len(read_rows(out)) == 1)
+        or time.monotonic() > deadline,
+    )  # fmt: skip
+    watch_and_classify(
+        engine, camera, out, 0.7, sort_into_dest=dest, log=logged.append,
+        should_stop=lambda: True,
+    )  # fmt: skip
+    assert logged == [] and not dest.exists()  # it was never asked to be sorted
+
+
+def test_what_is_left_unsorted_comes_from_its_last_whole_row(tmp_path: Path) -> None:
+    from desktop.core.csv_export import write_results_csv
+    from desktop.core.results import Prediction
+    from desktop.core.watch import TO_SORT, _add_to_record, _left_unsorted, watch_record_path
+    from tiny_model import CLASS_NAMES
+
+    photo, out = tmp_path / "IMG_1.png", tmp_path / "shift.csv"
+    photo.write_bytes(png_bytes((1, 2, 3)))
+
+    def row(top: int) -> Prediction:
+        values = [0.01] * len(CLASS_NAMES)
+        values[top] = 0.91
+        return Prediction(str(photo), np.array(values, dtype=np.float32))
+
+    # The photo was re-saved and classified again; then a crash cut a row short.
+    write_results_csv(out, [row(0), row(4)], CLASS_NAMES)
+    with out.open("a", encoding="utf-8") as handle:
+        handle.write(f"{photo},PCB,0.9")
+    info = photo.stat()
+    _add_to_record(watch_record_path(out), {str(photo): (info.st_size, info.st_mtime_ns)}, TO_SORT)
+
+    left, states = _left_unsorted(out, watch_record_path(out), len(CLASS_NAMES), print)
+
+    assert [(p.path, p.top_index) for p in left] == [(str(photo), 4)]  # once, the latest
+    assert states == {str(photo): (info.st_size, info.st_mtime_ns)}
 
 
 def test_a_name_reused_after_the_photo_left_is_handed_over_again(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def read_results_csv(path: str | os.PathLike[str], class_names: list[str]) -> Re
             raise CsvImportError(
                 f"{path.name}, line {number}: {len(row)} cells, not {len(expected)}"
             )
-        prediction = _prediction(row, len(class_names), f"{path.name}, line {number}")
+        prediction = prediction_from_row(row, len(class_names), f"{path.name}, line {number}")
         if not os.path.exists(prediction.path):
             reopened.missing.append(prediction.path)
             continue
@@ -67,7 +67,8 @@ def read_results_csv(path: str | os.PathLike[str], class_names: list[str]) -> Re
     return reopened
 
 
-def _prediction(row: list[str], classes: int, where: str) -> Prediction:
+def prediction_from_row(row: list[str], classes: int, where: str) -> Prediction:
+    """One row of a results CSV of `classes` classes; `where` names it in an error."""
     path, status, error = _text(row[0]), row[3], _text(row[4])
     if status == STATUS_ERROR:
         return Prediction.failed(path, error or "error")

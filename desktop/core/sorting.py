@@ -564,12 +564,6 @@ def _absolute_destination(recorded: str, dest: Path) -> str:
     return str(dest / path.parts[-2] / path.parts[-1])
 
 
-def filed_sources(dest: str | os.PathLike[str]) -> set[str]:
-    """The photos (their source paths) the manifest under `dest` records, whether or not
-    their copies are still there: a person may have taken a sorted photo away since."""
-    return {entry.source for entry in _manifest_entries(Path(os.path.realpath(dest)))}
-
-
 def _manifest_entries(dest: Path) -> list[Filed]:
     manifest = dest / MANIFEST_FILE
     return _read_manifest(manifest, dest) if manifest.is_file() else []

@@ -11,8 +11,9 @@ camera's counter reset, a new card) is heard.
 
 The headless watch keeps that record beside its CSV (`.shift.csv.watched`, one line a
 photo), so a watch restarted on the same CSV skips exactly the photos it classified before.
-With --sort-into it first files the photos of its CSV that a stopped watch classified but
-never filed (the destination was full or unplugged), as the manifest shows.
+A watch that sorts marks each line "to sort", and adds a "sorted" line once the photo is
+filed; restarted with --sort-into, it first sorts the photos still waiting (the destination
+was full or unplugged) if they are unchanged, from their rows in the CSV.
 """
 
 from __future__ import annotations
@@ -23,14 +24,21 @@ import io
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .csv_export import CSV_ENCODING, ResultsCsvAppender, readable_text, unguarded_text
-from .csv_import import CsvImportError, read_results_csv
+from .csv_export import (
+    CSV_ENCODING,
+    FIXED_COLUMNS,
+    ResultsCsvAppender,
+    readable_text,
+    unguarded_text,
+)
+from .csv_import import CsvImportError, prediction_from_row
 from .discovery import is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
-from .sorting import filed_sources, sort_into
+from .sorting import sort_into
 from .wording import plural
 
 if TYPE_CHECKING:
@@ -41,6 +49,8 @@ FileState = tuple[int, int]  # size in bytes, modification time in ns
 DEFAULT_POLL_SECONDS = 1.0
 SETTLE_SECONDS = 1.0
 GIVE_UP_SECONDS = 10.0
+# The last cell of a line of a sorting watch's record (see the module).
+TO_SORT, SORTED = "to sort", "sorted"
 
 
 class FolderWatcher:
@@ -143,9 +153,10 @@ def watch_and_classify(
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
     names = list(engine.class_names)
 
-    def file_photos(batch: list[Prediction]) -> None:
-        if sort_into_dest is None:
-            return
+    def file_photos(batch: list[Prediction], states: Mapping[str, FileState]) -> None:
+        """Sort `batch` (photos in `states`), then record which ones were filed."""
+        assert sort_into_dest is not None
+        not_filed = set()
         # An unreadable file may be one still being written (a stalled upload): it is
         # copied to _error, never moved from under its writer.
         for part, part_move in (
@@ -157,18 +168,26 @@ def watch_and_classify(
             report = sort_into(part, sort_into_dest, names, threshold, move=part_move)
             for source, reason in report.failed:
                 log(f"not sorted: {source}: {reason}")
+                not_filed.add(source)
+        filed = {path: state for path, state in states.items() if path not in not_filed}
+        _add_to_record(record, filed, SORTED)
 
     classified = 0
     try:
         if sort_into_dest is not None:
-            file_photos(_left_unfiled(output, folder, sort_into_dest, names, log))
+            left, states = _left_unsorted(output, record, len(names), log)
+            if left:
+                file_photos(left, states)
         while not should_stop():
             ready = watcher.poll()
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
                 appender.append(batch)
-                _remember(record, watcher, batch)  # after the CSV: only what it holds
+                states = _handed_over_states(watcher, batch)
+                # After the CSV: the record names only what the CSV holds.
+                _add_to_record(record, states, TO_SORT if sort_into_dest is not None else "")
                 classified += len(batch)
-                file_photos(batch)
+                if sort_into_dest is not None:
+                    file_photos(batch, states)
             if ready:  # what arrived now, and the running total a supervisor checks
                 now = time.strftime("%H:%M:%S")
                 new = plural(len(ready), "new photo")
@@ -179,24 +198,50 @@ def watch_and_classify(
     return classified
 
 
-def _left_unfiled(
-    output: Path, folder: Path, dest: Path, class_names: list[str], log: Callable[[str], None]
-) -> list[Prediction]:
-    """The rows of `output` for photos still in `folder` that the manifest under `dest`
-    does not record: a watch stopped by a full or unplugged destination, or a photo that
-    could not be filed then. Without this a restart would skip them for good."""
-    if not output.is_file() or not output.stat().st_size:
-        return []
-    try:
-        rows = read_results_csv(output, class_names).predictions  # photos still there
-    except CsvImportError as exc:
-        log(f"not checked for photos left unsorted: {exc}")
-        return []
-    filed = filed_sources(dest) if dest.is_dir() else set()
-    left = [p for p in rows if Path(p.path).parent == folder and p.path not in filed]
+def _left_unsorted(
+    output: Path, record: Path, classes: int, log: Callable[[str], None]
+) -> tuple[list[Prediction], dict[str, FileState]]:
+    """The photos a sorting watch classified but did not file (its destination was full or
+    unplugged, or the photo could not be filed then) and that are unchanged since, with
+    their latest rows in `output`; without this a restart would skip them for good."""
+    waiting = {}
+    for text, (path, state, mark) in _recorded(record).items():
+        if mark == TO_SORT and _state_now(path) == state:
+            waiting[text] = (path, state)
+    rows = _latest_rows(output, set(waiting), classes, log) if waiting else {}
+    # The path as the record has it: the CSV escapes a name that is not valid UTF-8.
+    left = [replace(row, path=str(waiting[text][0])) for text, row in rows.items()]
     if left:
         log(f"sorting {plural(len(left), 'photo')} an earlier watch classified but did not sort")
-    return left
+    return left, {str(waiting[text][0]): waiting[text][1] for text in rows}
+
+
+def _latest_rows(
+    output: Path, wanted: set[str], classes: int, log: Callable[[str], None]
+) -> dict[str, Prediction]:
+    """The last row of each path in `wanted` (CSV text), read row by row: a long shift's
+    CSV is never held whole. A row a crash cut short is left out."""
+    rows: dict[str, Prediction] = {}
+    try:
+        with output.open(encoding=CSV_ENCODING, newline="") as handle:
+            for number, row in enumerate(csv.reader(handle), start=1):
+                text = unguarded_text(row[0]) if row else ""
+                if number == 1 or text not in wanted or len(row) < len(FIXED_COLUMNS) + classes:
+                    continue
+                with contextlib.suppress(CsvImportError):
+                    rows[text] = prediction_from_row(row, classes, f"line {number}")
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        log(f"not checked for photos left unsorted: cannot read {output.name}: {exc}")
+        return {}
+    return rows
+
+
+def _state_now(path: Path) -> FileState | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None  # moved (filed) or deleted
+    return (info.st_size, info.st_mtime_ns)
 
 
 def watch_record_path(output: Path) -> Path:
@@ -204,17 +249,29 @@ def watch_record_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.watched")
 
 
-def _remember(record: Path, watcher: FolderWatcher, batch: Iterable[Prediction]) -> None:
+def _handed_over_states(
+    watcher: FolderWatcher, batch: Iterable[Prediction]
+) -> dict[str, FileState]:
+    """Path -> the size and time each photo of `batch` had when it was handed over."""
+    states = {}
+    for prediction in batch:
+        state = watcher.handed_over_state(Path(prediction.path).name)
+        if state is not None:
+            states[prediction.path] = state
+    return states
+
+
+def _add_to_record(record: Path, states: Mapping[str, FileState], mark: str = "") -> None:
     # The path as the file system gave it: odd bytes (Linux) and lone surrogates (Windows)
     # are kept as they are, unlike in the CSV.
+    if not states:
+        return
     if record.is_file():
         _drop_torn_line(record)
     with record.open("a", encoding="utf-8", errors="surrogatepass", newline="") as handle:
         writer = csv.writer(handle)
-        for prediction in batch:
-            state = watcher.handed_over_state(Path(prediction.path).name)
-            if state is not None:
-                writer.writerow([prediction.path, *state])
+        for path, state in states.items():
+            writer.writerow([path, *state, *([mark] if mark else [])])
 
 
 def _drop_torn_line(path: Path) -> None:
@@ -242,11 +299,11 @@ def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, Fi
     written = output.stat().st_mtime_ns
     with output.open(encoding=CSV_ENCODING, newline="") as handle:
         in_csv = {unguarded_text(row[0]) for row in csv.reader(handle) if row}
-    recorded = _recorded_states(record)
+    recorded = _recorded(record)
     states: dict[str, FileState] = {}
     for text in in_csv:
         if text in recorded:
-            path, state = recorded[text]
+            path, state, _mark = recorded[text]
             if path.parent == folder:
                 states[path.name] = state
         elif Path(text).parent == folder:
@@ -257,15 +314,16 @@ def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, Fi
     return states
 
 
-def _recorded_states(record: Path) -> dict[str, tuple[Path, FileState]]:
-    """CSV text of a path -> (the path, its state) from the watch's record; the last line
-    of a photo counts, and a last line a crash cut short is left out."""
+def _recorded(record: Path) -> dict[str, tuple[Path, FileState, str]]:
+    """CSV text of a path -> (the path, its state, its mark) from the watch's record; the
+    last line of a photo counts, and a last line a crash cut short is left out."""
     if not record.is_file():
         return {}
     text = record.read_text(encoding="utf-8", errors="surrogatepass")
     text = text[: text.rfind("\n") + 1]  # only complete lines
-    states = {}
+    lines = {}
     for row in csv.reader(io.StringIO(text, newline="")):
-        if len(row) == 3 and row[1].isdigit() and row[2].isdigit():
-            states[readable_text(row[0])] = (Path(row[0]), (int(row[1]), int(row[2])))
-    return states
+        if len(row) in (3, 4) and row[1].isdigit() and row[2].isdigit():
+            mark = row[3] if len(row) == 4 else ""
+            lines[readable_text(row[0])] = (Path(row[0]), (int(row[1]), int(row[2])), mark)
+    return lines
