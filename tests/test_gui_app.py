@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -435,9 +436,10 @@ def test_cancel_stops_the_worker_and_keeps_done_rows(
     assert "Cancelled after" in window.statusBar().currentMessage()
     assert not window.progress_panel.cancel_button.isEnabled()
 
-    # The app goes on: a new run after a cancel works normally.
+    # The app goes on: a new run after a cancel works normally (on a photo not yet in the
+    # table: the ones done stay one row each).
     window.controller.batch_ready.disconnect(cancel_after_first_batch)
-    run_to_end(qtbot, window, lambda: drop(window.drop_area, [many_images / "img_000.png"]))
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [many_images / "img_299.png"]))
     assert window.results.rowCount() == kept + 1
 
 
@@ -464,6 +466,33 @@ def test_repeated_cancels_with_decodes_in_flight_never_crash(
         qtbot.waitUntil(lambda: window.controller.running_threads() == 0, timeout=5000)
         qtbot.wait(20)
     assert window.results.rowCount() == 0 and not window.controller.busy
+
+
+def test_photos_dropped_again_stay_one_row_each_and_a_changed_one_is_redone(
+    qtbot, window: MainWindow, sample_images_dir: Path
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    rows = window.results.rowCount()
+    battery = str(sample_images_dir / "red_battery.jpg")
+    mobile = str(sample_images_dir / "yellow_mobile.png")
+    index = {row.prediction.path: i for i, row in enumerate(window.results.rows)}
+    window.results.set_confirmed([index[battery], index[mobile]], "PCB")
+
+    # The folder again (a worker re-opens it): nothing is classified twice or lost.
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    assert window.results.rowCount() == rows
+    assert window.last_summary.images == 0 and window.last_summary.already == rows
+    assert "already in the table" in window.statusBar().currentMessage()
+    assert window.results.confirmed_classes() == {battery: "PCB", mobile: "PCB"}
+
+    # A new photo under an old name (a camera's counter reset): classified, in its row,
+    # and the person's word about the photo that was there does not carry over.
+    time.sleep(0.01)
+    write_solid(sample_images_dir / "yellow_mobile.png", PROTOTYPE_COLOURS["Mouse"])
+    run_to_end(qtbot, window, lambda: window.add_paths([sample_images_dir]))
+    assert window.results.rowCount() == rows and window.last_summary.already == rows - 1
+    assert CLASS_NAMES[rows_by_path(window)[mobile].top_index] == "Mouse"
+    assert window.results.confirmed_classes() == {battery: "PCB"}
 
 
 def test_version_option_names_the_release(project_version: str, capsys) -> None:

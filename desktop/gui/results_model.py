@@ -181,6 +181,10 @@ class ResultsModel(QAbstractTableModel):
         self._threshold = threshold
         threshold.changed.connect(self._rejudge)
         self._rows: list[ResultRow] = []
+        self._paths: set[str] = set()  # each row's photo: one row per photo
+        # Size and modification time of the photos runs classified, by path: the same photo
+        # dropped again is not classified again, a changed one is (see `listed_states`).
+        self._file_states: dict[str, tuple[int, int] | None] = {}
         self._arrivals = 0
         self._sort_column = -1  # -1: arrival order
         self._sort_order = Qt.SortOrder.AscendingOrder
@@ -210,36 +214,71 @@ class ResultsModel(QAbstractTableModel):
         self.beginResetModel()
         self._class_names = tuple(class_names)
         self._rows.clear()
+        self._paths.clear()
+        self._file_states.clear()
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self.endResetModel()
+
+    def listed_states(self) -> dict[str, tuple[int, int] | None]:
+        """Each row's photo -> its size and modification time when classified (None when
+        not known: a reopened CSV's rows), for the next run to leave out what is here."""
+        return {path: self._file_states.get(path) for path in self._paths}
+
+    @Slot(dict)
+    def note_file_states(self, states: Mapping[str, tuple[int, int] | None]) -> None:
+        self._file_states.update(states)
 
     def append_predictions(
         self, predictions: Iterable[Prediction], confirmed: Mapping[str, str] | None = None
     ) -> None:
         """Append one batch with a single insert notification (`confirmed`: the classes a
-        person set earlier, by path, for a reopened CSV)."""
+        person set earlier, by path, for a reopened CSV). A photo the table holds already
+        (it changed since: a new photo under a camera's reused name) replaces its row."""
         start = self._arrivals
+        fresh: list[Prediction] = []
+        replaced = 0
+        for prediction in predictions:
+            if prediction.path in self._paths:
+                self._replace(prediction, (confirmed or {}).get(prediction.path))
+                replaced += 1
+            else:
+                fresh.append(prediction)
         new_rows = [
             ResultRow(p, self._class_names, self._threshold.value, start + i)
-            for i, p in enumerate(predictions)
+            for i, p in enumerate(fresh)
         ]
-        if not new_rows:
-            return
-        for row in new_rows:
-            row.confirmed = (confirmed or {}).get(row.prediction.path)
-        self._arrivals += len(new_rows)
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
-        self._rows.extend(new_rows)
-        self.endInsertRows()
-        if self._sort_column >= 0:
-            self._resort()  # one layout change moves the new rows into place
+        if new_rows:
+            self._paths.update(p.path for p in fresh)
+            for row in new_rows:
+                row.confirmed = (confirmed or {}).get(row.prediction.path)
+            self._arrivals += len(new_rows)
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
+            self._rows.extend(new_rows)
+            self.endInsertRows()
+        if self._sort_column >= 0 and (new_rows or replaced):
+            self._resort()  # one layout change moves new and replaced rows into place
 
     def clear(self) -> None:
         self.beginResetModel()
         self._rows.clear()
+        self._paths.clear()
+        self._file_states.clear()
         self.endResetModel()
+
+    def _replace(self, prediction: Prediction, confirmed: str | None) -> None:
+        """The row of `prediction`'s photo now shows it; a person's word about the photo
+        that was there before does not carry over (`confirmed`: a reopened CSV's)."""
+        path = prediction.path
+        index = next(i for i, row in enumerate(self._rows) if row.prediction.path == path)
+        old = self._rows[index]
+        row = ResultRow(prediction, self._class_names, self._threshold.value, old.arrival)
+        row.confirmed = confirmed
+        self._rows[index] = row
+        self.dataChanged.emit(self.index(index, 0), self.index(index, self.columnCount() - 1))
+        if old.confirmed != confirmed:
+            self.confirmations_changed.emit()
 
     @Slot(float)
     def _rejudge(self, threshold: float) -> None:
@@ -283,9 +322,14 @@ class ResultsModel(QAbstractTableModel):
         preview, the CSV and the next sort find them."""
         changed = []
         for index, row in enumerate(self._rows):
-            new_path = moved.get(row.prediction.path)
+            old_path = row.prediction.path
+            new_path = moved.get(old_path)
             if new_path is not None:
                 row.move_to(new_path)
+                self._paths.discard(old_path)
+                self._paths.add(new_path)
+                # A move keeps the file's size and time.
+                self._file_states[new_path] = self._file_states.pop(old_path, None)
                 changed.append(index)
         if changed:
             self.dataChanged.emit(

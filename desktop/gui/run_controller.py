@@ -14,12 +14,12 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QDeadlineTimer, QObject, QThread, QTimer, Signal, Slot
 
-from desktop.gui.worker import DEFAULT_BATCH_SIZE, ClassifyWorker, RunSummary
+from desktop.gui.worker import DEFAULT_BATCH_SIZE, ClassifyWorker, FileState, RunSummary
 
 if TYPE_CHECKING:
     from desktop.core.engine import Engine
@@ -42,7 +42,8 @@ class RunController(QObject):
     """Owns the worker threads; the window only sees the signals below, in the GUI thread."""
 
     started = Signal(int)  # number of queued requests still waiting after this one
-    discovered = Signal(int, int, int)  # images, skipped files, problem rows
+    discovered = Signal(int, int, int, int)  # images, skipped files, problem rows, already
+    states_found = Signal(dict)  # path -> (size, mtime) of the images the run classifies
     batch_ready = Signal(list)  # list[Prediction]
     progress = Signal(int, int, float)  # done, total, images/s
     finished = Signal(object)  # RunSummary
@@ -64,6 +65,10 @@ class RunController(QObject):
         self._total = self._done = self._errors = self._problems = self._skipped = 0
         self._rate = 0.0
         self._flip_average_now = False  # the running request's choice
+        self._already = 0
+        # What the table holds (path -> state when classified), asked as each run starts:
+        # a queued request sees the rows of the runs before it.
+        self.listed: Callable[[], Mapping[str, FileState | None]] = dict
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -156,13 +161,16 @@ class RunController(QObject):
             return
         paths, flip_average = self._queue.popleft()
         self.queue_changed.emit(len(self._queue))
-        worker = ClassifyWorker(self._engine, paths, self.batch_size, flip_average)
+        worker = ClassifyWorker(
+            self._engine, paths, self.batch_size, flip_average, listed=self.listed()
+        )
         self._flip_average_now = flip_average
         thread = QThread(self)
         thread.setObjectName("ewaste-classify")
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.discovered.connect(self._on_discovered)
+        worker.states_found.connect(self._on_states_found)
         worker.batch_ready.connect(self._on_batch)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_worker_finished)
@@ -177,6 +185,7 @@ class RunController(QObject):
         self._threads.append((thread, worker))
         self._started_at = time.perf_counter()
         self._total = self._done = self._errors = self._problems = self._skipped = 0
+        self._already = 0
         self._rate = 0.0
         thread.start()
         self.busy_changed.emit(True)
@@ -186,11 +195,17 @@ class RunController(QObject):
         # Signals of a cancelled worker may still arrive (queued): they are dropped here.
         return self._worker is not None and self.sender() is self._worker
 
-    @Slot(int, int, int)
-    def _on_discovered(self, images: int, skipped: int, problems: int) -> None:
+    @Slot(int, int, int, int)
+    def _on_discovered(self, images: int, skipped: int, problems: int, already: int) -> None:
         if self._is_current():
             self._total, self._skipped, self._problems = images, skipped, problems
-            self.discovered.emit(images, skipped, problems)
+            self._already = already
+            self.discovered.emit(images, skipped, problems, already)
+
+    @Slot(dict)
+    def _on_states_found(self, states: dict) -> None:
+        if self._is_current():
+            self.states_found.emit(states)
 
     @Slot(list)
     def _on_batch(self, batch: list) -> None:
@@ -234,6 +249,7 @@ class RunController(QObject):
             seconds=time.perf_counter() - self._started_at,
             images_per_s=self._rate,
             flip_average=self._flip_average_now,
+            already=self._already,
         )
 
     @Slot()

@@ -11,8 +11,10 @@ from desktop.gui.run_controller import RunController
 from desktop.gui.worker import RunSummary
 
 
-def discovered_text(images: int, skipped: int, problems: int) -> str:
+def discovered_text(images: int, skipped: int, problems: int, already: int = 0) -> str:
     text = f"Classifying {plural(images, 'image')}"
+    if already:
+        text += f"; {plural(already, 'image')} already in the table"
     if skipped:
         text += f"; {plural(skipped, 'non-image file')} skipped"
     if problems:
@@ -21,6 +23,11 @@ def discovered_text(images: int, skipped: int, problems: int) -> str:
 
 
 def finished_text(summary: RunSummary) -> str:
+    if summary.images == 0 and summary.already and not summary.problems:
+        return (
+            f"{plural(summary.already, 'image')} already in the table, not classified again "
+            "(Clear results first to classify them again)"
+        )
     if summary.images == 0 and not summary.problems:
         skipped = f" ({plural(summary.skipped, 'other file')} skipped)" if summary.skipped else ""
         return "No supported images found" + skipped
@@ -52,10 +59,10 @@ class RunReporter(QObject):
         more = f" ({queued} more queued)" if queued else ""
         self._status_bar.showMessage(f"Looking for images…{more}")
 
-    @Slot(int, int, int)
-    def _on_discovered(self, images: int, skipped: int, problems: int) -> None:
+    @Slot(int, int, int, int)
+    def _on_discovered(self, images: int, skipped: int, problems: int, already: int) -> None:
         self._panel.set_progress(0, images, 0.0)
-        self._status_bar.showMessage(discovered_text(images, skipped, problems))
+        self._status_bar.showMessage(discovered_text(images, skipped, problems, already))
 
     @Slot(object)
     def _on_finished(self, summary: RunSummary) -> None:

@@ -7,9 +7,10 @@ between batches, and the worker checks it again after every batch.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from desktop.core.engine import Engine
 
 DEFAULT_BATCH_SIZE = 32
+FileState = tuple[int, int]  # size in bytes, modification time in ns
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class RunSummary:
     seconds: float
     images_per_s: float
     flip_average: bool = False  # each image averaged with its mirror
+    already: int = 0  # images the table holds already, unchanged: not classified again
 
     def describe(self) -> str:
         verb = "Cancelled after" if self.cancelled else "Classified"
@@ -51,13 +54,17 @@ class RunSummary:
             text += f"; {plural(self.errors, 'error')}"
         if self.skipped:
             text += f"; {plural(self.skipped, 'non-image file')} skipped"
+        if self.already:
+            text += f"; {plural(self.already, 'image')} already in the table"
         return text
 
 
 class ClassifyWorker(QObject):
     """Runs one request (files and folders) in the thread it was moved to."""
 
-    discovered = Signal(int, int, int)  # images to classify, non-images skipped, problems
+    # Images to classify, non-images skipped, problems, images already in the table.
+    discovered = Signal(int, int, int, int)
+    states_found = Signal(dict)  # path -> FileState of each image to classify
     batch_ready = Signal(list)  # list[Prediction], one engine batch (or discovery problems)
     progress = Signal(int, int, float)  # done, total, images per second
     finished = Signal(object)  # RunSummary
@@ -69,10 +76,14 @@ class ClassifyWorker(QObject):
         paths: Sequence[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
         flip_average: bool = False,
+        listed: Mapping[str, FileState | None] | None = None,
     ) -> None:
+        """`listed`: the photos the table holds, with their state when classified (None:
+        unknown, as for a reopened CSV's rows); those unchanged are not classified again."""
         super().__init__()
         self._engine = engine
         self._paths = list(paths)
+        self._listed = dict(listed or {})
         self._batch_size = batch_size
         self._flip_average = flip_average
         self._stop = threading.Event()
@@ -87,20 +98,25 @@ class ClassifyWorker(QObject):
     @Slot()
     def run(self) -> None:
         started = time.perf_counter()
-        images = done = errors = problems = skipped = 0
+        images = done = errors = problems = skipped = already = 0
         rate = 0.0
         try:
             collection = collect_images(self._paths, should_stop=self.should_stop)
-            images, skipped = len(collection.images), collection.skipped
+            states = {str(path): _file_state(path) for path in collection.images}
+            # The same photo dropped twice is one row: only new or changed files are run.
+            fresh = [p for p in collection.images if not self._unchanged(str(p), states[str(p)])]
+            images, skipped = len(fresh), collection.skipped
+            already = len(collection.images) - images
             problem_rows = list(collection.problems)
-            self.discovered.emit(images, skipped, len(problem_rows))
+            self.states_found.emit({str(p): states[str(p)] for p in fresh})
+            self.discovered.emit(images, skipped, len(problem_rows), already)
             if problem_rows:
                 problems = errors = len(problem_rows)
                 self.batch_ready.emit(problem_rows)
             infer_started = time.perf_counter()
             if images and not self.should_stop():
                 for batch in self._engine.classify(
-                    collection.images,
+                    fresh,
                     batch_size=self._batch_size,
                     should_stop=self.should_stop,
                     flip_average=self._flip_average,
@@ -129,5 +145,20 @@ class ClassifyWorker(QObject):
                 seconds=time.perf_counter() - started,
                 images_per_s=rate,
                 flip_average=self._flip_average,
+                already=already,
             )
         )
+
+    def _unchanged(self, path: str, state: FileState | None) -> bool:
+        if path not in self._listed:
+            return False
+        then = self._listed[path]
+        return then is None or then == state
+
+
+def _file_state(path: str | os.PathLike[str]) -> FileState | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # its row will say why it cannot be read
+    return (info.st_size, info.st_mtime_ns)
