@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from PIL import Image
 
 from converter.errors import ConvertError
 from converter.open_set import (
@@ -64,7 +65,13 @@ def test_the_graph_score_matches_the_numpy_reference(tmp_path: Path) -> None:
         path = tmp_path / f"case{case}.onnx"
         onnx.save(built, str(path))
         engine = Engine(path, threads=1)
-        files = [write_solid(tmp_path / f"{n}.png", c) for n, c in PROTOTYPE_COLOURS.items()]
+        # Textured, not flat (a flat frame is blank, unknown whatever its score), and at the
+        # input size: the model pools exactly the pixels the reference averages.
+        files = []
+        for name, colour in PROTOTYPE_COLOURS.items():
+            noisy = np.clip(np.add(colour, rng.normal(0, 25, (32, 32, 3))), 0, 255)
+            Image.fromarray(noisy.astype(np.uint8)).save(tmp_path / f"{name}.png")
+            files.append(tmp_path / f"{name}.png")
 
         rows = [row for batch in engine.classify(files) for row in batch]
 

@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from desktop.core.assets import default_model_path
 from desktop.core.engine import Engine
@@ -117,3 +118,27 @@ def test_classify_flip_average_flag_writes_the_averaged_probabilities(tmp_path):
     for prediction in expected:
         written = [float(rows[prediction.path][f"prob_{n}"]) for n in DATASET_CLASSES]
         np.testing.assert_allclose(written, prediction.probabilities, atol=1e-5)
+
+
+def test_a_blank_frame_is_an_unknown_item_not_a_confident_class(tmp_path):
+    # A lens cap or a misfire: the shipped model alone called an all-black frame a 90 %
+    # Television, under its own unknown-item threshold.
+    engine = Engine()
+    rng = np.random.default_rng(0)
+    frames = {
+        "black.jpg": np.zeros((600, 800, 3), np.uint8),
+        "white.png": np.full((600, 800, 3), 255, np.uint8),
+        "lens cap.jpg": np.clip(8 + rng.normal(0, 3, (600, 800, 3)), 0, 255).astype(np.uint8),
+    }
+    for name, pixels in frames.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+    # A real photo, badly under-exposed, is still a photo of its item.
+    dark = np.asarray(Image.open(_samples_dir() / "television.jpg"), np.float32) * 0.15
+    Image.fromarray(dark.astype(np.uint8)).save(tmp_path / "dark television.jpg")
+    rows = {
+        Path(p.path).name: p for batch in engine.classify(sorted(tmp_path.iterdir())) for p in batch
+    }
+    assert rows["black.jpg"].unknown_score < engine.info.unknown_threshold  # the model: "ok"
+    assert all(rows[name].unknown for name in frames)
+    assert not rows["dark television.jpg"].unknown
+    assert engine.class_names[rows["dark television.jpg"].top_index] == "Television"
