@@ -34,7 +34,9 @@ from desktop.gui.background import wait_for_background_calls
 from desktop.gui.main_window import MainWindow
 from desktop.gui.preview import NO_CAM_TIP, overlay_size, wait_for_previews
 from desktop.gui.results_model import (
+    COL_CLASS,
     COL_CONFIDENCE,
+    COL_CONFIRMED,
     COL_FILE,
     COL_STATUS,
     COL_TOP3,
@@ -300,7 +302,7 @@ def test_threshold_change_updates_statuses_without_new_inference(
     row = next(i for i, r in enumerate(window.results.rows) if r.name == AMBIGUOUS_SAMPLE)
     status = window.results.index(row, COL_STATUS)
     assert status.data() == "needs review"  # ~50 % under the default 70 %
-    assert "1 needs review" in window.counts_label.text()
+    assert "1 needs review" in window.counts_label.full_text
     window.view.select_proxy_row(row)  # arrival order, unfiltered: the same row
     assert ">needs review</span>" in window.preview.verdict.text()
 
@@ -311,7 +313,7 @@ def test_threshold_change_updates_statuses_without_new_inference(
     window.filter_bar.threshold_spin.setValue(40)
     assert window.results.threshold == pytest.approx(0.40)
     assert status.data() == "ok"
-    assert "0 need review" in window.counts_label.text()
+    assert "0 need review" in window.counts_label.full_text
     assert ">ok</span>" in window.preview.verdict.text()
     assert "(40 %)" in window.preview.legend.text()
     window.filter_bar.threshold_spin.setValue(100)
@@ -536,6 +538,21 @@ def test_bad_model_shows_the_error_and_a_model_can_then_be_opened(
     qtbot.waitUntil(lambda: window.last_summary is not None, timeout=RUN_TIMEOUT_MS)
     assert window.results.rowCount() == len(SAMPLE_EXPECTED_CLASS)  # the waiting paths ran
     assert window.model_error is None and not problem.isVisible()
+
+
+def test_a_1024_pixel_screen_shows_status_and_counts_from_their_start(
+    qtbot, window: MainWindow, sample_images_dir: Path
+) -> None:
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    window.resize(1024, 768)
+    qtbot.waitUntil(lambda: window.width() == 1024)
+    view = window.view
+    for column in (COL_FILE, COL_CLASS, COL_CONFIDENCE, COL_STATUS, COL_CONFIRMED):
+        right = view.columnViewportPosition(column) + view.columnWidth(column)
+        assert view.columnViewportPosition(column) >= 0 and right <= view.viewport().width()
+    counts = window.counts_label  # shown whole, or cut at its end: never at its start
+    assert counts.full_text.startswith("6 results: ") and counts.text().startswith("6 results")
+    assert counts.fontMetrics().horizontalAdvance(counts.text()) <= counts.contentsRect().width()
 
 
 def test_settings_persist_across_windows(

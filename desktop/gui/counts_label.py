@@ -4,6 +4,7 @@ many a person has checked (those are no longer left to review)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Slot
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QWidget
 
 from desktop.core.results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN
@@ -19,6 +20,7 @@ class CountsLabel(QLabel):
     def __init__(self, results: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._results = results
+        self._full_text = ""  # shown cut at the end when the window is narrow
         # A fixed preferred width: a label that resizes with its text re-lays out (and
         # repaints) the whole window on every batch. It may still shrink in a narrow window.
         self._width = self.fontMetrics().horizontalAdvance(
@@ -36,20 +38,35 @@ class CountsLabel(QLabel):
     def minimumSizeHint(self) -> QSize:
         return QSize(MIN_WIDTH, super().minimumSizeHint().height())
 
+    @property
+    def full_text(self) -> str:
+        return self._full_text
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._show_fitting()
+
+    def _show_fitting(self) -> None:
+        # Cut at the end, where the least-read counts are, never at the start: a label
+        # aligned right that is too narrow would otherwise lose "357 results".
+        width = self.contentsRect().width()
+        metrics = self.fontMetrics()
+        self.setText(metrics.elidedText(self._full_text, Qt.TextElideMode.ElideRight, width))
+        self.setToolTip(self._full_text if self.text() != self._full_text else "")
+
     @Slot()
     def _update(self, *_args: object) -> None:
         total = self._results.rowCount()
-        if not total:
-            self.setText("")
-            return
+        self._full_text = "" if not total else self._counts_text(total)
+        self._show_fitting()
+
+    def _counts_text(self, total: int) -> str:
         counts = self._results.state_counts()
-        self.setText(
-            counts_line(
-                total,
-                counts[STATUS_OK],
-                counts[STATUS_REVIEW],
-                counts[STATUS_UNKNOWN],
-                counts[STATUS_ERROR],
-                checked=counts[CONFIRMED] + counts[CORRECTED],
-            )
+        return counts_line(
+            total,
+            counts[STATUS_OK],
+            counts[STATUS_REVIEW],
+            counts[STATUS_UNKNOWN],
+            counts[STATUS_ERROR],
+            checked=counts[CONFIRMED] + counts[CORRECTED],
         )

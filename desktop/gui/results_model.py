@@ -53,15 +53,17 @@ _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
 _ANSWERED_ROLES = frozenset({_DISPLAY, _TOOLTIP, _FOREGROUND, _ALIGNMENT, SORT_ROLE, ROW_ROLE})
 
-COL_FILE, COL_FOLDER, COL_CLASS, COL_CONFIDENCE, COL_TOP3, COL_STATUS, COL_CONFIRMED = range(7)
+# What a worker reads for each photo comes first, so a small screen (1024 pixels) still
+# shows the status and the confirmed class beside the preview; the folder comes last.
+COL_FILE, COL_CLASS, COL_CONFIDENCE, COL_STATUS, COL_CONFIRMED, COL_TOP3, COL_FOLDER = range(7)
 FIXED_HEADERS = (
     "File",
-    "Folder",
     "Predicted class",
     "Confidence",
-    "Top 3",
     "Status",
     "Confirmed class",
+    "Top 3",
+    "Folder",
 )
 # What a person did with a row. It settles the row, as the sort and the summary say: its
 # Status shows this instead of the model's verdict, and it is no longer "left to review".

@@ -29,16 +29,16 @@ from desktop.gui.results_model import (
     ResultsModel,
 )
 
-# Sized so the seven fixed columns, Confirmed class included (what the number keys set),
-# fit a 1366-pixel-wide screen beside the preview pane.
+# Sized so the seven fixed columns fit a 1366-pixel-wide screen beside the preview pane,
+# and the first five (up to Confirmed class, what the number keys set) a 1024-pixel one.
 _INITIAL_WIDTHS = {
     COL_FILE: 135,
-    COL_FOLDER: 100,
     COL_CLASS: 115,
     COL_CONFIDENCE: 75,
-    COL_TOP3: 310,
     COL_STATUS: 95,
     COL_CONFIRMED: 105,
+    COL_TOP3: 310,
+    COL_FOLDER: 100,
 }
 # Number keys set a class: 1 the first class ... 9 the ninth, 0 the tenth.
 _DIGIT_KEYS = {int(Qt.Key.Key_0) + d: d for d in range(10)}
