@@ -497,6 +497,25 @@ def test_photos_dropped_again_stay_one_row_each_and_a_changed_one_is_redone(
     assert window.results.confirmed_classes() == {battery: "PCB"}
 
 
+def test_a_request_queued_behind_another_is_reported_with_it(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    more = tmp_path / "more"
+    more.mkdir()
+    write_solid(more / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+
+    def two_requests() -> None:
+        window.add_paths([sample_images_dir])
+        window.add_paths([more])  # queued: the first is running
+        assert window.controller.queued == 1
+
+    run_to_end(qtbot, window, two_requests)
+    assert window.results.rowCount() == len(SAMPLE_EXPECTED_CLASS) + 1
+    # Not "Classified 1 of 1 image": the worker hears about everything it asked for.
+    assert window.statusBar().currentMessage().startswith("Classified 7 of 7 images (2 runs) in ")
+    assert window.progress_panel.bar.format() == "Done: 7 images"
+
+
 def test_version_option_names_the_release(project_version: str, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         parse_args(["--version"])

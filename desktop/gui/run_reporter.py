@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QStatusBar
 from desktop.core.wording import plural
 from desktop.gui.progress_panel import ProgressPanel
 from desktop.gui.run_controller import RunController
-from desktop.gui.worker import RunSummary
+from desktop.gui.worker import RunSummary, combined
 
 
 def discovered_text(images: int, skipped: int, problems: int, already: int = 0) -> str:
@@ -45,8 +45,11 @@ class RunReporter(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self._controller = controller
         self._panel = panel
         self._status_bar = status_bar
+        # Runs that ended while more requests were queued: the last one reports them all.
+        self._earlier: list[RunSummary] = []
         controller.started.connect(self._on_started)
         controller.discovered.connect(self._on_discovered)
         controller.progress.connect(panel.set_progress)
@@ -66,6 +69,11 @@ class RunReporter(QObject):
 
     @Slot(object)
     def _on_finished(self, summary: RunSummary) -> None:
+        if self._controller.queued and not summary.cancelled:
+            self._earlier.append(summary)  # the next request starts at once
+            return
+        summary = combined([*self._earlier, summary])
+        self._earlier.clear()
         self._panel.set_idle(
             f"Cancelled: {summary.done} / {summary.images}"
             if summary.cancelled
@@ -75,5 +83,6 @@ class RunReporter(QObject):
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
+        self._earlier.clear()
         self._panel.set_idle("Stopped by an error")
         self._status_bar.showMessage(message)

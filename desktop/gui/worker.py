@@ -40,12 +40,14 @@ class RunSummary:
     images_per_s: float
     flip_average: bool = False  # each image averaged with its mirror
     already: int = 0  # images the table holds already, unchanged: not classified again
+    runs: int = 1  # more when it sums up requests queued behind one another (`combined`)
 
     def describe(self) -> str:
         verb = "Cancelled after" if self.cancelled else "Classified"
         # Two decimals under a second: a few photos take 0.04 s, not "0.0 s".
         seconds = f"{self.seconds:.1f}" if self.seconds >= 1 else f"{self.seconds:.2f}"
-        text = f"{verb} {self.done} of {plural(self.images, 'image')} in {seconds} s"
+        runs = f" ({self.runs} runs)" if self.runs > 1 else ""
+        text = f"{verb} {self.done} of {plural(self.images, 'image')}{runs} in {seconds} s"
         if self.images_per_s > 0:
             text += f" ({self.images_per_s:.0f} images/s)"
         if self.flip_average:
@@ -57,6 +59,26 @@ class RunSummary:
         if self.already:
             text += f"; {plural(self.already, 'image')} already in the table"
         return text
+
+
+def combined(summaries: Sequence[RunSummary]) -> RunSummary:
+    """One summary of runs that followed one another (a request queued behind another)."""
+    last = summaries[-1]
+    done = sum(s.done for s in summaries)
+    inference_seconds = sum(s.done / s.images_per_s for s in summaries if s.images_per_s > 0)
+    return RunSummary(
+        images=sum(s.images for s in summaries),
+        done=done,
+        errors=sum(s.errors for s in summaries),
+        problems=sum(s.problems for s in summaries),
+        skipped=sum(s.skipped for s in summaries),
+        cancelled=last.cancelled,
+        seconds=sum(s.seconds for s in summaries),
+        images_per_s=done / inference_seconds if inference_seconds > 0 else 0.0,
+        flip_average=last.flip_average,
+        already=sum(s.already for s in summaries),
+        runs=sum(s.runs for s in summaries),
+    )
 
 
 class ClassifyWorker(QObject):
