@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -489,12 +488,16 @@ def test_photos_dropped_again_stay_one_row_each_and_a_changed_one_is_redone(
 
     # A new photo under an old name (a camera's counter reset): classified, in its row,
     # and the person's word about the photo that was there does not carry over.
-    time.sleep(0.01)
+    window.view.selectRow(window.proxy.mapFromSource(window.results.index(index[mobile], 0)).row())
+    assert "Mobile" in window.preview.verdict.text()
     write_solid(sample_images_dir / "yellow_mobile.png", PROTOTYPE_COLOURS["Mouse"])
+    later = os.stat(mobile).st_mtime_ns + 10**10  # the camera took it 10 s later
+    os.utime(mobile, ns=(later, later))
     run_to_end(qtbot, window, lambda: window.add_paths([sample_images_dir]))
     assert window.results.rowCount() == rows and window.last_summary.already == rows - 1
     assert CLASS_NAMES[rows_by_path(window)[mobile].top_index] == "Mouse"
     assert window.results.confirmed_classes() == {battery: "PCB"}
+    assert "Mouse" in window.preview.verdict.text()  # the selected row shows it at once
 
 
 def test_a_request_queued_behind_another_is_reported_with_it(

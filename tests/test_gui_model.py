@@ -89,6 +89,37 @@ def test_appends_one_insert_notification_per_batch(model: ResultsModel) -> None:
     assert model.columnCount() == FIRST_PROB_COLUMN + len(CLASS_NAMES)
 
 
+def test_one_row_per_photo_a_changed_one_reclassified_in_its_row(model: ResultsModel) -> None:
+    from dataclasses import replace
+
+    run = replace(prediction("a.jpg", 0, 0.9), file_state=(100, 1))
+    model.append_predictions([run, prediction("b.jpg", 1, 0.9)])
+    row = model.row_at(0)
+    model.set_confirmed([0, 1], CLASS_NAMES[2])
+    renewed: list[bool] = []
+    model.reclassified.connect(lambda: renewed.append(True))
+
+    # A reopened CSV naming the photos again, once twice: the table's rows and the
+    # person's word stay; a photo new to the table gets the CSV's last row for it.
+    csv_rows = [prediction("a.jpg", 3, 0.9), prediction("c.jpg", 4, 0.5)]
+    model.append_predictions([*csv_rows, prediction("c.jpg", 5, 0.9)])
+    assert model.rowCount() == 3 and not renewed
+    confirmed = CLASS_NAMES[2]
+    assert model.confirmed_classes() == {"/photos/a.jpg": confirmed, "/photos/b.jpg": confirmed}
+    assert model.row_at(2).predicted == CLASS_NAMES[5]
+
+    # A run over the photo after it changed: the same row object (the preview holds it)
+    # shows the new class, without the confirmation given to the photo that was there.
+    model.append_predictions([replace(prediction("a.jpg", 6, 0.9), file_state=(120, 9))])
+    assert model.rowCount() == 3 and renewed and model.row_at(0) is row
+    assert row.predicted == CLASS_NAMES[6] and row.confirmed is None
+    assert model.listed_states() == {
+        "/photos/a.jpg": (120, 9),
+        "/photos/b.jpg": None,
+        "/photos/c.jpg": None,
+    }
+
+
 def test_cells_show_class_confidence_top3_status_and_probabilities(model: ResultsModel) -> None:
     model.append_predictions([prediction("mouse.jpg", 4, 0.9, runner_up=1)])
     cell = lambda col: model.index(0, col).data(DISPLAY)  # noqa: E731

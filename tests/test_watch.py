@@ -374,7 +374,10 @@ def test_what_is_left_unsorted_comes_from_its_last_whole_row(tmp_path: Path) -> 
     info = photo.stat()
     _add_to_record(watch_record_path(out), {str(photo): (info.st_size, info.st_mtime_ns)}, TO_SORT)
 
-    left, states = _left_unsorted(out, watch_record_path(out), len(CLASS_NAMES), print)
+    left, states = _left_unsorted(out, watch_record_path(out), tmp_path, len(CLASS_NAMES), print)
+    # A watch of another folder writing the same CSV leaves the photo to a watch of its own.
+    elsewhere = _left_unsorted(out, watch_record_path(out), tmp_path / "b", len(CLASS_NAMES), print)
+    assert elsewhere == ([], {})
 
     assert [(p.path, p.top_index) for p in left] == [(str(photo), 4)]  # once, the latest
     assert states == {str(photo): (info.st_size, info.st_mtime_ns)}

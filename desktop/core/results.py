@@ -57,6 +57,9 @@ class Prediction:
     # model's threshold (the item is probably none of the classes); None otherwise.
     unknown_score: float | None = None
     unknown: bool | None = None
+    # The file's size and modification time (ns) when it was read, where the caller keeps
+    # them (the app, to tell the same photo dropped again from a changed one); else None.
+    file_state: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if (self.probabilities is None) == (self.error is None):

@@ -175,7 +175,7 @@ def watch_and_classify(
     classified = 0
     try:
         if sort_into_dest is not None:
-            left, states = _left_unsorted(output, record, len(names), log)
+            left, states = _left_unsorted(output, record, folder, len(names), log)
             if left:
                 file_photos(left, states)
         while not should_stop():
@@ -199,14 +199,15 @@ def watch_and_classify(
 
 
 def _left_unsorted(
-    output: Path, record: Path, classes: int, log: Callable[[str], None]
+    output: Path, record: Path, folder: Path, classes: int, log: Callable[[str], None]
 ) -> tuple[list[Prediction], dict[str, FileState]]:
-    """The photos a sorting watch classified but did not file (its destination was full or
-    unplugged, or the photo could not be filed then) and that are unchanged since, with
-    their latest rows in `output`; without this a restart would skip them for good."""
+    """The photos of `folder` a sorting watch classified but did not file (its destination
+    was full or unplugged, or the photo could not be filed then) and that are unchanged
+    since, with their latest rows in `output`; without this a restart would skip them for
+    good. Another folder's photos in the same CSV wait for a watch of their folder."""
     waiting = {}
     for text, (path, state, mark) in _recorded(record).items():
-        if mark == TO_SORT and _state_now(path) == state:
+        if mark == TO_SORT and path.parent == folder and _state_now(path) == state:
             waiting[text] = (path, state)
     rows = _latest_rows(output, set(waiting), classes, log) if waiting else {}
     # The path as the record has it: the CSV escapes a name that is not valid UTF-8.

@@ -185,12 +185,12 @@ class MainWindow(QMainWindow):
         self.results.confirmations_changed.connect(
             lambda: self.preview.show_result(self.preview.row)
         )
+        self.results.reclassified.connect(lambda: self.preview.show_result(self.preview.row))
         self.sorting.busy_changed.connect(self._update_actions)
         self.model_loader.started.connect(self._on_model_loading)
         self.model_loader.loaded.connect(self._on_model_loaded)
         self.model_loader.failed.connect(self._on_model_failed)
         self.controller.listed = self.results.listed_states
-        self.controller.states_found.connect(self.results.note_file_states)
         self.controller.batch_ready.connect(self._on_batch)
         self.controller.finished.connect(self._on_run_finished)
         self.controller.busy_changed.connect(self._update_actions)

@@ -113,6 +113,18 @@ class ResultRow:
         arrival: int = 0,
     ) -> None:
         self.arrival = arrival  # position in arrival order: "unsorted" restores it
+        self._judge(prediction, class_names, threshold)
+        self.confirmed: str | None = None  # the class a person confirmed or corrected
+
+    def reclassify(
+        self, prediction: Prediction, class_names: Sequence[str], threshold: float
+    ) -> None:
+        """The photo changed and was classified again: this row now shows it, and what a
+        person said about the photo that was there before goes."""
+        self._judge(prediction, class_names, threshold)
+        self.confirmed = None
+
+    def _judge(self, prediction: Prediction, class_names: Sequence[str], threshold: float) -> None:
         self._set_prediction(prediction)
         if prediction.ok:
             self.top_index: int | None = int(prediction.top_index)
@@ -129,7 +141,6 @@ class ResultRow:
             self.top3 = ""
         self.status = status_of(prediction, threshold)
         self.predicted = None if self.top_index is None else class_names[self.top_index]
-        self.confirmed: str | None = None  # the class a person confirmed or corrected
 
     def _set_prediction(self, prediction: Prediction) -> None:
         self.prediction = prediction
@@ -166,6 +177,7 @@ class ResultRow:
 
 class ResultsModel(QAbstractTableModel):
     confirmations_changed = Signal()  # a person confirmed, corrected or cleared rows
+    reclassified = Signal()  # rows of photos that changed show their new classification
 
     """All results of the session, in arrival order; the proxy sorts and filters them.
 
@@ -184,8 +196,9 @@ class ResultsModel(QAbstractTableModel):
         threshold.changed.connect(self._rejudge)
         self._rows: list[ResultRow] = []
         self._paths: set[str] = set()  # each row's photo: one row per photo
-        # Size and modification time of the photos runs classified, by path: the same photo
-        # dropped again is not classified again, a changed one is (see `listed_states`).
+        # Size and modification time of each row's photo when classified (runs record it; a
+        # reopened CSV does not): the same photo dropped again is left out, a changed one is
+        # classified again (see `listed_states`).
         self._file_states: dict[str, tuple[int, int] | None] = {}
         self._arrivals = 0
         self._sort_column = -1  # -1: arrival order
@@ -227,25 +240,28 @@ class ResultsModel(QAbstractTableModel):
         not known: a reopened CSV's rows), for the next run to leave out what is here."""
         return {path: self._file_states.get(path) for path in self._paths}
 
-    @Slot(dict)
-    def note_file_states(self, states: Mapping[str, tuple[int, int] | None]) -> None:
-        self._file_states.update(states)
-
     def append_predictions(
         self, predictions: Iterable[Prediction], confirmed: Mapping[str, str] | None = None
     ) -> None:
         """Append one batch with a single insert notification (`confirmed`: the classes a
-        person set earlier, by path, for a reopened CSV). A photo the table holds already
-        (it changed since: a new photo under a camera's reused name) replaces its row."""
+        person set earlier, by path, for a reopened CSV). One row per photo: a batch naming
+        a photo twice gives its last row; a photo the table holds already is classified
+        again only when it changed (a new photo under a camera's reused name), and then its
+        row shows it; a reopened CSV's row never replaces the table's."""
+        latest = {prediction.path: prediction for prediction in predictions}
         start = self._arrivals
         fresh: list[Prediction] = []
         replaced = 0
-        for prediction in predictions:
-            if prediction.path in self._paths:
-                self._replace(prediction, (confirmed or {}).get(prediction.path))
-                replaced += 1
-            else:
+        position: dict[str, int] | None = None  # built only when a row is replaced
+        for path, prediction in latest.items():
+            if path not in self._paths:
                 fresh.append(prediction)
+                self._file_states[path] = prediction.file_state
+            elif prediction.file_state is not None:
+                if position is None:
+                    position = {row.prediction.path: i for i, row in enumerate(self._rows)}
+                self._reclassify(position[path], prediction)
+                replaced += 1
         new_rows = [
             ResultRow(p, self._class_names, self._threshold.value, start + i)
             for i, p in enumerate(fresh)
@@ -269,17 +285,14 @@ class ResultsModel(QAbstractTableModel):
         self._file_states.clear()
         self.endResetModel()
 
-    def _replace(self, prediction: Prediction, confirmed: str | None) -> None:
-        """The row of `prediction`'s photo now shows it; a person's word about the photo
-        that was there before does not carry over (`confirmed`: a reopened CSV's)."""
-        path = prediction.path
-        index = next(i for i, row in enumerate(self._rows) if row.prediction.path == path)
-        old = self._rows[index]
-        row = ResultRow(prediction, self._class_names, self._threshold.value, old.arrival)
-        row.confirmed = confirmed
-        self._rows[index] = row
+    def _reclassify(self, index: int, prediction: Prediction) -> None:
+        row = self._rows[index]
+        had_confirmation = row.confirmed is not None
+        row.reclassify(prediction, self._class_names, self._threshold.value)
+        self._file_states[prediction.path] = prediction.file_state
         self.dataChanged.emit(self.index(index, 0), self.index(index, self.columnCount() - 1))
-        if old.confirmed != confirmed:
+        self.reclassified.emit()
+        if had_confirmation:
             self.confirmations_changed.emit()
 
     @Slot(float)

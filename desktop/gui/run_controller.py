@@ -43,7 +43,6 @@ class RunController(QObject):
 
     started = Signal(int)  # number of queued requests still waiting after this one
     discovered = Signal(int, int, int, int)  # images, skipped files, problem rows, already
-    states_found = Signal(dict)  # path -> (size, mtime) of the images the run classifies
     batch_ready = Signal(list)  # list[Prediction]
     progress = Signal(int, int, float)  # done, total, images/s
     finished = Signal(object)  # RunSummary
@@ -170,7 +169,6 @@ class RunController(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.discovered.connect(self._on_discovered)
-        worker.states_found.connect(self._on_states_found)
         worker.batch_ready.connect(self._on_batch)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_worker_finished)
@@ -201,11 +199,6 @@ class RunController(QObject):
             self._total, self._skipped, self._problems = images, skipped, problems
             self._already = already
             self.discovered.emit(images, skipped, problems, already)
-
-    @Slot(dict)
-    def _on_states_found(self, states: dict) -> None:
-        if self._is_current():
-            self.states_found.emit(states)
 
     @Slot(list)
     def _on_batch(self, batch: list) -> None:

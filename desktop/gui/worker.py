@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 32
 FileState = tuple[int, int]  # size in bytes, modification time in ns
+# A copy onto a FAT or exFAT stick rounds the modification time (to 2 s at worst): that is
+# still the same photo. A new photo under an old name differs in size, or by far more.
+SAME_TIME_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,6 @@ class ClassifyWorker(QObject):
 
     # Images to classify, non-images skipped, problems, images already in the table.
     discovered = Signal(int, int, int, int)
-    states_found = Signal(dict)  # path -> FileState of each image to classify
     batch_ready = Signal(list)  # list[Prediction], one engine batch (or discovery problems)
     progress = Signal(int, int, float)  # done, total, images per second
     finished = Signal(object)  # RunSummary
@@ -130,7 +132,6 @@ class ClassifyWorker(QObject):
             images, skipped = len(fresh), collection.skipped
             already = len(collection.images) - images
             problem_rows = list(collection.problems)
-            self.states_found.emit({str(p): states[str(p)] for p in fresh})
             self.discovered.emit(images, skipped, len(problem_rows), already)
             if problem_rows:
                 problems = errors = len(problem_rows)
@@ -145,6 +146,9 @@ class ClassifyWorker(QObject):
                 ):
                     if self._stop.is_set():
                         break  # the GUI has moved on; do not deliver late rows
+                    # Each row carries what its file was when read: a later drop of the
+                    # same photo is then left out, a changed one classified again.
+                    batch = [replace(p, file_state=states.get(p.path)) for p in batch]
                     done += len(batch)
                     errors += sum(1 for p in batch if not p.ok)
                     elapsed = time.perf_counter() - infer_started
@@ -175,7 +179,9 @@ class ClassifyWorker(QObject):
         if path not in self._listed:
             return False
         then = self._listed[path]
-        return then is None or then == state
+        if then is None:  # a reopened CSV's row: taken as it is
+            return True
+        return state is not None and then[0] == state[0] and abs(then[1] - state[1]) <= SAME_TIME_NS
 
 
 def _file_state(path: str | os.PathLike[str]) -> FileState | None:
