@@ -29,15 +29,18 @@ def bundle() -> Path:
     return BUNDLE
 
 
+def run_bundled(
+    bundle: Path, program: str, *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    command = [str(bundle / f"{program}{SUFFIX}"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
 def test_the_bundled_command_classifies_with_an_empty_environment(bundle, tmp_path) -> None:
     out = tmp_path / "results.csv"
-    result = subprocess.run(
-        [str(bundle / f"ewaste-classify{SUFFIX}"), str(SAMPLES), "--csv", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={},  # as `env -i`: no PATH, no Python, no virtual environment
-        cwd=tmp_path,
+    # env={}: as `env -i`: no PATH, no Python, no virtual environment.
+    result = run_bundled(
+        bundle, "ewaste-classify", str(SAMPLES), "--csv", str(out), env={}, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     with open(out, newline="", encoding="utf-8-sig") as handle:
@@ -50,25 +53,13 @@ def test_the_bundled_command_classifies_with_an_empty_environment(bundle, tmp_pa
 
 
 def test_the_bundled_command_names_its_version(bundle, project_version) -> None:
-    result = subprocess.run(
-        [str(bundle / f"ewaste-classify{SUFFIX}"), "--version"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={},
-    )
+    result = run_bundled(bundle, "ewaste-classify", "--version", env={})
     assert (result.returncode, result.stdout) == (0, f"ewaste-classify {project_version}\n")
 
 
 def test_the_bundled_app_opens_its_window_and_loads_the_model(bundle, tmp_path) -> None:
-    result = subprocess.run(
-        [str(bundle / f"ewaste-app{SUFFIX}"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)},
-        cwd=tmp_path,
-    )
+    env = {"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    result = run_bundled(bundle, "ewaste-app", "--check", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "model ewaste-classifier.onnx loaded" in result.stdout
 
