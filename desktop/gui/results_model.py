@@ -251,7 +251,7 @@ class ResultsModel(QAbstractTableModel):
         latest = {prediction.path: prediction for prediction in predictions}
         start = self._arrivals
         fresh: list[Prediction] = []
-        replaced = 0
+        replaced = unconfirmed = 0
         position: dict[str, int] | None = None  # built only when a row is replaced
         for path, prediction in latest.items():
             if path not in self._paths:
@@ -260,8 +260,12 @@ class ResultsModel(QAbstractTableModel):
             elif prediction.file_state is not None:
                 if position is None:
                     position = {row.prediction.path: i for i, row in enumerate(self._rows)}
-                self._reclassify(position[path], prediction)
+                unconfirmed += self._reclassify(position[path], prediction)
                 replaced += 1
+        if replaced:  # once a batch: the preview shows its row again
+            self.reclassified.emit()
+        if unconfirmed:
+            self.confirmations_changed.emit()
         new_rows = [
             ResultRow(p, self._class_names, self._threshold.value, start + i)
             for i, p in enumerate(fresh)
@@ -285,15 +289,15 @@ class ResultsModel(QAbstractTableModel):
         self._file_states.clear()
         self.endResetModel()
 
-    def _reclassify(self, index: int, prediction: Prediction) -> None:
+    def _reclassify(self, index: int, prediction: Prediction) -> bool:
+        """Show a changed photo's new prediction in its row; True if that dropped the
+        class a person had set."""
         row = self._rows[index]
         had_confirmation = row.confirmed is not None
         row.reclassify(prediction, self._class_names, self._threshold.value)
         self._file_states[prediction.path] = prediction.file_state
         self.dataChanged.emit(self.index(index, 0), self.index(index, self.columnCount() - 1))
-        self.reclassified.emit()
-        if had_confirmation:
-            self.confirmations_changed.emit()
+        return had_confirmation
 
     @Slot(float)
     def _rejudge(self, threshold: float) -> None:
