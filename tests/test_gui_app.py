@@ -519,6 +519,33 @@ def test_a_request_queued_behind_another_is_reported_with_it(
     assert window.progress_panel.bar.format() == "Done: 7 images"
 
 
+def test_a_failed_run_in_a_chain_still_reports_the_runs_before_it(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    engine = window.engine
+    real_classify = engine.classify
+    calls: list[int] = []
+
+    def classify_then_fail(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("the network drive went away")
+        return real_classify(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "classify", classify_then_fail)
+    more = tmp_path / "more"
+    more.mkdir()
+    write_solid(more / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    window.add_paths([sample_images_dir])
+    window.add_paths([more])
+    qtbot.waitUntil(
+        lambda: "went away" in window.statusBar().currentMessage(), timeout=RUN_TIMEOUT_MS
+    )
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Classification stopped: RuntimeError: the network drive went away")
+    assert "(Classified 6 of 6 images in " in message and message.endswith(" before it)")
+
+
 def test_version_option_names_the_release(project_version: str, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         parse_args(["--version"])

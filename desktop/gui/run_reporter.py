@@ -83,6 +83,8 @@ class RunReporter(QObject):
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
+        if self._earlier:  # the runs before it in the chain did finish
+            message += f" ({combined(self._earlier).describe()} before it)"
         self._earlier.clear()
         self._panel.set_idle("Stopped by an error")
         self._status_bar.showMessage(message)
