@@ -499,6 +499,16 @@ def test_photos_dropped_again_stay_one_row_each_and_a_changed_one_is_redone(
     assert window.results.confirmed_classes() == {battery: "PCB"}
     assert "Mouse" in window.preview.verdict.text()  # the selected row shows it at once
 
+    # A photo missing when it was dropped is an error row; dropped again once it is
+    # there, it is classified in that row.
+    late = sample_images_dir / "late.png"
+    run_to_end(qtbot, window, lambda: window.add_paths([late]))
+    assert window.results.rowCount() == rows + 1 and not rows_by_path(window)[str(late)].ok
+    write_solid(late, PROTOTYPE_COLOURS["Printer"])
+    run_to_end(qtbot, window, lambda: window.add_paths([late]))
+    assert window.results.rowCount() == rows + 1
+    assert CLASS_NAMES[rows_by_path(window)[str(late)].top_index] == "Printer"
+
 
 def test_a_request_queued_behind_another_is_reported_with_it(
     qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path

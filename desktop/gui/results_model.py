@@ -236,9 +236,14 @@ class ResultsModel(QAbstractTableModel):
         self.endResetModel()
 
     def listed_states(self) -> dict[str, tuple[int, int] | None]:
-        """Each row's photo -> its size and modification time when classified (None when
-        not known: a reopened CSV's rows), for the next run to leave out what is here."""
-        return {path: self._file_states.get(path) for path in self._paths}
+        """Each classified photo -> its size and modification time then (None when not
+        known: a reopened CSV's rows), for the next run to leave out what is here. Error
+        rows are not listed: a file missing or unreadable then may be fine now."""
+        return {
+            row.prediction.path: self._file_states.get(row.prediction.path)
+            for row in self._rows
+            if row.prediction.ok
+        }
 
     def append_predictions(
         self, predictions: Iterable[Prediction], confirmed: Mapping[str, str] | None = None
