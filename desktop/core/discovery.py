@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .preprocessing import SUPPORTED_SUFFIXES, is_photo_file
-from .results import Prediction
+from .results import FileState, Prediction
 
 _SUPPORTED_LIST = ", ".join(sorted(SUPPORTED_SUFFIXES))
 
@@ -190,3 +190,13 @@ def _unreachable_reason(path: Path, exc: OSError) -> str:
 
 def _describe(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
+
+
+def file_state(path: str | os.PathLike[str]) -> FileState | None:
+    """The size and modification time that tell one photo under a name from another (a
+    camera's counter reset), or None when the file cannot be looked at now."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns)

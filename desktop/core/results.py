@@ -36,6 +36,9 @@ STATUS_LABELS: dict[Status, str] = {
 }
 
 
+FileState = tuple[int, int]  # a file's size in bytes and modification time in ns
+
+
 @dataclass(frozen=True, eq=False)
 class Prediction:
     """The result for one file: probabilities, or an error reason for the user.
@@ -59,7 +62,7 @@ class Prediction:
     unknown: bool | None = None
     # The file's size and modification time (ns) when it was read, where the caller keeps
     # them (the app, to tell the same photo dropped again from a changed one); else None.
-    file_state: tuple[int, int] | None = None
+    file_state: FileState | None = None
 
     def __post_init__(self) -> None:
         if (self.probabilities is None) == (self.error is None):

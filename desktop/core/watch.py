@@ -36,16 +36,15 @@ from .csv_export import (
     unguarded_text,
 )
 from .csv_import import CsvImportError, prediction_from_row
-from .discovery import is_clutter
+from .discovery import file_state, is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
 from .sorting import sort_into
 from .wording import plural
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .results import Prediction
+    from .results import FileState, Prediction
 
-FileState = tuple[int, int]  # size in bytes, modification time in ns
 DEFAULT_POLL_SECONDS = 1.0
 SETTLE_SECONDS = 1.0
 GIVE_UP_SECONDS = 10.0
@@ -207,7 +206,7 @@ def _left_unsorted(
     good. Another folder's photos in the same CSV wait for a watch of their folder."""
     waiting = {}
     for text, (path, state, mark) in _recorded(record).items():
-        if mark == TO_SORT and path.parent == folder and _state_now(path) == state:
+        if mark == TO_SORT and path.parent == folder and file_state(path) == state:
             waiting[text] = (path, state)
     rows = _latest_rows(output, set(waiting), classes, log) if waiting else {}
     # The path as the record has it: the CSV escapes a name that is not valid UTF-8.
@@ -235,14 +234,6 @@ def _latest_rows(
         log(f"not checked for photos left unsorted: cannot read {output.name}: {exc}")
         return {}
     return rows
-
-
-def _state_now(path: Path) -> FileState | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None  # moved (filed) or deleted
-    return (info.st_size, info.st_mtime_ns)
 
 
 def watch_record_path(output: Path) -> Path:

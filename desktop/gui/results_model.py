@@ -35,6 +35,7 @@ from desktop.core.results import (
     STATUS_OK,
     STATUS_REVIEW,
     STATUS_UNKNOWN,
+    FileState,
     status_of,
 )
 from desktop.core.wording import percent
@@ -199,7 +200,7 @@ class ResultsModel(QAbstractTableModel):
         # Size and modification time of each row's photo when classified (runs record it; a
         # reopened CSV does not): the same photo dropped again is left out, a changed one is
         # classified again (see `listed_states`).
-        self._file_states: dict[str, tuple[int, int] | None] = {}
+        self._file_states: dict[str, FileState | None] = {}
         self._arrivals = 0
         self._sort_column = -1  # -1: arrival order
         self._sort_order = Qt.SortOrder.AscendingOrder
@@ -235,7 +236,7 @@ class ResultsModel(QAbstractTableModel):
         self._sort_order = Qt.SortOrder.AscendingOrder
         self.endResetModel()
 
-    def listed_states(self) -> dict[str, tuple[int, int] | None]:
+    def listed_states(self) -> dict[str, FileState | None]:
         """Each classified photo -> its size and modification time then (None when not
         known: a reopened CSV's rows), for the next run to leave out what is here. Error
         rows are not listed: a file missing or unreadable then may be fine now."""

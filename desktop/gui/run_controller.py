@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QDeadlineTimer, QObject, QThread, QTimer, Signal, Slot
 
-from desktop.gui.worker import DEFAULT_BATCH_SIZE, ClassifyWorker, FileState, RunSummary
+from desktop.core.results import FileState
+from desktop.gui.worker import DEFAULT_BATCH_SIZE, ClassifyWorker, RunSummary
 
 if TYPE_CHECKING:
     from desktop.core.engine import Engine

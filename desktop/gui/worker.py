@@ -7,7 +7,6 @@ between batches, and the worker checks it again after every batch.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -16,14 +15,14 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from desktop.core.discovery import collect_images
+from desktop.core.discovery import collect_images, file_state
+from desktop.core.results import FileState
 from desktop.core.wording import plural
 
 if TYPE_CHECKING:
     from desktop.core.engine import Engine
 
 DEFAULT_BATCH_SIZE = 32
-FileState = tuple[int, int]  # size in bytes, modification time in ns
 # A copy onto a FAT or exFAT stick rounds the modification time (to 2 s at worst): that is
 # still the same photo. A new photo under an old name differs in size, or by far more.
 SAME_TIME_NS = 2_000_000_000
@@ -126,7 +125,7 @@ class ClassifyWorker(QObject):
         rate = 0.0
         try:
             collection = collect_images(self._paths, should_stop=self.should_stop)
-            states = {str(path): _file_state(path) for path in collection.images}
+            states = {str(path): file_state(path) for path in collection.images}
             # The same photo dropped twice is one row: only new or changed files are run.
             fresh = [p for p in collection.images if not self._unchanged(str(p), states[str(p)])]
             images, skipped = len(fresh), collection.skipped
@@ -182,11 +181,3 @@ class ClassifyWorker(QObject):
         if then is None:  # a reopened CSV's row: taken as it is
             return True
         return state is not None and then[0] == state[0] and abs(then[1] - state[1]) <= SAME_TIME_NS
-
-
-def _file_state(path: str | os.PathLike[str]) -> FileState | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None  # its row will say why it cannot be read
-    return (info.st_size, info.st_mtime_ns)
