@@ -111,11 +111,15 @@ def test_discovery_is_sorted_and_deduplicated(sample_images_dir: Path) -> None:
     os.symlink("nested", sample_images_dir / "link_to_nested")  # a second way in
 
     same_file_again = sample_images_dir / "nested" / ".." / "red_battery.jpg"
-    collection = collect_images([sample_images_dir, same_file_again, sample_images_dir])
+    through_the_other_way_in = sample_images_dir / "nested" / "a.webp"
+    collection = collect_images(
+        [sample_images_dir, same_file_again, sample_images_dir, through_the_other_way_in]
+    )
     assert collection.images == sorted(collection.images, key=str)
     names = [p.relative_to(sample_images_dir).as_posix() for p in collection.images]
     # The folder is reached twice (directly and through the link); it is walked once, by
-    # whichever name comes first, and the explicitly repeated file is listed once.
+    # whichever name comes first, and the files named again (by another path, or through
+    # the folder's other name) are listed once.
     assert names == [
         "blue_microwave.jpg",
         "green_keyboard.png",

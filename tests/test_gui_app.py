@@ -444,6 +444,29 @@ def test_cancel_stops_the_worker_and_keeps_done_rows(
     assert window.results.rowCount() == kept + 1
 
 
+def test_a_folder_dropped_again_through_a_link_stays_one_row_per_photo(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    # The same photos reached by another path (a linked folder, a junction, another
+    # case on Windows) are the photos the table holds, not new ones.
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    rows = window.results.rowCount()
+    linked = tmp_path / "shortcut"
+    os.symlink(sample_images_dir, linked)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [linked, linked / "red_battery.jpg"]))
+    assert window.results.rowCount() == rows
+    assert window.last_summary.images == 0 and window.last_summary.already == rows
+
+    # A photo changed since is classified again in its row, under the table's name for it.
+    battery = sample_images_dir / "red_battery.jpg"
+    write_solid(battery, PROTOTYPE_COLOURS["Mouse"])
+    later = os.stat(battery).st_mtime_ns + 10**10
+    os.utime(battery, ns=(later, later))
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [linked]))
+    assert window.results.rowCount() == rows and window.last_summary.images == 1
+    assert CLASS_NAMES[rows_by_path(window)[str(battery)].top_index] == "Mouse"
+
+
 def test_repeated_cancels_with_decodes_in_flight_never_crash(
     qtbot, window: MainWindow, many_images: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

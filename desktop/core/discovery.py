@@ -25,8 +25,9 @@ _SUPPORTED_LIST = ", ".join(sorted(SUPPORTED_SUFFIXES))
 class Collection:
     """What `collect_images` found.
 
-    images: image files to classify, sorted, each once, as absolute paths (made absolute
-        with os.path.abspath, so the names of symbolic links the user chose are kept).
+    images: image files to classify, sorted, each file once however it was reached (see
+        `FileKeys`), as absolute paths (made absolute with os.path.abspath, so the names
+        of symbolic links the user chose are kept: the first name found is used).
         HEIC and RAW photos are among them: their decoding fails with advice.
     skipped: files inside folders that are not images, counted so the summary can say so.
         Hidden files and the system's folder clutter (Thumbs.db, desktop.ini) are not
@@ -64,7 +65,8 @@ def collect_images(
 class _Walker:
     def __init__(self, should_stop: Callable[[], bool]) -> None:
         self._should_stop = should_stop
-        self._images: dict[str, Path] = {}  # normalised absolute path -> path as found
+        self._key = FileKeys()
+        self._images: dict[str, Path] = {}  # file key -> path as first found
         self._problem_keys: set[str] = set()
         self._visited_folders: set[tuple[int, int]] = set()
         self._skipped = 0
@@ -149,10 +151,10 @@ class _Walker:
         return subfolders
 
     def _add_image(self, path: Path) -> None:
-        self._images.setdefault(_key(path), path)
+        self._images.setdefault(self._key(path), path)
 
     def _problem(self, path: Path, reason: str) -> None:
-        key = _key(path)
+        key = self._key(path)
         if key not in self._problem_keys:  # a path given twice is reported once
             self._problem_keys.add(key)
             self._problems.append(Prediction.failed(str(path), reason))
@@ -168,9 +170,21 @@ def is_clutter(name: str) -> bool:
     return name.startswith(".") or name.lower() in _FOLDER_CLUTTER
 
 
-def _key(path: Path) -> str:
-    """One spelling per file, so 'a/x.jpg' and './a/x.jpg' count once."""
-    return os.path.normcase(os.path.abspath(path))
+class FileKeys:
+    """One key per file however its path is spelt: 'a/x.jpg' and './a/x.jpg', 'A\\X.JPG' on
+    Windows, or its folder reached through a symbolic link or a junction. Each
+    folder's real path is looked up once, so 20,000 photos in a few folders cost a few calls.
+    (A link to the file itself keeps its own key.)"""
+
+    def __init__(self) -> None:
+        self._real_folders: dict[str, str] = {}
+
+    def __call__(self, path: str | os.PathLike[str]) -> str:
+        folder, name = os.path.split(os.path.abspath(path))
+        real = self._real_folders.get(folder)
+        if real is None:
+            real = self._real_folders[folder] = os.path.realpath(folder)
+        return os.path.normcase(os.path.join(real, name))
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

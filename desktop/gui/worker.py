@@ -11,11 +11,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from desktop.core.discovery import collect_images, file_state
+from desktop.core.discovery import FileKeys, collect_images, file_state
 from desktop.core.results import FileState
 from desktop.core.wording import plural
 
@@ -125,11 +126,12 @@ class ClassifyWorker(QObject):
         rate = 0.0
         try:
             collection = collect_images(self._paths, should_stop=self.should_stop)
-            states = {str(path): file_state(path) for path in collection.images}
+            found = self._as_listed(collection.images)
+            states = {str(path): file_state(path) for path in found}
             # The same photo dropped twice is one row: only new or changed files are run.
-            fresh = [p for p in collection.images if not self._unchanged(str(p), states[str(p)])]
+            fresh = [p for p in found if not self._unchanged(str(p), states[str(p)])]
             images, skipped = len(fresh), collection.skipped
-            already = len(collection.images) - images
+            already = len(found) - images
             problem_rows = list(collection.problems)
             self.discovered.emit(images, skipped, len(problem_rows), already)
             if problem_rows:
@@ -173,6 +175,15 @@ class ClassifyWorker(QObject):
                 already=already,
             )
         )
+
+    def _as_listed(self, images: list[Path]) -> list[Path]:
+        """The images, each spelt as the table lists it when it does under another spelling
+        (another case on Windows, its folder reached through a link): one row per photo."""
+        if all(str(path) in self._listed for path in images):
+            return images
+        keys = FileKeys()
+        spellings = {keys(path): path for path in self._listed}
+        return [Path(spellings.get(keys(path), path)) for path in images]
 
     def _unchanged(self, path: str, state: FileState | None) -> bool:
         if path not in self._listed:
