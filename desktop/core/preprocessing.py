@@ -14,8 +14,9 @@ does.
 Resizing has two modes, and the model's metadata says which one it was trained with:
 "stretch" resizes the whole image to the input size, "letterbox" keeps the aspect ratio and
 centres the image on white. On the square dataset images both give the same pixels; on 4:3
-and 3:4 variants of the validation images the shipped model scored higher with stretch in
-every variant (benchmarks/bench_aspect.py, README), so stretch is the default.
+and 3:4 variants of the validation images letterbox lost or tied 9 of 10 comparisons
+against stretch for the shipped model (benchmarks/bench_aspect.py, README), so stretch is
+the default.
 """
 
 from __future__ import annotations
