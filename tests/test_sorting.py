@@ -342,6 +342,62 @@ def test_a_source_deleted_since_classification_fails_alone(engine, tmp_path) -> 
     assert len(report.filed) == 11
 
 
+def test_a_photo_whose_original_cannot_be_deleted_fails_alone_and_undoes(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # A photo held open by a viewer on Windows, or a card locked after the check: the copy
+    # is in place, the original stays, and the row says so; the other photos move.
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    predictions = classified(engine, photos)
+    dest = tmp_path / "sorted"
+    held = photos / "mouse.png"
+    real_unlink = Path.unlink
+
+    def unlink(path, missing_ok=False):
+        if path == held:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    for _ in range(2):  # the same sort again: the same answer, no second copy
+        report = sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+        [(source, reason)] = report.failed
+        assert source == str(held)
+        assert reason == (
+            f"copied to {dest / 'Mouse' / 'mouse.png'}, but the original cannot be deleted "
+            "(permission denied)"
+        )
+    assert [p.name for p in photos.iterdir()] == ["mouse.png"]
+    assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())
+    monkeypatch.undo()
+
+    undo_sort(dest)
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+    assert [p.name for p in files_under(dest)] == [UNDONE_MANIFEST_FILE]
+
+
+def test_moving_out_of_a_read_only_folder_is_refused_before_any_work(
+    tiny_model_path, tmp_path, monkeypatch, capsys
+) -> None:
+    photos = photo_folder(tmp_path / "card")
+    real_access = sorting.os.access
+
+    def access(path, mode, **kwargs):  # a write-protected card, for root as for anyone
+        if Path(path) == photos and mode & sorting.os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(sorting.os, "access", access)
+    dest = tmp_path / "sorted"
+    command = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest)]
+    assert classify_main([*command, "--move"]) == 2
+    assert "it is read-only (a write-protected card?); copy them instead" in capsys.readouterr().err
+    assert not dest.exists() and len(list(photos.iterdir())) == 12
+    assert classify_main(command) == 0  # a copy goes ahead
+    assert len(files_under(dest)) == 12
+
+
 def test_a_confirmed_class_outranks_the_prediction(engine, tmp_path) -> None:
     photos = photo_folder(tmp_path / "photos")
     predictions = classified(engine, photos)

@@ -97,7 +97,7 @@ def _classify(args: argparse.Namespace) -> int:
                     f"--summary draws a PNG: give a name ending in .png, not {args.summary.name}"
                 )
         if args.sort_into is not None:
-            check_destination(args.sort_into, [Path(p) for p in args.paths])
+            check_destination(args.sort_into, [Path(p) for p in args.paths], move=args.move)
         engine = Engine(args.model, threads=args.threads)
     except (UsageError, ModelError, SortError) as exc:
         error(str(exc))

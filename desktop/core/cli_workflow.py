@@ -98,7 +98,7 @@ def watch(args: argparse.Namespace) -> int:
             raise UsageError("--poll must be from 0.05 to 3600 seconds")
         output = checked_output_path(args.csv)
         if args.sort_into is not None:
-            check_destination(args.sort_into, [args.watch])
+            check_destination(args.sort_into, [args.watch], move=args.move)
         engine = Engine(args.model, threads=args.threads)
     except (UsageError, ModelError, SortError) as exc:
         error(str(exc))

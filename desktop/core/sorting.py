@@ -147,10 +147,13 @@ def safe_folder_name(class_name: str) -> str:
     return f"{name} (class)" if name in (REVIEW_FOLDER, ERROR_FOLDER) else name
 
 
-def check_destination(dest: Path, sources: Iterable[Path], *, create: bool = True) -> None:
+def check_destination(
+    dest: Path, sources: Iterable[Path], *, create: bool = True, move: bool = False
+) -> None:
     """Refuse a destination that is a file, one inside a source folder (the next run would
     sort the sorted photos again) or, with `create` (which makes the folder), one that
-    cannot be written."""
+    cannot be written; with `move`, a source folder photos cannot be deleted from (a
+    write-protected card: each photo would be copied, then fail)."""
     target = dest.resolve()
     if target.exists() and not target.is_dir():
         raise SortError(f"the destination {dest} is a file, not a folder")
@@ -158,6 +161,11 @@ def check_destination(dest: Path, sources: Iterable[Path], *, create: bool = Tru
         folder = source.resolve() if source.is_dir() else source.resolve().parent
         if target == folder or folder in target.parents:
             raise SortError(f"the destination {dest} is inside the source folder {folder}")
+        if move and folder.is_dir() and not os.access(folder, os.W_OK):
+            raise SortError(
+                f"cannot move photos out of {folder}: it is read-only (a write-protected "
+                f"card?); copy them instead"
+            )
     if not create:
         return
     try:
@@ -186,7 +194,7 @@ def sort_into(
     # One spelling of the folder (absolute, links resolved): the manifest must not depend on
     # the working folder, and a link to DEST must not make its files look like other files.
     dest = Path(os.path.realpath(dest))
-    check_destination(dest, [Path(s) for s in sources])
+    check_destination(dest, [Path(s) for s in sources], move=move)
     entries = _manifest_entries(dest)
     done = _latest_in_place(entries)
     _remove_refile_leftovers(entries, done)
@@ -207,8 +215,8 @@ def sort_into(
             # follow the photos a sort moved).
             earlier = done.get(source) or by_placement.get(_canonical(source))
             if _filed_before(earlier):
-                _finish_move(earlier)  # a run stopped before deleting the source
                 try:
+                    _finish_move(earlier)  # a run stopped before deleting the source
                     refiled = None
                     if person is not None:  # only a person's word moves a filed photo
                         refiled = _refile(earlier, dest / folder, label, status, claimed)
@@ -237,7 +245,11 @@ def sort_into(
                 continue
             _record(manifest, filed, report)
             claimed.add(filed.destination)
-            _finish_move(filed)  # only once the manifest says where the photo went
+            try:
+                _finish_move(filed)  # only once the manifest says where the photo went
+            except OSError as exc:  # the photo stays where it was, with a copy in DEST
+                report.failed.append((source, exc.strerror or str(exc)))
+                continue
             report.filed.append(filed)
             if progress is not None:
                 progress(count)
@@ -394,14 +406,22 @@ def _filed_before(earlier: Filed | None) -> bool:
 
 
 def _finish_move(filed: Filed) -> None:
-    """Delete a moved photo's source, once its identical copy is in place elsewhere."""
+    """Delete a moved photo's source, once its identical copy is in place elsewhere. An
+    OSError says why it cannot (a read-only card, a file in use): the photo is then both
+    at its source and copied, as the manifest's "move" row lets the undo tell."""
     source, placed = Path(filed.source), Path(filed.destination)
     if filed.action != "move" or not placed.is_file() or not source.is_file():
         return
     if _is_same_path(source, placed):
         return  # the photo already sat where it is filed: its only copy stays
     if file_sha256(source) == filed.sha256:
-        source.unlink()
+        try:
+            source.unlink()
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise OSError(
+                exc.errno, f"copied to {placed}, but the original cannot be deleted ({reason})"
+            ) from exc
 
 
 def _is_same_path(first: Path, second: Path) -> bool:
