@@ -17,6 +17,7 @@ import pytest
 
 from child_signals import deliverable
 from desktop.core.cli import Progress, main
+from desktop.core.csv_export import results_header
 from desktop.core.discovery import collect_images
 from desktop.core.engine import Engine
 from desktop.core.preprocessing import load_model_input
@@ -239,7 +240,8 @@ def test_a_stop_signal_keeps_the_finished_rows_beside_the_complete_csv(
         os.link(large_jpeg_path, photos / f"camera_{i:04d}.jpg")
     (photos / "lost.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a discovery problem row
     out = tmp_path / "r.csv"
-    out.write_text("an earlier, complete run\n")
+    earlier = ",".join(results_header(CLASS_NAMES)) + "\n/photos/a.jpg,Mouse,...\n"
+    out.write_text(earlier)  # an earlier, complete run
     with deliverable(signum):
         process = subprocess.Popen(
             [str(CONSOLE_SCRIPT), str(photos), "--csv", str(out), "--model", str(tiny_model_path)]
@@ -263,7 +265,7 @@ def test_a_stop_signal_keeps_the_finished_rows_beside_the_complete_csv(
     assert process.returncode == 128 + signum, rest
     assert f"stopped by {stop} after" in rest and f"of {IMAGES_FOR_CTRL_C} images" in rest
     assert "Traceback" not in rest
-    assert out.read_text() == "an earlier, complete run\n"  # never replaced by a partial run
+    assert out.read_text() == earlier  # never replaced by a partial run
     partial = tmp_path / "r.partial.csv"
     assert str(partial) in stdout
     rows = read_rows(partial)
@@ -372,6 +374,7 @@ IMPORT_CHECK = textwrap.dedent(
     import json, sys
     forbidden = json.loads(sys.argv[1])
     from desktop.core.cli import Progress, main
+from desktop.core.csv_export import results_header
     code = main(sys.argv[2:])
     loaded = sorted({name.split(".")[0] for name in sys.modules} & set(forbidden))
     print("LOADED " + json.dumps(loaded))

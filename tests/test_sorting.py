@@ -205,7 +205,8 @@ def test_a_reused_name_is_a_new_photo_for_the_sort_and_for_the_undo(engine, tmp_
     assert digest(dest / "Battery" / "IMG_0001.png") == second_digest
 
     # Undo: the new photo's copy goes; the old photo's copy, now its only one, comes back.
-    assert not undo_sort(dest).failed
+    undone = undo_sort(dest)
+    assert not undone.failed and len(undone.filed) == 2  # two photos, one name
     assert digest(camera / "IMG_0001.png") == second_digest
     assert digest(camera / "IMG_0001 (2).png") == first_digest
     assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
@@ -391,6 +392,7 @@ def test_moving_out_of_a_read_only_folder_is_refused_before_any_work(
     monkeypatch.setattr(sorting.os, "access", access)
     dest = tmp_path / "sorted"
     command = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest)]
+    command += ["--model", str(tiny_model_path)]
     assert classify_main([*command, "--move"]) == 2
     assert "it is read-only (a write-protected card?); copy them instead" in capsys.readouterr().err
     assert not dest.exists() and len(list(photos.iterdir())) == 12
@@ -564,6 +566,28 @@ def test_the_command_sorts_after_the_csv_and_refuses_a_destination_inside_a_sour
     assert "sortd does not exist: nothing to undo" in capsys.readouterr().err
 
 
+def test_a_file_in_place_of_the_manifest_is_never_sorted_on_nor_undone(
+    engine, tiny_model_path, tmp_path, capsys
+) -> None:
+    # A results CSV saved as DEST/manifest.csv: an undo reading it as "nothing filed"
+    # deleted it and stranded the sorted photos; a sort appended its rows to it.
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    manifest = dest / MANIFEST_FILE
+    manifest.write_text("path,predicted_class\nx.jpg,Mouse\n", encoding="utf-8")
+
+    assert classify_main(["--undo-sort", str(dest)]) == 2
+    assert "is not a manifest this app wrote (it has no source, destination" in (
+        capsys.readouterr().err
+    )
+    assert manifest.read_text(encoding="utf-8") == "path,predicted_class\nx.jpg,Mouse\n"
+    assert len(files_under(dest)) == 12 and list(photos.iterdir()) == []
+    command = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest)]
+    assert classify_main([*command, "--model", str(tiny_model_path)]) == 2
+    assert "is not a manifest this app wrote" in capsys.readouterr().err
+
+
 def test_a_destination_that_cannot_be_written_is_refused_before_any_work(engine, tmp_path):
     photos = photo_folder(tmp_path / "photos")
     with pytest.raises(SortError, match="cannot write to"):
@@ -639,6 +663,9 @@ def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) 
         classified(engine, photos), CLASS_NAMES, THRESHOLD, model_name="m", model_sha256="0" * 64
     )
     assert summary.total == 12 and summary.errors == 1
+    assert summary.caption().endswith("· review below 70 %")
+    summary.threshold = 0.955  # as typed, never rounded to a threshold nobody chose
+    assert summary.caption().endswith("· review below 95.5 %")
     assert summary.of("Battery", "ok") == 1
     assert sum(summary.of(n, STATUS_REVIEW) for n in CLASS_NAMES) == 1  # the ambiguous one
     assert STATUS_ERROR not in {status for _, status in summary.counts}

@@ -15,7 +15,8 @@ midway; 128 + the signal number when stopped by Ctrl+C (130), SIGTERM (143) or S
 
 A run that does not complete never replaces the CSV at --csv: its finished rows go to
 NAME.partial.csv beside it, and the message says so. A signal that arrives while the
-final CSV is being written waits until it is complete.
+final CSV is being written waits until it is complete. What --csv may replace, and the
+rows a rerun that finishes a stopped --move sort keeps: desktop.core.earlier_csv.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .cli_common import (
 from .cli_workflow import sort_photos, undo, watch, write_summary
 from .csv_export import write_results_csv
 from .discovery import Collection, collect_images
+from .earlier_csv import rows_moved_before, why_not_replace
 from .engine import Engine
 from .limits import MAX_FILE_NAME_BYTES
 from .model_info import ModelError
@@ -90,6 +92,9 @@ def _classify(args: argparse.Namespace) -> int:
                 )
             raise UsageError("--ray needs Ray: pip install 'ewaste-sorter[cluster]'")
         output = checked_output_path(args.csv)
+        refusal = why_not_replace(output)
+        if refusal is not None:
+            raise UsageError(f"--csv {refusal}")
         if args.summary is not None:  # checked now: a bad path must not cost the whole run
             checked_output_path(str(args.summary), "--summary", "summary.png")
             if args.summary.suffix.lower() != ".png":  # a PNG under another name opens nowhere
@@ -130,13 +135,18 @@ def _classify(args: argparse.Namespace) -> int:
         _save_partial(output, predictions, collection, engine, args.review_threshold)
         return EXIT_RUN_FAILED
 
-    rows = predictions + collection.problems
+    carried: list[Prediction] = []
+    if args.sort_into is not None:  # finishing a --move sort: the photos it moved are gone
+        carried = rows_moved_before(output, args.sort_into, collection.images, engine.class_names)
+    rows = sorted(predictions + carried, key=lambda p: p.path) + collection.problems
     with stop_signals_wait() as waited:
         written = _write_csv(output, rows, engine.class_names, args.review_threshold)
     if not written:
         return EXIT_WRITE_FAILED
     counts = count_statuses(rows, args.review_threshold)
     print(f"wrote {plural(len(rows), 'row')} to {output}")
+    if carried:
+        print(f"(with the rows of {plural(len(carried), 'photo')} moved by the run it finishes)")
     print(
         f"{counts.ok} ok, {counts.review} to review (confidence under "
         f"{args.review_threshold:g}), {plural(counts.unknown, 'unknown item')}, "

@@ -166,6 +166,13 @@ def check_destination(
                 f"cannot move photos out of {folder}: it is read-only (a write-protected "
                 f"card?); copy them instead"
             )
+    manifest = target / MANIFEST_FILE
+    if manifest.is_file():  # another file under its name would be sorted on, or undone
+        try:
+            with manifest.open(encoding="utf-8-sig", newline="") as handle:
+                _check_manifest_columns(manifest, next(csv.reader(handle), None))
+        except (OSError, csv.Error, UnicodeDecodeError) as exc:
+            raise SortError(f"cannot read {manifest}: {exc}") from exc
     if not create:
         return
     try:
@@ -294,17 +301,19 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
         raise SortError(f"{manifest} is not a manifest this app wrote: {exc}") from exc
     report, left, undone, seen = SortReport(), [], [], set()
     for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
+        # One photo: its path and content (a new photo under a reused name is another).
+        photo = (entry.source, entry.sha256)
         try:
             outcome = _undo_one(entry)
         except OSError as exc:
-            if entry.source not in seen:
+            if photo not in seen:
                 report.failed.append((entry.destination, exc.strerror or str(exc)))
-            seen.add(entry.source)
+            seen.add(photo)
             left.append(entry)
             continue
         undone.append(entry)
-        if entry.source not in seen:  # a re-filed photo's earlier rows: not counted again
-            seen.add(entry.source)
+        if photo not in seen:  # a re-filed photo's earlier rows: not counted again
+            seen.add(photo)
             report.filed.append(entry)
             report.copies_deleted += entry.action == "copy" and outcome == DELETED
     _remove_emptied_folders(dest, undone)
@@ -559,8 +568,12 @@ def _write_manifest(path: Path, entries: list[Filed]) -> None:
 
 
 def _read_manifest(path: Path, dest: Path) -> list[Filed]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    """The manifest's rows; SortError for a file of other columns (a results CSV saved
+    under that name): trusting it would undo nothing and delete it, or sort on top of it."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel may add a BOM
+        reader = csv.DictReader(handle)
+        _check_manifest_columns(path, reader.fieldnames)
+        rows = list(reader)
     return [
         Filed(
             r["source"],
@@ -575,6 +588,15 @@ def _read_manifest(path: Path, dest: Path) -> list[Filed]:
     ]
 
 
+def _check_manifest_columns(path: Path, columns: Sequence[str] | None) -> None:
+    """None: an empty file (created, then stopped before its header), nothing filed yet."""
+    missing = [column for column in MANIFEST_COLUMNS if column not in (columns or MANIFEST_COLUMNS)]
+    if missing:
+        raise SortError(
+            f"{path} is not a manifest this app wrote (it has no {', '.join(missing)} column)"
+        )
+
+
 def _absolute_destination(recorded: str, dest: Path) -> str:
     """Earlier versions recorded the destination relative to the folder the sort ran in.
     Every photo is filed as DEST/<folder>/<name>, so such a path is rebuilt under `dest`."""
@@ -582,6 +604,18 @@ def _absolute_destination(recorded: str, dest: Path) -> str:
     if path.is_absolute() or len(path.parts) < 2:
         return recorded
     return str(dest / path.parts[-2] / path.parts[-1])
+
+
+def moved_away(dest: str | os.PathLike[str]) -> set[str]:
+    """The source paths of the photos sorts into `dest` moved there: in place in `dest`,
+    gone from where they were (empty when `dest` holds no manifest)."""
+    dest = Path(os.path.realpath(dest))
+    latest = _latest_in_place(_manifest_entries(dest))
+    return {
+        entry.source
+        for entry in latest.values()
+        if entry.action == "move" and not os.path.lexists(entry.source)
+    }
 
 
 def _manifest_entries(dest: Path) -> list[Filed]:

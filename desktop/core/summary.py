@@ -51,6 +51,13 @@ class BatchSummary:
     def of(self, class_name: str, status: str) -> int:
         return self.counts[(class_name, status)]
 
+    def caption(self) -> str:
+        """The line under the title; the threshold as given (95.5 %, not a rounded 96 %)."""
+        return (
+            f"{self.when} · model {self.model_name} (SHA-256 {self.model_sha256[:16]}…)"
+            f" · review below {self.threshold * 100:g} %"
+        )
+
 
 def summarise(
     predictions: Iterable[Prediction],
@@ -84,13 +91,7 @@ def render(summary: BatchSummary) -> Image.Image:
     draw = ImageDraw.Draw(picture)
     title, text, small = (ImageFont.load_default(size=s) for s in (20, 15, 13))
     draw.text((MARGIN, MARGIN), f"Batch summary: {summary.total} photos", fill="black", font=title)
-    draw.text(
-        (MARGIN, MARGIN + 30),
-        f"{summary.when} · model {summary.model_name} (SHA-256 {summary.model_sha256[:16]}…)"
-        f" · review below {summary.threshold * 100:.0f} %",
-        fill=(90, 90, 90),
-        font=small,
-    )
+    draw.text((MARGIN, MARGIN + 30), summary.caption(), fill=(90, 90, 90), font=small)
     _legend(draw, MARGIN + 52, small)
     largest = max([sum(summary.of(n, s) for s in BAR_STATUSES) for n in summary.class_names] + [1])
     scale = (WIDTH - LABEL_WIDTH - MARGIN * 2 - 60) / largest

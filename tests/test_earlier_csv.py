@@ -1,0 +1,108 @@
+"""What a batch run does with the CSV it replaces: never a photo, another file or a person's
+confirmed classes; and a stopped --move sort, run again to finish, keeps the rows of the
+photos it had moved. Real runs of ewaste-classify on real files."""
+
+from __future__ import annotations
+
+import csv
+import errno
+from pathlib import Path
+
+import pytest
+
+import desktop.core.sorting as sorting
+from desktop.core.cli import main as classify_main
+from desktop.core.csv_export import CSV_ENCODING
+from fixtures_images import write_solid
+from tiny_model import PROTOTYPE_COLOURS
+
+
+def photos_of_every_class(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name, colour in PROTOTYPE_COLOURS.items():
+        write_solid(folder / f"{name.lower().replace(' ', '-')}.png", colour)
+    return folder
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding=CSV_ENCODING, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def run(tiny_model_path: Path):
+    def classify(*args: object) -> int:
+        return classify_main([*map(str, args), "--model", str(tiny_model_path)])
+
+    return classify
+
+
+def test_the_csv_replaces_only_an_earlier_results_csv_without_a_persons_classes(
+    run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = photos_of_every_class(tmp_path / "photos")
+    battery = photos / "battery.png"
+    photo_bytes = battery.read_bytes()
+    # A shell slip: `--csv *.png` names the first photo as the CSV.
+    assert run(photos / "mouse.png", "--csv", battery) == 2
+    assert "names an image, which the CSV would replace" in capsys.readouterr().err
+    assert battery.read_bytes() == photo_bytes
+
+    notes = tmp_path / "notes.csv"
+    notes.write_text("date,weight kg\n2026-12-06,412\n", encoding="utf-8")
+    assert run(photos, "--csv", notes) == 2
+    assert "notes.csv is not a results CSV of this app" in capsys.readouterr().err
+    assert notes.read_text(encoding="utf-8") == "date,weight kg\n2026-12-06,412\n"
+
+    results = tmp_path / "results.csv"
+    assert run(photos, "--csv", results) == 0
+    assert run(photos, "--csv", results) == 0  # a rerun replaces its own CSV
+    rows = csv_rows(results)
+    assert len(rows) == 10
+
+    # The app saved a person's class into it: a rerun would throw that work away.
+    rows[0]["confirmed_class"] = "PCB"
+    with results.open("w", encoding=CSV_ENCODING, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = results.read_bytes()
+    capsys.readouterr()
+    assert run(photos, "--csv", results) == 2
+    assert "holds classes a person confirmed in the app" in capsys.readouterr().err
+    assert results.read_bytes() == before
+
+
+def test_a_stopped_move_sort_run_again_keeps_the_rows_of_the_photos_it_moved(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = photos_of_every_class(tmp_path / "camera")
+    dest, results = tmp_path / "sorted", tmp_path / "shift.csv"
+    command = (photos, "--csv", results, "--sort-into", dest, "--move")
+    real_add, added = sorting._Manifest.add, []
+
+    def add_until_full(manifest, filed):
+        if len(added) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        added.append(filed)
+        real_add(manifest, filed)
+
+    monkeypatch.setattr(sorting._Manifest, "add", add_until_full)
+    assert run(*command) == 1
+    assert "running the sort again finishes it" in capsys.readouterr().err
+    first = csv_rows(results)
+    assert len(first) == 10 and len(list(photos.iterdir())) == 7
+    monkeypatch.undo()
+
+    # The same command again, as told: the three photos moved are not in the camera
+    # folder any more, yet the shift's CSV (and its summary) still lists all ten.
+    assert run(*command, "--summary", tmp_path / "shift.png") == 0
+    out = capsys.readouterr().out
+    assert "wrote 10 rows" in out and "rows of 3 photos moved by the run it finishes" in out
+    assert csv_rows(results) == first
+    assert list(photos.iterdir()) == [] and len(list(dest.rglob("*.png"))) == 10
+
+    # The next day, new photos into the same CSV and folder: that CSV is not carried on.
+    write_solid(photos / "IMG_0001.png", PROTOTYPE_COLOURS["Mouse"])
+    assert run(*command) == 0
+    assert [row["path"] for row in csv_rows(results)] == [str(photos / "IMG_0001.png")]
