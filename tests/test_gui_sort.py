@@ -179,9 +179,18 @@ def test_watch_folder_classifies_photos_as_they_arrive(qtbot, window, tmp_path, 
     # The run's "Classified 1 of 1" came and went; the status bar still says it watches.
     assert window.watching_label.isVisible() and window.watching_label.text() == "Watching camera"
 
+    # The camera unplugged: the worker is told, not left watching nothing; then it is back.
+    camera.rename(tmp_path / "unplugged")
+    qtbot.waitUntil(lambda: window.watching_label.text() == "Cannot see camera", timeout=TIMEOUT_MS)
+    assert "no such file or directory" in window.watching_label.toolTip()
+    (tmp_path / "unplugged").rename(camera)
+    qtbot.waitUntil(lambda: window.watching_label.text() == "Watching camera", timeout=TIMEOUT_MS)
+    write_solid(camera / "pcb.png", PROTOTYPE_COLOURS["PCB"])
+    qtbot.waitUntil(lambda: window.results.rowCount() == 3, timeout=TIMEOUT_MS)
+
     window.commands.watch.trigger()  # unticked: stop
     assert not window.commands.watch.isChecked() and window.folder_watch.folder == ""
     assert not window.watching_label.isVisible()
     write_solid(camera / "printer.png", PROTOTYPE_COLOURS["Printer"])
     qtbot.wait(2500)
-    assert window.results.rowCount() == 2
+    assert window.results.rowCount() == 3

@@ -285,6 +285,42 @@ def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_p
     assert len(read_rows(out)) == 2
 
 
+def test_a_watched_folder_that_goes_away_is_said_once_and_again_when_back(
+    tiny_model_path, tmp_path
+) -> None:
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    camera, out = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    polls, lines = [], []
+
+    def unplug_then_plug_back_in() -> bool:
+        polls.append(1)
+        if len(polls) == 3:
+            camera.rename(tmp_path / "unplugged")
+        if len(polls) == 8:
+            (tmp_path / "unplugged").rename(camera)
+            (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+        return out.is_file() and len(read_rows(out)) == 1 or len(polls) > 400
+
+    count = watch_and_classify(
+        Engine(tiny_model_path, threads=1),
+        camera,
+        out,
+        0.7,
+        poll_seconds=0.02,
+        log=lines.append,
+        should_stop=unplug_then_plug_back_in,
+    )
+    assert count == 1
+    said = [line.split(" ", 1)[1] for line in lines]  # after the time of day
+    assert said[:2] == [
+        f"cannot see {camera} (no such file or directory); waiting for it to come back",
+        f"{camera} is back; watching it again",
+    ]
+
+
 def test_a_restart_sorts_what_a_watch_stopped_by_its_destination_left(
     tiny_model_path, tmp_path
 ) -> None:

@@ -72,14 +72,19 @@ class FolderWatcher:
         self._settle, self._give_up, self._clock = settle_seconds, give_up_seconds, clock
         self._handed_over: dict[str, FileState] = dict(already or {})
         self._pending: dict[str, tuple[FileState, float]] = {}  # name -> state, since
+        # Why the last poll could not list the folder ("" when it could): an unplugged
+        # camera or a share that went away, said to the worker instead of a silent wait.
+        self.unreachable = ""
 
     def poll(self) -> list[Path]:
         """New photos that are completely written, sorted by name."""
         ready, seen, now = [], set(), self._clock()
         try:
             entries = list(os.scandir(self.folder))
-        except OSError:
-            return []  # the share blinked: the next poll tries again
+        except OSError as exc:
+            self.unreachable = (exc.strerror or str(exc)).lower()
+            return []  # the next poll tries again
+        self.unreachable = ""
         for entry in entries:
             name = entry.name
             if is_clutter(name) or not is_photo_file(name):
@@ -177,8 +182,17 @@ def watch_and_classify(
             left, states = _left_unsorted(output, record, folder, len(names), log)
             if left:
                 file_photos(left, states)
+        unreachable = ""
         while not should_stop():
             ready = watcher.poll()
+            if watcher.unreachable != unreachable:  # said once when it goes, once when back
+                unreachable = watcher.unreachable
+                now = time.strftime("%H:%M:%S")
+                log(
+                    f"{now} cannot see {folder} ({unreachable}); waiting for it to come back"
+                    if unreachable
+                    else f"{now} {folder} is back; watching it again"
+                )
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
                 appender.append(batch)
                 states = _handed_over_states(watcher, batch)

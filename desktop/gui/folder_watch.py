@@ -14,6 +14,8 @@ class FolderWatch(QObject):
 
     watching_changed = Signal(str)  # the folder watched, "" when not watching
     photos_ready = Signal(list)  # list[str]: new photos to classify
+    # Why the folder cannot be seen (an unplugged camera), "" when it can again.
+    unreachable_changed = Signal(str)
 
     def __init__(
         self, parent: QObject | None = None, poll_seconds: float = DEFAULT_POLL_SECONDS
@@ -21,6 +23,7 @@ class FolderWatch(QObject):
         super().__init__(parent)
         self._watcher: FolderWatcher | None = None
         self._call: BackgroundCall | None = None  # the poll running, if any
+        self._unreachable = ""
         self._timer = QTimer(self)
         self._timer.setInterval(int(poll_seconds * 1000))
         self._timer.timeout.connect(self._poll)
@@ -38,6 +41,7 @@ class FolderWatch(QObject):
     def stop(self) -> None:
         self._timer.stop()
         self._watcher = None
+        self._unreachable = ""
         self.watching_changed.emit("")
 
     @Slot()
@@ -54,7 +58,12 @@ class FolderWatch(QObject):
     @Slot(object)
     def _on_polled(self, ready: list) -> None:
         self._call = None
-        if ready and self._watcher is not None:  # not stopped meanwhile
+        if self._watcher is None:  # stopped meanwhile
+            return
+        if self._watcher.unreachable != self._unreachable:
+            self._unreachable = self._watcher.unreachable
+            self.unreachable_changed.emit(self._unreachable)
+        if ready:
             self.photos_ready.emit([str(path) for path in ready])
 
     @Slot(object)

@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
         self.sorting.finished.connect(self.statusBar().showMessage)
         self.folder_watch.photos_ready.connect(self.add_paths)
         self.folder_watch.watching_changed.connect(self._show_watching)
+        self.folder_watch.unreachable_changed.connect(self._show_unreachable)
         self.csv_export.message.connect(self.statusBar().showMessage)
         self.csv_export.busy_changed.connect(self._update_actions)
         self.preview.confirm_requested.connect(self.results.confirm_row)
@@ -403,6 +404,21 @@ class MainWindow(QMainWindow):
             "untick File > Watch folder… to stop"
         )
         self.watching_label.setVisible(bool(folder))
+
+    @Slot(str)
+    def _show_unreachable(self, reason: str) -> None:
+        folder = self.folder_watch.folder
+        if not reason:
+            self._show_watching(folder)
+            self.statusBar().showMessage(f"{folder} is back: watching it again")
+            return
+        name = os.path.basename(folder.rstrip("/\\")) or folder
+        self.watching_label.setText(f"Cannot see {name}")
+        self.watching_label.setToolTip(
+            f"{folder} cannot be read ({reason}): is the camera or the share connected? "
+            "Its photos are classified once it is back"
+        )
+        self.statusBar().showMessage(f"Cannot see {folder} ({reason}); waiting for it")
 
     def open_csv(self, path: str | None = None) -> None:
         """File > Open results CSV… (see desktop.gui.open_csv)."""
