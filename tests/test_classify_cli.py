@@ -276,6 +276,18 @@ def test_a_stop_signal_keeps_the_finished_rows_beside_the_complete_csv(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "r.csv", "r.partial.csv"]
 
 
+def test_a_complete_run_names_the_partial_csv_an_earlier_stop_left(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, capsys
+) -> None:
+    out, partial = tmp_path / "r.csv", tmp_path / "r.partial.csv"
+    partial.write_text("the rows of a run stopped yesterday\n")
+    assert main([str(sample_images_dir), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
+    assert f"{partial} is left from an earlier stopped run; {out} is this one" in (
+        capsys.readouterr().err
+    )
+    assert partial.read_text() == "the rows of a run stopped yesterday\n"  # never deleted
+
+
 def test_a_signal_during_the_final_write_waits_for_a_complete_csv(
     tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -374,7 +386,6 @@ IMPORT_CHECK = textwrap.dedent(
     import json, sys
     forbidden = json.loads(sys.argv[1])
     from desktop.core.cli import Progress, main
-from desktop.core.csv_export import results_header
     code = main(sys.argv[2:])
     loaded = sorted({name.split(".")[0] for name in sys.modules} & set(forbidden))
     print("LOADED " + json.dumps(loaded))

@@ -147,6 +147,8 @@ def _classify(args: argparse.Namespace) -> int:
     print(f"wrote {plural(len(rows), 'row')} to {output}")
     if carried:
         print(f"(with the rows of {plural(len(carried), 'photo')} moved by the run it finishes)")
+    if partial_path(output).is_file():  # which of the two files to use must not be a guess
+        warning(f"{partial_path(output)} is left from an earlier stopped run; {output} is this one")
     print(
         f"{counts.ok} ok, {counts.review} to review (confidence under "
         f"{args.review_threshold:g}), {plural(counts.unknown, 'unknown item')}, "

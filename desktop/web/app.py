@@ -138,7 +138,8 @@ class Upload:
 
 
 def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
-    """The uploaded files, each zip unpacked (photo members only, safely) into folder."""
+    """The uploaded photos, each zip unpacked (photo members only, safely) into folder;
+    other files are counted as skipped, as in a folder given to ewaste-classify."""
     upload = Upload()
     for number, path in enumerate(uploads):
         name = upload.name_for(Path(path).name)
@@ -149,8 +150,10 @@ def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
                 upload.failed.append(Prediction.failed(name, f"not a readable zip: {exc}"))
         elif name.lower().endswith(".zip"):
             upload.failed.append(Prediction.failed(name, "not a readable zip (damaged or cut)"))
-        else:
+        elif is_photo_file(name):
             upload.add(path, name)  # Gradio keeps the user's file name
+        else:  # a folder's notes or receipts, skipped and counted as ewaste-classify does
+            upload.skipped += 1
     return upload
 
 
@@ -218,7 +221,7 @@ def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
         len(result.predictions), counts.ok, counts.review, counts.unknown, counts.error
     )
     if result.skipped:
-        line += f" · {plural(result.skipped, 'non-image file')} in the zip skipped"
+        line += f" · {plural(result.skipped, 'non-image file')} skipped"
     return line, {"headers": RESULT_HEADERS, "data": rows}, str(result.csv_path)
 
 
@@ -311,11 +314,21 @@ def build_app(engine: Engine) -> gr.Blocks:
                 )
                 looked = gr.Image(
                     label="Where the model looked",
+                    alt_text="The photo, with a heat map over the parts that decided its class",
                     interactive=False,
                     buttons=["download", "fullscreen"],  # "share" needs Hugging Face
                 )
-            for trigger in (photo.change, threshold.release):
-                trigger(classify_one, [photo, threshold], [verdict, chart, looked], api_name=False)
+            photo.change(classify_one, [photo, threshold], [verdict, chart, looked], api_name=False)
+            # `input`: a drag, the arrow keys and each digit typed in the box (`release` came
+            # only from the mouse and from leaving the box); a run of them does the last one.
+            threshold.input(
+                classify_one,
+                [photo, threshold],
+                [verdict, chart, looked],
+                api_name=False,
+                trigger_mode="always_last",
+                show_progress="hidden",  # quick; a run cut short left its timer showing
+            )
         with gr.Tab("Many photos or a zip"):
             many = gr.File(
                 label=f"Photos or .zip ({UPLOAD_HINT})",
@@ -347,8 +360,13 @@ def build_app(engine: Engine) -> gr.Blocks:
                 [counts, table, download],
                 api_name=False,
             )
-            threshold.release(
-                relabel, [last_batch, threshold], [counts, table, download], api_name=False
+            threshold.input(
+                relabel,
+                [last_batch, threshold],
+                [counts, table, download],
+                api_name=False,
+                trigger_mode="always_last",
+                show_progress="hidden",  # quick; a run cut short left its timer showing
             )
         gr.Button(visible=False).click(
             classify_one, [photo, threshold], [verdict, chart, looked], api_name="classify"
