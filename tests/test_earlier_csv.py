@@ -45,8 +45,13 @@ def test_the_csv_replaces_only_an_earlier_results_csv_without_a_persons_classes(
     photo_bytes = battery.read_bytes()
     # A shell slip: `--csv *.png` names the first photo as the CSV.
     assert run(photos / "mouse.png", "--csv", battery) == 2
-    assert "names an image, which the CSV would replace" in capsys.readouterr().err
+    assert f"--csv {battery} has a photo's name: give a name ending in .csv" in (
+        capsys.readouterr().err
+    )
     assert battery.read_bytes() == photo_bytes
+    # The same slip with --summary, which must end in .png: a photo of the batch is refused.
+    assert run(photos, "--csv", tmp_path / "r.csv", "--summary", photos / "pcb.png") == 2
+    assert "pcb.png is one of the photos to classify" in capsys.readouterr().err
 
     notes = tmp_path / "notes.csv"
     notes.write_text("date,weight kg\n2026-12-06,412\n", encoding="utf-8")
@@ -102,7 +107,16 @@ def test_a_stopped_move_sort_run_again_keeps_the_rows_of_the_photos_it_moved(
     assert csv_rows(results) == first
     assert list(photos.iterdir()) == [] and len(list(dest.rglob("*.png"))) == 10
 
-    # The next day, new photos into the same CSV and folder: that CSV is not carried on.
-    write_solid(photos / "IMG_0001.png", PROTOTYPE_COLOURS["Mouse"])
+    # The same command once more, all done: nothing to classify, the CSV stays whole.
     assert run(*command) == 0
-    assert [row["path"] for row in csv_rows(results)] == [str(photos / "IMG_0001.png")]
+    assert csv_rows(results) == first
+
+    # The next day, new photos into the same CSV and folder: that CSV is not carried on,
+    # also when the camera's counter restarted and a name is one the sort moved before.
+    write_solid(photos / "IMG_0001.png", PROTOTYPE_COLOURS["Mouse"])
+    write_solid(photos / "battery.png", PROTOTYPE_COLOURS["Printer"])
+    assert run(*command) == 0
+    assert [row["path"] for row in csv_rows(results)] == [
+        str(photos / "IMG_0001.png"),
+        str(photos / "battery.png"),
+    ]

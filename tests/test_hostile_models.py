@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 
+from desktop.core.csv_export import results_header
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError
 from desktop.core.prediction_loop import (
@@ -21,7 +22,7 @@ from desktop.core.prediction_loop import (
     ModelOutputError,
 )
 from fixtures_images import write_solid
-from tiny_model import PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
+from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ewaste-classify")
 
@@ -131,14 +132,15 @@ def test_the_command_writes_the_finished_rows_and_exits_3_on_a_broken_model(
     photos(folder, 2 * MIN_ROWS_JUDGED)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     out = tmp_path / "r.csv"
-    out.write_text("earlier,complete,results\n")
+    earlier = ",".join(results_header(CLASS_NAMES)) + "\n"  # an earlier, complete run
+    out.write_text(earlier)
 
     result = run_cli(str(folder), "--csv", str(out), "--model", str(model), "--batch", "4")
 
     assert result.returncode == 3, result.stderr
     assert "the run failed after" in result.stderr and "not a usable classifier" in result.stderr
     assert "Traceback" not in result.stderr
-    assert out.read_text() == "earlier,complete,results\n"  # never replaced by a partial run
+    assert out.read_text() == earlier  # never replaced by a partial run
     with open(tmp_path / "r.partial.csv", newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) >= MIN_ROWS_JUDGED and {row["status"] for row in rows} == {"error"}

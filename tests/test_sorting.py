@@ -382,19 +382,20 @@ def test_moving_out_of_a_read_only_folder_is_refused_before_any_work(
     tiny_model_path, tmp_path, monkeypatch, capsys
 ) -> None:
     photos = photo_folder(tmp_path / "card")
-    real_access = sorting.os.access
+    real_touch = Path.touch
 
-    def access(path, mode, **kwargs):  # a write-protected card, for root as for anyone
-        if Path(path) == photos and mode & sorting.os.W_OK:
-            return False
-        return real_access(path, mode, **kwargs)
+    def touch(path, *args, **kwargs):  # a write-protected card, for root as for anyone
+        if path.parent == photos:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_touch(path, *args, **kwargs)
 
-    monkeypatch.setattr(sorting.os, "access", access)
+    monkeypatch.setattr(Path, "touch", touch)
     dest = tmp_path / "sorted"
     command = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest)]
     command += ["--model", str(tiny_model_path)]
     assert classify_main([*command, "--move"]) == 2
-    assert "it is read-only (a write-protected card?); copy them instead" in capsys.readouterr().err
+    refusal = f"cannot move photos out of {photos}: read-only file system (a write-protected"
+    assert refusal in capsys.readouterr().err
     assert not dest.exists() and len(list(photos.iterdir())) == 12
     assert classify_main(command) == 0  # a copy goes ahead
     assert len(files_under(dest)) == 12
@@ -586,6 +587,40 @@ def test_a_file_in_place_of_the_manifest_is_never_sorted_on_nor_undone(
     command = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest)]
     assert classify_main([*command, "--model", str(tiny_model_path)]) == 2
     assert "is not a manifest this app wrote" in capsys.readouterr().err
+
+
+def test_an_empty_manifest_left_by_a_stop_gets_its_header_and_undoes(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    dest = tmp_path / "sorted"
+    dest.mkdir()
+    (dest / MANIFEST_FILE).touch()  # created, then the sort was killed before a row
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert len(manifest_rows(dest)) == 12  # read with its header, as the undo reads it
+    assert len(undo_sort(dest).filed) == 12
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
+def test_a_manifest_that_cannot_be_read_whole_stops_the_sort_not_the_csv(
+    tiny_model_path, tmp_path, capsys
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    dest, results = tmp_path / "sorted", tmp_path / "r.csv"
+    dest.mkdir()
+    header = ",".join(sorting.MANIFEST_COLUMNS)
+    # Re-saved by a spreadsheet in the Windows code page: its header and first rows read,
+    # a name far down does not.
+    rows = "".join(f"/old/{i}.jpg,{dest}/Mouse/{i}.jpg,Mouse,ok,0,move\r\n" for i in range(2000))
+    (dest / MANIFEST_FILE).write_bytes(
+        f"{header}\r\n{rows}".encode() + b"/old/M\xfcller.jpg,x,y,ok,0,move\r\n"
+    )
+    command = [str(photos), "--csv", str(results), "--sort-into", str(dest), "--move"]
+    assert classify_main([*command, "--model", str(tiny_model_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read {dest / MANIFEST_FILE}" in err and "Traceback" not in err
+    assert len(list(photos.iterdir())) == 12  # nothing moved
+    with results.open(encoding="utf-8-sig", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 12  # the run's results are kept
 
 
 def test_a_destination_that_cannot_be_written_is_refused_before_any_work(engine, tmp_path):

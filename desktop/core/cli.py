@@ -101,6 +101,10 @@ def _classify(args: argparse.Namespace) -> int:
                 raise UsageError(
                     f"--summary draws a PNG: give a name ending in .png, not {args.summary.name}"
                 )
+            if args.summary.is_file() and _among(args.summary, args.paths):
+                raise UsageError(
+                    f"--summary {args.summary} is one of the photos to classify: give another name"
+                )
         if args.sort_into is not None:
             check_destination(args.sort_into, [Path(p) for p in args.paths], move=args.move)
         engine = Engine(args.model, threads=args.threads)
@@ -162,6 +166,16 @@ def _classify(args: argparse.Namespace) -> int:
     if args.sort_into is not None:
         return sort_photos(args, predictions, engine.class_names)
     return EXIT_OK
+
+
+def _among(path: Path, inputs: Sequence[str]) -> bool:
+    """Whether `path` is one of `inputs` or inside one of their folders."""
+    target = path.resolve()
+    for raw in inputs:
+        given = Path(raw).resolve()
+        if target == given or (given.is_dir() and given in target.parents):
+            return True
+    return False
 
 
 def _warn_about_paths(collection: Collection) -> None:

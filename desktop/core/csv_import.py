@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,23 +38,14 @@ def read_results_csv(path: str | os.PathLike[str], class_names: list[str]) -> Re
     """The rows of a CSV written by `write_results_csv` for these `class_names`."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_CSV_BYTES:
-            raise CsvImportError(f"{path.name} is larger than {MAX_CSV_BYTES >> 20} MB")
-        with path.open(encoding=CSV_ENCODING, newline="") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        too_big = path.stat().st_size > MAX_CSV_BYTES
+    except OSError as exc:
         raise CsvImportError(f"cannot read {path.name}: {exc}") from exc
+    if too_big:
+        raise CsvImportError(f"{path.name} is larger than {MAX_CSV_BYTES >> 20} MB")
     expected = results_header(class_names)
-    if not rows or rows[0] not in (expected, expected[:-1]):  # written before confirmations
-        raise CsvImportError(
-            f"{path.name} is not a results CSV of this model's classes ({', '.join(class_names)})"
-        )
     reopened = ReopenedResults()
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) not in (len(expected), len(expected) - 1):
-            raise CsvImportError(
-                f"{path.name}, line {number}: {len(row)} cells, not {len(expected)}"
-            )
+    for number, row in results_rows(path, class_names):
         prediction = prediction_from_row(row, len(class_names), f"{path.name}, line {number}")
         if not os.path.exists(prediction.path):
             reopened.missing.append(prediction.path)
@@ -65,6 +57,28 @@ def read_results_csv(path: str | os.PathLike[str], class_names: list[str]) -> Re
                 raise CsvImportError(f"{path.name}, line {number}: unknown class {confirmed!r}")
             reopened.confirmed[prediction.path] = confirmed
     return reopened
+
+
+def results_rows(path: Path, class_names: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+    """The data rows of a results CSV of these classes, each with its line number, read as
+    they come; CsvImportError for a file that is not one, or a row of the wrong width."""
+    expected = results_header(class_names)
+    try:
+        with path.open(encoding=CSV_ENCODING, newline="") as handle:
+            reader = csv.reader(handle)
+            if next(reader, None) not in (expected, expected[:-1]):  # older: no confirmations
+                raise CsvImportError(
+                    f"{path.name} is not a results CSV of this model's classes "
+                    f"({', '.join(class_names)})"
+                )
+            for number, row in enumerate(reader, start=2):
+                if len(row) not in (len(expected), len(expected) - 1):
+                    raise CsvImportError(
+                        f"{path.name}, line {number}: {len(row)} cells, not {len(expected)}"
+                    )
+                yield number, row
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CsvImportError(f"cannot read {path.name}: {exc}") from exc
 
 
 def prediction_from_row(row: list[str], classes: int, where: str) -> Prediction:

@@ -12,21 +12,23 @@ A run replaces the results CSV at its --csv, as a command's output does, but nev
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from .csv_export import CONFIRMED_COLUMN, CSV_ENCODING, FIXED_COLUMNS, results_header
+from .csv_export import CONFIRMED_COLUMN, CSV_ENCODING, FIXED_COLUMNS
 from .csv_export import unguarded_text as _text
-from .csv_import import CsvImportError, prediction_from_row
+from .csv_import import CsvImportError, prediction_from_row, results_rows
+from .hashing import file_sha256
 from .preprocessing import is_photo_file
 from .results import Prediction
-from .sorting import SortError, moved_away
+from .sorting import Filed, SortError, earlier_moves
 
 
 def why_not_replace(output: Path) -> str | None:
     """Why the file at `output` must not be replaced by a results CSV, or None."""
     if is_photo_file(output):
-        return f"{output} names an image, which the CSV would replace: give a name ending in .csv"
+        return f"{output} has a photo's name: give a name ending in .csv"
     if not output.is_file() or output.stat().st_size == 0:
         return None
     try:
@@ -50,38 +52,38 @@ def why_not_replace(output: Path) -> str | None:
 def rows_moved_before(
     output: Path, dest: Path, images: Sequence[Path], class_names: Sequence[str]
 ) -> list[Prediction]:
-    """The rows, in the CSV at `output`, of the photos an earlier sort moved into `dest`
-    and that this run (classifying `images`) does not find any more. Only when that CSV
-    lists photos this run classifies, the batch it finishes: a new day's run into the
-    same CSV and folder starts afresh."""
+    """The rows, in the CSV at `output`, of the photos a sort moved into `dest` that this
+    run (classifying `images`) no longer finds, when this run finishes that CSV's batch:
+    it classifies photos the CSV lists (the same photos, not new ones under names a sort
+    moved before: a camera's counter reset), or nothing at all (the sort was done)."""
     try:
-        moved = moved_away(dest)
-    except SortError:  # refused before the run by check_destination
+        moves = earlier_moves(dest)
+    except SortError:  # a manifest it cannot read: the sort that follows says so
         return []
-    if not moved or not output.is_file():
+    if not moves or not output.is_file():
         return []
     now = {str(path) for path in images}
+    finishes = not now
     kept: list[Prediction] = []
-    finishes = False
     try:
-        for number, row in _rows(output, class_names):
+        for number, row in results_rows(output, class_names):
             path = _text(row[0])
             if path in now:
+                if path in moves and not _same_photo(path, moves[path]):
+                    return []  # a new batch under reused names
                 finishes = True
-            elif path in moved:
-                kept.append(prediction_from_row(row, len(class_names), f"line {number}"))
-    except (OSError, UnicodeDecodeError, csv.Error, CsvImportError):
+            elif path in moves and not os.path.lexists(path):
+                where = f"{output.name}, line {number}"
+                kept.append(prediction_from_row(row, len(class_names), where))
+    except CsvImportError:
         return []  # not a CSV of this model's classes: nothing of it to keep
     return kept if finishes else []
 
 
-def _rows(path: Path, class_names: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
-    """The data rows of a results CSV of these classes, numbered as lines."""
-    expected = results_header(class_names)
-    with path.open(encoding=CSV_ENCODING, newline="") as handle:
-        reader = csv.reader(handle)
-        if next(reader, []) not in (expected, expected[:-1]):  # without confirmations: older
-            raise CsvImportError(f"{path.name} is not a results CSV of these classes")
-        for number, row in enumerate(reader, start=2):
-            if len(row) >= len(expected) - 1:
-                yield number, row
+def _same_photo(path: str, moved: Filed) -> bool:
+    """Whether the file at `path` is the photo the manifest row says was moved from there
+    (its deletion failed or was cut short), not a new one under its name."""
+    try:
+        return file_sha256(path) == moved.sha256
+    except OSError:
+        return False

@@ -161,11 +161,14 @@ def check_destination(
         folder = source.resolve() if source.is_dir() else source.resolve().parent
         if target == folder or folder in target.parents:
             raise SortError(f"the destination {dest} is inside the source folder {folder}")
-        if move and folder.is_dir() and not os.access(folder, os.W_OK):
-            raise SortError(
-                f"cannot move photos out of {folder}: it is read-only (a write-protected "
-                f"card?); copy them instead"
-            )
+        if move and folder.is_dir():
+            try:
+                _probe_writing(folder)
+            except OSError as exc:
+                raise SortError(
+                    f"cannot move photos out of {folder}: {(exc.strerror or str(exc)).lower()}"
+                    f" (a write-protected card?); copy them instead"
+                ) from exc
     manifest = target / MANIFEST_FILE
     if manifest.is_file():  # another file under its name would be sorted on, or undone
         try:
@@ -177,11 +180,17 @@ def check_destination(
         return
     try:
         target.mkdir(parents=True, exist_ok=True)
-        probe = target / f".ewaste-sort-probe-{uuid.uuid4().hex[:8]}"
-        probe.touch(exist_ok=False)
-        probe.unlink()
+        _probe_writing(target)
     except OSError as exc:
         raise SortError(f"cannot write to {dest}: {exc.strerror or exc}") from exc
+
+
+def _probe_writing(folder: Path) -> None:
+    """Create and delete a hidden file: what a read-only card or share refuses (os.access
+    cannot tell on Windows, where it calls every folder writable)."""
+    probe = folder / f".ewaste-sort-probe-{uuid.uuid4().hex[:8]}"
+    probe.touch(exist_ok=False)
+    probe.unlink()
 
 
 def sort_into(
@@ -295,10 +304,7 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
         if (dest / UNDONE_MANIFEST_FILE).is_file():
             raise SortError(f"the sort into {dest} was undone already: nothing left to undo")
         raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
-    try:
-        entries = _read_manifest(manifest, dest)
-    except (KeyError, csv.Error, UnicodeDecodeError) as exc:
-        raise SortError(f"{manifest} is not a manifest this app wrote: {exc}") from exc
+    entries = _read_manifest(manifest, dest)
     report, left, undone, seen = SortReport(), [], [], set()
     for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
         # One photo: its path and content (a new photo under a reused name is another).
@@ -532,7 +538,8 @@ class _Manifest:
         self._path = path
 
     def __enter__(self) -> _Manifest:
-        new = not self._path.exists()
+        # Empty: created by a sort stopped before its first row; it still needs the header.
+        new = not self._path.exists() or self._path.stat().st_size == 0
         self._handle = self._path.open("a", encoding="utf-8", newline="")
         self._writer = csv.writer(self._handle)
         if new:
@@ -569,11 +576,15 @@ def _write_manifest(path: Path, entries: list[Filed]) -> None:
 
 def _read_manifest(path: Path, dest: Path) -> list[Filed]:
     """The manifest's rows; SortError for a file of other columns (a results CSV saved
-    under that name): trusting it would undo nothing and delete it, or sort on top of it."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel may add a BOM
-        reader = csv.DictReader(handle)
-        _check_manifest_columns(path, reader.fieldnames)
-        rows = list(reader)
+    under that name: trusting it would undo nothing and delete it, or sort on top of it)
+    or one that cannot be read whole (re-saved in another encoding)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel may add a BOM
+            reader = csv.DictReader(handle)
+            _check_manifest_columns(path, reader.fieldnames)
+            rows = list(reader)
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise SortError(f"cannot read {path}: {exc}") from exc
     return [
         Filed(
             r["source"],
@@ -590,7 +601,9 @@ def _read_manifest(path: Path, dest: Path) -> list[Filed]:
 
 def _check_manifest_columns(path: Path, columns: Sequence[str] | None) -> None:
     """None: an empty file (created, then stopped before its header), nothing filed yet."""
-    missing = [column for column in MANIFEST_COLUMNS if column not in (columns or MANIFEST_COLUMNS)]
+    if columns is None:
+        return
+    missing = [column for column in MANIFEST_COLUMNS if column not in columns]
     if missing:
         raise SortError(
             f"{path} is not a manifest this app wrote (it has no {', '.join(missing)} column)"
@@ -606,16 +619,12 @@ def _absolute_destination(recorded: str, dest: Path) -> str:
     return str(dest / path.parts[-2] / path.parts[-1])
 
 
-def moved_away(dest: str | os.PathLike[str]) -> set[str]:
-    """The source paths of the photos sorts into `dest` moved there: in place in `dest`,
-    gone from where they were (empty when `dest` holds no manifest)."""
+def earlier_moves(dest: str | os.PathLike[str]) -> dict[str, Filed]:
+    """Source path -> the manifest row of each photo sorts into `dest` moved there and
+    that is still in place (empty when `dest` holds no manifest)."""
     dest = Path(os.path.realpath(dest))
     latest = _latest_in_place(_manifest_entries(dest))
-    return {
-        entry.source
-        for entry in latest.values()
-        if entry.action == "move" and not os.path.lexists(entry.source)
-    }
+    return {source: entry for source, entry in latest.items() if entry.action == "move"}
 
 
 def _manifest_entries(dest: Path) -> list[Filed]:

@@ -7,6 +7,7 @@ between batches, and the worker checks it again after every batch.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -179,11 +180,22 @@ class ClassifyWorker(QObject):
     def _as_listed(self, images: list[Path]) -> list[Path]:
         """The images, each spelt as the table lists it when it does under another spelling
         (another case on Windows, its folder reached through a link): one row per photo."""
-        if all(str(path) in self._listed for path in images):
+        unlisted = [path for path in images if str(path) not in self._listed]
+        if not unlisted:
             return images
+        # Only a listed row of the same file name can be the same photo: just their folders
+        # are looked up (a table of 20,000 rows from a share that is offline now, say).
+        names = {os.path.normcase(path.name) for path in unlisted}
         keys = FileKeys()
-        spellings = {keys(path): path for path in self._listed}
-        return [Path(spellings.get(keys(path), path)) for path in images]
+        spellings = {
+            keys(listed): listed
+            for listed in self._listed
+            if os.path.normcase(os.path.basename(listed)) in names
+        }
+        return [
+            path if str(path) in self._listed else Path(spellings.get(keys(path), path))
+            for path in images
+        ]
 
     def _unchanged(self, path: str, state: FileState | None) -> bool:
         if path not in self._listed:
