@@ -7,7 +7,8 @@ a good photo. A file counts as written when its size and time have stood still f
 of standing still is handed over anyway (it becomes an error row, with the reason). Each
 photo is handed over once: the watcher remembers the name, size and modification time of
 what it handed over (a few dozen bytes a photo), so a new photo under a name used before (a
-camera's counter reset, a new card) is heard.
+camera's counter reset, a new card) is heard. A folder that cannot be listed (an unplugged
+camera, a share gone) is said once, and once more when it is back; the watch goes on.
 
 The headless watch keeps that record beside its CSV (`.shift.csv.watched`, one line a
 photo), so a watch restarted on the same CSV skips exactly the photos it classified before.
