@@ -94,7 +94,7 @@ def test_a_stopped_move_sort_run_again_keeps_the_rows_of_the_photos_it_moved(
 
     monkeypatch.setattr(sorting._Manifest, "add", add_until_full)
     assert run(*command) == 1
-    assert "running the sort again finishes it" in capsys.readouterr().err
+    assert "free space there and sort again to finish" in capsys.readouterr().err
     first = csv_rows(results)
     assert len(first) == 10 and len(list(photos.iterdir())) == 7
     monkeypatch.undo()

@@ -448,14 +448,17 @@ def test_a_folder_dropped_again_through_a_link_stays_one_row_per_photo(
     qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
 ) -> None:
     # The same photos reached by another path (a linked folder, a junction, another
-    # case on Windows) are the photos the table holds, not new ones.
+    # case on Windows) are the photos the table holds, not new ones; an unreadable one
+    # is read again (it may be whole now), in its own row.
+    (sample_images_dir / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
     rows = window.results.rowCount()
     linked = tmp_path / "shortcut"
     os.symlink(sample_images_dir, linked)
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [linked, linked / "red_battery.jpg"]))
     assert window.results.rowCount() == rows
-    assert window.last_summary.images == 0 and window.last_summary.already == rows
+    assert window.last_summary.images == 1 and window.last_summary.already == rows - 1
+    assert window.results.state_counts()["error"] == 1
 
     # A photo changed since is classified again in its row, under the table's name for it.
     battery = sample_images_dir / "red_battery.jpg"
@@ -463,7 +466,7 @@ def test_a_folder_dropped_again_through_a_link_stays_one_row_per_photo(
     later = os.stat(battery).st_mtime_ns + 10**10
     os.utime(battery, ns=(later, later))
     run_to_end(qtbot, window, lambda: drop(window.drop_area, [linked]))
-    assert window.results.rowCount() == rows and window.last_summary.images == 1
+    assert window.results.rowCount() == rows and window.last_summary.images == 2
     assert CLASS_NAMES[rows_by_path(window)[str(battery)].top_index] == "Mouse"
 
 

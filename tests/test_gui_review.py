@@ -166,7 +166,7 @@ def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
         "mouse.png": None,
         "television.png": None,
     }
-    assert "Photos of reviewed.csv that no longer exist (1)" in shown[0]
+    assert "Photos of reviewed.csv not found where it says (1)" in shown[0]
     assert str(folder / "printer.png") in shown[0]
 
     dest = tmp_path / "sorted"

@@ -50,10 +50,13 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     monkeypatch.setattr(QMessageBox, "exec", lambda box: box.buttons()[1].click())
 
     assert window.commands.sort.isEnabled()
+    window.view.select_proxy_row(0)  # the preview shows a photo while it is moved
     window.commands.sort.trigger()
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
 
     assert sorted(p.name for p in folder.iterdir()) == []
+    assert window.preview.title.toolTip() == window.preview.row.path  # where it is now
+    assert str(dest) in window.preview.title.text()
     assert (dest / "Battery" / "battery.png").is_file()
     assert (dest / REVIEW_FOLDER / "unsure.png").is_file()
     assert (dest / MANIFEST_FILE).is_file()
@@ -71,25 +74,32 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     window.results.set_confirmed([mouse], "Keyboard")
     window.commands.sort.trigger()
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
-    assert (
-        window.statusBar()
-        .currentMessage()
-        .endswith("3 already there from an earlier sort; 1 moved to its new folder")
+    assert window.statusBar().currentMessage() == (
+        f"Moved no new photo into {dest}; 3 already there from an earlier sort; "
+        "1 moved to its new folder"
     )
     assert Path(window.results.rows[mouse].path) == dest / "Keyboard" / "mouse.png"
     assert not (dest / "Mouse").exists() or not any((dest / "Mouse").iterdir())
 
+    # Meanwhile the camera's counter reset: a new photo took the battery's old name.
+    write_solid(folder / "battery.png", PROTOTYPE_COLOURS["PCB"])
     window.commands.undo_sort.trigger()
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
     assert sorted(p.name for p in folder.iterdir()) == [
+        "battery (2).png",
         "battery.png",
         "mouse.png",
         "printer.png",
         "unsure.png",
     ]
     assert (dest / UNDONE_MANIFEST_FILE).is_file()
-    assert window.statusBar().currentMessage().startswith("Put back 4 photos")
-    assert sorted(Path(row.path) for row in window.results.rows) == sorted(folder.iterdir())
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Put back 4 photos")
+    assert message.endswith("; 1 as battery (2).png, its name being taken")
+    # Each row is its own photo where it is now, never the new photo under its old name.
+    rows = {row.name: Path(row.path) for row in window.results.rows}
+    assert rows["battery (2).png"] == folder / "battery (2).png" and "battery.png" not in rows
+    assert sorted(rows.values()) == sorted(p for p in folder.iterdir() if p.name != "battery.png")
 
 
 def test_rows_follow_the_photos_moved_before_a_full_disk_stopped_the_sort(
@@ -122,6 +132,26 @@ def test_rows_follow_the_photos_moved_before_a_full_disk_stopped_the_sort(
     assert sum(dest in path.parents for path in paths) == 2
 
 
+def test_a_row_for_a_folder_link_is_a_note_not_a_photo_to_sort(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    folder = photos(tmp_path / "photos")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "loop").symlink_to(folder)  # leads back up: a note in the table
+    classify(qtbot, window, folder)
+    assert window.results.rowCount() == 5
+    asked, warned = [], []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "s"))
+    monkeypatch.setattr(
+        QMessageBox, "exec", lambda box: (asked.append(box.text()), box.buttons()[0].click())
+    )
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda *args: warned.append(args)))
+    window.commands.sort.trigger()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert asked[0].startswith("File 4 photos into class folders")
+    assert warned == [] and window.statusBar().currentMessage().startswith("Copied 4 photos")
+
+
 def test_sort_is_offered_only_with_results_and_cancel_files_nothing(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:
@@ -149,13 +179,15 @@ def test_a_refused_destination_or_a_failed_undo_is_told_in_a_message_box(
 
     window.sorting.sort_into_folders(str(folder / "sorted"))
     assert not asked and not window.sorting.busy  # refused before copy-or-move is asked
-    assert warned == [
-        (
-            "Cannot sort there",
-            f"the destination {folder / 'sorted'} is inside the source folder {folder}.",
-        )
-    ]
+    reason = f"the destination {folder / 'sorted'} is inside the source folder {folder}"
+    assert warned == [("Cannot sort there", f"T{reason[1:]}.")]  # a sentence, in the box
+    assert window.statusBar().currentMessage() == f"Cannot sort there: {reason}"  # not stale
     assert not (folder / "sorted").exists()
+    window.sorting.sort_into_folders(str(folder))
+    assert warned[-1] == (
+        "Cannot sort there",
+        f"The destination {folder} is the photos' own folder.",
+    )
 
     window.sorting.undo_sort(str(tmp_path))  # a folder no sort went into
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)

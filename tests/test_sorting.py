@@ -207,6 +207,10 @@ def test_a_reused_name_is_a_new_photo_for_the_sort_and_for_the_undo(engine, tmp_
     # Undo: the new photo's copy goes; the old photo's copy, now its only one, comes back.
     undone = undo_sort(dest)
     assert not undone.failed and len(undone.filed) == 2  # two photos, one name
+    old_photo = str(camera / "IMG_0001 (2).png")
+    assert undone.renamed == [(str(camera / "IMG_0001.png"), old_photo)]
+    assert sorted(entry.source for entry in undone.filed) == sorted([str(second), old_photo])
+    assert undone.undo_note().endswith("; 1 as IMG_0001 (2).png, its name being taken")
     assert digest(camera / "IMG_0001.png") == second_digest
     assert digest(camera / "IMG_0001 (2).png") == first_digest
     assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
@@ -595,6 +599,9 @@ def test_an_empty_manifest_left_by_a_stop_gets_its_header_and_undoes(engine, tmp
     dest = tmp_path / "sorted"
     dest.mkdir()
     (dest / MANIFEST_FILE).touch()  # created, then the sort was killed before a row
+    with pytest.raises(SortError, match="lists no photo: nothing to undo"):
+        undo_sort(dest)
+    assert (dest / MANIFEST_FILE).is_file()  # kept: nothing done, nothing to forget
     sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
     assert len(manifest_rows(dest)) == 12  # read with its header, as the undo reads it
     assert len(undo_sort(dest).filed) == 12

@@ -64,7 +64,7 @@ def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_n
         error(f"stopped by {stop} while sorting; run the same command again to finish")
         return stop.exit_status
     print(
-        f"{action} {plural(len(report.filed), 'photo')} into {args.sort_into} "
+        f"{action} {report.filed_count()} into {args.sort_into} "
         f"(manifest: {args.sort_into / MANIFEST_FILE})" + report.earlier_sort_note()
     )
     for source, reason in report.failed:

@@ -37,6 +37,8 @@ STATUS_LABELS: dict[Status, str] = {
 
 
 FileState = tuple[int, int]  # a file's size in bytes and modification time in ns
+# What an error row lists as its state: no file has it, so the photo is read again.
+RETRY: FileState = (-1, -1)
 
 
 @dataclass(frozen=True, eq=False)

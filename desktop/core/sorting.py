@@ -34,12 +34,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import TypeVar
 
 from .hashing import file_sha256
 from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
+from .wording import plural
 
 REVIEW_FOLDER = "_review"
 ERROR_FOLDER = "_error"
@@ -82,6 +83,16 @@ class SortReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     # An undo's: copies deleted because their original never left (put back, in the count).
     copies_deleted: int = 0
+    # An undo's: photos put back under a numbered name, their own being taken by a new photo
+    # (a camera's counter reset): (the name they had, where they are now).
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+
+    def filed_count(self) -> str:
+        """The photos a sort filed, as its message opens: "3 photos", or "no new photo" when
+        it found every one filed before (a re-sort after corrections), not a failing "0"."""
+        if not self.filed and (self.skipped or self.refiled):
+            return "no new photo"
+        return plural(len(self.filed), "photo")
 
     def earlier_sort_note(self) -> str:
         """What a sort into a folder sorted before found: "; 3 already there from an
@@ -94,13 +105,20 @@ class SortReport:
 
     def undo_note(self) -> str:
         """What an undo did with copies: "; 3 of them copies, deleted: their originals never
-        moved" (empty when it moved every photo back)."""
-        if not self.copies_deleted:
-            return ""
-        if self.copies_deleted == len(self.filed):
-            return "; all copies, deleted: the originals never moved"
-        copies = "a copy" if self.copies_deleted == 1 else "copies"
-        return f"; {self.copies_deleted} of them {copies}, deleted: their originals never moved"
+        moved", and with names taken since: "; 1 as IMG_1 (2).jpg, its name being taken"
+        (empty when it moved every photo back to its name)."""
+        note = ""
+        if self.copies_deleted == len(self.filed) and self.filed:
+            note = "; all copies, deleted: the originals never moved"
+        elif self.copies_deleted:
+            copies = "a copy" if self.copies_deleted == 1 else "copies"
+            note = f"; {self.copies_deleted} of them {copies}, deleted: their originals never moved"
+        if self.renamed:
+            names = ", ".join(Path(now).name for _, now in self.renamed[:3])
+            more = ", ..." if len(self.renamed) > 3 else ""
+            taken = "its name being" if len(self.renamed) == 1 else "their names being"
+            note += f"; {len(self.renamed)} as {names}{more}, {taken} taken"
+        return note
 
 
 def folder_for(
@@ -159,7 +177,9 @@ def check_destination(
         raise SortError(f"the destination {dest} is a file, not a folder")
     for source in sources:
         folder = source.resolve() if source.is_dir() else source.resolve().parent
-        if target == folder or folder in target.parents:
+        if target == folder:
+            raise SortError(f"the destination {dest} is the photos' own folder")
+        if folder in target.parents:
             raise SortError(f"the destination {dest} is inside the source folder {folder}")
         if move and folder.is_dir():
             try:
@@ -285,8 +305,8 @@ def _record(manifest: _Manifest, filed: Filed, report: SortReport) -> None:
 
 def _destination_full(report: SortReport) -> SortError:
     return SortError(
-        f"the destination is full after {len(report.filed)} photos; nothing half-written "
-        f"was left, and running the sort again finishes it",
+        f"the destination is full after {plural(len(report.filed), 'photo')} (nothing "
+        f"half-written was left): free space there and sort again to finish, or undo it",
         report,
     )
 
@@ -305,12 +325,14 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
             raise SortError(f"the sort into {dest} was undone already: nothing left to undo")
         raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
     entries = _read_manifest(manifest, dest)
+    if not entries:  # created by a sort stopped before its first photo: kept as it is
+        raise SortError(f"{manifest} lists no photo: nothing to undo")
     report, left, undone, seen = SortReport(), [], [], set()
     for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
         # One photo: its path and content (a new photo under a reused name is another).
         photo = (entry.source, entry.sha256)
         try:
-            outcome = _undo_one(entry)
+            outcome, back = _undo_one(entry)
         except OSError as exc:
             if photo not in seen:
                 report.failed.append((entry.destination, exc.strerror or str(exc)))
@@ -320,8 +342,10 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
         undone.append(entry)
         if photo not in seen:  # a re-filed photo's earlier rows: not counted again
             seen.add(photo)
-            report.filed.append(entry)
+            report.filed.append(replace(entry, source=str(back)))  # where it is now
             report.copies_deleted += entry.action == "copy" and outcome == DELETED
+            if outcome == MOVED_BACK and not _is_same_path(back, Path(entry.source)):
+                report.renamed.append((entry.source, str(back)))
     _remove_emptied_folders(dest, undone)
     if undone:
         _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
@@ -332,27 +356,28 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     return report
 
 
-def _undo_one(entry: Filed) -> str:
-    """Put one photo back: MOVED_BACK (the filed file went back to the source path), DELETED
-    (the source holds the photo, the filed duplicate went) or IN_PLACE (nothing to do)."""
+def _undo_one(entry: Filed) -> tuple[str, Path]:
+    """Put one photo back: MOVED_BACK (the filed file went back to the source path, or a
+    numbered name beside it), DELETED (the source holds the photo, the filed duplicate
+    went) or IN_PLACE (nothing to do); and where the photo is now."""
     placed, source = Path(entry.destination), Path(entry.source)
     if not placed.exists() and source.is_file() and file_sha256(source) == entry.sha256:
-        return IN_PLACE  # put back by an undo that was stopped
+        return IN_PLACE, source  # put back by an undo that was stopped
     if not placed.is_file() or file_sha256(placed) != entry.sha256:
         raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
     if _is_same_path(placed, source):
-        return IN_PLACE  # the photo already sat where it was filed: its only copy stays
+        return IN_PLACE, placed  # the photo already sat where it was filed: it stays
     # Unless the source path still holds this very photo (a copy's original, or a move a
     # stopped undo put back), the filed one goes back first: a moved photo, or a copy whose
     # original was deleted or replaced by another photo of that name since. It is then the
     # only one left, and takes a numbered name if the name is taken.
     if source.is_file() and file_sha256(source) == entry.sha256:
         placed.unlink()
-        return DELETED
+        return DELETED, source
     source.parent.mkdir(parents=True, exist_ok=True)
-    _place(placed, source, link=True)
+    back = _place(placed, source, link=True)
     placed.unlink()
-    return MOVED_BACK
+    return MOVED_BACK, back
 
 
 def _remove_emptied_folders(dest: Path, undone: list[Filed]) -> None:

@@ -19,6 +19,16 @@ def percent(share: float, decimals: int = 1) -> str:
     return f"{math.floor(as_written(share) * 100 * scale + 1e-6) / scale:.{decimals}f} %"
 
 
+def sentence(text: str) -> str:
+    """A reason as a dialog's sentence: capital first letter, full stop at the end (the
+    reasons are written to follow "error: " on a command line)."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 def plural(count: int, word: str) -> str:
     """`count` and `word`, with an "s" unless there is exactly one."""
     return f"{count} {word}{'' if count == 1 else 's'}"

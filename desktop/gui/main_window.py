@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
             lambda: self.preview.show_result(self.preview.row)
         )
         self.results.reclassified.connect(lambda: self.preview.show_result(self.preview.row))
+        self.results.relocated.connect(lambda: self.preview.show_result(self.preview.row))
         self.sorting.busy_changed.connect(self._update_actions)
         self.model_loader.started.connect(self._on_model_loading)
         self.model_loader.loaded.connect(self._on_model_loaded)

@@ -33,8 +33,9 @@ def open_results_csv(
         more = len(reopened.missing) - MAX_MISSING_LISTED
         QMessageBox.information(
             parent,
-            "Some photos are gone",
-            f"Photos of {Path(path).name} that no longer exist ({len(reopened.missing)}), "
-            f"left out:\n{listed}" + (f"\n… and {more} more" if more > 0 else ""),
+            "Some photos are not where the CSV says",
+            f"Photos of {Path(path).name} not found where it says ({len(reopened.missing)}), "
+            "left out: moved by a sort since (open the CSV exported after it), renamed or "
+            f"deleted.\n{listed}" + (f"\n… and {more} more" if more > 0 else ""),
         )
     return reopened

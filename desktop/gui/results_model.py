@@ -30,6 +30,7 @@ from PySide6.QtCore import (
 
 from desktop.core.csv_export import readable_text
 from desktop.core.results import (
+    RETRY,
     STATUS_ERROR,
     STATUS_LABELS,
     STATUS_OK,
@@ -179,6 +180,7 @@ class ResultRow:
 class ResultsModel(QAbstractTableModel):
     confirmations_changed = Signal()  # a person confirmed, corrected or cleared rows
     reclassified = Signal()  # rows of photos that changed show their new classification
+    relocated = Signal()  # rows follow photos a sort moved or an undo put back
 
     """All results of the session, in arrival order; the proxy sorts and filters them.
 
@@ -237,13 +239,14 @@ class ResultsModel(QAbstractTableModel):
         self.endResetModel()
 
     def listed_states(self) -> dict[str, FileState | None]:
-        """Each classified photo -> its size and modification time then (None when not
-        known: a reopened CSV's rows), for the next run to leave out what is here. Error
-        rows are not listed: a file missing or unreadable then may be fine now."""
+        """Each photo in the table -> its size and modification time when classified (None
+        when not known: a reopened CSV's rows), for the next run to leave out what is here.
+        An error row's is RETRY: a file missing or unreadable then may be fine now."""
         return {
-            row.prediction.path: self._file_states.get(row.prediction.path)
+            row.prediction.path: (
+                self._file_states.get(row.prediction.path) if row.prediction.ok else RETRY
+            )
             for row in self._rows
-            if row.prediction.ok
         }
 
     def append_predictions(
@@ -360,6 +363,7 @@ class ResultsModel(QAbstractTableModel):
             self.dataChanged.emit(
                 self.index(min(changed), COL_FILE), self.index(max(changed), COL_FOLDER)
             )
+            self.relocated.emit()
 
     def confirmed_classes(self) -> dict[str, str]:
         """Path -> the class a person set, for every confirmed row (CSV, sorting)."""

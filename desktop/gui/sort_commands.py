@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from desktop.core.preprocessing import is_photo_file
 from desktop.core.sorting import SortError, SortReport, check_destination, sort_into, undo_sort
-from desktop.core.wording import plural
+from desktop.core.wording import plural, sentence
 from desktop.gui.background import BackgroundCall
 
 if TYPE_CHECKING:
@@ -75,16 +76,20 @@ class SortCommands(QObject):
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Sort into folder")
         if not dest:
             return
-        predictions = self._results.predictions()
+        # Photos only: a row for a folder or a link the search could not follow (a note,
+        # as headless) is not a file to sort.
+        predictions = [p for p in self._results.predictions() if p.ok or is_photo_file(p.path)]
         # The photos' folders: a destination inside one of them is refused, as headless,
         # and before the user is asked anything more.
         sources = {Path(p.path).parent for p in predictions}
         try:
             check_destination(Path(dest), sources, create=False)
         except SortError as exc:
-            QMessageBox.warning(self._dialog_parent(), "Cannot sort there", f"{exc}.")
+            reason = sentence(str(exc))
+            QMessageBox.warning(self._dialog_parent(), "Cannot sort there", reason)
+            self.finished.emit(f"Cannot sort there: {exc}")
             return
-        how = how or self._ask_copy_or_move(dest)
+        how = how or self._ask_copy_or_move(dest, len(predictions))
         if how is None:
             return
         job = partial(
@@ -111,11 +116,11 @@ class SortCommands(QObject):
             words = _Words(f"Put back {{filed}} from {dest}", "not put back", "Undo stopped")
             self._start(job, words, _put_back_by_undo)
 
-    def _ask_copy_or_move(self, dest: str) -> str | None:
+    def _ask_copy_or_move(self, dest: str, photos: int) -> str | None:
         box = QMessageBox(self._dialog_parent())
         box.setWindowTitle("Sort into folders")
         box.setText(
-            f"File {plural(self._results.rowCount(), 'photo')} into class folders under {dest}?\n"
+            f"File {plural(photos, 'photo')} into class folders under {dest}?\n"
             "Needs review and unknown go to _review, unreadable files to _error. Nothing is "
             "overwritten, and File > Undo a sort… puts them back."
         )
@@ -142,7 +147,7 @@ class SortCommands(QObject):
         # The rows follow their photos: the preview shows them, the CSV names where they are.
         self._results.relocate(self._paths_after(report))
         words = self._words
-        text = words.done.format(filed=plural(len(report.filed), "photo"))
+        text = words.done.format(filed=report.filed_count())
         text += report.earlier_sort_note() + report.undo_note()
         if report.failed:
             text += f"; {len(report.failed)} {words.not_done}"

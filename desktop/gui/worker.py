@@ -104,7 +104,8 @@ class ClassifyWorker(QObject):
         listed: Mapping[str, FileState | None] | None = None,
     ) -> None:
         """`listed`: the photos the table holds, with their state when classified (None:
-        unknown, as for a reopened CSV's rows); those unchanged are not classified again."""
+        unknown, as for a reopened CSV's rows; RETRY for an error row); those unchanged
+        are not classified again."""
         super().__init__()
         self._engine = engine
         self._paths = list(paths)
