@@ -300,6 +300,21 @@ def build_app(engine: Engine) -> gr.Blocks:
         threshold = gr.Slider(
             0, 100, value=DEFAULT_REVIEW_THRESHOLD * 100, step=1, label="Review below (%)"
         )
+
+        def follow_threshold(handler, inputs, outputs) -> None:
+            """Run `handler` as the threshold moves. `input` is a drag, the arrow keys and
+            each digit typed in the box (`release` came only from the mouse and from leaving
+            the box); of a run of them the last one runs, with no timer (quick, and one cut
+            short left its timer showing)."""
+            threshold.input(
+                handler,
+                inputs,
+                outputs,
+                api_name=False,
+                trigger_mode="always_last",
+                show_progress="hidden",
+            )
+
         with gr.Tab("One photo"):
             photo = gr.File(label=f"Photo ({UPLOAD_HINT})", type="filepath", elem_id="photo")
             verdict = gr.Markdown(elem_id="verdict")
@@ -319,16 +334,7 @@ def build_app(engine: Engine) -> gr.Blocks:
                     buttons=["download", "fullscreen"],  # "share" needs Hugging Face
                 )
             photo.change(classify_one, [photo, threshold], [verdict, chart, looked], api_name=False)
-            # `input`: a drag, the arrow keys and each digit typed in the box (`release` came
-            # only from the mouse and from leaving the box); a run of them does the last one.
-            threshold.input(
-                classify_one,
-                [photo, threshold],
-                [verdict, chart, looked],
-                api_name=False,
-                trigger_mode="always_last",
-                show_progress="hidden",  # quick; a run cut short left its timer showing
-            )
+            follow_threshold(classify_one, [photo, threshold], [verdict, chart, looked])
         with gr.Tab("Many photos or a zip"):
             many = gr.File(
                 label=f"Photos or .zip ({UPLOAD_HINT})",
@@ -360,14 +366,7 @@ def build_app(engine: Engine) -> gr.Blocks:
                 [counts, table, download],
                 api_name=False,
             )
-            threshold.input(
-                relabel,
-                [last_batch, threshold],
-                [counts, table, download],
-                api_name=False,
-                trigger_mode="always_last",
-                show_progress="hidden",  # quick; a run cut short left its timer showing
-            )
+            follow_threshold(relabel, [last_batch, threshold], [counts, table, download])
         gr.Button(visible=False).click(
             classify_one, [photo, threshold], [verdict, chart, looked], api_name="classify"
         )
