@@ -158,7 +158,7 @@ def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
 
     (folder / "printer.png").unlink()
     shown = []
-    monkeypatch.setattr(QMessageBox, "information", lambda *a: shown.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Leave them out", shown))
     reopened = make_window()
     reopened.open_csv(str(out))
     assert confirmed_by_name(reopened) == {
@@ -174,6 +174,43 @@ def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
     reopened.sorting.sort_into_folders(how="copy")
     qtbot.waitUntil(lambda: not reopened.sorting.busy, timeout=TIMEOUT_MS)
     assert (dest / "Microwave" / "battery.png").is_file()
+
+
+def answer(box: QMessageBox, button: str, shown: list[str]) -> None:
+    """What a worker clicks in a box: the button whose text starts with `button`."""
+    shown.append(box.text())
+    [clicked] = [b for b in box.buttons() if b.text().startswith(button)]
+    clicked.click()
+
+
+def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, 0)
+    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png is a Microwave, says the worker
+    out = tmp_path / "before-the-sort.csv"
+    call = window.export_csv(out)
+    qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+    dest = tmp_path / "sorted"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
+    window.sorting.sort_into_folders(how="move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert not any(p.is_file() for p in folder.iterdir())
+
+    # The next day the CSV is reopened: its photos are in the sort's folders now.
+    (dest / "Mouse" / "mouse.png").unlink()  # and one was thrown away since
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Find them", shown))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a: shown.append(a[2]))
+    reopened = make_window()
+    reopened.open_csv(str(out))
+    assert f"Photos of {out.name} not found where it says ({window.results.rowCount()})" in shown[0]
+    assert reopened.results.rowCount() == window.results.rowCount() - 1
+    assert all(dest in Path(row.path).parents for row in reopened.results.rows)
+    assert confirmed_by_name(reopened)["battery.png"] == "Microwave"
+    assert shown[1].endswith(f"(1):\n{folder / 'mouse.png'}\n\nLeft out.")
 
 
 def test_a_csv_of_other_classes_is_refused_with_a_message(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +34,13 @@ class ReopenedResults:
     missing: list[str] = field(default_factory=list)  # paths whose file is gone
 
 
-def read_results_csv(path: str | os.PathLike[str], class_names: list[str]) -> ReopenedResults:
-    """The rows of a CSV written by `write_results_csv` for these `class_names`."""
+def read_results_csv(
+    path: str | os.PathLike[str],
+    class_names: list[str],
+    moved: Mapping[str, str] | None = None,
+) -> ReopenedResults:
+    """The rows of a CSV written by `write_results_csv` for these `class_names`; `moved`:
+    where a sort moved photos since (path in the CSV -> path now), for those not found."""
     path = Path(path)
     try:
         too_big = path.stat().st_size > MAX_CSV_BYTES
@@ -48,8 +53,11 @@ def read_results_csv(path: str | os.PathLike[str], class_names: list[str]) -> Re
     for number, row in results_rows(path, class_names):
         prediction = prediction_from_row(row, len(class_names), f"{path.name}, line {number}")
         if not os.path.exists(prediction.path):
-            reopened.missing.append(prediction.path)
-            continue
+            now = (moved or {}).get(prediction.path)
+            if now is None or not os.path.exists(now):
+                reopened.missing.append(prediction.path)
+                continue
+            prediction = replace(prediction, path=now)
         reopened.predictions.append(prediction)
         confirmed = _text(row[-1]) if len(row) == len(expected) else ""
         if confirmed:
