@@ -212,6 +212,15 @@ def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
     assert confirmed_by_name(reopened)["battery.png"] == "Microwave"
     assert shown[1].endswith(f"(1):\n{folder / 'mouse.png'}\n\nLeft out.")
 
+    # A folder no sort went into is said to be one, not searched in silence.
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: shown.append(a[1:]))
+    make_window().open_csv(str(out))
+    assert shown[-1] == (
+        "Not a sort folder",
+        f"{tmp_path} holds no manifest.csv: no sort went into it.",
+    )
+
 
 def test_a_csv_of_other_classes_is_refused_with_a_message(
     qtbot, make_window, tmp_path, monkeypatch

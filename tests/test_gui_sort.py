@@ -102,6 +102,23 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     assert sorted(rows.values()) == sorted(p for p in folder.iterdir() if p.name != "battery.png")
 
 
+def test_after_a_copy_sort_a_row_follows_its_photo_put_back_under_a_new_name(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    folder = classified_photos(qtbot, window, tmp_path)
+    dest = tmp_path / "sorted"
+    window.sorting.sort_into_folders(str(dest), how="copy")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    # The card is wiped and a new photo gets the battery's name: the undo puts the copy,
+    # now the only battery photo, back beside it; its row goes with it.
+    (folder / "battery.png").unlink()
+    write_solid(folder / "battery.png", PROTOTYPE_COLOURS["PCB"])
+    window.sorting.undo_sort(str(dest))
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    rows = {Path(row.path).name: row.predicted for row in window.results.rows}
+    assert rows["battery (2).png"] == "Battery" and "battery.png" not in rows
+
+
 def test_rows_follow_the_photos_moved_before_a_full_disk_stopped_the_sort(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:

@@ -22,6 +22,7 @@ from desktop.core.sorting import (
     REVIEW_FOLDER,
     UNDONE_MANIFEST_FILE,
     SortError,
+    current_places,
     sort_into,
     undo_sort,
 )
@@ -460,11 +461,19 @@ def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
     assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())  # no copies
     again = sort_into(predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed)
     assert not again.refiled and len(again.skipped) == len(before)
+    # A CSV names the mouse where it was before the sort, or (exported after it) in Mouse/.
+    places = current_places(dest)
+    now = str(dest / "Keyboard" / "mouse.png")
+    assert places[mouse] == now and places[str(dest / "Mouse" / "mouse.png")] == now
 
+    if move:  # meanwhile a camera's counter reset: a new photo takes the mouse's old name
+        new_photo = write_solid(photos / "mouse.png", PROTOTYPE_COLOURS["PCB"])
+        before = {**before, "mouse (2).png": before["mouse.png"], "mouse.png": digest(new_photo)}
     report = undo_sort(dest)
-    assert not report.failed and len(report.filed) == len(before)  # each photo counted once
+    assert not report.failed and len(report.filed) == len(before) - move  # each photo once
+    assert report.renamed == ([(mouse, str(photos / "mouse (2).png"))] if move else [])
     assert {p.name: digest(p) for p in photos.iterdir()} == before
-    assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
+    assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]  # every row undone
 
 
 def test_a_destination_named_through_a_link_is_the_same_folder(engine, tmp_path) -> None:

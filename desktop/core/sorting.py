@@ -76,6 +76,7 @@ class Filed:
 
 @dataclass
 class SortReport:
+    # A sort's: the rows it wrote. An undo's: each photo put back, its source where it is now.
     filed: list[Filed] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already filed by an earlier run
     # Filed before and moved to the folder a person's class now says: (old place, new entry).
@@ -328,18 +329,23 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     if not entries:  # created by a sort stopped before its first photo: kept as it is
         raise SortError(f"{manifest} lists no photo: nothing to undo")
     report, left, undone, seen = SortReport(), [], [], set()
+    returned: set[tuple[str, str]] = set()  # photos put back by their latest row
     for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
         # One photo: its path and content (a new photo under a reused name is another).
         photo = (entry.source, entry.sha256)
         try:
             outcome, back = _undo_one(entry)
         except OSError as exc:
+            if photo in returned:  # an earlier row of a photo back already (renamed, say)
+                undone.append(entry)
+                continue
             if photo not in seen:
                 report.failed.append((entry.destination, exc.strerror or str(exc)))
             seen.add(photo)
             left.append(entry)
             continue
         undone.append(entry)
+        returned.add(photo)
         if photo not in seen:  # a re-filed photo's earlier rows: not counted again
             seen.add(photo)
             report.filed.append(replace(entry, source=str(back)))  # where it is now
@@ -645,11 +651,29 @@ def _absolute_destination(recorded: str, dest: Path) -> str:
 
 
 def earlier_moves(dest: str | os.PathLike[str]) -> dict[str, Filed]:
-    """Source path -> the manifest row of each photo sorts into `dest` moved there and
+    """Source path -> the manifest row of each photo a sort into `dest` moved there and
     that is still in place (empty when `dest` holds no manifest)."""
     dest = Path(os.path.realpath(dest))
     latest = _latest_in_place(_manifest_entries(dest))
     return {source: entry for source, entry in latest.items() if entry.action == "move"}
+
+
+def current_places(dest: str | os.PathLike[str]) -> dict[str, str]:
+    """Each path a results CSV may name a photo sorted into `dest` by (where it was before
+    the sort, or an earlier place in `dest` before a person's class re-filed it) -> where
+    it is in `dest` now. SortError when `dest` holds no manifest."""
+    dest = Path(os.path.realpath(dest))
+    if not (dest / MANIFEST_FILE).is_file():
+        raise SortError(f"{dest} holds no {MANIFEST_FILE}: no sort went into it")
+    entries = _manifest_entries(dest)
+    latest = _latest_in_place(entries)
+    now = {(e.source, e.sha256): e.destination for e in latest.values()}
+    places = {}
+    for entry in entries:
+        place = now.get((entry.source, entry.sha256))
+        if place is not None:
+            places[entry.source] = places[entry.destination] = place
+    return places
 
 
 def _manifest_entries(dest: Path) -> list[Filed]:

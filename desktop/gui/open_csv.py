@@ -12,7 +12,8 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from desktop.core.csv_import import CsvImportError, ReopenedResults, read_results_csv
-from desktop.core.sorting import SortError, earlier_moves
+from desktop.core.sorting import SortError, current_places
+from desktop.core.wording import sentence
 from desktop.gui.results_model import ResultsModel
 
 MAX_MISSING_LISTED = 20
@@ -59,11 +60,11 @@ def _moved_by_a_sort(parent: QWidget, path: str, missing: Sequence[str]) -> dict
     if not dest:
         return {}
     try:
-        moves = earlier_moves(dest)
+        places = current_places(dest)
     except SortError as exc:
-        QMessageBox.warning(parent, "Cannot read that sort", str(exc))
+        QMessageBox.warning(parent, "Not a sort folder", sentence(str(exc)))
         return {}
-    moved = {source: moves[source].destination for source in missing if source in moves}
+    moved = {source: places[source] for source in missing if source in places}
     still = [source for source in missing if source not in moved]
     if still:
         QMessageBox.information(

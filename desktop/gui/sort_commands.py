@@ -8,6 +8,7 @@ whole job failed, or the destination is refused (before the copy-or-move questio
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -17,7 +18,6 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from desktop.core.preprocessing import is_photo_file
 from desktop.core.sorting import SortError, SortReport, check_destination, sort_into, undo_sort
 from desktop.core.wording import plural, sentence
 from desktop.gui.background import BackgroundCall
@@ -46,7 +46,12 @@ def _moved_by_sort(report: SortReport) -> dict[str, str]:
 
 
 def _put_back_by_undo(report: SortReport) -> dict[str, str]:
-    return {f.destination: f.source for f in report.filed}
+    back = {f.destination: f.source for f in report.filed}
+    # A copy's row stayed at its original's name; when a new photo took that name since,
+    # the copy went back under another, and the row follows it there.
+    copies = {f.source for f in report.filed if f.action == COPY}
+    back.update((name, now) for name, now in report.renamed if now in copies)
+    return back
 
 
 class SortCommands(QObject):
@@ -76,9 +81,9 @@ class SortCommands(QObject):
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Sort into folder")
         if not dest:
             return
-        # Photos only: a row for a folder or a link the search could not follow (a note,
-        # as headless) is not a file to sort.
-        predictions = [p for p in self._results.predictions() if p.ok or is_photo_file(p.path)]
+        # Files only: a row for a folder, a link the search could not follow or a missing
+        # path is a note (as headless), not a photo to sort.
+        predictions = [p for p in self._results.predictions() if p.ok or os.path.isfile(p.path)]
         # The photos' folders: a destination inside one of them is refused, as headless,
         # and before the user is asked anything more.
         sources = {Path(p.path).parent for p in predictions}
