@@ -140,16 +140,23 @@ def test_the_context_menu_and_the_preview_picker_set_a_class(qtbot, make_window,
     assert picker.currentText() == "Mouse"  # the picker follows the row shown
 
 
-def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
-    qtbot, make_window, folder, tmp_path, monkeypatch
-):
+def reviewed_and_exported(qtbot, make_window, folder: Path, out: Path):
+    """A window that classified `folder`, where the worker corrected battery.png to
+    Microwave and exported the CSV to `out`."""
     window = make_window()
     classify(qtbot, window, folder)
     select(window, 0)
     QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png is a Microwave, says the worker
-    out = tmp_path / "reviewed.csv"
     call = window.export_csv(out)
     qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+    return window
+
+
+def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    out = tmp_path / "reviewed.csv"
+    reviewed_and_exported(qtbot, make_window, folder, out)
     with open(out, newline="", encoding="utf-8-sig") as handle:
         rows = {Path(r["path"]).name: r for r in csv.DictReader(handle)}
     assert rows["battery.png"]["confirmed_class"] == "Microwave"
@@ -186,13 +193,8 @@ def answer(box: QMessageBox, button: str, shown: list[str]) -> None:
 def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
     qtbot, make_window, folder, tmp_path, monkeypatch
 ):
-    window = make_window()
-    classify(qtbot, window, folder)
-    select(window, 0)
-    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png is a Microwave, says the worker
     out = tmp_path / "before-the-sort.csv"
-    call = window.export_csv(out)
-    qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+    window = reviewed_and_exported(qtbot, make_window, folder, out)
     dest = tmp_path / "sorted"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
     window.sorting.sort_into_folders(how="move")
