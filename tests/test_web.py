@@ -151,6 +151,9 @@ def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
     bars = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, bar), "the chart's bars")
     assert len(bars) == len(PROTOTYPE_COLOURS)
     assert browser.find_elements(By.CSS_SELECTOR, "#chart .output-class") == []
+    # The activation map says what it is to a screen reader, not an empty alt.
+    looked = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#looked img"), "the map")
+    assert looked[0].get_attribute("alt").startswith("The photo, with a heat map")
 
     browser.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Clear']").click()
     error = verdict_for(broken, "Error")

@@ -37,7 +37,7 @@ STATUS_LABELS: dict[Status, str] = {
 
 
 FileState = tuple[int, int]  # a file's size in bytes and modification time in ns
-# What an error row lists as its state: no file has it, so the photo is read again.
+# What an error row lists as its state: the photo is read again whenever it is added.
 RETRY: FileState = (-1, -1)
 
 

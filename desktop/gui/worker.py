@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from desktop.core.discovery import FileKeys, collect_images, file_state
-from desktop.core.results import FileState
+from desktop.core.results import RETRY, FileState
 from desktop.core.wording import plural
 
 if TYPE_CHECKING:
@@ -204,4 +204,6 @@ class ClassifyWorker(QObject):
         then = self._listed[path]
         if then is None:  # a reopened CSV's row: taken as it is
             return True
+        if then == RETRY:  # an error row: the file may be whole now
+            return False
         return state is not None and then[0] == state[0] and abs(then[1] - state[1]) <= SAME_TIME_NS

@@ -331,6 +331,7 @@ def build_app(engine: Engine) -> gr.Blocks:
                     label="Where the model looked",
                     alt_text="The photo, with a heat map over the parts that decided its class",
                     interactive=False,
+                    elem_id="looked",
                     buttons=["download", "fullscreen"],  # "share" needs Hugging Face
                 )
             photo.change(classify_one, [photo, threshold], [verdict, chart, looked], api_name=False)
