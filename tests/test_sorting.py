@@ -722,6 +722,18 @@ def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) 
     assert STATUS_ERROR not in {status for _, status in summary.counts}
 
 
+def test_a_summary_name_as_long_as_the_file_system_allows_is_written(
+    tiny_model_path, tmp_path, capsys
+) -> None:
+    # The name passes the check before the work, so the picture written at the end must fit
+    # too: a temporary name of its name plus ".tmp" was too long, and the run's end failed.
+    png = tmp_path / ("s" * 251 + ".png")  # 255 bytes, the most ext4 and NTFS allow
+    args = [str(photo_folder(tmp_path / "photos")), "--csv", str(tmp_path / "r.csv")]
+    code = classify_main([*args, "--summary", str(png), "--model", str(tiny_model_path)])
+    assert code == 0, capsys.readouterr().err
+    assert png.is_file() and [p.name for p in tmp_path.glob(".*")] == []
+
+
 def test_a_class_name_from_the_model_never_leads_outside_the_destination(tmp_path) -> None:
     from desktop.core.sorting import folder_for, safe_folder_name
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from pathlib import Path
 
 from .limits import MAX_FILE_NAME_BYTES
+from .safe_files import probe_writing
 
 PROG = "ewaste-classify"
 EXIT_OK = 0
@@ -44,10 +44,8 @@ def checked_output_path(raw: str, option: str = "--csv", example: str = "results
     folder = output.parent
     if not folder.is_dir():
         raise UsageError(f"output folder does not exist: {folder} (create it first)")
-    probe = folder / f".{PROG}-write-test-{uuid.uuid4().hex[:8]}"
     try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
+        probe_writing(folder)
     except OSError as exc:
         raise UsageError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
     return output

@@ -14,15 +14,13 @@ arrive as the str "caf\\udce9.jpg") is written with the odd bytes escaped: "caf\
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .limits import MAX_FILE_NAME_BYTES
 from .results import DEFAULT_REVIEW_THRESHOLD, SIGNIFICANT_DIGITS, Prediction, status_of
+from .safe_files import replaced_whole
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
 CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns before it stay
@@ -82,26 +80,12 @@ def write_results_csv(
     The folder must exist (FileNotFoundError otherwise). On any failure the temporary file
     is removed and the previous file at `path`, if any, is left untouched.
     """
-    target = Path(path)
-    temporary = target.with_name(_temporary_name(target.name))
-    # os.open with 0o666 lets the umask decide the final permissions, like a normal file.
-    descriptor = os.open(
-        temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-    )
-    try:
-        with open(descriptor, "w", encoding=CSV_ENCODING, newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(results_header(class_names))
-            for prediction in predictions:
-                person = (confirmed or {}).get(prediction.path)
-                writer.writerow(result_row(prediction, class_names, threshold, person))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with replaced_whole(Path(path), "w", encoding=CSV_ENCODING, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(results_header(class_names))
+        for prediction in predictions:
+            person = (confirmed or {}).get(prediction.path)
+            writer.writerow(result_row(prediction, class_names, threshold, person))
 
 
 def unguarded_text(cell: str) -> str:
@@ -109,16 +93,6 @@ def unguarded_text(cell: str) -> str:
     if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_TRIGGERS:
         return cell[1:]
     return cell
-
-
-def _temporary_name(name: str) -> str:
-    """A hidden name beside `name`, within the file system's limit in bytes (a name of
-    non-ASCII letters takes two or more bytes a letter)."""
-    suffix = f".{uuid.uuid4().hex[:12]}.tmp"
-    stem = name
-    while len(os.fsencode(f".{stem}{suffix}")) > MAX_FILE_NAME_BYTES:
-        stem = stem[:-1]
-    return f".{stem}{suffix}"
 
 
 def text_cell(text: str) -> str:

@@ -40,6 +40,7 @@ from typing import TypeVar
 
 from .hashing import file_sha256
 from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
+from .safe_files import probe_writing, replaced_whole
 from .wording import plural
 
 REVIEW_FOLDER = "_review"
@@ -184,7 +185,7 @@ def check_destination(
             raise SortError(f"the destination {dest} is inside the source folder {folder}")
         if move and folder.is_dir():
             try:
-                _probe_writing(folder)
+                probe_writing(folder)
             except OSError as exc:
                 raise SortError(
                     f"cannot move photos out of {folder}: {(exc.strerror or str(exc)).lower()}"
@@ -201,17 +202,9 @@ def check_destination(
         return
     try:
         target.mkdir(parents=True, exist_ok=True)
-        _probe_writing(target)
+        probe_writing(target)
     except OSError as exc:
         raise SortError(f"cannot write to {dest}: {exc.strerror or exc}") from exc
-
-
-def _probe_writing(folder: Path) -> None:
-    """Create and delete a hidden file: what a read-only card or share refuses (os.access
-    cannot tell on Windows, where it calls every folder writable)."""
-    probe = folder / f".ewaste-sort-probe-{uuid.uuid4().hex[:8]}"
-    probe.touch(exist_ok=False)
-    probe.unlink()
 
 
 def sort_into(
@@ -596,13 +589,11 @@ class _Manifest:
 
 
 def _write_manifest(path: Path, entries: list[Filed]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8", newline="") as handle:
+    with replaced_whole(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_COLUMNS)
         for e in entries:
             writer.writerow([e.source, e.destination, e.class_name, e.status, e.sha256, e.action])
-    os.replace(temporary, path)
 
 
 def _read_manifest(path: Path, dest: Path) -> list[Filed]:

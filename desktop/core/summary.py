@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .results import STATUS_ERROR, STATUS_OK, STATUS_REVIEW, STATUS_UNKNOWN, Prediction, status_of
+from .safe_files import replaced_whole
 from .wording import plural
 
 # The app's status colours (desktop.gui.style), as RGB for Pillow.
@@ -124,12 +125,9 @@ def _legend(draw: ImageDraw.ImageDraw, y: int, font: ImageFont.ImageFont) -> Non
 
 
 def save_png(summary: BatchSummary, path: str | os.PathLike[str]) -> Path:
-    """Write the picture atomically (a temporary name, then the final one)."""
+    """Write the picture whole or not at all (see `replaced_whole`)."""
     target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        render(summary).save(temporary, format="PNG")
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    picture = render(summary)
+    with replaced_whole(target, "wb") as handle:
+        picture.save(handle, format="PNG")
     return target

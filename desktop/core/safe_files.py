@@ -1,0 +1,55 @@
+"""Writing beside the user's files: a file is replaced whole or not at all, and a folder is
+known to take new files before any work starts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from .limits import MAX_FILE_NAME_BYTES
+
+
+@contextlib.contextmanager
+def replaced_whole(target: Path, mode: str = "w", **open_args: Any) -> Iterator[IO[Any]]:
+    """A handle on a hidden temporary file beside `target`. On a clean exit the data is
+    flushed to disk and the file takes `target`'s name (one rename: a reader sees the old
+    file or the new one, never half of it); on any failure, a full disk or Ctrl+C, it is
+    removed and `target` is left as it was."""
+    temporary = target.with_name(hidden_temporary_name(target.name))
+    # os.open with 0o666 lets the umask decide the final permissions, like a normal file.
+    descriptor = os.open(
+        temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+    )
+    try:
+        with open(descriptor, mode, **open_args) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def hidden_temporary_name(name: str) -> str:
+    """A hidden, unique name beside `name`, within the file system's limit in bytes (a name
+    of non-ASCII letters takes two or more bytes a letter)."""
+    suffix = f".{uuid.uuid4().hex[:12]}.tmp"
+    stem = name
+    while len(os.fsencode(f".{stem}{suffix}")) > MAX_FILE_NAME_BYTES:
+        stem = stem[:-1]
+    return f".{stem}{suffix}"
+
+
+def probe_writing(folder: Path) -> None:
+    """Create and delete a hidden file in `folder`; OSError if it cannot be done. This is
+    what a read-only card or share refuses: os.access cannot tell on Windows, where it calls
+    every folder writable."""
+    probe = folder / f".ewaste-write-test-{uuid.uuid4().hex[:8]}"
+    probe.touch(exist_ok=False)
+    probe.unlink()
