@@ -167,13 +167,14 @@ def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
     shown = []
     monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Leave them out", shown))
     reopened = make_window()
-    reopened.open_csv(str(out))
+    reopen(qtbot, reopened, out)
     assert confirmed_by_name(reopened) == {
         "battery.png": "Microwave",
         "mouse.png": None,
         "television.png": None,
     }
     assert "Photos of reviewed.csv not found where it says (1)" in shown[0]
+    assert reopened.statusBar().currentMessage() == "Opened reviewed.csv: 3 photos"
     assert str(folder / "printer.png") in shown[0]
 
     dest = tmp_path / "sorted"
@@ -181,6 +182,14 @@ def test_corrections_go_to_the_csv_come_back_from_it_and_guide_the_sort(
     reopened.sorting.sort_into_folders(how="copy")
     qtbot.waitUntil(lambda: not reopened.sorting.busy, timeout=TIMEOUT_MS)
     assert (dest / "Microwave" / "battery.png").is_file()
+
+
+def reopen(qtbot, window, csv_path: Path) -> None:
+    """File > Open results CSV…, until its rows are in (it reads on a pool thread)."""
+    window.open_csv(str(csv_path))
+    # Read on the pool: the window goes on painting, and File > Open results waits.
+    assert window.reopen.busy and not window.commands.open_csv.isEnabled()
+    qtbot.waitUntil(lambda: not window.reopen.busy, timeout=TIMEOUT_MS)
 
 
 def answer(box: QMessageBox, button: str, shown: list[str]) -> None:
@@ -207,7 +216,7 @@ def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
     monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Find them", shown))
     monkeypatch.setattr(QMessageBox, "information", lambda *a: shown.append(a[2]))
     reopened = make_window()
-    reopened.open_csv(str(out))
+    reopen(qtbot, reopened, out)
     assert f"Photos of {out.name} not found where it says ({window.results.rowCount()})" in shown[0]
     assert reopened.results.rowCount() == window.results.rowCount() - 1
     assert all(dest in Path(row.path).parents for row in reopened.results.rows)
@@ -217,7 +226,7 @@ def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
     # A folder no sort went into is said to be one, not searched in silence.
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
     monkeypatch.setattr(QMessageBox, "warning", lambda *a: shown.append(a[1:]))
-    make_window().open_csv(str(out))
+    reopen(qtbot, make_window(), out)
     assert shown[-1] == (
         "Not a sort folder",
         f"{tmp_path} holds no manifest.csv: no sort went into it.",
@@ -232,7 +241,7 @@ def test_a_csv_of_other_classes_is_refused_with_a_message(
     other.write_text("path,predicted_class,confidence,status,error,prob_A,prob_B\n")
     warned = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a: warned.append(a[2]))
-    window.open_csv(str(other))
+    reopen(qtbot, window, other)
     assert window.results.rowCount() == 0
     assert "not a results CSV of this model's classes" in warned[0]
 

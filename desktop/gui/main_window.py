@@ -40,7 +40,7 @@ from desktop.gui.filter_bar import FilterBar
 from desktop.gui.folder_watch import FolderWatch
 from desktop.gui.model_loader import ModelLoader
 from desktop.gui.model_status import ModelLabel, about_text, model_record
-from desktop.gui.open_csv import open_results_csv
+from desktop.gui.open_csv import CsvReopen
 from desktop.gui.preview import PreviewPanel
 from desktop.gui.progress_panel import ProgressPanel
 from desktop.gui.results_filter import ResultsFilterProxy
@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.sorting = SortCommands(self.results, self)
         self.folder_watch = FolderWatch(self)
         self.csv_export = CsvExport(self.results, settings, self)
+        self.reopen = CsvReopen(self.results, self)
 
         self._build_results_page()
         self.progress_panel = ProgressPanel()
@@ -182,6 +183,9 @@ class MainWindow(QMainWindow):
         self.folder_watch.unreachable_changed.connect(self._show_unreachable)
         self.csv_export.message.connect(self.statusBar().showMessage)
         self.csv_export.busy_changed.connect(self._update_actions)
+        self.reopen.message.connect(self.statusBar().showMessage)
+        self.reopen.busy_changed.connect(self._update_actions)
+        self.reopen.opened.connect(lambda: self.drop_area.show_results(True))
         self.preview.confirm_requested.connect(self.results.confirm_row)
         self.results.confirmations_changed.connect(
             lambda: self.preview.show_result(self.preview.row)
@@ -422,10 +426,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Cannot see {folder} ({reason}); waiting for it")
 
     def open_csv(self, path: str | None = None) -> None:
-        """File > Open results CSV… (see desktop.gui.open_csv)."""
-        if self.engine is not None and open_results_csv(self, self.results, path):
-            self.drop_area.show_results(True)
-            self._update_actions()
+        """File > Open results CSV… (see desktop.gui.open_csv; `reopen.busy` until done)."""
+        if self.engine is not None:
+            self.reopen.open(path)
 
     # -- state -----------------------------------------------------------------------------------
     def _update_actions(self, *_args: object) -> None:
@@ -433,7 +436,9 @@ class MainWindow(QMainWindow):
         has_rows = self.results.rowCount() > 0
         self.commands.export.setEnabled(has_rows and not self.exporting)
         self.commands.summary.setEnabled(has_rows and self.engine is not None)
-        self.commands.open_csv.setEnabled(self.engine is not None and not busy)
+        self.commands.open_csv.setEnabled(
+            self.engine is not None and not busy and not self.reopen.busy
+        )
         self.commands.sort.setEnabled(has_rows and not busy and not self.sorting.busy)
         self.commands.undo_sort.setEnabled(not self.sorting.busy)
         self.commands.clear.setEnabled(has_rows or busy)
