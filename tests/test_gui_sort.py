@@ -213,6 +213,29 @@ def test_a_refused_destination_or_a_failed_undo_is_told_in_a_message_box(
     assert window.statusBar().currentMessage() == text
 
 
+def test_an_undo_into_a_watched_folder_keeps_its_report(qtbot, window, tmp_path, monkeypatch):
+    camera = photos(tmp_path / "camera")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(camera))
+    window.commands.watch.trigger()
+    qtbot.waitUntil(lambda: window.results.rowCount() == 4, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=TIMEOUT_MS)
+    window.sorting.sort_into_folders(str(tmp_path / "sorted"), how="move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert not any(camera.iterdir())
+    qtbot.wait(2500)  # the watch sees the folder empty (the undo comes later in the shift)
+
+    window.last_summary = None
+    window.sorting.undo_sort(str(tmp_path / "sorted"))
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    report = window.statusBar().currentMessage()
+    assert report.startswith("Put back 4 photos")
+    # The watch sees them come back, settled: its polls find each photo's row unchanged,
+    # so no run starts to say "already in the table" over the undo's report.
+    qtbot.wait(3500)
+    assert window.statusBar().currentMessage() == report and window.last_summary is None
+    assert window.results.rowCount() == 4 and not window.controller.busy
+
+
 def test_watch_folder_classifies_photos_as_they_arrive(qtbot, window, tmp_path, monkeypatch):
     camera = tmp_path / "camera"
     camera.mkdir()

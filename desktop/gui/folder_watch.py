@@ -13,7 +13,8 @@ class FolderWatch(QObject):
     """Polls one folder while watching; emits each completely written photo once."""
 
     watching_changed = Signal(str)  # the folder watched, "" when not watching
-    photos_ready = Signal(list)  # list[str]: new photos to classify
+    # list[tuple[str, FileState]]: new photos to classify, with their size and time then.
+    photos_ready = Signal(list)
     # Why the folder cannot be seen (an unplugged camera), "" when it can again.
     unreachable_changed = Signal(str)
 
@@ -64,7 +65,9 @@ class FolderWatch(QObject):
             self._unreachable = self._watcher.unreachable
             self.unreachable_changed.emit(self._unreachable)
         if ready:
-            self.photos_ready.emit([str(path) for path in ready])
+            # No poll runs now (one at a time), so the watcher's record can be read here.
+            state = self._watcher.handed_over_state
+            self.photos_ready.emit([(str(path), state(path.name)) for path in ready])
 
     @Slot(object)
     def _on_failed(self, _error: BaseException) -> None:

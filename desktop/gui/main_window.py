@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from desktop import package_version
 from desktop.core.hashing import file_sha256
 from desktop.core.preprocessing import PHOTO_SUFFIXES
+from desktop.core.results import FileState
 from desktop.core.summary import summarise
 from desktop.core.wording import plural
 from desktop.gui.background import BackgroundCall
@@ -178,7 +179,7 @@ class MainWindow(QMainWindow):
         self.commands.flip_average.toggled.connect(self._on_flip_average)
         self.progress_panel.cancel_requested.connect(self.controller.cancel)
         self.sorting.finished.connect(self.statusBar().showMessage)
-        self.folder_watch.photos_ready.connect(self.add_paths)
+        self.folder_watch.photos_ready.connect(self._classify_arrivals)
         self.folder_watch.watching_changed.connect(self._show_watching)
         self.folder_watch.unreachable_changed.connect(self._show_unreachable)
         self.csv_export.message.connect(self.statusBar().showMessage)
@@ -399,6 +400,13 @@ class MainWindow(QMainWindow):
         elif not on:
             self.folder_watch.stop()
         self.commands.watch.setChecked(bool(self.folder_watch.folder))
+
+    @Slot(list)
+    def _classify_arrivals(self, arrivals: list[tuple[str, FileState | None]]) -> None:
+        """A watched folder's new photos. One an undo put back keeps its row without a run
+        (which would only say it is in the table already, over the undo's report)."""
+        listed = self.results.listed_states()
+        self.add_paths([path for path, state in arrivals if listed.get(path) != state])
 
     @Slot(str)
     def _show_watching(self, folder: str) -> None:
