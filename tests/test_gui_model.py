@@ -36,6 +36,7 @@ from desktop.gui.results_model import (
 from desktop.gui.review_threshold import ReviewThreshold
 from desktop.gui.settings import AppSettings
 from fixtures_images import write_grey16_png, write_rgba_png
+from rich_text import as_read
 from tiny_model import CLASS_NAMES
 
 DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -131,7 +132,8 @@ def test_cells_show_class_confidence_top3_status_and_probabilities(model: Result
     assert cell(COL_STATUS) == "ok"
     assert cell(FIRST_PROB_COLUMN + 4) == "90.0 %"
     assert model.headerData(FIRST_PROB_COLUMN + 9, Qt.Orientation.Horizontal) == "Washing Machine"
-    assert model.index(0, COL_FILE).data(Qt.ItemDataRole.ToolTipRole) == "/photos/mouse.jpg"
+    tip = model.index(0, COL_FILE).data(Qt.ItemDataRole.ToolTipRole)
+    assert as_read(tip) == "/photos/mouse.jpg"
 
 
 def test_a_confidence_just_under_the_threshold_never_reads_as_reaching_it(
@@ -155,8 +157,9 @@ def test_error_rows_show_the_reason_in_cell_and_tooltip(model: ResultsModel) -> 
     # The wide Top 3 cell, empty for an error, gives the reason in full.
     assert model.index(0, COL_TOP3).data(DISPLAY) == "corrupt or truncated image"
     assert model.index(0, COL_CLASS).data(DISPLAY) == ""
-    assert "corrupt or truncated image" in status.data(Qt.ItemDataRole.ToolTipRole)
-    assert "/photos/bad.jpg" in status.data(Qt.ItemDataRole.ToolTipRole)
+    tip = as_read(status.data(Qt.ItemDataRole.ToolTipRole))
+    assert tip.startswith("Could not classify /photos/bad.jpg:\n")  # the reason on its own line
+    assert "corrupt or truncated image" in tip
     assert status.data(Qt.ItemDataRole.ForegroundRole) == QColor(190, 30, 30)
     assert model.index(0, COL_CLASS).data(DISPLAY) == ""
     assert model.index(0, COL_CONFIDENCE).data(SORT_ROLE) == -1.0
@@ -286,7 +289,8 @@ def test_a_file_name_that_is_not_utf8_is_shown_with_its_bytes_escaped(
     # Qt drops lone surrogates: "caf\udce9.jpg" would show as "caf.jpg", another name.
     model.append_predictions([Prediction("/photos/caf\udce9.jpg", probs(0, 0.9))])
     assert model.index(0, COL_FILE).data(DISPLAY) == "caf\\xe9.jpg"
-    assert model.index(0, COL_FILE).data(Qt.ItemDataRole.ToolTipRole) == "/photos/caf\\xe9.jpg"
+    tip = model.index(0, COL_FILE).data(Qt.ItemDataRole.ToolTipRole)
+    assert as_read(tip) == "/photos/caf\\xe9.jpg"
     assert model.row_at(0).prediction.path == "/photos/caf\udce9.jpg"  # opens the real file
 
 

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.core.sorting import MANIFEST_FILE, REVIEW_FOLDER, UNDONE_MANIFEST_FILE
 from fixtures_images import write_solid
+from rich_text import as_read
 from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
 
 TIMEOUT_MS = 60_000
@@ -55,8 +56,8 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
 
     assert sorted(p.name for p in folder.iterdir()) == []
-    assert window.preview.title.toolTip() == window.preview.row.path  # where it is now
-    assert str(dest) in window.preview.title.text()
+    assert as_read(window.preview.title.toolTip()) == window.preview.row.path  # where it is now
+    assert as_read(window.preview.title.text()).endswith(str(Path("sorted", "Battery")))
     assert (dest / "Battery" / "battery.png").is_file()
     assert (dest / REVIEW_FOLDER / "unsure.png").is_file()
     assert (dest / MANIFEST_FILE).is_file()
@@ -165,7 +166,7 @@ def test_a_row_for_a_folder_link_is_a_note_not_a_photo_to_sort(
     monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda *args: warned.append(args)))
     window.commands.sort.trigger()
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
-    assert asked[0].startswith("File 4 photos into class folders")
+    assert as_read(asked[0]).startswith(f"File 4 photos into class folders under {tmp_path / 's'}?")
     assert warned == [] and window.statusBar().currentMessage().startswith("Copied 4 photos")
 
 

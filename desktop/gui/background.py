@@ -1,7 +1,8 @@
 """Run one short function on a pool thread and get its result back in the GUI thread.
 
 Used for work that is not a classification run but must not block painting: loading a
-model (ONNX Runtime session creation and a warm-up run) and writing a CSV (ends in fsync).
+model (ONNX Runtime session creation and a warm-up run), writing a CSV (ends in fsync),
+reading one back, and each poll of a watched folder.
 """
 
 from __future__ import annotations

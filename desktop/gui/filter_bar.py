@@ -49,14 +49,18 @@ class FilterBar(QWidget):
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 0, 6, 0)
-        layout.addWidget(QLabel("Class:"))
-        layout.addWidget(self.class_combo)
-        layout.addSpacing(8)
-        layout.addWidget(QLabel("Status:"))
-        layout.addWidget(self.status_combo)
-        layout.addSpacing(8)
-        layout.addWidget(QLabel("Review below:"))
-        layout.addWidget(self.threshold_spin)
+        # Alt+C, Alt+T, Alt+B reach each control from the table, without the mouse.
+        for text, control in (
+            ("&Class:", self.class_combo),
+            ("S&tatus:", self.status_combo),
+            ("Review &below:", self.threshold_spin),
+        ):
+            label = QLabel(text)
+            label.setBuddy(control)
+            if control is not self.class_combo:
+                layout.addSpacing(8)
+            layout.addWidget(label)
+            layout.addWidget(control)
         layout.addStretch(1)
 
         self.set_class_names(())

@@ -18,10 +18,12 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from desktop.core.engine import Engine
 
 APP_TITLE = "E-Waste Sorter"
+FIRST_SIZE = (1360, 820)  # the window at its first start, on a screen that fits it
+WATCHING_LABEL_WIDTH = 260  # the folder's name is shortened to it; the tooltip has the path
 # HEIC and RAW are offered too, so a phone's photos can be picked and their rows say what to do.
 IMAGE_FILTER = "Photos ({})".format(" ".join(f"*{s}" for s in sorted(PHOTO_SUFFIXES)))
 
@@ -126,9 +130,16 @@ class MainWindow(QMainWindow):
         self.view.set_hidden_classes(self.settings.hidden_classes())
         self.preview = PreviewPanel(self.review_threshold)
         self.preview.set_show_cam(self.settings.show_cam())  # shown once a model with CAM loads
+        # Scrolled when the screen is too low for the image, chart and picker together (a
+        # 1024x600 netbook, a 2x scale): the key legend and status bar below stay in view.
+        self.preview_scroll = QScrollArea()
+        self.preview_scroll.setWidget(self.preview)
+        self.preview_scroll.setWidgetResizable(True)
+        self.preview_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.preview_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.view)
-        self.splitter.addWidget(self.preview)
+        self.splitter.addWidget(self.preview_scroll)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([900, 380])
@@ -186,7 +197,7 @@ class MainWindow(QMainWindow):
         self.csv_export.busy_changed.connect(self._update_actions)
         self.reopen.message.connect(self.statusBar().showMessage)
         self.reopen.busy_changed.connect(self._update_actions)
-        self.reopen.opened.connect(lambda: self.drop_area.show_results(True))
+        self.reopen.opened.connect(self._show_results)
         self.preview.confirm_requested.connect(self.results.confirm_row)
         self.results.confirmations_changed.connect(
             lambda: self.preview.show_result(self.preview.row)
@@ -206,7 +217,14 @@ class MainWindow(QMainWindow):
     def _restore_layout(self) -> None:
         geometry = self.settings.blob("geometry")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1360, 820)
+            # The first start: a set size, or the whole screen when that is smaller (a
+            # window taller than the screen hides the key legend and the status bar).
+            screen = self.screen().availableGeometry()
+            if screen.width() < FIRST_SIZE[0] or screen.height() < FIRST_SIZE[1]:
+                self.resize(screen.size())  # where no window manager maximises (a kiosk)
+                self.setWindowState(Qt.WindowState.WindowMaximized)
+            else:
+                self.resize(*FIRST_SIZE)
         state = self.settings.blob("state")
         if state is not None:
             self.restoreState(state)
@@ -366,11 +384,18 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def _on_batch(self, batch: list) -> None:
         self.results.append_predictions(batch)
-        if not self.drop_area.showing_results:
-            self.drop_area.show_results(True)
+        self._show_results()
         if not self.view.currentIndex().isValid() and self.proxy.rowCount():
             self.view.select_proxy_row(0)  # something in the preview from the first batch
         self._update_actions()
+
+    def _show_results(self) -> None:
+        """The table instead of the drop hint, with the keyboard in it: 1-9, 0, Enter and
+        the arrows work at once (else the focus was nowhere, and on the next activation
+        Qt gave it to the class filter, where the arrows filtered the table away)."""
+        if not self.drop_area.showing_results:
+            self.drop_area.show_results(True)
+            self.view.setFocus()
 
     @Slot(object)
     def _on_run_finished(self, summary: RunSummary) -> None:
@@ -401,6 +426,15 @@ class MainWindow(QMainWindow):
             self.folder_watch.stop()
         self.commands.watch.setChecked(bool(self.folder_watch.folder))
 
+    def _set_watching_text(self, what: str, folder: str) -> None:
+        # Shortened: a long folder name took the status bar, leaving no room for messages.
+        name = os.path.basename(folder.rstrip("/\\")) or folder
+        metrics = self.watching_label.fontMetrics()
+        text = metrics.elidedText(
+            f"{what} {name}", Qt.TextElideMode.ElideMiddle, WATCHING_LABEL_WIDTH
+        )
+        self.watching_label.setText(text)
+
     @Slot(list)
     def _classify_arrivals(self, arrivals: list[tuple[str, FileState | None]]) -> None:
         """A watched folder's new photos. One an undo put back keeps its row without a run
@@ -410,8 +444,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _show_watching(self, folder: str) -> None:
-        name = os.path.basename(folder.rstrip("/\\")) or folder
-        self.watching_label.setText(f"Watching {name}")
+        self._set_watching_text("Watching", folder)
         self.watching_label.setToolTip(
             f"New photos in {folder} are classified as they arrive; "
             "untick File > Watch folder… to stop"
@@ -425,8 +458,7 @@ class MainWindow(QMainWindow):
             self._show_watching(folder)
             self.statusBar().showMessage(f"{folder} is back: watching it again")
             return
-        name = os.path.basename(folder.rstrip("/\\")) or folder
-        self.watching_label.setText(f"Cannot see {name}")
+        self._set_watching_text("Cannot see", folder)
         self.watching_label.setToolTip(
             f"{folder} cannot be read ({reason}): is the camera or the share connected? "
             "Its photos are classified once it is back"

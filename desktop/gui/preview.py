@@ -15,11 +15,12 @@ grid covers the whole image whatever its aspect ratio.
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal, Slot
-from PySide6.QtGui import QImage, QPainter, QPalette
+from PySide6.QtGui import QFont, QFontMetrics, QImage, QPainter, QPalette, QResizeEvent
 from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.core.cam import cam_heatmap
@@ -30,7 +31,7 @@ from desktop.gui.class_picker import ClassPicker
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import ResultRow
 from desktop.gui.review_threshold import ReviewThreshold
-from desktop.gui.style import ERROR_COLOR, STATUS_COLORS, css
+from desktop.gui.style import ERROR_COLOR, STATUS_COLORS, css, path_tooltip
 
 PREVIEW_MAX_SIDE = 1024
 OVERLAY_SIDE = 256  # the heatmap's longer side in pixels; QPainter scales it to the image
@@ -111,6 +112,44 @@ class _Bridge(QObject):
     """
 
     loaded = Signal(int, QImage, str)  # request id, image (null on failure), error text
+
+
+class PathTitle(QLabel):
+    """A file's name in bold over its folder, each shortened in the middle to the label's
+    width ("big_4000…00_1.jpg"), the whole path in the tooltip. A long name without spaces
+    cannot wrap: cut at the right it lost its extension and any sign of being cut, and
+    shown whole it would widen the pane and push the table's columns out of view."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._path: str | None = None
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.show_path(None)
+
+    def show_path(self, path: str | None) -> None:
+        self._path = path
+        self.setToolTip("" if path is None else path_tooltip(path))
+        self._show()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._show()
+
+    def _show(self) -> None:
+        if self._path is None:
+            self.setText("<b>No image selected</b>")
+            return
+        folder, name = os.path.split(self._path)
+        width = max(self.contentsRect().width(), 40)
+        bold = QFont(self.font())
+        bold.setBold(True)
+        middle = Qt.TextElideMode.ElideMiddle
+        name = QFontMetrics(bold).elidedText(name, middle, width)
+        folder = self.fontMetrics().elidedText(folder, middle, width)
+        self.setText(
+            f"<b>{html.escape(name)}</b><br><span style='color:gray'>{html.escape(folder)}</span>"
+        )
 
 
 class ImageView(QWidget):
@@ -222,6 +261,12 @@ class PreviewPanel(QWidget):
     # The user picked a confirmed class (or none) for the row shown: (ResultRow, str | None).
     confirm_requested = Signal(object, object)
 
+    def heightForWidth(self, _width: int) -> int:
+        # None preferred (-1): in its scroll area the pane takes the height it is given,
+        # down to its minimum. With one (its labels wrap) it took its preferred height, and
+        # the image was never shrunk to keep the chart in view.
+        return -1
+
     def __init__(self, threshold: ReviewThreshold, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._class_names: tuple[str, ...] = ()
@@ -231,12 +276,7 @@ class PreviewPanel(QWidget):
         self._cam_available = False
         self._heatmap: np.ndarray | None = None
 
-        self.title = QLabel()
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.title.setWordWrap(True)
-        # A long file name without spaces cannot wrap: it is cut (the tooltip has the path)
-        # rather than widening the pane and pushing the table's columns out of view.
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = PathTitle()
         self.verdict = QLabel()
         self.verdict.setWordWrap(True)
         self.verdict.setTextFormat(Qt.TextFormat.RichText)
@@ -331,17 +371,13 @@ class PreviewPanel(QWidget):
         threshold = self._threshold.value
         self.legend.setText(f"Dashed line: review threshold ({threshold * 100:.0f} %)")
         if row is None:
-            self.title.setText("<b>No image selected</b>")
+            self.title.show_path(None)
             self.verdict.setText("Select a result to see the image and all class probabilities.")
             self.chart.set_probabilities((), None)
             self.image_view.show_path(None)
             self._update_overlay()
             return
-        self.title.setText(
-            f"<b>{html.escape(row.name)}</b><br>"
-            f"<span style='color:gray'>{html.escape(row.folder)}</span>"
-        )
-        self.title.setToolTip(row.path)
+        self.title.show_path(row.path)
         if row.status == STATUS_ERROR:
             self.verdict.setText(
                 f"<span style='color:{css(ERROR_COLOR)}'><b>Error:</b> "

@@ -41,7 +41,7 @@ from desktop.core.results import (
 )
 from desktop.core.wording import percent
 from desktop.gui.review_threshold import ReviewThreshold
-from desktop.gui.style import STATUS_COLORS
+from desktop.gui.style import STATUS_COLORS, path_tooltip
 
 if TYPE_CHECKING:
     from desktop.core.engine import Prediction
@@ -503,7 +503,7 @@ class ResultsModel(QAbstractTableModel):
                     f"{STATUS_LABELS[row.status]} at {percent(row.confidence)}"
                 )
             if row.status == STATUS_ERROR:
-                return f"Could not classify {row.path}:\n{row.error}"
+                return path_tooltip(f"Could not classify {row.path}:", row.error)
             if row.status == STATUS_REVIEW:
                 return (
                     f"Confidence {percent(row.confidence)} is below the review threshold "
@@ -515,7 +515,7 @@ class ResultsModel(QAbstractTableModel):
                 f"Predicted {row.predicted or 'nothing'}; a person corrected it to {row.confirmed}"
             )
         if column in (COL_FILE, COL_FOLDER):
-            return row.path
+            return path_tooltip(row.path)
         if column == COL_TOP3 and (row.top3 or row.error):
             return row.top3 or row.error
         return None

@@ -74,6 +74,9 @@ class ResultsView(QTableView):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # Tab leaves the table (to the filters, the preview's picker) instead of walking
+        # its cells: rows are chosen with the arrows, and nothing in a cell is edited.
+        self.setTabKeyNavigation(False)
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
         # Middle elision keeps both ends of folders ("/data/…/batch 7") and file names

@@ -15,12 +15,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from desktop.core.sorting import SortError, SortReport, check_destination, sort_into, undo_sort
 from desktop.core.wording import plural, sentence
 from desktop.gui.background import BackgroundCall
+from desktop.gui.style import breakable_path
 
 if TYPE_CHECKING:
     from desktop.gui.results_model import ResultsModel
@@ -124,13 +125,15 @@ class SortCommands(QObject):
     def _ask_copy_or_move(self, dest: str, photos: int) -> str | None:
         box = QMessageBox(self._dialog_parent())
         box.setWindowTitle("Sort into folders")
+        box.setTextFormat(Qt.TextFormat.RichText)  # the folder wraps, never cut at the edge
         box.setText(
-            f"File {plural(photos, 'photo')} into class folders under {dest}?\n"
-            "Needs review and unknown go to _review, unreadable files to _error. Nothing is "
-            "overwritten, and File > Undo a sort… puts them back."
+            f"<p>File {plural(photos, 'photo')} into class folders under "
+            f"{breakable_path(dest)}?</p><p>Needs review and unknown go to _review, unreadable "
+            "files to _error. Nothing is overwritten, and File &gt; Undo a sort… puts them "
+            "back.</p>"
         )
-        copy = box.addButton("Copy", QMessageBox.ButtonRole.AcceptRole)
-        move = box.addButton("Move", QMessageBox.ButtonRole.AcceptRole)
+        copy = box.addButton("&Copy", QMessageBox.ButtonRole.AcceptRole)
+        move = box.addButton("&Move", QMessageBox.ButtonRole.AcceptRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         return {copy: COPY, move: MOVE}.get(box.clickedButton())

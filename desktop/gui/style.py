@@ -1,6 +1,9 @@
-"""The app's colours, in one place: the status colours follow the core's status vocabulary."""
+"""The app's colours, in one place (the status colours follow the core's status vocabulary),
+and how a long path is shown in a tooltip."""
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtGui import QColor
 
@@ -24,3 +27,17 @@ STATUS_COLORS = {
 def css(color: QColor) -> str:
     """The colour as a style-sheet / rich-text value, e.g. "#be1e1e"."""
     return color.name()
+
+
+def breakable_path(path: str) -> str:
+    """`path` as rich text that may wrap after its separators: a long path is one word to
+    Qt, which runs it off a small screen (tooltips, message boxes), losing its end."""
+    breakable = html.escape(path)
+    for separator in ("/", "\\", "_", "-", "."):
+        breakable = breakable.replace(separator, separator + "\u200b")  # a zero-width space
+    return breakable
+
+
+def path_tooltip(path: str, then: str = "") -> str:
+    """`path` (and a line of text after it) as a tooltip that wraps (`breakable_path`)."""
+    return f"<p>{breakable_path(path)}{'<br>' + html.escape(then) if then else ''}</p>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMessageBox,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -32,15 +34,23 @@ class SummaryDialog(QDialog):
         pixmap.loadFromData(buffer.getvalue(), "PNG")
         self.picture = QLabel()
         self.picture.setPixmap(pixmap)
+        # Scrolled on a screen lower than the picture (1024x600, a 2x scale), so Save PNG…
+        # and Close stay on the screen.
+        scroll = QScrollArea()
+        scroll.setWidget(self.picture)
+        scroll.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.saved_note = QLabel()  # where the last Save PNG… went
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         save = buttons.addButton("Save PNG…", QDialogButtonBox.ButtonRole.ActionRole)
         save.clicked.connect(lambda: self.save_png())
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.picture)
+        layout.addWidget(scroll)
         layout.addWidget(self.saved_note)
         layout.addWidget(buttons)
+        whole = self.sizeHint().expandedTo(pixmap.size() + QSize(48, 96))
+        screen = (parent.screen() if parent else self.screen()).availableGeometry()
+        self.resize(whole.boundedTo(screen.size() * 0.95))
 
     def save_png(self, path: str | os.PathLike[str] | None = None) -> str | None:
         """Write the picture (asking where unless given); the path written, or None (the

@@ -74,10 +74,11 @@ class WindowActions:
             window,
             "Open &results CSV…",
             window.open_csv,
-            None,
+            QKeySequence("Ctrl+Shift+R"),
             "Reopen a reviewed batch from its CSV, corrections included",
         )
         self.watch = QAction("&Watch folder…", window, checkable=True)
+        self.watch.setShortcut(QKeySequence("Ctrl+Shift+W"))
         self.watch.setStatusTip("Classify the photos a camera saves into a folder, as they come")
         self.watch.toggled.connect(window.set_watching)
         self.sort = _action(
@@ -91,7 +92,7 @@ class WindowActions:
             window,
             "&Undo a sort…",
             window.sorting.undo_sort,
-            None,
+            QKeySequence("Ctrl+Shift+U"),
             "Put the photos of an earlier sort back where they were",
         )
         self.clear = _action(
@@ -118,11 +119,11 @@ class WindowActions:
             window,
             "Batch &summary…",
             window.show_summary,
-            None,
+            QKeySequence("Ctrl+B"),
             "Counts per class and status as a chart, with the model, threshold and date",
         )
         self.show_preview = QAction("&Preview pane", window, checkable=True, checked=True)
-        self.show_preview.toggled.connect(window.preview.setVisible)
+        self.show_preview.toggled.connect(window.preview_scroll.setVisible)
 
 
 def build_menus_and_toolbar(window: MainWindow, actions: WindowActions) -> QToolBar:

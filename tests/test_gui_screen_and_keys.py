@@ -1,0 +1,97 @@
+"""The window on a small screen and without a mouse: what fits, where the keyboard goes.
+
+Qt's offscreen platform has one 800x800 screen, smaller than the window's first size, as a
+netbook at a station (1024x600) or a laptop at 2x scale (960x540) is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from desktop.gui.main_window import FIRST_SIZE, WATCHING_LABEL_WIDTH
+from fixtures_images import write_solid
+from rich_text import as_read
+from tiny_model import PROTOTYPE_COLOURS
+
+TIMEOUT_MS = 60_000
+LONG_NAME = "station-2_" + "x" * 180 + "_mouse.png"
+
+
+@pytest.fixture
+def window(make_window, tmp_path: Path, qtbot):
+    """A window on its first start, with a folder of photos classified, one of a long name."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("Battery", "Printer", "Television"):
+        write_solid(folder / f"{name.lower()}.png", PROTOTYPE_COLOURS[name])
+    write_solid(folder / LONG_NAME, PROTOTYPE_COLOURS["Mouse"])
+    window = make_window()
+    window.last_summary = None
+    window.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: window.last_summary is not None, timeout=TIMEOUT_MS)
+    return window
+
+
+def screen_size(window):
+    return window.screen().availableGeometry().size()
+
+
+def test_the_window_and_its_summary_fit_a_small_screen(window, qtbot):
+    screen = screen_size(window)
+    assert screen.width() < FIRST_SIZE[0] and screen.height() < FIRST_SIZE[1]
+    # The first size (1360x820) was kept on any screen: the key legend, the status bar and
+    # Cancel were below or beside its edge. With the preview scrolled, nothing in the
+    # window asks for more height than the screen has, results shown or not.
+    assert window.width() <= screen.width() and window.height() <= screen.height()
+    assert window.minimumSizeHint().height() <= screen.height()
+    assert window.preview_scroll.widget() is window.preview
+
+    dialog = window.show_summary()
+    qtbot.addWidget(dialog)
+    assert dialog.width() <= screen.width() and dialog.height() <= screen.height()
+
+
+def test_the_keyboard_is_in_the_table_once_results_show(window):
+    # Without it 1-9 and the arrows did nothing, and once the window was activated again
+    # Qt gave the keys to the class filter, where Down filtered the table away.
+    assert window.focusWidget() is window.view
+    shown = window.proxy.rowCount()
+    QTest.keyClick(window.view, Qt.Key.Key_Down)
+    assert window.proxy.rowCount() == shown and window.view.currentIndex().row() == 1
+    QTest.keyClick(window.view, Qt.Key.Key_2)  # the second class, for the row now current
+    assert window.preview.row.confirmed == "Keyboard"  # the preview shows the current row
+
+
+def test_tab_leaves_the_table_and_alt_keys_reach_the_filters(window, qtbot):
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=TIMEOUT_MS)
+    window.view.setFocus()
+    QTest.keyClick(window.view, Qt.Key.Key_Backtab)  # to the control before it, not a cell
+    assert QApplication.focusWidget() is window.filter_bar.threshold_spin
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_T, Qt.KeyboardModifier.AltModifier)
+    assert QApplication.focusWidget() is window.filter_bar.status_combo
+    QTest.keyClick(window.view, Qt.Key.Key_C, Qt.KeyboardModifier.AltModifier)
+    assert QApplication.focusWidget() is window.filter_bar.class_combo
+
+
+def test_long_names_are_shortened_in_the_middle_and_whole_in_the_tooltip(window, tmp_path):
+    row = next(i for i, r in enumerate(window.results.rows) if r.name == LONG_NAME)
+    window.view.select_proxy_row(window.proxy.mapFromSource(window.results.index(row, 0)).row())
+    title = as_read(window.preview.title.text())
+    name = title.splitlines()[0]
+    # Cut at the right it lost ".png" and any sign of being cut.
+    assert name.startswith("station-2_") and name.endswith("_mouse.png") and "…" in name
+    assert as_read(window.preview.title.toolTip()) == str(tmp_path / "photos" / LONG_NAME)
+
+    camera = tmp_path / ("camera-of-the-intake-desk-" + "y" * 120)
+    camera.mkdir()
+    window.set_watching(True, str(camera))
+    shown = window.watching_label.text()
+    assert shown.startswith("Watching camera-") and "…" in shown
+    assert window.watching_label.fontMetrics().horizontalAdvance(shown) <= WATCHING_LABEL_WIDTH
+    window.set_watching(False)
