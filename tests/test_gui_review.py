@@ -195,7 +195,7 @@ def reopen(qtbot, window, csv_path: Path) -> None:
 def answer(box: QMessageBox, button: str, shown: list[str]) -> None:
     """What a worker clicks in a box: the button whose text starts with `button`."""
     shown.append(box.text())
-    [clicked] = [b for b in box.buttons() if b.text().startswith(button)]
+    [clicked] = [b for b in box.buttons() if b.text().replace("&", "").startswith(button)]
     clicked.click()
 
 
@@ -231,6 +231,54 @@ def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
         "Not a sort folder",
         f"{tmp_path} holds no manifest.csv: no sort went into it.",
     )
+
+
+def test_clear_and_quit_ask_before_a_persons_classes_are_lost(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, 0)
+    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png corrected to Microwave
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Cancel", asked))
+    window.commands.clear.trigger()
+    assert window.results.rowCount() == 4  # kept
+    assert "(1 photo) are not in a CSV yet" in asked[-1]
+
+    # Export CSV… in the question: the CSV is written, then the table cleared.
+    out = tmp_path / "shift.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Export CSV", asked))
+    window.commands.clear.trigger()
+    qtbot.waitUntil(lambda: window.results.rowCount() == 0, timeout=TIMEOUT_MS)
+    with open(out, newline="", encoding="utf-8-sig") as handle:
+        rows = {Path(r["path"]).name: r["confirmed_class"] for r in csv.DictReader(handle)}
+    assert rows["battery.png"] == "Microwave" and len(asked) == 2
+
+    # Nothing a person set, or all of it exported: no question.
+    classify(qtbot, window, folder)
+    window.commands.clear.trigger()
+    assert window.results.rowCount() == 0 and len(asked) == 2
+    classify(qtbot, window, folder)
+    select(window, 1)
+    QTest.keyClick(window.view, Qt.Key.Key_Return)
+    call = window.export_csv(out)
+    qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+    window.commands.clear.trigger()
+    assert window.results.rowCount() == 0 and len(asked) == 2
+
+    # File > Quit after a change since the export: asked; Quit anyway closes.
+    classify(qtbot, window, folder)
+    select(window, 2)
+    QTest.keyClick(window.view, Qt.Key.Key_Delete)  # nothing was set: no change counted
+    QTest.keyClick(window.view, Qt.Key.Key_Return)
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Cancel", asked))
+    window.commands.quit.trigger()
+    assert window.isVisible() and len(asked) == 3
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Quit anyway", asked))
+    window.commands.quit.trigger()
+    assert not window.isVisible() and len(asked) == 4
 
 
 def test_a_csv_of_other_classes_is_refused_with_a_message(

@@ -22,12 +22,14 @@ class CsvExport(QObject):
 
     message = Signal(str)
     busy_changed = Signal()
+    finished = Signal(bool)  # whether the CSV was written
 
     def __init__(self, results: ResultsModel, settings: AppSettings, parent: QWidget) -> None:
         super().__init__(parent)  # the window is our Qt parent(): no Python reference to it
         self._results, self._settings = results, settings
         self._call: BackgroundCall | None = None
         self._path = ""
+        self._edits = 0  # the results' edit count when the export in progress was asked for
 
     @property
     def exporting(self) -> bool:
@@ -44,6 +46,7 @@ class CsvExport(QObject):
         target = Path(path)
         self._settings.set_last_dir("export", target.parent)
         # A snapshot: the rows are immutable, the list is ours, so the thread shares nothing.
+        self._edits = self._results.edits  # the confirmations as this snapshot has them
         job = partial(
             write_results_csv,
             target,
@@ -76,8 +79,10 @@ class CsvExport(QObject):
 
     @Slot(object)
     def _on_done(self, _result: object) -> None:
+        self._results.mark_saved(self._edits)
         self.message.emit(f"Exported {plural(self._results.rowCount(), 'result')} to {self._path}")
         self.busy_changed.emit()
+        self.finished.emit(True)
 
     @Slot(object)
     def _on_failed(self, error: BaseException) -> None:
@@ -85,3 +90,4 @@ class CsvExport(QObject):
         self.message.emit(text)
         self.busy_changed.emit()
         QMessageBox.warning(self.parent(), "Export failed", text)  # type: ignore[arg-type]
+        self.finished.emit(False)

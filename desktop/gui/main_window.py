@@ -10,7 +10,7 @@ user's commands (open, export, clear) and what a newly loaded model means for th
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings
         self.last_summary: RunSummary | None = None
+        self._after_export: Callable[[], None] | None = None  # a Clear or Quit put off
         self.setWindowTitle(APP_TITLE)
 
         # The owners of the session's state; the widgets below follow their signals.
@@ -195,6 +196,7 @@ class MainWindow(QMainWindow):
         self.folder_watch.unreachable_changed.connect(self._show_unreachable)
         self.csv_export.message.connect(self.statusBar().showMessage)
         self.csv_export.busy_changed.connect(self._update_actions)
+        self.csv_export.finished.connect(self._on_exported)
         self.reopen.message.connect(self.statusBar().showMessage)
         self.reopen.busy_changed.connect(self._update_actions)
         self.reopen.opened.connect(self._show_results)
@@ -372,6 +374,8 @@ class MainWindow(QMainWindow):
             self.add_paths([folder])
 
     def clear_results(self) -> None:
+        if not self._review_may_be_lost("Clear results", "Clear &anyway", self.clear_results):
+            return
         self.controller.cancel()
         self.results.clear()
         self.preview.show_result(None)
@@ -485,7 +489,47 @@ class MainWindow(QMainWindow):
         self.commands.cancel.setEnabled(busy or self.controller.queued > 0)
         self.commands.open_model.setEnabled(not busy and not self.model_loader.loading)
 
+    def quit(self) -> None:
+        """File > Quit: asks first when a person's confirmations are in no CSV yet."""
+        if self._review_may_be_lost("Quit", "Quit &anyway", self.quit):
+            self.close()
+
+    def _review_may_be_lost(self, title: str, anyway: str, then: Callable[[], None]) -> bool:
+        """True when no class a person set would be lost, or they choose to lose it. With
+        Export CSV… chosen, `then` is done again once the CSV is written."""
+        unsaved = self.results.unsaved_review()
+        if not unsaved:
+            return True
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle(title)
+        box.setText(
+            f"The classes a person confirmed or corrected ({plural(unsaved, 'photo')}) are "
+            "not in a CSV yet: export them first, or they are lost."
+        )
+        export = box.addButton("&Export CSV…", QMessageBox.ButtonRole.AcceptRole)
+        anyway_button = box.addButton(anyway, QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(export)
+        box.exec()
+        if box.clickedButton() is anyway_button:
+            return True
+        if box.clickedButton() is export and self.export_csv() is not None:
+            self._after_export = then
+        return False
+
+    @Slot(bool)
+    def _on_exported(self, written: bool) -> None:
+        then, self._after_export = self._after_export, None
+        if written and then is not None:
+            then()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        # The title bar's close button or a log-out (spontaneous); File > Quit asked already,
+        # and a close by the program (at exit, in tests) must not wait for an answer.
+        if event.spontaneous() and not self._review_may_be_lost("Quit", "Quit &anyway", self.quit):
+            event.ignore()
+            return
         self._save_layout()
         self.controller.shutdown()  # no worker thread may outlive the window
         super().closeEvent(event)

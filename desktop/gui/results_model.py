@@ -204,6 +204,10 @@ class ResultsModel(QAbstractTableModel):
         # classified again (see `listed_states`).
         self._file_states: dict[str, FileState | None] = {}
         self._arrivals = 0
+        # A person's work not yet in a CSV: each change of confirmed classes counts one, and
+        # the last CSV written holds the changes up to `_edits_saved` (see `unsaved_review`).
+        self._edits = 0
+        self._edits_saved = 0
         self._sort_column = -1  # -1: arrival order
         self._sort_order = Qt.SortOrder.AscendingOrder
 
@@ -296,7 +300,24 @@ class ResultsModel(QAbstractTableModel):
         self._rows.clear()
         self._paths.clear()
         self._file_states.clear()
+        self._edits = self._edits_saved = 0
         self.endResetModel()
+
+    @property
+    def edits(self) -> int:
+        """How many times a person changed confirmed classes (a CSV export notes it)."""
+        return self._edits
+
+    def mark_saved(self, edits: int) -> None:
+        """A CSV holding the confirmations as they were after `edits` changes was written."""
+        self._edits_saved = edits
+
+    def unsaved_review(self) -> int:
+        """The rows whose class a person set, when a change to them is in no CSV written
+        since (0 when the last export came after the last change, or none is set)."""
+        if self._edits == self._edits_saved:
+            return 0
+        return sum(1 for row in self._rows if row.confirmed)
 
     def _reclassify(self, index: int, prediction: Prediction) -> bool:
         """Show a changed photo's new prediction in its row; True if that dropped the
@@ -329,12 +350,16 @@ class ResultsModel(QAbstractTableModel):
         if class_name is not None and class_name not in self._class_names:
             raise ValueError(f"unknown class {class_name!r}")
         touched = []
+        changed = False
         for index in rows:
             row = self._rows[index]
             if row.top_index is None and (as_predicted or class_name is not None):
                 continue
-            row.confirmed = row.predicted if as_predicted else class_name
+            confirmed = row.predicted if as_predicted else class_name
+            changed |= confirmed != row.confirmed
+            row.confirmed = confirmed
             touched.append(index)
+        self._edits += changed
         if touched:
             first, last = min(touched), max(touched)
             self.dataChanged.emit(self.index(first, COL_CLASS), self.index(last, COL_CONFIRMED))

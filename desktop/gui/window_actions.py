@@ -109,7 +109,7 @@ class WindowActions:
             QKeySequence(Qt.Key.Key_Escape),
             "Stop classifying; results so far are kept",
         )
-        self.quit = _action(window, "&Quit", window.close, QKeySequence.StandardKey.Quit)
+        self.quit = _action(window, "&Quit", window.quit, QKeySequence.StandardKey.Quit)
         self.about = _action(window, "&About the model", window.show_about)
         # Checkable, so not made by _action(): it carries a state (the window remembers it).
         self.flip_average = QAction("&Average with mirrored image", window, checkable=True)
