@@ -244,7 +244,7 @@ def test_clear_and_quit_ask_before_a_persons_classes_are_lost(
     monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Cancel", asked))
     window.commands.clear.trigger()
     assert window.results.rowCount() == 4  # kept
-    assert "(1 photo) are not in a CSV yet" in asked[-1]
+    assert "for 1 photo is in no CSV yet" in asked[-1]
 
     # Export CSV… in the question: the CSV is written, then the table cleared.
     out = tmp_path / "shift.csv"
@@ -279,6 +279,52 @@ def test_clear_and_quit_ask_before_a_persons_classes_are_lost(
     monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Quit anyway", asked))
     window.commands.quit.trigger()
     assert not window.isVisible() and len(asked) == 4
+
+
+def test_what_is_unsaved_and_a_clear_put_off_for_its_export(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    window = make_window()
+    classify(qtbot, window, folder)
+    out = tmp_path / "shift.csv"
+
+    def export() -> None:
+        call = window.export_csv(out)
+        qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+
+    select(window, 0)
+    QTest.keyClick(window.view, Qt.Key.Key_3)
+    export()
+    assert window.results.unsaved_review() == 0
+    QTest.keyClick(window.view, Qt.Key.Key_Delete)  # taken back: the CSV still says Microwave
+    assert window.results.unsaved_review() == 1
+    select(window, 1)
+    QTest.keyClick(window.view, Qt.Key.Key_4)
+    export()
+    reopened = make_window()
+    reopen(qtbot, reopened, out)  # its classes are in the CSV it came from
+    assert confirmed_by_name(reopened)["mouse.png"] == "Mobile"
+    assert reopened.results.unsaved_review() == 0
+
+    # Clear, Export CSV…, and photos come in while it is written: they stay.
+    select(window, 2)
+    QTest.keyClick(window.view, Qt.Key.Key_5)
+    asked: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Export CSV", asked))
+    said: list[str] = []
+    window.statusBar().messageChanged.connect(said.append)
+    window.commands.clear.trigger()
+    assert window.exporting
+    later = tmp_path / "later"
+    later.mkdir()
+    write_solid(later / "pcb.png", PROTOTYPE_COLOURS["PCB"])
+    window.last_summary = None
+    window.add_paths([str(later)])
+    qtbot.waitUntil(lambda: window.last_summary is not None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.exporting, timeout=TIMEOUT_MS)
+    assert window.results.rowCount() == 5
+    assert "Exported; photos added meanwhile are still in the table" in said
 
 
 def test_a_csv_of_other_classes_is_refused_with_a_message(

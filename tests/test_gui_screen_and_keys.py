@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -95,3 +96,28 @@ def test_long_names_are_shortened_in_the_middle_and_whole_in_the_tooltip(window,
     assert shown.startswith("Watching camera-") and "…" in shown
     assert window.watching_label.fontMetrics().horizontalAdvance(shown) <= WATCHING_LABEL_WIDTH
     window.set_watching(False)
+
+
+def test_the_wheel_scrolls_the_preview_and_never_picks_a_class(window):
+    picker = window.preview.class_picker
+    assert window.preview.row.confirmed is None
+    centre = QPointF(picker.rect().center())
+    wheel = QWheelEvent(
+        centre,
+        QPointF(picker.mapToGlobal(centre.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, -120),  # one notch down, as over the pane scrolled on a small screen
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(picker, wheel)
+    assert window.preview.row.confirmed is None and window.results.unsaved_review() == 0
+
+
+def test_the_preview_pane_is_never_narrower_than_its_content(window):
+    window.splitter.setSizes([10_000, 1])  # dragged to the right edge
+    window.splitter.refresh()
+    shown = window.preview_scroll.viewport().width()
+    assert shown >= window.preview.minimumSizeHint().width()  # nothing cut off unreachable

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop import package_version
 from desktop.core.argtypes import batch_size, thread_count
+from desktop.core.wording import plural
 from desktop.gui.background import wait_for_background_calls
 from desktop.gui.main_window import APP_TITLE, MainWindow
 from desktop.gui.platform_check import platform_problem
@@ -125,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     # Ctrl+C in the terminal closes the window properly (saving settings, stopping
     # workers); the timer gives Python a moment to run its signal handler.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    signal.signal(signal.SIGINT, lambda *_: _close_from_terminal(window))
     heartbeat = QTimer(window)
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(250)
@@ -166,3 +167,15 @@ def _report_and_quit(window: MainWindow) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _close_from_terminal(window: MainWindow) -> None:
+    """Ctrl+C: close at once (no box to answer), saying what a person's review loses."""
+    unsaved = window.results.unsaved_review()
+    if unsaved:
+        print(
+            f"ewaste-app: closed by Ctrl+C; what a person set for {plural(unsaved, 'photo')} "
+            "was in no CSV and is lost",
+            file=sys.stderr,
+        )
+    window.close()

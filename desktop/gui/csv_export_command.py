@@ -29,7 +29,7 @@ class CsvExport(QObject):
         self._results, self._settings = results, settings
         self._call: BackgroundCall | None = None
         self._path = ""
-        self._edits = 0  # the results' edit count when the export in progress was asked for
+        self._confirmed: dict[str, str] = {}  # the classes the export in progress writes
 
     @property
     def exporting(self) -> bool:
@@ -46,15 +46,16 @@ class CsvExport(QObject):
         target = Path(path)
         self._settings.set_last_dir("export", target.parent)
         # A snapshot: the rows are immutable, the list is ours, so the thread shares nothing.
-        self._edits = self._results.edits  # the confirmations as this snapshot has them
+        confirmed = self._results.confirmed_classes()
         job = partial(
             write_results_csv,
             target,
             self._results.predictions(),
             self._results.class_names,
             self._results.threshold,
-            self._results.confirmed_classes(),
+            confirmed,
         )
+        self._confirmed = confirmed
         call = BackgroundCall(job)
         call.succeeded.connect(self._on_done)
         call.failed.connect(self._on_failed)
@@ -79,7 +80,7 @@ class CsvExport(QObject):
 
     @Slot(object)
     def _on_done(self, _result: object) -> None:
-        self._results.mark_saved(self._edits)
+        self._results.mark_saved(self._confirmed)
         self.message.emit(f"Exported {plural(self._results.rowCount(), 'result')} to {self._path}")
         self.busy_changed.emit()
         self.finished.emit(True)

@@ -24,6 +24,7 @@ class FolderWatch(QObject):
         super().__init__(parent)
         self._watcher: FolderWatcher | None = None
         self._call: BackgroundCall | None = None  # the poll running, if any
+        self._polled: FolderWatcher | None = None  # the watcher that poll asks
         self._unreachable = ""
         self._timer = QTimer(self)
         self._timer.setInterval(int(poll_seconds * 1000))
@@ -51,6 +52,7 @@ class FolderWatch(QObject):
         # (a large PNG takes a while), which must not freeze the window. One at a time.
         if self._watcher is None or self._call is not None:
             return
+        self._polled = self._watcher
         self._call = BackgroundCall(self._watcher.poll)
         self._call.succeeded.connect(self._on_polled)
         self._call.failed.connect(self._on_failed)
@@ -59,7 +61,7 @@ class FolderWatch(QObject):
     @Slot(object)
     def _on_polled(self, ready: list) -> None:
         self._call = None
-        if self._watcher is None:  # stopped meanwhile
+        if self._polled is not self._watcher:  # stopped (or another folder started) meanwhile
             return
         if self._watcher.unreachable != self._unreachable:
             self._unreachable = self._watcher.unreachable

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,10 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -44,7 +43,7 @@ from desktop.gui.folder_watch import FolderWatch
 from desktop.gui.model_loader import ModelLoader
 from desktop.gui.model_status import ModelLabel, about_text, model_record
 from desktop.gui.open_csv import CsvReopen
-from desktop.gui.preview import PreviewPanel
+from desktop.gui.preview import PreviewPanel, ScrolledPane
 from desktop.gui.progress_panel import ProgressPanel
 from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import ResultsModel
@@ -79,7 +78,8 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings
         self.last_summary: RunSummary | None = None
-        self._after_export: Callable[[], None] | None = None  # a Clear or Quit put off
+        # A Clear or Quit put off until the export asked for is written, and the rows then.
+        self._after_export: tuple[Callable[[], None], int] | None = None
         self.setWindowTitle(APP_TITLE)
 
         # The owners of the session's state; the widgets below follow their signals.
@@ -131,13 +131,7 @@ class MainWindow(QMainWindow):
         self.view.set_hidden_classes(self.settings.hidden_classes())
         self.preview = PreviewPanel(self.review_threshold)
         self.preview.set_show_cam(self.settings.show_cam())  # shown once a model with CAM loads
-        # Scrolled when the screen is too low for the image, chart and picker together (a
-        # 1024x600 netbook, a 2x scale): the key legend and status bar below stay in view.
-        self.preview_scroll = QScrollArea()
-        self.preview_scroll.setWidget(self.preview)
-        self.preview_scroll.setWidgetResizable(True)
-        self.preview_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.preview_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.preview_scroll = ScrolledPane(self.preview)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.view)
         self.splitter.addWidget(self.preview_scroll)
@@ -175,6 +169,7 @@ class MainWindow(QMainWindow):
         # While a folder is watched the run messages come and go; this one stays, so the
         # worker always knows photos are being picked up, and where from.
         self.watching_label = QLabel()
+        self.watching_label.setTextFormat(Qt.TextFormat.PlainText)  # a folder "cam<b>01"
         self.watching_label.setVisible(False)
         bar.addPermanentWidget(self.watching_label)
         bar.addPermanentWidget(self.model_label)
@@ -293,7 +288,11 @@ class MainWindow(QMainWindow):
             )
             if not path:
                 return
-            if self.results.rowCount() and (
+            if self.results.unsaved_review():
+                again = partial(self.open_model, path)
+                if not self._review_may_be_lost("Open model", "Open &anyway", again):
+                    return
+            elif self.results.rowCount() and (
                 QMessageBox.question(
                     self,
                     "Open model",
@@ -444,7 +443,9 @@ class MainWindow(QMainWindow):
         """A watched folder's new photos. One an undo put back keeps its row without a run
         (which would only say it is in the table already, over the undo's report)."""
         listed = self.results.listed_states()
-        self.add_paths([path for path, state in arrivals if listed.get(path) != state])
+        self.add_paths(
+            [path for path, state in arrivals if path not in listed or listed[path] != state]
+        )
 
     @Slot(str)
     def _show_watching(self, folder: str) -> None:
@@ -500,12 +501,15 @@ class MainWindow(QMainWindow):
         unsaved = self.results.unsaved_review()
         if not unsaved:
             return True
+        if self.exporting:  # its CSV may lack the latest; a second one cannot start now
+            self.statusBar().showMessage(f"Writing a CSV: {title} once it is written")
+            return False
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle(title)
         box.setText(
-            f"The classes a person confirmed or corrected ({plural(unsaved, 'photo')}) are "
-            "not in a CSV yet: export them first, or they are lost."
+            f"What a person confirmed, corrected or cleared for {plural(unsaved, 'photo')} is "
+            "in no CSV yet: export it first, or it is lost."
         )
         export = box.addButton("&Export CSV…", QMessageBox.ButtonRole.AcceptRole)
         anyway_button = box.addButton(anyway, QMessageBox.ButtonRole.DestructiveRole)
@@ -515,14 +519,21 @@ class MainWindow(QMainWindow):
         if box.clickedButton() is anyway_button:
             return True
         if box.clickedButton() is export and self.export_csv() is not None:
-            self._after_export = then
+            self._after_export = (then, self.results.rowCount())
         return False
 
     @Slot(bool)
     def _on_exported(self, written: bool) -> None:
-        then, self._after_export = self._after_export, None
-        if written and then is not None:
-            then()
+        pending, self._after_export = self._after_export, None
+        if not written or pending is None:
+            return
+        then, rows = pending
+        if rows != self.results.rowCount() or self.controller.busy or self.controller.queued:
+            # Photos came in while it was written: they are not what the worker chose to
+            # clear or leave, nor in that CSV.
+            self.statusBar().showMessage("Exported; photos added meanwhile are still in the table")
+            return
+        then()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         # The title bar's close button or a log-out (spontaneous); File > Quit asked already,

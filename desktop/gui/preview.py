@@ -21,7 +21,15 @@ from collections.abc import Sequence
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QFont, QFontMetrics, QImage, QPainter, QPalette, QResizeEvent
-from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFrame,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop.core.cam import cam_heatmap
 from desktop.core.preprocessing import ImageLoadError, load_display_rgb
@@ -418,3 +426,22 @@ class PreviewPanel(QWidget):
         else:
             self.image_view.show_path(row.prediction.path)
         self._update_overlay()
+
+
+class ScrolledPane(QScrollArea):
+    """A pane scrolled when the screen is too low for it (the preview's image, chart and
+    picker on a 1024x600 netbook or at 2x scale), so the key legend and status bar below
+    stay in view; never narrower than the pane, whose right side the splitter would cut
+    off out of reach."""
+
+    def __init__(self, pane: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidget(pane)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        bar = self.verticalScrollBar().sizeHint().width()
+        width = self.widget().minimumSizeHint().width() + bar + 2 * self.frameWidth()
+        return QSize(width, super().minimumSizeHint().height())

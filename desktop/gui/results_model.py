@@ -204,10 +204,9 @@ class ResultsModel(QAbstractTableModel):
         # classified again (see `listed_states`).
         self._file_states: dict[str, FileState | None] = {}
         self._arrivals = 0
-        # A person's work not yet in a CSV: each change of confirmed classes counts one, and
-        # the last CSV written holds the changes up to `_edits_saved` (see `unsaved_review`).
-        self._edits = 0
-        self._edits_saved = 0
+        # The confirmed classes as the last CSV written or opened holds them (path -> class):
+        # where the table differs is a person's work in no CSV (see `unsaved_review`).
+        self._in_csv: dict[str, str] = {}
         self._sort_column = -1  # -1: arrival order
         self._sort_order = Qt.SortOrder.AscendingOrder
 
@@ -238,6 +237,7 @@ class ResultsModel(QAbstractTableModel):
         self._rows.clear()
         self._paths.clear()
         self._file_states.clear()
+        self._in_csv.clear()
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self.endResetModel()
@@ -287,6 +287,10 @@ class ResultsModel(QAbstractTableModel):
             self._paths.update(p.path for p in fresh)
             for row in new_rows:
                 row.confirmed = (confirmed or {}).get(row.prediction.path)
+                # A reopened CSV's classes are in that CSV; a new row has none to lose.
+                self._in_csv.pop(row.prediction.path, None)
+                if row.confirmed is not None:
+                    self._in_csv[row.prediction.path] = row.confirmed
             self._arrivals += len(new_rows)
             first = len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
@@ -300,24 +304,19 @@ class ResultsModel(QAbstractTableModel):
         self._rows.clear()
         self._paths.clear()
         self._file_states.clear()
-        self._edits = self._edits_saved = 0
+        self._in_csv.clear()
         self.endResetModel()
 
-    @property
-    def edits(self) -> int:
-        """How many times a person changed confirmed classes (a CSV export notes it)."""
-        return self._edits
-
-    def mark_saved(self, edits: int) -> None:
-        """A CSV holding the confirmations as they were after `edits` changes was written."""
-        self._edits_saved = edits
+    def mark_saved(self, confirmed: Mapping[str, str]) -> None:
+        """A CSV holding these confirmed classes (`confirmed_classes()` when it was asked
+        for) was written."""
+        self._in_csv = dict(confirmed)
 
     def unsaved_review(self) -> int:
-        """The rows whose class a person set, when a change to them is in no CSV written
-        since (0 when the last export came after the last change, or none is set)."""
-        if self._edits == self._edits_saved:
-            return 0
-        return sum(1 for row in self._rows if row.confirmed)
+        """How many photos' classes, as a person set or cleared them, are in no CSV yet."""
+        return sum(
+            1 for row in self._rows if row.confirmed != self._in_csv.get(row.prediction.path)
+        )
 
     def _reclassify(self, index: int, prediction: Prediction) -> bool:
         """Show a changed photo's new prediction in its row; True if that dropped the
@@ -350,16 +349,13 @@ class ResultsModel(QAbstractTableModel):
         if class_name is not None and class_name not in self._class_names:
             raise ValueError(f"unknown class {class_name!r}")
         touched = []
-        changed = False
         for index in rows:
             row = self._rows[index]
             if row.top_index is None and (as_predicted or class_name is not None):
                 continue
             confirmed = row.predicted if as_predicted else class_name
-            changed |= confirmed != row.confirmed
             row.confirmed = confirmed
             touched.append(index)
-        self._edits += changed
         if touched:
             first, last = min(touched), max(touched)
             self.dataChanged.emit(self.index(first, COL_CLASS), self.index(last, COL_CONFIRMED))
@@ -383,6 +379,8 @@ class ResultsModel(QAbstractTableModel):
                 self._paths.add(new_path)
                 # A move keeps the file's size and time.
                 self._file_states[new_path] = self._file_states.pop(old_path, None)
+                if old_path in self._in_csv:  # a CSV of before the sort finds it (reopen)
+                    self._in_csv[new_path] = self._in_csv.pop(old_path)
                 changed.append(index)
         if changed:
             self.dataChanged.emit(

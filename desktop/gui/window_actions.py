@@ -92,7 +92,7 @@ class WindowActions:
             window,
             "&Undo a sort…",
             window.sorting.undo_sort,
-            QKeySequence("Ctrl+Shift+U"),
+            QKeySequence("Ctrl+Shift+Z"),  # Ctrl+Shift+U starts Unicode entry under IBus
             "Put the photos of an earlier sort back where they were",
         )
         self.clear = _action(
