@@ -327,6 +327,61 @@ def test_what_is_unsaved_and_a_clear_put_off_for_its_export(
     assert "Exported; photos added meanwhile are still in the table" in said
 
 
+def test_a_review_in_no_csv_survives_a_crash_and_is_offered_back(
+    qtbot, make_window, folder, tmp_path
+):
+    from desktop.gui.review_recovery import PREVIOUS_FILE, RECOVERY_FILE
+
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, 0)
+    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png corrected to Microwave
+    copy = tmp_path / RECOVERY_FILE  # beside the settings, in the app's data folder
+    qtbot.waitUntil(copy.is_file, timeout=TIMEOUT_MS)
+    window.close()  # as a crash ends it: not a person's Quit, so nothing is asked
+    assert copy.is_file()
+
+    # The next start offers it back, in the empty window.
+    later = make_window()
+    offer = later.drop_area.empty_state
+    assert offer.reopen_recovery.isVisible() and "before what a person" in offer.recovery.text()
+    offer.reopen_recovery.click()
+    qtbot.waitUntil(lambda: not later.reopen.busy, timeout=TIMEOUT_MS)
+    assert confirmed_by_name(later)["battery.png"] == "Microwave"
+    assert later.results.unsaved_review() == 1  # back in the table, still in no CSV of theirs
+    assert copy.is_file() and not (tmp_path / PREVIOUS_FILE).exists()
+
+    # Exported at last: the copy goes.
+    call = later.export_csv(tmp_path / "shift.csv")
+    qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not copy.exists(), timeout=TIMEOUT_MS)
+
+
+def test_an_offered_review_can_be_discarded_and_quit_anyway_keeps_none(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    from desktop.gui.review_recovery import PREVIOUS_FILE, RECOVERY_FILE
+
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, 1)
+    QTest.keyClick(window.view, Qt.Key.Key_Return)
+    window.close()  # the copy is written as the window goes, not a moment later
+    assert (tmp_path / RECOVERY_FILE).is_file()
+
+    later = make_window()
+    later.drop_area.empty_state.discard_recovery.click()
+    assert not later.drop_area.empty_state.reopen_recovery.isVisible()
+    assert not (tmp_path / PREVIOUS_FILE).exists() and not (tmp_path / RECOVERY_FILE).exists()
+
+    classify(qtbot, later, folder)
+    select(later, 2)
+    QTest.keyClick(later.view, Qt.Key.Key_Return)
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Quit anyway", []))
+    later.commands.quit.trigger()
+    assert not later.isVisible() and not (tmp_path / RECOVERY_FILE).exists()
+
+
 def test_a_csv_of_other_classes_is_refused_with_a_message(
     qtbot, make_window, tmp_path, monkeypatch
 ):

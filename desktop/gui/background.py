@@ -7,6 +7,7 @@ reading one back, and each poll of a watched folder.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ class BackgroundCall(QObject):
         super().__init__()
         self._function = function
         self.done = False
+        self._ended = threading.Event()  # set on the pool thread, for `wait`
         self.outcome: object = None  # the result or the exception, once emitted
         self.succeeded.connect(self._mark_done)
         self.failed.connect(self._mark_done)
@@ -46,6 +48,13 @@ class BackgroundCall(QObject):
         else:
             self.outcome = result
             self.succeeded.emit(result)
+        finally:
+            self._ended.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the function has returned (or `timeout_s` passed); True if it has.
+        Its signal still arrives through the event loop."""
+        return self._ended.wait(timeout_s)
 
     def _mark_done(self, _value: object) -> None:
         self.done = True

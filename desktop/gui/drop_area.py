@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QFrame, QLabel, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop.gui.style import ACCENT_COLOR, ERROR_COLOR, MUTED_COLOR, css
 
@@ -43,14 +51,40 @@ class EmptyState(QFrame):
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem.setStyleSheet(f"color: {css(ERROR_COLOR)};")
         self.problem.hide()
+        # An earlier session's review in no CSV (it crashed, or the power went): offered back.
+        self.recovery = QLabel()
+        self.recovery.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.recovery.setWordWrap(True)
+        self.reopen_recovery = QPushButton("Re&open that review")
+        self.discard_recovery = QPushButton("&Discard it")
+        recovery_buttons = QHBoxLayout()
+        recovery_buttons.addStretch(1)
+        recovery_buttons.addWidget(self.reopen_recovery)
+        recovery_buttons.addWidget(self.discard_recovery)
+        recovery_buttons.addStretch(1)
+        self._recovery_widgets = (self.recovery, self.reopen_recovery, self.discard_recovery)
+        self.offer_recovery(None)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(self.headline)
         layout.addWidget(self.details)
         layout.addSpacing(12)
         layout.addWidget(self.problem)
+        layout.addSpacing(12)
+        layout.addWidget(self.recovery)
+        layout.addLayout(recovery_buttons)
         layout.addStretch(1)
         self.set_highlight(False)
+
+    def offer_recovery(self, saved_at: str | None) -> None:
+        """Offer back a review an earlier session left in no CSV (None: nothing to offer)."""
+        if saved_at:
+            self.recovery.setText(
+                f"The last session ended ({saved_at}) before what a person confirmed or "
+                "corrected was exported."
+            )
+        for widget in self._recovery_widgets:
+            widget.setVisible(bool(saved_at))
 
     def set_problem(self, text: str | None) -> None:
         """Show a blocking problem (the model did not load) under the instructions."""

@@ -10,6 +10,7 @@ user's commands (open, export, clear) and what a newly loaded model means for th
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -48,6 +49,7 @@ from desktop.gui.progress_panel import ProgressPanel
 from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import ResultsModel
 from desktop.gui.results_view import ResultsView, key_legend
+from desktop.gui.review_recovery import ReviewRecovery
 from desktop.gui.review_threshold import ReviewThreshold
 from desktop.gui.run_controller import RunController
 from desktop.gui.run_reporter import RunReporter
@@ -92,6 +94,7 @@ class MainWindow(QMainWindow):
         self.folder_watch = FolderWatch(self)
         self.csv_export = CsvExport(self.results, settings, self)
         self.reopen = CsvReopen(self.results, self)
+        self.recovery = ReviewRecovery(self.results, settings.data_folder(), self)
 
         self._build_results_page()
         self.progress_panel = ProgressPanel()
@@ -103,6 +106,7 @@ class MainWindow(QMainWindow):
             self.controller, self.progress_panel, self.statusBar(), self
         )
         self._connect()
+        self._offer_recovery()
         self._restore_layout()
         self._update_actions()
 
@@ -194,7 +198,11 @@ class MainWindow(QMainWindow):
         self.csv_export.finished.connect(self._on_exported)
         self.reopen.message.connect(self.statusBar().showMessage)
         self.reopen.busy_changed.connect(self._update_actions)
-        self.reopen.opened.connect(self._show_results)
+        self.reopen.opened.connect(self._on_reopened)
+        self.csv_export.finished.connect(self.recovery.schedule)  # no unsaved review: no copy
+        empty_state = self.drop_area.empty_state
+        empty_state.reopen_recovery.clicked.connect(self._reopen_recovered)
+        empty_state.discard_recovery.clicked.connect(self._discard_recovered)
         self.preview.confirm_requested.connect(self.results.confirm_row)
         self.results.confirmations_changed.connect(
             lambda: self.preview.show_result(self.preview.row)
@@ -392,6 +400,35 @@ class MainWindow(QMainWindow):
             self.view.select_proxy_row(0)  # something in the preview from the first batch
         self._update_actions()
 
+    @Slot(bool)
+    def _on_reopened(self, recovered: bool) -> None:
+        self._show_results()
+        if recovered:  # in the table, and in this session's copy: the earlier one can go
+            self.recovery.forget_leftover()
+            self._offer_recovery()
+
+    def _offer_recovery(self) -> None:
+        leftover = self.recovery.leftover()
+        try:
+            saved_at = leftover and time.strftime(
+                "%Y-%m-%d %H:%M", time.localtime(leftover.stat().st_mtime)
+            )
+        except OSError:
+            saved_at = None
+        self.drop_area.empty_state.offer_recovery(saved_at or None)
+
+    def _reopen_recovered(self) -> None:
+        leftover = self.recovery.leftover()
+        if leftover is None or self.engine is None:
+            self.statusBar().showMessage("Waiting for the model to load…" if leftover else "")
+            return
+        self.reopen.open(str(leftover), recovered=True)
+
+    def _discard_recovered(self) -> None:
+        self.recovery.forget_leftover()
+        self._offer_recovery()
+        self.statusBar().showMessage("The earlier session's unsaved review was discarded")
+
     def _show_results(self) -> None:
         """The table instead of the drop hint, with the keyboard in it: 1-9, 0, Enter and
         the arrows work at once (else the focus was nowhere, and on the next activation
@@ -493,6 +530,7 @@ class MainWindow(QMainWindow):
     def quit(self) -> None:
         """File > Quit: asks first when a person's confirmations are in no CSV yet."""
         if self._review_may_be_lost("Quit", "Quit &anyway", self.quit):
+            self.recovery.discard()  # nothing to keep, or the person chose to lose it
             self.close()
 
     def _review_may_be_lost(self, title: str, anyway: str, then: Callable[[], None]) -> bool:
@@ -538,9 +576,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         # The title bar's close button or a log-out (spontaneous); File > Quit asked already,
         # and a close by the program (at exit, in tests) must not wait for an answer.
-        if event.spontaneous() and not self._review_may_be_lost("Quit", "Quit &anyway", self.quit):
-            event.ignore()
-            return
+        if event.spontaneous():
+            if not self._review_may_be_lost("Quit", "Quit &anyway", self.quit):
+                event.ignore()
+                return
+            self.recovery.discard()
+        self.recovery.release()  # a close by the program keeps the copy: a review is kept
         self._save_layout()
         self.controller.shutdown()  # no worker thread may outlive the window
         super().closeEvent(event)

@@ -29,7 +29,7 @@ class CsvReopen(QObject):
     """Owns the reopening in progress; `opened` once rows were added, `message(text)` for
     the status bar, `busy_changed` when it starts or ends."""
 
-    opened = Signal()
+    opened = Signal(bool)  # whether it was the app's copy of an unsaved review
     message = Signal(str)
     busy_changed = Signal()
 
@@ -41,17 +41,21 @@ class CsvReopen(QObject):
         self._path = ""
         self._names: list[str] = []  # the classes the CSV is read for
         self._first: ReopenedResults | None = None  # the rows found where the CSV says
+        self._recovered = False
 
     @property
     def busy(self) -> bool:
         return self._busy
 
-    def open(self, path: str | None = None) -> None:
+    def open(self, path: str | None = None, *, recovered: bool = False) -> None:
         """Add the rows of a results CSV (asked for unless given) to the table, corrections
         included, for the photos that still exist or that a sort moved; say which are
-        missing. A CSV that is not one of this model's classes is refused in a box."""
+        missing. A CSV that is not one of this model's classes is refused in a box.
+        `recovered`: the app's own copy of an unsaved review, whose classes are still in
+        no CSV of the worker's."""
         if self._busy:
             return
+        self._recovered = recovered
         if path is None:
             chosen = QFileDialog.getOpenFileName(
                 self._window(), "Open results", "", "CSV files (*.csv)"
@@ -107,10 +111,12 @@ class CsvReopen(QObject):
                 "open it again to see its rows"
             )
         elif reopened is not None:
-            self._results.append_predictions(reopened.predictions, reopened.confirmed)
+            self._results.append_predictions(
+                reopened.predictions, reopened.confirmed, in_csv=not self._recovered
+            )
             found = plural(len(reopened.predictions), "photo")
             self.message.emit(f"Opened {Path(self._path).name}: {found}")
-            self.opened.emit()
+            self.opened.emit(self._recovered)
         self._set_busy(False)
 
     def _set_busy(self, busy: bool) -> None:

@@ -254,10 +254,15 @@ class ResultsModel(QAbstractTableModel):
         }
 
     def append_predictions(
-        self, predictions: Iterable[Prediction], confirmed: Mapping[str, str] | None = None
+        self,
+        predictions: Iterable[Prediction],
+        confirmed: Mapping[str, str] | None = None,
+        *,
+        in_csv: bool = True,
     ) -> None:
         """Append one batch with a single insert notification (`confirmed`: the classes a
-        person set earlier, by path, for a reopened CSV). One row per photo: a batch naming
+        person set earlier, by path, for a reopened CSV; `in_csv`: they are in that CSV,
+        not only in the app's copy of an unsaved review). One row per photo: a batch naming
         a photo twice gives its last row; a photo the table holds already is classified
         again only when it changed (a new photo under a camera's reused name), and then its
         row shows it; a reopened CSV's row never replaces the table's."""
@@ -287,9 +292,10 @@ class ResultsModel(QAbstractTableModel):
             self._paths.update(p.path for p in fresh)
             for row in new_rows:
                 row.confirmed = (confirmed or {}).get(row.prediction.path)
-                # A reopened CSV's classes are in that CSV; a new row has none to lose.
+                # A reopened CSV's classes are in that CSV (unless it is the app's copy of an
+                # unsaved review); a new row has none to lose.
                 self._in_csv.pop(row.prediction.path, None)
-                if row.confirmed is not None:
+                if row.confirmed is not None and in_csv:
                     self._in_csv[row.prediction.path] = row.confirmed
             self._arrivals += len(new_rows)
             first = len(self._rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 ORGANIZATION = "E-Waste Sorter"
 APPLICATION = "ewaste-app"
@@ -28,6 +28,14 @@ class AppSettings:
     @property
     def qsettings(self) -> QSettings:
         return self._s
+
+    def data_folder(self) -> Path:
+        """Where the app keeps files of its own (an unsaved review): beside an INI file,
+        else the platform's per-user application data folder."""
+        if self._s.format() == QSettings.Format.IniFormat:
+            return Path(self._s.fileName()).parent
+        location = QStandardPaths.StandardLocation.AppDataLocation
+        return Path(QStandardPaths.writableLocation(location))
 
     def sync(self) -> None:
         self._s.sync()
