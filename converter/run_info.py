@@ -19,6 +19,7 @@ from trainer.run_folder import (
     RunRecord,
     read_metrics,
     read_run,
+    relative_data_dir,
 )
 
 
@@ -30,8 +31,7 @@ class RunInfo:
 
     @property
     def data_dir(self) -> Path | None:
-        value = self.run.data_dir if self.run else None
-        return Path(value) if value else None
+        return self.run.data_folder(self.run_dir) if self.run else None
 
     @property
     def resize(self) -> str:
@@ -121,7 +121,8 @@ def dataset_split(info: RunInfo, split: str, class_names: list[str]) -> Labelled
             f"the model's class names ({', '.join(class_names)})"
         )
     return LabelledImages(
-        source=f"{split} split of {data_dir}",
+        # Relative to the run folder: the report travels, this machine's path must not.
+        source=f"{split} split of {relative_data_dir(data_dir, info.run_dir)}",
         paths=dataset.paths(split),
         labels=dataset.labels(split),
     )

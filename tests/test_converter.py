@@ -819,3 +819,23 @@ def test_a_stop_signal_mid_export_removes_the_temporary_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
     err = capsys.readouterr().err
     assert f"stopped by {stop}; nothing written" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_reports_name_the_dataset_relative_to_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # run.json's data_dir is relative to its run folder; the export runs from elsewhere,
+    # and its parity report names no path of this machine.
+    write_dataset(tmp_path / "data", CLASSES, {"train": 1, "val": 2, "test": 1})
+    model_path = write_run_dir(tmp_path / "runs" / "one", tiny_model(), CLASSES)
+    run_json = model_path.parent / "run.json"
+    run_json.write_text(run_json.read_text().replace('"/nonexistent/dataset"', '"../../data"'))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    # The model paths are recorded as typed; the dataset's is not typed but from run.json.
+    assert run_cli("export", "../runs/one/model.keras", "--out", "../out.onnx") == 0
+    parity = (tmp_path / "out.parity.json").read_text()
+    assert json.loads(parity)["images"]["source"] == "val split of ../../data"
+    assert str(tmp_path) not in parity

@@ -210,3 +210,35 @@ def test_a_state_is_replaced_not_changed() -> None:
     later = replace(state, epochs_done=1, history=state.history.appended({"loss": 1.0}))
     assert state.epochs_done == 0 and state.history.epochs == 0
     assert later.history.series == {"loss": (1.0,)}
+
+
+def test_run_json_records_the_dataset_relative_to_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.json travels with the model: no path of this machine, yet the converter finds
+    the dataset from any working directory; older absolute records still resolve."""
+    from synthetic_dataset import make_dataset
+    from trainer.dataset import load_dataset
+    from trainer.fit import new_run_record
+    from trainer.weights import resolve_weights
+
+    data = make_dataset(
+        tmp_path / "data", classes=CLASSES, per_split={"train": 1, "val": 1, "test": 1}
+    )
+    run_dir = tmp_path / "runs" / "one"
+    run_dir.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(weights="none")
+    dataset = load_dataset(Path("data"))  # as typed, relative to the working directory
+    record = new_run_record(dataset, config, resolve_weights("none", config.backbone), run_dir)
+    write_run(run_dir, record)
+    assert json.loads((run_dir / RUN_FILE).read_text())["data_dir"] == "../../data"
+    assert str(tmp_path) not in (run_dir / RUN_FILE).read_text()
+
+    monkeypatch.chdir(run_dir)  # another working directory: still the same folder
+    assert read_run(run_dir).data_folder(run_dir) == data.resolve()
+    older = replace(record, data_dir=str(data.resolve()))
+    assert older.data_folder(run_dir) == data.resolve()
+    # A report shows the older record's folder relative to the run folder too.
+    assert older.moved(run_dir, to=run_dir).data_dir == "../../data"
+    assert older.moved(run_dir, to=tmp_path / "soup").data_dir == "../data"

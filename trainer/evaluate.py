@@ -322,6 +322,8 @@ def evaluate_saved_model(
 
     dataset = load_dataset(data_dir)
     run = read_run(model_path.parent)
+    if run is not None:  # the report shows data_dir: relative, even from an older run
+        run = run.moved(model_path.parent, to=model_path.parent)
     recorded_names = list(run.class_names) if run and run.class_names else None
     trained = model.class_names or recorded_names
     if trained is not None and trained != list(dataset.class_names):

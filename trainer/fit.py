@@ -37,6 +37,7 @@ from trainer.run_folder import (
     checkpoint_file,
     read_run,
     read_state,
+    relative_data_dir,
     write_history,
     write_run,
     write_state,
@@ -281,7 +282,7 @@ def new_run_record(
     return RunRecord(
         class_names=tuple(dataset.class_names),
         image_size=(config.image_size, config.image_size),
-        data_dir=str(Path(dataset.root).resolve()),
+        data_dir=relative_data_dir(dataset.root, run_dir),
         config=config.to_dict(),
         weights=weights.to_dict(),
         init_from=init_from_record(config, run_dir),

@@ -73,7 +73,7 @@ def make_soup(run_dirs: list[Path], out_dir: Path, epoch: str = "final") -> RunR
     record = RunRecord(
         class_names=first.class_names,
         image_size=first.image_size,
-        data_dir=first.data_dir,
+        data_dir=first.moved(ingredients[0].run_dir, to=out_dir).data_dir,
         config=first.config,
         weights=first.weights,
         init_from=first.init_from,

@@ -30,7 +30,7 @@ from trainer.run_folder.audit import (
 )
 from trainer.run_folder.json_object import RunFolderError
 from trainer.run_folder.metrics import METRICS_FILE, Metrics, read_metrics, write_metrics
-from trainer.run_folder.run import RUN_FILE, RunRecord, read_run, write_run
+from trainer.run_folder.run import RUN_FILE, RunRecord, read_run, relative_data_dir, write_run
 from trainer.run_folder.training import (
     EPOCH_FILE_PATTERNS,
     HISTORY_FILE,
@@ -73,6 +73,7 @@ __all__ = [
     "read_history",
     "read_metrics",
     "read_run",
+    "relative_data_dir",
     "read_state",
     "write_audit",
     "write_history",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ class RunRecord:
 
     class_names: tuple[str, ...] | None = None
     image_size: tuple[int, int] | None = None  # (height, width)
-    data_dir: str | None = None
+    data_dir: str | None = None  # relative to the run folder (older runs: absolute)
     config: dict[str, Any] | None = None  # trainer.config.TrainConfig.to_dict()
     weights: dict[str, Any] | None = None
     init_from: dict[str, Any] | None = None  # the earlier model a warm restart began from
@@ -34,6 +35,21 @@ class RunRecord:
     @property
     def resize(self) -> str:
         return (self.config or {}).get("resize", RESIZE_BEFORE_THE_SETTING)
+
+    def data_folder(self, run_dir: Path) -> Path | None:
+        """The dataset folder on this machine, whatever the working directory."""
+        if not self.data_dir:
+            return None
+        # Joining keeps an older record's absolute path as it is.
+        return Path(os.path.normpath(Path(run_dir).resolve() / self.data_dir))
+
+    def moved(self, run_dir: Path, to: Path) -> RunRecord:
+        """This record, read from `run_dir`, with data_dir relative to the folder `to`
+        (older runs recorded an absolute path)."""
+        folder = self.data_folder(run_dir)
+        if folder is None:
+            return self
+        return replace(self, data_dir=relative_data_dir(folder, to))
 
     def to_json(self) -> dict[str, Any]:
         record = {
@@ -71,6 +87,16 @@ class RunRecord:
             started=obj.optional("started", str, "a date"),
             command=obj.optional("command", str, "a command line"),
         )
+
+
+def relative_data_dir(data_dir: Path, run_dir: Path) -> str:
+    """`data_dir` relative to the run folder: run.json and the reports travel to other
+    machines, and a relative path still finds the dataset beside the run from any cwd."""
+    data_dir, run_dir = Path(data_dir).resolve(), Path(run_dir).resolve()
+    try:
+        return Path(os.path.relpath(data_dir, run_dir)).as_posix()
+    except ValueError:  # another drive (Windows): no relative path exists
+        return data_dir.as_posix()
 
 
 def read_run(folder: Path) -> RunRecord | None:
