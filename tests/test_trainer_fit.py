@@ -133,6 +133,14 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_data, tmp_path):
     assert [p.name for p in run.glob("best-epoch*.weights.h5")] == [after["best_file"]]
     assert not list(run.glob("partial-*"))
 
+    # The resumed epochs train on the batches an uninterrupted run trains on, not on
+    # epoch 1's shuffle order and augmentation again: the same history.
+    whole = tmp_path / "whole"
+    assert main([*args[:3], "--out", str(whole), *args[5:]]) == 0
+    uninterrupted = json.loads((whole / "state.json").read_text())["history"]
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert after["history"][name] == uninterrupted[name], name
+
 
 @pytest.mark.slow
 def test_ctrl_c_says_how_to_resume_without_a_traceback(tiny_data, tmp_path):

@@ -107,8 +107,8 @@ def _cache_key(paths: list[str], image_size: int, resize: str) -> str:
 AUGMENT_LEVELS = ("basic", "strong", "heavy", "station")
 
 
-def augmentation_layers(config: TrainConfig) -> keras.Sequential:
-    seed = config.seed
+def augmentation_layers(config: TrainConfig, seed: int | None = None) -> keras.Sequential:
+    seed = config.seed if seed is None else seed
     layers = [
         keras.layers.RandomFlip("horizontal", seed=seed),
         keras.layers.RandomRotation(0.1, fill_mode="nearest", seed=seed + 1),
@@ -146,19 +146,28 @@ def uses_soft_labels(config: TrainConfig) -> bool:
     return config.mix_probability > 0 or config.label_smoothing > 0
 
 
-def training_pipeline(
-    arrays: SplitArrays, num_classes: int, config: TrainConfig
-) -> tf.data.Dataset:
-    """Shuffled, augmented (and mixed) training batches, repeatable for a given seed.
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's order and augmentation (epoch 0-based). Apart by more than
+    the offsets used within an epoch (0 to 100), so no two epochs share a stream."""
+    return seed + 1000 * epoch
 
-    The random state lives in Keras seed generators that advance from batch to batch and
-    epoch to epoch; the map runs sequentially so they are consumed in the same order on
-    every run. (Plain tf.random ops inside Dataset.map would replay the same values each
-    epoch, and a parallel map would consume them in a racy order.)
+
+def training_pipeline(
+    arrays: SplitArrays, num_classes: int, config: TrainConfig, epoch: int = 0
+) -> tf.data.Dataset:
+    """One epoch's shuffled, augmented (and mixed) training batches (epoch 0-based).
+
+    Their order and augmentation depend only on (seed, epoch), not on how many epochs this
+    process has run: a run resumed at epoch N sees the batches an uninterrupted run sees,
+    not epoch 1's again. Within the epoch the random state lives in Keras seed generators
+    that advance from batch to batch; the map runs sequentially so they are consumed in the
+    same order on every run. (Plain tf.random ops inside Dataset.map would replay the same
+    values each batch, and a parallel map would consume them in a racy order.)
     """
-    augment = augmentation_layers(config)
+    seed = epoch_seed(config.seed, epoch)
+    augment = augmentation_layers(config, seed)
     soft = uses_soft_labels(config)
-    mixing = keras.random.SeedGenerator(config.seed + 100)
+    mixing = keras.random.SeedGenerator(seed + 100)
 
     def prepare(images, labels):
         images = augment(tf.cast(images, tf.float32), training=True)
@@ -172,7 +181,7 @@ def training_pipeline(
 
     return (
         tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels))
-        .shuffle(len(arrays.labels), seed=config.seed, reshuffle_each_iteration=True)
+        .shuffle(len(arrays.labels), seed=seed, reshuffle_each_iteration=False)
         .batch(config.batch_size, drop_remainder=len(arrays.labels) >= config.batch_size)
         .map(prepare)  # sequential on purpose, see above; each call is a whole batch
         .prefetch(tf.data.AUTOTUNE)

@@ -220,7 +220,6 @@ def train(
 
     train_arrays, val_arrays = _decode(dataset, config, cache_dir)
     num_classes = len(dataset.class_names)
-    train_ds = data.training_pipeline(train_arrays, num_classes, config)
     val_ds = data.evaluation_pipeline(val_arrays, num_classes, config)
 
     if state is None:
@@ -234,14 +233,19 @@ def train(
 
     if state.epochs_done < config.epochs and not state.stopped_early:
         progress = RunState(run_dir, config, state)
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=config.epochs,
-            initial_epoch=state.epochs_done,
-            callbacks=[progress],
-            verbose=0,  # RunState prints one line per epoch, readable in a log file too
-        )
+        # One fit per epoch, each with that epoch's own pipeline: a resumed run then trains
+        # on the batches an uninterrupted one would (trainer.data.training_pipeline).
+        for epoch in range(state.epochs_done, config.epochs):
+            model.fit(
+                data.training_pipeline(train_arrays, num_classes, config, epoch),
+                validation_data=val_ds,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                callbacks=[progress],
+                verbose=0,  # RunState prints one line per epoch, readable in a log file too
+            )
+            if progress.state.stopped_early:
+                break
         state = progress.state
     return _finish(model, run_dir, config, state)
 
