@@ -51,12 +51,17 @@ def read_run_info(model_path: Path) -> RunInfo:
 
 
 def resolve_class_names(info: RunInfo, classes_arg: str | None, num_outputs: int) -> list[str]:
-    """Class names from --classes, else run.json; their count must match the model output."""
+    """Class names from --classes, else run.json; their count must match the model output.
+
+    --classes may repeat run.json's names but never differ: output i is the class the run
+    trained as i, and other names or another order would relabel every prediction.
+    """
+    recorded = list(info.run.class_names) if info.run and info.run.class_names else None
     if classes_arg is not None:
         names = [name.strip() for name in classes_arg.split(",")]
         source = "--classes"
-    elif info.run is not None and info.run.class_names is not None:
-        names = list(info.run.class_names)
+    elif recorded is not None:
+        names = recorded
         source = str(info.run_dir / RUN_FILE)
     else:
         raise ConvertError(
@@ -71,6 +76,11 @@ def resolve_class_names(info: RunInfo, classes_arg: str | None, num_outputs: int
         raise ConvertError(
             f"{len(names)} class names from {source} but the model outputs {num_outputs} "
             "probabilities"
+        )
+    if recorded is not None and names != recorded:
+        raise ConvertError(
+            f"--classes {', '.join(names)} differs from the class names the model was trained "
+            f"with ({', '.join(recorded)}, in {RUN_FILE}): leave --classes out"
         )
     return names
 

@@ -513,6 +513,9 @@ def _model_with(last_layers: str) -> keras.Model:
         ("pyfunc", ["unsupported layer", "'sine_texture'"]),
         ("missing_out_folder", ["output folder does not exist"]),
         ("wrong_class_count", ["2 class names from --classes", "3 probabilities"]),
+        # Another order than run.json's would relabel the outputs, even with no dataset
+        # at hand to notice (run.json's data_dir is not on this machine).
+        ("classes_differ_from_run", ["--classes Mouse, Battery, PCB differs", "run.json"]),
         ("old_opset", ["--opset must be between 17"]),
         ("no_class_names", ["no class names", "--classes"]),
     ],
@@ -536,6 +539,8 @@ def test_export_errors_are_one_line_exit_2(tmp_path: Path, capsys, case, fragmen
         out = tmp_path / "missing" / "model.onnx"
     elif case == "wrong_class_count":
         extra = ["--classes", "A,B"]
+    elif case == "classes_differ_from_run":
+        extra = ["--classes", "Mouse,Battery,PCB"]
     elif case == "old_opset":
         extra = ["--opset", "13"]
     assert run_cli("export", model_path, "--out", out, *extra) == 2
