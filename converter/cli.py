@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--no-parity", action="store_true", help="skip the parity check (not recommended)"
     )
+    export.add_argument(
+        "--resize",
+        choices=("stretch", "letterbox"),
+        help="how the model's training images were resized; needed only when there is no "
+        "run.json next to the model (run.json says it otherwise)",
+    )
 
     open_set = commands.add_parser(
         "open-set", help="add calibration and unknown-item detection to an exported model"
@@ -117,6 +123,7 @@ def _export(args: argparse.Namespace) -> int:
             static_batch_size=args.static_batch_size,
             parity=not args.no_parity,
             calibration_images=args.calibration_images,
+            resize=args.resize,
         )
     )
     print(

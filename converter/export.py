@@ -49,6 +49,7 @@ class ExportOptions:
     static_batch_size: int = 1
     parity: bool = True
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    resize: str | None = None  # only for a model without run.json
 
 
 def parity_report_path(onnx_path: Path) -> Path:
@@ -129,6 +130,7 @@ def _plan(options: ExportOptions) -> _Plan:
     )
     info = run_info.read_run_info(options.model)
     model = keras_model.load_keras_model(options.model)
+    info = run_info.with_resize(info, options.resize)
     size = keras_model.input_size(model)
     if info.image_size is not None and info.image_size != size:
         raise ConvertError(

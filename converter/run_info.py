@@ -6,12 +6,11 @@ names must come from --classes and there is no validation split to check against
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from converter.errors import ConvertError
 from desktop.core.preprocessing import is_supported_image
-from trainer.config import recorded_resize
 from trainer.run_folder import (
     RUN_FILE,
     Metrics,
@@ -28,6 +27,7 @@ class RunInfo:
     run_dir: Path
     run: RunRecord | None  # run.json, None when there is none
     metrics: Metrics | None  # metrics.json, None when there is none
+    resize_given: str | None = None  # export --resize, for a model without run.json
 
     @property
     def data_dir(self) -> Path | None:
@@ -35,11 +35,37 @@ class RunInfo:
 
     @property
     def resize(self) -> str:
-        return recorded_resize(self.run)
+        if self.run is not None:
+            return self.run.resize
+        if self.resize_given is None:
+            raise ConvertError(NO_RESIZE)
+        return self.resize_given
 
     @property
     def image_size(self) -> tuple[int, int] | None:
         return self.run.image_size if self.run else None
+
+
+NO_RESIZE = (
+    f"there is no {RUN_FILE} next to the model to say how it resized its images: pass "
+    "--resize stretch or --resize letterbox, the mode it was trained with"
+)
+
+
+def with_resize(info: RunInfo, resize: str | None) -> RunInfo:
+    """`info` with export's --resize, which only stands in for a missing run.json: a guess
+    would put the wrong mode in the metadata, and parity (which follows the metadata on both
+    sides) could not notice."""
+    if info.run is None:
+        if resize is None:
+            raise ConvertError(NO_RESIZE)
+        return replace(info, resize_given=resize)
+    if resize is not None and resize != info.run.resize:
+        raise ConvertError(
+            f"--resize {resize} contradicts {RUN_FILE}, whose run resized with "
+            f"{info.run.resize}: leave --resize out"
+        )
+    return info
 
 
 def read_run_info(model_path: Path) -> RunInfo:

@@ -518,6 +518,9 @@ def _model_with(last_layers: str) -> keras.Model:
         ("classes_differ_from_run", ["--classes Mouse, Battery, PCB differs", "run.json"]),
         ("old_opset", ["--opset must be between 17"]),
         ("no_class_names", ["no class names", "--classes"]),
+        # Without run.json the resize mode is unknown: never guessed, and never overriding.
+        ("no_resize_without_run_json", ["no run.json", "--resize stretch or --resize letterbox"]),
+        ("resize_contradicts_run_json", ["--resize letterbox contradicts run.json", "stretch"]),
     ],
 )
 def test_export_errors_are_one_line_exit_2(tmp_path: Path, capsys, case, fragments) -> None:
@@ -530,7 +533,7 @@ def test_export_errors_are_one_line_exit_2(tmp_path: Path, capsys, case, fragmen
         model_path.write_text("this is not a zip archive")
     elif case in ("logits", "relu", "pyfunc"):
         model_path = write_run_dir(tmp_path / "run", _model_with(case), CLASSES)
-    elif case == "no_class_names":
+    elif case in ("no_class_names", "no_resize_without_run_json"):
         model_path = tmp_path / "bare.keras"
         _model_with("softmax").save(model_path)
     else:
@@ -541,6 +544,12 @@ def test_export_errors_are_one_line_exit_2(tmp_path: Path, capsys, case, fragmen
         extra = ["--classes", "A,B"]
     elif case == "classes_differ_from_run":
         extra = ["--classes", "Mouse,Battery,PCB"]
+    elif case == "no_class_names":
+        extra = ["--resize", "stretch"]
+    elif case == "no_resize_without_run_json":
+        extra = ["--classes", ",".join(CLASSES)]
+    elif case == "resize_contradicts_run_json":  # run.json from before letterboxing: stretch
+        extra = ["--resize", "letterbox"]
     elif case == "old_opset":
         extra = ["--opset", "13"]
     assert run_cli("export", model_path, "--out", out, *extra) == 2
@@ -817,7 +826,10 @@ def test_a_stop_signal_mid_export_removes_the_temporary_file(
     # The converter rightly keeps a signal its launcher ignored (a background job ignores
     # SIGINT), so the signal is made deliverable for the run, as a terminal's would be.
     with deliverable(getattr(signal, stop)):
-        code = run_cli("export", model_path, "--out", out, "--no-parity", "--classes", "a,b,c")
+        code = run_cli(
+            "export", model_path, "--out", out, "--no-parity", "--classes", "a,b,c",
+            "--resize", "stretch",
+        )  # fmt: skip
 
     assert code == 128 + getattr(signal, stop)
     assert seen and seen[0].name.endswith(".tmp.onnx") and not seen[0].exists()
@@ -844,3 +856,14 @@ def test_reports_name_the_dataset_relative_to_the_run_folder(
     parity = (tmp_path / "out.parity.json").read_text()
     assert json.loads(parity)["images"]["source"] == "val split of ../../data"
     assert str(tmp_path) not in parity
+
+
+def test_a_model_without_run_json_exports_with_the_resize_it_is_given(tmp_path: Path) -> None:
+    # A letterbox-trained model copied away from its run.json must not be exported as
+    # "stretch" (the engine would then feed it differently resized pixels).
+    model_path = tmp_path / "model.keras"
+    tiny_model().save(model_path)
+    out = tmp_path / "m.onnx"
+    argv = ["export", model_path, "--out", out, "--classes", ",".join(CLASSES)]
+    assert run_cli(*argv, "--resize", "letterbox") == 0
+    assert parse_model_info(metadata_of(out)).resize == "letterbox"
