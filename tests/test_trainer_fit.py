@@ -91,7 +91,8 @@ def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
 
     # evaluate writes beside the model, never over the run's own report, and says where.
-    assert main(["evaluate", str(run / "model.keras"), "--data", str(tiny_data)]) == 0
+    argv = ["evaluate", str(run / "model.keras"), "--data", str(tiny_data), "--split", "test"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     report = run / "model-test-evaluation" / "report.md"
     assert f"report: {report}" in printed and "test accuracy" in printed

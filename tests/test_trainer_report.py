@@ -258,6 +258,7 @@ def test_evaluate_model_writes_every_artefact(tiny_data: Path, tmp_path: Path) -
         image_size=(32, 32),
         audit=audit,
         history=HISTORY,
+        split="test",
         tta_flip=True,
         batch_size=5,
     )
@@ -314,7 +315,9 @@ def test_evaluate_saved_model(tiny_data: Path, tmp_path: Path) -> None:
     (model_dir / "history.json").write_text(json.dumps(HISTORY))
 
     out = tmp_path / "eval"
-    metrics = evaluate_saved_model(model_dir / "model.keras", tiny_data, out, batch_size=8)
+    metrics = evaluate_saved_model(
+        model_dir / "model.keras", tiny_data, out, split="test", batch_size=8
+    )
     assert metrics["test"]["n"] == 13 and "dedup" in metrics["test"]
     assert (out / "audit" / "audit.json").is_file()
     assert (out / "training_curves.png").is_file() and (out / "report.md").is_file()
@@ -356,3 +359,16 @@ def test_evaluate_an_exported_onnx_file_through_the_app_engine(
     assert val["n"] == 20 and val["correct"] == 10 and val["accuracy"] == 0.5
     assert metrics["val"]["evaluation"]["resize"] == "stretch"  # from the file's metadata
     assert (tmp_path / "out" / "report_val.md").is_file()
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_evaluate_without_split_reads_val_never_test(tiny_data: Path, tmp_path: Path) -> None:
+    """Forgetting --split must not spend the test split, which is read once, to ship."""
+    from trainer.cli import main
+
+    model = tmp_path / "model.keras"
+    _tiny_keras_model().save(model)
+    assert main(["evaluate", str(model), "--data", str(tiny_data)]) == 0
+    metrics = json.loads((tmp_path / "model-val-evaluation" / "metrics.json").read_text())
+    assert "val" in metrics and "test" not in metrics
+    assert not (tmp_path / "model-test-evaluation").exists()

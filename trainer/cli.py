@@ -107,7 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="report folder (default: MODEL-SPLIT-evaluation beside the model, so a run's own "
         "reports are never replaced)",
     )
-    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "test"),
+        help="default: val; the test split is read once, for the model that ships, so it "
+        "is never read by forgetting this flag",
+    )
     evaluate.add_argument(
         "--tta-flip", action="store_true", help="also average with the horizontally flipped image"
     )

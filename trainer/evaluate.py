@@ -131,7 +131,7 @@ def evaluate_model(
     *,
     run_dir: str | Path,
     image_size: tuple[int, int],
-    split: str = "test",
+    split: str = "val",  # the test split only when asked: it is read once
     resize: str = DEFAULT_RESIZE,
     audit: Audit | None = None,
     history: Mapping[str, Sequence[float]] | None = None,
@@ -300,7 +300,7 @@ def evaluate_saved_model(
     data_dir: str | Path,
     out_dir: str | Path,
     *,
-    split: str = "test",
+    split: str = "val",  # the test split only when asked: it is read once
     tta_flip: bool = False,
     batch_size: int = 64,
     audit: bool = True,
