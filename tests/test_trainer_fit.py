@@ -181,6 +181,32 @@ def test_resume_with_other_flags_is_refused(tiny_data, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "different configuration (" in err and "--epochs 99 then, 2 now" in err
+    assert not (run / "audit").exists()  # refused before the slow audit
+
+
+@pytest.mark.parametrize("change", ["folder", "classes"])
+def test_resume_with_other_data_is_refused_before_the_audit(tiny_data, tmp_path, capsys, change):
+    from trainer.cli import build_parser, resolve_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)  # the same images in another folder
+    argv = ["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "2", *TINY_RECIPE]
+    config = resolve_config(build_parser().parse_args(argv)).to_dict()
+    recorded = {"config": config, "data_dir": "../data", "class_names": sorted(CLASSES)}
+    if change == "classes":  # the same folder, whose class folders were renamed since
+        argv[2] = str(data)
+        recorded["class_names"] = ["Battery", "Mouse", "Washer"]
+    (run / "run.json").write_text(json.dumps(recorded))
+    (run / "state.json").write_text(json.dumps({"epochs_done": 1, "history": {}}))
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    if change == "folder":
+        assert "was trained on ../data (relative to the run folder), not --data" in err
+    else:
+        assert "was trained on the classes Battery, Mouse, Washer" in err
+    assert not (run / "audit").exists()  # refused before the slow audit
 
 
 def test_class_missing_from_a_split_is_a_clear_error(tiny_data, tmp_path, capsys):

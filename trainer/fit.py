@@ -166,7 +166,9 @@ def fit(
             "nothing (images in sub-folders of a class folder do not count)"
         )
     resolve_weights(config.weights, config.backbone)  # fail fast, before the audit's slow work
-    if not resume:  # a resumed run continues from its checkpoint, not from --init-from
+    if resume:
+        resumable_state(run_dir, config, dataset)
+    else:  # a resumed run continues from its checkpoint, not from --init-from
         initial_weights_file(config, run_dir)
     print(f"auditing {data_dir} ...", flush=True)
     audit = run_audit(data_dir, audit_folder(run_dir))
@@ -213,7 +215,9 @@ def train(
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     weights = resolve_weights(config.weights, config.backbone)
-    state = resumable_state(run_dir, config) if resume else None
+    state = resumable_state(run_dir, config, dataset) if resume else None
+    if resume and state is None:
+        print(f"nothing to resume in {run_dir}; starting a new run", flush=True)
     if state is None:
         write_run(run_dir, new_run_record(dataset, config, weights, run_dir))
     keras.utils.set_random_seed(config.seed)
@@ -250,11 +254,11 @@ def train(
     return _finish(model, run_dir, config, state)
 
 
-def resumable_state(run_dir: Path, config: TrainConfig) -> TrainingState | None:
-    """The state of the run in `run_dir` to continue; None when there is none."""
+def resumable_state(run_dir: Path, config: TrainConfig, dataset: Dataset) -> TrainingState | None:
+    """The state of the run in `run_dir` to continue; None when there is none. Refuses a
+    resume with other flags, another dataset folder or other classes than run.json's."""
     state = read_state(run_dir)
     if state is None:
-        print(f"nothing to resume in {run_dir}; starting a new run", flush=True)
         return None
     recorded = read_run(run_dir)
     if recorded is None or recorded.config != config.to_dict():
@@ -268,7 +272,25 @@ def resumable_state(run_dir: Path, config: TrainConfig) -> TrainingState | None:
             f"{run_dir} was started with a different configuration ({'; '.join(changed)}); "
             "resume with the same flags or use a new --out"
         )
+    _check_same_data(run_dir, recorded, dataset)
     return state
+
+
+def _check_same_data(run_dir: Path, recorded: RunRecord, dataset: Dataset) -> None:
+    """The checkpoint learnt from run.json's dataset: other images would make a model that
+    none of the run's records describe, and other classes would relabel its outputs."""
+    folder = recorded.data_folder(run_dir)
+    if folder is not None and folder != Path(dataset.root).resolve():
+        raise ConfigError(
+            f"{run_dir} was trained on {recorded.data_dir} (relative to the run folder), not "
+            f"--data {dataset.root}: resume with the same --data or use a new --out"
+        )
+    if recorded.class_names is not None and recorded.class_names != dataset.class_names:
+        raise ConfigError(
+            f"{run_dir} was trained on the classes {', '.join(recorded.class_names)}, but "
+            f"--data {dataset.root} has {', '.join(dataset.class_names)}: resume with the "
+            "same dataset or use a new --out"
+        )
 
 
 def refuse_earlier_run(run_dir: Path) -> None:
