@@ -96,8 +96,12 @@ def test_weights_of_another_model_are_refused(tmp_path):
     path = tmp_path / "other.weights.h5"
     other.save_weights(path)
     config = TrainConfig(image_size=SMALL, weights=str(path))
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError) as raised:
         build_model(config, num_classes=3, weights=resolve_weights(str(path)))
+    # One line that says what is wrong, not Keras's listing of every layer (73 KB).
+    message = str(raised.value)
+    assert "is not an EfficientNetV2B0 no-top weights file" in message
+    assert "\n" not in message and len(message) < 400 + len(str(path))
 
 
 def _saved_model(tmp_path, num_classes: int, shift: float) -> Path:

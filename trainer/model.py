@@ -68,7 +68,7 @@ def load_backbone_weights(backbone: keras.Model, weights: WeightsSource) -> None
     except Exception as exc:
         raise WeightsError(
             f"{weights.path} is not an EfficientNetV2B0 no-top weights file the backbone "
-            f"can load: {exc}"
+            f"can load ({_first_line(exc)})"
         ) from exc
     unchanged = [
         v.path
@@ -88,7 +88,9 @@ def load_initial_weights(model: keras.Model, path: Path) -> None:
     try:
         earlier = keras.saving.load_model(path, compile=False)
     except Exception as exc:
-        raise WeightsError(f"--init-from {path} is not a model this trainer saved: {exc}") from exc
+        raise WeightsError(
+            f"--init-from {path} is not a model this trainer saved ({_first_line(exc)})"
+        ) from exc
     ours = [tuple(v.shape) for v in model.weights]
     theirs = [tuple(v.shape) for v in earlier.weights]
     if ours != theirs:
@@ -111,3 +113,11 @@ def freeze_batchnorm(backbone: keras.Model) -> None:
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
+
+
+def _first_line(exc: Exception, limit: int = 200) -> str:
+    """The gist of a loading error: Keras's can list every layer of both models (tens of
+    KB), which buries the message; the cause stays chained for a debugger."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].rstrip(":") if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
