@@ -209,6 +209,36 @@ def test_resume_with_other_data_is_refused_before_the_audit(tiny_data, tmp_path,
     assert not (run / "audit").exists()  # refused before the slow audit
 
 
+@pytest.mark.slow
+def test_resume_with_a_lost_or_truncated_checkpoint(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "1",
+            "--cache-dir", str(tmp_path / "cache"), *LITE0_TINY]  # fmt: skip
+    assert main(args) == 0
+    state = json.loads((run / "state.json").read_text())
+    checkpoint = run / state["checkpoint"]
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # a disk filled up mid-copy
+
+    # Every epoch is done: model.keras is the model; the checkpoint is not needed.
+    assert main([*args, "--resume"]) == 0
+    capsys.readouterr()
+
+    # One epoch to go: the truncated checkpoint is named, in one line, with advice.
+    record = json.loads((run / "run.json").read_text())
+    record["config"]["epochs"] = 2
+    (run / "run.json").write_text(json.dumps(record))
+    more = [*args[:5], "--epochs", "2", *args[7:], "--resume"]
+    assert main(more) == 2
+    err = capsys.readouterr().err
+    assert f"ewaste-train: error: {checkpoint} is truncated or damaged; it cannot be " in err
+    assert "start it again with a new --out" in err and "Traceback" not in err
+
+    checkpoint.unlink()
+    assert main(more) == 2
+    err = capsys.readouterr().err
+    assert f"has lost its checkpoint {checkpoint.name}; it cannot be resumed" in err
+
+
 def test_class_missing_from_a_split_is_a_clear_error(tiny_data, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)

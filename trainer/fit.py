@@ -22,7 +22,7 @@ import tensorflow as tf
 from trainer import data
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset, DatasetError, load_dataset
-from trainer.errors import ConfigError
+from trainer.errors import ConfigError, TrainerError
 from trainer.model import build_model, load_initial_weights
 from trainer.run_folder import (
     EPOCH_FILE_PATTERNS,
@@ -232,7 +232,7 @@ def train(
         steps_per_epoch = max(1, len(train_arrays.labels) // config.batch_size)
         model = _new_model(config, num_classes, weights, run_dir, steps_per_epoch)
     else:
-        model = keras.saving.load_model(run_dir / state.checkpoint)
+        model = _resumed_model(run_dir, config, state)
         print(f"resuming after epoch {state.epochs_done}", flush=True)
 
     if state.epochs_done < config.epochs and not state.stopped_early:
@@ -291,6 +291,22 @@ def _check_same_data(run_dir: Path, recorded: RunRecord, dataset: Dataset) -> No
             f"--data {dataset.root} has {', '.join(dataset.class_names)}: resume with the "
             "same dataset or use a new --out"
         )
+
+
+def _resumed_model(run_dir: Path, config: TrainConfig, state: TrainingState) -> keras.Model:
+    """The model to continue from: the last checkpoint, or model.keras when every epoch is
+    done (the checkpoint is then only needed by a soup of final epochs)."""
+    finished = state.stopped_early or state.epochs_done >= config.epochs
+    # A run killed after its last epoch but before model.keras still has its checkpoint.
+    name = MODEL_FILE if finished and (run_dir / MODEL_FILE).is_file() else state.checkpoint
+    advice = "it cannot be resumed: start it again with a new --out"
+    if not name or not (run_dir / name).is_file():
+        raise TrainerError(f"{run_dir} has lost its checkpoint {name or ''}; {advice}")
+    path = run_dir / name
+    try:
+        return keras.saving.load_model(path)
+    except Exception as exc:  # Keras raises many types (even "File not found") for a bad file
+        raise TrainerError(f"{path} is truncated or damaged; {advice}") from exc
 
 
 def refuse_earlier_run(run_dir: Path) -> None:
