@@ -144,11 +144,13 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_how_to_resume_without_a_traceback(tiny_data, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])  # Ctrl+C; a closed session, `kill`
+def test_ctrl_c_says_how_to_resume_without_a_traceback(tiny_data, tmp_path, stop):
+    signum = getattr(signal, stop)
     run = tmp_path / "run"
     args = ["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "40",
             "--patience", "40", "--cache-dir", str(tmp_path / "cache"), *LITE0_TINY]  # fmt: skip
-    with deliverable(signal.SIGINT):
+    with deliverable(signum):
         process = subprocess.Popen(
             [sys.executable, "-m", "trainer", *args],
             stdout=subprocess.DEVNULL,
@@ -162,11 +164,11 @@ def test_ctrl_c_says_how_to_resume_without_a_traceback(tiny_data, tmp_path):
             if state_file.is_file():
                 break
             time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, err
+    assert process.returncode == 128 + signum, err
     assert "ewaste-train: stopped; every finished epoch is saved: add --resume" in err
     assert "Traceback" not in err
 

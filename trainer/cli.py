@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from desktop.core.stop_signals import Stopped, stop_signals_raise
 from trainer.config import PRESETS, TrainConfig
 from trainer.errors import TrainerError
 
@@ -135,57 +136,63 @@ def main(argv: list[str] | None = None) -> int:
     # epoch lines. Errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        if args.command == "audit":
-            from trainer.audit import run_audit
-            from trainer.run_folder import AUDIT_FILE
-
-            audit = run_audit(args.data, _out_folder(args.out))
-            for warning in audit.warnings():
-                print(f"ewaste-train: warning: {warning}", file=sys.stderr)
-            print(audit.findings())
-            print(f"audit written to {args.out / AUDIT_FILE}")
-        elif args.command == "fit":
-            from trainer import data
-            from trainer.fit import fit
-
-            config = resolve_config(args)
-            fit(
-                args.data,
-                _out_folder(args.out),
-                config,
-                resume=args.resume,
-                cache_dir=args.cache_dir or data.DEFAULT_CACHE_DIR,
-                report_split=args.report_split,
-            )
-        elif args.command == "soup":
-            from trainer.soup import make_soup
-
-            record = make_soup(args.runs, _out_folder(args.out), epoch=args.epoch)
-            count = len(record.soup["ingredients"])
-            print(f"averaged {count} runs into {args.out / 'model.keras'}")
-        else:
-            from trainer.evaluate import artefact_name, evaluate_saved_model
-
-            out = args.out or args.model.parent / f"{args.model.stem}-{args.split}-evaluation"
-            metrics = evaluate_saved_model(
-                args.model,
-                args.data,
-                _out_folder(out),
-                split=args.split,
-                tta_flip=args.tta_flip,
-            )
-            result = metrics[args.split]
-            print(
-                f"{args.split} accuracy {result['accuracy']:.4f} ({result['correct']}/"
-                f"{result['n']})  report: {out / artefact_name('report.md', args.split)}"
-            )
+        with stop_signals_raise():  # SIGTERM (a closed session, `kill`) stops like Ctrl+C
+            _run(args)
     except TrainerError as exc:  # fixable from the message; anything else is a bug
         print(f"ewaste-train: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped) as stop:
         print(f"ewaste-train: stopped; {STOPPED_ADVICE[args.command]}", file=sys.stderr)
-        return 130
+        return stop.exit_status if isinstance(stop, Stopped) else 130
     return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the parsed command; its errors and stops are main's to report."""
+    if args.command == "audit":
+        from trainer.audit import run_audit
+        from trainer.run_folder import AUDIT_FILE
+
+        audit = run_audit(args.data, _out_folder(args.out))
+        for warning in audit.warnings():
+            print(f"ewaste-train: warning: {warning}", file=sys.stderr)
+        print(audit.findings())
+        print(f"audit written to {args.out / AUDIT_FILE}")
+    elif args.command == "fit":
+        from trainer import data
+        from trainer.fit import fit
+
+        config = resolve_config(args)
+        fit(
+            args.data,
+            _out_folder(args.out),
+            config,
+            resume=args.resume,
+            cache_dir=args.cache_dir or data.DEFAULT_CACHE_DIR,
+            report_split=args.report_split,
+        )
+    elif args.command == "soup":
+        from trainer.soup import make_soup
+
+        record = make_soup(args.runs, _out_folder(args.out), epoch=args.epoch)
+        count = len(record.soup["ingredients"])
+        print(f"averaged {count} runs into {args.out / 'model.keras'}")
+    else:
+        from trainer.evaluate import artefact_name, evaluate_saved_model
+
+        out = args.out or args.model.parent / f"{args.model.stem}-{args.split}-evaluation"
+        metrics = evaluate_saved_model(
+            args.model,
+            args.data,
+            _out_folder(out),
+            split=args.split,
+            tta_flip=args.tta_flip,
+        )
+        result = metrics[args.split]
+        print(
+            f"{args.split} accuracy {result['accuracy']:.4f} ({result['correct']}/"
+            f"{result['n']})  report: {out / artefact_name('report.md', args.split)}"
+        )
 
 
 # What a Ctrl+C leaves behind, per command. Every file is written atomically, so none is torn.
