@@ -242,3 +242,26 @@ def test_run_json_records_the_dataset_relative_to_the_run_folder(
     # A report shows the older record's folder relative to the run folder too.
     assert older.moved(run_dir, to=run_dir).data_dir == "../../data"
     assert older.moved(run_dir, to=tmp_path / "soup").data_dir == "../data"
+
+
+def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch) -> None:
+    """write_text_atomic fsyncs the temporary file, then renames it; plots are written
+    through a temporary file too, so a stop mid-save never leaves a torn picture."""
+    import os
+
+    from trainer import files, plots
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: calls.append(("replace", Path(a).name)) or real_replace(a, b)
+    )
+    files.write_text_atomic(tmp_path / "state.json", "{}\n")
+    assert calls == ["fsync", ("replace", "partial-state.json")]
+    assert (tmp_path / "state.json").read_text() == "{}\n"
+
+    calls.clear()
+    picture = plots.training_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
+    assert ("replace", "partial-curves.png") in calls
+    assert picture.read_bytes().startswith(b"\x89PNG") and not list(tmp_path.glob("partial-*"))

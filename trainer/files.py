@@ -13,6 +13,10 @@ def write_text_atomic(path: Path, text: str) -> None:
     partial = path.with_name(f"partial-{path.name}")
     with open(partial, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
+        handle.flush()
+        # On disk before the rename: after a power cut the new name never points at an
+        # empty file (ext4 and others may commit the rename before the data).
+        os.fsync(handle.fileno())
     os.replace(partial, path)
 
 

@@ -8,6 +8,7 @@ directly, so nothing depends on a display or on pyplot's global figure list.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,16 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _save(figure: Figure, path: Path) -> Path:
+    """Write through a temporary file beside `path`: a run stopped mid-save keeps the
+    previous picture, never a torn one that the report links to."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, bbox_inches="tight")
+    partial = path.with_name(f"partial-{path.name}")  # keeps the suffix savefig reads
+    try:
+        figure.savefig(partial, bbox_inches="tight")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
