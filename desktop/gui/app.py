@@ -170,12 +170,13 @@ if __name__ == "__main__":
 
 
 def _close_from_terminal(window: MainWindow) -> None:
-    """Ctrl+C: close at once (no box to answer), saying what a person's review loses."""
+    """Ctrl+C: close at once (no box to answer), saying where a person's review went."""
     unsaved = window.results.unsaved_review()
     if unsaved:
+        kept = "the next start offers it back" if window.recovery.enabled else "it is lost"
         print(
             f"ewaste-app: closed by Ctrl+C; what a person set for {plural(unsaved, 'photo')} "
-            "was in no CSV and is lost",
+            f"is in no CSV: {kept}",
             file=sys.stderr,
         )
     window.close()
