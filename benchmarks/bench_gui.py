@@ -75,6 +75,7 @@ def _env(config_dir: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     env["XDG_CONFIG_HOME"] = config_dir  # never touch the user's settings
+    env["XDG_DATA_HOME"] = config_dir  # nor the app's copy of an unsaved review
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 

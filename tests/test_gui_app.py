@@ -64,6 +64,7 @@ def isolated_qsettings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # an unsaved review's copy
 
 
 @pytest.fixture(autouse=True)
@@ -792,7 +793,11 @@ def test_the_app_exits_cleanly_while_a_worker_is_stuck(
     tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.update(
+        QT_QPA_PLATFORM="offscreen",
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+    )
     # The listing hangs for 120 s: an app that waited for it would overrun this timeout.
     done = subprocess.run(
         [sys.executable, "-c", HUNG_EXIT, "--model", str(tiny_model_path), str(sample_images_dir)],

@@ -58,6 +58,7 @@ def installed_env(tmp_path: Path) -> dict[str, str]:
     env.update(
         QT_QPA_PLATFORM="offscreen",
         XDG_CONFIG_HOME=str(tmp_path / "config"),  # the app's QSettings go here
+        XDG_DATA_HOME=str(tmp_path / "data"),  # and its copy of an unsaved review
     )
     return env
 

@@ -327,29 +327,48 @@ def test_what_is_unsaved_and_a_clear_put_off_for_its_export(
     assert "Exported; photos added meanwhile are still in the table" in said
 
 
+def crash_with_a_correction(qtbot, make_window, folder: Path, row: int, key: Qt.Key) -> None:
+    """A window that classifies `folder`, corrects one row and ends as a crash would: not a
+    person's Quit, so nothing is asked and the copy is kept."""
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, row)
+    QTest.keyClick(window.view, key)
+    window.close()
+
+
+def leftovers(folder: Path) -> list[str]:
+    from desktop.gui.review_recovery import LEFTOVER_PATTERN
+
+    return sorted(p.name for p in folder.glob(LEFTOVER_PATTERN))
+
+
 def test_a_review_in_no_csv_survives_a_crash_and_is_offered_back(
     qtbot, make_window, folder, tmp_path
 ):
-    from desktop.gui.review_recovery import PREVIOUS_FILE, RECOVERY_FILE
+    from desktop.gui.review_recovery import RECOVERY_FILE
 
     window = make_window()
     classify(qtbot, window, folder)
     select(window, 0)
     QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png corrected to Microwave
     copy = tmp_path / RECOVERY_FILE  # beside the settings, in the app's data folder
-    qtbot.waitUntil(copy.is_file, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(copy.is_file, timeout=TIMEOUT_MS)  # written a moment after the change
     window.close()  # as a crash ends it: not a person's Quit, so nothing is asked
     assert copy.is_file()
 
-    # The next start offers it back, in the empty window.
+    # The next start moves it aside and offers it back, in the empty window.
     later = make_window()
     offer = later.drop_area.empty_state
-    assert offer.reopen_recovery.isVisible() and "before what a person" in offer.recovery.text()
+    assert offer.reopen_recovery.isVisible() and offer.reopen_recovery.isEnabled()
+    assert "left what a person confirmed or corrected in no CSV." in offer.recovery.text()
+    assert not copy.exists() and len(leftovers(tmp_path)) == 1
     offer.reopen_recovery.click()
     qtbot.waitUntil(lambda: not later.reopen.busy, timeout=TIMEOUT_MS)
     assert confirmed_by_name(later)["battery.png"] == "Microwave"
     assert later.results.unsaved_review() == 1  # back in the table, still in no CSV of theirs
-    assert copy.is_file() and not (tmp_path / PREVIOUS_FILE).exists()
+    assert later.statusBar().currentMessage() == "Opened the earlier session's review: 4 photos"
+    assert copy.is_file() and leftovers(tmp_path) == []  # this session's copy has it now
 
     # Exported at last: the copy goes.
     call = later.export_csv(tmp_path / "shift.csv")
@@ -357,29 +376,54 @@ def test_a_review_in_no_csv_survives_a_crash_and_is_offered_back(
     qtbot.waitUntil(lambda: not copy.exists(), timeout=TIMEOUT_MS)
 
 
-def test_an_offered_review_can_be_discarded_and_quit_anyway_keeps_none(
+def test_reviews_left_by_crashes_are_each_kept_until_reopened_in_full_or_discarded(
     qtbot, make_window, folder, tmp_path, monkeypatch
 ):
-    from desktop.gui.review_recovery import PREVIOUS_FILE, RECOVERY_FILE
+    from desktop.gui.review_recovery import RECOVERY_FILE
 
+    crash_with_a_correction(qtbot, make_window, folder, 0, Qt.Key.Key_3)  # Microwave
+    # The next session ignores the offer, works, and crashes too: one more, none replaced.
+    crash_with_a_correction(qtbot, make_window, folder, 1, Qt.Key.Key_5)  # Mouse
     window = make_window()
-    classify(qtbot, window, folder)
-    select(window, 1)
-    QTest.keyClick(window.view, Qt.Key.Key_Return)
-    window.close()  # the copy is written as the window goes, not a moment later
-    assert (tmp_path / RECOVERY_FILE).is_file()
+    assert len(leftovers(tmp_path)) == 2
+    assert "(1 older one after it)" in window.drop_area.empty_state.recovery.text()
 
-    later = make_window()
-    later.drop_area.empty_state.discard_recovery.click()
-    assert not later.drop_area.empty_state.reopen_recovery.isVisible()
-    assert not (tmp_path / PREVIOUS_FILE).exists() and not (tmp_path / RECOVERY_FILE).exists()
+    # A photo of the newest is missing (its share not back yet): reopened without it, the
+    # copy stays offered.
+    (folder / "mouse.png").rename(tmp_path / "mouse.png")
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Leave them out", []))
+    window.drop_area.empty_state.reopen_recovery.click()
+    qtbot.waitUntil(lambda: not window.reopen.busy, timeout=TIMEOUT_MS)
+    assert window.results.rowCount() == 3 and len(leftovers(tmp_path)) == 2
+    assert "stays offered" in window.statusBar().currentMessage()
 
-    classify(qtbot, later, folder)
-    select(later, 2)
-    QTest.keyClick(later.view, Qt.Key.Key_Return)
+    # While a run is on, Reopen waits: the run would classify the reopened rows again.
+    window.commands.clear.trigger()  # nothing a person set here: no question
+    (tmp_path / "mouse.png").rename(folder / "mouse.png")
+    offer = window.drop_area.empty_state
+    window.add_paths([str(folder)])
+    assert window.controller.busy and not offer.reopen_recovery.isEnabled()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=TIMEOUT_MS)
+    window.commands.clear.trigger()
+    assert offer.reopen_recovery.isEnabled()
+
+    # Discard asks first; the older one is offered next.
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Cancel", asked))
+    offer.discard_recovery.click()
+    assert "this cannot be undone" in asked[-1] and len(leftovers(tmp_path)) == 2
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Delete it", asked))
+    offer.discard_recovery.click()
+    assert len(leftovers(tmp_path)) == 1 and offer.reopen_recovery.isVisible()
+    offer.reopen_recovery.click()
+    qtbot.waitUntil(lambda: not window.reopen.busy, timeout=TIMEOUT_MS)
+    assert confirmed_by_name(window)["battery.png"] == "Microwave"
+    assert leftovers(tmp_path) == [] and (tmp_path / RECOVERY_FILE).is_file()
+
+    # Quit anyway: nothing kept.
     monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Quit anyway", []))
-    later.commands.quit.trigger()
-    assert not later.isVisible() and not (tmp_path / RECOVERY_FILE).exists()
+    window.commands.quit.trigger()
+    assert not window.isVisible() and not (tmp_path / RECOVERY_FILE).exists()
 
 
 def test_a_csv_of_other_classes_is_refused_with_a_message(

@@ -76,12 +76,14 @@ class EmptyState(QFrame):
         layout.addStretch(1)
         self.set_highlight(False)
 
-    def offer_recovery(self, saved_at: str | None) -> None:
-        """Offer back a review an earlier session left in no CSV (None: nothing to offer)."""
+    def offer_recovery(self, saved_at: str | None, more: int = 0) -> None:
+        """Offer back a review an earlier session left in no CSV (None: nothing to offer);
+        `more`: how many older ones wait behind it."""
         if saved_at:
+            older = f" ({more} older one{'s' if more > 1 else ''} after it)" if more else ""
             self.recovery.setText(
-                f"The last session ended ({saved_at}) before what a person confirmed or "
-                "corrected was exported."
+                f"The session that ended {saved_at} left what a person confirmed or "
+                f"corrected in no CSV{older}."
             )
         for widget in self._recovery_widgets:
             widget.setVisible(bool(saved_at))

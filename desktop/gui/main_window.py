@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings
         self.last_summary: RunSummary | None = None
+        self._recovering: Path | None = None  # the earlier review being reopened
         # A Clear or Quit put off until the export asked for is written, and the rows then.
         self._after_export: tuple[Callable[[], None], int] | None = None
         self.setWindowTitle(APP_TITLE)
@@ -383,6 +384,7 @@ class MainWindow(QMainWindow):
     def clear_results(self) -> None:
         if not self._review_may_be_lost("Clear results", "Clear &anyway", self.clear_results):
             return
+        self.recovery.discard()  # nothing to keep, or the person chose to lose it
         self.controller.cancel()
         self.results.clear()
         self.preview.show_result(None)
@@ -400,32 +402,56 @@ class MainWindow(QMainWindow):
             self.view.select_proxy_row(0)  # something in the preview from the first batch
         self._update_actions()
 
-    @Slot(bool)
-    def _on_reopened(self, recovered: bool) -> None:
+    @Slot(bool, bool)
+    def _on_reopened(self, recovered: bool, complete: bool) -> None:
         self._show_results()
-        if recovered:  # in the table, and in this session's copy: the earlier one can go
-            self.recovery.forget_leftover()
-            self._offer_recovery()
+        leftover, self._recovering = self._recovering, None
+        if not recovered or leftover is None:
+            return
+        # Every row in the table, so in this session's copy: the earlier one can go. With
+        # photos left out (a share not back yet) it stays, offered again once cleared.
+        if not complete:
+            self.statusBar().showMessage(
+                "Some photos of the earlier session's review are missing: it stays offered "
+                "(Clear results, then Reopen, once they are back)"
+            )
+        elif not self.recovery.forget_leftover(leftover):
+            self.statusBar().showMessage(
+                "Cannot keep a copy of this review here: the earlier session's stays offered"
+            )
+        self._offer_recovery()
 
     def _offer_recovery(self) -> None:
-        leftover = self.recovery.leftover()
-        try:
-            saved_at = leftover and time.strftime(
-                "%Y-%m-%d %H:%M", time.localtime(leftover.stat().st_mtime)
-            )
-        except OSError:
-            saved_at = None
-        self.drop_area.empty_state.offer_recovery(saved_at or None)
+        leftovers = self.recovery.leftovers()
+        saved_at = None
+        if leftovers:
+            saved_at = time.strftime("%Y-%m-%d %H:%M", time.localtime(_modified(leftovers[0])))
+        self.drop_area.empty_state.offer_recovery(saved_at, len(leftovers) - 1)
 
     def _reopen_recovered(self) -> None:
-        leftover = self.recovery.leftover()
-        if leftover is None or self.engine is None:
-            self.statusBar().showMessage("Waiting for the model to load…" if leftover else "")
-            return
-        self.reopen.open(str(leftover), recovered=True)
+        leftovers = self.recovery.leftovers()
+        if leftovers and self.engine is not None and not self.reopen.busy:
+            self._recovering = leftovers[0]
+            self.reopen.open(str(leftovers[0]), recovered=True)
 
     def _discard_recovered(self) -> None:
-        self.recovery.forget_leftover()
+        leftovers = self.recovery.leftovers()
+        if not leftovers:
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Discard the earlier review")
+        box.setText(
+            "Delete what a person confirmed or corrected in the session that ended "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(_modified(leftovers[0])))}? "
+            "It is in no CSV: this cannot be undone."
+        )
+        delete = box.addButton("&Delete it", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() is not delete:
+            return
+        self.recovery.forget_leftover(leftovers[0], discarded=True)
         self._offer_recovery()
         self.statusBar().showMessage("The earlier session's unsaved review was discarded")
 
@@ -526,6 +552,12 @@ class MainWindow(QMainWindow):
         self.commands.clear.setEnabled(has_rows or busy)
         self.commands.cancel.setEnabled(busy or self.controller.queued > 0)
         self.commands.open_model.setEnabled(not busy and not self.model_loader.loading)
+        # A run listed its photos before the reopened rows existed: it would classify them
+        # again, dropping the classes the reopen brought back.
+        idle = not busy and not self.controller.queued and not self.reopen.busy
+        empty_state = self.drop_area.empty_state
+        empty_state.reopen_recovery.setEnabled(self.engine is not None and idle)
+        empty_state.discard_recovery.setEnabled(not self.reopen.busy)
 
     def quit(self) -> None:
         """File > Quit: asks first when a person's confirmations are in no CSV yet."""
@@ -585,3 +617,10 @@ class MainWindow(QMainWindow):
         self._save_layout()
         self.controller.shutdown()  # no worker thread may outlive the window
         super().closeEvent(event)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()

@@ -29,7 +29,8 @@ class CsvReopen(QObject):
     """Owns the reopening in progress; `opened` once rows were added, `message(text)` for
     the status bar, `busy_changed` when it starts or ends."""
 
-    opened = Signal(bool)  # whether it was the app's copy of an unsaved review
+    # Whether it was the app's copy of an unsaved review; whether every row came back.
+    opened = Signal(bool, bool)
     message = Signal(str)
     busy_changed = Signal()
 
@@ -115,8 +116,9 @@ class CsvReopen(QObject):
                 reopened.predictions, reopened.confirmed, in_csv=not self._recovered
             )
             found = plural(len(reopened.predictions), "photo")
-            self.message.emit(f"Opened {Path(self._path).name}: {found}")
-            self.opened.emit(self._recovered)
+            name = "the earlier session's review" if self._recovered else Path(self._path).name
+            self.message.emit(f"Opened {name}: {found}")
+            self.opened.emit(self._recovered, not reopened.missing)
         self._set_busy(False)
 
     def _set_busy(self, busy: bool) -> None:

@@ -6,7 +6,9 @@ written or opened (`ResultsModel.unsaved_review`), the whole table is written as
 CSV (atomically, on a pool thread) to RECOVERY_FILE in the app's data folder; once nothing
 differs (exported, or cleared by choice) the file goes. Quit and Clear ask first, so a
 clean end leaves no file; a crash, a power cut or Ctrl+C in the terminal leaves it. The
-next start moves it aside (PREVIOUS_FILE) before writing its own, and offers it back.
+next start moves it aside under a name of its own ("unsaved-review.20261206-172510.csv")
+before writing its own, and offers each such file back until it is reopened in full or
+discarded: a session that ends before the worker decides adds one, never replaces one.
 
 One window at a time keeps the copy (a lock file, freed when its process is gone): a second
 window of the app would otherwise take the first one's live review for a crashed one's.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -27,9 +30,10 @@ from desktop.gui.background import BackgroundCall
 from desktop.gui.results_model import ResultsModel
 
 RECOVERY_FILE = "unsaved-review.csv"
-PREVIOUS_FILE = "unsaved-review.previous.csv"  # an earlier session's, until dealt with
+LEFTOVER_PATTERN = "unsaved-review.*.csv"  # earlier sessions' files, moved aside
 LOCK_FILE = "unsaved-review.lock"
 SAVE_DELAY_MS = 1500  # a burst of key presses is written once
+WAIT_S = 5.0  # for a write in progress, at most, before the window closes (a dead share)
 
 
 class ReviewRecovery(QObject):
@@ -38,69 +42,87 @@ class ReviewRecovery(QObject):
     def __init__(self, results: ResultsModel, folder: Path, parent: QObject | None = None):
         super().__init__(parent)
         self._results = results
+        self.folder = folder
         self.path = folder / RECOVERY_FILE
-        self.previous = folder / PREVIOUS_FILE
         self._lock = QLockFile(str(folder / LOCK_FILE))
+        self.locked = False  # this window deals with the folder's files
+        self.enabled = False  # this window keeps its own copy
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self.enabled = self._lock.tryLock(0)
-            if self.enabled and self.path.is_file():  # an earlier session's, left behind
-                os.replace(self.path, self.previous)
+            self.locked = self._lock.tryLock(0)
+            if self.locked and self.path.is_file():  # an earlier session's, left behind
+                os.replace(self.path, _aside_name(self.path))
+            self.enabled = self.locked
         except OSError:
-            self.enabled = False  # a read-only profile: the review is kept as before, in memory
+            pass  # a read-only profile, or a file that cannot move: offered, never written
         self._call: BackgroundCall | None = None  # the write running, one at a time
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(SAVE_DELAY_MS)
         self._timer.timeout.connect(self._save)
-        if self.enabled:
-            results.confirmations_changed.connect(self.schedule)
-            results.modelReset.connect(self.schedule)  # cleared, or another model's classes
-            results.relocated.connect(self.schedule)
+        results.confirmations_changed.connect(self.schedule)
+        results.modelReset.connect(self.schedule)  # cleared, or another model's classes
+        results.relocated.connect(self.schedule)
 
-    def leftover(self) -> Path | None:
-        """The review an earlier session left in no CSV, until reopened or discarded."""
-        return self.previous if self.enabled and self.previous.is_file() else None
+    def leftovers(self) -> list[Path]:
+        """Reviews earlier sessions left in no CSV, newest first, until each is reopened in
+        full or discarded."""
+        if not self.locked:
+            return []  # another window of the app deals with them
+        found = [p for p in self.folder.glob(LEFTOVER_PATTERN) if p.is_file()]
+        if not self.enabled and self.path.is_file():
+            found.append(self.path)  # it could not be moved aside: offered where it is
+        return sorted(found, key=_modified, reverse=True)
 
-    def forget_leftover(self) -> None:
-        """The earlier session's review was discarded, or is in the table (and so from now
-        on in this session's file, written at once before the earlier one goes)."""
-        self.flush(now=True)
+    def forget_leftover(self, leftover: Path, *, discarded: bool = False) -> bool:
+        """`leftover` was `discarded`, or is in the table in full (and so from now on in
+        this session's copy, written at once before the earlier one goes). False, and it
+        stays, when that copy could not be written."""
+        if not discarded and not self.flush(now=True):
+            return False
         with contextlib.suppress(OSError):
-            self.previous.unlink(missing_ok=True)
+            leftover.unlink(missing_ok=True)
+        return True
 
     def release(self) -> None:
-        """The window is closing: its file is in step; another window may keep one now."""
+        """The window is closing: its copy is in step; another window may keep one now."""
         self.flush()
-        if self.enabled:
+        self.enabled = False
+        if self.locked:
             self._lock.unlock()
-            self.enabled = False
+            self.locked = False
 
     @Slot()
     def schedule(self) -> None:
-        """Bring the file in step a moment from now (after a change, or an export)."""
+        """Bring the copy in step a moment from now (after a change, or an export)."""
         if self.enabled:
             self._timer.start()
 
-    def flush(self, now: bool = False) -> None:
-        """Bring the file in step before returning: the change waiting for its moment
-        (the window is closing), or with `now` whatever the table holds."""
+    def flush(self, now: bool = False) -> bool:
+        """Bring the copy in step before returning: the change waiting for its moment (the
+        window is closing), or with `now` whatever the table holds. False if it could not
+        be written."""
         if not self.enabled:
-            return
-        if self._call is not None:
-            self._call.wait()
-        if self._timer.isActive() or now:
-            self._timer.stop()
-            with contextlib.suppress(OSError):
-                self._job()()
+            return False
+        if self._call is not None and not self._call.wait(WAIT_S):
+            return False  # a write stuck on a dead share: the window must still close
+        if not (self._timer.isActive() or now):
+            return True
+        self._timer.stop()
+        try:
+            self._job()()
+        except OSError:
+            return False
+        return True
 
     def discard(self) -> None:
-        """The person chose to lose the review: no file, and none written later."""
+        """The person chose to lose the review: no copy, and none written later."""
         self._timer.stop()
         if self._call is not None:
-            self._call.wait()
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
+            self._call.wait(WAIT_S)
+        if self.enabled:
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
 
     @Slot()
     def _save(self) -> None:
@@ -110,7 +132,7 @@ class ReviewRecovery(QObject):
         self._call = BackgroundCall(self._job()).start()  # a failure is retried next change
 
     def _job(self) -> Callable[[], object]:
-        """What brings the file in step with the table as it is now (a snapshot)."""
+        """What brings the copy in step with the table as it is now (a snapshot)."""
         if not self._results.unsaved_review():
             return partial(self.path.unlink, missing_ok=True)
         return partial(
@@ -121,3 +143,21 @@ class ReviewRecovery(QObject):
             self._results.threshold,
             self._results.confirmed_classes(),
         )
+
+
+def _aside_name(path: Path) -> Path:
+    """A free name for an earlier session's copy, after the time it was last written."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(_modified(path)))
+    for number in range(1, 1000):
+        suffix = stamp if number == 1 else f"{stamp}-{number}"
+        aside = path.with_name(f"unsaved-review.{suffix}.csv")
+        if not aside.exists():
+            return aside
+    raise OSError(f"no free name beside {path}")
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

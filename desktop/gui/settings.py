@@ -34,7 +34,8 @@ class AppSettings:
         else the platform's per-user application data folder."""
         if self._s.format() == QSettings.Format.IniFormat:
             return Path(self._s.fileName()).parent
-        location = QStandardPaths.StandardLocation.AppDataLocation
+        # Local, not roaming (Windows): the copy names photos on this station's disks.
+        location = QStandardPaths.StandardLocation.AppLocalDataLocation
         return Path(QStandardPaths.writableLocation(location))
 
     def sync(self) -> None:
