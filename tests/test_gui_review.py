@@ -39,6 +39,16 @@ def confirmed_by_name(window) -> dict[str, str | None]:
     return {row.name: row.confirmed for row in window.results.rows}
 
 
+def corrected_window(qtbot, make_window, folder: Path, row: int = 0, key=Qt.Key.Key_3):
+    """A window that classified `folder` and where a person set one row's class with a key
+    (by default battery.png, the first row, to Microwave)."""
+    window = make_window()
+    classify(qtbot, window, folder)
+    select(window, row)
+    QTest.keyClick(window.view, key)
+    return window
+
+
 def select(window, *proxy_rows: int) -> None:
     """Select these rows, as a ctrl-click on each would."""
     window.view.clearSelection()
@@ -236,10 +246,7 @@ def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
 def test_clear_and_quit_ask_before_a_persons_classes_are_lost(
     qtbot, make_window, folder, tmp_path, monkeypatch
 ):
-    window = make_window()
-    classify(qtbot, window, folder)
-    select(window, 0)
-    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png corrected to Microwave
+    window = corrected_window(qtbot, make_window, folder)  # battery.png: Microwave
     asked: list[str] = []
     monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Cancel", asked))
     window.commands.clear.trigger()
@@ -328,13 +335,9 @@ def test_what_is_unsaved_and_a_clear_put_off_for_its_export(
 
 
 def crash_with_a_correction(qtbot, make_window, folder: Path, row: int, key: Qt.Key) -> None:
-    """A window that classifies `folder`, corrects one row and ends as a crash would: not a
-    person's Quit, so nothing is asked and the copy is kept."""
-    window = make_window()
-    classify(qtbot, window, folder)
-    select(window, row)
-    QTest.keyClick(window.view, key)
-    window.close()
+    """A window that corrects one row and ends as a crash would: not a person's Quit, so
+    nothing is asked and the copy is kept."""
+    corrected_window(qtbot, make_window, folder, row, key).close()
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -348,10 +351,7 @@ def test_a_review_in_no_csv_survives_a_crash_and_is_offered_back(
 ):
     from desktop.gui.review_recovery import RECOVERY_FILE
 
-    window = make_window()
-    classify(qtbot, window, folder)
-    select(window, 0)
-    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png corrected to Microwave
+    window = corrected_window(qtbot, make_window, folder)  # battery.png: Microwave
     copy = tmp_path / RECOVERY_FILE  # beside the settings, in the app's data folder
     qtbot.waitUntil(copy.is_file, timeout=TIMEOUT_MS)  # written a moment after the change
     window.close()  # as a crash ends it: not a person's Quit, so nothing is asked
@@ -444,10 +444,7 @@ def test_the_batch_summary_counts_by_class_and_status_and_saves_a_png(
 ):
     from PIL import Image
 
-    window = make_window()
-    classify(qtbot, window, folder)
-    select(window, 0)
-    QTest.keyClick(window.view, Qt.Key.Key_3)  # battery.png corrected to Microwave
+    window = corrected_window(qtbot, make_window, folder)  # battery.png: Microwave
     dialog = window.show_summary()
     qtbot.addWidget(dialog)
 

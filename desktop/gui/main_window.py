@@ -10,7 +10,6 @@ user's commands (open, export, clear) and what a newly loaded model means for th
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -46,6 +45,7 @@ from desktop.gui.model_status import ModelLabel, about_text, model_record
 from desktop.gui.open_csv import CsvReopen
 from desktop.gui.preview import PreviewPanel, ScrolledPane
 from desktop.gui.progress_panel import ProgressPanel
+from desktop.gui.recovery_offer import RecoveryOffer
 from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import ResultsModel
 from desktop.gui.results_view import ResultsView, key_legend
@@ -80,7 +80,6 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings
         self.last_summary: RunSummary | None = None
-        self._recovering: Path | None = None  # the earlier review being reopened
         # A Clear or Quit put off until the export asked for is written, and the rows then.
         self._after_export: tuple[Callable[[], None], int] | None = None
         self.setWindowTitle(APP_TITLE)
@@ -106,8 +105,10 @@ class MainWindow(QMainWindow):
         self.run_reporter = RunReporter(
             self.controller, self.progress_panel, self.statusBar(), self
         )
+        self.recovery_offer = RecoveryOffer(
+            self.recovery, self.reopen, self.drop_area.empty_state, self
+        )
         self._connect()
-        self._offer_recovery()
         self._restore_layout()
         self._update_actions()
 
@@ -199,11 +200,9 @@ class MainWindow(QMainWindow):
         self.csv_export.finished.connect(self._on_exported)
         self.reopen.message.connect(self.statusBar().showMessage)
         self.reopen.busy_changed.connect(self._update_actions)
-        self.reopen.opened.connect(self._on_reopened)
+        self.reopen.opened.connect(lambda *_: self._show_results())
         self.csv_export.finished.connect(self.recovery.schedule)  # no unsaved review: no copy
-        empty_state = self.drop_area.empty_state
-        empty_state.reopen_recovery.clicked.connect(self._reopen_recovered)
-        empty_state.discard_recovery.clicked.connect(self._discard_recovered)
+        self.recovery_offer.message.connect(self.statusBar().showMessage)
         self.preview.confirm_requested.connect(self.results.confirm_row)
         self.results.confirmations_changed.connect(
             lambda: self.preview.show_result(self.preview.row)
@@ -402,59 +401,6 @@ class MainWindow(QMainWindow):
             self.view.select_proxy_row(0)  # something in the preview from the first batch
         self._update_actions()
 
-    @Slot(bool, bool)
-    def _on_reopened(self, recovered: bool, complete: bool) -> None:
-        self._show_results()
-        leftover, self._recovering = self._recovering, None
-        if not recovered or leftover is None:
-            return
-        # Every row in the table, so in this session's copy: the earlier one can go. With
-        # photos left out (a share not back yet) it stays, offered again once cleared.
-        if not complete:
-            self.statusBar().showMessage(
-                "Some photos of the earlier session's review are missing: it stays offered "
-                "(Clear results, then Reopen, once they are back)"
-            )
-        elif not self.recovery.forget_leftover(leftover):
-            self.statusBar().showMessage(
-                "Cannot keep a copy of this review here: the earlier session's stays offered"
-            )
-        self._offer_recovery()
-
-    def _offer_recovery(self) -> None:
-        leftovers = self.recovery.leftovers()
-        saved_at = None
-        if leftovers:
-            saved_at = time.strftime("%Y-%m-%d %H:%M", time.localtime(_modified(leftovers[0])))
-        self.drop_area.empty_state.offer_recovery(saved_at, len(leftovers) - 1)
-
-    def _reopen_recovered(self) -> None:
-        leftovers = self.recovery.leftovers()
-        if leftovers and self.engine is not None and not self.reopen.busy:
-            self._recovering = leftovers[0]
-            self.reopen.open(str(leftovers[0]), recovered=True)
-
-    def _discard_recovered(self) -> None:
-        leftovers = self.recovery.leftovers()
-        if not leftovers:
-            return
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Discard the earlier review")
-        box.setText(
-            "Delete what a person confirmed or corrected in the session that ended "
-            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(_modified(leftovers[0])))}? "
-            "It is in no CSV: this cannot be undone."
-        )
-        delete = box.addButton("&Delete it", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.exec()
-        if box.clickedButton() is not delete:
-            return
-        self.recovery.forget_leftover(leftovers[0], discarded=True)
-        self._offer_recovery()
-        self.statusBar().showMessage("The earlier session's unsaved review was discarded")
-
     def _show_results(self) -> None:
         """The table instead of the drop hint, with the keyboard in it: 1-9, 0, Enter and
         the arrows work at once (else the focus was nowhere, and on the next activation
@@ -552,12 +498,9 @@ class MainWindow(QMainWindow):
         self.commands.clear.setEnabled(has_rows or busy)
         self.commands.cancel.setEnabled(busy or self.controller.queued > 0)
         self.commands.open_model.setEnabled(not busy and not self.model_loader.loading)
-        # A run listed its photos before the reopened rows existed: it would classify them
-        # again, dropping the classes the reopen brought back.
-        idle = not busy and not self.controller.queued and not self.reopen.busy
-        empty_state = self.drop_area.empty_state
-        empty_state.reopen_recovery.setEnabled(self.engine is not None and idle)
-        empty_state.discard_recovery.setEnabled(not self.reopen.busy)
+        self.recovery_offer.set_ready(
+            self.engine is not None and not busy and not self.controller.queued
+        )
 
     def quit(self) -> None:
         """File > Quit: asks first when a person's confirmations are in no CSV yet."""
@@ -617,10 +560,3 @@ class MainWindow(QMainWindow):
         self._save_layout()
         self.controller.shutdown()  # no worker thread may outlive the window
         super().closeEvent(event)
-
-
-def _modified(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return time.time()

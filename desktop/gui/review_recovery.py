@@ -156,6 +156,11 @@ def _aside_name(path: Path) -> Path:
     raise OSError(f"no free name beside {path}")
 
 
+def saved_at(path: Path) -> str:
+    """When `path` was last written, as the offer says it ("2026-12-06 17:25")."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(_modified(path)))
+
+
 def _modified(path: Path) -> float:
     try:
         return path.stat().st_mtime
