@@ -391,9 +391,11 @@ def test_reviews_left_by_crashes_are_each_kept_until_reopened_in_full_or_discard
     # A photo of the newest is missing (its share not back yet): reopened without it, the
     # copy stays offered.
     (folder / "mouse.png").rename(tmp_path / "mouse.png")
-    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Leave them out", []))
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Leave them out", shown))
     window.drop_area.empty_state.reopen_recovery.click()
     qtbot.waitUntil(lambda: not window.reopen.busy, timeout=TIMEOUT_MS)
+    assert shown[0].startswith("Photos of the earlier session's review not found where it says")
     assert window.results.rowCount() == 3 and len(leftovers(tmp_path)) == 2
     assert "stays offered" in window.statusBar().currentMessage()
 

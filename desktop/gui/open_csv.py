@@ -66,7 +66,7 @@ class CsvReopen(QObject):
                 return
         self._path, self._names = path, list(self._results.class_names)
         self._set_busy(True)
-        self.message.emit(f"Reading {Path(path).name}…")
+        self.message.emit(f"Reading {self._name()}…")
         self._read(partial(read_results_csv, path, self._names), self._on_read)
 
     def _read(self, job: Callable[[], Any], then: Callable[[Any], None]) -> None:
@@ -91,7 +91,7 @@ class CsvReopen(QObject):
             QMessageBox.information(
                 self._window(),
                 "Some photos are still missing",
-                f"{_listing(self._path, still)}\n\nLeft out.",
+                f"{_listing(self._name(), still)}\n\nLeft out.",
             )
         self._finish(reopened or self._first)
 
@@ -101,14 +101,14 @@ class CsvReopen(QObject):
             self._finish(self._first)
             return
         QMessageBox.warning(self._window(), "Cannot open these results", str(exc))
-        self.message.emit(f"{Path(self._path).name} not opened")
+        self.message.emit(f"{self._name()} not opened")
         self._finish(None)
 
     def _finish(self, reopened: ReopenedResults | None) -> None:
         self._call = self._first = None
         if reopened is not None and list(self._results.class_names) != self._names:
             self.message.emit(
-                f"Another model was loaded while {Path(self._path).name} was read: "
+                f"Another model was loaded while {self._name()} was read: "
                 "open it again to see its rows"
             )
         elif reopened is not None:
@@ -116,10 +116,13 @@ class CsvReopen(QObject):
                 reopened.predictions, reopened.confirmed, in_csv=not self._recovered
             )
             found = plural(len(reopened.predictions), "photo")
-            name = "the earlier session's review" if self._recovered else Path(self._path).name
-            self.message.emit(f"Opened {name}: {found}")
+            self.message.emit(f"Opened {self._name()}: {found}")
             self.opened.emit(self._recovered, not reopened.missing)
         self._set_busy(False)
+
+    def _name(self) -> str:
+        """The CSV as the worker knows it: its name, or what the app's own copy is."""
+        return "the earlier session's review" if self._recovered else Path(self._path).name
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -132,7 +135,7 @@ class CsvReopen(QObject):
         box.setIcon(QMessageBox.Icon.Information)
         box.setWindowTitle("Some photos are not where the CSV says")
         box.setText(
-            f"{_listing(self._path, missing)}\n\n"
+            f"{_listing(self._name(), missing)}\n\n"
             "If a sort moved them, show the folder it sorted them into."
         )
         find = box.addButton("Find them in a sort folder…", QMessageBox.ButtonRole.ActionRole)
@@ -159,9 +162,9 @@ def _read_with_moves(
     return (read_results_csv(path, names, moved) if moved else None), still
 
 
-def _listing(path: str, missing: Sequence[str]) -> str:
+def _listing(name: str, missing: Sequence[str]) -> str:
     listed = "\n".join(missing[:MAX_MISSING_LISTED])
     more = len(missing) - MAX_MISSING_LISTED
-    return f"Photos of {Path(path).name} not found where it says ({len(missing)}):\n{listed}" + (
+    return f"Photos of {name} not found where it says ({len(missing)}):\n{listed}" + (
         f"\n… and {more} more" if more > 0 else ""
     )
