@@ -165,10 +165,6 @@ def _report_and_quit(window: MainWindow) -> None:
         window.close()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _close_from_terminal(window: MainWindow) -> None:
     """Ctrl+C: close at once (no box to answer), saying where a person's review went."""
     unsaved = window.results.unsaved_review()
@@ -180,3 +176,7 @@ def _close_from_terminal(window: MainWindow) -> None:
             file=sys.stderr,
         )
     window.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
