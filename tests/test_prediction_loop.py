@@ -3,6 +3,9 @@ and the Keras adapter plugs into the same loop as the ONNX engine."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +110,45 @@ def test_a_keras_model_runs_through_the_same_loop(tmp_path: Path) -> None:
     first, second = keras.Input((32, 32, 3)), keras.Input((32, 32, 3))
     with pytest.raises(KerasPredictorError, match="2 inputs"):
         KerasPredictor(keras.Model([first, second], keras.layers.Add()([first, second])))
+
+
+# Raises from a signal handler at random moments while the loop waits for decodes, as a
+# stop signal does in ewaste-classify (desktop.core.stop_signals), then lets Python exit.
+STOPPED_WHILE_WAITING = """
+import random, signal, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from desktop.core.prediction_loop import _wait_unless_stopped
+
+class Stop(BaseException):
+    pass
+
+def stop(*_):
+    raise Stop()
+
+signal.signal(signal.SIGALRM, stop)
+random.seed(7)
+pool = ThreadPoolExecutor(max_workers=2)
+for _ in range(3000):
+    futures = [pool.submit(time.sleep, 0.0005) for _ in range(8)]
+    signal.setitimer(signal.ITIMER_REAL, random.uniform(0.00005, 0.004))
+    try:
+        _wait_unless_stopped(futures, lambda: False)
+    except Stop:
+        pass
+    signal.setitimer(signal.ITIMER_REAL, 0)
+print("stopped 3000 times")
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="setitimer is POSIX-only")
+def test_a_stop_signal_while_waiting_for_decodes_never_hangs_the_exit() -> None:
+    # concurrent.futures.wait() takes the futures' locks one by one; a stop raised in the
+    # middle left some taken, the decode thread finishing that future blocked for ever, and
+    # the stopped command hung at exit joining it (a CI run of ewaste-classify saw it).
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_WHILE_WAITING],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "stopped 3000 times", done.stderr

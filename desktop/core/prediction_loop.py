@@ -13,10 +13,12 @@ the (N,) unknown-item scores or None: `Engine.predict` for an ONNX file,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import NamedTuple
 
 import numpy as np
@@ -283,10 +285,17 @@ def classify_paths(
 
 
 def _wait_unless_stopped(futures: list[Future[Decoded]], stop: StopCheck) -> bool:
-    """Wait for all `futures`; False as soon as `stop()` says so (checked every poll)."""
-    pending = set(futures)
-    while pending:
-        if stop():
-            return False
-        _, pending = wait(pending, timeout=STOP_POLL_SECONDS)
+    """Wait for all `futures`; False as soon as `stop()` says so (checked every poll).
+
+    Each future is waited on alone, inside its own `with` (Future.exception), never with
+    concurrent.futures.wait: a stop signal raised (as `Stopped`) while wait() was taking
+    the futures' locks one by one left some taken, the decode thread that then finished
+    one blocked on it for ever, and the stopped command hung at exit, joining that thread.
+    """
+    for future in futures:
+        while not future.done():
+            if stop():
+                return False
+            with contextlib.suppress(FuturesTimeout, CancelledError):
+                future.exception(timeout=STOP_POLL_SECONDS)
     return True
