@@ -121,6 +121,8 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_data, tmp_path):
     done_before = before["epochs_done"]
     assert 1 <= done_before < 4, "the run should have been killed part-way"
     assert not (run / "model.keras").exists()
+    # A record whose write a kill cut short leaves its hidden temporary file behind.
+    (run / ".state.json.0123456789ab.tmp").write_text('{"epochs_do')
 
     assert main([*args, "--resume"]) == 0
     after = json.loads(state_file.read_text())
@@ -132,7 +134,7 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_data, tmp_path):
     # Only the files state.json names are kept: one checkpoint, one best-weights file.
     assert [p.name for p in run.glob("checkpoint-epoch*.keras")] == [after["checkpoint"]]
     assert [p.name for p in run.glob("best-epoch*.weights.h5")] == [after["best_file"]]
-    assert not list(run.glob("partial-*"))
+    assert not list(run.glob("partial-*")) and not list(run.glob(".*.tmp"))
 
     # The resumed epochs train on the batches an uninterrupted run trains on, not on
     # epoch 1's shuffle order and augmentation again: the same history.

@@ -103,7 +103,7 @@ def test_every_record_round_trips_through_its_file(tmp_path: Path) -> None:
     assert audit["leaks"]["test_images_with_train_val_duplicate"] == ["test/Mouse/b.jpg"]
     assert audit["exact_duplicates"][0]["cross_split"] is True
     assert audit["unreadable"]["count"] == 1
-    assert not list(tmp_path.glob("partial-*"))  # written through a temporary name
+    assert not list(tmp_path.glob(".*"))  # written through a temporary name, none left
 
 
 def test_records_answer_what_their_readers_ask() -> None:
@@ -258,10 +258,12 @@ def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch) -
         os, "replace", lambda a, b: calls.append(("replace", Path(a).name)) or real_replace(a, b)
     )
     files.write_text_atomic(tmp_path / "state.json", "{}\n")
-    assert calls == ["fsync", ("replace", "partial-state.json")]
+    assert calls == ["fsync", ("replace", calls[1][1])] and calls[1][1].startswith(".state.json")
     assert (tmp_path / "state.json").read_text() == "{}\n"
 
     calls.clear()
     picture = plots.training_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
-    assert ("replace", "partial-curves.png") in calls
-    assert picture.read_bytes().startswith(b"\x89PNG") and not list(tmp_path.glob("partial-*"))
+    assert calls[-2:] == ["fsync", ("replace", calls[-1][1])]
+    assert calls[-1][1].startswith(".curves.png")
+    assert picture.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "state.json"]

@@ -17,6 +17,7 @@ import tensorflow as tf
 from PIL import features
 
 from desktop.core.preprocessing import DEFAULT_RESIZE, ImageLoadError, contract, load_rgb
+from desktop.core.safe_files import replaced_whole
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset
 from trainer.errors import ConfigError
@@ -78,15 +79,14 @@ def load_split(
     )
     if cache_file:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(".partial.npz")
-        np.savez(
-            partial,
-            images=arrays.images,
-            labels=arrays.labels,
-            paths=np.asarray(arrays.paths),
-            failures=json.dumps(arrays.failures),
-        )
-        os.replace(partial, cache_file)
+        with replaced_whole(cache_file, "wb") as handle:
+            np.savez(
+                handle,
+                images=arrays.images,
+                labels=arrays.labels,
+                paths=np.asarray(arrays.paths),
+                failures=json.dumps(arrays.failures),
+            )
     return arrays
 
 

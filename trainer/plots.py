@@ -8,7 +8,6 @@ directly, so nothing depends on a display or on pyplot's global figure list.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from desktop.core.preprocessing import ImageLoadError, load_rgb
+from desktop.core.safe_files import replaced_whole
 
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
 _DPI = 100
@@ -34,16 +34,12 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    """Write through a temporary file beside `path`: a run stopped mid-save keeps the
-    previous picture, never a torn one that the report links to."""
+    """Write the picture whole or not at all: a run stopped mid-save keeps the previous
+    picture, never a torn one that the report links to."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"partial-{path.name}")  # keeps the suffix savefig reads
-    try:
-        figure.savefig(partial, bbox_inches="tight")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with replaced_whole(path, "wb") as handle:
+        figure.savefig(handle, format=path.suffix.lstrip(".").lower(), bbox_inches="tight")
     return path
 
 

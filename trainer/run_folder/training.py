@@ -110,8 +110,9 @@ def best_weights_file(epoch: int) -> str:
     return f"best-epoch{epoch:03d}.weights.h5"
 
 
-# Every epoch's files, and saves cut short: those state.json does not name are stale.
-EPOCH_FILE_PATTERNS = ("checkpoint-epoch*.keras", "best-epoch*.weights.h5", "partial-*")
+# Every epoch's files, and saves cut short (Keras's "partial-" names and the hidden
+# temporaries of `replaced_whole`): those state.json does not name are stale.
+EPOCH_FILE_PATTERNS = ("checkpoint-epoch*.keras", "best-epoch*.weights.h5", "partial-*", ".*.tmp")
 
 
 def read_state(folder: Path) -> TrainingState | None:
