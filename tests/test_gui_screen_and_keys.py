@@ -6,6 +6,9 @@ netbook at a station (1024x600) or a laptop at 2x scale (960x540) is.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,32 @@ def test_the_window_and_its_summary_fit_a_small_screen(window, qtbot):
     dialog = window.show_summary()
     qtbot.addWidget(dialog)
     assert dialog.width() <= screen.width() and dialog.height() <= screen.height()
+
+
+SHARP_SUMMARY = """
+from collections import Counter
+from PySide6.QtWidgets import QApplication, QWidget
+from desktop.core.summary import BatchSummary
+from desktop.gui.summary_dialog import SummaryDialog
+
+app = QApplication([])
+summary = BatchSummary(["Battery"], 0.7, "m.onnx", "0" * 64, counts=Counter({("Battery", "ok"): 3}))
+parent = QWidget()
+pixmap = SummaryDialog(summary, parent).picture.pixmap()
+print(pixmap.devicePixelRatio(), pixmap.width(), pixmap.deviceIndependentSize().width())
+"""
+
+
+def test_the_batch_summary_is_sharp_on_a_screen_scaled_200_percent():
+    # Drawn at 1x, the picture was magnified on such a screen: soft text. Its own process,
+    # for a screen scaled from the start as a station's is.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_SCALE_FACTOR": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", SHARP_SUMMARY], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    # Twice the pixels of the picture's size on the screen: 1800 for its 900.
+    assert done.stdout.split() == ["2.0", "1800", "900.0"]
 
 
 def test_the_keyboard_is_in_the_table_once_results_show(window):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,43 +84,52 @@ def summarise(
     return summary
 
 
-def render(summary: BatchSummary) -> Image.Image:
-    """The summary as an RGB picture."""
+def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
+    """The summary as an RGB picture, `WIDTH` pixels wide times `scale` (2 for a sharp
+    picture on a screen scaled 200 %)."""
+
+    def px(value: float) -> int:
+        return round(value * scale)
+
     rows = len(summary.class_names)
     height = MARGIN * 2 + 78 + ROW_HEIGHT * rows + 80
-    picture = Image.new("RGB", (WIDTH, height), "white")
+    picture = Image.new("RGB", (px(WIDTH), px(height)), "white")
     draw = ImageDraw.Draw(picture)
-    title, text, small = (ImageFont.load_default(size=s) for s in (20, 15, 13))
-    draw.text((MARGIN, MARGIN), f"Batch summary: {summary.total} photos", fill="black", font=title)
-    draw.text((MARGIN, MARGIN + 30), summary.caption(), fill=(90, 90, 90), font=small)
-    _legend(draw, MARGIN + 52, small)
+    title, text, small = (ImageFont.load_default(size=px(s)) for s in (20, 15, 13))
+    caption = f"Batch summary: {summary.total} photos"
+    draw.text((px(MARGIN), px(MARGIN)), caption, fill="black", font=title)
+    draw.text((px(MARGIN), px(MARGIN + 30)), summary.caption(), fill=(90, 90, 90), font=small)
+    _legend(draw, MARGIN + 52, small, px)
     largest = max([sum(summary.of(n, s) for s in BAR_STATUSES) for n in summary.class_names] + [1])
-    scale = (WIDTH - LABEL_WIDTH - MARGIN * 2 - 60) / largest
+    scale_bar = (WIDTH - LABEL_WIDTH - MARGIN * 2 - 60) / largest
     top = MARGIN + 78
     for index, name in enumerate(summary.class_names):
         y = top + index * ROW_HEIGHT
-        draw.text((MARGIN, y + 8), name, fill="black", font=text)
+        draw.text((px(MARGIN), px(y + 8)), name, fill="black", font=text)
         x = MARGIN + LABEL_WIDTH
         for status in BAR_STATUSES:
-            width = summary.of(name, status) * scale
+            width = summary.of(name, status) * scale_bar
             if width:
-                draw.rectangle((x, y + 6, x + width, y + ROW_HEIGHT - 6), fill=COLOURS[status])
+                box = (px(x), px(y + 6), px(x + width), px(y + ROW_HEIGHT - 6))
+                draw.rectangle(box, fill=COLOURS[status])
             x += width
         total = sum(summary.of(name, s) for s in BAR_STATUSES)
-        draw.text((x + 8, y + 8), str(total), fill="black", font=text)
+        draw.text((px(x + 8), px(y + 8)), str(total), fill="black", font=text)
     y = top + rows * ROW_HEIGHT + 16
     unknown = f"{plural(summary.unknown, 'unknown item')}: like none of these classes"
-    draw.text((MARGIN, y), unknown, fill=COLOURS[STATUS_UNKNOWN], font=text)
+    draw.text((px(MARGIN), px(y)), unknown, fill=COLOURS[STATUS_UNKNOWN], font=text)
     errors = f"{summary.errors} could not be read (error)"
-    draw.text((MARGIN, y + 24), errors, fill=COLOURS[STATUS_ERROR], font=text)
+    draw.text((px(MARGIN), px(y + 24)), errors, fill=COLOURS[STATUS_ERROR], font=text)
     return picture
 
 
-def _legend(draw: ImageDraw.ImageDraw, y: int, font: ImageFont.ImageFont) -> None:
+def _legend(
+    draw: ImageDraw.ImageDraw, y: int, font: ImageFont.ImageFont, px: Callable[[float], int]
+) -> None:
     x = MARGIN
     for status, label in ((STATUS_OK, "ok"), (STATUS_REVIEW, "needs review")):
-        draw.rectangle((x, y + 2, x + 14, y + 14), fill=COLOURS[status])
-        draw.text((x + 20, y), label, fill="black", font=font)
+        draw.rectangle((px(x), px(y + 2), px(x + 14), px(y + 14)), fill=COLOURS[status])
+        draw.text((px(x + 20), px(y)), label, fill="black", font=font)
         x += 150
 
 

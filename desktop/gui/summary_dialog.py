@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 
 from PySide6.QtCore import QSize, Qt
@@ -28,10 +29,13 @@ class SummaryDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Batch summary")
         self.summary = summary
+        # Drawn at the screen's scale (2 at 200 %), so the text is sharp, not magnified.
+        ratio = max(1, math.ceil((parent or self).devicePixelRatioF()))
         buffer = io.BytesIO()
-        render(summary).save(buffer, format="PNG")
+        render(summary, scale=ratio).save(buffer, format="PNG")
         pixmap = QPixmap()
         pixmap.loadFromData(buffer.getvalue(), "PNG")
+        pixmap.setDevicePixelRatio(ratio)
         self.picture = QLabel()
         self.picture.setPixmap(pixmap)
         # Scrolled on a screen lower than the picture (1024x600, a 2x scale), so Save PNG…
@@ -48,7 +52,7 @@ class SummaryDialog(QDialog):
         layout.addWidget(scroll)
         layout.addWidget(self.saved_note)
         layout.addWidget(buttons)
-        whole = self.sizeHint().expandedTo(pixmap.size() + QSize(48, 96))
+        whole = self.sizeHint().expandedTo(pixmap.deviceIndependentSize().toSize() + QSize(48, 96))
         screen = (parent.screen() if parent else self.screen()).availableGeometry()
         self.resize(whole.boundedTo(screen.size() * 0.95))
 
