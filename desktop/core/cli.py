@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
         const=LOCAL_RAY,
         metavar="ADDRESS",
         help="classify on a Ray cluster (extra `cluster`): ADDRESS such as auto or "
-        "host:6379; without ADDRESS, Ray starts on this machine. Paths must be readable on "
+        "host:6379; without ADDRESS, it joins a Ray running on this machine, else starts one "
+        "here. Paths must be readable on "
         "every node",
     )
     parser.add_argument(
