@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -317,24 +318,33 @@ def test_a_full_disk_at_the_manifest_row_stops_with_what_was_done(engine, tmp_pa
     predictions = classified(engine, photos)
     dest = tmp_path / "sorted"
     rows = []
-    real_add = sorting._Manifest.add
+    real_write = sorting.os.write
 
-    def add_until_full(manifest, filed):
+    def write_until_full(fd, data):
+        if not bytes(data).startswith(str(photos).encode()):
+            return real_write(fd, data)  # anything but a manifest row
         if len(rows) == 3:  # a hard link needs no data blocks: the row is what fills it
+            real_write(fd, data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        rows.append(filed)
-        real_add(manifest, filed)
+        rows.append(data)
+        return real_write(fd, data)
 
-    monkeypatch.setattr(sorting._Manifest, "add", add_until_full)
+    monkeypatch.setattr(sorting.os, "write", write_until_full)
     with pytest.raises(SortError, match="full after 3 photos") as stopped:
         sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
-    assert stopped.value.report is not None and len(stopped.value.report.filed) == 3
     monkeypatch.undo()
+    assert stopped.value.report is not None and len(stopped.value.report.filed) == 3
+    # The half row is cut off again: the next sort's first row starts on a line of its own.
+    manifest = (dest / MANIFEST_FILE).read_bytes()
+    assert manifest.endswith(b"\r\n") and len(manifest_rows(dest)) == 3
 
     report = sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
     assert len(report.skipped) == 3 and not report.failed
     assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())  # once each
     assert list(photos.iterdir()) == []
+    # Every row is sound: the undo puts every photo back where it was.
+    assert not undo_sort(dest).failed
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
 
 
 def test_a_source_deleted_since_classification_fails_alone(engine, tmp_path) -> None:
@@ -617,6 +627,14 @@ def test_an_empty_manifest_left_by_a_stop_gets_its_header_and_undoes(engine, tmp
     assert {p.name: digest(p) for p in photos.iterdir()} == before
 
 
+def test_a_folder_named_as_the_manifest_is_refused_before_any_work(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    (tmp_path / "sorted" / MANIFEST_FILE).mkdir(parents=True)
+    with pytest.raises(SortError, match="is a folder, not a sort's manifest"):
+        sort_into(classified(engine, photos), tmp_path / "sorted", list(CLASS_NAMES), THRESHOLD)
+    assert files_under(tmp_path / "sorted") == []
+
+
 def test_a_manifest_that_cannot_be_read_whole_stops_the_sort_not_the_csv(
     tiny_model_path, tmp_path, capsys
 ) -> None:
@@ -787,3 +805,94 @@ def test_two_classes_whose_names_only_differ_in_forbidden_characters_keep_apart(
         "a_b": "a_b (3)",
         "Mouse": "Mouse",
     }
+
+
+def test_a_manifest_saved_without_its_last_line_end_takes_the_next_sort_apart(engine, tmp_path):
+    # An editor (or a power cut) left no line end: the next row ran into the last one, and
+    # the undo lost track of the photo that row named.
+    done = sorted_once(engine, tmp_path, move=True)
+    manifest = done.dest / MANIFEST_FILE
+    manifest.write_bytes(manifest.read_bytes().rstrip(b"\r\n"))
+    more = photo_folder(tmp_path / "more")
+    sort_into(classified(engine, more), done.dest, done.names, THRESHOLD, move=True)
+    assert len(manifest_rows(done.dest)) == 2 * len(done.before)
+
+    assert not undo_sort(done.dest).failed
+    assert {p.name: digest(p) for p in done.photos.iterdir()} == done.before
+    assert {p.name: digest(p) for p in more.iterdir()} == done.before
+    assert files_under(done.dest) == [done.dest / UNDONE_MANIFEST_FILE]
+
+
+def test_an_undo_waits_for_a_card_that_is_not_inserted(engine, tmp_path) -> None:
+    done = sorted_once(engine, tmp_path, move=True)
+    pulled = done.photos.rename(tmp_path / "card-in-the-drawer")  # the mount point is gone
+    report = undo_sort(done.dest)
+    # Nothing is put under a folder made up in its place (a card inserted later hides it).
+    assert not done.photos.exists() and len(report.failed) == len(done.before)
+    assert "is not there (a card or share not connected?)" in report.failed[0][1]
+    assert len(manifest_rows(done.dest)) == len(done.before)  # kept for the next try
+
+    pulled.rename(done.photos)
+    assert not undo_sort(done.dest).failed
+    assert {p.name: digest(p) for p in done.photos.iterdir()} == done.before
+
+
+@pytest.mark.parametrize("move", [True, False])
+def test_an_undo_finds_the_photos_of_a_renamed_destination(engine, tmp_path, move) -> None:
+    done = sorted_once(engine, tmp_path, move=move)
+    renamed = done.dest.rename(tmp_path / "sorted-monday")  # or a stick given a new letter
+    report = undo_sort(renamed)
+    assert not report.failed and len(report.filed) == len(done.before)
+    assert {p.name: digest(p) for p in done.photos.iterdir()} == done.before
+    assert files_under(renamed) == [renamed / UNDONE_MANIFEST_FILE]  # no copy left behind
+
+
+def test_a_damaged_manifest_row_is_reported_and_kept_never_acted_on(engine, tmp_path) -> None:
+    done = sorted_once(engine, tmp_path, move=True)
+    manifest = done.dest / MANIFEST_FILE
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    # Two rows run together, as a cut-short write left them: a source that names no photo.
+    merged = lines[1].rstrip("\r\n").rsplit(",", 1)[0] + "," + lines[2]
+    manifest.write_text("".join([lines[0], merged, *lines[3:]]), encoding="utf-8")
+
+    report = undo_sort(done.dest)
+    assert [reason for _, reason in report.failed] == [f"a damaged row of {MANIFEST_FILE}"]
+    assert len(report.filed) == len(done.before) - 2  # the two rows' photos stay filed
+    assert [row["source"] for row in manifest_rows(done.dest)] == [merged.split(",")[0]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "sorted"]
+
+
+def test_a_name_that_is_not_text_fails_alone_and_leaves_nothing_behind(engine, tmp_path):
+    photos = photo_folder(tmp_path / "photos")
+    try:  # a card written by another system: Latin-1 bytes in a UTF-8 file system
+        odd = photos / Path(os.fsdecode(b"caf\xe9.png"))
+        shutil.copyfile(photos / "battery.png", odd)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system stores only names that are text")
+    dest = tmp_path / "sorted"
+    report = sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert report.failed == [(str(odd), "its name is not valid text: rename it to sort")]
+    assert len(report.filed) == 12 and list(photos.iterdir()) == [odd]  # the others went
+    assert len(manifest_rows(dest)) == 12 and len(files_under(dest)) == 12  # no stray copy
+
+
+def test_an_undo_stopped_after_a_numbered_name_finishes_next_time(engine, tmp_path) -> None:
+    done = sorted_once(engine, tmp_path, move=True)
+    (done.photos / "battery.png").write_bytes(b"a new photo under the name")
+    real_unlink, stops = Path.unlink, []
+
+    def stop_once(path, missing_ok=False):
+        real_unlink(path, missing_ok=missing_ok)
+        if path.name == "battery.png" and not stops:
+            stops.append(path)
+            raise KeyboardInterrupt  # Ctrl+C just after the photo was put back, numbered
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "unlink", stop_once)
+        with pytest.raises(KeyboardInterrupt):
+            undo_sort(done.dest)
+    assert (done.photos / "battery (2).png").is_file()
+
+    report = undo_sort(done.dest)
+    assert not report.failed and not (done.dest / MANIFEST_FILE).exists()
+    assert digest(done.photos / "battery (2).png") == done.before["battery.png"]

@@ -22,7 +22,9 @@ it cannot undo a correction.
 `undo_sort` moves the files back (or deletes the copies) using the manifest; a copy whose
 original is gone, or replaced by another photo of that name, is moved back instead, as it is
 then the only one. A photo is matched by path and SHA-256, never by its name alone. The
-manifest records absolute paths, so the undo works from any folder.
+manifest records absolute paths, so the undo works from any folder; a filed photo is looked
+for under DEST as it is named now (renamed, or on a stick given another drive letter). The
+undo never creates a photo's folder: one that is not there is a card not inserted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import io
 import os
 import shutil
 import uuid
@@ -192,6 +195,8 @@ def check_destination(
                     f" (a write-protected card?); copy them instead"
                 ) from exc
     manifest = target / MANIFEST_FILE
+    if manifest.exists() and not manifest.is_file():
+        raise SortError(f"{manifest} is a folder, not a sort's manifest: rename it")
     if manifest.is_file():  # another file under its name would be sorted on, or undone
         try:
             with manifest.open(encoding="utf-8-sig", newline="") as handle:
@@ -235,6 +240,9 @@ def sort_into(
     with _Manifest(dest / MANIFEST_FILE) as manifest:
         for count, prediction in enumerate(predictions, start=1):
             source = str(prediction.path)
+            if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
+                report.failed.append((source, "its name is not valid text: rename it to sort"))
+                continue
             person = (confirmed or {}).get(source)
             folder = folder_for(prediction, class_names, threshold, person, folders)
             label = person or (
@@ -324,6 +332,10 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     report, left, undone, seen = SortReport(), [], [], set()
     returned: set[tuple[str, str]] = set()  # photos put back by their latest row
     for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
+        if not _sound(entry):  # kept for a person to mend; never acted on
+            report.failed.append((entry.destination, f"a damaged row of {MANIFEST_FILE}"))
+            left.append(entry)
+            continue
         # One photo: its path and content (a new photo under a reused name is another).
         photo = (entry.source, entry.sha256)
         try:
@@ -360,8 +372,19 @@ def _undo_one(entry: Filed) -> tuple[str, Path]:
     numbered name beside it), DELETED (the source holds the photo, the filed duplicate
     went) or IN_PLACE (nothing to do); and where the photo is now."""
     placed, source = Path(entry.destination), Path(entry.source)
-    if not placed.exists() and source.is_file() and file_sha256(source) == entry.sha256:
-        return IN_PLACE, source  # put back by an undo that was stopped
+    if not source.parent.is_dir():
+        # A card not inserted, a share not connected: creating the folder would hide the
+        # photo under the mount point, where the worker never looks.
+        raise OSError(
+            errno.ENOENT,
+            f"its folder {source.parent} is not there (a card or share not connected?); "
+            f"left as is: undo again once it is back",
+        )
+    if not placed.exists():
+        # Put back by an undo that was stopped: under its name, or a numbered one.
+        back = _identical_in_place(source, entry.sha256, placed, claimed=set())
+        if back is not None:
+            return IN_PLACE, back
     if not placed.is_file() or file_sha256(placed) != entry.sha256:
         raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
     if _is_same_path(placed, source):
@@ -373,7 +396,6 @@ def _undo_one(entry: Filed) -> tuple[str, Path]:
     if source.is_file() and file_sha256(source) == entry.sha256:
         placed.unlink()
         return DELETED, source
-    source.parent.mkdir(parents=True, exist_ok=True)
     back = _place(placed, source, link=True)
     placed.unlink()
     return MOVED_BACK, back
@@ -461,6 +483,16 @@ def _finish_move(filed: Filed) -> None:
             raise OSError(
                 exc.errno, f"copied to {placed}, but the original cannot be deleted ({reason})"
             ) from exc
+
+
+def _is_text(path: str) -> bool:
+    """False for a name of bytes that are no text in the file system's encoding (Python
+    holds them as surrogates): a card written by another system."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_same_path(first: Path, second: Path) -> bool:
@@ -556,50 +588,77 @@ def _link_or_rename(temporary: Path, target: Path) -> None:
 
 
 class _Manifest:
-    """manifest.csv, appended one flushed row per filed photo."""
+    """manifest.csv, appended one row per filed photo, each on disk before the next photo.
+
+    Rows go straight to the file, unbuffered: a row a full disk cut short is cut off again
+    (never half a row for the next sort to append to), and nothing is left to flush at the
+    close. A file whose last line has no line end (saved by an editor, a power cut) gets one
+    first, so a new row never runs into it."""
 
     def __init__(self, path: Path):
         self._path = path
 
     def __enter__(self) -> _Manifest:
-        # Empty: created by a sort stopped before its first row; it still needs the header.
-        new = not self._path.exists() or self._path.stat().st_size == 0
-        self._handle = self._path.open("a", encoding="utf-8", newline="")
-        self._writer = csv.writer(self._handle)
-        if new:
-            self._writer.writerow(MANIFEST_COLUMNS)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        self._fd = os.open(self._path, flags, 0o666)
+        try:
+            size = os.fstat(self._fd).st_size
+            if size == 0:  # new, or created by a sort stopped before its first row
+                self._append(_csv_line(MANIFEST_COLUMNS))
+            elif not _ends_a_line(self._path, size):
+                self._append(b"\r\n")
+        except BaseException:
+            os.close(self._fd)
+            raise
         return self
 
     def add(self, filed: Filed) -> None:
-        self._writer.writerow(
-            [
-                filed.source,
-                filed.destination,
-                filed.class_name,
-                filed.status,
-                filed.sha256,
-                filed.action,
-            ]
-        )
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self._append(_csv_line(_row(filed)))
+
+    def _append(self, data: bytes) -> None:
+        size = os.fstat(self._fd).st_size
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(self._fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+            raise
 
     def __exit__(self, *_exc: object) -> None:
-        self._handle.close()
+        os.close(self._fd)
+
+
+def _row(e: Filed) -> list[str]:
+    return [e.source, e.destination, e.class_name, e.status, e.sha256, e.action]
+
+
+def _csv_line(cells: Sequence[str]) -> bytes:
+    line = io.StringIO()
+    csv.writer(line).writerow(cells)
+    return line.getvalue().encode("utf-8")
+
+
+def _ends_a_line(path: Path, size: int) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        return handle.read(1) == b"\n"
 
 
 def _write_manifest(path: Path, entries: list[Filed]) -> None:
     with replaced_whole(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_COLUMNS)
-        for e in entries:
-            writer.writerow([e.source, e.destination, e.class_name, e.status, e.sha256, e.action])
+        writer.writerows(_row(e) for e in entries)
 
 
 def _read_manifest(path: Path, dest: Path) -> list[Filed]:
-    """The manifest's rows; SortError for a file of other columns (a results CSV saved
-    under that name: trusting it would undo nothing and delete it, or sort on top of it)
-    or one that cannot be read whole (re-saved in another encoding)."""
+    """The manifest's rows, damaged ones included (see `_sound`); SortError for a file of
+    other columns (a results CSV saved under that name: trusting it would undo nothing and
+    delete it, or sort on top of it) or one that cannot be read whole (re-saved in another
+    encoding)."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel may add a BOM
             reader = csv.DictReader(handle)
@@ -610,15 +669,28 @@ def _read_manifest(path: Path, dest: Path) -> list[Filed]:
     return [
         Filed(
             r["source"],
-            _canonical(_absolute_destination(r["destination"], dest)),
-            r["class"],
-            r["status"],
-            r["sha256"],
-            r["action"],
+            _destination_under(r["destination"], dest),
+            r["class"] or "",
+            r["status"] or "",
+            r["sha256"] or "",
+            r["action"] or "",
         )
         for r in rows
         if r.get("source") and r.get("destination")
     ]
+
+
+def _sound(entry: Filed) -> bool:
+    """A row as a sort writes it: not one a cut-short write, a NUL-filled tail or a hand
+    edit ran into another (acting on such a row could put a photo in an invented folder)."""
+    paths = (entry.source, entry.destination)
+    return (
+        entry.action in ("copy", "move")
+        and len(entry.sha256) == 64
+        and all(c in "0123456789abcdef" for c in entry.sha256)
+        and not any("\0" in p for p in paths)
+        and all(Path(p).is_absolute() for p in paths)
+    )
 
 
 def _check_manifest_columns(path: Path, columns: Sequence[str] | None) -> None:
@@ -632,13 +704,14 @@ def _check_manifest_columns(path: Path, columns: Sequence[str] | None) -> None:
         )
 
 
-def _absolute_destination(recorded: str, dest: Path) -> str:
-    """Earlier versions recorded the destination relative to the folder the sort ran in.
-    Every photo is filed as DEST/<folder>/<name>, so such a path is rebuilt under `dest`."""
+def _destination_under(recorded: str, dest: Path) -> str:
+    """Where a photo filed as DEST/<folder>/<name> is, under `dest` as it is named now: the
+    worker may have renamed the folder, or reached it from another drive letter or mount
+    point, since (earlier versions also recorded it relative to the working folder)."""
     path = Path(recorded)
-    if path.is_absolute() or len(path.parts) < 2:
-        return recorded
-    return str(dest / path.parts[-2] / path.parts[-1])
+    if len(path.parts) < 2 or "\0" in recorded:
+        return recorded  # not a sort's row (see `_sound`)
+    return _canonical(dest / path.parts[-2] / path.parts[-1])
 
 
 def earlier_moves(dest: str | os.PathLike[str]) -> dict[str, Filed]:
@@ -668,8 +741,9 @@ def current_places(dest: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def _manifest_entries(dest: Path) -> list[Filed]:
+    """The manifest's sound rows (see `_sound`); the undo reports the others."""
     manifest = dest / MANIFEST_FILE
-    return _read_manifest(manifest, dest) if manifest.is_file() else []
+    return [e for e in _read_manifest(manifest, dest) if _sound(e)] if manifest.is_file() else []
 
 
 def _latest_in_place(entries: list[Filed]) -> dict[str, Filed]:
