@@ -1,6 +1,6 @@
 """Classification on Ray Data against the plain engine: throughput and overhead.
 
-    python benchmarks/bench_ray.py [--folder DATASET/test] [--runs 3]
+    python benchmarks/bench_ray.py [--folder DATASET/val] [--runs 3]
 
 Starts Ray on this machine (2 CPUs here), then times, interleaved run by run, the plain
 engine (`Engine.classify`, the `ewaste-classify` loop) and `classify_on_ray` with 1 and 2
@@ -27,7 +27,7 @@ from desktop.core.engine import Engine
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", type=Path, default=DEFAULT_DATASET.parent / "test")
+    parser.add_argument("--folder", type=Path, default=DEFAULT_DATASET.parent / "val")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
