@@ -270,3 +270,29 @@ def test_watch_folder_classifies_photos_as_they_arrive(qtbot, window, tmp_path, 
     write_solid(camera / "printer.png", PROTOTYPE_COLOURS["Printer"])
     qtbot.wait(2500)
     assert window.results.rowCount() == 3
+
+
+def test_the_apps_watch_polls_a_folder_slow_to_look_at_less_often(qtbot, tmp_path, monkeypatch):
+    import os
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from desktop.gui.folder_watch import FolderWatch
+
+    watch = FolderWatch(poll_seconds=0.05)
+    [timer] = watch.findChildren(QTimer)
+    real_scandir = os.scandir
+    listings = []
+
+    def slow_scandir(path):
+        time.sleep(0.2)
+        listings.append(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr("desktop.core.watch.os.scandir", slow_scandir)
+    watch.start(str(tmp_path))
+    # After the first poll: nine times its 0.2 s, not every 50 ms.
+    qtbot.waitUntil(lambda: timer.interval() >= 1800, timeout=10_000)
+    assert len(listings) == 1
+    watch.stop()

@@ -456,3 +456,23 @@ def test_a_watch_that_moves_photos_copies_an_unreadable_one(tiny_model_path, tmp
     assert (dest / ERROR_FOLDER / "IMG_0001.HEIC").is_file() and (
         dest / "Mouse" / "mouse.png"
     ).is_file()
+
+
+def test_a_folder_slow_to_look_at_is_polled_less_often(tmp_path: Path, monkeypatch) -> None:
+    # Thousands of photos on a slow share: a poll that takes 0.3 s, every second, would
+    # keep the share and a core busy all shift.
+    watcher = FolderWatcher(tmp_path)
+    watcher.poll()
+    assert watcher.pause(1.0) == 1.0  # a small local folder: the poll interval as set
+    real_scandir = os.scandir
+
+    def slow_scandir(path):
+        time.sleep(0.3)
+        return real_scandir(path)
+
+    monkeypatch.setattr("desktop.core.watch.os.scandir", slow_scandir)
+    watcher.poll()
+    assert watcher.pause(1.0) >= 2.7  # at most a tenth of the time spent polling
+    monkeypatch.undo()
+    watcher.poll()
+    assert watcher.pause(1.0) == 1.0  # back to the interval once polls are quick again

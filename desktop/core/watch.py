@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from .results import FileState, Prediction
 
 DEFAULT_POLL_SECONDS = 1.0
+# Between polls, at least this many times as long as the last poll took: a folder of
+# thousands of photos on a slow share is looked at less often, not listed without a pause.
+POLL_PAUSE_FACTOR = 9
 SETTLE_SECONDS = 1.0
 GIVE_UP_SECONDS = 10.0
 # The last cell of a line of a sorting watch's record (see the module).
@@ -76,9 +79,22 @@ class FolderWatcher:
         # Why the last poll could not list the folder ("" when it could): an unplugged
         # camera or a share that went away, said to the worker instead of a silent wait.
         self.unreachable = ""
+        self._poll_took = 0.0  # seconds
+
+    def pause(self, poll_seconds: float) -> float:
+        """How long to wait before the next poll: `poll_seconds`, or longer when the last
+        poll took long, so the watch spends at most a tenth of its time polling."""
+        return max(poll_seconds, POLL_PAUSE_FACTOR * self._poll_took)
 
     def poll(self) -> list[Path]:
         """New photos that are completely written, sorted by name."""
+        started = time.perf_counter()
+        try:
+            return self._poll()
+        finally:
+            self._poll_took = time.perf_counter() - started
+
+    def _poll(self) -> list[Path]:
         ready, seen, now = [], set(), self._clock()
         try:
             entries = list(os.scandir(self.folder))
@@ -206,7 +222,7 @@ def watch_and_classify(
                 now = time.strftime("%H:%M:%S")
                 new = plural(len(ready), "new photo")
                 log(f"{now} {new} classified ({classified} since the watch began) in {folder}")
-            time.sleep(poll_seconds)
+            time.sleep(watcher.pause(poll_seconds))
     finally:
         appender.close()
     return classified

@@ -26,6 +26,7 @@ class FolderWatch(QObject):
         self._call: BackgroundCall | None = None  # the poll running, if any
         self._polled: FolderWatcher | None = None  # the watcher that poll asks
         self._unreachable = ""
+        self._poll_seconds = poll_seconds
         self._timer = QTimer(self)
         self._timer.setInterval(int(poll_seconds * 1000))
         self._timer.timeout.connect(self._poll)
@@ -63,6 +64,7 @@ class FolderWatch(QObject):
         self._call = None
         if self._polled is not self._watcher:  # stopped (or another folder started) meanwhile
             return
+        self._timer.setInterval(int(self._watcher.pause(self._poll_seconds) * 1000))
         if self._watcher.unreachable != self._unreachable:
             self._unreachable = self._watcher.unreachable
             self.unreachable_changed.emit(self._unreachable)
