@@ -824,15 +824,25 @@ def test_a_manifest_saved_without_its_last_line_end_takes_the_next_sort_apart(en
 
 
 def test_an_undo_waits_for_a_card_that_is_not_inserted(engine, tmp_path) -> None:
-    done = sorted_once(engine, tmp_path, move=True)
-    pulled = done.photos.rename(tmp_path / "card-in-the-drawer")  # the mount point is gone
-    report = undo_sort(done.dest)
+    photos = photo_folder(tmp_path / "card" / "DCIM")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    pulled = (tmp_path / "card").rename(tmp_path / "card-in-the-drawer")  # unmounted
+    report = undo_sort(dest)
     # Nothing is put under a folder made up in its place (a card inserted later hides it).
-    assert not done.photos.exists() and len(report.failed) == len(done.before)
-    assert "is not there (a card or share not connected?)" in report.failed[0][1]
-    assert len(manifest_rows(done.dest)) == len(done.before)  # kept for the next try
+    assert not (tmp_path / "card").exists() and len(report.failed) == len(before)
+    assert "nor the folder above it (a card or share not connected?)" in report.failed[0][1]
+    assert len(manifest_rows(dest)) == len(before)  # kept for the next try
 
-    pulled.rename(done.photos)
+    pulled.rename(tmp_path / "card")
+    assert not undo_sort(dest).failed
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
+def test_an_undo_makes_again_the_folder_a_person_deleted_once_it_was_empty(engine, tmp_path):
+    done = sorted_once(engine, tmp_path, move=True)
+    done.photos.rmdir()  # the move emptied it
     assert not undo_sort(done.dest).failed
     assert {p.name: digest(p) for p in done.photos.iterdir()} == done.before
 
@@ -851,14 +861,22 @@ def test_a_damaged_manifest_row_is_reported_and_kept_never_acted_on(engine, tmp_
     done = sorted_once(engine, tmp_path, move=True)
     manifest = done.dest / MANIFEST_FILE
     lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-    # Two rows run together, as a cut-short write left them: a source that names no photo.
+    # Two rows run together, as a cut-short write left them (the first one's action lost),
+    # and a last row cut short inside its source.
     merged = lines[1].rstrip("\r\n").rsplit(",", 1)[0] + "," + lines[2]
-    manifest.write_text("".join([lines[0], merged, *lines[3:]]), encoding="utf-8")
+    cut_short = lines[-1][:20]
+    manifest.write_text("".join([lines[0], merged, *lines[3:-1], cut_short]), encoding="utf-8")
 
     report = undo_sort(done.dest)
-    assert [reason for _, reason in report.failed] == [f"a damaged row of {MANIFEST_FILE}"]
-    assert len(report.filed) == len(done.before) - 2  # the two rows' photos stay filed
-    assert [row["source"] for row in manifest_rows(done.dest)] == [merged.split(",")[0]]
+    kept = "line {} is damaged; kept in it as it is, for a person to mend"
+    assert report.failed == [(str(manifest), kept.format(12)), (str(manifest), kept.format(2))]
+    assert len(report.filed) == len(done.before) - 3  # the three rows' photos stay filed
+    # Kept whole, every cell, for a person to mend: the second photo's place is in it.
+    assert manifest.read_text(encoding="utf-8").splitlines() == [
+        lines[0].rstrip(),
+        merged.rstrip(),
+        cut_short,
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "sorted"]
 
 
@@ -896,3 +914,86 @@ def test_an_undo_stopped_after_a_numbered_name_finishes_next_time(engine, tmp_pa
     report = undo_sort(done.dest)
     assert not report.failed and not (done.dest / MANIFEST_FILE).exists()
     assert digest(done.photos / "battery (2).png") == done.before["battery.png"]
+    # Told, as an undo that was not stopped tells it.
+    back = done.photos / "battery (2).png"
+    assert report.renamed == [(str(done.photos / "battery.png"), str(back))]
+
+
+def test_an_undo_stopped_before_the_filed_name_went_leaves_one_photo(engine, tmp_path) -> None:
+    done = sorted_once(engine, tmp_path, move=True)
+    (done.photos / "battery.png").write_bytes(b"a new photo under the name")
+    filed = done.dest / "Battery" / "battery.png"
+    real_unlink = Path.unlink
+
+    def stop_before(path, missing_ok=False):
+        if path == filed:
+            raise KeyboardInterrupt  # Ctrl+C between putting it back and removing it
+        real_unlink(path, missing_ok=missing_ok)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "unlink", stop_before)
+        with pytest.raises(KeyboardInterrupt):
+            undo_sort(done.dest)
+
+    report = undo_sort(done.dest)
+    assert not report.failed and not filed.exists()
+    # One name for the photo: not linked again as "battery (3).png".
+    assert sorted(p.name for p in done.photos.iterdir() if p.name.startswith("battery")) == [
+        "battery (2).png",
+        "battery.png",
+    ]
+    back = done.photos / "battery (2).png"
+    assert report.renamed == [(str(done.photos / "battery.png"), str(back))]
+
+
+def test_a_destination_whose_name_is_not_text_is_refused_before_any_work(engine, tmp_path):
+    photos = photo_folder(tmp_path / "photos")
+    try:
+        dest = tmp_path / os.fsdecode(b"sortiert-\xe9")
+        dest.mkdir()
+    except (OSError, UnicodeError):
+        pytest.skip("this file system stores only names that are text")
+    with pytest.raises(SortError, match="has a name that is not valid text"):
+        sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert list(dest.iterdir()) == [] and len(list(photos.iterdir())) == 12
+
+
+def test_a_manifest_of_only_a_byte_order_mark_gets_its_header(engine, tmp_path) -> None:
+    dest = tmp_path / "sorted"
+    dest.mkdir()
+    (dest / MANIFEST_FILE).write_bytes(b"\xef\xbb\xbf")  # saved empty by an editor
+    done = sorted_once(engine, tmp_path, move=True)
+    assert len(manifest_rows(done.dest)) == len(done.before)
+    assert not undo_sort(done.dest).failed
+    assert {p.name: digest(p) for p in done.photos.iterdir()} == done.before
+
+
+def test_a_destination_full_before_the_first_row_stops_cleanly(engine, tmp_path, monkeypatch):
+    photos = photo_folder(tmp_path / "photos")
+    real_write = sorting.os.write
+
+    def full(fd, data):
+        if bytes(data).startswith(b"source,destination"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(sorting.os, "write", full)
+    with pytest.raises(SortError, match="the destination is full"):
+        sort_into(classified(engine, photos), tmp_path / "sorted", list(CLASS_NAMES), THRESHOLD)
+    assert files_under(tmp_path / "sorted") == [] and len(list(photos.iterdir())) == 12
+
+
+def test_a_windows_stick_without_hard_links_gets_copies(engine, tmp_path, monkeypatch) -> None:
+    def fat_on_windows(*_args, **_kwargs):
+        # What Windows says on FAT or exFAT: ERROR_INVALID_FUNCTION, which Python maps to
+        # EINVAL, a code that is not "no hard links" anywhere else.
+        refused = OSError(errno.EINVAL, "Incorrect function")
+        refused.winerror = 1
+        raise refused
+
+    monkeypatch.setattr(sorting.os, "link", fat_on_windows)
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    report = sort_into(classified(engine, photos), tmp_path / "s", list(CLASS_NAMES), THRESHOLD)
+    assert not report.failed and len(report.filed) == len(before)
+    assert sorted(digest(p) for p in files_under(tmp_path / "s")) == sorted(before.values())

@@ -266,7 +266,7 @@ def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: flo
     return True
 
 
-LOCAL_RAY = "local"  # --ray without an address: start Ray on this machine
+LOCAL_RAY = "local"  # --ray without an address: a Ray running here, else a new one
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ undo never creates a photo's folder: one that is not there is a card not inserte
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import errno
@@ -57,6 +58,8 @@ _CHUNK = 1 << 20
 AnyPath = TypeVar("AnyPath", bound=PurePath)  # a Path stays a Path
 # What os.link raises on a file system without hard links (FAT, some network shares).
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+# Windows on FAT or exFAT: ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED (Python: EINVAL).
+_WINDOWS_NO_HARD_LINKS = {1, 50}
 
 
 class SortError(Exception):
@@ -76,6 +79,15 @@ class Filed:
     status: str
     sha256: str
     action: str  # "copy" or "move"
+
+
+@dataclass(frozen=True)
+class DamagedRow:
+    """A line of the manifest that is not a row a sort wrote (two rows a cut-short write
+    ran together, a hand edit): never acted on, and kept as it is for a person to mend."""
+
+    line: int
+    cells: tuple[str, ...]
 
 
 @dataclass
@@ -180,6 +192,8 @@ def check_destination(
     target = dest.resolve()
     if target.exists() and not target.is_dir():
         raise SortError(f"the destination {dest} is a file, not a folder")
+    if not _is_text(str(target)):  # the manifest, a UTF-8 CSV, could not name its photos
+        raise SortError(f"the destination {dest} has a name that is not valid text: rename it")
     for source in sources:
         folder = source.resolve() if source.is_dir() else source.resolve().parent
         if target == folder:
@@ -332,8 +346,9 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     report, left, undone, seen = SortReport(), [], [], set()
     returned: set[tuple[str, str]] = set()  # photos put back by their latest row
     for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
-        if not _sound(entry):  # kept for a person to mend; never acted on
-            report.failed.append((entry.destination, f"a damaged row of {MANIFEST_FILE}"))
+        if isinstance(entry, DamagedRow):
+            reason = f"line {entry.line} is damaged; kept in it as it is, for a person to mend"
+            report.failed.append((str(manifest), reason))
             left.append(entry)
             continue
         # One photo: its path and content (a new photo under a reused name is another).
@@ -355,7 +370,7 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
             seen.add(photo)
             report.filed.append(replace(entry, source=str(back)))  # where it is now
             report.copies_deleted += entry.action == "copy" and outcome == DELETED
-            if outcome == MOVED_BACK and not _is_same_path(back, Path(entry.source)):
+            if not _is_same_path(back, Path(entry.source)):
                 report.renamed.append((entry.source, str(back)))
     _remove_emptied_folders(dest, undone)
     if undone:
@@ -369,36 +384,60 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
 
 def _undo_one(entry: Filed) -> tuple[str, Path]:
     """Put one photo back: MOVED_BACK (the filed file went back to the source path, or a
-    numbered name beside it), DELETED (the source holds the photo, the filed duplicate
-    went) or IN_PLACE (nothing to do); and where the photo is now."""
+    numbered name beside it), DELETED (the photo was back already, at its source path or a
+    numbered name beside it, and the filed duplicate went) or IN_PLACE (nothing to do);
+    and where the photo is now."""
     placed, source = Path(entry.destination), Path(entry.source)
-    if not source.parent.is_dir():
-        # A card not inserted, a share not connected: creating the folder would hide the
-        # photo under the mount point, where the worker never looks.
-        raise OSError(
-            errno.ENOENT,
-            f"its folder {source.parent} is not there (a card or share not connected?); "
-            f"left as is: undo again once it is back",
-        )
-    if not placed.exists():
-        # Put back by an undo that was stopped: under its name, or a numbered one.
-        back = _identical_in_place(source, entry.sha256, placed, claimed=set())
-        if back is not None:
-            return IN_PLACE, back
-    if not placed.is_file() or file_sha256(placed) != entry.sha256:
-        raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
-    if _is_same_path(placed, source):
+    _folder_to_put_back_into(source)
+    filed = placed.is_file() and file_sha256(placed) == entry.sha256
+    if filed and _is_same_path(placed, source):
         return IN_PLACE, placed  # the photo already sat where it was filed: it stays
-    # Unless the source path still holds this very photo (a copy's original, or a move a
-    # stopped undo put back), the filed one goes back first: a moved photo, or a copy whose
-    # original was deleted or replaced by another photo of that name since. It is then the
-    # only one left, and takes a numbered name if the name is taken.
-    if source.is_file() and file_sha256(source) == entry.sha256:
+    # The photo may be back already: a copy's original, or a move an undo put back before
+    # it was stopped (under its name, or a numbered one). Then the filed one just goes.
+    back = _already_back(source, entry.sha256, placed)
+    if back is not None and filed:
         placed.unlink()
-        return DELETED, source
+        return DELETED, back
+    if back is not None and not placed.exists():
+        return IN_PLACE, back
+    if not filed:  # a filed copy someone edited since stays, and its row
+        raise OSError(errno.ENOENT, "the filed copy is gone or was changed; left as is")
+    # A moved photo, or a copy whose original was deleted or replaced by another photo of
+    # that name since: the filed one goes back, the only one left, under a numbered name
+    # if its name is taken.
     back = _place(placed, source, link=True)
     placed.unlink()
     return MOVED_BACK, back
+
+
+def _folder_to_put_back_into(source: Path) -> None:
+    """Make a photo's folder again if a person deleted it once the sort emptied it; but
+    refuse when the folder above is gone too: a card not inserted or a share not connected,
+    where a made-up folder would hide the photo under the mount point later."""
+    folder = source.parent
+    if folder.is_dir():
+        return
+    if not folder.parent.is_dir():
+        raise OSError(
+            errno.ENOENT,
+            f"its folder {folder} is not there, nor the folder above it (a card or share not "
+            f"connected?); left as is: undo again once it is back",
+        )
+    folder.mkdir(exist_ok=True)
+
+
+def _already_back(source: Path, digest: str, placed: Path) -> Path | None:
+    """`source`, or "stem (2).suffix", ... beside it, holding this photo (never the filed
+    file itself)."""
+    for number in range(1, 10_000):
+        candidate = source if number == 1 else numbered(source, number)
+        if not candidate.exists():
+            return None
+        if _is_same_path(candidate, placed) or not candidate.is_file():
+            continue
+        if file_sha256(candidate) == digest:
+            return candidate
+    return None
 
 
 def _remove_emptied_folders(dest: Path, undone: list[Filed]) -> None:
@@ -539,7 +578,7 @@ def _place(
         try:
             return _claim_name(wanted, lambda target: os.link(source, target))
         except OSError as exc:
-            if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
+            if isinstance(exc, FileExistsError) or not _no_hard_links(exc):
                 raise
     temporary = wanted.with_name(f".{uuid.uuid4().hex[:12]}.sorting.tmp")
     try:
@@ -570,13 +609,18 @@ def _claim_name(wanted: Path, put: Callable[[Path], None]) -> Path:
     raise OSError(errno.EEXIST, f"no free name for {wanted.name} in {wanted.parent}")
 
 
+def _no_hard_links(exc: OSError) -> bool:
+    """Whether os.link failed because the file system has no hard links (not a real error)."""
+    return exc.errno in _NO_HARD_LINKS or getattr(exc, "winerror", None) in _WINDOWS_NO_HARD_LINKS
+
+
 def _link_or_rename(temporary: Path, target: Path) -> None:
     """Give `temporary` the name `target` without ever replacing a file: a hard link fails
     if the name is taken; where hard links are not supported, check, then rename."""
     try:
         os.link(temporary, target)
     except OSError as exc:
-        if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
+        if isinstance(exc, FileExistsError) or not _no_hard_links(exc):
             raise
         # Claim the name with an exclusive create (fails if taken, even by a file created
         # a moment ago), then move the copy over our own placeholder.
@@ -600,15 +644,21 @@ class _Manifest:
 
     def __enter__(self) -> _Manifest:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        self._fd = os.open(self._path, flags, 0o666)
+        try:
+            self._fd = os.open(self._path, flags, 0o666)
+        except OSError as exc:
+            raise _cannot_write(self._path, exc) from exc
         try:
             size = os.fstat(self._fd).st_size
-            if size == 0:  # new, or created by a sort stopped before its first row
+            if _holds_no_row(self._path, size):  # new, or made by a sort stopped at once
+                os.ftruncate(self._fd, 0)
                 self._append(_csv_line(MANIFEST_COLUMNS))
             elif not _ends_a_line(self._path, size):
                 self._append(b"\r\n")
-        except BaseException:
+        except BaseException as exc:
             os.close(self._fd)
+            if isinstance(exc, OSError):
+                raise _cannot_write(self._path, exc) from exc
             raise
         return self
 
@@ -631,7 +681,9 @@ class _Manifest:
         os.close(self._fd)
 
 
-def _row(e: Filed) -> list[str]:
+def _row(e: Filed | DamagedRow) -> list[str]:
+    if isinstance(e, DamagedRow):
+        return list(e.cells)
     return [e.source, e.destination, e.class_name, e.status, e.sha256, e.action]
 
 
@@ -641,43 +693,61 @@ def _csv_line(cells: Sequence[str]) -> bytes:
     return line.getvalue().encode("utf-8")
 
 
+def _cannot_write(path: Path, exc: OSError) -> SortError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _destination_full(SortReport())
+    return SortError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _holds_no_row(path: Path, size: int) -> bool:
+    """Empty, or nothing but a byte-order mark or blank space (an editor's save)."""
+    if size > 16:
+        return False
+    with path.open("rb") as handle:
+        return not handle.read().removeprefix(codecs.BOM_UTF8).strip()
+
+
 def _ends_a_line(path: Path, size: int) -> bool:
     with path.open("rb") as handle:
         handle.seek(size - 1)
         return handle.read(1) == b"\n"
 
 
-def _write_manifest(path: Path, entries: list[Filed]) -> None:
+def _write_manifest(path: Path, entries: Sequence[Filed | DamagedRow]) -> None:
     with replaced_whole(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_COLUMNS)
         writer.writerows(_row(e) for e in entries)
 
 
-def _read_manifest(path: Path, dest: Path) -> list[Filed]:
-    """The manifest's rows, damaged ones included (see `_sound`); SortError for a file of
-    other columns (a results CSV saved under that name: trusting it would undo nothing and
-    delete it, or sort on top of it) or one that cannot be read whole (re-saved in another
-    encoding)."""
+def _read_manifest(path: Path, dest: Path) -> list[Filed | DamagedRow]:
+    """The manifest's rows, the damaged ones as they are (see `_sound`); SortError for a
+    file of other columns (a results CSV saved under that name: trusting it would undo
+    nothing and delete it, or sort on top of it) or one that cannot be read whole (re-saved
+    in another encoding)."""
+    rows: list[Filed | DamagedRow] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel may add a BOM
-            reader = csv.DictReader(handle)
-            _check_manifest_columns(path, reader.fieldnames)
-            rows = list(reader)
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            _check_manifest_columns(path, header)
+            for cells in reader:
+                if not "".join(cells).strip("\0 \t"):  # a blank line, or a NUL-filled tail
+                    continue
+                rows.append(_entry(header, cells, reader.line_num, dest))
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise SortError(f"cannot read {path}: {exc}") from exc
-    return [
-        Filed(
-            r["source"],
-            _destination_under(r["destination"], dest),
-            r["class"] or "",
-            r["status"] or "",
-            r["sha256"] or "",
-            r["action"] or "",
-        )
-        for r in rows
-        if r.get("source") and r.get("destination")
-    ]
+    return rows
+
+
+def _entry(header: list[str], cells: list[str], line: int, dest: Path) -> Filed | DamagedRow:
+    if len(cells) == len(header):
+        named = dict(zip(header, cells, strict=True))
+        entry = Filed(*(named[column] for column in MANIFEST_COLUMNS))
+        entry = replace(entry, destination=_destination_under(entry.destination, dest))
+        if _sound(entry):
+            return entry
+    return DamagedRow(line, tuple(cells))
 
 
 def _sound(entry: Filed) -> bool:
@@ -743,7 +813,9 @@ def current_places(dest: str | os.PathLike[str]) -> dict[str, str]:
 def _manifest_entries(dest: Path) -> list[Filed]:
     """The manifest's sound rows (see `_sound`); the undo reports the others."""
     manifest = dest / MANIFEST_FILE
-    return [e for e in _read_manifest(manifest, dest) if _sound(e)] if manifest.is_file() else []
+    if not manifest.is_file():
+        return []
+    return [e for e in _read_manifest(manifest, dest) if isinstance(e, Filed)]
 
 
 def _latest_in_place(entries: list[Filed]) -> dict[str, Filed]:
