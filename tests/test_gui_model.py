@@ -6,12 +6,16 @@ what the table must show.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QModelIndex, QSettings, Qt
+from PySide6.QtCore import QByteArray, QModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from desktop.core.argtypes import batch_size, thread_count
@@ -355,22 +359,67 @@ def test_preview_shows_the_pixels_the_model_sees(tmp_path: Path, write, colour) 
 
 
 def test_settings_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "settings.ini"
+    path = tmp_path / "settings.json"
     first = AppSettings.at(path)
     assert first.review_threshold(0.6) == 0.6
     assert first.hidden_classes() == set()
     first.set_review_threshold(0.35)
-    first.set_hidden_classes({"PCB"})  # a one-element list comes back as a lone string
+    first.set_hidden_classes({"PCB"})
     first.set_last_dir("export", tmp_path)
-    first.sync()
+    first.set_blob("geometry", QByteArray(b"\x01\xd9\xd0\xcb layout"))
     second = AppSettings.at(path)
     assert second.review_threshold(0.6) == 0.35
     assert second.hidden_classes() == {"PCB"}
     assert second.last_dir("export") == str(tmp_path)
     assert second.last_dir("images") == str(Path.home())  # never set: home
-    second.qsettings.setValue("results/review_threshold", "garbage")
-    assert second.review_threshold(0.6) == 0.6
-    assert isinstance(second.qsettings, QSettings)
+    assert bytes(second.blob("geometry")) == b"\x01\xd9\xd0\xcb layout"
+    assert json.loads(path.read_text())["results/review_threshold"] == 0.35  # plain JSON
+
+    # Hand-edited values of the wrong kind, or a file that is no JSON: the defaults.
+    path.write_text('{"results/review_threshold": "garbage", "results/hidden_classes": 3}')
+    assert AppSettings.at(path).review_threshold(0.6) == 0.6
+    assert AppSettings.at(path).hidden_classes() == set()
+    path.write_text("[" * 100_000)
+    assert AppSettings.at(path).review_threshold(0.6) == 0.6
+
+
+PICKLING_SETTINGS = """
+import os, sys
+from PySide6.QtCore import QSettings
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"echo ran > {sys.argv[2]}",))
+
+settings = QSettings(sys.argv[1], QSettings.Format.IniFormat)
+for key in ("results/review_threshold", "dirs/images", "window/geometry", "preview/show_cam"):
+    settings.setValue(key, RunsCode())
+settings.sync()
+"""
+
+
+def test_a_settings_file_holding_a_python_object_runs_nothing(tiny_model_path, tmp_path):
+    # PySide6 unpickles an object stored in a QSettings file when the value is read: whoever
+    # could edit the app's settings could run code at its start. The app reads JSON only.
+    config, marker = tmp_path / "config", tmp_path / "code-ran"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(config)}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    folder = config / "E-Waste Sorter"
+    folder.mkdir(parents=True)
+    for name in ("ewaste-app.conf", "ewaste-app.ini", "ewaste-app.json"):
+        done = subprocess.run(
+            [sys.executable, "-c", PICKLING_SETTINGS, str(folder / name), str(marker)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert b"PyObjectWrapper" in (folder / "ewaste-app.json").read_bytes()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "desktop.gui.app", "--check", "--model", str(tiny_model_path)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and "ewaste-app --check: window shown" in done.stdout, done.stderr
+    assert not marker.exists()
 
 
 def test_command_line_options(capsys: pytest.CaptureFixture[str]) -> None:

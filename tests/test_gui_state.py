@@ -81,7 +81,6 @@ def test_one_threshold_drives_the_filter_bar_the_table_and_the_preview(
     assert [row.status for row in model.rows] == [STATUS_OK, STATUS_OK]
     assert ">ok</span>" in preview.verdict.text()
     assert "(50 %)" in preview.legend.text()
-    settings.sync()
     assert AppSettings.at(tmp_path / "settings.ini").review_threshold(0.6) == 0.5
 
     # Set on the owner: the spin box shows it, and does not send its rounding back.

@@ -241,7 +241,6 @@ class MainWindow(QMainWindow):
         self.settings.set_blob("geometry", self.saveGeometry())
         self.settings.set_blob("state", self.saveState())
         self.settings.set_blob("splitter", self.splitter.saveState())
-        self.settings.sync()
 
     # -- model --------------------------------------------------------------------------------
     @Slot()

@@ -1,101 +1,132 @@
-"""Typed access to the app's QSettings, so key names and defaults live in one place.
+"""Typed access to what the app remembers, so key names and defaults live in one place.
 
-Tests and benchmarks pass their own QSettings (an INI file in a temporary folder); the app
-uses the per-user default location.
+The settings are a small JSON file of the app's own, not QSettings: PySide6 unpickles a
+Python object stored in a QSettings file when the value is read, so whoever could edit that
+file could run code at the app's start. JSON holds only text, numbers and lists. A file that
+is not such JSON (hand-edited, cut short) gives the defaults, and the next change replaces
+it whole.
+
+Tests and benchmarks pass their own file (`AppSettings.at`); the app uses the per-user
+configuration folder.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
+from PySide6.QtCore import QByteArray, QStandardPaths
+
+from desktop.core.safe_files import replaced_whole
 
 ORGANIZATION = "E-Waste Sorter"
 APPLICATION = "ewaste-app"
+SETTINGS_FILE = f"{APPLICATION}.json"
+MAX_SETTINGS_BYTES = 1 << 20  # a window layout and a few folders: far less
 
 
 class AppSettings:
     """What the window remembers between sessions: folders, layout, threshold, columns, CAM."""
 
-    def __init__(self, settings: QSettings | None = None) -> None:
-        self._s = settings if settings is not None else QSettings(ORGANIZATION, APPLICATION)
+    def __init__(self, path: str | Path | None = None) -> None:
+        self._own_path = path is not None
+        if path is None:
+            folder = QStandardPaths.writableLocation(
+                QStandardPaths.StandardLocation.GenericConfigLocation
+            )
+            path = Path(folder) / ORGANIZATION / SETTINGS_FILE
+        self.path = Path(path)
+        self._values = _read(self.path)
 
     @classmethod
     def at(cls, path: str | Path) -> AppSettings:
-        """Settings stored in the INI file `path` (tests, benchmarks, screenshots)."""
-        return cls(QSettings(str(path), QSettings.Format.IniFormat))
-
-    @property
-    def qsettings(self) -> QSettings:
-        return self._s
+        """Settings stored in the file `path` (tests, benchmarks, screenshots)."""
+        return cls(path)
 
     def data_folder(self) -> Path:
-        """Where the app keeps files of its own (an unsaved review): beside an INI file,
-        else the platform's per-user application data folder."""
-        if self._s.format() == QSettings.Format.IniFormat:
-            return Path(self._s.fileName()).parent
+        """Where the app keeps files of its own (an unsaved review): beside a settings file
+        given by path, else the platform's per-user application data folder."""
+        if self._own_path:
+            return self.path.parent
         # Local, not roaming (Windows): the copy names photos on this station's disks.
         location = QStandardPaths.StandardLocation.AppLocalDataLocation
         return Path(QStandardPaths.writableLocation(location))
 
-    def sync(self) -> None:
-        self._s.sync()
-
     # Folders the file dialogs open in.
     def last_dir(self, kind: str) -> str:
         """Last folder used for `kind` ("images", "folder", "export", "model"), else home."""
-        value = self._s.value(f"dirs/{kind}", "", str)
+        value = self._get(f"dirs/{kind}", str, "")
         return value if value and Path(value).is_dir() else str(Path.home())
 
     def set_last_dir(self, kind: str, folder: str | Path) -> None:
-        self._s.setValue(f"dirs/{kind}", str(folder))
+        self._set(f"dirs/{kind}", str(folder))
 
-    # Window layout: opaque blobs from saveGeometry/saveState.
+    # Window layout: opaque blobs from saveGeometry/saveState, kept as base64 text.
     def blob(self, key: str) -> QByteArray | None:
-        value = self._s.value(f"window/{key}")
-        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+        value = self._get(f"window/{key}", str, "")
+        blob = QByteArray.fromBase64(value.encode("ascii", "ignore"))
+        return None if blob.isEmpty() else blob
 
     def set_blob(self, key: str, value: QByteArray) -> None:
-        self._s.setValue(f"window/{key}", value)
+        self._set(f"window/{key}", bytes(value.toBase64()).decode("ascii"))
 
     # Review threshold (a probability in 0..1); None means "use the engine's default".
     def review_threshold(self, default: float) -> float:
-        value = self._s.value("results/review_threshold", default)
-        try:
-            threshold = float(value)
-        except (TypeError, ValueError):
-            return default
-        return threshold if 0.0 <= threshold <= 1.0 else default
+        value = self._get("results/review_threshold", (int, float), default)
+        return float(value) if 0.0 <= value <= 1.0 else default
 
     def set_review_threshold(self, value: float) -> None:
-        self._s.setValue("results/review_threshold", float(value))
+        self._set("results/review_threshold", float(value))
 
     # Hidden probability columns, by class name so they survive a model with other classes.
     def hidden_classes(self) -> set[str]:
-        value = self._s.value("results/hidden_classes", [])
-        if isinstance(value, str):  # QSettings returns a lone string for one-element lists
-            value = [value] if value else []
-        return {str(v) for v in value or []}
+        return {name for name in self._get("results/hidden_classes", list, []) if name}
 
     def set_hidden_classes(self, names: set[str]) -> None:
-        self._s.setValue("results/hidden_classes", sorted(names))
+        self._set("results/hidden_classes", sorted(names))
 
     # The class activation map overlay in the preview ("Show where the model looked").
     def show_cam(self) -> bool:
-        return self._flag("preview/show_cam")
+        return self._get("preview/show_cam", bool, False)
 
     def set_show_cam(self, value: bool) -> None:
-        self._s.setValue("preview/show_cam", bool(value))
+        self._set("preview/show_cam", bool(value))
 
     # Run > Average with mirrored image (test-time flip averaging).
     def flip_average(self) -> bool:
-        return self._flag("run/flip_average")
+        return self._get("run/flip_average", bool, False)
 
     def set_flip_average(self, value: bool) -> None:
-        self._s.setValue("run/flip_average", bool(value))
+        self._set("run/flip_average", bool(value))
 
-    def _flag(self, key: str) -> bool:
-        value = self._s.value(key, False)
-        if isinstance(value, str):  # an INI file gives back "true" / "false"
-            return value.lower() == "true"
-        return bool(value)
+    def _get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        """The stored value if it is of `kind` (a hand-edited file may hold anything)."""
+        value = self._values.get(key, default)
+        if isinstance(value, bool) and kind is not bool:
+            return default  # JSON's true is no threshold
+        if kind is list:
+            return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+        return value if isinstance(value, kind) else default
+
+    def _set(self, key: str, value: Any) -> None:
+        if self._values.get(key) == value:
+            return
+        self._values[key] = value
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with replaced_whole(self.path, "w", encoding="utf-8") as handle:
+                json.dump(self._values, handle, indent=1, sort_keys=True)
+        except OSError:
+            pass  # a read-only profile: remembered for this session only
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The stored values; empty (the defaults) for a missing, huge or unreadable file."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SETTINGS_BYTES + 1)
+        values = json.loads(data) if len(data) <= MAX_SETTINGS_BYTES else {}
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return values if isinstance(values, dict) else {}
