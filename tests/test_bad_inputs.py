@@ -314,3 +314,21 @@ def test_a_pipe_or_device_given_as_an_image_is_refused_without_reading_it(
     worker.start()
     worker.join(timeout=30)
     assert outcome == ["not a regular file (a device, pipe or socket)"]
+
+
+def test_a_postscript_file_named_as_a_photo_never_starts_ghostscript(tmp_path, monkeypatch):
+    # Pillow reads EPS by running Ghostscript, a program with a history of escapes from its
+    # sandbox: a "photo" that is really PostScript must not reach it.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    marker = tmp_path / "ghostscript-ran"
+    (fake / "gs").write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    (fake / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    photo = tmp_path / "IMG_0001.jpg"
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(photo, format="EPS")
+    assert photo.read_bytes().startswith(b"%!PS-Adobe")
+
+    with pytest.raises(ImageLoadError, match="not a format this app reads"):
+        load_rgb(photo, (16, 16))
+    assert not marker.exists()

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from desktop.core.preprocessing import ImageLoadError, load_rgb
+from desktop.core.preprocessing import DECODED_FORMATS, ImageLoadError, load_rgb
 from desktop.core.safe_files import replaced_whole
 
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
@@ -55,7 +55,7 @@ def thumbnail(path: Path, side: int = 150) -> np.ndarray:
     An unreadable file becomes a grey square, so one bad file never breaks a picture.
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=DECODED_FORMATS) as image:
             width, height = image.size
             if image.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):
                 width, height = height, width  # load_rgb applies the rotation

@@ -58,6 +58,10 @@ PREPROCESSING_CONTRACT = {
 }
 
 SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+# What Pillow may decode, whatever a file's name says: never a format whose plugin runs a
+# program (EPS starts Ghostscript) or that the station has no business reading. (JPEG opens
+# a phone's MPO too.)
+DECODED_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF")
 
 # Formats a phone or camera may be set to that Pillow cannot decode on its own (HEIC needs
 # libheif; RAW needs demosaicing). The station still picks them up, so each becomes an error
@@ -169,7 +173,7 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
         with warnings.catch_warnings():
             # We apply our own pixel limit below; Pillow's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=DECODED_FORMATS) as image:
                 pixels = image.width * image.height
                 if pixels > MAX_PIXELS:
                     raise ImageLoadError(

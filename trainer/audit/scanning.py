@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from desktop.core.preprocessing import ImageLoadError, load_rgb
+from desktop.core.preprocessing import DECODED_FORMATS, ImageLoadError, load_rgb
 from trainer.audit.hashing import HASH_SOURCE, phash
 from trainer.dataset import SPLITS, Dataset, Sample
 from trainer.run_folder import UnreadableFile
@@ -51,7 +51,7 @@ def inspect(sample: Sample, split: str, label: str, root: Path) -> ImageRecord |
     try:
         rgb = load_rgb(sample.path, (HASH_SOURCE, HASH_SOURCE))
         # Header only (no decode): the file's own size, mode and format, before conversion.
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=DECODED_FORMATS) as image:
             width, height, mode, fmt = image.width, image.height, image.mode, image.format
     except ImageLoadError as exc:
         return UnreadableFile(rel, split, label, exc.reason)
