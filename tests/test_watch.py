@@ -255,6 +255,15 @@ def test_options_the_watch_cannot_honour_are_refused_not_ignored(
     assert classify_main([*watch, "--move", *model]) == 2  # moved where? never ignored
     assert "--move goes with --sort-into DEST" in capsys.readouterr().err
 
+    # The record beside the CSV is cut back and appended to: a link there would do that to
+    # the file it points at (a report, say), so it is refused before any work.
+    report = tmp_path / "report.xlsx"
+    report.write_bytes(b"a worker's spreadsheet\n" * 1000)
+    (tmp_path / ".w.csv.watched").symlink_to(report)
+    assert classify_main([*watch, *model]) == 2
+    assert "is a link or a special file, not the watch's record" in capsys.readouterr().err
+    assert report.read_bytes() == b"a worker's spreadsheet\n" * 1000
+
 
 def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_path) -> None:
     from desktop.core.engine import Engine

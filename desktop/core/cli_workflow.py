@@ -23,7 +23,7 @@ from .results import Prediction
 from .sorting import MANIFEST_FILE, SortError, check_destination, sort_into, undo_sort
 from .stop_signals import Stopped
 from .summary import save_png, summarise
-from .watch import DEFAULT_POLL_SECONDS, watch_and_classify
+from .watch import DEFAULT_POLL_SECONDS, watch_and_classify, watch_record_path
 from .wording import plural
 
 
@@ -97,6 +97,10 @@ def watch(args: argparse.Namespace) -> int:
         if not 0.05 <= poll <= 3600:
             raise UsageError("--poll must be from 0.05 to 3600 seconds")
         output = checked_output_path(args.csv)
+        record = watch_record_path(output)
+        if record.is_symlink() or (record.exists() and not record.is_file()):
+            # Appended to and cut back: through a link, another file would be.
+            raise UsageError(f"{record} is a link or a special file, not the watch's record")
         if args.sort_into is not None:
             check_destination(args.sort_into, [args.watch], move=args.move)
         engine = Engine(args.model, threads=args.threads)
