@@ -372,3 +372,16 @@ def test_evaluate_without_split_reads_val_never_test(tiny_data: Path, tmp_path: 
     metrics = json.loads((tmp_path / "model-val-evaluation" / "metrics.json").read_text())
     assert "val" in metrics and "test" not in metrics
     assert not (tmp_path / "model-test-evaluation").exists()
+
+
+def test_predictions_csv_never_holds_a_formula(tmp_path) -> None:
+    from trainer.evaluate import _write_predictions
+
+    names = ['=HYPERLINK("http://example.invalid")', "Mouse"]
+    path = tmp_path / "predictions.csv"
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8]])
+    _write_predictions(path, ["=1+1.jpg", "b.jpg"], np.array([0, 0]), probabilities, names)
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    assert rows[0][:3] == ["'=1+1.jpg", "'" + names[0], "'" + names[0]]
+    assert rows[1][:3] == ["b.jpg", "'" + names[0], "Mouse"]

@@ -267,3 +267,13 @@ def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch) -
     assert calls[-1][1].startswith(".curves.png")
     assert picture.read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "state.json"]
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, '{"epochs_done": 1' + "1" * 5_000 + "}"], ids=["deep", "huge-number"]
+)
+def test_a_hostile_record_is_a_clear_error_not_a_traceback(tmp_path, text) -> None:
+    # Nested deeper than Python recurses, or a number longer than int() converts.
+    (tmp_path / "state.json").write_text(text)
+    with pytest.raises(RunFolderError, match="cannot read .*state.json"):
+        read_state(tmp_path)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from desktop.core.csv_export import text_cell
 from desktop.core.hashing import file_sha256
 from desktop.core.prediction_loop import Predictor
 from desktop.core.preprocessing import DEFAULT_RESIZE
@@ -117,7 +118,9 @@ def _write_predictions(
     writer = csv.writer(buffer)
     writer.writerow(["path", "true", "predicted", "confidence", "correct", "true_probability"])
     for rel, t, p, row in zip(paths, y_true, y_pred, probabilities, strict=True):
-        writer.writerow([rel, names[t], names[p], f"{row[p]:.6f}", int(t == p), f"{row[t]:.6f}"])
+        # Names as cells, never formulas: a folder may be called "=HYPERLINK(...)".
+        cells = [text_cell(rel), text_cell(names[t]), text_cell(names[p])]
+        writer.writerow([*cells, f"{row[p]:.6f}", int(t == p), f"{row[t]:.6f}"])
     write_text_atomic(path, buffer.getvalue())
 
 

@@ -65,8 +65,8 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFolderError(f"cannot read {path}: {exc}") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, a huge number
+        raise RunFolderError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(value, dict):
         raise RunFolderError(f"{path} is not a JSON object")
     return value
