@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -997,3 +998,16 @@ def test_a_windows_stick_without_hard_links_gets_copies(engine, tmp_path, monkey
     report = sort_into(classified(engine, photos), tmp_path / "s", list(CLASS_NAMES), THRESHOLD)
     assert not report.failed and len(report.filed) == len(before)
     assert sorted(digest(p) for p in files_under(tmp_path / "s")) == sorted(before.values())
+
+
+def test_a_file_that_is_not_a_photo_is_never_sorted(engine, tmp_path) -> None:
+    # A results CSV reopened in the app may have been edited to name any file as "ok".
+    key = tmp_path / "home" / ".ssh" / "id_ed25519"
+    key.parent.mkdir(parents=True)
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    photos = photo_folder(tmp_path / "photos")
+    [sure] = [p for p in classified(engine, photos) if p.path.endswith("battery.png")]
+    dest = tmp_path / "share"
+    report = sort_into([replace(sure, path=str(key))], dest, list(CLASS_NAMES), THRESHOLD)
+    assert report.failed == [(str(key), "not a photo file: only photos are sorted")]
+    assert files_under(dest) == [] and key.is_file()

@@ -43,6 +43,7 @@ from pathlib import Path, PurePath
 from typing import TypeVar
 
 from .hashing import file_sha256
+from .preprocessing import is_photo_file
 from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
 from .safe_files import probe_writing, replaced_whole
 from .wording import plural
@@ -256,6 +257,9 @@ def sort_into(
             source = str(prediction.path)
             if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
                 report.failed.append((source, "its name is not valid text: rename it to sort"))
+                continue
+            if not is_photo_file(source):  # a reopened CSV may name any file (a key, say)
+                report.failed.append((source, "not a photo file: only photos are sorted"))
                 continue
             person = (confirmed or {}).get(source)
             folder = folder_for(prediction, class_names, threshold, person, folders)
