@@ -58,7 +58,7 @@ def test_any_decoder_failure_becomes_a_per_file_error(tmp_path, monkeypatch):
     path = tmp_path / "odd.jpg"
     _photo(32, 32).save(path)
 
-    def broken_exif(image):
+    def broken_exif(image, **_options):
         raise KeyError("malformed EXIF block")
 
     monkeypatch.setattr(ImageOps, "exif_transpose", broken_exif)
@@ -69,3 +69,19 @@ def test_any_decoder_failure_becomes_a_per_file_error(tmp_path, monkeypatch):
 
 def test_contract_states_the_jpeg_draft_decoding():
     assert "jpeg_draft" in preprocessing.PREPROCESSING_CONTRACT
+
+
+@pytest.mark.parametrize("mode", ["I;16", "RGBA", "F"])
+def test_a_huge_image_is_shrunk_in_its_own_mode_to_the_same_input(tmp_path, mode) -> None:
+    # Converted at full size, a 16-bit or transparent PNG of 100 MP took gigabytes; shrunk
+    # first (above 24 MP) it gives the input its small copy gives.
+    colour = {"I;16": 40_000, "RGBA": (200, 40, 10, 128), "F": 99.4}[mode]
+    big = Image.new(mode, (6_000, 4_200), colour)
+    suffix = ".tif" if mode == "F" else ".png"
+    big.save(tmp_path / f"big{suffix}")
+    big.resize((600, 420)).save(tmp_path / f"small{suffix}")
+    assert preprocessing._reduced(big, 160).size == (1_000, 700)  # by 6, not to 160
+    np.testing.assert_array_equal(
+        load_rgb(tmp_path / f"big{suffix}", (160, 160)),
+        load_rgb(tmp_path / f"small{suffix}", (160, 160)),
+    )

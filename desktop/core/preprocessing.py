@@ -82,6 +82,11 @@ PHOTO_SUFFIXES = SUPPORTED_SUFFIXES | ADVICE_FOR_UNREAD_PHOTOS.keys()
 # claim 50000x50000 in a few hundred bytes (a decompression bomb). 120 MP still admits
 # every phone and DSLR photo a sorting station takes.
 MAX_PIXELS = 120_000_000
+# A larger image other than a JPEG is shrunk in its own mode first (see `_reduced`), to at
+# least this many times the model's input on its short side.
+REDUCE_ABOVE_PIXELS = 24_000_000
+REDUCED_SIDE_FACTOR = 4
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # "I" holds them as 32-bit
 
 
 class ImageLoadError(Exception):
@@ -186,7 +191,8 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
                 # Phones often write MPO (JPEG with a multi-picture block): same decoder.
                 if image.format in ("JPEG", "MPO"):
                     image.draft("RGB", (draft_side, draft_side))
-                yield _to_rgb(ImageOps.exif_transpose(image))
+                ImageOps.exif_transpose(image, in_place=True)  # no copy when upright
+                yield _to_rgb(_reduced(image, draft_side))
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -245,18 +251,47 @@ def mirror(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images[:, :, ::-1, :])
 
 
+def _sixteen_bit_grey(image: Image.Image) -> Image.Image:
+    """16-bit greyscale scaled from 0-65535 to 0-255 (Pillow's own convert would clip)."""
+    values = np.asarray(image, dtype=np.float32)
+    values *= np.float32(255.0 / 65535.0)
+    return _grey(values)
+
+
+def _grey(values: np.ndarray) -> Image.Image:
+    """Float grey values on the 0-255 scale as an 8-bit image, clipped and rounded in
+    place (float64 copies of a large image took gigabytes)."""
+    np.clip(values, 0, 255, out=values)
+    np.rint(values, out=values)
+    return Image.fromarray(values.astype(np.uint8), "L")
+
+
+def _reduced(image: Image.Image, side: int) -> Image.Image:
+    """A huge image other than a JPEG (decoded at full size: no draft) shrunk by a whole
+    factor in its own mode, still at least `side` * REDUCED_SIDE_FACTOR pixels on its short
+    side, before any conversion: converting a 16-bit or transparent 100 MP image at full
+    size took gigabytes. Images up to REDUCE_ABOVE_PIXELS are left as they are."""
+    if image.width * image.height <= REDUCE_ABOVE_PIXELS:
+        return image
+    factor = min(image.width, image.height) // (side * REDUCED_SIDE_FACTOR)
+    if factor < 2:
+        return image
+    if image.mode in SIXTEEN_BIT_MODES:
+        image = _sixteen_bit_grey(image)  # reduce() has no 16-bit mode
+    elif image.mode in ("1", "P"):
+        image = _to_rgb(image)
+    return image.reduce(factor)
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB the way the contract says."""
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        # 16-bit greyscale: scale 0-65535 to 0-255 (Pillow's own convert would clip).
-        values = np.asarray(image, dtype=np.float64) * (255.0 / 65535.0)
-        return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), "L").convert("RGB")
+    if mode in SIXTEEN_BIT_MODES:
+        return _sixteen_bit_grey(image).convert("RGB")
     if mode == "F":
-        values = np.clip(np.asarray(image, dtype=np.float64), 0, 255).round().astype(np.uint8)
-        return Image.fromarray(values, "L").convert("RGB")
+        return _grey(np.array(image, dtype=np.float32)).convert("RGB")
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")
