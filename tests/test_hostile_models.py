@@ -179,3 +179,54 @@ def test_the_headless_path_keeps_no_activation_maps(tmp_path: Path) -> None:
     assert all(row.ok and row.cam is None for row in headless)
     for with_map, without in zip(shown, headless, strict=True):
         np.testing.assert_allclose(with_map.probabilities, without.probabilities, atol=1e-6)
+
+
+def with_an_endless_loop(path: Path) -> Path:
+    """The tiny model plus 0 * (a Loop of 2^62 turns) added to its probabilities: a few
+    hundred bytes more, the same answers, and a run that never ends. The trip count comes
+    from the input, so ONNX Runtime cannot fold the loop away."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    softmax = next(node for node in graph.node if node.op_type == "Softmax")
+    softmax.output[0] = "softmax_out"
+    scalar = helper.make_tensor_value_info
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["go_in"], ["go_out"]),
+         helper.make_node("Add", ["sum_in", "one"], ["sum_out"])],
+        "spin",
+        [scalar("turn", TensorProto.INT64, []), scalar("go_in", TensorProto.BOOL, []),
+         scalar("sum_in", TensorProto.FLOAT, [])],
+        [scalar("go_out", TensorProto.BOOL, []), scalar("sum_out", TensorProto.FLOAT, [])],
+        [numpy_helper.from_array(np.array(1.0, np.float32), "one")],
+    )  # fmt: skip
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(2**62, np.int64), "turns"),
+            numpy_helper.from_array(np.array(True), "go"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("ReduceMin", ["image"], ["darkest"], keepdims=0),
+            helper.make_node("Mul", ["darkest", "zero"], ["nothing"]),
+            helper.make_node("Cast", ["nothing"], ["nothing_int"], to=TensorProto.INT64),
+            helper.make_node("Add", ["turns", "nothing_int"], ["trip_count"]),
+            helper.make_node("Loop", ["trip_count", "go", "zero"], ["spun"], body=body),
+            helper.make_node("Mul", ["spun", "zero"], ["still_nothing"]),
+            helper.make_node("Add", ["softmax_out", "still_nothing"], ["probabilities"]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_model_that_never_finishes_its_test_run_is_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("desktop.core.engine.TEST_RUN_SECONDS", 1.0)
+    path = with_an_endless_loop(build_tiny_model(tmp_path / "spins.onnx"))
+    assert onnx.load(str(path)).graph.node[-3].op_type == "Loop"
+    with pytest.raises(ModelError, match=r"on a blank image \(stopped after 1 s\)"):
+        Engine(path, threads=1)  # before: loading for ever, the window or command stuck

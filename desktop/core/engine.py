@@ -13,6 +13,7 @@ one scores 0.3 points less with it on validation (docs/results/lite0/flip-averag
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .assets import default_model_path
-from .limits import MAX_CAM_SIDE, MAX_STATIC_BATCH, MAX_THREADS
+from .limits import MAX_CAM_SIDE, MAX_STATIC_BATCH, MAX_THREADS, TEST_RUN_SECONDS
 from .model_info import ModelError, ModelInfo, parse_model_info
 from .prediction_loop import (
     Outputs,
@@ -205,9 +206,11 @@ class Engine:
         optional = [info.cam_output if with_cam else None, info.logits_output, info.unknown_output]
         return [info.probabilities_output, *(name for name in optional if name is not None)]
 
-    def _run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    def _run(
+        self, batch: np.ndarray, names: list[str], options: ort.RunOptions | None = None
+    ) -> list[np.ndarray]:
         try:
-            outputs = self._session.run(names, {self.info.input_name: batch})
+            outputs = self._session.run(names, {self.info.input_name: batch}, options)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
             # An allocation failure or a kernel error on this batch: one ModelError the
             # caller can report, keeping the rows finished so far.
@@ -231,14 +234,21 @@ class Engine:
         """
         height, width = self.info.input_size
         count = self.static_batch or 1
+        # A model file can hold a loop of 2^62 turns: the load must end, with a reason.
+        options = ort.RunOptions()
+        timer = threading.Timer(TEST_RUN_SECONDS, setattr, (options, "terminate", True))
+        timer.start()
         try:
             blank = np.zeros((count, height, width, 3), dtype=np.float32)
             names = self._output_names()
-            arrays = dict(zip(names, self._run(blank, names), strict=True))
+            arrays = dict(zip(names, self._run(blank, names, options), strict=True))
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
+            late = f" (stopped after {TEST_RUN_SECONDS:g} s)" if options.terminate else ""
             raise ModelError(
-                f"{self.model_path} failed a test run on a blank image: {_first_line(exc)}"
+                f"{self.model_path} failed a test run on a blank image{late}: {_first_line(exc)}"
             ) from exc
+        finally:
+            timer.cancel()
         info = self.info
         output = arrays[info.probabilities_output]
         expected = (count, info.num_classes)

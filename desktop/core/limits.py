@@ -17,6 +17,9 @@ MAX_STATIC_BATCH = 256  # a graph exported with a fixed batch dimension
 MAX_CAM_SIDE = 64  # activation-map cells per side; the shipped model's map is 5x5
 MAX_CLASSES = 1000  # the CSV holds 5 + one column per class; spreadsheets stop at 16,384
 MAX_CLASS_NAME_LENGTH = 200
+# The load's test run on one blank batch: milliseconds for the shipped model (static batch
+# 256 of a large network: seconds), for ever for a file holding a loop of 2^62 turns.
+TEST_RUN_SECONDS = 60.0
 
 # File names: most file systems allow 255 bytes per name (not characters).
 MAX_FILE_NAME_BYTES = 255
