@@ -485,3 +485,28 @@ def test_a_folder_slow_to_look_at_is_polled_less_often(tmp_path: Path, monkeypat
     monkeypatch.undo()
     watcher.poll()
     assert watcher.pause(1.0) == 1.0  # back to the interval once polls are quick again
+
+
+def test_damaged_record_lines_are_left_out_not_a_watch_that_cannot_start(tmp_path: Path) -> None:
+    from desktop.core.watch import _classified_before, _recorded, watch_record_path
+
+    camera, csv_path = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    for name in ("good.png", "odd.png"):
+        (camera / name).write_bytes(png_bytes((255, 0, 0)))
+    good = (camera / "good.png").stat()
+    record = watch_record_path(csv_path)
+    record.write_bytes(
+        f"{camera / 'good.png'},{good.st_size},{good.st_mtime_ns}\r\n".encode()
+        + f"{camera / 'odd.png'},1²,5\r\n".encode()  # a digit int() does not read
+        + b"\xff\xfe not text,1,2\r\n"
+        + b'"'
+        + b"x" * 200_000
+        + b'",1,2\r\n'  # beyond the csv module's field limit
+    )
+    assert [path.name for path, _, _ in _recorded(record).values()] == ["good.png"]
+
+    # The CSV the watch continues is the worker's: one that cannot be read is said, once.
+    csv_path.write_bytes(b'path\r\n"' + b"y" * 200_000 + b'"\r\n')
+    with pytest.raises(ValueError, match="cannot read .*shift.csv to continue it"):
+        _classified_before(csv_path, record, camera)

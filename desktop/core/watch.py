@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -320,8 +319,11 @@ def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, Fi
     if not output.is_file():
         return {}
     written = output.stat().st_mtime_ns
-    with output.open(encoding=CSV_ENCODING, newline="") as handle:
-        in_csv = {unguarded_text(row[0]) for row in csv.reader(handle) if row}
+    try:
+        with output.open(encoding=CSV_ENCODING, newline="") as handle:
+            in_csv = {unguarded_text(row[0]) for row in csv.reader(handle) if row}
+    except (UnicodeDecodeError, csv.Error) as exc:  # the caller says so, as for other columns
+        raise ValueError(f"cannot read {output} to continue it: {exc}") from exc
     recorded = _recorded(record)
     states: dict[str, FileState] = {}
     for text in in_csv:
@@ -342,11 +344,17 @@ def _recorded(record: Path) -> dict[str, tuple[Path, FileState, str]]:
     last line of a photo counts, and a last line a crash cut short is left out."""
     if not record.is_file():
         return {}
-    text = record.read_text(encoding="utf-8", errors="surrogatepass")
-    text = text[: text.rfind("\n") + 1]  # only complete lines
+    # Damaged bytes or lines (a disk fault, a hand edit) are left out: at worst those
+    # photos are classified again, never a watch that cannot start.
+    data = record.read_bytes()
     lines = {}
-    for row in csv.reader(io.StringIO(text, newline="")):
-        if len(row) in (3, 4) and row[1].isdigit() and row[2].isdigit():
+    for line in data[: data.rfind(b"\n") + 1].splitlines():  # only complete lines
+        try:
+            [row] = csv.reader([line.decode("utf-8", errors="surrogatepass")])
+            size, mtime = int(row[1]), int(row[2])  # ValueError for "²", which isdigit() takes
+        except (UnicodeDecodeError, csv.Error, ValueError, IndexError):
+            continue
+        if len(row) in (3, 4):
             mark = row[3] if len(row) == 4 else ""
-            lines[readable_text(row[0])] = (Path(row[0]), (int(row[1]), int(row[2])), mark)
+            lines[readable_text(row[0])] = (Path(row[0]), (size, mtime), mark)
     return lines
