@@ -382,6 +382,17 @@ def test_settings_round_trip(tmp_path: Path) -> None:
     path.write_text("[" * 100_000)
     assert AppSettings.at(path).review_threshold(0.6) == 0.6
 
+    # Two windows open: each change is added to the file as it is, not to a copy of it
+    # read at start; a value of the wrong kind (1 for true) is written over when set.
+    path.write_text('{"preview/show_cam": 1}')
+    one, two = AppSettings.at(path), AppSettings.at(path)
+    one.set_last_dir("images", tmp_path)
+    two.set_last_dir("export", tmp_path)
+    two.set_show_cam(True)
+    both = AppSettings.at(path)
+    assert both.last_dir("images") == both.last_dir("export") == str(tmp_path)
+    assert both.show_cam() is True
+
 
 PICKLING_SETTINGS = """
 import os, sys

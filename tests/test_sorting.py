@@ -1011,3 +1011,20 @@ def test_a_file_that_is_not_a_photo_is_never_sorted(engine, tmp_path) -> None:
     report = sort_into([replace(sure, path=str(key))], dest, list(CLASS_NAMES), THRESHOLD)
     assert report.failed == [(str(key), "not a photo file: only photos are sorted")]
     assert files_under(dest) == [] and key.is_file()
+
+
+def test_a_link_named_as_a_photo_is_never_sorted(engine, tmp_path) -> None:
+    key = tmp_path / "home" / ".ssh" / "id_ed25519"
+    key.parent.mkdir(parents=True)
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    photos = photo_folder(tmp_path / "photos")
+    disguised = photos / "IMG_0001.jpg"
+    disguised.symlink_to(key)
+    [sure] = [p for p in classified(engine, photos) if p.path.endswith("battery.png")]
+    for move in (False, True):
+        dest = tmp_path / f"share-{move}"
+        rows = [replace(sure, path=str(disguised))]
+        report = sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=move)
+        reason = "a link, not a photo file: only photos are sorted"
+        assert report.failed == [(str(disguised), reason)]
+        assert files_under(dest) == [] and disguised.is_symlink()

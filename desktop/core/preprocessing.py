@@ -278,7 +278,8 @@ def _reduced(image: Image.Image, side: int) -> Image.Image:
         return image
     if image.mode in SIXTEEN_BIT_MODES:
         image = _sixteen_bit_grey(image)  # reduce() has no 16-bit mode
-    elif image.mode in ("1", "P"):
+    elif image.mode in ("1", "P", "PA") or "transparency" in image.info:
+        # Palette indices and a transparent colour key mean nothing once averaged.
         image = _to_rgb(image)
     return image.reduce(factor)
 
@@ -286,7 +287,7 @@ def _reduced(image: Image.Image, side: int) -> Image.Image:
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB the way the contract says."""
     mode = image.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode in SIXTEEN_BIT_MODES:
         return _sixteen_bit_grey(image).convert("RGB")

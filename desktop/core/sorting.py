@@ -261,6 +261,9 @@ def sort_into(
             if not is_photo_file(source):  # a reopened CSV may name any file (a key, say)
                 report.failed.append((source, "not a photo file: only photos are sorted"))
                 continue
+            if os.path.islink(source):  # "IMG_1.jpg" may lead to any file, a key say
+                report.failed.append((source, "a link, not a photo file: only photos are sorted"))
+                continue
             person = (confirmed or {}).get(source)
             folder = folder_for(prediction, class_names, threshold, person, folders)
             label = person or (

@@ -110,9 +110,8 @@ class AppSettings:
         return value if isinstance(value, kind) else default
 
     def _set(self, key: str, value: Any) -> None:
-        if self._values.get(key) == value:
-            return
-        self._values[key] = value
+        # The file as it is now, with this one change: a second window's changes stay.
+        self._values = {**_read(self.path), key: value}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with replaced_whole(self.path, "w", encoding="utf-8") as handle:

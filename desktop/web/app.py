@@ -165,28 +165,12 @@ def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
 
 
 def zip_index_bytes(path: str) -> int:
-    """The size of a zip's index (its central directory), from the end records alone, before
-    zipfile reads the whole index into memory. 0 when there is no end record (zipfile then
-    says the zip is damaged)."""
+    """The size of the index (central directory) that zipfile reads whole into memory, read
+    before it does, the way it will (its own reader of the end records, ZIP64 included: a
+    reading of our own could be shown a decoy record). 0 without an end record."""
     with open(path, "rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, size - 22 - 0xFFFF))  # the end record and its longest comment
-        tail = handle.read()
-        # The end record is the last signature whose comment length reaches the end of the
-        # file: a comment may hold the signature too.
-        end = tail.rfind(b"PK\x05\x06")
-        while end >= 0 and _number(tail, end + 20, 2) != len(tail) - end - 22:
-            end = tail.rfind(b"PK\x05\x06", 0, end)
-        if end < 0:
-            return 0
-        # The index lies within the upload, so its size fits here (ZIP64's 0xFFFFFFFF, "over
-        # 4 GB", only reads as too many).
-        return _number(tail, end + 12, 4)
-
-
-def _number(data: bytes, start: int, length: int) -> int:
-    """A little-endian field of a zip record."""
-    return int.from_bytes(data[start : start + length], "little")
+        end = zipfile._EndRecData(handle)  # private, but the very reading zipfile does
+    return 0 if end is None else end[zipfile._ECD_SIZE]
 
 
 def _is_clutter(member: zipfile.ZipInfo) -> bool:

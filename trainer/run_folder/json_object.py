@@ -75,4 +75,9 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
 def read_record(path: Path, from_json: Callable[..., Any]) -> Any:
     """`from_json` of the object in the file at `path`; None when there is no such file."""
     value = read_json_object(path)
-    return None if value is None else from_json(value, where=str(path))
+    if value is None:
+        return None
+    try:
+        return from_json(value, where=str(path))
+    except OverflowError as exc:  # an integer of hundreds of digits, where a float goes
+        raise RunFolderError(f"{path}: a number too large to be one") from exc
