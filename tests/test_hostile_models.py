@@ -228,5 +228,5 @@ def test_a_model_that_never_finishes_its_test_run_is_refused(tmp_path, monkeypat
     monkeypatch.setattr("desktop.core.engine.TEST_RUN_SECONDS", 1.0)
     path = with_an_endless_loop(build_tiny_model(tmp_path / "spins.onnx"))
     assert onnx.load(str(path)).graph.node[-3].op_type == "Loop"
-    with pytest.raises(ModelError, match=r"on a blank image \(stopped after 1 s\)"):
+    with pytest.raises(ModelError, match=r"on a blank image \(stopped: it ran over 1 s\)"):
         Engine(path, threads=1)  # before: loading for ever, the window or command stuck

@@ -510,3 +510,26 @@ def test_damaged_record_lines_are_left_out_not_a_watch_that_cannot_start(tmp_pat
     csv_path.write_bytes(b'path\r\n"' + b"y" * 200_000 + b'"\r\n')
     with pytest.raises(ValueError, match="cannot read .*shift.csv to continue it"):
         _classified_before(csv_path, record, camera)
+
+
+def test_the_record_is_never_written_through_a_link(tmp_path: Path) -> None:
+    # Checked at each write, not once at the start: a link planted during a watch would have
+    # another file cut back and appended to.
+    from desktop.core.watch import _add_to_record, _recorded
+
+    report = tmp_path / "report.xlsx"
+    report.write_bytes(b"a worker's spreadsheet, no line end at its close" * 100)
+    state = {str(tmp_path / "camera" / "IMG_1.png"): (10, 20)}
+    hard, soft = tmp_path / ".hard.csv.watched", tmp_path / ".soft.csv.watched"
+    os.link(report, hard)
+    soft.symlink_to(report)
+    for record, reason in ((hard, "has another name"), (soft, "is a link")):
+        with pytest.raises(ValueError, match=reason):
+            _add_to_record(record, state)
+    assert report.read_bytes() == b"a worker's spreadsheet, no line end at its close" * 100
+
+    # A name with a line break is written quoted over two lines, and read back whole.
+    record = tmp_path / ".shift.csv.watched"
+    two_lines = str(tmp_path / "camera" / "two\nlines.png")
+    _add_to_record(record, {two_lines: (1, 2), **state})
+    assert sorted(_recorded(record)) == sorted([two_lines, *state])

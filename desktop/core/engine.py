@@ -243,7 +243,7 @@ class Engine:
             names = self._output_names()
             arrays = dict(zip(names, self._run(blank, names, options), strict=True))
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
-            late = f" (stopped after {TEST_RUN_SECONDS:g} s)" if options.terminate else ""
+            late = f" (stopped: it ran over {TEST_RUN_SECONDS:g} s)" if options.terminate else ""
             raise ModelError(
                 f"{self.model_path} failed a test run on a blank image{late}: {_first_line(exc)}"
             ) from exc

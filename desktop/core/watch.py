@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import io
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -290,15 +292,34 @@ def _add_to_record(record: Path, states: Mapping[str, FileState], mark: str = ""
         return
     if record.is_file():
         _drop_torn_line(record)
-    with record.open("a", encoding="utf-8", errors="surrogatepass", newline="") as handle:
+    raw = _opened_record(record, append=True)
+    with io.TextIOWrapper(raw, encoding="utf-8", errors="surrogatepass", newline="") as handle:
         writer = csv.writer(handle)
         for path, state in states.items():
             writer.writerow([path, *state, *([mark] if mark else [])])
 
 
+def _opened_record(record: Path, append: bool) -> io.BufferedRandom | io.BufferedWriter:
+    """The record, opened for appending or for reading and cutting, never through a link:
+    a symbolic or hard link put there (before or during the watch) would have another file
+    cut and appended to. ValueError says so."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT if append else os.O_RDWR
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(record, flags, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ValueError(f"{record} is a link, not the watch's record") from exc
+    if os.fstat(descriptor).st_nlink > 1:
+        os.close(descriptor)
+        raise ValueError(f"{record} has another name (a hard link), not the watch's record")
+    return open(descriptor, "ab" if append else "r+b")
+
+
 def _drop_torn_line(path: Path) -> None:
     """Cut a last line a crash left unfinished: completed, it could read as a wrong state."""
-    with path.open("r+b") as handle:
+    with _opened_record(path, append=False) as handle:
         if handle.seek(0, os.SEEK_END) == 0:
             return
         handle.seek(-1, os.SEEK_END)
@@ -347,14 +368,28 @@ def _recorded(record: Path) -> dict[str, tuple[Path, FileState, str]]:
     # Damaged bytes or lines (a disk fault, a hand edit) are left out: at worst those
     # photos are classified again, never a watch that cannot start.
     data = record.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]  # only complete lines
+    try:
+        text = data.decode("utf-8", errors="surrogatepass")
+    except UnicodeDecodeError:  # a damaged byte: the lines that decode, each on its own
+        text = "".join(_decodable(line) for line in data.splitlines(keepends=True))
+    reader = csv.reader(io.StringIO(text, newline=""))  # a name may hold a line break
     lines = {}
-    for line in data[: data.rfind(b"\n") + 1].splitlines():  # only complete lines
+    while True:
         try:
-            [row] = csv.reader([line.decode("utf-8", errors="surrogatepass")])
+            row = next(reader)
             size, mtime = int(row[1]), int(row[2])  # ValueError for "²", which isdigit() takes
-        except (UnicodeDecodeError, csv.Error, ValueError, IndexError):
+        except StopIteration:
+            return lines
+        except (csv.Error, ValueError, IndexError):  # a cell over the limit, a bad number
             continue
         if len(row) in (3, 4):
             mark = row[3] if len(row) == 4 else ""
             lines[readable_text(row[0])] = (Path(row[0]), (size, mtime), mark)
-    return lines
+
+
+def _decodable(line: bytes) -> str:
+    try:
+        return line.decode("utf-8", errors="surrogatepass")
+    except UnicodeDecodeError:
+        return ""
