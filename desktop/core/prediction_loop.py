@@ -26,6 +26,7 @@ import numpy as np
 from .model_info import ModelError
 from .preprocessing import ImageLoadError, load_rgb, mirror
 from .results import Prediction
+from .stop_signals import stop_signals_held
 
 
 class Outputs(NamedTuple):
@@ -287,15 +288,16 @@ def classify_paths(
 def _wait_unless_stopped(futures: list[Future[Decoded]], stop: StopCheck) -> bool:
     """Wait for all `futures`; False as soon as `stop()` says so (checked every poll).
 
-    Each future is waited on alone, inside its own `with` (Future.exception), never with
-    concurrent.futures.wait: a stop signal raised (as `Stopped`) while wait() was taking
-    the futures' locks one by one left some taken, the decode thread that then finished
-    one blocked on it for ever, and the stopped command hung at exit, joining that thread.
+    Stop signals are held meanwhile and raised after (`stop_signals_held`): one raised
+    inside the wait, while it held a future's lock, left the lock taken; the decode thread
+    that then finished that future blocked on it for ever, and the stopped command hung at
+    exit, joining that thread.
     """
-    for future in futures:
-        while not future.done():
-            if stop():
-                return False
-            with contextlib.suppress(FuturesTimeout, CancelledError):
-                future.exception(timeout=STOP_POLL_SECONDS)
+    with stop_signals_held() as arrived:
+        for future in futures:
+            while not future.done():
+                if stop() or arrived:
+                    return False
+                with contextlib.suppress(FuturesTimeout, CancelledError):
+                    future.exception(timeout=STOP_POLL_SECONDS)
     return True

@@ -52,17 +52,37 @@ def stop_signals_wait() -> Iterator[list[Stopped]]:
 
 
 @contextlib.contextmanager
-def _signal_handlers(handler: Callable[[int, object], None]) -> Iterator[None]:
-    """`handler` for every stop signal during the block; the previous ones after it.
-    Only the main thread may set handlers: called from another thread, nothing changes."""
+def stop_signals_held() -> Iterator[list[int]]:
+    """Hold stop signals during the block, then hand the first one to the handler that was
+    there before (which may raise `Stopped` or KeyboardInterrupt, now, at a safe point).
+
+    For code that takes locks (waiting on a Future): an exception raised from a signal
+    handler between a lock's acquire and its release leaves the lock taken, and a thread
+    that needs it then waits for ever. The list says which arrived, for a loop to end early.
+    """
+    arrived: list[int] = []
+    with _signal_handlers(lambda signum, _frame: arrived.append(signum)) as previous:
+        yield arrived
+    if arrived:
+        handler = previous[arrived[0]]
+        if callable(handler):
+            handler(arrived[0], None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(arrived[0])  # the default: end the process, as it would have
+
+
+@contextlib.contextmanager
+def _signal_handlers(handler: Callable[[int, object], None]) -> Iterator[dict[int, object]]:
+    """`handler` for every stop signal during the block; the previous ones (yielded) after
+    it. Only the main thread may set handlers: called from another thread, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield {}
         return
     # A signal the parent told us to ignore (nohup, a background job) stays ignored.
     wanted = [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {signum: signal.signal(signum, handler) for signum in wanted}
     try:
-        yield
+        yield previous
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
