@@ -153,3 +153,17 @@ def test_a_stop_signal_while_waiting_for_decodes_never_hangs_the_exit() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"stopped [1-9]\d* times in 3000, none half-way", done.stdout.strip())
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
+def test_a_held_stop_is_raised_after_the_block_even_when_the_block_fails() -> None:
+    from desktop.core.stop_signals import Stopped, stop_signals_held, stop_signals_raise
+
+    with stop_signals_raise():
+        with pytest.raises(Stopped, match="SIGTERM"), stop_signals_held() as arrived:
+            signal.raise_signal(signal.SIGTERM)
+            assert arrived == [signal.SIGTERM]  # held: the block goes on
+        with pytest.raises(Stopped, match="SIGINT") as stopped, stop_signals_held():
+            signal.raise_signal(signal.SIGINT)
+            raise ValueError("the block failed meanwhile")
+        assert isinstance(stopped.value.__context__, ValueError)  # never lost to the failure

@@ -61,10 +61,12 @@ def stop_signals_held() -> Iterator[list[int]]:
     that needs it then waits for ever. The list says which arrived, for a loop to end early.
     """
     arrived: list[int] = []
-    with _signal_handlers(lambda signum, _frame: arrived.append(signum)) as previous:
-        yield arrived
-    if arrived:
-        handler = previous[arrived[0]]
+    previous: dict[int, object] = {}
+    try:
+        with _signal_handlers(lambda signum, _frame: arrived.append(signum)) as previous:
+            yield arrived
+    finally:  # even when the block raised: a stop asked for is never lost
+        handler = previous.get(arrived[0]) if arrived else None
         if callable(handler):
             handler(arrived[0], None)
         elif handler == signal.SIG_DFL:
