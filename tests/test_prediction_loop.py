@@ -167,3 +167,24 @@ def test_a_held_stop_is_raised_after_the_block_even_when_the_block_fails() -> No
             signal.raise_signal(signal.SIGINT)
             raise ValueError("the block failed meanwhile")
         assert isinstance(stopped.value.__context__, ValueError)  # never lost to the failure
+
+
+def test_a_stop_asked_before_the_first_batch_yields_nothing_even_if_decoded(monkeypatch) -> None:
+    # Decodes that finish before the loop first waits (fast files, an idle pool) were
+    # yielded: the stop was checked only while a decode was still running.
+    from desktop.core import prediction_loop
+
+    monkeypatch.setattr(prediction_loop, "decode", lambda path, size, resize: "decoded")
+    for _ in range(20):
+        batches = prediction_loop.decoded_batches(
+            ["a.jpg", "b.jpg", "c.jpg"], (8, 8), "stretch", batch_size=2, workers=2,
+            should_stop=lambda: True,
+        )  # fmt: skip
+        assert list(batches) == []
+    seen: list = []  # a stop asked once the first batch is in
+    batches = prediction_loop.decoded_batches(
+        ["a.jpg", "b.jpg", "c.jpg"], (8, 8), "stretch", batch_size=2, workers=2,
+        should_stop=lambda: bool(seen),
+    )  # fmt: skip
+    seen.extend(batches)
+    assert seen == [(["a.jpg", "b.jpg"], ["decoded", "decoded"])]

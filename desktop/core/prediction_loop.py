@@ -293,6 +293,8 @@ def _wait_unless_stopped(futures: list[Future[Decoded]], stop: StopCheck) -> boo
     that then finished that future blocked on it for ever, and the stopped command hung at
     exit, joining that thread.
     """
+    if stop():  # asked before any wait: decodes already done are not yielded either
+        return False
     with stop_signals_held() as arrived:
         for future in futures:
             while not future.done():
