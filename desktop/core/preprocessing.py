@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .pixel_budget import PixelBudget
+
 # The one pixel layout of every model's input: (batch, height, width, RGB).
 LAYOUT = "NHWC"
 # How each resize mode is described in the metadata: the text is the contract.
@@ -86,6 +88,9 @@ MAX_PIXELS = 120_000_000
 # least this many times the model's input on its short side.
 REDUCE_ABOVE_PIXELS = 24_000_000
 REDUCED_SIDE_FACTOR = 4
+# Large decodes on all threads together hold at most this many pixels at full size (about
+# 0.4 GB at worst); one image over it decodes alone. Smaller images are not counted.
+DECODE_BUDGET = PixelBudget(limit=48_000_000, exempt_up_to=4_000_000)
 SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # "I" holds them as 32-bit
 
 
@@ -191,8 +196,10 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
                 # Phones often write MPO (JPEG with a multi-picture block): same decoder.
                 if image.format in ("JPEG", "MPO"):
                     image.draft("RGB", (draft_side, draft_side))
-                ImageOps.exif_transpose(image, in_place=True)  # no copy when upright
-                yield _to_rgb(_reduced(image, draft_side))
+                # Decoding happens from here on, at the (drafted) size.
+                with DECODE_BUDGET.reserved(image.width * image.height):
+                    ImageOps.exif_transpose(image, in_place=True)  # no copy when upright
+                    yield _to_rgb(_reduced(image, draft_side))
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:

@@ -1,0 +1,56 @@
+"""A cap on the pixels that decoding threads hold at full size at once.
+
+A 100-megapixel PNG needs about 0.8 GB while it is decoded and converted (16-bit and
+transparent images most). The engine decodes on up to four threads and the app's previews
+on more, so a folder of such files could need several gigabytes together. Each large
+decode first reserves its pixels here; one that would take the total over the budget waits
+its turn, in the order they asked. An image larger than the whole budget runs alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class PixelBudget:
+    def __init__(self, limit: int, exempt_up_to: int):
+        """`limit`: pixels held at once; images of at most `exempt_up_to` pixels (a few
+        megabytes each) are not counted and never wait."""
+        self.limit = limit
+        self.exempt_up_to = exempt_up_to
+        self._held = 0
+        self._queue: deque[object] = deque()
+        self._changed = threading.Condition()
+
+    @property
+    def held(self) -> int:
+        with self._changed:
+            return self._held
+
+    @contextmanager
+    def reserved(self, pixels: int) -> Iterator[None]:
+        """Hold `pixels` of the budget for the `with` block, waiting first if needed."""
+        if pixels <= self.exempt_up_to:
+            yield
+            return
+        with self._changed:
+            turn = object()
+            self._queue.append(turn)
+            # First come, first served: small reservations arriving all the time must not
+            # keep a large image waiting for ever.
+            self._changed.wait_for(lambda: self._queue[0] is turn and self._fits(pixels))
+            self._queue.popleft()
+            self._held += pixels
+            self._changed.notify_all()  # the next in the queue may fit too
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._held -= pixels
+                self._changed.notify_all()
+
+    def _fits(self, pixels: int) -> bool:
+        return self._held == 0 or self._held + pixels <= self.limit

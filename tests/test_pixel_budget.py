@@ -1,0 +1,121 @@
+"""Large decodes on several threads share a pixel budget: together they never hold more
+than it at full size, a small image never waits, and a large one is not overtaken."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from desktop.core import preprocessing
+from desktop.core.pixel_budget import PixelBudget
+from desktop.core.preprocessing import load_rgb
+
+
+class Overlap:
+    """Counts the callers inside `during` at once, each staying `seconds`."""
+
+    def __init__(self, seconds: float = 0.15):
+        self.seconds = seconds
+        self.inside = 0
+        self.most = 0
+        self.order: list[str] = []
+        self._lock = threading.Lock()
+
+    def during(self, name: str = "") -> None:
+        with self._lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            self.order.append(name)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.inside -= 1
+
+
+def test_large_decodes_of_real_files_take_turns_within_the_budget(tmp_path, monkeypatch):
+    # Scaled down: a budget of 1.5 MP lets one 1 MP image decode at a time.
+    monkeypatch.setattr(preprocessing, "DECODE_BUDGET", PixelBudget(1_500_000, 100_000))
+    overlap = Overlap()
+    reduced = preprocessing._reduced
+
+    def watched_reduce(image, side):
+        overlap.during()
+        return reduced(image, side)
+
+    monkeypatch.setattr(preprocessing, "_reduced", watched_reduce)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"big{i}.png")
+        Image.new("RGBA", (1_000, 1_000), (i * 80, 0, 0, 128)).save(paths[-1])
+    with ThreadPoolExecutor(3) as pool:
+        decoded = list(pool.map(lambda p: load_rgb(p, (16, 16)), paths))
+    assert overlap.most == 1
+    # Half-transparent red on white: each file decoded whole and to itself.
+    assert [tuple(d[0, 0]) for d in decoded] == [(127, 127, 127), (167, 127, 127), (207, 127, 127)]
+    assert preprocessing.DECODE_BUDGET.held == 0
+
+    # Images within the exempt size decode side by side, as before.
+    overlap = Overlap()
+    small = [tmp_path / f"small{i}.png" for i in range(3)]
+    for path in small:
+        Image.fromarray(np.zeros((200, 300, 3), np.uint8)).save(path)
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda p: load_rgb(p, (16, 16)), small))
+    assert overlap.most == 3
+
+
+def test_a_failed_decode_gives_its_pixels_back(tmp_path, monkeypatch):
+    budget = PixelBudget(1_500_000, 100_000)
+    monkeypatch.setattr(preprocessing, "DECODE_BUDGET", budget)
+    path = tmp_path / "cut.png"
+    noise = np.random.default_rng(0).integers(0, 256, (1_000, 1_000, 3), np.uint8)
+    Image.fromarray(noise).save(path)
+    path.write_bytes(path.read_bytes()[:100_000])  # a copy stopped part way
+    with pytest.raises(preprocessing.ImageLoadError, match="truncated"):
+        load_rgb(path, (16, 16))
+    assert budget.held == 0
+
+
+def test_reservations_over_the_limit_wait_and_one_too_large_runs_alone():
+    budget = PixelBudget(limit=100, exempt_up_to=10)
+    overlap = Overlap(seconds=0.1)
+
+    def decode(pixels: int) -> None:
+        with budget.reserved(pixels):
+            overlap.during()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(decode, [60, 60, 60, 500]))  # 60 + 60 > 100; 500 > the whole budget
+    assert overlap.most == 1
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(decode, [40, 40, 5, 5]))  # 80 fits, and 5 is not counted
+    assert overlap.most == 4
+    assert budget.held == 0
+
+
+def test_a_waiting_large_image_is_not_overtaken_by_later_ones():
+    budget = PixelBudget(limit=100, exempt_up_to=10)
+    overlap = Overlap(seconds=0.2)
+    started = []
+
+    def decode(name: str, pixels: int) -> None:
+        started.append(name)
+        with budget.reserved(pixels):
+            overlap.during(name)
+
+    threads = [threading.Thread(target=decode, args=("first", 50))]
+    threads[0].start()
+    time.sleep(0.05)  # "first" holds 50
+    for name, pixels in (("large", 90), ("later", 30)):
+        threads.append(threading.Thread(target=decode, args=(name, pixels)))
+        threads[-1].start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=10)
+    # "later" would fit beside "first" (80), but "large" asked before it.
+    assert started == ["first", "large", "later"]
+    assert overlap.order == ["first", "large", "later"]
