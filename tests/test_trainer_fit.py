@@ -31,9 +31,25 @@ TINY_RECIPE = [
 ]  # fmt: skip
 # The product's backbone (its whole-network preset, no weights file): the run machinery
 # (resume, stop, warm start) does not depend on the backbone, and Lite0 trains a tiny run
-# in about half the time of EfficientNetV2B0, which the first test keeps covering.
+# in about half the time of EfficientNetV2B0, which the first test keeps covering. Eager
+# steps skip the 20 s graph trace of each run; the first test, the chain test and the
+# notebook train through the graph, as the product does.
 LITE0_TINY = ["--preset", "lite0", "--image-size", "32", "--batch-size", "8",
-              "--learning-rate", "0.001"]  # fmt: skip
+              "--learning-rate", "0.001", "--eager"]  # fmt: skip
+
+
+@pytest.fixture
+def fit_modes(monkeypatch) -> list[bool]:
+    """Whether each Keras fit of the test ran eagerly."""
+    modes: list[bool] = []
+    real_fit = keras.Model.fit
+
+    def spy(model, *args, **kwargs):
+        modes.append(model.run_eagerly)
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    return modes
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +59,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys, monkeypatch):
+def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys, monkeypatch, fit_modes):
     run = tmp_path / "run"
     args = ["fit", "--data", str(tiny_data), "--out", str(run), "--epochs", "2",
             "--cache-dir", str(tmp_path / "cache"), *TINY_RECIPE]  # fmt: skip
@@ -53,6 +69,7 @@ def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys, monkeypatch):
     assert code == 0
     out = capsys.readouterr().out
     assert "epoch 1/2" in out and "epoch 2/2" in out  # progress visible per epoch
+    assert fit_modes == [False, False]  # through the traced graph, without --eager
 
     # The report reads the val split unless told otherwise: test is for the shipped model.
     for name in (
@@ -320,7 +337,7 @@ def test_hidden_clutter_is_not_a_class_or_an_image(tmp_path):
 
 @pytest.mark.slow
 def test_init_from_warm_starts_a_new_run_and_records_where_it_came_from(
-    tiny_data, tmp_path, monkeypatch, capsys
+    tiny_data, tmp_path, monkeypatch, capsys, fit_modes
 ):
     first = tmp_path / "first"
     common = ["--data", str(tiny_data), "--epochs", "1", "--cache-dir", str(tmp_path / "cache"),
@@ -339,6 +356,7 @@ def test_init_from_warm_starts_a_new_run_and_records_where_it_came_from(
     assert main(["fit", "--out", str(second), "--init-from", str(earlier), *common]) == 0
 
     assert "starting from the weights of" in capsys.readouterr().out
+    assert fit_modes == [True, True]  # --eager, in both runs
     [start] = loaded  # the new run began from exactly the earlier model's weights
     expected = keras.saving.load_model(earlier).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(start, expected, strict=True))
@@ -353,7 +371,7 @@ def test_lite0_presets_train_from_imagenet_in_two_runs(tiny_data, tmp_path, caps
     """The product's recipe end to end: head on the frozen ImageNet backbone, then the whole
     network from that head; run.json says which backbone and which weights file, by hash."""
     common = ["--data", str(tiny_data), "--cache-dir", str(tmp_path / "cache"),
-              "--image-size", "32", "--batch-size", "8", "--epochs", "1"]  # fmt: skip
+              "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--eager"]  # fmt: skip
     head, full = tmp_path / "head", tmp_path / "full"
     assert main(["fit", "--preset", "lite0-head", "--out", str(head), *common]) == 0
     recorded = json.loads((head / "run.json").read_text())

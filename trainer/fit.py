@@ -144,6 +144,7 @@ def fit(
     resume: bool = False,
     cache_dir: Path | None = data.DEFAULT_CACHE_DIR,
     report_split: str = "val",
+    eager: bool = False,
 ) -> dict:
     """Audit, train (or finish a resumed run), evaluate on `report_split`; returns the
     metrics it wrote. Recipes are compared with "val", so the test split is read only for
@@ -179,7 +180,9 @@ def fit(
             f"no readable training image of {', '.join(unreadable)}: a class cannot be "
             "learnt from nothing"
         )
-    model, history = train(dataset, run_dir, config, resume=resume, cache_dir=cache_dir)
+    model, history = train(
+        dataset, run_dir, config, resume=resume, cache_dir=cache_dir, eager=eager
+    )
     print(f"evaluating on the {report_split} split ...", flush=True)
     metrics = evaluate_model(
         KerasPredictor(model),
@@ -207,8 +210,10 @@ def train(
     config: TrainConfig,
     resume: bool = False,
     cache_dir: Path | None = data.DEFAULT_CACHE_DIR,
+    eager: bool = False,
 ) -> tuple[keras.Model, History]:
     """Train, checkpointing every epoch; with `resume`, continue an interrupted run.
+    `eager` runs the steps without tracing a graph (`--eager`).
 
     Returns the model with the best epoch's weights (also saved as model.keras) and the
     history of every epoch, across restarts.
@@ -234,6 +239,8 @@ def train(
     else:
         model = _resumed_model(run_dir, config, state)
         print(f"resuming after epoch {state.epochs_done}", flush=True)
+    # Set here, not by compile(): the checkpoints then never carry it into a later run.
+    model.run_eagerly = eager
 
     if state.epochs_done < config.epochs and not state.stopped_early:
         progress = RunState(run_dir, config, state)
