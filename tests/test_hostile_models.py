@@ -59,6 +59,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         ({"input": '{"name": "image", "size": [Infinity, 32], "layout": "NHWC"}'}, "malformed"),
         ({"input": '{"name": "image", "size": [8000, 8000], "layout": "NHWC"}'}, "1024x1024"),
         ({"class_names": '["Battery", "Mouse\\u0000"]'}, "control characters"),
+        # Half a character: no folder of a sort could be named after it.
+        ({"class_names": '["Battery", "Mouse\\ud800"]'}, "broken text"),
     ],
 )
 def test_hostile_metadata_is_refused_with_exit_2_and_one_line(

@@ -1028,3 +1028,95 @@ def test_a_link_named_as_a_photo_is_never_sorted(engine, tmp_path) -> None:
         reason = "a link, not a photo file: only photos are sorted"
         assert report.failed == [(str(disguised), reason)]
         assert files_under(dest) == [] and disguised.is_symlink()
+
+
+def test_a_manifest_that_fails_for_any_reason_stops_with_what_was_done(
+    engine, tmp_path, monkeypatch
+):
+    # A stick pulled out mid-sort: the append fails with EIO, not a full disk. The photos
+    # moved by then are elsewhere, and the report must say so, for the app's rows.
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    predictions = classified(engine, photos)
+    dest = tmp_path / "sorted"
+    real_add, added = sorting._Manifest.add, []
+
+    def add_until_gone(manifest, filed):
+        if len(added) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        added.append(filed)
+        real_add(manifest, filed)
+
+    monkeypatch.setattr(sorting._Manifest, "add", add_until_gone)
+    with pytest.raises(
+        SortError, match=r"could not go on after 2 photos \(Input/output error\)"
+    ) as e:
+        sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    monkeypatch.undo()
+    assert [f.destination for f in e.value.report.filed] == [f.destination for f in added]
+    assert all(Path(f.destination).is_file() and not Path(f.source).exists() for f in added)
+
+    # The same sort again finishes; the undo puts every photo back.
+    report = sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert len(report.skipped) == 2 and not report.failed
+    assert not undo_sort(dest).failed
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
+def test_a_sort_and_an_undo_asked_to_stop_end_between_photos_and_finish_later(
+    engine, tmp_path
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    predictions = classified(engine, photos)
+    dest = tmp_path / "sorted"
+    filed: list[int] = []
+
+    def stop_after_two() -> bool:
+        return len(filed) >= 2
+
+    with pytest.raises(SortError, match="asked to stop after 2 photos, each whole") as stopped:
+        sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True,
+                  progress=filed.append, should_stop=stop_after_two)  # fmt: skip
+    assert len(stopped.value.report.filed) == 2 and len(manifest_rows(dest)) == 2
+    assert len(list(photos.iterdir())) == len(before) - 2
+    sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert list(photos.iterdir()) == []
+
+    asked = iter(range(len(before)))  # asked before each photo: the fourth is not put back
+    with pytest.raises(SortError, match="asked to stop after putting back 3 photos") as stopped:
+        undo_sort(dest, should_stop=lambda: next(asked) == 3)
+    assert len(stopped.value.report.filed) == 3
+    assert len(manifest_rows(dest)) == len(before) - 3  # the rest, for the next undo
+    assert len(manifest_rows(dest, UNDONE_MANIFEST_FILE)) == 3
+    assert len(list(photos.iterdir())) == 3
+    assert len(undo_sort(dest).filed) == len(before) - 3
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
+def test_an_undo_that_cannot_record_what_it_did_says_what_is_back(
+    engine, tmp_path, monkeypatch, capsys
+) -> None:
+    # The destination full (what the sort's own message says to fix by undoing): every
+    # photo goes back, then the manifests cannot be rewritten.
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sorting, "_write_manifest", full)
+    expected = f"put back {len(before)} photos but could not record it"
+    with pytest.raises(SortError, match=expected) as e:
+        undo_sort(dest)
+    assert sorted(Path(f.source).name for f in e.value.report.filed) == sorted(before)
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+    # The command says so, as a write that failed (1), not as a usage error (2).
+    assert classify_main(["--undo-sort", str(dest)]) == 1
+    assert expected in capsys.readouterr().err
+    monkeypatch.undo()
+    # A second undo finds them back and records it.
+    assert not undo_sort(dest).failed and not (dest / MANIFEST_FILE).exists()
+    assert {p.name: digest(p) for p in photos.iterdir()} == before

@@ -140,9 +140,9 @@ def undo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         report = undo_sort(args.undo_sort)
-    except SortError as exc:
+    except SortError as exc:  # with a report: photos were put back, not all recorded
         error(str(exc))
-        return EXIT_USAGE
+        return EXIT_USAGE if exc.report is None else EXIT_WRITE_FAILED
     except Stopped as stop:  # manifest.csv is rewritten only at the end: nothing is lost
         error(f"stopped by {stop} while putting photos back; run --undo-sort again to finish")
         return stop.exit_status

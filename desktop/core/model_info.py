@@ -181,12 +181,15 @@ def _checked_class_names(names: Any, source: str) -> list[str]:
     if len(set(names)) != len(names):
         raise ModelError(f"{source}: class_names must be distinct, got {names[:20]!r}")
     for name in names:
+        # Control characters, and halves of a character (lone surrogates, which no file
+        # can hold: the class's folder of a sort could not even be named).
         if len(name) > MAX_CLASS_NAME_LENGTH or any(
-            unicodedata.category(ch) == "Cc" for ch in name
+            unicodedata.category(ch) in ("Cc", "Cs") for ch in name
         ):
             raise ModelError(
                 f"{source}: class name {name[:40]!r} is too long or holds control characters "
-                "(NUL, line breaks, ...), which a CSV cell or a table row cannot show"
+                "(NUL, line breaks, ...) or broken text, which a CSV cell, a table row or a "
+                "folder name cannot show"
             )
     return names
 

@@ -237,10 +237,13 @@ def sort_into(
     confirmed: Mapping[str, str] | None = None,
     sources: Iterable[Path] = (),
     progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SortReport:
     """File each prediction's photo under `dest` (see the module). A photo that cannot be
-    filed (deleted since, unreadable) is a `failed` entry and the sort goes on; a full disk
-    stops it with SortError, leaving no partial file and a manifest of what was done."""
+    filed (deleted since, unreadable) is a `failed` entry and the sort goes on. A full
+    disk, a destination gone, any other failure, or `should_stop()` (asked between photos)
+    stops it with a SortError carrying the report of what was done: no partial file, and
+    a manifest of every photo filed."""
     # One spelling of the folder (absolute, links resolved): the manifest must not depend on
     # the working folder, and a link to DEST must not make its files look like other files.
     dest = Path(os.path.realpath(dest))
@@ -252,67 +255,96 @@ def sort_into(
     by_placement = {filed.destination: filed for filed in done.values()}
     folders = class_folders(class_names)
     report = SortReport()
-    with _Manifest(dest / MANIFEST_FILE) as manifest:
-        for count, prediction in enumerate(predictions, start=1):
-            source = str(prediction.path)
-            if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
-                report.failed.append((source, "its name is not valid text: rename it to sort"))
-                continue
-            if not is_photo_file(source):  # a reopened CSV may name any file (a key, say)
-                report.failed.append((source, "not a photo file: only photos are sorted"))
-                continue
-            if os.path.islink(source):  # "IMG_1.jpg" may lead to any file, a key say
-                report.failed.append((source, "a link, not a photo file: only photos are sorted"))
-                continue
-            person = (confirmed or {}).get(source)
-            folder = folder_for(prediction, class_names, threshold, person, folders)
-            label = person or (
-                "" if prediction.top_index is None else class_names[prediction.top_index]
-            )
-            status = status_of(prediction, threshold)
-            # Filed before: found by its source, or by where it was filed (the app's rows
-            # follow the photos a sort moved).
-            earlier = done.get(source) or by_placement.get(_canonical(source))
-            if _filed_before(earlier):
+    try:
+        with _Manifest(dest / MANIFEST_FILE) as manifest:
+            for count, prediction in enumerate(predictions, start=1):
+                if should_stop is not None and should_stop():
+                    raise SortError(
+                        f"asked to stop after {report.filed_count()}, each whole and in "
+                        "the manifest: sort again to finish, or undo it",
+                        report,
+                    )
+                source = str(prediction.path)
+                if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
+                    report.failed.append((source, "its name is not valid text: rename it to sort"))
+                    continue
+                if not is_photo_file(source):  # a reopened CSV may name any file (a key, say)
+                    report.failed.append((source, "not a photo file: only photos are sorted"))
+                    continue
+                if os.path.islink(source):  # "IMG_1.jpg" may lead to any file, a key say
+                    reason = "a link, not a photo file: only photos are sorted"
+                    report.failed.append((source, reason))
+                    continue
+                person = (confirmed or {}).get(source)
+                folder = folder_for(prediction, class_names, threshold, person, folders)
+                label = person or (
+                    "" if prediction.top_index is None else class_names[prediction.top_index]
+                )
+                status = status_of(prediction, threshold)
+                # Filed before: found by its source, or by where it was filed (the app's rows
+                # follow the photos a sort moved).
+                earlier = done.get(source) or by_placement.get(_canonical(source))
+                if _filed_before(earlier):
+                    try:
+                        _finish_move(earlier)  # a run stopped before deleting the source
+                        refiled = None
+                        if person is not None:  # only a person's word moves a filed photo
+                            refiled = _refile(earlier, dest / folder, label, status, claimed)
+                    except (OSError, ValueError) as exc:
+                        _stop_if_full(exc, report)
+                        report.failed.append((source, _reason(exc)))
+                        continue
+                    if refiled is None:
+                        report.skipped.append(source)
+                        continue
+                    # The new row first, then the old name goes: a stop between loses
+                    # nothing, and a name held open elsewhere goes at the next sort.
+                    _record(manifest, refiled, report)
+                    claimed.add(refiled.destination)
+                    with contextlib.suppress(OSError):
+                        Path(earlier.destination).unlink()
+                    report.refiled.append((earlier.destination, refiled))
+                    continue
                 try:
-                    _finish_move(earlier)  # a run stopped before deleting the source
-                    refiled = None
-                    if person is not None:  # only a person's word moves a filed photo
-                        refiled = _refile(earlier, dest / folder, label, status, claimed)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                        raise _destination_full(report) from exc
-                    report.failed.append((source, exc.strerror or str(exc)))
+                    filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
+                except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
+                    _stop_if_full(exc, report)
+                    report.failed.append((source, _reason(exc)))
                     continue
-                if refiled is None:
-                    report.skipped.append(source)
+                _record(manifest, filed, report)
+                claimed.add(filed.destination)
+                try:
+                    _finish_move(filed)  # only once the manifest says where the photo went
+                except OSError as exc:  # the photo stays where it was, with a copy in DEST
+                    report.failed.append((source, _reason(exc)))
                     continue
-                # The new row first, then the old name goes: a stop between loses nothing,
-                # and a name held open elsewhere goes at the next sort (the leftovers).
-                _record(manifest, refiled, report)
-                claimed.add(refiled.destination)
-                with contextlib.suppress(OSError):
-                    Path(earlier.destination).unlink()
-                report.refiled.append((earlier.destination, refiled))
-                continue
-            try:
-                filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise _destination_full(report) from exc
-                report.failed.append((source, exc.strerror or str(exc)))
-                continue
-            _record(manifest, filed, report)
-            claimed.add(filed.destination)
-            try:
-                _finish_move(filed)  # only once the manifest says where the photo went
-            except OSError as exc:  # the photo stays where it was, with a copy in DEST
-                report.failed.append((source, exc.strerror or str(exc)))
-                continue
-            report.filed.append(filed)
-            if progress is not None:
-                progress(count)
+                report.filed.append(filed)
+                if progress is not None:
+                    progress(count)
+    except SortError:
+        raise
+    except Exception as exc:
+        # The manifest could not be written (a stick pulled out), or something unforeseen:
+        # the photos filed by then are elsewhere, and whoever shows them must know.
+        raise SortError(
+            f"the sort could not go on after {report.filed_count()} ({_reason(exc)}); each "
+            "one filed is whole and in the manifest: sort again to finish, or undo it",
+            report,
+        ) from exc
     return report
+
+
+def _stop_if_full(exc: Exception, report: SortReport) -> None:
+    """A full destination stops the whole sort: the next photo would not fit either."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise _destination_full(report) from exc
+
+
+def _reason(exc: Exception) -> str:
+    """An error in words for the user: the system's own for a system error."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _record(manifest: _Manifest, filed: Filed, report: SortReport) -> None:
@@ -321,8 +353,7 @@ def _record(manifest: _Manifest, filed: Filed, report: SortReport) -> None:
     try:
         manifest.add(filed)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise _destination_full(report) from exc
+        _stop_if_full(exc, report)
         raise
 
 
@@ -334,11 +365,15 @@ def _destination_full(report: SortReport) -> SortError:
     )
 
 
-def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
+def undo_sort(
+    dest: str | os.PathLike[str], should_stop: Callable[[], bool] | None = None
+) -> SortReport:
     """Put every photo of the manifest back: a moved one to its source path (never over a
     file that is there now), a copy deleted (only if unchanged; moved back if its original
     is gone). Done rows go to a manifest.undone csv; rows that could not be undone stay in
-    manifest.csv, so running the undo again retries just those."""
+    manifest.csv, so running the undo again retries just those. `should_stop()`, asked
+    between photos, ends it early the same way; that and a failure to write the manifests
+    raise a SortError with the report of the photos put back."""
     dest = Path(os.path.realpath(dest))
     manifest = dest / MANIFEST_FILE
     if not manifest.is_file():
@@ -350,9 +385,48 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
     entries = _read_manifest(manifest, dest)
     if not entries:  # created by a sort stopped before its first photo: kept as it is
         raise SortError(f"{manifest} lists no photo: nothing to undo")
-    report, left, undone, seen = SortReport(), [], [], set()
+    report, left, undone = SortReport(), [], []
+    stopped = _undo_each(manifest, entries, report, left, undone, should_stop or (lambda: False))
+    try:
+        _remove_emptied_folders(dest, undone)
+        if undone:
+            _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
+        if left:
+            _write_manifest(manifest, list(reversed(left)))
+        else:
+            manifest.unlink()
+    except OSError as exc:  # the photos are back all the same: a second undo finds them so
+        raise SortError(
+            f"put back {plural(len(report.filed), 'photo')} but could not record it in {dest} "
+            f"({_reason(exc)}): undo again to finish",
+            report,
+        ) from exc
+    if stopped:
+        raise SortError(
+            f"asked to stop after putting back {plural(len(report.filed), 'photo')}: undo "
+            "again to put back the rest",
+            report,
+        )
+    return report
+
+
+def _undo_each(
+    manifest: Path,
+    entries: list[Filed | DamagedRow],
+    report: SortReport,
+    left: list[Filed | DamagedRow],
+    undone: list[Filed | DamagedRow],
+    should_stop: Callable[[], bool],
+) -> bool:
+    """Put back each photo of `manifest`'s `entries`, latest row first, into `report`;
+    rows not undone go to `left`, done ones to `undone` (both latest first). True when
+    stopped early."""
+    seen: set[tuple[str, str]] = set()
     returned: set[tuple[str, str]] = set()  # photos put back by their latest row
-    for entry in reversed(entries):  # a re-filed photo's latest row first: it is put back
+    for position, entry in enumerate(reversed(entries)):
+        if should_stop():
+            left.extend(reversed(entries[: len(entries) - position]))
+            return True
         if isinstance(entry, DamagedRow):
             reason = f"line {entry.line} is damaged; kept in it as it is, for a person to mend"
             report.failed.append((str(manifest), reason))
@@ -362,12 +436,12 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
         photo = (entry.source, entry.sha256)
         try:
             outcome, back = _undo_one(entry)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
             if photo in returned:  # an earlier row of a photo back already (renamed, say)
                 undone.append(entry)
                 continue
             if photo not in seen:
-                report.failed.append((entry.destination, exc.strerror or str(exc)))
+                report.failed.append((entry.destination, _reason(exc)))
             seen.add(photo)
             left.append(entry)
             continue
@@ -379,14 +453,7 @@ def undo_sort(dest: str | os.PathLike[str]) -> SortReport:
             report.copies_deleted += entry.action == "copy" and outcome == DELETED
             if not _is_same_path(back, Path(entry.source)):
                 report.renamed.append((entry.source, str(back)))
-    _remove_emptied_folders(dest, undone)
-    if undone:
-        _write_manifest(_free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
-    if left:
-        _write_manifest(manifest, list(reversed(left)))
-    else:
-        manifest.unlink()
-    return report
+    return False
 
 
 def _undo_one(entry: Filed) -> tuple[str, Path]:
