@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import errno
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,11 @@ from rich_text import as_read
 from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
 
 TIMEOUT_MS = 60_000
+
+
+def manifest_rows(dest: Path) -> list[dict[str, str]]:
+    with open(dest / MANIFEST_FILE, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 @pytest.fixture
@@ -296,3 +304,141 @@ def test_the_apps_watch_polls_a_folder_slow_to_look_at_less_often(qtbot, tmp_pat
     qtbot.waitUntil(lambda: timer.interval() >= 1800, timeout=10_000)
     assert len(listings) == 1
     watch.stop()
+
+
+class HeldSort:
+    """Holds the sort at its first photo until `release()`, to act while it runs."""
+
+    def __init__(self, monkeypatch) -> None:
+        import desktop.core.sorting as sorting
+
+        self.in_hand, self._go = threading.Event(), threading.Event()
+        real_file_one = sorting._file_one
+
+        def file_one(*args, **kwargs):
+            self.in_hand.set()
+            assert self._go.wait(30)
+            return real_file_one(*args, **kwargs)
+
+        monkeypatch.setattr(sorting, "_file_one", file_one)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def start_move(qtbot, window, tmp_path, monkeypatch) -> tuple[Path, Path, HeldSort]:
+    folder = classified_photos(qtbot, window, tmp_path)
+    dest = tmp_path / "sorted"
+    held = HeldSort(monkeypatch)
+    window.sorting.sort_into_folders(str(dest), "move")
+    assert held.in_hand.wait(30) and window.sorting.busy
+    return folder, dest, held
+
+
+def rows_where_photos_are(window) -> bool:
+    return all(Path(row.path).is_file() for row in window.results.rows)
+
+
+def test_cancel_stops_a_sort_after_the_photo_in_hand_and_the_rows_follow(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args: warnings.append(args))
+    folder, dest, held = start_move(qtbot, window, tmp_path, monkeypatch)
+    assert window.commands.cancel.isEnabled()  # Esc, Run > Cancel
+    window.commands.cancel.trigger()
+    held.release()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+
+    assert len(list(folder.iterdir())) == 3 and len(manifest_rows(dest)) == 1
+    assert rows_where_photos_are(window)
+    assert (
+        window.statusBar()
+        .currentMessage()
+        .startswith("Sorting stopped: asked to stop after 1 photo, each whole and in the manifest")
+    )
+    assert warnings == []  # asked for: no box to dismiss
+    assert not window.commands.cancel.isEnabled()
+
+    # The same sort again files the rest; the undo puts all four back.
+    window.sorting.sort_into_folders(str(dest), "move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert list(folder.iterdir()) == [] and rows_where_photos_are(window)
+    window.sorting.undo_sort(str(dest))
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert len(list(folder.iterdir())) == 4 and rows_where_photos_are(window)
+
+
+def test_a_sort_failing_midway_for_any_reason_still_relocates_the_rows(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    import desktop.core.sorting as sorting
+
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args: warnings.append(args))
+    real_add, added = sorting._Manifest.add, []
+
+    def add_until_the_stick_is_pulled(manifest, filed):
+        if len(added) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        added.append(filed)
+        real_add(manifest, filed)
+
+    monkeypatch.setattr(sorting._Manifest, "add", add_until_the_stick_is_pulled)
+    folder = classified_photos(qtbot, window, tmp_path)
+    window.sorting.sort_into_folders(str(tmp_path / "sorted"), "move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+
+    assert len(list(folder.iterdir())) == 2
+    assert rows_where_photos_are(window)  # the two moved rows name their new places
+    [(_, title, text)] = warnings
+    assert title == "Sorting stopped" and "could not go on after 2 photos" in text
+    assert "(Input/output error)" in text
+
+
+def test_quit_during_a_sort_stops_it_first_then_quits(qtbot, window, tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *args, **kwargs: asked.append(args[2]) or QMessageBox.Yes
+    )
+    folder, _, held = start_move(qtbot, window, tmp_path, monkeypatch)
+    window.commands.quit.trigger()
+    assert asked and asked[0].startswith("A sort is running. Stop it after the photo in hand")
+    assert window.isVisible()  # not before the sort has stopped
+    held.release()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
+    assert not window.sorting.busy and len(list(folder.iterdir())) == 3
+    assert rows_where_photos_are(window)
+
+
+def test_a_close_by_the_program_during_a_sort_waits_for_it_to_stop(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    folder, _, held = start_move(qtbot, window, tmp_path, monkeypatch)
+    threading.Timer(0.3, held.release).start()
+    window.close()  # Ctrl+C in the terminal, a log-out: no question to answer
+    assert not window.sorting.busy and len(list(folder.iterdir())) == 3
+    assert rows_where_photos_are(window)  # before the window went: a kept review agrees
+
+
+def test_an_undo_of_a_copy_sort_leaves_one_row_per_photo_with_its_class(
+    qtbot, window, tmp_path
+) -> None:
+    folder = classified_photos(qtbot, window, tmp_path)
+    dest = tmp_path / "sorted"
+    window.sorting.sort_into_folders(str(dest), "copy")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    classify(qtbot, window, dest)  # the worker drops the sorted folder in, to check it
+    assert len(window.results.rows) == 8
+    [copy] = [i for i, r in enumerate(window.results.rows) if r.path.startswith(str(dest))
+              and r.name == "mouse.png"]  # fmt: skip
+    window.results.set_confirmed([copy], "Keyboard")  # corrected on the copy's row
+    window.view.select_proxy_row(copy)
+
+    window.sorting.undo_sort(str(dest))
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    paths = [row.path for row in window.results.rows]
+    assert sorted(paths) == sorted(str(p) for p in folder.iterdir())  # once each, all there
+    assert window.results.confirmed_classes() == {str(folder / "mouse.png"): "Keyboard"}
+    assert window.preview.row is None or window.preview.row in window.results.rows
+    assert window.counts_label.full_text.startswith("4 results:")

@@ -15,7 +15,8 @@ MIN_WIDTH = 100  # cut, never widening the window, when it is narrow
 
 
 class CountsLabel(QLabel):
-    """Follows the results model: rows added, re-judged (a new threshold) or cleared."""
+    """Follows the results model: rows added, re-judged (a new threshold), merged or
+    cleared."""
 
     def __init__(self, results: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -29,6 +30,7 @@ class CountsLabel(QLabel):
         )
         self.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         results.rowsInserted.connect(self._update)
+        results.rowsRemoved.connect(self._update)  # a copy's row gone into its photo's
         results.dataChanged.connect(self._update)
         results.modelReset.connect(self._update)
 

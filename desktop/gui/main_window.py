@@ -65,6 +65,9 @@ if TYPE_CHECKING:
 APP_TITLE = "E-Waste Sorter"
 FIRST_SIZE = (1360, 820)  # the window at its first start, on a screen that fits it
 WATCHING_LABEL_WIDTH = 260  # the folder's name is shortened to it; the tooltip has the path
+# A close by the program waits this long for a sort to stop: one photo's copy and fsync,
+# even to a slow USB stick.
+SORT_STOP_WAIT_S = 10.0
 # HEIC and RAW are offered too, so a phone's photos can be picked and their rows say what to do.
 IMAGE_FILTER = "Photos ({})".format(" ".join(f"*{s}" for s in sorted(PHOTO_SUFFIXES)))
 
@@ -82,6 +85,7 @@ class MainWindow(QMainWindow):
         self.last_summary: RunSummary | None = None
         # A Clear or Quit put off until the export asked for is written, and the rows then.
         self._after_export: tuple[Callable[[], None], int] | None = None
+        self._quit_after_sort = False  # Quit chosen while a sort ran: once it has stopped
         self.setWindowTitle(APP_TITLE)
 
         # The owners of the session's state; the widgets below follow their signals.
@@ -208,8 +212,9 @@ class MainWindow(QMainWindow):
             lambda: self.preview.show_result(self.preview.row)
         )
         self.results.reclassified.connect(lambda: self.preview.show_result(self.preview.row))
-        self.results.relocated.connect(lambda: self.preview.show_result(self.preview.row))
+        self.results.relocated.connect(self._show_relocated_row)
         self.sorting.busy_changed.connect(self._update_actions)
+        self.sorting.busy_changed.connect(self._on_sorting_busy)
         self.model_loader.started.connect(self._on_model_loading)
         self.model_loader.loaded.connect(self._on_model_loaded)
         self.model_loader.failed.connect(self._on_model_failed)
@@ -495,17 +500,57 @@ class MainWindow(QMainWindow):
         self.commands.sort.setEnabled(has_rows and not busy and not self.sorting.busy)
         self.commands.undo_sort.setEnabled(not self.sorting.busy)
         self.commands.clear.setEnabled(has_rows or busy)
-        self.commands.cancel.setEnabled(busy or self.controller.queued > 0)
+        self.commands.cancel.setEnabled(busy or self.controller.queued > 0 or self.sorting.busy)
         self.commands.open_model.setEnabled(not busy and not self.model_loader.loading)
         self.recovery_offer.set_ready(
             self.engine is not None and not busy and not self.controller.queued
         )
 
+    @Slot()
+    def _show_relocated_row(self) -> None:
+        """The preview's photo where it is now; nothing, if its row went into another."""
+        row = self.preview.row
+        self.preview.show_result(row if row in self.results.rows else None)
+
+    def cancel_work(self) -> None:
+        """Run > Cancel (Esc): stop classifying, and a sort or undo after the photo in hand."""
+        self.controller.cancel()
+        self.sorting.cancel()
+
     def quit(self) -> None:
-        """File > Quit: asks first when a person's confirmations are in no CSV yet."""
+        """File > Quit: asks first when a sort runs, or a person's confirmations are in no
+        CSV yet."""
+        if not self._no_sort_running():
+            return
         if self._review_may_be_lost("Quit", "Quit &anyway", self.quit):
             self.recovery.discard()  # nothing to keep, or the person chose to lose it
             self.close()
+
+    def _no_sort_running(self) -> bool:
+        """True when no sort or undo runs. Otherwise asks whether to stop it and quit once
+        it has stopped: a window gone while the sort went on would leave the photos it moved
+        unknown to the rows, and an undo run meanwhile could not put them back."""
+        if not self.sorting.busy:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Quit",
+            "A sort is running. Stop it after the photo in hand, then quit? Every photo "
+            "filed by then is whole and in its manifest.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self._quit_after_sort = True
+            self.sorting.cancel()
+            self.statusBar().showMessage("Stopping the sort; quitting once it has stopped")
+        return False
+
+    @Slot(bool)
+    def _on_sorting_busy(self, busy: bool) -> None:
+        if not busy and self._quit_after_sort:
+            self._quit_after_sort = False
+            self.quit()  # the rows follow the photos by now: asked about as usual
 
     def _review_may_be_lost(self, title: str, anyway: str, then: Callable[[], None]) -> bool:
         """True when no class a person set would be lost, or they choose to lose it. With
@@ -551,10 +596,15 @@ class MainWindow(QMainWindow):
         # The title bar's close button or a log-out (spontaneous); File > Quit asked already,
         # and a close by the program (at exit, in tests) must not wait for an answer.
         if event.spontaneous():
-            if not self._review_may_be_lost("Quit", "Quit &anyway", self.quit):
+            if not self._no_sort_running() or not self._review_may_be_lost(
+                "Quit", "Quit &anyway", self.quit
+            ):
                 event.ignore()
                 return
             self.recovery.discard()
+        # A close by the program (Ctrl+C in the terminal, at exit): the sort stops after the
+        # photo in hand, and the rows, and the kept copy of a review, follow its photos.
+        self.sorting.stop_and_wait(SORT_STOP_WAIT_S)
         self.recovery.release()  # a close by the program keeps the copy: a review is kept
         self._save_layout()
         self.controller.shutdown()  # no worker thread may outlive the window

@@ -374,25 +374,49 @@ class ResultsModel(QAbstractTableModel):
 
     def relocate(self, moved: Mapping[str, str]) -> None:
         """Follow the photos a sort moved or an undo put back (old path -> new path), so the
-        preview, the CSV and the next sort find them."""
-        changed = []
-        for index, row in enumerate(self._rows):
-            old_path = row.prediction.path
-            new_path = moved.get(old_path)
-            if new_path is not None:
-                row.move_to(new_path)
-                self._paths.discard(old_path)
-                self._paths.add(new_path)
-                # A move keeps the file's size and time.
-                self._file_states[new_path] = self._file_states.pop(old_path, None)
-                if old_path in self._in_csv:  # a CSV of before the sort finds it (reopen)
-                    self._in_csv[new_path] = self._in_csv.pop(old_path)
-                changed.append(index)
-        if changed:
-            self.dataChanged.emit(
-                self.index(min(changed), COL_FILE), self.index(max(changed), COL_FOLDER)
-            )
-            self.relocated.emit()
+        preview, the CSV and the next sort find them. A row led to a photo that has a row
+        already (a copy's row, once an undo deleted the copy) goes into that row: one row
+        per photo, keeping the class a person set on either."""
+        moving = {
+            index: moved[row.prediction.path]
+            for index, row in enumerate(self._rows)
+            if row.prediction.path in moved
+        }
+        if not moving:
+            return
+        # Every old place first: a photo may move to where another has just left.
+        left = {index: self._leave(self._rows[index].prediction.path) for index in moving}
+        taken = {row.prediction.path: i for i, row in enumerate(self._rows) if i not in moving}
+        merged = []
+        for index, new_path in moving.items():
+            row, (state, in_csv) = self._rows[index], left[index]
+            keeper = taken.get(new_path)
+            if keeper is not None:
+                kept = self._rows[keeper]
+                kept.confirmed = kept.confirmed or row.confirmed
+                merged.append(index)
+                continue
+            taken[new_path] = index
+            row.move_to(new_path)
+            self._paths.add(new_path)
+            self._file_states[new_path] = state  # a move keeps the file's size and time
+            if in_csv is not None:  # a CSV of before the sort finds it (reopen)
+                self._in_csv[new_path] = in_csv
+        for index in sorted(merged, reverse=True):
+            self.beginRemoveRows(QModelIndex(), index, index)
+            del self._rows[index]
+            self.endRemoveRows()
+        if self._rows:
+            last = len(self._rows) - 1
+            self.dataChanged.emit(self.index(0, COL_FILE), self.index(last, COL_FOLDER))
+        self.relocated.emit()
+        if merged:
+            self.confirmations_changed.emit()
+
+    def _leave(self, path: str) -> tuple[FileState | None, str | None]:
+        """Forget `path` as a row's place; its file state and class in the last CSV."""
+        self._paths.discard(path)
+        return self._file_states.pop(path, None), self._in_csv.pop(path, None)
 
     def confirmed_classes(self) -> dict[str, str]:
         """Path -> the class a person set, for every confirmed row (CSV, sorting)."""

@@ -4,11 +4,13 @@
 an overwrite); this object asks where and how, runs it on a pool thread, and says what
 happened in the status bar, and in a message box when a photo could not be filed, the
 whole job failed, or the destination is refused (before the copy-or-move question).
+Cancel stops it between two photos; however it ends, the rows follow the photos it moved.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -56,7 +58,8 @@ def _put_back_by_undo(report: SortReport) -> dict[str, str]:
 
 
 class SortCommands(QObject):
-    """Sorts the results' photos; `busy` while a sort or undo runs, `finished(text)` after."""
+    """Sorts the results' photos; `busy` while a sort or undo runs, `finished(text)` after.
+    `cancel()` stops it after the photo in hand."""
 
     finished = Signal(str)  # what happened, for the status bar
     busy_changed = Signal(bool)
@@ -65,6 +68,7 @@ class SortCommands(QObject):
         super().__init__(parent)
         self._results = results  # the window is our Qt parent(): no Python reference to it
         self._call: BackgroundCall | None = None
+        self._stop = threading.Event()  # the running job's, asked between two photos
         self._words = _Words("", "", "")  # the running job's
         self._paths_after: Callable[[SortReport], Mapping[str, str]] = _moved_by_sort
 
@@ -107,6 +111,7 @@ class SortCommands(QObject):
             move=how == MOVE,
             confirmed=self._results.confirmed_classes(),  # a person's class outranks
             sources=sources,
+            should_stop=self._stop.is_set,
         )
         verb = "Moved" if how == MOVE else "Copied"
         words = _Words(f"{verb} {{filed}} into {dest}", "not filed", "Sorting stopped")
@@ -118,7 +123,7 @@ class SortCommands(QObject):
             return
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Undo the sort into")
         if dest:
-            job = partial(undo_sort, Path(dest))
+            job = partial(undo_sort, Path(dest), should_stop=self._stop.is_set)
             words = _Words(f"Put back {{filed}} from {dest}", "not put back", "Undo stopped")
             self._start(job, words, _put_back_by_undo)
 
@@ -142,18 +147,50 @@ class SortCommands(QObject):
         self, job, words: _Words, paths_after: Callable[[SortReport], Mapping[str, str]]
     ) -> None:
         self._words, self._paths_after = words, paths_after
+        self._stop.clear()
         self._call = BackgroundCall(job)
         self._call.succeeded.connect(self._on_done)
         self._call.failed.connect(self._on_failed)
         self.busy_changed.emit(True)
         self._call.start()
 
+    def cancel(self) -> None:
+        """Stop the running sort or undo after the photo in hand (nothing if none runs)."""
+        if self.busy:
+            self._stop.set()
+
+    def stop_and_wait(self, timeout_s: float) -> bool:
+        """At exit: stop the job and wait up to `timeout_s` for it; the rows then follow
+        the photos it moved, without a message box. True when no job is left running."""
+        call = self._call
+        if call is None:
+            return True
+        self._stop.set()
+        if not call.wait(timeout_s):
+            return False
+        self._ended(call.outcome, quietly=True)
+        return True
+
     @Slot(object)
     def _on_done(self, report: SortReport) -> None:
+        self._ended(report)
+
+    @Slot(object)
+    def _on_failed(self, error: BaseException) -> None:
+        self._ended(error)
+
+    def _ended(self, outcome: object, quietly: bool = False) -> None:
+        """The job's report (or the exception that ended it): rows relocated, then said."""
+        if self._call is None:  # handled already, by stop_and_wait
+            return
         self._call = None
         self.busy_changed.emit(False)
-        # The rows follow their photos: the preview shows them, the CSV names where they are.
-        self._results.relocate(self._paths_after(report))
+        report = outcome if isinstance(outcome, SortReport) else getattr(outcome, "report", None)
+        if report is not None:  # the rows follow their photos, however the job ended
+            self._results.relocate(self._paths_after(report))
+        if not isinstance(outcome, SortReport):
+            self._tell_stopped(outcome, quietly or self._stop.is_set())
+            return
         words = self._words
         text = words.done.format(filed=report.filed_count())
         text += report.earlier_sort_note() + report.undo_note()
@@ -163,13 +200,9 @@ class SortCommands(QObject):
             QMessageBox.warning(self._dialog_parent(), f"Some photos {words.not_done}", details)
         self.finished.emit(text)
 
-    @Slot(object)
-    def _on_failed(self, error: BaseException) -> None:
-        self._call = None
-        self.busy_changed.emit(False)
-        done_by_then = getattr(error, "report", None)  # a sort stopped midway moved some
-        if done_by_then is not None:
-            self._results.relocate(self._paths_after(done_by_then))
+    def _tell_stopped(self, error: object, asked_for: bool) -> None:
+        """A stop the person asked for goes to the status bar; a failure gets a box too."""
         text = f"{self._words.stopped}: {error}"
-        QMessageBox.warning(self._dialog_parent(), self._words.stopped, text)
+        if not asked_for:
+            QMessageBox.warning(self._dialog_parent(), self._words.stopped, text)
         self.finished.emit(text)

@@ -105,9 +105,9 @@ class WindowActions:
         self.cancel = _action(
             window,
             "Ca&ncel",
-            window.controller.cancel,
+            window.cancel_work,
             QKeySequence(Qt.Key.Key_Escape),
-            "Stop classifying; results so far are kept",
+            "Stop classifying or sorting; what is done so far is kept",
         )
         self.quit = _action(window, "&Quit", window.quit, QKeySequence.StandardKey.Quit)
         self.about = _action(window, "&About the model", window.show_about)
