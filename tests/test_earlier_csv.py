@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import desktop.core.sorting as sorting
 from desktop.core.cli import main as classify_main
 from desktop.core.csv_export import CSV_ENCODING
 from fixtures_images import write_solid
+from sort_faults import manifest_fails_after
 from tiny_model import PROTOTYPE_COLOURS
 
 
@@ -84,15 +84,7 @@ def test_a_stopped_move_sort_run_again_keeps_the_rows_of_the_photos_it_moved(
     photos = photos_of_every_class(tmp_path / "camera")
     dest, results = tmp_path / "sorted", tmp_path / "shift.csv"
     command = (photos, "--csv", results, "--sort-into", dest, "--move")
-    real_add, added = sorting._Manifest.add, []
-
-    def add_until_full(manifest, filed):
-        if len(added) == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        added.append(filed)
-        real_add(manifest, filed)
-
-    monkeypatch.setattr(sorting._Manifest, "add", add_until_full)
+    manifest_fails_after(monkeypatch, 3, errno.ENOSPC)
     assert run(*command) == 1
     assert "free space there and sort again to finish" in capsys.readouterr().err
     first = csv_rows(results)

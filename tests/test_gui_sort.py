@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from desktop.core.sorting import MANIFEST_FILE, REVIEW_FOLDER, UNDONE_MANIFEST_FILE
 from fixtures_images import write_solid
 from rich_text import as_read
+from sort_faults import manifest_fails_after
 from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
 
 TIMEOUT_MS = 60_000
@@ -372,19 +373,9 @@ def test_cancel_stops_a_sort_after_the_photo_in_hand_and_the_rows_follow(
 def test_a_sort_failing_midway_for_any_reason_still_relocates_the_rows(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:
-    import desktop.core.sorting as sorting
-
     warnings = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *args: warnings.append(args))
-    real_add, added = sorting._Manifest.add, []
-
-    def add_until_the_stick_is_pulled(manifest, filed):
-        if len(added) == 2:
-            raise OSError(errno.EIO, "Input/output error")
-        added.append(filed)
-        real_add(manifest, filed)
-
-    monkeypatch.setattr(sorting._Manifest, "add", add_until_the_stick_is_pulled)
+    manifest_fails_after(monkeypatch, 2, errno.EIO)  # the stick pulled out
     folder = classified_photos(qtbot, window, tmp_path)
     window.sorting.sort_into_folders(str(tmp_path / "sorted"), "move")
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)

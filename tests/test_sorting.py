@@ -29,6 +29,7 @@ from desktop.core.sorting import (
     undo_sort,
 )
 from fixtures_images import write_solid
+from sort_faults import manifest_fails_after
 from tiny_model import AMBIGUOUS_COLOUR, CLASS_NAMES, PROTOTYPE_COLOURS
 
 THRESHOLD = 0.7
@@ -1039,15 +1040,7 @@ def test_a_manifest_that_fails_for_any_reason_stops_with_what_was_done(
     before = {p.name: digest(p) for p in photos.iterdir()}
     predictions = classified(engine, photos)
     dest = tmp_path / "sorted"
-    real_add, added = sorting._Manifest.add, []
-
-    def add_until_gone(manifest, filed):
-        if len(added) == 2:
-            raise OSError(errno.EIO, "Input/output error")
-        added.append(filed)
-        real_add(manifest, filed)
-
-    monkeypatch.setattr(sorting._Manifest, "add", add_until_gone)
+    added = manifest_fails_after(monkeypatch, 2, errno.EIO)
     with pytest.raises(
         SortError, match=r"could not go on after 2 photos \(Input/output error\)"
     ) as e:
