@@ -119,3 +119,39 @@ def test_a_waiting_large_image_is_not_overtaken_by_later_ones():
     # "later" would fit beside "first" (80), but "large" asked before it.
     assert started == ["first", "large", "later"]
     assert overlap.order == ["first", "large", "later"]
+
+
+def test_a_wait_interrupted_by_ctrl_c_leaves_no_turn_behind(monkeypatch):
+    # A notebook decoding on its main thread, interrupted while it waits its turn: the
+    # queue must not keep that turn, or every later large decode waits for ever.
+    budget = PixelBudget(limit=100, exempt_up_to=10)
+    release = threading.Event()
+
+    def hold() -> None:
+        with budget.reserved(80):
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while budget.held == 0:
+        time.sleep(0.01)
+
+    def interrupted(predicate, timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(budget._changed, "wait_for", interrupted)
+    with pytest.raises(KeyboardInterrupt), budget.reserved(50):
+        pass
+    monkeypatch.undo()
+    release.set()
+    holder.join(10)
+    got_its_turn = []
+
+    def later_decode() -> None:
+        with budget.reserved(50):
+            got_its_turn.append(True)
+
+    later = threading.Thread(target=later_decode)
+    later.start()
+    later.join(5)
+    assert got_its_turn == [True] and budget.held == 0

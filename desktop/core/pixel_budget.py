@@ -39,9 +39,14 @@ class PixelBudget:
         with self._changed:
             turn = object()
             self._queue.append(turn)
-            # First come, first served: small reservations arriving all the time must not
-            # keep a large image waiting for ever.
-            self._changed.wait_for(lambda: self._queue[0] is turn and self._fits(pixels))
+            try:
+                # First come, first served: small reservations arriving all the time must
+                # not keep a large image waiting for ever.
+                self._changed.wait_for(lambda: self._queue[0] is turn and self._fits(pixels))
+            except BaseException:  # Ctrl+C while waiting: the turn must not block the rest
+                self._queue.remove(turn)
+                self._changed.notify_all()
+                raise
             self._queue.popleft()
             self._held += pixels
             self._changed.notify_all()  # the next in the queue may fit too
