@@ -308,17 +308,19 @@ def test_the_apps_watch_polls_a_folder_slow_to_look_at_less_often(qtbot, tmp_pat
 
 
 class HeldSort:
-    """Holds the sort at its first photo until `release()`, to act while it runs."""
+    """Holds the sort at its `at`-th photo until `release()`, to act while it runs."""
 
-    def __init__(self, monkeypatch) -> None:
+    def __init__(self, monkeypatch, at: int = 1) -> None:
         import desktop.core.sorting as sorting
 
         self.in_hand, self._go = threading.Event(), threading.Event()
-        real_file_one = sorting._file_one
+        real_file_one, calls = sorting._file_one, []
 
         def file_one(*args, **kwargs):
-            self.in_hand.set()
-            assert self._go.wait(30)
+            calls.append(args)
+            if len(calls) == at:
+                self.in_hand.set()
+                assert self._go.wait(30)
             return real_file_one(*args, **kwargs)
 
         monkeypatch.setattr(sorting, "_file_one", file_one)
@@ -327,10 +329,10 @@ class HeldSort:
         self._go.set()
 
 
-def start_move(qtbot, window, tmp_path, monkeypatch) -> tuple[Path, Path, HeldSort]:
+def start_move(qtbot, window, tmp_path, monkeypatch, at=1) -> tuple[Path, Path, HeldSort]:
     folder = classified_photos(qtbot, window, tmp_path)
     dest = tmp_path / "sorted"
-    held = HeldSort(monkeypatch)
+    held = HeldSort(monkeypatch, at)
     window.sorting.sort_into_folders(str(dest), "move")
     assert held.in_hand.wait(30) and window.sorting.busy
     return folder, dest, held
@@ -356,7 +358,7 @@ def test_cancel_stops_a_sort_after_the_photo_in_hand_and_the_rows_follow(
     assert (
         window.statusBar()
         .currentMessage()
-        .startswith("Sorting stopped: asked to stop after 1 photo, each whole and in the manifest")
+        .startswith("Sorting stopped: 1 photo filed, each whole and in the manifest")
     )
     assert warnings == []  # asked for: no box to dismiss
     assert not window.commands.cancel.isEnabled()
@@ -433,3 +435,81 @@ def test_an_undo_of_a_copy_sort_leaves_one_row_per_photo_with_its_class(
     assert window.results.confirmed_classes() == {str(folder / "mouse.png"): "Keyboard"}
     assert window.preview.row is None or window.preview.row in window.results.rows
     assert window.counts_label.full_text.startswith("4 results:")
+
+
+def test_quit_when_the_sort_ends_while_the_question_is_open_quits_at_once(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    _, _, held = start_move(qtbot, window, tmp_path, monkeypatch)
+
+    def answer_once_it_ended(*_args, **_kwargs):
+        held.release()
+        qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+        return QMessageBox.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer_once_it_ended)
+    window.commands.quit.trigger()
+    assert not window.isVisible() and not window._quit_after_sort  # nothing left pending
+
+
+def test_quit_during_a_sort_asks_about_the_review_once_the_rows_follow(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    _, _, held = start_move(qtbot, window, tmp_path, monkeypatch)
+    window.results.set_confirmed([0], "Keyboard")  # in no CSV yet
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    asked_with_rows_in_place = []
+
+    def quit_anyway(box):
+        asked_with_rows_in_place.append(rows_where_photos_are(window))
+        [anyway] = [b for b in box.buttons() if "anyway" in b.text()]
+        anyway.click()
+
+    monkeypatch.setattr(QMessageBox, "exec", quit_anyway)
+    window.commands.quit.trigger()
+    held.release()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
+    assert asked_with_rows_in_place == [True]  # an export chosen then names where they are
+
+
+def test_a_close_by_the_program_shows_no_box_even_for_a_photo_not_filed(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    boxes = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args: boxes.append(args))
+    folder = classified_photos(qtbot, window, tmp_path)
+    (folder / "battery.png").unlink()  # gone since it was classified
+    held = HeldSort(monkeypatch, at=4)  # the last photo
+    window.sorting.sort_into_folders(str(tmp_path / "sorted"), "move")
+    assert held.in_hand.wait(30)
+    threading.Timer(0.3, held.release).start()
+    window.close()
+    assert boxes == [] and not window.sorting.busy and rows_where_photos_are(window) is False
+    assert len(list(folder.iterdir())) == 0  # the three others filed
+
+
+def test_esc_hides_no_failure_and_stops_only_the_sort(qtbot, window, tmp_path, monkeypatch):
+    import desktop.core.sorting as sorting
+
+    boxes = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args: boxes.append(args))
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sorting, "_file_one", full)
+    _, _, held = start_move(qtbot, window, tmp_path, monkeypatch)
+    more = tmp_path / "arriving"
+    more.mkdir()
+    for i in range(40):
+        write_solid(more / f"item{i}.png", PROTOTYPE_COLOURS["Mouse"])
+    window.last_summary = None
+    window.add_paths([str(more)])  # photos classified while the sort runs
+    window.commands.cancel.trigger()  # Esc, meant for the sort
+    held.release()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    # The disk filled on the photo in hand: a failure, said in a box, not hidden by the stop.
+    [(_, title, text)] = boxes
+    assert title == "Sorting stopped" and "the destination is full" in text
+    qtbot.waitUntil(lambda: window.last_summary is not None, timeout=TIMEOUT_MS)
+    assert not window.last_summary.cancelled and len(window.results.rows) == 44

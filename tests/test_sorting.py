@@ -24,6 +24,7 @@ from desktop.core.sorting import (
     REVIEW_FOLDER,
     UNDONE_MANIFEST_FILE,
     SortError,
+    SortStopped,
     current_places,
     sort_into,
     undo_sort,
@@ -1063,12 +1064,16 @@ def test_a_sort_and_an_undo_asked_to_stop_end_between_photos_and_finish_later(
     before = {p.name: digest(p) for p in photos.iterdir()}
     predictions = classified(engine, photos)
     dest = tmp_path / "sorted"
+    with pytest.raises(SortStopped, match="no photo filed yet: sort again to start$"):
+        sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, should_stop=lambda: True)
     filed: list[int] = []
 
     def stop_after_two() -> bool:
         return len(filed) >= 2
 
-    with pytest.raises(SortError, match="asked to stop after 2 photos, each whole") as stopped:
+    with pytest.raises(
+        SortError, match="2 photos filed, each whole and in the manifest"
+    ) as stopped:
         sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True,
                   progress=filed.append, should_stop=stop_after_two)  # fmt: skip
     assert len(stopped.value.report.filed) == 2 and len(manifest_rows(dest)) == 2
@@ -1077,7 +1082,7 @@ def test_a_sort_and_an_undo_asked_to_stop_end_between_photos_and_finish_later(
     assert list(photos.iterdir()) == []
 
     asked = iter(range(len(before)))  # asked before each photo: the fourth is not put back
-    with pytest.raises(SortError, match="asked to stop after putting back 3 photos") as stopped:
+    with pytest.raises(SortError, match="3 photos put back: undo again") as stopped:
         undo_sort(dest, should_stop=lambda: next(asked) == 3)
     assert len(stopped.value.report.filed) == 3
     assert len(manifest_rows(dest)) == len(before) - 3  # the rest, for the next undo

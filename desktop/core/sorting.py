@@ -72,6 +72,10 @@ class SortError(Exception):
         self.report = report
 
 
+class SortStopped(SortError):
+    """The sort or undo ended between two photos because its caller asked it to."""
+
+
 @dataclass(frozen=True)
 class Filed:
     source: str
@@ -259,11 +263,7 @@ def sort_into(
         with _Manifest(dest / MANIFEST_FILE) as manifest:
             for count, prediction in enumerate(predictions, start=1):
                 if should_stop is not None and should_stop():
-                    raise SortError(
-                        f"asked to stop after {report.filed_count()}, each whole and in "
-                        "the manifest: sort again to finish, or undo it",
-                        report,
-                    )
+                    raise SortStopped(_filed_by_then(report), report)
                 source = str(prediction.path)
                 if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
                     report.failed.append((source, "its name is not valid text: rename it to sort"))
@@ -365,6 +365,16 @@ def _destination_full(report: SortReport) -> SortError:
     )
 
 
+def _filed_by_then(report: SortReport) -> str:
+    """What a sort stopped as asked leaves, and what to do next."""
+    if not report.filed:
+        return "no photo filed yet: sort again to start"
+    return (
+        f"{plural(len(report.filed), 'photo')} filed, each whole and in the manifest: sort "
+        "again to finish, or undo them"
+    )
+
+
 def undo_sort(
     dest: str | os.PathLike[str], should_stop: Callable[[], bool] | None = None
 ) -> SortReport:
@@ -402,11 +412,8 @@ def undo_sort(
             report,
         ) from exc
     if stopped:
-        raise SortError(
-            f"asked to stop after putting back {plural(len(report.filed), 'photo')}: undo "
-            "again to put back the rest",
-            report,
-        )
+        back = plural(len(report.filed), "photo")
+        raise SortStopped(f"{back} put back: undo again to put back the rest", report)
     return report
 
 

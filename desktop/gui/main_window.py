@@ -513,9 +513,12 @@ class MainWindow(QMainWindow):
         self.preview.show_result(row if row in self.results.rows else None)
 
     def cancel_work(self) -> None:
-        """Run > Cancel (Esc): stop classifying, and a sort or undo after the photo in hand."""
-        self.controller.cancel()
-        self.sorting.cancel()
+        """Run > Cancel (Esc): stop a sort or undo after the photo in hand, or else
+        classifying (photos arriving meanwhile are not lost to an Esc meant for the sort)."""
+        if self.sorting.busy:
+            self.sorting.cancel()
+        else:
+            self.controller.cancel()
 
     def quit(self) -> None:
         """File > Quit: asks first when a sort runs, or a person's confirmations are in no
@@ -540,17 +543,20 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
-        if answer == QMessageBox.StandardButton.Yes:
-            self._quit_after_sort = True
-            self.sorting.cancel()
-            self.statusBar().showMessage("Stopping the sort; quitting once it has stopped")
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        if not self.sorting.busy:  # it ended while the question was open
+            return True
+        self._quit_after_sort = True
+        self.sorting.cancel()
+        self.statusBar().showMessage("Stopping the sort; quitting once it has stopped")
         return False
 
     @Slot(bool)
     def _on_sorting_busy(self, busy: bool) -> None:
         if not busy and self._quit_after_sort:
             self._quit_after_sort = False
-            self.quit()  # the rows follow the photos by now: asked about as usual
+            self.quit()  # its rows follow the photos by now, and it has said what it did
 
     def _review_may_be_lost(self, title: str, anyway: str, then: Callable[[], None]) -> bool:
         """True when no class a person set would be lost, or they choose to lose it. With

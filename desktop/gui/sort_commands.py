@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from desktop.core.sorting import SortError, SortReport, check_destination, sort_into, undo_sort
+from desktop.core.sorting import (
+    SortError,
+    SortReport,
+    SortStopped,
+    check_destination,
+    sort_into,
+    undo_sort,
+)
 from desktop.core.wording import plural, sentence
 from desktop.gui.background import BackgroundCall
 from desktop.gui.style import breakable_path
@@ -168,41 +175,40 @@ class SortCommands(QObject):
         self._stop.set()
         if not call.wait(timeout_s):
             return False
-        self._ended(call.outcome, quietly=True)
+        self._ended(call, call.outcome, quietly=True)
         return True
 
     @Slot(object)
     def _on_done(self, report: SortReport) -> None:
-        self._ended(report)
+        self._ended(self.sender(), report)
 
     @Slot(object)
     def _on_failed(self, error: BaseException) -> None:
-        self._ended(error)
+        self._ended(self.sender(), error)
 
-    def _ended(self, outcome: object, quietly: bool = False) -> None:
-        """The job's report (or the exception that ended it): rows relocated, then said."""
-        if self._call is None:  # handled already, by stop_and_wait
+    def _ended(self, call: object, outcome: object, quietly: bool = False) -> None:
+        """`call`'s report (or the exception that ended it): rows relocated, then said;
+        `busy` goes False last, once all of that is done."""
+        if call is not self._call:  # handled already (stop_and_wait), or another job's
             return
         self._call = None
-        self.busy_changed.emit(False)
         report = outcome if isinstance(outcome, SortReport) else getattr(outcome, "report", None)
         if report is not None:  # the rows follow their photos, however the job ended
             self._results.relocate(self._paths_after(report))
-        if not isinstance(outcome, SortReport):
-            self._tell_stopped(outcome, quietly or self._stop.is_set())
-            return
         words = self._words
-        text = words.done.format(filed=report.filed_count())
-        text += report.earlier_sort_note() + report.undo_note()
-        if report.failed:
-            text += f"; {len(report.failed)} {words.not_done}"
-            details = "\n".join(f"{Path(path).name}: {why}" for path, why in report.failed[:20])
-            QMessageBox.warning(self._dialog_parent(), f"Some photos {words.not_done}", details)
+        if isinstance(outcome, SortReport):
+            text = words.done.format(filed=report.filed_count())
+            text += report.earlier_sort_note() + report.undo_note()
+        else:
+            text = f"{words.stopped}: {outcome}"
+        failed = report.failed if report is not None else []
+        if failed:
+            text += f"; {len(failed)} {words.not_done}"
+        if not quietly:
+            if not isinstance(outcome, (SortReport, SortStopped)):  # a stop asked for: no box
+                QMessageBox.warning(self._dialog_parent(), words.stopped, text)
+            elif failed:
+                details = "\n".join(f"{Path(path).name}: {why}" for path, why in failed[:20])
+                QMessageBox.warning(self._dialog_parent(), f"Some photos {words.not_done}", details)
         self.finished.emit(text)
-
-    def _tell_stopped(self, error: object, asked_for: bool) -> None:
-        """A stop the person asked for goes to the status bar; a failure gets a box too."""
-        text = f"{self._words.stopped}: {error}"
-        if not asked_for:
-            QMessageBox.warning(self._dialog_parent(), self._words.stopped, text)
-        self.finished.emit(text)
+        self.busy_changed.emit(False)
