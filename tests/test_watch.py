@@ -354,6 +354,8 @@ def test_a_restart_sorts_what_a_watch_stopped_by_its_destination_left(
     with pytest.raises(SortError, match="is a file"):
         watch(lambda: time.monotonic() > deadline)
     assert len(read_rows(out)) == 2  # classified, in the CSV, but filed nowhere
+    assert "2 new photos classified (2 since the watch began)" in logged[-1]  # said still
+    logged.clear()
 
     dest.unlink()  # mounted again
     time.sleep(0.05)  # a new photo under an old name (the camera's counter reset)
@@ -533,3 +535,30 @@ def test_the_record_is_never_written_through_a_link(tmp_path: Path) -> None:
     two_lines = str(tmp_path / "camera" / "two\nlines.png")
     _add_to_record(record, {two_lines: (1, 2), **state})
     assert sorted(_recorded(record)) == sorted([two_lines, *state])
+
+
+def test_a_stop_right_after_the_csv_still_logs_the_running_total(
+    tiny_model_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # Ctrl+C between a batch's CSV rows and its log line (a slow fsync widens the gap):
+    # the total a supervisor reads must still match the CSV.
+    import desktop.core.watch as watch_module
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    camera, out = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    for name in ("Battery", "Mouse"):
+        (camera / f"{name.lower()}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS[name]))
+
+    def stopped_after_the_csv(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch_module, "_add_to_record", stopped_after_the_csv)
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        watch_and_classify(Engine(tiny_model_path, threads=1), camera, out, 0.7,
+                           poll_seconds=0.02, log=lines.append)  # fmt: skip
+    assert len(read_rows(out)) == 2
+    [said] = [line for line in lines if "since the watch began" in line]
+    assert "2 new photos classified (2 since the watch began)" in said

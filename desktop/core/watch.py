@@ -194,7 +194,7 @@ def watch_and_classify(
         filed = {path: state for path, state in states.items() if path not in not_filed}
         _add_to_record(record, filed, SORTED)
 
-    classified = 0
+    classified = said = 0  # photos in the CSV, and in the log's running total
     try:
         if sort_into_dest is not None:
             left, states = _left_unsorted(output, record, folder, len(names), log)
@@ -213,20 +213,27 @@ def watch_and_classify(
                 )
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
                 appender.append(batch)
+                classified += len(batch)  # in the CSV: counted at once
                 states = _handed_over_states(watcher, batch)
                 # After the CSV: the record names only what the CSV holds.
                 _add_to_record(record, states, TO_SORT if sort_into_dest is not None else "")
-                classified += len(batch)
                 if sort_into_dest is not None:
                     file_photos(batch, states)
             if ready:  # what arrived now, and the running total a supervisor checks
-                now = time.strftime("%H:%M:%S")
-                new = plural(len(ready), "new photo")
-                log(f"{now} {new} classified ({classified} since the watch began) in {folder}")
+                said = _say_classified(log, classified - said, classified, folder)
             time.sleep(watcher.pause(poll_seconds))
     finally:
+        if classified > said:  # a stop came before the line: the total still adds up
+            _say_classified(log, classified - said, classified, folder)
         appender.close()
     return classified
+
+
+def _say_classified(log: Callable[[str], None], new: int, total: int, folder: Path) -> int:
+    """Log the photos classified since the last line, and the total; returns the total."""
+    now = time.strftime("%H:%M:%S")
+    log(f"{now} {plural(new, 'new photo')} classified ({total} since the watch began) in {folder}")
+    return total
 
 
 def _left_unsorted(
