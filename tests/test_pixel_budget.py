@@ -17,10 +17,13 @@ from desktop.core.preprocessing import load_rgb
 
 
 class Overlap:
-    """Counts the callers inside `during` at once, each staying `seconds`."""
+    """Counts the callers inside `during` at once, each staying `seconds`; with `meet`,
+    each waits there until that many are inside (the proof that they can be, however the
+    threads are scheduled)."""
 
-    def __init__(self, seconds: float = 0.15):
+    def __init__(self, seconds: float = 0.15, meet: int = 0):
         self.seconds = seconds
+        self._meeting = threading.Barrier(meet, timeout=20) if meet else None
         self.inside = 0
         self.most = 0
         self.order: list[str] = []
@@ -31,7 +34,10 @@ class Overlap:
             self.inside += 1
             self.most = max(self.most, self.inside)
             self.order.append(name)
-        time.sleep(self.seconds)
+        if self._meeting is not None:
+            self._meeting.wait()
+        else:
+            time.sleep(self.seconds)
         with self._lock:
             self.inside -= 1
 
@@ -59,7 +65,7 @@ def test_large_decodes_of_real_files_take_turns_within_the_budget(tmp_path, monk
     assert preprocessing.DECODE_BUDGET.held == 0
 
     # Images within the exempt size decode side by side, as before.
-    overlap = Overlap()
+    overlap = Overlap(meet=3)
     small = [tmp_path / f"small{i}.png" for i in range(3)]
     for path in small:
         Image.fromarray(np.zeros((200, 300, 3), np.uint8)).save(path)
@@ -91,6 +97,7 @@ def test_reservations_over_the_limit_wait_and_one_too_large_runs_alone():
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(decode, [60, 60, 60, 500]))  # 60 + 60 > 100; 500 > the whole budget
     assert overlap.most == 1
+    overlap = Overlap(meet=4)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(decode, [40, 40, 5, 5]))  # 80 fits, and 5 is not counted
     assert overlap.most == 4
