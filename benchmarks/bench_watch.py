@@ -11,6 +11,7 @@ wave would fill a station PC over a long shift; flat memory after the first wave
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import tempfile
 import threading
@@ -34,7 +35,8 @@ def resident_mb() -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET.parent)
+    # The training split, again and again: never the test split, read once for the model.
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--waves", type=int, default=30)
     parser.add_argument("--per-wave", type=int, default=100)
     args = parser.parse_args(argv)
@@ -47,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         classified = [0]
 
         def log(line: str) -> None:
-            classified[0] = int(line.split()[0])
+            if total := re.search(r"\((\d+) since the watch began\)", line):
+                classified[0] = int(total.group(1))
 
         watcher = threading.Thread(
             target=watch_and_classify,
