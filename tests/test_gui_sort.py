@@ -484,8 +484,10 @@ def test_a_close_by_the_program_shows_no_box_even_for_a_photo_not_filed(
     assert held.in_hand.wait(30)
     threading.Timer(0.3, held.release).start()
     window.close()
-    assert boxes == [] and not window.sorting.busy and rows_where_photos_are(window) is False
+    assert boxes == [] and not window.sorting.busy
     assert len(list(folder.iterdir())) == 0  # the three others filed
+    gone = [row.name for row in window.results.rows if not Path(row.path).is_file()]
+    assert gone == ["battery.png"]  # the rows of the filed three name where they are now
 
 
 def test_esc_hides_no_failure_and_stops_only_the_sort(qtbot, window, tmp_path, monkeypatch):

@@ -210,7 +210,7 @@ def check_destination(
                 probe_writing(folder)
             except OSError as exc:
                 raise SortError(
-                    f"cannot move photos out of {folder}: {(exc.strerror or str(exc)).lower()}"
+                    f"cannot move photos out of {folder}: {_reason(exc).lower()}"
                     f" (a write-protected card?); copy them instead"
                 ) from exc
     manifest = target / MANIFEST_FILE
@@ -599,7 +599,7 @@ def _finish_move(filed: Filed) -> None:
         try:
             source.unlink()
         except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
+            reason = _reason(exc).lower()
             raise OSError(
                 exc.errno, f"copied to {placed}, but the original cannot be deleted ({reason})"
             ) from exc
