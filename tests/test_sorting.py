@@ -8,6 +8,8 @@ import errno
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -17,6 +19,7 @@ import pytest
 import desktop.core.sorting as sorting
 from desktop.core.cli import main as classify_main
 from desktop.core.engine import Engine
+from desktop.core.folder_lock import LOCK_FILE, FolderLock
 from desktop.core.results import Prediction
 from desktop.core.sorting import (
     ERROR_FOLDER,
@@ -1118,3 +1121,77 @@ def test_an_undo_that_cannot_record_what_it_did_says_what_is_back(
     # A second undo finds them back and records it.
     assert not undo_sort(dest).failed and not (dest / MANIFEST_FILE).exists()
     assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
+def hold_lock_in_another_process(dest: Path) -> subprocess.Popen:
+    """A second program holding `dest`'s lock, as a sort or undo in progress does."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from desktop.core.folder_lock import FolderLock;"
+            f"assert FolderLock(Path({str(dest)!r})).acquire(); print('held', flush=True);"
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_destination_another_program_works_in_is_refused_until_it_is_done(
+    engine, tmp_path
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    rows = classified(engine, photos)
+    dest = tmp_path / "sorted"
+    dest.mkdir()
+    holder = hold_lock_in_another_process(dest)
+    try:
+        with pytest.raises(SortError, match="another sort or undo is working in") as refused:
+            sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+        assert refused.value.report is None
+        assert len(list(photos.iterdir())) == len(rows)  # nothing moved
+        assert not (dest / MANIFEST_FILE).exists()
+    finally:
+        holder.kill()  # even a killed holder's lock goes with it
+        holder.wait()
+    report = sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert len(report.filed) == len(rows) and list(photos.iterdir()) == []
+    assert not (dest / LOCK_FILE).exists()  # nothing of the lock left in the user's folder
+
+    holder = hold_lock_in_another_process(dest)
+    try:
+        with pytest.raises(SortError, match="another sort or undo is working in"):
+            undo_sort(dest)
+        assert list(photos.iterdir()) == []
+    finally:
+        holder.stdin.close()  # a holder done as usual
+        holder.wait()
+    assert len(undo_sort(dest).filed) == len(rows)
+    assert len(list(photos.iterdir())) == len(rows)
+
+
+def test_a_sort_told_to_wait_for_a_busy_destination_files_once_it_is_free(engine, tmp_path) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    dest.mkdir()
+    other = FolderLock(dest)  # a second open of the file: it excludes as another program's
+    assert other.acquire()
+    said = []
+
+    def told(message: str) -> None:
+        said.append(message)
+        other.release()  # the other sort ends while this one waits
+
+    report = sort_into(
+        classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, wait_if_busy=told
+    )
+    assert said == [
+        f"another sort or undo is working in {dest.resolve()} (this app, ewaste-classify or a "
+        "watch); waiting for it to finish"
+    ]
+    assert len(report.filed) == len(list(photos.iterdir()))

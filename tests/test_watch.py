@@ -294,6 +294,38 @@ def test_watching_with_sort_into_files_each_batch_at_once(tiny_model_path, tmp_p
     assert len(read_rows(out)) == 2
 
 
+def test_a_sorting_watch_waits_for_a_sort_in_the_app_to_finish(tiny_model_path, tmp_path) -> None:
+    from desktop.core.engine import Engine
+    from desktop.core.folder_lock import FolderLock
+    from desktop.core.watch import watch_and_classify
+
+    camera, dest, out = tmp_path / "camera", tmp_path / "sorted", tmp_path / "shift.csv"
+    camera.mkdir()
+    dest.mkdir()
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    app_sort = FolderLock(dest)  # the app sorting into the same folder
+    assert app_sort.acquire()
+    said = []
+
+    def log(line: str) -> None:
+        said.append(line)
+        if "waiting for it to finish" in line:
+            app_sort.release()
+
+    watch_and_classify(
+        Engine(tiny_model_path, threads=1),
+        camera,
+        out,
+        0.7,
+        poll_seconds=0.05,
+        sort_into_dest=dest,
+        log=log,
+        should_stop=lambda: (dest / "Mouse" / "mouse.png").is_file() or len(said) > 50,
+    )
+    assert (dest / "Mouse" / "mouse.png").is_file()
+    assert sum("another sort or undo is working in" in line for line in said) == 1
+
+
 def test_a_watched_folder_that_goes_away_is_said_once_and_again_when_back(
     tiny_model_path, tmp_path
 ) -> None:

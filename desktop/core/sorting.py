@@ -25,6 +25,8 @@ then the only one. A photo is matched by path and SHA-256, never by its name alo
 manifest records absolute paths, so the undo works from any folder; a filed photo is looked
 for under DEST as it is named now (renamed, or on a stick given another drive letter). The
 undo never creates a photo's folder: one that is not there is a card not inserted.
+A sort or undo holds DEST's lock (see folder_lock) while it works: the app, a headless sort
+and a watch never file into, or undo, one destination at the same time.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ import errno
 import io
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import TypeVar
 
+from .folder_lock import FolderLock
 from .hashing import file_sha256
 from .preprocessing import is_photo_file
 from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
@@ -56,6 +60,7 @@ UNDONE_MANIFEST_FILE = "manifest.undone.csv"
 MOVED_BACK, DELETED, IN_PLACE = "moved back", "deleted", "in place"
 MANIFEST_COLUMNS = ("source", "destination", "class", "status", "sha256", "action")
 _CHUNK = 1 << 20
+BUSY_POLL_SECONDS = 0.5  # how often a sort waiting for another one's destination looks again
 AnyPath = TypeVar("AnyPath", bound=PurePath)  # a Path stays a Path
 # What os.link raises on a file system without hard links (FAT, some network shares).
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
@@ -242,16 +247,36 @@ def sort_into(
     sources: Iterable[Path] = (),
     progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    wait_if_busy: Callable[[str], None] | None = None,
 ) -> SortReport:
     """File each prediction's photo under `dest` (see the module). A photo that cannot be
     filed (deleted since, unreadable) is a `failed` entry and the sort goes on. A full
     disk, a destination gone, any other failure, or `should_stop()` (asked between photos)
     stops it with a SortError carrying the report of what was done: no partial file, and
-    a manifest of every photo filed."""
+    a manifest of every photo filed. Another program sorting into or undoing `dest` right
+    now is a SortError before anything is done; with `wait_if_busy`, which is told so once,
+    the sort waits for it instead."""
     # One spelling of the folder (absolute, links resolved): the manifest must not depend on
     # the working folder, and a link to DEST must not make its files look like other files.
     dest = Path(os.path.realpath(dest))
     check_destination(dest, [Path(s) for s in sources], move=move)
+    with _alone_in(dest, wait_if_busy):
+        return _file_each(
+            predictions, dest, class_names, threshold, move, confirmed or {}, progress, should_stop
+        )
+
+
+def _file_each(
+    predictions: Iterable[Prediction],
+    dest: Path,
+    class_names: list[str],
+    threshold: float,
+    move: bool,
+    confirmed: Mapping[str, str],
+    progress: Callable[[int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> SortReport:
+    """`sort_into`'s work, once the destination is checked and its lock held."""
     entries = _manifest_entries(dest)
     done = _latest_in_place(entries)
     _remove_refile_leftovers(entries, done)
@@ -275,7 +300,7 @@ def sort_into(
                     reason = "a link, not a photo file: only photos are sorted"
                     report.failed.append((source, reason))
                     continue
-                person = (confirmed or {}).get(source)
+                person = confirmed.get(source)
                 folder = folder_for(prediction, class_names, threshold, person, folders)
                 label = person or (
                     "" if prediction.top_index is None else class_names[prediction.top_index]
@@ -332,6 +357,29 @@ def sort_into(
             report,
         ) from exc
     return report
+
+
+@contextlib.contextmanager
+def _alone_in(dest: Path, wait_if_busy: Callable[[str], None] | None) -> Iterator[None]:
+    """Hold `dest`'s lock (see folder_lock) for the block. When another program holds it:
+    a SortError, or with `wait_if_busy`, say so once and wait until it is free."""
+    lock = FolderLock(dest)
+    busy = f"another sort or undo is working in {dest} (this app, ewaste-classify or a watch)"
+    told = False
+    try:
+        while not lock.acquire():
+            if wait_if_busy is None:
+                raise SortError(f"{busy}: try again once it is done")
+            if not told:
+                wait_if_busy(f"{busy}; waiting for it to finish")
+                told = True
+            time.sleep(BUSY_POLL_SECONDS)
+    except OSError as exc:
+        raise SortError(f"cannot write to {dest}: {_reason(exc)}") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _stop_if_full(exc: Exception, report: SortReport) -> None:
@@ -392,11 +440,17 @@ def undo_sort(
         if (dest / UNDONE_MANIFEST_FILE).is_file():
             raise SortError(f"the sort into {dest} was undone already: nothing left to undo")
         raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
+    with _alone_in(dest, wait_if_busy=None):
+        return _undo_all(dest, manifest, should_stop or (lambda: False))
+
+
+def _undo_all(dest: Path, manifest: Path, should_stop: Callable[[], bool]) -> SortReport:
+    """`undo_sort`'s work, once the manifest is found and the destination's lock held."""
     entries = _read_manifest(manifest, dest)
     if not entries:  # created by a sort stopped before its first photo: kept as it is
         raise SortError(f"{manifest} lists no photo: nothing to undo")
     report, left, undone = SortReport(), [], []
-    stopped = _undo_each(manifest, entries, report, left, undone, should_stop or (lambda: False))
+    stopped = _undo_each(manifest, entries, report, left, undone, should_stop)
     try:
         _remove_emptied_folders(dest, undone)
         if undone:

@@ -187,7 +187,10 @@ def watch_and_classify(
         ):
             if not part:
                 continue
-            report = sort_into(part, sort_into_dest, names, threshold, move=part_move)
+            # A watch runs for hours: a sort in the app into the same folder is waited for.
+            report = sort_into(
+                part, sort_into_dest, names, threshold, move=part_move, wait_if_busy=log
+            )
             for source, reason in report.failed:
                 log(f"not sorted: {source}: {reason}")
                 not_filed.add(source)

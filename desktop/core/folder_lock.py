@@ -1,0 +1,89 @@
+"""One program at a time in a folder: the app, a headless sort and a sorting watch may all
+be pointed at one destination, and two of them filing into it (or one undoing while another
+files) would interleave their manifest rows and race for the same names.
+
+The lock is the operating system's own lock on a hidden file in the folder (flock on Linux
+and macOS, a locked byte on Windows), so it goes when its holder exits, even when it is
+killed: a lock file left behind is never a lock, and never needs clearing by hand. Its
+holder deletes the file when done, and a waiter that then holds the lock of a deleted file
+opens the folder's file again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+if os.name == "nt":
+    import msvcrt
+else:
+    import fcntl
+
+LOCK_FILE = ".ewaste-sorting.lock"
+# What a lock held by another holder raises; anything else (ENOLCK: a share without locks)
+# means this file system cannot lock, and the work goes on as it did before locks.
+_HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", -1)}
+
+
+class FolderLock:
+    """The lock of `folder`: `acquire()` takes it if it is free, `release()` lets it go."""
+
+    def __init__(self, folder: Path):
+        self._path = folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting: False when another holder has it. OSError when
+        the lock file cannot be made (a read-only folder)."""
+        assert self._fd is None, "held already"
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        while True:
+            fd = os.open(self._path, flags, 0o666)
+            try:
+                _lock(fd)
+            except OSError as exc:
+                os.close(fd)
+                # Not held elsewhere: no locks on this file system, so nothing to hold.
+                return exc.errno not in _HELD
+            if _is_file_at(fd, self._path):
+                self._fd = fd
+                return True
+            os.close(fd)  # its holder deleted it as this one waited: lock the folder's file
+
+    def release(self) -> None:
+        """Delete the lock file and let the lock go (first the one, then the other: a
+        program that opens the file meanwhile finds it deleted once it holds the lock)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        if os.name == "nt":  # Windows cannot delete a file open anywhere: unlock, then try
+            with contextlib.suppress(OSError):
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                self._path.unlink()
+            return
+        with contextlib.suppress(OSError):
+            self._path.unlink()
+        os.close(fd)  # lets the flock go
+
+
+def _lock(fd: int) -> None:
+    """flock, not fcntl's record locks: two opens in one process exclude each other too."""
+    if os.name == "nt":
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file named `path` (not deleted since)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
