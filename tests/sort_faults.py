@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 
 import pytest
@@ -10,16 +11,19 @@ import desktop.core.sorting as sorting
 
 
 def manifest_fails_after(monkeypatch: pytest.MonkeyPatch, rows: int, code: int) -> list:
-    """Let `rows` manifest rows be written, then fail each append with OSError `code` (a
-    full disk, a stick pulled out). Returns the Filed entries written, as they are."""
+    """Let `rows` manifest rows be written, then fail each row's write with OSError `code`
+    as os.write raises it (a full disk, a stick pulled out). Returns the Filed entries
+    written, as they are."""
     added: list = []
-    real_add = sorting._Manifest.add
+    real_append = sorting._Manifest._append
 
-    def add(manifest, filed):
-        if len(added) == rows:
-            raise OSError(code, os.strerror(code))
-        added.append(filed)
-        real_add(manifest, filed)
+    def append(manifest, data: bytes):
+        cells = next(csv.reader([data.decode("utf-8")]))
+        if tuple(cells) != sorting.MANIFEST_COLUMNS:  # a row, not the header
+            if len(added) == rows:
+                raise OSError(code, os.strerror(code))
+            added.append(sorting.Filed(*cells))
+        real_append(manifest, data)
 
-    monkeypatch.setattr(sorting._Manifest, "add", add)
+    monkeypatch.setattr(sorting._Manifest, "_append", append)
     return added

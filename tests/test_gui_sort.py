@@ -386,7 +386,7 @@ def test_a_sort_failing_midway_for_any_reason_still_relocates_the_rows(
     assert rows_where_photos_are(window)  # the two moved rows name their new places
     [(_, title, text)] = warnings
     assert title == "Sorting stopped" and "could not go on after 2 photos" in text
-    assert "(Input/output error)" in text
+    assert "(Input/output error: " in text and "manifest.csv)" in text
 
 
 def test_quit_during_a_sort_stops_it_first_then_quits(qtbot, window, tmp_path, monkeypatch):

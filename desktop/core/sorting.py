@@ -352,7 +352,8 @@ def _file_each(
         # The manifest could not be written (a stick pulled out), or something unforeseen:
         # the photos filed by then are elsewhere, and whoever shows them must know.
         raise SortError(
-            f"the sort could not go on after {report.filed_count()} ({_reason(exc)}); each "
+            f"the sort could not go on after {report.filed_count()} "
+            f"({_reason(exc, naming_the_file=True)}); each "
             "one filed is whole and in the manifest: sort again to finish, or undo it",
             report,
         ) from exc
@@ -388,11 +389,14 @@ def _stop_if_full(exc: Exception, report: SortReport) -> None:
         raise _destination_full(report) from exc
 
 
-def _reason(exc: Exception) -> str:
-    """An error in words for the user: the system's own for a system error."""
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return f"{type(exc).__name__}: {exc}"
+def _reason(exc: Exception, *, naming_the_file: bool = False) -> str:
+    """An error in words for the user: the system's own for a system error, and with
+    `naming_the_file`, the file it names (where it is not plain: the manifest, say)."""
+    if not isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc}"
+    if naming_the_file and exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {os.fsdecode(exc.filename)}"
+    return exc.strerror or str(exc)
 
 
 def _record(manifest: _Manifest, filed: Filed, report: SortReport) -> None:
@@ -798,7 +802,10 @@ class _Manifest:
         return self
 
     def add(self, filed: Filed) -> None:
-        self._append(_csv_line(_row(filed)))
+        try:
+            self._append(_csv_line(_row(filed)))
+        except OSError as exc:  # os.write names no file: say it was the manifest
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self._path)) from exc
 
     def _append(self, data: bytes) -> None:
         size = os.fstat(self._fd).st_size
