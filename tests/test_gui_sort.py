@@ -433,7 +433,8 @@ def test_an_undo_of_a_copy_sort_leaves_one_row_per_photo_with_its_class(
     paths = [row.path for row in window.results.rows]
     assert sorted(paths) == sorted(str(p) for p in folder.iterdir())  # once each, all there
     assert window.results.confirmed_classes() == {str(folder / "mouse.png"): "Keyboard"}
-    assert window.preview.row is None or window.preview.row in window.results.rows
+    # The copy's row, selected, went into its original's: that one is shown and selected.
+    assert window.preview.row.path == str(folder / "mouse.png") == window.view.current_result().path
     assert window.counts_label.full_text.startswith("4 results:")
 
 

@@ -212,6 +212,7 @@ class MainWindow(QMainWindow):
             lambda: self.preview.show_result(self.preview.row)
         )
         self.results.reclassified.connect(lambda: self.preview.show_result(self.preview.row))
+        self.results.rows_merging.connect(self.view.follow_merged_rows)
         self.results.relocated.connect(self._show_relocated_row)
         self.sorting.busy_changed.connect(self._update_actions)
         self.sorting.busy_changed.connect(self._on_sorting_busy)
@@ -508,7 +509,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _show_relocated_row(self) -> None:
-        """The preview's photo where it is now; nothing, if its row went into another."""
+        """The preview's photo where it is now (the view made the row a merged row went
+        into current); nothing, if its row went and the view shows no other."""
         row = self.preview.row
         self.preview.show_result(row if row in self.results.rows else None)
 

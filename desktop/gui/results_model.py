@@ -181,6 +181,9 @@ class ResultsModel(QAbstractTableModel):
     confirmations_changed = Signal()  # a person confirmed, corrected or cleared rows
     reclassified = Signal()  # rows of photos that changed show their new classification
     relocated = Signal()  # rows follow photos a sort moved or an undo put back
+    # [(row, the row it goes into)], just before relocate() removes such rows: a view
+    # showing one of them can show the other instead.
+    rows_merging = Signal(object)
 
     """All results of the session, in arrival order; the proxy sorts and filters them.
 
@@ -394,7 +397,7 @@ class ResultsModel(QAbstractTableModel):
             if keeper is not None:
                 kept = self._rows[keeper]
                 kept.confirmed = kept.confirmed or row.confirmed
-                merged.append(index)
+                merged.append((index, keeper))
                 continue
             taken[new_path] = index
             row.move_to(new_path)
@@ -402,7 +405,9 @@ class ResultsModel(QAbstractTableModel):
             self._file_states[new_path] = state  # a move keeps the file's size and time
             if in_csv is not None:  # a CSV of before the sort finds it (reopen)
                 self._in_csv[new_path] = in_csv
-        for index in sorted(merged, reverse=True):
+        if merged:
+            self.rows_merging.emit([(self._rows[i], self._rows[keeper]) for i, keeper in merged])
+        for index, _ in sorted(merged, reverse=True):
             self.beginRemoveRows(QModelIndex(), index, index)
             del self._rows[index]
             self.endRemoveRows()

@@ -230,6 +230,18 @@ class ResultsView(QTableView):
         row = index.data(ROW_ROLE) if index.isValid() else None
         return row if isinstance(row, ResultRow) else None
 
+    def follow_merged_rows(self, merging: list[tuple[ResultRow, ResultRow]]) -> None:
+        """The current row goes into another row (a copy's row into its original's, after
+        an undo): make that one current, so the preview and the keys stay on the photo."""
+        current = self.current_result()
+        kept = next((into for row, into in merging if row is current), None)
+        if kept is None:
+            return
+        model = self.results_model
+        index = self._proxy.mapFromSource(model.index(model.rows.index(kept), 0))
+        if index.isValid():  # not hidden by a filter
+            self.select_proxy_row(index.row())
+
     def select_proxy_row(self, row: int) -> None:
         index = self._proxy.index(row, 0)
         self.selectionModel().setCurrentIndex(
