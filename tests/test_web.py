@@ -279,6 +279,18 @@ def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_pat
     assert not list(temp.glob("ewaste-web-*"))  # the batches' photos and CSVs
 
 
+def test_a_stop_the_moment_the_page_answers_is_a_clean_exit(tiny_model_path, tmp_path) -> None:
+    # A service manager may stop it as soon as it is up: the stop handlers are in place
+    # before the page is served, or SIGTERM would end it without its clean-up.
+    process, _, log = start_server(tiny_model_path, tmp_path / "server.log")
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        log.close()
+
+
 def test_the_web_app_never_imports_tensorflow(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     code = (

@@ -407,22 +407,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ewaste-web: error: {exc}", file=sys.stderr)
         return 2
     app = build_app(engine)
-    app.queue(max_size=64).launch(
-        server_name=args.host,
-        server_port=args.port,
-        max_file_size=MAX_UPLOAD,
-        share=False,
-        inbrowser=False,
-        footer_links=[],  # no links to gradio.app
-        ssr_mode=False,  # no Node.js server: one process, the page from Python
-        theme=THEME,
-        css=PAGE_CSS,
-        quiet=True,  # Gradio's banner suggests share=True, a public link: not for a station
-        prevent_thread_lock=True,
-    )
-    print(f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)", flush=True)
     try:
-        with stop_signals_raise():  # SIGTERM too, so that the clean-up below runs
+        # SIGTERM too, so that the clean-up below runs; from before the page is served,
+        # so that a stop the moment it answers (a service manager's) cleans up as well.
+        with stop_signals_raise():
+            app.queue(max_size=64).launch(
+                server_name=args.host,
+                server_port=args.port,
+                max_file_size=MAX_UPLOAD,
+                share=False,
+                inbrowser=False,
+                footer_links=[],  # no links to gradio.app
+                ssr_mode=False,  # no Node.js server: one process, the page from Python
+                theme=THEME,
+                css=PAGE_CSS,
+                quiet=True,  # Gradio's banner suggests share=True, a public link
+                prevent_thread_lock=True,
+            )
+            print(f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)", flush=True)
             while app.is_running:
                 time.sleep(0.2)
     except Stopped:
