@@ -1,6 +1,6 @@
 """Benchmark the desktop app: start-up time, GUI vs headless throughput, responsiveness.
 
-    python benchmarks/bench_gui.py                      # shipped model, the team dataset
+    python benchmarks/bench_gui.py                      # shipped model, the training split
     python benchmarks/bench_gui.py --model m.onnx --folder imgs --limit 300 --startup-runs 5
 
 1. Start-up: `ewaste-app` launched in a fresh subprocess (offscreen) `--startup-runs` times;
@@ -30,7 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_FOLDER = REPO.parent / "shared" / "datasets" / "ewaste"
+# The training split: a benchmark has no business reading the test split.
+DEFAULT_FOLDER = REPO.parent / "shared" / "datasets" / "ewaste" / "train"
 
 # Runs in the subprocess: the real entry point, plus an event filter that reports the first
 # paint of the window and a poll that reports the loaded model, then closes the window.
