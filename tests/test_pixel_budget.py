@@ -13,6 +13,7 @@ from PIL import Image
 
 from desktop.core import preprocessing
 from desktop.core.pixel_budget import PixelBudget
+from desktop.core.prediction_loop import decoded_batches
 from desktop.core.preprocessing import load_rgb
 
 
@@ -143,10 +144,10 @@ def test_a_wait_interrupted_by_ctrl_c_leaves_no_turn_behind(monkeypatch):
     while budget.held == 0:
         time.sleep(0.01)
 
-    def interrupted(predicate, timeout=None):
+    def interrupted(timeout=None):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(budget._changed, "wait_for", interrupted)
+    monkeypatch.setattr(budget._changed, "wait", interrupted)
     with pytest.raises(KeyboardInterrupt), budget.reserved(50):
         pass
     monkeypatch.undo()
@@ -162,3 +163,42 @@ def test_a_wait_interrupted_by_ctrl_c_leaves_no_turn_behind(monkeypatch):
     later.start()
     later.join(5)
     assert got_its_turn == [True] and budget.held == 0
+
+
+def test_a_cancelled_batch_gives_up_its_waiting_decodes(tmp_path, monkeypatch):
+    # Two large PNGs wait for a budget another decode holds; the run is cancelled meanwhile:
+    # they never decode (each would take seconds for nothing) and leave no turn behind.
+    budget = PixelBudget(1_500_000, 100_000)
+    monkeypatch.setattr(preprocessing, "DECODE_BUDGET", budget)
+    decoded = []
+    reduced = preprocessing._reduced
+    monkeypatch.setattr(
+        preprocessing, "_reduced", lambda image, side: decoded.append(1) or reduced(image, side)
+    )
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"big{i}.png")
+        Image.new("RGB", (1_000, 1_000), (i, 0, 0)).save(paths[-1])
+    release = threading.Event()
+
+    def hold() -> None:  # a preview's decode of another large image
+        with budget.reserved(1_000_000):
+            release.wait(20)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while budget.held == 0:
+        time.sleep(0.01)
+    asked = time.monotonic()
+    batches = decoded_batches(
+        paths, (16, 16), "stretch", batch_size=2, workers=2,
+        should_stop=lambda: time.monotonic() - asked > 0.3,
+    )  # fmt: skip
+    assert list(batches) == []  # stopped before its batch was ready
+    deadline = time.monotonic() + 5
+    while len(budget._queue) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(budget._queue) == 0  # both turns given up while the holder still holds
+    release.set()
+    holder.join(10)
+    assert decoded == [] and budget.held == 0

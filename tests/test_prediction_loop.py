@@ -174,7 +174,7 @@ def test_a_stop_asked_before_the_first_batch_yields_nothing_even_if_decoded(monk
     # yielded: the stop was checked only while a decode was still running.
     from desktop.core import prediction_loop
 
-    monkeypatch.setattr(prediction_loop, "decode", lambda path, size, resize: "decoded")
+    monkeypatch.setattr(prediction_loop, "decode", lambda path, size, resize, abandon: "decoded")
     for _ in range(20):
         batches = prediction_loop.decoded_batches(
             ["a.jpg", "b.jpg", "c.jpg"], (8, 8), "stretch", batch_size=2, workers=2,

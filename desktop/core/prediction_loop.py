@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .model_info import ModelError
+from .pixel_budget import Abandoned
 from .preprocessing import ImageLoadError, load_rgb, mirror
 from .results import Prediction
 from .stop_signals import stop_signals_held
@@ -101,10 +102,18 @@ def flip_averaged(predict: Predictor) -> Predictor:
     return predict_both_views
 
 
-def decode(path: str | os.PathLike[str], size: tuple[int, int], resize: str) -> np.ndarray | str:
-    """The (H, W, 3) uint8 pixels of `path`, or the reason it cannot be read; never raises."""
+def decode(
+    path: str | os.PathLike[str],
+    size: tuple[int, int],
+    resize: str,
+    abandon: Callable[[], bool] | None = None,
+) -> Decoded:
+    """The (H, W, 3) uint8 pixels of `path`, or the reason it cannot be read; None when
+    `abandon()` turned true while it waited to decode a large image. Never raises."""
     try:
-        return load_rgb(path, size, resize)
+        return load_rgb(path, size, resize, abandon)
+    except Abandoned:
+        return None
     except ImageLoadError as exc:
         return exc.reason
     except Exception as exc:  # noqa: BLE001 - a bad file must never stop the batch
@@ -142,7 +151,7 @@ def _decode_ahead(
     cancelled = threading.Event()
 
     def decode_unless_cancelled(path: str) -> Decoded:
-        return None if cancelled.is_set() else decode(path, size, resize)
+        return None if cancelled.is_set() else decode(path, size, resize, cancelled.is_set)
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ewaste-decode")
     try:

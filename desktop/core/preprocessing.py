@@ -24,14 +24,14 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .pixel_budget import PixelBudget
+from .pixel_budget import Abandoned, PixelBudget
 
 # The one pixel layout of every model's input: (batch, height, width, RGB).
 LAYOUT = "NHWC"
@@ -125,17 +125,21 @@ def resize_mode_of(description: object) -> str | None:
 
 
 def load_rgb(
-    path: str | os.PathLike, size: tuple[int, int], resize: str = DEFAULT_RESIZE
+    path: str | os.PathLike,
+    size: tuple[int, int],
+    resize: str = DEFAULT_RESIZE,
+    abandon: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """Decode `path` into a (height, width, 3) uint8 RGB array of the given `size`.
 
     `size` is (height, width); `resize` is a key of RESIZE_MODES. Raises ImageLoadError with a
     readable reason for anything that is not a usable image: empty, truncated, not an image,
-    too large, unreadable.
+    too large, unreadable; Abandoned when `abandon()` turns true while a large image waits
+    for its turn to decode (see DECODE_BUDGET).
     """
     _checked_mode(resize)
     height, width = size
-    with _opened_rgb(path, draft_side=max(height, width)) as rgb:
+    with _opened_rgb(path, draft_side=max(height, width), abandon=abandon) as rgb:
         return fit_to_input(rgb, size, resize)
 
 
@@ -167,9 +171,11 @@ def load_display_rgb(path: str | os.PathLike, max_side: int) -> np.ndarray:
 
 
 @contextmanager
-def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Image]:
+def _opened_rgb(
+    path: str | os.PathLike, draft_side: int, abandon: Callable[[], bool] | None = None
+) -> Iterator[Image.Image]:
     """Open, check and convert an image to RGB; every failure becomes an ImageLoadError,
-    including those raised by the caller's work inside the `with` block."""
+    including those raised by the caller's work inside the `with` block (Abandoned passes)."""
     try:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
@@ -197,10 +203,10 @@ def _opened_rgb(path: str | os.PathLike, draft_side: int) -> Iterator[Image.Imag
                 if image.format in ("JPEG", "MPO"):
                     image.draft("RGB", (draft_side, draft_side))
                 # Decoding happens from here on, at the (drafted) size.
-                with DECODE_BUDGET.reserved(image.width * image.height):
+                with DECODE_BUDGET.reserved(image.width * image.height, abandon):
                     ImageOps.exif_transpose(image, in_place=True)  # no copy when upright
                     yield _to_rgb(_reduced(image, draft_side))
-    except ImageLoadError:
+    except (ImageLoadError, Abandoned):
         raise
     except Image.DecompressionBombError as exc:
         # Pillow refuses to even open an image far over its own limit (twice ours or more).
