@@ -155,6 +155,17 @@ def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
     looked = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#looked img"), "the map")
     assert looked[0].get_attribute("alt").startswith("The photo, with a heat map")
 
+    # The threshold's reset button re-labels the photo, as a drag does.
+    from selenium.webdriver.common.keys import Keys
+
+    box = browser.find_element(By.CSS_SELECTOR, "input[type=number]")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("100", Keys.TAB)
+    wait_for(lambda: browser.find_element(By.ID, "verdict").text.endswith("needs review"), "100")
+    browser.find_element(By.CSS_SELECTOR, "button[aria-label='Reset to default value']").click()
+    wait_for(lambda: browser.find_element(By.ID, "verdict").text.endswith("ok"), "the reset")
+    assert box.get_attribute("value") == "70"
+
     browser.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Clear']").click()
     error = verdict_for(broken, "Error")
     assert "not an image file" in error or "truncated" in error or "cannot" in error
@@ -217,6 +228,19 @@ def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_
         "the batch re-labelled at the threshold typed",
     )
     assert browser.switch_to.active_element == box
+
+    # A number typed past the end, digit by digit as a person types: the box puts back
+    # 100 when left, and the rows follow it (not the "15" typed on the way).
+    box.send_keys(Keys.CONTROL, "a")
+    for digit in "150":
+        box.send_keys(digit)
+        time.sleep(0.4)
+    box.send_keys(Keys.TAB)
+    wait_for(
+        lambda: browser.find_element(By.ID, "counts").text.startswith("3 results: 0 ok · 3 need"),
+        "the batch re-labelled at 100 % " + repr(browser.find_element(By.ID, "counts").text),
+    )
+    assert box.get_attribute("value") == "100"
 
 
 def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None:

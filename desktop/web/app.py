@@ -318,11 +318,12 @@ def build_app(engine: Engine) -> gr.Blocks:
         )
 
         def follow_threshold(handler, inputs, outputs) -> None:
-            """Run `handler` as the threshold moves. `input` is a drag, the arrow keys and
-            each digit typed in the box (`release` came only from the mouse and from leaving
-            the box); of a run of them the last one runs, with no timer (quick, and one cut
-            short left its timer showing)."""
-            threshold.input(
+            """Run `handler` as the threshold changes: a drag, the arrow keys, each digit
+            typed in the box, its reset button and the value the box takes when a number
+            typed past an end is put back in range (`input` missed the last two, `release`
+            came only from the mouse); of a run of them the last one runs, with no timer
+            (quick, and one cut short left its timer showing)."""
+            threshold.change(
                 handler,
                 inputs,
                 outputs,
