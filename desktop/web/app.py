@@ -257,6 +257,19 @@ def remove_workdirs() -> None:
         shutil.rmtree(_WORKDIRS.pop(), ignore_errors=True)
 
 
+def own_upload_folder() -> Path:
+    """A folder of this server's own for Gradio's copies of uploads and downloads, inside
+    the one GRADIO_TEMP_DIR names (or the system's temporary folder), removed whole when
+    the server stops: Gradio's own clean-up skips an upload still being classified, and it
+    leaves an empty temporary file behind for every file uploaded."""
+    root = os.environ.get("GRADIO_TEMP_DIR")
+    if root:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="ewaste-web-uploads-", dir=root))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read when the page is built and served
+    return folder
+
+
 def _csv_name() -> str:
     """The download's name: a day's batches saved side by side do not overwrite each other."""
     return time.strftime("ewaste-results-%Y%m%d-%H%M%S.csv")
@@ -407,6 +420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as exc:
         print(f"ewaste-web: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        uploads = own_upload_folder()
+    except OSError as exc:
+        print(f"ewaste-web: error: cannot make a folder for uploads: {exc}", file=sys.stderr)
+        return 2
     app = build_app(engine)
     try:
         # SIGTERM too, so that the clean-up below runs; from before the page is served,
@@ -434,7 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A second Ctrl+C must not cut the clean-up short: held until it is done.
         with stop_signals_wait():
             remove_workdirs()
-            app.close()  # Gradio removes the uploads and downloads it holds
+            app.close()
+            shutil.rmtree(uploads, ignore_errors=True)
     return 0
 
 
