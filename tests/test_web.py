@@ -382,6 +382,17 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     assert upload.failed[1].error == "not a readable zip (damaged or cut)"
     assert upload.skipped == 1  # empty.zip's notes.txt
 
+    # A member's name as long as a disk takes, in letters of two bytes each: unpacked under
+    # a name the disk takes too, and shown as the zip names it.
+    long_name = "плата-" + "П" * 118 + ".png"  # 250 bytes
+    named = tmp_path / "named.zip"
+    with zipfile.ZipFile(named, "w") as bundle:
+        bundle.write(photo, f"shift/{long_name}")
+    upload = app.photos_in([str(named)], tmp_path / "work4")
+    assert upload.failed == [] and upload.names == [f"named.zip:shift/{long_name}"]
+    [unpacked] = upload.paths
+    assert Path(unpacked).read_bytes() == photo.read_bytes() and unpacked.endswith(".png")
+
 
 def test_a_zip_listing_too_many_files_is_refused_before_its_index_is_read(tmp_path, monkeypatch):
     # zipfile reads a zip's whole index first: 3.5 million entries took 160 s and 1.8 GB.

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -49,9 +48,9 @@ from .csv_export import write_results_csv
 from .discovery import Collection, collect_images
 from .earlier_csv import rows_moved_before, why_not_replace
 from .engine import Engine
-from .limits import MAX_FILE_NAME_BYTES
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
+from .safe_files import fitting_name
 from .sorting import SortError, check_destination
 from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
 from .watch import DEFAULT_POLL_SECONDS
@@ -232,10 +231,7 @@ def _predict_all(
 def partial_path(output: Path) -> Path:
     """Where an incomplete run's rows go: beside --csv, never over a complete CSV (the stem
     shortened when the name would pass the file system's limit in bytes)."""
-    stem, ending = output.stem, f".partial{output.suffix or '.csv'}"
-    while len(os.fsencode(stem + ending)) > MAX_FILE_NAME_BYTES:
-        stem = stem[:-1]
-    return output.with_name(stem + ending)
+    return output.with_name(fitting_name(output.stem, f".partial{output.suffix or '.csv'}"))
 
 
 def _save_partial(

@@ -37,13 +37,16 @@ def replaced_whole(target: Path, mode: str = "w", **open_args: Any) -> Iterator[
 
 
 def hidden_temporary_name(name: str) -> str:
-    """A hidden, unique name beside `name`, within the file system's limit in bytes (a name
-    of non-ASCII letters takes two or more bytes a letter)."""
-    suffix = f".{uuid.uuid4().hex[:12]}.tmp"
-    stem = name
-    while len(os.fsencode(f".{stem}{suffix}")) > MAX_FILE_NAME_BYTES:
+    """A hidden, unique name beside `name`, within the file system's limit in bytes."""
+    return fitting_name(f".{name}", f".{uuid.uuid4().hex[:12]}.tmp")
+
+
+def fitting_name(stem: str, ending: str) -> str:
+    """`stem` + `ending`, the stem shortened as needed to keep within the file system's limit
+    in bytes (a name of non-ASCII letters takes two or more bytes a letter)."""
+    while len(os.fsencode(stem + ending)) > MAX_FILE_NAME_BYTES and stem:
         stem = stem[:-1]
-    return f".{stem}{suffix}"
+    return stem + ending
 
 
 def probe_writing(folder: Path) -> None:

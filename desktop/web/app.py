@@ -53,6 +53,7 @@ from desktop.core.results import (  # noqa: E402
     count_statuses,
     status_of,
 )
+from desktop.core.safe_files import fitting_name  # noqa: E402
 from desktop.core.sorting import numbered  # noqa: E402
 from desktop.core.stop_signals import (  # noqa: E402
     Stopped,
@@ -195,8 +196,10 @@ def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
                 upload.failed.append(Prediction.failed(zip_name, reason))
                 break
             name = upload.name_for(f"{zip_name}:{member.filename}")
-            # Never the member's own path: "../../x.jpg" must not leave the folder.
-            target = folder / f"{index:05d}-{Path(member.filename).name[:150]}"
+            # Never the member's own path: "../../x.jpg" must not leave the folder. Its name
+            # kept to a length the disk takes, in bytes: 120 Cyrillic letters are 240.
+            own = Path(member.filename)
+            target = folder / fitting_name(f"{index:05d}-{own.stem}", own.suffix)
             try:
                 with bundle.open(member) as source, target.open("wb") as sink:
                     sink.write(source.read(member.file_size + 1)[: member.file_size])
