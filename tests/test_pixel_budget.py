@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -129,30 +131,39 @@ def test_a_waiting_large_image_is_not_overtaken_by_later_ones():
     assert overlap.order == ["first", "large", "later"]
 
 
-def test_a_wait_interrupted_by_ctrl_c_leaves_no_turn_behind(monkeypatch):
-    # A notebook decoding on its main thread, interrupted while it waits its turn: the
-    # queue must not keep that turn, or every later large decode waits for ever.
-    budget = PixelBudget(limit=100, exempt_up_to=10)
+@contextmanager
+def held_by_another_thread(budget: PixelBudget, pixels: int) -> Iterator[None]:
+    """`pixels` of `budget` held by another decode (a preview's, say) during the block."""
     release = threading.Event()
 
     def hold() -> None:
-        with budget.reserved(80):
-            release.wait(10)
+        with budget.reserved(pixels):
+            release.wait(20)
 
     holder = threading.Thread(target=hold)
     holder.start()
     while budget.held == 0:
         time.sleep(0.01)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_a_wait_interrupted_by_ctrl_c_leaves_no_turn_behind(monkeypatch):
+    # A notebook decoding on its main thread, interrupted while it waits its turn: the
+    # queue must not keep that turn, or every later large decode waits for ever.
+    budget = PixelBudget(limit=100, exempt_up_to=10)
 
     def interrupted(timeout=None):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(budget._changed, "wait", interrupted)
-    with pytest.raises(KeyboardInterrupt), budget.reserved(50):
-        pass
-    monkeypatch.undo()
-    release.set()
-    holder.join(10)
+    with held_by_another_thread(budget, 80):
+        monkeypatch.setattr(budget._changed, "wait", interrupted)
+        with pytest.raises(KeyboardInterrupt), budget.reserved(50):
+            pass
+        monkeypatch.undo()
     got_its_turn = []
 
     def later_decode() -> None:
@@ -179,26 +190,15 @@ def test_a_cancelled_batch_gives_up_its_waiting_decodes(tmp_path, monkeypatch):
     for i in range(2):
         paths.append(tmp_path / f"big{i}.png")
         Image.new("RGB", (1_000, 1_000), (i, 0, 0)).save(paths[-1])
-    release = threading.Event()
-
-    def hold() -> None:  # a preview's decode of another large image
-        with budget.reserved(1_000_000):
-            release.wait(20)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    while budget.held == 0:
-        time.sleep(0.01)
-    asked = time.monotonic()
-    batches = decoded_batches(
-        paths, (16, 16), "stretch", batch_size=2, workers=2,
-        should_stop=lambda: time.monotonic() - asked > 0.3,
-    )  # fmt: skip
-    assert list(batches) == []  # stopped before its batch was ready
-    deadline = time.monotonic() + 5
-    while len(budget._queue) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(budget._queue) == 0  # both turns given up while the holder still holds
-    release.set()
-    holder.join(10)
+    with held_by_another_thread(budget, 1_000_000):
+        asked = time.monotonic()
+        batches = decoded_batches(
+            paths, (16, 16), "stretch", batch_size=2, workers=2,
+            should_stop=lambda: time.monotonic() - asked > 0.3,
+        )  # fmt: skip
+        assert list(batches) == []  # stopped before its batch was ready
+        deadline = time.monotonic() + 5
+        while len(budget._queue) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(budget._queue) == 0  # both turns given up while the other still holds
     assert decoded == [] and budget.held == 0
