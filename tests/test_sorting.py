@@ -1143,7 +1143,7 @@ def hold_lock_in_another_process(dest: Path) -> subprocess.Popen:
 
 
 def test_a_destination_another_program_works_in_is_refused_until_it_is_done(
-    engine, tmp_path
+    engine, tmp_path, capsys
 ) -> None:
     photos = photo_folder(tmp_path / "photos")
     rows = classified(engine, photos)
@@ -1168,6 +1168,11 @@ def test_a_destination_another_program_works_in_is_refused_until_it_is_done(
         with pytest.raises(SortError, match="another sort or undo is working in"):
             undo_sort(dest)
         assert list(photos.iterdir()) == []
+        # The command says so before classifying anything (its CSV is not written).
+        command = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest)]
+        assert classify_main([*command, "--model", str(engine.model_path)]) == 2
+        assert "another sort or undo is working in" in capsys.readouterr().err
+        assert not (tmp_path / "r.csv").exists()
     finally:
         holder.stdin.close()  # a holder done as usual
         holder.wait()
@@ -1195,3 +1200,74 @@ def test_a_sort_told_to_wait_for_a_busy_destination_files_once_it_is_free(engine
         "watch); waiting for it to finish"
     ]
     assert len(report.filed) == len(list(photos.iterdir()))
+
+
+def test_a_lock_let_go_while_a_sort_waited_is_taken_on_the_folders_file(tmp_path) -> None:
+    # A waiter may open the lock file just before its holder deletes it: it then locks a
+    # deleted file, and must open the folder's file again, or a third sort would get in.
+    from desktop.core import folder_lock
+
+    first, second, third = (FolderLock(tmp_path) for _ in range(3))
+    assert first.acquire()
+    real_lock = folder_lock._lock
+
+    def holder_done_meanwhile(fd: int) -> None:
+        first.release()  # deletes the file this waiter has just opened, then unlocks
+        folder_lock._lock = real_lock
+        real_lock(fd)
+
+    folder_lock._lock = holder_done_meanwhile
+    try:
+        assert second.acquire()
+    finally:
+        folder_lock._lock = real_lock
+    assert (tmp_path / LOCK_FILE).exists() and not third.acquire()
+    second.release()
+    assert third.acquire() and not (tmp_path / LOCK_FILE).stat().st_size
+    third.release()
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_lock_file_another_user_left_is_no_obstacle(engine, tmp_path, monkeypatch) -> None:
+    # A sort killed by another user leaves the file theirs (mode 0644): this user can still
+    # lock it, reading it only. (The kernel's check, which root skips, done here.)
+    from desktop.core import folder_lock
+
+    dest = tmp_path / "sorted"
+    dest.mkdir()
+    (dest / LOCK_FILE).touch(mode=0o444)
+    real_open = os.open
+
+    def as_another_user(path, flags, *args):
+        if Path(path).exists() and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(folder_lock.os, "open", as_another_user)
+    assert FolderLock(dest).acquire()
+
+
+def test_a_destination_without_locks_is_sorted_and_other_lock_errors_are_said(
+    engine, tmp_path, monkeypatch
+) -> None:
+    from desktop.core import folder_lock
+
+    photos = photo_folder(tmp_path / "photos")
+    rows = classified(engine, photos)
+
+    def flock_failing(code: int):
+        def flock(fd, operation):
+            raise OSError(code, os.strerror(code))
+
+        return flock
+
+    dest = tmp_path / "share-without-locks"
+    monkeypatch.setattr(folder_lock.fcntl, "flock", flock_failing(errno.ENOLCK))
+    assert len(sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD).filed) == len(rows)
+    assert not (dest / LOCK_FILE).exists()  # unlocked, and nothing of it left
+
+    stale = tmp_path / "stale-share"
+    monkeypatch.setattr(folder_lock.fcntl, "flock", flock_failing(errno.ESTALE))
+    with pytest.raises(SortError, match="cannot write to .*stale-share: Stale"):
+        sort_into(rows, stale, list(CLASS_NAMES), THRESHOLD)
+    assert not (stale / MANIFEST_FILE).exists() and not list(stale.rglob("*.png"))

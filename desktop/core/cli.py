@@ -51,7 +51,7 @@ from .engine import Engine
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
 from .safe_files import fitting_name
-from .sorting import SortError, check_destination
+from .sorting import SortError, check_destination, check_not_busy
 from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
 from .watch import DEFAULT_POLL_SECONDS
 from .wording import plural
@@ -106,6 +106,7 @@ def _classify(args: argparse.Namespace) -> int:
                 )
         if args.sort_into is not None:
             check_destination(args.sort_into, [Path(p) for p in args.paths], move=args.move)
+            check_not_busy(args.sort_into)  # said now, not after classifying every photo
         engine = Engine(args.model, threads=args.threads)
     except (UsageError, ModelError, SortError) as exc:
         error(str(exc))

@@ -4,9 +4,11 @@ files) would interleave their manifest rows and race for the same names.
 
 The lock is the operating system's own lock on a hidden file in the folder (flock on Linux
 and macOS, a locked byte on Windows), so it goes when its holder exits, even when it is
-killed: a lock file left behind is never a lock, and never needs clearing by hand. Its
+killed: a lock file left behind is never a lock, and never needs clearing by hand (it is
+opened read-only, so one another user left is no obstacle either). On Linux and macOS its
 holder deletes the file when done, and a waiter that then holds the lock of a deleted file
-opens the folder's file again.
+opens the folder's file again. Windows cannot delete a file another program has open (a
+waiter about to lock it would fail to open it), so there the file stays.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ else:
     import fcntl
 
 LOCK_FILE = ".ewaste-sorting.lock"
-# What a lock held by another holder raises; anything else (ENOLCK: a share without locks)
-# means this file system cannot lock, and the work goes on as it did before locks.
+# What a lock held by another holder raises.
 _HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", -1)}
+# What a file system without locks (some network shares) raises: the work goes on unlocked,
+# as it did before locks. Any other error is one to report.
+_NO_LOCKS = {errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 class FolderLock:
@@ -36,19 +40,21 @@ class FolderLock:
 
     def acquire(self) -> bool:
         """Take the lock without waiting: False when another holder has it. OSError when
-        the lock file cannot be made (a read-only folder)."""
+        the lock file cannot be made (a read-only folder) or the lock fails otherwise."""
         assert self._fd is None, "held already"
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
         while True:
             fd = os.open(self._path, flags, 0o666)
             try:
                 _lock(fd)
             except OSError as exc:
-                os.close(fd)
-                # Not held elsewhere: no locks on this file system, so nothing to hold.
-                return exc.errno not in _HELD
+                if exc.errno not in _NO_LOCKS:
+                    os.close(fd)
+                    if exc.errno in _HELD:
+                        return False
+                    raise
             if _is_file_at(fd, self._path):
-                self._fd = fd
+                self._fd = fd  # held (or, without locks, kept to delete when done)
                 return True
             os.close(fd)  # its holder deleted it as this one waited: lock the folder's file
 
@@ -58,13 +64,11 @@ class FolderLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        if os.name == "nt":  # Windows cannot delete a file open anywhere: unlock, then try
+        if os.name == "nt":
             with contextlib.suppress(OSError):
                 os.lseek(fd, 0, os.SEEK_SET)
                 msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
             os.close(fd)
-            with contextlib.suppress(OSError):
-                self._path.unlink()
             return
         with contextlib.suppress(OSError):
             self._path.unlink()

@@ -360,6 +360,16 @@ def _file_each(
     return report
 
 
+def check_not_busy(dest: str | os.PathLike[str]) -> None:
+    """A SortError when another sort or undo works in `dest` right now: for a caller with
+    work to do before its sort (classifying the photos, asking copy or move) to say so
+    first. The sort itself still takes the lock, or says so then."""
+    dest = Path(os.path.realpath(dest))
+    if dest.is_dir():
+        with _alone_in(dest, wait_if_busy=None):
+            pass
+
+
 @contextlib.contextmanager
 def _alone_in(dest: Path, wait_if_busy: Callable[[str], None] | None) -> Iterator[None]:
     """Hold `dest`'s lock (see folder_lock) for the block. When another program holds it:
@@ -437,15 +447,21 @@ def undo_sort(
     between photos, ends it early the same way; that and a failure to write the manifests
     raise a SortError with the report of the photos put back."""
     dest = Path(os.path.realpath(dest))
-    manifest = dest / MANIFEST_FILE
-    if not manifest.is_file():
-        if not dest.is_dir():
-            raise SortError(f"{dest} does not exist: nothing to undo")
-        if (dest / UNDONE_MANIFEST_FILE).is_file():
-            raise SortError(f"the sort into {dest} was undone already: nothing left to undo")
-        raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
+    _check_something_to_undo(dest)  # before the lock, whose file the folder must take
     with _alone_in(dest, wait_if_busy=None):
-        return _undo_all(dest, manifest, should_stop or (lambda: False))
+        _check_something_to_undo(dest)  # still: an undo may have finished it meanwhile
+        return _undo_all(dest, dest / MANIFEST_FILE, should_stop or (lambda: False))
+
+
+def _check_something_to_undo(dest: Path) -> None:
+    """A SortError saying why, when `dest` holds no manifest to undo."""
+    if (dest / MANIFEST_FILE).is_file():
+        return
+    if not dest.is_dir():
+        raise SortError(f"{dest} does not exist: nothing to undo")
+    if (dest / UNDONE_MANIFEST_FILE).is_file():
+        raise SortError(f"the sort into {dest} was undone already: nothing left to undo")
+    raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
 
 
 def _undo_all(dest: Path, manifest: Path, should_stop: Callable[[], bool]) -> SortReport:

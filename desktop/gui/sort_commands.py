@@ -25,6 +25,7 @@ from desktop.core.sorting import (
     SortReport,
     SortStopped,
     check_destination,
+    check_not_busy,
     sort_into,
     undo_sort,
 )
@@ -101,6 +102,7 @@ class SortCommands(QObject):
         sources = {Path(p.path).parent for p in predictions}
         try:
             check_destination(Path(dest), sources, create=False)
+            check_not_busy(dest)  # before asking copy or move
         except SortError as exc:
             reason = sentence(str(exc))
             QMessageBox.warning(self._dialog_parent(), "Cannot sort there", reason)
