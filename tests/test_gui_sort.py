@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QItemSelectionModel
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.core.sorting import MANIFEST_FILE, REVIEW_FOLDER, UNDONE_MANIFEST_FILE
@@ -414,28 +415,92 @@ def test_a_close_by_the_program_during_a_sort_waits_for_it_to_stop(
     assert rows_where_photos_are(window)  # before the window went: a kept review agrees
 
 
-def test_an_undo_of_a_copy_sort_leaves_one_row_per_photo_with_its_class(
-    qtbot, window, tmp_path
-) -> None:
+def copy_sorted_and_both_shown(qtbot, window, tmp_path: Path) -> tuple[Path, Path]:
+    """`photos` classified, copied into tmp_path/sorted, and the sorted folder dropped in
+    too (the worker checks it): each photo has a row and its copy a row. (photos, dest)"""
     folder = classified_photos(qtbot, window, tmp_path)
     dest = tmp_path / "sorted"
     window.sorting.sort_into_folders(str(dest), "copy")
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
-    classify(qtbot, window, dest)  # the worker drops the sorted folder in, to check it
+    classify(qtbot, window, dest)
     assert len(window.results.rows) == 8
-    [copy] = [i for i, r in enumerate(window.results.rows) if r.path.startswith(str(dest))
-              and r.name == "mouse.png"]  # fmt: skip
-    window.results.set_confirmed([copy], "Keyboard")  # corrected on the copy's row
-    window.view.select_proxy_row(copy)
+    return folder, dest
 
+
+def source_row(window, folder: Path, name: str) -> int:
+    """The model's row of the photo `name` somewhere under `folder`."""
+    return next(
+        i
+        for i, row in enumerate(window.results.rows)
+        if row.name == name and row.path.startswith(str(folder))
+    )
+
+
+def select(window, *rows: int) -> None:
+    """Select these model rows as a person does with Ctrl+click, the last one current."""
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    for row in rows:
+        index = window.proxy.mapFromSource(window.results.index(row, 0))
+        window.view.selectionModel().setCurrentIndex(index, flags)
+
+
+def selected_paths(window) -> set[str]:
+    return {window.results.rows[row].path for row in window.view.selected_source_rows()}
+
+
+def undo(qtbot, window, dest: Path) -> None:
     window.sorting.undo_sort(str(dest))
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+
+
+def test_an_undo_of_a_copy_sort_leaves_one_row_per_photo_with_its_class(
+    qtbot, window, tmp_path
+) -> None:
+    folder, dest = copy_sorted_and_both_shown(qtbot, window, tmp_path)
+    copy = source_row(window, dest, "mouse.png")
+    window.results.set_confirmed([copy], "Keyboard")  # corrected on the copy's row
+    select(window, copy)
+
+    undo(qtbot, window, dest)
     paths = [row.path for row in window.results.rows]
     assert sorted(paths) == sorted(str(p) for p in folder.iterdir())  # once each, all there
     assert window.results.confirmed_classes() == {str(folder / "mouse.png"): "Keyboard"}
     # The copy's row, selected, went into its original's: that one is shown and selected.
     assert window.preview.row.path == str(folder / "mouse.png") == window.view.current_result().path
     assert window.counts_label.full_text.startswith("4 results:")
+
+
+def test_a_merged_row_under_a_filter_keeps_the_selection_and_never_shows_another_photo(
+    qtbot, window, tmp_path
+) -> None:
+    folder, dest = copy_sorted_and_both_shown(qtbot, window, tmp_path)
+    copy = source_row(window, dest, "mouse.png")
+    battery = source_row(window, folder, "battery.png")
+    window.results.set_confirmed([copy], "Keyboard")
+    window.results.set_confirmed([battery], "Printer")
+    window.proxy.set_status_filter("corrected")  # the copy shows it; its original does not yet
+    select(window, battery, copy)
+
+    undo(qtbot, window, dest)
+    # The original took the copy's class, so the filter shows it: current, beside battery.
+    assert window.view.current_result().path == str(folder / "mouse.png")
+    assert window.preview.row.path == str(folder / "mouse.png")
+    assert selected_paths(window) == {str(folder / "battery.png"), str(folder / "mouse.png")}
+
+
+def test_a_merged_row_into_one_a_filter_hides_leaves_no_row_current(qtbot, window, tmp_path):
+    # The original was confirmed as predicted, its copy not: the "ok" filter shows the copy
+    # only. No row current then, rather than a neighbour a key press would correct.
+    folder, dest = copy_sorted_and_both_shown(qtbot, window, tmp_path)
+    window.results.set_confirmed(
+        [source_row(window, folder, "printer.png")], None, as_predicted=True
+    )
+    window.proxy.set_status_filter("ok")
+    select(window, source_row(window, dest, "printer.png"))
+
+    undo(qtbot, window, dest)
+    assert window.view.current_result() is None and window.preview.row is None
+    assert selected_paths(window) == set()
 
 
 def test_quit_when_the_sort_ends_while_the_question_is_open_quits_at_once(

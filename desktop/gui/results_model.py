@@ -405,15 +405,16 @@ class ResultsModel(QAbstractTableModel):
             self._file_states[new_path] = state  # a move keeps the file's size and time
             if in_csv is not None:  # a CSV of before the sort finds it (reopen)
                 self._in_csv[new_path] = in_csv
+        # Every row's new place and class shown first: the proxy then filters the rows that
+        # take a merged row's class as they are now, for a view to show them instead.
+        last = len(self._rows) - 1
+        self.dataChanged.emit(self.index(0, COL_FILE), self.index(last, self.columnCount() - 1))
         if merged:
             self.rows_merging.emit([(self._rows[i], self._rows[keeper]) for i, keeper in merged])
         for index, _ in sorted(merged, reverse=True):
             self.beginRemoveRows(QModelIndex(), index, index)
             del self._rows[index]
             self.endRemoveRows()
-        if self._rows:
-            last = len(self._rows) - 1
-            self.dataChanged.emit(self.index(0, COL_FILE), self.index(last, COL_FOLDER))
         self.relocated.emit()
         if merged:
             self.confirmations_changed.emit()

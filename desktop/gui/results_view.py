@@ -232,15 +232,22 @@ class ResultsView(QTableView):
 
     def follow_merged_rows(self, merging: list[tuple[ResultRow, ResultRow]]) -> None:
         """The current row goes into another row (a copy's row into its original's, after
-        an undo): make that one current, so the preview and the keys stay on the photo."""
+        an undo): make that one current, beside the other rows selected, so the preview
+        and the keys stay on the photo; or, if a filter hides it, no row current (Qt would
+        make a neighbour current, and a key press would set another photo's class)."""
         current = self.current_result()
         kept = next((into for row, into in merging if row is current), None)
         if kept is None:
             return
         model = self.results_model
         index = self._proxy.mapFromSource(model.index(model.rows.index(kept), 0))
-        if index.isValid():  # not hidden by a filter
-            self.select_proxy_row(index.row())
+        selection = self.selectionModel()
+        if not index.isValid():
+            selection.setCurrentIndex(QModelIndex(), QItemSelectionModel.SelectionFlag.NoUpdate)
+            return
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        selection.setCurrentIndex(index, flags)
+        self.scrollTo(index)
 
     def select_proxy_row(self, row: int) -> None:
         index = self._proxy.index(row, 0)
