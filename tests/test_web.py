@@ -305,6 +305,24 @@ def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_pat
     assert not list(temp.glob("ewaste-web-*"))  # the batches' photos and CSVs
 
 
+def test_a_port_already_taken_is_said_in_one_line(tiny_model_path, tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "desktop.web.app", "--model", str(tiny_model_path)]
+            + ["--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "cache")},
+        )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"ewaste-web: error: cannot serve on 127.0.0.1:{port}: ")
+    assert not list((tmp_path / "cache").glob("ewaste-web-uploads-*"))  # removed as at a stop
+
+
 def test_a_stop_the_moment_the_page_answers_is_a_clean_exit(tiny_model_path, tmp_path) -> None:
     # A service manager may stop it as soon as it is up: the stop handlers are in place
     # before the page is served, or SIGTERM would end it without its clean-up.

@@ -265,7 +265,7 @@ def own_upload_folder() -> Path:
     the one GRADIO_TEMP_DIR names (or the system's temporary folder), removed whole when
     the server stops: Gradio's own clean-up skips an upload still being classified, and it
     leaves an empty temporary file behind for every file uploaded."""
-    root = os.environ.get("GRADIO_TEMP_DIR")
+    root = os.environ.get("GRADIO_TEMP_DIR") or None  # set but empty: not the working folder
     if root:
         Path(root).mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="ewaste-web-uploads-", dir=root))
@@ -423,40 +423,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as exc:
         print(f"ewaste-web: error: {exc}", file=sys.stderr)
         return 2
+    uploads: Path | None = None
+    app: gr.Blocks | None = None
     try:
-        uploads = own_upload_folder()
-    except OSError as exc:
-        print(f"ewaste-web: error: cannot make a folder for uploads: {exc}", file=sys.stderr)
-        return 2
-    app = build_app(engine)
-    try:
-        # SIGTERM too, so that the clean-up below runs; from before the page is served,
-        # so that a stop the moment it answers (a service manager's) cleans up as well.
+        # SIGTERM too, so that the clean-up below runs; from before anything is made or
+        # served, so that a stop at any moment (a service manager's) cleans up as well.
         with stop_signals_raise():
-            app.queue(max_size=64).launch(
-                server_name=args.host,
-                server_port=args.port,
-                max_file_size=MAX_UPLOAD,
-                share=False,
-                inbrowser=False,
-                footer_links=[],  # no links to gradio.app
-                ssr_mode=False,  # no Node.js server: one process, the page from Python
-                theme=THEME,
-                css=PAGE_CSS,
-                quiet=True,  # Gradio's banner suggests share=True, a public link
-                prevent_thread_lock=True,
-            )
-            print(f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)", flush=True)
-            while app.is_running:
-                time.sleep(0.2)
+            try:
+                uploads = own_upload_folder()
+            except OSError as exc:
+                print(f"ewaste-web: error: no folder for uploads: {exc}", file=sys.stderr)
+                return 2
+            app = build_app(engine)
+            return serve(app, args.host, args.port)
     except Stopped:
-        pass  # the way a server is stopped: a clean exit
+        return 0  # the way a server is stopped: a clean exit
     finally:
         # A second Ctrl+C must not cut the clean-up short: held until it is done.
         with stop_signals_wait():
             remove_workdirs()
-            app.close()
-            shutil.rmtree(uploads, ignore_errors=True)
+            if app is not None:
+                app.close()
+            if uploads is not None:
+                shutil.rmtree(uploads, ignore_errors=True)
+
+
+def serve(app: gr.Blocks, host: str, port: int) -> int:
+    """Serve the page until the server stops (a stop signal raises `Stopped`); 2 when it
+    cannot be served there."""
+    try:
+        app.queue(max_size=64).launch(
+            server_name=host,
+            server_port=port,
+            max_file_size=MAX_UPLOAD,
+            share=False,
+            inbrowser=False,
+            footer_links=[],  # no links to gradio.app
+            ssr_mode=False,  # no Node.js server: one process, the page from Python
+            theme=THEME,
+            css=PAGE_CSS,
+            quiet=True,  # Gradio's banner suggests share=True, a public link: not for a station
+            prevent_thread_lock=True,
+        )
+    except OSError as exc:  # the port taken (another ewaste-web?), or an address not ours
+        reason = str(exc).split(". ")[0]  # Gradio's advice after it is for its own callers
+        print(f"ewaste-web: error: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
+        return 2
+    print(f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)", flush=True)
+    while app.is_running:
+        time.sleep(0.2)
     return 0
 
 
