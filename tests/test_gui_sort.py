@@ -91,6 +91,13 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     )
     assert Path(window.results.rows[mouse].path) == dest / "Keyboard" / "mouse.png"
     assert not (dest / "Mouse").exists() or not any((dest / "Mouse").iterdir())
+    # That was a slip: the worker clears it (Delete) and sorts again; back where the model
+    # files it.
+    window.results.set_confirmed([mouse], None)
+    window.commands.sort.trigger()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert Path(window.results.rows[mouse].path) == dest / "Mouse" / "mouse.png"
+    assert not any((dest / "Keyboard").iterdir())
 
     # Meanwhile the camera's counter reset: a new photo took the battery's old name.
     write_solid(folder / "battery.png", PROTOTYPE_COLOURS["PCB"])

@@ -461,7 +461,9 @@ def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
     # The worker settles the unsure photo and corrects the mouse; the same sort again.
     unsure, mouse = str(photos / "unsure.png"), str(photos / "mouse.png")
     confirmed = {unsure: "Battery", mouse: "Keyboard"}
-    report = sort_into(predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed)
+    report = sort_into(
+        predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed, refile=True
+    )
 
     assert sorted(Path(f.destination) for _, f in report.refiled) == [
         dest / "Battery" / "unsure.png",
@@ -475,7 +477,9 @@ def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
     assert not (dest / "Mouse" / "mouse.png").exists()
     assert digest(dest / "Keyboard" / "mouse.png") == before["mouse.png"]
     assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())  # no copies
-    again = sort_into(predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed)
+    again = sort_into(
+        predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed, refile=True
+    )
     assert not again.refiled and len(again.skipped) == len(before)
     # A CSV names the mouse where it was before the sort, or (exported after it) in Mouse/.
     places = current_places(dest)
@@ -490,6 +494,33 @@ def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
     assert report.renamed == ([(mouse, str(photos / "mouse (2).png"))] if move else [])
     assert {p.name: digest(p) for p in photos.iterdir()} == before
     assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]  # every row undone
+
+
+def test_a_class_cleared_after_the_sort_sends_the_photo_where_the_model_files_it(
+    engine, tmp_path
+) -> None:
+    # A slip of the finger (the mouse set to Printer), sorted, then cleared; and an unsure
+    # photo settled, sorted, then cleared: the app sorts again with no class on either.
+    photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=True)
+    mouse, unsure = str(photos / "mouse.png"), str(photos / "unsure.png")
+    slips = {mouse: "Printer", unsure: "Battery"}
+    sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=slips, refile=True)
+    assert (dest / "Printer" / "mouse.png").is_file() and (
+        dest / "Battery" / "unsure.png"
+    ).is_file()
+
+    report = sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed={}, refile=True)
+    assert sorted(Path(f.destination) for _, f in report.refiled) == [
+        dest / "Mouse" / "mouse.png",
+        dest / REVIEW_FOLDER / "unsure.png",
+    ]
+    assert not (dest / "Printer" / "mouse.png").exists()
+    assert [p.name for p in (dest / "Battery").iterdir()] == ["battery.png"]
+    assert {e["class"] for e in manifest_rows(dest) if e["source"] == mouse} == {
+        "Mouse", "Printer"
+    }  # fmt: skip
+    assert not undo_sort(dest).failed
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
 
 
 def test_a_destination_named_through_a_link_is_the_same_folder(engine, tmp_path) -> None:
@@ -508,7 +539,7 @@ def test_a_destination_named_through_a_link_is_the_same_folder(engine, tmp_path)
     unchanged = sort_into(rows, link, names, THRESHOLD, move=True)
     assert not unchanged.refiled and len(unchanged.skipped) == 2
     corrected = {str(first / "same.png"): "Keyboard"}
-    report = sort_into(rows, link, names, THRESHOLD, move=True, confirmed=corrected)
+    report = sort_into(rows, link, names, THRESHOLD, move=True, confirmed=corrected, refile=True)
 
     assert [Path(f.destination).name for _, f in report.refiled] == ["same.png"]
     assert [p.name for p in (dest / "Keyboard").iterdir()] == ["same.png"]
@@ -529,7 +560,7 @@ def test_a_run_without_the_persons_classes_never_moves_a_corrected_photo(engine,
     predictions = classified(engine, photos)
     dest, names = tmp_path / "sorted", list(CLASS_NAMES)
     corrected = {str(photos / "mouse.png"): "Keyboard", str(photos / "unsure.png"): "PCB"}
-    sort_into(predictions, dest, names, THRESHOLD, confirmed=corrected)
+    sort_into(predictions, dest, names, THRESHOLD, confirmed=corrected, refile=True)
 
     # The headless command again, or with another threshold: it knows no person's word.
     for threshold in (THRESHOLD, 0.2):
@@ -544,11 +575,13 @@ def test_a_refile_stopped_before_the_old_name_went_is_finished_by_the_next_sort(
 ) -> None:
     photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=True)
     corrected = {str(photos / "mouse.png"): "Keyboard"}
-    sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=corrected)
+    sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=corrected, refile=True)
     # What a stop after the new manifest row, before the old name went, leaves behind:
     shutil.copy2(dest / "Keyboard" / "mouse.png", dest / "Mouse" / "mouse.png")
 
-    again = sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=corrected)
+    again = sort_into(
+        predictions, dest, names, THRESHOLD, move=True, confirmed=corrected, refile=True
+    )
 
     assert len(again.skipped) == len(before) and not again.refiled
     assert not (dest / "Mouse" / "mouse.png").exists()  # one photo, one place
@@ -565,7 +598,12 @@ def test_a_sorted_copy_changed_by_hand_is_not_refiled(engine, tmp_path) -> None:
     edited.write_bytes(edited.read_bytes() + b"edited")
 
     report = sort_into(
-        predictions, dest, names, THRESHOLD, confirmed={str(photos / "mouse.png"): "Keyboard"}
+        predictions,
+        dest,
+        names,
+        THRESHOLD,
+        confirmed={str(photos / "mouse.png"): "Keyboard"},
+        refile=True,
     )
 
     assert not report.refiled and edited.is_file()  # the person's edit stays where it is

@@ -14,11 +14,12 @@ hard link that fails instead of replacing anything (a name already taken gets " 
 original. A move on the same file system is a hard link instead (no bytes copied), and it
 deletes the source only once the manifest records where the photo went. Running the same
 sort again finishes an interrupted one: photos the manifest records are skipped, and a photo
-placed just before the stop is recognised by its SHA-256 instead of filed twice. A photo
-filed before whose class a person set since (the app passes `confirmed`) is moved to that
-folder, inside DEST, with a new manifest row; the latest row of a photo is the one that
-counts. A run without a person's word (the headless command) never moves a filed photo, so
-it cannot undo a correction.
+placed just before the stop is recognised by its SHA-256 instead of filed twice. The app
+sorts with `refile`: its rows speak for every photo, so a photo filed before whose folder is
+another now (a person set, changed or cleared its class since) is moved there, inside DEST,
+with a new manifest row; the latest row of a photo is the one that counts. A run without a
+person's word (the headless command) never moves a filed photo, so it cannot undo a
+correction.
 `undo_sort` moves the files back (or deletes the copies) using the manifest; a copy whose
 original is gone, or replaced by another photo of that name, is moved back instead, as it is
 then the only one. A photo is matched by path and SHA-256, never by its name alone. The
@@ -244,6 +245,7 @@ def sort_into(
     *,
     move: bool = False,
     confirmed: Mapping[str, str] | None = None,
+    refile: bool = False,
     sources: Iterable[Path] = (),
     progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -255,14 +257,23 @@ def sort_into(
     stops it with a SortError carrying the report of what was done: no partial file, and
     a manifest of every photo filed. Another program sorting into or undoing `dest` right
     now is a SortError before anything is done; with `wait_if_busy`, which is told so once,
-    the sort waits for it instead."""
+    the sort waits for it instead. `confirmed`: source -> the class a person set; with
+    `refile`, a photo filed before goes to the folder its prediction and `confirmed` say now."""
     # One spelling of the folder (absolute, links resolved): the manifest must not depend on
     # the working folder, and a link to DEST must not make its files look like other files.
     dest = Path(os.path.realpath(dest))
     check_destination(dest, [Path(s) for s in sources], move=move)
     with _alone_in(dest, wait_if_busy):
         return _file_each(
-            predictions, dest, class_names, threshold, move, confirmed or {}, progress, should_stop
+            predictions,
+            dest,
+            class_names,
+            threshold,
+            move,
+            confirmed or {},
+            refile,
+            progress,
+            should_stop,
         )
 
 
@@ -273,6 +284,7 @@ def _file_each(
     threshold: float,
     move: bool,
     confirmed: Mapping[str, str],
+    refile: bool,
     progress: Callable[[int], None] | None,
     should_stop: Callable[[], bool] | None,
 ) -> SortReport:
@@ -313,7 +325,7 @@ def _file_each(
                     try:
                         _finish_move(earlier)  # a run stopped before deleting the source
                         refiled = None
-                        if person is not None:  # only a person's word moves a filed photo
+                        if refile:  # only a person's word moves a filed photo
                             refiled = _refile(earlier, dest / folder, label, status, claimed)
                     except (OSError, ValueError) as exc:
                         _stop_if_full(exc, report)

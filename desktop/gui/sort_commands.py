@@ -119,6 +119,7 @@ class SortCommands(QObject):
             self._results.threshold,
             move=how == MOVE,
             confirmed=self._results.confirmed_classes(),  # a person's class outranks
+            refile=True,  # a filed photo goes where its row says now, a class cleared too
             sources=sources,
             should_stop=self._stop.is_set,
         )
