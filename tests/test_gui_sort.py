@@ -380,6 +380,30 @@ def test_cancel_stops_a_sort_after_the_photo_in_hand_and_the_rows_follow(
     assert len(list(folder.iterdir())) == 4 and rows_where_photos_are(window)
 
 
+def test_a_running_sort_shows_its_progress_and_its_cancel_button_stops_it(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    # A sort onto a slow stick takes minutes: the window says what runs, how far it is,
+    # and the Cancel button beside the bar stops it, as Esc does.
+    folder, dest, held = start_move(qtbot, window, tmp_path, monkeypatch, at=3)
+    assert window.statusBar().currentMessage() == f"Moving 4 photos into {dest}… (Esc stops)"
+    panel = window.progress_panel
+    assert panel.bar.format().startswith("Sorting: ") and panel.bar.format().endswith(" / 4 photos")
+    assert panel.bar.maximum() == 4 and panel.cancel_button.isEnabled()
+    assert panel.cancel_button.toolTip().startswith("Stop after the photo in hand")
+    panel.cancel_button.click()
+    held.release()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Sorting stopped: 3 photos filed") and len(manifest_rows(dest)) == 3
+    assert panel.bar.format() == "Ready" and not panel.cancel_button.isEnabled()
+
+    window.sorting.undo_sort(str(dest))
+    assert window.statusBar().currentMessage().startswith("Putting back the photos sorted into")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert len(list(folder.iterdir())) == 4
+
+
 def test_a_sort_failing_midway_for_any_reason_still_relocates_the_rows(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:

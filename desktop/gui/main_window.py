@@ -194,7 +194,9 @@ class MainWindow(QMainWindow):
         self.view.hidden_classes_changed.connect(self.settings.set_hidden_classes)
         self.preview.show_cam_changed.connect(self.settings.set_show_cam)
         self.commands.flip_average.toggled.connect(self._on_flip_average)
-        self.progress_panel.cancel_requested.connect(self.controller.cancel)
+        self.progress_panel.cancel_requested.connect(self.cancel_work)
+        self.sorting.started.connect(self.statusBar().showMessage)
+        self.sorting.progress.connect(self.progress_panel.set_sorting)
         self.sorting.finished.connect(self.statusBar().showMessage)
         self.folder_watch.photos_ready.connect(self._classify_arrivals)
         self.folder_watch.watching_changed.connect(self._show_watching)
@@ -556,6 +558,8 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_sorting_busy(self, busy: bool) -> None:
+        if not busy and not self.controller.busy:  # a run a watch sent meanwhile: its own
+            self.progress_panel.set_idle("Ready")
         if not busy and self._quit_after_sort:
             self._quit_after_sort = False
             self.quit()  # its rows follow the photos by now, and it has said what it did

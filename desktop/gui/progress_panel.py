@@ -1,4 +1,5 @@
-"""Progress of the current run (done / total, images per second) and its Cancel button."""
+"""Progress of the current run (done / total, images per second), or of a sort, and its
+Cancel button."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ class ProgressPanel(QWidget):
         self.bar.setMinimumWidth(260)
         self.bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop classifying; the results so far are kept (Esc)")
         self.cancel_button.clicked.connect(self.cancel_requested)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 0, 6, 0)
@@ -33,6 +33,17 @@ class ProgressPanel(QWidget):
         self.bar.setRange(0, 0)  # busy indicator while folders are walked
         self.bar.setFormat("Looking for images…")
         self.cancel_button.setEnabled(True)
+        self.cancel_button.setToolTip("Stop classifying; the results so far are kept (Esc)")
+
+    def set_sorting(self, done: int, total: int) -> None:
+        """A sort's progress, or with `total` 0 an undo's (its count is not known ahead)."""
+        self.bar.setUpdatesEnabled(False)  # painted with the window: see set_progress
+        self.bar.setRange(0, total)  # (0, 0): a busy indicator
+        self.bar.setValue(done)
+        self.bar.setFormat(f"Sorting: {done} / {total} photos" if total else "Putting back…")
+        self.bar.setUpdatesEnabled(True)
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setToolTip("Stop after the photo in hand; it stays whole (Esc)")
 
     def set_progress(self, done: int, total: int, images_per_s: float) -> None:
         rate = f" · {images_per_s:.1f} images/s" if images_per_s > 0 else ""

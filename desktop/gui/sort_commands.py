@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from desktop.core.results import Prediction
 from desktop.core.sorting import (
     SortError,
     SortReport,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from desktop.gui.results_model import ResultsModel
 
 COPY, MOVE = "copy", "move"
+PROGRESS_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,12 @@ def _put_back_by_undo(report: SortReport) -> dict[str, str]:
 
 
 class SortCommands(QObject):
-    """Sorts the results' photos; `busy` while a sort or undo runs, `finished(text)` after.
+    """Sorts the results' photos; `busy` while a sort or undo runs, `started(text)` and
+    `progress(done, total)` meanwhile (total 0: not known), `finished(text)` after.
     `cancel()` stops it after the photo in hand."""
 
+    started = Signal(str)  # what runs, for the status bar
+    progress = Signal(int, int)
     finished = Signal(str)  # what happened, for the status bar
     busy_changed = Signal(bool)
 
@@ -113,7 +119,7 @@ class SortCommands(QObject):
             return
         job = partial(
             sort_into,
-            predictions,
+            self._counted(predictions),
             Path(dest),
             list(self._results.class_names),
             self._results.threshold,
@@ -126,6 +132,9 @@ class SortCommands(QObject):
         verb = "Moved" if how == MOVE else "Copied"
         words = _Words(f"{verb} {{filed}} into {dest}", "not filed", "Sorting stopped")
         self._start(job, words, _moved_by_sort)
+        verb = "Moving" if how == MOVE else "Copying"
+        self.started.emit(f"{verb} {plural(len(predictions), 'photo')} into {dest}… (Esc stops)")
+        self.progress.emit(0, len(predictions))
 
     def undo_sort(self, dest: str | None = None) -> None:
         """Put back the photos of an earlier sort into `dest` (asked for unless given)."""
@@ -136,6 +145,8 @@ class SortCommands(QObject):
             job = partial(undo_sort, Path(dest), should_stop=self._stop.is_set)
             words = _Words(f"Put back {{filed}} from {dest}", "not put back", "Undo stopped")
             self._start(job, words, _put_back_by_undo)
+            self.started.emit(f"Putting back the photos sorted into {dest}… (Esc stops)")
+            self.progress.emit(0, 0)
 
     def _ask_copy_or_move(self, dest: str, photos: int) -> str | None:
         box = QMessageBox(self._dialog_parent())
@@ -163,6 +174,17 @@ class SortCommands(QObject):
         self._call.failed.connect(self._on_failed)
         self.busy_changed.emit(True)
         self._call.start()
+
+    def _counted(self, predictions: list[Prediction]) -> Iterator[Prediction]:
+        """`predictions`, saying as the sort takes each one (on its pool thread) how many it
+        has done: at most every PROGRESS_SECONDS (a queued signal per photo would keep the
+        window busy on a fast disk)."""
+        said = 0.0
+        for done, prediction in enumerate(predictions):
+            if time.monotonic() - said >= PROGRESS_SECONDS:
+                said = time.monotonic()
+                self.progress.emit(done, len(predictions))
+            yield prediction
 
     def cancel(self) -> None:
         """Stop the running sort or undo after the photo in hand (nothing if none runs)."""
