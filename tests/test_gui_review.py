@@ -202,6 +202,42 @@ def reopen(qtbot, window, csv_path: Path) -> None:
     qtbot.waitUntil(lambda: not window.reopen.busy, timeout=TIMEOUT_MS)
 
 
+def test_a_csv_opened_over_rows_already_in_the_table_brings_its_classes(
+    qtbot, make_window, folder, tmp_path
+):
+    # Yesterday's reviewed CSV, opened once the same folder is in the table again (a watch
+    # started on it, say): its classes go on the rows that have none, and the status bar
+    # says so; a class a person set here since stays.
+    out = tmp_path / "yesterday.csv"
+    reviewed_and_exported(qtbot, make_window, folder, out)  # battery.png: Microwave
+    with open(out, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    [mouse] = [row for row in rows if Path(row["path"]).name == "mouse.png"]
+    mouse["confirmed_class"] = "Keyboard"  # corrected yesterday too
+    with open(out, "w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    window = make_window()
+    classify(qtbot, window, folder)
+    [mouse_row] = [i for i, r in enumerate(window.results.rows) if r.name == "mouse.png"]
+    window.results.set_confirmed([mouse_row], "Printer")  # the worker's word today
+    reopen(qtbot, window, out)
+    assert confirmed_by_name(window) == {
+        "battery.png": "Microwave",
+        "mouse.png": "Printer",
+        "printer.png": None,
+        "television.png": None,
+    }
+    assert window.statusBar().currentMessage() == (
+        "Opened yesterday.csv: 4 photos; its classes set on 1 row already in the table; "
+        "1 row kept the class set here since"
+    )
+    assert window.results.unsaved_review() == 1  # today's Printer only: Microwave is in it
+    assert len(window.results.rows) == 4
+
+
 def answer(box: QMessageBox, button: str, shown: list[str]) -> None:
     """What a worker clicks in a box: the button whose text starts with `button`."""
     shown.append(box.text())

@@ -112,11 +112,17 @@ class CsvReopen(QObject):
                 "open it again to see its rows"
             )
         elif reopened is not None:
+            in_csv = not self._recovered
             self._results.append_predictions(
-                reopened.predictions, reopened.confirmed, in_csv=not self._recovered
+                reopened.predictions, reopened.confirmed, in_csv=in_csv
             )
-            found = plural(len(reopened.predictions), "photo")
-            self.message.emit(f"Opened {self._name()}: {found}")
+            adopted, kept = self._results.adopt_confirmed(reopened.confirmed, in_csv=in_csv)
+            text = f"Opened {self._name()}: {plural(len(reopened.predictions), 'photo')}"
+            if adopted:  # rows the table held: their classes from the CSV, said
+                text += f"; its classes set on {plural(adopted, 'row')} already in the table"
+            if kept:
+                text += f"; {plural(kept, 'row')} kept the class set here since"
+            self.message.emit(text)
             self.opened.emit(self._recovered, not reopened.missing)
         self._set_busy(False)
 

@@ -370,6 +370,29 @@ class ResultsModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(first, COL_CLASS), self.index(last, COL_CONFIRMED))
             self.confirmations_changed.emit()
 
+    def adopt_confirmed(self, confirmed: Mapping[str, str], *, in_csv: bool) -> tuple[int, int]:
+        """A reopened CSV's classes (path -> class) for rows the table held before it, which
+        `append_predictions` leaves as they are: set on those that have none; kept where a
+        person set another here since. Returns (set, kept different)."""
+        position = {row.prediction.path: i for i, row in enumerate(self._rows)}
+        touched, different = [], 0
+        for path, class_name in confirmed.items():
+            index = position.get(path)
+            if index is None or self._rows[index].confirmed == class_name:
+                continue
+            if self._rows[index].confirmed is not None:
+                different += 1
+                continue
+            self._rows[index].confirmed = class_name
+            if in_csv:
+                self._in_csv[path] = class_name
+            touched.append(index)
+        if touched:
+            first, last = min(touched), max(touched)
+            self.dataChanged.emit(self.index(first, COL_CLASS), self.index(last, COL_CONFIRMED))
+            self.confirmations_changed.emit()
+        return len(touched), different
+
     @Slot(object, object)
     def confirm_row(self, row: ResultRow, class_name: str | None) -> None:
         """Set one row's confirmed class (the preview's picker)."""
