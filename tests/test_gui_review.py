@@ -12,6 +12,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.core.results import STATUS_REVIEW
+from desktop.core.sorting import MANIFEST_FILE
 from desktop.gui.results_model import COL_CONFIRMED, COL_STATUS, CONFIRMED, CORRECTED
 from fixtures_images import write_solid
 from tiny_model import AMBIGUOUS_COLOUR, CLASS_NAMES, PROTOTYPE_COLOURS
@@ -277,6 +278,36 @@ def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
         "Not a sort folder",
         f"{tmp_path} holds no manifest.csv: no sort went into it.",
     )
+
+
+def test_a_csv_written_after_a_move_finds_the_photos_the_undo_put_back(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    # Sorted (moved), corrected, exported: the CSV names the photos in the sort's folders.
+    # The sort is undone; the CSV, reopened, finds them back in their folder, classes kept.
+    dest = tmp_path / "sorted"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
+    window = make_window()
+    classify(qtbot, window, folder)
+    window.sorting.sort_into_folders(how="move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    [mouse] = [i for i, r in enumerate(window.results.rows) if r.name == "mouse.png"]
+    window.results.set_confirmed([mouse], "Keyboard")
+    out = tmp_path / "after-the-sort.csv"
+    call = window.export_csv(out)
+    qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+    window.sorting.undo_sort(str(dest))
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert not (dest / MANIFEST_FILE).exists()
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Find them", shown))
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: shown.append(a[2]))
+    reopened = make_window()
+    reopen(qtbot, reopened, out)
+    assert sorted(Path(row.path) for row in reopened.results.rows) == sorted(folder.iterdir())
+    assert confirmed_by_name(reopened)["mouse.png"] == "Keyboard"
+    assert len(shown) == 1  # the question only: no "not a sort folder"
 
 
 def test_clear_and_quit_ask_before_a_persons_classes_are_lost(

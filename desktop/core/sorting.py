@@ -965,14 +965,22 @@ def earlier_moves(dest: str | os.PathLike[str]) -> dict[str, Filed]:
 def current_places(dest: str | os.PathLike[str]) -> dict[str, str]:
     """Each path a results CSV may name a photo sorted into `dest` by (where it was before
     the sort, or an earlier place in `dest` before a person's class re-filed it) -> where
-    it is in `dest` now. SortError when `dest` holds no manifest."""
+    it is now: in `dest`, or where an undo put it back (a CSV exported between the sort and
+    the undo names the photos in `dest`). SortError when `dest` holds no manifest at all."""
     dest = Path(os.path.realpath(dest))
-    if not (dest / MANIFEST_FILE).is_file():
+    undone = sorted(dest.glob(f"{Path(UNDONE_MANIFEST_FILE).stem}*.csv"))
+    if not (dest / MANIFEST_FILE).is_file() and not undone:
         raise SortError(f"{dest} holds no {MANIFEST_FILE}: no sort went into it")
+    places = {}
+    for manifest in undone:  # first: a sort since then says where its photos are now
+        for entry in _read_manifest(manifest, dest):
+            if isinstance(entry, Filed):
+                back = _already_back(Path(entry.source), entry.sha256, Path(entry.destination))
+                if back is not None:
+                    places[entry.destination] = places[entry.source] = str(back)
     entries = _manifest_entries(dest)
     latest = _latest_in_place(entries)
     now = {(e.source, e.sha256): e.destination for e in latest.values()}
-    places = {}
     for entry in entries:
         place = now.get((entry.source, entry.sha256))
         if place is not None:
