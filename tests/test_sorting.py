@@ -523,6 +523,20 @@ def test_a_class_cleared_after_the_sort_sends_the_photo_where_the_model_files_it
     assert {p.name: digest(p) for p in photos.iterdir()} == before
 
 
+def test_a_move_into_a_folder_a_copy_sort_filled_finishes_as_a_move(engine, tmp_path) -> None:
+    # Copied first, then the worker chooses Move into the same folder: the originals go
+    # (each checked against its copy), nothing is filed twice, and the undo puts them back.
+    photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=False)
+    copies = sorted(digest(p) for p in files_under(dest))
+    report = sort_into(predictions, dest, names, THRESHOLD, move=True)
+    assert report.filed_count() == f"{len(before)} photos" and not report.skipped
+    assert all(f.action == "move" for f in report.filed)
+    assert list(photos.iterdir()) == []
+    assert sorted(digest(p) for p in files_under(dest)) == copies  # no second copy
+    assert not undo_sort(dest).failed
+    assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
 def test_a_destination_named_through_a_link_is_the_same_folder(engine, tmp_path) -> None:
     """Two identical photos from two folders, sorted, then corrected and sorted again
     through a link to DEST; and a photo already in DEST: no file is taken for another."""

@@ -322,6 +322,10 @@ def _file_each(
                 # follow the photos a sort moved).
                 earlier = done.get(source) or by_placement.get(_canonical(source))
                 if _filed_before(earlier):
+                    now_moved = move and _copied_before(earlier)
+                    if now_moved:  # the row first, as for any move: the undo then knows
+                        earlier = replace(earlier, action="move")
+                        _record(manifest, earlier, report)
                     try:
                         _finish_move(earlier)  # a run stopped before deleting the source
                         refiled = None
@@ -330,6 +334,9 @@ def _file_each(
                     except (OSError, ValueError) as exc:
                         _stop_if_full(exc, report)
                         report.failed.append((source, _reason(exc)))
+                        continue
+                    if refiled is None and now_moved:
+                        report.filed.append(earlier)
                         continue
                     if refiled is None:
                         report.skipped.append(source)
@@ -670,6 +677,17 @@ def _filed_before(earlier: Filed | None) -> bool:
         return False
     source = Path(earlier.source)
     return not source.is_file() or file_sha256(source) == earlier.sha256
+
+
+def _copied_before(earlier: Filed) -> bool:
+    """Whether a sort copied this photo, whose original is still where it was: a move into
+    the same folder now finishes as a move (the original goes), not as a photo filed."""
+    source = Path(earlier.source)
+    return (
+        earlier.action == "copy"
+        and source.is_file()
+        and not _is_same_path(source, Path(earlier.destination))
+    )
 
 
 def _finish_move(filed: Filed) -> None:
