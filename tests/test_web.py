@@ -411,6 +411,15 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     [unpacked] = upload.paths
     assert Path(unpacked).read_bytes() == photo.read_bytes() and unpacked.endswith(".png")
 
+    # A zip inside the zip is not opened, and says so in its row.
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as bundle:
+        bundle.write(named, "day2/named.zip")
+    upload = app.photos_in([str(outer)], tmp_path / "work5")
+    assert upload.paths == [] and upload.skipped == 0
+    [inner] = upload.failed
+    assert inner.path == "outer.zip:day2/named.zip" and "not opened" in inner.error
+
 
 def test_a_zip_listing_too_many_files_is_refused_before_its_index_is_read(tmp_path, monkeypatch):
     # zipfile reads a zip's whole index first: 3.5 million entries took 160 s and 1.8 GB.

@@ -186,7 +186,11 @@ def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
         # A zip made on a Mac carries __MACOSX/._photo.jpg twins: the system's, not photos.
         members = [m for m in bundle.infolist() if not m.is_dir() and not _is_clutter(m)]
         photos = [m for m in members if is_photo_file(m.filename)]
-        upload.skipped += len(members) - len(photos)
+        inner = [m for m in members if m.filename.lower().endswith(".zip")]
+        for member in inner:  # an error row, not a "skipped" the worker would not look into
+            reason = "a zip inside the zip is not opened: upload it on its own"
+            upload.failed.append(Prediction.failed(f"{zip_name}:{member.filename}", reason))
+        upload.skipped += len(members) - len(photos) - len(inner)
         for index, member in enumerate(photos):
             total += member.file_size
             if index >= MAX_ZIP_MEMBERS or total > MAX_ZIP_BYTES:
