@@ -215,6 +215,8 @@ def test_a_csv_opened_over_rows_already_in_the_table_brings_its_classes(
         rows = list(csv.DictReader(handle))
     [mouse] = [row for row in rows if Path(row["path"]).name == "mouse.png"]
     mouse["confirmed_class"] = "Keyboard"  # corrected yesterday too
+    [television] = [row for row in rows if Path(row["path"]).name == "television.png"]
+    television["confirmed_class"] = "Player"  # and this one
     with open(out, "w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -224,6 +226,9 @@ def test_a_csv_opened_over_rows_already_in_the_table_brings_its_classes(
     classify(qtbot, window, folder)
     [mouse_row] = [i for i, r in enumerate(window.results.rows) if r.name == "mouse.png"]
     window.results.set_confirmed([mouse_row], "Printer")  # the worker's word today
+    [tv] = [i for i, r in enumerate(window.results.rows) if r.name == "television.png"]
+    window.results.set_confirmed([tv], "PCB")
+    window.results.set_confirmed([tv], None)  # and this one, cleared today
     reopen(qtbot, window, out)
     assert confirmed_by_name(window) == {
         "battery.png": "Microwave",
@@ -233,9 +238,10 @@ def test_a_csv_opened_over_rows_already_in_the_table_brings_its_classes(
     }
     assert window.statusBar().currentMessage() == (
         "Opened yesterday.csv: 4 photos; its classes set on 1 row already in the table; "
-        "1 row kept the class set here since"
+        "2 rows kept what was set here since"
     )
-    assert window.results.unsaved_review() == 1  # today's Printer only: Microwave is in it
+    # Today's Printer and today's clear are in no CSV yet; Microwave is in that one.
+    assert window.results.unsaved_review() == 2
     assert len(window.results.rows) == 4
 
 

@@ -461,9 +461,7 @@ def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
     # The worker settles the unsure photo and corrects the mouse; the same sort again.
     unsure, mouse = str(photos / "unsure.png"), str(photos / "mouse.png")
     confirmed = {unsure: "Battery", mouse: "Keyboard"}
-    report = sort_into(
-        predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed, refile=True
-    )
+    report = sort_into(predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed)
 
     assert sorted(Path(f.destination) for _, f in report.refiled) == [
         dest / "Battery" / "unsure.png",
@@ -477,9 +475,7 @@ def test_a_photo_corrected_after_the_sort_moves_to_its_new_folder_and_undoes(
     assert not (dest / "Mouse" / "mouse.png").exists()
     assert digest(dest / "Keyboard" / "mouse.png") == before["mouse.png"]
     assert sorted(digest(p) for p in files_under(dest)) == sorted(before.values())  # no copies
-    again = sort_into(
-        predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed, refile=True
-    )
+    again = sort_into(predictions, dest, names, THRESHOLD, move=move, confirmed=confirmed)
     assert not again.refiled and len(again.skipped) == len(before)
     # A CSV names the mouse where it was before the sort, or (exported after it) in Mouse/.
     places = current_places(dest)
@@ -500,16 +496,19 @@ def test_a_class_cleared_after_the_sort_sends_the_photo_where_the_model_files_it
     engine, tmp_path
 ) -> None:
     # A slip of the finger (the mouse set to Printer), sorted, then cleared; and an unsure
-    # photo settled, sorted, then cleared: the app sorts again with no class on either.
+    # photo settled, sorted, then cleared: the app sorts again with None for both.
     photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=True)
     mouse, unsure = str(photos / "mouse.png"), str(photos / "unsure.png")
     slips = {mouse: "Printer", unsure: "Battery"}
-    sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=slips, refile=True)
-    assert (dest / "Printer" / "mouse.png").is_file() and (
-        dest / "Battery" / "unsure.png"
-    ).is_file()
+    sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=slips)
+    assert (dest / "Printer" / "mouse.png").is_file()
+    assert (dest / "Battery" / "unsure.png").is_file()
+    # No word on them (another session, another threshold): they stay where they are.
+    unsaid = sort_into(predictions, dest, names, 0.2, move=True, confirmed={})
+    assert not unsaid.refiled and (dest / "Printer" / "mouse.png").is_file()
 
-    report = sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed={}, refile=True)
+    cleared = {mouse: None, unsure: None}
+    report = sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=cleared)
     assert sorted(Path(f.destination) for _, f in report.refiled) == [
         dest / "Mouse" / "mouse.png",
         dest / REVIEW_FOLDER / "unsure.png",
@@ -537,6 +536,68 @@ def test_a_move_into_a_folder_a_copy_sort_filled_finishes_as_a_move(engine, tmp_
     assert {p.name: digest(p) for p in photos.iterdir()} == before
 
 
+def test_a_move_keeps_an_original_whose_sorted_copy_was_changed(engine, tmp_path) -> None:
+    # The copy in DEST was edited by hand: it is no stand-in, so the original stays.
+    photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=False)
+    edited = dest / "Mouse" / "mouse.png"
+    edited.write_bytes(edited.read_bytes() + b"edited")
+    report = sort_into(predictions, dest, names, THRESHOLD, move=True)
+    assert str(photos / "mouse.png") in report.skipped
+    assert digest(photos / "mouse.png") == before["mouse.png"]
+    assert {e["action"] for e in manifest_rows(dest) if e["destination"] == str(edited)} == {
+        "copy"
+    }  # fmt: skip
+
+
+def test_a_move_whose_new_folder_is_blocked_still_says_the_photo_moved(engine, tmp_path) -> None:
+    # Copied, then moved with a class set meanwhile whose folder cannot be made (a file has
+    # its name): the original goes all the same, and the report says where the photo is.
+    photos, _, predictions, dest, names = sorted_once(engine, tmp_path, move=False)
+    shutil.rmtree(dest / "Keyboard")  # (the keyboard's copy goes with it: filed again)
+    (dest / "Keyboard").write_text("not a folder")
+    mouse = str(photos / "mouse.png")
+    report = sort_into(
+        predictions, dest, names, THRESHOLD, move=True, confirmed={mouse: "Keyboard"}
+    )
+    assert not Path(mouse).exists()
+    [moved] = [f for f in report.filed if f.source == mouse]
+    assert moved.destination == str(dest / "Mouse" / "mouse.png") and moved.action == "move"
+    assert mouse in [source for source, _ in report.failed]  # its re-file, said
+
+
+def test_where_undos_put_photos_back_leaves_out_a_place_two_photos_used(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # Monday's IMG_1.png and Tuesday's (another photo, same name) were each moved to
+    # Mouse/IMG_1.png and each sort undone: a CSV row naming that place could be either.
+    dest = tmp_path / "sorted"
+    for day, colour in (("monday", PROTOTYPE_COLOURS["Mouse"]), ("tuesday", (0, 250, 250))):
+        card = tmp_path / day
+        card.mkdir()
+        write_solid(card / "IMG_1.png", colour)
+        write_solid(card / f"{day}.png", PROTOTYPE_COLOURS["Battery"])
+        rows = classified(engine, card)
+        assert rows[0].top_index == CLASS_NAMES.index("Mouse")
+        sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+        assert not undo_sort(dest).failed
+    places = current_places(dest)
+    assert str(dest / "Mouse" / "IMG_1.png") not in places
+    for day in ("monday", "tuesday"):
+        assert places[str(dest / "Battery" / f"{day}.png")] == str(tmp_path / day / f"{day}.png")
+
+    # A damaged undone manifest is passed over, not the folder refused; and only the photos
+    # asked for are read.
+    (dest / "manifest.undone (3).csv").write_bytes(b"\xff\xfe not a manifest")
+    read = []
+    monkeypatch.setattr(sorting, "file_sha256", lambda path: read.append(path) or digest(path))
+    wanted = str(dest / "Battery" / "monday.png")
+    assert current_places(dest, wanted=[wanted]) == {
+        wanted: str(tmp_path / "monday" / "monday.png"),
+        str(tmp_path / "monday" / "monday.png"): str(tmp_path / "monday" / "monday.png"),
+    }
+    assert len(read) == 1
+
+
 def test_a_destination_named_through_a_link_is_the_same_folder(engine, tmp_path) -> None:
     """Two identical photos from two folders, sorted, then corrected and sorted again
     through a link to DEST; and a photo already in DEST: no file is taken for another."""
@@ -553,7 +614,7 @@ def test_a_destination_named_through_a_link_is_the_same_folder(engine, tmp_path)
     unchanged = sort_into(rows, link, names, THRESHOLD, move=True)
     assert not unchanged.refiled and len(unchanged.skipped) == 2
     corrected = {str(first / "same.png"): "Keyboard"}
-    report = sort_into(rows, link, names, THRESHOLD, move=True, confirmed=corrected, refile=True)
+    report = sort_into(rows, link, names, THRESHOLD, move=True, confirmed=corrected)
 
     assert [Path(f.destination).name for _, f in report.refiled] == ["same.png"]
     assert [p.name for p in (dest / "Keyboard").iterdir()] == ["same.png"]
@@ -574,7 +635,7 @@ def test_a_run_without_the_persons_classes_never_moves_a_corrected_photo(engine,
     predictions = classified(engine, photos)
     dest, names = tmp_path / "sorted", list(CLASS_NAMES)
     corrected = {str(photos / "mouse.png"): "Keyboard", str(photos / "unsure.png"): "PCB"}
-    sort_into(predictions, dest, names, THRESHOLD, confirmed=corrected, refile=True)
+    sort_into(predictions, dest, names, THRESHOLD, confirmed=corrected)
 
     # The headless command again, or with another threshold: it knows no person's word.
     for threshold in (THRESHOLD, 0.2):
@@ -589,13 +650,11 @@ def test_a_refile_stopped_before_the_old_name_went_is_finished_by_the_next_sort(
 ) -> None:
     photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=True)
     corrected = {str(photos / "mouse.png"): "Keyboard"}
-    sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=corrected, refile=True)
+    sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=corrected)
     # What a stop after the new manifest row, before the old name went, leaves behind:
     shutil.copy2(dest / "Keyboard" / "mouse.png", dest / "Mouse" / "mouse.png")
 
-    again = sort_into(
-        predictions, dest, names, THRESHOLD, move=True, confirmed=corrected, refile=True
-    )
+    again = sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=corrected)
 
     assert len(again.skipped) == len(before) and not again.refiled
     assert not (dest / "Mouse" / "mouse.png").exists()  # one photo, one place
@@ -617,7 +676,6 @@ def test_a_sorted_copy_changed_by_hand_is_not_refiled(engine, tmp_path) -> None:
         names,
         THRESHOLD,
         confirmed={str(photos / "mouse.png"): "Keyboard"},
-        refile=True,
     )
 
     assert not report.refiled and edited.is_file()  # the person's edit stays where it is

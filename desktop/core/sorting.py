@@ -14,12 +14,12 @@ hard link that fails instead of replacing anything (a name already taken gets " 
 original. A move on the same file system is a hard link instead (no bytes copied), and it
 deletes the source only once the manifest records where the photo went. Running the same
 sort again finishes an interrupted one: photos the manifest records are skipped, and a photo
-placed just before the stop is recognised by its SHA-256 instead of filed twice. The app
-sorts with `refile`: its rows speak for every photo, so a photo filed before whose folder is
-another now (a person set, changed or cleared its class since) is moved there, inside DEST,
-with a new manifest row; the latest row of a photo is the one that counts. A run without a
-person's word (the headless command) never moves a filed photo, so it cannot undo a
-correction.
+placed just before the stop is recognised by its SHA-256 instead of filed twice. A photo
+filed before whose class a person set, changed or cleared since (the app passes `confirmed`,
+None for a class cleared) is moved to the folder that now says, inside DEST, with a new
+manifest row; the latest row of a photo is the one that counts. A photo without a person's
+word (all of the headless command's) never moves once filed, so a sort cannot undo a
+correction. A move into a folder a copy sort filled finishes as a move.
 `undo_sort` moves the files back (or deletes the copies) using the manifest; a copy whose
 original is gone, or replaced by another photo of that name, is moved back instead, as it is
 then the only one. A photo is matched by path and SHA-256, never by its name alone. The
@@ -38,10 +38,11 @@ import csv
 import errno
 import io
 import os
+import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import TypeVar
@@ -244,8 +245,7 @@ def sort_into(
     threshold: float,
     *,
     move: bool = False,
-    confirmed: Mapping[str, str] | None = None,
-    refile: bool = False,
+    confirmed: Mapping[str, str | None] | None = None,
     sources: Iterable[Path] = (),
     progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -257,8 +257,9 @@ def sort_into(
     stops it with a SortError carrying the report of what was done: no partial file, and
     a manifest of every photo filed. Another program sorting into or undoing `dest` right
     now is a SortError before anything is done; with `wait_if_busy`, which is told so once,
-    the sort waits for it instead. `confirmed`: source -> the class a person set; with
-    `refile`, a photo filed before goes to the folder its prediction and `confirmed` say now."""
+    the sort waits for it instead. `confirmed`: source -> the class a person set, or None
+    where they cleared it; a photo filed before goes where that (or, cleared, the model)
+    says now."""
     # One spelling of the folder (absolute, links resolved): the manifest must not depend on
     # the working folder, and a link to DEST must not make its files look like other files.
     dest = Path(os.path.realpath(dest))
@@ -271,7 +272,6 @@ def sort_into(
             threshold,
             move,
             confirmed or {},
-            refile,
             progress,
             should_stop,
         )
@@ -283,8 +283,7 @@ def _file_each(
     class_names: list[str],
     threshold: float,
     move: bool,
-    confirmed: Mapping[str, str],
-    refile: bool,
+    confirmed: Mapping[str, str | None],
     progress: Callable[[int], None] | None,
     should_stop: Callable[[], bool] | None,
 ) -> SortReport:
@@ -322,32 +321,10 @@ def _file_each(
                 # follow the photos a sort moved).
                 earlier = done.get(source) or by_placement.get(_canonical(source))
                 if _filed_before(earlier):
-                    now_moved = move and _copied_before(earlier)
-                    if now_moved:  # the row first, as for any move: the undo then knows
-                        earlier = replace(earlier, action="move")
-                        _record(manifest, earlier, report)
-                    try:
-                        _finish_move(earlier)  # a run stopped before deleting the source
-                        refiled = None
-                        if refile:  # only a person's word moves a filed photo
-                            refiled = _refile(earlier, dest / folder, label, status, claimed)
-                    except (OSError, ValueError) as exc:
-                        _stop_if_full(exc, report)
-                        report.failed.append((source, _reason(exc)))
-                        continue
-                    if refiled is None and now_moved:
-                        report.filed.append(earlier)
-                        continue
-                    if refiled is None:
-                        report.skipped.append(source)
-                        continue
-                    # The new row first, then the old name goes: a stop between loses
-                    # nothing, and a name held open elsewhere goes at the next sort.
-                    _record(manifest, refiled, report)
-                    claimed.add(refiled.destination)
-                    with contextlib.suppress(OSError):
-                        Path(earlier.destination).unlink()
-                    report.refiled.append((earlier.destination, refiled))
+                    # Only a person's word (a class set, changed or cleared) moves it.
+                    new_folder = dest / folder if source in confirmed else None
+                    again = _Again(source, label, status, new_folder)
+                    _file_again(again, earlier, move, manifest, report, claimed)
                     continue
                 try:
                     filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
@@ -357,8 +334,8 @@ def _file_each(
                     continue
                 _record(manifest, filed, report)
                 claimed.add(filed.destination)
-                try:
-                    _finish_move(filed)  # only once the manifest says where the photo went
+                try:  # only once the manifest says where the photo went
+                    _finish_move(filed, placed_checked=True)
                 except OSError as exc:  # the photo stays where it was, with a copy in DEST
                     report.failed.append((source, _reason(exc)))
                     continue
@@ -410,6 +387,61 @@ def _alone_in(dest: Path, wait_if_busy: Callable[[str], None] | None) -> Iterato
         yield
     finally:
         lock.release()
+
+
+@dataclass(frozen=True)
+class _Again:
+    """A photo the manifest records, as this sort sees it: `new_folder` when a person's word
+    says where it goes (None: it stays where it was filed)."""
+
+    source: str
+    label: str
+    status: str
+    new_folder: Path | None
+
+
+def _file_again(
+    again: _Again,
+    earlier: Filed,
+    move: bool,
+    manifest: _Manifest,
+    report: SortReport,
+    claimed: set[str],
+) -> None:
+    """Sort a photo filed before (`earlier`, its latest manifest row) again: finish its move
+    (a run stopped before deleting the source), make a copy a move when this sort moves, and
+    move it to `again.new_folder` if that is another folder. The outcome goes to `report`."""
+    moving_now = move and _copied_before(earlier)
+    if moving_now:  # the row first, as for any move: the undo then knows
+        earlier = replace(earlier, action="move")
+        _record(manifest, earlier, report)
+    try:
+        _finish_move(earlier)
+    except (OSError, ValueError) as exc:
+        _stop_if_full(exc, report)
+        report.failed.append((again.source, _reason(exc)))
+        return
+    if moving_now:
+        report.filed.append(earlier)  # moved now, whatever becomes of a re-file below
+    refiled = None
+    if again.new_folder is not None:
+        try:
+            refiled = _refile(earlier, again.new_folder, again.label, again.status, claimed)
+        except (OSError, ValueError) as exc:
+            _stop_if_full(exc, report)
+            report.failed.append((again.source, _reason(exc)))
+            return
+    if refiled is None:
+        if not moving_now:
+            report.skipped.append(again.source)
+        return
+    # The new row first, then the old name goes: a stop between loses nothing, and a name
+    # held open elsewhere goes at the next sort.
+    _record(manifest, refiled, report)
+    claimed.add(refiled.destination)
+    with contextlib.suppress(OSError):
+        Path(earlier.destination).unlink()
+    report.refiled.append((earlier.destination, refiled))
 
 
 def _stop_if_full(exc: Exception, report: SortReport) -> None:
@@ -680,33 +712,42 @@ def _filed_before(earlier: Filed | None) -> bool:
 
 
 def _copied_before(earlier: Filed) -> bool:
-    """Whether a sort copied this photo, whose original is still where it was: a move into
-    the same folder now finishes as a move (the original goes), not as a photo filed."""
-    source = Path(earlier.source)
+    """Whether a sort copied this photo, whose original is still where it was and whose
+    copy is still as filed: a move into the same folder now finishes as a move (the
+    original goes), not as a photo filed. A copy edited since is no stand-in for it."""
+    source, placed = Path(earlier.source), Path(earlier.destination)
     return (
         earlier.action == "copy"
         and source.is_file()
-        and not _is_same_path(source, Path(earlier.destination))
+        and placed.is_file()
+        and not _is_same_path(source, placed)
+        and file_sha256(placed) == earlier.sha256
     )
 
 
-def _finish_move(filed: Filed) -> None:
-    """Delete a moved photo's source, once its identical copy is in place elsewhere. An
-    OSError says why it cannot (a read-only card, a file in use): the photo is then both
-    at its source and copied, as the manifest's "move" row lets the undo tell."""
+def _finish_move(filed: Filed, *, placed_checked: bool = False) -> None:
+    """Delete a moved photo's source, once its identical copy is in place elsewhere (read
+    again unless `placed_checked`: just placed and compared). An OSError says why it cannot
+    (a read-only card, a file in use, a copy changed since): the photo is then both at its
+    source and copied, as the manifest's "move" row lets the undo tell."""
     source, placed = Path(filed.source), Path(filed.destination)
     if filed.action != "move" or not placed.is_file() or not source.is_file():
         return
     if _is_same_path(source, placed):
         return  # the photo already sat where it is filed: its only copy stays
-    if file_sha256(source) == filed.sha256:
-        try:
-            source.unlink()
-        except OSError as exc:
-            reason = _reason(exc).lower()
-            raise OSError(
-                exc.errno, f"copied to {placed}, but the original cannot be deleted ({reason})"
-            ) from exc
+    if file_sha256(source) != filed.sha256:
+        return  # another photo under its name since: not the one filed
+    # A copy edited by hand since is no stand-in for the original (a hard link is the same).
+    recheck = not (placed_checked or os.path.samefile(source, placed))
+    if recheck and file_sha256(placed) != filed.sha256:
+        raise OSError(errno.EIO, f"{placed} was changed since it was filed; both kept")
+    try:
+        source.unlink()
+    except OSError as exc:
+        reason = _reason(exc).lower()
+        raise OSError(
+            exc.errno, f"copied to {placed}, but the original cannot be deleted ({reason})"
+        ) from exc
 
 
 def _is_text(path: str) -> bool:
@@ -980,22 +1021,19 @@ def earlier_moves(dest: str | os.PathLike[str]) -> dict[str, Filed]:
     return {source: entry for source, entry in latest.items() if entry.action == "move"}
 
 
-def current_places(dest: str | os.PathLike[str]) -> dict[str, str]:
+def current_places(
+    dest: str | os.PathLike[str], wanted: Collection[str] | None = None
+) -> dict[str, str]:
     """Each path a results CSV may name a photo sorted into `dest` by (where it was before
     the sort, or an earlier place in `dest` before a person's class re-filed it) -> where
     it is now: in `dest`, or where an undo put it back (a CSV exported between the sort and
-    the undo names the photos in `dest`). SortError when `dest` holds no manifest at all."""
+    the undo names the photos in `dest`). `wanted`: only these paths (each photo an undo put
+    back is read to be found). SortError when `dest` holds no manifest at all."""
     dest = Path(os.path.realpath(dest))
-    undone = sorted(dest.glob(f"{Path(UNDONE_MANIFEST_FILE).stem}*.csv"))
+    undone = _undone_manifests(dest)
     if not (dest / MANIFEST_FILE).is_file() and not undone:
         raise SortError(f"{dest} holds no {MANIFEST_FILE}: no sort went into it")
-    places = {}
-    for manifest in undone:  # first: a sort since then says where its photos are now
-        for entry in _read_manifest(manifest, dest):
-            if isinstance(entry, Filed):
-                back = _already_back(Path(entry.source), entry.sha256, Path(entry.destination))
-                if back is not None:
-                    places[entry.destination] = places[entry.source] = str(back)
+    places = _put_back_places(dest, undone, wanted)  # first: a sort since has the last word
     entries = _manifest_entries(dest)
     latest = _latest_in_place(entries)
     now = {(e.source, e.sha256): e.destination for e in latest.values()}
@@ -1003,6 +1041,49 @@ def current_places(dest: str | os.PathLike[str]) -> dict[str, str]:
         place = now.get((entry.source, entry.sha256))
         if place is not None:
             places[entry.source] = places[entry.destination] = place
+    return places
+
+
+def _undone_manifests(dest: Path) -> list[Path]:
+    """manifest.undone.csv, manifest.undone (2).csv, ... oldest first."""
+
+    def number(path: Path) -> int:
+        found = re.fullmatch(r".* \((\d+)\)", path.stem)
+        return int(found.group(1)) if found else 1
+
+    stem = Path(UNDONE_MANIFEST_FILE).stem
+    return sorted(dest.glob(f"{stem}*.csv"), key=number)
+
+
+def _put_back_places(
+    dest: Path, undone: list[Path], wanted: Collection[str] | None
+) -> dict[str, str]:
+    """Where the undos of `undone` put each photo back (found by SHA-256 at its source, or
+    the numbered name beside it). A place in `dest` that two undone sorts used for different
+    photos is left out: a CSV row naming it could be either. Unreadable manifests are
+    skipped (a hand-edited one must not make the folder no sort folder)."""
+    asked = None if wanted is None else set(wanted)
+    filed: dict[str, Filed | None] = {}  # place in dest -> its photo (None: two photos)
+    for manifest in undone:
+        try:
+            entries = _read_manifest(manifest, dest)
+        except SortError:
+            continue
+        for entry in entries:
+            if not isinstance(entry, Filed):
+                continue
+            if asked is not None and not {entry.source, entry.destination} & asked:
+                continue
+            other = filed.get(entry.destination, entry)
+            same = other is not None and other.sha256 == entry.sha256
+            filed[entry.destination] = entry if same else None
+    places = {}
+    for place, entry in filed.items():
+        if entry is None:
+            continue
+        back = _already_back(Path(entry.source), entry.sha256, Path(place))
+        if back is not None:
+            places[place] = places[entry.source] = str(back)
     return places
 
 

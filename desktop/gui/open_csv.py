@@ -121,7 +121,7 @@ class CsvReopen(QObject):
             if adopted:  # rows the table held: their classes from the CSV, said
                 text += f"; its classes set on {plural(adopted, 'row')} already in the table"
             if kept:
-                text += f"; {plural(kept, 'row')} kept the class set here since"
+                text += f"; {plural(kept, 'row')} kept what was set here since"
             self.message.emit(text)
             self.opened.emit(self._recovered, not reopened.missing)
         self._set_busy(False)
@@ -162,7 +162,7 @@ def _read_with_moves(
     """The CSV read again with the missing photos where the sort in `dest` moved them (None
     when it moved none of them), and the photos still missing. SortError when `dest` is no
     sort folder."""
-    places = current_places(dest)
+    places = current_places(dest, wanted=missing)
     moved = {source: places[source] for source in missing if source in places}
     still = [source for source in missing if source not in moved]
     return (read_results_csv(path, names, moved) if moved else None), still

@@ -105,6 +105,7 @@ class ResultRow:
         "status",
         "predicted",
         "confirmed",
+        "cleared",
     )
 
     def __init__(
@@ -117,6 +118,7 @@ class ResultRow:
         self.arrival = arrival  # position in arrival order: "unsorted" restores it
         self._judge(prediction, class_names, threshold)
         self.confirmed: str | None = None  # the class a person confirmed or corrected
+        self.cleared = False  # a person cleared the class it had, in this session
 
     def reclassify(
         self, prediction: Prediction, class_names: Sequence[str], threshold: float
@@ -124,7 +126,7 @@ class ResultRow:
         """The photo changed and was classified again: this row now shows it, and what a
         person said about the photo that was there before goes."""
         self._judge(prediction, class_names, threshold)
-        self.confirmed = None
+        self.confirmed, self.cleared = None, False
 
     def _judge(self, prediction: Prediction, class_names: Sequence[str], threshold: float) -> None:
         self._set_prediction(prediction)
@@ -363,6 +365,9 @@ class ResultsModel(QAbstractTableModel):
             if row.top_index is None and (as_predicted or class_name is not None):
                 continue
             confirmed = row.predicted if as_predicted else class_name
+            # A class cleared is a person's word too: the next sort files the photo where
+            # the model does, not where the class that was cleared had sent it.
+            row.cleared = confirmed is None and (row.cleared or row.confirmed is not None)
             row.confirmed = confirmed
             touched.append(index)
         if touched:
@@ -373,19 +378,22 @@ class ResultsModel(QAbstractTableModel):
     def adopt_confirmed(self, confirmed: Mapping[str, str], *, in_csv: bool) -> tuple[int, int]:
         """A reopened CSV's classes (path -> class) for rows the table held before it, which
         `append_predictions` leaves as they are: set on those that have none; kept where a
-        person set another here since. Returns (set, kept different)."""
+        person set another, or cleared one, here since. Returns (set, kept different)."""
         position = {row.prediction.path: i for i, row in enumerate(self._rows)}
         touched, different = [], 0
         for path, class_name in confirmed.items():
             index = position.get(path)
-            if index is None or self._rows[index].confirmed == class_name:
+            if index is None:
                 continue
-            if self._rows[index].confirmed is not None:
+            if in_csv:  # what that CSV holds: a row kept different from it is unsaved
+                self._in_csv[path] = class_name
+            row = self._rows[index]
+            if row.confirmed == class_name:
+                continue
+            if row.confirmed is not None or row.cleared:
                 different += 1
                 continue
-            self._rows[index].confirmed = class_name
-            if in_csv:
-                self._in_csv[path] = class_name
+            row.confirmed = class_name
             touched.append(index)
         if touched:
             first, last = min(touched), max(touched)
@@ -420,6 +428,7 @@ class ResultsModel(QAbstractTableModel):
             if keeper is not None:
                 kept = self._rows[keeper]
                 kept.confirmed = kept.confirmed or row.confirmed
+                kept.cleared = kept.confirmed is None and (kept.cleared or row.cleared)
                 merged.append((index, keeper))
                 continue
             taken[new_path] = index
@@ -446,6 +455,14 @@ class ResultsModel(QAbstractTableModel):
         """Forget `path` as a row's place; its file state and class in the last CSV."""
         self._paths.discard(path)
         return self._file_states.pop(path, None), self._in_csv.pop(path, None)
+
+    def person_words(self) -> dict[str, str | None]:
+        """Path -> the class a person set, or None where they cleared one (sorting)."""
+        return {
+            row.prediction.path: row.confirmed
+            for row in self._rows
+            if row.confirmed is not None or row.cleared
+        }
 
     def confirmed_classes(self) -> dict[str, str]:
         """Path -> the class a person set, for every confirmed row (CSV, sorting)."""

@@ -124,8 +124,7 @@ class SortCommands(QObject):
             list(self._results.class_names),
             self._results.threshold,
             move=how == MOVE,
-            confirmed=self._results.confirmed_classes(),  # a person's class outranks
-            refile=True,  # a filed photo goes where its row says now, a class cleared too
+            confirmed=self._results.person_words(),  # a person's class outranks, cleared too
             sources=sources,
             should_stop=self._stop.is_set,
         )
