@@ -189,7 +189,8 @@ def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
         inner = [m for m in members if m.filename.lower().endswith(".zip")]
         for member in inner:  # an error row, not a "skipped" the worker would not look into
             reason = "a zip inside the zip is not opened: upload it on its own"
-            upload.failed.append(Prediction.failed(f"{zip_name}:{member.filename}", reason))
+            name = upload.name_for(f"{zip_name}:{member.filename}")
+            upload.failed.append(Prediction.failed(name, reason))
         upload.skipped += len(members) - len(photos) - len(inner)
         for index, member in enumerate(photos):
             total += member.file_size
