@@ -404,6 +404,23 @@ def test_a_running_sort_shows_its_progress_and_its_cancel_button_stops_it(
     assert len(list(folder.iterdir())) == 4
 
 
+def test_a_run_during_a_sort_leaves_the_progress_panel_to_the_sort(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    # Photos arrive (a watched folder) while a sort runs: their run must not take over the
+    # bar, nor leave "Done" with a greyed-out Cancel while the sort goes on.
+    _, _, held = start_move(qtbot, window, tmp_path, monkeypatch, at=2)
+    more = tmp_path / "more"
+    more.mkdir()
+    write_solid(more / "pcb.png", PROTOTYPE_COLOURS["PCB"])
+    classify(qtbot, window, more)
+    panel = window.progress_panel
+    assert panel.bar.format().startswith("Sorting: ") and panel.cancel_button.isEnabled()
+    held.release()
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert panel.bar.format() == "Ready" and not panel.cancel_button.isEnabled()
+
+
 def test_a_sort_failing_midway_for_any_reason_still_relocates_the_rows(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:

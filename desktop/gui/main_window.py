@@ -558,8 +558,8 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_sorting_busy(self, busy: bool) -> None:
-        if not busy and not self.controller.busy:  # a run a watch sent meanwhile: its own
-            self.progress_panel.set_idle("Ready")
+        if not busy:
+            self.progress_panel.end_sorting()
         if not busy and self._quit_after_sort:
             self._quit_after_sort = False
             self.quit()  # its rows follow the photos by now, and it has said what it did

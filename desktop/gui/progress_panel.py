@@ -1,5 +1,7 @@
 """Progress of the current run (done / total, images per second), or of a sort, and its
-Cancel button."""
+Cancel button. A sort, once it shows, keeps the panel until `end_sorting()`: a run of photos
+a watched folder sends meanwhile must not take it over (its Cancel stops the sort, as Esc
+does), nor leave "Done" and a greyed-out Cancel while the sort goes on."""
 
 from __future__ import annotations
 
@@ -21,15 +23,20 @@ class ProgressPanel(QWidget):
         layout.setContentsMargins(6, 0, 6, 0)
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
+        self._sorting = False
         self.set_idle("Ready")
 
     def set_idle(self, text: str) -> None:
+        if self._sorting:
+            return
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
         self.bar.setFormat(text)
         self.cancel_button.setEnabled(False)
 
     def set_scanning(self) -> None:
+        if self._sorting:
+            return
         self.bar.setRange(0, 0)  # busy indicator while folders are walked
         self.bar.setFormat("Looking for images…")
         self.cancel_button.setEnabled(True)
@@ -37,6 +44,7 @@ class ProgressPanel(QWidget):
 
     def set_sorting(self, done: int, total: int) -> None:
         """A sort's progress, or with `total` 0 an undo's (its count is not known ahead)."""
+        self._sorting = True
         self.bar.setUpdatesEnabled(False)  # painted with the window: see set_progress
         self.bar.setRange(0, total)  # (0, 0): a busy indicator
         self.bar.setValue(done)
@@ -45,7 +53,14 @@ class ProgressPanel(QWidget):
         self.cancel_button.setEnabled(True)
         self.cancel_button.setToolTip("Stop after the photo in hand; it stays whole (Esc)")
 
+    def end_sorting(self) -> None:
+        """The sort or undo ended: the panel is the run's again (its next update fills it)."""
+        self._sorting = False
+        self.set_idle("Ready")
+
     def set_progress(self, done: int, total: int, images_per_s: float) -> None:
+        if self._sorting:
+            return
         rate = f" · {images_per_s:.1f} images/s" if images_per_s > 0 else ""
         # QProgressBar.setValue repaints synchronously, and a synchronous paint in a Python
         # app re-takes the GIL for every widget it touches, which the worker threads hold
