@@ -536,6 +536,49 @@ def test_a_move_into_a_folder_a_copy_sort_filled_finishes_as_a_move(engine, tmp_
     assert {p.name: digest(p) for p in photos.iterdir()} == before
 
 
+def test_a_copy_that_cannot_be_read_fails_alone_when_a_move_finishes_the_sort(
+    engine, tmp_path, monkeypatch
+) -> None:
+    photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=False)
+    locked = str(dest / "Mouse" / "mouse.png")  # held open by another program, say
+    real_digest = sorting.file_sha256
+
+    def reading(path):
+        if str(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", locked)
+        return real_digest(path)
+
+    monkeypatch.setattr(sorting, "file_sha256", reading)
+    report = sort_into(predictions, dest, names, THRESHOLD, move=True)
+    assert [source for source, _ in report.failed] == [str(photos / "mouse.png")]
+    assert len(report.filed) == len(before) - 1
+    assert [p.name for p in photos.iterdir()] == ["mouse.png"]
+
+
+def test_a_move_finished_by_a_later_sort_says_the_photo_moved(engine, tmp_path, monkeypatch):
+    # The first move could not delete the mouse (a file in use); the same sort again can:
+    # the photo is reported moved then, so the app's row follows it.
+    photos = photo_folder(tmp_path / "photos")
+    predictions = classified(engine, photos)
+    dest, names, mouse = tmp_path / "sorted", list(CLASS_NAMES), photos / "mouse.png"
+    real_unlink = Path.unlink
+
+    def in_use(path, missing_ok=False):
+        if path == mouse:
+            raise PermissionError(errno.EACCES, "in use", str(path))
+        return real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", in_use)
+    first = sort_into(predictions, dest, names, THRESHOLD, move=True)
+    assert [source for source, _ in first.failed] == [str(mouse)] and mouse.exists()
+    monkeypatch.undo()
+    again = sort_into(predictions, dest, names, THRESHOLD, move=True)
+    assert [(f.source, f.destination) for f in again.filed] == [
+        (str(mouse), str(dest.resolve() / "Mouse" / "mouse.png"))
+    ]
+    assert not mouse.exists()
+
+
 def test_a_move_keeps_an_original_whose_sorted_copy_was_changed(engine, tmp_path) -> None:
     # The copy in DEST was edited by hand: it is no stand-in, so the original stays.
     photos, before, predictions, dest, names = sorted_once(engine, tmp_path, move=False)

@@ -411,18 +411,22 @@ def _file_again(
     """Sort a photo filed before (`earlier`, its latest manifest row) again: finish its move
     (a run stopped before deleting the source), make a copy a move when this sort moves, and
     move it to `again.new_folder` if that is another folder. The outcome goes to `report`."""
-    moving_now = move and _copied_before(earlier)
+    try:
+        moving_now = move and _copied_before(earlier)  # (reads the copy: it may fail)
+    except (OSError, ValueError) as exc:
+        report.failed.append((again.source, _reason(exc)))
+        return
     if moving_now:  # the row first, as for any move: the undo then knows
         earlier = replace(earlier, action="move")
         _record(manifest, earlier, report)
     try:
-        _finish_move(earlier)
+        moved = _finish_move(earlier, placed_checked=moving_now)
     except (OSError, ValueError) as exc:
         _stop_if_full(exc, report)
         report.failed.append((again.source, _reason(exc)))
         return
-    if moving_now:
-        report.filed.append(earlier)  # moved now, whatever becomes of a re-file below
+    if moved:  # its source went now: the rows must follow, whatever a re-file below does
+        report.filed.append(earlier)
     refiled = None
     if again.new_folder is not None:
         try:
@@ -432,7 +436,7 @@ def _file_again(
             report.failed.append((again.source, _reason(exc)))
             return
     if refiled is None:
-        if not moving_now:
+        if not moved:
             report.skipped.append(again.source)
         return
     # The new row first, then the old name goes: a stop between loses nothing, and a name
@@ -725,18 +729,18 @@ def _copied_before(earlier: Filed) -> bool:
     )
 
 
-def _finish_move(filed: Filed, *, placed_checked: bool = False) -> None:
+def _finish_move(filed: Filed, *, placed_checked: bool = False) -> bool:
     """Delete a moved photo's source, once its identical copy is in place elsewhere (read
-    again unless `placed_checked`: just placed and compared). An OSError says why it cannot
-    (a read-only card, a file in use, a copy changed since): the photo is then both at its
-    source and copied, as the manifest's "move" row lets the undo tell."""
+    again unless `placed_checked`: just placed and compared); True when it did. An OSError
+    says why it cannot (a read-only card, a file in use, a copy changed since): the photo is
+    then both at its source and copied, as the manifest's "move" row lets the undo tell."""
     source, placed = Path(filed.source), Path(filed.destination)
     if filed.action != "move" or not placed.is_file() or not source.is_file():
-        return
+        return False
     if _is_same_path(source, placed):
-        return  # the photo already sat where it is filed: its only copy stays
+        return False  # the photo already sat where it is filed: its only copy stays
     if file_sha256(source) != filed.sha256:
-        return  # another photo under its name since: not the one filed
+        return False  # another photo under its name since: not the one filed
     # A copy edited by hand since is no stand-in for the original (a hard link is the same).
     recheck = not (placed_checked or os.path.samefile(source, placed))
     if recheck and file_sha256(placed) != filed.sha256:
@@ -748,6 +752,7 @@ def _finish_move(filed: Filed, *, placed_checked: bool = False) -> None:
         raise OSError(
             exc.errno, f"copied to {placed}, but the original cannot be deleted ({reason})"
         ) from exc
+    return True
 
 
 def _is_text(path: str) -> bool:
