@@ -418,7 +418,10 @@ def test_a_run_during_a_sort_leaves_the_progress_panel_to_the_sort(
     assert panel.bar.format().startswith("Sorting: ") and panel.cancel_button.isEnabled()
     held.release()
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
-    assert panel.bar.format() == "Ready" and not panel.cancel_button.isEnabled()
+    # Then the bar shows what the run's last word was.
+    assert panel.bar.format() == "Done: 1 image" and not panel.cancel_button.isEnabled()
+    window.sorting.progress.emit(3, 4)  # a late one, from a sort a close waited for
+    assert panel.bar.format() == "Done: 1 image"
 
 
 def test_a_sort_failing_midway_for_any_reason_still_relocates_the_rows(

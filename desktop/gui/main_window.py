@@ -196,7 +196,7 @@ class MainWindow(QMainWindow):
         self.commands.flip_average.toggled.connect(self._on_flip_average)
         self.progress_panel.cancel_requested.connect(self.cancel_work)
         self.sorting.started.connect(self.statusBar().showMessage)
-        self.sorting.progress.connect(self.progress_panel.set_sorting)
+        self.sorting.progress.connect(self._show_sort_progress)
         self.sorting.finished.connect(self.statusBar().showMessage)
         self.folder_watch.photos_ready.connect(self._classify_arrivals)
         self.folder_watch.watching_changed.connect(self._show_watching)
@@ -555,6 +555,11 @@ class MainWindow(QMainWindow):
         self.sorting.cancel()
         self.statusBar().showMessage("Stopping the sort; quitting once it has stopped")
         return False
+
+    @Slot(int, int)
+    def _show_sort_progress(self, done: int, total: int) -> None:
+        if self.sorting.busy:  # not a late one from a sort a close stopped and waited for
+            self.progress_panel.set_sorting(done, total)
 
     @Slot(bool)
     def _on_sorting_busy(self, busy: bool) -> None:

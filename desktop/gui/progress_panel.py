@@ -5,6 +5,9 @@ does), nor leave "Done" and a greyed-out Cancel while the sort goes on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
@@ -24,10 +27,12 @@ class ProgressPanel(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
         self._sorting = False
+        self._held_back: Callable[[], None] | None = None  # a run's last word during a sort
         self.set_idle("Ready")
 
     def set_idle(self, text: str) -> None:
         if self._sorting:
+            self._held_back = partial(self.set_idle, text)
             return
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
@@ -36,6 +41,7 @@ class ProgressPanel(QWidget):
 
     def set_scanning(self) -> None:
         if self._sorting:
+            self._held_back = self.set_scanning
             return
         self.bar.setRange(0, 0)  # busy indicator while folders are walked
         self.bar.setFormat("Looking for images…")
@@ -54,12 +60,17 @@ class ProgressPanel(QWidget):
         self.cancel_button.setToolTip("Stop after the photo in hand; it stays whole (Esc)")
 
     def end_sorting(self) -> None:
-        """The sort or undo ended: the panel is the run's again (its next update fills it)."""
+        """The sort or undo ended: the panel is the run's again, as its last word left it."""
         self._sorting = False
-        self.set_idle("Ready")
+        held_back, self._held_back = self._held_back, None
+        if held_back is None:
+            self.set_idle("Ready")
+        else:
+            held_back()
 
     def set_progress(self, done: int, total: int, images_per_s: float) -> None:
         if self._sorting:
+            self._held_back = partial(self.set_progress, done, total, images_per_s)
             return
         rate = f" · {images_per_s:.1f} images/s" if images_per_s > 0 else ""
         # QProgressBar.setValue repaints synchronously, and a synchronous paint in a Python
