@@ -370,6 +370,10 @@ class ResultsModel(QAbstractTableModel):
             row.cleared = confirmed is None and (row.cleared or row.confirmed is not None)
             row.confirmed = confirmed
             touched.append(index)
+        self._show_confirmations(touched)
+
+    def _show_confirmations(self, touched: list[int]) -> None:
+        """Repaint the rows whose confirmed class changed, and say that it did."""
         if touched:
             first, last = min(touched), max(touched)
             self.dataChanged.emit(self.index(first, COL_CLASS), self.index(last, COL_CONFIRMED))
@@ -395,10 +399,7 @@ class ResultsModel(QAbstractTableModel):
                 continue
             row.confirmed = class_name
             touched.append(index)
-        if touched:
-            first, last = min(touched), max(touched)
-            self.dataChanged.emit(self.index(first, COL_CLASS), self.index(last, COL_CONFIRMED))
-            self.confirmations_changed.emit()
+        self._show_confirmations(touched)
         return len(touched), different
 
     @Slot(object, object)
