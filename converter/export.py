@@ -23,6 +23,7 @@ from converter.quantize import DEFAULT_CALIBRATION_IMAGES, quantize_int8
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError, parse_model_info
 from trainer.files import write_json_atomic
+from trainer.run_folder import relative_data_dir
 
 # Dynamic batch by default. benchmarks/bench_convert.py (random EfficientNetV2B0, 128 px,
 # 2 busy CPU cores, interleaved timing, 3 runs): a static model is 0-11% faster at its own
@@ -154,7 +155,7 @@ def _plan(options: ExportOptions) -> _Plan:
             "validation split to measure accuracy), and it is not on this machine"
         )
     if explicit_images is not None:
-        images, source = explicit_images, str(options.check_images)
+        images, source = explicit_images, _images_source(options.check_images, options.out)
     elif val_split is not None:
         images, source = val_split.paths, val_split.source
     else:
@@ -269,13 +270,19 @@ def verify(
     )
 
     if explicit_images is not None:
-        images, source = explicit_images, str(check_images)
+        images, source = explicit_images, _images_source(check_images, onnx_path)
     else:
         split = run_info.dataset_split(info, "val", list(model_info.class_names))
         images, source = (split.paths, split.source) if split else ([], None)
     report = parity.check_parity(inference, keras_path, onnx_path, size, images, source, log=log)
     write_json_atomic(parity_report_path(onnx_path), report.to_dict())
     return report
+
+
+def _images_source(folder: Path, onnx_path: Path) -> str:
+    """--check-images as the parity report names it: from the report's own folder, so the
+    report keeps no path of this machine even when an absolute path was typed."""
+    return relative_data_dir(folder, Path(onnx_path).parent)
 
 
 def _check_output_path(out: Path) -> None:

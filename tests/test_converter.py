@@ -223,6 +223,7 @@ def test_parity_report_covers_random_images_and_engine(exported: dict[str, Path]
     assert report["passed"] is True
     assert report["random"]["count"] > 0
     assert report["images"]["count"] == 7
+    assert report["images"]["source"] == "../images"  # from the report, not this machine
     assert report["images"]["outputs"]["probabilities"]["max_abs_diff"] <= 1e-5
     cam = report["images"]["outputs"]["cam"]
     assert cam["max_abs_keras_value"] > 0  # the maps are not all zero

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -222,7 +223,9 @@ def test_images_in_sub_folders_of_a_class_are_listed_not_taken(clean: Path, tmp_
     assert "1 image(s) in sub-folders of class folders were left out" in err
     written = json.loads((tmp_path / "audit" / AUDIT_FILE).read_text())
     assert written["nested_images"] == {"count": 1, "paths": ["train/alpha/old/beta_backup/b.jpg"]}
-    assert written["dataset_root"] == clean.as_posix()  # as given, never resolved
+    # An absolute --data is written relative to the report: no path of this machine in it.
+    assert written["dataset_root"] == os.path.relpath(clean, tmp_path / "audit")
+    assert (tmp_path / "audit" / written["dataset_root"]).resolve() == clean.resolve()
 
 
 def test_a_class_without_training_images_warns_in_audit_and_stops_fit(

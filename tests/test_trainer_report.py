@@ -358,6 +358,8 @@ def test_evaluate_an_exported_onnx_file_through_the_app_engine(
     val = metrics["val"]
     assert val["n"] == 20 and val["correct"] == 10 and val["accuracy"] == 0.5
     assert metrics["val"]["evaluation"]["resize"] == "stretch"  # from the file's metadata
+    # The dataset, given as an absolute path, is named from the report's folder.
+    assert metrics["val"]["evaluation"]["dataset_root"] == "../data"
     assert (tmp_path / "out" / "report_val.md").is_file()
 
 

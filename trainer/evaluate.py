@@ -42,6 +42,7 @@ from trainer.run_folder import (
     read_history,
     read_metrics,
     read_run,
+    relative_data_dir,
     write_metrics,
 )
 from trainer.saved_model import load_saved_model
@@ -170,7 +171,7 @@ def evaluate_model(
     result = split_result(predicted, dataset, split, audit)
     result["evaluation"] = {
         "split": split,
-        "dataset_root": Path(dataset.root).as_posix(),
+        "dataset_root": relative_data_dir(dataset.root, run_dir),
         "image_size": list(image_size),
         "preprocessing": "desktop.core.prediction_loop.classify_paths",
         "resize": resize,

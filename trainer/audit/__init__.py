@@ -10,7 +10,8 @@ Duplicates come in two kinds:
          same photo re-encoded, resized or slightly recoloured.
 A duplicate that spans splits leaks test or validation images into training and inflates
 every score measured on them; one whose copies carry different labels is a labelling error.
-All paths in audit.json are POSIX paths relative to the dataset root.
+All paths in audit.json are POSIX paths relative to the dataset root, and the dataset root
+is relative to the folder audit.json is in.
 
 The work is split by concern: hashing (fingerprints), scanning (reading the files),
 grouping (duplicate groups and leaks), summary (findings for people), pictures.
@@ -35,7 +36,7 @@ from trainer.audit.pictures import DEFAULT_MAX_PAIR_PICTURES, draw_pictures
 from trainer.audit.scanning import ImageRecord, relative_path, scan
 from trainer.dataset import SPLITS, Dataset, load_dataset
 from trainer.errors import TrainerError
-from trainer.run_folder import Audit, write_audit
+from trainer.run_folder import Audit, relative_data_dir, write_audit
 
 __all__ = [
     "DEFAULT_HASH_DISTANCE",
@@ -76,7 +77,7 @@ def audit_dataset(
     non_images = [p for split in SPLITS for p in dataset.splits[split].skipped_non_images]
     nested = [p for split in SPLITS for p in dataset.splits[split].nested_images]
     audit = Audit(
-        dataset_root=root.as_posix(),  # as given: a report keeps no path of this machine
+        dataset_root=root.as_posix(),  # as given; run_audit makes it relative to its report
         class_names=tuple(dataset.class_names),
         # Every audited, readable image: lets evaluation derive de-duplicated subsets.
         usable_images={s: tuple(r.path for r in records if r.split == s) for s in SPLITS},
@@ -115,7 +116,9 @@ def run_audit(
     findings = audit_dataset(dataset, hash_distance, workers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    audit = findings.audit
+    # Relative to the folder audit.json lands in: reports travel, and keep no path of this
+    # machine even when the dataset was typed as an absolute path.
+    audit = replace(findings.audit, dataset_root=relative_data_dir(dataset.root, out))
     if pictures:
         drawn = draw_pictures(
             audit, findings.records, findings.pairs, dataset.root, out, max_pair_pictures
