@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table
 
+import desktop.core.sort_undo as sort_undo
 import desktop.core.sorting as sorting
 from desktop.core.engine import Engine
 from desktop.core.results import DEFAULT_REVIEW_THRESHOLD
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 seconds = time.perf_counter() - started
                 started = time.perf_counter()
-                undone = sorting.undo_sort(dest)
+                undone = sort_undo.undo_sort(dest)
                 undo_seconds = time.perf_counter() - started
             finally:
                 os.link = real_link

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-import desktop.core.sorting as sorting
+from desktop.core import sort_manifest
+from desktop.core.sort_records import Filed
 
 
 def manifest_fails_after(monkeypatch: pytest.MonkeyPatch, rows: int, code: int) -> list:
@@ -15,15 +16,15 @@ def manifest_fails_after(monkeypatch: pytest.MonkeyPatch, rows: int, code: int) 
     as os.write raises it (a full disk, a stick pulled out). Returns the Filed entries
     written, as they are."""
     added: list = []
-    real_append = sorting._Manifest._append
+    real_append = sort_manifest.ManifestWriter._append
 
     def append(manifest, data: bytes):
         cells = next(csv.reader([data.decode("utf-8")]))
-        if tuple(cells) != sorting.MANIFEST_COLUMNS:  # a row, not the header
+        if tuple(cells) != sort_manifest.MANIFEST_COLUMNS:  # a row, not the header
             if len(added) == rows:
                 raise OSError(code, os.strerror(code))
-            added.append(sorting.Filed(*cells))
+            added.append(Filed(*cells))
         real_append(manifest, data)
 
-    monkeypatch.setattr(sorting._Manifest, "_append", append)
+    monkeypatch.setattr(sort_manifest.ManifestWriter, "_append", append)
     return added

@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.core.results import STATUS_REVIEW
-from desktop.core.sorting import MANIFEST_FILE
+from desktop.core.sort_manifest import MANIFEST_FILE
 from desktop.gui.results_model import COL_CONFIRMED, COL_STATUS, CONFIRMED, CORRECTED
 from fixtures_images import write_solid
 from tiny_model import AMBIGUOUS_COLOUR, CLASS_NAMES, PROTOTYPE_COLOURS

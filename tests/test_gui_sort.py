@@ -11,7 +11,8 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from desktop.core.sorting import MANIFEST_FILE, REVIEW_FOLDER, UNDONE_MANIFEST_FILE
+from desktop.core.sort_manifest import MANIFEST_FILE, UNDONE_MANIFEST_FILE
+from desktop.core.sorting import REVIEW_FOLDER
 from fixtures_images import write_solid
 from rich_text import as_read
 from sort_faults import manifest_fails_after
@@ -147,7 +148,7 @@ def test_rows_follow_the_photos_moved_before_a_full_disk_stopped_the_sort(
     classified_photos(qtbot, window, tmp_path)
     dest = tmp_path / "sorted"
     placed = []
-    real_place = sorting._place
+    real_place = sorting.place
 
     def place_until_full(*args, **kwargs):
         if len(placed) == 2:
@@ -155,7 +156,7 @@ def test_rows_follow_the_photos_moved_before_a_full_disk_stopped_the_sort(
         placed.append(real_place(*args, **kwargs))
         return placed[-1]
 
-    monkeypatch.setattr(sorting, "_place", place_until_full)
+    monkeypatch.setattr(sorting, "place", place_until_full)
     warned: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text: warned.append(text))
     window.sorting.sort_into_folders(str(dest), "move")

@@ -17,21 +17,16 @@ from typing import NamedTuple
 import pytest
 
 import desktop.core.sorting as sorting
+from desktop.core import file_placing, sort_manifest, sort_undo
 from desktop.core.cli import main as classify_main
 from desktop.core.engine import Engine
 from desktop.core.folder_lock import LOCK_FILE, FolderLock
 from desktop.core.results import Prediction
-from desktop.core.sorting import (
-    ERROR_FOLDER,
-    MANIFEST_FILE,
-    REVIEW_FOLDER,
-    UNDONE_MANIFEST_FILE,
-    SortError,
-    SortStopped,
-    current_places,
-    sort_into,
-    undo_sort,
-)
+from desktop.core.sort_history import current_places
+from desktop.core.sort_manifest import MANIFEST_FILE, UNDONE_MANIFEST_FILE
+from desktop.core.sort_records import SortError, SortStopped
+from desktop.core.sort_undo import undo_sort
+from desktop.core.sorting import ERROR_FOLDER, REVIEW_FOLDER, sort_into
 from fixtures_images import write_solid
 from sort_faults import manifest_fails_after
 from tiny_model import AMBIGUOUS_COLOUR, CLASS_NAMES, PROTOTYPE_COLOURS
@@ -117,7 +112,7 @@ def no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args, **_kwargs):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(sorting.os, "link", refuse)
+    monkeypatch.setattr(file_placing.os, "link", refuse)
 
 
 @pytest.mark.parametrize("same_file_system", [True, False])
@@ -271,7 +266,7 @@ def test_an_interrupted_sort_run_again_finishes_without_duplicates(
     photos = photo_folder(tmp_path / "photos")
     predictions = classified(engine, photos)
     dest = tmp_path / "sorted"
-    real_add = sorting._Manifest.add
+    real_add = sort_manifest.ManifestWriter.add
     calls = []
 
     def stop_after_placing_the_third(self, filed):
@@ -280,7 +275,7 @@ def test_an_interrupted_sort_run_again_finishes_without_duplicates(
             raise KeyboardInterrupt
         real_add(self, filed)
 
-    monkeypatch.setattr(sorting._Manifest, "add", stop_after_placing_the_third)
+    monkeypatch.setattr(sort_manifest.ManifestWriter, "add", stop_after_placing_the_third)
     with pytest.raises(KeyboardInterrupt):
         sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
     monkeypatch.undo()
@@ -307,7 +302,7 @@ def test_a_full_disk_stops_cleanly_and_a_second_run_finishes(engine, tmp_path, m
         return real_copy(reader, writer, length)
 
     no_hard_links(monkeypatch)  # a FAT stick or another disk: bytes are copied
-    monkeypatch.setattr(sorting.shutil, "copyfileobj", copy_until_full)
+    monkeypatch.setattr(file_placing.shutil, "copyfileobj", copy_until_full)
     with pytest.raises(SortError, match="full after 3 photos"):
         sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD)
     assert len(files_under(dest)) == 3 and not list(dest.rglob("*.tmp"))  # nothing half
@@ -324,7 +319,7 @@ def test_a_full_disk_at_the_manifest_row_stops_with_what_was_done(engine, tmp_pa
     predictions = classified(engine, photos)
     dest = tmp_path / "sorted"
     rows = []
-    real_write = sorting.os.write
+    real_write = sort_manifest.os.write
 
     def write_until_full(fd, data):
         if not bytes(data).startswith(str(photos).encode()):
@@ -335,7 +330,7 @@ def test_a_full_disk_at_the_manifest_row_stops_with_what_was_done(engine, tmp_pa
         rows.append(data)
         return real_write(fd, data)
 
-    monkeypatch.setattr(sorting.os, "write", write_until_full)
+    monkeypatch.setattr(sort_manifest.os, "write", write_until_full)
     with pytest.raises(SortError, match="full after 3 photos") as stopped:
         sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)
     monkeypatch.undo()
@@ -632,7 +627,7 @@ def test_where_undos_put_photos_back_leaves_out_a_place_two_photos_used(
     # asked for are read.
     (dest / "manifest.undone (3).csv").write_bytes(b"\xff\xfe not a manifest")
     read = []
-    monkeypatch.setattr(sorting, "file_sha256", lambda path: read.append(path) or digest(path))
+    monkeypatch.setattr(file_placing, "file_sha256", lambda path: read.append(path) or digest(path))
     wanted = str(dest / "Battery" / "monday.png")
     assert current_places(dest, wanted=[wanted]) == {
         wanted: str(tmp_path / "monday" / "monday.png"),
@@ -800,7 +795,7 @@ def test_a_manifest_that_cannot_be_read_whole_stops_the_sort_not_the_csv(
     photos = photo_folder(tmp_path / "photos")
     dest, results = tmp_path / "sorted", tmp_path / "r.csv"
     dest.mkdir()
-    header = ",".join(sorting.MANIFEST_COLUMNS)
+    header = ",".join(sort_manifest.MANIFEST_COLUMNS)
     # Re-saved by a spreadsheet in the Windows code page: its header and first rows read,
     # a name far down does not.
     rows = "".join(f"/old/{i}.jpg,{dest}/Mouse/{i}.jpg,Mouse,ok,0,move\r\n" for i in range(2000))
@@ -1129,14 +1124,14 @@ def test_a_manifest_of_only_a_byte_order_mark_gets_its_header(engine, tmp_path) 
 
 def test_a_destination_full_before_the_first_row_stops_cleanly(engine, tmp_path, monkeypatch):
     photos = photo_folder(tmp_path / "photos")
-    real_write = sorting.os.write
+    real_write = sort_manifest.os.write
 
     def full(fd, data):
         if bytes(data).startswith(b"source,destination"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(sorting.os, "write", full)
+    monkeypatch.setattr(sort_manifest.os, "write", full)
     with pytest.raises(SortError, match="the destination is full"):
         sort_into(classified(engine, photos), tmp_path / "sorted", list(CLASS_NAMES), THRESHOLD)
     assert files_under(tmp_path / "sorted") == [] and len(list(photos.iterdir())) == 12
@@ -1150,7 +1145,7 @@ def test_a_windows_stick_without_hard_links_gets_copies(engine, tmp_path, monkey
         refused.winerror = 1
         raise refused
 
-    monkeypatch.setattr(sorting.os, "link", fat_on_windows)
+    monkeypatch.setattr(file_placing.os, "link", fat_on_windows)
     photos = photo_folder(tmp_path / "photos")
     before = {p.name: digest(p) for p in photos.iterdir()}
     report = sort_into(classified(engine, photos), tmp_path / "s", list(CLASS_NAMES), THRESHOLD)
@@ -1261,7 +1256,7 @@ def test_an_undo_that_cannot_record_what_it_did_says_what_is_back(
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(sorting, "_write_manifest", full)
+    monkeypatch.setattr(sort_undo, "write_manifest", full)
     expected = f"put back {len(before)} photos but could not record it"
     with pytest.raises(SortError, match=expected) as e:
         undo_sort(dest)

@@ -366,7 +366,8 @@ def test_a_restart_sorts_what_a_watch_stopped_by_its_destination_left(
     tiny_model_path, tmp_path
 ) -> None:
     from desktop.core.engine import Engine
-    from desktop.core.sorting import SortError, undo_sort
+    from desktop.core.sort_records import SortError
+    from desktop.core.sort_undo import undo_sort
     from desktop.core.watch import watch_and_classify
 
     camera, dest, out = tmp_path / "camera", tmp_path / "usb-disk", tmp_path / "shift.csv"

@@ -51,7 +51,9 @@ from .engine import Engine
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
 from .safe_files import fitting_name
-from .sorting import SortError, check_destination, check_not_busy
+from .sort_lock import check_not_busy
+from .sort_records import SortError
+from .sorting import check_destination
 from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
 from .watch import DEFAULT_POLL_SECONDS
 from .wording import plural

@@ -20,7 +20,10 @@ from .engine import Engine
 from .hashing import file_sha256
 from .model_info import ModelError
 from .results import Prediction
-from .sorting import MANIFEST_FILE, SortError, check_destination, sort_into, undo_sort
+from .sort_manifest import MANIFEST_FILE
+from .sort_records import SortError
+from .sort_undo import undo_sort
+from .sorting import check_destination, sort_into
 from .stop_signals import Stopped
 from .summary import save_png, summarise
 from .watch import DEFAULT_POLL_SECONDS, watch_and_classify, watch_record_path

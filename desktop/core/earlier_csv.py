@@ -22,7 +22,8 @@ from .csv_import import CsvImportError, prediction_from_row, results_rows
 from .hashing import file_sha256
 from .preprocessing import is_photo_file
 from .results import Prediction
-from .sorting import Filed, SortError, earlier_moves
+from .sort_history import earlier_moves
+from .sort_records import Filed, SortError
 
 
 def why_not_replace(output: Path) -> str | None:

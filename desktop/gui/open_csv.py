@@ -17,7 +17,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from desktop.core.csv_import import ReopenedResults, read_results_csv
-from desktop.core.sorting import SortError, current_places
+from desktop.core.sort_history import current_places
+from desktop.core.sort_records import SortError
 from desktop.core.wording import plural, sentence
 from desktop.gui.background import BackgroundCall
 from desktop.gui.results_model import ResultsModel

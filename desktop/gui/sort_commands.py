@@ -1,9 +1,10 @@
 """File > Sort into folders… and Undo a sort…: the headless sorter, run off the GUI thread.
 
-`desktop.core.sorting` does the work (class folders, `_review`, `_error`, a manifest, never
-an overwrite); this object asks where and how, runs it on a pool thread, and says what
-happened in the status bar, and in a message box when a photo could not be filed, the
-whole job failed, or the destination is refused (before the copy-or-move question).
+`desktop.core.sorting` and `sort_undo` do the work (class folders, `_review`, `_error`, a
+manifest, never an overwrite); this object asks where and how, runs it on a pool thread,
+and says what happened in the status bar, and in a message box when a photo could not be
+filed, the whole job failed, or the destination is refused (before the copy-or-move
+question).
 Cancel stops it between two photos; however it ends, the rows follow the photos it moved.
 """
 
@@ -22,15 +23,10 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from desktop.core.results import Prediction
-from desktop.core.sorting import (
-    SortError,
-    SortReport,
-    SortStopped,
-    check_destination,
-    check_not_busy,
-    sort_into,
-    undo_sort,
-)
+from desktop.core.sort_lock import check_not_busy
+from desktop.core.sort_records import SortError, SortReport, SortStopped
+from desktop.core.sort_undo import undo_sort
+from desktop.core.sorting import check_destination, sort_into
 from desktop.core.wording import plural, sentence
 from desktop.gui.background import BackgroundCall
 from desktop.gui.style import breakable_path

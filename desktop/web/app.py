@@ -38,6 +38,7 @@ from desktop.core.cam import cam_heatmap  # noqa: E402
 from desktop.core.csv_export import write_results_csv  # noqa: E402
 from desktop.core.discovery import is_clutter  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
+from desktop.core.file_placing import numbered  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
     ImageLoadError,
@@ -54,7 +55,6 @@ from desktop.core.results import (  # noqa: E402
     status_of,
 )
 from desktop.core.safe_files import fitting_name  # noqa: E402
-from desktop.core.sorting import numbered  # noqa: E402
 from desktop.core.stop_signals import (  # noqa: E402
     Stopped,
     stop_signals_raise,

@@ -1,0 +1,147 @@
+"""Putting a file at a name without ever replacing one, and finding it there again.
+
+A copy lands first under a hidden temporary name in its destination folder, is flushed to
+disk and compared by SHA-256 with its source, and only then takes its final name, by a hard
+link that fails instead of replacing anything (a name already taken gets " (2)", " (3)"
+...). A copy is always a real, independent copy; for a move on the same file system, whose
+caller then deletes the source, a hard link is placed instead (no bytes copied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path, PurePath
+from typing import TypeVar
+
+from .hashing import file_sha256
+
+_CHUNK = 1 << 20
+AnyPath = TypeVar("AnyPath", bound=PurePath)  # a Path stays a Path
+# What os.link raises on a file system without hard links (FAT, some network shares).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+# Windows on FAT or exFAT: ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED (Python: EINVAL).
+_WINDOWS_NO_HARD_LINKS = {1, 50}
+
+
+def numbered(wanted: AnyPath, number: int) -> AnyPath:
+    """The name a second photo of a name takes: "item (2).jpg" (the app, the sort, the web
+    page's rows all number the same way)."""
+    return wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
+
+
+def place(
+    source: Path, wanted: Path, *, expected_sha256: str | None = None, link: bool = False
+) -> Path:
+    """Put a copy of `source` at `wanted` or the first free numbered name, and return where
+    it went; the source stays. With `link` (for a move, whose caller then deletes the
+    source), the same file system gets a hard link instead: no bytes copied, and never two
+    names for one file once the move is done."""
+    if link and source.stat().st_dev == wanted.parent.stat().st_dev:
+        try:
+            return _claim_name(wanted, lambda target: os.link(source, target))
+        except OSError as exc:
+            if isinstance(exc, FileExistsError) or not _no_hard_links(exc):
+                raise
+    temporary = wanted.with_name(f".{uuid.uuid4().hex[:12]}.sorting.tmp")
+    try:
+        with source.open("rb") as reader, temporary.open("xb") as writer:
+            shutil.copyfileobj(reader, writer, _CHUNK)
+            writer.flush()
+            os.fsync(writer.fileno())
+        shutil.copystat(source, temporary)
+        digest = expected_sha256 or file_sha256(source)
+        if file_sha256(temporary) != digest:
+            raise OSError(errno.EIO, "the copy differs from the source; source kept")
+        target = _claim_name(wanted, lambda target: _link_or_rename(temporary, target))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+    return target
+
+
+def _claim_name(wanted: Path, put: Callable[[Path], None]) -> Path:
+    """Call `put(target)` with `wanted`, then "stem (2).suffix", ... until one is free."""
+    for number in range(1, 10_000):
+        target = wanted if number == 1 else numbered(wanted, number)
+        try:
+            put(target)
+        except FileExistsError:
+            continue
+        return target
+    raise OSError(errno.EEXIST, f"no free name for {wanted.name} in {wanted.parent}")
+
+
+def _no_hard_links(exc: OSError) -> bool:
+    """Whether os.link failed because the file system has no hard links (not a real error)."""
+    return exc.errno in _NO_HARD_LINKS or getattr(exc, "winerror", None) in _WINDOWS_NO_HARD_LINKS
+
+
+def _link_or_rename(temporary: Path, target: Path) -> None:
+    """Give `temporary` the name `target` without ever replacing a file: a hard link fails
+    if the name is taken; where hard links are not supported, check, then rename."""
+    try:
+        os.link(temporary, target)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) or not _no_hard_links(exc):
+            raise
+        # Claim the name with an exclusive create (fails if taken, even by a file created
+        # a moment ago), then move the copy over our own placeholder.
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        os.replace(temporary, target)
+
+
+def free_name(wanted: Path) -> Path:
+    """`wanted`, or the first of "stem (2).suffix", ... that no file has (a check, then the
+    caller's write: for a file only this program writes, under the destination's lock)."""
+    number = 1
+    target = wanted
+    while target.exists():
+        number += 1
+        target = numbered(wanted, number)
+    return target
+
+
+def identical_in_place(wanted: Path, digest: str, source: Path, claimed: set[str]) -> Path | None:
+    """The file among `wanted`, "stem (2).suffix", ... with this SHA-256 that no other
+    photo of the manifest owns, if any (the source itself, when it already sits there)."""
+    for number in range(1, 10_000):
+        candidate = wanted if number == 1 else numbered(wanted, number)
+        if not candidate.exists():
+            return None
+        if is_same_path(candidate, source):
+            return candidate
+        if str(candidate) in claimed or not candidate.is_file():
+            continue
+        if file_sha256(candidate) == digest:
+            return candidate
+    return None
+
+
+def already_back(source: Path, digest: str, placed: Path) -> Path | None:
+    """`source`, or "stem (2).suffix", ... beside it, holding this photo (never the filed
+    file itself)."""
+    for number in range(1, 10_000):
+        candidate = source if number == 1 else numbered(source, number)
+        if not candidate.exists():
+            return None
+        if is_same_path(candidate, placed) or not candidate.is_file():
+            continue
+        if file_sha256(candidate) == digest:
+            return candidate
+    return None
+
+
+def is_same_path(first: Path, second: Path) -> bool:
+    return canonical(first) == canonical(second)
+
+
+def canonical(path: str | os.PathLike[str]) -> str:
+    """A file's path with its folder's links resolved: DEST reached through a link and DEST
+    itself name the same files. The name itself is kept (never follows a link to a file)."""
+    path = Path(os.path.abspath(path))
+    return str(Path(os.path.realpath(path.parent)) / path.name)

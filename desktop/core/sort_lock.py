@@ -1,0 +1,48 @@
+"""One sort or undo in a destination at a time: the app, a headless sort and a watch hold
+DEST's lock (see folder_lock) while they work there."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .folder_lock import FolderLock
+from .sort_records import SortError, reason_for
+
+BUSY_POLL_SECONDS = 0.5  # how often a sort waiting for another one's destination looks again
+
+
+def check_not_busy(dest: str | os.PathLike[str]) -> None:
+    """A SortError when another sort or undo works in `dest` right now: for a caller with
+    work to do before its sort (classifying the photos, asking copy or move) to say so
+    first. The sort itself still takes the lock, or says so then."""
+    dest = Path(os.path.realpath(dest))
+    if dest.is_dir():
+        with alone_in(dest, wait_if_busy=None):
+            pass
+
+
+@contextlib.contextmanager
+def alone_in(dest: Path, wait_if_busy: Callable[[str], None] | None) -> Iterator[None]:
+    """Hold `dest`'s lock (see folder_lock) for the block. When another program holds it:
+    a SortError, or with `wait_if_busy`, say so once and wait until it is free."""
+    lock = FolderLock(dest)
+    busy = f"another sort or undo is working in {dest} (this app, ewaste-classify or a watch)"
+    told = False
+    try:
+        while not lock.acquire():
+            if wait_if_busy is None:
+                raise SortError(f"{busy}: try again once it is done")
+            if not told:
+                wait_if_busy(f"{busy}; waiting for it to finish")
+                told = True
+            time.sleep(BUSY_POLL_SECONDS)
+    except OSError as exc:
+        raise SortError(f"cannot write to {dest}: {reason_for(exc)}") from exc
+    try:
+        yield
+    finally:
+        lock.release()
