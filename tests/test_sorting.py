@@ -1419,3 +1419,39 @@ def test_a_destination_without_locks_is_sorted_and_other_lock_errors_are_said(
     with pytest.raises(SortError, match="cannot write to .*stale-share: Stale"):
         sort_into(rows, stale, list(CLASS_NAMES), THRESHOLD)
     assert not (stale / MANIFEST_FILE).exists() and not list(stale.rglob("*.png"))
+
+
+@pytest.mark.parametrize("mount_point_left", [True, False])
+def test_a_destination_pulled_out_mid_sort_stops_it_and_makes_nothing(
+    engine, tmp_path, mount_point_left
+) -> None:
+    # The stick goes after two photos: its folder is gone, or an empty mount point is left
+    # in its place. Photos filed on would land on the station's own disk, hidden under the
+    # mount point once the stick is back, and a move would delete their sources.
+    photos = photo_folder(tmp_path / "photos")
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    dest, stick = tmp_path / "sorted", tmp_path / "stick-in-a-drawer"
+    asked = []
+
+    def pulled_out_before_the_third() -> bool:  # asked before each photo
+        asked.append(True)
+        if len(asked) == 3:
+            dest.rename(stick)
+            if mount_point_left:
+                dest.mkdir()
+        return False
+
+    rows = classified(engine, photos)
+    with pytest.raises(SortError, match=r"went away during the sort .* after 2 photos") as e:
+        sort_into(
+            rows, dest, list(CLASS_NAMES), THRESHOLD, move=True,
+            should_stop=pulled_out_before_the_third,
+        )  # fmt: skip
+    assert len(e.value.report.filed) == 2
+    # Nothing was made where the stick was, and every photo is whole: two on the stick (and
+    # in its manifest), the rest still in their folder.
+    assert not dest.exists() or list(dest.iterdir()) == []
+    assert len(manifest_rows(stick)) == 2
+    on_stick = {p.name: digest(p) for p in files_under(stick) if not p.name.startswith(".")}
+    assert len(on_stick) == 2
+    assert {p.name: digest(p) for p in photos.iterdir()} | on_stick == before

@@ -37,6 +37,10 @@ class ManifestWriter:
     def __init__(self, path: Path):
         self._path = path
 
+    @property
+    def path(self) -> Path:
+        return self._path
+
     def __enter__(self) -> ManifestWriter:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
         try:
@@ -77,6 +81,16 @@ class ManifestWriter:
 
     def __exit__(self, *_exc: object) -> None:
         os.close(self._fd)
+
+    def still_at_its_path(self) -> bool:
+        """Whether the manifest's path still leads to the file being written: not when the
+        destination was unplugged, or another folder (an empty mount point) took its place."""
+        try:
+            now = os.stat(self._path)
+        except OSError:
+            return False
+        opened = os.fstat(self._fd)
+        return (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _row(e: Filed | DamagedRow) -> list[str]:

@@ -197,6 +197,7 @@ def _file_each(
             for count, prediction in enumerate(predictions, start=1):
                 if should_stop is not None and should_stop():
                     raise SortStopped(_filed_by_then(report), report)
+                _stop_if_gone(manifest, report)
                 source = str(prediction.path)
                 if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
                     report.failed.append((source, "its name is not valid text: rename it to sort"))
@@ -231,6 +232,7 @@ def _file_each(
                     continue
                 _record(manifest, filed, report)
                 claimed.add(filed.destination)
+                _stop_if_gone(manifest, report)  # never delete a source for a lost copy
                 try:  # only once the manifest says where the photo went
                     _finish_move(filed, placed_checked=True)
                 except OSError as exc:  # the photo stays where it was, with a copy in DEST
@@ -283,6 +285,7 @@ def _file_again(
     if moving_now:  # the row first, as for any move: the undo then knows
         earlier = replace(earlier, action="move")
         _record(manifest, earlier, report)
+        _stop_if_gone(manifest, report)
     try:
         moved = _finish_move(earlier, placed_checked=moving_now)
     except (OSError, ValueError) as exc:
@@ -312,6 +315,19 @@ def _file_again(
     report.refiled.append((earlier.destination, refiled))
 
 
+def _stop_if_gone(manifest: ManifestWriter, report: SortReport) -> None:
+    """Stop the sort when the destination went away under it (a stick pulled out): a photo
+    filed on would land in a folder made on the station's own disk, under an empty mount
+    point, hidden once the stick is back, and a moved one would leave its source."""
+    if not manifest.still_at_its_path():
+        raise SortError(
+            f"the destination {manifest.path.parent} went away during the sort (a stick "
+            f"pulled out?) after {report.filed_count()}, each whole and in its manifest there: "
+            "put it back and sort again to finish, or undo it",
+            report,
+        )
+
+
 def _record(manifest: ManifestWriter, filed: Filed, report: SortReport) -> None:
     """Write the photo's manifest row; a full disk (the row is where a same-disk move,
     a hard link, needs space first) stops the sort as any full disk does."""
@@ -335,7 +351,7 @@ def _filed_by_then(report: SortReport) -> str:
 def _file_one(
     source: Path, folder: Path, class_name: str, status: str, move: bool, claimed: set[str]
 ) -> Filed:
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)  # never DEST itself again: see _stop_if_gone
     digest = file_sha256(source)
     # A run stopped between placing a photo and writing its manifest row left an identical
     # file under the name: it is this photo, filed already, not a second one to add. Never
@@ -358,7 +374,7 @@ def _refile(
         return None
     if not placed.is_file() or file_sha256(placed) != earlier.sha256:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)  # never DEST itself again: see _stop_if_gone
     wanted = folder / Path(earlier.source).name
     # A run stopped right after placing it left an identical file there: that is this one.
     target = identical_in_place(wanted, earlier.sha256, placed, claimed)
