@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from child_signals import deliverable
 from desktop.core.engine import Engine
 from desktop.core.prediction_loop import classify_paths
 from tiny_model import CAM_GRID, build_tiny_model
@@ -145,12 +146,13 @@ def test_a_stop_signal_while_waiting_for_decodes_never_hangs_the_exit() -> None:
     # concurrent.futures.wait() takes the futures' locks one by one; a stop raised in the
     # middle left some taken, the decode thread finishing that future blocked for ever, and
     # the stopped command hung at exit joining it (a CI run of ewaste-classify saw it).
-    done = subprocess.run(
-        [sys.executable, "-c", STOPPED_WHILE_WAITING],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    with deliverable(signal.SIGINT):
+        done = subprocess.run(
+            [sys.executable, "-c", STOPPED_WHILE_WAITING],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"stopped [1-9]\d* times in 3000, none half-way", done.stdout.strip())
 
@@ -159,7 +161,7 @@ def test_a_stop_signal_while_waiting_for_decodes_never_hangs_the_exit() -> None:
 def test_a_held_stop_is_raised_after_the_block_even_when_the_block_fails() -> None:
     from desktop.core.stop_signals import Stopped, stop_signals_held, stop_signals_raise
 
-    with stop_signals_raise():
+    with deliverable(signal.SIGINT), stop_signals_raise():
         with pytest.raises(Stopped, match="SIGTERM"), stop_signals_held() as arrived:
             signal.raise_signal(signal.SIGTERM)
             assert arrived == [signal.SIGTERM]  # held: the block goes on

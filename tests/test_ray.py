@@ -17,6 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from child_signals import deliverable
+
 CLASSIFY = Path(sys.executable).with_name("ewaste-classify")
 RAY = Path(sys.executable).with_name("ray")
 # Every Ray process of these tests gets its own home: Ray keeps an auth token in ~/.ray, and
@@ -139,7 +141,8 @@ def test_a_stop_keeps_the_rows_the_workers_finished(
 ) -> None:
     # Ctrl+C, or SIGTERM from a service manager (Ray sets its own handler for that one).
     # 1,200 photos: long enough to be stopped after its first progress line.
-    run, _, out = start_on_ray(cluster, tiny_model_path, large_jpeg_path, tmp_path, 1200)
+    with deliverable(stop):
+        run, _, out = start_on_ray(cluster, tiny_model_path, large_jpeg_path, tmp_path, 1200)
     try:
         # Not a terminal: a "classified N/1200" line every few seconds.
         for line in run.stderr:
