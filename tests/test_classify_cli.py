@@ -306,6 +306,27 @@ def test_a_signal_during_the_final_write_waits_for_a_complete_csv(
     assert len(read_rows(out)) == len(list(sample_images_dir.iterdir()))  # complete
 
 
+def test_a_stop_while_drawing_the_summary_says_the_csv_is_complete(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import desktop.core.cli as cli
+
+    real_summary = cli.write_summary
+
+    def summary_hit_by_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_summary(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "write_summary", summary_hit_by_sigterm)
+    out, png = tmp_path / "r.csv", tmp_path / "r.png"
+    argv = [str(sample_images_dir), "--csv", str(out), "--summary", str(png)]
+    assert main([*argv, "--model", str(tiny_model_path)]) == 128 + signal.SIGTERM
+    said = capsys.readouterr().err
+    assert f"stopped by SIGTERM while drawing the summary; {out} is complete" in said
+    assert "nothing written" not in said
+    assert len(read_rows(out)) == len(list(sample_images_dir.iterdir()))
+
+
 def test_ctrl_c_while_the_model_loads_exits_130_without_a_traceback(
     tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:

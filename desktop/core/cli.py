@@ -149,25 +149,38 @@ def _classify(args: argparse.Namespace) -> int:
         written = _write_csv(output, rows, engine.class_names, args.review_threshold)
     if not written:
         return EXIT_WRITE_FAILED
-    counts = count_statuses(rows, args.review_threshold)
+    step = "after the CSV was written"
+    try:
+        _say_written(output, rows, len(carried), collection.skipped, args.review_threshold)
+        if waited:
+            error(f"stopped by {waited[0]} while writing; the CSV above is complete")
+            return waited[0].exit_status
+        step = "while drawing the summary"
+        if args.summary is not None and not write_summary(args, rows, engine):
+            return EXIT_WRITE_FAILED
+        step = "while sorting"
+        if args.sort_into is not None:
+            return sort_photos(args, predictions, engine.class_names)
+        return EXIT_OK
+    except Stopped as stop:  # not "nothing written", as a stop before the CSV is
+        error(f"stopped by {stop} {step}; {output} is complete: run the same command to finish")
+        return stop.exit_status
+
+
+def _say_written(
+    output: Path, rows: list[Prediction], carried: int, skipped: int, threshold: float
+) -> None:
+    counts = count_statuses(rows, threshold)
     print(f"wrote {plural(len(rows), 'row')} to {output}")
     if carried:
-        print(f"(with the rows of {plural(len(carried), 'photo')} moved by the run it finishes)")
+        print(f"(with the rows of {plural(carried, 'photo')} moved by the run it finishes)")
     if partial_path(output).is_file():  # which of the two files to use must not be a guess
         warning(f"{partial_path(output)} is left from an earlier stopped run; {output} is this one")
     print(
-        f"{counts.ok} ok, {counts.review} to review (confidence under "
-        f"{args.review_threshold:g}), {plural(counts.unknown, 'unknown item')}, "
-        f"{plural(counts.error, 'error')}; {plural(collection.skipped, 'non-image file')} skipped"
+        f"{counts.ok} ok, {counts.review} to review (confidence under {threshold:g}), "
+        f"{plural(counts.unknown, 'unknown item')}, {plural(counts.error, 'error')}; "
+        f"{plural(skipped, 'non-image file')} skipped"
     )
-    if waited:
-        error(f"stopped by {waited[0]} while writing; the CSV above is complete")
-        return waited[0].exit_status
-    if args.summary is not None and not write_summary(args, rows, engine):
-        return EXIT_WRITE_FAILED
-    if args.sort_into is not None:
-        return sort_photos(args, predictions, engine.class_names)
-    return EXIT_OK
 
 
 def _among(path: Path, inputs: Sequence[str]) -> bool:
