@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,6 +18,7 @@ from typing import NamedTuple
 import pytest
 
 import desktop.core.sorting as sorting
+from child_signals import deliverable
 from desktop.core import file_placing, sort_manifest, sort_undo
 from desktop.core.cli import main as classify_main
 from desktop.core.engine import Engine
@@ -742,6 +744,8 @@ def test_the_command_sorts_after_the_csv_and_refuses_a_destination_inside_a_sour
     assert "was undone already: nothing left to undo" in capsys.readouterr().err
     assert classify_main(["--undo-sort", str(tmp_path / "sortd")]) == 2  # a typo
     assert "sortd does not exist: nothing to undo" in capsys.readouterr().err
+    assert classify_main(["--undo-sort", str(tmp_path / "r.csv")]) == 2  # a file, not DEST
+    assert "r.csv is a file, not a folder a sort went into" in capsys.readouterr().err
 
 
 def test_a_file_in_place_of_the_manifest_is_never_sorted_on_nor_undone(
@@ -1455,3 +1459,30 @@ def test_a_destination_pulled_out_mid_sort_stops_it_and_makes_nothing(
     on_stick = {p.name: digest(p) for p in files_under(stick) if not p.name.startswith(".")}
     assert len(on_stick) == 2
     assert {p.name: digest(p) for p in photos.iterdir()} | on_stick == before
+
+
+def test_ctrl_c_during_the_commands_undo_records_and_counts_what_went_back(
+    engine, tmp_path, monkeypatch, capsys
+) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    real_undo_one, done = sort_undo._undo_one, []
+
+    def ctrl_c_at_the_third(entry):
+        if len(done) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        done.append(real_undo_one(entry))
+        return done[-1]
+
+    monkeypatch.setattr(sort_undo, "_undo_one", ctrl_c_at_the_third)
+    with deliverable(signal.SIGINT):
+        assert classify_main(["--undo-sort", str(dest)]) == 130
+    said = capsys.readouterr().err
+    assert "stopped by SIGINT: 3 photos put back: undo again to put back the rest" in said
+    assert len(list(photos.iterdir())) == 3
+    assert len(manifest_rows(dest, UNDONE_MANIFEST_FILE)) == 3  # recorded, not redone
+    monkeypatch.setattr(sort_undo, "_undo_one", real_undo_one)
+    assert classify_main(["--undo-sort", str(dest)]) == 0
+    assert f"put back 9 photos from {dest}" in capsys.readouterr().out
+    assert len(list(photos.iterdir())) == 12

@@ -21,10 +21,10 @@ from .hashing import file_sha256
 from .model_info import ModelError
 from .results import Prediction
 from .sort_manifest import MANIFEST_FILE
-from .sort_records import SortError
+from .sort_records import SortError, SortStopped
 from .sort_undo import undo_sort
 from .sorting import check_destination, sort_into
-from .stop_signals import Stopped
+from .stop_signals import Stopped, stop_signals_wait
 from .summary import save_png, summarise
 from .watch import DEFAULT_POLL_SECONDS, watch_and_classify, watch_record_path
 from .wording import plural
@@ -141,14 +141,17 @@ def undo(args: argparse.Namespace) -> int:
     if args.paths or args.csv or args.sort_into or args.move:
         error("--undo-sort DEST takes no other arguments")
         return EXIT_USAGE
-    try:
-        report = undo_sort(args.undo_sort)
-    except SortError as exc:  # with a report: photos were put back, not all recorded
-        error(str(exc))
-        return EXIT_USAGE if exc.report is None else EXIT_WRITE_FAILED
-    except Stopped as stop:  # manifest.csv is rewritten only at the end: nothing is lost
-        error(f"stopped by {stop} while putting photos back; run --undo-sort again to finish")
-        return stop.exit_status
+    # A stop signal ends the undo between two photos, which then records what it put back
+    # and says how many, as the app's Cancel does.
+    with stop_signals_wait() as stops:
+        try:
+            report = undo_sort(args.undo_sort, should_stop=lambda: bool(stops))
+        except SortStopped as exc:
+            error(f"stopped by {stops[0]}: {exc}")
+            return stops[0].exit_status
+        except SortError as exc:  # with a report: photos were put back, not all recorded
+            error(str(exc))
+            return EXIT_USAGE if exc.report is None else EXIT_WRITE_FAILED
     print(
         f"put back {plural(len(report.filed), 'photo')} from {args.undo_sort}{report.undo_note()}"
     )

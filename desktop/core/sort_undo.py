@@ -47,6 +47,8 @@ def _check_something_to_undo(dest: Path) -> None:
     """A SortError saying why, when `dest` holds no manifest to undo."""
     if (dest / MANIFEST_FILE).is_file():
         return
+    if dest.exists() and not dest.is_dir():
+        raise SortError(f"{dest} is a file, not a folder a sort went into: nothing to undo")
     if not dest.is_dir():
         raise SortError(f"{dest} does not exist: nothing to undo")
     if (dest / UNDONE_MANIFEST_FILE).is_file():
