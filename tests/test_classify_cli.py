@@ -560,3 +560,31 @@ def test_progress_logged_to_a_file_writes_each_count_once() -> None:
     progress.update(3)
     progress.finish()
     assert single.getvalue().count("classified 3/3 (") == 1
+
+
+def test_a_watch_refuses_a_csv_of_other_columns_before_saying_it_watches(
+    tiny_model_path: Path, tmp_path: Path, capsys
+) -> None:
+    camera, mine = tmp_path / "camera", tmp_path / "mine.csv"
+    camera.mkdir()
+    mine.write_text("date,item\n2026-12-07,kettle\n")
+    argv = ["--watch", str(camera), "--csv", str(mine), "--model", str(tiny_model_path)]
+    assert main(argv) == 2
+    said = capsys.readouterr()
+    assert f"{mine} holds other columns" in said.err and "watching" not in said.out
+    assert mine.read_text() == "date,item\n2026-12-07,kettle\n"
+
+
+@pytest.mark.parametrize("watch", [False, True])
+def test_a_csv_in_place_of_the_sorts_manifest_is_refused_before_any_work(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, capsys, watch
+) -> None:
+    dest = tmp_path / "sorted"
+    dest.mkdir()
+    given = ["--watch", str(sample_images_dir)] if watch else [str(sample_images_dir)]
+    argv = [*given, "--csv", str(dest / "manifest.csv"), "--sort-into", str(dest)]
+    assert main([*argv, "--model", str(tiny_model_path)]) == 2
+    said = capsys.readouterr()
+    assert "manifest.csv is where the sort into" in said.err
+    assert "to classify" not in said.err and "watching" not in said.out
+    assert list(dest.iterdir()) == []

@@ -39,6 +39,7 @@ from .cli_common import (
     EXIT_WRITE_FAILED,
     PROG,
     UsageError,
+    check_csv_is_not_the_manifest,
     checked_output_path,
     error,
     warning,
@@ -93,6 +94,7 @@ def _classify(args: argparse.Namespace) -> int:
                 )
             raise UsageError("--ray needs Ray: pip install 'ewaste-sorter[cluster]'")
         output = checked_output_path(args.csv)
+        check_csv_is_not_the_manifest(output, args.sort_into)
         refusal = why_not_replace(output)
         if refusal is not None:
             raise UsageError(f"--csv {refusal}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .limits import MAX_FILE_NAME_BYTES
 from .safe_files import probe_writing
+from .sort_manifest import MANIFEST_FILE
 
 PROG = "ewaste-classify"
 EXIT_OK = 0
@@ -49,6 +50,16 @@ def checked_output_path(raw: str, option: str = "--csv", example: str = "results
     except OSError as exc:
         raise UsageError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
     return output
+
+
+def check_csv_is_not_the_manifest(output: Path, dest: Path | None) -> None:
+    """Refuse --csv DEST/manifest.csv with --sort-into DEST before any work: the results
+    would take the manifest's place, and the sort after classifying would refuse it."""
+    if dest is not None and output.resolve() == dest.resolve() / MANIFEST_FILE:
+        raise UsageError(
+            f"--csv {output} is where the sort into {dest} keeps its manifest: "
+            "give the results another name"
+        )
 
 
 def error(message: str) -> None:

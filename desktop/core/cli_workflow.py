@@ -13,6 +13,7 @@ from .cli_common import (
     EXIT_USAGE,
     EXIT_WRITE_FAILED,
     UsageError,
+    check_csv_is_not_the_manifest,
     checked_output_path,
     error,
 )
@@ -100,6 +101,7 @@ def watch(args: argparse.Namespace) -> int:
         if not 0.05 <= poll <= 3600:
             raise UsageError("--poll must be from 0.05 to 3600 seconds")
         output = checked_output_path(args.csv)
+        check_csv_is_not_the_manifest(output, args.sort_into)
         record = watch_record_path(output)
         if record.is_symlink() or (record.exists() and not record.is_file()):
             # Appended to and cut back: through a link, another file would be.
@@ -110,7 +112,6 @@ def watch(args: argparse.Namespace) -> int:
     except (UsageError, ModelError, SortError) as exc:
         error(str(exc))
         return EXIT_USAGE
-    print(f"watching {args.watch}; Ctrl+C stops, {output} is complete at every batch")
     try:
         watch_and_classify(
             engine,
@@ -122,6 +123,9 @@ def watch(args: argparse.Namespace) -> int:
             sort_into_dest=args.sort_into,
             move=args.move,
             log=lambda line: print(line, file=sys.stderr),
+            started=lambda: print(
+                f"watching {args.watch}; Ctrl+C stops, {output} is complete at every batch"
+            ),
         )
     except Stopped as stop:
         print(f"stopped watching ({stop}); {output} holds every photo classified")

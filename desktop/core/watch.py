@@ -165,14 +165,17 @@ def watch_and_classify(
     move: bool = False,
     log: Callable[[str], None] = print,
     should_stop: Callable[[], bool] = lambda: False,
+    started: Callable[[], None] = lambda: None,
 ) -> int:
     """Classify the photos arriving in `folder` until `should_stop()` or a stop signal
     (which the caller turns into an exception); returns how many were classified. Each
-    batch is appended to `output` at once, and filed under `sort_into_dest` when given."""
+    batch is appended to `output` at once, and filed under `sort_into_dest` when given.
+    `started()` once the CSV is open: a CSV it refuses is said before any "watching"."""
     folder = Path(os.path.abspath(folder))  # the CSV's paths are absolute, as without --watch
     record = watch_record_path(output)
     watcher = FolderWatcher(folder, already=_classified_before(output, record, folder))
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
+    started()
     names = list(engine.class_names)
 
     def file_photos(batch: list[Prediction], states: Mapping[str, FileState]) -> None:
