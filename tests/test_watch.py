@@ -474,6 +474,19 @@ def test_a_name_reused_after_the_photo_left_is_handed_over_again(tmp_path: Path)
     assert watcher.poll() == [photo]
 
 
+def test_a_photo_an_undo_puts_back_is_not_handed_over_again(tmp_path: Path) -> None:
+    # A sorting watch moved it away, then an undo put it back: the same photo (as a
+    # restarted watch would see from its record), not one to classify and sort again.
+    (tmp_path / "camera").mkdir()
+    watcher, photo, now = handed_over_once(tmp_path / "camera")
+    sorted_away = tmp_path / "IMG_0001.png"
+    photo.rename(sorted_away)
+    assert watcher.poll() == []
+    sorted_away.rename(photo)
+    for now[0] in (3.0, 5.0, 20.0):
+        assert watcher.poll() == []
+
+
 def test_a_watch_that_moves_photos_copies_an_unreadable_one(tiny_model_path, tmp_path) -> None:
     """An unreadable file may still be being written (a stalled upload): never moved from
     under its writer; the readable photo is moved as asked."""
@@ -595,3 +608,21 @@ def test_a_stop_right_after_the_csv_still_logs_the_running_total(
     assert len(read_rows(out)) == 2
     [said] = [line for line in lines if "since the watch began" in line]
     assert "2 new photos classified (2 since the watch began)" in said
+
+
+def test_a_watch_remembers_at_most_its_cap_of_photos_handed_over(tmp_path, monkeypatch) -> None:
+    import desktop.core.watch as watch
+
+    monkeypatch.setattr(watch, "MAX_KNOWN", 2)
+    now = [0.0]
+    watcher = FolderWatcher(tmp_path, settle_seconds=1.0, clock=lambda: now[0])
+    names = ["a.png", "b.png", "c.png"]
+    for name in names:  # one after the other: a is the oldest
+        (tmp_path / name).write_bytes(png_bytes((255, 0, 0)))
+        watcher.poll()
+        now[0] += 2.0
+        assert [p.name for p in watcher.poll()] == [name]
+    for name in names:
+        (tmp_path / name).unlink()  # moved away by the sort: remembered, up to the cap
+    watcher.poll()
+    assert [watcher.handed_over_state(name) is not None for name in names] == [False, True, True]

@@ -23,6 +23,7 @@ import contextlib
 import csv
 import errno
 import io
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -52,6 +53,7 @@ DEFAULT_POLL_SECONDS = 1.0
 # thousands of photos on a slow share is looked at less often, not listed without a pause.
 POLL_PAUSE_FACTOR = 9
 SETTLE_SECONDS = 1.0
+MAX_KNOWN = 100_000  # photos handed over that a watch remembers (about 25 MB)
 GIVE_UP_SECONDS = 10.0
 # The last cell of a line of a sorting watch's record (see the module).
 TO_SORT, SORTED = "to sort", "sorted"
@@ -126,11 +128,13 @@ class FolderWatcher:
                 ready.append(self.folder / name)
                 self._handed_over[name] = state
                 del self._pending[name]
-        # Names no longer in the folder are forgotten, so memory stays flat.
-        present = {entry.name for entry in entries}
-        for name in set(self._pending) - seen:
+        for name in set(self._pending) - seen:  # gone before it was ready
             del self._pending[name]
-        for name in set(self._handed_over) - present:
+        # A photo handed over stays known after it left (a sorting watch moved it): one an
+        # undo puts back is not classified and sorted again, as a restarted watch would not
+        # either; another photo under its name has another state. The oldest go past a cap.
+        over = max(0, len(self._handed_over) - MAX_KNOWN)
+        for name in list(itertools.islice(self._handed_over, over)):
             del self._handed_over[name]
         return sorted(ready)
 
