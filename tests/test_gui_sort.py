@@ -244,18 +244,18 @@ def test_an_undo_into_a_watched_folder_keeps_its_report(qtbot, window, tmp_path,
     qtbot.wait(2500)  # the watch sees the folder empty (the undo comes later in the shift)
 
     window.last_summary = None
-    # The watch sees them come back and hands them over once settled; the window finds
-    # each one's row unchanged, so no run starts to say "already in the table" over the
-    # undo's report.
-    with qtbot.waitSignal(window.folder_watch.photos_ready, timeout=TIMEOUT_MS) as arrived:
+    # The watch remembers the photos it handed over: back in the folder, they are not
+    # handed over again (settled within 2.5 s), and no run says "already in the table"
+    # over the undo's report.
+    with qtbot.assertNotEmitted(window.folder_watch.photos_ready, wait=2500):
         window.sorting.undo_sort(str(tmp_path / "sorted"))
         qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
         report = window.statusBar().currentMessage()
         assert report.startswith("Put back 4 photos")
-    assert len(arrived.args[0]) == 4
-    qtbot.wait(200)  # a run would have started by now
+    assert len(list(camera.iterdir())) == 4
     assert window.statusBar().currentMessage() == report and window.last_summary is None
     assert window.results.rowCount() == 4 and not window.controller.busy
+    assert all(Path(row.path).parent == camera for row in window.results.rows)
 
 
 def test_watch_folder_classifies_photos_as_they_arrive(qtbot, window, tmp_path, monkeypatch):
