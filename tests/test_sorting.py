@@ -1486,3 +1486,26 @@ def test_ctrl_c_during_the_commands_undo_records_and_counts_what_went_back(
     assert classify_main(["--undo-sort", str(dest)]) == 0
     assert f"put back 9 photos from {dest}" in capsys.readouterr().out
     assert len(list(photos.iterdir())) == 12
+
+
+def test_a_sort_again_by_another_threshold_says_which_photos_it_left_where_they_are(
+    engine, tmp_path, tiny_model_path, capsys
+) -> None:
+    # Only a person's class moves a photo filed before: a stricter threshold leaves the
+    # photos it now doubts in their class folders, and the command says so, and what to do.
+    photos = photo_folder(tmp_path / "photos")
+    dest, out = tmp_path / "sorted", tmp_path / "r.csv"
+    argv = [str(photos), "--csv", str(out), "--sort-into", str(dest)]
+    argv += ["--model", str(tiny_model_path)]
+    assert classify_main(argv) == 0
+    capsys.readouterr()
+    assert classify_main([*argv, "--review-threshold", "0.9999"]) == 0
+    said = capsys.readouterr().out
+    with open(out, newline="", encoding="utf-8-sig") as handle:
+        doubted = [Path(r["path"]).name for r in csv.DictReader(handle) if r["status"] == "review"]
+    left = [name for name in doubted if not (dest / REVIEW_FOLDER / name).is_file()]
+    assert left and all(len(list(dest.glob(f"*/{name}"))) == 1 for name in left)
+    assert (
+        f"12 already there from an earlier sort ({len(left)} of them in a folder this "
+        "sort would not choose: undo it and sort again to file them by this threshold and model)"
+    ) in said

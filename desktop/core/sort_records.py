@@ -48,6 +48,9 @@ class SortReport:
     # A sort's: the rows it wrote. An undo's: each photo put back, its source where it is now.
     filed: list[Filed] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already filed by an earlier run
+    # Of those, the ones this sort would have filed in another folder (a new threshold or
+    # model): left where they are, as only a person's class moves a photo filed before.
+    filed_elsewhere: list[str] = field(default_factory=list)
     # Filed before and moved to the folder a person's class now says: (old place, new entry).
     refiled: list[tuple[str, Filed]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
@@ -68,6 +71,11 @@ class SortReport:
         """What a sort into a folder sorted before found: "; 3 already there from an
         earlier sort; 1 moved to its new folder" (empty for a new folder)."""
         note = f"; {len(self.skipped)} already there from an earlier sort" if self.skipped else ""
+        if self.filed_elsewhere:
+            note += (
+                f" ({len(self.filed_elsewhere)} of them in a folder this sort would not choose: "
+                "undo it and sort again to file them by this threshold and model)"
+            )
         if self.refiled:
             moved = "moved to its new folder" if len(self.refiled) == 1 else "moved to new folders"
             note += f"; {len(self.refiled)} {moved}"

@@ -221,7 +221,7 @@ def _file_each(
                 if _filed_before(earlier):
                     # Only a person's word (a class set, changed or cleared) moves it.
                     new_folder = dest / folder if source in confirmed else None
-                    again = _Again(source, label, status, new_folder)
+                    again = _Again(source, label, status, new_folder, folder)
                     _file_again(again, earlier, move, manifest, report, claimed)
                     continue
                 try:
@@ -258,12 +258,14 @@ def _file_each(
 @dataclass(frozen=True)
 class _Again:
     """A photo the manifest records, as this sort sees it: `new_folder` when a person's word
-    says where it goes (None: it stays where it was filed)."""
+    says where it goes (None: it stays where it was filed); `folder`, where the model's
+    word (the threshold, the model) would file it now."""
 
     source: str
     label: str
     status: str
     new_folder: Path | None
+    folder: str
 
 
 def _file_again(
@@ -305,6 +307,8 @@ def _file_again(
     if refiled is None:
         if not moved:
             report.skipped.append(again.source)
+            if Path(earlier.destination).parent.name != again.folder:
+                report.filed_elsewhere.append(again.source)
         return
     # The new row first, then the old name goes: a stop between loses nothing, and a name
     # held open elsewhere goes at the next sort.
