@@ -990,12 +990,29 @@ def test_an_undo_waits_for_a_card_that_is_not_inserted(engine, tmp_path) -> None
     report = undo_sort(dest)
     # Nothing is put under a folder made up in its place (a card inserted later hides it).
     assert not (tmp_path / "card").exists() and len(report.failed) == len(before)
-    assert "nor the folder above it (a card or share not connected?)" in report.failed[0][1]
+    assert "nor the folder above it: a card or share not connected" in report.failed[0][1]
     assert len(manifest_rows(dest)) == len(before)  # kept for the next try
 
     pulled.rename(tmp_path / "card")
     assert not undo_sort(dest).failed
     assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
+def test_an_undo_makes_again_a_tree_of_photo_folders_deleted_whole(engine, tmp_path) -> None:
+    # Photos in shift/ and shift/bench/2/, moved; then shift/ deleted, emptied, as a whole.
+    shift = tmp_path / "shift"
+    photo_folder(shift)
+    deep = shift / "bench" / "2"
+    deep.mkdir(parents=True)
+    write_solid(deep / "mouse-2.png", PROTOTYPE_COLOURS["Mouse"])
+    before = {p.relative_to(shift): digest(p) for p in shift.rglob("*") if p.is_file()}
+    rows = classified(engine, shift) + classified(engine, deep)
+    dest = tmp_path / "sorted"
+    sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    shutil.rmtree(shift)
+    # One undo puts back all of it: shift/ held photos and the folder above it is there.
+    assert not undo_sort(dest).failed
+    assert {p.relative_to(shift): digest(p) for p in shift.rglob("*") if p.is_file()} == before
 
 
 def test_an_undo_makes_again_the_folder_a_person_deleted_once_it_was_empty(engine, tmp_path):
@@ -1469,10 +1486,10 @@ def test_ctrl_c_during_the_commands_undo_records_and_counts_what_went_back(
     sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
     real_undo_one, done = sort_undo._undo_one, []
 
-    def ctrl_c_at_the_third(entry):
+    def ctrl_c_at_the_third(*args):
         if len(done) == 2:
             os.kill(os.getpid(), signal.SIGINT)
-        done.append(real_undo_one(entry))
+        done.append(real_undo_one(*args))
         return done[-1]
 
     monkeypatch.setattr(sort_undo, "_undo_one", ctrl_c_at_the_third)

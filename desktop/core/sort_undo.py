@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -96,6 +96,7 @@ def _undo_each(
     stopped early."""
     seen: set[tuple[str, str]] = set()
     returned: set[tuple[str, str]] = set()  # photos put back by their latest row
+    photo_folders = {Path(e.source).parent for e in entries if isinstance(e, Filed)}
     for position, entry in enumerate(reversed(entries)):
         if should_stop():
             left.extend(reversed(entries[: len(entries) - position]))
@@ -108,7 +109,7 @@ def _undo_each(
         # One photo: its path and content (a new photo under a reused name is another).
         photo = (entry.source, entry.sha256)
         try:
-            outcome, back = _undo_one(entry)
+            outcome, back = _undo_one(entry, photo_folders)
         except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
             if photo in returned:  # an earlier row of a photo back already (renamed, say)
                 undone.append(entry)
@@ -129,13 +130,13 @@ def _undo_each(
     return False
 
 
-def _undo_one(entry: Filed) -> tuple[str, Path]:
+def _undo_one(entry: Filed, photo_folders: Collection[Path]) -> tuple[str, Path]:
     """Put one photo back: MOVED_BACK (the filed file went back to the source path, or a
     numbered name beside it), DELETED (the photo was back already, at its source path or a
     numbered name beside it, and the filed duplicate went) or IN_PLACE (nothing to do);
     and where the photo is now."""
     placed, source = Path(entry.destination), Path(entry.source)
-    _folder_to_put_back_into(source)
+    _folder_to_put_back_into(source, photo_folders)
     filed = placed.is_file() and file_sha256(placed) == entry.sha256
     if filed and is_same_path(placed, source):
         return IN_PLACE, placed  # the photo already sat where it was filed: it stays
@@ -157,20 +158,24 @@ def _undo_one(entry: Filed) -> tuple[str, Path]:
     return MOVED_BACK, back
 
 
-def _folder_to_put_back_into(source: Path) -> None:
-    """Make a photo's folder again if a person deleted it once the sort emptied it; but
-    refuse when the folder above is gone too: a card not inserted or a share not connected,
-    where a made-up folder would hide the photo under the mount point later."""
+def _folder_to_put_back_into(source: Path, photo_folders: Collection[Path]) -> None:
+    """Make a photo's folder again if a person deleted it once the sort emptied it: when
+    the folder above it is there, or above a folder of the sort's photos it is inside (a
+    tree of photo folders deleted whole). Refuse otherwise: a card not inserted or a share
+    not connected, where a made-up folder would hide the photo under the mount point later.
+    `photo_folders`: the folders of the manifest's photos."""
     folder = source.parent
     if folder.is_dir():
         return
-    if not folder.parent.is_dir():
+    held_photos = [f for f in (folder, *folder.parents) if f in photo_folders]
+    if not any(f.parent.is_dir() for f in held_photos):
         raise OSError(
             errno.ENOENT,
-            f"its folder {folder} is not there, nor the folder above it (a card or share not "
-            f"connected?); left as is: undo again once it is back",
+            f"its folder {folder} is not there, nor the folder above it: a card or share "
+            "not connected, or folders deleted? Left as is: undo again once the card is back "
+            "or the folder made again",
         )
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _remove_emptied_folders(dest: Path, undone: list[Filed]) -> None:
