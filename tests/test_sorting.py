@@ -1526,3 +1526,32 @@ def test_a_sort_again_by_another_threshold_says_which_photos_it_left_where_they_
         f"12 already there from an earlier sort ({len(left)} of them in a folder this "
         "sort would not choose: undo it and sort again to file them by this threshold and model)"
     ) in said
+
+
+def test_a_folder_that_cannot_be_written_in_is_named_not_the_photo(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # A class folder made read-only by hand (the tests run as root, which ignores modes:
+    # the system's refusal is played), then an undo into a write-protected card.
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    real_place = file_placing._place
+
+    def refused_in(folder: Path):
+        def place(source, wanted, *args):
+            if wanted.parent == folder:
+                temporary = wanted.with_name(".0123456789ab.sorting.tmp")
+                raise PermissionError(errno.EACCES, "Permission denied", str(temporary))
+            return real_place(source, wanted, *args)
+
+        return place
+
+    monkeypatch.setattr(file_placing, "_place", refused_in(dest / "Keyboard"))
+    report = sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    [(source, reason)] = report.failed
+    assert source == str(photos / "keyboard.png")
+    assert reason == f"cannot write in {dest / 'Keyboard'} (permission denied)"
+
+    monkeypatch.setattr(file_placing, "_place", refused_in(photos))
+    report = undo_sort(dest)
+    assert {why for _, why in report.failed} == {f"cannot write in {photos} (permission denied)"}

@@ -40,7 +40,19 @@ def place(
     """Put a copy of `source` at `wanted` or the first free numbered name, and return where
     it went; the source stays. With `link` (for a move, whose caller then deletes the
     source), the same file system gets a hard link instead: no bytes copied, and never two
-    names for one file once the move is done."""
+    names for one file once the move is done. A folder that cannot be written in is named:
+    the photo's own path would point at the wrong file (a read-only class folder, a
+    write-protected card an undo puts back to)."""
+    try:
+        return _place(source, wanted, expected_sha256, link)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EROFS):
+            raise
+        why = (exc.strerror or str(exc)).lower()
+        raise OSError(exc.errno, f"cannot write in {wanted.parent} ({why})") from exc
+
+
+def _place(source: Path, wanted: Path, expected_sha256: str | None, link: bool) -> Path:
     if link and source.stat().st_dev == wanted.parent.stat().st_dev:
         try:
             return _claim_name(wanted, lambda target: os.link(source, target))
