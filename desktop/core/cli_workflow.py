@@ -135,8 +135,11 @@ def watch(args: argparse.Namespace) -> int:
     except ModelError as exc:  # the model failed on a batch; the CSV holds the rest
         error(f"the watch stopped: {exc}")
         return EXIT_RUN_FAILED
-    except (SortError, OSError) as exc:  # a full disk, a CSV that cannot be appended to
-        error(f"the watch stopped: {getattr(exc, 'strerror', None) or exc}")
+    except SortError as exc:  # "sort again" means: start the watch again
+        error(f"the watch stopped: {exc} (started again, the watch sorts what is left)")
+        return EXIT_WRITE_FAILED
+    except OSError as exc:  # a CSV that cannot be appended to
+        error(f"the watch stopped: {exc.strerror or exc}")
         return EXIT_WRITE_FAILED
     return EXIT_OK
 
