@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import re
 import threading
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from desktop.core import sort_undo
 from desktop.core.sort_manifest import MANIFEST_FILE, UNDONE_MANIFEST_FILE
 from desktop.core.sorting import REVIEW_FOLDER
 from fixtures_images import write_solid
@@ -399,10 +401,26 @@ def test_a_running_sort_shows_its_progress_and_its_cancel_button_stops_it(
     assert message.startswith("Sorting stopped: 3 photos filed") and len(manifest_rows(dest)) == 3
     assert panel.bar.format() == "Ready" and not panel.cancel_button.isEnabled()
 
+    # The undo counts too, once it has read the manifest (3 photos), held at its second.
+    real_undo_one, undoing, go = sort_undo._undo_one, threading.Event(), threading.Event()
+
+    def undo_one(*args):
+        if not undoing.is_set():
+            undoing.set()
+        else:
+            assert go.wait(30)
+        return real_undo_one(*args)
+
+    monkeypatch.setattr(sort_undo, "_undo_one", undo_one)
     window.sorting.undo_sort(str(dest))
     assert window.statusBar().currentMessage().startswith("Putting back the photos sorted into")
+    assert undoing.wait(30)
+    qtbot.waitUntil(lambda: panel.bar.maximum() == 3, timeout=TIMEOUT_MS)
+    assert re.fullmatch(r"Putting back: [01] / 3 photos", panel.bar.format())
+    assert panel.cancel_button.isEnabled()
+    go.set()
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
-    assert len(list(folder.iterdir())) == 4
+    assert len(list(folder.iterdir())) == 4 and panel.bar.format() == "Ready"
 
 
 def test_a_run_during_a_sort_leaves_the_progress_panel_to_the_sort(
@@ -421,7 +439,7 @@ def test_a_run_during_a_sort_leaves_the_progress_panel_to_the_sort(
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
     # Then the bar shows what the run's last word was.
     assert panel.bar.format() == "Done: 1 image" and not panel.cancel_button.isEnabled()
-    window.sorting.progress.emit(3, 4)  # a late one, from a sort a close waited for
+    window.sorting.progress.emit("Sorting", 3, 4)  # a late one, from a sort a close waited for
     assert panel.bar.format() == "Done: 1 image"
 
 

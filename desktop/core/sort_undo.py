@@ -13,7 +13,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Collection
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .file_placing import already_back, free_name, is_same_path, place
@@ -28,19 +28,23 @@ MOVED_BACK, DELETED, IN_PLACE = "moved back", "deleted", "in place"
 
 
 def undo_sort(
-    dest: str | os.PathLike[str], should_stop: Callable[[], bool] | None = None
+    dest: str | os.PathLike[str],
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SortReport:
     """Put every photo of the manifest back: a moved one to its source path (never over a
     file that is there now), a copy deleted (only if unchanged; moved back if its original
     is gone). Done rows go to a manifest.undone csv; rows that could not be undone stay in
     manifest.csv, so running the undo again retries just those. `should_stop()`, asked
     between photos, ends it early the same way; that and a failure to write the manifests
-    raise a SortError with the report of the photos put back."""
+    raise a SortError with the report of the photos put back. `progress(done, total)`,
+    before each photo: photos handled so far, of the manifest's photos."""
     dest = Path(os.path.realpath(dest))
     _check_something_to_undo(dest)  # before the lock, whose file the folder must take
     with alone_in(dest, wait_if_busy=None):
         _check_something_to_undo(dest)  # still: an undo may have finished it meanwhile
-        return _undo_all(dest, dest / MANIFEST_FILE, should_stop or (lambda: False))
+        pace = _Pace(should_stop or (lambda: False), progress or (lambda _done, _total: None))
+        return _undo_all(dest, dest / MANIFEST_FILE, pace)
 
 
 def _check_something_to_undo(dest: Path) -> None:
@@ -56,13 +60,21 @@ def _check_something_to_undo(dest: Path) -> None:
     raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
 
 
-def _undo_all(dest: Path, manifest: Path, should_stop: Callable[[], bool]) -> SortReport:
+@dataclass(frozen=True)
+class _Pace:
+    """The caller's word between two photos: whether to stop, and how far the undo is."""
+
+    should_stop: Callable[[], bool]
+    progress: Callable[[int, int], None]
+
+
+def _undo_all(dest: Path, manifest: Path, pace: _Pace) -> SortReport:
     """`undo_sort`'s work, once the manifest is found and the destination's lock held."""
     entries = read_manifest(manifest, dest)
     if not entries:  # created by a sort stopped before its first photo: kept as it is
         raise SortError(f"{manifest} lists no photo: nothing to undo")
     report, left, undone = SortReport(), [], []
-    stopped = _undo_each(manifest, entries, report, left, undone, should_stop)
+    stopped = _undo_each(manifest, entries, report, left, undone, pace)
     try:
         _remove_emptied_folders(dest, undone)
         if undone:
@@ -89,7 +101,7 @@ def _undo_each(
     report: SortReport,
     left: list[Filed | DamagedRow],
     undone: list[Filed | DamagedRow],
-    should_stop: Callable[[], bool],
+    pace: _Pace,
 ) -> bool:
     """Put back each photo of `manifest`'s `entries`, latest row first, into `report`;
     rows not undone go to `left`, done ones to `undone` (both latest first). True when
@@ -97,8 +109,10 @@ def _undo_each(
     seen: set[tuple[str, str]] = set()
     returned: set[tuple[str, str]] = set()  # photos put back by their latest row
     photo_folders = {Path(e.source).parent for e in entries if isinstance(e, Filed)}
+    photos = len({(e.source, e.sha256) for e in entries if isinstance(e, Filed)})
     for position, entry in enumerate(reversed(entries)):
-        if should_stop():
+        pace.progress(len(seen), photos)
+        if pace.should_stop():
             left.extend(reversed(entries[: len(entries) - position]))
             return True
         if isinstance(entry, DamagedRow):

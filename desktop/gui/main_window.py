@@ -557,9 +557,9 @@ class MainWindow(QMainWindow):
         return False
 
     @Slot(int, int)
-    def _show_sort_progress(self, done: int, total: int) -> None:
+    def _show_sort_progress(self, what: str, done: int, total: int) -> None:
         if self.sorting.busy:  # not a late one from a sort a close stopped and waited for
-            self.progress_panel.set_sorting(done, total)
+            self.progress_panel.set_sorting(what, done, total)
 
     @Slot(bool)
     def _on_sorting_busy(self, busy: bool) -> None:

@@ -48,13 +48,14 @@ class ProgressPanel(QWidget):
         self.cancel_button.setEnabled(True)
         self.cancel_button.setToolTip("Stop classifying; the results so far are kept (Esc)")
 
-    def set_sorting(self, done: int, total: int) -> None:
-        """A sort's progress, or with `total` 0 an undo's (its count is not known ahead)."""
+    def set_sorting(self, what: str, done: int, total: int) -> None:
+        """A sort's or an undo's progress (`what`: "Sorting", "Putting back"); with `total`
+        0, a busy bar until the count is known."""
         self._sorting = True
         self.bar.setUpdatesEnabled(False)  # painted with the window: see set_progress
         self.bar.setRange(0, total)  # (0, 0): a busy indicator
         self.bar.setValue(done)
-        self.bar.setFormat(f"Sorting: {done} / {total} photos" if total else "Putting back…")
+        self.bar.setFormat(f"{what}: {done} / {total} photos" if total else f"{what}…")
         self.bar.setUpdatesEnabled(True)
         self.cancel_button.setEnabled(True)
         self.cancel_button.setToolTip("Stop after the photo in hand; it stays whole (Esc)")

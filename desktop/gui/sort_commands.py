@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from desktop.gui.results_model import ResultsModel
 
 COPY, MOVE = "copy", "move"
+SORTING, PUTTING_BACK = "Sorting", "Putting back"  # what the progress bar says runs
 PROGRESS_SECONDS = 0.1
 
 
@@ -66,11 +67,11 @@ def _put_back_by_undo(report: SortReport) -> dict[str, str]:
 
 class SortCommands(QObject):
     """Sorts the results' photos; `busy` while a sort or undo runs, `started(text)` and
-    `progress(done, total)` meanwhile (total 0: not known), `finished(text)` after.
-    `cancel()` stops it after the photo in hand."""
+    `progress(what, done, total)` meanwhile ("Sorting" or "Putting back"; total 0: not
+    known yet), `finished(text)` after. `cancel()` stops it after the photo in hand."""
 
     started = Signal(str)  # what runs, for the status bar
-    progress = Signal(int, int)
+    progress = Signal(str, int, int)
     finished = Signal(str)  # what happened, for the status bar
     busy_changed = Signal(bool)
 
@@ -129,7 +130,7 @@ class SortCommands(QObject):
         self._start(job, words, _moved_by_sort)
         verb = "Moving" if how == MOVE else "Copying"
         self.started.emit(f"{verb} {plural(len(predictions), 'photo')} into {dest}… (Esc stops)")
-        self.progress.emit(0, len(predictions))
+        self.progress.emit(SORTING, 0, len(predictions))
 
     def undo_sort(self, dest: str | None = None) -> None:
         """Put back the photos of an earlier sort into `dest` (asked for unless given)."""
@@ -137,11 +138,12 @@ class SortCommands(QObject):
             return
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Undo the sort into")
         if dest:
-            job = partial(undo_sort, Path(dest), should_stop=self._stop.is_set)
+            progress = self._progress_sayer(PUTTING_BACK)
+            job = partial(undo_sort, Path(dest), should_stop=self._stop.is_set, progress=progress)
             words = _Words(f"Put back {{filed}} from {dest}", "not put back", "Undo stopped")
             self._start(job, words, _put_back_by_undo)
             self.started.emit(f"Putting back the photos sorted into {dest}… (Esc stops)")
-            self.progress.emit(0, 0)
+            self.progress.emit(PUTTING_BACK, 0, 0)
 
     def _ask_copy_or_move(self, dest: str, photos: int) -> str | None:
         box = QMessageBox(self._dialog_parent())
@@ -171,15 +173,25 @@ class SortCommands(QObject):
         self._call.start()
 
     def _counted(self, predictions: list[Prediction]) -> Iterator[Prediction]:
-        """`predictions`, saying as the sort takes each one (on its pool thread) how many it
-        has done: at most every PROGRESS_SECONDS (a queued signal per photo would keep the
-        window busy on a fast disk)."""
-        said = 0.0
+        """`predictions`, saying as the sort takes each one how many it has done."""
+        say = self._progress_sayer(SORTING)
         for done, prediction in enumerate(predictions):
+            say(done, len(predictions))
+            yield prediction
+
+    def _progress_sayer(self, what: str) -> Callable[[int, int], None]:
+        """`progress` for a job to call on its pool thread, emitted at most every
+        PROGRESS_SECONDS (a queued signal per photo would keep the window busy on a fast
+        disk)."""
+        said = 0.0
+
+        def say(done: int, total: int) -> None:
+            nonlocal said
             if time.monotonic() - said >= PROGRESS_SECONDS:
                 said = time.monotonic()
-                self.progress.emit(done, len(predictions))
-            yield prediction
+                self.progress.emit(what, done, total)
+
+        return say
 
     def cancel(self) -> None:
         """Stop the running sort or undo after the photo in hand (nothing if none runs)."""
