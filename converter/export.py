@@ -206,6 +206,12 @@ def _write_checked_model(
         os.replace(temp, out)
     with contextlib.suppress(FileNotFoundError):
         failed_parity_report_path(out).unlink()
+    # An INT8 copy beside --out was made from the file just replaced: left there, it would
+    # be calibrated and shipped as this model (--int8 makes a new one after this).
+    for stale in int8_paths(out):
+        if stale.is_file():
+            stale.unlink()
+            log(f"removed {stale}: it was made from the model {out} replaced")
     return facts
 
 

@@ -326,6 +326,24 @@ def test_verify_fails_on_a_model_tampered_after_export(
     assert report["images"]["outputs"]["probabilities"]["max_abs_diff"] > 1e-5
 
 
+def test_an_export_removes_the_int8_copy_of_the_model_it_replaces(tmp_path: Path, capsys) -> None:
+    # The INT8 pair of an earlier export (of another model) beside --out would be the file
+    # the next step, open-set, calibrates and ships.
+    model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES)
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"an earlier export")
+    stale_model, stale_report = tmp_path / "model.int8.onnx", tmp_path / "model.int8.json"
+    stale_model.write_bytes(b"the earlier export's INT8 copy")
+    stale_report.write_text('{"kept": true}')
+    kept = tmp_path / "other.int8.onnx"  # another export's: not this one's to remove
+    kept.write_bytes(b"another model")
+    assert run_cli("export", model_path, "--out", out, "--no-parity") == 0
+    assert not stale_model.exists() and not stale_report.exists() and kept.is_file()
+    assert f"removed {stale_model}: it was made from the model {out} replaced" in (
+        capsys.readouterr().out
+    )
+
+
 def test_failed_parity_leaves_nothing_at_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
