@@ -160,6 +160,11 @@ def _open_set(args: argparse.Namespace) -> int:
         raise ConvertError(f"--promised-rate must be between 0 and 0.5, got {args.promised_rate}")
     if not Path(args.onnx).is_file():
         raise ConvertError(f"model not found: {args.onnx}")
+    if Path(args.out).resolve() == Path(args.onnx).resolve():
+        raise ConvertError(
+            f"--out is {args.onnx} itself: give the calibrated model another name (the export "
+            "stays, for verify and for another open-set)"
+        )
     try:
         dataset = load_dataset(args.data)
         model = onnx.load(str(args.onnx))

@@ -404,6 +404,10 @@ def test_verify_explains_a_file_calibrated_by_open_set(
         == 2
     )
     assert_one_line_error(capsys, "model not found")
+    before = exported["onnx"].read_bytes()
+    assert run_cli("open-set", exported["onnx"], "--data", data, "--out", exported["onnx"]) == 2
+    assert_one_line_error(capsys, "itself: give the calibrated model another name")
+    assert exported["onnx"].read_bytes() == before
 
 
 def test_static_batch_export_runs_padded_batches(tmp_path: Path) -> None:
