@@ -406,14 +406,28 @@ def test_lite0_presets_train_from_imagenet_in_two_runs(tiny_data, tmp_path, caps
         (["--optimizer", "sgd"], "--optimizer 'sgd': choose adam, adamw"),
         (["--monitor", "val_acc"], "--monitor 'val_acc': choose val_loss, val_accuracy"),
         (["--batch-size", "0"], "--batch-size 0: give a whole number of 1 or more"),
+        # Numbers out of range, which Keras took as they were or refused with a traceback
+        # after the run folder was made.
+        (["--dropout", "1.5"], "--dropout 1.5: give a fraction from 0 up to (not including) 1"),
+        (["--seed", "-1"], "--seed -1: give a whole number from 0 to 4294967295"),
+        (["--learning-rate", "-1"], "--learning-rate -1.0: give a rate above 0, at most 1"),
+        (["--label-smoothing", "5"], "--label-smoothing 5.0: give a fraction from 0 up to"),
+        (["--mix-probability", "2"], "--mix-probability 2.0: give a fraction from 0 to 1"),
+        (["--weight-decay", "-1"], "--weight-decay -1.0: give a number from 0 to 1"),
+        (["--frozen-layers", "-1"], "--frozen-layers -1: give 0 or more layers"),
+        (["--patience", "-3"], "--patience -3: give 0 or more epochs"),
+        (["--cache-dir", "{file}"], "--cache-dir {file} is a file; give a folder to write into"),
     ],
 )
 def test_a_bad_choice_is_one_line_and_status_2(tiny_data, tmp_path, capsys, flags, message):
     """A user's mistake is a one-line error before any work starts, not a traceback."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    flags = [flag.format(file=a_file) for flag in flags]
     argv = ["fit", "--data", str(tiny_data), "--out", str(tmp_path / "run"), *flags]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ewaste-train: error: ") and message in err
+    assert err.startswith("ewaste-train: error: ") and message.format(file=a_file) in err
     assert not (tmp_path / "run").exists()
 
 

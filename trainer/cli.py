@@ -175,7 +175,9 @@ def _run(args: argparse.Namespace) -> None:
             _out_folder(args.out),
             config,
             resume=args.resume,
-            cache_dir=args.cache_dir or data.DEFAULT_CACHE_DIR,
+            cache_dir=_out_folder(args.cache_dir, "--cache-dir")
+            if args.cache_dir
+            else data.DEFAULT_CACHE_DIR,
             report_split=args.report_split,
             eager=args.eager,
         )
@@ -212,10 +214,10 @@ STOPPED_ADVICE = {
 }
 
 
-def _out_folder(path: Path) -> Path:
-    """--out names a folder to write into; an existing file there is a user error."""
+def _out_folder(path: Path, option: str = "--out") -> Path:
+    """`option` names a folder to write into; an existing file there is a user error."""
     if path.exists() and not path.is_dir():
-        raise TrainerError(f"--out {path} is a file; give a folder for the results")
+        raise TrainerError(f"{option} {path} is a file; give a folder to write into")
     return path
 
 

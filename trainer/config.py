@@ -68,6 +68,11 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} {getattr(self, name)}: give a whole number of 1 or more")
+        for name, (low, high, words) in RANGES.items():
+            value = getattr(self, name)
+            if not (low <= value <= high and (name not in OPEN_ABOVE or value < high)):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} {value}: give {words}")
         return self
 
 
@@ -81,6 +86,21 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "augment": ("basic", "strong", "heavy", "station"),
     "monitor": ("val_loss", "val_accuracy"),
 }
+
+
+# The numbers with a range, checked before anything is written: (lowest, highest, in words).
+RANGES: dict[str, tuple[float, float, str]] = {
+    "learning_rate": (1e-12, 1.0, "a rate above 0, at most 1 (such as 0.001)"),
+    "weight_decay": (0.0, 1.0, "a number from 0 to 1"),
+    "dropout": (0.0, 1.0, "a fraction from 0 up to (not including) 1"),
+    "label_smoothing": (0.0, 1.0, "a fraction from 0 up to (not including) 1"),
+    "mix_probability": (0.0, 1.0, "a fraction from 0 to 1"),
+    "frozen_layers": (0, 10**6, "0 or more layers"),
+    "warmup_epochs": (0, 10**6, "0 or more epochs"),
+    "patience": (0, 10**6, "0 or more epochs"),
+    "seed": (0, 2**32 - 1, "a whole number from 0 to 4294967295"),
+}
+OPEN_ABOVE = {"dropout", "label_smoothing"}  # 1 would drop, or smooth away, everything
 
 
 def recorded_resize(run: RunRecord | None) -> str:
