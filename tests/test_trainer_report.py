@@ -195,6 +195,23 @@ def test_report_figures_equal_the_metrics_dict() -> None:
     assert "None: every image was classified correctly." in report  # no list given
 
 
+def test_a_val_report_names_its_own_predictions_file_and_why_two_losses_differ() -> None:
+    # Many mistakes (a random model), label smoothing in the recipe: the list ends by
+    # naming the file that holds the rest, and the two losses of one model are explained.
+    y_true, probabilities = _random_case(classes=3, n=300)
+    metrics = {"val": classification_metrics(y_true, probabilities, CLASSES)}
+    metrics["val"]["misclassified"] = [
+        {"path": f"val/A/{i}.jpg", "true": "A", "predicted": "B", "confidence": 0.5}
+        for i in range(25)
+    ]
+    metrics["training"] = history_summary(HISTORY)
+    report = render_report(metrics, "val", run_config={"label_smoothing": 0.1})
+    assert "... and 5 more (see predictions_val.csv)." in report
+    assert "include its label smoothing (0.1): they are higher than the cross-entropy" in report
+    plain = render_report(metrics, "val", run_config={"label_smoothing": 0.0})
+    assert "label smoothing" not in plain
+
+
 def test_report_without_audit_history_or_run_config_says_so() -> None:
     y_true, probabilities = _random_case(classes=3, n=30)
     report = render_report({"test": classification_metrics(y_true, probabilities, CLASSES)})

@@ -188,7 +188,8 @@ def _run(args: argparse.Namespace) -> None:
         count = len(record.soup["ingredients"])
         print(f"averaged {count} runs into {args.out / 'model.keras'}")
     else:
-        from trainer.evaluate import artefact_name, evaluate_saved_model
+        from trainer.evaluate import evaluate_saved_model
+        from trainer.report import artefact_name
 
         out = args.out or args.model.parent / f"{args.model.stem}-{args.split}-evaluation"
         metrics = evaluate_saved_model(

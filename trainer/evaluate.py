@@ -33,7 +33,7 @@ from trainer.config import recorded_resize
 from trainer.dataset import Dataset, load_dataset
 from trainer.files import write_text_atomic
 from trainer.metrics import accuracy_summary, classification_metrics, cross_entropy, history_summary
-from trainer.report import write_report
+from trainer.report import artefact_name, write_report
 from trainer.run_folder import (
     Audit,
     Metrics,
@@ -99,12 +99,6 @@ def _dedup_metrics(
         "loss": cross_entropy(probabilities[mask], y_true[mask]),
         **result,
     }
-
-
-def artefact_name(name: str, split: str) -> str:
-    """The file name of a report artefact for `split` (test keeps the plain name)."""
-    stem, dot, suffix = name.partition(".")
-    return name if split == "test" else f"{stem}_{split}{dot}{suffix}"
 
 
 def _write_predictions(

@@ -150,8 +150,9 @@ def fit(
     metrics it wrote. Recipes are compared with "val", so the test split is read only for
     the model that ships."""
     from trainer.audit import run_audit
-    from trainer.evaluate import artefact_name, evaluate_model
+    from trainer.evaluate import evaluate_model
     from trainer.keras_predictor import KerasPredictor
+    from trainer.report import artefact_name
 
     config.check()
     if not resume:

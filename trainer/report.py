@@ -164,7 +164,9 @@ def _confusion(m: Mapping[str, Any], picture: str | None) -> list[str]:
     return lines + _table(["true \\ predicted", *names], rows) + [""]
 
 
-def _training(training: Mapping[str, Any] | None, picture: str | None) -> list[str]:
+def _training(
+    training: Mapping[str, Any] | None, picture: str | None, smoothing: float
+) -> list[str]:
     lines = ["## Training curves", ""]
     if not training:
         return lines + ["No training history was recorded for this model.", ""]
@@ -178,10 +180,23 @@ def _training(training: Mapping[str, Any] | None, picture: str | None) -> list[s
         if f"best_{key}" in training:
             best = f"{fmt(training[f'best_{key}'])} (epoch {training[f'best_{key}_epoch']})"
             rows.append([f"best {key}", best])
-    return lines + _table(["", "value"], rows) + [""]
+    lines += _table(["", "value"], rows)
+    if smoothing:  # else two val losses of one model differ with no word why
+        lines += [
+            "",
+            f"Training's loss and val_loss include its label smoothing ({smoothing:g}): they are "
+            "higher than the cross-entropy above, for the same weights.",
+        ]
+    return lines + [""]
 
 
-def _mistakes(m: Mapping[str, Any], picture: str | None) -> list[str]:
+def artefact_name(name: str, split: str) -> str:
+    """The file name of a report artefact for `split` (test keeps the plain name)."""
+    stem, dot, suffix = name.partition(".")
+    return name if split == "test" else f"{stem}_{split}{dot}{suffix}"
+
+
+def _mistakes(m: Mapping[str, Any], picture: str | None, split: str) -> list[str]:
     mistakes = m.get("misclassified", [])
     lines = ["## Misclassified images", ""]
     if not mistakes:
@@ -196,7 +211,8 @@ def _mistakes(m: Mapping[str, Any], picture: str | None) -> list[str]:
     ]
     lines += _table(["image", "true", "predicted", "confidence"], rows)
     if len(mistakes) > MAX_LISTED_MISTAKES:
-        lines.append(f"\n... and {len(mistakes) - MAX_LISTED_MISTAKES} more (see predictions.csv).")
+        more, listed = len(mistakes) - MAX_LISTED_MISTAKES, artefact_name("predictions.csv", split)
+        lines.append(f"\n... and {more} more (see {listed}).")
     return lines + [""]
 
 
@@ -234,8 +250,9 @@ def render_report(
     lines += _dedup(m, split)
     lines += _per_class(m)
     lines += _confusion(m, pictures.get("confusion_matrix"))
-    lines += _training(metrics.get("training"), pictures.get("training_curves"))
-    lines += _mistakes(m, pictures.get("misclassified"))
+    smoothing = (run_config or {}).get("label_smoothing") or 0
+    lines += _training(metrics.get("training"), pictures.get("training_curves"), smoothing)
+    lines += _mistakes(m, pictures.get("misclassified"), split)
     lines += _run_config(run_config)
     return "\n".join(lines).rstrip() + "\n"
 
