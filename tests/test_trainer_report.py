@@ -350,6 +350,10 @@ def test_evaluate_saved_model(tiny_data: Path, tmp_path: Path) -> None:
         evaluate_saved_model(model_dir / "model.keras", tiny_data, tmp_path / "e3", audit=False)
     with pytest.raises(EvaluationError, match="not found"):
         evaluate_saved_model(model_dir / "missing.keras", tiny_data, tmp_path / "e4")
+    cut = model_dir / "cut.keras"  # a copy cut short: Keras itself says "File not found"
+    cut.write_bytes((model_dir / "model.keras").read_bytes()[:1000])
+    with pytest.raises(EvaluationError, match="is not a whole Keras model file"):
+        evaluate_saved_model(cut, tiny_data, tmp_path / "e5")
 
 
 def test_evaluate_an_exported_onnx_file_through_the_app_engine(
@@ -381,13 +385,18 @@ def test_evaluate_an_exported_onnx_file_through_the_app_engine(
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-def test_evaluate_without_split_reads_val_never_test(tiny_data: Path, tmp_path: Path) -> None:
+def test_evaluate_without_split_reads_val_never_test(
+    tiny_data: Path, tmp_path: Path, capsys
+) -> None:
     """Forgetting --split must not spend the test split, which is read once, to ship."""
     from trainer.cli import main
 
     model = tmp_path / "model.keras"
     _tiny_keras_model().save(model)
-    assert main(["evaluate", str(model), "--data", str(tiny_data)]) == 0
+    # No run.json beside it: how its images were resized must be said, not guessed.
+    assert main(["evaluate", str(model), "--data", str(tiny_data)]) == 2
+    assert "pass --resize stretch or --resize letterbox" in capsys.readouterr().err
+    assert main(["evaluate", str(model), "--data", str(tiny_data), "--resize", "stretch"]) == 0
     metrics = json.loads((tmp_path / "model-val-evaluation" / "metrics.json").read_text())
     assert "val" in metrics and "test" not in metrics
     assert not (tmp_path / "model-test-evaluation").exists()

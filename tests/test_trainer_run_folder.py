@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import TrainConfig, recorded_resize
+from trainer.config import TrainConfig
 from trainer.run_folder import (
     AUDIT_FILE,
     HISTORY_FILE,
@@ -109,8 +109,6 @@ def test_every_record_round_trips_through_its_file(tmp_path: Path) -> None:
 def test_records_answer_what_their_readers_ask() -> None:
     assert RUN.resize == "letterbox"
     assert RunRecord(config={"epochs": 3}).resize == "stretch"  # before the setting existed
-    assert recorded_resize(None) == TrainConfig.resize
-    assert recorded_resize(RUN) == "letterbox"
     assert METRICS.accuracy("val") == 0.75 and METRICS.loss("test") is None
     assert METRICS.accuracy("train") is None
     assert METRICS.with_split("val", {"accuracy": 0.5}).accuracy("val") == 0.5

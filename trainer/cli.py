@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--tta-flip", action="store_true", help="also average with the horizontally flipped image"
     )
+    evaluate.add_argument(
+        "--resize",
+        choices=("stretch", "letterbox"),
+        default=None,
+        help="how a .keras model with no run.json beside it was trained (else read from "
+        "run.json or the .onnx file)",
+    )
     return parser
 
 
@@ -198,6 +205,7 @@ def _run(args: argparse.Namespace) -> None:
             _out_folder(out),
             split=args.split,
             tta_flip=args.tta_flip,
+            resize=args.resize,
         )
         result = metrics[args.split]
         print(

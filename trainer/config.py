@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer.errors import ConfigError
-from trainer.run_folder import RunRecord
 
 
 @dataclass(frozen=True)
@@ -101,12 +100,6 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "seed": (0, 2**32 - 1, "a whole number from 0 to 4294967295"),
 }
 OPEN_ABOVE = {"dropout", "label_smoothing"}  # 1 would drop, or smooth away, everything
-
-
-def recorded_resize(run: RunRecord | None) -> str:
-    """The resize mode of a run (RunRecord.resize); with no run.json at all, the current
-    default."""
-    return TrainConfig.resize if run is None else run.resize
 
 
 _LITE0_HEAD = TrainConfig(

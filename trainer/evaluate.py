@@ -29,7 +29,6 @@ from desktop.core.prediction_loop import Predictor
 from desktop.core.preprocessing import DEFAULT_RESIZE
 from trainer import plots
 from trainer.audit import DEFAULT_HASH_DISTANCE, run_audit
-from trainer.config import recorded_resize
 from trainer.dataset import Dataset, load_dataset
 from trainer.files import write_text_atomic
 from trainer.metrics import accuracy_summary, classification_metrics, cross_entropy, history_summary
@@ -293,6 +292,19 @@ def _write_evaluation(
     return metrics
 
 
+def _resize_to_use(model_path: Path, recorded: str | None, given: str | None) -> str:
+    """The resize the model's file or run.json records, or the one given for a model that
+    records none."""
+    if recorded and given and given != recorded:
+        raise EvaluationError(f"{model_path} was trained with --resize {recorded}, not {given}")
+    if recorded or given:
+        return recorded or given
+    raise EvaluationError(
+        f"there is no run.json next to {model_path} to say how its images were resized: "
+        "pass --resize stretch or --resize letterbox"
+    )
+
+
 def evaluate_saved_model(
     model_path: str | Path,
     data_dir: str | Path,
@@ -303,9 +315,12 @@ def evaluate_saved_model(
     batch_size: int = 64,
     audit: bool = True,
     hash_distance: int = DEFAULT_HASH_DISTANCE,
+    resize: str | None = None,
 ) -> dict[str, Any]:
     """`ewaste-train evaluate MODEL --data DIR`: evaluate a saved .keras model, or an
     exported .onnx file through the app's engine (its metadata gives size and resize).
+    `resize`: how a .keras model with no run.json beside it was trained (else refused:
+    images resized another way than in training give wrong figures without a sign).
 
     The input size comes from the model, the class names from the .onnx file or from
     run.json next to a .keras model when present (else from the dataset), and must match
@@ -345,7 +360,7 @@ def evaluate_saved_model(
         run_dir=out,
         split=split,
         image_size=model.input_size,
-        resize=model.resize or recorded_resize(run),
+        resize=_resize_to_use(model_path, model.resize or (run and run.resize), resize),
         audit=audit_result,
         history=history.series if history else None,
         tta_flip=tta_flip,

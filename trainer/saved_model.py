@@ -3,6 +3,7 @@ evaluation: a predictor for the prediction loop and what the file declares."""
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,12 @@ class SavedModel:
 def _load_keras(model_path: Path) -> SavedModel:
     import keras  # only here: metrics and reports need no TensorFlow
 
+    # Keras says "File not found" for a .keras file that is there but cut short.
+    if model_path.suffix.lower() == ".keras" and not zipfile.is_zipfile(model_path):
+        raise EvaluationError(
+            f"{model_path} is not a whole Keras model file (a .keras file is a zip archive: "
+            "one cut short, or another file so named)"
+        )
     try:
         # compile=False: evaluation needs neither the optimizer nor the training loss.
         model = keras.saving.load_model(model_path, compile=False)
