@@ -82,7 +82,8 @@ def test_every_record_round_trips_through_its_file(tmp_path: Path) -> None:
     write_history(tmp_path, HISTORY)
     write_metrics(tmp_path, METRICS)
     state = TrainingState(epochs_done=2, history=HISTORY, best=0.75, best_epoch=2,
-                          best_file="best-epoch002.weights.h5", checkpoint="c.keras")  # fmt: skip
+                          best_file="best-epoch002.weights.h5", checkpoint="c.keras",
+                          random_states=((42, 3), (7, 0)))  # fmt: skip
     write_state(tmp_path, state)
     write_audit(tmp_path, AUDIT)
 

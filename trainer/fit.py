@@ -84,6 +84,7 @@ class RunState(keras.callbacks.Callback):
         )
         values["seconds"] = time.perf_counter() - self.epoch_started
         state = after_epoch(self.state, epoch + 1, values, self.config)
+        state = replace(state, random_states=random_states(self.model))
         improved = state.best_epoch == epoch + 1  # set to this epoch only when it improved
         if improved:
             save_atomically(self.model.save_weights, self.run_dir / state.best_file)
@@ -94,6 +95,28 @@ class RunState(keras.callbacks.Callback):
         _remove_files_not_in_state(self.run_dir, state)
         self.state = state
         _print_epoch(state, values, self.config, improved)
+
+
+def random_states(model: keras.Model) -> tuple[tuple[int, ...], ...]:
+    """The states of the model's random-number generators (its dropout's), in order."""
+    return tuple(
+        tuple(int(n) for n in keras.ops.convert_to_numpy(v)) for v in _random_variables(model)
+    )
+
+
+def _restore_random_states(model: keras.Model, states: tuple[tuple[int, ...], ...]) -> None:
+    """Put back the states `random_states` saved (a run from before they were saved, or
+    of another shape, keeps the fresh ones)."""
+    variables = _random_variables(model)
+    if len(states) != len(variables):
+        return
+    for variable, state in zip(variables, states, strict=True):
+        if tuple(variable.shape) == (len(state),):
+            variable.assign(np.array(state, dtype=variable.dtype))
+
+
+def _random_variables(model: keras.Model) -> list:
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
 def after_epoch(
@@ -312,9 +335,11 @@ def _resumed_model(run_dir: Path, config: TrainConfig, state: TrainingState) -> 
         raise TrainerError(f"{run_dir} has lost its checkpoint {name or ''}; {advice}")
     path = run_dir / name
     try:
-        return keras.saving.load_model(path)
+        model = keras.saving.load_model(path)
     except Exception as exc:  # Keras raises many types (even "File not found") for a bad file
         raise TrainerError(f"{path} is truncated or damaged; {advice}") from exc
+    _restore_random_states(model, state.random_states)
+    return model
 
 
 def refuse_earlier_run(run_dir: Path) -> None:

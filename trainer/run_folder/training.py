@@ -71,6 +71,9 @@ class TrainingState:
     checkpoint: str | None = None
     stopped_early: bool = False
     train_seconds: float | None = None  # set when training has finished
+    # The model's random-number states (its dropout's) after the epoch: Keras saves none in
+    # a checkpoint, and a resumed run must drop what an unstopped one would.
+    random_states: tuple[tuple[int, ...], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +86,7 @@ class TrainingState:
             "checkpoint": self.checkpoint,
             "stopped_early": self.stopped_early,
             "train_seconds": self.train_seconds,
+            "random_states": [list(s) for s in self.random_states],
         }
 
     @classmethod
@@ -98,6 +102,7 @@ class TrainingState:
             checkpoint=obj.optional("checkpoint", str, "a file name"),
             stopped_early=bool(obj.optional("stopped_early", bool, "true or false")),
             train_seconds=obj.number("train_seconds"),
+            random_states=_random_states(obj),
         )
 
 
@@ -121,3 +126,14 @@ def read_state(folder: Path) -> TrainingState | None:
 
 def write_state(folder: Path, state: TrainingState) -> None:
     write_json_atomic(Path(folder) / STATE_FILE, state.to_json())
+
+
+def _random_states(obj: JsonObject) -> tuple[tuple[int, ...], ...]:
+    states = obj.optional("random_states", list, "a list of lists of whole numbers") or []
+    ok = all(
+        isinstance(s, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in s)
+        for s in states
+    )
+    if not ok:
+        raise obj.fail("random_states", "a list of lists of whole numbers")
+    return tuple(tuple(s) for s in states)
