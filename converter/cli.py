@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("model", type=Path, help="the trained .keras file (run.json next to it)")
     export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     export.add_argument("--classes", help="comma-separated class names (default: run.json)")
-    export.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer")
+    export.add_argument(
+        "--opset", type=int, default=17, help="ONNX opset: 17 (default) up to tf2onnx's newest"
+    )
     export.add_argument("--cam", action="store_true", help="add a 'cam' class activation output")
     export.add_argument(
         "--int8", action="store_true", help="also write MODEL.int8.onnx if accurate enough"
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmarks/bench_convert.py; see converter/export.py DEFAULT_BATCH)",
     )
     export.add_argument(
-        "--static-batch-size", type=int, default=1, help="batch size with --batch static"
+        "--static-batch-size", type=int, default=None, help="batch size with --batch static"
     )
     export.add_argument(
         "--calibration-images", type=int, default=200, help="training images for --int8"
@@ -108,8 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from converter.errors import ConvertError
     from converter.export import DEFAULT_BATCH, ExportOptions, export
 
+    batch = args.batch or DEFAULT_BATCH
+    if args.static_batch_size is not None and batch != "static":
+        raise ConvertError("--static-batch-size goes with --batch static")
     summary = export(
         ExportOptions(
             model=args.model,
@@ -119,8 +125,8 @@ def _export(args: argparse.Namespace) -> int:
             cam=args.cam,
             int8=args.int8,
             check_images=args.check_images,
-            batch=args.batch or DEFAULT_BATCH,
-            static_batch_size=args.static_batch_size,
+            batch=batch,
+            static_batch_size=1 if args.static_batch_size is None else args.static_batch_size,
             parity=not args.no_parity,
             calibration_images=args.calibration_images,
             resize=args.resize,

@@ -410,10 +410,14 @@ def test_verify_explains_a_file_calibrated_by_open_set(
     assert exported["onnx"].read_bytes() == before
 
 
-def test_static_batch_export_runs_padded_batches(tmp_path: Path) -> None:
+def test_static_batch_export_runs_padded_batches(tmp_path: Path, capsys) -> None:
     model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES)
     images = write_images(tmp_path / "images", 5)
     out = tmp_path / "static.onnx"
+    # A size without --batch static would be ignored: said, before any work.
+    assert run_cli("export", model_path, "--out", out, "--static-batch-size", "4") == 2
+    assert_one_line_error(capsys, "--static-batch-size goes with --batch static")
+    assert not out.exists()
     argv = ["export", model_path, "--out", out, "--batch", "static", "--static-batch-size", "4"]
     assert run_cli(*argv, "--check-images", images[0].parent) == 0
     dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
