@@ -610,42 +610,26 @@ def test_a_stop_right_after_the_csv_still_logs_the_running_total(
     assert "2 new photos classified (2 since the watch began)" in said
 
 
-def test_a_watch_remembers_at_most_its_cap_of_photos_handed_over(tmp_path, monkeypatch) -> None:
+def test_a_watch_remembers_at_most_its_cap_of_photos_gone_and_all_still_there(
+    tmp_path, monkeypatch
+) -> None:
     import desktop.core.watch as watch
 
     monkeypatch.setattr(watch, "MAX_KNOWN", 2)
     now = [0.0]
     watcher = FolderWatcher(tmp_path, settle_seconds=1.0, clock=lambda: now[0])
-    names = ["a.png", "b.png", "c.png"]
+    names = ["a.png", "b.png", "c.png", "d.png"]
     for name in names:  # one after the other: a is the oldest
         (tmp_path / name).write_bytes(png_bytes((255, 0, 0)))
         watcher.poll()
         now[0] += 2.0
         assert [p.name for p in watcher.poll()] == [name]
-    for name in names:
+    # More photos still there than the cap: none is forgotten, none handed over again.
+    for _ in range(3):
+        now[0] += 2.0
+        assert watcher.poll() == []
+    for name in names[:3]:
         (tmp_path / name).unlink()  # moved away by the sort: remembered, up to the cap
     watcher.poll()
-    assert [watcher.handed_over_state(name) is not None for name in names] == [False, True, True]
-
-
-def test_a_watch_stopped_by_a_full_destination_says_a_restart_finishes(
-    tiny_model_path, tmp_path, monkeypatch, capsys
-) -> None:
-    import errno
-
-    from desktop.core import file_placing
-    from desktop.core.cli import main
-
-    def full(*_args):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(file_placing, "_place", full)
-    camera, out, dest = tmp_path / "camera", tmp_path / "shift.csv", tmp_path / "sorted"
-    camera.mkdir()
-    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
-    argv = ["--watch", str(camera), "--csv", str(out), "--sort-into", str(dest)]
-    assert main([*argv, "--poll", "0.1", "--model", str(tiny_model_path)]) == 1
-    said = capsys.readouterr().err
-    assert "the watch stopped: the destination is full after 0 photos" in said
-    assert said.rstrip().endswith("(started again, the watch sorts what is left)")
-    assert len(read_rows(out)) == 1  # classified, and in the CSV, for the restart to sort
+    known = [watcher.handed_over_state(name) is not None for name in names]
+    assert known == [False, True, True, True]

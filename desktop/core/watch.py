@@ -23,7 +23,6 @@ import contextlib
 import csv
 import errno
 import io
-import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -53,7 +52,7 @@ DEFAULT_POLL_SECONDS = 1.0
 # thousands of photos on a slow share is looked at less often, not listed without a pause.
 POLL_PAUSE_FACTOR = 9
 SETTLE_SECONDS = 1.0
-MAX_KNOWN = 100_000  # photos handed over that a watch remembers (about 25 MB)
+MAX_KNOWN = 100_000  # photos gone from the folder that a watch remembers (about 25 MB)
 GIVE_UP_SECONDS = 10.0
 # The last cell of a line of a sorting watch's record (see the module).
 TO_SORT, SORTED = "to sort", "sorted"
@@ -132,9 +131,11 @@ class FolderWatcher:
             del self._pending[name]
         # A photo handed over stays known after it left (a sorting watch moved it): one an
         # undo puts back is not classified and sorted again, as a restarted watch would not
-        # either; another photo under its name has another state. The oldest go past a cap.
-        over = max(0, len(self._handed_over) - MAX_KNOWN)
-        for name in list(itertools.islice(self._handed_over, over)):
+        # either; another photo under its name has another state. Of those gone, the oldest
+        # are forgotten past a cap (never one still there: it would be handed over again).
+        present = {entry.name for entry in entries}
+        gone = [name for name in self._handed_over if name not in present]
+        for name in gone[: max(0, len(gone) - MAX_KNOWN)]:
             del self._handed_over[name]
         return sorted(ready)
 
