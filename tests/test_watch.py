@@ -633,3 +633,37 @@ def test_a_watch_remembers_at_most_its_cap_of_photos_gone_and_all_still_there(
     watcher.poll()
     known = [watcher.handed_over_state(name) is not None for name in names]
     assert known == [False, True, True, True]
+
+
+@pytest.mark.parametrize("mount_point_left", [True, False])
+def test_a_sorting_watch_whose_stick_went_between_batches_stops_and_makes_nothing(
+    tiny_model_path, tmp_path, mount_point_left
+) -> None:
+    from desktop.core.engine import Engine
+    from desktop.core.sort_records import SortError
+    from desktop.core.watch import watch_and_classify
+
+    camera, out, stick = tmp_path / "camera", tmp_path / "shift.csv", tmp_path / "stick"
+    dest = stick / "sorted"
+    camera.mkdir()
+    dest.mkdir(parents=True)
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+
+    def after_the_first_batch(line: str) -> None:
+        if "1 new photo classified (1 since" in line:
+            stick.rename(tmp_path / "stick-in-a-drawer")
+            if mount_point_left:
+                stick.mkdir()
+            (camera / "battery.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Battery"]))
+
+    engine = Engine(tiny_model_path, threads=1)
+    deadline = time.monotonic() + 60
+    with pytest.raises(SortError, match="went away, or another folder took its place"):
+        watch_and_classify(
+            engine, camera, out, 0.7, poll_seconds=0.1, sort_into_dest=dest, move=True,
+            log=after_the_first_batch, should_stop=lambda: time.monotonic() > deadline,
+        )  # fmt: skip
+    # Nothing made where the stick was; the second photo is still in the camera folder.
+    assert not dest.exists()
+    assert [p.name for p in camera.iterdir()] == ["battery.png"]
+    assert (tmp_path / "stick-in-a-drawer" / "sorted" / "Mouse" / "mouse.png").is_file()

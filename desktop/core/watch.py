@@ -40,6 +40,7 @@ from .csv_export import (
 from .csv_import import CsvImportError, prediction_from_row
 from .discovery import file_state, is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
+from .sort_records import SortError
 from .sorting import sort_into
 from .wording import plural
 
@@ -182,10 +183,19 @@ def watch_and_classify(
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
     started()
     names = list(engine.class_names)
+    # The destination as the watch first found it: one unplugged between two batches must
+    # not be made again (under an empty mount point, on the station's disk) by the next sort.
+    dest_identity = _folder_identity(sort_into_dest)
 
     def file_photos(batch: list[Prediction], states: Mapping[str, FileState]) -> None:
         """Sort `batch` (photos in `states`), then record which ones were filed."""
+        nonlocal dest_identity
         assert sort_into_dest is not None
+        if dest_identity is not None and _folder_identity(sort_into_dest) != dest_identity:
+            raise SortError(
+                f"the destination {sort_into_dest} went away, or another folder took its "
+                "place (a stick pulled out?): put it back"
+            )
         not_filed = set()
         # An unreadable file may be one still being written (a stalled upload): it is
         # copied to _error, never moved from under its writer.
@@ -204,6 +214,7 @@ def watch_and_classify(
                 not_filed.add(source)
         filed = {path: state for path, state in states.items() if path not in not_filed}
         _add_to_record(record, filed, SORTED)
+        dest_identity = dest_identity or _folder_identity(sort_into_dest)
 
     classified = said = 0  # photos in the CSV, and in the log's running total
     try:
@@ -238,6 +249,15 @@ def watch_and_classify(
             _say_classified(log, classified - said, classified, folder)
         appender.close()
     return classified
+
+
+def _folder_identity(folder: Path | None) -> tuple[int, int] | None:
+    """The device and inode of `folder`: the same path, another folder, tell apart."""
+    try:
+        info = os.stat(folder) if folder is not None else None
+    except OSError:
+        return None
+    return None if info is None else (info.st_dev, info.st_ino)
 
 
 def _say_classified(log: Callable[[str], None], new: int, total: int, folder: Path) -> int:
