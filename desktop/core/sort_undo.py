@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -108,7 +108,6 @@ def _undo_each(
     stopped early."""
     seen: set[tuple[str, str]] = set()
     returned: set[tuple[str, str]] = set()  # photos put back by their latest row
-    photo_folders = {Path(e.source).parent for e in entries if isinstance(e, Filed)}
     photos = len({(e.source, e.sha256) for e in entries if isinstance(e, Filed)})
     for position, entry in enumerate(reversed(entries)):
         pace.progress(len(seen), photos)
@@ -123,7 +122,7 @@ def _undo_each(
         # One photo: its path and content (a new photo under a reused name is another).
         photo = (entry.source, entry.sha256)
         try:
-            outcome, back = _undo_one(entry, photo_folders)
+            outcome, back = _undo_one(entry)
         except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
             if photo in returned:  # an earlier row of a photo back already (renamed, say)
                 undone.append(entry)
@@ -144,13 +143,13 @@ def _undo_each(
     return False
 
 
-def _undo_one(entry: Filed, photo_folders: Collection[Path]) -> tuple[str, Path]:
+def _undo_one(entry: Filed) -> tuple[str, Path]:
     """Put one photo back: MOVED_BACK (the filed file went back to the source path, or a
     numbered name beside it), DELETED (the photo was back already, at its source path or a
     numbered name beside it, and the filed duplicate went) or IN_PLACE (nothing to do);
     and where the photo is now."""
     placed, source = Path(entry.destination), Path(entry.source)
-    _folder_to_put_back_into(source, photo_folders)
+    _folder_to_put_back_into(source)
     filed = placed.is_file() and file_sha256(placed) == entry.sha256
     if filed and is_same_path(placed, source):
         return IN_PLACE, placed  # the photo already sat where it was filed: it stays
@@ -172,24 +171,22 @@ def _undo_one(entry: Filed, photo_folders: Collection[Path]) -> tuple[str, Path]
     return MOVED_BACK, back
 
 
-def _folder_to_put_back_into(source: Path, photo_folders: Collection[Path]) -> None:
-    """Make a photo's folder again if a person deleted it once the sort emptied it: when
-    the folder above it is there, or above a folder of the sort's photos it is inside (a
-    tree of photo folders deleted whole). Refuse otherwise: a card not inserted or a share
-    not connected, where a made-up folder would hide the photo under the mount point later.
-    `photo_folders`: the folders of the manifest's photos."""
+def _folder_to_put_back_into(source: Path) -> None:
+    """Make a photo's folder again if a person deleted it once the sort emptied it; but
+    refuse when the folder above is gone too: a card not inserted or a share not connected,
+    where a made-up folder would hide the photo under the mount point later. (A tree of
+    folders deleted whole looks the same from here: the message says to make it again.)"""
     folder = source.parent
     if folder.is_dir():
         return
-    held_photos = [f for f in (folder, *folder.parents) if f in photo_folders]
-    if not any(f.parent.is_dir() for f in held_photos):
+    if not folder.parent.is_dir():
         raise OSError(
             errno.ENOENT,
-            f"its folder {folder} is not there, nor the folder above it: a card or share "
-            "not connected, or folders deleted? Left as is: undo again once the card is back "
-            "or the folder made again",
+            f"its folder {folder} is not there, nor the folder above it: a card or share not "
+            f"connected? Left as is: undo again once it is back (or, if the folders were "
+            f"deleted, once {folder} is made again)",
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
 
 
 def _remove_emptied_folders(dest: Path, undone: list[Filed]) -> None:
