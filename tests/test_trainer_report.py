@@ -396,6 +396,7 @@ def test_evaluate_without_split_reads_val_never_test(
     # No run.json beside it: how its images were resized must be said, not guessed.
     assert main(["evaluate", str(model), "--data", str(tiny_data)]) == 2
     assert "pass --resize stretch or --resize letterbox" in capsys.readouterr().err
+    assert not (tmp_path / "model-val-evaluation").exists()  # asked before the slow audit
     assert main(["evaluate", str(model), "--data", str(tiny_data), "--resize", "stretch"]) == 0
     metrics = json.loads((tmp_path / "model-val-evaluation" / "metrics.json").read_text())
     assert "val" in metrics and "test" not in metrics

@@ -352,6 +352,7 @@ def evaluate_saved_model(
         )
 
     out = Path(out_dir)
+    resize = _resize_to_use(model_path, model.resize or (run and run.resize), resize)
     audit_result = run_audit(data_dir, audit_folder(out), hash_distance) if audit else None
     history = read_history(model_path.parent)
     return evaluate_model(
@@ -360,7 +361,7 @@ def evaluate_saved_model(
         run_dir=out,
         split=split,
         image_size=model.input_size,
-        resize=_resize_to_use(model_path, model.resize or (run and run.resize), resize),
+        resize=resize,
         audit=audit_result,
         history=history.series if history else None,
         tta_flip=tta_flip,
