@@ -556,7 +556,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Stopping the sort; quitting once it has stopped")
         return False
 
-    @Slot(int, int)
+    @Slot(str, int, int)
     def _show_sort_progress(self, what: str, done: int, total: int) -> None:
         if self.sorting.busy:  # not a late one from a sort a close stopped and waited for
             self.progress_panel.set_sorting(what, done, total)
