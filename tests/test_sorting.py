@@ -1527,8 +1527,8 @@ def test_a_sort_again_by_another_threshold_says_which_photos_it_left_where_they_
     left = [name for name in doubted if not (dest / REVIEW_FOLDER / name).is_file()]
     assert left and all(len(list(dest.glob(f"*/{name}"))) == 1 for name in left)
     assert (
-        f"12 already there from an earlier sort ({len(left)} of them in a folder this "
-        "sort would not choose: undo it and sort again to file them by this threshold and model)"
+        f"12 already there from an earlier sort ({len(left)} of them in another folder than "
+        "this sort would choose: only a class set in the app moves a photo filed before)"
     ) in said
 
 

@@ -73,8 +73,8 @@ class SortReport:
         note = f"; {len(self.skipped)} already there from an earlier sort" if self.skipped else ""
         if self.filed_elsewhere:
             note += (
-                f" ({len(self.filed_elsewhere)} of them in a folder this sort would not choose: "
-                "undo it and sort again to file them by this threshold and model)"
+                f" ({len(self.filed_elsewhere)} of them in another folder than this sort would "
+                "choose: only a class set in the app moves a photo filed before)"
             )
         if self.refiled:
             moved = "moved to its new folder" if len(self.refiled) == 1 else "moved to new folders"
