@@ -1559,3 +1559,31 @@ def test_a_folder_that_cannot_be_written_in_is_named_not_the_photo(
     monkeypatch.setattr(file_placing, "_place", refused_in(photos))
     report = undo_sort(dest)
     assert {why for _, why in report.failed} == {f"cannot write in {photos} (permission denied)"}
+
+
+def test_a_second_ctrl_c_stops_the_commands_undo_at_once(
+    engine, tmp_path, monkeypatch, capsys
+) -> None:
+    # A photo stuck on a share that went away: the first Ctrl-C waits for it, the second
+    # does not. What went back is found back by the next undo, nothing lost.
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    real_undo_one, done = sort_undo._undo_one, []
+
+    def stuck_at_the_third(*args):
+        if len(done) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # Stopped here, in the photo in hand
+        done.append(real_undo_one(*args))
+        return done[-1]
+
+    monkeypatch.setattr(sort_undo, "_undo_one", stuck_at_the_third)
+    with deliverable(signal.SIGINT):
+        assert classify_main(["--undo-sort", str(dest)]) == 130
+    said = capsys.readouterr().err
+    assert "stopped by SIGINT while putting photos back; run --undo-sort again" in said
+    assert len(done) == 2 and len(list(photos.iterdir())) == 2
+    monkeypatch.setattr(sort_undo, "_undo_one", real_undo_one)
+    assert classify_main(["--undo-sort", str(dest)]) == 0
+    assert len(list(photos.iterdir())) == 12

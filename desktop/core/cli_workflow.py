@@ -25,7 +25,7 @@ from .sort_manifest import MANIFEST_FILE
 from .sort_records import SortError, SortStopped
 from .sort_undo import undo_sort
 from .sorting import check_destination, sort_into
-from .stop_signals import Stopped, stop_signals_wait
+from .stop_signals import Stopped, stop_signals_ask
 from .summary import save_png, summarise
 from .watch import DEFAULT_POLL_SECONDS, watch_and_classify, watch_record_path
 from .wording import plural
@@ -149,16 +149,19 @@ def undo(args: argparse.Namespace) -> int:
         error("--undo-sort DEST takes no other arguments")
         return EXIT_USAGE
     # A stop signal ends the undo between two photos, which then records what it put back
-    # and says how many, as the app's Cancel does.
-    with stop_signals_wait() as stops:
-        try:
+    # and says how many, as the app's Cancel does; a second one stops it at once.
+    try:
+        with stop_signals_ask() as stops:
             report = undo_sort(args.undo_sort, should_stop=lambda: bool(stops))
-        except SortStopped as exc:
-            error(f"stopped by {stops[0]}: {exc}")
-            return stops[0].exit_status
-        except SortError as exc:  # with a report: photos were put back, not all recorded
-            error(str(exc))
-            return EXIT_USAGE if exc.report is None else EXIT_WRITE_FAILED
+    except SortStopped as exc:
+        error(f"stopped by {stops[0]}: {exc}")
+        return stops[0].exit_status
+    except SortError as exc:  # with a report: photos were put back, not all recorded
+        error(str(exc))
+        return EXIT_USAGE if exc.report is None else EXIT_WRITE_FAILED
+    except Stopped as stop:  # manifest.csv is rewritten only at the end: nothing is lost
+        error(f"stopped by {stop} while putting photos back; run --undo-sort again to finish")
+        return stop.exit_status
     print(
         f"put back {plural(len(report.filed), 'photo')} from {args.undo_sort}{report.undo_note()}"
     )

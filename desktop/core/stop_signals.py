@@ -44,6 +44,22 @@ def stop_signals_raise() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def stop_signals_ask() -> Iterator[list[Stopped]]:
+    """The first stop signal asks the block to end (the list says it came, for a loop to
+    end between two steps); a second one raises `Stopped` at once, as a user pressing
+    Ctrl+C again means (a step stuck on a share that went away, say)."""
+    arrived: list[Stopped] = []
+
+    def ask_then_stop(signum: int, _frame: object) -> None:
+        arrived.append(Stopped(signum))
+        if len(arrived) > 1:
+            raise arrived[-1]
+
+    with _signal_handlers(ask_then_stop):
+        yield arrived
+
+
+@contextlib.contextmanager
 def stop_signals_wait() -> Iterator[list[Stopped]]:
     """Hold stop signals until the block ends; the list says which arrived meanwhile."""
     arrived: list[Stopped] = []
