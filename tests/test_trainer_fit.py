@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -460,3 +461,28 @@ def test_each_epoch_keeps_the_best_and_stops_after_patience():
     by_loss = TrainConfig(monitor="val_loss", patience=2)
     state = fit_module.after_epoch(TrainingState(), 1, {"val_loss": 0.9}, by_loss)
     assert fit_module.after_epoch(state, 2, {"val_loss": 0.4}, by_loss).best_epoch == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_an_epochs_batches_are_built_is_the_clean_stop(
+    tiny_data, tmp_path, capsys, monkeypatch
+):
+    # Building the pipeline runs Python inside TensorFlow's C++: a stop raised there came
+    # out as a pybind11 RuntimeError traceback, not as the stop the run says how to resume.
+    import tensorflow as tf
+
+    from trainer import data
+
+    real_pipeline = data.training_pipeline
+
+    def pipeline_hit_by_ctrl_c(*args, **kwargs):
+        dataset = real_pipeline(*args, **kwargs)
+        interrupt = tf.py_function(lambda: os.kill(os.getpid(), signal.SIGINT) or 0, [], tf.int32)
+        return dataset.map(lambda *batch: (interrupt, *batch)[1:])
+
+    monkeypatch.setattr(data, "training_pipeline", pipeline_hit_by_ctrl_c)
+    args = ["fit", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--epochs", "2",
+            "--cache-dir", str(tmp_path / "cache"), *LITE0_HEAD_TINY]  # fmt: skip
+    with deliverable(signal.SIGINT):
+        assert main(args) == 130
+    assert "ewaste-train: stopped; every finished epoch is saved" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from desktop.core.stop_signals import stop_signals_held
 from trainer import data
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset, DatasetError, load_dataset
@@ -271,8 +272,12 @@ def train(
         # One fit per epoch, each with that epoch's own pipeline: a resumed run then trains
         # on the batches an uninterrupted one would (trainer.data.training_pipeline).
         for epoch in range(state.epochs_done, config.epochs):
+            # Built with stop signals held: one raised in the Python TensorFlow calls back
+            # while it builds came out as a pybind11 traceback, not as the stop (said after).
+            with stop_signals_held():
+                batches = data.training_pipeline(train_arrays, num_classes, config, epoch)
             model.fit(
-                data.training_pipeline(train_arrays, num_classes, config, epoch),
+                batches,
                 validation_data=val_ds,
                 epochs=epoch + 1,
                 initial_epoch=epoch,
