@@ -111,6 +111,12 @@ def test_fit_writes_every_artefact(tiny_data, tmp_path, capsys, monkeypatch, fit
     assert "already holds a run; add --resume" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
 
+    # Not even when told to: --out naming the run folder is refused, nothing touched.
+    argv = ["evaluate", str(run / "model.keras"), "--data", str(tiny_data), "--out", str(run)]
+    assert main(argv) == 2
+    assert "is a training run's folder, whose reports this would replace" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
+
     # evaluate writes beside the model, never over the run's own report, and says where.
     argv = ["evaluate", str(run / "model.keras"), "--data", str(tiny_data), "--split", "test"]
     assert main(argv) == 0

@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="report folder (default: MODEL-SPLIT-evaluation beside the model, so a run's own "
-        "reports are never replaced)",
+        help="report folder (default: MODEL-SPLIT-evaluation beside the model; never a run's "
+        "folder, whose own reports it would replace)",
     )
     evaluate.add_argument(
         "--split",
@@ -197,8 +197,14 @@ def _run(args: argparse.Namespace) -> None:
     else:
         from trainer.evaluate import evaluate_saved_model
         from trainer.report import artefact_name
+        from trainer.run_folder import RUN_FILE
 
         out = args.out or args.model.parent / f"{args.model.stem}-{args.split}-evaluation"
+        if (out / RUN_FILE).is_file():  # its metrics.json and report are the run's own
+            raise TrainerError(
+                f"--out {out} is a training run's folder, whose reports this would replace: "
+                "give another folder"
+            )
         metrics = evaluate_saved_model(
             args.model,
             args.data,
