@@ -254,3 +254,11 @@ def test_an_out_path_that_is_a_file_is_a_user_error(clean: Path, tmp_path: Path)
     code, err = run_trainer_cli("audit", "--data", clean, "--out", taken)
     assert code == 2 and f"--out {taken} is a file" in err
     assert "Traceback" not in err and taken.read_text() == "not a folder"
+
+
+def test_a_broken_link_in_the_dataset_is_listed_as_unreadable(clean: Path, tmp_path: Path) -> None:
+    (clean / "train/alpha/gone.jpg").symlink_to(tmp_path / "moved-elsewhere.jpg")
+    audit = run_audit(clean, tmp_path / "audit", pictures=False).to_json()
+    reasons = {u["path"]: u["reason"] for u in audit["unreadable"]["files"]}
+    assert list(reasons) == ["train/alpha/gone.jpg"]
+    assert "train/alpha/gone.jpg" not in audit["usable_images"]["train"]

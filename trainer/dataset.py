@@ -105,7 +105,7 @@ def load_dataset(root: str | Path) -> Dataset:
         split = Split(name=name, root=folder)
         for label, class_name in enumerate(reference):
             for path in sorted((folder / class_name).rglob("*")):
-                if not path.is_file() or _is_hidden(path.relative_to(folder)):
+                if not _file_or_broken_link(path) or _is_hidden(path.relative_to(folder)):
                     continue
                 if not is_supported_image(path):
                     split.skipped_non_images.append(path)
@@ -115,6 +115,12 @@ def load_dataset(root: str | Path) -> Dataset:
                     split.samples.append(Sample(path, label))
         splits[name] = split
     return Dataset(root=root, class_names=tuple(reference), splits=splits)
+
+
+def _file_or_broken_link(path: Path) -> bool:
+    """A file, or a link whose target is gone: an image the audit then lists as unreadable,
+    not one left out unsaid. Never a folder, a pipe or a device (reading one could block)."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def _is_hidden(path: Path) -> bool:
