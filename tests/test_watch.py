@@ -667,3 +667,26 @@ def test_a_sorting_watch_whose_stick_went_between_batches_stops_and_makes_nothin
     assert not dest.exists()
     assert [p.name for p in camera.iterdir()] == ["battery.png"]
     assert (tmp_path / "stick-in-a-drawer" / "sorted" / "Mouse" / "mouse.png").is_file()
+
+
+def test_a_watch_stopped_by_a_full_destination_says_a_restart_finishes(
+    tiny_model_path, tmp_path, monkeypatch, capsys
+) -> None:
+    import errno
+
+    from desktop.core import file_placing
+    from desktop.core.cli import main
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(file_placing, "_place", full)
+    camera, out, dest = tmp_path / "camera", tmp_path / "shift.csv", tmp_path / "sorted"
+    camera.mkdir()
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    argv = ["--watch", str(camera), "--csv", str(out), "--sort-into", str(dest)]
+    assert main([*argv, "--poll", "0.1", "--model", str(tiny_model_path)]) == 1
+    said = capsys.readouterr().err
+    assert "the watch stopped: the destination is full after 0 photos" in said
+    assert said.rstrip().endswith("(started again, the watch sorts what is left)")
+    assert len(read_rows(out)) == 1  # classified, and in the CSV, for the restart to sort
