@@ -1482,25 +1482,31 @@ def test_a_destination_pulled_out_mid_sort_stops_it_and_makes_nothing(
     assert {p.name: digest(p) for p in photos.iterdir()} | on_stick == before
 
 
-def test_ctrl_c_during_the_commands_undo_records_and_counts_what_went_back(
-    engine, tmp_path, monkeypatch, capsys
+@pytest.mark.parametrize(
+    ("stop", "times"),
+    [("SIGINT", 1), ("SIGTERM", 2), ("SIGHUP", 2)],  # a closed terminal sends SIGHUP twice
+)
+def test_a_stop_during_the_commands_undo_records_and_counts_what_went_back(
+    engine, tmp_path, monkeypatch, capsys, stop, times
 ) -> None:
+    signum = getattr(signal, stop)
     photos = photo_folder(tmp_path / "photos")
     dest = tmp_path / "sorted"
     sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
     real_undo_one, done = sort_undo._undo_one, []
 
-    def ctrl_c_at_the_third(*args):
+    def stop_at_the_third(*args):
         if len(done) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(times):
+                os.kill(os.getpid(), signum)
         done.append(real_undo_one(*args))
         return done[-1]
 
-    monkeypatch.setattr(sort_undo, "_undo_one", ctrl_c_at_the_third)
-    with deliverable(signal.SIGINT):
-        assert classify_main(["--undo-sort", str(dest)]) == 130
+    monkeypatch.setattr(sort_undo, "_undo_one", stop_at_the_third)
+    with deliverable(signum):
+        assert classify_main(["--undo-sort", str(dest)]) == 128 + signum
     said = capsys.readouterr().err
-    assert "stopped by SIGINT: 3 photos put back: undo again to put back the rest" in said
+    assert f"stopped by {stop}: 3 photos put back: undo again to put back the rest" in said
     assert len(list(photos.iterdir())) == 3
     assert len(manifest_rows(dest, UNDONE_MANIFEST_FILE)) == 3  # recorded, not redone
     monkeypatch.setattr(sort_undo, "_undo_one", real_undo_one)

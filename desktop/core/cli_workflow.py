@@ -149,7 +149,8 @@ def undo(args: argparse.Namespace) -> int:
         error("--undo-sort DEST takes no other arguments")
         return EXIT_USAGE
     # A stop signal ends the undo between two photos, which then records what it put back
-    # and says how many, as the app's Cancel does; a second one stops it at once.
+    # and says how many, as the app's Cancel does; a second Ctrl+C stops it at once.
+    report = None
     try:
         with stop_signals_ask() as stops:
             report = undo_sort(args.undo_sort, should_stop=lambda: bool(stops))
@@ -160,8 +161,9 @@ def undo(args: argparse.Namespace) -> int:
         error(str(exc))
         return EXIT_USAGE if exc.report is None else EXIT_WRITE_FAILED
     except Stopped as stop:  # manifest.csv is rewritten only at the end: nothing is lost
-        error(f"stopped by {stop} while putting photos back; run --undo-sort again to finish")
-        return stop.exit_status
+        if report is None:  # (else the undo had finished: it says what it did, below)
+            error(f"stopped by {stop} while putting photos back; run --undo-sort again to finish")
+            return stop.exit_status
     print(
         f"put back {plural(len(report.filed), 'photo')} from {args.undo_sort}{report.undo_note()}"
     )

@@ -45,14 +45,16 @@ def stop_signals_raise() -> Iterator[None]:
 
 @contextlib.contextmanager
 def stop_signals_ask() -> Iterator[list[Stopped]]:
-    """The first stop signal asks the block to end (the list says it came, for a loop to
-    end between two steps); a second one raises `Stopped` at once, as a user pressing
-    Ctrl+C again means (a step stuck on a share that went away, say)."""
+    """A stop signal asks the block to end (the list says it came, for a loop to end
+    between two steps); a second Ctrl+C raises `Stopped` at once, as a user pressing it
+    again means (a step slow on a share, say). SIGTERM and SIGHUP only ask, however many
+    come: a closed terminal sends SIGHUP twice, and must not cut a step in half."""
     arrived: list[Stopped] = []
 
     def ask_then_stop(signum: int, _frame: object) -> None:
+        again = signum == signal.SIGINT and any(s.signum == signal.SIGINT for s in arrived)
         arrived.append(Stopped(signum))
-        if len(arrived) > 1:
+        if again:
             raise arrived[-1]
 
     with _signal_handlers(ask_then_stop):
