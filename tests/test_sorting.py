@@ -1593,3 +1593,25 @@ def test_a_second_ctrl_c_stops_the_commands_undo_at_once(
     monkeypatch.setattr(sort_undo, "_undo_one", real_undo_one)
     assert classify_main(["--undo-sort", str(dest)]) == 0
     assert len(list(photos.iterdir())) == 12
+
+
+def test_a_stop_as_a_copy_takes_its_name_leaves_no_empty_file_there(tmp_path, monkeypatch) -> None:
+    # A card without hard links: the name is claimed by an empty file, then the copy moves
+    # over it. A second Ctrl-C between the two left the empty file under the photo's name.
+    from desktop.core.file_placing import place
+
+    no_hard_links(monkeypatch)
+    source = write_solid(tmp_path / "photo.png", PROTOTYPE_COLOURS["Mouse"])
+    card = tmp_path / "card"
+    card.mkdir()
+
+    def stopped(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(file_placing.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        place(source, card / "photo.png")
+    assert list(card.iterdir()) == []  # nor the copy, under its temporary name
+    monkeypatch.undo()
+    no_hard_links(monkeypatch)
+    assert place(source, card / "photo.png") == card / "photo.png"

@@ -103,8 +103,23 @@ def _link_or_rename(temporary: Path, target: Path) -> None:
             raise
         # Claim the name with an exclusive create (fails if taken, even by a file created
         # a moment ago), then move the copy over our own placeholder.
-        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        os.replace(temporary, target)
+        placeholder = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        claimed = os.fstat(placeholder)
+        os.close(placeholder)
+        try:
+            os.replace(temporary, target)
+        except BaseException:  # an error, or a stop before the copy took the name
+            _remove_placeholder(target, claimed)
+            raise
+
+
+def _remove_placeholder(target: Path, claimed: os.stat_result) -> None:
+    """Remove the empty file `_link_or_rename` claimed a name with, if it is still there:
+    left, it would hold the photo's name, and the photo would come back as "name (2)"."""
+    with contextlib.suppress(OSError):
+        now = os.stat(target)
+        if now.st_size == 0 and (now.st_dev, now.st_ino) == (claimed.st_dev, claimed.st_ino):
+            os.unlink(target)
 
 
 def free_name(wanted: Path) -> Path:
