@@ -628,11 +628,16 @@ def test_a_watch_remembers_at_most_its_cap_of_photos_gone_and_all_still_there(
     for _ in range(3):
         now[0] += 2.0
         assert watcher.poll() == []
+    # A new photo under the oldest name (a camera's counter came round) is the newest now.
+    (tmp_path / "a.png").write_bytes(png_bytes((0, 0, 255)))
+    watcher.poll()
+    now[0] += 2.0
+    assert [p.name for p in watcher.poll()] == ["a.png"]
     for name in names[:3]:
         (tmp_path / name).unlink()  # moved away by the sort: remembered, up to the cap
     watcher.poll()
     known = [watcher.handed_over_state(name) is not None for name in names]
-    assert known == [False, True, True, True]
+    assert known == [True, False, True, True]  # b, the oldest of those gone, is forgotten
 
 
 @pytest.mark.parametrize("mount_point_left", [True, False])
@@ -690,3 +695,32 @@ def test_a_watch_stopped_by_a_full_destination_says_a_restart_finishes(
     assert "the watch stopped: the destination is full after 0 photos" in said
     assert said.rstrip().endswith("(started again, the watch sorts what is left)")
     assert len(read_rows(out)) == 1  # classified, and in the CSV, for the restart to sort
+
+
+def test_a_sorting_watch_goes_on_when_its_destinations_numbers_change(
+    tiny_model_path, tmp_path, monkeypatch
+) -> None:
+    # A network share mounted again, or a stick plugged in again, may come back with other
+    # device and inode numbers: while DEST holds its manifest, it is the same destination.
+    import desktop.core.watch as watch
+    from desktop.core.engine import Engine
+
+    camera, out, dest = tmp_path / "camera", tmp_path / "shift.csv", tmp_path / "sorted"
+    camera.mkdir()
+    dest.mkdir()
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    mounted_again = []
+    monkeypatch.setattr(watch, "_folder_identity", lambda _folder: (len(mounted_again), 1))
+
+    def after_the_first_batch(line: str) -> None:
+        if "1 new photo classified (1 since" in line:
+            mounted_again.append(True)
+            (camera / "battery.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Battery"]))
+
+    deadline = time.monotonic() + 60
+    watch.watch_and_classify(
+        Engine(tiny_model_path, threads=1), camera, out, 0.7, poll_seconds=0.1,
+        sort_into_dest=dest, move=True, log=after_the_first_batch,
+        should_stop=lambda: time.monotonic() > deadline or not any(camera.iterdir()),
+    )  # fmt: skip
+    assert (dest / "Mouse" / "mouse.png").is_file() and (dest / "Battery" / "battery.png").is_file()

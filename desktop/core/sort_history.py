@@ -36,7 +36,7 @@ def current_places(
     the undo names the photos in `dest`). `wanted`: only these paths (each photo an undo put
     back is read to be found). SortError when `dest` holds no manifest at all."""
     dest = Path(os.path.realpath(dest))
-    undone = _undone_manifests(dest)
+    undone = undone_manifests(dest)
     if not (dest / MANIFEST_FILE).is_file() and not undone:
         raise SortError(f"{dest} holds no {MANIFEST_FILE}: no sort went into it")
     places = _put_back_places(dest, undone, wanted)  # first: a sort since has the last word
@@ -50,7 +50,7 @@ def current_places(
     return places
 
 
-def _undone_manifests(dest: Path) -> list[Path]:
+def undone_manifests(dest: Path) -> list[Path]:
     """manifest.undone.csv, manifest.undone (2).csv, ... oldest first."""
 
     def number(path: Path) -> int:

@@ -40,6 +40,8 @@ from .csv_export import (
 from .csv_import import CsvImportError, prediction_from_row
 from .discovery import file_state, is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
+from .sort_history import undone_manifests
+from .sort_manifest import MANIFEST_FILE
 from .sort_records import SortError
 from .sorting import sort_into
 from .wording import plural
@@ -126,6 +128,7 @@ class FolderWatcher:
             still = now - since
             if still >= self._settle and (still >= self._give_up or _complete(entry)):
                 ready.append(self.folder / name)
+                self._handed_over.pop(name, None)  # the newest now, for the cap below
                 self._handed_over[name] = state
                 del self._pending[name]
         for name in set(self._pending) - seen:  # gone before it was ready
@@ -183,19 +186,12 @@ def watch_and_classify(
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
     started()
     names = list(engine.class_names)
-    # The destination as the watch first found it: one unplugged between two batches must
-    # not be made again (under an empty mount point, on the station's disk) by the next sort.
-    dest_identity = _folder_identity(sort_into_dest)
+    dest_guard = _DestinationGuard(sort_into_dest)
 
     def file_photos(batch: list[Prediction], states: Mapping[str, FileState]) -> None:
         """Sort `batch` (photos in `states`), then record which ones were filed."""
-        nonlocal dest_identity
         assert sort_into_dest is not None
-        if dest_identity is not None and _folder_identity(sort_into_dest) != dest_identity:
-            raise SortError(
-                f"the destination {sort_into_dest} went away, or another folder took its "
-                "place (a stick pulled out?): put it back"
-            )
+        dest_guard.check()
         not_filed = set()
         # An unreadable file may be one still being written (a stalled upload): it is
         # copied to _error, never moved from under its writer.
@@ -214,7 +210,7 @@ def watch_and_classify(
                 not_filed.add(source)
         filed = {path: state for path, state in states.items() if path not in not_filed}
         _add_to_record(record, filed, SORTED)
-        dest_identity = dest_identity or _folder_identity(sort_into_dest)
+        dest_guard.sorted_into()
 
     classified = said = 0  # photos in the CSV, and in the log's running total
     try:
@@ -249,6 +245,43 @@ def watch_and_classify(
             _say_classified(log, classified - said, classified, folder)
         appender.close()
     return classified
+
+
+class _DestinationGuard:
+    """Whether a sorting watch's DEST is still the folder it sorts into: one unplugged
+    between two batches must not be made again by the next sort (under an empty mount
+    point, on the station's disk). Once DEST holds a manifest, that is the sign (a network
+    share's or a re-plugged stick's device and inode numbers may change while it is
+    there); before, the folder's device and inode."""
+
+    def __init__(self, dest: Path | None):
+        self._dest = dest
+        self._identity = _folder_identity(dest)
+        self._has_manifest = _holds_a_manifest(dest)
+
+    def check(self) -> None:
+        """A SortError when DEST went away, or another folder took its place."""
+        if self._has_manifest:
+            gone = not _holds_a_manifest(self._dest)
+        else:
+            gone = self._identity is not None and _folder_identity(self._dest) != self._identity
+        if gone:
+            raise SortError(
+                f"the destination {self._dest} went away, or another folder took its place "
+                "(a stick pulled out?): put it back"
+            )
+
+    def sorted_into(self) -> None:
+        """A sort went into DEST: it holds its manifest from now on."""
+        self._has_manifest = _holds_a_manifest(self._dest)
+        self._identity = self._identity or _folder_identity(self._dest)
+
+
+def _holds_a_manifest(folder: Path | None) -> bool:
+    """A sort's manifest, or an undo's (an undo made while the watch runs leaves that)."""
+    if folder is None:
+        return False
+    return (folder / MANIFEST_FILE).is_file() or bool(undone_manifests(folder))
 
 
 def _folder_identity(folder: Path | None) -> tuple[int, int] | None:
