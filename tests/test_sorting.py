@@ -1570,8 +1570,8 @@ def test_a_folder_that_cannot_be_written_in_is_named_not_the_photo(
 def test_a_second_ctrl_c_stops_the_commands_undo_at_once(
     engine, tmp_path, monkeypatch, capsys
 ) -> None:
-    # A photo stuck on a share that went away: the first Ctrl-C waits for it, the second
-    # does not. What went back is found back by the next undo, nothing lost.
+    # A photo slow to copy back from a slow share: the first Ctrl-C waits for it, the
+    # second does not. What went back is found back by the next undo, nothing lost.
     photos = photo_folder(tmp_path / "photos")
     dest = tmp_path / "sorted"
     sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
