@@ -1615,3 +1615,27 @@ def test_a_stop_as_a_copy_takes_its_name_leaves_no_empty_file_there(tmp_path, mo
     monkeypatch.undo()
     no_hard_links(monkeypatch)
     assert place(source, card / "photo.png") == card / "photo.png"
+
+
+def test_a_destination_pulled_out_under_a_photo_fails_the_sort_not_the_photo(
+    engine, tmp_path
+) -> None:
+    # The stick goes while the third photo is being filed: that photo is still in its
+    # folder, and the sort says the destination went, not that the photo "failed".
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    real_file_one, calls = sorting._file_one, []
+
+    def pulled_out_at_the_third(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            dest.rename(tmp_path / "stick-in-a-drawer")
+        return real_file_one(*args)
+
+    rows = classified(engine, photos)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sorting, "_file_one", pulled_out_at_the_third)
+        with pytest.raises(SortError, match="went away during the sort") as e:
+            sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert len(e.value.report.filed) == 2 and e.value.report.failed == []
+    assert len(list(photos.iterdir())) == len(rows) - 2

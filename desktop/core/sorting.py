@@ -228,6 +228,7 @@ def _file_each(
                     filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
                 except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
                     stop_if_full(exc, report)
+                    _stop_if_gone(manifest, report)  # then not this photo's fault: it stays
                     report.failed.append((source, reason_for(exc)))
                     continue
                 _record(manifest, filed, report)
