@@ -60,6 +60,19 @@ def test_the_window_and_its_summary_fit_a_small_screen(window, qtbot):
     assert dialog.width() <= screen.width() and dialog.height() <= screen.height()
 
 
+def test_a_stopped_sorts_advice_is_not_cut_by_the_model_line(window, qtbot):
+    # At a station's 1024 px the model line took half the status bar, and a sort stopped
+    # with Esc lost the end of its message, the part that says what to do.
+    window.resize(800, window.height())  # the offscreen screen's width: narrower still
+    advice = "Sorting stopped: 12 photos filed, each whole and in the manifest: sort again"
+    window.statusBar().showMessage(f"{advice} to finish, or undo them")
+    qtbot.wait(50)
+    assert window.model_label.width() <= 0.3 * window.width()
+    room = window.statusBar().width() - window.model_label.width()
+    assert window.statusBar().fontMetrics().horizontalAdvance(advice) < room
+    assert window.statusBar().toolTip().endswith("sort again to finish, or undo them")
+
+
 SHARP_SUMMARY = """
 from collections import Counter
 from PySide6.QtWidgets import QApplication, QWidget

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 APP_TITLE = "E-Waste Sorter"
 FIRST_SIZE = (1360, 820)  # the window at its first start, on a screen that fits it
 WATCHING_LABEL_WIDTH = 260  # the folder's name is shortened to it; the tooltip has the path
+MODEL_LABEL_SHARE = 0.3  # of the window's width at most, the rest for the messages
 # A close by the program waits this long for a sort to stop: one photo's copy and fsync,
 # even to a slow USB stick.
 SORT_STOP_WAIT_S = 10.0
@@ -183,7 +184,16 @@ class MainWindow(QMainWindow):
         self.watching_label.setVisible(False)
         bar.addPermanentWidget(self.watching_label)
         bar.addPermanentWidget(self.model_label)
+        # A message cut at the window's edge still reads whole on hover (what to do after a
+        # stopped sort is at its end).
+        bar.messageChanged.connect(bar.setToolTip)
         bar.showMessage("Drop images or folders on the window to classify them")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        # The model line gives way to the messages: at 1024 px it would take half the bar,
+        # and cut the end of "Sorting stopped: ... sort again to finish, or undo them".
+        self.model_label.setMaximumWidth(max(160, int(self.width() * MODEL_LABEL_SHARE)))
+        super().resizeEvent(event)
 
     def _connect(self) -> None:
         self.drop_area.paths_dropped.connect(self.add_paths)
