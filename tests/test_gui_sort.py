@@ -651,3 +651,18 @@ def test_esc_hides_no_failure_and_stops_only_the_sort(qtbot, window, tmp_path, m
     assert title == "Sorting stopped" and "the destination is full" in text
     qtbot.waitUntil(lambda: window.last_summary is not None, timeout=TIMEOUT_MS)
     assert not window.last_summary.cancelled and len(window.results.rows) == 44
+
+
+def test_the_rows_follow_an_undo_from_a_sort_folder_renamed_since(qtbot, window, tmp_path) -> None:
+    # Moved into "sorted", which a person then renamed: the undo from its new name names
+    # the photos there, and the rows, still at the old name, must follow them back.
+    folder = classified_photos(qtbot, window, tmp_path)
+    window.sorting.sort_into_folders(str(tmp_path / "sorted"), "move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert list(folder.iterdir()) == []
+    (tmp_path / "sorted").rename(tmp_path / "sorted-monday")
+    window.sorting.undo_sort(str(tmp_path / "sorted-monday"))
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert len(list(folder.iterdir())) == 4
+    assert rows_where_photos_are(window)
+    assert {Path(row.path).parent for row in window.results.rows} == {folder}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -62,6 +62,23 @@ def _put_back_by_undo(report: SortReport) -> dict[str, str]:
     # the copy went back under another, and the row follows it there.
     copies = {f.source for f in report.filed if f.action == COPY}
     back.update((name, now) for name, now in report.renamed if now in copies)
+    return back
+
+
+def _put_back_from_a_renamed_folder(report: SortReport, paths: Iterable[str]) -> dict[str, str]:
+    """Rows of photos in a sort folder renamed since (the undo names them under its new
+    name): a row whose sort folder is gone follows the one photo the undo put back from a
+    class folder and name like its own."""
+    by_place: dict[tuple[str, str], list[str]] = {}
+    for filed in report.filed:
+        place = Path(filed.destination)
+        by_place.setdefault((place.parent.name, place.name), []).append(filed.source)
+    back = {}
+    for path in paths:
+        row_place = Path(path)
+        found = by_place.get((row_place.parent.name, row_place.name), [])
+        if len(found) == 1 and not row_place.parent.parent.exists():
+            back[path] = found[0]
     return back
 
 
@@ -227,6 +244,9 @@ class SortCommands(QObject):
         report = outcome if isinstance(outcome, SortReport) else getattr(outcome, "report", None)
         if report is not None:  # the rows follow their photos, however the job ended
             self._results.relocate(self._paths_after(report))
+            if self._paths_after is _put_back_by_undo:
+                paths = [row.path for row in self._results.rows]
+                self._results.relocate(_put_back_from_a_renamed_folder(report, paths))
         words = self._words
         if isinstance(outcome, SortReport):
             text = words.done.format(filed=report.filed_count())
