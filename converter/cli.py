@@ -160,6 +160,7 @@ def _open_set(args: argparse.Namespace) -> int:
 
     from converter.errors import ConvertError
     from converter.open_set import fit_open_set, write_model
+    from trainer.calibration import MAX_TEMPERATURE
     from trainer.dataset import DatasetError, load_dataset
 
     if not 0.0 < args.promised_rate < 0.5:
@@ -189,6 +190,14 @@ def _open_set(args: argparse.Namespace) -> int:
         f"{100 * open_set['rate_upper_bound']:.1f} % with "
         f"{100 * open_set['confidence']:.0f} % confidence)"
     )
+    if fit.temperature >= MAX_TEMPERATURE:
+        print(
+            f"ewaste-convert: warning: the temperature ended at the top of its range "
+            f"({fit.temperature:.1f}): on the validation split the model's confident answers "
+            "are as often wrong as right, so its probabilities were flattened; train it "
+            "further before shipping",
+            file=sys.stderr,
+        )
     if not open_set["kept_promise"]:
         print(
             f"ewaste-convert: warning: {open_set['val_images_used']} validation images are "

@@ -287,3 +287,23 @@ def test_a_validation_split_of_training_copies_is_refused(tmp_path: Path) -> Non
     model = onnx.load(str(build_tiny_model(tmp_path / "tiny.onnx")))
     with pytest.raises(ConvertError, match="duplicate in train"):
         fit_open_set(model, load_dataset(data))
+
+
+def test_open_set_warns_when_the_temperature_ends_at_the_top_of_its_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A model whose confident answers are all wrong (the folders name the next class):
+    # the flattest probabilities fit best, and a shipped file would say little.
+    from converter.cli import main as convert_main
+
+    data = make_dataset(tmp_path / "data", CLASS_NAMES, {"train": 3, "val": 3, "test": 1}, 32)
+    for split in ("train", "val"):
+        folders = [data / split / name for name in CLASS_NAMES]
+        for index, folder in enumerate(folders):
+            folder.rename(folder.with_name(f"next-{index}"))
+        for index in range(len(folders)):
+            (data / split / f"next-{index}").rename(folders[(index + 1) % len(folders)])
+    tiny = build_tiny_model(tmp_path / "tiny.onnx")
+    out = tmp_path / "with-open-set.onnx"
+    assert convert_main(["open-set", str(tiny), "--data", str(data), "--out", str(out)]) == 0
+    assert "the temperature ended at the top of its range" in capsys.readouterr().err
