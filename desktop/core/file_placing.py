@@ -14,7 +14,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import TypeVar
 
@@ -32,6 +32,14 @@ def numbered(wanted: AnyPath, number: int) -> AnyPath:
     """The name a second photo of a name takes: "item (2).jpg" (the app, the sort, the web
     page's rows all number the same way)."""
     return wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
+
+
+def numbered_names(wanted: Path) -> Iterator[Path]:
+    """`wanted`, then "stem (2).suffix", "stem (3).suffix", ... (up to 9,999): the names a
+    photo may have in a folder where its own was taken."""
+    yield wanted
+    for number in range(2, 10_000):
+        yield numbered(wanted, number)
 
 
 def place(
@@ -78,8 +86,7 @@ def _place(source: Path, wanted: Path, expected_sha256: str | None, link: bool) 
 
 def _claim_name(wanted: Path, put: Callable[[Path], None]) -> Path:
     """Call `put(target)` with `wanted`, then "stem (2).suffix", ... until one is free."""
-    for number in range(1, 10_000):
-        target = wanted if number == 1 else numbered(wanted, number)
+    for target in numbered_names(wanted):
         try:
             put(target)
         except FileExistsError:
@@ -125,26 +132,19 @@ def _remove_placeholder(target: Path, claimed: os.stat_result) -> None:
 def free_name(wanted: Path) -> Path:
     """`wanted`, or the first of "stem (2).suffix", ... that no file has (a check, then the
     caller's write: for a file only this program writes, under the destination's lock)."""
-    number = 1
-    target = wanted
-    while target.exists():
-        number += 1
-        target = numbered(wanted, number)
-    return target
+    for target in numbered_names(wanted):
+        if not target.exists():
+            return target
+    raise OSError(errno.EEXIST, f"no free name for {wanted.name} in {wanted.parent}")
 
 
 def identical_in_place(wanted: Path, digest: str, source: Path, claimed: set[str]) -> Path | None:
     """The file among `wanted`, "stem (2).suffix", ... with this SHA-256 that no other
     photo of the manifest owns, if any (the source itself, when it already sits there)."""
-    for number in range(1, 10_000):
-        candidate = wanted if number == 1 else numbered(wanted, number)
-        if not candidate.exists():
-            return None
+    for candidate in _names_taken(wanted):
         if is_same_path(candidate, source):
             return candidate
-        if str(candidate) in claimed or not candidate.is_file():
-            continue
-        if file_sha256(candidate) == digest:
+        if str(candidate) not in claimed and _holds(candidate, digest):
             return candidate
     return None
 
@@ -152,15 +152,24 @@ def identical_in_place(wanted: Path, digest: str, source: Path, claimed: set[str
 def already_back(source: Path, digest: str, placed: Path) -> Path | None:
     """`source`, or "stem (2).suffix", ... beside it, holding this photo (never the filed
     file itself)."""
-    for number in range(1, 10_000):
-        candidate = source if number == 1 else numbered(source, number)
-        if not candidate.exists():
-            return None
-        if is_same_path(candidate, placed) or not candidate.is_file():
-            continue
-        if file_sha256(candidate) == digest:
+    for candidate in _names_taken(source):
+        if not is_same_path(candidate, placed) and _holds(candidate, digest):
             return candidate
     return None
+
+
+def _names_taken(wanted: Path) -> Iterator[Path]:
+    """`numbered_names(wanted)` as long as a file has each (a photo numbered after a gap
+    was never given that name by a sort)."""
+    for name in numbered_names(wanted):
+        if not name.exists():
+            return
+        yield name
+
+
+def _holds(path: Path, digest: str) -> bool:
+    """Whether `path` is a file with this SHA-256."""
+    return path.is_file() and file_sha256(path) == digest
 
 
 def is_same_path(first: Path, second: Path) -> bool:
