@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,7 +48,11 @@ class _Words:
     stopped: str  # the title when the whole job failed
 
 
-def _moved_by_sort(report: SortReport) -> dict[str, str]:
+# Where a job's report says the table's rows (their paths given) go: old path -> new path.
+PathsAfter = Callable[[SortReport, Sequence[str]], Mapping[str, str]]
+
+
+def _moved_by_sort(report: SortReport, _paths: Sequence[str]) -> dict[str, str]:
     moved = {f.source: f.destination for f in report.filed if f.action == MOVE}
     for old_place, f in report.refiled:  # the row names the photo's old place, or (a row
         if f.action == MOVE:  # read back from a CSV) where it was before the first sort
@@ -56,28 +60,23 @@ def _moved_by_sort(report: SortReport) -> dict[str, str]:
     return moved
 
 
-def _put_back_by_undo(report: SortReport) -> dict[str, str]:
+def _put_back_by_undo(report: SortReport, paths: Sequence[str]) -> dict[str, str]:
     back = {f.destination: f.source for f in report.filed}
     # A copy's row stayed at its original's name; when a new photo took that name since,
     # the copy went back under another, and the row follows it there.
     copies = {f.source for f in report.filed if f.action == COPY}
     back.update((name, now) for name, now in report.renamed if now in copies)
-    return back
-
-
-def _put_back_from_a_renamed_folder(report: SortReport, paths: Iterable[str]) -> dict[str, str]:
-    """Rows of photos in a sort folder renamed since (the undo names them under its new
-    name): a row whose sort folder is gone follows the one photo the undo put back from a
-    class folder and name like its own."""
+    # A sort folder renamed since: the undo names its photos under the new name, the rows
+    # the old one. A row whose sort folder is gone follows the one photo put back from a
+    # class folder and name like its own.
     by_place: dict[tuple[str, str], list[str]] = {}
     for filed in report.filed:
         place = Path(filed.destination)
         by_place.setdefault((place.parent.name, place.name), []).append(filed.source)
-    back = {}
     for path in paths:
         row_place = Path(path)
         found = by_place.get((row_place.parent.name, row_place.name), [])
-        if len(found) == 1 and not row_place.parent.parent.exists():
+        if path not in back and len(found) == 1 and not row_place.parent.parent.exists():
             back[path] = found[0]
     return back
 
@@ -98,7 +97,7 @@ class SortCommands(QObject):
         self._call: BackgroundCall | None = None
         self._stop = threading.Event()  # the running job's, asked between two photos
         self._words = _Words("", "", "")  # the running job's
-        self._paths_after: Callable[[SortReport], Mapping[str, str]] = _moved_by_sort
+        self._paths_after: PathsAfter = _moved_by_sort
 
     def _dialog_parent(self) -> QWidget:
         return self.parent()  # type: ignore[return-value]
@@ -178,9 +177,7 @@ class SortCommands(QObject):
         box.exec()
         return {copy: COPY, move: MOVE}.get(box.clickedButton())
 
-    def _start(
-        self, job, words: _Words, paths_after: Callable[[SortReport], Mapping[str, str]]
-    ) -> None:
+    def _start(self, job, words: _Words, paths_after: PathsAfter) -> None:
         self._words, self._paths_after = words, paths_after
         self._stop.clear()
         self._call = BackgroundCall(job)
@@ -243,10 +240,8 @@ class SortCommands(QObject):
         self._call = None
         report = outcome if isinstance(outcome, SortReport) else getattr(outcome, "report", None)
         if report is not None:  # the rows follow their photos, however the job ended
-            self._results.relocate(self._paths_after(report))
-            if self._paths_after is _put_back_by_undo:
-                paths = [row.path for row in self._results.rows]
-                self._results.relocate(_put_back_from_a_renamed_folder(report, paths))
+            paths = [row.path for row in self._results.rows]
+            self._results.relocate(self._paths_after(report, paths))
         words = self._words
         if isinstance(outcome, SortReport):
             text = words.done.format(filed=report.filed_count())
