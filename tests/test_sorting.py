@@ -1258,7 +1258,7 @@ def test_a_sort_and_an_undo_asked_to_stop_end_between_photos_and_finish_later(
     assert list(photos.iterdir()) == []
 
     asked = iter(range(len(before)))  # asked before each photo: the fourth is not put back
-    with pytest.raises(SortError, match="3 photos put back: undo again") as stopped:
+    with pytest.raises(SortError, match="3 photos put back; undo again") as stopped:
         undo_sort(dest, should_stop=lambda: next(asked) == 3)
     assert len(stopped.value.report.filed) == 3
     assert len(manifest_rows(dest)) == len(before) - 3  # the rest, for the next undo
@@ -1266,6 +1266,21 @@ def test_a_sort_and_an_undo_asked_to_stop_end_between_photos_and_finish_later(
     assert len(list(photos.iterdir())) == 3
     assert len(undo_sort(dest).filed) == len(before) - 3
     assert {p.name: digest(p) for p in photos.iterdir()} == before
+
+
+def test_a_stopped_undo_of_a_copy_sort_says_it_deleted_the_copies(engine, tmp_path) -> None:
+    # "3 photos put back" alone would tell the worker three originals came home, when the
+    # undo deleted three copies and the originals never left.
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
+    asked = iter(range(100))
+    with pytest.raises(SortStopped) as stopped:
+        undo_sort(dest, should_stop=lambda: next(asked) == 3)
+    assert str(stopped.value) == (
+        "3 photos put back; all copies, deleted: the originals never moved; "
+        "undo again to put back the rest"
+    )
 
 
 def test_an_undo_that_cannot_record_what_it_did_says_what_is_back(
@@ -1515,7 +1530,7 @@ def test_a_stop_during_the_commands_undo_ends_it_between_photos_or_at_once(
         assert f"stopped by {stop} while putting photos back; run --undo-sort again" in said
         assert len(done) == 2 and len(list(photos.iterdir())) == 2
     else:  # the third photo finished, then the undo recorded and counted what went back
-        assert f"stopped by {stop}: 3 photos put back: undo again to put back the rest" in said
+        assert f"stopped by {stop}: 3 photos put back; undo again to put back the rest" in said
         assert len(list(photos.iterdir())) == 3
         assert len(manifest_rows(dest, UNDONE_MANIFEST_FILE)) == 3
     monkeypatch.setattr(sort_undo, "_undo_one", real_undo_one)

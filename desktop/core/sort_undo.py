@@ -91,7 +91,9 @@ def _undo_all(dest: Path, manifest: Path, pace: _Pace) -> SortReport:
         ) from exc
     if stopped:
         back = plural(len(report.filed), "photo")
-        raise SortStopped(f"{back} put back: undo again to put back the rest", report)
+        # A copy's undo deletes it: the note says so, as the finished undo's line does.
+        note = report.undo_note()
+        raise SortStopped(f"{back} put back{note}; undo again to put back the rest", report)
     return report
 
 
