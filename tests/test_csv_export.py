@@ -221,6 +221,63 @@ def test_an_appended_csv_has_one_mark_however_often_it_is_reopened(tmp_path: Pat
         ]
 
 
+def appended(path: Path, *names: str) -> None:
+    """One watch (re)start appending a batch of photos `names`."""
+    appender = ResultsCsvAppender(path, CLASS_NAMES)
+    appender.append([Prediction(name, probabilities(1, 0.9)) for name in names])
+    appender.close()
+
+
+def test_a_row_cut_short_by_a_power_cut_is_cut_off_before_the_next_batch(tmp_path) -> None:
+    from desktop.core.csv_import import read_results_csv
+
+    # The power went during a batch: its last row is half on disk, and the watch's record
+    # does not name that photo, so the restarted watch classifies it again. Its new row
+    # must not run into the half one (the CSV would then lose it and fail to reopen).
+    shift = tmp_path / "shift.csv"
+    appended(shift, "cam/1.jpg")
+    with shift.open("ab") as handle:
+        handle.write(b"cam/2.jpg,Keyboard,0.8")
+    appended(shift, "cam/2.jpg", "cam/3.jpg")
+    _, *rows = read_back(shift)
+    assert [row[0] for row in rows] == ["cam/1.jpg", "cam/2.jpg", "cam/3.jpg"]
+    assert all(len(row) == len(HEADER) for row in rows)
+    reopened = read_results_csv(shift, list(CLASS_NAMES))  # the photos are not here
+    assert reopened.missing == ["cam/1.jpg", "cam/2.jpg", "cam/3.jpg"]
+
+
+def test_a_whole_last_row_saved_without_its_line_end_is_kept(tmp_path: Path) -> None:
+    shift = tmp_path / "shift.csv"
+    appended(shift, "cam/1.jpg")
+    shift.write_bytes(shift.read_bytes().rstrip(b"\r\n"))  # as an editor may save it
+    appended(shift, "cam/2.jpg")
+    _, *rows = read_back(shift)
+    assert [row[0] for row in rows] == ["cam/1.jpg", "cam/2.jpg"]
+    assert all(len(row) == len(HEADER) for row in rows)
+
+
+def test_a_batch_the_disk_takes_half_of_is_cut_off_again(tmp_path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from desktop.core import safe_files
+
+    shift = tmp_path / "shift.csv"
+    appended(shift, "cam/1.jpg")
+    before = shift.read_bytes()
+    appender = ResultsCsvAppender(shift, CLASS_NAMES)
+    real_write = os.write
+    monkeypatch.setattr(safe_files.os, "write", lambda fd, data: real_write(fd, data[:40]))
+    with pytest.raises(OSError) as full:
+        appender.append([Prediction("cam/2.jpg", probabilities(1, 0.9))])
+    assert full.value.errno == errno.ENOSPC
+    assert shift.read_bytes() == before
+    monkeypatch.undo()
+    appender.append([Prediction("cam/2.jpg", probabilities(1, 0.9))])  # space freed
+    appender.close()
+    assert [row[0] for row in read_back(shift)[1:]] == ["cam/1.jpg", "cam/2.jpg"]
+
+
 def test_a_results_csv_reads_back_as_it_was_written(tmp_path: Path) -> None:
     from desktop.core.csv_import import CsvImportError, read_results_csv
 

@@ -14,13 +14,16 @@ arrive as the str "caf\\udce9.jpg") is written with the odd bytes escaped: "caf\
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from .results import DEFAULT_REVIEW_THRESHOLD, SIGNIFICANT_DIGITS, Prediction, status_of
-from .safe_files import replaced_whole
+from .safe_files import append_whole, replaced_whole
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
 CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns before it stay
@@ -128,9 +131,14 @@ def _number(value: float) -> str:
 
 class ResultsCsvAppender:
     """A results CSV that grows as photos arrive (`ewaste-classify --watch`): the header
-    once, then each batch appended and flushed to disk, so the file is complete up to the
-    last batch whenever the watch is stopped. An existing file of other columns is refused.
-    """
+    once, then each batch appended whole and synced to disk, so the file is complete up to
+    the last batch whenever the watch is stopped. An existing file of other columns is
+    refused.
+
+    A batch a full disk cuts short is cut off again. A last line without a line end (a
+    power cut during a batch, an editor's save) is ended when it holds a whole row and cut
+    off when it does not: the next row must never run into it, and the watch's record names
+    no photo of a batch cut short, so that photo is classified again."""
 
     def __init__(
         self,
@@ -141,26 +149,63 @@ class ResultsCsvAppender:
         self._class_names, self._threshold = list(class_names), threshold
         header = results_header(class_names)
         target = Path(path)
-        if target.exists() and target.stat().st_size:
+        is_new = not (target.exists() and target.stat().st_size)
+        if not is_new:
             with target.open(encoding=CSV_ENCODING, newline="") as handle:
                 if next(csv.reader(handle), None) != header:
                     raise ValueError(f"{target} holds other columns; give a new CSV to append to")
-            header = None
-        # The mark only at the start of a new file: appending at the end of one writes none.
-        self._handle = target.open("a", encoding=CSV_ENCODING, newline="")
-        self._writer = csv.writer(self._handle)
-        if header is not None:
-            self._writer.writerow(header)
-            self._flush()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        self._fd = os.open(target, flags, 0o666)
+        try:
+            if is_new:  # the mark only at the start of a new file
+                append_whole(self._fd, codecs.BOM_UTF8 + csv_lines([header]))
+            else:
+                _mend_the_last_line(target, self._fd, len(header))
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     def append(self, predictions: Iterable[Prediction]) -> None:
-        for prediction in predictions:
-            self._writer.writerow(result_row(prediction, self._class_names, self._threshold))
-        self._flush()
+        rows = [result_row(p, self._class_names, self._threshold) for p in predictions]
+        append_whole(self._fd, csv_lines(rows))
 
     def close(self) -> None:
-        self._handle.close()
+        os.close(self._fd)
 
-    def _flush(self) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+
+def csv_lines(rows: Iterable[Sequence[str]]) -> bytes:
+    """`rows` as CSV lines in UTF-8 (no byte-order mark), each ended by CR LF."""
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return text.getvalue().encode("utf-8")
+
+
+def _mend_the_last_line(path: Path, fd: int, cells: int) -> None:
+    """End the last line of the CSV at `path` (open for appending at `fd`) when it lacks
+    its line end: with one when it holds a whole row of `cells` cells, else cut off."""
+    size = os.fstat(fd).st_size
+    with path.open("rb") as handle:
+        start = _after_the_last_line_end(handle, size)
+        if start == size:
+            return
+        handle.seek(start)
+        tail = handle.read(size - start).decode("utf-8-sig", "replace")
+    rows = list(csv.reader(io.StringIO(tail, newline="")))
+    if len(rows) == 1 and len(rows[0]) == cells:
+        append_whole(fd, b"\r\n")
+    else:
+        os.ftruncate(fd, start)
+        os.fsync(fd)
+
+
+def _after_the_last_line_end(handle: BinaryIO, size: int) -> int:
+    """The offset just after the file's last b"\\n" (0 when it has none), read from its end."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        handle.seek(start)
+        found = handle.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0

@@ -1,9 +1,10 @@
-"""Writing beside the user's files: a file is replaced whole or not at all, and a folder is
-known to take new files before any work starts."""
+"""Writing beside the user's files: a file is replaced, or appended to, whole or not at all,
+and a folder is known to take new files before any work starts."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -33,6 +34,22 @@ def replaced_whole(target: Path, mode: str = "w", **open_args: Any) -> Iterator[
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        raise
+
+
+def append_whole(fd: int, data: bytes) -> None:
+    """Append `data` to the file open at `fd` (unbuffered, O_APPEND) and sync it to disk:
+    all of it, or on any failure (a full disk, Ctrl+C) the file cut back to its size before,
+    never half a row for the next append to run into."""
+    size = os.fstat(fd).st_size
+    try:
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
         raise
 
 

@@ -8,17 +8,16 @@ absolute; a filed photo is looked for under DEST as it is named now.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import errno
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from .csv_export import csv_lines
 from .file_placing import canonical
-from .safe_files import replaced_whole
+from .safe_files import append_whole, replaced_whole
 from .sort_records import DamagedRow, Filed, SortError, SortReport, destination_full
 
 MANIFEST_FILE = "manifest.csv"
@@ -51,7 +50,7 @@ class ManifestWriter:
             size = os.fstat(self._fd).st_size
             if _holds_no_row(self._path, size):  # new, or made by a sort stopped at once
                 os.ftruncate(self._fd, 0)
-                self._append(_csv_line(MANIFEST_COLUMNS))
+                self._append(csv_lines([MANIFEST_COLUMNS]))
             elif not _ends_a_line(self._path, size):
                 self._append(b"\r\n")
         except BaseException as exc:
@@ -63,21 +62,12 @@ class ManifestWriter:
 
     def add(self, filed: Filed) -> None:
         try:
-            self._append(_csv_line(_row(filed)))
+            self._append(csv_lines([_row(filed)]))
         except OSError as exc:  # os.write names no file: say it was the manifest
             raise OSError(exc.errno, exc.strerror or str(exc), str(self._path)) from exc
 
     def _append(self, data: bytes) -> None:
-        size = os.fstat(self._fd).st_size
-        try:
-            written = os.write(self._fd, data)
-            if written != len(data):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            os.fsync(self._fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, size)
-            raise
+        append_whole(self._fd, data)
 
     def __exit__(self, *_exc: object) -> None:
         os.close(self._fd)
@@ -97,12 +87,6 @@ def _row(e: Filed | DamagedRow) -> list[str]:
     if isinstance(e, DamagedRow):
         return list(e.cells)
     return [e.source, e.destination, e.class_name, e.status, e.sha256, e.action]
-
-
-def _csv_line(cells: Sequence[str]) -> bytes:
-    line = io.StringIO()
-    csv.writer(line).writerow(cells)
-    return line.getvalue().encode("utf-8")
 
 
 def _cannot_write(path: Path, exc: OSError) -> SortError:
