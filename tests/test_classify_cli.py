@@ -327,6 +327,34 @@ def test_a_stop_while_drawing_the_summary_says_the_csv_is_complete(
     assert len(read_rows(out)) == len(list(sample_images_dir.iterdir()))
 
 
+def test_a_model_file_gone_after_loading_still_gets_its_summary_and_sort(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # A model on a stick pulled out, or replaced, during the run: the summary names the
+    # model that classified (hashed as loaded), and the sort asked for still runs.
+    import shutil
+
+    import desktop.core.cli as cli
+    from desktop.core.hashing import file_sha256
+
+    model = tmp_path / "model.onnx"
+    shutil.copy(tiny_model_path, model)
+    loaded = file_sha256(model)
+    engines: list[Engine] = []
+
+    def loaded_then_gone(*args, **kwargs) -> Engine:
+        engines.append(Engine(*args, **kwargs))
+        model.unlink()
+        return engines[-1]
+
+    monkeypatch.setattr(cli, "Engine", loaded_then_gone)
+    png, dest = tmp_path / "shift.png", tmp_path / "sorted"
+    argv = [str(sample_images_dir), "--csv", str(tmp_path / "r.csv"), "--model", str(model)]
+    assert main([*argv, "--summary", str(png), "--sort-into", str(dest)]) == 0
+    assert png.stat().st_size > 0 and (dest / "manifest.csv").is_file()
+    assert engines[0].model_sha256 == loaded
+
+
 def test_ctrl_c_while_the_model_loads_exits_130_without_a_traceback(
     tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:

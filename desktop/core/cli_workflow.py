@@ -18,7 +18,6 @@ from .cli_common import (
     error,
 )
 from .engine import Engine
-from .hashing import file_sha256
 from .model_info import ModelError
 from .results import Prediction
 from .sort_manifest import MANIFEST_FILE
@@ -37,7 +36,7 @@ def write_summary(args: argparse.Namespace, rows: list[Prediction], engine: Engi
         engine.class_names,
         args.review_threshold,
         model_name=engine.model_path.name,
-        model_sha256=file_sha256(engine.model_path),
+        model_sha256=engine.model_sha256,
     )
     try:
         save_png(summary, args.summary)

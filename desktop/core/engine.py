@@ -22,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .assets import default_model_path
+from .hashing import file_sha256
 from .limits import MAX_CAM_SIDE, MAX_STATIC_BATCH, MAX_THREADS, TEST_RUN_SECONDS
 from .model_info import ModelError, ModelInfo, parse_model_info
 from .prediction_loop import (
@@ -65,6 +66,8 @@ class Engine:
         if decode_workers is not None and decode_workers < 1:
             raise ValueError(f"decode_workers must be at least 1, got {decode_workers}")
         self.model_path: Path = _existing_model_file(model_path)
+        # The hash of the file as loaded, for reports: the file may be replaced or gone since.
+        self.model_sha256: str = _sha256_of_model(self.model_path)
         self.threads = threads
         self.decode_workers = decode_workers or max(1, min(4, os.cpu_count() or 1))
         self._session = _open_session(self.model_path, threads)
@@ -298,6 +301,13 @@ def _existing_model_file(model_path: str | os.PathLike[str] | None) -> Path:
     if not path.is_file():
         raise ModelError(f"model path is not a file: {path}")
     return path
+
+
+def _sha256_of_model(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise ModelError(f"cannot read the model file {path}: {exc.strerror or exc}") from exc
 
 
 def _open_session(path: Path, threads: int | None) -> ort.InferenceSession:

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import package_version
-from desktop.core.hashing import file_sha256
 from desktop.core.preprocessing import PHOTO_SUFFIXES
 from desktop.core.results import FileState
 from desktop.core.summary import summarise
@@ -339,7 +338,7 @@ class MainWindow(QMainWindow):
             self.results.class_names,
             self.results.threshold,
             model_name=self.engine.model_path.name,
-            model_sha256=file_sha256(self.engine.model_path),
+            model_sha256=self.engine.model_sha256,
             confirmed=self.results.confirmed_classes(),
         )
         self.summary_dialog = SummaryDialog(summary, self)
