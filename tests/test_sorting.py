@@ -748,6 +748,30 @@ def test_the_command_sorts_after_the_csv_and_refuses_a_destination_inside_a_sour
     assert "r.csv is a file, not a folder a sort went into" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("others", "named"),
+    [
+        (["--watch", "{photos}", "--csv", "{tmp}/w.csv"], "--csv, --watch given"),
+        (["--summary", "{tmp}/s.png", "--flip-average"], "--summary, --flip-average given"),
+        (["{photos}", "--model", "{tmp}/m.onnx"], "PATHs, --model given"),
+        (["--ray", "--poll", "2"], "--ray, --poll given"),
+    ],
+    ids=["watch", "summary", "paths-model", "ray-poll"],
+)
+def test_an_undo_asked_with_other_options_undoes_nothing(
+    engine, tmp_path, capsys, others, named
+) -> None:
+    # A watch (or a run) asked for beside --undo-sort must not turn into an undo alone,
+    # moving every photo back while the person waits for the watch.
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    argv = [a.format(photos=photos, tmp=tmp_path) for a in others]
+    assert classify_main(["--undo-sort", str(dest), *argv]) == 2
+    assert f"--undo-sort DEST takes no other arguments: {named}" in capsys.readouterr().err
+    assert list(photos.iterdir()) == [] and len(manifest_rows(dest)) == 12
+
+
 def test_a_file_in_place_of_the_manifest_is_never_sorted_on_nor_undone(
     engine, tiny_model_path, tmp_path, capsys
 ) -> None:

@@ -68,15 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         with stop_signals_raise():
-            return _classify(args)
+            return _classify(args, parser)
     except Stopped as stop:  # during start-up: nothing was classified yet
         error(f"stopped by {stop} before any image was classified; nothing written")
         return stop.exit_status
 
 
-def _classify(args: argparse.Namespace) -> int:
+def _classify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.undo_sort is not None:
-        return undo(args)
+        return undo(args, others=_given_besides(parser, args, "undo_sort"))
     if args.watch is not None:
         return watch(args)
     try:
@@ -281,6 +281,16 @@ def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: flo
 
 
 LOCAL_RAY = "local"  # --ray without an address: a Ray running here, else a new one
+
+
+def _given_besides(parser: argparse.ArgumentParser, args: argparse.Namespace, own: str):
+    """The options and PATHs given on the command line, other than `own`, as typed
+    ("--watch", "PATHs"): those whose value is not their default."""
+    return [
+        "PATHs" if name == "paths" else "--" + name.replace("_", "-")
+        for name, value in vars(args).items()
+        if name != own and value != parser.get_default(name) and value != []
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -143,9 +143,11 @@ def watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def undo(args: argparse.Namespace) -> int:
-    if args.paths or args.csv or args.sort_into or args.move:
-        error("--undo-sort DEST takes no other arguments")
+def undo(args: argparse.Namespace, others: list[str]) -> int:
+    """--undo-sort DEST; `others`: the other options given, each refused (an undo moves
+    photos: one asked for beside a --watch or a run over PATHs must not go ahead alone)."""
+    if others:
+        error(f"--undo-sort DEST takes no other arguments: {', '.join(others)} given")
         return EXIT_USAGE
     # A stop signal ends the undo between two photos, which then records what it put back
     # and says how many, as the app's Cancel does; a second Ctrl+C stops it at once.
