@@ -292,6 +292,30 @@ def test_watch_folder_classifies_photos_as_they_arrive(qtbot, window, tmp_path, 
     assert window.results.rowCount() == 3
 
 
+def test_a_watch_whose_polls_fail_says_so_until_one_works(qtbot, tmp_path, monkeypatch):
+    from desktop.core.watch import FolderWatcher
+    from desktop.gui.folder_watch import FolderWatch
+
+    real_poll, failing = FolderWatcher.poll, [True]
+
+    def poll(watcher):
+        if failing[0]:
+            raise MemoryError("a photo too large to look at")
+        return real_poll(watcher)
+
+    monkeypatch.setattr(FolderWatcher, "poll", poll)
+    watch = FolderWatch(poll_seconds=0.05)
+    said: list[str] = []
+    watch.unreachable_changed.connect(said.append)
+    watch.start(str(tmp_path))
+    qtbot.waitUntil(lambda: len(said) == 1, timeout=TIMEOUT_MS)
+    qtbot.wait(300)  # polls failing the same way: said once
+    assert said == ["MemoryError: a photo too large to look at"]
+    failing[0] = False
+    qtbot.waitUntil(lambda: said[-1] == "", timeout=TIMEOUT_MS)
+    watch.stop()
+
+
 def test_the_apps_watch_polls_a_folder_slow_to_look_at_less_often(qtbot, tmp_path, monkeypatch):
     import os
     import time

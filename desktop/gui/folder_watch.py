@@ -74,5 +74,11 @@ class FolderWatch(QObject):
             self.photos_ready.emit([(str(path), state(path.name)) for path in ready])
 
     @Slot(object)
-    def _on_failed(self, _error: BaseException) -> None:
+    def _on_failed(self, error: BaseException) -> None:
         self._call = None  # the next tick tries again
+        # Said as the folder being out of sight until a poll works again: a watch failing
+        # in silence would look like a camera that sends nothing.
+        reason = f"{type(error).__name__}: {error}"
+        if self._polled is self._watcher and reason != self._unreachable:
+            self._unreachable = reason
+            self.unreachable_changed.emit(reason)
