@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import onnx
 
 from converter import keras_model, metadata, onnx_graph, parity, run_info
 from converter.errors import ConvertError, ParityError
+from converter.model_files import temporary_model
 from converter.quantize import DEFAULT_CALIBRATION_IMAGES, quantize_int8
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError, parse_model_info
@@ -179,7 +179,7 @@ def _write_checked_model(
     --no-parity) parity must pass before it moves to --out; returns those facts."""
     out = options.out
     facts: dict[str, Any] = {}
-    with _temporary_model(out) as temp:
+    with temporary_model(out) as temp:
         onnx.save(proto, str(temp))
         facts["size_bytes"] = temp.stat().st_size
         facts["app_load_seconds"] = _app_load_seconds(temp)
@@ -318,15 +318,3 @@ def _app_load_seconds(path: Path) -> float:
     except ModelError as exc:
         raise ConvertError(f"the app cannot load the converted model: {exc}") from exc
     return time.perf_counter() - started
-
-
-@contextlib.contextmanager
-def _temporary_model(out: Path):
-    """A temp file next to `out` (same filesystem, so os.replace is atomic), always removed."""
-    # A fresh unique name rather than mkstemp, whose 0600 mode would end up on the model.
-    temp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp.onnx")
-    try:
-        yield temp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()

@@ -29,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converter.errors import ConvertError
 from converter.metadata import attach_metadata
+from converter.model_files import temporary_model
 from desktop.core.model_info import (
     LOGITS_OUTPUT,
     PROBABILITIES_OUTPUT,
@@ -363,13 +364,10 @@ def write_model(model: onnx.ModelProto, out: Path) -> None:
 
     if out.suffix.lower() != ".onnx" or not out.parent.is_dir():
         raise ConvertError(f"--out must be an .onnx file in an existing folder, got {out}")
-    temporary = out.with_name(f".{out.stem}.open-set.tmp.onnx")
-    try:
+    with temporary_model(out) as temporary:
         onnx.save(model, str(temporary))
         try:
             Engine(temporary)
         except ModelError as exc:
             raise ConvertError(f"the app cannot load the new model: {exc}") from exc
         temporary.replace(out)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -118,6 +118,30 @@ def test_a_fitted_model_round_trips_and_marks_far_items_unknown(tmp_path: Path) 
     assert statuses["far.png"] == STATUS_UNKNOWN
 
 
+def test_two_open_set_runs_writing_one_file_at_once_both_finish(
+    tiny_model_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # Each run's temporary file is its own: a second run writing the same --out while the
+    # first checks its file must neither take nor delete the first one's.
+    import desktop.core.engine as engine_module
+
+    model = onnx.load(str(tiny_model_path))
+    out = tmp_path / "final.onnx"
+    nested: list[Path] = []
+
+    def engine_check(path):
+        if not nested:  # the first run, checking its file: the second run writes meanwhile
+            nested.append(path)
+            write_model(model, out)
+        return Engine(path)
+
+    monkeypatch.setattr(engine_module, "Engine", engine_check)  # write_model imports it late
+    write_model(model, out)
+    assert len(nested) == 1
+    assert Engine(out).class_names == tuple(CLASS_NAMES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.onnx"]
+
+
 def test_class_centres_and_radii_describe_each_class() -> None:
     features = np.array([[1.0, 0.0], [3.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
     labels = np.array([0, 0, 1, 1])

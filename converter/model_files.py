@@ -1,0 +1,21 @@
+"""A model file is written under a temporary name beside its own, then moved into place."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def temporary_model(out: Path) -> Iterator[Path]:
+    """A temp file next to `out` (same filesystem, so os.replace is atomic), always removed.
+    Its name is unique: two runs writing the same `out` never share (nor delete) one."""
+    # A fresh unique name rather than mkstemp, whose 0600 mode would end up on the model.
+    temp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp.onnx")
+    try:
+        yield temp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
