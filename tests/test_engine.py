@@ -376,11 +376,11 @@ def test_cam_model_with_a_static_batch_pads_and_splits_the_maps(
 ) -> None:
     static = Engine(build_tiny_model(tmp_path / "static.onnx", cam=True, batch=4), threads=1)
     batch = np.random.default_rng(3).uniform(0, 255, (6, 32, 32, 3)).astype(np.float32)
-    probabilities, cams = static.predict_batch_with_cam(batch)
+    probabilities, cams, _ = static.predict(batch)
     assert probabilities.shape == (6, 10) and cams.shape == (6, *CAM_GRID, 10)
     np.testing.assert_allclose(cams, expected_cam(batch), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(probabilities, cam_engine.predict_batch(batch), rtol=1e-6)
-    empty = cam_engine.predict_batch_with_cam(np.zeros((0, 32, 32, 3), np.float32))
+    empty = cam_engine.predict(np.zeros((0, 32, 32, 3), np.float32))
     assert empty[0].shape == (0, 10) and empty[1].shape == (0, *CAM_GRID, 10)
 
 
@@ -401,7 +401,7 @@ def test_model_without_cam_runs_only_the_probabilities(
     paths = structured_images(tmp_path)
     predictions = [p for batch in engine.classify(paths) for p in batch]
     assert all(p.ok and p.cam is None for p in predictions)
-    probabilities, cams = engine.predict_batch_with_cam(np.zeros((1, 32, 32, 3), np.float32))
+    probabilities, cams, _ = engine.predict(np.zeros((1, 32, 32, 3), np.float32))
     assert cams is None and probabilities.shape == (1, 10)
     assert requested and all(names == ["probabilities"] for names in requested)
 
@@ -418,7 +418,7 @@ def test_flip_average_mirrors_each_map_back_before_averaging(
     Image.fromarray(pixels).save(path)
     image = load_model_input(path, (32, 32), cam_engine.info.resize)[None]
 
-    probabilities, cams = cam_engine.predict_batch_with_cam(image, flip_average=True)
+    probabilities, cams, _ = cam_engine.predict(image, flip_average=True)
     # The tiny model's maps are block means, so a mirror just mirrors them: the average
     # of the map and the mirrored-back map of the mirror is the map itself.
     np.testing.assert_allclose(cams, expected_cam(image), rtol=1e-5, atol=1e-5)
@@ -439,7 +439,7 @@ def test_flip_average_mirrors_each_map_back_before_averaging(
 def test_flip_average_on_a_static_batch_model_pads_both_views(tmp_path: Path) -> None:
     static = Engine(build_tiny_model(tmp_path / "static.onnx", cam=True, batch=4), threads=1)
     batch = np.random.default_rng(5).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
-    probabilities, cams = static.predict_batch_with_cam(batch, flip_average=True)
+    probabilities, cams, _ = static.predict(batch, flip_average=True)
     assert probabilities.shape == (3, 10) and cams.shape == (3, *CAM_GRID, 10)
     mirrored_back = expected_cam(batch[:, :, ::-1])[:, :, ::-1]
     np.testing.assert_allclose(
@@ -450,7 +450,7 @@ def test_flip_average_on_a_static_batch_model_pads_both_views(tmp_path: Path) ->
 def test_flip_average_of_no_readable_image_is_an_empty_result(
     cam_engine: Engine, tmp_path: Path
 ) -> None:
-    probabilities, cams = cam_engine.predict_batch_with_cam(
+    probabilities, cams, _ = cam_engine.predict(
         np.zeros((0, 32, 32, 3), np.float32), flip_average=True
     )
     assert probabilities.shape == (0, 10) and cams.shape == (0, *CAM_GRID, 10)

@@ -308,7 +308,6 @@ def test_threshold_change_updates_statuses_without_new_inference(
 
     calls: list[int] = []
     monkeypatch.setattr(Engine, "predict_batch", lambda *a: calls.append(1))
-    monkeypatch.setattr(Engine, "predict_batch_with_cam", lambda *a: calls.append(1))
     monkeypatch.setattr(Engine, "predict", lambda *a, **k: calls.append(1))
     window.filter_bar.threshold_spin.setValue(40)
     assert window.results.threshold == pytest.approx(0.40)

@@ -83,8 +83,8 @@ def test_flip_averaging_in_the_loop_mirrors_the_maps_back(tmp_path: Path) -> Non
     np.testing.assert_allclose(averaged.probabilities, expected, atol=1e-6)
     # The mirrored view's map is flipped back, so it lines up with the photo shown.
     top = averaged.top_index
-    _, plain_maps = engine.predict_batch_with_cam(pixels)
-    _, mirror_maps = engine.predict_batch_with_cam(pixels[:, :, ::-1])
+    _, plain_maps, _ = engine.predict(pixels)
+    _, mirror_maps, _ = engine.predict(pixels[:, :, ::-1])
     expected_map = (plain_maps[0, :, :, top] + mirror_maps[0, :, ::-1, top]) / 2
     np.testing.assert_allclose(averaged.cam, expected_map, atol=1e-5)
     assert not np.allclose(plain_maps[0, :, :, top], mirror_maps[0, :, :, top])

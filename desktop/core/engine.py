@@ -125,14 +125,6 @@ class Engine:
         """Probabilities (N, C) float32 for preprocessed images (N, H, W, 3) in 0-255."""
         return self.predict(images, flip_average, with_cam=False).probabilities
 
-    def predict_batch_with_cam(
-        self, images: np.ndarray, flip_average: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities (N, C) and the class activation maps (N, h, w, C), or None for a
-        model without a CAM output."""
-        outputs = self.predict(images, flip_average)
-        return outputs.probabilities, outputs.maps
-
     def _checked_batch(self, images: np.ndarray) -> np.ndarray:
         height, width = self.info.input_size
         batch = np.ascontiguousarray(images, dtype=np.float32)

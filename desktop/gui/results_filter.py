@@ -29,14 +29,6 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         self._class_index: int | None = None
         self._status: str | None = None
 
-    @property
-    def class_filter(self) -> int | None:
-        return self._class_index
-
-    @property
-    def status_filter(self) -> str | None:
-        return self._status
-
     def set_class_filter(self, class_index: int | None) -> None:
         """Keep rows predicted as `class_index` (None: every class)."""
         if class_index != self._class_index:
