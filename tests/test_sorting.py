@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -1266,16 +1267,21 @@ def test_a_sort_and_an_undo_asked_to_stop_end_between_photos_and_finish_later(
     dest = tmp_path / "sorted"
     with pytest.raises(SortStopped, match="no photo filed yet: sort again to start$"):
         sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, should_stop=lambda: True)
-    filed: list[int] = []
+    taken: list[Prediction] = []
 
-    def stop_after_two() -> bool:
-        return len(filed) >= 2
+    def counted() -> Iterator[Prediction]:
+        for prediction in predictions:
+            taken.append(prediction)
+            yield prediction
+
+    def stop_after_two() -> bool:  # asked with the third photo in hand
+        return len(taken) > 2
 
     with pytest.raises(
         SortError, match="2 photos filed, each whole and in the manifest"
     ) as stopped:
-        sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True,
-                  progress=filed.append, should_stop=stop_after_two)  # fmt: skip
+        sort_into(counted(), dest, list(CLASS_NAMES), THRESHOLD, move=True,
+                  should_stop=stop_after_two)  # fmt: skip
     assert len(stopped.value.report.filed) == 2 and len(manifest_rows(dest)) == 2
     assert len(list(photos.iterdir())) == len(before) - 2
     sort_into(predictions, dest, list(CLASS_NAMES), THRESHOLD, move=True)

@@ -144,7 +144,6 @@ def sort_into(
     move: bool = False,
     confirmed: Mapping[str, str | None] | None = None,
     sources: Iterable[Path] = (),
-    progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     wait_if_busy: Callable[[str], None] | None = None,
 ) -> SortReport:
@@ -169,7 +168,6 @@ def sort_into(
             threshold,
             move,
             confirmed or {},
-            progress,
             should_stop,
         )
 
@@ -181,7 +179,6 @@ def _file_each(
     threshold: float,
     move: bool,
     confirmed: Mapping[str, str | None],
-    progress: Callable[[int], None] | None,
     should_stop: Callable[[], bool] | None,
 ) -> SortReport:
     """`sort_into`'s work, once the destination is checked and its lock held."""
@@ -194,20 +191,14 @@ def _file_each(
     report = SortReport()
     try:
         with ManifestWriter(dest / MANIFEST_FILE) as manifest:
-            for count, prediction in enumerate(predictions, start=1):
+            for prediction in predictions:
                 if should_stop is not None and should_stop():
                     raise SortStopped(_filed_by_then(report), report)
                 _stop_if_gone(manifest, report)
                 source = str(prediction.path)
-                if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
-                    report.failed.append((source, "its name is not valid text: rename it to sort"))
-                    continue
-                if not is_photo_file(source):  # a reopened CSV may name any file (a key, say)
-                    report.failed.append((source, "not a photo file: only photos are sorted"))
-                    continue
-                if os.path.islink(source):  # "IMG_1.jpg" may lead to any file, a key say
-                    reason = "a link, not a photo file: only photos are sorted"
-                    report.failed.append((source, reason))
+                refusal = _why_not_sorted(source)
+                if refusal is not None:
+                    report.failed.append((source, refusal))
                     continue
                 person = confirmed.get(source)
                 folder = folder_for(prediction, class_names, threshold, person, folders)
@@ -240,8 +231,6 @@ def _file_each(
                     report.failed.append((source, reason_for(exc)))
                     continue
                 report.filed.append(filed)
-                if progress is not None:
-                    progress(count)
     except SortError:
         raise
     except Exception as exc:
@@ -254,6 +243,17 @@ def _file_each(
             report,
         ) from exc
     return report
+
+
+def _why_not_sorted(source: str) -> str | None:
+    """Why the file at `source` is not one a sort files, or None when it is."""
+    if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
+        return "its name is not valid text: rename it to sort"
+    if not is_photo_file(source):  # a reopened CSV may name any file (a key, say)
+        return "not a photo file: only photos are sorted"
+    if os.path.islink(source):  # "IMG_1.jpg" may lead to any file, a key say
+        return "a link, not a photo file: only photos are sorted"
+    return None
 
 
 @dataclass(frozen=True)
