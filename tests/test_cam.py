@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from desktop.core.cam import cam_heatmap
+from desktop.core.cam import cam_heatmap, cam_heatmap_over_image
+from desktop.core.preprocessing import image_box
 from desktop.core.results import Prediction
 
 
@@ -45,6 +46,25 @@ def test_heatmap_without_positive_evidence_is_all_zero(cam: np.ndarray) -> None:
 def test_heatmap_rejects_a_map_that_is_not_a_grid() -> None:
     with pytest.raises(ValueError, match=r"\(h, w\) grid"):
         cam_heatmap(np.zeros((2, 2, 10)), (4, 4))
+
+
+def test_a_letterboxed_images_map_is_the_part_of_the_inputs_map_over_it() -> None:
+    # A 4:1 photo letterboxed into a 32x32 input fills rows 12-20 of it: grid rows 1 and 2
+    # of a 4x4 map; rows 0 and 3 lie over the white padding above and below.
+    assert image_box((400, 100), (32, 32), "letterbox") == (0, 12, 32, 8)
+    assert image_box((400, 100), (32, 32), "stretch") == (0, 0, 32, 32)
+    over_padding, over_photo = np.zeros((4, 4)), np.zeros((4, 4))
+    over_padding[0, :] = 1.0
+    over_photo[1, :2] = 1.0  # the photo's left half, upper part
+    box = image_box((400, 100), (32, 32), "letterbox")
+
+    heat = cam_heatmap_over_image(over_padding, (100, 400), (32, 32), box)
+    assert heat.shape == (100, 400) and heat.max() < 1e-6  # nothing of it on the photo
+    heat = cam_heatmap_over_image(over_photo, (100, 400), (32, 32), box)
+    assert heat[0, :100].min() > 0.99 and heat[:, 300:].max() < 1e-6
+    # A stretched photo fills the input: its map is the whole map, as cam_heatmap draws it.
+    whole = cam_heatmap_over_image(over_padding, (100, 400), (32, 32), (0, 0, 32, 32))
+    np.testing.assert_array_equal(whole, cam_heatmap(over_padding, (100, 400)))
 
 
 def test_prediction_keeps_its_own_read_only_copy_of_the_map() -> None:

@@ -1022,6 +1022,28 @@ def test_cam_overlay_shows_where_the_model_looked_and_is_remembered(
     assert check.isEnabled() and check.isChecked()  # remembered across windows
 
 
+def test_the_map_of_a_letterboxing_model_lies_over_its_input_not_the_photo(
+    qtbot, make_window, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import QRectF
+
+    from desktop.core.preprocessing import contract
+
+    metadata = {**tiny_metadata(cam=True), "preprocessing": contract("letterbox")}
+    model = build_tiny_model(tmp_path / "letterbox.onnx", cam=True, metadata=metadata)
+    window = make_window(model)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (128, 32), (0, 255, 0)).save(wide)  # 4:1: a quarter of the input high
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [wide]))
+    window.view.select_proxy_row(0)
+    view = window.preview.image_view
+    qtbot.waitUntil(lambda: not view.pending, timeout=5000)
+    # The 4x2 map covers the padded 32x32 input: drawn over a 400x100 photo it spans 400x400,
+    # centred on it (and cut to it when painted), not squeezed into the photo.
+    assert view.overlay_rect(QRectF(10, 20, 400, 100)) == QRectF(10, -130, 400, 400)
+
+
 def test_cam_checkbox_is_disabled_for_a_model_without_cam(
     qtbot, window: MainWindow, sample_images_dir: Path
 ) -> None:

@@ -146,14 +146,28 @@ def load_rgb(
 def fit_to_input(rgb: Image.Image, size: tuple[int, int], resize: str) -> np.ndarray:
     """Resize a decoded RGB image to (height, width) by the contract's `resize` mode."""
     height, width = size
-    if resize == "letterbox" and rgb.width * height != rgb.height * width:
-        scale = min(width / rgb.width, height / rgb.height)
-        inner = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    left, top, inner_width, inner_height = image_box((rgb.width, rgb.height), size, resize)
+    if (inner_width, inner_height) != (width, height):
         canvas = Image.new("RGB", (width, height), PADDING_COLOR)
-        offset = ((width - inner[0]) // 2, (height - inner[1]) // 2)
-        canvas.paste(rgb.resize(inner, Image.Resampling.BILINEAR), offset)
+        inner = rgb.resize((inner_width, inner_height), Image.Resampling.BILINEAR)
+        canvas.paste(inner, (left, top))
         return np.asarray(canvas, dtype=np.uint8)
     return np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def image_box(
+    image_size: tuple[int, int], size: tuple[int, int], resize: str
+) -> tuple[int, int, int, int]:
+    """Where an image of `image_size` (width, height) lies in the model's input of `size`
+    (height, width) under `resize`: (left, top, width, height) in input pixels. Stretch
+    fills the input; letterbox centres the image at its own aspect ratio."""
+    height, width = size
+    image_width, image_height = image_size
+    if resize != "letterbox" or image_width * height == image_height * width:
+        return 0, 0, width, height
+    scale = min(width / image_width, height / image_height)
+    inner = (max(1, round(image_width * scale)), max(1, round(image_height * scale)))
+    return (width - inner[0]) // 2, (height - inner[1]) // 2, *inner
 
 
 def _checked_mode(resize: str) -> str:

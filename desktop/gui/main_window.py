@@ -281,6 +281,7 @@ class MainWindow(QMainWindow):
             self.filter_bar.set_class_names(names)  # the view re-applies hidden columns itself
             self.key_legend.setText(key_legend(names))
         self.preview.set_cam_available(engine.has_cam)
+        self.preview.set_model_input(engine.input_size, engine.info.resize)
         self.drop_area.empty_state.set_problem(None)
         self.statusBar().showMessage(f"Model {engine.model_path.name} loaded", 5000)
         self.controller.set_engine(engine)  # queued requests start now, with this model

@@ -7,9 +7,10 @@ decodes or stalls the window.
 
 With "Show where the model looked" on, the class activation map of the predicted class is
 painted over the image: a few-cell grid upsampled to OVERLAY_SIDE pixels and coloured on
-the GUI thread (about a millisecond), then stretched over the image rect by QPainter.
-Stretched, not fitted: the model saw the whole image resized to its square input, so the
-grid covers the whole image whatever its aspect ratio.
+the GUI thread (about a millisecond), then drawn by QPainter over where the model's input
+lies: the image rect for a model that stretches (the grid covers the whole image, whatever
+its aspect ratio), a larger rect cut to the image for one that letterboxes (the grid covers
+the padding too; see desktop.core.cam).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.cam import cam_heatmap
-from desktop.core.preprocessing import ImageLoadError, load_display_rgb
+from desktop.core.preprocessing import ImageLoadError, image_box, load_display_rgb
 from desktop.core.results import STATUS_ERROR, STATUS_LABELS, STATUS_UNKNOWN, status_of
 from desktop.core.wording import percent
 from desktop.gui.class_picker import ClassPicker
@@ -166,7 +167,9 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image = QImage()
-        self._overlay = QImage()  # drawn over the image, stretched to it; null: none
+        self._overlay = QImage()  # the map over the model's input; null: none
+        # The model's input size (height, width) and resize mode: where the map lies.
+        self._model_input: tuple[tuple[int, int], str] = ((1, 1), "stretch")
         self._placeholder = "Select a row to see the image"
         self._request = 0  # id of the latest request
         self._shown = 0  # id of the request on screen
@@ -186,6 +189,25 @@ class ImageView(QWidget):
         """Paint `overlay` over the image (None: nothing); it belongs to the latest request."""
         self._overlay = QImage() if overlay is None else overlay
         self.update()
+
+    def set_model_input(self, size: tuple[int, int], resize: str) -> None:
+        """The loaded model's input size (height, width) and resize mode."""
+        self._model_input = (size, resize)
+        self.update()
+
+    def overlay_rect(self, target: QRectF) -> QRectF:
+        """Where the overlay (the map of the model's whole input) goes for the image drawn
+        in `target`: `target` itself when the image filled the input, else a larger rect."""
+        size, resize = self._model_input
+        image = (self._image.width(), self._image.height())
+        left, top, width, height = image_box(image, size, resize)
+        scale_x, scale_y = target.width() / width, target.height() / height
+        return QRectF(
+            target.x() - left * scale_x,
+            target.y() - top * scale_y,
+            size[1] * scale_x,
+            size[0] * scale_y,
+        )
 
     @property
     def pending(self) -> bool:
@@ -258,7 +280,8 @@ class ImageView(QWidget):
         painter.drawImage(target, self._image)
         # While the next image decodes the previous one stays up: not with the new overlay.
         if not self._overlay.isNull() and not self.pending:
-            painter.drawImage(target, self._overlay)
+            painter.setClipRect(target)  # a letterboxed image's padding is not shown
+            painter.drawImage(self.overlay_rect(target), self._overlay)
 
 
 class PreviewPanel(QWidget):
@@ -333,6 +356,10 @@ class PreviewPanel(QWidget):
         """The remembered choice of the checkbox (shown ticked only when the model has CAM)."""
         self._want_cam = show
         self._sync_cam_check()
+
+    def set_model_input(self, size: tuple[int, int], resize: str) -> None:
+        """The loaded model's input size (height, width) and resize mode, for the overlay."""
+        self.image_view.set_model_input(size, resize)
 
     def set_cam_available(self, available: bool, reason: str = NO_CAM_TIP) -> None:
         """Whether the loaded model has a CAM output; `reason` is the tooltip when not."""
