@@ -52,9 +52,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run([str(RAY), "stop", "--force"], env=ENV, capture_output=True)
 
 
-def classify(*args: str | Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def classify(
+    *args: str | Path, timeout: int = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    command = [str(CLASSIFY), *map(str, args)]
     return subprocess.run(
-        [str(CLASSIFY), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=ENV
+        command, capture_output=True, text=True, timeout=timeout, env=ENV, cwd=cwd
     )
 
 
@@ -70,14 +73,39 @@ def test_the_csv_is_the_plain_commands_bad_files_included(
     cluster: str, tiny_model_path: Path, sample_images_dir: Path, bad_inputs_dir: Path, tmp_path
 ) -> None:
     plain, on_ray = tmp_path / "plain.csv", tmp_path / "ray.csv"
-    inputs = [sample_images_dir, bad_inputs_dir, "--model", tiny_model_path]
-    assert classify(*inputs, "--csv", plain).returncode == 0
-    result = classify(*inputs, "--csv", on_ray, "--ray", cluster)
+    inputs = [sample_images_dir, bad_inputs_dir]
+    assert classify(*inputs, "--model", tiny_model_path, "--csv", plain).returncode == 0
+    # --model as typed in its own folder: the workers, elsewhere, get its whole path.
+    model, here = ["--model", tiny_model_path.name], tiny_model_path.parent
+    result = classify(*inputs, *model, "--csv", on_ray, "--ray", cluster, cwd=here)
     assert result.returncode == 0, result.stderr
     assert on_ray.read_bytes() == plain.read_bytes()
     with open(on_ray, newline="", encoding="utf-8-sig") as handle:
         statuses = [row["status"] for row in csv.DictReader(handle)]
     assert "error" in statuses and "ok" in statuses
+
+
+def test_an_address_nobody_answers_at_fails_at_once_and_writes_nothing(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    # Ray itself retries such an address for some 14 minutes before it gives up.
+    address = f"127.0.0.1:{free_port()}"
+    out = tmp_path / "out"
+    out.mkdir()
+    inputs = [sample_images_dir, "--model", tiny_model_path, "--csv", out / "r.csv"]
+    result = classify(*inputs, "--ray", address, timeout=60)
+    assert result.returncode == 3
+    assert f"cannot reach the Ray cluster at {address} (Connection refused)" in result.stderr
+    assert "nothing written" in result.stderr
+    assert list(out.iterdir()) == []  # no r.partial.csv to warn about next time
+
+
+def test_a_photo_folder_given_after_ray_is_not_taken_for_its_address(
+    sample_images_dir: Path, tmp_path: Path
+) -> None:
+    result = classify("--csv", tmp_path / "r.csv", "--ray", sample_images_dir, timeout=60)
+    assert result.returncode == 2
+    assert f"--ray took {sample_images_dir} for the cluster's address" in result.stderr
 
 
 def ray_workers() -> list[psutil.Process]:

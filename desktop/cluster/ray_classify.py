@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -26,6 +27,7 @@ from desktop.core.results import Prediction
 from desktop.core.stop_signals import STOP_SIGNALS
 
 DEFAULT_BATCH = 32
+PROBE_SECONDS = 5  # a wrong address is said at once: Ray itself retries for 14 minutes
 
 
 class PhotoClassifier:
@@ -70,6 +72,7 @@ def classify_on_ray(
     import ray  # the optional extra `cluster`; only this function needs it
 
     if not ray.is_initialized():
+        _check_reachable(address)
         # ray.init sets its own SIGTERM handler, which exits on the spot: the command's own
         # handlers go back, so a stop unwinds and keeps the finished rows.
         on_main_thread = threading.current_thread() is threading.main_thread()
@@ -105,6 +108,21 @@ def classify_on_ray(
             yield index, _decode(row["result"])
     if len(seen) < len(items):
         raise RuntimeError(f"the cluster returned no row for {len(items) - len(seen)} photos")
+
+
+def _check_reachable(address: str | None) -> None:
+    """A RuntimeError saying why, unless the head at "host:port" takes connections (None,
+    "auto" and "ray://" addresses are left to Ray)."""
+    if address is None or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RuntimeError(f"{address} is not a Ray address: give HOST:PORT, such as head:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise RuntimeError(f"cannot reach the Ray cluster at {address} ({reason})") from exc
 
 
 def _encode(prediction: Prediction) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +81,12 @@ def _classify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.watch is not None:
         return watch(args)
     try:
+        if args.ray not in (None, LOCAL_RAY) and os.path.exists(args.ray):
+            # --ray takes an optional ADDRESS: "--ray PHOTOS/" read the folder as one.
+            raise UsageError(
+                f"--ray took {args.ray} for the cluster's address: give the PATHs before "
+                "--ray, or --ray=ADDRESS"
+            )
         if not args.paths or args.csv is None:
             raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
         if args.move and args.sort_into is None:
@@ -139,6 +146,9 @@ def _classify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (ModelError, MemoryError) as exc:  # the model failed on a batch, midway
         _end_progress_line()
         reason = str(exc) or type(exc).__name__
+        if not predictions:  # (a Ray cluster not reached): no partial CSV to mistake for one
+            error(f"the run failed before any image was classified: {reason}; nothing written")
+            return EXIT_RUN_FAILED
         error(f"the run failed after {len(predictions)} images: {reason}")
         _save_partial(output, predictions, collection, engine, args.review_threshold)
         return EXIT_RUN_FAILED
@@ -233,7 +243,8 @@ def _predict_all(
         for index, prediction in classify_on_ray(
             images,
             address=None if args.ray == LOCAL_RAY else args.ray,
-            model=args.model,
+            # As loaded here: the workers run elsewhere, from another working folder.
+            model=None if args.model is None else os.path.abspath(args.model),
             batch_size=args.batch,
             flip_average=args.flip_average,
         ):
@@ -241,6 +252,8 @@ def _predict_all(
             progress(len(done))
     except Exception as exc:  # noqa: BLE001 - Ray wraps every failure in its own types
         first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        if "Failed to connect to Ray cluster" in first:  # Ray says no more: neither do its logs
+            first += f" ({RAY_CONNECT_ADVICE})"
         raise ModelError(f"the Ray run failed: {first}") from exc
     finally:  # a stop or a failure keeps the finished rows, in input order
         predictions.extend(done[index] for index in sorted(done))
@@ -281,6 +294,10 @@ def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: flo
 
 
 LOCAL_RAY = "local"  # --ray without an address: a Ray running here, else a new one
+RAY_CONNECT_ADVICE = (
+    "is the address right, and the head running? A cluster started with "
+    "RAY_AUTH_MODE=token needs it set here too, with its token: see docs/cluster.md"
+)
 
 
 def _given_besides(parser: argparse.ArgumentParser, args: argparse.Namespace, own: str):
