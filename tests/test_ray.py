@@ -22,8 +22,10 @@ from child_signals import deliverable
 CLASSIFY = Path(sys.executable).with_name("ewaste-classify")
 RAY = Path(sys.executable).with_name("ray")
 # Every Ray process of these tests gets its own home: Ray keeps an auth token in ~/.ray, and
-# one left by another Ray on this machine would lock these nodes out of each other.
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+# one left by another Ray on this machine would lock these nodes out of each other. The
+# cluster checks that token, as docs/cluster.md says to start one: RAY_AUTH_MODE=token on
+# every node and for every command.
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
 NODE_OPTIONS = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats"]
 
 
@@ -39,6 +41,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     temp = tmp_path_factory.mktemp("ray")
     ENV["HOME"] = str(tmp_path_factory.mktemp("home"))
+    token = [str(RAY), "get-auth-token", "--generate"]  # the token every machine copies
+    subprocess.run(token, check=True, env=ENV, capture_output=True)
     head = [str(RAY), "start", "--head", f"--port={port}", "--include-dashboard=false"]
     subprocess.run(
         [*head, f"--temp-dir={temp}", *NODE_OPTIONS], check=True, env=ENV, capture_output=True
