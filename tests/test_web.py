@@ -354,7 +354,7 @@ def test_the_web_app_never_imports_tensorflow(tmp_path: Path) -> None:
 
 
 def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monkeypatch):
-    from desktop.web import app
+    from desktop.web import uploads
 
     photo = write_solid(tmp_path / "p.png", PROTOTYPE_COLOURS["PCB"])
     archive = tmp_path / "a.zip"
@@ -362,10 +362,10 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
         for index in range(5):
             bundle.write(photo, f"../../up-{index}.png")
         bundle.writestr("readme.txt", "x")
-    monkeypatch.setattr(app, "MAX_ZIP_MEMBERS", 3)
+    monkeypatch.setattr(uploads, "MAX_ZIP_MEMBERS", 3)
     notes = tmp_path / "notes.txt"  # uploaded with a folder's photos
     notes.write_text("pallet 7")
-    upload = app.photos_in([str(archive), str(photo), str(notes)], tmp_path / "work")
+    upload = uploads.photos_in([str(archive), str(photo), str(notes)], tmp_path / "work")
     unpacked = [Path(p) for p in upload.paths[:-1]]
     assert len(unpacked) == 3 and upload.paths[-1] == str(photo)
     assert all(p.parent == tmp_path / "work" / "zip0" for p in unpacked)
@@ -374,8 +374,8 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     # What the limit left out is said, never dropped silently.
     [cut] = upload.failed
     assert cut.path == "a.zip" and cut.error.startswith("2 photos not unpacked: one zip holds")
-    monkeypatch.setattr(app, "MAX_ZIP_BYTES", photo.stat().st_size * 2)  # a zip bomb's brake
-    assert len(app.photos_in([str(archive)], tmp_path / "work2").paths) == 2
+    monkeypatch.setattr(uploads, "MAX_ZIP_BYTES", photo.stat().st_size * 2)  # a zip bomb's brake
+    assert len(uploads.photos_in([str(archive)], tmp_path / "work2").paths) == 2
 
     monkeypatch.undo()  # the real limits again
     # Two zips, the first without photos, and a member that cannot be unpacked.
@@ -394,7 +394,7 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     broken.write_bytes(bytes(raw))
     cut_short = tmp_path / "cut.zip"
     cut_short.write_bytes(broken.read_bytes()[:100])  # an upload that stopped midway
-    upload = app.photos_in([str(empty), str(broken), str(cut_short)], tmp_path / "work3")
+    upload = uploads.photos_in([str(empty), str(broken), str(cut_short)], tmp_path / "work3")
     assert [Path(p).name for p in upload.paths] == ["00000-good.png"]
     assert [p.path for p in upload.failed] == ["broken.zip:bad.png", "cut.zip"]
     assert upload.failed[1].error == "not a readable zip (damaged or cut)"
@@ -406,7 +406,7 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     named = tmp_path / "named.zip"
     with zipfile.ZipFile(named, "w") as bundle:
         bundle.write(photo, f"shift/{long_name}")
-    upload = app.photos_in([str(named)], tmp_path / "work4")
+    upload = uploads.photos_in([str(named)], tmp_path / "work4")
     assert upload.failed == [] and upload.names == [f"named.zip:shift/{long_name}"]
     [unpacked] = upload.paths
     assert Path(unpacked).read_bytes() == photo.read_bytes() and unpacked.endswith(".png")
@@ -415,7 +415,7 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     outer = tmp_path / "outer.zip"
     with zipfile.ZipFile(outer, "w") as bundle:
         bundle.write(named, "day2/named.zip")
-    upload = app.photos_in([str(outer)], tmp_path / "work5")
+    upload = uploads.photos_in([str(outer)], tmp_path / "work5")
     assert upload.paths == [] and upload.skipped == 0
     [inner] = upload.failed
     assert inner.path == "outer.zip:day2/named.zip" and "not opened" in inner.error
@@ -423,7 +423,7 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
 
 def test_a_zip_listing_too_many_files_is_refused_before_its_index_is_read(tmp_path, monkeypatch):
     # zipfile reads a zip's whole index first: 3.5 million entries took 160 s and 1.8 GB.
-    from desktop.web import app
+    from desktop.web import uploads
 
     photo = write_solid(tmp_path / "p.png", PROTOTYPE_COLOURS["PCB"])
     archive = tmp_path / "many.zip"
@@ -431,13 +431,13 @@ def test_a_zip_listing_too_many_files_is_refused_before_its_index_is_read(tmp_pa
         bundle.write(photo, "p.png")
         for index in range(200):
             bundle.writestr(f"empty-{index}.txt", "")
-    index_size = app.zip_index_bytes(str(archive))
+    index_size = uploads.zip_index_bytes(str(archive))
     assert index_size > 200 * 46  # at least a fixed header a file
 
-    monkeypatch.setattr(app, "MAX_ZIP_INDEX_BYTES", index_size - 1)
+    monkeypatch.setattr(uploads, "MAX_ZIP_INDEX_BYTES", index_size - 1)
     opened = []
-    monkeypatch.setattr(app.zipfile, "ZipFile", lambda *a, **k: opened.append(a))
-    upload = app.photos_in([str(archive)], tmp_path / "work")
+    monkeypatch.setattr(uploads.zipfile, "ZipFile", lambda *a, **k: opened.append(a))
+    upload = uploads.photos_in([str(archive)], tmp_path / "work")
     assert opened == [] and upload.paths == []
     assert [p.error for p in upload.failed] == ["not unpacked: it lists far more than 5000 files"]
 

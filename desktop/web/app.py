@@ -20,12 +20,10 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
-import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 # Before Gradio is imported: no usage statistics sent anywhere.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -36,15 +34,9 @@ import numpy as np  # noqa: E402
 from desktop import package_version  # noqa: E402
 from desktop.core.cam import cam_heatmap  # noqa: E402
 from desktop.core.csv_export import write_results_csv  # noqa: E402
-from desktop.core.discovery import is_clutter  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
-from desktop.core.file_placing import numbered  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
-from desktop.core.preprocessing import (  # noqa: E402
-    ImageLoadError,
-    is_photo_file,
-    load_display_rgb,
-)
+from desktop.core.preprocessing import ImageLoadError, load_display_rgb  # noqa: E402
 from desktop.core.results import (  # noqa: E402
     DEFAULT_REVIEW_THRESHOLD,
     STATUS_ERROR,
@@ -54,28 +46,26 @@ from desktop.core.results import (  # noqa: E402
     count_statuses,
     status_of,
 )
-from desktop.core.safe_files import fitting_name  # noqa: E402
 from desktop.core.stop_signals import (  # noqa: E402
     Stopped,
     stop_signals_raise,
     stop_signals_wait,
 )
 from desktop.core.wording import counts_line, percent, plural  # noqa: E402
+from desktop.web.uploads import (  # noqa: E402
+    CACHE_CHECK_SECONDS,
+    CACHE_KEEP_SECONDS,
+    new_workdir,
+    own_upload_folder,
+    photos_in,
+    remove_workdirs,
+    workdir_again,
+)
 
 # Per file, enforced by Gradio before our code runs; one file over it refuses the whole
 # upload, so it admits any photo (120 MP at most decode) and a zip of a shift's photos.
 MAX_UPLOAD = "200mb"
 UPLOAD_HINT = f"each file up to {MAX_UPLOAD.removesuffix('mb')} MB"
-# Gradio's copies of uploads and downloads: checked hourly, removed after a day (the page's
-# CSV link lives that long), and all removed when the server stops.
-CACHE_CHECK_SECONDS, CACHE_KEEP_SECONDS = 3600, 86400
-MAX_ZIP_MEMBERS = 5_000
-MAX_ZIP_BYTES = 500 * 1024 * 1024  # unpacked: a zip bomb stops here
-# The zip's index (read whole by zipfile): 16 MB lists some 100,000 files, twenty times the
-# photos a zip may hold; a 179 MB upload listing 3.5 million took 160 s and 1.8 GB.
-MAX_ZIP_INDEX_BYTES = 16 * 1024 * 1024
-KEPT_WORKDIRS = 8  # recent requests whose photos and CSV stay on disk
-_WORKDIRS: list[Path] = []
 DISPLAY_SIDE = 480
 # System fonts only: Gradio's default theme loads Google Fonts from the internet.
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "sans-serif")
@@ -113,108 +103,6 @@ def overlay(path: str, prediction: Prediction) -> np.ndarray | None:
     return (pixels * (1 - 0.55 * heat) + red * 0.55 * heat).clip(0, 255).astype(np.uint8)
 
 
-@dataclass
-class Upload:
-    """One upload, ready to classify: the photos' paths on the server, the name each is
-    shown under, error rows for what could not be unpacked, and the zip members skipped as
-    not photos."""
-
-    paths: list[str] = field(default_factory=list)
-    # The user's name for each path, in the same order: Gradio stores two uploads with the
-    # same bytes at one path, so a path cannot be the key.
-    names: list[str] = field(default_factory=list)
-    failed: list[Prediction] = field(default_factory=list)
-    skipped: int = 0
-    shown: set[str] = field(default_factory=set)  # every name given out so far
-
-    def add(self, path: str, name: str) -> None:
-        self.paths.append(path)
-        self.names.append(name)
-
-    def name_for(self, name: str) -> str:
-        """`name`, or "IMG_0001 (2).jpg" when this upload already shows one by that name:
-        two cameras' IMG_0001.jpg must stay two rows a person can tell apart."""
-        candidate, number = name, 2
-        while candidate in self.shown:
-            candidate, number = str(numbered(PurePosixPath(name), number)), number + 1
-        self.shown.add(candidate)
-        return candidate
-
-
-def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
-    """The uploaded photos, each zip unpacked (photo members only, safely) into folder;
-    other files are counted as skipped, as in a folder given to ewaste-classify."""
-    upload = Upload()
-    for number, path in enumerate(uploads):
-        name = upload.name_for(Path(path).name)
-        if zipfile.is_zipfile(path):
-            try:
-                if zip_index_bytes(path) > MAX_ZIP_INDEX_BYTES:
-                    reason = f"not unpacked: it lists far more than {MAX_ZIP_MEMBERS} files"
-                    upload.failed.append(Prediction.failed(name, reason))
-                    continue
-                _unpack(path, name, folder / f"zip{number}", upload)
-            except (zipfile.BadZipFile, OSError) as exc:  # its index is broken
-                upload.failed.append(Prediction.failed(name, f"not a readable zip: {exc}"))
-        elif name.lower().endswith(".zip"):
-            upload.failed.append(Prediction.failed(name, "not a readable zip (damaged or cut)"))
-        elif is_photo_file(name):
-            upload.add(path, name)  # Gradio keeps the user's file name
-        else:  # a folder's notes or receipts, skipped and counted as ewaste-classify does
-            upload.skipped += 1
-    return upload
-
-
-def zip_index_bytes(path: str) -> int:
-    """The size of the index (central directory) that zipfile reads whole into memory, read
-    before it does, the way it will (its own reader of the end records, ZIP64 included: a
-    reading of our own could be shown a decoy record). 0 without an end record."""
-    with open(path, "rb") as handle:
-        end = zipfile._EndRecData(handle)  # private, but the very reading zipfile does
-    return 0 if end is None else end[zipfile._ECD_SIZE]
-
-
-def _is_clutter(member: zipfile.ZipInfo) -> bool:
-    parts = PurePosixPath(member.filename).parts
-    return any(is_clutter(part) for part in parts if part not in (".", ".."))
-
-
-def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
-    folder.mkdir(parents=True)
-    total = 0
-    with zipfile.ZipFile(archive) as bundle:
-        # A zip made on a Mac carries __MACOSX/._photo.jpg twins: the system's, not photos.
-        members = [m for m in bundle.infolist() if not m.is_dir() and not _is_clutter(m)]
-        photos = [m for m in members if is_photo_file(m.filename)]
-        inner = [m for m in members if m.filename.lower().endswith(".zip")]
-        for member in inner:  # an error row, not a "skipped" the worker would not look into
-            reason = "a zip inside the zip is not opened: upload it on its own"
-            name = upload.name_for(f"{zip_name}:{member.filename}")
-            upload.failed.append(Prediction.failed(name, reason))
-        upload.skipped += len(members) - len(photos) - len(inner)
-        for index, member in enumerate(photos):
-            total += member.file_size
-            if index >= MAX_ZIP_MEMBERS or total > MAX_ZIP_BYTES:
-                left = plural(len(photos) - index, "photo")
-                limit = f"{MAX_ZIP_MEMBERS} photos and {MAX_ZIP_BYTES // 2**20} MB"
-                reason = f"{left} not unpacked: one zip holds at most {limit}"
-                upload.failed.append(Prediction.failed(zip_name, reason))
-                break
-            name = upload.name_for(f"{zip_name}:{member.filename}")
-            # Never the member's own path: "../../x.jpg" must not leave the folder. Its name
-            # kept to a length the disk takes, in bytes: 120 Cyrillic letters are 240.
-            own = Path(member.filename)
-            target = folder / fitting_name(f"{index:05d}-{own.stem}", own.suffix)
-            try:
-                with bundle.open(member) as source, target.open("wb") as sink:
-                    sink.write(source.read(member.file_size + 1)[: member.file_size])
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
-                # Corrupt, encrypted or compressed in a way zipfile cannot read.
-                upload.failed.append(Prediction.failed(name, f"cannot unpack from the zip: {exc}"))
-                continue
-            upload.add(str(target), name)
-
-
 @dataclass(frozen=True)
 class BatchResult:
     """The last batch's rows (named as the user knows them), kept so the threshold slider
@@ -249,35 +137,6 @@ def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
     return line, {"headers": RESULT_HEADERS, "data": rows}, str(result.csv_path)
 
 
-def _new_workdir() -> Path:
-    """A folder for one request's photos and CSV; the oldest beyond KEPT_WORKDIRS go, so a
-    server running for months does not fill its disk (the CSV link lives that long)."""
-    folder = Path(tempfile.mkdtemp(prefix="ewaste-web-"))
-    _WORKDIRS.append(folder)
-    while len(_WORKDIRS) > KEPT_WORKDIRS:
-        shutil.rmtree(_WORKDIRS.pop(0), ignore_errors=True)
-    return folder
-
-
-def remove_workdirs() -> None:
-    """Every request's folder, when the server stops."""
-    while _WORKDIRS:
-        shutil.rmtree(_WORKDIRS.pop(), ignore_errors=True)
-
-
-def own_upload_folder() -> Path:
-    """A folder of this server's own for Gradio's copies of uploads and downloads, inside
-    the one GRADIO_TEMP_DIR names (or the system's temporary folder), removed whole when
-    the server stops: Gradio's own clean-up skips an upload still being classified, and it
-    leaves an empty temporary file behind for every file uploaded."""
-    root = os.environ.get("GRADIO_TEMP_DIR") or None  # set but empty: not the working folder
-    if root:
-        Path(root).mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="ewaste-web-uploads-", dir=root))
-    os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read when the page is built and served
-    return folder
-
-
 def _csv_name() -> str:
     """The download's name: a day's batches saved side by side do not overwrite each other."""
     return time.strftime("ewaste-results-%Y%m%d-%H%M%S.csv")
@@ -305,7 +164,7 @@ def build_app(engine: Engine) -> gr.Blocks:
     def classify_many(uploads: list[str] | None, threshold_percent: float):
         if not uploads:
             return "", NO_RESULTS, None, None
-        workdir = _new_workdir()
+        workdir = new_workdir()
         upload = photos_in(uploads, workdir)
         # In input order, so each row takes its photo's name.
         classified = (p for batch in engine.classify(upload.paths, with_cam=False) for p in batch)
@@ -322,10 +181,7 @@ def build_app(engine: Engine) -> gr.Blocks:
         # Its own folder, never a new one: new folders rotate old ones away, and one of
         # those could be a batch still being classified. It is made again if rotated away,
         # and then removed with the others when the server stops.
-        folder = result.csv_path.parent
-        if not folder.is_dir():
-            folder.mkdir(parents=True)
-            _WORKDIRS.append(folder)
+        workdir_again(result.csv_path.parent)
         return batch_view(result, names, threshold_percent / 100)
 
     with gr.Blocks(

@@ -1,0 +1,170 @@
+"""What `ewaste-web` does with uploads, apart from the page: the photos in them (each zip
+unpacked safely and within limits), each named as the user knows it, and the server's
+folders that hold them, removed in time."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from desktop.core.discovery import is_clutter
+from desktop.core.file_placing import numbered
+from desktop.core.preprocessing import is_photo_file
+from desktop.core.results import Prediction
+from desktop.core.safe_files import fitting_name
+from desktop.core.wording import plural
+
+# Gradio's copies of uploads and downloads: checked hourly, removed after a day (the page's
+# CSV link lives that long), and all removed when the server stops.
+CACHE_CHECK_SECONDS, CACHE_KEEP_SECONDS = 3600, 86400
+MAX_ZIP_MEMBERS = 5_000
+MAX_ZIP_BYTES = 500 * 1024 * 1024  # unpacked: a zip bomb stops here
+# The zip's index (read whole by zipfile): 16 MB lists some 100,000 files, twenty times the
+# photos a zip may hold; a 179 MB upload listing 3.5 million took 160 s and 1.8 GB.
+MAX_ZIP_INDEX_BYTES = 16 * 1024 * 1024
+KEPT_WORKDIRS = 8  # recent requests whose photos and CSV stay on disk
+_WORKDIRS: list[Path] = []
+
+
+@dataclass
+class Upload:
+    """One upload, ready to classify: the photos' paths on the server, the name each is
+    shown under, error rows for what could not be unpacked, and the zip members skipped as
+    not photos."""
+
+    paths: list[str] = field(default_factory=list)
+    # The user's name for each path, in the same order: Gradio stores two uploads with the
+    # same bytes at one path, so a path cannot be the key.
+    names: list[str] = field(default_factory=list)
+    failed: list[Prediction] = field(default_factory=list)
+    skipped: int = 0
+    shown: set[str] = field(default_factory=set)  # every name given out so far
+
+    def add(self, path: str, name: str) -> None:
+        self.paths.append(path)
+        self.names.append(name)
+
+    def name_for(self, name: str) -> str:
+        """`name`, or "IMG_0001 (2).jpg" when this upload already shows one by that name:
+        two cameras' IMG_0001.jpg must stay two rows a person can tell apart."""
+        candidate, number = name, 2
+        while candidate in self.shown:
+            candidate, number = str(numbered(PurePosixPath(name), number)), number + 1
+        self.shown.add(candidate)
+        return candidate
+
+
+def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
+    """The uploaded photos, each zip unpacked (photo members only, safely) into folder;
+    other files are counted as skipped, as in a folder given to ewaste-classify."""
+    upload = Upload()
+    for number, path in enumerate(uploads):
+        name = upload.name_for(Path(path).name)
+        if zipfile.is_zipfile(path):
+            try:
+                if zip_index_bytes(path) > MAX_ZIP_INDEX_BYTES:
+                    reason = f"not unpacked: it lists far more than {MAX_ZIP_MEMBERS} files"
+                    upload.failed.append(Prediction.failed(name, reason))
+                    continue
+                _unpack(path, name, folder / f"zip{number}", upload)
+            except (zipfile.BadZipFile, OSError) as exc:  # its index is broken
+                upload.failed.append(Prediction.failed(name, f"not a readable zip: {exc}"))
+        elif name.lower().endswith(".zip"):
+            upload.failed.append(Prediction.failed(name, "not a readable zip (damaged or cut)"))
+        elif is_photo_file(name):
+            upload.add(path, name)  # Gradio keeps the user's file name
+        else:  # a folder's notes or receipts, skipped and counted as ewaste-classify does
+            upload.skipped += 1
+    return upload
+
+
+def zip_index_bytes(path: str) -> int:
+    """The size of the index (central directory) that zipfile reads whole into memory, read
+    before it does, the way it will (its own reader of the end records, ZIP64 included: a
+    reading of our own could be shown a decoy record). 0 without an end record."""
+    with open(path, "rb") as handle:
+        end = zipfile._EndRecData(handle)  # private, but the very reading zipfile does
+    return 0 if end is None else end[zipfile._ECD_SIZE]
+
+
+def _is_clutter(member: zipfile.ZipInfo) -> bool:
+    parts = PurePosixPath(member.filename).parts
+    return any(is_clutter(part) for part in parts if part not in (".", ".."))
+
+
+def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
+    folder.mkdir(parents=True)
+    total = 0
+    with zipfile.ZipFile(archive) as bundle:
+        # A zip made on a Mac carries __MACOSX/._photo.jpg twins: the system's, not photos.
+        members = [m for m in bundle.infolist() if not m.is_dir() and not _is_clutter(m)]
+        photos = [m for m in members if is_photo_file(m.filename)]
+        inner = [m for m in members if m.filename.lower().endswith(".zip")]
+        for member in inner:  # an error row, not a "skipped" the worker would not look into
+            reason = "a zip inside the zip is not opened: upload it on its own"
+            name = upload.name_for(f"{zip_name}:{member.filename}")
+            upload.failed.append(Prediction.failed(name, reason))
+        upload.skipped += len(members) - len(photos) - len(inner)
+        for index, member in enumerate(photos):
+            total += member.file_size
+            if index >= MAX_ZIP_MEMBERS or total > MAX_ZIP_BYTES:
+                left = plural(len(photos) - index, "photo")
+                limit = f"{MAX_ZIP_MEMBERS} photos and {MAX_ZIP_BYTES // 2**20} MB"
+                reason = f"{left} not unpacked: one zip holds at most {limit}"
+                upload.failed.append(Prediction.failed(zip_name, reason))
+                break
+            name = upload.name_for(f"{zip_name}:{member.filename}")
+            # Never the member's own path: "../../x.jpg" must not leave the folder. Its name
+            # kept to a length the disk takes, in bytes: 120 Cyrillic letters are 240.
+            own = Path(member.filename)
+            target = folder / fitting_name(f"{index:05d}-{own.stem}", own.suffix)
+            try:
+                with bundle.open(member) as source, target.open("wb") as sink:
+                    sink.write(source.read(member.file_size + 1)[: member.file_size])
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
+                # Corrupt, encrypted or compressed in a way zipfile cannot read.
+                upload.failed.append(Prediction.failed(name, f"cannot unpack from the zip: {exc}"))
+                continue
+            upload.add(str(target), name)
+
+
+def new_workdir() -> Path:
+    """A folder for one request's photos and CSV; the oldest beyond KEPT_WORKDIRS go, so a
+    server running for months does not fill its disk (the CSV link lives that long)."""
+    folder = Path(tempfile.mkdtemp(prefix="ewaste-web-"))
+    _WORKDIRS.append(folder)
+    while len(_WORKDIRS) > KEPT_WORKDIRS:
+        shutil.rmtree(_WORKDIRS.pop(0), ignore_errors=True)
+    return folder
+
+
+def workdir_again(folder: Path) -> None:
+    """A request's folder that new ones rotated away, made again (a batch re-labelled), to
+    be removed with the others when the server stops."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        _WORKDIRS.append(folder)
+
+
+def remove_workdirs() -> None:
+    """Every request's folder, when the server stops."""
+    while _WORKDIRS:
+        shutil.rmtree(_WORKDIRS.pop(), ignore_errors=True)
+
+
+def own_upload_folder() -> Path:
+    """A folder of this server's own for Gradio's copies of uploads and downloads, inside
+    the one GRADIO_TEMP_DIR names (or the system's temporary folder), removed whole when
+    the server stops: Gradio's own clean-up skips an upload still being classified, and it
+    leaves an empty temporary file behind for every file uploaded."""
+    root = os.environ.get("GRADIO_TEMP_DIR") or None  # set but empty: not the working folder
+    if root:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="ewaste-web-uploads-", dir=root))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read when the page is built and served
+    return folder
