@@ -421,6 +421,28 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     assert inner.path == "outer.zip:day2/named.zip" and "not opened" in inner.error
 
 
+def test_only_a_file_named_zip_is_unpacked(tmp_path: Path) -> None:
+    # A Word or Excel file, an app package: zips inside, whose pictures are no photos.
+    from desktop.web import uploads
+
+    picture = write_solid(tmp_path / "image1.jpeg", PROTOTYPE_COLOURS["Mouse"])
+    photo = write_solid(tmp_path / "battery.png", PROTOTYPE_COLOURS["Battery"])
+    documents = []
+    for name in ("receipt.docx", "stock.xlsx", "scanner.apk"):
+        documents.append(tmp_path / name)
+        with zipfile.ZipFile(documents[-1], "w") as bundle:
+            bundle.write(picture, "word/media/image1.jpeg")
+            bundle.writestr("word/document.xml", "<w:document/>")
+        assert zipfile.is_zipfile(documents[-1])
+    archive = tmp_path / "shift.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(picture, "image1.jpeg")
+    paths = [str(p) for p in [*documents, photo, archive]]
+    upload = uploads.photos_in(paths, tmp_path / "work")
+    assert upload.names == ["battery.png", "shift.zip:image1.jpeg"]
+    assert upload.failed == [] and upload.skipped == 3  # counted, as a folder's receipts are
+
+
 def test_a_zip_listing_too_many_files_is_refused_before_its_index_is_read(tmp_path, monkeypatch):
     # zipfile reads a zip's whole index first: 3.5 million entries took 160 s and 1.8 GB.
     from desktop.web import uploads

@@ -65,7 +65,10 @@ def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
     upload = Upload()
     for number, path in enumerate(uploads):
         name = upload.name_for(Path(path).name)
-        if zipfile.is_zipfile(path):
+        # By its name only: a .docx, .xlsx or .apk is a zip inside, and its pictures are
+        # a document's, not photos the user sent.
+        is_zip = name.lower().endswith(".zip")
+        if is_zip and zipfile.is_zipfile(path):
             try:
                 if zip_index_bytes(path) > MAX_ZIP_INDEX_BYTES:
                     reason = f"not unpacked: it lists far more than {MAX_ZIP_MEMBERS} files"
@@ -74,7 +77,7 @@ def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
                 _unpack(path, name, folder / f"zip{number}", upload)
             except (zipfile.BadZipFile, OSError) as exc:  # its index is broken
                 upload.failed.append(Prediction.failed(name, f"not a readable zip: {exc}"))
-        elif name.lower().endswith(".zip"):
+        elif is_zip:
             upload.failed.append(Prediction.failed(name, "not a readable zip (damaged or cut)"))
         elif is_photo_file(name):
             upload.add(path, name)  # Gradio keeps the user's file name
