@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,6 +279,48 @@ def test_photos_with_the_same_name_stay_apart_in_a_batch(server: str, tmp_path: 
         rows = [(row["path"], row["predicted_class"]) for row in csv.DictReader(handle)]
     assert rows == shown
     assert Path(csv_path).name.startswith("ewaste-results-")  # a batch's own name
+
+
+def test_a_number_never_takes_the_name_of_another_photo_sent(server: str, tmp_path: Path):
+    from gradio_client import Client, handle_file
+
+    from desktop.web import uploads
+
+    sent = [
+        ("a", "IMG_1.jpg", "Mouse"),
+        ("b", "IMG_1.jpg", "Battery"),
+        ("c", "IMG_1 (2).jpg", "Printer"),
+    ]
+    photos = []
+    for folder, name, label in sent:
+        (tmp_path / folder).mkdir()
+        photos.append(write_solid(tmp_path / folder / name, PROTOTYPE_COLOURS[label]))
+    client = Client(server, verbose=False)
+    _, table, _ = client.predict(
+        [handle_file(str(p)) for p in photos], 70, api_name="/classify_many"
+    )
+    # The real "IMG_1 (2).jpg" keeps its name; the second IMG_1.jpg takes the next free one.
+    assert [(row[0], row[1]) for row in table["data"]] == [
+        ("IMG_1.jpg", "Mouse"),
+        ("IMG_1 (3).jpg", "Battery"),
+        ("IMG_1 (2).jpg", "Printer"),
+    ]
+
+    # A zip's members alike: one listed twice (zips allow it), and a camera's "(2)".
+    archive = tmp_path / "shift.zip"
+    with zipfile.ZipFile(archive, "w") as bundle, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it writes
+        for photo in photos:
+            bundle.write(photo, photo.name)
+    upload = uploads.photos_in([str(archive), str(archive)], tmp_path / "work")
+    assert upload.names == [
+        "shift.zip:IMG_1.jpg",
+        "shift.zip:IMG_1 (3).jpg",
+        "shift.zip:IMG_1 (2).jpg",
+        "shift (2).zip:IMG_1.jpg",
+        "shift (2).zip:IMG_1 (3).jpg",
+        "shift (2).zip:IMG_1 (2).jpg",
+    ]
 
 
 def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -43,28 +43,58 @@ class Upload:
     names: list[str] = field(default_factory=list)
     failed: list[Prediction] = field(default_factory=list)
     skipped: int = 0
-    shown: set[str] = field(default_factory=set)  # every name given out so far
+
+
+def distinct_names(names: Sequence[str], reserved: Collection[str] = ()) -> list[str]:
+    """Each name as it is, but a later one of a name already given reads "IMG_1 (2).jpg",
+    with the lowest number whose name is none of `names` nor `reserved`: two cameras'
+    IMG_1.jpg stay two rows a person can tell apart, and a number never takes the name of
+    another photo the user sent ("IMG_1 (2).jpg" is a camera's name too)."""
+    taken = {*names, *reserved}
+    given: set[str] = set()
+    distinct = []
+    for name in names:
+        candidate, number = name, 2
+        while candidate in given or (candidate != name and candidate in taken):
+            candidate, number = str(numbered(PurePosixPath(name), number)), number + 1
+        given.add(candidate)
+        distinct.append(candidate)
+    return distinct
+
+
+@dataclass
+class _Found:
+    """An upload's rows in the order they are found, each under the name it came with
+    (named apart only once all are known), and the count of files skipped."""
+
+    rows: list[tuple[str, str | None, str]] = field(default_factory=list)  # name, path, error
+    skipped: int = 0
 
     def add(self, path: str, name: str) -> None:
-        self.paths.append(path)
-        self.names.append(name)
+        self.rows.append((name, path, ""))
 
-    def name_for(self, name: str) -> str:
-        """`name`, or "IMG_0001 (2).jpg" when this upload already shows one by that name:
-        two cameras' IMG_0001.jpg must stay two rows a person can tell apart."""
-        candidate, number = name, 2
-        while candidate in self.shown:
-            candidate, number = str(numbered(PurePosixPath(name), number)), number + 1
-        self.shown.add(candidate)
-        return candidate
+    def fail(self, name: str, reason: str) -> None:
+        self.rows.append((name, None, reason))
+
+    def upload(self, reserved: Collection[str]) -> Upload:
+        upload = Upload(skipped=self.skipped)
+        names = distinct_names([name for name, _, _ in self.rows], reserved)
+        for name, (_, path, reason) in zip(names, self.rows, strict=True):
+            if path is None:
+                upload.failed.append(Prediction.failed(name, reason))
+            else:
+                upload.paths.append(path)
+                upload.names.append(name)
+        return upload
 
 
 def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
     """The uploaded photos, each zip unpacked (photo members only, safely) into folder;
     other files are counted as skipped, as in a folder given to ewaste-classify."""
-    upload = Upload()
-    for number, path in enumerate(uploads):
-        name = upload.name_for(Path(path).name)
+    found = _Found()
+    sent = [Path(path).name for path in uploads]
+    # The files' own names apart first: a zip's members are named after the zip's.
+    for number, (path, name) in enumerate(zip(uploads, distinct_names(sent), strict=True)):
         # By its name only: a .docx, .xlsx or .apk is a zip inside, and its pictures are
         # a document's, not photos the user sent.
         is_zip = name.lower().endswith(".zip")
@@ -72,18 +102,18 @@ def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
             try:
                 if zip_index_bytes(path) > MAX_ZIP_INDEX_BYTES:
                     reason = f"not unpacked: it lists far more than {MAX_ZIP_MEMBERS} files"
-                    upload.failed.append(Prediction.failed(name, reason))
+                    found.fail(name, reason)
                     continue
-                _unpack(path, name, folder / f"zip{number}", upload)
+                _unpack(path, name, folder / f"zip{number}", found)
             except (zipfile.BadZipFile, OSError) as exc:  # its index is broken
-                upload.failed.append(Prediction.failed(name, f"not a readable zip: {exc}"))
+                found.fail(name, f"not a readable zip: {exc}")
         elif is_zip:
-            upload.failed.append(Prediction.failed(name, "not a readable zip (damaged or cut)"))
+            found.fail(name, "not a readable zip (damaged or cut)")
         elif is_photo_file(name):
-            upload.add(path, name)  # Gradio keeps the user's file name
+            found.add(path, name)  # Gradio keeps the user's file name
         else:  # a folder's notes or receipts, skipped and counted as ewaste-classify does
-            upload.skipped += 1
-    return upload
+            found.skipped += 1
+    return found.upload(reserved=sent)
 
 
 def zip_index_bytes(path: str) -> int:
@@ -100,7 +130,7 @@ def _is_clutter(member: zipfile.ZipInfo) -> bool:
     return any(is_clutter(part) for part in parts if part not in (".", ".."))
 
 
-def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
+def _unpack(archive: str, zip_name: str, folder: Path, found: _Found) -> None:
     folder.mkdir(parents=True)
     total = 0
     with zipfile.ZipFile(archive) as bundle:
@@ -110,18 +140,17 @@ def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
         inner = [m for m in members if m.filename.lower().endswith(".zip")]
         for member in inner:  # an error row, not a "skipped" the worker would not look into
             reason = "a zip inside the zip is not opened: upload it on its own"
-            name = upload.name_for(f"{zip_name}:{member.filename}")
-            upload.failed.append(Prediction.failed(name, reason))
-        upload.skipped += len(members) - len(photos) - len(inner)
+            found.fail(f"{zip_name}:{member.filename}", reason)
+        found.skipped += len(members) - len(photos) - len(inner)
         for index, member in enumerate(photos):
             total += member.file_size
             if index >= MAX_ZIP_MEMBERS or total > MAX_ZIP_BYTES:
                 left = plural(len(photos) - index, "photo")
                 limit = f"{MAX_ZIP_MEMBERS} photos and {MAX_ZIP_BYTES // 2**20} MB"
                 reason = f"{left} not unpacked: one zip holds at most {limit}"
-                upload.failed.append(Prediction.failed(zip_name, reason))
+                found.fail(zip_name, reason)
                 break
-            name = upload.name_for(f"{zip_name}:{member.filename}")
+            name = f"{zip_name}:{member.filename}"
             # Never the member's own path: "../../x.jpg" must not leave the folder. Its name
             # kept to a length the disk takes, in bytes: 120 Cyrillic letters are 240.
             own = Path(member.filename)
@@ -131,9 +160,9 @@ def _unpack(archive: str, zip_name: str, folder: Path, upload: Upload) -> None:
                     sink.write(source.read(member.file_size + 1)[: member.file_size])
             except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
                 # Corrupt, encrypted or compressed in a way zipfile cannot read.
-                upload.failed.append(Prediction.failed(name, f"cannot unpack from the zip: {exc}"))
+                found.fail(name, f"cannot unpack from the zip: {exc}")
                 continue
-            upload.add(str(target), name)
+            found.add(str(target), name)
 
 
 def new_workdir() -> Path:
