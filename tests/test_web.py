@@ -244,6 +244,42 @@ def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_
     assert box.get_attribute("value") == "100"
 
 
+def test_rows_are_named_as_the_browser_sent_the_files(server: str, browser, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+
+    # Names Gradio's own copies do not keep: '"' becomes %22, "?*|<>:\\" are dropped, and
+    # names are cut at 200 bytes, so two that differ only at their end would become one.
+    long = "shift-7-" + "x" * 220
+    shown = ['Samsung 32" TV.png', "odd ?*|<>:\\ name.png", f"{long}-1.png", f"{long}-2.png"]
+    colours = ["Television", "Printer", "Mouse", "Battery"]
+    photos = [
+        write_solid(tmp_path / n, PROTOTYPE_COLOURS[c]) for n, c in zip(shown, colours, strict=True)
+    ]
+    browser.get(server)
+    tab = "//button[@role='tab' and contains(., 'Many photos')]"
+    wait_for(lambda: browser.find_elements(By.XPATH, tab), "the tabs")[0].click()
+    upload = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#many input[type=file]"), "the input"
+    )[0]
+    upload.send_keys("\n".join(str(p) for p in photos))
+    wait_for(lambda: browser.find_element(By.ID, "counts").text.startswith("4 results"), "the rows")
+    cells = browser.find_elements(By.CSS_SELECTOR, "#results [role=gridcell][data-col='0']")
+    assert [cell.text for cell in cells] == shown
+    link = browser.find_element(By.CSS_SELECTOR, "a[href*='ewaste-results-']")
+    with urllib.request.urlopen(link.get_attribute("href"), timeout=10) as response:
+        rows = list(csv.DictReader(response.read().decode("utf-8-sig").splitlines()))
+    assert [(row["path"], row["predicted_class"]) for row in rows] == list(
+        zip(shown, colours, strict=True)
+    )
+
+    from desktop.web.uploads import sent_name
+
+    # A name with folders (no browser sends one) shows its last part; none, the copy's.
+    assert sent_name("../../etc/pcb.png", "/cache/1f/pcb.png") == "pcb.png"
+    assert sent_name(None, "/cache/1f/copy.png") == sent_name("..", "/cache/1f/copy.png")
+    assert sent_name("", "/cache/1f/copy.png") == "copy.png"
+
+
 def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None:
     from gradio_client import Client, handle_file
 
@@ -255,6 +291,27 @@ def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None
     broken.write_bytes(b"\x89PNG not really")
     verdict, _, _ = client.predict(handle_file(str(broken)), 70, api_name="/classify")
     assert verdict.startswith("**Error:**")
+
+
+def test_the_batch_api_takes_its_threshold_and_only_files_uploaded_to_it(server, tmp_path):
+    import httpx
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    # The batch runs on Gradio's payload as it came (for the names the browser sent):
+    # the threshold is still the slider's, range checked, ...
+    photo = write_solid(tmp_path / "mobile.png", PROTOTYPE_COLOURS["Mobile"])  # 98.7 % sure
+    client = Client(server, verbose=False)
+    line, _, _ = client.predict([handle_file(str(photo))], 100, api_name="/classify_many")
+    assert line.startswith("1 result: 0 ok · 1 needs review")
+    with pytest.raises(AppError, match="greater than maximum value 100"):
+        client.predict([handle_file(str(photo))], 150, api_name="/classify_many")
+    # ... and Gradio still refuses a file on the server that no one uploaded.
+    payload = {"path": str(photo), "orig_name": "mobile.png", "meta": {"_type": "gradio.FileData"}}
+    call = f"{server}gradio_api/call/classify_many"
+    event = httpx.post(call, json={"data": [[payload], 70]}, timeout=30).json()["event_id"]
+    answer = httpx.get(f"{call}/{event}", timeout=60).text
+    assert answer.startswith("event: error") and "Mobile" not in answer
 
 
 def test_photos_with_the_same_name_stay_apart_in_a_batch(server: str, tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ from desktop.web.uploads import (  # noqa: E402
     own_upload_folder,
     photos_in,
     remove_workdirs,
+    sent_name,
     workdir_again,
 )
 
@@ -161,11 +162,18 @@ def build_app(engine: Engine) -> gr.Blocks:
             overlay(upload, prediction),
         )
 
-    def classify_many(uploads: list[str] | None, threshold_percent: float):
-        if not uploads:
+    def classify_many(sent: list[dict] | None, threshold_percent: float):
+        """Run on Gradio's payload, not preprocessed: each file's path in Gradio's upload
+        folder (Gradio refuses any other before this runs, preprocessed or not) and the
+        name the browser sent, which Gradio's copy does not keep ('"' as %22, '?' gone,
+        cut at 200 bytes)."""
+        if not sent:
             return "", NO_RESULTS, None, None
+        threshold_percent = threshold.preprocess(threshold_percent)  # its range checked
+        paths = [file["path"] for file in sent]
+        shown = [sent_name(file.get("orig_name"), file["path"]) for file in sent]
         workdir = new_workdir()
-        upload = photos_in(uploads, workdir)
+        upload = photos_in(paths, workdir, shown)
         # In input order, so each row takes its photo's name.
         classified = (p for batch in engine.classify(upload.paths, with_cam=False) for p in batch)
         predictions = [
@@ -254,6 +262,7 @@ def build_app(engine: Engine) -> gr.Blocks:
                 [many, threshold],
                 [counts, table, download, last_batch],
                 api_name="classify_many",
+                preprocess=False,  # for the names the browser sent
             ).then(
                 # The slider may have moved while the batch ran: label it at its current value.
                 relabel,

@@ -88,11 +88,20 @@ class _Found:
         return upload
 
 
-def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
+def sent_name(orig_name: object, path: str) -> str:
+    """The name a file was uploaded under, as the user knows it, or else the name of
+    Gradio's copy at `path`. The browser's word, so only ever shown, never part of a path;
+    a name with folders (not what a browser sends) shows its last part."""
+    name = orig_name.rsplit("/", 1)[-1] if isinstance(orig_name, str) else ""
+    return Path(path).name if name in ("", ".", "..") else name
+
+
+def photos_in(uploads: Sequence[str], folder: Path, names: Sequence[str] = ()) -> Upload:
     """The uploaded photos, each zip unpacked (photo members only, safely) into folder;
-    other files are counted as skipped, as in a folder given to ewaste-classify."""
+    other files are counted as skipped, as in a folder given to ewaste-classify. `names`:
+    the name each was uploaded under (sent_name), by default its path's own."""
     found = _Found()
-    sent = [Path(path).name for path in uploads]
+    sent = list(names) or [Path(path).name for path in uploads]
     # The files' own names apart first: a zip's members are named after the zip's.
     for number, (path, name) in enumerate(zip(uploads, distinct_names(sent), strict=True)):
         # By its name only: a .docx, .xlsx or .apk is a zip inside, and its pictures are
@@ -110,7 +119,7 @@ def photos_in(uploads: Sequence[str], folder: Path) -> Upload:
         elif is_zip:
             found.fail(name, "not a readable zip (damaged or cut)")
         elif is_photo_file(name):
-            found.add(path, name)  # Gradio keeps the user's file name
+            found.add(path, name)
         else:  # a folder's notes or receipts, skipped and counted as ewaste-classify does
             found.skipped += 1
     return found.upload(reserved=sent)
