@@ -543,6 +543,25 @@ def test_only_a_file_named_zip_is_unpacked(tmp_path: Path) -> None:
     assert upload.failed == [] and upload.skipped == 3  # counted, as a folder's receipts are
 
 
+def test_an_empty_zip_is_an_error_row(tmp_path: Path) -> None:
+    from desktop.web import uploads
+
+    empty, folders, notes = tmp_path / "empty.zip", tmp_path / "folders.zip", tmp_path / "n.zip"
+    with zipfile.ZipFile(empty, "w"):
+        pass  # no members at all
+    with zipfile.ZipFile(folders, "w") as bundle:  # folders and a Mac's files, no one's own
+        bundle.mkdir("shift")
+        bundle.writestr("__MACOSX/shift/._good.png", b"\x00\x05\x16\x07")
+    with zipfile.ZipFile(notes, "w") as bundle:
+        bundle.writestr("notes.txt", "pallet 7")
+    upload = uploads.photos_in([str(empty), str(folders), str(notes)], tmp_path / "work")
+    assert [(p.path, p.error) for p in upload.failed] == [
+        ("empty.zip", "an empty zip: it holds no files"),
+        ("folders.zip", "an empty zip: it holds no files"),
+    ]
+    assert upload.paths == [] and upload.skipped == 1  # n.zip's notes, counted as before
+
+
 def test_a_zip_listing_too_many_files_is_refused_before_its_index_is_read(tmp_path, monkeypatch):
     # zipfile reads a zip's whole index first: 3.5 million entries took 160 s and 1.8 GB.
     from desktop.web import uploads

@@ -145,6 +145,9 @@ def _unpack(archive: str, zip_name: str, folder: Path, found: _Found) -> None:
     with zipfile.ZipFile(archive) as bundle:
         # A zip made on a Mac carries __MACOSX/._photo.jpg twins: the system's, not photos.
         members = [m for m in bundle.infolist() if not m.is_dir() and not _is_clutter(m)]
+        if not members:  # said, or the zip would leave no trace in the results
+            found.fail(zip_name, "an empty zip: it holds no files")
+            return
         photos = [m for m in members if is_photo_file(m.filename)]
         inner = [m for m in members if m.filename.lower().endswith(".zip")]
         for member in inner:  # an error row, not a "skipped" the worker would not look into
