@@ -621,11 +621,11 @@ def test_an_upload_over_the_limit_is_refused_by_the_server(server: str, tmp_path
     assert httpx.post(f"{server}gradio_api/upload", files=small, timeout=60).status_code == 200
 
 
-def test_an_unknown_item_is_not_headlined_as_its_nearest_class() -> None:
+def test_an_unknown_item_is_not_headlined_as_its_nearest_class(tmp_path: Path) -> None:
     import numpy as np
 
     from desktop.core.results import Prediction
-    from desktop.web.app import verdict_text
+    from desktop.web.app import BatchResult, batch_view, verdict_text
 
     names = list(PROTOTYPE_COLOURS)
     probabilities = np.full(len(names), 0.05 / (len(names) - 1))
@@ -636,3 +636,13 @@ def test_an_unknown_item_is_not_headlined_as_its_nearest_class() -> None:
     assert verdict_text(sun, names, 0.7) == (
         f"**Unknown item** · nearest class {names[4]} (95.0 % among the known classes)"
     )
+    # Nor is it in the batch table's class column; the CSV keeps its documented columns.
+    result = BatchResult([sure, sun], skipped=0, csv_path=tmp_path / "r.csv")
+    _, table, csv_path = batch_view(result, names, 0.7)
+    assert [row[1:4] for row in table["data"]] == [
+        [names[4], "95.0 %", "ok"],
+        [f"nearest: {names[4]}", "95.0 %", "unknown item"],
+    ]
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        rows = [(row["predicted_class"], row["status"]) for row in csv.DictReader(handle)]
+    assert rows == [(names[4], "ok"), (names[4], "unknown")]

@@ -123,10 +123,14 @@ def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
     write_results_csv(result.csv_path, result.predictions, names, threshold)
     rows = []
     for prediction in result.predictions:
-        status = STATUS_LABELS[status_of(prediction, threshold)]
+        code = status_of(prediction, threshold)
+        status = STATUS_LABELS[code]
         if prediction.ok:
+            shown = names[prediction.top_index]
+            if code == STATUS_UNKNOWN:  # as the one-photo view: the nearest is no verdict
+                shown = f"nearest: {shown}"
             confidence = percent(prediction.confidence)
-            rows.append([prediction.path, names[prediction.top_index], confidence, status, ""])
+            rows.append([prediction.path, shown, confidence, status, ""])
         else:
             rows.append([prediction.path, "", "", status, prediction.error])
     counts = count_statuses(result.predictions, threshold)
