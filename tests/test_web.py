@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import pytest
 
 from fixtures_images import write_solid
-from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS
+from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS, build_tiny_model
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # .ci/run installs Debian's chromium and chromium-driver and sets this: there a missing
@@ -64,9 +64,11 @@ def start_server(model: Path, log_path: Path, env: dict[str, str] | None = None)
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log_path = tmp_path_factory.mktemp("web") / "server.log"
-    process, url, log = start_server(tiny_model_path, log_path)
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The page on the tiny model with an activation map output, as `--cam` exports."""
+    folder = tmp_path_factory.mktemp("web")
+    model = build_tiny_model(folder / "tiny-cam.onnx", cam=True)
+    process, url, log = start_server(model, folder / "server.log")
     yield url
     process.terminate()
     process.wait(timeout=30)
@@ -155,6 +157,7 @@ def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
     # The activation map says what it is to a screen reader, not an empty alt.
     looked = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#looked img"), "the map")
     assert looked[0].get_attribute("alt").startswith("The photo, with a heat map")
+    assert browser.find_elements(By.ID, "no-map") == []  # the model has one
 
     # The threshold's reset button re-labels the photo, as a drag does.
     from selenium.webdriver.common.keys import Keys
@@ -173,6 +176,35 @@ def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
 
     # Every request the page made (scripts, styles, fonts, the API) went to this machine.
     assert requested_hosts(browser) == {"127.0.0.1"}
+
+
+def test_a_model_without_an_activation_map_shows_none(tiny_model_path, browser, tmp_path):
+    from gradio_client import Client, handle_file
+    from selenium.webdriver.common.by import By
+
+    # The tiny model as built by default: converted without --cam.
+    process, url, log = start_server(tiny_model_path, tmp_path / "server.log")
+    try:
+        photo = write_solid(tmp_path / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+        browser.get(url)
+        upload = wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"), "input"
+        )[0]
+        upload.send_keys(str(photo))
+        wait_for(lambda: browser.find_element(By.ID, "verdict").text.startswith("Mouse"), "it")
+        # A note in its place, not the plain photo under "Where the model looked".
+        note = browser.find_element(By.ID, "no-map").text
+        assert note.startswith("This model has no activation map")
+        assert not [e for e in browser.find_elements(By.ID, "looked") if e.is_displayed()]
+        assert "Where the model looked" not in browser.find_element(By.TAG_NAME, "body").text
+        _, _, looked = Client(url, verbose=False).predict(
+            handle_file(str(photo)), 70, api_name="/classify"
+        )
+        assert looked is None
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
 
 
 def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_path: Path):

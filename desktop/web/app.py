@@ -163,7 +163,8 @@ def build_app(engine: Engine) -> gr.Blocks:
         return (
             verdict_text(prediction, names, threshold),
             probabilities,
-            overlay(upload, prediction),
+            # Without an activation map the photo would pass for one: none.
+            overlay(upload, prediction) if engine.has_cam else None,
         )
 
     def classify_many(sent: list[dict] | None, threshold_percent: float):
@@ -239,7 +240,14 @@ def build_app(engine: Engine) -> gr.Blocks:
                     interactive=False,
                     elem_id="looked",
                     buttons=["download", "fullscreen"],  # "share" needs Hugging Face
+                    visible=engine.has_cam,
                 )
+                if not engine.has_cam:  # a model converted without --cam: said, not faked
+                    gr.Markdown(
+                        "This model has no activation map (`ewaste-convert export --cam`): it "
+                        "cannot show where it looked.",
+                        elem_id="no-map",
+                    )
             photo.change(classify_one, [photo, threshold], [verdict, chart, looked], api_name=False)
             follow_threshold(classify_one, [photo, threshold], [verdict, chart, looked])
         with gr.Tab("Many photos or a zip"):
