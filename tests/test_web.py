@@ -451,8 +451,49 @@ def test_a_port_already_taken_is_said_in_one_line(tiny_model_path, tmp_path) -> 
             env={**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "cache")},
         )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"ewaste-web: error: cannot serve on 127.0.0.1:{port}: ")
+    assert result.stderr == (
+        f"ewaste-web: error: cannot serve on 127.0.0.1:{port}: Address already in use\n"
+    )
     assert not list((tmp_path / "cache").glob("ewaste-web-uploads-*"))  # removed as at a stop
+
+
+def run_web(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.web.app", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "0"])
+def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
+    result = run_web("--port", port)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: ewaste-web")
+    assert f"error: argument --port: {port} is not a port (1-65535)" in result.stderr
+
+
+def test_an_address_not_this_machines_is_said_as_such(tiny_model_path: Path) -> None:
+    # 192.0.2.1 is kept for documentation (RFC 5737): never a machine's own address.
+    port = free_port()
+    result = run_web("--model", str(tiny_model_path), "--host", "192.0.2.1", "--port", str(port))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"ewaste-web: error: cannot serve on 192.0.2.1:{port}: Cannot assign requested address\n"
+    )
+
+    from desktop.web.app import unservable
+
+    # An IPv6 address as Gradio takes it, in brackets: checked as the address it is.
+    with socket.socket(socket.AF_INET6) as taken:
+        try:
+            taken.bind(("::1", 0))
+        except OSError:
+            pytest.skip("this machine has no IPv6 loopback")
+        taken.listen()
+        assert unservable("[::1]", taken.getsockname()[1]) == "Address already in use"
+    assert unservable("[::1]", free_port()) is None
 
 
 def test_a_stop_the_moment_the_page_answers_is_a_clean_exit(tiny_model_path, tmp_path) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -297,9 +298,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--model", default=None, help="model file (default: the shipped one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port (7860)")
+    parser.add_argument("--port", type=port_number, default=7860, help="port (7860)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     args = parser.parse_args(argv)
+    reason = unservable(args.host, args.port)
+    if reason:
+        print(
+            f"ewaste-web: error: cannot serve on {args.host}:{args.port}: {reason}", file=sys.stderr
+        )
+        return 2
     try:
         engine = Engine(args.model)
     except ModelError as exc:
@@ -328,6 +335,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 app.close()
             if uploads is not None:
                 shutil.rmtree(uploads, ignore_errors=True)
+
+
+def port_number(text: str) -> int:
+    """--port: one a server can listen on (Gradio's own check fails on others with a
+    traceback)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535)")
+    return port
+
+
+def unservable(host: str, port: int) -> str | None:
+    """Why the page cannot be served at host:port, found by binding there and letting go;
+    None when it can. Gradio's own check binds 127.0.0.1 only, and so blames the port for
+    an address that is not this machine's."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # "[::1]"
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            bare, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            # As the server binds: a port its last run just let go of is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:  # "Address already in use", "Cannot assign requested address"
+        return exc.strerror or str(exc)
+    return None
 
 
 def serve(app: gr.Blocks, host: str, port: int) -> int:
