@@ -437,6 +437,30 @@ def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_pat
     assert not list(temp.glob("ewaste-web-*"))  # the batches' photos and CSVs
 
 
+def test_a_new_server_removes_what_a_killed_one_left_behind(tiny_model_path, tmp_path) -> None:
+    # What a server killed with -9 (or a power cut) leaves: its upload folder and batches'.
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    temp, cache = tmp_path / "temp", tmp_path / "gradio-cache"
+    dead = [cache / f"ewaste-web-uploads-{ended.pid}-k2x_9q", temp / f"ewaste-web-{ended.pid}-a1b2"]
+    # A running server's (this test's PID stands for one), and folders not named as ours.
+    alive = [cache / f"ewaste-web-uploads-{os.getpid()}-z9", temp / f"ewaste-web-{os.getpid()}-y8"]
+    others = [temp / "ewaste-web-notes", temp / "ewaste-web-12-"]
+    for folder in dead + alive + others:
+        folder.mkdir(parents=True)
+        write_solid(folder / "pcb.png", PROTOTYPE_COLOURS["PCB"])
+    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(cache)}
+    process, url, log = start_server(tiny_model_path, tmp_path / "server.log", env)
+    try:
+        assert [folder.exists() for folder in dead + alive + others] == [False, False] + [True] * 4
+        # Its own, named so that the next server can tell when it is gone.
+        assert list(cache.glob(f"ewaste-web-uploads-{process.pid}-*"))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
 def test_a_port_already_taken_is_said_in_one_line(tiny_model_path, tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -10,8 +10,8 @@ exactly the app's CSV columns; each photo is named as the user knows it (its fil
 zip:member), never by the server's temporary path. The review threshold is a slider that
 also re-labels the last batch. Anything the engine cannot read is an error row with the
 reason; nothing a user uploads can stop the server. Uploads are limited in size and, for a
-zip, in count, and removed a day after they arrive and when the server stops: a server
-running for months does not fill its disk.
+zip, in count, and removed a day after they arrive and when the server stops (after a
+crash, when the next one starts): a server running for months does not fill its disk.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from desktop.web.uploads import (  # noqa: E402
     new_workdir,
     own_upload_folder,
     photos_in,
+    remove_left_behind,
     remove_workdirs,
     sent_name,
     workdir_again,
@@ -318,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM too, so that the clean-up below runs; from before anything is made or
         # served, so that a stop at any moment (a service manager's) cleans up as well.
         with stop_signals_raise():
+            remove_left_behind()
             try:
                 uploads = own_upload_folder()
             except OSError as exc:

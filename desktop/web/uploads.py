@@ -5,7 +5,9 @@ folders that hold them, removed in time."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from collections.abc import Collection, Sequence
@@ -178,9 +180,10 @@ def _unpack(archive: str, zip_name: str, folder: Path, found: _Found) -> None:
 
 
 def new_workdir() -> Path:
-    """A folder for one request's photos and CSV; the oldest beyond KEPT_WORKDIRS go, so a
-    server running for months does not fill its disk (the CSV link lives that long)."""
-    folder = Path(tempfile.mkdtemp(prefix="ewaste-web-"))
+    """A folder for one request's photos and CSV, named with this server's PID; the oldest
+    beyond KEPT_WORKDIRS go, so a server running for months does not fill its disk (the
+    CSV link lives that long)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"ewaste-web-{os.getpid()}-"))
     _WORKDIRS.append(folder)
     while len(_WORKDIRS) > KEPT_WORKDIRS:
         shutil.rmtree(_WORKDIRS.pop(0), ignore_errors=True)
@@ -209,6 +212,45 @@ def own_upload_folder() -> Path:
     root = os.environ.get("GRADIO_TEMP_DIR") or None  # set but empty: not the working folder
     if root:
         Path(root).mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="ewaste-web-uploads-", dir=root))
+    folder = Path(tempfile.mkdtemp(prefix=f"ewaste-web-uploads-{os.getpid()}-", dir=root))
     os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read when the page is built and served
     return folder
+
+
+# The folders above, by the PID of the server that made them.
+_SERVER_FOLDER = re.compile(r"ewaste-web-(?:uploads-)?(\d+)-\w+")
+
+
+def remove_left_behind() -> None:
+    """The folders of servers that never cleaned up (killed, or a power cut): those in
+    the folders own_upload_folder and new_workdir use whose server, by the PID in their
+    name, no longer runs. Never a running server's: it removes its own when it stops."""
+    temporary = Path(tempfile.gettempdir())
+    for root in {temporary, Path(os.environ.get("GRADIO_TEMP_DIR") or temporary)}:
+        try:
+            entries = list(root.iterdir())
+        except OSError:  # not made yet
+            continue
+        for entry in entries:
+            found = _SERVER_FOLDER.fullmatch(entry.name)
+            if found and not _running(int(found[1])) and _ours(entry):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's, or no PID: not to touch
+        return True
+    return True
+
+
+def _ours(entry: Path) -> bool:
+    """A folder (not a link to one) of this user's, as mkdtemp made it."""
+    try:
+        info = entry.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
