@@ -461,6 +461,22 @@ def test_a_new_server_removes_what_a_killed_one_left_behind(tiny_model_path, tmp
         log.close()
 
 
+def test_a_batchs_folder_goes_after_a_day(tmp_path: Path, monkeypatch) -> None:
+    from desktop.web import uploads
+
+    monkeypatch.setattr(uploads.tempfile, "tempdir", str(tmp_path))
+    try:
+        old = uploads.new_workdir()
+        (old / "ewaste-results.csv").write_text("path\n")
+        day_ago = time.time() - uploads.CACHE_KEEP_SECONDS - 60
+        os.utime(old, (day_ago, day_ago))
+        recent = uploads.new_workdir()
+        assert not old.exists() and recent.is_dir()  # a day old, not the 8th before
+        assert recent.name.startswith(f"ewaste-web-{os.getpid()}-")
+    finally:
+        uploads.remove_workdirs()
+
+
 def test_a_port_already_taken_is_said_in_one_line(tiny_model_path, tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

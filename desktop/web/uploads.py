@@ -9,6 +9,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -180,14 +181,25 @@ def _unpack(archive: str, zip_name: str, folder: Path, found: _Found) -> None:
 
 
 def new_workdir() -> Path:
-    """A folder for one request's photos and CSV, named with this server's PID; the oldest
-    beyond KEPT_WORKDIRS go, so a server running for months does not fill its disk (the
-    CSV link lives that long)."""
+    """A folder for one request's photos and CSV, named with this server's PID; those last
+    changed over a day ago go, and the oldest beyond KEPT_WORKDIRS, so a server running for
+    months does not fill its disk (the CSV link lives that long)."""
     folder = Path(tempfile.mkdtemp(prefix=f"ewaste-web-{os.getpid()}-"))
     _WORKDIRS.append(folder)
+    day_ago = time.time() - CACHE_KEEP_SECONDS
+    for old in [workdir for workdir in _WORKDIRS if _changed_before(workdir, day_ago)]:
+        _WORKDIRS.remove(old)
+        shutil.rmtree(old, ignore_errors=True)
     while len(_WORKDIRS) > KEPT_WORKDIRS:
         shutil.rmtree(_WORKDIRS.pop(0), ignore_errors=True)
     return folder
+
+
+def _changed_before(folder: Path, moment: float) -> bool:
+    try:
+        return folder.stat().st_mtime < moment
+    except OSError:  # gone already
+        return True
 
 
 def workdir_again(folder: Path) -> None:
