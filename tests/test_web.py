@@ -461,6 +461,19 @@ def test_a_new_server_removes_what_a_killed_one_left_behind(tiny_model_path, tmp
         log.close()
 
 
+def test_on_windows_no_server_is_taken_for_gone(monkeypatch) -> None:
+    # os.kill(pid, 0) asks nothing there: 0 is CTRL_C_EVENT, sent to the other server.
+    from desktop.web import uploads
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    assert not uploads._running(ended.pid)
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(uploads.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(uploads.os, "name", "nt")
+    assert uploads._running(ended.pid) and sent == []
+
+
 def test_a_batchs_folder_goes_after_a_day(tmp_path: Path, monkeypatch) -> None:
     from desktop.web import uploads
 

@@ -250,6 +250,8 @@ def remove_left_behind() -> None:
 
 
 def _running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill's 0 is CTRL_C_EVENT there, not a question: kept
+        return True
     try:
         os.kill(pid, 0)  # no signal sent: only asks whether the process exists
     except ProcessLookupError:
@@ -265,4 +267,5 @@ def _ours(entry: Path) -> bool:
         info = entry.lstat()
     except OSError:
         return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+    own_uid = getattr(os, "getuid", lambda: info.st_uid)()  # Windows has no owner ids
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == own_uid
