@@ -474,6 +474,33 @@ def test_on_windows_no_server_is_taken_for_gone(monkeypatch) -> None:
     assert uploads._running(ended.pid) and sent == []
 
 
+def test_the_map_of_a_letterboxing_model_is_laid_over_the_photo_not_its_padding(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from desktop.core.engine import Engine
+    from desktop.core.preprocessing import contract
+    from desktop.core.results import Prediction
+    from desktop.web.app import overlay
+    from tiny_model import tiny_metadata
+
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (400, 100), (0, 255, 0)).save(wide)  # 4:1: a quarter of the input high
+    letterbox = {**tiny_metadata(cam=True), "preprocessing": contract("letterbox")}
+    engines = {
+        resize: Engine(build_tiny_model(tmp_path / f"{resize}.onnx", cam=True, metadata=meta))
+        for resize, meta in (("stretch", None), ("letterbox", letterbox))
+    }
+    over_padding = np.zeros((4, 2), np.float32)
+    over_padding[0] = 1.0  # the input's top rows: white padding above a letterboxed photo
+    probabilities = np.full(10, 0.1, np.float32)
+    looked = Prediction(str(wide), probabilities, cam=over_padding)
+    stretched = overlay(str(wide), looked, engines["stretch"]).astype(int)
+    letterboxed = overlay(str(wide), looked, engines["letterbox"]).astype(int)
+    assert stretched[0, :, 0].min() > 100  # red over the photo's top, where the map is hot
+    assert letterboxed[..., 0].max() < 5  # none: that part of the map lies over padding
+
+
 def test_a_batchs_folder_goes_after_a_day(tmp_path: Path, monkeypatch) -> None:
     from desktop.web import uploads
 

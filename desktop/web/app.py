@@ -33,11 +33,15 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from desktop import package_version  # noqa: E402
-from desktop.core.cam import cam_heatmap  # noqa: E402
+from desktop.core.cam import cam_heatmap_over_image  # noqa: E402
 from desktop.core.csv_export import write_results_csv  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
-from desktop.core.preprocessing import ImageLoadError, load_display_rgb  # noqa: E402
+from desktop.core.preprocessing import (  # noqa: E402
+    ImageLoadError,
+    image_box,
+    load_display_rgb,
+)
 from desktop.core.results import (  # noqa: E402
     DEFAULT_REVIEW_THRESHOLD,
     STATUS_ERROR,
@@ -91,8 +95,9 @@ def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: 
     return f"**{name}** {percent(prediction.confidence)} · {STATUS_LABELS[status]}"
 
 
-def overlay(path: str, prediction: Prediction) -> np.ndarray | None:
-    """The photo with the predicted class's activation map laid over it in red."""
+def overlay(path: str, prediction: Prediction, engine: Engine) -> np.ndarray | None:
+    """The photo with the predicted class's activation map laid over it in red: the part of
+    the map over where the photo lay in `engine`'s input (all of it, unless letterboxed)."""
     if not prediction.ok:
         return None
     try:
@@ -101,9 +106,12 @@ def overlay(path: str, prediction: Prediction) -> np.ndarray | None:
         return None
     if prediction.cam is None:
         return pixels.astype(np.uint8)
-    heat = cam_heatmap(prediction.cam, pixels.shape[:2])[..., None]
+    height, width = pixels.shape[:2]
+    box = image_box((width, height), engine.input_size, engine.info.resize)
+    heat = cam_heatmap_over_image(prediction.cam, (height, width), engine.input_size, box)
     red = np.array([230.0, 30.0, 30.0])
-    return (pixels * (1 - 0.55 * heat) + red * 0.55 * heat).clip(0, 255).astype(np.uint8)
+    shade = 0.55 * heat[..., None]
+    return (pixels * (1 - shade) + red * shade).clip(0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -166,7 +174,7 @@ def build_app(engine: Engine) -> gr.Blocks:
             verdict_text(prediction, names, threshold),
             probabilities,
             # Without an activation map the photo would pass for one: none.
-            overlay(upload, prediction) if engine.has_cam else None,
+            overlay(upload, prediction, engine) if engine.has_cam else None,
         )
 
     def classify_many(sent: list[dict] | None, threshold_percent: float):
