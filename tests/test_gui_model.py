@@ -125,6 +125,25 @@ def test_one_row_per_photo_a_changed_one_reclassified_in_its_row(model: ResultsM
     }
 
 
+def test_a_run_started_before_a_csv_reopened_keeps_the_csvs_classes(model: ResultsModel) -> None:
+    from dataclasses import replace
+
+    # A folder dropped while its exported CSV was being reopened: the run, which listed no
+    # row when it started, classifies the photos the CSV then brought back with a person's
+    # classes. Those rows are taken as they are, as a run started after them would.
+    reopened = [prediction("a.jpg", 3, 0.9), prediction("b.jpg", 4, 0.9)]
+    failed = Prediction.failed("/photos/c.jpg", "cut short")  # a CSV's error row: retried
+    model.append_predictions([*reopened, failed], {"/photos/a.jpg": CLASS_NAMES[7]})
+    run = [prediction(name, 1, 0.9) for name in ("a.jpg", "b.jpg", "c.jpg")]
+    model.append_predictions([replace(p, file_state=(100, 1)) for p in run])
+    assert model.confirmed_classes() == {"/photos/a.jpg": CLASS_NAMES[7]}
+    assert [model.row_at(i).predicted for i in range(3)] == [
+        CLASS_NAMES[3],
+        CLASS_NAMES[4],
+        CLASS_NAMES[1],  # the error row, now read
+    ]
+
+
 def test_cells_show_class_confidence_top3_status_and_probabilities(model: ResultsModel) -> None:
     model.append_predictions([prediction("mouse.jpg", 4, 0.9, runner_up=1)])
     cell = lambda col: model.index(0, col).data(DISPLAY)  # noqa: E731

@@ -270,7 +270,8 @@ class ResultsModel(QAbstractTableModel):
         not only in the app's copy of an unsaved review). One row per photo: a batch naming
         a photo twice gives its last row; a photo the table holds already is classified
         again only when it changed (a new photo under a camera's reused name), and then its
-        row shows it; a reopened CSV's row never replaces the table's."""
+        row shows it; a reopened CSV's row never replaces the table's, nor is it replaced
+        (as a run leaves it out: see `listed_states`) by a run that started before it came."""
         latest = {prediction.path: prediction for prediction in predictions}
         start = self._arrivals
         fresh: list[Prediction] = []
@@ -283,6 +284,9 @@ class ResultsModel(QAbstractTableModel):
             elif prediction.file_state is not None:
                 if position is None:
                     position = {row.prediction.path: i for i, row in enumerate(self._rows)}
+                held = self._rows[position[path]].prediction
+                if self._file_states.get(path) is None and held.ok:
+                    continue  # a reopened CSV's row, taken as it is (see listed_states)
                 unconfirmed += self._reclassify(position[path], prediction)
                 replaced += 1
         if replaced:  # once a batch: the preview shows its row again
