@@ -555,6 +555,23 @@ def test_a_request_queued_behind_another_is_reported_with_it(
     assert window.progress_panel.bar.format() == "Done: 7 images"
 
 
+def test_esc_says_the_queued_requests_it_drops(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    more = tmp_path / "more"
+    more.mkdir()
+    write_solid(more / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    window.add_paths([sample_images_dir])
+    window.add_paths([more, more / "mouse.png"])  # queued behind it
+    assert window.controller.busy and window.controller.queued_paths == 2
+    window.commands.cancel.trigger()  # Esc
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=RUN_TIMEOUT_MS)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Cancelled")
+    assert message.endswith("; 2 queued items not started: open them again to classify")
+    assert str(more / "mouse.png") not in {row.prediction.path for row in window.results.rows}
+
+
 def test_a_failed_run_in_a_chain_still_reports_the_runs_before_it(
     qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:

@@ -528,11 +528,16 @@ class MainWindow(QMainWindow):
 
     def cancel_work(self) -> None:
         """Run > Cancel (Esc): stop a sort or undo after the photo in hand, or else
-        classifying (photos arriving meanwhile are not lost to an Esc meant for the sort)."""
+        classifying, the requests queued behind it included (photos arriving meanwhile are
+        not lost to an Esc meant for the sort)."""
         if self.sorting.busy:
             self.sorting.cancel()
-        else:
-            self.controller.cancel()
+            return
+        dropped = self.controller.queued_paths
+        self.controller.cancel()
+        if dropped:  # said: the Cancel keeps what is done, and these were not begun
+            note = f"; {plural(dropped, 'queued item')} not started: open them again to classify"
+            self.statusBar().showMessage(self.statusBar().currentMessage() + note)
 
     def quit(self) -> None:
         """File > Quit: asks first when a sort runs, or a person's confirmations are in no

@@ -23,6 +23,8 @@ def discovered_text(images: int, skipped: int, problems: int, already: int = 0) 
 
 
 def finished_text(summary: RunSummary) -> str:
+    if summary.cancelled and summary.images == 0 and not summary.done:  # before it looked
+        return "Cancelled before any image was classified"
     if summary.images == 0 and summary.already and not summary.problems:
         return (
             f"{plural(summary.already, 'image')} already in the table, not classified again "
