@@ -17,6 +17,37 @@ from desktop.gui.results_model import ResultsModel
 from desktop.gui.settings import AppSettings
 
 
+def ask_save_name(
+    parent: QWidget, title: str, suggestion: str, filters: str, suffix: str
+) -> str | None:
+    """The save dialog's answer ending in `suffix` (added to a name typed without it), or
+    None when the user cancelled.
+
+    The dialog asks before replacing the name it was given ("shift"), not the one written
+    ("shift.csv"): an existing file under the extended name is asked about here, and a No
+    opens the dialog again.
+    """
+    while True:
+        chosen, _ = QFileDialog.getSaveFileName(parent, title, suggestion, filters)
+        if not chosen:
+            return None
+        if chosen.lower().endswith(suffix):
+            return chosen
+        extended = chosen + suffix
+        if not os.path.lexists(extended):
+            return extended
+        answer = QMessageBox.question(
+            parent,
+            title,
+            f"{Path(extended).name} already exists.\nDo you want to replace it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            return extended
+        suggestion = extended
+
+
 class CsvExport(QObject):
     """Owns the export in progress; `message(text)` for the status bar, `busy_changed`."""
 
@@ -68,15 +99,13 @@ class CsvExport(QObject):
         suggestion = Path(self._settings.last_dir("export")) / time.strftime(
             "ewaste-results-%Y%m%d-%H%M.csv"
         )
-        chosen, _ = QFileDialog.getSaveFileName(
+        return ask_save_name(
             self.parent(),  # type: ignore[arg-type]
             f"Export all {plural(self._results.rowCount(), 'result')}",
             str(suggestion),
             "CSV files (*.csv)",
+            ".csv",
         )
-        if not chosen:
-            return None
-        return chosen if chosen.lower().endswith(".csv") else chosen + ".csv"
 
     @Slot(object)
     def _on_done(self, _result: object) -> None:

@@ -11,7 +11,6 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QLabel,
     QMessageBox,
     QScrollArea,
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.summary import BatchSummary, render, save_png
+from desktop.gui.csv_export_command import ask_save_name
 
 
 class SummaryDialog(QDialog):
@@ -60,11 +60,10 @@ class SummaryDialog(QDialog):
         """Write the picture (asking where unless given); the path written, or None (the
         user cancelled, or was told why it could not be written)."""
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save summary", "", "PNG (*.png)")
-            if not path:
+            # A name typed without ".png" gets it: still a PNG to open later.
+            path = ask_save_name(self, "Save summary", "", "PNG (*.png)", ".png")
+            if path is None:
                 return None
-            if not path.lower().endswith(".png"):
-                path += ".png"  # a name typed without it is still a PNG to open later
         try:
             written = str(save_png(self.summary, path))
         except OSError as exc:
