@@ -1,7 +1,8 @@
 """Export CSV… and the summary's Save PNG…: the name the user typed, the file written.
 
 A name typed without its extension gets it after the dialog, which asked about the name it
-was given: an existing file under the extended name is asked about too.
+was given: an existing file under the extended name is asked about too. A failure names
+the user's file, never the hidden temporary one written first.
 """
 
 from __future__ import annotations
@@ -109,3 +110,45 @@ def test_save_png_asks_before_replacing_the_png_a_name_without_png_means(
     assert dialog.save_png() == str(earlier)
     with Image.open(earlier) as picture:
         assert picture.format == "PNG"
+
+
+def test_a_failed_export_names_the_users_file_not_the_temporary_one(
+    qtbot, window, tmp_path, monkeypatch
+):
+    warned: list[str] = []
+    monkeypatch.setattr(
+        QMessageBox, "warning", staticmethod(lambda _p, _title, text: warned.append(text))
+    )
+    missing = tmp_path / "no such folder" / "ewaste.csv"
+    call = window.export_csv(missing)
+    qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+    folder = tmp_path / "dir.csv"  # a folder where the CSV would go
+    folder.mkdir()
+    call = window.export_csv(folder)
+    qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
+
+    assert warned == [
+        f"Could not write {missing}: No such file or directory",
+        f"Could not write {folder}: Is a directory",
+    ]
+    assert window.statusBar().currentMessage() == warned[-1]
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
+
+
+def test_a_failed_save_png_names_the_users_file_not_the_temporary_one(
+    qtbot, window, tmp_path, monkeypatch
+):
+    dialog = window.show_summary()
+    qtbot.addWidget(dialog)
+    warned: list[str] = []
+    monkeypatch.setattr(
+        QMessageBox, "warning", staticmethod(lambda _p, _title, text: warned.append(text))
+    )
+    missing = tmp_path / "no such folder" / "shift.png"
+    folder = tmp_path / "dir.png"
+    folder.mkdir()
+    assert dialog.save_png(missing) is None and dialog.save_png(folder) is None
+    assert warned == [
+        f"Cannot write {missing}: No such file or directory",
+        f"Cannot write {folder}: Is a directory",
+    ]

@@ -116,7 +116,10 @@ class CsvExport(QObject):
 
     @Slot(object)
     def _on_failed(self, error: BaseException) -> None:
-        text = f"Could not write {self._path}: {error}"
+        # The system's reason alone: the OSError names the hidden temporary file the CSV
+        # is written to first (see replaced_whole), a name the user never chose.
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        text = f"Could not write {self._path}: {reason}"
         self.message.emit(text)
         self.busy_changed.emit()
         QMessageBox.warning(self.parent(), "Export failed", text)  # type: ignore[arg-type]
