@@ -163,3 +163,40 @@ def test_the_preview_pane_is_never_narrower_than_its_content(window):
     window.splitter.refresh()
     shown = window.preview_scroll.viewport().width()
     assert shown >= window.preview.minimumSizeHint().width()  # nothing cut off unreachable
+
+
+def legend_lines(label, width: int) -> list[str]:
+    """The lines Qt lays the label's text out in, `width` pixels wide (as QLabel does)."""
+    from PySide6.QtGui import QTextLayout, QTextOption
+
+    text = label.text()
+    layout = QTextLayout(text, label.font())
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WrapMode.WordWrap)
+    layout.setTextOption(option)
+    layout.beginLayout()
+    lines = []
+    while (line := layout.createLine()).isValid():
+        line.setLineWidth(width)
+        lines.append(text[line.textStart() : line.textStart() + line.textLength()])
+    layout.endLayout()
+    return lines
+
+
+def test_the_key_legend_wraps_between_keys_never_inside_one(window, qtbot):
+    # At 800 px (or a 2x scale) it wrapped "· 8 / Printer" and "0 Washing / Machine": a key
+    # at the end of one line, its class at the start of the next.
+    legend = window.key_legend
+    text = legend.text()
+    assert "0\u00a0Washing\u00a0Machine" in text and "2\u00a0Keyboard" in text
+    breaking = [i for i, char in enumerate(text) if char.isspace() and char != "\u00a0"]
+    assert breaking and all(text[i - 1] == "·" for i in breaking)  # only after a "·"
+
+    window.resize(800, window.height())
+    qtbot.wait(50)
+    room = legend.contentsRect().width()
+    assert room <= 800
+    for width in (room, room // 2):  # the window as it is, and at a 2x scale
+        lines = legend_lines(legend, width)
+        assert len(lines) >= 2, lines  # it does wrap there
+        assert all(line.rstrip().endswith("·") for line in lines[:-1]), lines

@@ -54,7 +54,10 @@ def class_key(index: int) -> str:
 def key_legend(class_names: Iterable[str]) -> str:
     """The legend of the review keys, in the order the keys follow."""
     keys = [f"{class_key(i)} {name}" for i, name in enumerate(class_names) if class_key(i)]
-    return "Enter confirms the selection · Delete clears · " + " · ".join(keys)
+    parts = ["Enter confirms the selection", "Delete clears", *keys]
+    # Non-breaking spaces inside each part and before its "·": a narrow window (800 px, or
+    # a 2x scale) wraps between parts only, never "8 / Printer" or "0 Washing / Machine".
+    return "\u00a0· ".join(part.replace(" ", "\u00a0") for part in parts)
 
 
 _PROB_WIDTH = 82
