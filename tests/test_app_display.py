@@ -61,6 +61,30 @@ def test_the_app_exits_with_the_message_instead_of_crashing(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("argv", [["--check"], []], ids=["check", "plain-start"])
+def test_with_no_display_at_all_the_app_says_so_instead_of_aborting(
+    argv: list[str], tmp_path: Path
+) -> None:
+    # An admin checking an install over SSH: no X server, no Wayland, no platform chosen.
+    # Qt aborted (SIGABRT, status 134), blaming xcb-cursor0 and advising a reinstall.
+    hidden = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop.gui.app", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "cannot open a window: no display" in result.stderr
+    assert "QT_QPA_PLATFORM=offscreen ewaste-app --check" in result.stderr
+    assert "xcb-cursor0" not in result.stderr and "Reinstalling" not in result.stderr
+    # Offscreen needs no display: it stays the way to check an install over SSH.
+    assert platform_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+
+
 @pytest.fixture(scope="module")
 def x_display() -> Iterator[str]:
     if shutil.which("Xvfb") is None:

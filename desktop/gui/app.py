@@ -34,7 +34,8 @@ from desktop.gui.worker import DEFAULT_BATCH_SIZE
 
 # How long exit waits for a background load, CSV write or preview decode to end.
 EXIT_WAIT_MS = 3000
-# Exit status when Qt could not open a window (missing system libraries, said on stderr).
+# Exit status when Qt could not open a window (missing system libraries, or no display at
+# all; said on stderr).
 EXIT_NO_DISPLAY = 3
 
 

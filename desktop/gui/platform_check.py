@@ -2,7 +2,8 @@
 
 The PySide6 wheel does not carry them, and without them Qt aborts with "no Qt platform
 plugin could be initialized" and no word on what is missing. This names the missing
-libraries and the command that installs them, and the app exits instead of crashing.
+libraries and the command that installs them (or says there is no display at all), and the
+app exits instead of crashing.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ XCB_LIBRARIES: dict[str, tuple[str, str]] = {
 
 def uses_xcb(environ: Mapping[str, str]) -> bool:
     """Will Qt pick its X11 (xcb) plugin? Not when told another platform (offscreen, a
-    Wayland session), nor on another operating system."""
+    Wayland session), nor on another operating system. With no display at all it does,
+    and aborts."""
     if not sys.platform.startswith("linux"):
         return False
     chosen = environ.get("QT_QPA_PLATFORM", "")
     if chosen:
         return chosen.startswith("xcb")
-    return bool(environ.get("DISPLAY")) and not environ.get("WAYLAND_DISPLAY")
+    return not environ.get("WAYLAND_DISPLAY")
 
 
 def missing_xcb_libraries(load: Callable[[str], object] = ctypes.CDLL) -> list[str]:
@@ -48,9 +50,18 @@ def missing_xcb_libraries(load: Callable[[str], object] = ctypes.CDLL) -> list[s
 def platform_problem(
     environ: Mapping[str, str] = os.environ, load: Callable[[str], object] = ctypes.CDLL
 ) -> str | None:
-    """A message naming what to install, or None when Qt can open its window."""
+    """A message naming what to install, or that there is no display to open a window on;
+    None when Qt can open its window."""
     if not uses_xcb(environ):
         return None
+    if not environ.get("DISPLAY"):
+        # Over SSH, say: Qt would abort blaming xcb-cursor0 and advising a reinstall.
+        return (
+            "ewaste-app: cannot open a window: no display (DISPLAY and WAYLAND_DISPLAY are "
+            "not set). Start it from the desktop session, or check an install without one:\n"
+            "  QT_QPA_PLATFORM=offscreen ewaste-app --check\n"
+            "(ewaste-classify needs no display.)"
+        )
     missing = missing_xcb_libraries(load)
     if not missing:
         return None
