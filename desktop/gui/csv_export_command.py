@@ -8,44 +8,14 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from desktop.core.csv_export import write_results_csv
 from desktop.core.wording import plural
 from desktop.gui.background import BackgroundCall
 from desktop.gui.results_model import ResultsModel
+from desktop.gui.save_dialog import ask_save_name
 from desktop.gui.settings import AppSettings
-
-
-def ask_save_name(
-    parent: QWidget, title: str, suggestion: str, filters: str, suffix: str
-) -> str | None:
-    """The save dialog's answer ending in `suffix` (added to a name typed without it), or
-    None when the user cancelled.
-
-    The dialog asks before replacing the name it was given ("shift"), not the one written
-    ("shift.csv"): an existing file under the extended name is asked about here, and a No
-    opens the dialog again.
-    """
-    while True:
-        chosen, _ = QFileDialog.getSaveFileName(parent, title, suggestion, filters)
-        if not chosen:
-            return None
-        if chosen.lower().endswith(suffix):
-            return chosen
-        extended = chosen + suffix
-        if not os.path.lexists(extended):
-            return extended
-        answer = QMessageBox.question(
-            parent,
-            title,
-            f"{Path(extended).name} already exists.\nDo you want to replace it?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            return extended
-        suggestion = extended
 
 
 class CsvExport(QObject):

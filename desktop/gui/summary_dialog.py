@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.summary import BatchSummary, render, save_png
-from desktop.gui.csv_export_command import ask_save_name
+from desktop.gui.save_dialog import ask_save_name
 
 
 class SummaryDialog(QDialog):
