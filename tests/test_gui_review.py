@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.core.results import STATUS_REVIEW
 from desktop.core.sort_manifest import MANIFEST_FILE
-from desktop.gui.results_model import COL_CONFIRMED, COL_STATUS, CONFIRMED, CORRECTED
+from desktop.gui.results_model import COL_CONFIRMED, COL_STATUS, CONFIRMED, CORRECTED, ROW_ROLE
 from fixtures_images import write_solid
 from tiny_model import AMBIGUOUS_COLOUR, CLASS_NAMES, PROTOTYPE_COLOURS
 
@@ -128,6 +128,29 @@ def test_a_checked_row_leaves_the_review_queue_and_error_rows_take_no_class(
     QTest.keyClick(window.view, Qt.Key.Key_3)
     QTest.keyClick(window.view, Qt.Key.Key_Return)
     assert confirmed_by_name(window)["empty.jpg"] is None  # nobody saw it: no class for it
+
+
+def test_the_preview_picker_under_the_review_filter_hands_on_the_selection(
+    qtbot, make_window, tmp_path
+):
+    folder = tmp_path / "shift"
+    folder.mkdir()
+    for index in range(3):
+        write_solid(folder / f"unsure{index}.png", AMBIGUOUS_COLOUR)
+    window = make_window()
+    classify(qtbot, window, folder)
+    window.filter_bar.status_combo.setCurrentIndex(
+        window.filter_bar.status_combo.findData(STATUS_REVIEW)
+    )
+    window.view.select_proxy_row(0)
+    picker = window.preview.class_picker
+    picker.activated.emit(picker.findData("Mouse"))  # a click, as the keys would do
+    # The settled row left the filter: the next one is selected, and is what the preview
+    # shows, so the worker goes on click after click.
+    assert window.proxy.rowCount() == 2
+    [selected] = window.view.selectionModel().selectedRows()
+    assert window.preview.row is not None and window.preview.row.confirmed is None
+    assert selected.data(ROW_ROLE) is window.preview.row
 
 
 def test_the_context_menu_and_the_preview_picker_set_a_class(qtbot, make_window, folder):

@@ -46,7 +46,7 @@ from desktop.gui.preview import PreviewPanel, ScrolledPane
 from desktop.gui.progress_panel import ProgressPanel
 from desktop.gui.recovery_offer import RecoveryOffer
 from desktop.gui.results_filter import ResultsFilterProxy
-from desktop.gui.results_model import ResultsModel
+from desktop.gui.results_model import ResultRow, ResultsModel
 from desktop.gui.results_view import ResultsView, key_legend
 from desktop.gui.review_recovery import ReviewRecovery
 from desktop.gui.review_threshold import ReviewThreshold
@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         self.reopen.opened.connect(lambda *_: self._show_results())
         self.csv_export.finished.connect(self.recovery.schedule)  # no unsaved review: no copy
         self.recovery_offer.message.connect(self.statusBar().showMessage)
-        self.preview.confirm_requested.connect(self.results.confirm_row)
+        self.preview.confirm_requested.connect(self._confirm_from_preview)
         self.results.confirmations_changed.connect(
             lambda: self.preview.show_result(self.preview.row)
         )
@@ -525,6 +525,13 @@ class MainWindow(QMainWindow):
         into current); nothing, if its row went and the view shows no other."""
         row = self.preview.row
         self.preview.show_result(row if row in self.results.rows else None)
+
+    @Slot(object, object)
+    def _confirm_from_preview(self, row: ResultRow, class_name: str | None) -> None:
+        """The preview's picker: as the keys do, a row the filter then hides hands the
+        selection to the next one."""
+        self.results.confirm_row(row, class_name)
+        self.view.select_next_if_filtered_out()
 
     def cancel_work(self) -> None:
         """Run > Cancel (Esc): stop a sort or undo after the photo in hand, or else

@@ -187,10 +187,14 @@ class ResultsView(QTableView):
         rows = self.selected_source_rows()
         if rows:
             self.results_model.set_confirmed(rows, class_name, as_predicted=as_predicted)
+        self.select_next_if_filtered_out()
+
+    def select_next_if_filtered_out(self) -> None:
+        """After a confirmation: when the status filter hid the rows just settled ("needs
+        review" lists what is left), select the next one, so the worker goes on key after
+        key (or click after click in the preview's picker)."""
         current = self.currentIndex()
         if current.isValid() and not self.selectionModel().selectedRows():
-            # The status filter hid the rows just settled ("needs review" lists what is
-            # left): select the next one, so the worker goes on key after key.
             self.select_proxy_row(current.row())
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
