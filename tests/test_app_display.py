@@ -121,3 +121,4 @@ def test_the_app_opens_its_window_on_a_real_x_server(
     assert result.returncode == 0, result.stderr
     assert "window shown (xcb), visible True" in result.stdout
     assert "model tiny-classifier.onnx loaded" in result.stdout
+    assert "libpyside" not in result.stderr  # no warning of its own on every start

@@ -184,8 +184,9 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.watching_label)
         bar.addPermanentWidget(self.model_label)
         # A message cut at the window's edge still reads whole on hover (what to do after a
-        # stopped sort is at its end).
-        bar.messageChanged.connect(bar.setToolTip)
+        # stopped sort is at its end). Through a lambda: setToolTip itself as the slot made
+        # libpyside warn it cannot add a dynamic method, on every start.
+        bar.messageChanged.connect(lambda text: bar.setToolTip(text))
         bar.showMessage("Drop images or folders on the window to classify them")
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
