@@ -471,6 +471,22 @@ def test_a_review_in_no_csv_survives_a_crash_and_is_offered_back(
     qtbot.waitUntil(lambda: not copy.exists(), timeout=TIMEOUT_MS)
 
 
+def test_a_review_left_by_a_crash_is_said_to_wait_while_the_table_hides_its_offer(
+    qtbot, make_window, folder, tmp_path
+):
+    # Started with photos (a desktop shortcut, "Open with"), or a folder dropped at once:
+    # the table takes the empty window's place, and with it the offer.
+    crash_with_a_correction(qtbot, make_window, folder, 0, Qt.Key.Key_3)  # Microwave
+    window = make_window()
+    note = window.recovery_offer.waiting
+    assert not note.isVisible()  # the offer itself is on screen
+    classify(qtbot, window, folder)
+    assert note.isVisible() and note.text().startswith("Unsaved review of ")
+    assert "Clear results" in note.toolTip() and "to reopen it" in note.toolTip()
+    window.commands.clear.trigger()  # nothing a person set here: no question
+    assert not note.isVisible() and window.drop_area.empty_state.reopen_recovery.isVisible()
+
+
 def test_reviews_left_by_crashes_are_each_kept_until_reopened_in_full_or_discarded(
     qtbot, make_window, folder, tmp_path, monkeypatch
 ):

@@ -104,6 +104,7 @@ class DropArea(QWidget):
     """Stacks the empty state over the results page and turns drops into `paths_dropped`."""
 
     paths_dropped = Signal(list)  # list[str], files and folders as dropped
+    results_shown = Signal(bool)  # the table took the empty state's place (False: back)
 
     def __init__(self, results_page: QWidget, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -116,6 +117,7 @@ class DropArea(QWidget):
 
     def show_results(self, on: bool) -> None:
         self._stack.setCurrentWidget(self.results_page if on else self.empty_state)
+        self.results_shown.emit(on)
 
     @property
     def showing_results(self) -> bool:

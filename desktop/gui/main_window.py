@@ -109,9 +109,8 @@ class MainWindow(QMainWindow):
         self.run_reporter = RunReporter(
             self.controller, self.progress_panel, self.statusBar(), self
         )
-        self.recovery_offer = RecoveryOffer(
-            self.recovery, self.reopen, self.drop_area.empty_state, self
-        )
+        self.recovery_offer = RecoveryOffer(self.recovery, self.reopen, self.drop_area, self)
+        self.statusBar().insertPermanentWidget(0, self.recovery_offer.waiting)
         self._connect()
         self._restore_layout()
         self._update_actions()

@@ -1,21 +1,24 @@
 """The empty window's offer of a review an earlier session left in no CSV (see
 `review_recovery`): Reopen brings it back through File > Open results CSV's reopen, still
-counted as unsaved; Discard deletes it, after asking."""
+counted as unsaved; Discard deletes it, after asking. While the table hides the offer (the
+app started with photos, or a folder was dropped at once), a note in the status bar says
+it waits."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
-from desktop.gui.drop_area import EmptyState
+from desktop.gui.drop_area import DropArea
 from desktop.gui.open_csv import CsvReopen
 from desktop.gui.review_recovery import ReviewRecovery, saved_at
 
 
 class RecoveryOffer(QObject):
-    """Shows the newest leftover review in `empty_state` and acts on its two buttons."""
+    """Shows the newest leftover review in the drop area's empty state and acts on its two
+    buttons; `waiting`, for the status bar, says it is there while the table is shown."""
 
     message = Signal(str)  # for the status bar
 
@@ -23,12 +26,17 @@ class RecoveryOffer(QObject):
         self,
         recovery: ReviewRecovery,
         reopen: CsvReopen,
-        empty_state: EmptyState,
+        drop_area: DropArea,
         parent: QWidget,
     ) -> None:
         super().__init__(parent)  # the window is our Qt parent(): no Python reference to it
+        empty_state = drop_area.empty_state
         self._recovery, self._reopen, self._state = recovery, reopen, empty_state
         self._reopening: Path | None = None  # the leftover being reopened
+        self._results_shown = drop_area.showing_results
+        self.waiting = QLabel()
+        self.waiting.setStyleSheet("color: palette(link);")
+        drop_area.results_shown.connect(self._on_results_shown)
         empty_state.reopen_recovery.clicked.connect(self._reopen_newest)
         empty_state.discard_recovery.clicked.connect(self._discard_newest)
         reopen.opened.connect(self._on_reopened)
@@ -36,9 +44,22 @@ class RecoveryOffer(QObject):
 
     def refresh(self) -> None:
         leftovers = self._recovery.leftovers()
-        self._state.offer_recovery(
-            saved_at(leftovers[0]) if leftovers else None, max(len(leftovers) - 1, 0)
-        )
+        when = saved_at(leftovers[0]) if leftovers else None
+        self._state.offer_recovery(when, max(len(leftovers) - 1, 0))
+        if when:
+            # Short, beside the messages at 1024 px; what to do is in its tooltip.
+            self.waiting.setText(f"Unsaved review of {when} waits")
+            self.waiting.setToolTip(
+                f"The session that ended {when} left what a person confirmed or corrected in "
+                "no CSV. Clear results (export first what you did since) to see the offer "
+                "to reopen it"
+            )
+        self.waiting.setVisible(bool(when) and self._results_shown)
+
+    @Slot(bool)
+    def _on_results_shown(self, shown: bool) -> None:
+        self._results_shown = shown
+        self.refresh()
 
     def set_ready(self, ready: bool) -> None:
         """Reopen only with a model loaded and no run on: a run listed its photos before
