@@ -274,6 +274,25 @@ def answer(box: QMessageBox, button: str, shown: list[str]) -> None:
     clicked.click()
 
 
+def test_open_model_says_a_review_is_lost_only_if_the_classes_differ(
+    qtbot, make_window, folder, tiny_model_path, monkeypatch
+):
+    # A model of the same classes keeps the table and its classes: "it is lost" alone sent
+    # a worker to export for nothing, or frightened them off a model they needed.
+    window = corrected_window(qtbot, make_window, folder)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(tiny_model_path), ""))
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: answer(box, "Open anyway", shown))
+    window.commands.open_model.trigger()
+    assert shown == [
+        "What a person confirmed, corrected or cleared for 1 photo is in no CSV yet: export "
+        "it first, or it is lost if the new model's classes differ (same classes: the table "
+        "stays)."
+    ]
+    qtbot.waitUntil(lambda: not window.model_loading, timeout=TIMEOUT_MS)
+    assert confirmed_by_name(window)["battery.png"] == "Microwave"  # the same classes
+
+
 def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
     qtbot, make_window, folder, tmp_path, monkeypatch
 ):

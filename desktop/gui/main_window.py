@@ -315,7 +315,8 @@ class MainWindow(QMainWindow):
                 return
             if self.results.unsaved_review():
                 again = partial(self.open_model, path)
-                if not self._review_may_be_lost("Open model", "Open &anyway", again):
+                lost = "if the new model's classes differ (same classes: the table stays)"
+                if not self._review_may_be_lost("Open model", "Open &anyway", again, lost):
                     return
             elif self.results.rowCount() and (
                 QMessageBox.question(
@@ -591,9 +592,12 @@ class MainWindow(QMainWindow):
             self._quit_after_sort = False
             self.quit()  # its rows follow the photos by now, and it has said what it did
 
-    def _review_may_be_lost(self, title: str, anyway: str, then: Callable[[], None]) -> bool:
+    def _review_may_be_lost(
+        self, title: str, anyway: str, then: Callable[[], None], lost_if: str = ""
+    ) -> bool:
         """True when no class a person set would be lost, or they choose to lose it. With
-        Export CSV… chosen, `then` is done again once the CSV is written."""
+        Export CSV… chosen, `then` is done again once the CSV is written. `lost_if`: when it
+        would be lost, where not for certain."""
         unsaved = self.results.unsaved_review()
         if not unsaved:
             return True
@@ -605,7 +609,7 @@ class MainWindow(QMainWindow):
         box.setWindowTitle(title)
         box.setText(
             f"What a person confirmed, corrected or cleared for {plural(unsaved, 'photo')} is "
-            "in no CSV yet: export it first, or it is lost."
+            f"in no CSV yet: export it first, or it is lost{' ' + lost_if if lost_if else ''}."
         )
         export = box.addButton("&Export CSV…", QMessageBox.ButtonRole.AcceptRole)
         anyway_button = box.addButton(anyway, QMessageBox.ButtonRole.DestructiveRole)
