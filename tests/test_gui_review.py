@@ -293,6 +293,40 @@ def test_open_model_says_a_review_is_lost_only_if_the_classes_differ(
     assert confirmed_by_name(window)["battery.png"] == "Microwave"  # the same classes
 
 
+def test_the_dialogs_start_in_the_folder_last_used_for_their_kind(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    out = tmp_path / "exports" / "shift.csv"
+    out.parent.mkdir()
+    window = reviewed_and_exported(qtbot, make_window, folder, out)
+    started: list[tuple[str, str]] = []
+
+    def dialog(answer):
+        def ask(_parent, title, start="", *_rest, **_options):
+            started.append((title, start))
+            return answer
+
+        return ask
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", dialog(("", "")))
+    window.commands.open_csv.trigger()  # where the CSVs were exported, not the working folder
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog(("", "")))
+    summary = window.show_summary()
+    summary.save_png()  # there too, with a name of its own
+    summary.close()
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", dialog(str(camera)))
+    window.set_watching(True)
+    window.set_watching(False)
+    window.set_watching(True)  # the camera's folder again, the next time
+    window.set_watching(False)
+    assert started[0] == ("Open results", str(out.parent))
+    assert Path(started[1][1]).parent == out.parent
+    assert Path(started[1][1]).name.startswith("ewaste-summary-")
+    assert started[3] == ("Watch folder", str(camera))
+
+
 def test_a_csv_written_before_a_move_finds_the_photos_in_the_sort_folder(
     qtbot, make_window, folder, tmp_path, monkeypatch
 ):

@@ -343,7 +343,7 @@ class MainWindow(QMainWindow):
             model_sha256=self.engine.model_sha256,
             confirmed=self.results.confirmed_classes(),
         )
-        self.summary_dialog = SummaryDialog(summary, self)
+        self.summary_dialog = SummaryDialog(summary, self, self.settings.last_dir("export"))
         self.summary_dialog.show()
         return self.summary_dialog
 
@@ -448,8 +448,11 @@ class MainWindow(QMainWindow):
     def set_watching(self, on: bool, folder: str | None = None) -> None:
         """File > Watch folder…: start (asking which folder unless given) or stop."""
         if on and not self.folder_watch.folder:
-            folder = folder or QFileDialog.getExistingDirectory(self, "Watch folder")
+            folder = folder or QFileDialog.getExistingDirectory(
+                self, "Watch folder", self.settings.last_dir("watch")
+            )
             if folder:
+                self.settings.set_last_dir("watch", folder)
                 self.folder_watch.start(folder)
                 self.statusBar().showMessage(f"Watching {folder} for new photos")
         elif not on:
@@ -499,8 +502,8 @@ class MainWindow(QMainWindow):
 
     def open_csv(self, path: str | None = None) -> None:
         """File > Open results CSV… (see desktop.gui.open_csv; `reopen.busy` until done)."""
-        if self.engine is not None:
-            self.reopen.open(path)
+        if self.engine is not None:  # asked for where the CSVs are exported, unless given
+            self.reopen.open(path, start_dir=self.settings.last_dir("export"))
 
     # -- state -----------------------------------------------------------------------------------
     def _update_actions(self, *_args: object) -> None:

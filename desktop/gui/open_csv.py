@@ -49,18 +49,20 @@ class CsvReopen(QObject):
     def busy(self) -> bool:
         return self._busy
 
-    def open(self, path: str | None = None, *, recovered: bool = False) -> None:
+    def open(
+        self, path: str | None = None, *, recovered: bool = False, start_dir: str = ""
+    ) -> None:
         """Add the rows of a results CSV (asked for unless given) to the table, corrections
         included, for the photos that still exist or that a sort moved; say which are
         missing. A CSV that is not one of this model's classes is refused in a box.
         `recovered`: the app's own copy of an unsaved review, whose classes are still in
-        no CSV of the worker's."""
+        no CSV of the worker's. `start_dir`: where the dialog starts."""
         if self._busy:
             return
         self._recovered = recovered
         if path is None:
             chosen = QFileDialog.getOpenFileName(
-                self._window(), "Open results", "", "CSV files (*.csv)"
+                self._window(), "Open results", start_dir, "CSV files (*.csv)"
             )
             path = chosen[0]
             if not path:

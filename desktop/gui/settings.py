@@ -55,7 +55,8 @@ class AppSettings:
 
     # Folders the file dialogs open in.
     def last_dir(self, kind: str) -> str:
-        """Last folder used for `kind` ("images", "folder", "export", "model"), else home."""
+        """Last folder used for `kind` ("images", "folder", "export", "model", "watch"),
+        else home."""
         value = self._get(f"dirs/{kind}", str, "")
         return value if value and Path(value).is_dir() else str(Path.home())
 

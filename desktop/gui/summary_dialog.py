@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import time
+from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPixmap
@@ -25,10 +27,14 @@ from desktop.gui.save_dialog import ask_save_name
 class SummaryDialog(QDialog):
     """Shows `desktop.core.summary.render` of a batch (the picture `--summary` writes)."""
 
-    def __init__(self, summary: BatchSummary, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, summary: BatchSummary, parent: QWidget | None = None, folder: str = ""
+    ) -> None:
+        """`folder`: where Save PNG… starts (the exports' folder)."""
         super().__init__(parent)
         self.setWindowTitle("Batch summary")
         self.summary = summary
+        self._folder = folder
         # Drawn at the screen's scale (2 at 200 %), so the text is sharp, not magnified.
         ratio = max(1, math.ceil((parent or self).devicePixelRatioF()))
         buffer = io.BytesIO()
@@ -61,7 +67,9 @@ class SummaryDialog(QDialog):
         user cancelled, or was told why it could not be written)."""
         if path is None:
             # A name typed without ".png" gets it: still a PNG to open later.
-            path = ask_save_name(self, "Save summary", "", "PNG (*.png)", ".png")
+            name = time.strftime("ewaste-summary-%Y%m%d-%H%M.png")  # a day's: side by side
+            suggestion = str(Path(self._folder) / name) if self._folder else name
+            path = ask_save_name(self, "Save summary", suggestion, "PNG (*.png)", ".png")
             if path is None:
                 return None
         try:
