@@ -36,18 +36,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(model: Path, log_path: Path, env: dict[str, str] | None = None):
-    """`ewaste-web` on a free port, once its page answers: (process, url, log)."""
+def start_server(
+    model: Path, log_path: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+):
+    """`ewaste-web` on a free port of `host`, once its page answers: (process, url, log)."""
     port = free_port()
     log = log_path.open("w")
+    options = ["--model", str(model), "--port", str(port), "--host", host]
     process = subprocess.Popen(
-        [sys.executable, "-m", "desktop.web.app", "--model", str(model)] + ["--port", str(port)],
+        [sys.executable, "-m", "desktop.web.app", *options],
         stdout=log,  # a file, never a pipe nobody reads (a full pipe would block it)
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
     )
-    url = f"http://127.0.0.1:{port}/"
+    local = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "::1": "[::1]"}.get(host, host)
+    url = f"http://{local}:{port}/"
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
         try:
@@ -574,6 +578,23 @@ def test_an_address_not_this_machines_is_said_as_such(tiny_model_path: Path) -> 
         taken.listen()
         assert unservable("[::1]", taken.getsockname()[1]) == "Address already in use"
     assert unservable("[::1]", free_port()) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::1"])
+def test_the_page_is_served_on_every_network_or_an_ipv6_address(
+    tiny_model_path: Path, tmp_path: Path, host: str
+) -> None:
+    if ":" in host and not socket.has_ipv6:
+        pytest.skip("this machine has no IPv6")
+    process, url, log = start_server(tiny_model_path, tmp_path / "server.log", host=host)
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+    said = (tmp_path / "server.log").read_text()
+    port = urlparse(url).port
+    other = f"From other machines: http://{socket.gethostname()}:{port}/"
+    assert (other in said) == (host == "0.0.0.0"), said  # not "localhost", theirs or not
+    assert "Traceback" not in said
 
 
 def test_a_stop_the_moment_the_page_answers_is_a_clean_exit(tiny_model_path, tmp_path) -> None:

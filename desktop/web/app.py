@@ -74,6 +74,7 @@ from desktop.web.uploads import (  # noqa: E402
 MAX_UPLOAD = "200mb"
 UPLOAD_HINT = f"each file up to {MAX_UPLOAD.removesuffix('mb')} MB"
 DISPLAY_SIDE = 480
+ALL_ADDRESSES = ("0.0.0.0", "[::]")  # --host: every network of this machine
 # System fonts only: Gradio's default theme loads Google Fonts from the internet.
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "sans-serif")
 THEME = gr.themes.Default(
@@ -310,11 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=port_number, default=7860, help="port (7860)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     args = parser.parse_args(argv)
-    reason = unservable(args.host, args.port)
+    host = bracketed(args.host)
+    reason = unservable(host, args.port)
     if reason:
-        print(
-            f"ewaste-web: error: cannot serve on {args.host}:{args.port}: {reason}", file=sys.stderr
-        )
+        print(f"ewaste-web: error: cannot serve on {host}:{args.port}: {reason}", file=sys.stderr)
         return 2
     try:
         engine = Engine(args.model)
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"ewaste-web: error: no folder for uploads: {exc}", file=sys.stderr)
                 return 2
             app = build_app(engine)
-            return serve(app, args.host, args.port)
+            return serve(app, host, args.port)
     except Stopped:
         return 0  # the way a server is stopped: a clean exit
     finally:
@@ -357,6 +357,12 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535)")
     return port
+
+
+def bracketed(host: str) -> str:
+    """`host` as Gradio takes it: an IPv6 address in brackets ("::1" ended in a traceback,
+    read as a host "" and a port ":1:7860")."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def unservable(host: str, port: int) -> str | None:
@@ -399,6 +405,8 @@ def serve(app: gr.Blocks, host: str, port: int) -> int:
         print(f"ewaste-web: error: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
         return 2
     print(f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)", flush=True)
+    if host in ALL_ADDRESSES:  # "localhost" is this machine's name for it, not theirs
+        print(f"From other machines: http://{socket.gethostname()}:{port}/", flush=True)
     while app.is_running:
         time.sleep(0.2)
     return 0
