@@ -130,6 +130,29 @@ def test_a_checked_row_leaves_the_review_queue_and_error_rows_take_no_class(
     assert confirmed_by_name(window)["empty.jpg"] is None  # nobody saw it: no class for it
 
 
+def test_enter_leaves_an_unknown_item_unconfirmed_and_says_why(qtbot, make_window, folder):
+    from dataclasses import replace
+
+    # "Confirm as predicted" on an unknown item filed it as its nearest class, which the
+    # model had said it is not.
+    window = make_window()
+    classify(qtbot, window, folder)
+    odd = replace(window.results.rows[0].prediction, path=str(folder / "cable.png"))
+    window.results.append_predictions([replace(odd, unknown=True, unknown_score=3.0)])
+    window.view.setFocus()
+    select(window, 0, window.proxy.rowCount() - 1)  # battery.png and the unknown item
+    QTest.keyClick(window.view, Qt.Key.Key_Return)
+    assert confirmed_by_name(window)["battery.png"] == "Battery"
+    assert confirmed_by_name(window)["cable.png"] is None
+    assert window.statusBar().currentMessage() == (
+        "1 unknown item left unconfirmed: none of the classes, says the model; set one with "
+        "its key (1-9, 0) if it is one"
+    )
+    select(window, window.proxy.rowCount() - 1)
+    QTest.keyClick(window.view, Qt.Key.Key_6)  # a person who knows it is a PCB says so
+    assert confirmed_by_name(window)["cable.png"] == "PCB"
+
+
 def test_the_preview_picker_under_the_review_filter_hands_on_the_selection(
     qtbot, make_window, tmp_path
 ):

@@ -199,6 +199,7 @@ class MainWindow(QMainWindow):
         self.filter_bar.class_filter_changed.connect(self.proxy.set_class_filter)
         self.filter_bar.status_filter_changed.connect(self.proxy.set_status_filter)
         self.view.current_row_changed.connect(self.preview.show_result)
+        self.view.said.connect(self.statusBar().showMessage)
         # Remembered as soon as the user changes them (the threshold remembers itself).
         self.view.hidden_classes_changed.connect(self.settings.set_hidden_classes)
         self.preview.show_cam_changed.connect(self.settings.set_show_cam)

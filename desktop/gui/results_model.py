@@ -357,16 +357,20 @@ class ResultsModel(QAbstractTableModel):
 
     def set_confirmed(
         self, rows: Iterable[int], class_name: str | None, *, as_predicted: bool = False
-    ) -> None:
+    ) -> int:
         """Set the class a person confirmed for these source rows: `class_name` (None
         clears it), or with `as_predicted` each row's own prediction. Error rows are left
-        alone: nobody saw the photo, and the preview's picker is off for them too."""
+        alone: nobody saw the photo, and the preview's picker is off for them too. So are
+        unknown items `as_predicted`: the model named none of the classes for them, and
+        its nearest is no class to confirm. Returns how many rows changed."""
         if class_name is not None and class_name not in self._class_names:
             raise ValueError(f"unknown class {class_name!r}")
         touched = []
         for index in rows:
             row = self._rows[index]
             if row.top_index is None and (as_predicted or class_name is not None):
+                continue
+            if as_predicted and row.status == STATUS_UNKNOWN:
                 continue
             confirmed = row.predicted if as_predicted else class_name
             # A class cleared is a person's word too: the next sort files the photo where
@@ -375,6 +379,7 @@ class ResultsModel(QAbstractTableModel):
             row.confirmed = confirmed
             touched.append(index)
         self._show_confirmations(touched)
+        return len(touched)
 
     def _show_confirmations(self, touched: list[int]) -> None:
         """Repaint the rows whose confirmed class changed, and say that it did."""

@@ -14,6 +14,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
+from desktop.core.results import STATUS_UNKNOWN
+from desktop.core.wording import plural
 from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import (
     COL_CLASS,
@@ -68,6 +70,7 @@ class ResultsView(QTableView):
 
     current_row_changed = Signal(object)  # ResultRow | None
     hidden_classes_changed = Signal(object)  # set[str]
+    said = Signal(str)  # for the status bar
 
     def __init__(self, proxy: ResultsFilterProxy, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -186,7 +189,14 @@ class ResultsView(QTableView):
         """Set the selected rows' confirmed class (None with `as_predicted` False clears)."""
         rows = self.selected_source_rows()
         if rows:
-            self.results_model.set_confirmed(rows, class_name, as_predicted=as_predicted)
+            model = self.results_model
+            model.set_confirmed(rows, class_name, as_predicted=as_predicted)
+            unknown = sum(model.row_at(row).status == STATUS_UNKNOWN for row in rows)
+            if as_predicted and unknown:
+                self.said.emit(
+                    f"{plural(unknown, 'unknown item')} left unconfirmed: none of the classes, "
+                    "says the model; set one with its key (1-9, 0) if it is one"
+                )
         self.select_next_if_filtered_out()
 
     def select_next_if_filtered_out(self) -> None:
