@@ -563,6 +563,19 @@ def test_a_review_left_by_a_crash_is_said_to_wait_while_the_table_hides_its_offe
     assert not note.isVisible() and window.drop_area.empty_state.reopen_recovery.isVisible()
 
 
+def test_a_second_window_says_it_keeps_no_crash_copy(qtbot, make_window, folder):
+    # A second window (a shortcut double-clicked) leaves the copy to the first: its worker
+    # is told to export as they go, or a crash there would lose their review unannounced.
+    first = make_window()
+    second = make_window()
+    assert not first.recovery_offer.waiting.isVisible()
+    note = second.recovery_offer.waiting
+    assert note.isVisible() and note.text() == "No crash copy in this window"
+    assert note.toolTip().startswith("Another window of the app keeps the copy")
+    classify(qtbot, second, folder)
+    assert note.isVisible()  # while the window is open, table or not
+
+
 def test_reviews_left_by_crashes_are_each_kept_until_reopened_in_full_or_discarded(
     qtbot, make_window, folder, tmp_path, monkeypatch
 ):

@@ -46,15 +46,36 @@ class RecoveryOffer(QObject):
         leftovers = self._recovery.leftovers()
         when = saved_at(leftovers[0]) if leftovers else None
         self._state.offer_recovery(when, max(len(leftovers) - 1, 0))
-        if when:
-            # Short, beside the messages at 1024 px; what to do is in its tooltip.
-            self.waiting.setText(f"Unsaved review of {when} waits")
-            self.waiting.setToolTip(
+        self._show_note(when)
+
+    def _show_note(self, when: str | None) -> None:
+        """The status bar's note: a window that keeps no copy of its review for after a
+        crash says so while it is open (its worker must export as they go); else a review
+        left by a crash (saved `when`) is said to wait while the table hides its offer.
+        Short, beside the messages at 1024 px; the rest is in its tooltip."""
+        if not self._recovery.enabled:
+            where = (
+                "Another window of the app keeps"
+                if not self._recovery.locked
+                else f"{self._recovery.folder} cannot take"
+            )
+            text = "No crash copy in this window"
+            tip = (
+                f"{where} the copy of an unsaved review that outlives a crash: export this "
+                "window's review as you go (Ctrl+E)"
+            )
+        elif when:
+            text = f"Unsaved review of {when} waits"
+            tip = (
                 f"The session that ended {when} left what a person confirmed or corrected in "
                 "no CSV. Clear results (export first what you did since) to see the offer "
                 "to reopen it"
             )
-        self.waiting.setVisible(bool(when) and self._results_shown)
+        else:
+            text = tip = ""
+        self.waiting.setText(text)
+        self.waiting.setToolTip(tip)
+        self.waiting.setVisible(bool(tip) and (self._results_shown or not self._recovery.enabled))
 
     @Slot(bool)
     def _on_results_shown(self, shown: bool) -> None:
