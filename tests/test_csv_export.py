@@ -256,6 +256,27 @@ def test_a_whole_last_row_saved_without_its_line_end_is_kept(tmp_path: Path) -> 
     assert all(len(row) == len(HEADER) for row in rows)
 
 
+def test_a_csv_saved_with_cr_line_ends_keeps_every_row(tmp_path: Path) -> None:
+    # Saved as "CSV (Macintosh)": CR line ends only. Its rows are whole; a torn last one,
+    # or one cut between its CR and LF, is mended without taking a row with it.
+    from desktop.core.csv_import import read_results_csv
+
+    shift = tmp_path / "shift.csv"
+    appended(shift, "cam/1.jpg", "cam/2.jpg")
+    shift.write_bytes(shift.read_bytes().replace(b"\r\n", b"\r"))
+    appended(shift, "cam/3.jpg")
+    with shift.open("ab") as handle:  # a row cut between its CR and LF
+        handle.write(b"cam/4.jpg" + b",0" * (len(HEADER) - 1) + b"\r")
+    appended(shift, "cam/5.jpg")
+    with shift.open("ab") as handle:  # and one cut short
+        handle.write(b"cam/6.jpg,Mouse")
+    appended(shift, "cam/7.jpg")
+    _, *rows = read_back(shift)
+    assert [row[0] for row in rows] == [f"cam/{n}.jpg" for n in (1, 2, 3, 4, 5, 7)]
+    reopened = read_results_csv(shift, list(CLASS_NAMES))  # no blank row between CR and LF
+    assert len(reopened.missing) == 6
+
+
 def test_a_batch_the_disk_takes_half_of_is_cut_off_again(tmp_path, monkeypatch) -> None:
     import errno
     import os

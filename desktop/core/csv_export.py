@@ -182,11 +182,16 @@ def csv_lines(rows: Iterable[Sequence[str]]) -> bytes:
 
 def _mend_the_last_line(path: Path, fd: int, cells: int) -> None:
     """End the last line of the CSV at `path` (open for appending at `fd`) when it lacks
-    its line end: with one when it holds a whole row of `cells` cells, else cut off."""
+    its line end: a CR alone gets its LF; a line holding a whole row of `cells` cells gets
+    CR LF; a part of a row is cut off (never more: the cut is after the last line end,
+    CR or LF, so a file saved with CR line ends loses none of its rows)."""
     size = os.fstat(fd).st_size
     with path.open("rb") as handle:
         start = _after_the_last_line_end(handle, size)
         if start == size:
+            handle.seek(size - 1)
+            if handle.read(1) == b"\r":  # cut between CR and LF: "\r\r\n" is a blank row
+                append_whole(fd, b"\n")
             return
         handle.seek(start)
         tail = handle.read(size - start).decode("utf-8-sig", "replace")
@@ -199,12 +204,14 @@ def _mend_the_last_line(path: Path, fd: int, cells: int) -> None:
 
 
 def _after_the_last_line_end(handle: BinaryIO, size: int) -> int:
-    """The offset just after the file's last b"\\n" (0 when it has none), read from its end."""
+    """The offset just after the file's last line end, LF or CR (0 when it has none), read
+    from its end."""
     end = size
     while end > 0:
         start = max(0, end - 65536)
         handle.seek(start)
-        found = handle.read(end - start).rfind(b"\n")
+        block = handle.read(end - start)
+        found = max(block.rfind(b"\n"), block.rfind(b"\r"))
         if found >= 0:
             return start + found + 1
         end = start
