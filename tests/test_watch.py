@@ -151,7 +151,7 @@ def test_a_restart_skips_what_its_csv_holds_by_record_or_as_it_is_now(tmp_path: 
     (camera / "replaced.png").write_bytes(png_bytes((0, 0, 255)))
     os.utime(csv_path, ns=(later, later))  # the CSV is older than the new photo
 
-    before = _classified_before(csv_path, watch_record_path(csv_path), camera)
+    before = _classified_before(csv_path, later, watch_record_path(csv_path), camera)
 
     assert before["watched.png"] == (watched.st_size, watched.st_mtime_ns)  # by its record
     plain = (camera / "plain.png").stat()  # no line, or no whole one: as they are now
@@ -235,6 +235,36 @@ def test_the_watch_classifies_arriving_photos_and_stops_cleanly(
         "mouse.png",
     ]
     assert {r["predicted_class"] for r in rows[3:]} == {"Mouse", "Printer"}
+
+
+def test_a_restarted_watch_classifies_again_the_photo_of_a_row_cut_short(
+    tiny_model_path, tmp_path
+) -> None:
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    # A power cut during a batch: its last row half on disk, the record without its photo.
+    # The restart must classify it again (read as held, it was skipped, then cut off: lost).
+    camera, out = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    engine = Engine(tiny_model_path, threads=1)
+
+    def watch_until(rows: int) -> None:
+        deadline = time.monotonic() + 60
+        watch_and_classify(
+            engine, camera, out, 0.7, poll_seconds=0.05, log=lambda _line: None,
+            should_stop=lambda: len(read_rows(out)) >= rows or time.monotonic() > deadline,
+        )  # fmt: skip
+
+    (camera / "battery.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Battery"]))
+    watch_until(1)
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    with out.open("ab") as handle:
+        handle.write(f"{camera / 'mouse.png'},Mouse,0.9".encode())
+    watch_until(2)
+    rows = read_rows(out)
+    assert [Path(r["path"]).name for r in rows] == ["battery.png", "mouse.png"]
+    assert rows[1]["predicted_class"] == "Mouse" and rows[1]["prob_Mouse"]
 
 
 def test_options_the_watch_cannot_honour_are_refused_not_ignored(
@@ -557,7 +587,7 @@ def test_damaged_record_lines_are_left_out_not_a_watch_that_cannot_start(tmp_pat
     # The CSV the watch continues is the worker's: one that cannot be read is said, once.
     csv_path.write_bytes(b'path\r\n"' + b"y" * 200_000 + b'"\r\n')
     with pytest.raises(ValueError, match="cannot read .*shift.csv to continue it"):
-        _classified_before(csv_path, record, camera)
+        _classified_before(csv_path, csv_path.stat().st_mtime_ns, record, camera)
 
 
 def test_the_record_is_never_written_through_a_link(tmp_path: Path) -> None:

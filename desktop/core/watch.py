@@ -182,8 +182,16 @@ def watch_and_classify(
     `started()` once the CSV is open: a CSV it refuses is said before any "watching"."""
     folder = Path(os.path.abspath(folder))  # the CSV's paths are absolute, as without --watch
     record = watch_record_path(output)
-    watcher = FolderWatcher(folder, already=_classified_before(output, record, folder))
+    written = output.stat().st_mtime_ns if output.is_file() else 0  # before it is mended
+    # The CSV opened (its row a power cut left half written cut off) before it is read for
+    # what it holds: that photo, in no whole row, is classified again.
     appender = ResultsCsvAppender(output, engine.class_names, threshold)
+    try:
+        already = _classified_before(output, written, record, folder)
+        watcher = FolderWatcher(folder, already=already)
+    except BaseException:
+        appender.close()
+        raise
     started()
     names = list(engine.class_names)
     dest_guard = _DestinationGuard(sort_into_dest)
@@ -399,9 +407,12 @@ def _drop_torn_line(path: Path) -> None:
             handle.truncate(handle.read().rfind(b"\n") + 1)
 
 
-def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, FileState]:
+def _classified_before(
+    output: Path, written: int, record: Path, folder: Path
+) -> dict[str, FileState]:
     """Name -> state of `folder`'s photos the CSV holds: a restarted watch skips them while
     unchanged (a batch cut short by a stop is not in the CSV, so it is classified again).
+    `written`: the CSV's modification time (ns) as the last watch left it.
 
     The state is the one the watch recorded. A photo the CSV holds without a record line
     (a plain run wrote it, or the watch stopped between the two writes) is skipped as it is
@@ -410,7 +421,6 @@ def _classified_before(output: Path, record: Path, folder: Path) -> dict[str, Fi
     Windows this is the creation time, which some copy tools keep)."""
     if not output.is_file():
         return {}
-    written = output.stat().st_mtime_ns
     try:
         with output.open(encoding=CSV_ENCODING, newline="") as handle:
             in_csv = {unguarded_text(row[0]) for row in csv.reader(handle) if row}
