@@ -104,6 +104,24 @@ def test_an_address_nobody_answers_at_fails_at_once_and_writes_nothing(
     assert list(out.iterdir()) == []  # no r.partial.csv to warn about next time
 
 
+def test_a_head_is_found_at_an_ipv4_or_a_bracketed_ipv6_address() -> None:
+    from desktop.cluster.ray_classify import _check_reachable
+
+    for family, host, written in (
+        (socket.AF_INET, "127.0.0.1", "127.0.0.1"),
+        (socket.AF_INET6, "::1", "[::1]"),  # as Ray takes it
+    ):
+        with socket.socket(family) as head:
+            try:
+                head.bind((host, 0))
+            except OSError:
+                pytest.skip(f"this machine has no {host}")
+            head.listen()
+            _check_reachable(f"{written}:{head.getsockname()[1]}")  # no error: it answers
+    with pytest.raises(RuntimeError, match="is not a Ray address: give HOST:PORT"):
+        _check_reachable("head")
+
+
 def test_a_photo_folder_given_after_ray_is_not_taken_for_its_address(
     sample_images_dir: Path, tmp_path: Path
 ) -> None:

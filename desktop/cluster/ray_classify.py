@@ -116,6 +116,7 @@ def _check_reachable(address: str | None) -> None:
     if address is None or address == "auto" or "://" in address:
         return
     host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # "[::1]:6379", as Ray takes IPv6
     if not host or not port.isdigit():
         raise RuntimeError(f"{address} is not a Ray address: give HOST:PORT, such as head:6379")
     try:
