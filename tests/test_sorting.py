@@ -752,12 +752,13 @@ def test_the_command_sorts_after_the_csv_and_refuses_a_destination_inside_a_sour
 @pytest.mark.parametrize(
     ("others", "named"),
     [
-        (["--watch", "{photos}", "--csv", "{tmp}/w.csv"], "--csv, --watch given"),
+        (["--watch", "{photos}", "--csv", "{tmp}/w.csv"], "--watch, --csv given"),
         (["--summary", "{tmp}/s.png", "--flip-average"], "--summary, --flip-average given"),
         (["{photos}", "--model", "{tmp}/m.onnx"], "PATHs, --model given"),
         (["--ray", "--poll", "2"], "--ray, --poll given"),
+        (["--review-threshold", "0.7", "--batch", "32"], "--review-threshold, --batch given"),
     ],
-    ids=["watch", "summary", "paths-model", "ray-poll"],
+    ids=["watch", "summary", "paths-model", "ray-poll", "at-their-defaults"],
 )
 def test_an_undo_asked_with_other_options_undoes_nothing(
     engine, tmp_path, capsys, others, named

@@ -69,15 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         with stop_signals_raise():
-            return _classify(args, parser)
+            return _classify(args, argv)
     except Stopped as stop:  # during start-up: nothing was classified yet
         error(f"stopped by {stop} before any image was classified; nothing written")
         return stop.exit_status
 
 
-def _classify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.undo_sort is not None:
-        return undo(args, others=_given_besides(parser, args, "undo_sort"))
+        return undo(args, others=_given_besides(argv, "undo_sort"))
     if args.watch is not None:
         return watch(args)
     try:
@@ -300,21 +300,29 @@ RAY_CONNECT_ADVICE = (
 )
 
 
-def _given_besides(parser: argparse.ArgumentParser, args: argparse.Namespace, own: str):
-    """The options and PATHs given on the command line, other than `own`, as typed
-    ("--watch", "PATHs"): those whose value is not their default."""
+def _given_besides(argv: Sequence[str] | None, own: str) -> list[str]:
+    """The options and PATHs on the command line `argv` (None: the process's) other than
+    `own` ("--watch", "PATHs"), one typed with its default value included: parsed again
+    with no defaults, so that only what was typed is set."""
     return [
         "PATHs" if name == "paths" else "--" + name.replace("_", "-")
-        for name, value in vars(args).items()
-        if name != own and value != parser.get_default(name) and value != []
+        for name in vars(build_parser(typed_only=True).parse_args(argv))
+        if name != own
     ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, typed_only: bool = False) -> argparse.ArgumentParser:
+    """The command's parser; `typed_only`: with no defaults, so that a parse sets only what
+    the command line holds (see `_given_besides`)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Classify e-waste photos (files and folders, recursively) into a CSV.",
+        argument_default=argparse.SUPPRESS if typed_only else None,
     )
+
+    def default(value: object) -> dict[str, object]:
+        return {} if typed_only else {"default": value}
+
     parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--csv", metavar="OUT", help="CSV file to write (required)")
@@ -356,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--poll",
         type=float,
-        default=None,
+        **default(None),
         metavar="SECONDS",
         help=f"with --watch: how often to look for new photos ({DEFAULT_POLL_SECONDS:g})",
     )
@@ -367,21 +375,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="put the photos of an earlier --sort-into DEST back, from its manifest (alone)",
     )
     parser.add_argument(
-        "--batch", type=batch_size, default=32, help="images per inference batch (32)"
+        "--batch", type=batch_size, **default(32), help="images per inference batch (32)"
     )
     parser.add_argument(
         "--threads",
         type=thread_count,
-        default=None,
+        **default(None),
         help="ONNX Runtime threads (default: one per physical core)",
     )
     parser.add_argument(
-        "--model", default=None, metavar="MODEL.onnx", help="model file (default: shipped)"
+        "--model", **default(None), metavar="MODEL.onnx", help="model file (default: shipped)"
     )
     parser.add_argument(
         "--review-threshold",
         type=probability,
-        default=DEFAULT_REVIEW_THRESHOLD,
+        **default(DEFAULT_REVIEW_THRESHOLD),
         metavar="P",
         help=f"flag predictions under this confidence for review ({DEFAULT_REVIEW_THRESHOLD})",
     )
