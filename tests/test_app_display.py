@@ -36,6 +36,10 @@ def test_missing_xcb_libraries_are_named_with_the_install_commands() -> None:
     assert "sudo dnf install libxkbcommon-x11 xcb-util-cursor" in message
     assert platform_problem({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, load) is None
     assert platform_problem({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}, load) is None
+    # xcb first in a list of platforms, on Wayland only: Qt falls back to Wayland, no
+    # "no display" (the libraries are all there here).
+    wayland_after_xcb = {"QT_QPA_PLATFORM": "xcb;wayland", "WAYLAND_DISPLAY": "wayland-0"}
+    assert platform_problem(wayland_after_xcb, lambda soname: object()) is None
     assert platform_problem(x11, lambda soname: object()) is None
     assert len(XCB_LIBRARIES) == 7
 

@@ -54,7 +54,7 @@ def platform_problem(
     None when Qt can open its window."""
     if not uses_xcb(environ):
         return None
-    if not environ.get("DISPLAY"):
+    if not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
         # Over SSH, say: Qt would abort blaming xcb-cursor0 and advising a reinstall.
         return (
             "ewaste-app: cannot open a window: no display (DISPLAY and WAYLAND_DISPLAY are "
