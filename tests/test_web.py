@@ -465,6 +465,21 @@ def test_a_new_server_removes_what_a_killed_one_left_behind(tiny_model_path, tmp
         log.close()
 
 
+def test_a_restarted_server_with_its_predecessors_pid_removes_its_folders(
+    tmp_path, monkeypatch
+) -> None:
+    # In a container the server is often the same PID each time it starts: its killed
+    # predecessor's folders bear the PID that is now its own.
+    from desktop.web import uploads
+
+    monkeypatch.setattr(uploads.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    left = tmp_path / f"ewaste-web-uploads-{os.getpid()}-k2x"
+    left.mkdir()
+    uploads.remove_left_behind()
+    assert not left.exists()
+
+
 def test_on_windows_no_server_is_taken_for_gone(monkeypatch) -> None:
     # os.kill(pid, 0) asks nothing there: 0 is CTRL_C_EVENT, sent to the other server.
     from desktop.web import uploads

@@ -11,7 +11,8 @@ zip:member), never by the server's temporary path. The review threshold is a sli
 also re-labels the last batch. Anything the engine cannot read is an error row with the
 reason; nothing a user uploads can stop the server. Uploads are limited in size and, for a
 zip, in count, and removed a day after they arrive and when the server stops (after a
-crash, when the next one starts): a server running for months does not fill its disk.
+crash, when the next one starts; not on Windows): a server running for months does not
+fill its disk.
 """
 
 from __future__ import annotations

@@ -236,7 +236,8 @@ _SERVER_FOLDER = re.compile(r"ewaste-web-(?:uploads-)?(\d+)-\w+")
 def remove_left_behind() -> None:
     """The folders of servers that never cleaned up (killed, or a power cut): those in
     the folders own_upload_folder and new_workdir use whose server, by the PID in their
-    name, no longer runs. Never a running server's: it removes its own when it stops."""
+    name, no longer runs. Never a running server's: it removes its own when it stops.
+    Called at start, before this server makes its own."""
     temporary = Path(tempfile.gettempdir())
     for root in {temporary, Path(os.environ.get("GRADIO_TEMP_DIR") or temporary)}:
         try:
@@ -245,8 +246,14 @@ def remove_left_behind() -> None:
             continue
         for entry in entries:
             found = _SERVER_FOLDER.fullmatch(entry.name)
-            if found and not _running(int(found[1])) and _ours(entry):
+            if found and _gone(int(found[1])) and _ours(entry):
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+def _gone(pid: int) -> bool:
+    """Whether the server of that PID no longer runs. Our own PID, asked before this server
+    made any folder, was a predecessor's: in a container a restarted server gets the same."""
+    return pid == os.getpid() or not _running(pid)
 
 
 def _running(pid: int) -> bool:
