@@ -374,6 +374,27 @@ def test_photos_with_the_same_name_stay_apart_in_a_batch(server: str, tmp_path: 
     assert Path(csv_path).name.startswith("ewaste-results-")  # a batch's own name
 
 
+def test_a_batchs_rows_keep_the_order_the_files_were_sent_in(server: str, tmp_path: Path):
+    from gradio_client import Client, handle_file
+
+    battery = write_solid(tmp_path / "battery.png", PROTOTYPE_COLOURS["Battery"])
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(b"PK\x03\x04 cut short")
+    mouse = write_solid(tmp_path / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    uploads = [handle_file(str(p)) for p in (battery, damaged, mouse)]
+    _, table, csv_path = Client(server, verbose=False).predict(
+        uploads, 70, api_name="/classify_many"
+    )
+    # The damaged zip where it was sent, not after every photo.
+    assert [row[0] for row in table["data"]] == ["battery.png", "damaged.zip", "mouse.png"]
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        assert [row["path"] for row in csv.DictReader(handle)] == [
+            "battery.png",
+            "damaged.zip",
+            "mouse.png",
+        ]
+
+
 def test_a_number_never_takes_the_name_of_another_photo_sent(server: str, tmp_path: Path):
     from gradio_client import Client, handle_file
 

@@ -197,7 +197,8 @@ def build_app(engine: Engine) -> gr.Blocks:
             replace(prediction, path=name)
             for prediction, name in zip(classified, upload.names, strict=True)
         ]
-        result = BatchResult(predictions + upload.failed, upload.skipped, workdir / _csv_name())
+        rows = upload.in_order(predictions + upload.failed)
+        result = BatchResult(rows, upload.skipped, workdir / _csv_name())
         return (*batch_view(result, names, threshold_percent / 100), result)
 
     def relabel(result: BatchResult | None, threshold_percent: float):

@@ -46,6 +46,14 @@ class Upload:
     names: list[str] = field(default_factory=list)
     failed: list[Prediction] = field(default_factory=list)
     skipped: int = 0
+    # Every row's name (photos and failures), in the order the files were sent: the table
+    # and the CSV list them so, a damaged zip where it was, not after every photo.
+    order: list[str] = field(default_factory=list)
+
+    def in_order(self, rows: Sequence[Prediction]) -> list[Prediction]:
+        """`rows` (the photos' rows, named by `names`, and `failed`) in upload order."""
+        by_name = {row.path: row for row in rows}
+        return [by_name[name] for name in self.order]
 
 
 def distinct_names(names: Sequence[str], reserved: Collection[str] = ()) -> list[str]:
@@ -82,6 +90,7 @@ class _Found:
     def upload(self, reserved: Collection[str]) -> Upload:
         upload = Upload(skipped=self.skipped)
         names = distinct_names([name for name, _, _ in self.rows], reserved)
+        upload.order = names
         for name, (_, path, reason) in zip(names, self.rows, strict=True):
             if path is None:
                 upload.failed.append(Prediction.failed(name, reason))
