@@ -327,6 +327,11 @@ def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None
     broken.write_bytes(b"\x89PNG not really")
     verdict, _, _ = client.predict(handle_file(str(broken)), 70, api_name="/classify")
     assert verdict.startswith("**Error:**")
+    archive = tmp_path / "shift.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(photo, "mouse.png")
+    verdict, _, _ = client.predict(handle_file(str(archive)), 70, api_name="/classify")
+    assert verdict == "**A zip or an archive:** send it on the Many photos or a zip tab."
 
 
 def test_the_batch_api_takes_its_threshold_and_only_files_uploaded_to_it(server, tmp_path):
@@ -751,6 +756,20 @@ def test_only_a_file_named_zip_is_unpacked(tmp_path: Path) -> None:
     upload = uploads.photos_in(paths, tmp_path / "work")
     assert upload.names == ["battery.png", "shift.zip:image1.jpeg"]
     assert upload.failed == [] and upload.skipped == 3  # counted, as a folder's receipts are
+
+
+def test_an_archive_other_than_a_zip_is_an_error_row_saying_to_send_a_zip(tmp_path) -> None:
+    from desktop.web import uploads
+
+    rar, seven = tmp_path / "shift.rar", tmp_path / "shift.7z"
+    for archive in (rar, seven):
+        archive.write_bytes(b"Rar!\x1a\x07\x00 photos inside")
+    upload = uploads.photos_in([str(rar), str(seven)], tmp_path / "work")
+    assert [(row.path, row.error) for row in upload.failed] == [
+        (name, "not unpacked: only .zip archives are; send its photos, or a zip")
+        for name in ("shift.rar", "shift.7z")
+    ]
+    assert upload.skipped == 0  # not counted with the receipts, which nobody looks into
 
 
 def test_an_empty_zip_is_an_error_row(tmp_path: Path) -> None:

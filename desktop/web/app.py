@@ -61,6 +61,7 @@ from desktop.core.wording import counts_line, percent, plural  # noqa: E402
 from desktop.web.uploads import (  # noqa: E402
     CACHE_CHECK_SECONDS,
     CACHE_KEEP_SECONDS,
+    OTHER_ARCHIVES,
     new_workdir,
     own_upload_folder,
     photos_in,
@@ -165,6 +166,8 @@ def build_app(engine: Engine) -> gr.Blocks:
     def classify_one(upload: str | None, threshold_percent: float):
         if not upload:
             return "Upload a photo.", None, None
+        if upload.lower().endswith((".zip", *OTHER_ARCHIVES)):  # not "not an image file"
+            return "**A zip or an archive:** send it on the Many photos or a zip tab.", None, None
         prediction = engine.classify_file(upload)
         threshold = threshold_percent / 100
         probabilities = (

@@ -30,6 +30,8 @@ MAX_ZIP_BYTES = 500 * 1024 * 1024  # unpacked: a zip bomb stops here
 # The zip's index (read whole by zipfile): 16 MB lists some 100,000 files, twenty times the
 # photos a zip may hold; a 179 MB upload listing 3.5 million took 160 s and 1.8 GB.
 MAX_ZIP_INDEX_BYTES = 16 * 1024 * 1024
+# Archives of photos a worker may send that are not zips: an error row says to send a zip.
+OTHER_ARCHIVES = (".rar", ".7z", ".tar", ".tar.gz", ".tgz", ".gz", ".bz2", ".xz")
 KEPT_WORKDIRS = 8  # recent requests whose photos and CSV stay on disk
 _WORKDIRS: list[Path] = []
 
@@ -132,6 +134,8 @@ def photos_in(uploads: Sequence[str], folder: Path, names: Sequence[str] = ()) -
             found.fail(name, "not a readable zip (damaged or cut)")
         elif is_photo_file(name):
             found.add(path, name)
+        elif name.lower().endswith(OTHER_ARCHIVES):  # photos in it, likely: said, not skipped
+            found.fail(name, "not unpacked: only .zip archives are; send its photos, or a zip")
         else:  # a folder's notes or receipts, skipped and counted as ewaste-classify does
             found.skipped += 1
     return found.upload(reserved=sent)
