@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from desktop.core.extras import missing_extra
 from desktop.core.stop_signals import Stopped, stop_signals_raise
 
 EXIT_OK, EXIT_PARITY, EXIT_USAGE = 0, 1, 2
@@ -87,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = missing_extra("train")  # a station install: one line, not a traceback
+    if problem:
+        print(f"ewaste-convert: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     # Before TensorFlow is imported: its C++ start-up chatter is not for this audience.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from converter.errors import ConvertError, ParityError

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from desktop.core.extras import missing_extra
 from desktop.core.stop_signals import Stopped, stop_signals_raise
 from trainer.config import PRESETS, TrainConfig
 from trainer.errors import TrainerError
@@ -146,6 +147,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = missing_extra("train")  # a station install: one line, not a traceback
+    if problem:
+        print(f"ewaste-train: error: {problem}", file=sys.stderr)
+        return 2
     # Before TensorFlow is imported: its C++ start-up chatter (info and warnings) buries the
     # epoch lines. Errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
