@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.gui.platform_check import XCB_LIBRARIES, platform_problem
+from desktop.gui.platform_check import XCB_LIBRARIES, missing_xcb_libraries, platform_problem
 
 # .ci/run installs Xvfb and the xcb libraries and sets this: there a missing X server is a
 # failure, not a skip. On a developer's machine without Xvfb it is a skip.
@@ -36,11 +36,15 @@ def test_missing_xcb_libraries_are_named_with_the_install_commands() -> None:
     assert "sudo dnf install libxkbcommon-x11 xcb-util-cursor" in message
     assert platform_problem({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, load) is None
     assert platform_problem({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}, load) is None
+    everything = lambda soname: object()  # noqa: E731 - every library loads
     # xcb first in a list of platforms, on Wayland only: Qt falls back to Wayland, no
     # "no display" (the libraries are all there here).
     wayland_after_xcb = {"QT_QPA_PLATFORM": "xcb;wayland", "WAYLAND_DISPLAY": "wayland-0"}
-    assert platform_problem(wayland_after_xcb, lambda soname: object()) is None
-    assert platform_problem(x11, lambda soname: object()) is None
+    assert platform_problem(wayland_after_xcb, everything) is None
+    assert platform_problem(x11, everything, answers=lambda display: True) is None
+    # The libraries there, the X server not (a stale DISPLAY, a closed ssh -X session).
+    stale = platform_problem(x11, everything, answers=lambda display: False)
+    assert stale is not None and "no X server answers at DISPLAY=:0" in stale
     assert len(XCB_LIBRARIES) == 7
 
 
@@ -50,7 +54,7 @@ def test_the_app_exits_with_the_message_instead_of_crashing(tmp_path: Path) -> N
         """
         import os, sys, desktop.gui.platform_check as check
         def refuse(soname): raise OSError(soname)
-        check.platform_problem.__defaults__ = (os.environ, refuse)  # nothing loads
+        check.platform_problem.__defaults__ = (os.environ, refuse, check.x_server_answers)  # no lib
         from desktop.gui.app import main
         sys.exit(main([]))
         """
@@ -65,15 +69,30 @@ def test_the_app_exits_with_the_message_instead_of_crashing(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("argv", [["--check"], []], ids=["check", "plain-start"])
+@pytest.mark.parametrize(
+    ("argv", "display", "said"),
+    [
+        (["--check"], None, "no display"),
+        ([], None, "no display"),
+        (["--check"], ":97", "no X server answers at DISPLAY=:97"),
+    ],
+    ids=["check", "plain-start", "stale-display"],
+)
 def test_with_no_display_at_all_the_app_says_so_instead_of_aborting(
-    argv: list[str], tmp_path: Path
+    argv: list[str], display: str | None, said: str, tmp_path: Path
 ) -> None:
-    # An admin checking an install over SSH: no X server, no Wayland, no platform chosen.
-    # Qt aborted (SIGABRT, status 134), blaming xcb-cursor0 and advising a reinstall.
+    # An admin checking an install over SSH: no X server, no Wayland, no platform chosen;
+    # or a DISPLAY left from a closed session, where no X server answers. Qt aborted
+    # (SIGABRT, status 134), blaming xcb-cursor0 and advising a reinstall.
+    if display and missing_xcb_libraries():  # (the libraries are named first)
+        if XVFB_REQUIRED:
+            pytest.fail(f"Qt's xcb libraries are missing: {missing_xcb_libraries()}")
+        pytest.skip("Qt's xcb libraries are not installed here")
     hidden = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
     env = {k: v for k, v in os.environ.items() if k not in hidden}
     env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    if display:
+        env["DISPLAY"] = display
     result = subprocess.run(
         [sys.executable, "-m", "desktop.gui.app", *argv],
         capture_output=True,
@@ -82,7 +101,7 @@ def test_with_no_display_at_all_the_app_says_so_instead_of_aborting(
         env=env,
     )
     assert result.returncode == 3, result.stderr
-    assert "cannot open a window: no display" in result.stderr
+    assert f"cannot open a window: {said}" in result.stderr
     assert "QT_QPA_PLATFORM=offscreen ewaste-app --check" in result.stderr
     assert "xcb-cursor0" not in result.stderr and "Reinstalling" not in result.stderr
     # Offscreen needs no display: it stays the way to check an install over SSH.

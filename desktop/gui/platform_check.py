@@ -47,8 +47,28 @@ def missing_xcb_libraries(load: Callable[[str], object] = ctypes.CDLL) -> list[s
     return missing
 
 
+def x_server_answers(display: str) -> bool:
+    """Whether the X server of `display` (":0", "host:10.0") takes a connection, asked
+    through libxcb as Qt will; True when that cannot be told (no libxcb: said otherwise)."""
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return True
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)  # never NULL: an error object
+    try:
+        return xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        xcb.xcb_disconnect(connection)
+
+
 def platform_problem(
-    environ: Mapping[str, str] = os.environ, load: Callable[[str], object] = ctypes.CDLL
+    environ: Mapping[str, str] = os.environ,
+    load: Callable[[str], object] = ctypes.CDLL,
+    answers: Callable[[str], bool] = x_server_answers,
 ) -> str | None:
     """A message naming what to install, or that there is no display to open a window on;
     None when Qt can open its window."""
@@ -63,7 +83,15 @@ def platform_problem(
             "(ewaste-classify needs no display.)"
         )
     missing = missing_xcb_libraries(load)
+    display = environ.get("DISPLAY", "")
     if not missing:
+        if display and not answers(display):  # a stale DISPLAY, a closed ssh -X, a crashed X
+            return (
+                f"ewaste-app: cannot open a window: no X server answers at DISPLAY={display}. "
+                "Start it from the desktop session, or check an install without one:\n"
+                "  QT_QPA_PLATFORM=offscreen ewaste-app --check\n"
+                "(ewaste-classify needs no display.)"
+            )
         return None
     debian = " ".join(XCB_LIBRARIES[soname][0] for soname in missing)
     fedora = " ".join(sorted({XCB_LIBRARIES[soname][1] for soname in missing}))
