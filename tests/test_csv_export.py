@@ -277,6 +277,17 @@ def test_a_csv_saved_with_cr_line_ends_keeps_every_row(tmp_path: Path) -> None:
     assert len(reopened.missing) == 6
 
 
+def test_a_watch_csv_is_never_appended_to_through_a_link(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "notes.csv"
+    appended(elsewhere, "cam/1.jpg")
+    before = elsewhere.read_bytes()
+    link = tmp_path / "shift.csv"
+    link.symlink_to(elsewhere)
+    with pytest.raises(ValueError, match="shift.csv is a link, not a results CSV"):
+        ResultsCsvAppender(link, CLASS_NAMES)
+    assert elsewhere.read_bytes() == before
+
+
 def test_a_batch_the_disk_takes_half_of_is_cut_off_again(tmp_path, monkeypatch) -> None:
     import errno
     import os

@@ -1667,3 +1667,76 @@ def test_a_destination_pulled_out_under_a_photo_fails_the_sort_not_the_photo(
             sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
     assert len(e.value.report.filed) == 2 and e.value.report.failed == []
     assert len(list(photos.iterdir())) == len(rows) - 2
+
+
+# -- A destination anyone may write to (a share, a stick): its files are not trusted. ------
+
+
+def add_manifest_row(dest: Path, source: Path, destination: Path, action: str) -> None:
+    """A row edited into DEST's manifest by someone else, the file it names put in place."""
+    with open(dest / MANIFEST_FILE, "a", newline="", encoding="utf-8") as handle:
+        row = [source, destination, "Mouse", "ok", digest(destination), action]
+        csv.writer(handle).writerow(map(str, row))
+
+
+def test_a_link_planted_as_the_manifest_is_never_written_through(engine, tmp_path) -> None:
+    # A dangling link named manifest.csv: the sort would create the file it names (a login
+    # script in the station user's home, say) and write the photos' names into it.
+    photos, dest, home = photo_folder(tmp_path / "photos"), tmp_path / "share", tmp_path / "home"
+    dest.mkdir()
+    home.mkdir()
+    (dest / MANIFEST_FILE).symlink_to(home / ".bash_profile")
+    with pytest.raises(SortError, match=r"manifest.csv is a link, not a sort's manifest"):
+        sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
+    assert list(home.iterdir()) == [] and files_under(dest) == []
+    # One leading to rows kept elsewhere: an undo reads none of them.
+    crafted = tmp_path / "rows.csv"
+    crafted.write_text(",".join(sort_manifest.MANIFEST_COLUMNS) + "\r\n", encoding="utf-8")
+    (dest / MANIFEST_FILE).unlink()
+    (dest / MANIFEST_FILE).symlink_to(crafted)
+    with pytest.raises(SortError, match=r"manifest.csv is a link, not a sort's manifest"):
+        undo_sort(dest)
+
+
+def test_an_undo_acts_only_on_photos_in_dests_own_class_folders(engine, tmp_path) -> None:
+    photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "stick"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    home, outside = tmp_path / "home", tmp_path / "outside"
+    home.mkdir()
+    outside.mkdir()
+    # 1. A script "put back" into a start-up folder of the station user's: not a photo.
+    script = dest / "Mouse" / "update.desktop"
+    script.write_text("[Desktop Entry]\nExec=sh -c 'id > /tmp/owned'\n")
+    startup = home / ".config" / "autostart" / "update.desktop"
+    add_manifest_row(dest, startup, script, "move")
+    # 2. A file beside DEST, "deleted as a copy" through "..": not in a class folder.
+    beside = tmp_path / "notes.jpg"
+    beside.write_bytes(b"the worker's own notes")
+    add_manifest_row(dest, photos / "notes.jpg", dest / ".." / "notes.jpg", "copy")
+    # 3. A photo "moved back" from a class folder that is a link to another folder.
+    (dest / "Elsewhere").symlink_to(outside, target_is_directory=True)
+    kept = outside / "kept.jpg"
+    kept.write_bytes(b"a photo of someone else's")
+    add_manifest_row(dest, home / "kept.jpg", dest / "Elsewhere" / "kept.jpg", "move")
+
+    report = undo_sort(dest)
+
+    assert not startup.parent.exists() and script.is_file()
+    assert beside.read_bytes() == b"the worker's own notes"
+    assert kept.is_file() and not (home / "kept.jpg").exists()
+    assert len(report.filed) == 12  # the sort's own photos, all back
+    assert len(list(photos.iterdir())) == 12
+    assert len(manifest_rows(dest)) == 3  # the three rows, left for a person to look at
+
+
+def test_a_class_folder_planted_as_a_link_takes_no_photo(engine, tmp_path) -> None:
+    photos, dest, outside = photo_folder(tmp_path / "photos"), tmp_path / "share", tmp_path / "x"
+    outside.mkdir()
+    dest.mkdir()
+    (dest / "Mouse").symlink_to(outside, target_is_directory=True)
+    report = sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert list(outside.iterdir()) == [] and (photos / "mouse.png").is_file()
+    assert report.failed == [
+        (str(photos / "mouse.png"), "a link to another folder, not a class folder: remove it")
+    ]
+    assert len(report.filed) == 11

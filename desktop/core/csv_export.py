@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .results import DEFAULT_REVIEW_THRESHOLD, SIGNIFICANT_DIGITS, Prediction, status_of
-from .safe_files import append_whole, replaced_whole
+from .safe_files import append_whole, open_own, replaced_whole
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
 CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns before it stay
@@ -154,8 +154,7 @@ class ResultsCsvAppender:
             with target.open(encoding=CSV_ENCODING, newline="") as handle:
                 if next(csv.reader(handle), None) != header:
                     raise ValueError(f"{target} holds other columns; give a new CSV to append to")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        self._fd = os.open(target, flags, 0o666)
+        self._fd = open_own(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "a results CSV")
         try:
             if is_new:  # the mark only at the start of a new file
                 append_whole(self._fd, codecs.BOM_UTF8 + csv_lines([header]))

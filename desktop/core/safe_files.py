@@ -37,6 +37,24 @@ def replaced_whole(target: Path, mode: str = "w", **open_args: Any) -> Iterator[
         raise
 
 
+def open_own(path: Path, flags: int, what: str) -> int:
+    """`os.open(path, flags)` (created 0o666 under the umask) of a file that is no link to
+    another: a symbolic link (never followed) or a second name (a hard link) put in its
+    place, on a shared folder or a stick, would have another file created or written.
+    ValueError says `path` is a link, not `what`."""
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ValueError(f"{path} is a link, not {what}") from exc
+    if os.fstat(descriptor).st_nlink > 1:
+        os.close(descriptor)
+        raise ValueError(f"{path} has another name (a hard link), not {what}")
+    return descriptor
+
+
 def append_whole(fd: int, data: bytes) -> None:
     """Append `data` to the file open at `fd` (unbuffered, O_APPEND) and sync it to disk:
     all of it, or on any failure (a full disk, Ctrl+C) the file cut back to its size before,

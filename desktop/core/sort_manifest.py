@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .csv_export import csv_lines
 from .file_placing import canonical
-from .safe_files import append_whole, replaced_whole
+from .preprocessing import is_photo_file
+from .safe_files import append_whole, open_own, replaced_whole
 from .sort_records import DamagedRow, Filed, SortError, SortReport, destination_full
 
 MANIFEST_FILE = "manifest.csv"
@@ -41,9 +42,11 @@ class ManifestWriter:
         return self._path
 
     def __enter__(self) -> ManifestWriter:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        try:
-            self._fd = os.open(self._path, flags, 0o666)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        try:  # never through a link planted in DEST: it would create any file it names
+            self._fd = open_own(self._path, flags, "a sort's manifest")
+        except ValueError as exc:
+            raise SortError(f"{exc}: remove it, then sort again") from exc
         except OSError as exc:
             raise _cannot_write(self._path, exc) from exc
         try:
@@ -121,6 +124,8 @@ def read_manifest(path: Path, dest: Path) -> list[Filed | DamagedRow]:
     file of other columns (a results CSV saved under that name: trusting it would undo
     nothing and delete it, or sort on top of it) or one that cannot be read whole (re-saved
     in another encoding)."""
+    if path.is_symlink():  # planted in DEST: rows naming files far from it, to act on
+        raise SortError(f"{path} is a link, not a sort's manifest: remove it")
     rows: list[Filed | DamagedRow] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel may add a BOM
@@ -141,14 +146,18 @@ def _entry(header: list[str], cells: list[str], line: int, dest: Path) -> Filed 
         named = dict(zip(header, cells, strict=True))
         entry = Filed(*(named[column] for column in MANIFEST_COLUMNS))
         entry = replace(entry, destination=_destination_under(entry.destination, dest))
-        if _sound(entry):
+        if _sound(entry, dest):
             return entry
     return DamagedRow(line, tuple(cells))
 
 
-def _sound(entry: Filed) -> bool:
+def _sound(entry: Filed, dest: Path) -> bool:
     """A row as a sort writes it: not one a cut-short write, a NUL-filled tail or a hand
-    edit ran into another (acting on such a row could put a photo in an invented folder)."""
+    edit ran into another (acting on such a row could put a photo in an invented folder).
+    Nor one edited to act far from DEST, on a stick or share anyone may write to: a photo
+    both where it was and where it went (an undo creates the source and deletes or moves
+    the destination: "~/.bashrc", a start-up folder's script), filed in a class folder of
+    DEST itself (not "..", nor a folder linked elsewhere)."""
     paths = (entry.source, entry.destination)
     return (
         entry.action in ("copy", "move")
@@ -156,7 +165,18 @@ def _sound(entry: Filed) -> bool:
         and all(c in "0123456789abcdef" for c in entry.sha256)
         and not any("\0" in p for p in paths)
         and all(Path(p).is_absolute() for p in paths)
+        and all(is_photo_file(p) for p in paths)
+        and _in_a_folder_of(entry.destination, dest)
     )
+
+
+def _in_a_folder_of(path: str, dest: Path) -> bool:
+    """Whether `path` (links in its folders resolved: see `canonical`) is a file in a
+    folder right under `dest` (resolved too)."""
+    folder = Path(path).parent
+    if folder.name in ("", ".", ".."):
+        return False
+    return os.path.normcase(str(folder.parent)) == os.path.normcase(os.path.realpath(dest))
 
 
 def check_manifest_columns(path: Path, columns: Sequence[str] | None) -> None:

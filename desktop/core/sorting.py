@@ -118,6 +118,8 @@ def check_destination(
                     f" (a write-protected card?); copy them instead"
                 ) from exc
     manifest = target / MANIFEST_FILE
+    if manifest.is_symlink():  # planted in DEST: the sort would create the file it names
+        raise SortError(f"{manifest} is a link, not a sort's manifest: remove it")
     if manifest.exists() and not manifest.is_file():
         raise SortError(f"{manifest} is a folder, not a sort's manifest: rename it")
     if manifest.is_file():  # another file under its name would be sorted on, or undone
@@ -356,7 +358,7 @@ def _filed_by_then(report: SortReport) -> str:
 def _file_one(
     source: Path, folder: Path, class_name: str, status: str, move: bool, claimed: set[str]
 ) -> Filed:
-    folder.mkdir(exist_ok=True)  # never DEST itself again: see _stop_if_gone
+    _make_class_folder(folder)
     digest = file_sha256(source)
     # A run stopped between placing a photo and writing its manifest row left an identical
     # file under the name: it is this photo, filed already, not a second one to add. Never
@@ -379,13 +381,22 @@ def _refile(
         return None
     if not placed.is_file() or file_sha256(placed) != earlier.sha256:
         return None
-    folder.mkdir(exist_ok=True)  # never DEST itself again: see _stop_if_gone
+    _make_class_folder(folder)
     wanted = folder / Path(earlier.source).name
     # A run stopped right after placing it left an identical file there: that is this one.
     target = identical_in_place(wanted, earlier.sha256, placed, claimed)
     if target is None:
         target = place(placed, wanted, expected_sha256=earlier.sha256, link=True)
     return Filed(earlier.source, str(target), class_name, status, earlier.sha256, earlier.action)
+
+
+def _make_class_folder(folder: Path) -> None:
+    """Make a class folder in DEST (never DEST itself again: see _stop_if_gone); an OSError
+    for a link put there in its place, which would send its photos out of DEST."""
+    folder.mkdir(exist_ok=True)
+    if folder.is_symlink():
+        reason = "a link to another folder, not a class folder: remove it"
+        raise OSError(errno.ELOOP, reason, str(folder))
 
 
 def _filed_before(earlier: Filed | None) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import io
 import os
 import time
@@ -40,6 +39,7 @@ from .csv_export import (
 from .csv_import import CsvImportError, prediction_from_row
 from .discovery import file_state, is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
+from .safe_files import open_own
 from .sort_history import undone_manifests
 from .sort_manifest import MANIFEST_FILE
 from .sort_records import SortError
@@ -383,16 +383,7 @@ def _opened_record(record: Path, append: bool) -> io.BufferedRandom | io.Buffere
     a symbolic or hard link put there (before or during the watch) would have another file
     cut and appended to. ValueError says so."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT if append else os.O_RDWR
-    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        descriptor = os.open(record, flags, 0o666)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        raise ValueError(f"{record} is a link, not the watch's record") from exc
-    if os.fstat(descriptor).st_nlink > 1:
-        os.close(descriptor)
-        raise ValueError(f"{record} has another name (a hard link), not the watch's record")
+    descriptor = open_own(record, flags, "the watch's record")
     return open(descriptor, "ab" if append else "r+b")
 
 
