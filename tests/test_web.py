@@ -688,9 +688,16 @@ def test_a_zip_is_unpacked_within_its_folder_and_its_limits(tmp_path: Path, monk
     assert upload.skipped == 2  # counted as ewaste-classify counts a folder's, not an error
     # What the limit left out is said, never dropped silently.
     [cut] = upload.failed
-    assert cut.path == "a.zip" and cut.error.startswith("2 photos not unpacked: one zip holds")
+    assert cut.path == "a.zip"
+    assert cut.error.startswith("2 photos not unpacked: one upload's zips hold at most 3")
     monkeypatch.setattr(uploads, "MAX_ZIP_BYTES", photo.stat().st_size * 2)  # a zip bomb's brake
     assert len(uploads.photos_in([str(archive)], tmp_path / "work2").paths) == 2
+    # The limits hold for an upload's zips together, not each (many small zips of bombs).
+    small = tmp_path / "b.zip"
+    with zipfile.ZipFile(small, "w") as bundle:
+        bundle.write(photo, "one.png")
+    upload = uploads.photos_in([str(small), str(small), str(small)], tmp_path / "together")
+    assert len(upload.paths) == 2 and [row.path for row in upload.failed] == ["b (3).zip"]
 
     monkeypatch.undo()  # the real limits again
     # Two zips, the first without photos, and a member that cannot be unpacked.

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from desktop.core.discovery import is_clutter
 from desktop.core.file_placing import numbered
@@ -25,8 +26,11 @@ from desktop.core.wording import plural
 # Gradio's copies of uploads and downloads: checked hourly, removed after a day (the page's
 # CSV link lives that long), and all removed when the server stops.
 CACHE_CHECK_SECONDS, CACHE_KEEP_SECONDS = 3600, 86400
+# Photos unpacked from one upload's zips together (not a zip each: twenty small zips of
+# tiny PNG bombs would each take their own share of a day's CPU and disk).
 MAX_ZIP_MEMBERS = 5_000
 MAX_ZIP_BYTES = 500 * 1024 * 1024  # unpacked: a zip bomb stops here
+COPY_CHUNK = 1 << 20  # a member is copied a piece at a time, never held whole in memory
 # The zip's index (read whole by zipfile): 16 MB lists some 100,000 files, twenty times the
 # photos a zip may hold; a 179 MB upload listing 3.5 million took 160 s and 1.8 GB.
 MAX_ZIP_INDEX_BYTES = 16 * 1024 * 1024
@@ -82,6 +86,8 @@ class _Found:
 
     rows: list[tuple[str, str | None, str]] = field(default_factory=list)  # name, path, error
     skipped: int = 0
+    unpacked: int = 0  # photos unpacked from the upload's zips so far
+    unpacked_bytes: int = 0
 
     def add(self, path: str, name: str) -> None:
         self.rows.append((name, path, ""))
@@ -157,7 +163,6 @@ def _is_clutter(member: zipfile.ZipInfo) -> bool:
 
 def _unpack(archive: str, zip_name: str, folder: Path, found: _Found) -> None:
     folder.mkdir(parents=True)
-    total = 0
     with zipfile.ZipFile(archive) as bundle:
         # A zip made on a Mac carries __MACOSX/._photo.jpg twins: the system's, not photos.
         members = [m for m in bundle.infolist() if not m.is_dir() and not _is_clutter(m)]
@@ -171,13 +176,15 @@ def _unpack(archive: str, zip_name: str, folder: Path, found: _Found) -> None:
             found.fail(f"{zip_name}:{member.filename}", reason)
         found.skipped += len(members) - len(photos) - len(inner)
         for index, member in enumerate(photos):
-            total += member.file_size
-            if index >= MAX_ZIP_MEMBERS or total > MAX_ZIP_BYTES:
+            full = found.unpacked_bytes + member.file_size > MAX_ZIP_BYTES
+            if found.unpacked >= MAX_ZIP_MEMBERS or full:
                 left = plural(len(photos) - index, "photo")
                 limit = f"{MAX_ZIP_MEMBERS} photos and {MAX_ZIP_BYTES // 2**20} MB"
-                reason = f"{left} not unpacked: one zip holds at most {limit}"
+                reason = f"{left} not unpacked: one upload's zips hold at most {limit}"
                 found.fail(zip_name, reason)
                 break
+            found.unpacked += 1
+            found.unpacked_bytes += member.file_size
             name = f"{zip_name}:{member.filename}"
             # Never the member's own path: "../../x.jpg" must not leave the folder. Its name
             # kept to a length the disk takes, in bytes: 120 Cyrillic letters are 240.
@@ -185,12 +192,25 @@ def _unpack(archive: str, zip_name: str, folder: Path, found: _Found) -> None:
             target = folder / fitting_name(f"{index:05d}-{own.stem}", own.suffix)
             try:
                 with bundle.open(member) as source, target.open("wb") as sink:
-                    sink.write(source.read(member.file_size + 1)[: member.file_size])
+                    _copy_declared(source, sink, member.file_size)
             except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
                 # Corrupt, encrypted or compressed in a way zipfile cannot read.
                 found.fail(name, f"cannot unpack from the zip: {exc}")
                 continue
             found.add(str(target), name)
+
+
+def _copy_declared(source: BinaryIO, sink: BinaryIO, size: int) -> None:
+    """Copy `size` bytes, the member's declared size, a piece at a time; a member that
+    inflates past it (a zip bomb lying about its size) is cut there. Read one byte past
+    it, so that zipfile reaches the end of the data and checks its CRC."""
+    left = size + 1
+    while left > 0:
+        chunk = source.read(min(COPY_CHUNK, left))
+        if not chunk:
+            break
+        sink.write(chunk[: max(0, left - 1)])
+        left -= len(chunk)
 
 
 def new_workdir() -> Path:
