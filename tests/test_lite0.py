@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 from collections import OrderedDict
 from pathlib import Path
 
@@ -168,3 +169,59 @@ def test_the_lite0_classifier_starts_from_every_imagenet_weight(weights, state):
         for layer in layers
         if layer.weights
     )
+
+
+# -- hand-made files: what a tampered file could hold (each past the hash check only if the
+# file were swapped after it, which reading the bytes once now rules out) -------------------
+
+
+def _text(value: str) -> bytes:
+    return b"X" + struct.pack("<I", len(value)) + value.encode()  # BINUNICODE
+
+
+def _ints(values: tuple[int, ...]) -> bytes:
+    return b"(" + b"".join(b"J" + struct.pack("<i", v) for v in values) + b"t"  # a tuple
+
+
+def _hand_made(path: Path, shape: tuple[int, ...], stride: tuple[int, ...], tail=b"") -> Path:
+    """A legacy file of one float tensor "w" over a one-element storage, its pickle written
+    opcode by opcode as PyTorch writes it; `tail`: opcodes run after the state dict is made."""
+    storage = (
+        b"(" + _text("storage") + b"ctorch\nFloatStorage\n" + _text("0") + _text("cpu")
+        + b"K\x01N" + b"tQ"  # ("storage", FloatStorage, "0", "cpu", 1, None), BINPERSID
+    )  # fmt: skip
+    tensor = b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage + b"K\x00"
+    tensor += _ints(shape) + _ints(stride) + b"\x89tR"  # (…, offset 0, shape, stride, False)
+    state = b"\x80\x02}" + _text("w") + tensor + b"s" + tail + b"."
+    header = b"".join(
+        pickle.dumps(part, protocol=2)
+        for part in (LEGACY_MAGIC, LEGACY_PROTOCOL, {"little_endian": True})
+    )
+    data = struct.pack("<q", 1) + struct.pack("<f", 1.5)
+    path.write_bytes(header + state + pickle.dumps(["0"], protocol=2) + data)
+    return path
+
+
+def test_a_tensor_of_more_elements_than_its_storage_is_refused(tmp_path):
+    # Stride 0 makes 4 bytes read back as 1 GiB.
+    sound = _hand_made(tmp_path / "sound.pth", (1,), (1,))
+    assert torch_weights.read_state_dict(sound)["w"].tolist() == [1.5]
+    expanded = _hand_made(tmp_path / "expanded.pth", (1 << 14, 1 << 14), (0, 0))
+    with pytest.raises(TorchWeightsError, match="more elements than its storage holds"):
+        torch_weights.read_state_dict(expanded)
+
+
+def test_a_file_cannot_change_what_the_next_one_is_read_with(tmp_path):
+    # BUILD sets attributes on the object before it: here the stand-in for FloatStorage,
+    # renamed ByteStorage. Shared, it would have read every later file's floats as bytes.
+    rename = b"ctorch\nFloatStorage\n}" + _text("name") + _text("ByteStorage") + b"sb0"
+    torch_weights.read_state_dict(_hand_made(tmp_path / "renames.pth", (1,), (1,), rename))
+    sound = _hand_made(tmp_path / "sound.pth", (1,), (1,))
+    assert torch_weights.read_state_dict(sound)["w"].tolist() == [1.5]
+
+
+def test_a_file_swapped_after_its_hash_was_checked_is_not_read(tmp_path, weights):
+    swapped = _hand_made(tmp_path / "efficientnet-lite0-57934424.pth", (1,), (1,))
+    with pytest.raises(TorchWeightsError, match="changed since its SHA-256 was checked"):
+        torch_weights.read_state_dict(swapped, LITE0_SHA256)
+    assert len(torch_weights.read_state_dict(weights.path, LITE0_SHA256)) == 296

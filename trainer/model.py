@@ -54,7 +54,7 @@ def build_model(config: TrainConfig, num_classes: int, weights: WeightsSource) -
 def load_lite0_weights(backbone: keras.Model, weights: WeightsSource) -> None:
     """Read the PyTorch state dict (restricted unpickler) into the Keras Lite0 backbone."""
     try:
-        state = torch_weights.read_state_dict(weights.path)
+        state = torch_weights.read_state_dict(weights.path, weights.sha256)
         lite0.load_torch_state(backbone, state)
     except (torch_weights.TorchWeightsError, lite0.Lite0WeightsError) as exc:
         raise WeightsError(f"{weights.path}: {exc}") from exc

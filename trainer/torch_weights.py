@@ -14,7 +14,9 @@ then the elements, little-endian.
 
 from __future__ import annotations
 
-import os
+import hashlib
+import io
+import math
 import pickle
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -77,12 +79,15 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> _Tensor
     return _TensorRef(storage, int(storage_offset), shape, stride)
 
 
-# (module, name) -> the local object that stands in for it. Nothing else resolves.
+# (module, name) -> what makes the local object that stands in for it, afresh each time it
+# is named: pickle's BUILD can set attributes on any object it is given (the class
+# OrderedDict itself, a shared stand-in), which would change it for every later load.
+# Nothing else resolves.
 _ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    **{("torch", name): _StorageType(name) for name in STORAGE_DTYPES},
+    ("collections", "OrderedDict"): lambda: lambda *args: OrderedDict(*args),
+    ("torch._utils", "_rebuild_tensor_v2"): lambda: lambda *args: _rebuild_tensor(*args),
+    ("torch._utils", "_rebuild_tensor"): lambda: lambda *args: _rebuild_tensor(*args),
+    **{("torch", name): (lambda name=name: _StorageType(name)) for name in STORAGE_DTYPES},
 }
 
 
@@ -93,7 +98,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         try:
-            return _ALLOWED_GLOBALS[(module, name)]
+            return _ALLOWED_GLOBALS[(module, name)]()
         except KeyError:
             raise TorchWeightsError(
                 f"refused to load {module}.{name}: the file asks to run code that a weights "
@@ -116,11 +121,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """The file's state dict as {name: array}, every tensor checked against its storage."""
+def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, np.ndarray]:
+    """The file's state dict as {name: array}, every tensor checked against its storage.
+    With `sha256`, the bytes read are the ones checked against it, before any is unpickled:
+    a file swapped after a check of its own (weights.resolve_weights) is never read."""
     try:
-        with open(path, "rb") as handle:
-            return _read(handle)
+        data = Path(path).read_bytes()  # 17 MB: read once, checked and parsed alike
+    except OSError as exc:
+        raise TorchWeightsError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise TorchWeightsError(f"{path} changed since its SHA-256 was checked: not read")
+    try:
+        return _read(io.BytesIO(data))
     except TorchWeightsError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
@@ -128,7 +140,7 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         raise TorchWeightsError(f"{path}: not a readable PyTorch state dict: {exc}") from exc
 
 
-def _read(handle: BinaryIO) -> dict[str, np.ndarray]:
+def _read(handle: io.BytesIO) -> dict[str, np.ndarray]:
     if handle.read(2)[:1] != b"\x80":  # every pickle of protocol 2+ starts with PROTO
         raise TorchWeightsError(
             "not a legacy PyTorch file (zip-format .pth files are not supported)"
@@ -148,7 +160,7 @@ def _read(handle: BinaryIO) -> dict[str, np.ndarray]:
     if not isinstance(state, dict):
         raise TorchWeightsError("the file holds no state dict (a whole pickled model?)")
     keys = _RestrictedUnpickler(handle).load()
-    file_size = os.fstat(handle.fileno()).st_size
+    file_size = len(handle.getbuffer())
     if not isinstance(keys, list) or set(map(str, keys)) != set(unpickler.storages):
         raise TorchWeightsError("the storage list does not match the tensors")
     for key in keys:
@@ -176,6 +188,8 @@ def _tensor_array(name: str, ref: _TensorRef) -> np.ndarray:
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride, strict=True))
     if 0 not in ref.shape and last >= data.size:
         raise TorchWeightsError(f"{name}: reaches past the end of its storage")
+    if math.prod(ref.shape) > data.size:  # stride 0: a few bytes read back as gigabytes
+        raise TorchWeightsError(f"{name}: more elements than its storage holds")
     itemsize = data.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
         data[ref.offset :],
