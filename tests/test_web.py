@@ -596,7 +596,7 @@ def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
     result = run_web("--port", port)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("usage: ewaste-web")
-    assert f"error: argument --port: {port} is not a port (1-65535)" in result.stderr
+    assert f"error: argument --port: must be from 1 to 65535, got {port}" in result.stderr
 
 
 def test_an_address_not_this_machines_is_said_as_such(tiny_model_path: Path) -> None:

@@ -17,6 +17,12 @@ def _whole_number(text: str, most: int) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """--port (ewaste-web): one a server can listen on (Gradio's own check fails on others
+    with a traceback)."""
+    return _whole_number(text, 65535)
+
+
 def thread_count(text: str) -> int:
     """--threads: 1 to MAX_THREADS (more hangs or crashes under a process limit)."""
     return _whole_number(text, MAX_THREADS)

@@ -34,6 +34,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from desktop import package_version  # noqa: E402
+from desktop.core.argtypes import port_number  # noqa: E402
 from desktop.core.cam import cam_heatmap_over_image  # noqa: E402
 from desktop.core.csv_export import write_results_csv  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
@@ -350,18 +351,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 app.close()
             if uploads is not None:
                 shutil.rmtree(uploads, ignore_errors=True)
-
-
-def port_number(text: str) -> int:
-    """--port: one a server can listen on (Gradio's own check fails on others with a
-    traceback)."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535)")
-    return port
 
 
 def bracketed(host: str) -> str:
