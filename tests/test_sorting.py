@@ -1689,6 +1689,14 @@ def test_a_link_planted_as_the_manifest_is_never_written_through(engine, tmp_pat
     with pytest.raises(SortError, match=r"manifest.csv is a link, not a sort's manifest"):
         sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
     assert list(home.iterdir()) == [] and files_under(dest) == []
+    # A second name of another file (a hard link): said how to make it one of its own.
+    (dest / MANIFEST_FILE).unlink()
+    kept = tmp_path / "kept.csv"
+    kept.write_text(",".join(sort_manifest.MANIFEST_COLUMNS) + "\r\n", encoding="utf-8")
+    os.link(kept, dest / MANIFEST_FILE)
+    with pytest.raises(SortError, match="a hard link.*copy it, and put the copy in its place"):
+        sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
+    assert kept.read_text(encoding="utf-8").count("\n") == 1  # nothing written through it
     # One leading to rows kept elsewhere: an undo reads none of them.
     crafted = tmp_path / "rows.csv"
     crafted.write_text(",".join(sort_manifest.MANIFEST_COLUMNS) + "\r\n", encoding="utf-8")
@@ -1727,6 +1735,7 @@ def test_an_undo_acts_only_on_photos_in_dests_own_class_folders(engine, tmp_path
     assert len(report.filed) == 12  # the sort's own photos, all back
     assert len(list(photos.iterdir())) == 12
     assert len(manifest_rows(dest)) == 3  # the three rows, left for a person to look at
+    assert [why.split(" ", 2)[2] for _, why in report.failed] == [sort_manifest.OUTSIDE_DEST] * 3
 
 
 def test_a_class_folder_planted_as_a_link_takes_no_photo(engine, tmp_path) -> None:

@@ -45,8 +45,11 @@ class ManifestWriter:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         try:  # never through a link planted in DEST: it would create any file it names
             self._fd = open_own(self._path, flags, "a sort's manifest")
-        except ValueError as exc:
-            raise SortError(f"{exc}: remove it, then sort again") from exc
+        except ValueError as exc:  # a link: removed; a second name: made a file of its own
+            mend = (
+                "remove it" if self._path.is_symlink() else "copy it, and put the copy in its place"
+            )
+            raise SortError(f"{exc}: {mend}, then sort again") from exc
         except OSError as exc:
             raise _cannot_write(self._path, exc) from exc
         try:
@@ -152,18 +155,22 @@ def _entry(header: list[str], cells: list[str], line: int, dest: Path) -> Filed 
             destination=_destination_under(entry.destination, dest),
             class_name=unguarded_text(entry.class_name),
         )
-        if _sound(entry, dest):
-            return entry
+        if _sound(entry):
+            if _within(entry, dest):
+                return entry
+            return DamagedRow(line, tuple(cells), OUTSIDE_DEST)
     return DamagedRow(line, tuple(cells))
 
 
-def _sound(entry: Filed, dest: Path) -> bool:
+OUTSIDE_DEST = (
+    "names no photo filed in a class folder of this destination (a row edited by hand, or "
+    "a folder linked elsewhere): never acted on, kept in it as it is"
+)
+
+
+def _sound(entry: Filed) -> bool:
     """A row as a sort writes it: not one a cut-short write, a NUL-filled tail or a hand
-    edit ran into another (acting on such a row could put a photo in an invented folder).
-    Nor one edited to act far from DEST, on a stick or share anyone may write to: a photo
-    both where it was and where it went (an undo creates the source and deletes or moves
-    the destination: "~/.bashrc", a start-up folder's script), filed in a class folder of
-    DEST itself (not "..", nor a folder linked elsewhere)."""
+    edit ran into another (acting on such a row could put a photo in an invented folder)."""
     paths = (entry.source, entry.destination)
     return (
         entry.action in ("copy", "move")
@@ -171,9 +178,17 @@ def _sound(entry: Filed, dest: Path) -> bool:
         and all(c in "0123456789abcdef" for c in entry.sha256)
         and not any("\0" in p for p in paths)
         and all(Path(p).is_absolute() for p in paths)
-        and all(is_photo_file(p) for p in paths)
-        and _in_a_folder_of(entry.destination, dest)
     )
+
+
+def _within(entry: Filed, dest: Path) -> bool:
+    """Whether a row acts where a sort does, not far from DEST (on a stick or share anyone
+    may write to, a row may be edited to): a photo both where it was and where it went (an
+    undo creates the source and deletes or moves the destination: "~/.bashrc", a start-up
+    folder's script), filed in a class folder of DEST itself (not "..", nor a folder linked
+    elsewhere)."""
+    paths = (entry.source, entry.destination)
+    return all(is_photo_file(p) for p in paths) and _in_a_folder_of(entry.destination, dest)
 
 
 def _in_a_folder_of(path: str, dest: Path) -> bool:

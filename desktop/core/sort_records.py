@@ -41,6 +41,7 @@ class DamagedRow:
 
     line: int
     cells: tuple[str, ...]
+    why: str = "is damaged; kept in it as it is, for a person to mend"  # "line 7 ..."
 
 
 @dataclass

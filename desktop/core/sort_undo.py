@@ -117,7 +117,7 @@ def _undo_each(
             left.extend(reversed(entries[: len(entries) - position]))
             return True
         if isinstance(entry, DamagedRow):
-            reason = f"line {entry.line} is damaged; kept in it as it is, for a person to mend"
+            reason = f"line {entry.line} {entry.why}"
             report.failed.append((str(manifest), reason))
             left.append(entry)
             continue

@@ -394,7 +394,10 @@ def _make_class_folder(folder: Path) -> None:
     """Make a class folder in DEST (never DEST itself again: see _stop_if_gone); an OSError
     for a link put there in its place, which would send its photos out of DEST."""
     folder.mkdir(exist_ok=True)
-    if folder.is_symlink():
+    # Where the folder really is, as an undo reads the manifest (a Windows junction is no
+    # symbolic link to is_symlink, and takes no administrator to make).
+    real = os.path.normcase(os.path.dirname(os.path.realpath(folder)))
+    if real != os.path.normcase(os.path.realpath(folder.parent)):
         reason = "a link to another folder, not a class folder: remove it"
         raise OSError(errno.ELOOP, reason, str(folder))
 
