@@ -536,12 +536,17 @@ def test_photos_dropped_again_stay_one_row_each_and_a_changed_one_is_redone(
     assert CLASS_NAMES[rows_by_path(window)[str(late)].top_index] == "Printer"
 
 
+def one_mouse_photo(folder: Path) -> Path:
+    """A second folder to classify: one mouse photo."""
+    folder.mkdir()
+    write_solid(folder / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    return folder
+
+
 def test_a_request_queued_behind_another_is_reported_with_it(
     qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
 ) -> None:
-    more = tmp_path / "more"
-    more.mkdir()
-    write_solid(more / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    more = one_mouse_photo(tmp_path / "more")
 
     def two_requests() -> None:
         window.add_paths([sample_images_dir])
@@ -558,9 +563,7 @@ def test_a_request_queued_behind_another_is_reported_with_it(
 def test_esc_says_the_queued_requests_it_drops(
     qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
 ) -> None:
-    more = tmp_path / "more"
-    more.mkdir()
-    write_solid(more / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    more = one_mouse_photo(tmp_path / "more")
     window.add_paths([sample_images_dir])
     window.add_paths([more, more / "mouse.png"])  # queued behind it
     assert window.controller.busy and window.controller.queued_paths == 2
@@ -586,9 +589,7 @@ def test_a_failed_run_in_a_chain_still_reports_the_runs_before_it(
         return real_classify(*args, **kwargs)
 
     monkeypatch.setattr(engine, "classify", classify_then_fail)
-    more = tmp_path / "more"
-    more.mkdir()
-    write_solid(more / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    more = one_mouse_photo(tmp_path / "more")
     window.add_paths([sample_images_dir])
     window.add_paths([more])
     qtbot.waitUntil(

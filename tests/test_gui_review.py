@@ -91,13 +91,18 @@ def test_keys_confirm_correct_and_clear_the_selected_rows(qtbot, make_window, fo
     assert confirmed_by_name(window)["mouse.png"] is None
 
 
-def test_a_checked_row_leaves_the_review_queue_and_error_rows_take_no_class(
-    qtbot, make_window, tmp_path
-):
-    folder = tmp_path / "shift"
+def three_unsure_photos(folder: Path) -> Path:
+    """A folder of three photos the tiny model is unsure of: all three need review."""
     folder.mkdir()
     for index in range(3):
         write_solid(folder / f"unsure{index}.png", AMBIGUOUS_COLOUR)
+    return folder
+
+
+def test_a_checked_row_leaves_the_review_queue_and_error_rows_take_no_class(
+    qtbot, make_window, tmp_path
+):
+    folder = three_unsure_photos(tmp_path / "shift")
     write_solid(folder / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
     (folder / "empty.jpg").write_bytes(b"")
     window = make_window()
@@ -156,10 +161,7 @@ def test_enter_leaves_an_unknown_item_unconfirmed_and_says_why(qtbot, make_windo
 def test_the_preview_picker_under_the_review_filter_hands_on_the_selection(
     qtbot, make_window, tmp_path
 ):
-    folder = tmp_path / "shift"
-    folder.mkdir()
-    for index in range(3):
-        write_solid(folder / f"unsure{index}.png", AMBIGUOUS_COLOUR)
+    folder = three_unsure_photos(tmp_path / "shift")
     window = make_window()
     classify(qtbot, window, folder)
     window.filter_bar.status_combo.setCurrentIndex(

@@ -211,6 +211,18 @@ def test_a_model_without_an_activation_map_shows_none(tiny_model_path, browser, 
         log.close()
 
 
+def many_photos_input(browser, server: str):
+    """The page's "Many photos or a zip" tab opened, and its file input."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    tab = "//button[@role='tab' and contains(., 'Many photos')]"
+    wait_for(lambda: browser.find_elements(By.XPATH, tab), "the tabs")[0].click()
+    return wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#many input[type=file]"), "the input"
+    )[0]
+
+
 def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_path: Path):
     from selenium.webdriver.common.by import By
 
@@ -219,12 +231,7 @@ def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.write(files[0], "../../escape/mouse-copy.png")  # must not leave its folder
         bundle.writestr("notes.txt", "not a photo")
-    browser.get(server)
-    tab = "//button[@role='tab' and contains(., 'Many photos')]"
-    wait_for(lambda: browser.find_elements(By.XPATH, tab), "the tabs")[0].click()
-    upload = wait_for(
-        lambda: browser.find_elements(By.CSS_SELECTOR, "#many input[type=file]"), "the input"
-    )[0]
+    upload = many_photos_input(browser, server)
     # Photos the tiny model is 98.7-99.4 % sure of: under 100 %, even as the CSV writes it.
     upload.send_keys("\n".join(str(p) for p in [files[3], files[9], archive]))
     table = wait_for(
@@ -291,12 +298,7 @@ def test_rows_are_named_as_the_browser_sent_the_files(server: str, browser, tmp_
     photos = [
         write_solid(tmp_path / n, PROTOTYPE_COLOURS[c]) for n, c in zip(shown, colours, strict=True)
     ]
-    browser.get(server)
-    tab = "//button[@role='tab' and contains(., 'Many photos')]"
-    wait_for(lambda: browser.find_elements(By.XPATH, tab), "the tabs")[0].click()
-    upload = wait_for(
-        lambda: browser.find_elements(By.CSS_SELECTOR, "#many input[type=file]"), "the input"
-    )[0]
+    upload = many_photos_input(browser, server)
     upload.send_keys("\n".join(str(p) for p in photos))
     wait_for(lambda: browser.find_element(By.ID, "counts").text.startswith("4 results"), "the rows")
     cells = browser.find_elements(By.CSS_SELECTOR, "#results [role=gridcell][data-col='0']")
