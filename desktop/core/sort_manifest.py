@@ -131,6 +131,7 @@ def read_manifest(path: Path, dest: Path) -> list[Filed | DamagedRow]:
     in another encoding)."""
     if path.is_symlink():  # planted in DEST: rows naming files far from it, to act on
         raise SortError(f"{path} is a link, not a sort's manifest: remove it")
+    dest = Path(os.path.realpath(dest))  # once, not for each of its rows
     rows: list[Filed | DamagedRow] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel may add a BOM
@@ -197,7 +198,7 @@ def _in_a_folder_of(path: str, dest: Path) -> bool:
     folder = Path(path).parent
     if folder.name in ("", ".", ".."):
         return False
-    return os.path.normcase(str(folder.parent)) == os.path.normcase(os.path.realpath(dest))
+    return os.path.normcase(str(folder.parent)) == os.path.normcase(str(dest))
 
 
 def check_manifest_columns(path: Path, columns: Sequence[str] | None) -> None:
