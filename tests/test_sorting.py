@@ -924,6 +924,43 @@ def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) 
     assert STATUS_ERROR not in {status for _, status in summary.counts}
 
 
+def test_a_summary_that_cannot_be_drawn_does_not_hold_back_the_sort(
+    tiny_model_path, tmp_path, monkeypatch, capsys
+) -> None:
+    # The summary is an extra: a full disk under it is said, and the photos are sorted all
+    # the same (the exit status still says that not everything asked for was written).
+    import desktop.core.cli_workflow as cli_workflow
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli_workflow, "save_png", disk_full)
+    photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
+    args = [str(photos), "--csv", str(tmp_path / "r.csv"), "--summary", str(tmp_path / "s.png")]
+    code = classify_main([*args, "--sort-into", str(dest), "--model", str(tiny_model_path)])
+    assert code == 1
+    assert "No space left on device" in capsys.readouterr().err
+    filed = [p.name for p in dest.rglob("*.png")]
+    assert sorted(filed) == sorted(p.name for p in photos.glob("*.png"))
+
+
+def test_a_csv_that_cannot_be_written_says_nothing_was_sorted(
+    tiny_model_path, tmp_path, monkeypatch, capsys
+) -> None:
+    import desktop.core.cli as cli
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli, "write_results_csv", disk_full)
+    dest = tmp_path / "sorted"
+    args = [str(photo_folder(tmp_path / "photos")), "--csv", str(tmp_path / "r.csv")]
+    code = classify_main([*args, "--sort-into", str(dest), "--model", str(tiny_model_path)])
+    assert code == 1
+    assert f"nothing was sorted into {dest}" in capsys.readouterr().err
+    assert not list(dest.rglob("*.png"))
+
+
 def test_a_summary_name_as_long_as_the_file_system_allows_is_written(
     tiny_model_path, tmp_path, capsys
 ) -> None:

@@ -160,6 +160,8 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     with stop_signals_wait() as waited:
         written = _write_csv(output, rows, engine.class_names, args.review_threshold)
     if not written:
+        if args.sort_into is not None:  # a finishing run reads what was moved from the CSV
+            error(f"nothing was sorted into {args.sort_into}: run again once the CSV is written")
         return EXIT_WRITE_FAILED
     step = "after the CSV was written"
     try:
@@ -168,12 +170,13 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             error(f"stopped by {waited[0]} while writing; the CSV above is complete")
             return waited[0].exit_status
         step = "while drawing the summary"
-        if args.summary is not None and not write_summary(args, rows, engine):
-            return EXIT_WRITE_FAILED
+        # The summary is an extra: one that cannot be drawn must not hold back the sort.
+        summary_drawn = args.summary is None or write_summary(args, rows, engine)
         step = "while sorting"
+        sorted_status = EXIT_OK
         if args.sort_into is not None:
-            return sort_photos(args, predictions, engine.class_names)
-        return EXIT_OK
+            sorted_status = sort_photos(args, predictions, engine.class_names)
+        return sorted_status if summary_drawn else EXIT_WRITE_FAILED
     except Stopped as stop:  # not "nothing written", as a stop before the CSV is
         error(f"stopped by {stop} {step}; {output} is complete: run the same command to finish")
         return stop.exit_status
