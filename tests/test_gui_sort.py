@@ -123,6 +123,22 @@ def test_sort_by_menu_moves_the_photos_and_undo_puts_them_back(
     assert sorted(rows.values()) == sorted(p for p in folder.iterdir() if p.name != "battery.png")
 
 
+def test_a_photo_replaced_since_it_was_classified_is_not_filed_under_the_old_class(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    # Later in the shift a camera's counter reset: a printer now has the battery's name.
+    folder = classified_photos(qtbot, window, tmp_path)
+    write_solid(folder / "battery.png", PROTOTYPE_COLOURS["Printer"])
+    warned: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text: warned.append(text))
+    dest = tmp_path / "sorted"
+    window.sorting.sort_into_folders(str(dest), how="move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert not (dest / "Battery").exists()
+    assert [p.name for p in folder.iterdir()] == ["battery.png"]  # left where it is
+    assert "battery.png: changed since it was classified" in as_read(" ".join(warned))
+
+
 def test_after_a_copy_sort_a_row_follows_its_photo_put_back_under_a_new_name(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:

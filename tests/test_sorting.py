@@ -944,6 +944,31 @@ def test_a_summary_that_cannot_be_drawn_does_not_hold_back_the_sort(
     assert sorted(filed) == sorted(p.name for p in photos.glob("*.png"))
 
 
+def test_a_photo_replaced_after_it_was_classified_is_left_where_it_is(
+    tiny_model_path, tmp_path, monkeypatch, capsys
+) -> None:
+    # A card swapped, or a camera's counter reset, between classifying and sorting: the
+    # new photo under a classified name must not be filed (and recorded) as the old one.
+    import desktop.core.cli as cli
+
+    photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
+    real_sort = cli.sort_photos
+
+    def sort_after_a_swap(*args, **kwargs):
+        write_solid(photos / "battery.png", PROTOTYPE_COLOURS["Printer"])
+        return real_sort(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "sort_photos", sort_after_a_swap)
+    args = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest), "--move"]
+    assert classify_main([*args, "--model", str(tiny_model_path)]) == 1
+    said = capsys.readouterr().err
+    assert f"not sorted: {photos / 'battery.png'}: changed since it was classified" in said
+    assert [p.name for p in photos.iterdir()] == ["battery.png"]
+    assert (
+        not (dest / "Battery").exists() and "battery.png" not in (dest / MANIFEST_FILE).read_text()
+    )
+
+
 def test_a_csv_that_cannot_be_written_says_nothing_was_sorted(
     tiny_model_path, tmp_path, monkeypatch, capsys
 ) -> None:

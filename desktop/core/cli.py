@@ -27,6 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -47,7 +48,7 @@ from .cli_common import (
 )
 from .cli_workflow import sort_photos, undo, watch, write_summary
 from .csv_export import write_results_csv
-from .discovery import Collection, collect_images
+from .discovery import Collection, collect_images, file_state
 from .earlier_csv import rows_moved_before, why_not_replace
 from .engine import Engine
 from .model_info import ModelError
@@ -226,7 +227,9 @@ def _predict_all(
     progress: Callable[[int], None],
 ) -> None:
     """Classify `images` into `predictions` (appended as they come, so a stop keeps them):
-    on this machine, or with --ray on a Ray cluster."""
+    on this machine, or with --ray on a Ray cluster. Each row keeps its file's size and
+    time as they were before it was read: a sort then leaves a photo replaced since."""
+    states = {str(path): file_state(path) for path in images}
     if args.ray is None:
         batches = engine.classify(
             images,
@@ -235,7 +238,7 @@ def _predict_all(
             with_cam=False,  # nothing here shows activation maps: keep none
         )
         for batch in batches:
-            predictions.extend(batch)
+            predictions.extend(replace(p, file_state=states.get(p.path)) for p in batch)
             progress(len(predictions))
         return
     # Imported only here: the station install has no Ray (extra `cluster`).
@@ -251,7 +254,7 @@ def _predict_all(
             batch_size=args.batch,
             flip_average=args.flip_average,
         ):
-            done[index] = prediction
+            done[index] = replace(prediction, file_state=states.get(prediction.path))
             progress(len(done))
     except Exception as exc:  # noqa: BLE001 - Ray wraps every failure in its own types
         first = (str(exc).strip() or type(exc).__name__).splitlines()[0]

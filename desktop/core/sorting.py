@@ -9,9 +9,11 @@ Each photo is placed by file_placing: checked by SHA-256, under a free name, nev
 another file. A move deletes the source only once the manifest records where the photo
 went. Running the same sort again finishes an interrupted one: photos the manifest records
 are skipped, and a photo placed just before the stop is recognised by its SHA-256 instead
-of filed twice. A photo filed before whose class a person set, changed or cleared since
-(the app passes `confirmed`, None for a class cleared) is moved to the folder that now
-says, inside DEST, with a new manifest row. A photo without a person's word (all of the
+of filed twice. A photo whose file changed since it was classified (where the caller kept
+its size and time) is left where it is: the class is another photo's. A photo filed
+before whose class a person set, changed or cleared since (the app passes `confirmed`,
+None for a class cleared) is moved to the folder that now says, inside DEST, with a new
+manifest row. A photo without a person's word (all of the
 headless command's) never moves once filed, so a sort cannot undo a correction. A move
 into a folder a copy sort filled finishes as a move. sort_undo puts the photos back; a
 sort and an undo hold DEST's lock (sort_lock) while they work.
@@ -27,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .discovery import file_state
 from .file_placing import canonical, identical_in_place, is_same_path, place
 from .hashing import file_sha256
 from .preprocessing import is_photo_file
@@ -45,6 +48,7 @@ from .wording import plural
 
 REVIEW_FOLDER = "_review"
 ERROR_FOLDER = "_error"
+CHANGED_SINCE_CLASSIFIED = "changed since it was classified: classify it again to sort it"
 
 
 def folder_for(
@@ -217,6 +221,9 @@ def _file_each(
                     again = _Again(source, label, status, new_folder, folder)
                     _file_again(again, earlier, move, manifest, report, claimed)
                     continue
+                if _changed_since_read(prediction):  # another photo under its name now
+                    report.failed.append((source, CHANGED_SINCE_CLASSIFIED))
+                    continue
                 try:
                     filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
                 except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
@@ -245,6 +252,14 @@ def _file_each(
             report,
         ) from exc
     return report
+
+
+def _changed_since_read(prediction: Prediction) -> bool:
+    """Whether the photo's file is another one now (a camera's counter reset, a card
+    swapped), as its size and time tell where the classifier kept them; a file gone since
+    is left to the filing, which says so."""
+    now = file_state(prediction.path)
+    return None not in (now, prediction.file_state) and now != prediction.file_state
 
 
 def _why_not_sorted(source: str) -> str | None:
