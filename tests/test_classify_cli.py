@@ -506,6 +506,15 @@ def plain_onnx_runtime(model: Path, env: dict[str, str]) -> subprocess.Completed
     )
 
 
+def need_telemetry(shown_without_the_switch: bool) -> None:
+    """The control of a telemetry test: this ONNX Runtime keeps telemetry without the
+    project's switch (1.23, the last release for Python 3.10, keeps none to switch off)."""
+    if not shown_without_the_switch:
+        import onnxruntime
+
+        pytest.skip(f"ONNX Runtime {onnxruntime.__version__} keeps no telemetry here")
+
+
 def test_onnx_runtime_telemetry_is_off(
     tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
 ) -> None:
@@ -528,7 +537,7 @@ def test_onnx_runtime_telemetry_is_off(
     # The same session without the package's switch does store them: the check can fail.
     control = plain_onnx_runtime(tiny_model_path, env)
     assert control.returncode == 0, control.stderr
-    assert list((home / ".cache" / "Microsoft").rglob("onnxruntime.db"))
+    need_telemetry(bool(list((home / ".cache" / "Microsoft").rglob("onnxruntime.db"))))
 
 
 def test_no_onnx_runtime_warning_when_the_home_folder_is_read_only(
@@ -548,7 +557,8 @@ def test_no_onnx_runtime_warning_when_the_home_folder_is_read_only(
     assert result.returncode == 0, result.stderr
     assert "telemetry" not in result.stderr and "\x1b[" not in result.stderr
     control = plain_onnx_runtime(tiny_model_path, env)  # it does warn without the switch
-    assert control.returncode == 0 and "telemetry device ID" in control.stderr
+    assert control.returncode == 0
+    need_telemetry("telemetry device ID" in control.stderr)
 
 
 def test_ray_without_the_cluster_extra_is_a_usage_error(
