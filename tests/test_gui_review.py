@@ -4,6 +4,7 @@ row's confirmed class; it filters, exports to the CSV, reopens from it and guide
 from __future__ import annotations
 
 import csv
+import errno
 from pathlib import Path
 
 import pytest
@@ -563,6 +564,32 @@ def test_a_review_left_by_a_crash_is_said_to_wait_while_the_table_hides_its_offe
     assert "Clear results" in note.toolTip() and "to reopen it" in note.toolTip()
     window.commands.clear.trigger()  # nothing a person set here: no question
     assert not note.isVisible() and window.drop_area.empty_state.reopen_recovery.isVisible()
+
+
+def test_a_crash_copy_that_cannot_be_written_is_said_and_written_once_it_can(
+    qtbot, make_window, folder, tmp_path, monkeypatch
+):
+    # The station's disk fills up: the copy that outlives a crash stops following the
+    # review, and the worker must know to export before more is lost.
+    import desktop.gui.review_recovery as review_recovery
+    from desktop.core.csv_export import write_results_csv
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(review_recovery, "write_results_csv", disk_full)
+    monkeypatch.setattr(review_recovery, "RETRY_MS", 200)
+    window = corrected_window(qtbot, make_window, folder)  # battery.png: Microwave
+    note = window.recovery_offer.waiting
+    qtbot.waitUntil(note.isVisible, timeout=TIMEOUT_MS)
+    assert note.text() == "Crash copy not saved"
+    assert "(No space left on device): export the review now (Ctrl+E)" in note.toolTip()
+    copy = tmp_path / review_recovery.RECOVERY_FILE
+    assert not copy.exists()
+
+    monkeypatch.setattr(review_recovery, "write_results_csv", write_results_csv)  # space freed
+    qtbot.waitUntil(copy.is_file, timeout=TIMEOUT_MS)  # tried again, with no change made
+    qtbot.waitUntil(lambda: not note.isVisible(), timeout=TIMEOUT_MS)
 
 
 def test_a_second_window_says_it_keeps_no_crash_copy(qtbot, make_window, folder):

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 from desktop.gui.drop_area import DropArea
 from desktop.gui.open_csv import CsvReopen
-from desktop.gui.review_recovery import ReviewRecovery, saved_at
+from desktop.gui.review_recovery import RETRY_MS, ReviewRecovery, saved_at
 
 
 class RecoveryOffer(QObject):
@@ -40,6 +40,7 @@ class RecoveryOffer(QObject):
         empty_state.reopen_recovery.clicked.connect(self._reopen_newest)
         empty_state.discard_recovery.clicked.connect(self._discard_newest)
         reopen.opened.connect(self._on_reopened)
+        recovery.trouble_changed.connect(self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
@@ -50,7 +51,8 @@ class RecoveryOffer(QObject):
 
     def _show_note(self, when: str | None) -> None:
         """The status bar's note: a window that keeps no copy of its review for after a
-        crash says so while it is open (its worker must export as they go); else a review
+        crash says so while it is open (its worker must export as they go), as does one whose
+        copy could not be written (a full disk) until it is; else a review
         left by a crash (saved `when`) is said to wait while the table hides its offer.
         Short, beside the messages at 1024 px; the rest is in its tooltip."""
         if not self._recovery.enabled:
@@ -64,6 +66,13 @@ class RecoveryOffer(QObject):
                 f"{where} the copy of an unsaved review that outlives a crash: export this "
                 "window's review as you go (Ctrl+E)"
             )
+        elif self._recovery.trouble:
+            text = "Crash copy not saved"
+            tip = (
+                f"The copy of this window's unsaved review that outlives a crash could not be "
+                f"written to {self._recovery.folder} ({self._recovery.trouble}): export the "
+                f"review now (Ctrl+E). It is tried again every {RETRY_MS // 1000} seconds"
+            )
         elif when:
             text = f"Unsaved review of {when} waits"
             tip = (
@@ -75,7 +84,8 @@ class RecoveryOffer(QObject):
             text = tip = ""
         self.waiting.setText(text)
         self.waiting.setToolTip(tip)
-        self.waiting.setVisible(bool(tip) and (self._results_shown or not self._recovery.enabled))
+        always = not self._recovery.enabled or self._recovery.trouble
+        self.waiting.setVisible(bool(tip) and bool(self._results_shown or always))
 
     @Slot(bool)
     def _on_results_shown(self, shown: bool) -> None:

@@ -9,6 +9,7 @@ clean end leaves no file; a crash, a power cut or Ctrl+C in the terminal leaves 
 next start moves it aside under a name of its own ("unsaved-review.20261206-172510.csv")
 before writing its own, and offers each such file back until it is reopened in full or
 discarded: a session that ends before the worker decides adds one, never replaces one.
+A copy that cannot be written (a full disk) is said (`trouble`) and tried again until it is.
 
 One window at a time keeps the copy (a lock file, freed when its process is gone): a second
 window of the app would otherwise take the first one's live review for a crashed one's.
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QLockFile, QObject, QTimer, Slot
+from PySide6.QtCore import QLockFile, QObject, QTimer, Signal, Slot
 
 from desktop.core.csv_export import write_results_csv
 from desktop.gui.background import BackgroundCall
@@ -34,10 +35,13 @@ LEFTOVER_PATTERN = "unsaved-review.*.csv"  # earlier sessions' files, moved asid
 LOCK_FILE = "unsaved-review.lock"
 SAVE_DELAY_MS = 1500  # a burst of key presses is written once
 WAIT_S = 5.0  # for a write in progress, at most, before the window closes (a dead share)
+RETRY_MS = 30_000  # a copy that could not be written is tried again this often
 
 
 class ReviewRecovery(QObject):
     """Keeps `folder`/RECOVERY_FILE in step with the table's unsaved review."""
+
+    trouble_changed = Signal()  # `trouble` began, changed or ended
 
     def __init__(self, results: ResultsModel, folder: Path, parent: QObject | None = None):
         super().__init__(parent)
@@ -56,10 +60,17 @@ class ReviewRecovery(QObject):
         except OSError:
             pass  # a read-only profile, or a file that cannot move: offered, never written
         self._call: BackgroundCall | None = None  # the write running, one at a time
+        # Why the copy could not be written last time, until a write works: the worker
+        # must then know a crash would lose what they did since.
+        self.trouble: str | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(SAVE_DELAY_MS)
         self._timer.timeout.connect(self._save)
+        self._retry = QTimer(self)
+        self._retry.setSingleShot(True)
+        self._retry.setInterval(RETRY_MS)
+        self._retry.timeout.connect(self.schedule)
         results.confirmations_changed.connect(self.schedule)
         results.modelReset.connect(self.schedule)  # cleared, or another model's classes
         results.relocated.connect(self.schedule)
@@ -123,13 +134,32 @@ class ReviewRecovery(QObject):
         if self.enabled:
             with contextlib.suppress(OSError):
                 self.path.unlink(missing_ok=True)
+        self._set_trouble(None)  # nothing left to keep
 
     @Slot()
     def _save(self) -> None:
         if self._call is not None and not self._call.done:
             self._timer.start()  # after the write in progress
             return
-        self._call = BackgroundCall(self._job()).start()  # a failure is retried next change
+        call = BackgroundCall(self._job())
+        call.succeeded.connect(self._on_written)  # slots: dropped with this object
+        call.failed.connect(self._on_failed)
+        self._call = call.start()
+
+    @Slot(object)
+    def _on_written(self, _result: object) -> None:
+        self._set_trouble(None)
+
+    @Slot(object)
+    def _on_failed(self, exc: BaseException) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        self._set_trouble(reason or type(exc).__name__)
+        self._retry.start()  # a change meanwhile writes it sooner
+
+    def _set_trouble(self, reason: str | None) -> None:
+        if reason != self.trouble:
+            self.trouble = reason
+            self.trouble_changed.emit()
 
     def _job(self) -> Callable[[], object]:
         """What brings the copy in step with the table as it is now (a snapshot)."""
