@@ -1800,6 +1800,20 @@ def test_an_undo_acts_only_on_photos_in_dests_own_class_folders(engine, tmp_path
     assert [why.split(" ", 2)[2] for _, why in report.failed] == [sort_manifest.OUTSIDE_DEST] * 3
 
 
+def test_a_file_in_the_way_of_a_class_folder_is_named_in_each_failed_row(engine, tmp_path):
+    photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
+    dest.mkdir()
+    (dest / "Mouse").write_bytes(b"someone's notes")
+    report = sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert report.failed == [
+        (
+            str(photos / "mouse.png"),
+            f"{dest / 'Mouse'} is not a folder: rename it to sort this class",
+        )
+    ]
+    assert (dest / "Mouse").read_bytes() == b"someone's notes" and len(report.filed) == 11
+
+
 def test_a_class_folder_planted_as_a_link_takes_no_photo(engine, tmp_path) -> None:
     photos, dest, outside = photo_folder(tmp_path / "photos"), tmp_path / "share", tmp_path / "x"
     outside.mkdir()

@@ -4,6 +4,7 @@ does not repeat what the CSV holds."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -725,6 +726,31 @@ def test_a_watch_stopped_by_a_full_destination_says_a_restart_finishes(
     assert "the watch stopped: the destination is full after 0 photos" in said
     assert said.rstrip().endswith("(started again, the watch sorts what is left)")
     assert len(read_rows(out)) == 1  # classified, and in the CSV, for the restart to sort
+
+
+def test_a_watch_stopped_by_a_full_disk_under_its_csv_names_the_csv(
+    tiny_model_path, tmp_path, monkeypatch, capsys
+) -> None:
+    import errno
+
+    from desktop.core import csv_export
+    from desktop.core.cli import main
+
+    real_append = csv_export.append_whole
+
+    def full_after_the_header(fd: int, data: bytes) -> None:
+        if data.startswith(codecs.BOM_UTF8):
+            return real_append(fd, data)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(csv_export, "append_whole", full_after_the_header)
+    camera, out = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    argv = ["--watch", str(camera), "--csv", str(out), "--poll", "0.1"]
+    assert main([*argv, "--model", str(tiny_model_path)]) == 1
+    said = capsys.readouterr().err
+    assert f"the watch stopped: No space left on device: {out}" in said
 
 
 def test_a_sorting_watch_goes_on_when_its_destinations_numbers_change(

@@ -21,7 +21,7 @@ from .engine import Engine
 from .model_info import ModelError
 from .results import Prediction
 from .sort_manifest import MANIFEST_FILE
-from .sort_records import SortError, SortStopped
+from .sort_records import SortError, SortStopped, reason_for
 from .sort_undo import undo_sort
 from .sorting import check_destination, sort_into
 from .stop_signals import Stopped, stop_signals_ask
@@ -137,8 +137,8 @@ def watch(args: argparse.Namespace) -> int:
     except SortError as exc:  # "sort again" means: start the watch again
         error(f"the watch stopped: {exc} (started again, the watch sorts what is left)")
         return EXIT_WRITE_FAILED
-    except OSError as exc:  # a CSV that cannot be appended to
-        error(f"the watch stopped: {exc.strerror or exc}")
+    except OSError as exc:  # a CSV that cannot be appended to (the file named: a full disk)
+        error(f"the watch stopped: {reason_for(exc, naming_the_file=True)}")
         return EXIT_WRITE_FAILED
     return EXIT_OK
 

@@ -148,7 +148,7 @@ class ResultsCsvAppender:
     ):
         self._class_names, self._threshold = list(class_names), threshold
         header = results_header(class_names)
-        target = Path(path)
+        target = self._path = Path(path)
         is_new = not (target.exists() and target.stat().st_size)
         if not is_new:
             with target.open(encoding=CSV_ENCODING, newline="") as handle:
@@ -166,7 +166,11 @@ class ResultsCsvAppender:
 
     def append(self, predictions: Iterable[Prediction]) -> None:
         rows = [result_row(p, self._class_names, self._threshold) for p in predictions]
-        append_whole(self._fd, csv_lines(rows))
+        try:
+            append_whole(self._fd, csv_lines(rows))
+        except OSError as exc:  # a write's error names no file: a full disk, but which?
+            exc.filename = exc.filename or str(self._path)
+            raise
 
     def close(self) -> None:
         os.close(self._fd)

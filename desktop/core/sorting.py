@@ -408,7 +408,11 @@ def _refile(
 def _make_class_folder(folder: Path) -> None:
     """Make a class folder in DEST (never DEST itself again: see _stop_if_gone); an OSError
     for a link put there in its place, which would send its photos out of DEST."""
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileExistsError:  # a file of the class's name (not a folder, nor a link to one)
+        reason = f"{folder} is not a folder: rename it to sort this class"
+        raise OSError(errno.EEXIST, reason, str(folder)) from None
     # Where the folder really is, as an undo reads the manifest (a Windows junction is no
     # symbolic link to is_symlink, and takes no administrator to make).
     real = os.path.normcase(os.path.dirname(os.path.realpath(folder)))
