@@ -4,7 +4,9 @@ A copy lands first under a hidden temporary name in its destination folder, is f
 disk and compared by SHA-256 with its source, and only then takes its final name, by a hard
 link that fails instead of replacing anything (a name already taken gets " (2)", " (3)"
 ...). A copy is always a real, independent copy; for a move on the same file system, whose
-caller then deletes the source, a hard link is placed instead (no bytes copied).
+caller then deletes the source, a hard link is placed instead (no bytes copied). A copy
+a kill or a power cut left under its temporary name is deleted by the next sort or undo
+(`remove_leftover_copies`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +29,8 @@ AnyPath = TypeVar("AnyPath", bound=PurePath)  # a Path stays a Path
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 # Windows on FAT or exFAT: ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED (Python: EINVAL).
 _WINDOWS_NO_HARD_LINKS = {1, 50}
+_TEMPORARY_ENDING = ".sorting.tmp"
+_TEMPORARY_NAME = re.compile(r"\.[0-9a-f]{12}" + re.escape(_TEMPORARY_ENDING) + r"\Z")
 
 
 def numbered(wanted: AnyPath, number: int) -> AnyPath:
@@ -67,7 +72,7 @@ def _place(source: Path, wanted: Path, expected_sha256: str | None, link: bool) 
         except OSError as exc:
             if isinstance(exc, FileExistsError) or not _no_hard_links(exc):
                 raise
-    temporary = wanted.with_name(f".{uuid.uuid4().hex[:12]}.sorting.tmp")
+    temporary = wanted.with_name(f".{uuid.uuid4().hex[:12]}{_TEMPORARY_ENDING}")
     try:
         with source.open("rb") as reader, temporary.open("xb") as writer:
             shutil.copyfileobj(reader, writer, _CHUNK)
@@ -82,6 +87,17 @@ def _place(source: Path, wanted: Path, expected_sha256: str | None, link: bool) 
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
     return target
+
+
+def remove_leftover_copies(folder: Path) -> None:
+    """Delete the copies in `folder` that a sort or an undo killed midway left under a
+    temporary name (hidden, whole or not, never a photo's only copy: the source is only
+    deleted once the copy has its name). For a caller holding the destination's lock."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if _TEMPORARY_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _claim_name(wanted: Path, put: Callable[[Path], None]) -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .file_placing import already_back, free_name, is_same_path, place
+from .file_placing import already_back, free_name, is_same_path, place, remove_leftover_copies
 from .hashing import file_sha256
 from .sort_lock import alone_in
 from .sort_manifest import MANIFEST_FILE, UNDONE_MANIFEST_FILE, read_manifest, write_manifest
@@ -76,6 +76,8 @@ def _undo_all(dest: Path, manifest: Path, pace: _Pace) -> SortReport:
     report, left, undone = SortReport(), [], []
     stopped = _undo_each(manifest, entries, report, left, undone, pace)
     try:
+        for folder in _folders_written(entries):  # a killed sort's or undo's half copies
+            remove_leftover_copies(folder)
         _remove_emptied_folders(dest, undone)
         if undone:
             write_manifest(free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
@@ -189,6 +191,12 @@ def _folder_to_put_back_into(source: Path) -> None:
             f"deleted, once {folder} is made again)",
         )
     folder.mkdir(exist_ok=True)
+
+
+def _folders_written(entries: list[Filed | DamagedRow]) -> set[Path]:
+    """The folders a sort filed `entries` into, and those an undo puts them back into."""
+    filed = [entry for entry in entries if isinstance(entry, Filed)]
+    return {Path(path).parent for e in filed for path in (e.source, e.destination)}
 
 
 def _remove_emptied_folders(dest: Path, undone: list[Filed]) -> None:

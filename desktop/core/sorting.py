@@ -30,7 +30,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .discovery import file_state
-from .file_placing import canonical, identical_in_place, is_same_path, place
+from .file_placing import (
+    canonical,
+    identical_in_place,
+    is_same_path,
+    place,
+    remove_leftover_copies,
+)
 from .hashing import file_sha256
 from .preprocessing import is_photo_file
 from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
@@ -191,6 +197,8 @@ def _file_each(
     entries = manifest_entries(dest)
     done = latest_in_place(entries)
     _remove_refile_leftovers(entries, done)
+    for folder in _folders_in(dest):  # a killed sort's half-made copies
+        remove_leftover_copies(folder)
     claimed = {filed.destination for filed in done.values()}
     by_placement = {filed.destination: filed for filed in done.values()}
     folders = class_folders(class_names)
@@ -478,6 +486,13 @@ def _is_text(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _folders_in(dest: Path) -> list[Path]:
+    """The folders directly in `dest` (its class folders), never through a link."""
+    with contextlib.suppress(OSError), os.scandir(dest) as entries:
+        return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+    return []
 
 
 def _remove_refile_leftovers(entries: list[Filed], latest: Mapping[str, Filed]) -> None:
