@@ -898,6 +898,21 @@ def test_the_summary_counts_unknown_items_apart_from_their_nearest_class() -> No
     assert COLOURS[STATUS_UNKNOWN] in {colour for _, colour in picture.getcolors(1 << 16)}
 
 
+def test_the_summary_draws_accented_class_names_as_letters_not_boxes() -> None:
+    # A retrained model for a French station: Pillow's own font drew every accented
+    # letter as the same box as a letter it has no glyph for.
+    from desktop.core.summary import LABEL_WIDTH, MARGIN, ROW_HEIGHT, BatchSummary, render
+
+    names = ["Batterie usagée", "Batterie usag\u4e2de"]  # the second: a letter no font here has
+    picture = render(BatchSummary(names, THRESHOLD, "modèle.onnx", "0" * 64))
+    top = MARGIN + 78
+    labels = [
+        picture.crop((MARGIN, y, MARGIN + LABEL_WIDTH, y + ROW_HEIGHT)).tobytes()
+        for y in (top, top + ROW_HEIGHT)
+    ]
+    assert labels[0] != labels[1]
+
+
 def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) -> None:
     from PIL import Image
 

@@ -9,6 +9,7 @@ file and its SHA-256, the review threshold and the date.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter
@@ -31,6 +32,9 @@ COLOURS = {
 }
 BAR_STATUSES = (STATUS_OK, STATUS_REVIEW)
 WIDTH, ROW_HEIGHT, LABEL_WIDTH, MARGIN = 900, 34, 190, 24
+# Pillow's own font draws every letter outside ASCII as one box ("Batterie usag□e"): a
+# system font with accents comes first (Pillow looks in the system's font folders).
+SYSTEM_FONTS = ("DejaVuSans.ttf", "arial.ttf", "Arial.ttf", "LiberationSans-Regular.ttf")
 
 
 @dataclass
@@ -95,7 +99,7 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
     height = MARGIN * 2 + 78 + ROW_HEIGHT * rows + 80
     picture = Image.new("RGB", (px(WIDTH), px(height)), "white")
     draw = ImageDraw.Draw(picture)
-    title, text, small = (ImageFont.load_default(size=px(s)) for s in (20, 15, 13))
+    title, text, small = (font_of_size(px(s)) for s in (20, 15, 13))
     caption = f"Batch summary: {summary.total} photos"
     draw.text((px(MARGIN), px(MARGIN)), caption, fill="black", font=title)
     draw.text((px(MARGIN), px(MARGIN + 30)), summary.caption(), fill=(90, 90, 90), font=small)
@@ -121,6 +125,17 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
     errors = f"{summary.errors} could not be read (error)"
     draw.text((px(MARGIN), px(y + 24)), errors, fill=COLOURS[STATUS_ERROR], font=text)
     return picture
+
+
+@functools.lru_cache(maxsize=8)
+def font_of_size(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The first of SYSTEM_FONTS found here, else Pillow's own (ASCII letters only)."""
+    for name in SYSTEM_FONTS:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:  # not on this system
+            continue
+    return ImageFont.load_default(size=size)
 
 
 def _legend(
