@@ -139,6 +139,40 @@ def test_a_photo_replaced_since_it_was_classified_is_not_filed_under_the_old_cla
     assert "battery.png: changed since it was classified" in as_read(" ".join(warned))
 
 
+def test_photos_moved_to_a_stick_of_coarse_file_times_can_be_sorted_on(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    # A move to another file system copies the photo, whose time a FAT stick keeps to 2 s:
+    # the row must take the time the file has there, or the next sort calls each one
+    # changed since it was classified.
+    import errno
+    import os
+    import shutil
+
+    from desktop.core import file_placing
+
+    def no_hard_links(*args, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    real_copystat = shutil.copystat
+
+    def copystat_to_two_seconds(source, target):
+        real_copystat(source, target)
+        coarse = os.stat(target).st_mtime_ns // 2_000_000_000 * 2_000_000_000 + 2_000_000_000
+        os.utime(target, ns=(coarse, coarse))
+
+    monkeypatch.setattr(file_placing.os, "link", no_hard_links)
+    monkeypatch.setattr(file_placing.shutil, "copystat", copystat_to_two_seconds)
+    warned: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text: warned.append(text))
+    classified_photos(qtbot, window, tmp_path)
+    for dest in (tmp_path / "stick", tmp_path / "sorted"):
+        window.sorting.sort_into_folders(str(dest), how="move")
+        qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+        assert window.statusBar().currentMessage().startswith(f"Moved 4 photos into {dest}")
+    assert warned == []
+
+
 def test_after_a_copy_sort_a_row_follows_its_photo_put_back_under_a_new_name(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:

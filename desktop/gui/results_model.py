@@ -29,6 +29,7 @@ from PySide6.QtCore import (
 )
 
 from desktop.core.csv_export import readable_text
+from desktop.core.discovery import file_state
 from desktop.core.results import (
     RETRY,
     STATUS_ERROR,
@@ -153,9 +154,10 @@ class ResultRow:
         self.name = os.path.basename(path) or path
         self.folder = os.path.dirname(path)
 
-    def move_to(self, path: str) -> None:
-        """The photo now lives at `path` (a sort moved it, or an undo put it back)."""
-        self._set_prediction(dataclasses.replace(self.prediction, path=path))
+    def move_to(self, path: str, state: FileState | None) -> None:
+        """The photo now lives at `path` (a sort moved it, or an undo put it back), whose
+        size and time are `state` there."""
+        self._set_prediction(dataclasses.replace(self.prediction, path=path, file_state=state))
 
     @property
     def corrected(self) -> bool:
@@ -442,9 +444,12 @@ class ResultsModel(QAbstractTableModel):
                 merged.append((index, keeper))
                 continue
             taken[new_path] = index
-            row.move_to(new_path)
+            # As the file is there: a copy to another file system keeps its time only as
+            # finely as that one can (FAT: 2 s). None stays None: a reopened CSV's row.
+            state = None if state is None else file_state(new_path)
+            row.move_to(new_path, state)
             self._paths.add(new_path)
-            self._file_states[new_path] = state  # a move keeps the file's size and time
+            self._file_states[new_path] = state
             if in_csv is not None:  # a CSV of before the sort finds it (reopen)
                 self._in_csv[new_path] = in_csv
         # Every row's new place and class shown first: the proxy then filters the rows that
