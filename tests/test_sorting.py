@@ -1815,7 +1815,7 @@ def test_an_undo_acts_only_on_photos_in_dests_own_class_folders(engine, tmp_path
     assert [why.split(" ", 2)[2] for _, why in report.failed] == [sort_manifest.OUTSIDE_DEST] * 3
 
 
-def test_half_made_copies_a_kill_left_go_with_the_next_sort_or_undo(engine, tmp_path):
+def test_half_made_copies_a_kill_left_go_with_the_next_sort_or_undo(engine, tmp_path, monkeypatch):
     # kill -9 or a power cut mid-copy leaves a hidden temporary copy: in a class folder
     # (a sort), or beside the photos (an undo putting one back across file systems).
     photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
@@ -1827,12 +1827,17 @@ def test_half_made_copies_a_kill_left_go_with_the_next_sort_or_undo(engine, tmp_
     sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
     assert not sorts_leftover.exists() and someone_elses.is_file()
 
+    # Beside the photos, where another DEST's undo may be copying now, only an idle one.
     undos_leftover = photos / ".abcdef012345.sorting.tmp"
     undos_leftover.write_bytes(b"half a photo")
     (dest / "Battery" / ".fedcba987654.sorting.tmp").write_bytes(b"half a photo")
     undo_sort(dest)
-    assert not undos_leftover.exists() and len(list(photos.iterdir())) == 12
+    assert undos_leftover.is_file()  # written a moment ago: maybe a copy being made
     assert not (dest / "Battery").exists()  # emptied, the leftover gone with it
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    monkeypatch.setattr(sort_undo, "LEFTOVER_IDLE_S", 0.0)  # an hour on
+    undo_sort(dest)
+    assert not undos_leftover.exists() and len(list(photos.iterdir())) == 12
 
 
 def test_a_file_in_the_way_of_a_class_folder_is_named_in_each_failed_row(engine, tmp_path):

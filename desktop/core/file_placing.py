@@ -16,6 +16,7 @@ import errno
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
@@ -89,15 +90,20 @@ def _place(source: Path, wanted: Path, expected_sha256: str | None, link: bool) 
     return target
 
 
-def remove_leftover_copies(folder: Path) -> None:
+def remove_leftover_copies(folder: Path, *, idle_for_s: float = 0.0) -> None:
     """Delete the copies in `folder` that a sort or an undo killed midway left under a
     temporary name (hidden, whole or not, never a photo's only copy: the source is only
-    deleted once the copy has its name). For a caller holding the destination's lock."""
+    deleted once the copy has its name). In a destination's folder, under its lock, each
+    goes; in a folder another program may be copying into (an undo of another DEST puts
+    photos back there too), only one untouched for `idle_for_s` seconds (its status change
+    time: a copy's writes and its copied time both set it)."""
+    now = time.time()
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             if _TEMPORARY_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+                    if now - entry.stat(follow_symlinks=False).st_ctime >= idle_for_s:
+                        os.unlink(entry.path)
 
 
 def _claim_name(wanted: Path, put: Callable[[Path], None]) -> Path:

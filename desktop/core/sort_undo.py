@@ -25,6 +25,8 @@ from .wording import plural
 
 # What the undo did with one photo (see _undo_one).
 MOVED_BACK, DELETED, IN_PLACE = "moved back", "deleted", "in place"
+# A half-made copy beside the photos goes once untouched this long: not one being made.
+LEFTOVER_IDLE_S = 3600.0
 
 
 def undo_sort(
@@ -76,8 +78,7 @@ def _undo_all(dest: Path, manifest: Path, pace: _Pace) -> SortReport:
     report, left, undone = SortReport(), [], []
     stopped = _undo_each(manifest, entries, report, left, undone, pace)
     try:
-        for folder in _folders_written(entries):  # a killed sort's or undo's half copies
-            remove_leftover_copies(folder)
+        _remove_leftover_copies(dest, entries)
         _remove_emptied_folders(dest, undone)
         if undone:
             write_manifest(free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
@@ -193,10 +194,14 @@ def _folder_to_put_back_into(source: Path) -> None:
     folder.mkdir(exist_ok=True)
 
 
-def _folders_written(entries: list[Filed | DamagedRow]) -> set[Path]:
-    """The folders a sort filed `entries` into, and those an undo puts them back into."""
+def _remove_leftover_copies(dest: Path, entries: list[Filed | DamagedRow]) -> None:
+    """The half-made copies a killed sort left in DEST's folders, and a killed undo beside
+    the photos (where another DEST's undo may be copying now: only idle ones there)."""
     filed = [entry for entry in entries if isinstance(entry, Filed)]
-    return {Path(path).parent for e in filed for path in (e.source, e.destination)}
+    for folder in {Path(entry.destination).parent for entry in filed}:
+        remove_leftover_copies(folder)
+    for folder in {Path(entry.source).parent for entry in filed}:
+        remove_leftover_copies(folder, idle_for_s=LEFTOVER_IDLE_S)
 
 
 def _remove_emptied_folders(dest: Path, undone: list[Filed]) -> None:

@@ -55,6 +55,7 @@ from .wording import plural
 REVIEW_FOLDER = "_review"
 ERROR_FOLDER = "_error"
 CHANGED_SINCE_CLASSIFIED = "changed since it was classified: classify it again to sort it"
+_SWEPT: set[Path] = set()  # the destinations this process cleared of a killed sort's copies
 
 
 def folder_for(
@@ -197,8 +198,12 @@ def _file_each(
     entries = manifest_entries(dest)
     done = latest_in_place(entries)
     _remove_refile_leftovers(entries, done)
-    for folder in _folders_in(dest):  # a killed sort's half-made copies
-        remove_leftover_copies(folder)
+    # A killed sort's half-made copies, once a process: a watch sorts every batch, and
+    # need not list every class folder each time.
+    if dest not in _SWEPT:
+        for folder in _folders_in(dest):
+            remove_leftover_copies(folder)
+        _SWEPT.add(dest)
     claimed = {filed.destination for filed in done.values()}
     by_placement = {filed.destination: filed for filed in done.values()}
     folders = class_folders(class_names)
