@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import time
 from pathlib import Path
 
 import pytest
@@ -590,6 +591,25 @@ def test_a_crash_copy_that_cannot_be_written_is_said_and_written_once_it_can(
     monkeypatch.setattr(review_recovery, "write_results_csv", write_results_csv)  # space freed
     qtbot.waitUntil(copy.is_file, timeout=TIMEOUT_MS)  # tried again, with no change made
     qtbot.waitUntil(lambda: not note.isVisible(), timeout=TIMEOUT_MS)
+
+
+def test_a_failed_crash_copy_of_a_review_cleared_meanwhile_is_not_said(
+    qtbot, make_window, folder, monkeypatch
+):
+    import desktop.gui.review_recovery as review_recovery
+
+    def slow_and_full(*args, **kwargs):
+        time.sleep(0.2)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    window = corrected_window(qtbot, make_window, folder)
+    monkeypatch.setattr(review_recovery, "write_results_csv", slow_and_full)
+    window.recovery._timer.stop()
+    window.recovery._save()  # the write on its way when the worker clears the table
+    window.recovery.discard()
+    qtbot.wait(300)  # its outcome arrives
+    assert window.recovery.trouble is None
+    assert not window.recovery_offer.waiting.isVisible()
 
 
 def test_a_second_window_says_it_keeps_no_crash_copy(qtbot, make_window, folder):

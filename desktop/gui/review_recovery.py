@@ -122,15 +122,19 @@ class ReviewRecovery(QObject):
         self._timer.stop()
         try:
             self._job()()
-        except OSError:
+        except OSError as exc:
+            self._on_failed(exc)
             return False
+        self._set_trouble(None)
         return True
 
     def discard(self) -> None:
         """The person chose to lose the review: no copy, and none written later."""
         self._timer.stop()
+        self._retry.stop()
         if self._call is not None:
             self._call.wait(WAIT_S)
+            self._call = None  # its outcome, still on its way, is of a review now gone
         if self.enabled:
             with contextlib.suppress(OSError):
                 self.path.unlink(missing_ok=True)
@@ -143,14 +147,19 @@ class ReviewRecovery(QObject):
             return
         call = BackgroundCall(self._job())
         call.succeeded.connect(self._on_written)  # slots: dropped with this object
-        call.failed.connect(self._on_failed)
+        call.failed.connect(self._on_call_failed)
         self._call = call.start()
 
     @Slot(object)
     def _on_written(self, _result: object) -> None:
-        self._set_trouble(None)
+        if self.sender() is self._call:
+            self._set_trouble(None)
 
     @Slot(object)
+    def _on_call_failed(self, exc: BaseException) -> None:
+        if self.sender() is self._call:
+            self._on_failed(exc)
+
     def _on_failed(self, exc: BaseException) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         self._set_trouble(reason or type(exc).__name__)
