@@ -913,6 +913,16 @@ def test_the_summary_draws_accented_class_names_as_letters_not_boxes() -> None:
     assert labels[0] != labels[1]
 
 
+def test_a_class_name_too_long_for_its_column_is_cut_short_before_the_bar() -> None:
+    from desktop.core.summary import LABEL_WIDTH, MARGIN, ROW_HEIGHT, BatchSummary, render
+
+    name = "Lave-linge à chargement frontal (grand modèle)"
+    picture = render(BatchSummary([name], THRESHOLD, "m.onnx", "0" * 64))
+    top, bar = MARGIN + 78, MARGIN + LABEL_WIDTH
+    gap = picture.crop((bar - 8, top, bar, top + ROW_HEIGHT))  # just left of the bar
+    assert gap.getcolors() == [(8 * ROW_HEIGHT, (255, 255, 255))]
+
+
 def test_the_command_draws_the_batch_summary(tiny_model_path, tmp_path, capsys) -> None:
     from PIL import Image
 

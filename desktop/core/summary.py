@@ -109,7 +109,8 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
     top = MARGIN + 78
     for index, name in enumerate(summary.class_names):
         y = top + index * ROW_HEIGHT
-        draw.text((px(MARGIN), px(y + 8)), name, fill="black", font=text)
+        label = _fitted(draw, name, text, px(LABEL_WIDTH - 12))
+        draw.text((px(MARGIN), px(y + 8)), label, fill="black", font=text)
         x = MARGIN + LABEL_WIDTH
         for status in BAR_STATUSES:
             width = summary.of(name, status) * scale_bar
@@ -125,6 +126,15 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
     errors = f"{summary.errors} could not be read (error)"
     draw.text((px(MARGIN), px(y + 24)), errors, fill=COLOURS[STATUS_ERROR], font=text)
     return picture
+
+
+def _fitted(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+    """`text`, cut short with "…" where it is wider than `width` (it would run into the bar)."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 @functools.lru_cache(maxsize=8)
