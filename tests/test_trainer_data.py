@@ -6,8 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from synthetic_dataset import make_dataset
 from trainer.config import TrainConfig
-from trainer.data import SplitArrays, training_pipeline
+from trainer.data import SplitArrays, load_split, training_pipeline
+from trainer.dataset import load_dataset
 
 CONFIG = TrainConfig(image_size=24, batch_size=8, augment="strong", mix_probability=1.0, seed=7)
 
@@ -85,3 +87,14 @@ def test_heavy_augmentation_erases_a_box_in_about_half_the_images():
 def test_an_unknown_augment_level_is_refused():
     with pytest.raises(ValueError, match="heavy"):
         training_pipeline(_arrays(), num_classes=4, config=CONFIG.replace(augment="extreme"))
+
+
+def test_a_dangling_link_is_decoded_as_unreadable_not_a_crash(tmp_path):
+    """A link whose target is gone is listed among the failures (and left out); the cache
+    key, which reads every file's size and time, must not stop the run on it."""
+    root = make_dataset(tmp_path / "data", per_split={"train": 2, "val": 1, "test": 1}, size=16)
+    link = root / "train" / "alpha" / "gone.jpg"
+    link.symlink_to(tmp_path / "nowhere.jpg")
+    arrays = load_split(load_dataset(root), "train", 16, tmp_path / "cache")
+    assert [path for path, _ in arrays.failures] == [str(link)]
+    assert len(arrays.labels) == 6 and str(link) not in arrays.paths

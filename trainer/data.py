@@ -96,7 +96,11 @@ def _cache_key(paths: list[str], image_size: int, resize: str) -> str:
     # A Pillow (or its libjpeg) upgrade can change decoded pixels: re-decode then.
     digest.update(f"{image_size}|{PIL.__version__}|{features.version('jpg')}".encode())
     for path in paths:
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+        except OSError:  # a link whose target is gone: the decode lists it as unreadable
+            digest.update(f"{path}|unreadable\n".encode())
+            continue
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
