@@ -377,6 +377,34 @@ def test_init_from_warm_starts_a_new_run_and_records_where_it_came_from(
     assert record["weights"]["kind"] == "none" and record["weights"]["sha256"] is None
 
 
+@pytest.mark.parametrize("change", ["classes", "backbone"])
+def test_init_from_a_run_of_other_classes_or_backbone_is_refused_before_the_audit(
+    tiny_data, tmp_path, capsys, change
+):
+    """The same number of other classes (or the same in another order) loads without a
+    complaint; the earlier run's run.json says what it learnt."""
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "model.keras").write_bytes(b"a model")  # refused before it is read
+    recorded = {"class_names": sorted(CLASSES), "config": {"backbone": "efficientnet-lite0"}}
+    if change == "classes":
+        recorded["class_names"] = ["Mouse", "Battery", "Washing Machine"]
+    else:
+        recorded["config"]["backbone"] = "efficientnetv2-b0"
+    (earlier / "run.json").write_text(json.dumps(recorded))
+    run = tmp_path / "run"
+    argv = ["fit", "--data", str(tiny_data), "--out", str(run), *LITE0_TINY,
+            "--init-from", str(earlier / "model.keras")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    if change == "classes":
+        assert "was trained on the classes Mouse, Battery, Washing Machine, but --data" in err
+        assert "has Battery, Mouse, Washing Machine" in err
+    else:
+        assert "with the backbone efficientnetv2-b0, and this run builds efficientnet-lite0" in err
+    assert not (run / "audit").exists()  # refused before the slow audit
+
+
 @pytest.mark.slow
 def test_lite0_presets_train_from_imagenet_in_two_runs(tiny_data, tmp_path, capsys):
     """The product's recipe end to end: head on the frozen ImageNet backbone, then the whole

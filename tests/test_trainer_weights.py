@@ -156,6 +156,18 @@ def test_init_from_a_model_with_other_classes_is_refused(tmp_path):
         load_initial_weights(model, earlier)
 
 
+def test_init_from_a_model_of_another_backbone_names_both_networks(tmp_path):
+    """Both output (None, 3): the message names the networks, not two identical shapes."""
+    earlier = _saved_model(tmp_path, num_classes=3, shift=0.0)  # EfficientNetV2B0
+    config = TrainConfig(image_size=SMALL, weights="none", backbone="efficientnet-lite0")
+    model = build_model(config, 3, NO_WEIGHTS)
+    with pytest.raises(WeightsError) as raised:
+        load_initial_weights(model, earlier)
+    message = str(raised.value)
+    assert "ewaste_efficientnetv2_b0 with outputs (None, 3)" in message
+    assert "this run builds ewaste_efficientnet_lite0 with outputs (None, 3)" in message
+
+
 @pytest.mark.parametrize(
     ("weights", "where", "message"),
     [

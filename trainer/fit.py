@@ -192,10 +192,10 @@ def fit(
             "nothing (images in sub-folders of a class folder do not count)"
         )
     resolve_weights(config.weights, config.backbone)  # fail fast, before the audit's slow work
-    if resume:
+    if resume:  # a resumed run continues from its checkpoint, not from --init-from
         resumable_state(run_dir, config, dataset)
-    else:  # a resumed run continues from its checkpoint, not from --init-from
-        initial_weights_file(config, run_dir)
+    elif init_from := initial_weights_file(config, run_dir):
+        check_init_from_run(init_from, config, dataset)
     print(f"auditing {data_dir} ...", flush=True)
     audit = run_audit(data_dir, audit_folder(run_dir))
     for warning in audit.warnings():
@@ -441,6 +441,28 @@ def initial_weights_file(config: TrainConfig, run_dir: Path) -> Path | None:
             "replaces; pass a new --out"
         )
     return path
+
+
+def check_init_from_run(path: Path, config: TrainConfig, dataset: Dataset) -> None:
+    """Refuse an `--init-from` model whose run.json (beside it) names other classes or
+    another backbone: the same number of other classes loads without a complaint, and would
+    start every output from another class's weights."""
+    earlier = read_run(path.parent)
+    if earlier is None:  # a model without its run folder: only the shapes can be checked
+        return
+    if earlier.class_names is not None and earlier.class_names != dataset.class_names:
+        raise WeightsError(
+            f"--init-from {path} was trained on the classes {', '.join(earlier.class_names)}, "
+            f"but --data {dataset.root} has {', '.join(dataset.class_names)}: start from a "
+            "model of the same classes, in the same order"
+        )
+    backbone = (earlier.config or {}).get("backbone")
+    if backbone is not None and backbone != config.backbone:
+        raise WeightsError(
+            f"--init-from {path} was trained with the backbone {backbone}, and this run "
+            f"builds {config.backbone}: pass --backbone {backbone}, or start from a model of "
+            f"{config.backbone}"
+        )
 
 
 def init_from_record(config: TrainConfig, run_dir: Path) -> dict | None:

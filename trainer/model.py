@@ -96,7 +96,8 @@ def load_initial_weights(model: keras.Model, path: Path) -> None:
     if ours != theirs:
         raise WeightsError(
             f"--init-from {path} is a different network (another class count or backbone): "
-            f"it outputs {earlier.output_shape}, this run needs {model.output_shape}"
+            f"{earlier.name} with outputs {earlier.output_shape}; this run builds "
+            f"{model.name} with outputs {model.output_shape}"
         )
     model.set_weights(earlier.get_weights())
 
