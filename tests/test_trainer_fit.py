@@ -405,6 +405,43 @@ def test_init_from_a_run_of_other_classes_or_backbone_is_refused_before_the_audi
     assert not (run / "audit").exists()  # refused before the slow audit
 
 
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--init-from", "--init-from {bad} is not a .keras model file (not a zip archive"),
+        ("--weights", "{bad} is not a weights file (neither HDF5 nor a .keras archive)"),
+    ],
+)
+def test_an_unreadable_start_file_is_refused_before_the_audit(
+    tiny_data, tmp_path, capsys, flag, message
+):
+    """A file that is there but is not a model (or weights) fails in one line before the
+    slow audit and decode, and leaves no run.json that would refuse the corrected retry."""
+    bad = tmp_path / "junk.keras"
+    bad.write_text("junk")
+    run = tmp_path / "run"
+    recipe = [*LITE0_TINY, "--init-from"] if flag == "--init-from" else [*TINY_RECIPE, flag]
+    assert main(["fit", "--data", str(tiny_data), "--out", str(run), *recipe, str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ewaste-train: error: " + message.format(bad=bad))
+    assert "File not found" not in err  # Keras's words for a file that is there
+    assert not (run / "audit").exists() and not (run / "run.json").exists()
+
+
+def test_a_run_folder_with_no_finished_epoch_does_not_block_a_new_run(tmp_path):
+    """run.json is written before the first epoch: a run stopped before any epoch ended
+    (or by an error at its start) leaves nothing a new run would replace."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    fit_module.refuse_earlier_run(run)  # nothing to keep: not refused
+    for kept in ("state.json", "model.keras"):  # a run with an epoch done; a soup
+        (run / kept).write_text("{}")
+        with pytest.raises(fit_module.ConfigError, match="already holds a run"):
+            fit_module.refuse_earlier_run(run)
+        (run / kept).unlink()
+
+
 @pytest.mark.slow
 def test_lite0_presets_train_from_imagenet_in_two_runs(tiny_data, tmp_path, capsys):
     """The product's recipe end to end: head on the frozen ImageNet backbone, then the whole

@@ -24,11 +24,10 @@ from trainer import data
 from trainer.config import TrainConfig
 from trainer.dataset import Dataset, DatasetError, load_dataset
 from trainer.errors import ConfigError, TrainerError
-from trainer.model import build_model, load_initial_weights
+from trainer.model import build_model, load_earlier_model, load_initial_weights
 from trainer.run_folder import (
     EPOCH_FILE_PATTERNS,
     MODEL_FILE,
-    RUN_FILE,
     STATE_FILE,
     History,
     RunRecord,
@@ -196,6 +195,7 @@ def fit(
         resumable_state(run_dir, config, dataset)
     elif init_from := initial_weights_file(config, run_dir):
         check_init_from_run(init_from, config, dataset)
+        load_earlier_model(init_from)  # a file Keras cannot read fails now, not after the audit
     print(f"auditing {data_dir} ...", flush=True)
     audit = run_audit(data_dir, audit_folder(run_dir))
     for warning in audit.warnings():
@@ -349,8 +349,9 @@ def _resumed_model(run_dir: Path, config: TrainConfig, state: TrainingState) -> 
 
 def refuse_earlier_run(run_dir: Path) -> None:
     """A new run never writes over an earlier one: its model, reports and checkpoints would
-    be replaced, and files of the old model left beside the new."""
-    if any((run_dir / name).exists() for name in (RUN_FILE, STATE_FILE)):
+    be replaced, and files of the old model left beside the new. A run.json alone is a run
+    stopped before its first epoch ended (or by a start-up error): nothing to keep."""
+    if any((run_dir / name).exists() for name in (STATE_FILE, MODEL_FILE)):
         raise ConfigError(
             f"{run_dir} already holds a run; add --resume to continue it, or give a new --out"
         )

@@ -8,6 +8,7 @@ input itself: the model takes float RGB pixels in 0-255 whatever the backbone.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import keras
@@ -83,14 +84,24 @@ def load_backbone_weights(backbone: keras.Model, weights: WeightsSource) -> None
         )
 
 
-def load_initial_weights(model: keras.Model, path: Path) -> None:
-    """Start `model` from every weight of an earlier run's model of the same shape."""
+def load_earlier_model(path: Path) -> keras.Model:
+    """The `--init-from` model, or a WeightsError that says why it cannot be read."""
+    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a file that is there
+        raise WeightsError(
+            f"--init-from {path} is not a .keras model file (not a zip archive: cut short, "
+            "or another kind of file)"
+        )
     try:
-        earlier = keras.saving.load_model(path, compile=False)
+        return keras.saving.load_model(path, compile=False)
     except Exception as exc:
         raise WeightsError(
             f"--init-from {path} is not a model this trainer saved ({_first_line(exc)})"
         ) from exc
+
+
+def load_initial_weights(model: keras.Model, path: Path) -> None:
+    """Start `model` from every weight of an earlier run's model of the same shape."""
+    earlier = load_earlier_model(path)
     ours = [tuple(v.shape) for v in model.weights]
     theirs = [tuple(v.shape) for v in earlier.weights]
     if ours != theirs:

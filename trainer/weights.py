@@ -13,6 +13,7 @@ import hashlib
 import socket
 import urllib.parse
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,16 @@ def resolve_weights(spec: str, backbone: str = "efficientnetv2-b0") -> WeightsSo
         raise WeightsError(
             f"weights file not found: {path}. Pass --weights imagenet, --weights none, or the "
             f"path of an EfficientNetV2B0 no-top weights file ({KERAS_WEIGHTS_FILE})."
+        )
+    # What Keras loads weights from: HDF5 (.h5) or a .keras zip. Checked now, not when the
+    # model is built after the audit and the decode.
+    import h5py  # Keras's own dependency
+
+    if not (h5py.is_hdf5(path) or zipfile.is_zipfile(path)):
+        raise WeightsError(
+            f"{path} is not a weights file (neither HDF5 nor a .keras archive): pass an "
+            f"EfficientNetV2B0 no-top weights file ({KERAS_WEIGHTS_FILE}), --weights imagenet "
+            "or --weights none"
         )
     return WeightsSource("file", path, file_sha256(path))
 
