@@ -53,24 +53,40 @@ SPEED_REPEATS = 7
 
 
 class ImageCalibrationReader(CalibrationDataReader):
-    """Feeds training images one at a time, decoded exactly as for inference."""
+    """Feeds training images, decoded exactly as for inference, `batch_size` at a time: 1
+    for a model of dynamic batch, its own size for a static one (which takes no other).
+    A last, short batch is filled up with repeats of its own images: MinMax calibration
+    keeps each tensor's extremes, which repeated images do not change."""
 
-    def __init__(self, input_name: str, paths: Sequence[Path], size: tuple[int, int], resize: str):
+    def __init__(
+        self,
+        input_name: str,
+        paths: Sequence[Path],
+        size: tuple[int, int],
+        resize: str,
+        batch_size: int = 1,
+    ):
         self.input_name = input_name
         self.size = size
         self.resize = resize
+        self.batch_size = batch_size
         self._paths = iter(paths)
-        self.used = 0
+        self.used = 0  # distinct images fed
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        images: list[np.ndarray] = []
         for path in self._paths:
             try:
-                image = load_model_input(path, self.size, self.resize)
+                images.append(load_model_input(path, self.size, self.resize))
             except ImageLoadError:
                 continue
-            self.used += 1
-            return {self.input_name: image[None]}
-        return None
+            if len(images) == self.batch_size:
+                break
+        if not images:
+            return None
+        self.used += len(images)
+        images += [images[i % len(images)] for i in range(self.batch_size - len(images))]
+        return {self.input_name: np.stack(images)}
 
 
 def quantize_int8(
@@ -96,7 +112,8 @@ def quantize_int8(
         candidate = Path(scratch) / "int8.onnx"
         log(f"int8: calibrating on {len(chosen)} training images")
         started = time.perf_counter()
-        used = _quantize(fp32_path, candidate, Path(scratch), chosen, size, resize)
+        batch = fp32_engine.static_batch or 1
+        used = _quantize(fp32_path, candidate, Path(scratch), chosen, size, resize, batch)
         quantize_seconds = time.perf_counter() - started
 
         log(f"int8: measuring accuracy on {len(evaluation.paths)} images (fp32 and int8), "
@@ -132,6 +149,7 @@ def _quantize(
     calibration: Sequence[Path],
     size: tuple[int, int],
     resize: str,
+    batch_size: int = 1,
 ) -> int:
     """Write the statically quantised model to `target`; returns the images calibrated on."""
     prepared = scratch / "prepared.onnx"
@@ -139,7 +157,7 @@ def _quantize(
     # it lets the quantiser see every tensor's shape. Symbolic shape inference (needs sympy)
     # is only for dynamic-shaped ops; this CNN's shapes are all known to ONNX's own.
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-    reader = ImageCalibrationReader(INPUT_NAME, calibration, size, resize)
+    reader = ImageCalibrationReader(INPUT_NAME, calibration, size, resize, batch_size)
     quantize_static(
         str(prepared),
         str(target),

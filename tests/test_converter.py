@@ -428,6 +428,20 @@ def test_static_batch_export_runs_padded_batches(tmp_path: Path, capsys) -> None
     assert report["images"]["count"] == 5 and report["engine"]["status"] == "passed"
 
 
+def test_static_batch_int8_calibrates_in_batches_of_its_size(tmp_path: Path) -> None:
+    """The calibration feeds the model's own batch size (a static model takes no other);
+    the last, short batch is filled up with repeats, and counted once."""
+    data = write_dataset(tmp_path / "data", CLASSES, {"train": 2, "val": 2, "test": 1})
+    model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES, data_dir=data)
+    out = tmp_path / "static.onnx"
+    argv = ["export", model_path, "--out", out, "--batch", "static", "--static-batch-size", "4",
+            "--int8", "--calibration-images", "5"]  # fmt: skip
+    assert run_cli(*argv) == 0
+    report = json.loads((tmp_path / "static.int8.json").read_text())
+    assert report["settings"]["calibration_images"] == 5  # a batch of 4, then 1 (+3 repeats)
+    assert report["evaluation_images"] == 2 * len(CLASSES)
+
+
 def test_head_is_found_by_layer_type(tmp_path: Path) -> None:
     # Separate Softmax layer, unusual names, Sequential: all resolve to the same parts.
     inputs = keras.Input((SIZE, SIZE, 3))
