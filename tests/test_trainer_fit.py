@@ -507,6 +507,41 @@ def test_a_bad_choice_is_one_line_and_status_2(tiny_data, tmp_path, capsys, flag
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "folder", "message"),
+    [
+        ("audit", "--out", "{file}/sub", "cannot be made: {file} is a file, not a folder"),
+        ("fit", "--out", "{file}/sub", "cannot be made: {file} is a file, not a folder"),
+        ("fit", "--cache-dir", "{file}/cache", "cannot be made: {file} is a file, not a folder"),
+        ("evaluate", "--out", "{file}/a/b", "cannot be made: {file} is a file, not a folder"),
+        pytest.param(
+            "fit",
+            "--cache-dir",
+            "/proc/nope",
+            "cannot be written: /proc refuses new files",
+            marks=pytest.mark.skipif(not Path("/proc/self").exists(), reason="Linux's /proc"),
+        ),
+    ],
+)
+def test_a_folder_that_cannot_be_made_is_one_line_before_any_work(
+    tiny_data, tmp_path, capsys, command, option, folder, message
+):
+    """Not a NotADirectoryError (or FileNotFoundError) traceback after the audit."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    folder = folder.format(file=a_file)
+    argv = [command, "--data", str(tiny_data)]
+    if command == "evaluate":
+        argv.insert(1, str(tmp_path / "model.keras"))
+    if option != "--out":
+        argv += ["--out", str(tmp_path / "run")]
+    assert main([*argv, option, folder]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ewaste-train: error: {option} {folder} ")
+    assert message.format(file=a_file) in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_bug_is_not_disguised_as_a_user_error(tiny_data, tmp_path, monkeypatch):
     """Only TrainerError is a user error: a ValueError from a bug keeps its traceback."""
 

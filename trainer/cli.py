@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from desktop.core.extras import missing_extra
+from desktop.core.safe_files import probe_writing
 from desktop.core.stop_signals import Stopped, stop_signals_raise
 from trainer.config import PRESETS, TrainConfig
 from trainer.errors import TrainerError
@@ -235,9 +236,20 @@ STOPPED_ADVICE = {
 
 
 def _out_folder(path: Path, option: str = "--out") -> Path:
-    """`option` names a folder to write into; an existing file there is a user error."""
+    """`option` names a folder to write into, made when there is something to write: a
+    file there, or a folder that cannot be made, is a user error now, before the long work."""
     if path.exists() and not path.is_dir():
         raise TrainerError(f"{option} {path} is a file; give a folder to write into")
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        raise TrainerError(f"{option} {path} cannot be made: {existing} is a file, not a folder")
+    try:
+        probe_writing(existing)
+    except OSError as exc:
+        raise TrainerError(
+            f"{option} {path} cannot be written: {existing} refuses new files "
+            f"({exc.strerror or exc})"
+        ) from exc
     return path
 
 
