@@ -262,3 +262,18 @@ def test_a_broken_link_in_the_dataset_is_listed_as_unreadable(clean: Path, tmp_p
     reasons = {u["path"]: u["reason"] for u in audit["unreadable"]["files"]}
     assert list(reasons) == ["train/alpha/gone.jpg"]
     assert "train/alpha/gone.jpg" not in audit["usable_images"]["train"]
+
+
+def test_a_single_class_warns_in_audit_and_stops_fit(tmp_path: Path) -> None:
+    """One class trained, then failed at export: nothing to tell apart, said up front."""
+    data = make_dataset(tmp_path / "data", classes=("alpha",), per_split={"train": 2, "val": 1,
+                        "test": 1}, size=16)  # fmt: skip
+    code, err = run_trainer_cli("audit", "--data", data, "--out", tmp_path / "audit")
+    assert code == 0 and "warning: only one class (alpha): a classifier needs at least" in err
+
+    run = tmp_path / "run"
+    tiny = ["--preset", "lite0-head", "--weights", "none", "--image-size", "16", "--epochs", "1",
+            "--batch-size", "2", "--eager", "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    code, err = run_trainer_cli("fit", "--data", data, "--out", run, *tiny)
+    assert code == 2 and "has only one class, alpha: a classifier needs at least two" in err
+    assert not run.exists()  # refused before any slow work

@@ -181,6 +181,11 @@ def fit(
     if not resume:
         refuse_earlier_run(run_dir)
     dataset = load_dataset(data_dir)
+    if len(dataset.class_names) < 2:
+        raise DatasetError(
+            f"{data_dir} has only one class, {dataset.class_names[0]}: a classifier needs "
+            "at least two class folders to tell apart"
+        )
     if not dataset.paths("val"):
         raise DatasetError(
             "the val split has no images: every epoch is scored on it to keep the best one"

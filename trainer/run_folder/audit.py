@@ -115,7 +115,13 @@ class Audit:
 
     def warnings(self) -> list[str]:
         """What a person must hear before training on this dataset."""
-        found = [
+        found = []
+        if len(self.class_names) < 2:  # fit refuses it: nothing to tell apart
+            found.append(
+                f"only one class ({', '.join(self.class_names)}): a classifier needs at "
+                "least two class folders, and fit refuses fewer"
+            )
+        found += [
             f"{split}: no readable image of {', '.join(empty)}"
             for split, per_class in self.counts.items()
             if (empty := [name for name, count in per_class.items() if count == 0])
