@@ -126,6 +126,8 @@ def _plan(options: ExportOptions) -> _Plan:
     _check_output_path(options.out)
     onnx_graph.check_opset(options.opset)
     batch = _batch_size(options)
+    if options.calibration_images < 1:  # INT8 ranges measured on no image: a failure later
+        raise ConvertError("--calibration-images must be at least 1")
     explicit_images = (
         run_info.images_in_folder(options.check_images) if options.check_images else None
     )

@@ -558,6 +558,8 @@ def _model_with(last_layers: str) -> keras.Model:
         # at hand to notice (run.json's data_dir is not on this machine).
         ("classes_differ_from_run", ["--classes Mouse, Battery, PCB differs", "run.json"]),
         ("old_opset", ["--opset must be between 17"]),
+        ("no_calibration_images", ["--calibration-images must be at least 1"]),
+        ("negative_calibration_images", ["--calibration-images must be at least 1"]),
         ("no_class_names", ["no class names", "--classes"]),
         # Without run.json the resize mode is unknown: never guessed, and never overriding.
         ("no_resize_without_run_json", ["no run.json", "--resize stretch or --resize letterbox"]),
@@ -593,6 +595,8 @@ def test_export_errors_are_one_line_exit_2(tmp_path: Path, capsys, case, fragmen
         extra = ["--resize", "letterbox"]
     elif case == "old_opset":
         extra = ["--opset", "13"]
+    elif case.endswith("calibration_images"):
+        extra = ["--int8", "--calibration-images", "0" if case.startswith("no") else "-5"]
     assert run_cli("export", model_path, "--out", out, *extra) == 2
     assert_one_line_error(capsys, *fragments)
     assert not out.exists()
