@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import keras
@@ -22,7 +23,7 @@ from trainer import fit as fit_module
 from trainer import weights as weights_module
 from trainer.cli import main
 from trainer.config import TrainConfig
-from trainer.dataset import load_dataset
+from trainer.dataset import DatasetError, load_dataset
 from trainer.run_folder import TrainingState
 
 CLASSES = ("Battery", "Mouse", "Washing Machine")
@@ -286,6 +287,20 @@ def test_class_missing_from_a_split_is_a_clear_error(tiny_data, tmp_path, capsys
     shutil.rmtree(data / "train" / "Mouse")
     assert main(["audit", "--data", str(data), "--out", str(tmp_path / "audit")]) == 2
     assert "; missing from train: Mouse" in capsys.readouterr().err
+
+
+def test_class_folders_in_other_unicode_forms_are_said_to_be_so(tmp_path):
+    """ "Machine à laver" copied from a Mac (NFD) is not the same folder name, byte for byte,
+    as the others' (NFC): the message says so, not only "missing" twice in the same name."""
+    name = "Machine à laver"
+    splits = {"train": 1, "val": 1, "test": 1}
+    make_dataset(tmp_path, classes=(name, "Mouse"), per_split=splits, size=8)
+    (tmp_path / "test" / name).rename(tmp_path / "test" / unicodedata.normalize("NFD", name))
+    with pytest.raises(DatasetError) as raised:
+        load_dataset(tmp_path)
+    message = str(raised.value)
+    assert f"splits; {name} is spelt in 2 Unicode forms, the same letters stored as " in message
+    assert "(test: NFD; train, val: NFC): rename its folders so that every split" in message
 
 
 def test_an_empty_val_split_or_an_unreadable_class_stops_before_training(

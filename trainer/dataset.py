@@ -9,6 +9,7 @@ so its images are listed as `nested_images` and left out, never taken as that cl
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +99,8 @@ def load_dataset(root: str | Path) -> Dataset:
         if set(classes) != every_class
     }
     if missing:
-        details = [f"missing from {name}: {', '.join(names)}" for name, names in missing.items()]
+        details = _unicode_forms(classes_per_split)  # first: it explains what follows
+        details += [f"missing from {name}: {', '.join(names)}" for name, names in missing.items()]
         raise DatasetError("the class folders differ between splits; " + "; ".join(details))
     splits = {}
     for name, folder in split_dirs.items():
@@ -115,6 +117,32 @@ def load_dataset(root: str | Path) -> Dataset:
                     split.samples.append(Sample(path, label))
         splits[name] = split
     return Dataset(root=root, class_names=tuple(reference), splits=splits)
+
+
+def _unicode_forms(classes_per_split: dict[str, list[str]]) -> list[str]:
+    """Names that look the same but are spelt in other Unicode forms in different splits
+    (a folder copied from a Mac keeps "à" as "a" + an accent: NFD, not NFC): said plainly,
+    or "missing from test: X; missing from train: X" names one folder twice."""
+    spellings: dict[str, dict[str, list[str]]] = {}  # NFC name -> spelling -> splits
+    for split, names in classes_per_split.items():
+        for name in names:
+            forms = spellings.setdefault(unicodedata.normalize("NFC", name), {})
+            forms.setdefault(name, []).append(split)
+    return [
+        f"{shown} is spelt in {len(forms)} Unicode forms, the same letters stored as other "
+        "characters ("
+        + "; ".join(f"{', '.join(splits)}: {_form(name)}" for name, splits in forms.items())
+        + "): rename its folders so that every split spells it alike"
+        for shown, forms in spellings.items()
+        if len(forms) > 1
+    ]
+
+
+def _form(name: str) -> str:
+    for form in ("NFC", "NFD"):
+        if unicodedata.is_normalized(form, name):
+            return form
+    return "mixed"
 
 
 def _file_or_broken_link(path: Path) -> bool:
