@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _open_set(args)
             return _verify(args)
     except Stopped as stop:
-        print(f"ewaste-convert: stopped by {stop}; nothing written", file=sys.stderr)
+        written = getattr(stop, "written", None) or "nothing written"  # StoppedAfterWriting
+        print(f"ewaste-convert: stopped by {stop}; {written}", file=sys.stderr)
         return stop.exit_status
     except ParityError as exc:
         print(f"ewaste-convert: {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ from converter.model_files import temporary_model
 from converter.quantize import DEFAULT_CALIBRATION_IMAGES, quantize_int8
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError, parse_model_info
+from desktop.core.stop_signals import Stopped
 from trainer.files import write_json_atomic
 from trainer.run_folder import relative_data_dir
 
@@ -68,6 +69,15 @@ def int8_paths(onnx_path: Path) -> tuple[Path, Path]:
         onnx_path.with_name(f"{onnx_path.stem}.int8.onnx"),
         onnx_path.with_name(f"{onnx_path.stem}.int8.json"),
     )
+
+
+class StoppedAfterWriting(Stopped):
+    """A stop that came after some files were finished: `written` says which, for the
+    message that would otherwise say nothing was written."""
+
+    def __init__(self, signum: int, written: str):
+        super().__init__(signum)
+        self.written = written
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,14 @@ def export(options: ExportOptions, log=print) -> dict[str, Any]:
         **_write_checked_model(proto, plan, options, log),
     }
     if options.int8:
-        summary["int8"] = _write_int8_model(plan, options, log)
+        try:
+            summary["int8"] = _write_int8_model(plan, options, log)
+        except Stopped as stop:  # the checked model is in place: only its INT8 copy is not
+            raise StoppedAfterWriting(
+                stop.signum,
+                f"{options.out} and {summary['parity_report']} were written (checked); "
+                "no INT8 copy: export again with --int8 to make one",
+            ) from stop
     return summary
 
 

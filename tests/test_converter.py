@@ -884,6 +884,32 @@ def test_a_stop_signal_mid_export_removes_the_temporary_file(
 
 
 @pytest.mark.slow
+def test_a_stop_during_int8_says_the_checked_model_was_written(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The FP32 model and its parity report are in place before INT8 starts: "nothing
+    written" would send a person looking for a file that is there."""
+    import converter.export as export_module
+
+    data = write_dataset(tmp_path / "data", CLASSES, {"train": 1, "val": 1, "test": 1})
+    model_path = write_run_dir(tmp_path / "run", tiny_model(), CLASSES, data_dir=data)
+
+    def quantize_hit_by_ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("the signal should have stopped the export")
+
+    monkeypatch.setattr(export_module, "quantize_int8", quantize_hit_by_ctrl_c)
+    out = tmp_path / "m.onnx"
+    with deliverable(signal.SIGINT):
+        code = run_cli("export", model_path, "--out", out, "--int8")
+    assert code == 130
+    err = capsys.readouterr().err
+    assert f"stopped by SIGINT; {out} and {tmp_path / 'm.parity.json'} were written" in err
+    assert "no INT8 copy: export again with --int8" in err and "nothing written" not in err
+    assert out.is_file() and (tmp_path / "m.parity.json").is_file()
+    assert "Traceback" not in err
+
+
 def test_reports_name_the_dataset_relative_to_the_run_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
