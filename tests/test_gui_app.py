@@ -881,6 +881,21 @@ def test_opening_a_model_with_other_classes_resets_columns_and_filters(
     assert all(len(r.prediction.probabilities) == 5 for r in window.results.rows)
 
 
+def test_a_watch_classifies_its_folder_again_with_a_model_of_other_classes(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    # The rows of the photos already in the watched folder go with the old classes: the
+    # watch must hand them over again, or they would never be in the table, CSV or sort.
+    window.set_watching(True, str(sample_images_dir))
+    qtbot.waitUntil(lambda: window.results.rowCount() == 6, timeout=RUN_TIMEOUT_MS)
+    other, five = five_class_model(tmp_path)
+    window.open_model(str(other))
+    qtbot.waitUntil(lambda: window.results.class_names == five, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.results.rowCount() == 6, timeout=RUN_TIMEOUT_MS)
+    assert all(len(r.prediction.probabilities) == 5 for r in window.results.rows)
+    window.set_watching(False)
+
+
 def five_class_model(folder: Path) -> tuple[Path, tuple[str, ...]]:
     five = CLASS_NAMES[:5]
     path = build_tiny_model(
