@@ -896,6 +896,31 @@ def test_a_watch_classifies_its_folder_again_with_a_model_of_other_classes(
     window.set_watching(False)
 
 
+def test_the_batch_summary_of_rows_by_two_models_names_both(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    # A model of the same classes keeps the rows: the shift report must not give them all
+    # to the model loaded now.
+    import shutil
+
+    from desktop.core.hashing import file_sha256
+
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    first = (window.engine.model_path.name, window.engine.model_sha256)
+    metadata = tiny_metadata() | {"source_sha256": "1" * 64}  # same classes, another file
+    other = build_tiny_model(tmp_path / "other.onnx", metadata=metadata)
+    window.open_model(str(other))
+    qtbot.waitUntil(lambda: window.engine.model_path == other, timeout=RUN_TIMEOUT_MS)
+    more = tmp_path / "more"
+    shutil.copytree(sample_images_dir, more)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [more]))
+    classified = sum(row.prediction.ok for row in window.results.rows) // 2
+    summary = window.show_summary().summary
+    assert summary.models == {first: classified, ("other.onnx", file_sha256(other)): classified}
+    assert summary.models_line().startswith(f"Classified by more than one model: {classified} by")
+    window.summary_dialog.close()
+
+
 def five_class_model(folder: Path) -> tuple[Path, tuple[str, ...]]:
     five = CLASS_NAMES[:5]
     path = build_tiny_model(

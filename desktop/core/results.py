@@ -37,6 +37,7 @@ STATUS_LABELS: dict[Status, str] = {
 
 
 FileState = tuple[int, int]  # a file's size in bytes and modification time in ns
+ModelId = tuple[str, str]  # a model file's name and SHA-256
 # What an error row lists as its state: the photo is read again whenever it is added.
 RETRY: FileState = (-1, -1)
 
@@ -65,6 +66,9 @@ class Prediction:
     # The file's size and modification time (ns) when it was read, where the caller keeps
     # them (the app, to tell the same photo dropped again from a changed one); else None.
     file_state: FileState | None = None
+    # The model that made it, where the caller keeps it (the app, whose table may hold rows
+    # of two models of the same classes: the batch summary names both); else None.
+    model: ModelId | None = None
 
     def __post_init__(self) -> None:
         if (self.probabilities is None) == (self.error is None):

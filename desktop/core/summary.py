@@ -48,6 +48,9 @@ class BatchSummary:
     counts: Counter = field(default_factory=Counter)
     unknown: int = 0  # unknown items nobody gave a class
     errors: int = 0
+    # Photos per model, where rows name theirs and more than one made the batch (the app
+    # keeps rows when a model of the same classes is opened); else empty.
+    models: Counter = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -55,6 +58,13 @@ class BatchSummary:
 
     def of(self, class_name: str, status: str) -> int:
         return self.counts[(class_name, status)]
+
+    def models_line(self) -> str:
+        """Which model classified how many photos, for a batch of more than one; else ""."""
+        if not self.models:
+            return ""
+        made = [f"{count} by {name} ({sha[:12]}…)" for (name, sha), count in self.models.items()]
+        return "Classified by more than one model: " + ", ".join(made)
 
     def caption(self) -> str:
         """The line under the title; the threshold as given (95.5 %, not a rounded 96 %)."""
@@ -74,7 +84,9 @@ def summarise(
     confirmed: Mapping[str, str] | None = None,
 ) -> BatchSummary:
     summary = BatchSummary(list(class_names), threshold, model_name, model_sha256)
+    made_by: Counter = Counter()
     for prediction in predictions:
+        made_by[prediction.model or (model_name, model_sha256)] += prediction.ok
         status = status_of(prediction, threshold)
         if status == STATUS_ERROR:
             summary.errors += 1
@@ -85,6 +97,8 @@ def summarise(
             continue
         name = person or class_names[prediction.top_index]
         summary.counts[(name, STATUS_OK if person else status)] += 1
+    if len(+made_by) > 1:
+        summary.models = +made_by
     return summary
 
 
@@ -96,7 +110,8 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
         return round(value * scale)
 
     rows = len(summary.class_names)
-    height = MARGIN * 2 + 78 + ROW_HEIGHT * rows + 80
+    models_line = summary.models_line()
+    height = MARGIN * 2 + 78 + ROW_HEIGHT * rows + 80 + (24 if models_line else 0)
     picture = Image.new("RGB", (px(WIDTH), px(height)), "white")
     draw = ImageDraw.Draw(picture)
     title, text, small = (font_of_size(px(s)) for s in (20, 15, 13))
@@ -125,6 +140,9 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
     draw.text((px(MARGIN), px(y)), unknown, fill=COLOURS[STATUS_UNKNOWN], font=text)
     errors = f"{summary.errors} could not be read (error)"
     draw.text((px(MARGIN), px(y + 24)), errors, fill=COLOURS[STATUS_ERROR], font=text)
+    if models_line:
+        line = _fitted(draw, models_line, small, px(WIDTH - 2 * MARGIN))
+        draw.text((px(MARGIN), px(y + 50)), line, fill="black", font=small)
     return picture
 
 

@@ -140,6 +140,7 @@ class ClassifyWorker(QObject):
                 problems = errors = len(problem_rows)
                 self.batch_ready.emit(problem_rows)
             infer_started = time.perf_counter()
+            model = (self._engine.model_path.name, self._engine.model_sha256)
             if images and not self.should_stop():
                 for batch in self._engine.classify(
                     fresh,
@@ -151,7 +152,7 @@ class ClassifyWorker(QObject):
                         break  # the GUI has moved on; do not deliver late rows
                     # Each row carries what its file was when read: a later drop of the
                     # same photo is then left out, a changed one classified again.
-                    batch = [replace(p, file_state=states.get(p.path)) for p in batch]
+                    batch = [replace(p, file_state=states.get(p.path), model=model) for p in batch]
                     done += len(batch)
                     errors += sum(1 for p in batch if not p.ok)
                     elapsed = time.perf_counter() - infer_started
