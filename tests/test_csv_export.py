@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,6 +180,27 @@ def test_text_that_is_not_valid_utf8_is_escaped_not_fatal(tmp_path: Path) -> Non
     assert first[0] == "photos/caf\\xe9.jpg"
     assert second[0] == "'=caf\\xe9.png"  # still neutralised
     assert second[4] == "odd \\ud800 reason"
+
+
+def test_a_photo_whose_name_is_not_text_reopens_with_its_class(tmp_path: Path) -> None:
+    # The CSV holds "caf\xe9.jpg" as text: reopened, it is the photo of those bytes, not
+    # a photo missing (and its class lost), unless a file has that very text as its name.
+    from desktop.core.csv_import import read_results_csv
+
+    try:
+        photo = tmp_path / os.fsdecode(b"caf\xe9.jpg")
+        photo.write_bytes(b"x")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system stores only names that are text")
+    out = tmp_path / "r.csv"
+    row = Prediction(str(photo), probabilities(5, 0.9))
+    write_results_csv(out, [row], CLASS_NAMES, confirmed={str(photo): CLASS_NAMES[2]})
+    reopened = read_results_csv(out, list(CLASS_NAMES))
+    assert [p.path for p in reopened.predictions] == [str(photo)] and reopened.missing == []
+    assert reopened.confirmed == {str(photo): CLASS_NAMES[2]}
+    literal = tmp_path / "caf\\xe9.jpg"  # a name of those very characters, beside it
+    literal.write_bytes(b"y")
+    assert [p.path for p in read_results_csv(out, list(CLASS_NAMES)).predictions] == [str(literal)]
 
 
 BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark

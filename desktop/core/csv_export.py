@@ -18,6 +18,7 @@ import codecs
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -101,6 +102,17 @@ def unguarded_text(cell: str) -> str:
 def text_cell(text: str) -> str:
     """A text cell: valid UTF-8 (see `readable_text`), never run as a formula."""
     return neutralise(readable_text(text))
+
+
+def path_from_text(text: str) -> str:
+    """The file name `readable_text` wrote: its \\xNN escapes back to the bytes (0x80 and
+    up: never text) they stand for, as Python holds them."""
+    raw = re.sub(rb"\\x([89a-f][0-9a-f])", _escaped_byte, text.encode("utf-8", "surrogateescape"))
+    return os.fsdecode(raw)
+
+
+def _escaped_byte(match: re.Match[bytes]) -> bytes:
+    return bytes([int(match.group(1), 16)])
 
 
 def readable_text(text: str) -> str:

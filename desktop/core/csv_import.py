@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .csv_export import CSV_ENCODING, FIXED_COLUMNS, results_header
+from .csv_export import CSV_ENCODING, FIXED_COLUMNS, path_from_text, results_header
 from .csv_export import unguarded_text as _text
 from .results import STATUS_ERROR, STATUS_UNKNOWN, Prediction
 
@@ -52,12 +52,11 @@ def read_results_csv(
     reopened = ReopenedResults()
     for number, row in results_rows(path, class_names):
         prediction = prediction_from_row(row, len(class_names), f"{path.name}, line {number}")
-        if not os.path.exists(prediction.path):
-            now = (moved or {}).get(prediction.path)
-            if now is None or not os.path.exists(now):
-                reopened.missing.append(prediction.path)
-                continue
-            prediction = replace(prediction, path=now)
+        now = _where_now(prediction.path, moved or {})
+        if now is None:
+            reopened.missing.append(prediction.path)
+            continue
+        prediction = replace(prediction, path=now)
         reopened.predictions.append(prediction)
         confirmed = _text(row[-1]) if len(row) == len(expected) else ""
         if confirmed:
@@ -65,6 +64,15 @@ def read_results_csv(
                 raise CsvImportError(f"{path.name}, line {number}: unknown class {confirmed!r}")
             reopened.confirmed[prediction.path] = confirmed
     return reopened
+
+
+def _where_now(written: str, moved: Mapping[str, str]) -> str | None:
+    """Where the photo a row names is now: there, there once its name's \\xNN escapes are
+    bytes again (a name that is not text), or where a sort moved it; None when gone."""
+    for candidate in (written, path_from_text(written), moved.get(written)):
+        if candidate is not None and os.path.exists(candidate):
+            return candidate
+    return None
 
 
 def results_rows(path: Path, class_names: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
