@@ -1186,6 +1186,21 @@ def test_a_name_that_is_not_text_fails_alone_and_leaves_nothing_behind(engine, t
     assert len(manifest_rows(dest)) == 12 and len(files_under(dest)) == 12  # no stray copy
 
 
+def test_a_folder_whose_name_is_not_text_is_named_as_what_to_rename(engine, tmp_path):
+    # A Windows zip unpacked on Linux: "Fotos_Müller" in cp1252 bytes. Renaming the photo
+    # would not help; the message must name the folder.
+    try:
+        folder = tmp_path / Path(os.fsdecode(b"Fotos_M\xfcller"))
+        photos = photo_folder(folder)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system stores only names that are text")
+    dest = tmp_path / "sorted"
+    report = sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    reasons = {reason for _, reason in report.failed}
+    assert reasons == {"its folder Fotos_M\\xfcller has a name that is not valid text: rename it"}
+    assert len(report.failed) == 12
+
+
 def test_an_undo_stopped_after_a_numbered_name_finishes_next_time(engine, tmp_path) -> None:
     done = sorted_once(engine, tmp_path, move=True)
     (done.photos / "battery.png").write_bytes(b"a new photo under the name")

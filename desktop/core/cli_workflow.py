@@ -17,6 +17,7 @@ from .cli_common import (
     checked_output_path,
     error,
 )
+from .csv_export import readable_text
 from .engine import Engine
 from .model_info import ModelError
 from .results import Prediction
@@ -71,7 +72,7 @@ def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_n
         f"(manifest: {args.sort_into / MANIFEST_FILE})" + report.earlier_sort_note()
     )
     for source, reason in report.failed:
-        error(f"not sorted: {source}: {reason}")
+        error(f"not sorted: {readable_text(source)}: {reason}")
     return EXIT_WRITE_FAILED if report.failed else EXIT_OK
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .csv_export import readable_text
 from .discovery import file_state
 from .file_placing import (
     canonical,
@@ -278,6 +279,11 @@ def _changed_since_read(prediction: Prediction) -> bool:
 def _why_not_sorted(source: str) -> str | None:
     """Why the file at `source` is not one a sort files, or None when it is."""
     if not _is_text(source):  # the manifest, a UTF-8 CSV, could not name it
+        folder = next((part for part in Path(source).parent.parts if not _is_text(part)), "")
+        if folder:  # a folder unpacked from another system's zip, say: not the photo's fault
+            return (
+                f"its folder {readable_text(folder)} has a name that is not valid text: rename it"
+            )
         return "its name is not valid text: rename it to sort"
     if not is_photo_file(source):  # a reopened CSV may name any file (a key, say)
         return "not a photo file: only photos are sorted"
