@@ -163,8 +163,10 @@ def free_name(wanted: Path) -> Path:
 def identical_in_place(wanted: Path, digest: str, source: Path, claimed: set[str]) -> Path | None:
     """The file among `wanted`, "stem (2).suffix", ... with this SHA-256 that no other
     photo of the manifest owns, if any (the source itself, when it already sits there)."""
+    # The folder's links resolved once, not for each name: it may hold thousands of one.
+    folder, itself = Path(canonical(wanted)).parent, canonical(source)
     for candidate in _names_taken(wanted):
-        if is_same_path(candidate, source):
+        if str(folder / candidate.name) == itself:
             return candidate
         if str(candidate) not in claimed and _holds(candidate, digest):
             return candidate

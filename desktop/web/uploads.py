@@ -69,11 +69,13 @@ def distinct_names(names: Sequence[str], reserved: Collection[str] = ()) -> list
     another photo the user sent ("IMG_1 (2).jpg" is a camera's name too)."""
     taken = {*names, *reserved}
     given: set[str] = set()
+    next_number: dict[str, int] = {}  # per name: numbers below are given (thousands alike)
     distinct = []
     for name in names:
-        candidate, number = name, 2
+        candidate, number = name, next_number.get(name, 2)
         while candidate in given or (candidate != name and candidate in taken):
             candidate, number = str(numbered(PurePosixPath(name), number)), number + 1
+        next_number[name] = number
         given.add(candidate)
         distinct.append(candidate)
     return distinct
