@@ -1201,6 +1201,24 @@ def test_a_folder_whose_name_is_not_text_is_named_as_what_to_rename(engine, tmp_
     assert len(report.failed) == 12
 
 
+def test_a_second_photo_of_a_name_as_long_as_allowed_is_filed_under_a_shorter_one(
+    engine, tmp_path
+) -> None:
+    # 85 Chinese characters reach the 255-byte limit: " (2)" must not take it past.
+    name = "\u7535" * 83 + ".png"  # 253 bytes
+    mouse = PROTOTYPE_COLOURS["Mouse"]
+    for folder, colour in (("a", mouse), ("b", tuple(min(c + 1, 255) for c in mouse))):
+        (tmp_path / folder).mkdir()
+        write_solid(tmp_path / folder / name, colour)  # two photos, one name, one class
+    rows = [p for f in ("a", "b") for p in classified(engine, tmp_path / f)]
+    dest = tmp_path / "sorted"
+    report = sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    assert report.failed == [] and len(report.filed) == 2
+    assert all(len(os.fsencode(p.name)) <= 255 for p in (dest / "Mouse").iterdir())
+    undo_sort(dest)
+    assert [len(list((tmp_path / f).iterdir())) for f in ("a", "b")] == [1, 1]
+
+
 def test_an_undo_stopped_after_a_numbered_name_finishes_next_time(engine, tmp_path) -> None:
     done = sorted_once(engine, tmp_path, move=True)
     (done.photos / "battery.png").write_bytes(b"a new photo under the name")

@@ -23,6 +23,7 @@ from pathlib import Path, PurePath
 from typing import TypeVar
 
 from .hashing import file_sha256
+from .safe_files import fitting_name
 
 _CHUNK = 1 << 20
 AnyPath = TypeVar("AnyPath", bound=PurePath)  # a Path stays a Path
@@ -36,8 +37,9 @@ _TEMPORARY_NAME = re.compile(r"\.[0-9a-f]{12}" + re.escape(_TEMPORARY_ENDING) + 
 
 def numbered(wanted: AnyPath, number: int) -> AnyPath:
     """The name a second photo of a name takes: "item (2).jpg" (the app, the sort, the web
-    page's rows all number the same way)."""
-    return wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
+    page's rows all number the same way), its stem shortened where the number would take
+    the name past the file system's limit."""
+    return wanted.with_name(fitting_name(wanted.stem, f" ({number}){wanted.suffix}"))
 
 
 def numbered_names(wanted: Path) -> Iterator[Path]:
