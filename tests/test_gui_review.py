@@ -612,6 +612,29 @@ def test_a_failed_crash_copy_of_a_review_cleared_meanwhile_is_not_said(
     assert not window.recovery_offer.waiting.isVisible()
 
 
+def test_an_older_writes_late_success_never_hides_a_failed_write_made_since(
+    qtbot, make_window, folder, monkeypatch
+):
+    import desktop.gui.review_recovery as review_recovery
+
+    writes: list[int] = []
+
+    def slow_then_full(*args, **kwargs):
+        writes.append(1)
+        if len(writes) == 1:
+            time.sleep(0.2)  # an older snapshot, written in the background
+            return
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    window = corrected_window(qtbot, make_window, folder)
+    monkeypatch.setattr(review_recovery, "write_results_csv", slow_then_full)
+    window.recovery._timer.stop()
+    window.recovery._save()
+    assert not window.recovery.flush(now=True)  # a leftover reopened: written at once
+    qtbot.wait(300)  # the older write's success arrives
+    assert window.recovery.trouble == "No space left on device"
+
+
 def test_a_second_window_says_it_keeps_no_crash_copy(qtbot, make_window, folder):
     # A second window (a shortcut double-clicked) leaves the copy to the first: its worker
     # is told to export as they go, or a crash there would lose their review unannounced.

@@ -115,8 +115,10 @@ class ReviewRecovery(QObject):
         be written."""
         if not self.enabled:
             return False
-        if self._call is not None and not self._call.wait(WAIT_S):
-            return False  # a write stuck on a dead share: the window must still close
+        if self._call is not None:
+            if not self._call.wait(WAIT_S):
+                return False  # a write stuck on a dead share: the window must still close
+            self._call = None  # its outcome, on its way, is older than this write's
         if not (self._timer.isActive() or now):
             return True
         self._timer.stop()
@@ -152,13 +154,18 @@ class ReviewRecovery(QObject):
 
     @Slot(object)
     def _on_written(self, _result: object) -> None:
-        if self.sender() is self._call:
+        if self._is_current_call():
             self._set_trouble(None)
 
     @Slot(object)
     def _on_call_failed(self, exc: BaseException) -> None:
-        if self.sender() is self._call:
+        if self._is_current_call():
             self._on_failed(exc)
+
+    def _is_current_call(self) -> bool:
+        """Whether the outcome arriving is the write in progress's: an older one's (a write
+        made at once since, a review discarded) says nothing of the copy now."""
+        return self._call is not None and self.sender() is self._call
 
     def _on_failed(self, exc: BaseException) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
