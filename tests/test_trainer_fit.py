@@ -557,6 +557,25 @@ def test_a_folder_that_cannot_be_made_is_one_line_before_any_work(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_filled_cache_on_a_read_only_share_is_read_not_refused(tmp_path, monkeypatch):
+    # The decode cache is only written where an entry is missing: one filled before may
+    # sit on a read-only share. A run's --out must take files, a new cache folder too.
+    import errno
+
+    import trainer.cli as cli
+
+    def read_only(folder):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(cli, "probe_writing", read_only)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert cli._out_folder(cache, "--cache-dir", filled_may_be_read_only=True) == cache
+    for folder, option in ((cache / "new", "--cache-dir"), (cache, "--out")):
+        with pytest.raises(cli.TrainerError, match="refuses new files"):
+            cli._out_folder(folder, option, filled_may_be_read_only=option == "--cache-dir")
+
+
 def test_a_bug_is_not_disguised_as_a_user_error(tiny_data, tmp_path, monkeypatch):
     """Only TrainerError is a user error: a ValueError from a bug keeps its traceback."""
 

@@ -188,7 +188,7 @@ def _run(args: argparse.Namespace) -> None:
             _out_folder(args.out),
             config,
             resume=args.resume,
-            cache_dir=_out_folder(args.cache_dir, "--cache-dir")
+            cache_dir=_out_folder(args.cache_dir, "--cache-dir", filled_may_be_read_only=True)
             if args.cache_dir
             else data.DEFAULT_CACHE_DIR,
             report_split=args.report_split,
@@ -235,7 +235,7 @@ STOPPED_ADVICE = {
 }
 
 
-def _out_folder(path: Path, option: str = "--out") -> Path:
+def _out_folder(path: Path, option: str = "--out", filled_may_be_read_only: bool = False) -> Path:
     """`option` names a folder to write into, made when there is something to write: a
     file there, or a folder that cannot be made, is a user error now, before the long work."""
     if path.exists() and not path.is_dir():
@@ -243,6 +243,8 @@ def _out_folder(path: Path, option: str = "--out") -> Path:
     existing = next(folder for folder in (path, *path.parents) if folder.exists())
     if not existing.is_dir():
         raise TrainerError(f"{option} {path} cannot be made: {existing} is a file, not a folder")
+    if existing == path and filled_may_be_read_only:
+        return path  # a cache filled before, read from a read-only share, say
     try:
         probe_writing(existing)
     except OSError as exc:
