@@ -913,6 +913,23 @@ def test_the_summary_draws_accented_class_names_as_letters_not_boxes() -> None:
     assert labels[0] != labels[1]
 
 
+def test_the_summary_names_the_model_that_made_the_rows_not_the_one_loaded_now() -> None:
+    from desktop.core.summary import summarise
+
+    sure = [0.9] + [0.1 / 9] * 9
+    earlier, now = ("a.onnx", "a" * 64), ("b.onnx", "b" * 64)
+    rows = [Prediction(f"/shift/{i}.jpg", sure, model=earlier) for i in range(3)]
+    rows.append(Prediction("/shift/3.jpg", sure, model=("a copy.onnx", "a" * 64)))
+    summary = summarise(rows, CLASS_NAMES, THRESHOLD, model_name=now[0], model_sha256=now[1])
+    assert (summary.model_name, summary.model_sha256) == earlier  # one file, two names
+    assert summary.models_line() == ""
+    rows.append(Prediction("/shift/4.jpg", sure, model=now))
+    summary = summarise(rows, CLASS_NAMES, THRESHOLD, model_name=now[0], model_sha256=now[1])
+    assert summary.models_line() == (
+        f"Classified by more than one model: 4 by a.onnx ({'a' * 12}…), 1 by b.onnx ({'b' * 12}…)"
+    )
+
+
 def test_a_class_name_too_long_for_its_column_is_cut_short_before_the_bar() -> None:
     from desktop.core.summary import LABEL_WIDTH, MARGIN, ROW_HEIGHT, BatchSummary, render
 

@@ -84,9 +84,12 @@ def summarise(
     confirmed: Mapping[str, str] | None = None,
 ) -> BatchSummary:
     summary = BatchSummary(list(class_names), threshold, model_name, model_sha256)
-    made_by: Counter = Counter()
+    made_by: Counter = Counter()  # SHA-256 -> photos; one file under two names is one model
+    names = {model_sha256: model_name}
     for prediction in predictions:
-        made_by[prediction.model or (model_name, model_sha256)] += prediction.ok
+        name, sha256 = prediction.model or (model_name, model_sha256)
+        names.setdefault(sha256, name)
+        made_by[sha256] += prediction.ok
         status = status_of(prediction, threshold)
         if status == STATUS_ERROR:
             summary.errors += 1
@@ -97,8 +100,12 @@ def summarise(
             continue
         name = person or class_names[prediction.top_index]
         summary.counts[(name, STATUS_OK if person else status)] += 1
-    if len(+made_by) > 1:
-        summary.models = +made_by
+    made = +made_by
+    if len(made) == 1:  # one model made every row: the one loaded before, maybe
+        [summary.model_sha256] = made
+        summary.model_name = names[summary.model_sha256]
+    elif made:
+        summary.models = Counter({(names[sha], sha): count for sha, count in made.items()})
     return summary
 
 
