@@ -1900,6 +1900,24 @@ def test_half_made_copies_a_kill_left_go_with_the_next_sort_or_undo(engine, tmp_
     assert not undos_leftover.exists() and len(list(photos.iterdir())) == 12
 
 
+def test_a_sort_that_failed_midway_sweeps_its_half_made_copies_next_time(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # A stick pulled out mid-copy may leave a copy its sort could not delete: the same
+    # process's next sort into it must still clear it (a sort sweeps once a process).
+    photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
+    rows = classified(engine, photos)
+    with monkeypatch.context() as patched:
+        manifest_fails_after(patched, 3, errno.EIO)
+        with pytest.raises(SortError):
+            sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD)
+    leftover = dest / "Mouse" / ".0123456789ab.sorting.tmp"
+    leftover.parent.mkdir(exist_ok=True)
+    leftover.write_bytes(b"half a photo")
+    sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD)
+    assert not leftover.exists()
+
+
 def test_a_file_in_the_way_of_a_class_folder_is_named_in_each_failed_row(engine, tmp_path):
     photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
     dest.mkdir()

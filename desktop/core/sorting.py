@@ -56,7 +56,7 @@ from .wording import plural
 REVIEW_FOLDER = "_review"
 ERROR_FOLDER = "_error"
 CHANGED_SINCE_CLASSIFIED = "changed since it was classified: classify it again to sort it"
-_SWEPT: set[Path] = set()  # the destinations this process cleared of a killed sort's copies
+_SWEPT: set[tuple[Path, int, int]] = set()  # see _sweep_once
 
 
 def folder_for(
@@ -199,12 +199,7 @@ def _file_each(
     entries = manifest_entries(dest)
     done = latest_in_place(entries)
     _remove_refile_leftovers(entries, done)
-    # A killed sort's half-made copies, once a process: a watch sorts every batch, and
-    # need not list every class folder each time.
-    if dest not in _SWEPT:
-        for folder in _folders_in(dest):
-            remove_leftover_copies(folder)
-        _SWEPT.add(dest)
+    swept = _sweep_once(dest)
     claimed = {filed.destination for filed in done.values()}
     by_placement = {filed.destination: filed for filed in done.values()}
     folders = class_folders(class_names)
@@ -255,8 +250,10 @@ def _file_each(
                     continue
                 report.filed.append(filed)
     except SortError:
+        _SWEPT.discard(swept)  # a stick pulled out may leave a copy it could not delete
         raise
     except Exception as exc:
+        _SWEPT.discard(swept)
         # The manifest could not be written (a stick pulled out), or something unforeseen:
         # the photos filed by then are elsewhere, and whoever shows them must know.
         raise SortError(
@@ -497,6 +494,19 @@ def _is_text(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _sweep_once(dest: Path) -> tuple[Path, int, int]:
+    """Delete the half-made copies a killed sort left in DEST's folders, once a process (a
+    watch sorts every batch: no listing of every class folder each time); returns the key
+    that marks DEST swept, for a sort that fails to drop (it may leave one)."""
+    info = os.stat(dest)
+    swept = (dest, info.st_dev, info.st_ino)  # one deleted and made again is another
+    if swept not in _SWEPT:
+        for folder in _folders_in(dest):
+            remove_leftover_copies(folder)
+        _SWEPT.add(swept)
+    return swept
 
 
 def _folders_in(dest: Path) -> list[Path]:
