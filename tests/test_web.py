@@ -64,6 +64,9 @@ def start_server(
         process.kill()
         log.close()
         pytest.fail(f"the server did not answer: {Path(log.name).read_text()[-2000:]}")
+    # The page may answer a moment before the command has said where it is served.
+    while "(Ctrl+C stops it)" not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     return process, url, log
 
 

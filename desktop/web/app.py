@@ -398,9 +398,10 @@ def serve(app: gr.Blocks, host: str, port: int) -> int:
         reason = str(exc).split(". ")[0]  # Gradio's advice after it is for its own callers
         print(f"ewaste-web: error: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
         return 2
-    print(f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)", flush=True)
+    said = [f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)"]
     if host in ALL_ADDRESSES:  # "localhost" is this machine's name for it, not theirs
-        print(f"From other machines: http://{socket.gethostname()}:{port}/", flush=True)
+        said.append(f"From other machines: http://{socket.gethostname()}:{port}/")
+    print("\n".join(said), flush=True)  # one write: a reader never sees half of it
     while app.is_running:
         time.sleep(0.2)
     return 0
