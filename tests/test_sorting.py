@@ -1918,6 +1918,27 @@ def test_a_sort_that_failed_midway_sweeps_its_half_made_copies_next_time(
     assert not leftover.exists()
 
 
+def test_a_name_a_fat_stick_refuses_is_said_so_with_the_way_out(engine, tmp_path, monkeypatch):
+    # On a FAT or exFAT stick, "13:05.jpg" is refused as an "Invalid argument", which reads
+    # like a fault of the program, not of the name.
+    photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "stick"
+    (photos / "mouse.png").rename(photos / "mouse 13:05.png")
+    real_place = file_placing._place
+
+    def like_fat(source, wanted, *args):
+        if ":" in wanted.name:
+            raise OSError(errno.EINVAL, "Invalid argument", str(wanted))
+        return real_place(source, wanted, *args)
+
+    monkeypatch.setattr(file_placing, "_place", like_fat)
+    report = sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    [(source, reason)] = report.failed
+    assert source == str(photos / "mouse 13:05.png") and reason.endswith(
+        'no FAT, exFAT or NTFS name has : * ? " < > | or a control character): rename it'
+    )
+    assert reason.startswith("the destination's file system cannot hold this name (Invalid")
+
+
 def test_a_file_in_the_way_of_a_class_folder_is_named_in_each_failed_row(engine, tmp_path):
     photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
     dest.mkdir()

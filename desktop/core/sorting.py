@@ -25,6 +25,7 @@ import contextlib
 import csv
 import errno
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,6 +57,7 @@ from .wording import plural
 REVIEW_FOLDER = "_review"
 ERROR_FOLDER = "_error"
 CHANGED_SINCE_CLASSIFIED = "changed since it was classified: classify it again to sort it"
+_NAMES_FAT_REFUSES = re.compile(r'[:*?"<>|\x00-\x1f]')  # and Windows itself, on any disk
 _SWEPT: set[tuple[Path, int, int]] = set()  # see _sweep_once
 
 
@@ -238,7 +240,7 @@ def _file_each(
                 except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
                     stop_if_full(exc, report)
                     _stop_if_gone(manifest, report)  # then not this photo's fault: it stays
-                    report.failed.append((source, reason_for(exc)))
+                    report.failed.append((source, _why_not_placed(exc, source)))
                     continue
                 _record(manifest, filed, report)
                 claimed.add(filed.destination)
@@ -263,6 +265,19 @@ def _file_each(
             report,
         ) from exc
     return report
+
+
+def _why_not_placed(exc: Exception, source: str) -> str:
+    """Why a photo could not be filed: the system's words, with the way out where DEST's
+    file system (a FAT or exFAT stick, NTFS) refuses a letter of the photo's name, which
+    it says as "Invalid argument" or "Operation not permitted"."""
+    refused = isinstance(exc, OSError) and exc.errno in (errno.EINVAL, errno.EPERM)
+    if refused and _NAMES_FAT_REFUSES.search(Path(source).name):
+        return (
+            f"the destination's file system cannot hold this name ({reason_for(exc)}: no "
+            'FAT, exFAT or NTFS name has : * ? " < > | or a control character): rename it'
+        )
+    return reason_for(exc)
 
 
 def _changed_since_read(prediction: Prediction) -> bool:
