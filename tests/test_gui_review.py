@@ -574,6 +574,7 @@ def test_a_crash_copy_that_cannot_be_written_is_said_and_written_once_it_can(
     # review, and the worker must know to export before more is lost.
     import desktop.gui.review_recovery as review_recovery
     from desktop.core.csv_export import write_results_csv
+    from desktop.gui.style import ERROR_COLOR
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -584,6 +585,7 @@ def test_a_crash_copy_that_cannot_be_written_is_said_and_written_once_it_can(
     note = window.recovery_offer.waiting
     qtbot.waitUntil(note.isVisible, timeout=TIMEOUT_MS)
     assert note.text() == "Crash copy not saved"
+    assert ERROR_COLOR.name() in note.styleSheet()  # a warning: work may be lost
     assert "(No space left on device): export the review now (Ctrl+E)" in note.toolTip()
     copy = tmp_path / review_recovery.RECOVERY_FILE
     assert not copy.exists()
@@ -591,6 +593,7 @@ def test_a_crash_copy_that_cannot_be_written_is_said_and_written_once_it_can(
     monkeypatch.setattr(review_recovery, "write_results_csv", write_results_csv)  # space freed
     qtbot.waitUntil(copy.is_file, timeout=TIMEOUT_MS)  # tried again, with no change made
     qtbot.waitUntil(lambda: not note.isVisible(), timeout=TIMEOUT_MS)
+    assert ERROR_COLOR.name() not in note.styleSheet()
 
 
 def test_a_failed_crash_copy_of_a_review_cleared_meanwhile_is_not_said(

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 from desktop.gui.drop_area import DropArea
 from desktop.gui.open_csv import CsvReopen
 from desktop.gui.review_recovery import RETRY_MS, ReviewRecovery, saved_at
+from desktop.gui.style import ERROR_COLOR
 
 
 class RecoveryOffer(QObject):
@@ -35,7 +36,6 @@ class RecoveryOffer(QObject):
         self._reopening: Path | None = None  # the leftover being reopened
         self._results_shown = drop_area.showing_results
         self.waiting = QLabel()
-        self.waiting.setStyleSheet("color: palette(link);")
         drop_area.results_shown.connect(self._on_results_shown)
         empty_state.reopen_recovery.clicked.connect(self._reopen_newest)
         empty_state.discard_recovery.clicked.connect(self._discard_newest)
@@ -84,6 +84,9 @@ class RecoveryOffer(QObject):
             text = tip = ""
         self.waiting.setText(text)
         self.waiting.setToolTip(tip)
+        # A copy failing is a warning (work may be lost), the others are notes.
+        colour = ERROR_COLOR.name() if self._recovery.trouble else "palette(link)"
+        self.waiting.setStyleSheet(f"color: {colour};")
         always = not self._recovery.enabled or self._recovery.trouble
         self.waiting.setVisible(bool(tip) and bool(self._results_shown or always))
 
