@@ -98,3 +98,23 @@ def test_a_dangling_link_is_decoded_as_unreadable_not_a_crash(tmp_path):
     arrays = load_split(load_dataset(root), "train", 16, tmp_path / "cache")
     assert [path for path, _ in arrays.failures] == [str(link)]
     assert len(arrays.labels) == 6 and str(link) not in arrays.paths
+
+
+def test_a_cache_that_cannot_be_written_is_said_and_the_split_still_loads(
+    tmp_path, monkeypatch, capsys
+):
+    """A --cache-dir on a read-only share (accepted: it may hold a filled cache) whose
+    cache does not fit these images: the decoded split is used, not lost to a traceback."""
+    import errno
+
+    import trainer.data as data
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(data, "replaced_whole", read_only)
+    root = make_dataset(tmp_path / "data", per_split={"train": 2, "val": 1, "test": 1}, size=16)
+    arrays = load_split(load_dataset(root), "train", 16, tmp_path / "cache")
+    assert len(arrays.labels) == 6
+    said = capsys.readouterr().err
+    assert f"warning: cannot cache the train split in {tmp_path / 'cache'} (Read-only" in said

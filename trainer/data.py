@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,16 +79,27 @@ def load_split(
         failures=failures,
     )
     if cache_file:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with replaced_whole(cache_file, "wb") as handle:
-            np.savez(
-                handle,
-                images=arrays.images,
-                labels=arrays.labels,
-                paths=np.asarray(arrays.paths),
-                failures=json.dumps(arrays.failures),
+        try:
+            _write_cache(cache_file, arrays)
+        except OSError as exc:  # a full disk, a read-only share: the run needs no cache
+            reason = exc.strerror or exc
+            print(
+                f"warning: cannot cache the {split} split in {cache_dir} ({reason})",
+                file=sys.stderr,
             )
     return arrays
+
+
+def _write_cache(cache_file: Path, arrays: SplitArrays) -> None:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_whole(cache_file, "wb") as handle:
+        np.savez(
+            handle,
+            images=arrays.images,
+            labels=arrays.labels,
+            paths=np.asarray(arrays.paths),
+            failures=json.dumps(arrays.failures),
+        )
 
 
 def _cache_key(paths: list[str], image_size: int, resize: str) -> str:
