@@ -1926,13 +1926,25 @@ def test_a_name_a_fat_stick_refuses_is_said_so_with_the_way_out(engine, tmp_path
     real_place = file_placing._place
 
     def like_fat(source, wanted, *args):
-        if ":" in wanted.name:
-            raise OSError(errno.EINVAL, "Invalid argument", str(wanted))
+        if "printer" in wanted.name:  # its temporary copy refused: not the name's fault
+            raise OSError(
+                errno.EPERM, "Operation not permitted", "/stick/.a1b2c3d4e5f6.sorting.tmp"
+            )
+        if ":" in wanted.name:  # as os.link says it: from the copy to the name refused
+            raise OSError(
+                errno.EINVAL,
+                "Invalid argument",
+                "/stick/.0123456789ab.sorting.tmp",
+                None,
+                str(wanted),
+            )
         return real_place(source, wanted, *args)
 
     monkeypatch.setattr(file_placing, "_place", like_fat)
+    (photos / "printer.png").rename(photos / "printer 13:06.png")
     report = sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
-    [(source, reason)] = report.failed
+    [(source, reason), (printer, why)] = report.failed
+    assert (printer, why) == (str(photos / "printer 13:06.png"), "Operation not permitted")
     assert source == str(photos / "mouse 13:05.png") and reason.endswith(
         'no FAT, exFAT or NTFS name has : * ? " < > | or a control character): rename it'
     )

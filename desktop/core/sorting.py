@@ -272,7 +272,9 @@ def _why_not_placed(exc: Exception, source: str) -> str:
     file system (a FAT or exFAT stick, NTFS) refuses a letter of the photo's name, which
     it says as "Invalid argument" or "Operation not permitted"."""
     refused = isinstance(exc, OSError) and exc.errno in (errno.EINVAL, errno.EPERM)
-    if refused and _NAMES_FAT_REFUSES.search(Path(source).name):
+    # The name the call failed on (a link's or rename's second), not a temporary copy's.
+    failed_on = refused and (exc.filename2 or exc.filename)
+    if failed_on and _NAMES_FAT_REFUSES.search(os.path.basename(os.fsdecode(failed_on))):
         return (
             f"the destination's file system cannot hold this name ({reason_for(exc)}: no "
             'FAT, exFAT or NTFS name has : * ? " < > | or a control character): rename it'
