@@ -1,14 +1,21 @@
-"""Faults injected into a real sort: the manifest's row append failing part way."""
+"""Faults injected into a real sort: the manifest's row append failing part way, a write
+finding the disk full."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import os
 
 import pytest
 
 from desktop.core import sort_manifest
 from desktop.core.sort_records import Filed
+
+
+def disk_full(*args, **kwargs):
+    """Stands in for any write: the disk is full."""
+    raise OSError(errno.ENOSPC, "No space left on device")
 
 
 def manifest_fails_after(monkeypatch: pytest.MonkeyPatch, rows: int, code: int) -> list:

@@ -575,9 +575,7 @@ def test_a_crash_copy_that_cannot_be_written_is_said_and_written_once_it_can(
     import desktop.gui.review_recovery as review_recovery
     from desktop.core.csv_export import write_results_csv
     from desktop.gui.style import ERROR_COLOR
-
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    from sort_faults import disk_full
 
     monkeypatch.setattr(review_recovery, "write_results_csv", disk_full)
     monkeypatch.setattr(review_recovery, "RETRY_MS", 200)

@@ -31,7 +31,7 @@ from desktop.core.sort_records import SortError, SortStopped
 from desktop.core.sort_undo import undo_sort
 from desktop.core.sorting import ERROR_FOLDER, REVIEW_FOLDER, sort_into
 from fixtures_images import write_solid
-from sort_faults import manifest_fails_after
+from sort_faults import disk_full, manifest_fails_after
 from tiny_model import AMBIGUOUS_COLOUR, CLASS_NAMES, PROTOTYPE_COLOURS
 
 THRESHOLD = 0.7
@@ -973,9 +973,6 @@ def test_a_summary_that_cannot_be_drawn_does_not_hold_back_the_sort(
     # the same (the exit status still says that not everything asked for was written).
     import desktop.core.cli_workflow as cli_workflow
 
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
     monkeypatch.setattr(cli_workflow, "save_png", disk_full)
     photos, dest = photo_folder(tmp_path / "photos"), tmp_path / "sorted"
     args = [str(photos), "--csv", str(tmp_path / "r.csv"), "--summary", str(tmp_path / "s.png")]
@@ -1015,9 +1012,6 @@ def test_a_csv_that_cannot_be_written_says_nothing_was_sorted(
     tiny_model_path, tmp_path, monkeypatch, capsys
 ) -> None:
     import desktop.core.cli as cli
-
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(cli, "write_results_csv", disk_full)
     dest = tmp_path / "sorted"
