@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args(argv)
+    if (args.data / "test").is_dir():  # a dataset's root: its test split would be sorted too
+        parser.error(f"--data {args.data} holds a test split: give its train folder")
+    if not any(p.suffix.lower() in {".jpg", ".png"} for p in args.data.rglob("*")):
+        parser.error(f"--data {args.data} holds no JPEG or PNG photo")
     engine = Engine(args.model)
     names = list(engine.class_names)
     rows = []
