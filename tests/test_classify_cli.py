@@ -91,6 +91,27 @@ def test_console_script_classifies_folders_and_reports(
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_closed_or_full_log_does_not_stop_the_run(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, unbuffered: str
+) -> None:
+    # A station script with stderr closed (2>&-) and its output on a full disk: the run
+    # still writes its CSV, sorts, and exits 0 (it printed no traceback, and not 120).
+    out, dest = tmp_path / "night.csv", tmp_path / "sorted"
+    command = [str(CONSOLE_SCRIPT), str(sample_images_dir), "--csv", str(out)]
+    command += ["--sort-into", str(dest), "--model", str(tiny_model_path)]
+    environment = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    completed = subprocess.run(
+        ["sh", "-c", '"$@" 2>&- >/dev/full', "sh", *command], env=environment, timeout=120
+    )
+    assert completed.returncode == 0
+    rows = read_rows(out)
+    assert rows and {r["status"] for r in rows} <= {"ok", "review", "unknown"}
+    filed = {p.name for p in dest.rglob("*") if p.is_file() and p.parent != dest}
+    assert filed == {Path(r["path"]).name for r in rows}
+
+
 def test_relative_paths_are_written_absolute_like_the_gui(
     tiny_model_path: Path, bad_inputs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,6 +51,7 @@ from .csv_export import write_results_csv
 from .discovery import Collection, collect_images, file_state
 from .earlier_csv import rows_moved_before, why_not_replace
 from .engine import Engine
+from .log_streams import forgiving_output
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
 from .safe_files import fitting_name
@@ -63,6 +64,11 @@ from .wording import plural
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with forgiving_output():  # a closed or full log must not cost the photos their run
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

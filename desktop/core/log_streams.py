@@ -1,0 +1,68 @@
+"""Messages that cannot stop the work: `ewaste-classify` run by a script may have its
+stderr closed (2>&-), its log on a full disk, or its output piped into `head`. None of
+that is about the photos, so a failed write of a message is dropped, and the run goes on
+to write its CSV and sort, and ends with the status its work earned."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+
+class ForgivingStream(io.TextIOBase):
+    """`stream` (None when Python was started without it), with writes that fail dropped."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._stream.write(text)  # type: ignore[union-attr]
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._stream.flush()  # type: ignore[union-attr]
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    def isatty(self) -> bool:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            return bool(self._stream.isatty())  # type: ignore[union-attr]
+        return False
+
+
+@contextlib.contextmanager
+def forgiving_output() -> Iterator[None]:
+    """sys.stdout and sys.stderr, for the block, drop what they cannot write. At its end,
+    output a failed write left buffered goes nowhere instead of failing Python's exit
+    (which would print a traceback and exit 120 after the work was done)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ForgivingStream(saved[0]), ForgivingStream(saved[1])
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        for stream in saved:
+            _flush_or_discard(stream)
+
+
+def _flush_or_discard(stream: TextIO | None) -> None:
+    if stream is None:
+        return
+    try:
+        stream.flush()
+    except (OSError, ValueError):
+        # What Python's documentation advises for a reader that went away: point the
+        # descriptor at the null device so the flush at exit has somewhere to go.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
