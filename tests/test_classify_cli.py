@@ -91,6 +91,27 @@ def test_console_script_classifies_folders_and_reports(
     assert "Traceback" not in completed.stderr
 
 
+def test_a_path_that_does_not_exist_is_a_usage_error_that_writes_nothing(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, capsys
+) -> None:
+    # A nightly script whose camera is not plugged in must see a failure, and keep last
+    # night's CSV, rather than exit 0 over a CSV of one "not found" row.
+    out = tmp_path / "night.csv"
+    argv = ["--csv", str(out), "--model", str(tiny_model_path)]
+    assert main([str(sample_images_dir), *argv]) == 0
+    last_night = out.read_bytes()
+    capsys.readouterr()
+    unplugged = tmp_path / "media" / "camera"
+    assert main([str(sample_images_dir), str(unplugged), *argv]) == 2
+    assert main([str(unplugged), str(tmp_path / "typo.jpg"), *argv]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"ewaste-classify: error: not found: {unplugged}; nothing was classified",
+        f"ewaste-classify: error: not found: {unplugged} (and 1 more); nothing was classified",
+    ]
+    assert out.read_bytes() == last_night
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
 @pytest.mark.parametrize("unbuffered", ["", "1"])
 def test_a_closed_or_full_log_does_not_stop_the_run(
@@ -174,21 +195,6 @@ def test_a_folder_without_images_writes_a_header_only_csv_and_says_so(
     captured = capsys.readouterr()
     assert "0 ok, 0 to review" in captured.out
     assert "warning: no images found in the given paths (1 other file)" in captured.err
-
-
-def test_a_mistyped_folder_is_told_at_once_and_is_an_error_row(
-    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, capsys
-) -> None:
-    out = tmp_path / "r.csv"
-    typo = tmp_path / "photso"
-    args = [str(typo), str(sample_images_dir / "red_battery.jpg")]
-    assert main([*args, "--csv", str(out), "--model", str(tiny_model_path)]) == 0
-    captured = capsys.readouterr()
-    assert f"ewaste-classify: warning: {typo}: " in captured.err
-    assert "1 image to classify with" in captured.err
-    assert "wrote 2 rows" in captured.out and "1 error;" in captured.out
-    rows = {Path(row["path"]).name: row for row in read_rows(out)}
-    assert rows["photso"]["status"] == "error" and rows["red_battery.jpg"]["status"] != "error"
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@
 
 Exit status: 0 when the run completed (files that could not be read are error rows in the
 CSV, they do not fail the run), and for --watch stopped by a signal (its CSV is complete);
-1 when the CSV, the summary or the sort could not be written in full; 2 for a usage error,
-an unusable model, or nothing to undo; 3 when the model (or the Ray cluster) failed
-midway; 128 + the signal number when stopped by Ctrl+C (130), SIGTERM (143) or SIGHUP
-(129), unless the parent ignores that signal (nohup).
+1 when the CSV, the summary or the sort could not be written in full; 2 for a usage error
+(a PATH that does not exist among them), an unusable model, or nothing to undo; 3 when
+the model (or the Ray cluster) failed midway; 128 + the signal number when stopped by
+Ctrl+C (130), SIGTERM (143) or SIGHUP (129), unless the parent ignores that signal (nohup).
 
 A run that does not complete never replaces the CSV at --csv: its finished rows go to
 NAME.partial.csv beside it, and the message says so. A signal that arrives while the
@@ -96,6 +96,10 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             )
         if not args.paths or args.csv is None:
             raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
+        missing = [path for path in args.paths if not os.path.lexists(path)]
+        if missing:  # a camera not plugged in, a typo: a script must not read it as done
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise UsageError(f"not found: {missing[0]}{more}; nothing was classified")
         if args.move and args.sort_into is None:
             raise UsageError("--move goes with --sort-into DEST")
         if args.poll is not None:
@@ -216,8 +220,8 @@ def _among(path: Path, inputs: Sequence[str]) -> bool:
 
 
 def _warn_about_paths(collection: Collection) -> None:
-    """Say at once what the CSV will only list: a mistyped folder, a link loop, or a run
-    that found no image at all, which would otherwise end in an empty CSV and exit 0."""
+    """Say at once what the CSV will only list: a broken link, a link loop, or a run that
+    found no image at all, which would otherwise end in an empty CSV and exit 0."""
     for problem in collection.problems:
         warning(f"{problem.path}: {problem.error}")
     if not collection.images:
