@@ -848,6 +848,22 @@ def test_a_destination_that_cannot_be_written_is_refused_before_any_work(engine,
     assert len(list(photos.iterdir())) == 12
 
 
+def test_a_destination_on_a_drive_not_plugged_in_is_refused_not_made(
+    tiny_model_path, tmp_path, capsys
+) -> None:
+    # Unmounted, /media/station/SORTED is gone with its mount point: making the path again
+    # would move the camera's photos onto the station's own disk, where nobody looks.
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "media" / "station" / "sorted"
+    args = [str(photos), "--csv", str(tmp_path / "r.csv"), "--sort-into", str(dest), "--move"]
+    assert classify_main([*args, "--model", str(tiny_model_path)]) == 2
+    assert "(a drive not plugged in?): create it first" in capsys.readouterr().err
+    assert not (tmp_path / "media").exists() and len(list(photos.iterdir())) == 12
+    dest.parent.mkdir(parents=True)  # plugged in: the last level is made, as before
+    assert classify_main([*args, "--model", str(tiny_model_path)]) == 0
+    assert dest.is_dir() and not list(photos.iterdir())
+
+
 def test_one_photo_is_counted_as_one_photo(tiny_model_path, tmp_path, capsys) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -109,9 +109,9 @@ def check_destination(
     dest: Path, sources: Iterable[Path], *, create: bool = True, move: bool = False
 ) -> None:
     """Refuse a destination that is a file, one inside a source folder (the next run would
-    sort the sorted photos again) or, with `create` (which makes the folder), one that
-    cannot be written; with `move`, a source folder photos cannot be deleted from (a
-    write-protected card: each photo would be copied, then fail)."""
+    sort the sorted photos again) or, with `create` (which makes the folder, never its
+    parent), one that cannot be written; with `move`, a source folder photos cannot be
+    deleted from (a write-protected card: each photo would be copied, then fail)."""
     target = dest.resolve()
     if target.exists() and not target.is_dir():
         raise SortError(f"the destination {dest} is a file, not a folder")
@@ -144,8 +144,13 @@ def check_destination(
             raise SortError(f"cannot read {manifest}: {exc}") from exc
     if not create:
         return
+    if not target.parent.is_dir():  # an unplugged drive's mount point goes with it
+        raise SortError(
+            f"the folder {dest.parent} that would hold {dest.name} does not exist "
+            "(a drive not plugged in?): create it first"
+        )
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        target.mkdir(exist_ok=True)
         probe_writing(target)
     except OSError as exc:
         raise SortError(f"cannot write to {dest}: {exc.strerror or exc}") from exc
