@@ -78,6 +78,30 @@ def test_the_csv_replaces_only_an_earlier_results_csv_without_a_persons_classes(
     assert results.read_bytes() == before
 
 
+def test_a_csv_that_cannot_be_read_is_not_called_another_kind_of_file(
+    run, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another user's results, mode 600: told "not a results CSV", a worker would rename a
+    # good file. (Root reads any file, so the refusal is the file system's, played here.)
+    photos = photos_of_every_class(tmp_path / "photos")
+    theirs = tmp_path / "theirs.csv"
+    assert run(photos, "--csv", theirs) == 0
+    real_open = Path.open
+
+    def refused(path: Path, *args, **kwargs):
+        if path == theirs:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refused)
+    before = theirs.stat().st_mtime_ns
+    capsys.readouterr()
+    assert run(photos, "--csv", theirs) == 2
+    err = capsys.readouterr().err
+    assert f"--csv {theirs} cannot be read to check what it holds: Permission denied" in err
+    assert "not a results CSV" not in err and theirs.stat().st_mtime_ns == before
+
+
 def test_a_stopped_move_sort_run_again_keeps_the_rows_of_the_photos_it_moved(
     run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,7 +23,7 @@ from .hashing import file_sha256
 from .preprocessing import is_photo_file
 from .results import Prediction
 from .sort_history import earlier_moves
-from .sort_records import Filed, SortError
+from .sort_records import Filed, SortError, reason_for
 
 
 def why_not_replace(output: Path) -> str | None:
@@ -45,7 +45,9 @@ def why_not_replace(output: Path) -> str | None:
                         f"{output} holds classes a person confirmed in the app, which this "
                         f"run would replace: give another name"
                     )
-    except (OSError, UnicodeDecodeError, csv.Error):
+    except OSError as exc:  # not its contents: renaming a good file would not help
+        return f"{output} cannot be read to check what it holds: {reason_for(exc)}"
+    except (UnicodeDecodeError, csv.Error):
         return f"{output} is not a results CSV of this app; give another name"
     return None
 
