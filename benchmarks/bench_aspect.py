@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table
+from bench_common import (
+    DEFAULT_DATASET,
+    command_line,
+    environment,
+    markdown_table,
+    split_folder,
+)
 from PIL import Image
 
 from desktop.core.engine import Engine
@@ -66,9 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     engine = Engine(args.model)
     names = list(engine.class_names)
-    items = labelled_images(args.data / args.split)
+    split = split_folder(args.data, args.split)
+    items = labelled_images(split) if split.is_dir() else []
     if not items:
-        print(f"bench_aspect: no images in {args.data / args.split}", file=sys.stderr)
+        print(f"bench_aspect: no images in {split}", file=sys.stderr)
         return 2
     truth = np.array([names.index(label) for _, label in items])
     rows = []

@@ -19,7 +19,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench_common import DEFAULT_DATASET, REPO_ROOT, command_line, environment, markdown_table
+from bench_common import (
+    DEFAULT_DATASET,
+    REPO_ROOT,
+    command_line,
+    environment,
+    markdown_table,
+    refuse_a_test_split,
+)
 
 
 def folder_size_mb(folder: Path) -> float:
@@ -36,9 +43,12 @@ def timed(command: list[str], out: Path) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "dist" / "ewaste-sorter")
-    parser.add_argument("--folder", type=Path, default=DEFAULT_DATASET.parent / "val")
+    parser.add_argument(
+        "--folder", type=Path, default=DEFAULT_DATASET.parent / "val", help="default: %(default)s"
+    )
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
+    refuse_a_test_split(parser, args.folder, "--folder")
     pipelines = {
         "bundle": [str(args.bundle / "ewaste-classify")],
         "pip install": [str(Path(sys.executable).with_name("ewaste-classify"))],

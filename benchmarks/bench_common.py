@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -17,8 +18,37 @@ import desktop.core  # noqa: F401  (first: importing it turns ONNX Runtime's tel
 # isort: split
 import onnxruntime as ort
 
+from trainer.dataset import SPLIT_ALIASES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "ewaste" / "train"
+PHOTO_SUFFIXES = {".jpg", ".png"}
+
+
+def refuse_a_test_split(parser: argparse.ArgumentParser, folder: Path, option: str) -> None:
+    """A dataset's root given to a timing script is refused: its test split, read once
+    for the shipped model, must not be run through anything again."""
+    if (folder / "test").is_dir():
+        parser.error(f"{option} {folder} holds a test split: give its train (or val) folder")
+
+
+def photos_to_time(parser: argparse.ArgumentParser, folder: Path, option: str) -> list[Path]:
+    """The JPEG and PNG photos under `folder` (not a dataset's root), for a script that
+    copies, sorts or times them."""
+    refuse_a_test_split(parser, folder, option)
+    photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
+    if not photos:
+        parser.error(f"{option} {folder} holds no JPEG or PNG photo")
+    return photos
+
+
+def split_folder(root: Path, split: str) -> Path:
+    """`root`'s folder of `split` under any name the trainer takes (val or validation)."""
+    wanted = SPLIT_ALIASES.get(split, split)
+    for child in sorted(root.iterdir()) if root.is_dir() else []:
+        if child.is_dir() and SPLIT_ALIASES.get(child.name.lower()) == wanted:
+            return child
+    return root / split
 
 
 def command_line() -> str:

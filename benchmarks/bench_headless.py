@@ -39,6 +39,7 @@ from bench_common import (
     environment,
     markdown_table,
     positive_ints,
+    refuse_a_test_split,
     warm_page_cache,
 )
 
@@ -273,7 +274,9 @@ def agreement(onnx_run: RunResult, keras_run: RunResult) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", default=str(DEFAULT_DATASET))
+    parser.add_argument(
+        "folder", nargs="?", default=str(DEFAULT_DATASET), help="default: %(default)s"
+    )
     parser.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     parser.add_argument("--batch-sizes", type=positive_ints, default=[1, 8, 32, 64])
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
@@ -290,7 +293,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--flip-average", action="store_true", help="time ewaste-classify --flip-average"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    refuse_a_test_split(parser, Path(args.folder), "FOLDER")
+    return args
 
 
 if __name__ == "__main__":

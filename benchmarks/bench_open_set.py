@@ -31,7 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table
+from bench_common import (
+    DEFAULT_DATASET,
+    command_line,
+    environment,
+    markdown_table,
+    split_folder,
+)
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from converter.open_set import (
@@ -230,8 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     probe = Probe(onnx.load(str(args.model)), str(args.model))
     names = list(probe.info.class_names)
-    train_paths, train_y = labelled(args.data / "train", names)
-    val_paths, val_y = labelled(args.data / "val", names)
+    train_paths, train_y = labelled(split_folder(args.data, "train"), names)
+    val_paths, val_y = labelled(split_folder(args.data, "val"), names)
     _, train_feat, _ = probe.run(train_paths)
     val_logits, val_feat, _ = probe.run(val_paths)
     unseen = unseen_mask(load_dataset(args.data), val_paths)

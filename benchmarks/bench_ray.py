@@ -17,7 +17,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table
+from bench_common import (
+    DEFAULT_DATASET,
+    command_line,
+    environment,
+    markdown_table,
+    refuse_a_test_split,
+)
 
 from desktop.cluster.ray_classify import classify_on_ray
 from desktop.core.csv_export import result_row
@@ -27,9 +33,12 @@ from desktop.core.engine import Engine
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", type=Path, default=DEFAULT_DATASET.parent / "val")
+    parser.add_argument(
+        "--folder", type=Path, default=DEFAULT_DATASET.parent / "val", help="default: %(default)s"
+    )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
+    refuse_a_test_split(parser, args.folder, "--folder")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 

@@ -1,6 +1,6 @@
 """Sorting classified photos into class folders: seconds for copy, move and undo.
 
-    python benchmarks/bench_sort.py [--data DATASET] [--model M.onnx]
+    python benchmarks/bench_sort.py [--data DATASET/train] [--model M.onnx]
 
 Copies every image of the training split (2,400 for the e-waste set; never the test
 split, read once, for the shipped model) into a temporary folder, classifies them once
@@ -22,7 +22,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table
+from bench_common import (
+    DEFAULT_DATASET,
+    command_line,
+    environment,
+    markdown_table,
+    photos_to_time,
+)
 
 import desktop.core.sort_undo as sort_undo
 import desktop.core.sorting as sorting
@@ -32,20 +38,21 @@ from desktop.core.results import DEFAULT_REVIEW_THRESHOLD
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATASET,
+        help="a folder of photos, such as the dataset's train/ (default: %(default)s)",
+    )
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     args = parser.parse_args(argv)
-    if (args.data / "test").is_dir():  # a dataset's root: its test split would be sorted too
-        parser.error(f"--data {args.data} holds a test split: give its train folder")
-    if not any(p.suffix.lower() in {".jpg", ".png"} for p in args.data.rglob("*")):
-        parser.error(f"--data {args.data} holds no JPEG or PNG photo")
+    images = photos_to_time(parser, args.data, "--data")
     engine = Engine(args.model)
     names = list(engine.class_names)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         photos = Path(scratch) / "photos"
         photos.mkdir()
-        images = sorted(p for p in args.data.rglob("*") if p.suffix.lower() in {".jpg", ".png"})
         for index, path in enumerate(images):
             shutil.copy(path, photos / f"{index:05d}-{path.name}")
         files = sorted(photos.iterdir())

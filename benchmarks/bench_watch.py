@@ -1,6 +1,6 @@
 """Watching a camera's folder for a long shift: does memory stay flat?
 
-    python benchmarks/bench_watch.py [--data DATASET] [--waves 30] [--per-wave 100]
+    python benchmarks/bench_watch.py [--data DATASET/train] [--waves 30] [--per-wave 100]
 
 Drops the dataset's photos into a watched folder wave after wave (as a camera would over
 hours, compressed), runs `desktop.core.watch.watch_and_classify` with a CSV, and reads the
@@ -19,7 +19,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench_common import DEFAULT_DATASET, command_line, environment, markdown_table
+from bench_common import (
+    DEFAULT_DATASET,
+    command_line,
+    environment,
+    markdown_table,
+    photos_to_time,
+)
 
 from desktop.core.engine import Engine
 from desktop.core.results import DEFAULT_REVIEW_THRESHOLD
@@ -36,11 +42,16 @@ def resident_mb() -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # The training split, again and again: never the test split, read once for the model.
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATASET,
+        help="a folder of photos, such as the dataset's train/ (default: %(default)s)",
+    )
     parser.add_argument("--waves", type=int, default=30)
     parser.add_argument("--per-wave", type=int, default=100)
     args = parser.parse_args(argv)
-    photos = sorted(p for p in args.data.rglob("*") if p.suffix.lower() in {".jpg", ".png"})
+    photos = photos_to_time(parser, args.data, "--data")
     engine = Engine()
     rows, done = [], threading.Event()
     with tempfile.TemporaryDirectory() as scratch:
