@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from desktop.core.preprocessing import (
     ImageLoadError,
@@ -117,6 +119,27 @@ def test_camera_sized_jpeg_decodes(large_jpeg_path: Path) -> None:
     pixels = decode(large_jpeg_path)
     assert pixels.shape == (32, 32, 3)
     assert_colour(pixels, np.array([0, 240, 0]), tolerance=20)
+
+
+@pytest.mark.parametrize(("width", "height"), [(12000, 10500), (16320, 12240)])
+def test_a_photo_over_the_pixel_limit_says_what_to_set_on_the_camera(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    # A phone's 200 MP mode (16320x12240, over Pillow's own limit too) and a 126 MP image:
+    # the JPEG's frame header claims the size; nothing that large is decoded.
+    header = io.BytesIO()
+    Image.new("RGB", (16, 16), (0, 240, 0)).save(header, format="JPEG")
+    data = bytearray(header.getvalue())
+    frame = data.index(b"\xff\xc0") + 5  # SOF0: length (2), precision (1), then height, width
+    data[frame : frame + 4] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path = tmp_path / "IMG_20261207_200MP.jpg"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageLoadError) as refused:
+        decode(path)
+    assert refused.value.reason.startswith("image too large")
+    assert refused.value.reason.endswith(
+        ": set the camera to a lower resolution (a phone: 12 or 50 MP)"
+    )
 
 
 def test_decompression_bomb_is_refused_without_allocating(tmp_path: Path) -> None:

@@ -81,9 +81,10 @@ ADVICE_FOR_UNREAD_PHOTOS = {
 PHOTO_SUFFIXES = SUPPORTED_SUFFIXES | ADVICE_FOR_UNREAD_PHOTOS.keys()
 
 # Refuse images that declare more pixels than this before decoding them: a PNG header can
-# claim 50000x50000 in a few hundred bytes (a decompression bomb). 120 MP still admits
-# every phone and DSLR photo a sorting station takes.
+# claim 50000x50000 in a few hundred bytes (a decompression bomb). 120 MP admits every DSLR
+# photo and a phone's 50 or 108 MP mode; a 200 MP mode's photo is refused with advice.
 MAX_PIXELS = 120_000_000
+TOO_LARGE_ADVICE = ": set the camera to a lower resolution (a phone: 12 or 50 MP)"
 # A larger image other than a JPEG is shrunk in its own mode first (see `_reduced`), to at
 # least this many times the model's input on its short side.
 REDUCE_ABOVE_PIXELS = 24_000_000
@@ -209,7 +210,7 @@ def _opened_rgb(
                     raise ImageLoadError(
                         path,
                         f"image too large: {image.width}x{image.height} pixels "
-                        f"(limit {MAX_PIXELS // 1_000_000} megapixels)",
+                        f"(limit {MAX_PIXELS // 1_000_000} megapixels){TOO_LARGE_ADVICE}",
                     )
                 # Draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale while staying at
                 # least as large as the target: a 4000x3000 photo decodes ~30x faster.
@@ -225,7 +226,9 @@ def _opened_rgb(
     except Image.DecompressionBombError as exc:
         # Pillow refuses to even open an image far over its own limit (twice ours or more).
         raise ImageLoadError(
-            path, f"image too large: over {MAX_PIXELS // 1_000_000} megapixels, the limit"
+            path,
+            f"image too large: over {MAX_PIXELS // 1_000_000} megapixels, the limit"
+            f"{TOO_LARGE_ADVICE}",
         ) from exc
     except UnidentifiedImageError as exc:
         reason = "not an image file, or not a format this app reads"
