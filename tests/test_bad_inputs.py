@@ -141,6 +141,27 @@ def test_folder_without_images(bad_inputs_dir: Path) -> None:
     assert (text_only.images, text_only.skipped, text_only.problems) == ([], 1, [])
 
 
+def test_jpegs_saved_as_jfif_jpe_or_jif_are_classified_in_a_folder(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    # A browser on Windows saves a photo as .jfif: it is a JPEG, not a "non-image file".
+    photos = tmp_path / "downloads"
+    photos.mkdir()
+    for name, class_name in (
+        ("battery.jfif", "Battery"),
+        ("mouse.JPE", "Mouse"),
+        ("pcb.jif", "PCB"),
+    ):
+        colour = PROTOTYPE_COLOURS[class_name]
+        Image.new("RGB", (64, 48), colour).save(photos / name, format="JPEG", quality=95)
+    collection = collect_images([photos])
+    assert sorted(p.name for p in collection.images) == ["battery.jfif", "mouse.JPE", "pcb.jif"]
+    assert collection.skipped == 0
+    engine = Engine(tiny_model_path, threads=1)
+    rows = [p for batch in engine.classify(collection.images, with_cam=False) for p in batch]
+    assert sorted(CLASS_NAMES[p.top_index] for p in rows) == ["Battery", "Mouse", "PCB"]
+
+
 def test_explicit_paths_that_are_not_images_are_problems(
     bad_inputs_dir: Path, tmp_path: Path
 ) -> None:

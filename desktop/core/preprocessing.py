@@ -59,7 +59,9 @@ PREPROCESSING_CONTRACT = {
     "layout": LAYOUT,
 }
 
-SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+# .jfif, .jpe and .jif are JPEG too: Windows browsers and WhatsApp Web save photos as .jfif.
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".jif"})
+SUPPORTED_SUFFIXES = JPEG_SUFFIXES | {".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 # What Pillow may decode, whatever a file's name says: never a format whose plugin runs a
 # program (EPS starts Ghostscript) or that the station has no business reading. (JPEG opens
 # a phone's MPO too.)
