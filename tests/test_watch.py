@@ -780,3 +780,59 @@ def test_a_sorting_watch_goes_on_when_its_destinations_numbers_change(
         should_stop=lambda: time.monotonic() > deadline or not any(camera.iterdir()),
     )  # fmt: skip
     assert (dest / "Mouse" / "mouse.png").is_file() and (dest / "Battery" / "battery.png").is_file()
+
+
+def test_one_writer_per_watched_csv_and_a_replaced_csv_stops_the_watch(
+    tiny_model_path, tmp_path
+) -> None:
+    # The nightly batch run given the same --csv, a second watch, an editor's save: each
+    # would have put the watch's rows where nobody reads them (the replaced file).
+    camera, out = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    model = ["--model", str(tiny_model_path), "--threads", "1"]
+    watch = [str(CONSOLE_SCRIPT), "--watch", str(camera), "--csv", str(out), "--poll", "0.1"]
+    process = start_with_ctrl_c([*watch, *model])
+    try:
+        assert process.stdout is not None and process.stdout.readline().startswith("watching")
+        (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not out.exists() or len(read_rows(out)) < 1):
+            time.sleep(0.1)
+        held = out.read_bytes()
+        others = [
+            [str(CONSOLE_SCRIPT), str(camera), "--csv", str(out), *model],
+            [*watch, *model],
+        ]
+        for other in others:
+            refused = subprocess.run(other, capture_output=True, text=True, timeout=60)
+            assert refused.returncode == 2, refused.stderr
+            assert "a running watch appends to" in refused.stderr or (
+                f"another watch is appending to {out}" in refused.stderr
+            )
+        assert out.read_bytes() == held
+
+        edited = tmp_path / "edited.csv"  # saved by an editor: a new file under the name
+        edited.write_bytes(held)
+        os.replace(edited, out)
+        (camera / "pcb.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["PCB"]))
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 1, stderr
+    assert f"the watch stopped: {out} was replaced or deleted by another program" in stderr
+    assert [Path(r["path"]).name for r in read_rows(out)] == ["mouse.png"]
+    assert not (tmp_path / ".shift.csv.lock").exists()
+
+    # Started again, it adds the photo whose row went nowhere.
+    process = start_with_ctrl_c([*watch, *model])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(read_rows(out)) < 2:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert [Path(r["path"]).name for r in read_rows(out)] == ["mouse.png", "pcb.png"]

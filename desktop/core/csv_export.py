@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from .folder_lock import FolderLock
 from .results import DEFAULT_REVIEW_THRESHOLD, SIGNIFICANT_DIGITS, Prediction, status_of
-from .safe_files import append_whole, open_own, replaced_whole
+from .safe_files import append_whole, is_file_at, open_own, replaced_whole
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
 CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns before it stay
@@ -150,7 +151,12 @@ class ResultsCsvAppender:
     A batch a full disk cuts short is cut off again. A last line without a line end (a
     power cut during a batch, an editor's save) is ended when it holds a whole row and cut
     off when it does not: the next row must never run into it, and the watch's record names
-    no photo of a batch cut short, so that photo is classified again."""
+    no photo of a batch cut short, so that photo is classified again.
+
+    One appender per CSV at a time (a lock beside it, as for a sort's destination): a second
+    watch would double every row, and a batch run with the same --csv (which checks
+    `is_being_appended`) would replace the file. A CSV another program replaces anyway (an
+    editor's save) is not appended to: rows written into the old file would be lost."""
 
     def __init__(
         self,
@@ -161,23 +167,23 @@ class ResultsCsvAppender:
         self._class_names, self._threshold = list(class_names), threshold
         header = results_header(class_names)
         target = self._path = Path(path)
-        is_new = not (target.exists() and target.stat().st_size)
-        if not is_new:
-            with target.open(encoding=CSV_ENCODING, newline="") as handle:
-                if next(csv.reader(handle), None) != header:
-                    raise ValueError(f"{target} holds other columns; give a new CSV to append to")
-        self._fd = open_own(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "a results CSV")
+        self._lock = appending_lock(target)
+        if not self._lock.acquire():
+            raise ValueError(f"another watch is appending to {target}: give another CSV")
         try:
-            if is_new:  # the mark only at the start of a new file
-                append_whole(self._fd, codecs.BOM_UTF8 + csv_lines([header]))
-            else:
-                _mend_the_last_line(target, self._fd, len(header))
+            self._fd = _opened_for_appending(target, header)
         except BaseException:
-            os.close(self._fd)
+            self._lock.release()
             raise
 
     def append(self, predictions: Iterable[Prediction]) -> None:
         rows = [result_row(p, self._class_names, self._threshold) for p in predictions]
+        if not is_file_at(self._fd, self._path):
+            raise CsvReplacedError(
+                f"{self._path} was replaced or deleted by another program (an editor's save?) "
+                "while the watch appended to it: start the watch again (it classifies again "
+                "the photos still in the folder that the new file lacks)"
+            )
         try:
             append_whole(self._fd, csv_lines(rows))
         except OSError as exc:  # a write's error names no file: a full disk, but which?
@@ -186,6 +192,48 @@ class ResultsCsvAppender:
 
     def close(self) -> None:
         os.close(self._fd)
+        self._lock.release()
+
+
+def _opened_for_appending(target: Path, header: list[str]) -> int:
+    """The CSV at `target` open for appending, with its header (a new file) or its last
+    line mended; ValueError for a file of other columns."""
+    is_new = not (target.exists() and target.stat().st_size)
+    if not is_new:
+        with target.open(encoding=CSV_ENCODING, newline="") as handle:
+            if next(csv.reader(handle), None) != header:
+                raise ValueError(f"{target} holds other columns; give a new CSV to append to")
+    fd = open_own(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "a results CSV")
+    try:
+        if is_new:  # the mark only at the start of a new file
+            append_whole(fd, codecs.BOM_UTF8 + csv_lines([header]))
+        else:
+            _mend_the_last_line(target, fd, len(header))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class CsvReplacedError(OSError):
+    """The CSV a watch appends to is no longer the file under its name."""
+
+
+def appending_lock(path: Path) -> FolderLock:
+    """The lock an appender holds on the CSV at `path` (a hidden file beside it)."""
+    return FolderLock(path.parent, f".{path.name}.lock")
+
+
+def is_being_appended(path: Path) -> bool:
+    """Whether a watch appends to the CSV at `path` now (another process, or this one)."""
+    lock = appending_lock(path)
+    try:
+        if lock.acquire():
+            lock.release()
+            return False
+    except OSError:  # a folder the lock cannot be made in: no watch appends there either
+        return False
+    return True
 
 
 def csv_lines(rows: Iterable[Sequence[str]]) -> bytes:

@@ -18,6 +18,8 @@ import errno
 import os
 from pathlib import Path
 
+from .safe_files import is_file_at
+
 if os.name == "nt":
     import msvcrt
 else:
@@ -32,10 +34,11 @@ _NO_LOCKS = {errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 class FolderLock:
-    """The lock of `folder`: `acquire()` takes it if it is free, `release()` lets it go."""
+    """The lock of `folder` (or, named, of one of its files: a watch's CSV): `acquire()`
+    takes it if it is free, `release()` lets it go."""
 
-    def __init__(self, folder: Path):
-        self._path = folder / LOCK_FILE
+    def __init__(self, folder: Path, name: str = LOCK_FILE):
+        self._path = folder / name
         self._fd: int | None = None
 
     def acquire(self) -> bool:
@@ -53,7 +56,7 @@ class FolderLock:
                     if exc.errno in _HELD:
                         return False
                     raise
-            if _is_file_at(fd, self._path):
+            if is_file_at(fd, self._path):
                 self._fd = fd  # held (or, without locks, kept to delete when done)
                 return True
             os.close(fd)  # its holder deleted it as this one waited: lock the folder's file
@@ -81,13 +84,3 @@ def _lock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     else:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def _is_file_at(fd: int, path: Path) -> bool:
-    """Whether the open file `fd` is still the file named `path` (not deleted since)."""
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)

@@ -84,6 +84,17 @@ def fitting_name(stem: str, ending: str) -> str:
     return stem + ending
 
 
+def is_file_at(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file named `path` (not deleted or replaced
+    since: an editor's save and an atomic write put another file under the name)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
 def probe_writing(folder: Path) -> None:
     """Create and delete a hidden file in `folder`; OSError if it cannot be done. This is
     what a read-only card or share refuses: os.access cannot tell on Windows, where it calls
