@@ -200,3 +200,32 @@ def test_the_key_legend_wraps_between_keys_never_inside_one(window, qtbot):
         lines = legend_lines(legend, width)
         assert len(lines) >= 2, lines  # it does wrap there
         assert all(line.rstrip().endswith("·") for line in lines[:-1]), lines
+
+
+def test_keys_on_the_closed_preview_picker_never_pick_a_class(window, qtbot):
+    # A worker who tabbed to the picker and pressed Down "for the next photo" set the
+    # photo's class: Qt's combo box commits the next item on an arrow key or a typed letter.
+    picker = window.preview.class_picker
+    picker.setFocus()
+    for key in (
+        Qt.Key.Key_Down,
+        Qt.Key.Key_Up,
+        Qt.Key.Key_PageDown,
+        Qt.Key.Key_PageUp,
+        Qt.Key.Key_End,
+        Qt.Key.Key_Home,
+        Qt.Key.Key_M,  # the first letter of Microwave and Mouse
+    ):
+        QTest.keyClick(picker, key)
+        opened = picker.view().isVisible()
+        picker.hidePopup()
+        assert window.preview.row.confirmed is None, key
+        assert opened == (key in (Qt.Key.Key_Down, Qt.Key.Key_Up)), key  # the list, to pick
+    assert window.results.unsaved_review() == 0
+
+    # From the opened list a class is chosen as ever: Down then Enter.
+    QTest.keyClick(picker, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(picker.view().isVisible)
+    QTest.keyClick(picker.view(), Qt.Key.Key_Down)
+    QTest.keyClick(picker.view(), Qt.Key.Key_Return)
+    assert window.preview.row.confirmed == picker.itemData(1)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal, Slot
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QKeyEvent, QWheelEvent
 from PySide6.QtWidgets import QComboBox, QWidget
 
 NOT_CONFIRMED = "(not confirmed)"
+# Besides Up and Down, the keys with which a closed QComboBox commits another item.
+_MOVE_KEYS = (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown, Qt.Key.Key_Home, Qt.Key.Key_End)
 
 
 class ClassPicker(QComboBox):
@@ -19,8 +21,9 @@ class ClassPicker(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setToolTip("The class a person confirmed for this photo (keys: see below the table)")
-        # Chosen by a click or the keys, never by the wheel: scrolling the preview pane
-        # over it would set a class nobody chose.
+        # Chosen from the opened list only, never by the wheel or a key on the closed
+        # picker: scrolling the pane over it, or Down for the next photo, would set a class
+        # nobody chose.
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.set_class_names(())
         self.activated.connect(self._on_activated)  # user choices only, not show_confirmed
@@ -38,6 +41,17 @@ class ClassPicker(QComboBox):
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         event.ignore()  # to the scroll area around the pane
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Closed, a QComboBox commits another class on an arrow key or a typed letter: a
+        # worker who tabbed here and pressed Down for the next photo set this one's class.
+        # A class is chosen from the opened list only; Up and Down open it.
+        if event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            self.showPopup()
+        elif event.key() in _MOVE_KEYS or event.text().strip():
+            event.accept()  # nothing: neither a move nor a search by first letter
+        else:
+            super().keyPressEvent(event)  # Space, F4, Alt+Down open; Enter, Esc go on
 
     @Slot(int)
     def _on_activated(self, position: int) -> None:
