@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QColor, QPalette, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -39,6 +39,18 @@ def window(make_window, tmp_path: Path, qtbot):
     window.add_paths([str(folder)])
     qtbot.waitUntil(lambda: window.last_summary is not None, timeout=TIMEOUT_MS)
     return window
+
+
+def contrast(one: QColor, other: QColor) -> float:
+    """WCAG's contrast ratio of two colours (1 to 21; AA asks 4.5 of text)."""
+
+    def luminance(colour: QColor) -> float:
+        channels = [c / 255 for c in (colour.red(), colour.green(), colour.blue())]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def screen_size(window):
@@ -229,3 +241,31 @@ def test_keys_on_the_closed_preview_picker_never_pick_a_class(window, qtbot):
     QTest.keyClick(picker.view(), Qt.Key.Key_Down)
     QTest.keyClick(picker.view(), Qt.Key.Key_Return)
     assert window.preview.row.confirmed == picker.itemData(1)
+
+
+def selection_colour(view):
+    """The colour the view paints its current row in, beside the text of its first cell."""
+    rect = view.visualRect(view.currentIndex())
+    return view.viewport().grab().toImage().pixelColor(rect.left() + 2, rect.top() + 2)
+
+
+def test_tab_shows_the_table_lost_the_keys_and_stops_only_where_keys_do_something(window, qtbot):
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=TIMEOUT_MS)
+    window.view.setFocus()
+    window.view.select_proxy_row(1)
+    focused = selection_colour(window.view)
+    # The preview's scroll area took a Tab stop that showed nothing and did nothing.
+    QTest.keyClick(window.view, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is window.preview.class_picker
+    assert window.preview_scroll.focusPolicy() == Qt.FocusPolicy.NoFocus
+    # The selected row looked the same with the keys elsewhere: digits and Enter seemed to
+    # still apply to it. (Fusion's own unfocused blue is a shade off: 48,140,198.)
+    unfocused = selection_colour(window.view)
+    channels = zip(unfocused.getRgb(), focused.getRgb(), strict=True)
+    assert sum((a - b) ** 2 for a, b in channels) ** 0.5 > 100, (unfocused, focused)
+    palette = window.view.palette()
+    text = palette.color(QPalette.ColorGroup.Inactive, QPalette.ColorRole.HighlightedText)
+    assert contrast(unfocused, text) >= 4.5
+    window.view.setFocus()
+    assert selection_colour(window.view) == focused

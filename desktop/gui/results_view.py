@@ -11,7 +11,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QKeyEvent
+from PySide6.QtGui import QAction, QKeyEvent, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
 from desktop.core.results import STATUS_UNKNOWN
@@ -30,6 +30,7 @@ from desktop.gui.results_model import (
     ResultRow,
     ResultsModel,
 )
+from desktop.gui.style import UNFOCUSED_SELECTION_COLOR, UNFOCUSED_SELECTION_TEXT_COLOR
 
 # Sized so the seven fixed columns fit a 1366-pixel-wide screen beside the preview pane,
 # and the first five (up to Confirmed class, what the number keys set) a 1024-pixel one.
@@ -84,6 +85,16 @@ class ResultsView(QTableView):
         # its cells: rows are chosen with the arrows, and nothing in a cell is edited.
         self.setTabKeyNavigation(False)
         self.setAlternatingRowColors(True)
+        # A selection in the blue of a focused table while the keys went elsewhere (Tab to the
+        # preview's picker) said that digits and Enter still set its class. Qt paints a table
+        # without the focus in its Inactive colours: a grey there, the blue only with the keys.
+        palette = self.palette()
+        inactive = QPalette.ColorGroup.Inactive
+        palette.setColor(inactive, QPalette.ColorRole.Highlight, UNFOCUSED_SELECTION_COLOR)
+        palette.setColor(
+            inactive, QPalette.ColorRole.HighlightedText, UNFOCUSED_SELECTION_TEXT_COLOR
+        )
+        self.setPalette(palette)
         self.setWordWrap(False)
         # Middle elision keeps both ends of folders ("/data/…/batch 7") and file names
         # ("IMG_20…_0413.jpg"). One mode for all columns: a per-column Python delegate costs

@@ -15,6 +15,9 @@ UNKNOWN_COLOR = QColor(120, 60, 170)  # purple: probably none of the classes
 ERROR_COLOR = QColor(190, 30, 30)  # red: the file could not be classified, a model problem
 ACCENT_COLOR = QColor(74, 128, 196)  # blue: probability bars, an active drop area
 MUTED_COLOR = QColor(154, 154, 154)  # grey: an idle drop area
+# The table's selection while the keys go elsewhere: grey, unlike the focused blue.
+UNFOCUSED_SELECTION_COLOR = QColor(204, 204, 204)
+UNFOCUSED_SELECTION_TEXT_COLOR = QColor(0, 0, 0)
 
 STATUS_COLORS = {
     STATUS_OK: OK_COLOR,
