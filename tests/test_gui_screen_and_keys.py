@@ -1,4 +1,5 @@
-"""The window on a small screen and without a mouse: what fits, where the keyboard goes.
+"""The window on a small screen and without a mouse: what fits, where the keyboard goes, what
+is seen of it and what a screen reader hears.
 
 Qt's offscreen platform has one 800x800 screen, smaller than the window's first size, as a
 netbook at a station (1024x600) or a laptop at 2x scale (960x540) is.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QPalette, QWheelEvent
+from PySide6.QtGui import QAccessible, QColor, QPalette, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -269,3 +270,32 @@ def test_tab_shows_the_table_lost_the_keys_and_stops_only_where_keys_do_somethin
     assert contrast(unfocused, text) >= 4.5
     window.view.setFocus()
     assert selection_colour(window.view) == focused
+
+
+def heard(widget, what=QAccessible.Text.Name) -> str:
+    """What a screen reader is told of `widget` (its name, or `what`)."""
+    return QAccessible.queryAccessibleInterface(widget).text(what)
+
+
+def test_a_screen_reader_hears_a_name_for_each_part_and_the_summarys_counts(window, qtbot):
+    # Unnamed, a screen reader said "table", "progress bar", "combo box" and nothing for
+    # the pictures; and the picker's value read as a second prediction.
+    preview = window.preview
+    assert heard(window.view) == "Results"
+    assert heard(preview.image_view) == "Photo"
+    assert heard(window.progress_panel.bar) == "Progress"
+    # A combo box's name is its value on Linux; its label is told as a relation.
+    picker = QAccessible.queryAccessibleInterface(preview.class_picker)
+    [(label, _relation)] = picker.relations(QAccessible.RelationFlag.Label)
+    assert label.object() is preview.class_picker_label and label.object().isVisible()
+    assert label.text(QAccessible.Text.Name) == "Confirmed class:"
+    assert preview.class_picker.accessibleName() == "Confirmed class"  # elsewhere
+
+    window.view.select_proxy_row(0)
+    QTest.keyClick(window.view, Qt.Key.Key_2)  # a person's Keyboard
+    dialog = window.show_summary()
+    qtbot.addWidget(dialog)
+    assert heard(dialog.picture) == "Batch summary chart"
+    said = heard(dialog.picture, QAccessible.Text.Description)
+    assert said.startswith("4 photos") and "Keyboard: 1 ok · 0 to review" in said
+    assert "Battery: 0 ok · 0 to review" in said and "0 could not be read" in said

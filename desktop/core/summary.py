@@ -66,6 +66,23 @@ class BatchSummary:
         made = [f"{count} by {name} ({sha[:12]}…)" for (name, sha), count in self.models.items()]
         return "Classified by more than one model: " + ", ".join(made)
 
+    def split(self, class_name: str) -> str:
+        """A class's photos by status in words, e.g. "12 ok · 3 to review"."""
+        ok, review = (self.of(class_name, status) for status in BAR_STATUSES)
+        return f"{ok} ok · {review} to review"
+
+    def unknown_line(self) -> str:
+        return f"{plural(self.unknown, 'unknown item')}: like none of these classes"
+
+    def errors_line(self) -> str:
+        return f"{self.errors} could not be read (error)"
+
+    def as_text(self) -> str:
+        """The picture's counts in words, for a screen reader: the bars are only colours."""
+        classes = [f"{name}: {self.split(name)}" for name in self.class_names]
+        lines = [plural(self.total, "photo"), *classes, self.unknown_line(), self.errors_line()]
+        return ". ".join(lines) + "."
+
     def caption(self) -> str:
         """The line under the title; the threshold as given (95.5 %, not a rounded 96 %)."""
         return (
@@ -143,9 +160,9 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
         total = sum(summary.of(name, s) for s in BAR_STATUSES)
         draw.text((px(x + 8), px(y + 8)), str(total), fill="black", font=text)
     y = top + rows * ROW_HEIGHT + 16
-    unknown = f"{plural(summary.unknown, 'unknown item')}: like none of these classes"
+    unknown = summary.unknown_line()
     draw.text((px(MARGIN), px(y)), unknown, fill=COLOURS[STATUS_UNKNOWN], font=text)
-    errors = f"{summary.errors} could not be read (error)"
+    errors = summary.errors_line()
     draw.text((px(MARGIN), px(y + 24)), errors, fill=COLOURS[STATUS_ERROR], font=text)
     if models_line:
         line = _fitted(draw, models_line, small, px(WIDTH - 2 * MARGIN))

@@ -21,6 +21,7 @@ class ClassPicker(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setToolTip("The class a person confirmed for this photo (keys: see below the table)")
+        self.setAccessibleName("Confirmed class")
         # Chosen from the opened list only, never by the wheel or a key on the closed
         # picker: scrolling the pane over it, or Down for the next photo, would set a class
         # nobody chose.

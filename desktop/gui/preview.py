@@ -25,6 +25,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QImage, QPainter, QPalette, QResi
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
+    QHBoxLayout,
     QLabel,
     QScrollArea,
     QSizePolicy,
@@ -175,6 +176,7 @@ class ImageView(QWidget):
         self._shown = 0  # id of the request on screen
         self._latest = [0]  # the latest request id, as seen by pool jobs
         self.setMinimumSize(160, 120)
+        self.setAccessibleName("Photo")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     @property
@@ -317,6 +319,9 @@ class PreviewPanel(QWidget):
         self.chart = ProbabilityChart()
         self.class_picker = ClassPicker()
         self.class_picker.picked.connect(self._on_picked)
+        # Named, so its value does not read as a second prediction under the verdict.
+        self.class_picker_label = QLabel("Confirmed class:")
+        self.class_picker_label.setBuddy(self.class_picker)
         self.legend = QLabel()
         self.legend.setStyleSheet("color: palette(placeholder-text);")
 
@@ -324,7 +329,10 @@ class PreviewPanel(QWidget):
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(self.title)
         layout.addWidget(self.verdict)
-        layout.addWidget(self.class_picker)
+        picker_row = QHBoxLayout()
+        picker_row.addWidget(self.class_picker_label)
+        picker_row.addWidget(self.class_picker, stretch=1)
+        layout.addLayout(picker_row)
         layout.addWidget(self.image_view, stretch=1)
         layout.addWidget(self.cam_check)
         layout.addWidget(self.chart)

@@ -20,6 +20,7 @@ class ProgressPanel(QWidget):
         self.bar = QProgressBar()
         self.bar.setMinimumWidth(260)
         self.bar.setTextVisible(True)
+        self.bar.setAccessibleName("Progress")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_requested)
         layout = QHBoxLayout(self)

@@ -78,6 +78,7 @@ class ResultsView(QTableView):
         self._proxy = proxy
         self._hidden: set[str] = set()
         self.setModel(proxy)
+        self.setAccessibleName("Results")
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

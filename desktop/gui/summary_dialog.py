@@ -44,6 +44,8 @@ class SummaryDialog(QDialog):
         pixmap.setDevicePixelRatio(ratio)
         self.picture = QLabel()
         self.picture.setPixmap(pixmap)
+        self.picture.setAccessibleName("Batch summary chart")
+        self.picture.setAccessibleDescription(summary.as_text())  # the bars are pixels only
         # Scrolled on a screen lower than the picture (1024x600, a 2x scale), so Save PNG…
         # and Close stay on the screen.
         scroll = QScrollArea()
