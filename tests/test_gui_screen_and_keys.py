@@ -8,6 +8,7 @@ netbook at a station (1024x600) or a laptop at 2x scale (960x540) is.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from desktop.gui.main_window import FIRST_SIZE, WATCHING_LABEL_WIDTH
+from desktop.gui.results_model import COL_STATUS
 from fixtures_images import write_solid
 from rich_text import as_read
 from tiny_model import PROTOTYPE_COLOURS
@@ -299,3 +301,29 @@ def test_a_screen_reader_hears_a_name_for_each_part_and_the_summarys_counts(wind
     said = heard(dialog.picture, QAccessible.Text.Description)
     assert said.startswith("4 photos") and "Keyboard: 1 ok · 0 to review" in said
     assert "Battery: 0 ok · 0 to review" in said and "0 could not be read" in said
+
+
+def text_colours(rich_text: str) -> list[QColor]:
+    return [QColor(value) for value in re.findall(r"color:\s*(#[0-9a-fA-F]{6}|\w+)", rich_text)]
+
+
+def test_status_and_folder_text_read_at_aa_contrast_on_the_window_and_the_rows(window):
+    # "needs review" in amber was 4.0:1 on the window and 4.3:1 on the alternate rows, the
+    # preview's folder line in gray 3.4:1: under the 4.5:1 that text needs (WCAG AA).
+    window.filter_bar.threshold_spin.setValue(100)  # every row needs review
+    palette = window.view.palette()
+    rows = [
+        palette.color(role) for role in (QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase)
+    ]
+    status = window.proxy.index(0, COL_STATUS)
+    assert status.data() == "needs review"
+    colour = QColor(status.data(Qt.ItemDataRole.ForegroundRole))
+    assert min(contrast(colour, row) for row in rows) >= 4.5
+
+    window.view.select_proxy_row(0)
+    pane = window.preview.palette().color(QPalette.ColorRole.Window)
+    coloured = text_colours(window.preview.title.text()) + text_colours(
+        window.preview.verdict.text()
+    )
+    assert len(coloured) == 2  # the folder and "needs review"
+    assert min(contrast(colour, pane) for colour in coloured) >= 4.5

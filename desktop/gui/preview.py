@@ -41,7 +41,13 @@ from desktop.gui.class_picker import ClassPicker
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import ResultRow
 from desktop.gui.review_threshold import ReviewThreshold
-from desktop.gui.style import ERROR_COLOR, STATUS_COLORS, css, path_tooltip
+from desktop.gui.style import (
+    ERROR_COLOR,
+    SECONDARY_TEXT_COLOR,
+    STATUS_COLORS,
+    css,
+    path_tooltip,
+)
 
 PREVIEW_MAX_SIDE = 1024
 OVERLAY_SIDE = 256  # the heatmap's longer side in pixels; QPainter scales it to the image
@@ -157,8 +163,9 @@ class PathTitle(QLabel):
         middle = Qt.TextElideMode.ElideMiddle
         name = QFontMetrics(bold).elidedText(name, middle, width)
         folder = self.fontMetrics().elidedText(folder, middle, width)
+        grey = css(SECONDARY_TEXT_COLOR)  # Qt's "gray" is 3.4:1 on the window: too faint
         self.setText(
-            f"<b>{html.escape(name)}</b><br><span style='color:gray'>{html.escape(folder)}</span>"
+            f"<b>{html.escape(name)}</b><br><span style='color:{grey}'>{html.escape(folder)}</span>"
         )
 
 
