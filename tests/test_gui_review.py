@@ -769,3 +769,37 @@ def test_after_a_filter_hides_the_selection_the_keys_act_on_the_row_the_preview_
     QTest.keyClick(window.view, Qt.Key.Key_3)
     assert confirmed_by_name(window)["mouse.png"] == "Microwave"
     assert confirmed_by_name(window)["television.png"] is None
+
+
+def test_the_batch_summary_says_each_bars_split_in_words_within_the_picture(
+    qtbot, make_window, tmp_path, monkeypatch
+):
+    # A bar's ok and needs-review parts differed only in colour (green and amber), which a
+    # protanope cannot tell apart: the counts are written beside each bar.
+    from PIL import ImageDraw
+
+    from desktop.core.summary import MARGIN
+
+    folder = three_unsure_photos(tmp_path / "shift")
+    write_solid(folder / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    window = make_window()
+    classify(qtbot, window, folder)
+    drawn: list[tuple[str, tuple[int, int, int, int]]] = []
+    draw_text = ImageDraw.ImageDraw.text
+
+    def text(draw, xy, line, *args, **kwargs):
+        drawn.append((line, draw.textbbox(xy, line, font=kwargs.get("font"))))
+        return draw_text(draw, xy, line, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", text)
+    dialog = window.show_summary()
+    qtbot.addWidget(dialog)
+
+    lines = [line for line, _box in drawn]
+    assert "1 (1 ok · 0 to review)" in lines  # mouse.png
+    [unsure] = [n for n in CLASS_NAMES if dialog.summary.of(n, STATUS_REVIEW)]
+    assert dialog.summary.of(unsure, STATUS_REVIEW) == 3
+    assert "3 (0 ok · 3 to review)" in lines
+    assert lines.count("0") == len(CLASS_NAMES) - 2  # the classes with no photo
+    width = dialog.picture.pixmap().width()
+    assert all(box[2] <= width - MARGIN for _line, box in drawn), drawn  # none cut off

@@ -2,9 +2,9 @@
 
 One picture, drawn with Pillow (the station has no plotting library), for both the
 headless `--summary PNG` and the app's View > Batch summary: a stacked bar per class (ok,
-needs review), the unknown items and the errors apart (an unknown item is most likely none
-of the classes, and the sort files it under _review, not in its nearest class), the model
-file and its SHA-256, the review threshold and the date.
+needs review, each count also in words), the unknown items and the errors apart (an unknown
+item is most likely none of the classes, and the sort files it under _review, not in its
+nearest class), the model file and its SHA-256, the review threshold and the date.
 """
 
 from __future__ import annotations
@@ -145,7 +145,11 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
     draw.text((px(MARGIN), px(MARGIN + 30)), summary.caption(), fill=(90, 90, 90), font=small)
     _legend(draw, MARGIN + 52, small, px)
     largest = max([sum(summary.of(n, s) for s in BAR_STATUSES) for n in summary.class_names] + [1])
-    scale_bar = (WIDTH - LABEL_WIDTH - MARGIN * 2 - 60) / largest
+    # Each bar's split in words beside it: its green and amber parts differ by colour only,
+    # which a protanope cannot tell apart. The bars leave room for the widest.
+    counts = {name: _bar_counts(summary, name) for name in summary.class_names}
+    widest = max([draw.textlength(line, font=text) / scale for line in counts.values()] + [0])
+    scale_bar = (WIDTH - LABEL_WIDTH - MARGIN * 2 - 8 - widest) / largest
     top = MARGIN + 78
     for index, name in enumerate(summary.class_names):
         y = top + index * ROW_HEIGHT
@@ -158,8 +162,7 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
                 box = (px(x), px(y + 6), px(x + width), px(y + ROW_HEIGHT - 6))
                 draw.rectangle(box, fill=COLOURS[status])
             x += width
-        total = sum(summary.of(name, s) for s in BAR_STATUSES)
-        draw.text((px(x + 8), px(y + 8)), str(total), fill="black", font=text)
+        draw.text((px(x + 8), px(y + 8)), counts[name], fill="black", font=text)
     y = top + rows * ROW_HEIGHT + 16
     unknown = summary.unknown_line()
     draw.text((px(MARGIN), px(y)), unknown, fill=COLOURS[STATUS_UNKNOWN], font=text)
@@ -169,6 +172,12 @@ def render(summary: BatchSummary, scale: int = 1) -> Image.Image:
         line = _fitted(draw, models_line, small, px(WIDTH - 2 * MARGIN))
         draw.text((px(MARGIN), px(y + 50)), line, fill="black", font=small)
     return picture
+
+
+def _bar_counts(summary: BatchSummary, class_name: str) -> str:
+    """What a class's bar says beside it: "15 (12 ok · 3 to review)", or "0"."""
+    total = sum(summary.of(class_name, status) for status in BAR_STATUSES)
+    return f"{total} ({summary.split(class_name)})" if total else "0"
 
 
 def _fitted(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
