@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             window.proxy.index(min(row, len(rows) - 1), 0),
             window.view.ScrollHint.PositionAtCenter,
         )
+        # The table with the keys, as a worker sees it (without a window manager to make
+        # the window active, Qt would paint its selection in the unfocused grey).
+        window.activateWindow()
         window.view.setFocus()
         _wait(app, lambda: not window.preview.image_view.pending)
         _wait(app, lambda: False, seconds=0.5)  # let the last repaints land
