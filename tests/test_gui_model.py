@@ -144,6 +144,29 @@ def test_a_run_started_before_a_csv_reopened_keeps_the_csvs_classes(model: Resul
     ]
 
 
+def test_an_unknown_items_class_cells_say_nearest_and_are_greyed(model: ResultsModel) -> None:
+    # A blank frame at 26 % "Washing Machine", a microwave-like lookalike at 98.7 %: a
+    # worker scanning the Predicted class column must not bin them as that class.
+    sure = prediction("mouse.jpg", 4, 0.9, runner_up=1)
+    odd = Prediction("/photos/blank.jpg", probs(9, 0.26), unknown_score=3.2, unknown=True)
+    model.append_predictions([sure, odd])
+    cell = lambda row, col, role=DISPLAY: model.index(row, col).data(role)  # noqa: E731
+    assert (cell(1, COL_CLASS), cell(1, COL_STATUS)) == ("nearest: Washing Machine", "unknown item")
+    assert cell(1, COL_CONFIDENCE) == "26.0 %"
+    foreground = Qt.ItemDataRole.ForegroundRole
+    grey = QColor(85, 85, 85)
+    assert cell(1, COL_CLASS, foreground) == cell(1, COL_CONFIDENCE, foreground) == grey
+    tip = as_read(cell(1, COL_CLASS, Qt.ItemDataRole.ToolTipRole))
+    assert tip == (
+        "An unknown item: most likely none of the 10 classes. The nearest is Washing Machine, "
+        "at 26.0 % among the known classes."
+    )
+    assert model.row_at(1).predicted == "Washing Machine"  # what the CSV and the sort keep
+    # A known item's cells are as they were.
+    assert (cell(0, COL_CLASS), cell(0, COL_CLASS, foreground)) == ("Mouse", None)
+    assert cell(0, COL_CONFIDENCE, Qt.ItemDataRole.ToolTipRole) is None
+
+
 def test_cells_show_class_confidence_top3_status_and_probabilities(model: ResultsModel) -> None:
     model.append_predictions([prediction("mouse.jpg", 4, 0.9, runner_up=1)])
     cell = lambda col: model.index(0, col).data(DISPLAY)  # noqa: E731

@@ -42,7 +42,7 @@ from desktop.core.results import (
 )
 from desktop.core.wording import percent
 from desktop.gui.review_threshold import ReviewThreshold
-from desktop.gui.style import STATUS_COLORS, path_tooltip
+from desktop.gui.style import SECONDARY_TEXT_COLOR, STATUS_COLORS, path_tooltip
 
 if TYPE_CHECKING:
     from desktop.core.engine import Prediction
@@ -89,6 +89,13 @@ _STATE_COLORS = {
 _NO_VALUE = -1.0  # sort value of a missing number: error rows sort below every real score
 
 _ALIGN_NUMBER = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_NEAREST_COLOR = SECONDARY_TEXT_COLOR  # an unknown item's class and confidence: greyed
+
+
+def _is_nearest_only(row: ResultRow, column: int) -> bool:
+    """A cell that shows an unknown item's nearest class or its confidence among the known
+    classes: greyed, and explained in its tooltip."""
+    return row.status == STATUS_UNKNOWN and column in (COL_CLASS, COL_CONFIDENCE)
 
 
 class ResultRow:
@@ -564,7 +571,9 @@ class ResultsModel(QAbstractTableModel):
         if role == _TOOLTIP:
             return self._tooltip(row, column)
         if role == _FOREGROUND:
-            return _STATE_COLORS[row.state] if column == COL_STATUS else None
+            if column == COL_STATUS:
+                return _STATE_COLORS[row.state]
+            return _NEAREST_COLOR if _is_nearest_only(row, column) else None
         if role == _ALIGNMENT:
             return (
                 _ALIGN_NUMBER if column == COL_CONFIDENCE or column >= FIRST_PROB_COLUMN else None
@@ -585,7 +594,10 @@ class ResultsModel(QAbstractTableModel):
             # readable where the narrow Status column would cut it to "error: H…it".
             return row.error if column == COL_TOP3 else ""
         if column == COL_CLASS:
-            return self._class_names[row.top_index]
+            # An unknown item is most likely none of the classes: a worker scanning this
+            # column must not read its nearest class as the verdict (and bin it there).
+            name = self._class_names[row.top_index]
+            return f"nearest: {name}" if row.status == STATUS_UNKNOWN else name
         if column == COL_CONFIDENCE:
             return percent(row.confidence)
         if column == COL_TOP3:
@@ -630,6 +642,12 @@ class ResultsModel(QAbstractTableModel):
             )
         if column in (COL_FILE, COL_FOLDER):
             return path_tooltip(row.path)
+        if _is_nearest_only(row, column):
+            return (
+                f"An unknown item: most likely none of the {len(self._class_names)} classes. "
+                f"The nearest is {self._class_names[row.top_index]}, at "
+                f"{percent(row.confidence)} among the known classes."
+            )
         if column == COL_TOP3 and (row.top3 or row.error):
             return row.top3 or row.error
         return None
