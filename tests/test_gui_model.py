@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QByteArray, QModelIndex, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette
 
 from desktop.core.argtypes import batch_size, thread_count
 from desktop.core.cli import build_parser as cli_build_parser
@@ -356,6 +356,39 @@ def test_chart_paints_one_bar_per_class_with_the_top_highlighted(qtbot) -> None:
     assert chart.sizeHint().height() >= len(CLASS_NAMES) * chart.fontMetrics().height()
     chart.set_probabilities((), None)
     assert chart.values == ()
+
+
+def test_the_longest_class_name_predicted_in_bold_is_drawn_whole(qtbot) -> None:
+    # Measured in the regular font, the bold name lost its first letter ("/ashing Machine").
+    chart = ProbabilityChart()
+    qtbot.addWidget(chart)
+    chart.setFont(QFont("DejaVu Sans", 16))  # large: bold runs wider than the regular font
+    longest = max(range(len(CLASS_NAMES)), key=lambda i: len(CLASS_NAMES[i]))
+    chart.set_probabilities(CLASS_NAMES, probs(longest, 0.9), highlight=longest)
+    chart.resize(500, chart.sizeHint().height())
+    row_height = chart.fontMetrics().height() + 8
+    label = chart.grab().toImage().copy(0, 4 + longest * row_height, 250, row_height)
+
+    bold = QFont(chart.font())
+    bold.setBold(True)
+    whole = QImage(500, row_height, QImage.Format.Format_ARGB32)
+    whole.fill(label.pixelColor(0, 0))
+    painter = QPainter(whole)
+    painter.setFont(bold)
+    painter.setPen(chart.palette().color(QPalette.ColorRole.WindowText))
+    painter.drawText(10, row_height - 8, CLASS_NAMES[longest])
+    painter.end()
+    assert _count_ink(label) >= 0.97 * _count_ink(whole)
+
+
+def _count_ink(image: QImage) -> int:
+    """Dark grey pixels: text, not the coloured bars."""
+    count = 0
+    for y in range(image.height()):
+        for x in range(image.width()):
+            r, g, b, _ = image.pixelColor(x, y).getRgb()
+            count += max(r, g, b) < 128 and max(r, g, b) - min(r, g, b) < 30
+    return count
 
 
 def _count_colour(image, colour: QColor) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.core.wording import percent
@@ -72,7 +72,11 @@ class ProbabilityChart(QWidget):
             return
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        metrics = self.fontMetrics()
+        bold = QFont(self.font())
+        bold.setBold(True)
+        # Measured in bold, as the predicted class is drawn: in the regular font the
+        # longest name, when predicted, ran off the left edge ("/ashing Machine").
+        metrics = QFontMetrics(bold)
         text_color = self.palette().color(QPalette.ColorRole.WindowText)
         track_color = self.palette().color(QPalette.ColorRole.Midlight)
         row_h = self._row_height()
@@ -80,8 +84,6 @@ class ProbabilityChart(QWidget):
         value_w = metrics.horizontalAdvance("100.0 %") + 8
         left = 4 + label_w
         bar_w = max(20, self.width() - left - value_w - 4)
-        bold = QFont(self.font())
-        bold.setBold(True)
 
         for i, (name, value) in enumerate(zip(self._names, self._values, strict=True)):
             top = 4 + i * row_h
