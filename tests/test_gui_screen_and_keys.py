@@ -327,3 +327,11 @@ def test_status_and_folder_text_read_at_aa_contrast_on_the_window_and_the_rows(w
     )
     assert len(coloured) == 2  # the folder and "needs review"
     assert min(contrast(colour, pane) for colour in coloured) >= 4.5
+    legend = window.preview.legend  # "Dashed line: review threshold (100 %)"
+    assert legend.isVisible() and legend.text().startswith("Dashed line")
+    painted = legend.grab().toImage()
+    pixels = (
+        painted.pixelColor(x, y) for y in range(painted.height()) for x in range(painted.width())
+    )
+    darkest = min(pixels, key=QColor.lightness)  # the glyphs' cores: the text's own colour
+    assert contrast(darkest, pane) >= 4.5
