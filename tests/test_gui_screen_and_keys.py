@@ -335,3 +335,16 @@ def test_status_and_folder_text_read_at_aa_contrast_on_the_window_and_the_rows(w
     )
     darkest = min(pixels, key=QColor.lightness)  # the glyphs' cores: the text's own colour
     assert contrast(darkest, pane) >= 4.5
+
+
+def test_progress_and_cancel_stay_on_the_toolbar_of_a_laptop_at_2x(window, qtbot):
+    # A 1366x768 laptop at 2x scale gives the window 683 logical pixels: the progress bar
+    # and Cancel went into the toolbar's "»" menu, which only a mouse opens.
+    window.resize(683, 384)
+    qtbot.waitUntil(lambda: window.width() == 683)
+    panel = window.progress_panel
+    qtbot.waitUntil(lambda: panel.isVisible())
+    toolbar = window.toolbar
+    assert panel.cancel_button.isVisible() and panel.bar.width() >= 100
+    right_edge = panel.mapTo(toolbar, QPoint(panel.width(), 0)).x()
+    assert right_edge <= toolbar.width()

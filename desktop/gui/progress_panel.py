@@ -18,7 +18,7 @@ class ProgressPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bar = QProgressBar()
-        self.bar.setMinimumWidth(260)
+        self.bar.setMinimumWidth(180)
         self.bar.setTextVisible(True)
         self.bar.setAccessibleName("Progress")
         self.cancel_button = QPushButton("Cancel")
