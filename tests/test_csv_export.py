@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.core.csv_export import ResultsCsvAppender, write_results_csv
+from desktop.core.csv_export import CsvBusyError, ResultsCsvAppender, write_results_csv
 from desktop.core.engine import Engine
 from desktop.core.results import Prediction
 from tiny_model import CLASS_NAMES, build_tiny_model
@@ -386,3 +386,23 @@ def test_a_confidence_at_the_threshold_keeps_its_status_when_reopened(tmp_path: 
     assert [line[2:4] for line in read_back(out)[1:]] == [["0.7", "ok"], ["0.699999", "review"]]
     reopened = read_results_csv(out, list(CLASS_NAMES)).predictions
     assert [status_of(p, 0.7) for p in reopened] == ["ok", "review"]
+
+
+def test_a_csv_a_watch_appends_to_is_never_replaced_by_an_export(tmp_path) -> None:
+    # The app's File > Export CSV… (and a batch run) over the CSV a watch is writing would
+    # put the watch's rows from then on into a deleted file.
+    shift = tmp_path / "shift.csv"
+    appender = ResultsCsvAppender(shift, CLASS_NAMES)
+    appender.append([Prediction("cam/1.jpg", probabilities(1, 0.9))])
+    written = shift.read_bytes()
+    with pytest.raises(CsvBusyError, match="being written by another program"):
+        write_results_csv(shift, [Prediction("p/0.jpg", probabilities(0, 0.9))], CLASS_NAMES)
+    with pytest.raises(CsvBusyError):
+        ResultsCsvAppender(shift, CLASS_NAMES)  # a second watch
+    assert shift.read_bytes() == written
+    appender.append([Prediction("cam/2.jpg", probabilities(2, 0.9))])
+    appender.close()
+    write_results_csv(shift, [Prediction("p/0.jpg", probabilities(0, 0.9))], CLASS_NAMES)
+    with shift.open(encoding="utf-8-sig", newline="") as handle:
+        assert [row["path"] for row in csv.DictReader(handle)] == ["p/0.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shift.csv"]  # no lock file left

@@ -47,7 +47,7 @@ from .cli_common import (
     warning,
 )
 from .cli_workflow import sort_photos, undo, watch, write_summary
-from .csv_export import is_being_appended, write_results_csv
+from .csv_export import is_being_written, write_results_csv
 from .discovery import Collection, collect_images, file_state
 from .earlier_csv import rows_moved_before, why_not_replace
 from .engine import Engine
@@ -116,8 +116,8 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         refusal = why_not_replace(output)
         if refusal is not None:
             raise UsageError(f"--csv {refusal}")
-        if is_being_appended(output):  # replaced, the watch's rows from now on would be lost
-            raise UsageError(f"--csv {output} is the CSV a running watch appends to: give another")
+        if is_being_written(output):  # said now, not after classifying every photo
+            raise UsageError(f"--csv {output} is being written by another program (a watch?)")
         if args.summary is not None:  # checked now: a bad path must not cost the whole run
             checked_output_path(str(args.summary), "--summary", "summary.png")
             if args.summary.suffix.lower() != ".png":  # a PNG under another name opens nowhere

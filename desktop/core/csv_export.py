@@ -15,11 +15,12 @@ arrive as the str "caf\\udce9.jpg") is written with the odd bytes escaped: "caf\
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -85,7 +86,11 @@ def write_results_csv(
     The folder must exist (FileNotFoundError otherwise). On any failure the temporary file
     is removed and the previous file at `path`, if any, is left untouched.
     """
-    with replaced_whole(Path(path), "w", encoding=CSV_ENCODING, newline="") as handle:
+    target = Path(path)
+    with (
+        only_writer(target),
+        replaced_whole(target, "w", encoding=CSV_ENCODING, newline="") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(results_header(class_names))
         for prediction in predictions:
@@ -153,10 +158,10 @@ class ResultsCsvAppender:
     off when it does not: the next row must never run into it, and the watch's record names
     no photo of a batch cut short, so that photo is classified again.
 
-    One appender per CSV at a time (a lock beside it, as for a sort's destination): a second
-    watch would double every row, and a batch run with the same --csv (which checks
-    `is_being_appended`) would replace the file. A CSV another program replaces anyway (an
-    editor's save) is not appended to: rows written into the old file would be lost."""
+    The only writer of its CSV while it is open (see `only_writer`): a second watch would
+    double every row, and a batch run or the app's export to it would replace the file. A
+    CSV another program replaces anyway (an editor's save) is not appended to: rows written
+    into the old file would be lost."""
 
     def __init__(
         self,
@@ -167,14 +172,10 @@ class ResultsCsvAppender:
         self._class_names, self._threshold = list(class_names), threshold
         header = results_header(class_names)
         target = self._path = Path(path)
-        self._lock = appending_lock(target)
-        if not self._lock.acquire():
-            raise ValueError(f"another watch is appending to {target}: give another CSV")
-        try:
+        with contextlib.ExitStack() as held:
+            held.enter_context(only_writer(target))
             self._fd = _opened_for_appending(target, header)
-        except BaseException:
-            self._lock.release()
-            raise
+            self._lock = held.pop_all()  # closed with the appender
 
     def append(self, predictions: Iterable[Prediction]) -> None:
         rows = [result_row(p, self._class_names, self._threshold) for p in predictions]
@@ -192,7 +193,7 @@ class ResultsCsvAppender:
 
     def close(self) -> None:
         os.close(self._fd)
-        self._lock.release()
+        self._lock.close()
 
 
 def _opened_for_appending(target: Path, header: list[str]) -> int:
@@ -219,21 +220,39 @@ class CsvReplacedError(OSError):
     """The CSV a watch appends to is no longer the file under its name."""
 
 
-def appending_lock(path: Path) -> FolderLock:
-    """The lock an appender holds on the CSV at `path` (a hidden file beside it)."""
-    return FolderLock(path.parent, f".{path.name}.lock")
+class CsvBusyError(ValueError):
+    """Another writer (a watch, a batch run, the app's export) is writing the CSV now."""
 
 
-def is_being_appended(path: Path) -> bool:
-    """Whether a watch appends to the CSV at `path` now (another process, or this one)."""
-    lock = appending_lock(path)
+@contextlib.contextmanager
+def only_writer(path: Path) -> Iterator[None]:
+    """Be the only writer of the results CSV at `path` for the block (a lock in a hidden
+    file beside it, as for a sort's destination): a watch appends to its CSV for hours, and
+    a batch run or an export replacing it meanwhile would put the watch's rows where
+    nobody reads them. CsvBusyError when another writer holds it."""
+    lock = FolderLock(path.parent, f".{path.name}.lock")
     try:
-        if lock.acquire():
-            lock.release()
+        held = lock.acquire()
+    except OSError:  # no lock file can be made there: the write that follows says why
+        held = True
+    if not held:
+        raise CsvBusyError(
+            f"{path} is being written by another program (a watch appending to it?): "
+            "give another name, or stop that one first"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def is_being_written(path: Path) -> bool:
+    """Whether another writer holds the CSV at `path` now (see `only_writer`)."""
+    try:
+        with only_writer(path):
             return False
-    except OSError:  # a folder the lock cannot be made in: no watch appends there either
-        return False
-    return True
+    except CsvBusyError:
+        return True
 
 
 def csv_lines(rows: Iterable[Sequence[str]]) -> bytes:
