@@ -110,6 +110,11 @@ def test_a_path_that_does_not_exist_is_a_usage_error_that_writes_nothing(
         f"ewaste-classify: error: not found: {unplugged} (and 1 more); nothing was classified",
     ]
     assert out.read_bytes() == last_night
+    # A path there but out of reach is said as such, not as an unplugged camera.
+    too_long = tmp_path / ("x" * 300)
+    assert main([str(too_long), *argv]) == 2
+    said = capsys.readouterr().err
+    assert f"error: cannot access {too_long}: File name too long; nothing was" in said
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")

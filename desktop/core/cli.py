@@ -96,10 +96,7 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             )
         if not args.paths or args.csv is None:
             raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
-        missing = [path for path in args.paths if not os.path.lexists(path)]
-        if missing:  # a camera not plugged in, a typo: a script must not read it as done
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise UsageError(f"not found: {missing[0]}{more}; nothing was classified")
+        _check_paths_are_there(args.paths)
         if args.move and args.sort_into is None:
             raise UsageError("--move goes with --sort-into DEST")
         if args.poll is not None:
@@ -219,6 +216,22 @@ def _among(path: Path, inputs: Sequence[str]) -> bool:
         if target == given or (given.is_dir() and given in target.parents):
             return True
     return False
+
+
+def _check_paths_are_there(paths: Sequence[str]) -> None:
+    """A PATH that is not there (a camera not plugged in, a typo) or cannot be reached (a
+    share without permission) is a UsageError: a script must not read the run as done."""
+    problems = []
+    for path in paths:
+        try:
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            problems.append(f"not found: {path}")
+        except OSError as exc:
+            problems.append(f"cannot access {path}: {exc.strerror or exc}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"{problems[0]}{more}; nothing was classified")
 
 
 def _warn_about_paths(collection: Collection) -> None:
