@@ -117,6 +117,23 @@ def test_a_path_that_does_not_exist_is_a_usage_error_that_writes_nothing(
     assert f"error: cannot access {too_long}: File name too long; nothing was" in said
 
 
+def test_a_message_the_log_cannot_encode_is_escaped_not_lost(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    # A log in ASCII (or Windows' cp1252 for "łódź"): the line saying where the CSV went
+    # must still be there.
+    out = tmp_path / "Jürgen.csv"
+    command = [str(CONSOLE_SCRIPT), str(sample_images_dir), "--csv", str(out)]
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    completed = subprocess.run(
+        [*command, "--model", str(tiny_model_path)], capture_output=True, env=environment
+    )
+    assert completed.returncode == 0
+    assert f"wrote {len(read_rows(out))} rows to {tmp_path}/J\\xfcrgen.csv".encode() in (
+        completed.stdout
+    )
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
 @pytest.mark.parametrize("unbuffered", ["", "1"])
 def test_a_closed_or_full_log_does_not_stop_the_run(

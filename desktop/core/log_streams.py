@@ -22,7 +22,13 @@ class ForgivingStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            self._stream.write(text)  # type: ignore[union-attr]
+            try:
+                self._stream.write(text)  # type: ignore[union-attr]
+            except UnicodeEncodeError:  # "Jürgen" to an ASCII or cp1252 log: escaped, not lost
+                encoding = self.encoding
+                self._stream.write(  # type: ignore[union-attr]
+                    text.encode(encoding, "backslashreplace").decode(encoding)
+                )
         return len(text)
 
     def flush(self) -> None:
