@@ -26,6 +26,7 @@ from bench_common import (
     DEFAULT_DATASET,
     command_line,
     environment,
+    is_test_split,
     markdown_table,
     split_folder,
 )
@@ -68,8 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATASET.parent)
-    parser.add_argument("--split", default="val")
+    parser.add_argument("--split", default="val", help="train or val (never test)")
     args = parser.parse_args(argv)
+    if is_test_split(args.split):  # the resize mode is a choice: never made on test
+        parser.error("--split: give train or val; the test split is read once, for the model")
     engine = Engine(args.model)
     names = list(engine.class_names)
     split = split_folder(args.data, args.split)

@@ -26,10 +26,17 @@ PHOTO_SUFFIXES = {".jpg", ".png"}
 
 
 def refuse_a_test_split(parser: argparse.ArgumentParser, folder: Path, option: str) -> None:
-    """A dataset's root given to a timing script is refused: its test split, read once
-    for the shipped model, must not be run through anything again."""
+    """A test split, or a dataset's root holding one, given to a benchmark is refused: the
+    test split, read once for the shipped model, must not be run through anything again."""
     if (folder / "test").is_dir():
         parser.error(f"{option} {folder} holds a test split: give its train (or val) folder")
+    here = folder.resolve()
+    if is_test_split(here.name) or is_test_split(here.parent.name):  # the split, or a class
+        parser.error(f"{option} {folder} is in a test split: give a train (or val) folder")
+
+
+def is_test_split(name: str) -> bool:
+    return SPLIT_ALIASES.get(name.lower()) == "test"
 
 
 def photos_to_time(parser: argparse.ArgumentParser, folder: Path, option: str) -> list[Path]:

@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    from bench_common import refuse_a_test_split  # here: the module is loaded as a script
+
+    refuse_a_test_split(parser, args.folder, "--folder")
 
     results: dict[str, object] = {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg()}
     if not args.skip_startup:
