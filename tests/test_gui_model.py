@@ -151,7 +151,7 @@ def test_an_unknown_items_class_cells_say_nearest_and_are_greyed(model: ResultsM
     odd = Prediction("/photos/blank.jpg", probs(9, 0.26), unknown_score=3.2, unknown=True)
     model.append_predictions([sure, odd])
     cell = lambda row, col, role=DISPLAY: model.index(row, col).data(role)  # noqa: E731
-    assert (cell(1, COL_CLASS), cell(1, COL_STATUS)) == ("nearest: Washing Machine", "unknown item")
+    assert (cell(1, COL_CLASS), cell(1, COL_STATUS)) == ("(Washing Machine)", "unknown item")
     assert cell(1, COL_CONFIDENCE) == "26.0 %"
     foreground = Qt.ItemDataRole.ForegroundRole
     grey = QColor(85, 85, 85)

@@ -595,9 +595,10 @@ class ResultsModel(QAbstractTableModel):
             return row.error if column == COL_TOP3 else ""
         if column == COL_CLASS:
             # An unknown item is most likely none of the classes: a worker scanning this
-            # column must not read its nearest class as the verdict (and bin it there).
+            # column must not read its nearest class as the verdict (and bin it there). In
+            # brackets and grey (the tooltip says "nearest"): "nearest: " cut the name.
             name = self._class_names[row.top_index]
-            return f"nearest: {name}" if row.status == STATUS_UNKNOWN else name
+            return f"({name})" if row.status == STATUS_UNKNOWN else name
         if column == COL_CONFIDENCE:
             return percent(row.confidence)
         if column == COL_TOP3:

@@ -36,11 +36,11 @@ from desktop.gui.style import UNFOCUSED_SELECTION_COLOR, UNFOCUSED_SELECTION_TEX
 # and the first five (up to Confirmed class, what the number keys set) a 1024-pixel one.
 _INITIAL_WIDTHS = {
     COL_FILE: 135,
-    COL_CLASS: 115,
+    COL_CLASS: 122,  # "(Washing Machine)": an unknown item's nearest class, whole
     COL_CONFIDENCE: 75,
     COL_STATUS: 95,
     COL_CONFIRMED: 105,
-    COL_TOP3: 310,
+    COL_TOP3: 303,
     COL_FOLDER: 100,
 }
 # Number keys set a class: 1 the first class ... 9 the ninth, 0 the tenth.
