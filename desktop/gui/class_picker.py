@@ -49,7 +49,7 @@ class ClassPicker(QComboBox):
         # A class is chosen from the opened list only; Up and Down open it.
         if event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
             self.showPopup()
-        elif event.key() in _MOVE_KEYS or event.text().strip():
+        elif event.key() in _MOVE_KEYS or (event.text().strip() and event.text().isprintable()):
             event.accept()  # nothing: neither a move nor a search by first letter
         else:
             super().keyPressEvent(event)  # Space, F4, Alt+Down open; Enter, Esc go on
