@@ -42,24 +42,30 @@ def undo_sort(
     raise a SortError with the report of the photos put back. `progress(done, total)`,
     before each photo: photos handled so far, of the manifest's photos."""
     dest = Path(os.path.realpath(dest))
-    _check_something_to_undo(dest)  # before the lock, whose file the folder must take
+    check_something_to_undo(dest)  # before the lock, whose file the folder must take
     with alone_in(dest, wait_if_busy=None):
-        _check_something_to_undo(dest)  # still: an undo may have finished it meanwhile
+        check_something_to_undo(dest)  # still: an undo may have finished it meanwhile
         pace = _Pace(should_stop or (lambda: False), progress or (lambda _done, _total: None))
         return _undo_all(dest, dest / MANIFEST_FILE, pace)
 
 
-def _check_something_to_undo(dest: Path) -> None:
-    """A SortError saying why, when `dest` holds no manifest to undo."""
+class NothingToUndo(SortError):
+    """The folder given holds no sort to undo; nothing was done."""
+
+
+def check_something_to_undo(dest: Path) -> None:
+    """NothingToUndo saying why, when `dest` holds no manifest to undo."""
     if (dest / MANIFEST_FILE).is_file():
         return
     if dest.exists() and not dest.is_dir():
-        raise SortError(f"{dest} is a file, not a folder a sort went into: nothing to undo")
+        raise NothingToUndo(f"{dest} is a file, not a folder a sort went into: nothing to undo")
     if not dest.is_dir():
-        raise SortError(f"{dest} does not exist: nothing to undo")
+        raise NothingToUndo(f"{dest} does not exist: nothing to undo")
     if (dest / UNDONE_MANIFEST_FILE).is_file():
-        raise SortError(f"the sort into {dest} was undone already: nothing left to undo")
-    raise SortError(f"{dest} has no {MANIFEST_FILE}: nothing to undo")
+        raise NothingToUndo(f"the sort into {dest} was undone already: nothing left to undo")
+    raise NothingToUndo(
+        f"no sort was made into {dest} (it has no {MANIFEST_FILE}): give the folder sorted into"
+    )
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from desktop.core.results import Prediction
 from desktop.core.sort_lock import check_not_busy
-from desktop.core.sort_manifest import MANIFEST_FILE, UNDONE_MANIFEST_FILE
 from desktop.core.sort_records import SortError, SortReport, SortStopped
-from desktop.core.sort_undo import undo_sort
+from desktop.core.sort_undo import NothingToUndo, check_something_to_undo, undo_sort
 from desktop.core.sorting import check_destination, sort_into
 from desktop.core.wording import plural, sentence
 from desktop.gui.background import BackgroundCall
@@ -47,13 +46,6 @@ class _Words:
     done: str
     not_done: str  # for the photos it could not handle
     stopped: str  # the title when the whole job failed
-
-
-def _never_sorted_into(dest: Path) -> bool:
-    """A folder with no manifest of a sort, not even an undone one (undo_sort says why for
-    a file, a missing folder or a sort undone already)."""
-    manifests = (dest / MANIFEST_FILE, dest / UNDONE_MANIFEST_FILE)
-    return dest.is_dir() and not any(manifest.is_file() for manifest in manifests)
 
 
 # Where a job's report says the table's rows (their paths given) go: old path -> new path.
@@ -161,16 +153,17 @@ class SortCommands(QObject):
         if self.busy:
             return
         dest = dest or QFileDialog.getExistingDirectory(self._dialog_parent(), "Undo the sort into")
-        if dest and _never_sorted_into(Path(dest)):
-            # undo_sort's "has no manifest.csv" under "Undo stopped" read as an undo that
-            # failed halfway: say instead that nothing happened and what to choose.
-            QMessageBox.warning(
-                self._dialog_parent(),
-                "Nothing to undo",
-                f"No sort was made into {dest}: choose the folder you sorted into.",
-            )
-            self.finished.emit(f"Nothing to undo: no sort was made into {dest}")
-        elif dest:
+        if not dest:
+            return
+        try:
+            check_something_to_undo(Path(dest))
+        except NothingToUndo as nothing:
+            # Under "Undo stopped" this read as an undo that failed halfway: said at once,
+            # before any job, under what it is.
+            text = f"{str(nothing)[:1].upper()}{str(nothing)[1:]}."
+            QMessageBox.warning(self._dialog_parent(), "Nothing to undo", text)
+            self.finished.emit(text)
+        else:
             progress = self._progress_sayer(PUTTING_BACK)
             job = partial(undo_sort, Path(dest), should_stop=self._stop.is_set, progress=progress)
             words = _Words(f"Put back {{filed}} from {dest}", "not put back", "Undo stopped")
