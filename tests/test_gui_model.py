@@ -508,6 +508,41 @@ def test_a_settings_file_holding_a_python_object_runs_nothing(tiny_model_path, t
     assert not marker.exists()
 
 
+def test_an_earlier_releases_settings_are_carried_over_once_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Releases before the JSON file kept settings with QSettings: after an upgrade, a
+    # station's 85 % threshold fell back to 70 % unsaid, and photos it would have sent to
+    # review were sorted into class folders.
+    from PySide6.QtCore import QSettings
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    folder = tmp_path / "config" / "E-Waste Sorter"
+    folder.mkdir(parents=True)
+    photos = tmp_path / "shift 7"
+    photos.mkdir()
+    old = QSettings(str(folder / "ewaste-app.conf"), QSettings.Format.IniFormat)
+    old.setValue("results/review_threshold", 0.85)
+    old.setValue("results/hidden_classes", ["Microwave", "Washing Machine"])
+    old.setValue("preview/show_cam", True)
+    old.setValue("dirs/folder", str(photos))
+    old.setValue("window/geometry", QByteArray(b"\x01\xd9\xd0\xcb"))
+    old.sync()
+    del old
+
+    settings = AppSettings()
+    assert settings.path == folder / "ewaste-app.json"
+    assert settings.review_threshold(0.7) == 0.85
+    assert settings.hidden_classes() == {"Microwave", "Washing Machine"}
+    assert settings.show_cam() and not settings.flip_average()
+    assert settings.last_dir("folder") == str(photos)
+    assert settings.blob("geometry") is None  # a layout is not worth reading QSettings for
+    assert json.loads(settings.path.read_text())["results/review_threshold"] == 0.85
+    # Once: from now on the JSON file is the settings, whatever the old file says.
+    settings.set_review_threshold(0.9)
+    assert AppSettings().review_threshold(0.7) == 0.9
+
+
 def test_command_line_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_args([]) == AppOptions()
     options = parse_args(["--model", "m.onnx", "--threads", "2", "--batch", "8", "a", "b"])

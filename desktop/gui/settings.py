@@ -7,11 +7,14 @@ is not such JSON (hand-edited, cut short) gives the defaults, and the next chang
 it whole.
 
 Tests and benchmarks pass their own file (`AppSettings.at`); the app uses the per-user
-configuration folder.
+configuration folder. Releases before the JSON file kept their settings with QSettings; on
+Linux that INI file is read once, as plain text, for the values a station relies on (the
+review threshold above all), when no JSON file exists yet.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from desktop.core.safe_files import replaced_whole
 ORGANIZATION = "E-Waste Sorter"
 APPLICATION = "ewaste-app"
 SETTINGS_FILE = f"{APPLICATION}.json"
+LEGACY_SETTINGS_FILE = f"{APPLICATION}.conf"  # QSettings' INI file on Linux, before the JSON
 MAX_SETTINGS_BYTES = 1 << 20  # a window layout and a few folders: far less
 
 
@@ -38,6 +42,11 @@ class AppSettings:
             path = Path(folder) / ORGANIZATION / SETTINGS_FILE
         self.path = Path(path)
         self._values = _read(self.path)
+        legacy = self.path.with_name(LEGACY_SETTINGS_FILE)
+        if not self._own_path and not self.path.exists() and legacy.is_file():
+            # An upgrade: the threshold a station set must not fall back to 70 % unsaid.
+            for key, value in _legacy_values(legacy).items():
+                self._set(key, value)
 
     @classmethod
     def at(cls, path: str | Path) -> AppSettings:
@@ -119,6 +128,41 @@ class AppSettings:
                 json.dump(self._values, handle, indent=1, sort_keys=True)
         except OSError:
             pass  # a read-only profile: remembered for this session only
+
+
+def _legacy_values(path: Path) -> dict[str, Any]:
+    """The values worth keeping from an earlier release's QSettings INI file, read as
+    text (never through QSettings, which would unpickle a stored Python object): the
+    threshold, hidden columns, flags and folders. Anything else, or odd, is left out."""
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys as written
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            parser.read_string(handle.read(MAX_SETTINGS_BYTES))
+    except (OSError, configparser.Error):
+        return {}
+    values: dict[str, Any] = {}
+    threshold = parser.get("results", "review_threshold", fallback="")
+    try:
+        if 0.0 <= float(threshold) <= 1.0:
+            values["results/review_threshold"] = float(threshold)
+    except ValueError:
+        pass
+    hidden = parser.get("results", "hidden_classes", fallback="")
+    if hidden and not hidden.startswith("@"):  # QSettings writes a list "a, b"
+        values["results/hidden_classes"] = sorted(
+            name.strip().strip('"') for name in hidden.split(", ") if name.strip()
+        )
+    for key in ("preview/show_cam", "run/flip_average"):
+        section, option = key.split("/")
+        flag = parser.get(section, option, fallback="")
+        if flag in ("true", "false"):
+            values[key] = flag == "true"
+    if parser.has_section("dirs"):
+        for kind, folder in parser.items("dirs"):
+            if folder and not folder.startswith("@") and "\\" not in folder:  # not escaped
+                values[f"dirs/{kind}"] = folder
+    return values
 
 
 def _read(path: Path) -> dict[str, Any]:
