@@ -834,3 +834,36 @@ def test_one_writer_per_watched_csv_and_a_replaced_csv_stops_the_watch(
         process.kill()
         process.wait()
     assert [Path(r["path"]).name for r in read_rows(out)] == ["mouse.png", "pcb.png"]
+
+
+def test_a_watch_continuing_a_batch_csv_skips_a_photo_whose_name_is_not_text(
+    tiny_model_path, tmp_path
+) -> None:
+    # The batch run's CSV writes b"caf\xe9.png" as "caf\xe9.png" (escaped); a watch then
+    # started on it took the escaped text for the name, missed the file, and added its row
+    # a second time.
+    from desktop.core.cli import main
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    camera, out = tmp_path / "camera", tmp_path / "shift.csv"
+    camera.mkdir()
+    (camera / os.fsdecode(b"caf\xe9.png")).write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    (camera / "pcb.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["PCB"]))
+    assert main([str(camera), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
+    assert len(read_rows(out)) == 2
+    time.sleep(0.05)  # the watch's photos arrive after the CSV, or are as old as it
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    deadline = time.monotonic() + 60
+    classified = watch_and_classify(
+        Engine(tiny_model_path, threads=1),
+        camera,
+        out,
+        0.7,
+        poll_seconds=0.1,
+        log=lambda _line: None,
+        should_stop=lambda: len(read_rows(out)) >= 3 and time.monotonic() > deadline - 55,
+    )
+    assert classified == 1
+    names = sorted(Path(row["path"]).name for row in read_rows(out))
+    assert names == ["caf\\xe9.png", "mouse.png", "pcb.png"]

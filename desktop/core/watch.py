@@ -33,6 +33,7 @@ from .csv_export import (
     CSV_ENCODING,
     FIXED_COLUMNS,
     ResultsCsvAppender,
+    path_from_text,
     readable_text,
     unguarded_text,
 )
@@ -424,11 +425,14 @@ def _classified_before(
             path, state, _mark = recorded[text]
             if path.parent == folder:
                 states[path.name] = state
-        elif Path(text).parent == folder:
-            with contextlib.suppress(OSError):
-                info = (folder / Path(text).name).stat()
-                if info.st_ctime_ns <= written:
-                    states[Path(text).name] = (info.st_size, info.st_mtime_ns)
+        else:
+            # The CSV escapes a name that is not valid text ("caf\xe9.jpg"): the file's own.
+            path = Path(text) if os.path.lexists(text) else Path(path_from_text(text))
+            if path.parent == folder:
+                with contextlib.suppress(OSError):
+                    info = path.stat()
+                    if info.st_ctime_ns <= written:
+                        states[path.name] = (info.st_size, info.st_mtime_ns)
     return states
 
 
