@@ -406,3 +406,22 @@ def test_a_csv_a_watch_appends_to_is_never_replaced_by_an_export(tmp_path) -> No
     with shift.open(encoding="utf-8-sig", newline="") as handle:
         assert [row["path"] for row in csv.DictReader(handle)] == ["p/0.jpg"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shift.csv"]  # no lock file left
+
+
+def test_a_class_an_earlier_release_set_on_an_unreadable_photo_is_left_out(tmp_path) -> None:
+    # Such a class was shown and exported again, but the sort filed the photo under _error
+    # and the counts skipped it: a worker's class that nothing used, unsaid.
+    from desktop.core.csv_import import read_results_csv
+
+    good, broken = tmp_path / "good.jpg", tmp_path / "broken.jpg"
+    good.write_bytes(b"a photo"), broken.write_bytes(b"not a photo")
+    rows = [
+        Prediction(str(good), probabilities(1, 0.9)),
+        Prediction(str(broken), None, error="corrupt image"),
+    ]
+    out = tmp_path / "review.csv"
+    write_results_csv(out, rows, CLASS_NAMES, confirmed={str(good): "PCB", str(broken): "PCB"})
+    reopened = read_results_csv(out, list(CLASS_NAMES))
+    assert reopened.confirmed == {str(good): "PCB"}
+    assert reopened.dropped_on_errors == 1
+    assert [p.path for p in reopened.predictions] == [str(good), str(broken)]

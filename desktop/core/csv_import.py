@@ -32,6 +32,9 @@ class ReopenedResults:
     predictions: list[Prediction] = field(default_factory=list)
     confirmed: dict[str, str] = field(default_factory=dict)  # path -> class a person set
     missing: list[str] = field(default_factory=list)  # paths whose file is gone
+    # Classes an earlier release let a person set on an unreadable photo: left out, as
+    # nothing can use them (the sort files such a photo under _error, the counts skip it).
+    dropped_on_errors: int = 0
 
 
 def read_results_csv(
@@ -62,7 +65,10 @@ def read_results_csv(
         if confirmed:
             if confirmed not in class_names:
                 raise CsvImportError(f"{path.name}, line {number}: unknown class {confirmed!r}")
-            reopened.confirmed[prediction.path] = confirmed
+            if prediction.ok:
+                reopened.confirmed[prediction.path] = confirmed
+            else:
+                reopened.dropped_on_errors += 1
     return reopened
 
 

@@ -125,6 +125,9 @@ class CsvReopen(QObject):
                 text += f"; its classes set on {plural(adopted, 'row')} already in the table"
             if kept:
                 text += f"; {plural(kept, 'row')} kept what was set here since"
+            if reopened.dropped_on_errors:
+                unreadable = plural(reopened.dropped_on_errors, "unreadable photo")
+                text += f"; a class set on {unreadable} left out (such a photo goes to _error)"
             self.message.emit(text)
             self.opened.emit(self._recovered, not reopened.missing)
         self._set_busy(False)
