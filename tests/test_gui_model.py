@@ -381,6 +381,21 @@ def test_the_longest_class_name_predicted_in_bold_is_drawn_whole(qtbot) -> None:
     assert _count_ink(label) >= 0.97 * _count_ink(whole)
 
 
+def test_long_class_names_are_cut_short_not_the_bars_or_their_values(qtbot) -> None:
+    # A retrained model's "Large Household Appliance (Washing Machine)": the labels took
+    # the chart's width, the bars shrank to nothing and "99.3 %" ran off its edge.
+    names = [f"Large Household Appliance number {i} (long)" for i in range(len(CLASS_NAMES))]
+    chart = ProbabilityChart()
+    qtbot.addWidget(chart)
+    chart.set_probabilities(names, probs(0, 1.0), highlight=0)
+    chart.resize(388, chart.sizeHint().height())
+    image = chart.grab().toImage()
+    middle = 4 + (chart.fontMetrics().height() + 8) // 2  # the first (highlighted) row
+    bar = sum(image.pixelColor(x, middle) == _TOP_COLOR for x in range(image.width()))
+    assert bar >= 58  # the bar of 100 %: at least the width kept for bars
+    assert names[0] in chart.toolTip()
+
+
 def _count_ink(image: QImage) -> int:
     """Dark grey pixels: text, not the coloured bars."""
     count = 0

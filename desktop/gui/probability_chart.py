@@ -14,6 +14,7 @@ from desktop.gui.style import ACCENT_COLOR, OK_COLOR, REVIEW_COLOR
 _BAR_COLOR = ACCENT_COLOR
 _TOP_COLOR = OK_COLOR  # the predicted class, when the caller gives no status colour
 _THRESHOLD_COLOR = REVIEW_COLOR  # the threshold line
+_MIN_BAR_WIDTH = 60  # what long class names leave the bars, at the least
 
 
 class ProbabilityChart(QWidget):
@@ -80,8 +81,11 @@ class ProbabilityChart(QWidget):
         text_color = self.palette().color(QPalette.ColorRole.WindowText)
         track_color = self.palette().color(QPalette.ColorRole.Midlight)
         row_h = self._row_height()
-        label_w = max(metrics.horizontalAdvance(n) for n in self._names) + 10
         value_w = metrics.horizontalAdvance("100.0 %") + 8
+        # Long names (a retrained model's) are cut short, never the bars or the values:
+        # the full names are in the tooltip.
+        widest_label = self.width() - value_w - _MIN_BAR_WIDTH - 8
+        label_w = min(max(metrics.horizontalAdvance(n) for n in self._names) + 10, widest_label)
         left = 4 + label_w
         bar_w = max(20, self.width() - left - value_w - 4)
 
@@ -91,8 +95,9 @@ class ProbabilityChart(QWidget):
             painter.setFont(bold if is_top else self.font())
             painter.setPen(text_color)
             label_rect = QRectF(4, top, label_w - 6, row_h)
+            shown = metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(label_rect.width()))
             painter.drawText(
-                label_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name
+                label_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, shown
             )
             track = QRectF(left, top + 3, bar_w, row_h - 6)
             painter.setPen(Qt.PenStyle.NoPen)
