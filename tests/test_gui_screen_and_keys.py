@@ -348,3 +348,24 @@ def test_progress_and_cancel_stay_on_the_toolbar_of_a_laptop_at_2x(window, qtbot
     assert panel.cancel_button.isVisible() and panel.bar.width() >= 100
     right_edge = panel.mapTo(toolbar, QPoint(panel.width(), 0)).x()
     assert right_edge <= toolbar.width()
+
+
+def test_tab_from_the_table_brings_the_class_picker_into_view(window, qtbot):
+    # At 2x (683x384) the preview pane scrolls; read down to its chart, a Tab from the
+    # table focused the class picker out of sight, and Down then opened its list alone.
+    window.resize(683, 384)
+    qtbot.waitUntil(lambda: window.width() == 683)
+    window.view.select_proxy_row(0)
+    bar = window.preview_scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    bar.setValue(bar.maximum())
+    picker = window.preview.class_picker
+    assert picker.visibleRegion().isEmpty()
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(window.view.hasFocus)
+    QTest.keyClick(window.view, Qt.Key.Key_Tab)
+    qtbot.waitUntil(picker.hasFocus)
+    qtbot.waitUntil(lambda: not picker.visibleRegion().isEmpty())
+    assert picker.visibleRegion().boundingRect().size() == picker.size()
+

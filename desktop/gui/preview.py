@@ -23,6 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QFont, QFontMetrics, QImage, QPainter, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QFrame,
     QHBoxLayout,
@@ -486,6 +487,14 @@ class ScrolledPane(QScrollArea):
         # No Tab stop: focused, it showed nothing and no key did anything a worker would
         # see. The wheel and the scroll bar still scroll it.
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        # A scroll area brings a child into view only when Tab moves within it; Tab from
+        # the table left the class picker focused out of sight on a low screen.
+        QApplication.instance().focusChanged.connect(self._show_focused)
+
+    @Slot(QWidget, QWidget)
+    def _show_focused(self, _old: QWidget | None, new: QWidget | None) -> None:
+        if new is not None and self.widget().isAncestorOf(new):
+            self.ensureWidgetVisible(new)
 
     def minimumSizeHint(self) -> QSize:
         bar = self.verticalScrollBar().sizeHint().width()
