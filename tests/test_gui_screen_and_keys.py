@@ -369,3 +369,18 @@ def test_tab_from_the_table_brings_the_class_picker_into_view(window, qtbot):
     qtbot.waitUntil(lambda: not picker.visibleRegion().isEmpty())
     assert picker.visibleRegion().boundingRect().size() == picker.size()
 
+
+def test_the_progress_line_leaves_out_the_rate_when_the_bar_is_narrow(qtbot):
+    # At 2x the bar's 180 pixels cut "123 / 4567 images · 182.3 images/s" in two lines,
+    # both half hidden: the count must stay readable; the rate is in the tooltip.
+    from desktop.gui.progress_panel import ProgressPanel
+
+    panel = ProgressPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    for width, shown in ((700, "123 / 4567 images · 182.3 images/s"), (180, "123 / 4567 images")):
+        panel.bar.setFixedWidth(width)
+        qtbot.waitUntil(lambda width=width: panel.bar.width() == width)
+        panel.set_progress(123, 4567, 182.3)
+        assert panel.bar.format() == shown
+        assert panel.bar.toolTip() == "123 / 4567 images · 182.3 images/s"

@@ -82,6 +82,15 @@ class ProgressPanel(QWidget):
         self.bar.setUpdatesEnabled(False)
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(done)
-        self.bar.setFormat(f"{done} / {total} images{rate}")
+        self.bar.setFormat(self._fitting(f"{done} / {total} images", rate))
         self.bar.setUpdatesEnabled(True)  # schedules that one paint
         self.cancel_button.setEnabled(True)
+
+    def _fitting(self, text: str, extra: str) -> str:
+        """`text` with `extra` where the bar is wide enough for both, else `text` alone:
+        at 2x scale the bar's 180 pixels cut "123 / 4567 images · 182.3 images/s" in two.
+        The whole line is in the bar's tooltip either way."""
+        self.bar.setToolTip(text + extra)
+        room = self.bar.contentsRect().width() - 8
+        fits = self.bar.fontMetrics().horizontalAdvance(text + extra) <= room
+        return text + extra if fits else text
