@@ -18,6 +18,7 @@ fill its disk.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -313,7 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "from the internet): one photo, or many photos and zips to a table and a CSV.",
     )
     parser.add_argument("--model", default=None, help="model file (default: the shipped one)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (127.0.0.1: this machine; 0.0.0.0: phones on its network too)",
+    )
     parser.add_argument("--port", type=port_number, default=7860, help="port (7860)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     args = parser.parse_args(argv)
@@ -377,6 +382,19 @@ def unservable(host: str, port: int) -> str | None:
     return None
 
 
+def network_addresses() -> list[str]:
+    """This machine's IPv4 addresses other machines may reach it at (not loopback): those
+    of its name, and the one its route out would use (a UDP connect sends nothing)."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for *_, address in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.add(str(address[0]))
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never answered, only routed
+        found.add(probe.getsockname()[0])
+    return sorted(address for address in found if not address.startswith("127."))
+
+
 def serve(app: gr.Blocks, host: str, port: int) -> int:
     """Serve the page until the server stops (a stop signal raises `Stopped`); 2 when it
     cannot be served there."""
@@ -400,7 +418,10 @@ def serve(app: gr.Blocks, host: str, port: int) -> int:
         return 2
     said = [f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)"]
     if host in ALL_ADDRESSES:  # "localhost" is this machine's name for it, not theirs
-        said.append(f"From other machines: http://{socket.gethostname()}:{port}/")
+        # A phone finds no bare machine name without the network's own DNS: its address.
+        places = [f"http://{address}:{port}/" for address in network_addresses()]
+        places.append(f"http://{socket.gethostname()}:{port}/")
+        said.append(f"From other machines: {' or '.join(places)}")
     print("\n".join(said), flush=True)  # one write: a reader never sees half of it
     while app.is_running:
         time.sleep(0.2)
