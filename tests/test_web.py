@@ -15,6 +15,7 @@ import urllib.request
 import warnings
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -549,6 +550,14 @@ def test_the_map_of_a_letterboxing_model_is_laid_over_the_photo_not_its_padding(
     letterboxed = overlay(str(wide), looked, engines["letterbox"]).astype(int)
     assert stretched[0, :, 0].min() > 100  # red over the photo's top, where the map is hot
     assert letterboxed[..., 0].max() < 5  # none: that part of the map lies over padding
+
+    # Brighter where it looked, not only redder: a red tint on a grey photo came out darker
+    # than the rest, and a red-green colour-blind worker could not find it.
+    grey = tmp_path / "grey.png"
+    Image.new("RGB", (100, 100), (128, 128, 128)).save(grey)
+    shown = overlay(str(grey), replace(looked, path=str(grey)), engines["stretch"])
+    luminance = shown.astype(float) @ np.array([0.2126, 0.7152, 0.0722])
+    assert luminance[:10].mean() > 1.5 * luminance[-10:].mean()
 
 
 def test_a_batchs_folder_goes_after_a_day(tmp_path: Path, monkeypatch) -> None:

@@ -100,9 +100,13 @@ def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: 
     return f"**{name}** {percent(prediction.confidence)} · {STATUS_LABELS[status]}"
 
 
+RED = np.array([230.0, 30.0, 30.0])
+
+
 def overlay(path: str, prediction: Prediction, engine: Engine) -> np.ndarray | None:
-    """The photo with the predicted class's activation map laid over it in red: the part of
-    the map over where the photo lay in `engine`'s input (all of it, unless letterboxed)."""
+    """The photo with the predicted class's activation map laid over it, bright and red
+    where the model looked: the part of the map over where the photo lay in `engine`'s
+    input (all of it, unless letterboxed)."""
     if not prediction.ok:
         return None
     try:
@@ -114,9 +118,12 @@ def overlay(path: str, prediction: Prediction, engine: Engine) -> np.ndarray | N
     height, width = pixels.shape[:2]
     box = image_box((width, height), engine.input_size, engine.info.resize)
     heat = cam_heatmap_over_image(prediction.cam, (height, width), engine.input_size, box)
-    red = np.array([230.0, 30.0, 30.0])
-    shade = 0.55 * heat[..., None]
-    return (pixels * (1 - shade) + red * shade).clip(0, 255).astype(np.uint8)
+    # Where it looked stays bright and turns red; the rest is dimmed. A red tint alone
+    # vanished for a red-green colour-blind worker (tan over tan): brightness does not.
+    weight = heat[..., None]
+    lit = pixels * (0.4 + 0.6 * weight)
+    tint = 0.5 * weight
+    return (lit * (1 - tint) + RED * tint).clip(0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
