@@ -167,6 +167,14 @@ def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
     assert looked[0].get_attribute("alt").startswith("The photo, with a heat map")
     assert browser.find_elements(By.ID, "no-map") == []  # the model has one
 
+    # A screen reader says the verdict when it comes; the slider shows when it has the keys.
+    assert browser.find_element(By.ID, "verdict").get_attribute("aria-live") == "polite"
+    ring = browser.execute_script(
+        "const slider = document.querySelector('input[type=range]'); slider.focus();"
+        "const style = getComputedStyle(slider); return [style.outlineStyle, style.outlineWidth];"
+    )
+    assert ring == ["solid", "3px"]
+
     # The threshold's reset button re-labels the photo, as a drag does.
     from selenium.webdriver.common.keys import Keys
 
@@ -249,6 +257,8 @@ def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_
     assert "Predicted class" in table and "Status" in table
     counts = browser.find_element(By.ID, "counts").text
     assert counts.startswith("3 results:") and "1 non-image file skipped" in counts
+    # Read out when it changes: the tab's counts are marked once the tab shows them.
+    assert browser.find_element(By.ID, "counts").get_attribute("aria-live") == "polite"
 
     # Dragging the review threshold to 100 % re-labels the batch without a new upload.
     from selenium.webdriver.common.action_chains import ActionChains

@@ -85,8 +85,24 @@ THEME = gr.themes.Default(
     font=[gr.themes.Font(name) for name in SYSTEM_FONTS],
     font_mono=[gr.themes.Font(name) for name in ("ui-monospace", "monospace")],
 )
-# The verdict is the page's headline (the chart below it has none).
-PAGE_CSS = "#verdict p { font-size: 1.5rem; margin: 0.3em 0; }"
+# The verdict is the page's headline (the chart below it has none). The slider showed no
+# sign of the keyboard's focus, and its arrow keys re-label the photo and the batch.
+PAGE_CSS = (
+    "#verdict p { font-size: 1.5rem; margin: 0.3em 0; }"
+    " input[type=range]:focus { outline: 3px solid #1d4ed8; outline-offset: 2px; }"
+)
+# The verdict and the batch's counts are read out by a screen reader when they change
+# (the Many tab's counts exist only once the tab is opened: marked when they appear).
+PAGE_JS = """() => {
+  const mark = () => {
+    for (const id of ["verdict", "counts"]) {
+      const shown = document.getElementById(id);
+      if (shown && !shown.hasAttribute("aria-live")) shown.setAttribute("aria-live", "polite");
+    }
+  };
+  mark();
+  new MutationObserver(mark).observe(document.body, { childList: true, subtree: true });
+}"""
 
 
 def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: float) -> str:
@@ -416,6 +432,7 @@ def serve(app: gr.Blocks, host: str, port: int) -> int:
             ssr_mode=False,  # no Node.js server: one process, the page from Python
             theme=THEME,
             css=PAGE_CSS,
+            js=PAGE_JS,
             quiet=True,  # Gradio's banner suggests share=True, a public link: not for a station
             prevent_thread_lock=True,
         )
