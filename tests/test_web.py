@@ -913,3 +913,10 @@ def test_an_unknown_item_is_not_headlined_as_its_nearest_class(tmp_path: Path) -
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         rows = [(row["predicted_class"], row["status"]) for row in csv.DictReader(handle)]
     assert rows == [(names[4], "ok"), (names[4], "unknown")]
+
+
+def test_python_dash_m_desktop_web_is_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "desktop.web", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: ewaste-web"), done.stderr
