@@ -425,3 +425,20 @@ def test_a_class_an_earlier_release_set_on_an_unreadable_photo_is_left_out(tmp_p
     assert reopened.confirmed == {str(good): "PCB"}
     assert reopened.dropped_on_errors == 1
     assert [p.path for p in reopened.predictions] == [str(good), str(broken)]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links and pipes as POSIX has them")
+def test_a_link_or_pipe_put_as_the_lock_file_is_never_followed_or_waited_on(tmp_path) -> None:
+    from desktop.core.folder_lock import FolderLock
+
+    shared, elsewhere = tmp_path / "shared", tmp_path / "elsewhere"
+    shared.mkdir(), elsewhere.mkdir()
+    (shared / ".results.csv.lock").symlink_to(elsewhere / "made-by-the-export")
+    os.mkfifo(shared / ".pipe.csv.lock")
+    rows = [Prediction("p/0.jpg", probabilities(0, 0.9))]
+    for name in ("results.csv", "pipe.csv"):  # a pipe's open would wait for a writer
+        write_results_csv(shared / name, rows, CLASS_NAMES)
+        assert (shared / name).is_file()
+        with pytest.raises(OSError):
+            FolderLock(shared, f".{name}.lock").acquire()
+    assert list(elsewhere.iterdir()) == []  # nothing made through the link

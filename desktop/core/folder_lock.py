@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from pathlib import Path
 
 from .safe_files import is_file_at
@@ -38,16 +39,21 @@ class FolderLock:
     takes it if it is free, `release()` lets it go."""
 
     def __init__(self, folder: Path, name: str = LOCK_FILE):
-        self._path = folder / name
+        self.path = folder / name
         self._fd: int | None = None
 
     def acquire(self) -> bool:
         """Take the lock without waiting: False when another holder has it. OSError when
-        the lock file cannot be made (a read-only folder) or the lock fails otherwise."""
+        the lock file cannot be made (a read-only folder), is not a plain file (a link or a
+        pipe put in its place: never followed, never waited on) or the lock fails."""
         assert self._fd is None, "held already"
         flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         while True:
-            fd = os.open(self._path, flags, 0o666)
+            fd = os.open(self.path, flags, 0o666)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(errno.EINVAL, "not a plain file", str(self.path))
             try:
                 _lock(fd)
             except OSError as exc:
@@ -56,7 +62,7 @@ class FolderLock:
                     if exc.errno in _HELD:
                         return False
                     raise
-            if is_file_at(fd, self._path):
+            if is_file_at(fd, self.path):
                 self._fd = fd  # held (or, without locks, kept to delete when done)
                 return True
             os.close(fd)  # its holder deleted it as this one waited: lock the folder's file
@@ -74,7 +80,7 @@ class FolderLock:
             os.close(fd)
             return
         with contextlib.suppress(OSError):
-            self._path.unlink()
+            self.path.unlink()
         os.close(fd)  # lets the flock go
 
 
