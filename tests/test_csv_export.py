@@ -427,6 +427,24 @@ def test_a_class_an_earlier_release_set_on_an_unreadable_photo_is_left_out(tmp_p
     assert [p.path for p in reopened.predictions] == [str(good), str(broken)]
 
 
+def test_a_one_time_write_leaves_no_lock_file_where_locks_stay(tmp_path, monkeypatch) -> None:
+    # Windows cannot delete a lock file another program may hold open, so there a lock
+    # file stays once made: an export must not make one beside every CSV it writes.
+    from desktop.core import folder_lock
+
+    def release_keeping_the_file(lock) -> None:  # what release does on Windows
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    monkeypatch.setattr(folder_lock.FolderLock, "release", release_keeping_the_file)
+    for name in ("monday.csv", "tuesday.csv"):
+        write_results_csv(
+            tmp_path / name, [Prediction("p/0.jpg", probabilities(0, 0.9))], CLASS_NAMES
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["monday.csv", "tuesday.csv"]
+
+
 @pytest.mark.skipif(os.name == "nt", reason="symbolic links and pipes as POSIX has them")
 def test_a_link_or_pipe_put_as_the_lock_file_is_never_followed_or_waited_on(tmp_path) -> None:
     from desktop.core.folder_lock import FolderLock

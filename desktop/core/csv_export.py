@@ -87,10 +87,12 @@ def write_results_csv(
     is removed and the previous file at `path`, if any, is left untouched.
     """
     target = Path(path)
-    with (
-        only_writer(target),
-        replaced_whole(target, "w", encoding=CSV_ENCODING, newline="") as handle,
-    ):
+    if is_being_written(target):
+        raise CsvBusyError(
+            f"{target} is being written by another program (a watch appending to it?): "
+            "give another name, or stop that one first"
+        )
+    with replaced_whole(target, "w", encoding=CSV_ENCODING, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(results_header(class_names))
         for prediction in predictions:
@@ -159,9 +161,9 @@ class ResultsCsvAppender:
     no photo of a batch cut short, so that photo is classified again.
 
     The only writer of its CSV while it is open (see `only_writer`): a second watch would
-    double every row, and a batch run or the app's export to it would replace the file. A
-    CSV another program replaces anyway (an editor's save) is not appended to: rows written
-    into the old file would be lost."""
+    double every row, and a batch run or the app's export to it (`write_results_csv` checks)
+    would replace the file. A CSV another program replaces anyway (an editor's save) is not
+    appended to: rows written into the old file would be lost."""
 
     def __init__(
         self,
@@ -226,11 +228,12 @@ class CsvBusyError(ValueError):
 
 @contextlib.contextmanager
 def only_writer(path: Path) -> Iterator[None]:
-    """Be the only writer of the results CSV at `path` for the block (a lock in a hidden
+    """Be the only appender of the results CSV at `path` for the block (a lock in a hidden
     file beside it, as for a sort's destination): a watch appends to its CSV for hours, and
     a batch run or an export replacing it meanwhile would put the watch's rows where
-    nobody reads them. CsvBusyError when another writer holds it."""
-    lock = FolderLock(path.parent, f".{path.name}.lock")
+    nobody reads them. CsvBusyError when another appender holds it (one in this process
+    too)."""
+    lock = _appender_lock(path)
     try:
         held = lock.acquire()
     except OSError:  # no lock file can be made there: the write that follows says why
@@ -247,12 +250,22 @@ def only_writer(path: Path) -> Iterator[None]:
 
 
 def is_being_written(path: Path) -> bool:
-    """Whether another writer holds the CSV at `path` now (see `only_writer`)."""
+    """Whether a watch appends to the CSV at `path` now (see `only_writer`). Only looked at,
+    never made: a one-time write leaves no lock file (Windows would keep one per CSV)."""
+    lock = _appender_lock(path)
+    if not os.path.lexists(lock.path):
+        return False
     try:
-        with only_writer(path):
+        if lock.acquire():
+            lock.release()  # (on Linux this deletes the file a killed watch left)
             return False
-    except CsvBusyError:
-        return True
+    except OSError:  # not a plain file, or no locks there: no watch holds it
+        return False
+    return True
+
+
+def _appender_lock(path: Path) -> FolderLock:
+    return FolderLock(path.parent, f".{path.name}.lock")
 
 
 def csv_lines(rows: Iterable[Sequence[str]]) -> bytes:
