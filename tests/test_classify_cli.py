@@ -678,3 +678,34 @@ def test_a_csv_in_place_of_the_sorts_manifest_is_refused_before_any_work(
     assert "manifest.csv is where the sort into" in said.err
     assert "to classify" not in said.err and "watching" not in said.out
     assert list(dest.iterdir()) == []
+
+
+def test_a_watch_begun_on_the_csv_during_a_run_keeps_it_and_the_run_its_rows(
+    tiny_model_path: Path, sample_images_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    # Checked free at the start, the CSV was taken by a watch while the photos were
+    # classified: replacing it would lose the watch's rows, refusing lost the run's.
+    import desktop.core.cli as cli
+    from desktop.core.csv_export import ResultsCsvAppender
+
+    out = tmp_path / "shift.csv"
+    watches: list[ResultsCsvAppender] = []
+    real_engine = cli.Engine
+
+    def engine_as_a_watch_starts(*args, **kwargs):
+        engine = real_engine(*args, **kwargs)
+        watches.append(ResultsCsvAppender(out, engine.class_names))
+        return engine
+
+    monkeypatch.setattr(cli, "Engine", engine_as_a_watch_starts)
+    try:
+        argv = [str(sample_images_dir), "--csv", str(out), "--model", str(tiny_model_path)]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"a watch began appending to {out} during this run: its rows stay there" in err
+        assert read_rows(out) == []  # the watch's file, untouched
+        kept = read_rows(tmp_path / "shift.partial.csv")
+        assert len(kept) == len(collect_images([sample_images_dir]).images)
+    finally:
+        for watch in watches:
+            watch.close()

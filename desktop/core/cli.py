@@ -167,8 +167,13 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.sort_into is not None:  # finishing a --move sort: the photos it moved are gone
         carried = rows_moved_before(output, args.sort_into, collection.images, engine.class_names)
     rows = sorted(predictions + carried, key=lambda p: p.path) + collection.problems
-    with stop_signals_wait() as waited:
-        written = _write_csv(output, rows, engine.class_names, args.review_threshold)
+    if is_being_written(output):  # a watch began appending to it as this run classified
+        error(f"a watch began appending to {output} during this run: its rows stay there")
+        _save_partial(output, rows, None, engine, args.review_threshold)
+        written = False
+    else:
+        with stop_signals_wait() as waited:
+            written = _write_csv(output, rows, engine.class_names, args.review_threshold)
     if not written:
         if args.sort_into is not None:  # a finishing run reads what was moved from the CSV
             error(f"nothing was sorted into {args.sort_into}: run again once the CSV is written")
