@@ -534,13 +534,14 @@ def test_an_earlier_releases_settings_are_carried_over_once_as_text(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     folder = tmp_path / "config" / "E-Waste Sorter"
     folder.mkdir(parents=True)
-    photos = tmp_path / "shift 7"
-    photos.mkdir()
+    photos, results = tmp_path / "shift 7", tmp_path / "Results, 2024"  # QSettings quotes ","
+    photos.mkdir(), results.mkdir()
     old = QSettings(str(folder / "ewaste-app.conf"), QSettings.Format.IniFormat)
     old.setValue("results/review_threshold", 0.85)
     old.setValue("results/hidden_classes", ["Microwave", "Washing Machine"])
     old.setValue("preview/show_cam", True)
     old.setValue("dirs/folder", str(photos))
+    old.setValue("dirs/export", str(results))
     old.setValue("window/geometry", QByteArray(b"\x01\xd9\xd0\xcb"))
     old.sync()
     del old
@@ -551,6 +552,7 @@ def test_an_earlier_releases_settings_are_carried_over_once_as_text(
     assert settings.hidden_classes() == {"Microwave", "Washing Machine"}
     assert settings.show_cam() and not settings.flip_average()
     assert settings.last_dir("folder") == str(photos)
+    assert settings.last_dir("export") == str(results)
     assert settings.blob("geometry") is None  # a layout is not worth reading QSettings for
     assert json.loads(settings.path.read_text())["results/review_threshold"] == 0.85
     # Once: from now on the JSON file is the settings, whatever the old file says.

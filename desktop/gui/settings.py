@@ -159,8 +159,12 @@ def _legacy_values(path: Path) -> dict[str, Any]:
         if flag in ("true", "false"):
             values[key] = flag == "true"
     if parser.has_section("dirs"):
-        for kind, folder in parser.items("dirs"):
-            if folder and not folder.startswith("@") and "\\" not in folder:  # not escaped
+        for kind, written in parser.items("dirs"):
+            # Quoted when it holds "," ";" "=" or ends in a space; escaped with "\\" when
+            # it holds other characters: those are left out (the home folder instead).
+            quoted = len(written) > 1 and written[0] == written[-1] == '"'
+            folder = written[1:-1] if quoted else written
+            if folder and not folder.startswith("@") and "\\" not in folder:
                 values[f"dirs/{kind}"] = folder
     return values
 
