@@ -113,6 +113,35 @@ def browser() -> Iterator:
     driver.quit()
 
 
+# Every visible text's colour against the background it sits on: those under WCAG AA's
+# 4.5:1 (3:1 for large text), as [text, ratio].
+LOW_CONTRAST_JS = """
+const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => [r, g, b].map((v) => {
+  v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+}).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+const background = (el) => {
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const low = [];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const text = walker.currentNode.textContent.trim(), el = walker.currentNode.parentElement;
+  const box = el.getBoundingClientRect(), style = getComputedStyle(el);
+  if (!text || !box.width || style.visibility === "hidden") continue;
+  const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const large = parseFloat(style.fontSize) >= 24;
+  if (ratio < (large ? 3 : 4.5)) low.push([text.slice(0, 40), ratio.toFixed(2)]);
+}
+return low;
+"""
+
+
 def wait_for(predicate, what: str):
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
@@ -166,6 +195,9 @@ def test_the_page_classifies_a_photo_and_a_bad_file_and_stays_offline(
     looked = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#looked img"), "the map")
     assert looked[0].get_attribute("alt").startswith("The photo, with a heat map")
     assert browser.find_elements(By.ID, "no-map") == []  # the model has one
+
+    # Text a worker with low vision can read: the theme's orange tab and grey labels were not.
+    assert browser.execute_script(LOW_CONTRAST_JS) == []
 
     # A screen reader says the verdict when it comes; the slider shows when it has the keys.
     assert browser.find_element(By.ID, "verdict").get_attribute("aria-live") == "polite"
@@ -259,6 +291,7 @@ def test_many_photos_and_a_zip_give_the_apps_csv_rows(server: str, browser, tmp_
     assert counts.startswith("3 results:") and "1 non-image file skipped" in counts
     # Read out when it changes: the tab's counts are marked once the tab shows them.
     assert browser.find_element(By.ID, "counts").get_attribute("aria-live") == "polite"
+    assert browser.execute_script(LOW_CONTRAST_JS) == []  # the table and its file list too
 
     # Dragging the review threshold to 100 % re-labels the batch without a new upload.
     from selenium.webdriver.common.action_chains import ActionChains
