@@ -223,7 +223,7 @@ class CsvReplacedError(OSError):
 
 
 class CsvBusyError(ValueError):
-    """Another writer (a watch, a batch run, the app's export) is writing the CSV now."""
+    """A watch appends to the CSV now: another watch, a batch run or an export must not."""
 
 
 @contextlib.contextmanager
