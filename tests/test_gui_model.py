@@ -23,7 +23,7 @@ from desktop.core.cli import build_parser as cli_build_parser
 from desktop.core.preprocessing import ImageLoadError, load_rgb
 from desktop.core.results import Prediction
 from desktop.gui.app import AppOptions, build_parser, parse_args
-from desktop.gui.preview import load_preview_image
+from desktop.gui.preview import heatmap_image, load_preview_image
 from desktop.gui.probability_chart import _BAR_COLOR, _TOP_COLOR, ProbabilityChart
 from desktop.gui.results_filter import ResultsFilterProxy
 from desktop.gui.results_model import (
@@ -413,6 +413,19 @@ def _count_colour(image, colour: QColor) -> int:
             if image.pixelColor(x, y) == colour:
                 count += 1
     return count
+
+
+def test_where_the_model_looked_is_brighter_not_only_another_colour() -> None:
+    # A jet scale's red peak and green edge both look yellow to a red-green colour-blind
+    # worker: over the photo, more heat must be lighter, all the way up.
+    heat = np.tile(np.linspace(0.0, 1.0, 11, dtype=np.float32), (2, 1))
+    shown = QImage(11, 2, QImage.Format.Format_RGB32)
+    shown.fill(QColor(128, 128, 128))  # a grey photo
+    painter = QPainter(shown)
+    painter.drawImage(0, 0, heatmap_image(heat))
+    painter.end()
+    lightness = [shown.pixelColor(x, 0).lightness() for x in range(11)]
+    assert lightness == sorted(lightness) and lightness[-1] > 2 * lightness[0], lightness
 
 
 def test_preview_decodes_scaled_and_upright(tmp_path: Path) -> None:

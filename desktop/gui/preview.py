@@ -52,23 +52,27 @@ from desktop.gui.style import (
 
 PREVIEW_MAX_SIDE = 1024
 OVERLAY_SIDE = 256  # the heatmap's longer side in pixels; QPainter scales it to the image
-OVERLAY_OPACITY = 0.6  # alpha of the hottest pixel; cold pixels are fully transparent
 SHOW_CAM_TEXT = "Show where the model looked"
-SHOW_CAM_TIP = "Colour the parts of the image that made the model choose its class (red: strongest)"
+SHOW_CAM_TIP = (
+    "Light up the parts of the image that made the model choose its class and dim the rest "
+    "(brightest yellow: strongest)"
+)
 NO_CAM_TIP = (
     "This model has no class activation map output: export it with `ewaste-convert export "
     "--cam` to see where it looked"
 )
 
-# Colour of a heat value 0..1: blue, cyan, green, yellow, red (a "jet"-like scale).
-_HEAT_ANCHORS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
-_HEAT_COLOURS = np.array([(0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0)])
+# Colour and opacity of a heat value 0..1, laid over the photo: black that dims the photo
+# where the model did not look, through red to a bright yellow where it looked most. Its
+# lightness rises with the heat, so a red-green colour-blind worker finds the strongest
+# part too (a blue-green-red "jet" scale put the same yellow at both of its ends for them).
+_HEAT_ANCHORS = np.array([0.0, 0.5, 1.0])
+_HEAT_COLOURS = np.array([(0, 0, 0, 150), (200, 40, 30, 140), (255, 230, 60, 130)])
 _HEAT_LUT = np.empty((256, 4), dtype=np.uint8)
-for _channel in range(3):
+for _channel in range(4):
     _HEAT_LUT[:, _channel] = np.round(
         np.interp(np.linspace(0.0, 1.0, 256), _HEAT_ANCHORS, _HEAT_COLOURS[:, _channel])
     )
-_HEAT_LUT[:, 3] = np.round(np.linspace(0.0, 255.0 * OVERLAY_OPACITY, 256))
 
 _pool: QThreadPool | None = None
 
