@@ -702,7 +702,8 @@ def test_a_watch_begun_on_the_csv_during_a_run_keeps_it_and_the_run_its_rows(
         argv = [str(sample_images_dir), "--csv", str(out), "--model", str(tiny_model_path)]
         assert main(argv) == 1
         err = capsys.readouterr().err
-        assert f"a watch began appending to {out} during this run: its rows stay there" in err
+        assert f"a watch began appending to {out} during this run, so it was left alone" in err
+        assert "run again with another --csv to sort" in err
         assert read_rows(out) == []  # the watch's file, untouched
         kept = read_rows(tmp_path / "shift.partial.csv")
         assert len(kept) == len(collect_images([sample_images_dir]).images)

@@ -168,12 +168,9 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         carried = rows_moved_before(output, args.sort_into, collection.images, engine.class_names)
     rows = sorted(predictions + carried, key=lambda p: p.path) + collection.problems
     if is_being_written(output):  # a watch began appending to it as this run classified
-        error(f"a watch began appending to {output} during this run: its rows stay there")
-        _save_partial(output, rows, None, engine, args.review_threshold)
-        written = False
-    else:
-        with stop_signals_wait() as waited:
-            written = _write_csv(output, rows, engine.class_names, args.review_threshold)
+        return _write_beside_the_watch(output, rows, engine, args.review_threshold)
+    with stop_signals_wait() as waited:
+        written = _write_csv(output, rows, engine.class_names, args.review_threshold)
     if not written:
         if args.sort_into is not None:  # a finishing run reads what was moved from the CSV
             error(f"nothing was sorted into {args.sort_into}: run again once the CSV is written")
@@ -314,6 +311,22 @@ def _save_partial(
     with stop_signals_wait():
         if _write_csv(target, rows, engine.class_names, threshold):
             print(f"wrote {plural(len(rows), 'row')} of the incomplete run to {target}")
+
+
+def _write_beside_the_watch(
+    output: Path, rows: list[Prediction], engine: Engine, threshold: float
+) -> int:
+    """The run's CSV, taken by a watch since the run began: left to the watch, the rows
+    written beside it instead, and nothing sorted (a sort reads its rows from --csv)."""
+    target = partial_path(output)
+    with stop_signals_wait():
+        if _write_csv(target, rows, engine.class_names, threshold):
+            error(
+                f"a watch began appending to {output} during this run, so it was left alone: "
+                f"this run's {plural(len(rows), 'row')} are in {target}; nothing was sorted: "
+                "run again with another --csv to sort"
+            )
+    return EXIT_WRITE_FAILED
 
 
 def _write_csv(output: Path, rows: list[Prediction], class_names, threshold: float) -> bool:
