@@ -430,7 +430,7 @@ def test_a_class_an_earlier_release_set_on_an_unreadable_photo_is_left_out(tmp_p
 def test_a_one_time_write_leaves_no_lock_file_where_locks_stay(tmp_path, monkeypatch) -> None:
     # Windows cannot delete a lock file another program may hold open, so there a lock
     # file stays once made: an export must not make one beside every CSV it writes.
-    from desktop.core import folder_lock
+    from desktop.core import csv_export, folder_lock
 
     def release_keeping_the_file(lock) -> None:  # what release does on Windows
         fd, lock._fd = lock._fd, None
@@ -438,6 +438,7 @@ def test_a_one_time_write_leaves_no_lock_file_where_locks_stay(tmp_path, monkeyp
             os.close(fd)
 
     monkeypatch.setattr(folder_lock.FolderLock, "release", release_keeping_the_file)
+    monkeypatch.setattr(csv_export, "LOCK_FILES_STAY", True)
     for name in ("monday.csv", "tuesday.csv"):
         write_results_csv(
             tmp_path / name, [Prediction("p/0.jpg", probabilities(0, 0.9))], CLASS_NAMES
@@ -460,3 +461,23 @@ def test_a_link_or_pipe_put_as_the_lock_file_is_never_followed_or_waited_on(tmp_
         with pytest.raises(OSError):
             FolderLock(shared, f".{name}.lock").acquire()
     assert list(elsewhere.iterdir()) == []  # nothing made through the link
+
+
+@pytest.mark.skipif(os.name == "nt", reason="there a one-time write only looks for the lock")
+def test_a_watch_started_while_a_csv_is_written_is_refused(tmp_path, monkeypatch) -> None:
+    # Else it would append to the file the write is about to replace: its first rows lost.
+    from desktop.core import csv_export
+
+    shift, refused = tmp_path / "shift.csv", []
+    real_write = csv_export._write_rows
+
+    def write_as_a_watch_starts(*args, **kwargs) -> None:
+        try:
+            ResultsCsvAppender(shift, CLASS_NAMES).close()
+        except CsvBusyError as busy:
+            refused.append(busy)
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(csv_export, "_write_rows", write_as_a_watch_starts)
+    write_results_csv(shift, [Prediction("p/0.jpg", probabilities(0, 0.9))], CLASS_NAMES)
+    assert len(refused) == 1 and not (tmp_path / ".shift.csv.lock").exists()

@@ -29,6 +29,9 @@ from .results import DEFAULT_REVIEW_THRESHOLD, SIGNIFICANT_DIGITS, Prediction, s
 from .safe_files import append_whole, is_file_at, open_own, replaced_whole
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
+# Windows cannot delete a lock file another program may hold open: there it stays once made
+# (see folder_lock), so a one-time write only looks for a watch's.
+LOCK_FILES_STAY = os.name == "nt"
 CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns before it stay
 # Spreadsheets run a cell starting with one of these as a formula (CSV injection: a file
 # named "=HYPERLINK(...).jpg" would become a live link). Prefixing "'" shows it as text.
@@ -87,11 +90,24 @@ def write_results_csv(
     is removed and the previous file at `path`, if any, is left untouched.
     """
     target = Path(path)
-    if is_being_written(target):
-        raise CsvBusyError(
-            f"{target} is being written by another program (a watch appending to it?): "
-            "give another name, or stop that one first"
-        )
+    if LOCK_FILES_STAY:  # one left beside every CSV would be clutter: only looked for
+        if is_being_written(target):
+            raise CsvBusyError(f"{target} is being written by a watch appending to it")
+        _write_rows(target, predictions, class_names, threshold, confirmed)
+        return
+    # Held while writing: a watch that starts meanwhile is refused, rather than append to
+    # the file about to be replaced.
+    with only_writer(target):
+        _write_rows(target, predictions, class_names, threshold, confirmed)
+
+
+def _write_rows(
+    target: Path,
+    predictions: Iterable[Prediction],
+    class_names: Sequence[str],
+    threshold: float,
+    confirmed: Mapping[str, str] | None,
+) -> None:
     with replaced_whole(target, "w", encoding=CSV_ENCODING, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(results_header(class_names))
