@@ -458,7 +458,7 @@ def test_a_link_or_pipe_put_as_the_lock_file_is_never_followed_or_waited_on(tmp_
     for name in ("results.csv", "pipe.csv"):  # a pipe's open would wait for a writer
         write_results_csv(shared / name, rows, CLASS_NAMES)
         assert (shared / name).is_file()
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=r"\.lock is not a plain file .*: delete it"):
             FolderLock(shared, f".{name}.lock").acquire()
     assert list(elsewhere.iterdir()) == []  # nothing made through the link
 

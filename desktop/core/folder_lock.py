@@ -49,11 +49,17 @@ class FolderLock:
         assert self._fd is None, "held already"
         flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
         flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        not_plain = f"{self.path} is not a plain file (a link or a pipe put there): delete it"
         while True:
-            fd = os.open(self.path, flags, 0o666)
+            try:
+                fd = os.open(self.path, flags, 0o666)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # a symbolic link, not followed
+                    raise OSError(errno.EINVAL, not_plain) from exc
+                raise
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 os.close(fd)
-                raise OSError(errno.EINVAL, "not a plain file", str(self.path))
+                raise OSError(errno.EINVAL, not_plain)
             try:
                 _lock(fd)
             except OSError as exc:
