@@ -96,13 +96,14 @@ PAGE_CSS = (
     "#verdict p { font-size: 1.5rem; margin: 0.3em 0; }"
     " input[type=range]:focus { outline: 3px solid #1d4ed8; outline-offset: 2px; }"
 )
-# The verdict and the batch's counts are read out by a screen reader when they change
-# (the Many tab's counts exist only once the tab is opened: marked when they appear).
+# The verdict and the batch's counts are read out by a screen reader when they change: their
+# text, not the box around it, where Gradio's timer ticks ("processing | 0.5s"). The Many
+# tab's counts exist only once the tab is opened: marked when they appear.
 PAGE_JS = """() => {
   const mark = () => {
     for (const id of ["verdict", "counts"]) {
-      const shown = document.getElementById(id);
-      if (shown && !shown.hasAttribute("aria-live")) shown.setAttribute("aria-live", "polite");
+      const text = document.querySelector(`#${id} [data-testid=markdown]`);
+      if (text && !text.hasAttribute("aria-live")) text.setAttribute("aria-live", "polite");
     }
   };
   mark();
@@ -447,8 +448,10 @@ def serve(app: gr.Blocks, host: str, port: int) -> int:
         return 2
     said = [f"E-Waste Sorter page: {app.local_url} (Ctrl+C stops it)"]
     if host in ALL_ADDRESSES:  # "localhost" is this machine's name for it, not theirs
-        # A phone finds no bare machine name without the network's own DNS: its address.
-        places = [f"http://{address}:{port}/" for address in network_addresses()]
+        # A phone finds no bare machine name without the network's own DNS: its address
+        # (IPv4: served on "[::]", the page answers IPv6 only).
+        addresses = network_addresses() if host == "0.0.0.0" else []
+        places = [f"http://{address}:{port}/" for address in addresses]
         places.append(f"http://{socket.gethostname()}:{port}/")
         said.append(f"From other machines: {' or '.join(places)}")
     print("\n".join(said), flush=True)  # one write: a reader never sees half of it
