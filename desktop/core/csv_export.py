@@ -24,14 +24,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from .folder_lock import FolderLock
+from .folder_lock import LOCK_FILES_STAY, FolderLock
 from .results import DEFAULT_REVIEW_THRESHOLD, SIGNIFICANT_DIGITS, Prediction, status_of
 from .safe_files import append_whole, is_file_at, open_own, replaced_whole
 
 FIXED_COLUMNS = ("path", "predicted_class", "confidence", "status", "error")
-# Windows cannot delete a lock file another program may hold open: there it stays once made
-# (see folder_lock), so a one-time write only looks for a watch's.
-LOCK_FILES_STAY = os.name == "nt"
 CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns before it stay
 # Spreadsheets run a cell starting with one of these as a formula (CSV injection: a file
 # named "=HYPERLINK(...).jpg" would become a live link). Prefixing "'" shows it as text.

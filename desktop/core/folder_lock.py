@@ -27,6 +27,9 @@ else:
     import fcntl
 
 LOCK_FILE = ".ewaste-sorting.lock"
+# Windows cannot delete a file another program may hold open: there a lock file stays
+# once made (see the module), so a caller may rather not make one for a moment's work.
+LOCK_FILES_STAY = os.name == "nt"
 # What a lock held by another holder raises.
 _HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", -1)}
 # What a file system without locks (some network shares) raises: the work goes on unlocked,
