@@ -896,6 +896,36 @@ def test_a_watch_classifies_its_folder_again_with_a_model_of_other_classes(
     window.set_watching(False)
 
 
+def test_a_model_of_other_classes_loads_while_the_watched_folder_is_out_of_sight(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
+) -> None:
+    # Starting the watch again raised for an unplugged camera, halfway through the switch:
+    # the new model was said to be loaded, yet nothing was classified until a restart.
+    import shutil
+
+    camera = tmp_path / "camera"
+    shutil.copytree(sample_images_dir, camera)
+    window.set_watching(True, str(camera))
+    qtbot.waitUntil(lambda: window.results.rowCount() == 6, timeout=RUN_TIMEOUT_MS)
+    unplugged = camera.rename(tmp_path / "unplugged")
+    waiting = lambda: window.watching_label.text().startswith("Cannot see")  # noqa: E731
+    qtbot.waitUntil(waiting, timeout=RUN_TIMEOUT_MS)
+    other, five = five_class_model(tmp_path)
+    window.open_model(str(other))
+    qtbot.waitUntil(lambda: window.results.class_names == five, timeout=RUN_TIMEOUT_MS)
+    assert window.engine.model_path == other and waiting()  # still waiting for the camera
+    more = tmp_path / "more"
+    shutil.copytree(sample_images_dir, more)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [more]))
+    assert window.results.rowCount() == 6  # a drop is classified, with the new model
+    unplugged.rename(camera)  # plugged in again: its photos come again, with the new model
+    qtbot.waitUntil(lambda: window.results.rowCount() == 12, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=RUN_TIMEOUT_MS)
+    assert all(len(r.prediction.probabilities) == 5 for r in window.results.rows)
+    assert window.watching_label.text().startswith("Watching")
+    window.set_watching(False)
+
+
 def test_the_batch_summary_of_rows_by_two_models_names_both(
     qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path
 ) -> None:

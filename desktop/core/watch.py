@@ -20,6 +20,7 @@ was full or unplugged) if they are unchanged, from their rows in the CSV.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import os
@@ -86,6 +87,14 @@ class FolderWatcher:
         # camera or a share that went away, said to the worker instead of a silent wait.
         self.unreachable = ""
         self._poll_took = 0.0  # seconds
+
+    def anew(self) -> FolderWatcher:
+        """A watcher of the same folder, with the same timings, that has handed over nothing:
+        its polls bring every photo again. Made even while the folder is out of sight (the
+        constructor refuses a missing folder; a watch under way waits for it instead)."""
+        fresh = copy.copy(self)
+        fresh._handed_over, fresh._pending = {}, {}
+        return fresh
 
     def pause(self, poll_seconds: float) -> float:
         """How long to wait before the next poll: `poll_seconds`, or longer when the last

@@ -41,6 +41,12 @@ class FolderWatch(QObject):
         self._timer.start()
         self.watching_changed.emit(self.folder)
 
+    def start_again(self) -> None:
+        """Hand over every photo of the folder watched again (another model's rows replaced
+        the table's), even while it is out of sight: the polls wait for it as before."""
+        if self._watcher is not None:
+            self._watcher = self._watcher.anew()  # a poll in flight asks the old one: dropped
+
     def stop(self) -> None:
         self._timer.stop()
         self._watcher = None

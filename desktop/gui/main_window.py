@@ -281,8 +281,7 @@ class MainWindow(QMainWindow):
             self.preview.set_class_names(names)
             self.filter_bar.set_class_names(names)  # the view re-applies hidden columns itself
             self.key_legend.setText(key_legend(names))
-            if self.folder_watch.folder:  # its photos' rows went too: all of them again
-                self.folder_watch.start(self.folder_watch.folder)
+            self.folder_watch.start_again()  # its photos' rows went too: all of them again
         self.preview.set_cam_available(engine.has_cam)
         self.preview.set_model_input(engine.input_size, engine.info.resize)
         self.drop_area.empty_state.set_problem(None)
