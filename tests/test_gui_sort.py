@@ -374,6 +374,25 @@ def test_a_watch_whose_polls_fail_says_so_until_one_works(qtbot, tmp_path, monke
     watch.stop()
 
 
+def test_a_watch_of_another_folder_does_not_call_it_back(qtbot, tmp_path):
+    # The folder watched before was out of sight: the next one's first poll said "back".
+    from desktop.gui.folder_watch import FolderWatch
+
+    camera, other = tmp_path / "camera", tmp_path / "other"
+    camera.mkdir()
+    other.mkdir()
+    watch = FolderWatch(poll_seconds=0.05)
+    said: list[str] = []
+    watch.unreachable_changed.connect(said.append)
+    watch.start(str(camera))
+    camera.rmdir()
+    qtbot.waitUntil(lambda: len(said) == 1, timeout=TIMEOUT_MS)
+    watch.start(str(other))
+    qtbot.wait(500)
+    assert said == [said[0]] and said[0]  # out of sight once, and no "back" for another folder
+    watch.stop()
+
+
 def test_the_apps_watch_polls_a_folder_slow_to_look_at_less_often(qtbot, tmp_path, monkeypatch):
     import os
     import time

@@ -38,6 +38,7 @@ class FolderWatch(QObject):
     def start(self, folder: str, **watcher_options) -> None:
         """Watch `folder` from now on (photos already in it are classified too)."""
         self._watcher = FolderWatcher(folder, **watcher_options)
+        self._unreachable = ""  # the folder before may have been out of sight: not this one
         self._timer.start()
         self.watching_changed.emit(self.folder)
 
