@@ -415,7 +415,7 @@ def test_the_apps_watch_polls_a_folder_slow_to_look_at_less_often(qtbot, tmp_pat
     watch.start(str(tmp_path))
     # After the first poll: nine times its 0.2 s, not every 50 ms.
     qtbot.waitUntil(lambda: timer.interval() >= 1800, timeout=10_000)
-    assert len(listings) == 1
+    assert listings.count(tmp_path) == 1  # (another test's watch may still be ending a poll)
     watch.stop()
 
 
