@@ -374,6 +374,44 @@ def test_a_watch_whose_polls_fail_says_so_until_one_works(qtbot, tmp_path, monke
     watch.stop()
 
 
+def test_an_export_is_not_held_up_by_a_long_sort_and_a_poll_that_hangs(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    # Both took the threads of Qt's global pool (as many as cores: 2 at a station), and the
+    # export waited behind them for as long as the sort ran and the share did not answer.
+    from desktop.core.watch import FolderWatcher
+
+    folder = classified_photos(qtbot, window, tmp_path)
+    release = threading.Event()
+    sorting, polling = threading.Event(), threading.Event()
+
+    def long_sort(*_args, **_kwargs):
+        sorting.set()
+        release.wait(TIMEOUT_MS / 1000)
+        raise sort_undo.SortError("stopped by the test")
+
+    def hung_poll(_watcher):
+        polling.set()
+        release.wait(TIMEOUT_MS / 1000)
+        return []
+
+    monkeypatch.setattr("desktop.gui.sort_commands.sort_into", long_sort)
+    monkeypatch.setattr(FolderWatcher, "poll", hung_poll)
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda *_args: None))
+    try:
+        window.sorting.sort_into_folders(str(tmp_path / "sorted"), how="copy")
+        window.set_watching(True, str(folder))
+        qtbot.waitUntil(lambda: sorting.is_set() and polling.is_set(), timeout=TIMEOUT_MS)
+        exported = tmp_path / "results.csv"
+        window.export_csv(exported)
+        qtbot.waitUntil(lambda: not window.exporting, timeout=10_000)
+        assert exported.is_file() and window.sorting.busy  # written while both still ran
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+        window.set_watching(False)
+
+
 def test_a_watch_of_another_folder_does_not_call_it_back(qtbot, tmp_path):
     # The folder watched before was out of sight: the next one's first poll said "back".
     from desktop.gui.folder_watch import FolderWatch

@@ -1,8 +1,9 @@
-"""Run one short function on a pool thread and get its result back in the GUI thread.
+"""Run one function on a thread of its own and get its result back in the GUI thread.
 
 Used for work that is not a classification run but must not block painting: loading a
 model (ONNX Runtime session creation and a warm-up run), writing a CSV (ends in fsync),
-reading one back, and each poll of a watched folder.
+reading one back, each poll of a watched folder, a recovery copy, and a sort or an undo
+(minutes).
 """
 
 from __future__ import annotations
@@ -13,9 +14,23 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
+# A thread for each call: each owner runs at most one at a time, so a handful at most.
+# Qt's global pool has as many threads as cores (2 at a station), where a sort of minutes
+# and a poll of a share that stopped answering held up a CSV export behind them.
+MAX_CALLS_AT_ONCE = 16
+_pool: QThreadPool | None = None
+
+
+def _calls_pool() -> QThreadPool:
+    global _pool
+    if _pool is None:
+        _pool = QThreadPool()
+        _pool.setMaxThreadCount(MAX_CALLS_AT_ONCE)
+    return _pool
+
 
 class BackgroundCall(QObject):
-    """Calls `function()` on the global pool; emits `succeeded(result)` or `failed(exc)`.
+    """Calls `function()` on a pool thread; emits `succeeded(result)` or `failed(exc)`.
 
     Created in the GUI thread, so both signals arrive there (queued). Deliberately without
     a Qt parent: the running job holds a Python reference, so the object cannot be deleted
@@ -36,7 +51,7 @@ class BackgroundCall(QObject):
         self.failed.connect(self._mark_done)
 
     def start(self) -> BackgroundCall:
-        QThreadPool.globalInstance().start(self._run)
+        _calls_pool().start(self._run)
         return self
 
     def _run(self) -> None:
@@ -62,4 +77,4 @@ class BackgroundCall(QObject):
 
 def wait_for_background_calls(timeout_ms: int) -> bool:
     """Wait up to `timeout_ms` for calls still running (at exit); True when none is left."""
-    return QThreadPool.globalInstance().waitForDone(timeout_ms)
+    return _pool is None or _pool.waitForDone(timeout_ms)
