@@ -370,6 +370,34 @@ def test_export_csv_writes_every_row(
     assert window.settings.last_dir("export") == str(tmp_path / "out")
 
 
+def test_an_export_counts_the_rows_it_wrote_not_those_added_meanwhile(
+    qtbot, window: MainWindow, sample_images_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+
+    import desktop.gui.csv_export_command as export_command
+
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [sample_images_dir]))
+    more = tmp_path / "more"
+    shutil.copytree(sample_images_dir, more)
+    real_write, rows_added = export_command.write_results_csv, threading.Event()
+
+    def write_after_the_drop(*args):
+        rows_added.wait(RUN_TIMEOUT_MS / 1000)
+        real_write(*args)
+
+    monkeypatch.setattr(export_command, "write_results_csv", write_after_the_drop)
+    target = tmp_path / "results.csv"
+    call = window.export_csv(target)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [more]))
+    rows_added.set()
+    qtbot.waitUntil(lambda: call.done, timeout=RUN_TIMEOUT_MS)
+    assert window.results.rowCount() == 12
+    with target.open(newline="", encoding="utf-8-sig") as handle:
+        assert len(list(csv.reader(handle))) == 1 + 6
+    assert window.statusBar().currentMessage() == f"Exported 6 results to {target}"
+
+
 def test_export_failure_is_reported_not_raised(
     qtbot,
     window: MainWindow,

@@ -31,6 +31,7 @@ class CsvExport(QObject):
         self._call: BackgroundCall | None = None
         self._path = ""
         self._confirmed: dict[str, str] = {}  # the classes the export in progress writes
+        self._written = 0  # its rows (more may come in while it writes)
 
     @property
     def exporting(self) -> bool:
@@ -48,15 +49,16 @@ class CsvExport(QObject):
         self._settings.set_last_dir("export", target.parent)
         # A snapshot: the rows are immutable, the list is ours, so the thread shares nothing.
         confirmed = self._results.confirmed_classes()
+        predictions = self._results.predictions()
         job = partial(
             write_results_csv,
             target,
-            self._results.predictions(),
+            predictions,
             self._results.class_names,
             self._results.threshold,
             confirmed,
         )
-        self._confirmed = confirmed
+        self._confirmed, self._written = confirmed, len(predictions)
         call = BackgroundCall(job)
         call.succeeded.connect(self._on_done)
         call.failed.connect(self._on_failed)
@@ -80,7 +82,7 @@ class CsvExport(QObject):
     @Slot(object)
     def _on_done(self, _result: object) -> None:
         self._results.mark_saved(self._confirmed)
-        self.message.emit(f"Exported {plural(self._results.rowCount(), 'result')} to {self._path}")
+        self.message.emit(f"Exported {plural(self._written, 'result')} to {self._path}")
         self.busy_changed.emit()
         self.finished.emit(True)
 
