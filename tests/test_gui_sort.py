@@ -374,6 +374,28 @@ def test_a_watch_whose_polls_fail_says_so_until_one_works(qtbot, tmp_path, monke
     watch.stop()
 
 
+def test_a_move_looks_at_the_moved_photos_off_the_gui_thread(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    # The rows took each moved photo's size and time on the GUI thread as the sort ended:
+    # a look per photo at a share held the window for seconds after a shift's sort.
+    import desktop.gui.results_model as results_model
+    from desktop.core.discovery import file_state
+
+    folder = classified_photos(qtbot, window, tmp_path)
+    looked_here: list[str] = []
+    monkeypatch.setattr(
+        results_model, "file_state", lambda path: looked_here.append(path) or file_state(path)
+    )
+    dest = tmp_path / "sorted"
+    window.sorting.sort_into_folders(str(dest), how="move")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    assert not any(folder.iterdir()) and looked_here == []
+    for row in window.results.rows:  # each row knows its photo as it is in its new place
+        assert Path(row.path).parent.parent == dest
+        assert row.prediction.file_state == file_state(row.path)
+
+
 def test_an_export_is_not_held_up_by_a_long_sort_and_a_poll_that_hangs(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:

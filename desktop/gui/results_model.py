@@ -425,11 +425,15 @@ class ResultsModel(QAbstractTableModel):
         """Set one row's confirmed class (the preview's picker)."""
         self.set_confirmed([self._rows.index(row)], class_name)
 
-    def relocate(self, moved: Mapping[str, str]) -> None:
+    def relocate(
+        self, moved: Mapping[str, str], states: Mapping[str, FileState | None] | None = None
+    ) -> None:
         """Follow the photos a sort moved or an undo put back (old path -> new path), so the
         preview, the CSV and the next sort find them. A row led to a photo that has a row
         already (a copy's row, once an undo deleted the copy) goes into that row: one row
-        per photo, keeping the class a person set on either."""
+        per photo, keeping the class a person set on either. `states`: the new paths' size
+        and time, taken off the GUI thread; a path missing there is looked at here."""
+        states = states or {}
         moving = {
             index: moved[row.prediction.path]
             for index, row in enumerate(self._rows)
@@ -453,7 +457,8 @@ class ResultsModel(QAbstractTableModel):
             taken[new_path] = index
             # As the file is there: a copy to another file system keeps its time only as
             # finely as that one can (FAT: 2 s). None stays None: a reopened CSV's row.
-            state = None if state is None else file_state(new_path)
+            if state is not None:
+                state = states[new_path] if new_path in states else file_state(new_path)
             row.move_to(new_path, state)
             self._paths.add(new_path)
             self._file_states[new_path] = state

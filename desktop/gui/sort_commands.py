@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from desktop.core.results import Prediction
+from desktop.core.discovery import file_state
+from desktop.core.results import FileState, Prediction
 from desktop.core.sort_lock import check_not_busy
 from desktop.core.sort_records import SortError, SortReport, SortStopped
 from desktop.core.sort_undo import NothingToUndo, check_something_to_undo, undo_sort
@@ -50,6 +51,31 @@ class _Words:
 
 # Where a job's report says the table's rows (their paths given) go: old path -> new path.
 PathsAfter = Callable[[SortReport, Sequence[str]], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """How a job ended (its report, or the exception that stopped it), with the size and
+    time of each place the rows go to, taken on the job's thread: a look per photo on a
+    share would hold the window for seconds."""
+
+    outcome: object
+    states: Mapping[str, FileState | None]
+
+
+def _report_of(outcome: object) -> SortReport | None:
+    """The photos handled, however the job ended (a stop's or failure's report too)."""
+    return outcome if isinstance(outcome, SortReport) else getattr(outcome, "report", None)
+
+
+def _run_and_look(job: Callable[[], SortReport], paths_after: PathsAfter, paths: Sequence[str]):
+    try:
+        outcome: object = job()
+    except Exception as exc:  # noqa: BLE001 - told by SortCommands._ended, as a report is
+        outcome = exc
+    report = _report_of(outcome)
+    moved = {} if report is None else paths_after(report, paths)
+    return _Ended(outcome, {new: file_state(new) for new in moved.values()})
 
 
 def _moved_by_sort(report: SortReport, _paths: Sequence[str]) -> dict[str, str]:
@@ -190,7 +216,8 @@ class SortCommands(QObject):
     def _start(self, job, words: _Words, paths_after: PathsAfter) -> None:
         self._words, self._paths_after = words, paths_after
         self._stop.clear()
-        self._call = BackgroundCall(job)
+        paths = [row.path for row in self._results.rows]  # those added meanwhile: looked at last
+        self._call = BackgroundCall(partial(_run_and_look, job, paths_after, paths))
         self._call.succeeded.connect(self._on_done)
         self._call.failed.connect(self._on_failed)
         self.busy_changed.emit(True)
@@ -235,23 +262,25 @@ class SortCommands(QObject):
         return True
 
     @Slot(object)
-    def _on_done(self, report: SortReport) -> None:
-        self._ended(self.sender(), report)
+    def _on_done(self, ended: _Ended) -> None:
+        self._ended(self.sender(), ended)
 
     @Slot(object)
     def _on_failed(self, error: BaseException) -> None:
         self._ended(self.sender(), error)
 
-    def _ended(self, call: object, outcome: object, quietly: bool = False) -> None:
-        """`call`'s report (or the exception that ended it): rows relocated, then said;
+    def _ended(self, call: object, ended: object, quietly: bool = False) -> None:
+        """`call`'s end (or an exception from outside the job): rows relocated, then said;
         `busy` goes False last, once all of that is done."""
         if call is not self._call:  # handled already (stop_and_wait), or another job's
             return
         self._call = None
-        report = outcome if isinstance(outcome, SortReport) else getattr(outcome, "report", None)
+        if not isinstance(ended, _Ended):
+            ended = _Ended(ended, {})
+        outcome, report = ended.outcome, _report_of(ended.outcome)
         if report is not None:  # the rows follow their photos, however the job ended
             paths = [row.path for row in self._results.rows]
-            self._results.relocate(self._paths_after(report, paths))
+            self._results.relocate(self._paths_after(report, paths), ended.states)
         words = self._words
         if isinstance(outcome, SortReport):
             text = words.done.format(filed=report.filed_count())
