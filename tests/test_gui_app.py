@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -361,10 +362,15 @@ def test_export_csv_writes_every_row(
 
     # Through the action (Ctrl+E) with the save dialog answered by the test.
     second = tmp_path / "out" / "via_action"
+    offered: list[str] = []
     monkeypatch.setattr(
-        QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(second), "CSV"))
+        QFileDialog,
+        "getSaveFileName",
+        staticmethod(lambda _p, _t, name, _f: offered.append(name) or (str(second), "CSV")),
     )
     window.commands.export.trigger()
+    # To the second, as the web page names its CSV: two exports in a minute, two names.
+    assert re.fullmatch(r"ewaste-results-\d{8}-\d{6}\.csv", Path(offered[0]).name)
     qtbot.waitUntil(lambda: (tmp_path / "out" / "via_action.csv").exists(), timeout=5000)
     qtbot.waitUntil(lambda: not window.exporting, timeout=5000)
     assert window.settings.last_dir("export") == str(tmp_path / "out")

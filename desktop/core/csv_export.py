@@ -20,6 +20,7 @@ import csv
 import io
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +36,12 @@ CONFIRMED_COLUMN = "confirmed_class"  # after the probabilities: the columns bef
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 PROBABILITY_FORMAT = f"{{:.{SIGNIFICANT_DIGITS}g}}"  # enough to rank and to re-threshold
 CSV_ENCODING = "utf-8-sig"  # UTF-8 with a byte-order mark at the start of the file
+
+
+def results_csv_name() -> str:
+    """The name a results CSV is offered under (the app) or sent as (the web page): to the
+    second, so that a day's exports saved side by side do not overwrite each other."""
+    return time.strftime("ewaste-results-%Y%m%d-%H%M%S.csv")
 
 
 def results_header(class_names: Sequence[str]) -> list[str]:

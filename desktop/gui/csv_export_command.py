@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from desktop.core.csv_export import write_results_csv
+from desktop.core.csv_export import results_csv_name, write_results_csv
 from desktop.core.wording import plural
 from desktop.gui.background import BackgroundCall
 from desktop.gui.results_model import ResultsModel
@@ -68,9 +67,7 @@ class CsvExport(QObject):
         return call.start()
 
     def _ask_where(self) -> str | None:
-        suggestion = Path(self._settings.last_dir("export")) / time.strftime(
-            "ewaste-results-%Y%m%d-%H%M.csv"
-        )
+        suggestion = Path(self._settings.last_dir("export")) / results_csv_name()
         return ask_save_name(
             self.parent(),  # type: ignore[arg-type]
             f"Export all {plural(self._results.rowCount(), 'result')}",

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from desktop import package_version  # noqa: E402
 from desktop.core.argtypes import port_number  # noqa: E402
 from desktop.core.cam import cam_heatmap_over_image  # noqa: E402
-from desktop.core.csv_export import write_results_csv  # noqa: E402
+from desktop.core.csv_export import results_csv_name, write_results_csv  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
@@ -186,11 +186,6 @@ def batch_view(result: BatchResult, names: Sequence[str], threshold: float):
     return line, {"headers": RESULT_HEADERS, "data": rows}, str(result.csv_path)
 
 
-def _csv_name() -> str:
-    """The download's name: a day's batches saved side by side do not overwrite each other."""
-    return time.strftime("ewaste-results-%Y%m%d-%H%M%S.csv")
-
-
 def build_app(engine: Engine) -> gr.Blocks:
     names = list(engine.class_names)
 
@@ -232,7 +227,7 @@ def build_app(engine: Engine) -> gr.Blocks:
             for prediction, name in zip(classified, upload.names, strict=True)
         ]
         rows = upload.in_order(predictions + upload.failed)
-        result = BatchResult(rows, upload.skipped, workdir / _csv_name())
+        result = BatchResult(rows, upload.skipped, workdir / results_csv_name())
         return (*batch_view(result, names, threshold_percent / 100), result)
 
     def relabel(result: BatchResult | None, threshold_percent: float):
