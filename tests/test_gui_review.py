@@ -158,6 +158,10 @@ def test_enter_leaves_an_unknown_item_unconfirmed_and_says_why(qtbot, make_windo
     select(window, window.proxy.rowCount() - 1)
     QTest.keyClick(window.view, Qt.Key.Key_6)  # a person who knows it is a PCB says so
     assert confirmed_by_name(window)["cable.png"] == "PCB"
+    window.statusBar().clearMessage()
+    QTest.keyClick(window.view, Qt.Key.Key_Return)  # it keeps that class: not "unconfirmed"
+    assert confirmed_by_name(window)["cable.png"] == "PCB"
+    assert "unconfirmed" not in window.statusBar().currentMessage()
 
 
 def test_the_preview_picker_under_the_review_filter_hands_on_the_selection(

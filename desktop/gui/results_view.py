@@ -203,7 +203,11 @@ class ResultsView(QTableView):
         if rows:
             model = self.results_model
             model.set_confirmed(rows, class_name, as_predicted=as_predicted)
-            unknown = sum(model.row_at(row).status == STATUS_UNKNOWN for row in rows)
+            # Those Enter leaves without a class (one a person set stays, and is no news).
+            unknown = sum(
+                model.row_at(row).status == STATUS_UNKNOWN and model.row_at(row).confirmed is None
+                for row in rows
+            )
             if as_predicted and unknown:
                 self.said.emit(
                     f"{plural(unknown, 'unknown item')} left unconfirmed: none of the classes, "
