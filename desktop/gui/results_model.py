@@ -189,17 +189,17 @@ class ResultRow:
 
 
 class ResultsModel(QAbstractTableModel):
+    """All results of the session, in arrival order; the proxy sorts and filters them.
+
+    Statuses follow `threshold`: when it changes, every row is re-judged.
+    """
+
     confirmations_changed = Signal()  # a person confirmed, corrected or cleared rows
     reclassified = Signal()  # rows of photos that changed show their new classification
     relocated = Signal()  # rows follow photos a sort moved or an undo put back
     # [(row, the row it goes into)], just before relocate() removes such rows: a view
     # showing one of them can show the other instead.
     rows_merging = Signal(object)
-
-    """All results of the session, in arrival order; the proxy sorts and filters them.
-
-    Statuses follow `threshold`: when it changes, every row is re-judged.
-    """
 
     def __init__(
         self,

@@ -81,7 +81,7 @@ class AppSettings:
     def set_blob(self, key: str, value: QByteArray) -> None:
         self._set(f"window/{key}", bytes(value.toBase64()).decode("ascii"))
 
-    # Review threshold (a probability in 0..1); None means "use the engine's default".
+    # Review threshold (a probability in 0..1); `default` where none is stored, or not one.
     def review_threshold(self, default: float) -> float:
         value = self._get("results/review_threshold", (int, float), default)
         return float(value) if 0.0 <= value <= 1.0 else default
