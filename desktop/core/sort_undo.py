@@ -84,7 +84,7 @@ def _undo_all(dest: Path, manifest: Path, pace: _Pace) -> SortReport:
     report, left, undone = SortReport(), [], []
     stopped = _undo_each(manifest, entries, report, left, undone, pace)
     try:
-        _remove_leftover_copies(dest, entries)
+        _remove_leftover_copies(entries)
         _remove_emptied_folders(dest, undone)
         if undone:
             write_manifest(free_name(dest / UNDONE_MANIFEST_FILE), list(reversed(undone)))
@@ -200,7 +200,7 @@ def _folder_to_put_back_into(source: Path) -> None:
     folder.mkdir(exist_ok=True)
 
 
-def _remove_leftover_copies(dest: Path, entries: list[Filed | DamagedRow]) -> None:
+def _remove_leftover_copies(entries: list[Filed | DamagedRow]) -> None:
     """The half-made copies a killed sort left in DEST's folders, and a killed undo beside
     the photos (where another DEST's undo may be copying now: only idle ones there)."""
     filed = [entry for entry in entries if isinstance(entry, Filed)]

@@ -245,7 +245,7 @@ def _file_each(
                 except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
                     stop_if_full(exc, report)
                     _stop_if_gone(manifest, report)  # then not this photo's fault: it stays
-                    report.failed.append((source, _why_not_placed(exc, source)))
+                    report.failed.append((source, _why_not_placed(exc)))
                     continue
                 _record(manifest, filed, report)
                 claimed.add(filed.destination)
@@ -272,7 +272,7 @@ def _file_each(
     return report
 
 
-def _why_not_placed(exc: Exception, source: str) -> str:
+def _why_not_placed(exc: Exception) -> str:
     """Why a photo could not be filed: the system's words, with the way out where DEST's
     file system (a FAT or exFAT stick, NTFS) refuses a letter of the photo's name, which
     it says as "Invalid argument" or "Operation not permitted"."""
