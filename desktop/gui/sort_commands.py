@@ -68,7 +68,9 @@ def _report_of(outcome: object) -> SortReport | None:
     return outcome if isinstance(outcome, SortReport) else getattr(outcome, "report", None)
 
 
-def _run_and_look(job: Callable[[], SortReport], paths_after: PathsAfter, paths: Sequence[str]):
+def _run_and_look(
+    job: Callable[[], SortReport], paths_after: PathsAfter, paths: Sequence[str]
+) -> _Ended:
     try:
         outcome: object = job()
     except Exception as exc:  # noqa: BLE001 - told by SortCommands._ended, as a report is
