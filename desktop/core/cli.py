@@ -88,46 +88,7 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.watch is not None:
         return watch(args)
     try:
-        if args.ray not in (None, LOCAL_RAY) and os.path.exists(args.ray):
-            # --ray takes an optional ADDRESS: "--ray PHOTOS/" read the folder as one.
-            raise UsageError(
-                f"--ray took {args.ray} for the cluster's address: give the PATHs before "
-                "--ray, or --ray=ADDRESS"
-            )
-        if not args.paths or args.csv is None:
-            raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
-        _check_paths_are_there(args.paths)
-        if args.move and args.sort_into is None:
-            raise UsageError("--move goes with --sort-into DEST")
-        if args.poll is not None:
-            raise UsageError("--poll goes with --watch DIR")
-        if args.ray is not None and importlib.util.find_spec("ray") is None:
-            if getattr(sys, "frozen", False):  # the one-folder build: no pip to add Ray with
-                raise UsageError(
-                    "--ray needs Ray, which this build leaves out: run it from "
-                    "a Python install of ewaste-sorter with the cluster extra"
-                )
-            raise UsageError("--ray needs Ray: pip install 'ewaste-sorter[cluster]'")
-        output = checked_output_path(args.csv)
-        check_csv_is_not_the_manifest(output, args.sort_into)
-        refusal = why_not_replace(output)
-        if refusal is not None:
-            raise UsageError(f"--csv {refusal}")
-        if is_being_written(output):  # said now, not after classifying every photo
-            raise UsageError(f"--csv {output} is being written by another program (a watch?)")
-        if args.summary is not None:  # checked now: a bad path must not cost the whole run
-            checked_output_path(str(args.summary), "--summary", "summary.png")
-            if args.summary.suffix.lower() != ".png":  # a PNG under another name opens nowhere
-                raise UsageError(
-                    f"--summary draws a PNG: give a name ending in .png, not {args.summary.name}"
-                )
-            if args.summary.is_file() and _among(args.summary, args.paths):
-                raise UsageError(
-                    f"--summary {args.summary} is one of the photos to classify: give another name"
-                )
-        if args.sort_into is not None:
-            check_destination(args.sort_into, [Path(p) for p in args.paths], move=args.move)
-            check_not_busy(args.sort_into)  # said now, not after classifying every photo
+        output = _checked_batch_run(args)
         engine = Engine(args.model, threads=args.threads)
     except (UsageError, ModelError, SortError) as exc:
         error(str(exc))
@@ -163,6 +124,63 @@ def _classify(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         _save_partial(output, predictions, collection, engine, args.review_threshold)
         return EXIT_RUN_FAILED
 
+    return _write_and_finish(args, output, engine, predictions, collection)
+
+
+def _checked_batch_run(args: argparse.Namespace) -> Path:
+    """The CSV to write, once every option of a one-time run is checked: a mistake is
+    said before any photo is classified, not after the whole run (UsageError, SortError)."""
+    if args.ray not in (None, LOCAL_RAY) and os.path.exists(args.ray):
+        # --ray takes an optional ADDRESS: "--ray PHOTOS/" read the folder as one.
+        raise UsageError(
+            f"--ray took {args.ray} for the cluster's address: give the PATHs before "
+            "--ray, or --ray=ADDRESS"
+        )
+    if not args.paths or args.csv is None:
+        raise UsageError("give the PATHs to classify and --csv OUT (or --undo-sort DEST)")
+    _check_paths_are_there(args.paths)
+    if args.move and args.sort_into is None:
+        raise UsageError("--move goes with --sort-into DEST")
+    if args.poll is not None:
+        raise UsageError("--poll goes with --watch DIR")
+    if args.ray is not None and importlib.util.find_spec("ray") is None:
+        if getattr(sys, "frozen", False):  # the one-folder build: no pip to add Ray with
+            raise UsageError(
+                "--ray needs Ray, which this build leaves out: run it from "
+                "a Python install of ewaste-sorter with the cluster extra"
+            )
+        raise UsageError("--ray needs Ray: pip install 'ewaste-sorter[cluster]'")
+    output = checked_output_path(args.csv)
+    check_csv_is_not_the_manifest(output, args.sort_into)
+    refusal = why_not_replace(output)
+    if refusal is not None:
+        raise UsageError(f"--csv {refusal}")
+    if is_being_written(output):  # said now, not after classifying every photo
+        raise UsageError(f"--csv {output} is being written by another program (a watch?)")
+    if args.summary is not None:  # checked now: a bad path must not cost the whole run
+        checked_output_path(str(args.summary), "--summary", "summary.png")
+        if args.summary.suffix.lower() != ".png":  # a PNG under another name opens nowhere
+            raise UsageError(
+                f"--summary draws a PNG: give a name ending in .png, not {args.summary.name}"
+            )
+        if args.summary.is_file() and _among(args.summary, args.paths):
+            raise UsageError(
+                f"--summary {args.summary} is one of the photos to classify: give another name"
+            )
+    if args.sort_into is not None:
+        check_destination(args.sort_into, [Path(p) for p in args.paths], move=args.move)
+        check_not_busy(args.sort_into)  # said now, not after classifying every photo
+    return output
+
+
+def _write_and_finish(
+    args: argparse.Namespace,
+    output: Path,
+    engine: Engine,
+    predictions: list[Prediction],
+    collection: Collection,
+) -> int:
+    """Write the CSV of a completed run, then its summary and sort: the exit status."""
     carried: list[Prediction] = []
     if args.sort_into is not None:  # finishing a --move sort: the photos it moved are gone
         carried = rows_moved_before(output, args.sort_into, collection.images, engine.class_names)
