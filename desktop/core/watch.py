@@ -25,7 +25,7 @@ import csv
 import io
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -203,58 +203,29 @@ def watch_and_classify(
         appender.close()
         raise
     started()
-    names = list(engine.class_names)
-    dest_guard = _DestinationGuard(sort_into_dest)
-
-    def file_photos(batch: list[Prediction], states: Mapping[str, FileState]) -> None:
-        """Sort `batch` (photos in `states`), then record which ones were filed."""
-        assert sort_into_dest is not None
-        dest_guard.check()
-        not_filed = set()
-        # An unreadable file may be one still being written (a stalled upload): it is
-        # copied to _error, never moved from under its writer.
-        for part, part_move in (
-            ([p for p in batch if p.ok], move),
-            ([p for p in batch if not p.ok], False),
-        ):
-            if not part:
-                continue
-            # A watch runs for hours: a sort in the app into the same folder is waited for.
-            report = sort_into(
-                part, sort_into_dest, names, threshold, move=part_move, wait_if_busy=log
-            )
-            for source, reason in report.failed:
-                log(f"not sorted: {source}: {reason}")
-                not_filed.add(source)
-        filed = {path: state for path, state in states.items() if path not in not_filed}
-        _add_to_record(record, filed, SORTED)
-        dest_guard.sorted_into()
-
+    filer = None
+    if sort_into_dest is not None:
+        filer = _WatchFiler(sort_into_dest, engine.class_names, threshold, move, record, log)
     classified = said = 0  # photos in the CSV, and in the log's running total
     try:
-        if sort_into_dest is not None:
-            left, states = _left_unsorted(output, record, folder, len(names), log)
+        if filer is not None:
+            left, states = _left_unsorted(output, record, folder, len(engine.class_names), log)
             if left:
-                file_photos(left, states)
+                filer.file(left, states)
         unreachable = ""
         while not should_stop():
             ready = watcher.poll()
             if watcher.unreachable != unreachable:  # said once when it goes, once when back
                 unreachable = watcher.unreachable
-                now = time.strftime("%H:%M:%S")
-                log(
-                    f"{now} cannot see {folder} ({unreachable}); waiting for it to come back"
-                    if unreachable
-                    else f"{now} {folder} is back; watching it again"
-                )
+                _say_reachable(log, folder, unreachable)
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
                 appender.append(batch)
                 classified += len(batch)  # in the CSV: counted at once
                 states = _handed_over_states(watcher, batch)
                 # After the CSV: the record names only what the CSV holds.
-                _add_to_record(record, states, TO_SORT if sort_into_dest is not None else "")
-                if sort_into_dest is not None:
-                    file_photos(batch, states)
+                _add_to_record(record, states, TO_SORT if filer is not None else "")
+                if filer is not None:
+                    filer.file(batch, states)
             if ready:  # what arrived now, and the running total a supervisor checks
                 said = _say_classified(log, classified - said, classified, folder)
             time.sleep(watcher.pause(poll_seconds))
@@ -263,6 +234,62 @@ def watch_and_classify(
             _say_classified(log, classified - said, classified, folder)
         appender.close()
     return classified
+
+
+class _WatchFiler:
+    """A sorting watch's filing: each batch sorted into DEST, then marked sorted in the
+    watch's record (what a restart need not sort again)."""
+
+    def __init__(
+        self,
+        dest: Path,
+        class_names: Sequence[str],
+        threshold: float,
+        move: bool,
+        record: Path,
+        log: Callable[[str], None],
+    ):
+        self._dest, self._names, self._threshold = dest, list(class_names), threshold
+        self._move, self._record, self._log = move, record, log
+        self._guard = _DestinationGuard(dest)
+
+    def file(self, batch: list[Prediction], states: Mapping[str, FileState]) -> None:
+        """Sort `batch` (photos in `states`), then record which ones were filed."""
+        self._guard.check()
+        not_filed = set()
+        # An unreadable file may be one still being written (a stalled upload): it is
+        # copied to _error, never moved from under its writer.
+        for part, part_move in (
+            ([p for p in batch if p.ok], self._move),
+            ([p for p in batch if not p.ok], False),
+        ):
+            if not part:
+                continue
+            # A watch runs for hours: a sort in the app into the same folder is waited for.
+            report = sort_into(
+                part,
+                self._dest,
+                self._names,
+                self._threshold,
+                move=part_move,
+                wait_if_busy=self._log,
+            )
+            for source, reason in report.failed:
+                self._log(f"not sorted: {source}: {reason}")
+                not_filed.add(source)
+        filed = {path: state for path, state in states.items() if path not in not_filed}
+        _add_to_record(self._record, filed, SORTED)
+        self._guard.sorted_into()
+
+
+def _say_reachable(log: Callable[[str], None], folder: Path, unreachable: str) -> None:
+    """Log that `folder` went out of sight (`unreachable`: why) or is back ("")."""
+    now = time.strftime("%H:%M:%S")
+    log(
+        f"{now} cannot see {folder} ({unreachable}); waiting for it to come back"
+        if unreachable
+        else f"{now} {folder} is back; watching it again"
+    )
 
 
 class _DestinationGuard:
