@@ -207,55 +207,27 @@ def _file_each(
     done = latest_in_place(entries)
     _remove_refile_leftovers(entries, done)
     swept = _sweep_once(dest)
-    claimed = {filed.destination for filed in done.values()}
-    by_placement = {filed.destination: filed for filed in done.values()}
-    folders = class_folders(class_names)
     report = SortReport()
     try:
         with ManifestWriter(dest / MANIFEST_FILE) as manifest:
+            run = _SortRun(
+                dest,
+                class_names,
+                class_folders(class_names),
+                threshold,
+                move,
+                confirmed,
+                done,
+                by_placement={filed.destination: filed for filed in done.values()},
+                claimed={filed.destination for filed in done.values()},
+                manifest=manifest,
+                report=report,
+            )
             for prediction in predictions:
                 if should_stop is not None and should_stop():
                     raise SortStopped(_filed_by_then(report), report)
                 _stop_if_gone(manifest, report)
-                source = str(prediction.path)
-                refusal = _why_not_sorted(source)
-                if refusal is not None:
-                    report.failed.append((source, refusal))
-                    continue
-                person = confirmed.get(source)
-                folder = folder_for(prediction, class_names, threshold, person, folders)
-                label = person or (
-                    "" if prediction.top_index is None else class_names[prediction.top_index]
-                )
-                status = status_of(prediction, threshold)
-                # Filed before: found by its source, or by where it was filed (the app's rows
-                # follow the photos a sort moved).
-                earlier = done.get(source) or by_placement.get(canonical(source))
-                if _filed_before(earlier):
-                    # Only a person's word (a class set, changed or cleared) moves it.
-                    new_folder = dest / folder if source in confirmed else None
-                    again = _Again(source, label, status, new_folder, folder)
-                    _file_again(again, earlier, move, manifest, report, claimed)
-                    continue
-                if _changed_since_read(prediction):  # another photo under its name now
-                    report.failed.append((source, CHANGED_SINCE_CLASSIFIED))
-                    continue
-                try:
-                    filed = _file_one(Path(source), dest / folder, label, status, move, claimed)
-                except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
-                    stop_if_full(exc, report)
-                    _stop_if_gone(manifest, report)  # then not this photo's fault: it stays
-                    report.failed.append((source, _why_not_placed(exc)))
-                    continue
-                _record(manifest, filed, report)
-                claimed.add(filed.destination)
-                _stop_if_gone(manifest, report)  # never delete a source for a lost copy
-                try:  # only once the manifest says where the photo went
-                    _finish_move(filed, placed_checked=True)
-                except OSError as exc:  # the photo stays where it was, with a copy in DEST
-                    report.failed.append((source, reason_for(exc)))
-                    continue
-                report.filed.append(filed)
+                _file_photo(run, prediction)
     except SortError:
         _SWEPT.discard(swept)  # a stick pulled out may leave a copy it could not delete
         raise
@@ -270,6 +242,66 @@ def _file_each(
             report,
         ) from exc
     return report
+
+
+@dataclass
+class _SortRun:
+    """What one sort knows while it files photo after photo."""
+
+    dest: Path
+    class_names: list[str]
+    folders: Mapping[str, str]  # class_folders(class_names)
+    threshold: float
+    move: bool
+    confirmed: Mapping[str, str | None]  # a person's classes, by source path
+    done: Mapping[str, Filed]  # the manifest's photos in place, by source
+    by_placement: Mapping[str, Filed]  # the same, by where each was filed
+    claimed: set[str]  # names taken in DEST: never filed over
+    manifest: ManifestWriter
+    report: SortReport
+
+
+def _file_photo(run: _SortRun, prediction: Prediction) -> None:
+    """File one photo (again, if a person's word moved it since), or say why not."""
+    source, report = str(prediction.path), run.report
+    refusal = _why_not_sorted(source)
+    if refusal is not None:
+        report.failed.append((source, refusal))
+        return
+    person = run.confirmed.get(source)
+    status = status_of(prediction, run.threshold)
+    folder = folder_for(prediction, run.class_names, run.threshold, person, run.folders)
+    label = person or (
+        "" if prediction.top_index is None else run.class_names[prediction.top_index]
+    )
+    # Filed before: found by its source, or by where it was filed (the app's rows follow
+    # the photos a sort moved).
+    earlier = run.done.get(source) or run.by_placement.get(canonical(source))
+    if _filed_before(earlier):
+        # Only a person's word (a class set, changed or cleared) moves it.
+        new_folder = run.dest / folder if source in run.confirmed else None
+        again = _Again(source, label, status, new_folder, folder)
+        _file_again(again, earlier, run.move, run.manifest, report, run.claimed)
+        return
+    if _changed_since_read(prediction):  # another photo under its name now
+        report.failed.append((source, CHANGED_SINCE_CLASSIFIED))
+        return
+    try:
+        filed = _file_one(Path(source), run.dest / folder, label, status, run.move, run.claimed)
+    except (OSError, ValueError) as exc:  # ValueError: a name the system refuses
+        stop_if_full(exc, report)
+        _stop_if_gone(run.manifest, report)  # then not this photo's fault: it stays
+        report.failed.append((source, _why_not_placed(exc)))
+        return
+    _record(run.manifest, filed, report)
+    run.claimed.add(filed.destination)
+    _stop_if_gone(run.manifest, report)  # never delete a source for a lost copy
+    try:  # only once the manifest says where the photo went
+        _finish_move(filed, placed_checked=True)
+    except OSError as exc:  # the photo stays where it was, with a copy in DEST
+        report.failed.append((source, reason_for(exc)))
+        return
+    report.filed.append(filed)
 
 
 def _why_not_placed(exc: Exception) -> str:
