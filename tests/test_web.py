@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -354,6 +355,11 @@ def test_rows_are_named_as_the_browser_sent_the_files(server: str, browser, tmp_
     cells = browser.find_elements(By.CSS_SELECTOR, "#results [role=gridcell][data-col='0']")
     assert [cell.text for cell in cells] == shown
     link = browser.find_element(By.CSS_SELECTOR, "a[href*='ewaste-results-']")
+    # Read out as the file it downloads, not as its size alone ("634.0 B").
+    name = link.get_attribute("download")
+    assert re.fullmatch(
+        rf"Download {re.escape(name)} \(\d+(\.\d+)? [KMG]?B\)", link.accessible_name
+    )
     with urllib.request.urlopen(link.get_attribute("href"), timeout=10) as response:
         rows = list(csv.DictReader(response.read().decode("utf-8-sig").splitlines()))
     assert [(row["path"], row["predicted_class"]) for row in rows] == list(

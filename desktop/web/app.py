@@ -98,16 +98,25 @@ PAGE_CSS = (
 )
 # The verdict and the batch's counts are read out by a screen reader when they change: their
 # text, not the box around it, where Gradio's timer ticks ("processing | 0.5s"). The Many
-# tab's counts exist only once the tab is opened: marked when they appear.
+# tab's counts exist only once the tab is opened: marked when they appear. A download link
+# (the batch's CSV) reads as its file, not as its size alone ("634.0 B").
 PAGE_JS = """() => {
   const mark = () => {
     for (const id of ["verdict", "counts"]) {
       const text = document.querySelector(`#${id} [data-testid=markdown]`);
       if (text && !text.hasAttribute("aria-live")) text.setAttribute("aria-live", "polite");
     }
+    for (const link of document.querySelectorAll("a[data-testid=download-link][download]")) {
+      const size = link.textContent.replace(/[\\s⇣]+/g, " ").trim();
+      const name = `Download ${link.download} (${size})`;
+      if (link.getAttribute("aria-label") !== name) link.setAttribute("aria-label", name);
+    }
   };
   mark();
-  new MutationObserver(mark).observe(document.body, { childList: true, subtree: true });
+  new MutationObserver(mark).observe(document.body, {
+    childList: true, subtree: true, characterData: true,
+    attributes: true, attributeFilter: ["download"],
+  });
 }"""
 
 
