@@ -34,6 +34,12 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def nearest_class(name: str, confidence: float) -> str:
+    """An unknown item's nearest class, said as no verdict: "nearest class Mouse (41.2 %
+    among the known classes)", as the app's preview and the web page's verdict say it."""
+    return f"nearest class {name} ({percent(confidence)} among the known classes)"
+
+
 def counts_line(
     total: int, ok: int, review: int, unknown: int, errors: int, checked: int = 0
 ) -> str:

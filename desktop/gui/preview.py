@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from desktop.core.cam import cam_heatmap
 from desktop.core.preprocessing import ImageLoadError, image_box, load_display_rgb
 from desktop.core.results import STATUS_ERROR, STATUS_LABELS, STATUS_UNKNOWN, status_of
-from desktop.core.wording import percent
+from desktop.core.wording import nearest_class, percent
 from desktop.gui.class_picker import ClassPicker
 from desktop.gui.probability_chart import ProbabilityChart
 from desktop.gui.results_model import ResultRow
@@ -450,8 +450,7 @@ class PreviewPanel(QWidget):
             if status == STATUS_UNKNOWN:
                 self.verdict.setText(
                     f"<b style='font-size:large;color:{color}'>Unknown item</b> &nbsp;"
-                    f"nearest class {html.escape(name)} "
-                    f"({percent(row.confidence)} among the known classes)"
+                    f"{nearest_class(html.escape(name), row.confidence)}"
                 )
             else:
                 self.verdict.setText(

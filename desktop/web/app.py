@@ -59,7 +59,7 @@ from desktop.core.stop_signals import (  # noqa: E402
     stop_signals_raise,
     stop_signals_wait,
 )
-from desktop.core.wording import counts_line, percent, plural  # noqa: E402
+from desktop.core.wording import counts_line, nearest_class, percent, plural  # noqa: E402
 from desktop.web.uploads import (  # noqa: E402
     CACHE_CHECK_SECONDS,
     CACHE_KEEP_SECONDS,
@@ -126,8 +126,7 @@ def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: 
         return f"**Error:** {prediction.error}"
     name = class_names[prediction.top_index]
     if status == STATUS_UNKNOWN:  # most likely none of the classes: the nearest is no headline
-        share = f"{percent(prediction.confidence)} among the known classes"
-        return f"**Unknown item** · nearest class {name} ({share})"
+        return f"**Unknown item** · {nearest_class(name, prediction.confidence)}"
     return f"**{name}** {percent(prediction.confidence)} · {STATUS_LABELS[status]}"
 
 
