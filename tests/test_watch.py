@@ -566,6 +566,62 @@ def test_a_folder_slow_to_look_at_is_polled_less_often(tmp_path: Path, monkeypat
     assert watcher.pause(1.0) == 1.0  # back to the interval once polls are quick again
 
 
+def test_a_cards_worth_of_photos_does_not_slow_the_next_polls(tmp_path, monkeypatch) -> None:
+    # The pause counted the decode check of every photo handed over: a card's 20,000 photos
+    # (4.6 s of checks) stopped the watch from looking again for 41 s, deaf to new photos.
+    import desktop.core.watch as watch_module
+
+    for index in range(6):
+        (tmp_path / f"IMG_{index}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    real_decodes = watch_module._decodes
+
+    def slow_decodes(path):
+        time.sleep(0.1)
+        return real_decodes(path)
+
+    monkeypatch.setattr(watch_module, "_decodes", slow_decodes)
+    watcher = FolderWatcher(tmp_path, settle_seconds=0)
+    watcher.poll()  # seen
+    assert len(watcher.poll()) == 6  # handed over, after 0.6 s of decode checks
+    assert watcher.pause(1.0) == 1.0  # listing six files is quick: the interval as set
+
+    # A share that takes seconds to list waits at most MAX_POLL_PAUSE_SECONDS in between.
+    real_scandir = os.scandir
+
+    def very_slow_scandir(path):
+        time.sleep(1.2)
+        return real_scandir(path)
+
+    monkeypatch.setattr("desktop.core.watch.os.scandir", very_slow_scandir)
+    watcher.poll()
+    assert watcher.pause(1.0) == watch_module.MAX_POLL_PAUSE_SECONDS  # not 9 x 1.2 s
+
+
+def test_a_backlog_is_said_as_it_is_classified(tiny_model_path, tmp_path, monkeypatch):
+    # 20,000 photos already in the folder: 82 s of "watching" and not a line until all were
+    # classified, as if the watch had hung.
+    import desktop.core.watch as watch_module
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    for index in range(6):
+        (camera / f"IMG_{index}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    monkeypatch.setattr(watch_module, "PROGRESS_SECONDS", 0.0)  # every batch, here
+    lines: list[str] = []
+    watch_and_classify(
+        Engine(tiny_model_path, threads=1), camera, tmp_path / "shift.csv", 0.7,
+        batch_size=2, poll_seconds=0.02, log=lines.append,
+        should_stop=lambda: any("(6 since" in line for line in lines),
+    )  # fmt: skip
+    said = [line.split(" ", 1)[1] for line in lines if "since the watch began" in line]
+    assert said == [
+        f"2 new photos classified ({total} since the watch began) in {camera}"
+        for total in (2, 4, 6)
+    ]
+
+
 def test_damaged_record_lines_are_left_out_not_a_watch_that_cannot_start(tmp_path: Path) -> None:
     from desktop.core.watch import _classified_before, _recorded, watch_record_path
 

@@ -53,9 +53,13 @@ if TYPE_CHECKING:
     from .results import FileState, Prediction
 
 DEFAULT_POLL_SECONDS = 1.0
-# Between polls, at least this many times as long as the last poll took: a folder of
-# thousands of photos on a slow share is looked at less often, not listed without a pause.
+# Between polls, at least this many times as long as the last listing took: a folder of
+# thousands of photos on a slow share is looked at less often, not listed without a pause;
+# never longer than the cap, or a photo would wait that long to be seen.
 POLL_PAUSE_FACTOR = 9
+MAX_POLL_PAUSE_SECONDS = 10.0
+# A backlog (a card's photos copied in at once) is said as it is classified, at this pace.
+PROGRESS_SECONDS = 10.0
 SETTLE_SECONDS = 1.0
 MAX_KNOWN = 100_000  # photos gone from the folder that a watch remembers (about 25 MB)
 GIVE_UP_SECONDS = 10.0
@@ -86,7 +90,8 @@ class FolderWatcher:
         # Why the last poll could not list the folder ("" when it could): an unplugged
         # camera or a share that went away, said to the worker instead of a silent wait.
         self.unreachable = ""
-        self._poll_took = 0.0  # seconds
+        self._listing_took = 0.0  # seconds: the last poll's, less its photos' decode checks
+        self._checks_took = 0.0  # seconds: those checks, in the poll under way
 
     def anew(self) -> FolderWatcher:
         """A watcher of the same folder, with the same timings, that has handed over nothing:
@@ -97,17 +102,21 @@ class FolderWatcher:
         return fresh
 
     def pause(self, poll_seconds: float) -> float:
-        """How long to wait before the next poll: `poll_seconds`, or longer when the last
-        poll took long, so the watch spends at most a tenth of its time polling."""
-        return max(poll_seconds, POLL_PAUSE_FACTOR * self._poll_took)
+        """How long to wait before the next poll: `poll_seconds`, or longer when listing the
+        folder took long, so the watch spends at most a tenth of its time listing (up to
+        MAX_POLL_PAUSE_SECONDS). The decode checks of the photos handed over do not count:
+        a card's thousands of photos made the next pause minutes long."""
+        slowed = min(POLL_PAUSE_FACTOR * self._listing_took, MAX_POLL_PAUSE_SECONDS)
+        return max(poll_seconds, slowed)
 
     def poll(self) -> list[Path]:
         """New photos that are completely written, sorted by name."""
         started = time.perf_counter()
+        self._checks_took = 0.0
         try:
             return self._poll()
         finally:
-            self._poll_took = time.perf_counter() - started
+            self._listing_took = time.perf_counter() - started - self._checks_took
 
     def _poll(self) -> list[Path]:
         ready, seen, now = [], set(), self._clock()
@@ -136,7 +145,7 @@ class FolderWatcher:
                 self._pending[name] = (state, now)
                 continue
             still = now - since
-            if still >= self._settle and (still >= self._give_up or _complete(entry)):
+            if still >= self._settle and (still >= self._give_up or self._complete(entry)):
                 ready.append(self.folder / name)
                 self._handed_over.pop(name, None)  # the newest now, for the cap below
                 self._handed_over[name] = state
@@ -152,6 +161,13 @@ class FolderWatcher:
         for name in gone[: max(0, len(gone) - MAX_KNOWN)]:
             del self._handed_over[name]
         return sorted(ready)
+
+    def _complete(self, entry: os.DirEntry) -> bool:
+        started = time.perf_counter()
+        try:
+            return _complete(entry)
+        finally:
+            self._checks_took += time.perf_counter() - started
 
     def handed_over_state(self, name: str) -> FileState | None:
         """The size and modification time a photo had when it was handed over."""
@@ -218,6 +234,7 @@ def watch_and_classify(
             if watcher.unreachable != unreachable:  # said once when it goes, once when back
                 unreachable = watcher.unreachable
                 _say_reachable(log, folder, unreachable)
+            said_at = time.monotonic()
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
                 appender.append(batch)
                 classified += len(batch)  # in the CSV: counted at once
@@ -226,7 +243,10 @@ def watch_and_classify(
                 _add_to_record(record, states, TO_SORT if filer is not None else "")
                 if filer is not None:
                     filer.file(batch, states)
-            if ready:  # what arrived now, and the running total a supervisor checks
+                if time.monotonic() - said_at >= PROGRESS_SECONDS:  # a backlog: as it goes
+                    said = _say_classified(log, classified - said, classified, folder)
+                    said_at = time.monotonic()
+            if classified > said:  # what arrived now, and the running total a supervisor checks
                 said = _say_classified(log, classified - said, classified, folder)
             time.sleep(watcher.pause(poll_seconds))
     finally:
