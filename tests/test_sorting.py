@@ -249,6 +249,33 @@ def test_undo_works_from_any_folder_and_reads_older_relative_manifests(
     assert not (dest / MANIFEST_FILE).exists()
 
 
+def test_a_manifest_resolves_each_class_folder_once_not_each_row(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # A sorting watch reads the manifest at every batch: a realpath per row made each batch
+    # of a month's 30,000 rows take seconds. The rows still name their files through links.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(20):  # a day's mice and printers
+        name = ("Mouse", "Printer")[index % 2]
+        write_solid(photos / f"IMG_{index:04d}.png", PROTOTYPE_COLOURS[name])
+    real_dest = tmp_path / "real-sorted"
+    real_dest.mkdir()
+    dest = tmp_path / "sorted"
+    dest.symlink_to(real_dest)  # a share reached through a link
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD)
+    folders = {Path(row["destination"]).parent for row in manifest_rows(dest)}
+    assert len(folders) == 2
+    real_realpath, resolved = os.path.realpath, []
+    monkeypatch.setattr(os.path, "realpath", lambda p: resolved.append(p) or real_realpath(p))
+
+    entries = sort_manifest.manifest_entries(dest)
+
+    assert len(entries) == 20 and len(resolved) <= 1 + len(folders)  # DEST, then each folder
+    assert {e.destination for e in entries} == {row["destination"] for row in manifest_rows(dest)}
+    assert all(Path(e.destination).parent.parent == real_dest for e in entries)
+
+
 def test_an_undo_that_undid_nothing_writes_no_undone_manifest(engine, tmp_path) -> None:
     photos = photo_folder(tmp_path / "photos")
     dest = tmp_path / "sorted"

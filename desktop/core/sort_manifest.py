@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from .csv_export import csv_lines, neutralise, unguarded_text
-from .file_placing import canonical
 from .preprocessing import is_photo_file
 from .safe_files import append_whole, open_own, replaced_whole
 from .sort_records import DamagedRow, Filed, SortError, SortReport, destination_full
@@ -132,6 +131,7 @@ def read_manifest(path: Path, dest: Path) -> list[Filed | DamagedRow]:
     if path.is_symlink():  # planted in DEST: rows naming files far from it, to act on
         raise SortError(f"{path} is a link, not a sort's manifest: remove it")
     dest = Path(os.path.realpath(dest))  # once, not for each of its rows
+    folders: dict[str, Path] = {}  # each class folder's real path, resolved once
     rows: list[Filed | DamagedRow] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel may add a BOM
@@ -141,19 +141,21 @@ def read_manifest(path: Path, dest: Path) -> list[Filed | DamagedRow]:
             for cells in reader:
                 if not "".join(cells).strip("\0 \t"):  # a blank line, or a NUL-filled tail
                     continue
-                rows.append(_entry(header, cells, reader.line_num, dest))
+                rows.append(_entry(header, cells, reader.line_num, dest, folders))
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise SortError(f"cannot read {path}: {exc}") from exc
     return rows
 
 
-def _entry(header: list[str], cells: list[str], line: int, dest: Path) -> Filed | DamagedRow:
+def _entry(
+    header: list[str], cells: list[str], line: int, dest: Path, folders: dict[str, Path]
+) -> Filed | DamagedRow:
     if len(cells) == len(header):
         named = dict(zip(header, cells, strict=True))
         entry = Filed(*(named[column] for column in MANIFEST_COLUMNS))
         entry = replace(
             entry,
-            destination=_destination_under(entry.destination, dest),
+            destination=_destination_under(entry.destination, dest, folders),
             class_name=unguarded_text(entry.class_name),
         )
         if _sound(entry):
@@ -212,14 +214,19 @@ def check_manifest_columns(path: Path, columns: Sequence[str] | None) -> None:
         )
 
 
-def _destination_under(recorded: str, dest: Path) -> str:
-    """Where a photo filed as DEST/<folder>/<name> is, under `dest` as it is named now: the
-    worker may have renamed the folder, or reached it from another drive letter or mount
-    point, since (earlier versions also recorded it relative to the working folder)."""
+def _destination_under(recorded: str, dest: Path, folders: dict[str, Path]) -> str:
+    """Where a photo filed as DEST/<folder>/<name> is, under `dest` (a real path) as it is
+    named now: the worker may have renamed the folder, or reached it from another drive
+    letter or mount point, since (earlier versions also recorded it relative to the working
+    folder). As `canonical` has it, with each folder resolved once in `folders`: a realpath
+    for each of a month's 30,000 rows made every batch of a sorting watch take seconds."""
     path = Path(recorded)
     if len(path.parts) < 2 or "\0" in recorded:
         return recorded  # not a sort's row (see `_sound`)
-    return canonical(dest / path.parts[-2] / path.parts[-1])
+    folder, name = path.parts[-2:]
+    if folder not in folders:
+        folders[folder] = Path(os.path.realpath(os.path.abspath(dest / folder)))
+    return str(folders[folder] / name)
 
 
 def manifest_entries(dest: Path) -> list[Filed]:
