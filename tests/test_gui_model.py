@@ -251,6 +251,27 @@ def test_new_batches_land_in_sorted_position(
     assert column(proxy, COL_FILE) == ["a.jpg", "c.jpg", "b.jpg"]
 
 
+def test_a_large_sorted_table_takes_batches_in_place_once_a_second(
+    qtbot, model: ResultsModel, proxy: ResultsFilterProxy, monkeypatch
+) -> None:
+    # Re-sorting 20,000 rows for every batch of 32 froze the window during a run.
+    import desktop.gui.results_model as results_model
+
+    monkeypatch.setattr(results_model, "LARGE_TABLE_ROWS", 3)  # a large table, for the test
+    proxy.sort(COL_CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    model.append_predictions([prediction("a.jpg", 0, 0.7), prediction("b.jpg", 0, 0.3)])
+    assert column(proxy, COL_FILE) == ["a.jpg", "b.jpg"]  # small still: sorted at once
+    layouts: list[None] = []
+    model.layoutChanged.connect(lambda *_: layouts.append(None))
+    for name, confidence in (("c.jpg", 0.5), ("d.jpg", 0.9), ("e.jpg", 0.1)):
+        model.append_predictions([prediction(name, 0, confidence)])
+    assert column(proxy, COL_FILE) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]  # waiting
+    qtbot.waitUntil(lambda: len(layouts) == 1, timeout=5_000)
+    assert column(proxy, COL_FILE) == ["d.jpg", "a.jpg", "c.jpg", "b.jpg", "e.jpg"]
+    qtbot.wait(results_model.RESORT_PAUSE_MS + 200)
+    assert len(layouts) == 1  # the three batches took one re-sort
+
+
 def test_filters_by_class_and_by_status(model: ResultsModel, proxy: ResultsFilterProxy) -> None:
     model.append_predictions(
         [
