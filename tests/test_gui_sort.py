@@ -435,9 +435,9 @@ def test_an_export_is_not_held_up_by_a_long_sort_and_a_poll_that_hangs(
         assert exported.is_file() and window.sorting.busy  # written while both still ran
     finally:
         release.set()
+        qt_pool.setMaxThreadCount(cores)
         qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
         window.set_watching(False)
-        qt_pool.setMaxThreadCount(cores)
 
 
 def test_a_watch_of_another_folder_does_not_call_it_back(qtbot, tmp_path):
