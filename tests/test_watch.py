@@ -505,6 +505,43 @@ def test_a_name_reused_after_the_photo_left_is_handed_over_again(tmp_path: Path)
     assert watcher.poll() == [photo]
 
 
+def test_an_undo_waits_for_the_watch_sorting_into_its_destination(tiny_model_path, tmp_path):
+    # An undo meant for a person's own sort also put back every photo a running watch had
+    # filed into that DEST, and the watch, which marks them sorted, never filed them again.
+    import threading
+
+    from desktop.core.engine import Engine
+    from desktop.core.sort_records import SortError
+    from desktop.core.sort_undo import undo_sort
+    from desktop.core.watch import watch_and_classify
+
+    camera, dest = tmp_path / "camera", tmp_path / "sorted"
+    camera.mkdir()
+    for name in ("Battery", "Mouse"):
+        (camera / f"{name.lower()}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS[name]))
+    stop, lines = threading.Event(), []
+    watching = threading.Thread(
+        target=watch_and_classify,
+        args=(Engine(tiny_model_path, threads=1), camera, tmp_path / "shift.csv", 0.7),
+        kwargs={"poll_seconds": 0.05, "sort_into_dest": dest, "move": True,
+                "log": lines.append, "should_stop": stop.is_set},
+    )  # fmt: skip
+    watching.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(dest.rglob("*.png")) or any(camera.iterdir()):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.05)
+        with pytest.raises(SortError, match="a watch .* is sorting into .*: stop it first"):
+            undo_sort(dest)
+        assert sorted(p.name for p in dest.rglob("*.png")) == ["battery.png", "mouse.png"]
+    finally:
+        stop.set()
+        watching.join(60)
+    undo_sort(dest)  # the watch stopped: its sort can be undone
+    assert sorted(p.name for p in camera.iterdir()) == ["battery.png", "mouse.png"]
+
+
 def test_a_photo_an_undo_puts_back_is_not_handed_over_again(tmp_path: Path) -> None:
     # A sorting watch moved it away, then an undo put it back: the same photo (as a
     # restarted watch would see from its record), not one to classify and sort again.

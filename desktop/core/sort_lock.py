@@ -13,6 +13,9 @@ from .folder_lock import FolderLock
 from .sort_records import SortError, reason_for
 
 BUSY_POLL_SECONDS = 0.5  # how often a sort waiting for another one's destination looks again
+# A sorting watch holds this lock in its DEST for as long as it runs (`WatchPresence`): an
+# undo there would put back the photos the watch filed too, which it never sorts again.
+WATCH_LOCK_FILE = ".ewaste-watching.lock"
 
 
 def check_not_busy(dest: str | os.PathLike[str]) -> None:
@@ -23,6 +26,44 @@ def check_not_busy(dest: str | os.PathLike[str]) -> None:
     if dest.is_dir():
         with alone_in(dest, wait_if_busy=None):
             pass
+
+
+class WatchPresence:
+    """A sorting watch's mark in its DEST, held while it runs (see `check_not_watched`);
+    taken once DEST exists, as soon as no other watch holds it."""
+
+    def __init__(self, dest: Path):
+        self._lock = FolderLock(dest, WATCH_LOCK_FILE)
+        self._held = False
+        self.take()
+
+    def take(self) -> None:
+        """Hold the mark if it is free now (a DEST not made yet, or without locks: not)."""
+        if not self._held:
+            with contextlib.suppress(OSError):
+                self._held = self._lock.acquire()
+
+    def release(self) -> None:
+        if self._held:
+            self._lock.release()
+            self._held = False
+
+
+def check_not_watched(dest: Path) -> None:
+    """A SortError when a sorting watch files into `dest` now: an undo must wait for it."""
+    lock = FolderLock(dest, WATCH_LOCK_FILE)
+    if not os.path.lexists(lock.path):
+        return
+    try:
+        if lock.acquire():
+            lock.release()  # (on Linux this deletes the file a killed watch left)
+            return
+    except OSError:  # not a plain file, or no locks there: no watch holds it
+        return
+    raise SortError(
+        f"a watch (ewaste-classify --watch ... --sort-into) is sorting into {dest} now: stop "
+        "it first, or the photos it filed would be put back too and never sorted again"
+    )
 
 
 @contextlib.contextmanager

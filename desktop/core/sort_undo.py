@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .file_placing import already_back, free_name, is_same_path, place, remove_leftover_copies
 from .hashing import file_sha256
-from .sort_lock import alone_in
+from .sort_lock import alone_in, check_not_watched
 from .sort_manifest import MANIFEST_FILE, UNDONE_MANIFEST_FILE, read_manifest, write_manifest
 from .sort_records import DamagedRow, Filed, SortError, SortReport, SortStopped, reason_for
 from .wording import plural
@@ -45,6 +45,7 @@ def undo_sort(
     check_something_to_undo(dest)  # before the lock, whose file the folder must take
     with alone_in(dest, wait_if_busy=None):
         check_something_to_undo(dest)  # still: an undo may have finished it meanwhile
+        check_not_watched(dest)
         pace = _Pace(should_stop or (lambda: False), progress or (lambda _done, _total: None))
         return _undo_all(dest, dest / MANIFEST_FILE, pace)
 

@@ -43,6 +43,7 @@ from .discovery import file_state, is_clutter
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
 from .safe_files import open_own
 from .sort_history import undone_manifests
+from .sort_lock import WatchPresence
 from .sort_manifest import MANIFEST_FILE
 from .sort_records import SortError
 from .sorting import sort_into
@@ -252,6 +253,8 @@ def watch_and_classify(
     finally:
         if classified > said:  # a stop came before the line: the total still adds up
             _say_classified(log, classified - said, classified, folder)
+        if filer is not None:
+            filer.close()
         appender.close()
     return classified
 
@@ -272,6 +275,7 @@ class _WatchFiler:
         self._dest, self._names, self._threshold = dest, list(class_names), threshold
         self._move, self._record, self._log = move, record, log
         self._guard = _DestinationGuard(dest)
+        self._presence = WatchPresence(dest)
 
     def file(self, batch: list[Prediction], states: Mapping[str, FileState]) -> None:
         """Sort `batch` (photos in `states`), then record which ones were filed."""
@@ -300,6 +304,10 @@ class _WatchFiler:
         filed = {path: state for path, state in states.items() if path not in not_filed}
         _add_to_record(self._record, filed, SORTED)
         self._guard.sorted_into()
+        self._presence.take()  # DEST exists now
+
+    def close(self) -> None:
+        self._presence.release()
 
 
 def _say_reachable(log: Callable[[str], None], folder: Path, unreachable: str) -> None:
