@@ -35,6 +35,7 @@ from desktop import package_version
 
 from .argtypes import batch_size, probability, thread_count
 from .cli_common import (
+    BUSY_GIVE_UP_SECONDS,
     EXIT_OK,
     EXIT_RUN_FAILED,
     EXIT_USAGE,
@@ -169,7 +170,8 @@ def _checked_batch_run(args: argparse.Namespace) -> Path:
             )
     if args.sort_into is not None:
         check_destination(args.sort_into, [Path(p) for p in args.paths], move=args.move)
-        check_not_busy(args.sort_into)  # said now, not after classifying every photo
+        # Said now, not after classifying every photo (a watch's moment is waited out).
+        check_not_busy(args.sort_into, warning, BUSY_GIVE_UP_SECONDS)
     return output
 
 

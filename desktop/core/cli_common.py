@@ -16,6 +16,9 @@ EXIT_OK = 0
 EXIT_WRITE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 3
+# A one-time sort or undo waits this long for another one in its DEST: a watch holds it for
+# a moment at each batch, which must not fail a cron job; a person's long sort does.
+BUSY_GIVE_UP_SECONDS = 60.0
 
 
 class UsageError(Exception):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .cli_common import (
+    BUSY_GIVE_UP_SECONDS,
     EXIT_OK,
     EXIT_RUN_FAILED,
     EXIT_USAGE,
@@ -16,6 +17,7 @@ from .cli_common import (
     check_csv_is_not_the_manifest,
     checked_output_path,
     error,
+    warning,
 )
 from .csv_export import readable_text
 from .engine import Engine
@@ -60,6 +62,8 @@ def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_n
             args.review_threshold,
             move=args.move,
             sources=[Path(p) for p in args.paths],
+            wait_if_busy=warning,
+            give_up_s=BUSY_GIVE_UP_SECONDS,
         )
     except SortError as exc:
         error(str(exc))
@@ -155,7 +159,12 @@ def undo(args: argparse.Namespace, others: list[str]) -> int:
     report = None
     try:
         with stop_signals_ask() as stops:
-            report = undo_sort(args.undo_sort, should_stop=lambda: bool(stops))
+            report = undo_sort(
+                args.undo_sort,
+                should_stop=lambda: bool(stops),
+                wait_if_busy=warning,
+                give_up_s=BUSY_GIVE_UP_SECONDS,
+            )
     except SortStopped as exc:
         error(f"stopped by {stops[0]}: {exc}")
         return stops[0].exit_status

@@ -18,13 +18,18 @@ BUSY_POLL_SECONDS = 0.5  # how often a sort waiting for another one's destinatio
 WATCH_LOCK_FILE = ".ewaste-watching.lock"
 
 
-def check_not_busy(dest: str | os.PathLike[str]) -> None:
-    """A SortError when another sort or undo works in `dest` right now: for a caller with
-    work to do before its sort (classifying the photos, asking copy or move) to say so
-    first. The sort itself still takes the lock, or says so then."""
+def check_not_busy(
+    dest: str | os.PathLike[str],
+    wait_if_busy: Callable[[str], None] | None = None,
+    give_up_s: float | None = None,
+) -> None:
+    """A SortError when another sort or undo works in `dest` right now (or, waiting as
+    `alone_in` does, still after `give_up_s`): for a caller with work to do before its sort
+    (classifying the photos, asking copy or move) to say so first. The sort itself still
+    takes the lock, or says so then."""
     dest = Path(os.path.realpath(dest))
     if dest.is_dir():
-        with alone_in(dest, wait_if_busy=None):
+        with alone_in(dest, wait_if_busy, give_up_s):
             pass
 
 
@@ -67,16 +72,22 @@ def check_not_watched(dest: Path) -> None:
 
 
 @contextlib.contextmanager
-def alone_in(dest: Path, wait_if_busy: Callable[[str], None] | None) -> Iterator[None]:
+def alone_in(
+    dest: Path, wait_if_busy: Callable[[str], None] | None, give_up_s: float | None = None
+) -> Iterator[None]:
     """Hold `dest`'s lock (see folder_lock) for the block. When another program holds it:
-    a SortError, or with `wait_if_busy`, say so once and wait until it is free."""
+    a SortError, or with `wait_if_busy`, say so once and wait until it is free (or, after
+    `give_up_s`, a SortError: a one-time run beside a watch, which holds the lock for a
+    moment at each batch, must not fail for that moment, nor wait out a person's sort)."""
     lock = FolderLock(dest)
     busy = f"another sort or undo is working in {dest} (this app, ewaste-classify or a watch)"
-    told = False
+    told, began = False, time.monotonic()
     try:
         while not lock.acquire():
             if wait_if_busy is None:
                 raise SortError(f"{busy}: try again once it is done")
+            if give_up_s is not None and time.monotonic() - began >= give_up_s:
+                raise SortError(f"{busy} still after {give_up_s:g} s: try again once it is done")
             if not told:
                 wait_if_busy(f"{busy}; waiting for it to finish")
                 told = True

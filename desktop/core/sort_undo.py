@@ -33,6 +33,8 @@ def undo_sort(
     dest: str | os.PathLike[str],
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    wait_if_busy: Callable[[str], None] | None = None,
+    give_up_s: float | None = None,
 ) -> SortReport:
     """Put every photo of the manifest back: a moved one to its source path (never over a
     file that is there now), a copy deleted (only if unchanged; moved back if its original
@@ -40,10 +42,11 @@ def undo_sort(
     manifest.csv, so running the undo again retries just those. `should_stop()`, asked
     between photos, ends it early the same way; that and a failure to write the manifests
     raise a SortError with the report of the photos put back. `progress(done, total)`,
-    before each photo: photos handled so far, of the manifest's photos."""
+    before each photo: photos handled so far, of the manifest's photos. Another sort or
+    undo in `dest` now: as `sorting.sort_into` waits (`wait_if_busy`, `give_up_s`), or not."""
     dest = Path(os.path.realpath(dest))
     check_something_to_undo(dest)  # before the lock, whose file the folder must take
-    with alone_in(dest, wait_if_busy=None):
+    with alone_in(dest, wait_if_busy, give_up_s):
         check_something_to_undo(dest)  # still: an undo may have finished it meanwhile
         check_not_watched(dest)
         pace = _Pace(should_stop or (lambda: False), progress or (lambda _done, _total: None))

@@ -167,6 +167,7 @@ def sort_into(
     sources: Iterable[Path] = (),
     should_stop: Callable[[], bool] | None = None,
     wait_if_busy: Callable[[str], None] | None = None,
+    give_up_s: float | None = None,
 ) -> SortReport:
     """File each prediction's photo under `dest` (see the module). A photo that cannot be
     filed (deleted since, unreadable) is a `failed` entry and the sort goes on. A full
@@ -174,14 +175,14 @@ def sort_into(
     stops it with a SortError carrying the report of what was done: no partial file, and
     a manifest of every photo filed. Another program sorting into or undoing `dest` right
     now is a SortError before anything is done; with `wait_if_busy`, which is told so once,
-    the sort waits for it instead. `confirmed`: source -> the class a person set, or None
-    where they cleared it; a photo filed before goes where that (or, cleared, the model)
-    says now."""
+    the sort waits for it instead (up to `give_up_s`, when given). `confirmed`: source ->
+    the class a person set, or None where they cleared it; a photo filed before goes where
+    that (or, cleared, the model) says now."""
     # One spelling of the folder (absolute, links resolved): the manifest must not depend on
     # the working folder, and a link to DEST must not make its files look like other files.
     dest = Path(os.path.realpath(dest))
     check_destination(dest, [Path(s) for s in sources], move=move)
-    with alone_in(dest, wait_if_busy):
+    with alone_in(dest, wait_if_busy, give_up_s):
         return _file_each(
             predictions,
             dest,
