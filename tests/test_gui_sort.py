@@ -440,6 +440,41 @@ def test_an_export_is_not_held_up_by_a_long_sort_and_a_poll_that_hangs(
         window.set_watching(False)
 
 
+def test_the_app_says_when_photos_leave_its_watched_folder_unclassified(
+    qtbot, window, tmp_path
+) -> None:
+    # A service's watch moving the photos out (--sort-into --move) left the app showing
+    # some of the shift and missing the rest in silence.
+    from desktop.gui.folder_watch import FolderWatch
+
+    watch = FolderWatch(poll_seconds=0.05)
+    left: list[int] = []
+    watch.photos_left.connect(left.append)
+    watch.start(str(tmp_path))
+    write_solid(tmp_path / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    polled = threading.Event()
+    real_poll = watch._watcher.poll  # noqa: SLF001 - to know when it has seen the photo
+
+    def poll():
+        ready = real_poll()
+        polled.set()
+        return ready
+
+    watch._watcher.poll = poll  # noqa: SLF001
+    qtbot.waitUntil(polled.is_set, timeout=TIMEOUT_MS)
+    (tmp_path / "mouse.png").unlink()  # moved away before its second of settling ended
+    qtbot.waitUntil(lambda: left == [1], timeout=TIMEOUT_MS)
+    watch.stop()
+
+    window.set_watching(True, str(tmp_path))
+    window.folder_watch.photos_left.emit(3)  # as the window's own watch says it
+    assert window.statusBar().currentMessage() == (
+        f"3 photos left {tmp_path} before they were classified here: is another program "
+        "moving them (a watch sorting with --move)?"
+    )
+    window.set_watching(False)
+
+
 def test_a_watch_of_another_folder_does_not_call_it_back(qtbot, tmp_path):
     # The folder watched before was out of sight: the next one's first poll said "back".
     from desktop.gui.folder_watch import FolderWatch

@@ -603,6 +603,18 @@ def test_a_folder_slow_to_look_at_is_polled_less_often(tmp_path: Path, monkeypat
     assert watcher.pause(1.0) == 1.0  # back to the interval once polls are quick again
 
 
+def test_photos_that_leave_before_they_are_ready_are_counted(tmp_path: Path) -> None:
+    # Another program moving photos out (a service's watch sorting with --move) made a
+    # second watch of the folder miss most of them in silence.
+    watcher = FolderWatcher(tmp_path, settle_seconds=60)
+    for name in ("Battery", "Mouse"):
+        (tmp_path / f"{name.lower()}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS[name]))
+    assert watcher.poll() == [] and watcher.left_before_ready == 0  # seen, settling
+    (tmp_path / "mouse.png").unlink()  # moved away by the other program
+    assert watcher.poll() == [] and watcher.left_before_ready == 1
+    assert watcher.poll() == [] and watcher.left_before_ready == 1  # counted once
+
+
 def test_a_cards_worth_of_photos_does_not_slow_the_next_polls(tmp_path, monkeypatch) -> None:
     # The pause counted the decode check of every photo handed over: a card's 20,000 photos
     # (4.6 s of checks) stopped the watch from looking again for 41 s, deaf to new photos.

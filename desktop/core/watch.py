@@ -91,6 +91,9 @@ class FolderWatcher:
         # Why the last poll could not list the folder ("" when it could): an unplugged
         # camera or a share that went away, said to the worker instead of a silent wait.
         self.unreachable = ""
+        # Photos that appeared but left before they were ready (all polls so far): another
+        # program moving them out (a watch sorting with --move), said rather than missed.
+        self.left_before_ready = 0
         self._listing_took = 0.0  # seconds: the last poll's, less its photos' decode checks
         self._checks_took = 0.0  # seconds: those checks, in the poll under way
 
@@ -153,6 +156,7 @@ class FolderWatcher:
                 del self._pending[name]
         for name in set(self._pending) - seen:  # gone before it was ready
             del self._pending[name]
+            self.left_before_ready += 1
         # A photo handed over stays known after it left (a sorting watch moved it): one an
         # undo puts back is not classified and sorted again, as a restarted watch would not
         # either; another photo under its name has another state. Of those gone, the oldest
@@ -229,12 +233,18 @@ def watch_and_classify(
             left, states = _left_unsorted(output, record, folder, len(engine.class_names), log)
             if left:
                 filer.file(left, states)
-        unreachable = ""
+        unreachable, left = "", 0
         while not should_stop():
             ready = watcher.poll()
             if watcher.unreachable != unreachable:  # said once when it goes, once when back
                 unreachable = watcher.unreachable
                 _say_reachable(log, folder, unreachable)
+            if watcher.left_before_ready != left:
+                left = watcher.left_before_ready
+                log(
+                    f"{time.strftime('%H:%M:%S')} {plural(left, 'photo')} left {folder} "
+                    "before being classified: is another program moving them?"
+                )
             said_at = time.monotonic()
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
                 appender.append(batch)

@@ -17,6 +17,8 @@ class FolderWatch(QObject):
     photos_ready = Signal(list)
     # Why the folder cannot be seen (an unplugged camera), "" when it can again.
     unreachable_changed = Signal(str)
+    # How many photos left the folder before they were ready, since the watch began.
+    photos_left = Signal(int)
 
     def __init__(
         self, parent: QObject | None = None, poll_seconds: float = DEFAULT_POLL_SECONDS
@@ -26,6 +28,7 @@ class FolderWatch(QObject):
         self._call: BackgroundCall | None = None  # the poll running, if any
         self._polled: FolderWatcher | None = None  # the watcher that poll asks
         self._unreachable = ""
+        self._left = 0  # the watcher's left_before_ready, as last said
         self._poll_seconds = poll_seconds
         self._timer = QTimer(self)
         self._timer.setInterval(int(poll_seconds * 1000))
@@ -39,6 +42,7 @@ class FolderWatch(QObject):
         """Watch `folder` from now on (photos already in it are classified too)."""
         self._watcher = FolderWatcher(folder, **watcher_options)
         self._unreachable = ""  # the folder before may have been out of sight: not this one
+        self._left = 0
         self._timer.start()
         self.watching_changed.emit(self.folder)
 
@@ -75,6 +79,9 @@ class FolderWatch(QObject):
         if self._watcher.unreachable != self._unreachable:
             self._unreachable = self._watcher.unreachable
             self.unreachable_changed.emit(self._unreachable)
+        if self._watcher.left_before_ready != self._left:
+            self._left = self._watcher.left_before_ready
+            self.photos_left.emit(self._left)
         if ready:
             # No poll runs now (one at a time), so the watcher's record can be read here.
             state = self._watcher.handed_over_state

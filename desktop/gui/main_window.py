@@ -211,6 +211,7 @@ class MainWindow(QMainWindow):
         self.folder_watch.photos_ready.connect(self._classify_arrivals)
         self.folder_watch.watching_changed.connect(self._show_watching)
         self.folder_watch.unreachable_changed.connect(self._show_unreachable)
+        self.folder_watch.photos_left.connect(self._show_photos_left)
         self.csv_export.message.connect(self.statusBar().showMessage)
         self.csv_export.busy_changed.connect(self._update_actions)
         self.csv_export.finished.connect(self._on_exported)
@@ -501,6 +502,16 @@ class MainWindow(QMainWindow):
             "Its photos are classified once it is back"
         )
         self.statusBar().showMessage(f"Cannot see {folder} ({reason}); waiting for it")
+
+    @Slot(int)
+    def _show_photos_left(self, count: int) -> None:
+        # Without it, a watch that another program empties (a service sorting with --move)
+        # shows some of the shift's photos and misses the rest in silence.
+        they = "it was" if count == 1 else "they were"
+        self.statusBar().showMessage(
+            f"{plural(count, 'photo')} left {self.folder_watch.folder} before {they} "
+            "classified here: is another program moving them (a watch sorting with --move)?"
+        )
 
     def open_csv(self, path: str | None = None) -> None:
         """File > Open results CSV… (see desktop.gui.open_csv; `reopen.busy` until done)."""
