@@ -39,6 +39,16 @@ def is_test_split(name: str) -> bool:
     return SPLIT_ALIASES.get(name.lower()) == "test"
 
 
+def add_photos_argument(parser: argparse.ArgumentParser) -> None:
+    """--data: the folder of photos a benchmark times (`photos_to_time` refuses a test split)."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATASET,
+        help="a folder of photos, such as the dataset's train/ (default: %(default)s)",
+    )
+
+
 def photos_to_time(parser: argparse.ArgumentParser, folder: Path, option: str) -> list[Path]:
     """The JPEG and PNG photos under `folder` (not a dataset's root), for a script that
     copies, sorts or times them."""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench_common import (
-    DEFAULT_DATASET,
+    add_photos_argument,
     command_line,
     environment,
     markdown_table,
@@ -38,12 +38,7 @@ from desktop.core.results import DEFAULT_REVIEW_THRESHOLD
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATASET,
-        help="a folder of photos, such as the dataset's train/ (default: %(default)s)",
-    )
+    add_photos_argument(parser)
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     args = parser.parse_args(argv)
     images = photos_to_time(parser, args.data, "--data")

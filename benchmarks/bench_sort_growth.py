@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench_common import (
-    DEFAULT_DATASET,
+    add_photos_argument,
     command_line,
     environment,
     markdown_table,
@@ -40,12 +40,7 @@ TIMED_PHOTOS = 3
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATASET,
-        help="a folder of photos, such as the dataset's train/ (default: %(default)s)",
-    )
+    add_photos_argument(parser)
     parser.add_argument(
         "--sizes",
         type=positive_ints,

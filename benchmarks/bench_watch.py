@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench_common import (
-    DEFAULT_DATASET,
+    add_photos_argument,
     command_line,
     environment,
     markdown_table,
@@ -42,12 +42,7 @@ def resident_mb() -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # The training split, again and again: never the test split, read once for the model.
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATASET,
-        help="a folder of photos, such as the dataset's train/ (default: %(default)s)",
-    )
+    add_photos_argument(parser)
     parser.add_argument("--waves", type=int, default=30)
     parser.add_argument("--per-wave", type=int, default=100)
     args = parser.parse_args(argv)
