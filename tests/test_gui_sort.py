@@ -291,6 +291,24 @@ def test_a_refused_destination_or_a_failed_undo_is_told_in_a_message_box(
     title, text = warned[-1]
     assert title == "Nothing to undo" and "is a file, not a folder a sort went into" in text
 
+    # A sort a watch service is filing into now: refused before any job, and why.
+    from desktop.core.folder_lock import FolderLock
+    from desktop.core.sort_lock import WATCH_LOCK_FILE
+
+    dest = tmp_path / "sorted-by-the-service"
+    window.sorting.sort_into_folders(str(dest), how="copy")
+    qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
+    service = FolderLock(dest, WATCH_LOCK_FILE)
+    assert service.acquire()
+    try:
+        window.sorting.undo_sort(str(dest))
+        assert not window.sorting.busy
+        title, text = warned[-1]
+        assert title == "Cannot undo now" and text.startswith("A watch (ewaste-classify --watch")
+        assert (dest / MANIFEST_FILE).is_file()  # nothing was put back
+    finally:
+        service.release()
+
 
 def test_an_undo_into_a_watched_folder_keeps_its_report(qtbot, window, tmp_path, monkeypatch):
     camera = photos(tmp_path / "camera")

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from desktop.core.discovery import file_state
 from desktop.core.results import FileState, Prediction
-from desktop.core.sort_lock import check_not_busy
+from desktop.core.sort_lock import check_not_busy, check_not_watched
 from desktop.core.sort_records import SortError, SortReport, SortStopped
 from desktop.core.sort_undo import NothingToUndo, check_something_to_undo, undo_sort
 from desktop.core.sorting import check_destination, sort_into
@@ -185,11 +185,13 @@ class SortCommands(QObject):
             return
         try:
             check_something_to_undo(Path(dest))
-        except NothingToUndo as nothing:
+            check_not_watched(Path(dest))
+        except SortError as refused:
             # Under "Undo stopped" this read as an undo that failed halfway: said at once,
             # before any job, under what it is.
-            text = f"{str(nothing)[:1].upper()}{str(nothing)[1:]}."
-            QMessageBox.warning(self._dialog_parent(), "Nothing to undo", text)
+            title = "Nothing to undo" if isinstance(refused, NothingToUndo) else "Cannot undo now"
+            text = sentence(str(refused))
+            QMessageBox.warning(self._dialog_parent(), title, text)
             self.finished.emit(text)
         else:
             progress = self._progress_sayer(PUTTING_BACK)
