@@ -293,12 +293,12 @@ def test_a_refused_destination_or_a_failed_undo_is_told_in_a_message_box(
 
     # A sort a watch service is filing into now: refused before any job, and why.
     from desktop.core.folder_lock import FolderLock
-    from desktop.core.sort_lock import WATCH_LOCK_FILE
+    from desktop.core.sort_lock import watch_lock_name
 
     dest = tmp_path / "sorted-by-the-service"
     window.sorting.sort_into_folders(str(dest), how="copy")
     qtbot.waitUntil(lambda: not window.sorting.busy, timeout=TIMEOUT_MS)
-    service = FolderLock(dest, WATCH_LOCK_FILE)
+    service = FolderLock(dest, watch_lock_name("the service's shift.csv"))
     assert service.acquire()
     try:
         window.sorting.undo_sort(str(dest))

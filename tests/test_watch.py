@@ -542,6 +542,47 @@ def test_an_undo_waits_for_the_watch_sorting_into_its_destination(tiny_model_pat
     assert sorted(p.name for p in camera.iterdir()) == ["battery.png", "mouse.png"]
 
 
+def test_an_undo_waits_for_every_watch_sorting_into_its_destination(tiny_model_path, tmp_path):
+    # Two watches shared one mark: once the first stopped, the second filed unmarked, and
+    # an undo put back its photos, which it then never filed again.
+    import threading
+
+    from desktop.core.engine import Engine
+    from desktop.core.sort_records import SortError
+    from desktop.core.sort_undo import undo_sort
+    from desktop.core.watch import watch_and_classify
+
+    dest, engine, watches = tmp_path / "sorted", Engine(tiny_model_path, threads=1), []
+    deadline = time.monotonic() + 60
+    try:
+        for count, name in enumerate(("Battery", "Mouse"), start=1):
+            camera = tmp_path / f"camera-{name}"
+            camera.mkdir()
+            (camera / f"{name.lower()}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS[name]))
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=watch_and_classify,
+                args=(engine, camera, tmp_path / f"{name}.csv", 0.7),
+                kwargs={"poll_seconds": 0.05, "sort_into_dest": dest, "move": True,
+                        "log": lambda _line: None, "should_stop": stop.is_set},
+            )  # fmt: skip
+            thread.start()
+            watches.append((stop, thread))
+            while len(list(dest.rglob("*.png"))) < count:  # the first files before the second
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        first_stop, first = watches[0]
+        first_stop.set()
+        first.join(60)
+        with pytest.raises(SortError, match="a watch .* is sorting into"):
+            undo_sort(dest)  # the second watch still runs
+    finally:
+        for stop, thread in watches:
+            stop.set()
+            thread.join(60)
+    assert len(undo_sort(dest).filed) == 2
+
+
 def test_a_photo_an_undo_puts_back_is_not_handed_over_again(tmp_path: Path) -> None:
     # A sorting watch moved it away, then an undo put it back: the same photo (as a
     # restarted watch would see from its record), not one to classify and sort again.

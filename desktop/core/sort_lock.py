@@ -4,6 +4,7 @@ DEST's lock (see folder_lock) while they work there."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +14,10 @@ from .folder_lock import FolderLock
 from .sort_records import SortError, reason_for
 
 BUSY_POLL_SECONDS = 0.5  # how often a sort waiting for another one's destination looks again
-# A sorting watch holds this lock in its DEST for as long as it runs (`WatchPresence`): an
-# undo there would put back the photos the watch filed too, which it never sorts again.
-WATCH_LOCK_FILE = ".ewaste-watching.lock"
+# Each sorting watch holds a lock of its own in its DEST for as long as it runs
+# (`WatchPresence`): an undo there would put back the photos it filed too, which it never
+# sorts again. One per watch: a second watch into the same DEST is marked as well.
+WATCH_LOCK_PATTERN = ".ewaste-watching-*.lock"
 
 
 def check_not_busy(
@@ -33,17 +35,23 @@ def check_not_busy(
             pass
 
 
+def watch_lock_name(watch: str) -> str:
+    """The name of the mark the watch named `watch` (its record's path) holds in DEST."""
+    digest = hashlib.sha256(watch.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return WATCH_LOCK_PATTERN.replace("*", digest)
+
+
 class WatchPresence:
     """A sorting watch's mark in its DEST, held while it runs (see `check_not_watched`);
-    taken once DEST exists, as soon as no other watch holds it."""
+    taken as soon as DEST exists. `watch`: what tells this watch from another one."""
 
-    def __init__(self, dest: Path):
-        self._lock = FolderLock(dest, WATCH_LOCK_FILE)
+    def __init__(self, dest: Path, watch: str):
+        self._lock = FolderLock(dest, watch_lock_name(watch))
         self._held = False
         self.take()
 
     def take(self) -> None:
-        """Hold the mark if it is free now (a DEST not made yet, or without locks: not)."""
+        """Hold the mark, if not yet (a DEST not made yet, or without locks: not)."""
         if not self._held:
             with contextlib.suppress(OSError):
                 self._held = self._lock.acquire()
@@ -56,14 +64,7 @@ class WatchPresence:
 
 def check_not_watched(dest: Path) -> None:
     """A SortError when a sorting watch files into `dest` now: an undo must wait for it."""
-    lock = FolderLock(dest, WATCH_LOCK_FILE)
-    if not os.path.lexists(lock.path):
-        return
-    try:
-        if lock.acquire():
-            lock.release()  # (on Linux this deletes the file a killed watch left)
-            return
-    except OSError:  # not a plain file, or no locks there: no watch holds it
+    if not any(_held_by_another(dest, mark.name) for mark in dest.glob(WATCH_LOCK_PATTERN)):
         return
     raise SortError(
         f"a watch (ewaste-classify --watch ... --sort-into) is sorting into {dest} now: stop "
@@ -71,9 +72,22 @@ def check_not_watched(dest: Path) -> None:
     )
 
 
+def _held_by_another(folder: Path, name: str) -> bool:
+    lock = FolderLock(folder, name)
+    try:
+        if lock.acquire():
+            lock.release()  # (on Linux this deletes the file a killed watch left)
+            return False
+    except OSError:  # not a plain file, or no locks there: no watch holds it
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def alone_in(
-    dest: Path, wait_if_busy: Callable[[str], None] | None, give_up_s: float | None = None
+    dest: Path,
+    wait_if_busy: Callable[[str], None] | None,
+    give_up_s: float | None = None,
 ) -> Iterator[None]:
     """Hold `dest`'s lock (see folder_lock) for the block. When another program holds it:
     a SortError, or with `wait_if_busy`, say so once and wait until it is free (or, after

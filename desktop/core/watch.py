@@ -285,11 +285,12 @@ class _WatchFiler:
         self._dest, self._names, self._threshold = dest, list(class_names), threshold
         self._move, self._record, self._log = move, record, log
         self._guard = _DestinationGuard(dest)
-        self._presence = WatchPresence(dest)
+        self._presence = WatchPresence(dest, str(record))
 
     def file(self, batch: list[Prediction], states: Mapping[str, FileState]) -> None:
         """Sort `batch` (photos in `states`), then record which ones were filed."""
         self._guard.check()
+        self._presence.take()  # before filing, where DEST exists: no photo filed unmarked
         not_filed = set()
         # An unreadable file may be one still being written (a stalled upload): it is
         # copied to _error, never moved from under its writer.
@@ -314,7 +315,7 @@ class _WatchFiler:
         filed = {path: state for path, state in states.items() if path not in not_filed}
         _add_to_record(self._record, filed, SORTED)
         self._guard.sorted_into()
-        self._presence.take()  # DEST exists now
+        self._presence.take()  # DEST exists now, if the sort made it
 
     def close(self) -> None:
         self._presence.release()
