@@ -1620,6 +1620,27 @@ def test_a_one_time_sort_and_undo_wait_out_a_watchs_moment_in_their_destination(
     assert len(list(photos.iterdir())) == 12  # moved into DEST, then put back
 
 
+def test_an_undo_waiting_for_a_busy_destination_stops_when_asked(engine, tmp_path) -> None:
+    # Ctrl+C during the minute's wait went unheard, and then the undo exited as refused.
+    photos = photo_folder(tmp_path / "photos")
+    dest = tmp_path / "sorted"
+    sort_into(classified(engine, photos), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+    other = FolderLock(dest)
+    assert other.acquire()
+    asked = []
+    try:
+        with pytest.raises(SortStopped, match="nothing done: it was waiting for another sort"):
+            undo_sort(
+                dest,
+                should_stop=lambda: asked.append(None) or len(asked) > 2,
+                wait_if_busy=lambda _message: None,
+                give_up_s=60,
+            )
+    finally:
+        other.release()
+    assert list(photos.iterdir()) == [] and len(asked) == 3  # stopped at the third look
+
+
 def test_a_lock_let_go_while_a_sort_waited_is_taken_on_the_folders_file(tmp_path) -> None:
     # A waiter may open the lock file just before its holder deletes it: it then locks a
     # deleted file, and must open the folder's file again, or a third sort would get in.

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .folder_lock import FolderLock
-from .sort_records import SortError, reason_for
+from .sort_records import SortError, SortReport, SortStopped, reason_for
 
 BUSY_POLL_SECONDS = 0.5  # how often a sort waiting for another one's destination looks again
 # Each sorting watch holds a lock of its own in its DEST for as long as it runs
@@ -88,11 +88,13 @@ def alone_in(
     dest: Path,
     wait_if_busy: Callable[[str], None] | None,
     give_up_s: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[None]:
     """Hold `dest`'s lock (see folder_lock) for the block. When another program holds it:
     a SortError, or with `wait_if_busy`, say so once and wait until it is free (or, after
     `give_up_s`, a SortError: a one-time run beside a watch, which holds the lock for a
-    moment at each batch, must not fail for that moment, nor wait out a person's sort)."""
+    moment at each batch, must not fail for that moment, nor wait out a person's sort).
+    `should_stop()`, asked as it waits: a SortStopped with an empty report when true."""
     lock = FolderLock(dest)
     busy = f"another sort or undo is working in {dest} (this app, ewaste-classify or a watch)"
     told, began = False, time.monotonic()
@@ -100,6 +102,8 @@ def alone_in(
         while not lock.acquire():
             if wait_if_busy is None:
                 raise SortError(f"{busy}: try again once it is done")
+            if should_stop is not None and should_stop():
+                raise SortStopped(f"nothing done: it was waiting for {busy}", SortReport())
             if give_up_s is not None and time.monotonic() - began >= give_up_s:
                 raise SortError(f"{busy} still after {give_up_s:g} s: try again once it is done")
             if not told:

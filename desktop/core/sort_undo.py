@@ -46,7 +46,7 @@ def undo_sort(
     undo in `dest` now: as `sorting.sort_into` waits (`wait_if_busy`, `give_up_s`), or not."""
     dest = Path(os.path.realpath(dest))
     check_something_to_undo(dest)  # before the lock, whose file the folder must take
-    with alone_in(dest, wait_if_busy, give_up_s):
+    with alone_in(dest, wait_if_busy, give_up_s, should_stop):
         check_something_to_undo(dest)  # still: an undo may have finished it meanwhile
         check_not_watched(dest)
         pace = _Pace(should_stop or (lambda: False), progress or (lambda _done, _total: None))
