@@ -659,6 +659,32 @@ def test_photos_that_leave_before_they_are_ready_are_counted(tmp_path: Path) -> 
     assert watcher.poll() == [] and watcher.left_before_ready == 1  # counted once
 
 
+def test_a_watch_logs_photos_that_left_as_new_ones_and_a_total(
+    tiny_model_path, tmp_path, monkeypatch
+) -> None:
+    # Logged as a running total alone, two lines of 3 and 6 read as 9 photos gone.
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    def poll(watcher):
+        watcher.left_before_ready = min(watcher.left_before_ready + 3, 5)  # 3, then 2 more
+        return []
+
+    monkeypatch.setattr(FolderWatcher, "poll", poll)
+    lines: list[str] = []
+    watch_and_classify(
+        Engine(tiny_model_path, threads=1), tmp_path, tmp_path / "shift.csv", 0.7,
+        poll_seconds=0.01, log=lines.append, should_stop=lambda: len(lines) >= 2,
+    )  # fmt: skip
+    said = [line.split(" ", 1)[1] for line in lines]
+    assert said == [
+        f"3 photos left {tmp_path} before being classified (3 since the watch began; renamed, "
+        "or moved away by another program?)",
+        f"2 photos left {tmp_path} before being classified (5 since the watch began; renamed, "
+        "or moved away by another program?)",
+    ]
+
+
 def test_a_cards_worth_of_photos_does_not_slow_the_next_polls(tmp_path, monkeypatch) -> None:
     # The pause counted the decode check of every photo handed over: a card's 20,000 photos
     # (4.6 s of checks) stopped the watch from looking again for 41 s, deaf to new photos.

@@ -239,11 +239,12 @@ def watch_and_classify(
             if watcher.unreachable != unreachable:  # said once when it goes, once when back
                 unreachable = watcher.unreachable
                 _say_reachable(log, folder, unreachable)
-            if watcher.left_before_ready != left:
-                left = watcher.left_before_ready
+            if watcher.left_before_ready != left:  # as the classified count: new, then total
+                new, left = watcher.left_before_ready - left, watcher.left_before_ready
                 log(
-                    f"{time.strftime('%H:%M:%S')} {plural(left, 'photo')} left {folder} "
-                    "before being classified: is another program moving them?"
+                    f"{time.strftime('%H:%M:%S')} {plural(new, 'photo')} left {folder} before "
+                    f"being classified ({left} since the watch began; renamed, or moved away by "
+                    "another program?)"
                 )
             said_at = time.monotonic()
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
