@@ -35,6 +35,11 @@ class FolderWatch(QObject):
         self._timer.timeout.connect(self._poll)
 
     @property
+    def left_count(self) -> int:
+        """Photos that left the folder before they were ready, since the watch began."""
+        return self._left
+
+    @property
     def folder(self) -> str:
         return "" if self._watcher is None else str(self._watcher.folder)
 

@@ -465,9 +465,11 @@ class MainWindow(QMainWindow):
     def _set_watching_text(self, what: str, folder: str) -> None:
         # Shortened: a long folder name took the status bar, leaving no room for messages.
         name = os.path.basename(folder.rstrip("/\\")) or folder
+        left = self.folder_watch.left_count
+        note = f" · {left} left unclassified" if left else ""  # lasts, unlike a message
         metrics = self.watching_label.fontMetrics()
         text = metrics.elidedText(
-            f"{what} {name}", Qt.TextElideMode.ElideMiddle, WATCHING_LABEL_WIDTH
+            f"{what} {name}{note}", Qt.TextElideMode.ElideMiddle, WATCHING_LABEL_WIDTH
         )
         self.watching_label.setText(text)
 
@@ -485,7 +487,7 @@ class MainWindow(QMainWindow):
         self._set_watching_text("Watching", folder)
         self.watching_label.setToolTip(
             f"New photos in {folder} are classified as they arrive; "
-            "untick File > Watch folder… to stop"
+            "untick File > Watch folder… to stop" + self._photos_left_words(folder)
         )
         self.watching_label.setVisible(bool(folder))
 
@@ -504,13 +506,22 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Cannot see {folder} ({reason}); waiting for it")
 
     @Slot(int)
-    def _show_photos_left(self, count: int) -> None:
+    def _show_photos_left(self, _count: int) -> None:
         # Without it, a watch that another program empties (a service sorting with --move)
-        # shows some of the shift's photos and misses the rest in silence.
+        # shows some of the shift's photos and misses the rest in silence. In the watching
+        # label too: the next run's messages replace the status bar's at once.
+        folder = self.folder_watch.folder
+        self._show_watching(folder)
+        self.statusBar().showMessage(self._photos_left_words(folder).removeprefix(". "))
+
+    def _photos_left_words(self, folder: str) -> str:
+        count = self.folder_watch.left_count
+        if not count:
+            return ""
         they = "it was" if count == 1 else "they were"
-        self.statusBar().showMessage(
-            f"{plural(count, 'photo')} left {self.folder_watch.folder} before {they} "
-            "classified here: is another program moving them (a watch sorting with --move)?"
+        return (
+            f". {plural(count, 'photo')} left {folder} before {they} classified here: "
+            "is another program moving them (a watch sorting with --move)?"
         )
 
     def open_csv(self, path: str | None = None) -> None:
