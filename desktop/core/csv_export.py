@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from .folder_lock import LOCK_FILES_STAY, FolderLock
+from .folder_lock import LOCK_FILES_STAY, FolderLock, held_elsewhere
 from .results import DEFAULT_REVIEW_THRESHOLD, SIGNIFICANT_DIGITS, Prediction, status_of
 from .safe_files import append_whole, is_file_at, open_own, replaced_whole
 
@@ -273,15 +273,7 @@ def is_being_written(path: Path) -> bool:
     """Whether a watch appends to the CSV at `path` now (see `only_writer`). Only looked at,
     never made: a one-time write leaves no lock file (Windows would keep one per CSV)."""
     lock = _appender_lock(path)
-    if not os.path.lexists(lock.path):
-        return False
-    try:
-        if lock.acquire():
-            lock.release()  # (on Linux this deletes the file a killed watch left)
-            return False
-    except OSError:  # not a plain file, or no locks there: no watch holds it
-        return False
-    return True
+    return os.path.lexists(lock.path) and held_elsewhere(lock.path.parent, lock.path.name)
 
 
 def _appender_lock(path: Path) -> FolderLock:

@@ -93,6 +93,20 @@ class FolderLock:
         os.close(fd)  # lets the flock go
 
 
+def held_elsewhere(folder: Path, name: str = LOCK_FILE) -> bool:
+    """Whether another holder has the lock `name` in `folder` now: taken and let go at once
+    to find out (on Linux this deletes the file a killed holder left). One that cannot be
+    taken for another reason (not a plain file, no locks there) is nobody's."""
+    lock = FolderLock(folder, name)
+    try:
+        if lock.acquire():
+            lock.release()
+            return False
+    except OSError:
+        return False
+    return True
+
+
 def _lock(fd: int) -> None:
     """flock, not fcntl's record locks: two opens in one process exclude each other too."""
     if os.name == "nt":

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .folder_lock import FolderLock
+from .folder_lock import FolderLock, held_elsewhere
 from .sort_records import SortError, SortReport, SortStopped, reason_for
 
 BUSY_POLL_SECONDS = 0.5  # how often a sort waiting for another one's destination looks again
@@ -64,23 +64,12 @@ class WatchPresence:
 
 def check_not_watched(dest: Path) -> None:
     """A SortError when a sorting watch files into `dest` now: an undo must wait for it."""
-    if not any(_held_by_another(dest, mark.name) for mark in dest.glob(WATCH_LOCK_PATTERN)):
+    if not any(held_elsewhere(dest, mark.name) for mark in dest.glob(WATCH_LOCK_PATTERN)):
         return
     raise SortError(
         f"a watch (ewaste-classify --watch ... --sort-into) is sorting into {dest} now: stop "
         "it first, or the photos it filed would be put back too and never sorted again"
     )
-
-
-def _held_by_another(folder: Path, name: str) -> bool:
-    lock = FolderLock(folder, name)
-    try:
-        if lock.acquire():
-            lock.release()  # (on Linux this deletes the file a killed watch left)
-            return False
-    except OSError:  # not a plain file, or no locks there: no watch holds it
-        return False
-    return True
 
 
 @contextlib.contextmanager
