@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ import desktop.core  # noqa: F401  (first: importing it turns ONNX Runtime's tel
 # isort: split
 import onnxruntime as ort
 
+from desktop.core.engine import Engine
+from desktop.core.results import Prediction
 from trainer.dataset import SPLIT_ALIASES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +50,16 @@ def add_photos_argument(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DATASET,
         help="a folder of photos, such as the dataset's train/ (default: %(default)s)",
     )
+
+
+def classified_copies(engine: Engine, images: Sequence[Path], folder: Path) -> list[Prediction]:
+    """`images` copied into `folder` (made here; the sorts to time then move or link them
+    there, never in the dataset), classified once with `engine`, in name order."""
+    folder.mkdir()
+    for index, path in enumerate(images):
+        shutil.copy(path, folder / f"{index:05d}-{path.name}")
+    files = sorted(folder.iterdir())
+    return [p for batch in engine.classify(files, with_cam=False) for p in batch]
 
 
 def photos_to_time(parser: argparse.ArgumentParser, folder: Path, option: str) -> list[Path]:

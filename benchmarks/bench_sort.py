@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from bench_common import (
     add_photos_argument,
+    classified_copies,
     command_line,
     environment,
     markdown_table,
@@ -46,12 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = list(engine.class_names)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        photos = Path(scratch) / "photos"
-        photos.mkdir()
-        for index, path in enumerate(images):
-            shutil.copy(path, photos / f"{index:05d}-{path.name}")
-        files = sorted(photos.iterdir())
-        predictions = [p for batch in engine.classify(files) for p in batch]
+        predictions = classified_copies(engine, images, Path(scratch) / "photos")
         for label, move, hard_links in (
             ("copy", False, True),
             ("move (same file system)", True, True),
@@ -72,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 undo_seconds = time.perf_counter() - started
             finally:
                 os.link = real_link
-            assert len(report.filed) == len(files) and not undone.failed
+            assert len(report.filed) == len(predictions) and not undone.failed
             rows.append([label, len(report.filed), f"{seconds:.2f} s", f"{undo_seconds:.2f} s"])
     print("# Sorting classified photos into class folders\n")
     print(f"Command: `{command_line()}`  ")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from bench_common import (
     add_photos_argument,
+    classified_copies,
     command_line,
     environment,
     markdown_table,
@@ -54,14 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = list(engine.class_names)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        originals, photos = Path(scratch) / "originals", Path(scratch) / "photos"
-        dest = Path(scratch) / "sorted"
-        originals.mkdir()
+        # Copied beside the links made to them below: one file system.
+        classified = classified_copies(engine, images, Path(scratch) / "originals")
+        photos, dest = Path(scratch) / "photos", Path(scratch) / "sorted"
         photos.mkdir()
-        for index, path in enumerate(images):  # beside the links to them (one file system)
-            shutil.copy(path, originals / f"{index:05d}{path.suffix}")
-        files = sorted(originals.iterdir())
-        classified = [p for batch in engine.classify(files, with_cam=False) for p in batch]
         made = 0
 
         def new_photos(count: int) -> list[Prediction]:
