@@ -258,6 +258,44 @@ def test_a_model_without_an_activation_map_shows_none(tiny_model_path, browser, 
         log.close()
 
 
+def test_the_threshold_relabels_the_photo_without_classifying_it_again(
+    tiny_model_path, browser, tmp_path
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from desktop.core.engine import Engine
+    from desktop.web.app import build_app
+
+    engine = Engine(tiny_model_path, threads=1)
+    classified = []
+    classify_file = engine.classify_file
+    engine.classify_file = lambda path, **options: (
+        classified.append(path) or classify_file(path, **options)
+    )
+    app = build_app(engine)
+    app.queue().launch(
+        server_port=free_port(), prevent_thread_lock=True, ssr_mode=False, quiet=True
+    )
+    try:
+        browser.get(app.local_url)
+        upload = wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"), "input"
+        )[0]
+        photo = write_solid(tmp_path / "battery.png", PROTOTYPE_COLOURS["Battery"])
+        upload.send_keys(str(photo))
+        wait_for(lambda: browser.find_element(By.ID, "verdict").text.endswith("ok"), "it")
+        box = browser.find_element(By.CSS_SELECTOR, "input[type=number]")
+        verdict = browser.find_element(By.ID, "verdict")
+        for percent, status in (("100", "needs review"), ("1", "ok")):
+            box.send_keys(Keys.CONTROL, "a")
+            box.send_keys(percent, Keys.TAB)
+            wait_for(lambda end=status: verdict.text.endswith(end), percent)
+        assert len(classified) == 1
+    finally:
+        app.close()
+
+
 def many_photos_input(browser, server: str):
     """The page's "Many photos or a zip" tab opened, and its file input."""
     from selenium.webdriver.common.by import By

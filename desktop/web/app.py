@@ -198,10 +198,13 @@ def build_app(engine: Engine) -> gr.Blocks:
     names = list(engine.class_names)
 
     def classify_one(upload: str | None, threshold_percent: float):
+        """The verdict, the bars and the map of one photo, and its prediction (kept so the
+        threshold slider re-labels it without classifying it again)."""
         if not upload:
-            return "Upload a photo.", None, None
+            return "Upload a photo.", None, None, None
         if upload.lower().endswith((".zip", *OTHER_ARCHIVES)):  # not "not an image file"
-            return "**A zip or an archive:** send it on the Many photos or a zip tab.", None, None
+            archive = "**A zip or an archive:** send it on the Many photos or a zip tab."
+            return archive, None, None, None
         prediction = engine.classify_file(upload)
         threshold = threshold_percent / 100
         probabilities = (
@@ -214,7 +217,15 @@ def build_app(engine: Engine) -> gr.Blocks:
             probabilities,
             # Without an activation map the photo would pass for one: none.
             overlay(upload, prediction, engine) if engine.has_cam else None,
+            prediction,
         )
+
+    def relabel_one(prediction: Prediction | None, upload: str | None, threshold_percent: float):
+        """The verdict of the photo shown at this threshold; nothing changes while no photo
+        is classified, or another is being (the state still holds the one before)."""
+        if prediction is None or prediction.path != upload:
+            return gr.skip()
+        return verdict_text(prediction, names, threshold_percent / 100)
 
     def classify_many(sent: list[dict] | None, threshold_percent: float):
         """Run on Gradio's payload, not preprocessed: each file's path in Gradio's upload
@@ -298,8 +309,20 @@ def build_app(engine: Engine) -> gr.Blocks:
                         "cannot show where it looked.",
                         elem_id="no-map",
                     )
-            photo.change(classify_one, [photo, threshold], [verdict, chart, looked], api_name=False)
-            follow_threshold(classify_one, [photo, threshold], [verdict, chart, looked])
+            shown_photo = gr.State(None)
+            photo.change(
+                classify_one,
+                [photo, threshold],
+                [verdict, chart, looked, shown_photo],
+                api_name=False,
+            ).then(
+                # The slider may have moved while the photo was classified.
+                relabel_one,
+                [shown_photo, photo, threshold],
+                verdict,
+                api_name=False,
+            )
+            follow_threshold(relabel_one, [shown_photo, photo, threshold], verdict)
         with gr.Tab("Many photos or a zip"):
             many = gr.File(
                 label=f"Photos or .zip ({UPLOAD_HINT})",
@@ -334,7 +357,10 @@ def build_app(engine: Engine) -> gr.Blocks:
             )
             follow_threshold(relabel, [last_batch, threshold], [counts, table, download])
         gr.Button(visible=False).click(
-            classify_one, [photo, threshold], [verdict, chart, looked], api_name="classify"
+            classify_one,
+            [photo, threshold],
+            [verdict, chart, looked, shown_photo],
+            api_name="classify",
         )
     return app
 
