@@ -15,7 +15,7 @@ import pytest
 
 from desktop.core.csv_export import results_header
 from desktop.core.engine import Engine
-from desktop.core.model_info import ModelError
+from desktop.core.model_info import ModelError, encode_metadata
 from desktop.core.prediction_loop import (
     MIN_ROWS_JUDGED,
     NOT_PROBABILITIES_REASON,
@@ -232,3 +232,133 @@ def test_a_model_that_never_finishes_its_test_run_is_refused(tmp_path, monkeypat
     assert onnx.load(str(path)).graph.node[-3].op_type == "Loop"
     with pytest.raises(ModelError, match=r"on a blank image \(stopped: it ran over 1 s\)"):
         Engine(path, threads=1)  # before: loading for ever, the window or command stuck
+
+
+# -- outputs misshapen on real batches -------------------------------------------------------
+
+
+def with_probabilities_after(path: Path, nodes_for) -> Path:
+    """The tiny model with its softmax renamed "softmax_out" and `nodes_for(helper)`'s
+    nodes (and initializers) turning it into the "probabilities" output."""
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    next(node for node in graph.node if node.op_type == "Softmax").output[0] = "softmax_out"
+    nodes, initializers = nodes_for(helper)
+    graph.initializer.extend(initializers)
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def one_row_for_the_batch(helper):
+    """The classic export bug, "view(1, -1)": right for one image, one long row for more."""
+    from onnx import numpy_helper
+
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "one_row")
+    return [helper.make_node("Reshape", ["softmax_out", "one_row"], ["probabilities"])], [shape]
+
+
+def a_column_more_when_bright(helper):
+    """A probability distribution still, but 11 wide when the photo is bright: a zero
+    column padded on by a width computed from the pixels (right for the blank test run)."""
+    from onnx import TensorProto, numpy_helper
+
+    constants = [
+        numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+        numpy_helper.from_array(np.array([0, 0, 0, 1], np.int64), "pad_right"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["unit_rgb"], ["brightness"], keepdims=0),
+        helper.make_node("Greater", ["brightness", "half"], ["bright"]),
+        helper.make_node("Cast", ["bright"], ["bright_int"], to=TensorProto.INT64),
+        helper.make_node("Mul", ["pad_right", "bright_int"], ["pads"]),
+        helper.make_node("Pad", ["softmax_out", "pads"], ["probabilities"]),
+    ]
+    return nodes, constants
+
+
+def test_a_model_reshaping_its_batch_to_one_row_is_refused_at_load(tmp_path: Path) -> None:
+    path = with_probabilities_after(build_tiny_model(tmp_path / "view.onnx"), one_row_for_the_batch)
+    with pytest.raises(ModelError, match=r"'probabilities' has shape \(1, 20\) for 2 image"):
+        Engine(path, threads=1)  # before: loaded, then an IndexError on every batch of two
+
+
+def test_outputs_misshapen_on_a_real_batch_stop_the_run_with_a_model_error(tmp_path) -> None:
+    path = with_probabilities_after(
+        build_tiny_model(tmp_path / "w.onnx"), a_column_more_when_bright
+    )
+    engine = Engine(path, threads=1)
+    dark = photos(tmp_path / "dark", 1)
+    assert [row.ok for batch in engine.classify(dark) for row in batch] == [True]
+    bright = write_solid(tmp_path / "white.png", (255, 255, 255))
+    with pytest.raises(ModelError, match=r"shape \(1, 11\) for 1 image\(s\), expected \(1, 10\)"):
+        list(engine.classify([bright]))  # before: a row of 11 for 10 names (the app crashed)
+    result = run_cli(str(bright), "--csv", str(tmp_path / "r.csv"), "--model", str(path))
+    assert result.returncode == 3 and "expected (1, 10)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_activation_map_grid_with_no_cells_is_refused(tmp_path: Path) -> None:
+    from onnx import helper, numpy_helper
+
+    path = build_tiny_model(tmp_path / "cam.onnx", cam=True)
+    model = onnx.load(str(path))
+    cam = next(node for node in model.graph.node if "cam" in node.output)
+    cam.output[0] = "full_cam"
+    model.graph.initializer.extend(
+        numpy_helper.from_array(np.array([value], np.int64), name)
+        for name, value in (("start", 0), ("end", 0), ("axis", 1))
+    )
+    model.graph.node.append(
+        helper.make_node("Slice", ["full_cam", "start", "end", "axis"], ["cam"])
+    )  # no rows left
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="grid 0x2 has no cells"):
+        Engine(path, threads=1)  # before: loaded, then every run in the app failed
+
+
+def test_a_non_finite_unknown_score_is_an_error_row_not_a_known_item() -> None:
+    from desktop.core.prediction_loop import NON_FINITE_SCORE_REASON, Outputs, predictions_for
+
+    confident = np.eye(len(CLASS_NAMES), dtype=np.float32)[[0, 1]]
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    scores = np.array([np.nan, 0.1], np.float32)
+
+    def predict(batch: np.ndarray) -> Outputs:
+        return Outputs(confident[: len(batch)], None, scores[: len(batch)])
+
+    rows = predictions_for(["nan.jpg", "known.jpg"], list(images), predict, unknown_threshold=0.5)
+    assert (rows[0].ok, rows[0].error) == (False, NON_FINITE_SCORE_REASON)  # before: "ok"
+    assert rows[1].ok and rows[1].unknown is False
+
+
+def test_a_model_whose_unknown_score_is_not_a_number_is_refused(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = build_tiny_model(tmp_path / "open.onnx")
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.initializer.append(numpy_helper.from_array(np.array(np.nan, np.float32), "nan"))
+    graph.node.extend(
+        [
+            helper.make_node("ReduceMean", ["unit_rgb"], ["mean"], axes=[1], keepdims=0),
+            helper.make_node("Mul", ["mean", "nan"], ["unknown_score"]),
+        ]
+    )
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10]),
+            helper.make_tensor_value_info("unknown_score", TensorProto.FLOAT, ["batch"]),
+        ]
+    )
+    metadata = tiny_metadata()
+    metadata["outputs"] |= {"logits": "logits", "unknown_score": "unknown_score"}
+    metadata |= {"calibration": {"temperature": 1.0}, "open_set": {"threshold": 0.5}}
+    del model.metadata_props[:]
+    helper.set_model_props(model, encode_metadata(metadata))
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="'unknown_score' is not a number on a blank image"):
+        Engine(path, threads=1)  # before: loaded, and no item was ever called unknown

@@ -209,10 +209,13 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
             # An allocation failure or a kernel error on this batch: one ModelError the
             # caller can report, keeping the rows finished so far.
-            raise ModelError(
+            raise _RunFailed(
                 f"ONNX Runtime failed on a batch of {len(batch)}: {_first_line(exc)}"
             ) from exc
         arrays = [np.asarray(output, dtype=np.float32) for output in outputs]
+        # Every run, the load's test run too: an export bug can reshape a real batch alone
+        # (a "view(1, -1)" of a batch of 2), or change the width with the photo.
+        self._check_shapes(dict(zip(names, arrays, strict=True)), len(batch))
         if self.info.metadata.get("quantized") == "int8":
             # An INT8 softmax comes out in steps of 1/255, so its rows sum to 1 only within
             # about 0.01: scaled back to 1, the CSV and the confidence read as probabilities.
@@ -221,14 +224,40 @@ class Engine:
             arrays[index] = arrays[index] / np.where(sums > 0, sums, 1.0)
         return arrays
 
+    def _check_shapes(self, arrays: dict[str, np.ndarray], count: int) -> None:
+        """Refuse outputs not shaped as the metadata says for `count` images: (N, C)
+        probabilities and logits, one unknown score per image, (N, h, w, C) maps on the
+        grid the test run found."""
+        info, classes = self.info, self.info.num_classes
+        expected = {info.probabilities_output: (count, classes)}
+        if info.logits_output is not None:
+            expected[info.logits_output] = (count, classes)
+        if info.cam_output is not None and self.cam_grid is not None:
+            expected[info.cam_output] = (count, *self.cam_grid, classes)
+        for name, array in arrays.items():
+            if name in expected and array.shape != expected[name]:
+                raise ModelError(
+                    f"{self.model_path}: output '{name}' has shape {array.shape} for "
+                    f"{count} image(s), expected {expected[name]} (the metadata lists "
+                    f"{classes} classes)"
+                )
+        scores = arrays.get(info.unknown_output) if info.unknown_output else None
+        if scores is not None and scores.size != count:
+            raise ModelError(
+                f"{self.model_path}: output '{info.unknown_output}' has shape "
+                f"{scores.shape} for {count} image(s), expected one score per image"
+            )
+
     def _check_test_run(self) -> None:
         """Run the model once on a blank batch and check the output is (N, C) probabilities.
 
         Catches what the declared shapes cannot (a symbolic class dimension, logits instead
         of softmax) at load time, and warms up ONNX Runtime so the first photo is not slow.
+        Two images when the batch is dynamic: a graph that reshapes its batch to one row
+        works on one.
         """
         height, width = self.info.input_size
-        count = self.static_batch or 1
+        count = self.static_batch or 2
         # A model file can hold a loop of 2^62 turns: the load must end, with a reason.
         options = ort.RunOptions()
         timer = threading.Timer(TEST_RUN_SECONDS, setattr, (options, "terminate", True))
@@ -238,21 +267,17 @@ class Engine:
             names = self._output_names()
             arrays = dict(zip(names, self._run(blank, names, options), strict=True))
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind error types
+            if isinstance(exc, ModelError) and not isinstance(exc, _RunFailed):
+                raise  # its outputs misshapen: said as such
             late = f" (stopped: it ran over {TEST_RUN_SECONDS:g} s)" if options.terminate else ""
             raise ModelError(
-                f"{self.model_path} failed a test run on a blank image{late}: {_first_line(exc)}"
+                f"{self.model_path} failed a test run on a blank image{late}: "
+                f"{_first_line(exc.__cause__ or exc)}"
             ) from exc
         finally:
             timer.cancel()
         info = self.info
         output = arrays[info.probabilities_output]
-        expected = (count, info.num_classes)
-        if output.shape != expected:
-            raise ModelError(
-                f"{self.model_path}: output '{info.probabilities_output}' has shape "
-                f"{output.shape} for {count} image(s), but the metadata lists "
-                f"{info.num_classes} classes"
-            )
         problems = [problem for problem in map(output_problem, output) if problem]
         if problems:
             raise ModelError(
@@ -260,15 +285,11 @@ class Engine:
                 f"probability distribution on a blank image ({problems[0]}); export the "
                 "model with its softmax"
             )
-        if info.logits_output is not None and arrays[info.logits_output].shape != expected:
+        if info.unknown_output is not None and not np.isfinite(arrays[info.unknown_output]).all():
+            # NaN > threshold is False: every item would pass for a known one, in silence.
             raise ModelError(
-                f"{self.model_path}: output '{info.logits_output}' has shape "
-                f"{arrays[info.logits_output].shape}, expected {expected}"
-            )
-        if info.unknown_output is not None and arrays[info.unknown_output].size != count:
-            raise ModelError(
-                f"{self.model_path}: output '{info.unknown_output}' has shape "
-                f"{arrays[info.unknown_output].shape}, expected one score per image"
+                f"{self.model_path}: output '{info.unknown_output}' is not a number on a "
+                "blank image: it cannot tell unknown items"
             )
         if info.cam_output is not None:
             cam = arrays[info.cam_output]
@@ -279,6 +300,10 @@ class Engine:
                 )
             _check_cam_grid([int(cam.shape[1]), int(cam.shape[2])], self.model_path)
             self.cam_grid = (int(cam.shape[1]), int(cam.shape[2]))
+
+
+class _RunFailed(ModelError):
+    """ONNX Runtime itself failed on a batch (not its outputs found misshapen after)."""
 
 
 def _existing_model_file(model_path: str | os.PathLike[str] | None) -> Path:
@@ -365,7 +390,10 @@ def _check_graph_matches_metadata(
 
 
 def _check_cam_grid(grid: list[object], path: Path) -> None:
-    """Refuse activation maps finer than MAX_CAM_SIDE: the app keeps one per row."""
+    """Refuse activation maps finer than MAX_CAM_SIDE (the app keeps one per row), or
+    with no cell at all."""
+    if any(isinstance(side, int) and side < 1 for side in grid):
+        raise ModelError(f"{path}: its activation map grid {grid[0]}x{grid[1]} has no cells")
     if any(isinstance(side, int) and side > MAX_CAM_SIDE for side in grid):
         raise ModelError(
             f"{path}: its activation map grid {grid[0]}x{grid[1]} is beyond this app's "

@@ -14,6 +14,7 @@ the (N,) unknown-item scores or None: `Engine.predict` for an ONNX file,
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,7 @@ Decoded = np.ndarray | str | None
 # How often a wait for decodes looks at should_stop: cancel reacts within this delay.
 STOP_POLL_SECONDS = 0.05
 NON_FINITE_REASON = "model produced NaN/inf probabilities"
+NON_FINITE_SCORE_REASON = "model produced a NaN/inf unknown-item score"
 NOT_PROBABILITIES_REASON = "model output is not a probability vector"
 CANCELLED_REASON = "cancelled"
 # A probability row: values in [0, 1] summing to 1, within float32 and INT8 rounding.
@@ -217,7 +219,10 @@ def predictions_for(
             predictions.append(Prediction.failed(path, reason))
             continue
         assert probabilities is not None and batch is not None  # rows: only when predicted
+        score = None if scores is None else float(scores[row])
         problem = output_problem(probabilities[row])
+        if problem is None and score is not None and not math.isfinite(score):
+            problem = NON_FINITE_SCORE_REASON  # NaN > threshold: an unknown item taken for known
         if problem is not None:
             # Never an "ok" row with a confidence of 2680 %, never a CAM.
             predictions.append(Prediction.failed(path, problem))
@@ -225,7 +230,6 @@ def predictions_for(
         top = int(probabilities[row].argmax())
         # Only the predicted class's map is kept (Prediction copies it).
         cam = None if maps is None else maps[row, :, :, top]
-        score = None if scores is None else float(scores[row])
         unknown = None
         if score is not None and unknown_threshold is not None:
             unknown = score > unknown_threshold or is_blank(batch[row])
@@ -248,7 +252,9 @@ def output_problem(row: np.ndarray) -> str | None:
 
 def _is_output_problem(prediction: Prediction) -> bool:
     error = prediction.error or ""
-    return error == NON_FINITE_REASON or error.startswith(NOT_PROBABILITIES_REASON)
+    return error in (NON_FINITE_REASON, NON_FINITE_SCORE_REASON) or error.startswith(
+        NOT_PROBABILITIES_REASON
+    )
 
 
 def _stop_on_a_broken_model(batches: Iterator[list[Prediction]]) -> Iterator[list[Prediction]]:
