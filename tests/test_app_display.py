@@ -19,6 +19,8 @@ from desktop.gui.platform_check import XCB_LIBRARIES, missing_xcb_libraries, pla
 # .ci/run installs Xvfb and the xcb libraries and sets this: there a missing X server is a
 # failure, not a skip. On a developer's machine without Xvfb it is a skip.
 XVFB_REQUIRED = os.environ.get("EWASTE_REQUIRE_XVFB") == "1"
+# The same for the Turkish locale (.ci/run generates it).
+LOCALES_REQUIRED = os.environ.get("EWASTE_REQUIRE_LOCALES") == "1"
 
 
 def test_missing_xcb_libraries_are_named_with_the_install_commands() -> None:
@@ -145,3 +147,27 @@ def test_the_app_opens_its_window_on_a_real_x_server(
     assert "window shown (xcb), visible True" in result.stdout
     assert "model tiny-classifier.onnx loaded" in result.stdout
     assert "libpyside" not in result.stderr  # no warning of its own on every start
+
+
+@pytest.mark.parametrize("language", ["tr_TR.UTF-8", "az_AZ.UTF-8"])
+def test_the_app_opens_under_a_turkish_locale(language, tiny_model_path, tmp_path) -> None:
+    """Turkish capitalises "i" as a dotted "İ": PySide6 then took a keyword property such as
+    QTimer(interval=...) for "setİnterval", and the app never opened."""
+    probe = f"import locale; locale.setlocale(locale.LC_ALL, {language!r})"
+    if subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode != 0:
+        message = f"the {language} locale is not installed (localedef -i ... -f UTF-8)"
+        if LOCALES_REQUIRED:
+            pytest.fail(message)
+        pytest.skip(message)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env.update(LC_ALL=language, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"))
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop.gui.app", "--check", "--model", str(tiny_model_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "model tiny-classifier.onnx loaded" in result.stdout

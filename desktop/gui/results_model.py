@@ -229,7 +229,11 @@ class ResultsModel(QAbstractTableModel):
         self._in_csv: dict[str, str] = {}
         self._sort_column = -1  # -1: arrival order
         self._sort_order = Qt.SortOrder.AscendingOrder
-        self._resort_timer = QTimer(self, singleShot=True, interval=RESORT_PAUSE_MS)
+        # Set by calls, not keyword properties: under a Turkish locale PySide6 looks for
+        # "setİnterval" (a dotted capital I) and the window never opened.
+        self._resort_timer = QTimer(self)
+        self._resort_timer.setSingleShot(True)
+        self._resort_timer.setInterval(RESORT_PAUSE_MS)
         self._resort_timer.timeout.connect(self._resort)
 
     # -- data -------------------------------------------------------------------------------
