@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote_from_bytes
 
 import numpy as np
 import pytest
@@ -129,8 +130,13 @@ def drag_event(kind: type, point: QPointF, mime: QMimeData):
 
 def drop(target: QWidget, paths: Sequence[Path | str]) -> QDropEvent:
     """A real drag enter, move and drop of local file URLs onto `target`."""
+    return drop_urls(target, [QUrl.fromLocalFile(str(p)) for p in paths])
+
+
+def drop_urls(target: QWidget, urls: Sequence[QUrl]) -> QDropEvent:
+    """A real drag enter, move and drop of `urls` onto `target`."""
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    mime.setUrls(list(urls))
     point = QPointF(target.rect().center())
     enter = drag_event(QDragEnterEvent, point, mime)
     QApplication.sendEvent(target, enter)
@@ -241,6 +247,21 @@ def test_drop_on_the_table_adds_to_the_results_and_web_links_are_refused(
     enter = drag_event(QDragEnterEvent, QPointF(10, 10), mime)
     QApplication.sendEvent(window.drop_area, enter)
     assert not enter.isAccepted()
+
+
+def test_a_dropped_photo_whose_name_is_not_utf8_is_classified(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    # "café.jpg" named in Latin-1, as a Windows zip unpacked on Linux leaves it; a file
+    # manager drops it percent-encoded byte by byte.
+    name = os.fsdecode(b"caf\xe9.jpg")
+    photo = write_solid(tmp_path / name, PROTOTYPE_COLOURS["Mouse"])
+    url = QUrl.fromEncoded(f"file://{quote_from_bytes(os.fsencode(photo))}".encode("ascii"))
+
+    run_to_end(qtbot, window, lambda: drop_urls(window.drop_area, [url]))
+
+    assert [row.prediction.path for row in window.results.rows] == [str(photo)]
+    assert window.results.rows[0].status == "ok"  # before: an error row, "not found"
 
 
 def test_gui_thread_never_decodes_or_infers(

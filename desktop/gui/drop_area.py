@@ -7,7 +7,10 @@ drag-enter, so the cursor shows "no" instead of accepting and then doing nothing
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, Qt, Signal
+import os
+from urllib.parse import unquote_to_bytes
+
+from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -28,7 +31,17 @@ def local_paths(mime: QMimeData) -> list[str]:
     """The local file and folder paths carried by a drag (empty: nothing we can use)."""
     if not mime.hasUrls():
         return []
-    return [url.toLocalFile() for url in mime.urls() if url.isLocalFile() and url.toLocalFile()]
+    return [path for url in mime.urls() if url.isLocalFile() and (path := local_path(url))]
+
+
+def local_path(url: QUrl) -> str:
+    """A file URL's path as this system names the file. On Linux a name is bytes, not always
+    UTF-8 ("caf\\xe9.jpg" from a Windows zip): Qt's decoding turns those into U+FFFD, a
+    file that is not there, so the URL's own bytes are decoded as Python names files."""
+    if os.name == "nt" or url.host():  # drive letters and shares: Qt's rules
+        return url.toLocalFile()
+    encoded = url.path(QUrl.ComponentFormattingOption.FullyEncoded)
+    return os.fsdecode(unquote_to_bytes(encoded))
 
 
 class EmptyState(QFrame):
@@ -103,7 +116,9 @@ class EmptyState(QFrame):
 class DropArea(QWidget):
     """Stacks the empty state over the results page and turns drops into `paths_dropped`."""
 
-    paths_dropped = Signal(list)  # list[str], files and folders as dropped
+    # list[str], files and folders as dropped; object, not list: Qt would convert the list to
+    # its own strings and lose a name's undecodable bytes.
+    paths_dropped = Signal(object)
     results_shown = Signal(bool)  # the table took the empty state's place (False: back)
 
     def __init__(self, results_page: QWidget, parent: QWidget | None = None) -> None:

@@ -362,7 +362,7 @@ class MainWindow(QMainWindow):
         box.exec()
 
     # -- requests -------------------------------------------------------------------------------
-    @Slot(list)
+    @Slot(object)
     def add_paths(self, paths: Sequence[str | os.PathLike[str]]) -> None:
         """Classify files and folders (drop, Open, command line); queued while busy, and
         while no model is ready."""
