@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from desktop.gui.platform_check import XCB_LIBRARIES, missing_xcb_libraries, platform_problem
+from locales import environment_in
 
 # .ci/run installs Xvfb and the xcb libraries and sets this: there a missing X server is a
 # failure, not a skip. On a developer's machine without Xvfb it is a skip.
 XVFB_REQUIRED = os.environ.get("EWASTE_REQUIRE_XVFB") == "1"
-# The same for the Turkish locale (.ci/run generates it).
-LOCALES_REQUIRED = os.environ.get("EWASTE_REQUIRE_LOCALES") == "1"
 
 
 def test_missing_xcb_libraries_are_named_with_the_install_commands() -> None:
@@ -153,15 +152,12 @@ def test_the_app_opens_its_window_on_a_real_x_server(
 def test_the_app_opens_under_a_turkish_locale(language, tiny_model_path, tmp_path) -> None:
     """Turkish capitalises "i" as a dotted "İ": PySide6 then took a keyword property such as
     QTimer(interval=...) for "setİnterval", and the app never opened."""
-    probe = f"import locale; locale.setlocale(locale.LC_ALL, {language!r})"
-    if subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode != 0:
-        message = f"the {language} locale is not installed (localedef -i ... -f UTF-8)"
-        if LOCALES_REQUIRED:
-            pytest.fail(message)
-        pytest.skip(message)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
-    env.update(LC_ALL=language, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env = environment_in(
+        language,
+        QT_QPA_PLATFORM="offscreen",
+        HOME=str(tmp_path),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+    )
     result = subprocess.run(
         [sys.executable, "-m", "desktop.gui.app", "--check", "--model", str(tiny_model_path)],
         capture_output=True,

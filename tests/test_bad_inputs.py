@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from fixtures_images import (
     write_non_utf8_named,
     write_solid,
 )
+from locales import environment_in
 from tiny_model import CLASS_NAMES, PROTOTYPE_COLOURS
 
 
@@ -289,6 +292,29 @@ def test_a_file_name_that_is_not_utf8_is_classified_and_written_readably(
         rows = list(csv.reader(text.splitlines()))
         assert [row[0] for row in rows[1:]] == [expected_cell]
         assert (rows[1][1], rows[1][3]) == ("Keyboard", "ok")
+
+
+def test_a_name_the_systems_8_bit_file_names_cannot_hold_is_an_error_row(tmp_path) -> None:
+    # Under a locale of ISO-8859-1 file names, a name a window hands over (Qt speaks UTF-8)
+    # may hold characters no such name can: it stopped the whole run (UnicodeEncodeError).
+    write_solid(tmp_path / "plain.png", PROTOTYPE_COLOURS["Mouse"])
+    script = (
+        "import sys; from desktop.core.discovery import collect_images\n"
+        "phone, plain = sys.argv[1] + '/phone-\\U0001f4f1.png', sys.argv[1] + '/plain.png'\n"
+        "found = collect_images([phone, plain])\n"
+        "print(ascii([str(p) for p in found.images]), ascii([p.error for p in found.problems]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment_in("fr_FR"),
+    )
+    assert result.returncode == 0, result.stderr
+    images, problems = result.stdout.split("] [")
+    assert images == ascii([str(tmp_path / "plain.png")])[:-1]
+    assert "cannot be written in this system's iso8859-1 file names" in problems
 
 
 def test_a_folder_deeper_than_the_os_allows_is_an_error_row_naming_it(tmp_path: Path) -> None:

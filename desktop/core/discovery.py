@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,13 @@ class _Walker:
             info = path.stat()
         except OSError as exc:
             self._problem(path, _unreachable_reason(path, exc))
+            return
+        except UnicodeEncodeError:
+            # A name from a window (Qt speaks UTF-8) under a locale of 8-bit names (LANG=
+            # fr_FR, ISO-8859-1): it cannot be said to the system; its folder's listing can.
+            encoding = sys.getfilesystemencoding()
+            reason = f"its name cannot be written in this system's {encoding} file names"
+            self._problem(path, f"{reason}; add the folder that holds it instead")
             return
         if stat.S_ISDIR(info.st_mode):
             self._walk(path, info)
