@@ -8,6 +8,8 @@ the user's file, never the hidden temporary one written first.
 from __future__ import annotations
 
 import csv
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -128,8 +130,8 @@ def test_a_failed_export_names_the_users_file_not_the_temporary_one(
     qtbot.waitUntil(lambda: call.done, timeout=TIMEOUT_MS)
 
     assert warned == [
-        f"Could not write {missing}: No such file or directory",
-        f"Could not write {folder}: Is a directory",
+        f"Could not write {missing}: {os.strerror(errno.ENOENT)}",  # as the system words it
+        f"Could not write {folder}: {os.strerror(errno.EISDIR)}",
     ]
     assert window.statusBar().currentMessage() == warned[-1]
     assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
@@ -149,6 +151,6 @@ def test_a_failed_save_png_names_the_users_file_not_the_temporary_one(
     folder.mkdir()
     assert dialog.save_png(missing) is None and dialog.save_png(folder) is None
     assert warned == [
-        f"Cannot write {missing}: No such file or directory",
-        f"Cannot write {folder}: Is a directory",
+        f"Cannot write {missing}: {os.strerror(errno.ENOENT)}",  # as the system words it
+        f"Cannot write {folder}: {os.strerror(errno.EISDIR)}",
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import io
 import os
 import re
@@ -388,7 +389,7 @@ def test_a_watched_folder_that_goes_away_is_said_once_and_again_when_back(
     assert count == 1
     said = [line.split(" ", 1)[1] for line in lines]  # after the time of day
     assert said[:2] == [
-        f"cannot see {camera} (no such file or directory); waiting for it to come back",
+        f"cannot see {camera} ({os.strerror(errno.ENOENT).lower()}); waiting for it to come back",
         f"{camera} is back; watching it again",
     ]
 
