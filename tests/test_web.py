@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import pytest
 
 from fixtures_images import write_solid
-from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS, build_tiny_model
+from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # .ci/run installs Debian's chromium and chromium-driver and sets this: there a missing
@@ -292,6 +292,47 @@ def test_the_threshold_relabels_the_photo_without_classifying_it_again(
             box.send_keys(percent, Keys.TAB)
             wait_for(lambda end=status: verdict.text.endswith(end), percent)
         assert len(classified) == 1
+    finally:
+        app.close()
+
+
+def test_class_names_and_file_names_are_shown_as_text_not_markup(browser, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from desktop.core.engine import Engine
+    from desktop.web.app import build_app
+
+    # A model's class names are its author's words: markup in them fetched from the network
+    # on every phone showing the verdict.
+    names = list(PROTOTYPE_COLOURS)
+    names[0] = '<img src="http://example.invalid/x.png" alt="lure">'
+    names[4] = "[Mouse](http://example.invalid/)"
+    model = build_tiny_model(
+        tmp_path / "[odd](http:x).onnx", metadata=tiny_metadata(class_names=names)
+    )
+    app = build_app(Engine(model, threads=1))
+    app.queue().launch(
+        server_port=free_port(), prevent_thread_lock=True, ssr_mode=False, quiet=True
+    )
+    try:
+        browser.get(app.local_url)
+
+        def verdict():
+            return browser.find_element(By.ID, "verdict")
+
+        for class_name, shown in (("Battery", names[0]), ("Mouse", names[4])):
+            upload = wait_for(
+                lambda: browser.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"), "input"
+            )[0]
+            photo = write_solid(tmp_path / f"{class_name}.png", PROTOTYPE_COLOURS[class_name])
+            upload.send_keys(str(photo))
+            wait_for(lambda start=shown: verdict().text.startswith(start), shown)
+            assert verdict().find_elements(By.CSS_SELECTOR, "img, a") == []
+            browser.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Clear']").click()
+            wait_for(lambda: verdict().text == "Upload a photo.", "the cleared verdict")
+        body = browser.find_element(By.TAG_NAME, "body").text
+        assert "Model: [odd](http:x).onnx, 10 classes" in body
+        assert requested_hosts(browser) == {"127.0.0.1"}
     finally:
         app.close()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import socket
 import sys
@@ -120,11 +121,21 @@ PAGE_JS = """() => {
 }"""
 
 
+def markdown_literal(text: str) -> str:
+    """`text` shown as it is in Markdown: a model's class names and a file's error are the
+    model's and the uploader's words, and "<img src=http://...>" or "[a](http://...)" in
+    them made every phone showing the page fetch from the network."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\g<0>", text)
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")  # all of ASCII's, each escapable
+
+
 def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: float) -> str:
     status = status_of(prediction, threshold)
     if status == STATUS_ERROR:
-        return f"**Error:** {prediction.error}"
-    name = class_names[prediction.top_index]
+        return f"**Error:** {markdown_literal(prediction.error)}"
+    name = markdown_literal(class_names[prediction.top_index])
     if status == STATUS_UNKNOWN:  # most likely none of the classes: the nearest is no headline
         return f"**Unknown item** · {nearest_class(name, prediction.confidence)}"
     return f"**{name}** {percent(prediction.confidence)} · {STATUS_LABELS[status]}"
@@ -263,7 +274,8 @@ def build_app(engine: Engine) -> gr.Blocks:
         analytics_enabled=False,
         delete_cache=(CACHE_CHECK_SECONDS, CACHE_KEEP_SECONDS),
     ) as app:
-        gr.Markdown(f"# E-Waste Sorter\nModel: `{engine.model_path.name}`, {len(names)} classes")
+        model = markdown_literal(engine.model_path.name)
+        gr.Markdown(f"# E-Waste Sorter\nModel: {model}, {len(names)} classes")
         threshold = gr.Slider(
             0, 100, value=DEFAULT_REVIEW_THRESHOLD * 100, step=1, label="Review below (%)"
         )
