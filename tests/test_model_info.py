@@ -31,7 +31,16 @@ def test_valid_metadata_round_trips():
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("value_range", [0, 1]), ("resize", "bicubic"), ("color", "BGR"), ("layout", "NCHW")],
+    [
+        ("value_range", [0, 1]),
+        ("resize", "bicubic"),
+        ("color", "BGR"),
+        ("layout", "NCHW"),
+        # A model that never saw a phone photo turned upright, or 16-bit scans clipped.
+        ("exif_orientation", "ignored"),
+        ("high_bit_depth", "clipped"),
+        ("decoder", "OpenCV"),
+    ],
 )
 def test_a_model_trained_with_other_preprocessing_is_refused(key, value):
     declared = {**PREPROCESSING_CONTRACT, key: value}

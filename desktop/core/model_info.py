@@ -43,7 +43,16 @@ REQUIRED_KEYS = ("ewaste_format", "class_names", "input", "outputs", "preprocess
 # Preprocessing facts that change the pixels the model sees: a model trained with anything
 # else would be fed wrong inputs by this app, so it is refused rather than used silently.
 # "resize" is checked too, against every mode this app implements (the model says which).
-CHECKED_PREPROCESSING = ("color", "value_range", "layout", "dtype", "transparency")
+CHECKED_PREPROCESSING = (
+    "decoder",
+    "exif_orientation",
+    "color",
+    "transparency",
+    "high_bit_depth",
+    "value_range",
+    "layout",
+    "dtype",
+)
 
 
 class ModelError(Exception):
