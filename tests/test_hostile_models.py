@@ -5,6 +5,8 @@ on real photos. Nothing here may end in a traceback, a MemoryError or an "ok" ga
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -362,3 +364,31 @@ def test_a_model_whose_unknown_score_is_not_a_number_is_refused(tmp_path: Path) 
     onnx.save(model, str(path))
     with pytest.raises(ModelError, match="'unknown_score' is not a number on a blank image"):
         Engine(path, threads=1)  # before: loaded, and no item was ever called unknown
+
+
+def test_a_model_too_new_for_onnx_runtime_is_refused_in_its_own_words(tmp_path: Path) -> None:
+    model = onnx.load(str(build_tiny_model(tmp_path / "future.onnx")))
+    model.ir_version = 99
+    onnx.save(model, str(tmp_path / "future.onnx"))
+    with pytest.raises(ModelError) as refused:
+        Engine(tmp_path / "future.onnx", threads=1)
+    # Before: ONNX Runtime's error code, its C++ source line and a function signature came
+    # first, and the app's status bar showed nothing else.
+    assert (
+        str(refused.value)
+        == (
+            f"{tmp_path / 'future.onnx'} is not a usable ONNX model: Unsupported model IR "
+            "version: 99, max supported IR version: "
+        )
+        + str(refused.value).rsplit(" ", 1)[-1]
+    )
+
+
+def test_a_loop_of_links_named_as_the_model_is_said_as_such(tmp_path: Path) -> None:
+    loop = tmp_path / "model.onnx"
+    loop.symlink_to(tmp_path / "other.onnx")
+    (tmp_path / "other.onnx").symlink_to(loop)
+    with pytest.raises(ModelError) as refused:
+        Engine(loop, threads=1)
+    said = f"cannot read the model file {loop}: {os.strerror(errno.ELOOP)}"
+    assert str(refused.value) == said  # before: "model file not found"

@@ -13,6 +13,7 @@ one scores 0.3 points less with it on validation (docs/results/lite0/flip-averag
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from functools import partial
@@ -313,8 +314,12 @@ def _existing_model_file(model_path: str | os.PathLike[str] | None) -> Path:
             raise ModelError(f"no model shipped at {path}, pass --model PATH to an .onnx model")
         return path
     path = Path(model_path)
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}")
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {path}") from None
+    except OSError as exc:  # a loop of links, a folder it may not enter: not "not found"
+        raise ModelError(f"cannot read the model file {path}: {exc.strerror or exc}") from None
     if not path.is_file():
         raise ModelError(f"model path is not a file: {path}")
     return path
@@ -416,5 +421,15 @@ def _dims_match(actual: list[object], expected: list[int]) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of an error, without what ONNX Runtime puts before its own words (its
+    error code, "Load model from PATH failed:", the C++ source line and function): in the
+    app's status bar those hid the reason ("... is till opset 28")."""
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    return _ORT_PREAMBLE.sub("", text.splitlines()[0]) or text.splitlines()[0]
+
+
+_ORT_PREAMBLE = re.compile(
+    r"\[ONNXRuntimeError\] : \d+ : \w+ : "  # [ONNXRuntimeError] : 1 : FAIL :
+    r"|Load model from .*? failed:"
+    r"|\S+\.(?:h|cc|cpp):\d+ .*?\) (?=[A-Z])"  # model.cc:256 onnxruntime::Model::Model(...)
+)
