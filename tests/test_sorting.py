@@ -1133,6 +1133,34 @@ def test_two_classes_whose_names_only_differ_in_forbidden_characters_keep_apart(
     }
 
 
+def test_class_names_of_the_destinations_own_files_or_too_long_still_sort_and_undo(tmp_path):
+    # A class named "manifest.csv" failed every photo of it (the record is no folder), and
+    # renaming the record, as the error said, lost the undo; a name of 175 letters but 313
+    # bytes failed every photo of it ("File name too long").
+    long_name = "électroménager " * 9 + "\U0001f50c" * 40
+    names = ["manifest.csv", "Manifest.Undone.csv", long_name, "manifest.undone (2).csv"]
+    photos = []
+    (tmp_path / "in").mkdir()
+    for index in range(len(names)):
+        photo = write_solid(tmp_path / "in" / f"p{index}.png", PROTOTYPE_COLOURS["Battery"])
+        sure = [0.97 if i == index else 0.01 for i in range(len(names))]
+        photos.append(Prediction(str(photo), sure))
+    dest = tmp_path / "sorted"
+
+    report = sort_into(photos, dest, names, THRESHOLD, move=True)
+
+    assert not report.failed and len(report.filed) == len(names)
+    folders = sorted(p.name for p in dest.iterdir() if p.is_dir())
+    assert folders[:3] == [
+        "Manifest.Undone.csv (class)",
+        "manifest.csv (class)",
+        "manifest.undone (2).csv (class)",
+    ]
+    assert folders[3].startswith("électroménager") and len(os.fsencode(folders[3])) <= 255
+    assert not undo_sort(dest).failed
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == [f"p{i}.png" for i in range(4)]
+
+
 def test_a_manifest_saved_without_its_last_line_end_takes_the_next_sort_apart(engine, tmp_path):
     # An editor (or a power cut) left no line end: the next row ran into the last one, and
     # the undo lost track of the photo that row named.

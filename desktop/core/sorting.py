@@ -42,10 +42,11 @@ from .file_placing import (
 from .hashing import file_sha256
 from .preprocessing import is_photo_file
 from .results import STATUS_ERROR, STATUS_OK, Prediction, status_of
-from .safe_files import probe_writing
+from .safe_files import fitting_name, probe_writing
 from .sort_lock import alone_in
 from .sort_manifest import (
     MANIFEST_FILE,
+    UNDONE_MANIFEST_FILE,
     ManifestWriter,
     check_manifest_columns,
     latest_in_place,
@@ -90,7 +91,7 @@ def class_folders(class_names: Sequence[str]) -> dict[str, str]:
         folder, number = safe_folder_name(name), 1
         while folder.casefold() in taken:  # case-insensitive file systems too
             number += 1
-            folder = f"{safe_folder_name(name)} ({number})"
+            folder = fitting_name(safe_folder_name(name), f" ({number})")
         taken.add(folder.casefold())
         folders[name] = folder
     return folders
@@ -99,10 +100,19 @@ def class_folders(class_names: Sequence[str]) -> dict[str, str]:
 def safe_folder_name(class_name: str) -> str:
     """A class name as one folder name: the names come from the model file, which is
     untrusted input, and "../x" or "a/b" must not lead outside the destination, nor a
-    class named "_review" mix with the review pile."""
+    class named "_review" mix with the review pile, nor one named "manifest.csv" take the
+    place of the sort's record. A name past the file system's 255 bytes is shortened."""
     name = "".join("_" if ch in '/\\:*?"<>|' else ch for ch in class_name).strip()
     name = name.lstrip(".") or "_"
-    return f"{name} (class)" if name in (REVIEW_FOLDER, ERROR_FOLDER) else name
+    if name.casefold() in _DESTINATIONS_OWN_NAMES or _UNDONE_RECORD.fullmatch(name.casefold()):
+        return fitting_name(name, " (class)")
+    return fitting_name(name, "")
+
+
+_DESTINATIONS_OWN_NAMES = frozenset(
+    name.casefold() for name in (REVIEW_FOLDER, ERROR_FOLDER, MANIFEST_FILE, UNDONE_MANIFEST_FILE)
+)
+_UNDONE_RECORD = re.compile(r"manifest\.undone \(\d+\)\.csv")  # the records of later undos
 
 
 def check_destination(
