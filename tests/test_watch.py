@@ -442,6 +442,48 @@ def test_a_restart_sorts_what_a_watch_stopped_by_its_destination_left(
     assert logged == [] and list(dest.rglob("*.png")) == []
 
 
+def test_a_sorting_watch_killed_after_its_rows_sorts_them_at_the_restart(
+    tiny_model_path, tmp_path, monkeypatch
+) -> None:
+    import desktop.core.watch as watch
+
+    # A kill between a batch's rows going into the CSV and its record line: the rows alone
+    # passed for "classified" at the restart, and those photos were never sorted.
+    camera, dest, out = tmp_path / "camera", tmp_path / "sorted", tmp_path / "shift.csv"
+    camera.mkdir()
+    for name in ("Battery", "Mouse"):
+        (camera / f"{name.lower()}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS[name]))
+    from desktop.core.engine import Engine
+
+    engine = Engine(tiny_model_path, threads=1)
+    recorded = watch._add_to_record
+
+    def killed_after_the_csv(record, states, mark=""):
+        if mark == watch.TO_SORT:
+            raise KeyboardInterrupt("killed")  # as a kill: nothing after it runs
+        recorded(record, states, mark)
+
+    def run(stop) -> None:
+        watch.watch_and_classify(
+            engine, camera, out, 0.7, poll_seconds=0.05, sort_into_dest=dest,
+            log=lambda _line: None, should_stop=stop,
+        )  # fmt: skip
+
+    monkeypatch.setattr(watch, "_add_to_record", killed_after_the_csv)
+    deadline = time.monotonic() + 60
+    with pytest.raises(KeyboardInterrupt):
+        run(lambda: time.monotonic() > deadline)
+    assert len(read_rows(out)) == 2 and not dest.exists()
+    monkeypatch.setattr(watch, "_add_to_record", recorded)
+
+    deadline = time.monotonic() + 60
+    run(lambda: len(list(dest.rglob("*.png"))) == 2 or time.monotonic() > deadline)
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.png")) == [
+        "Battery/battery.png",
+        "Mouse/mouse.png",
+    ]
+
+
 def test_a_restart_with_sort_into_leaves_what_a_plain_watch_classified(
     tiny_model_path, tmp_path
 ) -> None:
@@ -793,8 +835,12 @@ def test_a_stop_right_after_the_csv_still_logs_the_running_total(
     for name in ("Battery", "Mouse"):
         (camera / f"{name.lower()}.png").write_bytes(png_bytes(PROTOTYPE_COLOURS[name]))
 
-    def stopped_after_the_csv(*_args, **_kwargs):
-        raise KeyboardInterrupt
+    recorded = watch_module._add_to_record
+
+    def stopped_after_the_csv(record, states, mark=""):
+        if mark != watch_module.CLASSIFYING:  # the line after the CSV's rows
+            raise KeyboardInterrupt
+        recorded(record, states, mark)
 
     monkeypatch.setattr(watch_module, "_add_to_record", stopped_after_the_csv)
     lines: list[str] = []

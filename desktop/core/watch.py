@@ -14,7 +14,10 @@ The headless watch keeps that record beside its CSV (`.shift.csv.watched`, one l
 photo), so a watch restarted on the same CSV skips exactly the photos it classified before.
 A watch that sorts marks each line "to sort", and adds a "sorted" line once the photo is
 filed; restarted with --sort-into, it first sorts the photos still waiting (the destination
-was full or unplugged) if they are unchanged, from their rows in the CSV.
+was full or unplugged) if they are unchanged, from their rows in the CSV. It marks each
+batch "classifying" before its rows go into the CSV: a watch killed between the two
+classifies (and sorts) it again at the restart, where its rows alone would have passed for
+done, and never been sorted.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ SETTLE_SECONDS = 1.0
 MAX_KNOWN = 100_000  # photos gone from the folder that a watch remembers (about 25 MB)
 GIVE_UP_SECONDS = 10.0
 # The last cell of a line of a sorting watch's record (see the module).
-TO_SORT, SORTED = "to sort", "sorted"
+CLASSIFYING, TO_SORT, SORTED = "classifying", "to sort", "sorted"
 
 
 class FolderWatcher:
@@ -248,10 +251,11 @@ def watch_and_classify(
                 )
             said_at = time.monotonic()
             for batch in engine.classify(ready, batch_size=batch_size, with_cam=False):
+                states = _handed_over_states(watcher, batch)
+                if filer is not None:  # until its rows are in the CSV (a plain watch's
+                    _add_to_record(record, states, CLASSIFYING)  # rows say all it needs)
                 appender.append(batch)
                 classified += len(batch)  # in the CSV: counted at once
-                states = _handed_over_states(watcher, batch)
-                # After the CSV: the record names only what the CSV holds.
                 _add_to_record(record, states, TO_SORT if filer is not None else "")
                 if filer is not None:
                     filer.file(batch, states)
@@ -453,6 +457,9 @@ def _add_to_record(record: Path, states: Mapping[str, FileState], mark: str = ""
         writer = csv.writer(handle)
         for path, state in states.items():
             writer.writerow([path, *state, *([mark] if mark else [])])
+        # On the disk before the CSV's rows are: after a power cut as after a kill.
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _opened_record(record: Path, append: bool) -> io.BufferedRandom | io.BufferedWriter:
@@ -482,11 +489,12 @@ def _classified_before(
     unchanged (a batch cut short by a stop is not in the CSV, so it is classified again).
     `written`: the CSV's modification time (ns) as the last watch left it.
 
-    The state is the one the watch recorded. A photo the CSV holds without a record line
-    (a plain run wrote it, or the watch stopped between the two writes) is skipped as it is
-    now, unless it arrived after the CSV's last write: then it is a new photo under an old
-    name (its inode change time, which copying cannot set on Linux and macOS, is later; on
-    Windows this is the creation time, which some copy tools keep)."""
+    The state is the one the watch recorded, unless its last line says "classifying" (the
+    watch stopped around writing its row: classified again). A photo the CSV holds without
+    a record line (a plain run wrote it) is skipped as it is now, unless it arrived after
+    the CSV's last write: then it is a new photo under an old name (its inode change time,
+    which copying cannot set on Linux and macOS, is later; on Windows this is the creation
+    time, which some copy tools keep)."""
     if not output.is_file():
         return {}
     try:
@@ -498,8 +506,9 @@ def _classified_before(
     states: dict[str, FileState] = {}
     for text in in_csv:
         if text in recorded:
-            path, state, _mark = recorded[text]
-            if path.parent == folder:
+            path, state, mark = recorded[text]
+            # "classifying": stopped before or after its row went in; classified again.
+            if path.parent == folder and mark != CLASSIFYING:
                 states[path.name] = state
         else:
             # The CSV escapes a name that is not valid text ("caf\xe9.jpg"): the file's own.
