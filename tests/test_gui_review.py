@@ -555,6 +555,23 @@ def test_a_review_in_no_csv_survives_a_crash_and_is_offered_back(
     qtbot.waitUntil(lambda: not copy.exists(), timeout=TIMEOUT_MS)
 
 
+def test_the_crash_copy_is_written_while_a_person_goes_on_confirming(
+    qtbot, make_window, folder, tmp_path
+):
+    from desktop.gui.review_recovery import RECOVERY_FILE, SAVE_DELAY_MS
+
+    window = make_window()
+    classify(qtbot, window, folder)
+    copy = tmp_path / RECOVERY_FILE
+    # A class set every third of the copy's delay, for three delays: a worker going through
+    # the rows with the number keys. Before, each change put the copy off again.
+    for step in range(9):
+        select(window, step % window.proxy.rowCount())
+        QTest.keyClick(window.view, Qt.Key.Key_3 if step % 2 else Qt.Key.Key_4)
+        qtbot.wait(SAVE_DELAY_MS // 3)
+    assert copy.is_file()
+
+
 def test_a_review_left_by_a_crash_is_said_to_wait_while_the_table_hides_its_offer(
     qtbot, make_window, folder, tmp_path
 ):

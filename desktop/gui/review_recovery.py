@@ -105,8 +105,11 @@ class ReviewRecovery(QObject):
 
     @Slot()
     def schedule(self) -> None:
-        """Bring the copy in step a moment from now (after a change, or an export)."""
-        if self.enabled:
+        """Bring the copy in step a moment from now (after a change, or an export): at
+        most SAVE_DELAY_MS after the first change not in it. Started again by each change,
+        the timer never fired for a person confirming a photo a second, and a crash lost
+        the whole review."""
+        if self.enabled and not self._timer.isActive():
             self._timer.start()
 
     def flush(self, now: bool = False) -> bool:
