@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -481,3 +482,27 @@ def test_a_watch_started_while_a_csv_is_written_is_refused(tmp_path, monkeypatch
     monkeypatch.setattr(csv_export, "_write_rows", write_as_a_watch_starts)
     write_results_csv(shift, [Prediction("p/0.jpg", probabilities(0, 0.9))], CLASS_NAMES)
     assert len(refused) == 1 and not (tmp_path / ".shift.csv.lock").exists()
+
+
+def test_a_write_removes_what_a_killed_write_of_that_file_left(tmp_path: Path) -> None:
+    from desktop.core.safe_files import STALE_TEMPORARY_SECONDS, replaced_whole
+
+    # A kill or a power cut mid-write leaves a full-size temporary file beside the CSV;
+    # the next write of that CSV removes it, never another writer's, still going.
+    target = tmp_path / "results.csv"
+    left = tmp_path / ".results.csv.0123456789ab.tmp"
+    writing = tmp_path / ".results.csv.ba9876543210.tmp"
+    other = tmp_path / ".shift.csv.0123456789ab.tmp"
+    for path in (left, writing, other):
+        path.write_text("path,predicted_class\n")
+    long_ago = time.time() - STALE_TEMPORARY_SECONDS - 60
+    for path in (left, other):
+        os.utime(path, (long_ago, long_ago))
+
+    with replaced_whole(target) as handle:
+        handle.write("done\n")
+
+    assert target.read_text() == "done\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name, writing.name, other.name]
+    )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +37,26 @@ def replaced_whole(target: Path, mode: str = "w", **open_args: Any) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    _remove_stale_temporaries(target)
+
+
+# A temporary file of `replaced_whole` untouched this long was left by a kill or a power cut
+# (a write takes seconds): each would stay beside the user's file, full size and, on
+# Windows, not even hidden.
+STALE_TEMPORARY_SECONDS = 3600
+_TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp\Z", re.DOTALL)
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete what killed writes of `target` left (never another writer's, still going)."""
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
+        for entry in entries:
+            found = _TEMPORARY.match(entry.name)
+            if found and found[1] == target.name and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_SECONDS:
+                        os.unlink(entry.path)
 
 
 def open_own(path: Path, flags: int, what: str) -> int:
