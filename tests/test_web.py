@@ -707,6 +707,35 @@ def test_a_batchs_folder_goes_after_a_day(tmp_path: Path, monkeypatch) -> None:
         uploads.remove_workdirs()
 
 
+def test_uploads_cut_off_are_removed_while_the_server_runs(tmp_path, monkeypatch) -> None:
+    from desktop.web import uploads
+
+    # A phone gone mid-upload leaves Gradio's temporary file at the top of the upload
+    # folder; before, they piled up until the disk was full and every phone got "HTTP 500".
+    folder = tmp_path / "ewaste-web-uploads-1-x"
+    (folder / "0123abcd").mkdir(parents=True)
+    finished = folder / "0123abcd" / "photo.jpg"  # Gradio's own, kept for its day
+    cut, live = folder / "tmpcut", folder / "tmplive"
+    # The first photo of a long upload of many: written long ago, but Gradio holds it open
+    # until the last one has arrived, and only then moves it below.
+    first_of_many = folder / "tmpfirst"
+    for path in (finished, cut, live, first_of_many):
+        path.write_bytes(b"\xff" * 1024)
+    dead = time.time() - uploads.DEAD_UPLOAD_SECONDS - 60
+    for path in (finished, cut, first_of_many):
+        os.utime(path, (dead, dead))
+    monkeypatch.setattr(uploads, "SWEEP_SECONDS", 0.05)
+
+    with first_of_many.open("ab"):
+        stop = uploads.keep_removing_dead_uploads(folder)
+        try:
+            wait_for(lambda: not cut.exists(), "the sweep")
+            time.sleep(0.2)  # a few sweeps more
+        finally:
+            stop.set()
+    assert finished.is_file() and live.is_file() and first_of_many.is_file()
+
+
 def test_a_port_already_taken_is_said_in_one_line(tiny_model_path, tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -65,6 +65,7 @@ from desktop.web.uploads import (  # noqa: E402
     CACHE_CHECK_SECONDS,
     CACHE_KEEP_SECONDS,
     OTHER_ARCHIVES,
+    keep_removing_dead_uploads,
     new_workdir,
     own_upload_folder,
     photos_in,
@@ -414,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except OSError as exc:
                 print(f"ewaste-web: error: no folder for uploads: {exc}", file=sys.stderr)
                 return 2
+            keep_removing_dead_uploads(uploads)  # a daemon: it ends with the server
             app = build_app(engine)
             return serve(app, host, args.port)
     except Stopped:

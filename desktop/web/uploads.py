@@ -4,11 +4,13 @@ folders that hold them, removed in time."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import stat
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Collection, Sequence
@@ -37,6 +39,11 @@ MAX_ZIP_INDEX_BYTES = 16 * 1024 * 1024
 # Archives of photos a worker may send that are not zips: an error row says to send a zip.
 OTHER_ARCHIVES = (".rar", ".7z", ".tar", ".tar.gz", ".tgz", ".gz", ".bz2", ".xz")
 KEPT_WORKDIRS = 8  # recent requests whose photos and CSV stay on disk
+# An upload a phone cut off (its tab closed, the Wi-Fi gone) leaves Gradio's temporary file
+# of it, up to its whole size, at the top of the upload folder until the server stops: a
+# live upload writes to its file every moment, so one untouched this long is dead.
+DEAD_UPLOAD_SECONDS = 600
+SWEEP_SECONDS = 60
 _WORKDIRS: list[Path] = []
 
 
@@ -262,6 +269,49 @@ def own_upload_folder() -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f"ewaste-web-uploads-{os.getpid()}-", dir=root))
     os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read when the page is built and served
     return folder
+
+
+def remove_dead_uploads(folder: Path) -> None:
+    """Delete the files at the top of `folder`, this server's upload folder, that it no
+    longer holds open and nothing has written to for DEAD_UPLOAD_SECONDS: uploads whose
+    phone closed the connection midway, which filled the disk until every phone got "HTTP
+    500". Finished uploads are in folders below (Gradio's day); the files of an upload
+    still arriving stay open until all of it has, its first photos long unwritten."""
+    dead_since = time.time() - DEAD_UPLOAD_SECONDS
+    held = _files_held_open()
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                if info.st_mtime < dead_since and (info.st_dev, info.st_ino) not in held:
+                    os.unlink(entry.path)
+
+
+def _files_held_open() -> set[tuple[int, int]]:
+    """(device, inode) of every file this process has open, by its descriptors in /dev/fd
+    (Linux, macOS). Windows refuses to delete an open file anyway: nothing is listed."""
+    held = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/dev/fd"):
+            with contextlib.suppress(OSError, ValueError):
+                info = os.fstat(int(name))
+                held.add((info.st_dev, info.st_ino))
+    return held
+
+
+def keep_removing_dead_uploads(folder: Path) -> threading.Event:
+    """Remove dead uploads from `folder` every SWEEP_SECONDS, on a thread of its own (a
+    full disk refuses every request, so none could do it), until the event returned is set."""
+    stop = threading.Event()
+
+    def sweep() -> None:
+        while not stop.wait(SWEEP_SECONDS):
+            remove_dead_uploads(folder)
+
+    threading.Thread(target=sweep, name="ewaste-web-sweep", daemon=True).start()
+    return stop
 
 
 # The folders above, by the PID of the server that made them.
