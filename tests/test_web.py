@@ -736,6 +736,34 @@ def test_uploads_cut_off_are_removed_while_the_server_runs(tmp_path, monkeypatch
     assert finished.is_file() and live.is_file() and first_of_many.is_file()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/limits")
+def test_the_server_raises_its_limit_of_open_files(tiny_model_path, tmp_path) -> None:
+    import resource
+
+    # Each upload in flight holds a socket and a file: at a shell's 1,024 (here 256) a few
+    # hundred phones gone mid-upload left the page answering no one.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard <= 256:
+        pytest.skip(f"this machine's hard limit of open files is {hard}")
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    low = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # noqa: E731
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "desktop.web.app", "--model", str(tiny_model_path),
+             "--port", str(free_port())],
+            stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=low,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "(Ctrl+C stops it)" in log_path.read_text(), "the server")
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        soft = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert soft.split()[3] == str(min(hard, 65536))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_a_port_already_taken_is_said_in_one_line(tiny_model_path, tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

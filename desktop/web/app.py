@@ -416,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"ewaste-web: error: no folder for uploads: {exc}", file=sys.stderr)
                 return 2
             keep_removing_dead_uploads(uploads)  # a daemon: it ends with the server
+            allow_many_open_files()
             app = build_app(engine)
             return serve(app, host, args.port)
     except Stopped:
@@ -428,6 +429,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 app.close()
             if uploads is not None:
                 shutil.rmtree(uploads, ignore_errors=True)
+
+
+def allow_many_open_files() -> None:
+    """Raise this process's soft limit of open files to its hard one, up to 65,536 (a shell
+    or a service starts at 1,024): each upload in flight holds a socket and a file, a phone
+    gone mid-upload holds them until the server stops, and at the limit the page answered
+    no one. Where the system allows no more (or Windows, which has no such limit), as is."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
+    # macOS says "unlimited" and refuses more than its kern.maxfilesperproc (often 10,240).
+    for wanted in (highest, MACOS_OPEN_FILES):
+        if soft == resource.RLIM_INFINITY or soft >= wanted:
+            return
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return
+
+
+MAX_OPEN_FILES, MACOS_OPEN_FILES = 65_536, 10_240
 
 
 def bracketed(host: str) -> str:
