@@ -484,7 +484,7 @@ def test_a_watch_started_while_a_csv_is_written_is_refused(tmp_path, monkeypatch
     assert len(refused) == 1 and not (tmp_path / ".shift.csv.lock").exists()
 
 
-def test_a_write_removes_what_a_killed_write_of_that_file_left(tmp_path: Path) -> None:
+def test_a_write_removes_what_a_killed_write_of_that_file_left(tmp_path, monkeypatch) -> None:
     from desktop.core.safe_files import STALE_TEMPORARY_SECONDS, replaced_whole
 
     # A kill or a power cut mid-write leaves a full-size temporary file beside the CSV;
@@ -498,6 +498,10 @@ def test_a_write_removes_what_a_killed_write_of_that_file_left(tmp_path: Path) -
     long_ago = time.time() - STALE_TEMPORARY_SECONDS - 60
     for path in (left, other):
         os.utime(path, (long_ago, long_ago))
+    # This machine's clock two hours ahead of the file system's (a share's server keeps its
+    # own): the other writer's file, stamped by the file system a moment ago, is not stale.
+    ahead = time.time() + 2 * STALE_TEMPORARY_SECONDS
+    monkeypatch.setattr(time, "time", lambda: ahead)
 
     with replaced_whole(target) as handle:
         handle.write("done\n")

@@ -7,7 +7,6 @@ import contextlib
 import errno
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,8 +47,13 @@ _TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp\Z", re.DOTALL)
 
 
 def _remove_stale_temporaries(target: Path) -> None:
-    """Delete what killed writes of `target` left (never another writer's, still going)."""
-    now = time.time()
+    """Delete what killed writes of `target` left (never another writer's, still going).
+    Their age is told by the file system's clock, `target`'s time as just written: a share's
+    server may keep another time than this machine."""
+    try:
+        now = target.stat().st_mtime
+    except OSError:
+        return
     with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
         for entry in entries:
             found = _TEMPORARY.match(entry.name)
