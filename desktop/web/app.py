@@ -334,6 +334,7 @@ def build_app(engine: Engine) -> gr.Blocks:
                 [shown_photo, photo, threshold],
                 verdict,
                 api_name=False,
+                show_progress="hidden",  # instant: a timer would flash over the verdict
             )
             follow_threshold(relabel_one, [shown_photo, photo, threshold], verdict)
         with gr.Tab("Many photos or a zip"):
@@ -367,6 +368,7 @@ def build_app(engine: Engine) -> gr.Blocks:
                 [last_batch, threshold],
                 [counts, table, download],
                 api_name=False,
+                show_progress="hidden",
             )
             follow_threshold(relabel, [last_batch, threshold], [counts, table, download])
         gr.Button(visible=False).click(
