@@ -23,7 +23,7 @@ from pathlib import Path, PurePath
 from typing import TypeVar
 
 from .hashing import file_sha256
-from .safe_files import fitting_name
+from .safe_files import fitting_name, remove_files
 
 _CHUNK = 1 << 20
 AnyPath = TypeVar("AnyPath", bound=PurePath)  # a Path stays a Path
@@ -100,12 +100,11 @@ def remove_leftover_copies(folder: Path, *, idle_for_s: float = 0.0) -> None:
     photos back there too), only one untouched for `idle_for_s` seconds (its status change
     time: a copy's writes and its copied time both set it)."""
     now = time.time()
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            if _TEMPORARY_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    if now - entry.stat(follow_symlinks=False).st_ctime >= idle_for_s:
-                        os.unlink(entry.path)
+    remove_files(
+        folder,
+        lambda name: bool(_TEMPORARY_NAME.match(name)),
+        lambda info: now - info.st_ctime >= idle_for_s,
+    )
 
 
 def _claim_name(wanted: Path, put: Callable[[Path], None]) -> Path:

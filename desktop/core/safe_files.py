@@ -8,7 +8,7 @@ import errno
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,13 +54,27 @@ def _remove_stale_temporaries(target: Path) -> None:
         now = target.stat().st_mtime
     except OSError:
         return
-    with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
+
+    def own(name: str) -> bool:
+        found = _TEMPORARY.match(name)
+        return bool(found and found[1] == target.name)
+
+    remove_files(target.parent, own, lambda info: now - info.st_mtime > STALE_TEMPORARY_SECONDS)
+
+
+def remove_files(
+    folder: Path, named: Callable[[str], bool], doomed: Callable[[os.stat_result], bool]
+) -> None:
+    """Delete the files (never links, never folders) directly in `folder` whose name is
+    `named` and whose stat is `doomed` (asked only of those names: a folder may hold
+    20,000 photos); a file that goes meanwhile, or a folder that cannot be read, is no
+    error: a clean-up never stops the work it follows."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            found = _TEMPORARY.match(entry.name)
-            if found and found[1] == target.name and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_SECONDS:
-                        os.unlink(entry.path)
+            with contextlib.suppress(OSError):
+                wanted = named(entry.name) and entry.is_file(follow_symlinks=False)
+                if wanted and doomed(entry.stat(follow_symlinks=False)):  # stat: named only
+                    os.unlink(entry.path)
 
 
 def open_own(path: Path, flags: int, what: str) -> int:

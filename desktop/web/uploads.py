@@ -22,7 +22,7 @@ from desktop.core.discovery import is_clutter
 from desktop.core.file_placing import numbered
 from desktop.core.preprocessing import is_photo_file
 from desktop.core.results import Prediction
-from desktop.core.safe_files import fitting_name
+from desktop.core.safe_files import fitting_name, remove_files
 from desktop.core.wording import plural
 
 # Gradio's copies of uploads and downloads: checked hourly, removed after a day (the page's
@@ -279,14 +279,11 @@ def remove_dead_uploads(folder: Path) -> None:
     still arriving stay open until all of it has, its first photos long unwritten."""
     dead_since = time.time() - DEAD_UPLOAD_SECONDS
     held = _files_held_open()
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            with contextlib.suppress(OSError):
-                if not entry.is_file(follow_symlinks=False):
-                    continue
-                info = entry.stat(follow_symlinks=False)
-                if info.st_mtime < dead_since and (info.st_dev, info.st_ino) not in held:
-                    os.unlink(entry.path)
+    remove_files(
+        folder,
+        lambda _name: True,  # every file at the top: Gradio's, whatever it named them
+        lambda info: info.st_mtime < dead_since and (info.st_dev, info.st_ino) not in held,
+    )
 
 
 def _files_held_open() -> set[tuple[int, int]]:
