@@ -4,6 +4,7 @@ and through its HTTP API; every request the page makes stays on this machine."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -846,6 +847,27 @@ def test_the_page_is_served_on_every_network_or_an_ipv6_address(
         assert others == [f"From other machines: {' or '.join(places)}"]
         assert all(not address.startswith("127.") for address in network_addresses())
     assert "Traceback" not in said
+
+
+def test_the_lines_saying_where_the_page_is_are_written_whole_before_a_stop(monkeypatch):
+    # A stop signal's handler raises in the main thread between two writes: the address
+    # line written apart from its newline ran on into Gradio's "Closing server ..." in CI.
+    from desktop.core.stop_signals import Stopped
+    from desktop.web.app import say
+
+    class StoppedAfterOneWrite(io.StringIO):
+        def write(self, text: str) -> int:
+            if self.getvalue():
+                raise Stopped
+            return super().write(text)
+
+    out = StoppedAfterOneWrite()
+    monkeypatch.setattr(sys, "stdout", out)
+    say(["E-Waste Sorter page: http://127.0.0.1:7860/", "From other machines: http://vm:7860/"])
+    assert out.getvalue().splitlines(keepends=True) == [
+        "E-Waste Sorter page: http://127.0.0.1:7860/\n",
+        "From other machines: http://vm:7860/\n",
+    ]
 
 
 def test_a_stop_the_moment_the_page_answers_is_a_clean_exit(tiny_model_path, tmp_path) -> None:

@@ -493,6 +493,14 @@ def network_addresses() -> list[str]:
     return sorted(address for address in found if not address.startswith("127."))
 
 
+def say(lines: list[str]) -> None:
+    """Print `lines` in one write, newline included: a reader never sees half of them, and a
+    stop signal (its handler raises in this thread, between two writes) cannot leave the
+    last line unfinished, with the next message run on to it."""
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
+
+
 def serve(app: gr.Blocks, host: str, port: int) -> int:
     """Serve the page until the server stops (a stop signal raises `Stopped`); 2 when it
     cannot be served there."""
@@ -523,7 +531,7 @@ def serve(app: gr.Blocks, host: str, port: int) -> int:
         places = [f"http://{address}:{port}/" for address in addresses]
         places.append(f"http://{socket.gethostname()}:{port}/")
         said.append(f"From other machines: {' or '.join(places)}")
-    print("\n".join(said), flush=True)  # one write: a reader never sees half of it
+    say(said)
     while app.is_running:
         time.sleep(0.2)
     return 0
