@@ -4,6 +4,7 @@ files included; a worker killed mid-run loses and duplicates nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -26,6 +27,9 @@ RAY = Path(sys.executable).with_name("ray")
 # cluster checks that token, as docs/cluster.md says to start one: RAY_AUTH_MODE=token on
 # every node and for every command.
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+# Set in the environment of these nodes, which every process of theirs inherits: how the
+# tests tell their own Ray processes from those of another cluster on this machine.
+NODE_MARK = "EWASTE_TEST_RAY_NODE"
 NODE_OPTIONS = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats"]
 
 
@@ -41,19 +45,51 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     temp = tmp_path_factory.mktemp("ray")
     ENV["HOME"] = str(tmp_path_factory.mktemp("home"))
-    token = [str(RAY), "get-auth-token", "--generate"]  # the token every machine copies
-    subprocess.run(token, check=True, env=ENV, capture_output=True)
-    head = [str(RAY), "start", "--head", f"--port={port}", "--include-dashboard=false"]
-    subprocess.run(
-        [*head, f"--temp-dir={temp}", *NODE_OPTIONS], check=True, env=ENV, capture_output=True
-    )
+    ENV[NODE_MARK] = str(temp)
+    ray("get-auth-token", "--generate")  # the token every machine copies
+    head = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]
     address = f"127.0.0.1:{port}"
     try:
-        worker = [str(RAY), "start", f"--address={address}", *NODE_OPTIONS]
-        subprocess.run(worker, check=True, env=ENV, capture_output=True)
+        ray("start", *head, *NODE_OPTIONS)
+        ray("start", f"--address={address}", *NODE_OPTIONS)
         yield address
     finally:
-        subprocess.run([str(RAY), "stop", "--force"], env=ENV, capture_output=True)
+        stop_nodes_marked(str(temp))
+
+
+def ray(*args: str) -> None:
+    """The `ray` command; its own words when it fails (a temporary folder too deep for
+    Ray's sockets, say), which check=True would hide."""
+    result = subprocess.run([str(RAY), *args], env=ENV, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"ray {' '.join(args)} failed: {result.stdout[-1500:]}{result.stderr[-1500:]}")
+
+
+def stop_nodes_marked(mark: str) -> None:
+    """Stop the Ray processes these tests started, and no others: `ray stop` stops every
+    Ray process of the machine, a developer's own cluster included. Again until none is
+    left: a raylet may start an agent while it is being stopped."""
+    deadline = time.monotonic() + 60
+    while (own := processes_marked(mark)) and time.monotonic() < deadline:
+        for process in own:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+        _, alive = psutil.wait_procs(own, timeout=10)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+    assert not own, f"Ray processes of the tests still run: {own}"
+
+
+def processes_marked(mark: str) -> list[psutil.Process]:
+    own = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(NODE_MARK) == mark:
+                own.append(process)
+        except psutil.Error:  # gone, a zombie, or another user's
+            continue
+    return own
 
 
 def classify(
