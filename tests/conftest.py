@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,34 @@ from tiny_model import build_tiny_model
 def pytest_configure(config: pytest.Config) -> None:
     # Qt tests must run without a display (CI, SSH sessions, the lead's laptop alike).
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+# Where the libraries the tests use, and the programs they start, put their temporary and
+# cache files (Gradio's client downloads, Chromium's profile and crash reports, TensorFlow's
+# autograph sources, Matplotlib's font cache), by the variable that names the place.
+SYSTEM_FOLDERS = {
+    "TMPDIR": "tmp",
+    "GRADIO_TEMP_DIR": "tmp/gradio",
+    "XDG_CONFIG_HOME": "config",
+    "XDG_CACHE_HOME": "cache",
+    "MPLCONFIGDIR": "matplotlib",
+    "KERAS_HOME": "keras",
+    "IPYTHONDIR": "ipython",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def system_folders_inside_the_runs_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Those places, inside the run's temporary folder (removed with it when every test
+    passes), not the machine's /tmp and home: a CI machine that runs the suite day after
+    day must not fill up with what each run leaves."""
+    root = tmp_path_factory.mktemp("system")
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, folder in SYSTEM_FOLDERS.items():
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            patch.setenv(variable, str(root / folder))
+        patch.setattr(tempfile, "tempdir", None)  # read again, from TMPDIR
+        yield
 
 
 @pytest.fixture(scope="session")
