@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from child_signals import deliverable
 from fixtures_images import write_solid
 from tiny_model import AMBIGUOUS_COLOUR, PROTOTYPE_COLOURS, build_tiny_model, tiny_metadata
 
@@ -603,6 +604,31 @@ def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_pat
     assert [p for p in cache.rglob("*") if p.is_file()] == []
     assert not list(cache.glob("ewaste-web-uploads-*"))
     assert not list(temp.glob("ewaste-web-*"))  # the batches' photos and CSVs
+
+
+def test_ctrl_c_pressed_again_and_again_never_cuts_the_clean_up_short(tiny_model_path, tmp_path):
+    # An impatient user: a SIGINT every 10 ms from the first stop until the server ends.
+    # One landing between two steps of the clean-up ended it with a KeyboardInterrupt, its
+    # uploads left behind; one in the second Python takes to exit, with -2 (killed).
+    temp, cache = tmp_path / "temp", tmp_path / "gradio-cache"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(cache)}
+    said = tmp_path / "server.log"
+    with deliverable(signal.SIGINT):  # not inherited as ignored (a background pytest)
+        process, _, log = start_server(tiny_model_path, said, env)
+    try:
+        assert list(cache.glob("ewaste-web-uploads-*"))
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+        assert process.wait(timeout=30) == 0, said.read_text()
+    finally:
+        process.kill()
+        log.close()
+    assert "Traceback" not in said.read_text()
+    assert not list(cache.glob("ewaste-web-uploads-*"))
 
 
 def test_a_new_server_removes_what_a_killed_one_left_behind(tiny_model_path, tmp_path) -> None:

@@ -44,6 +44,25 @@ def stop_signals_raise() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def stop_signals_raise_once() -> Iterator[list[Stopped]]:
+    """For a program's last block, its clean-up inside: the first stop signal raises
+    `Stopped`, later ones are only listed (a second Ctrl+C, or a service manager's SIGTERM
+    after the user's, must not cut the clean-up short; with `stop_signals_wait` after
+    `stop_signals_raise`, one landing between the two blocks did). They stay ignored after
+    the block, as the program ends: in the second the interpreter takes to exit, a stop
+    turned a clean exit into a kill."""
+    arrived: list[Stopped] = []
+
+    def stop_once(signum: int, _frame: object) -> None:
+        arrived.append(Stopped(signum))
+        if len(arrived) == 1:
+            raise arrived[0]
+
+    with _signal_handlers(stop_once, then=signal.SIG_IGN):
+        yield arrived
+
+
+@contextlib.contextmanager
 def stop_signals_ask() -> Iterator[list[Stopped]]:
     """A stop signal asks the block to end (the list says it came, for a loop to end
     between two steps); a second Ctrl+C raises `Stopped` at once, as a user pressing it
@@ -92,9 +111,12 @@ def stop_signals_held() -> Iterator[list[int]]:
 
 
 @contextlib.contextmanager
-def _signal_handlers(handler: Callable[[int, object], None]) -> Iterator[dict[int, object]]:
-    """`handler` for every stop signal during the block; the previous ones (yielded) after
-    it. Only the main thread may set handlers: called from another thread, nothing changes."""
+def _signal_handlers(
+    handler: Callable[[int, object], None], then: signal.Handlers | None = None
+) -> Iterator[dict[int, object]]:
+    """`handler` for every stop signal during the block; after it, `then` if given (straight
+    from `handler`: no default in between), else the previous ones (yielded). Only the main
+    thread may set handlers: called from another thread, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield {}
         return
@@ -105,4 +127,4 @@ def _signal_handlers(handler: Callable[[int, object], None]) -> Iterator[dict[in
         yield previous
     finally:
         for signum, old in previous.items():
-            signal.signal(signum, old)
+            signal.signal(signum, old if then is None else then)

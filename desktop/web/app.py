@@ -57,7 +57,7 @@ from desktop.core.results import (  # noqa: E402
 )
 from desktop.core.stop_signals import (  # noqa: E402
     Stopped,
-    stop_signals_raise,
+    stop_signals_raise_once,
     stop_signals_wait,
 )
 from desktop.core.wording import counts_line, nearest_class, percent, plural  # noqa: E402
@@ -405,27 +405,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as exc:
         print(f"ewaste-web: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        # SIGTERM too, so that the clean-up runs; from before anything is made or served,
+        # so that a stop at any moment (a service manager's) cleans up as well. A second
+        # stop (an impatient Ctrl+C) must not cut the clean-up short.
+        with stop_signals_raise_once():
+            return serve_and_clean_up(engine, host, args.port)
+    except Stopped:
+        return 0  # the way a server is stopped: a clean exit
+
+
+def serve_and_clean_up(engine: Engine, host: str, port: int) -> int:
+    """Serve the page until it stops, then remove what it made, whatever stopped it."""
     uploads: Path | None = None
     app: gr.Blocks | None = None
     try:
-        # SIGTERM too, so that the clean-up below runs; from before anything is made or
-        # served, so that a stop at any moment (a service manager's) cleans up as well.
-        with stop_signals_raise():
-            remove_left_behind()
-            try:
-                uploads = own_upload_folder()
-            except OSError as exc:
-                print(f"ewaste-web: error: no folder for uploads: {exc}", file=sys.stderr)
-                return 2
-            keep_removing_dead_uploads(uploads)  # a daemon: it ends with the server
-            allow_many_open_files()
-            app = build_app(engine)
-            return serve(app, host, args.port)
-    except Stopped:
-        return 0  # the way a server is stopped: a clean exit
+        remove_left_behind()
+        try:
+            uploads = own_upload_folder()
+        except OSError as exc:
+            print(f"ewaste-web: error: no folder for uploads: {exc}", file=sys.stderr)
+            return 2
+        keep_removing_dead_uploads(uploads)  # a daemon: it ends with the server
+        allow_many_open_files()
+        app = build_app(engine)
+        return serve(app, host, port)
     finally:
-        # A second Ctrl+C must not cut the clean-up short: held until it is done.
-        with stop_signals_wait():
+        with stop_signals_wait():  # a first stop too, when the page ended otherwise
             remove_workdirs()
             if app is not None:
                 app.close()
