@@ -82,14 +82,28 @@ def stop_nodes_marked(mark: str) -> None:
 
 
 def processes_marked(mark: str) -> list[psutil.Process]:
-    own = []
+    """The processes whose environment holds the mark, and theirs."""
+    own = {}
     for process in psutil.process_iter():
         try:
-            if process.environ().get(NODE_MARK) == mark:
-                own.append(process)
+            if has_mark(process, mark):
+                own[process.pid] = process
+                own.update((child.pid, child) for child in process.children(recursive=True))
         except psutil.Error:  # gone, a zombie, or another user's
             continue
-    return own
+    return list(own.values())
+
+
+def has_mark(process: psutil.Process, mark: str) -> bool:
+    # Ray's agents retitle themselves over the start of their environment, NUL bytes where
+    # psutil stops reading: read all of it where the system shows it.
+    if not Path("/proc/self/environ").is_file():  # no /proc (macOS)
+        return process.environ().get(NODE_MARK) == mark
+    try:
+        environment = Path(f"/proc/{process.pid}/environ").read_bytes()
+    except OSError:  # gone, or another user's
+        return False
+    return f"\0{NODE_MARK}={mark}\0".encode() in b"\0" + environment
 
 
 def classify(
