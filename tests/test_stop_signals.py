@@ -7,12 +7,12 @@ import signal
 import pytest
 
 from child_signals import deliverable
-from desktop.core.stop_signals import Stopped, stop_signals_raise_once
+from desktop.core.stop_signals import STOP_SIGNALS, Stopped, stop_signals_raise_once
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
 def test_a_programs_last_block_raises_the_first_stop_lists_the_rest_then_ignores_them():
-    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     cleaned_up = False
     try:
         with deliverable(signal.SIGINT):

@@ -884,7 +884,7 @@ def test_the_lines_saying_where_the_page_is_are_written_whole_before_a_stop(monk
     class StoppedAfterOneWrite(io.StringIO):
         def write(self, text: str) -> int:
             if self.getvalue():
-                raise Stopped
+                raise Stopped(signal.SIGTERM)
             return super().write(text)
 
     out = StoppedAfterOneWrite()
