@@ -28,9 +28,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
-# Where the libraries the tests use, and the programs they start, put their temporary and
-# cache files (Gradio's client downloads, Chromium's profile and crash reports, TensorFlow's
-# autograph sources, Matplotlib's font cache), by the variable that names the place.
+# Where the programs the tests start, and the libraries imported after the tests were
+# collected, put their temporary and cache files (Gradio's client downloads, Chromium's
+# profile and crash reports, a killed trainer's autograph sources), by the variable that
+# names the place. Keras and Matplotlib, imported at collection, keep their one cache file
+# each in the home folder.
 SYSTEM_FOLDERS = {
     "TMPDIR": "tmp",
     "GRADIO_TEMP_DIR": "tmp/gradio",
