@@ -773,6 +773,28 @@ def test_a_backlog_is_said_as_it_is_classified(tiny_model_path, tmp_path, monkey
     ]
 
 
+def test_a_photo_the_watch_cannot_classify_is_named_in_its_log(tiny_model_path, tmp_path):
+    # A camera switched to HEIC gave hours of "N new photos classified" in a service's
+    # journal while every one was an error row, said only in the CSV.
+    from desktop.core.engine import Engine
+    from desktop.core.watch import watch_and_classify
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
+    (camera / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    lines: list[str] = []
+    watch_and_classify(
+        Engine(tiny_model_path, threads=1), camera, tmp_path / "shift.csv", 0.7,
+        poll_seconds=0.02, log=lines.append,
+        should_stop=lambda: any("since the watch began" in line for line in lines),
+    )  # fmt: skip
+    rows = {Path(row["path"]).name: row for row in read_rows(tmp_path / "shift.csv")}
+    said = [line.split(" ", 1)[1] for line in lines if "not classified" in line]
+    reason = rows["IMG_0001.HEIC"]["error"]
+    assert reason and said == [f"not classified: {camera / 'IMG_0001.HEIC'}: {reason}"]
+
+
 def test_damaged_record_lines_are_left_out_not_a_watch_that_cannot_start(tmp_path: Path) -> None:
     from desktop.core.watch import _classified_before, _recorded, watch_record_path
 

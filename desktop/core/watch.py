@@ -256,6 +256,7 @@ def watch_and_classify(
                     _add_to_record(record, states, CLASSIFYING)  # rows say all it needs)
                 appender.append(batch)
                 classified += len(batch)  # in the CSV: counted at once
+                _say_errors(log, batch)
                 _add_to_record(record, states, TO_SORT if filer is not None else "")
                 if filer is not None:
                     filer.file(batch, states)
@@ -380,6 +381,15 @@ def _folder_identity(folder: Path | None) -> tuple[int, int] | None:
     except OSError:
         return None
     return None if info is None else (info.st_dev, info.st_ino)
+
+
+def _say_errors(log: Callable[[str], None], batch: Iterable[Prediction]) -> None:
+    """A line for each photo that could not be classified: a camera switched to HEIC, or
+    a share cutting copies short, must show in a watch's log, not only in its CSV."""
+    for prediction in batch:
+        if prediction.error is not None:
+            now = time.strftime("%H:%M:%S")
+            log(f"{now} not classified: {readable_text(prediction.path)}: {prediction.error}")
 
 
 def _say_classified(log: Callable[[str], None], new: int, total: int, folder: Path) -> int:
