@@ -773,6 +773,30 @@ def test_a_backlog_is_said_as_it_is_classified(tiny_model_path, tmp_path, monkey
     ]
 
 
+def test_the_watching_line_reaches_a_services_log_when_the_watch_starts(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    # Without a terminal (a service, cron) Python buffers its output in blocks: the line a
+    # supervisor waits for came when the watch stopped, after the stderr lines it precedes.
+    camera, log = tmp_path / "camera", tmp_path / "service.log"
+    camera.mkdir()
+    command = [str(CONSOLE_SCRIPT), "--watch", str(camera), "--csv", str(tmp_path / "s.csv")]
+    command += ["--model", str(tiny_model_path), "--poll", "0.1", "--threads", "1"]
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with log.open("w") as handle, deliverable(signal.SIGINT):
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, env=environment
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "watching" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.poll() is None and log.read_text().startswith("watching "), log.read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
 def test_a_photo_the_watch_cannot_classify_is_named_in_its_log(tiny_model_path, tmp_path):
     # A camera switched to HEIC gave hours of "N new photos classified" in a service's
     # journal while every one was an error row, said only in the CSV.

@@ -49,8 +49,13 @@ class ForgivingStream(io.TextIOBase):
 def forgiving_output() -> Iterator[None]:
     """sys.stdout and sys.stderr, for the block, drop what they cannot write. At its end,
     output a failed write left buffered goes nowhere instead of failing Python's exit
-    (which would print a traceback and exit 120 after the work was done)."""
+    (which would print a traceback and exit 120 after the work was done). Each line is
+    written as it is said: a log file or a service's journal gets them in order, and a
+    watch's "watching" line when it starts, not when it stops."""
     saved = sys.stdout, sys.stderr
+    for stream in saved:
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # None, closed, or other
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     sys.stdout, sys.stderr = ForgivingStream(saved[0]), ForgivingStream(saved[1])
     try:
         yield
