@@ -606,6 +606,33 @@ def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_pat
     assert not list(temp.glob("ewaste-web-*"))  # the batches' photos and CSVs
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("log", [">&-", ">/dev/full"], ids=["closed", "full"])
+def test_a_closed_or_full_log_does_not_stop_the_page(tiny_model_path, tmp_path, log) -> None:
+    # A service's output closed, or its log on a full disk: the server ended at once, with
+    # a traceback (Gradio asked a missing stdout whether it was a terminal) or exit 120.
+    port = free_port()
+    command = [sys.executable, "-m", "desktop.web.app", "--model", str(tiny_model_path)]
+    with (tmp_path / "stderr.log").open("w") as stderr:
+        process = subprocess.Popen(
+            ["sh", "-c", f'exec "$@" --port {port} {log}', "sh", *command], stderr=stderr
+        )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert process.poll() is None, (tmp_path / "stderr.log").read_text()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, (tmp_path / "stderr.log").read_text()
+    finally:
+        process.kill()
+    assert "Traceback" not in (tmp_path / "stderr.log").read_text()
+
+
 def test_ctrl_c_pressed_again_and_again_never_cuts_the_clean_up_short(tiny_model_path, tmp_path):
     # An impatient user: a SIGINT every 10 ms from the first stop until the server ends.
     # One landing between two steps of the clean-up ended it with a KeyboardInterrupt, its

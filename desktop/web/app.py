@@ -40,6 +40,7 @@ from desktop.core.argtypes import port_number  # noqa: E402
 from desktop.core.cam import cam_heatmap_over_image  # noqa: E402
 from desktop.core.csv_export import results_csv_name, write_results_csv  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
+from desktop.core.log_streams import forgiving_output  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
     ImageLoadError,
@@ -381,6 +382,11 @@ def build_app(engine: Engine) -> gr.Blocks:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with forgiving_output():  # a closed or full log (a service's) must not stop the page
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="ewaste-web",
         description="Serve the e-waste classifier as a local web page (nothing is fetched "
