@@ -275,6 +275,14 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(
     assert not list(tmp_path.glob("*.csv"))
 
 
+def test_a_relative_output_folder_is_named_in_full(tiny_model_path, tmp_path, capsys, monkeypatch):
+    # "output folder does not exist: shift" in a cron job's mail names no folder there.
+    monkeypatch.chdir(tmp_path)
+    options = ["--csv", "shift/r.csv", "--model", str(tiny_model_path)]
+    assert main([str(tmp_path), *options]) == 2
+    assert f"output folder does not exist: {Path.cwd() / 'shift'} " in capsys.readouterr().err
+
+
 IMAGES_FOR_CTRL_C = 5000
 
 

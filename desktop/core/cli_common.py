@@ -46,12 +46,13 @@ def checked_output_path(raw: str, option: str = "--csv", example: str = "results
             "would replace it: give the path of a regular file"
         )
     folder = output.parent
+    whole = os.path.abspath(folder)  # "." in a cron mail names no folder
     if not folder.is_dir():
-        raise UsageError(f"output folder does not exist: {folder} (create it first)")
+        raise UsageError(f"output folder does not exist: {whole} (create it first)")
     try:
         probe_writing(folder)
     except OSError as exc:
-        raise UsageError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot write to output folder {whole}: {exc.strerror or exc}") from exc
     return output
 
 
