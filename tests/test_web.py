@@ -600,9 +600,10 @@ def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_pat
         assert process.wait(timeout=30) == 0
         log.close()
     # Gradio's copies, and the empty temporary file it leaves for each one: the server's
-    # own folder in the cache went whole.
-    assert [p for p in cache.rglob("*") if p.is_file()] == []
-    assert not list(cache.glob("ewaste-web-uploads-*"))
+    # own folder in the cache went whole, and nothing Gradio made beside it stayed (its
+    # folder for an editor this page does not offer, made where another user's server
+    # may own it).
+    assert list(cache.iterdir()) == []
     assert not list(temp.glob("ewaste-web-*"))  # the batches' photos and CSVs
 
 

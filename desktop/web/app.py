@@ -33,6 +33,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+import gradio.routes  # noqa: E402
 import numpy as np  # noqa: E402
 
 from desktop import package_version  # noqa: E402
@@ -432,6 +433,10 @@ def serve_and_clean_up(engine: Engine, host: str, port: int) -> int:
         except OSError as exc:
             print(f"ewaste-web: error: no folder for uploads: {exc}", file=sys.stderr)
             return 2
+        # Gradio fixed its own folder when imported (GRADIO_TEMP_DIR, or /tmp/gradio) and
+        # makes a folder there for an editor this page does not offer: one left behind at
+        # every run, and where another user's server made /tmp/gradio, no start at all.
+        gradio.routes.DEFAULT_TEMP_DIR = str(uploads)
         keep_removing_dead_uploads(uploads)  # a daemon: it ends with the server
         allow_many_open_files()
         app = build_app(engine)
