@@ -807,16 +807,24 @@ def test_a_photo_the_watch_cannot_classify_is_named_in_its_log(tiny_model_path, 
     camera.mkdir()
     (camera / "mouse.png").write_bytes(png_bytes(PROTOTYPE_COLOURS["Mouse"]))
     (camera / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    # A name that would forge a line of its own, in a terminal's red.
+    forging = "IMG_2\n12:00:00 9 new photos classified (9 since the watch began)\x1b[31m.HEIC"
+    (camera / forging).write_bytes(b"\x00\x00\x00\x18ftypheic")
     lines: list[str] = []
     watch_and_classify(
         Engine(tiny_model_path, threads=1), camera, tmp_path / "shift.csv", 0.7,
         poll_seconds=0.02, log=lines.append,
-        should_stop=lambda: any("since the watch began" in line for line in lines),
+        should_stop=lambda: any("since the watch began) in" in line for line in lines),
     )  # fmt: skip
     rows = {Path(row["path"]).name: row for row in read_rows(tmp_path / "shift.csv")}
-    said = [line.split(" ", 1)[1] for line in lines if "not classified" in line]
+    said = sorted(line.split(" ", 1)[1] for line in lines if "not classified" in line)
     reason = rows["IMG_0001.HEIC"]["error"]
-    assert reason and said == [f"not classified: {camera / 'IMG_0001.HEIC'}: {reason}"]
+    escaped = forging.replace("\n", "\\n").replace("\x1b", "\\x1b")
+    assert reason and said == [
+        f"not classified: {camera / 'IMG_0001.HEIC'}: {reason}",
+        f"not classified: {camera / escaped}: {reason}",
+    ]
+    assert all("\n" not in line and "\x1b" not in line for line in lines)
 
 
 def test_damaged_record_lines_are_left_out_not_a_watch_that_cannot_start(tmp_path: Path) -> None:

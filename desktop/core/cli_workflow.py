@@ -19,8 +19,8 @@ from .cli_common import (
     error,
     warning,
 )
-from .csv_export import readable_text
 from .engine import Engine
+from .log_streams import loggable
 from .model_info import ModelError
 from .results import Prediction
 from .sort_manifest import MANIFEST_FILE
@@ -76,7 +76,7 @@ def sort_photos(args: argparse.Namespace, predictions: list[Prediction], class_n
         f"(manifest: {args.sort_into / MANIFEST_FILE})" + report.earlier_sort_note()
     )
     for source, reason in report.failed:
-        error(f"not sorted: {readable_text(source)}: {reason}")
+        error(f"not sorted: {loggable(source)}: {loggable(reason)}")
     return EXIT_WRITE_FAILED if report.failed else EXIT_OK
 
 

@@ -12,6 +12,18 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
+from .csv_export import readable_text
+
+
+def loggable(text: str) -> str:
+    """`text` (a file name, a reason) for one line of a log: readable (`readable_text`),
+    with every character that is not printable escaped, so that a photo's name can neither
+    start a line of its own (a forged "classified" line) nor send a terminal its codes."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in readable_text(text)
+    )
+
 
 class ForgivingStream(io.TextIOBase):
     """`stream` (None when Python was started without it), with writes that fail dropped."""

@@ -43,6 +43,7 @@ from .csv_export import (
 )
 from .csv_import import CsvImportError, prediction_from_row
 from .discovery import file_state, is_clutter
+from .log_streams import loggable
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
 from .safe_files import open_own
 from .sort_history import undone_manifests
@@ -316,7 +317,7 @@ class _WatchFiler:
                 wait_if_busy=self._log,
             )
             for source, reason in report.failed:
-                self._log(f"not sorted: {source}: {reason}")
+                self._log(f"not sorted: {loggable(source)}: {loggable(reason)}")
                 not_filed.add(source)
         filed = {path: state for path, state in states.items() if path not in not_filed}
         _add_to_record(self._record, filed, SORTED)
@@ -389,7 +390,7 @@ def _say_errors(log: Callable[[str], None], batch: Iterable[Prediction]) -> None
     for prediction in batch:
         if prediction.error is not None:
             now = time.strftime("%H:%M:%S")
-            log(f"{now} not classified: {readable_text(prediction.path)}: {prediction.error}")
+            log(f"{now} not classified: {loggable(prediction.path)}: {loggable(prediction.error)}")
 
 
 def _say_classified(log: Callable[[str], None], new: int, total: int, folder: Path) -> int:
