@@ -283,6 +283,17 @@ def test_a_relative_output_folder_is_named_in_full(tiny_model_path, tmp_path, ca
     assert f"output folder does not exist: {Path.cwd() / 'shift'} " in capsys.readouterr().err
 
 
+def test_a_deleted_working_folder_is_a_usage_error(tiny_model_path, tmp_path, capsys, monkeypatch):
+    # A cron job left in a folder a sync tool replaced: os.getcwd() fails there.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert main([str(tmp_path), "--csv", "r.csv", "--model", str(tiny_model_path)]) == 2
+    said = capsys.readouterr().err
+    assert "error: cannot write to output folder ." in said and "Traceback" not in said
+
+
 IMAGES_FOR_CTRL_C = 5000
 
 

@@ -46,7 +46,10 @@ def checked_output_path(raw: str, option: str = "--csv", example: str = "results
             "would replace it: give the path of a regular file"
         )
     folder = output.parent
-    whole = os.path.abspath(folder)  # "." in a cron mail names no folder
+    try:
+        whole = os.path.abspath(folder)  # "." in a cron mail names no folder
+    except OSError:  # the working folder was deleted: "." it is
+        whole = str(folder)
     if not folder.is_dir():
         raise UsageError(f"output folder does not exist: {whole} (create it first)")
     try:
