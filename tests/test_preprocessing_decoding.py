@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -65,6 +68,19 @@ def test_any_decoder_failure_becomes_a_per_file_error(tmp_path, monkeypatch):
     with pytest.raises(ImageLoadError) as caught:
         load_rgb(path, (16, 16))
     assert "cannot decode image" in caught.value.reason and "KeyError" in caught.value.reason
+
+
+def test_damaged_metadata_decodes_without_a_warning_in_the_log(tmp_path):
+    # Pillow warned "Truncated File Read" (or "Corrupt EXIF data") once per such photo, in
+    # the commands' and the web page's logs, naming no file.
+    ifd = struct.pack(">H", 1) + struct.pack(">HHII", 0x010F, 2, 100, 0x2000) + bytes(4)
+    exif = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08" + ifd  # Make: 100 bytes past the end
+    path = tmp_path / "damaged-exif.jpg"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(path, "JPEG", exif=exif)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pixels = load_rgb(path, (32, 32))
+    assert pixels.shape == (32, 32, 3) and [str(w.message) for w in caught] == []
 
 
 def test_contract_states_the_jpeg_draft_decoding():

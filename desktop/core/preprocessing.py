@@ -206,6 +206,10 @@ def _opened_rgb(
         with warnings.catch_warnings():
             # We apply our own pixel limit below; Pillow's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # And what it says of a photo's damaged metadata ("Corrupt EXIF data", "Truncated
+            # File Read"): a line per photo in a station's log, naming no file; the photo
+            # decodes, or its error row says why.
+            warnings.simplefilter("ignore", UserWarning)
             with Image.open(path, formats=DECODED_FORMATS) as image:
                 pixels = image.width * image.height
                 if pixels > MAX_PIXELS:
