@@ -57,14 +57,7 @@ def start_server(
     local = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "::1": "[::1]"}.get(host, host)
     url = f"http://{local}:{port}/"
     deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    if not answers(url, process, deadline):
         process.kill()
         log.close()
         pytest.fail(f"the server did not answer: {Path(log.name).read_text()[-2000:]}")
@@ -72,6 +65,18 @@ def start_server(
     while "(Ctrl+C stops it)" not in log_path.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     return process, url, log
+
+
+def answers(url: str, process: subprocess.Popen, deadline: float) -> bool:
+    """Whether the page at `url` answers before `deadline`, while `process` runs."""
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -619,14 +624,8 @@ def test_a_closed_or_full_log_does_not_stop_the_page(tiny_model_path, tmp_path, 
             ["sh", "-c", f'exec "$@" --port {port} {log}', "sh", *command], stderr=stderr
         )
     try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        assert process.poll() is None, (tmp_path / "stderr.log").read_text()
+        served = answers(f"http://127.0.0.1:{port}/", process, time.monotonic() + TIMEOUT_S)
+        assert served, (tmp_path / "stderr.log").read_text()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, (tmp_path / "stderr.log").read_text()
     finally:
