@@ -70,6 +70,12 @@ def test_console_script_classifies_folders_and_reports(
         else:
             assert row["status"] == "error" and expect.reason in row["error"], name
             assert row["predicted_class"] == row["confidence"] == row["prob_Battery"] == ""
+        # Each photo that could not be read is named on stderr too, once: a broken link as
+        # the run begins, a photo that failed to decode as it ends.
+        said = f"{row['path']}: {row['error']}"
+        assert completed.stderr.count(said) == (expect.kind != "class"), name
+        if expect.kind == "error":
+            assert f"warning: not classified: {said}" in completed.stderr
     assert by_name[AMBIGUOUS_SAMPLE]["status"] == "review"
     # Good rows carry exactly what the engine computes for the preprocessed file.
     engine = Engine(tiny_model_path, threads=1)
@@ -195,6 +201,23 @@ def test_rows_the_csv_cannot_hold_fail_with_one_line_not_a_traceback(
     reason = "a.jpg: 3 probabilities for 10 class names"
     assert error == f"ewaste-classify: error: cannot write {out}: {reason}"
     assert not out.exists()
+
+
+def test_a_run_names_at_most_a_few_unreadable_photos_on_stderr(
+    tiny_model_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("desktop.core.cli.ERRORS_NAMED", 2)
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        (tmp_path / name).write_bytes(b"not a photo")
+    out = tmp_path / "r.csv"
+    assert main([str(tmp_path), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
+    said = capsys.readouterr().err
+    assert said.count("warning: not classified: ") == 2
+    assert f"warning: and 2 more not classified: the CSV's error rows name them ({out})" in said
+    assert sum(row["status"] == "error" for row in read_rows(out)) == 4
 
 
 def test_review_threshold_flag(

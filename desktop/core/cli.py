@@ -52,7 +52,7 @@ from .csv_export import is_being_written, write_results_csv
 from .discovery import Collection, collect_images, file_state
 from .earlier_csv import rows_moved_before, why_not_replace
 from .engine import Engine
-from .log_streams import forgiving_output
+from .log_streams import forgiving_output, loggable
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
 from .safe_files import fitting_name
@@ -62,6 +62,10 @@ from .sorting import check_destination
 from .stop_signals import Stopped, stop_signals_raise, stop_signals_wait
 from .watch import DEFAULT_POLL_SECONDS
 from .wording import plural
+
+# A folder of thousands of unreadable files (a wrong folder given) must not bury the
+# summary: the CSV names them all.
+ERRORS_NAMED = 20
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,6 +202,7 @@ def _write_and_finish(
     step = "after the CSV was written"
     try:
         _say_written(output, rows, len(carried), collection.skipped, args.review_threshold)
+        _name_the_unreadable(predictions, output)
         if waited:
             error(f"stopped by {waited[0]} while writing; the CSV above is complete")
             return waited[0].exit_status
@@ -230,6 +235,18 @@ def _say_written(
     )
 
 
+def _name_the_unreadable(predictions: Sequence[Prediction], output: Path) -> None:
+    """A line on stderr for each photo that could not be classified (the first
+    ERRORS_NAMED): which ones, a camera switched to HEIC or a share cutting copies short,
+    must not take opening the CSV to find."""
+    unreadable = [p for p in predictions if p.error is not None]
+    for prediction in unreadable[:ERRORS_NAMED]:
+        warning(f"not classified: {loggable(prediction.path)}: {loggable(prediction.error)}")
+    if len(unreadable) > ERRORS_NAMED:
+        more = len(unreadable) - ERRORS_NAMED
+        warning(f"and {more} more not classified: the CSV's error rows name them ({output})")
+
+
 def _among(path: Path, inputs: Sequence[str]) -> bool:
     """Whether `path` is one of `inputs` or inside one of their folders."""
     target = path.resolve()
@@ -260,7 +277,7 @@ def _warn_about_paths(collection: Collection) -> None:
     """Say at once what the CSV will only list: a broken link, a link loop, or a run that
     found no image at all, which would otherwise end in an empty CSV and exit 0."""
     for problem in collection.problems:
-        warning(f"{problem.path}: {problem.error}")
+        warning(f"{loggable(problem.path)}: {loggable(problem.error)}")
     if not collection.images:
         skipped = f" ({plural(collection.skipped, 'other file')})" if collection.skipped else ""
         warning(f"no images found in the given paths{skipped}")
