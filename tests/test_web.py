@@ -80,15 +80,21 @@ def answers(url: str, process: subprocess.Popen, deadline: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The page on the tiny model with an activation map output, as `--cam` exports."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The page on the tiny model with an activation map output, as `--cam` exports: its
+    address and its log."""
     folder = tmp_path_factory.mktemp("web")
     model = build_tiny_model(folder / "tiny-cam.onnx", cam=True)
     process, url, log = start_server(model, folder / "server.log")
-    yield url
+    yield url, Path(log.name)
     process.terminate()
     process.wait(timeout=30)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[str, Path]) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -476,6 +482,39 @@ def test_the_http_api_answers_like_the_page(server: str, tmp_path: Path) -> None
         bundle.write(photo, "mouse.png")
     verdict, _, _ = client.predict(handle_file(str(archive)), 70, api_name="/classify")
     assert verdict == "**A zip or an archive:** send it on the Many photos or a zip tab."
+
+
+def test_the_log_has_a_line_for_each_photo_and_batch_and_names_what_failed(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, log = served
+    mouse = write_solid(tmp_path / "mouse.png", PROTOTYPE_COLOURS["Mouse"])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    client = Client(url, verbose=False)
+    client.predict(handle_file(str(mouse)), 70, api_name="/classify")
+    client.predict(
+        [handle_file(str(mouse)), handle_file(str(broken))], 70, api_name="/classify_many"
+    )
+    time_stamp = r"\d\d:\d\d:\d\d"
+    said = log.read_text()
+    assert re.search(rf"^{time_stamp} one photo, mouse\.png: ok, Mouse [\d.]+ %$", said, re.M), said
+    batch = rf"^{time_stamp} 2 results: 1 ok · 0 need review · 1 error$"
+    assert re.search(batch, said, re.M), said
+    failed = rf"^{time_stamp} not classified: broken\.png: not an image file"
+    assert re.search(failed, said, re.M), said
+
+
+def test_a_name_sent_with_a_line_break_stays_on_its_log_line(capsys) -> None:
+    from desktop.core.results import Prediction
+    from desktop.web.app import log_batch
+
+    sent = Prediction("bro\nken.png\n12:00:00 2 results: 2 ok", None, error="not an image")
+    log_batch([sent], 0.7)
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == 2 and said[1].endswith(
+        "not classified: bro\\nken.png\\n12:00:00 2 results: 2 ok: not an image"
+    )
 
 
 def test_the_batch_api_takes_its_threshold_and_only_files_uploaded_to_it(server, tmp_path):

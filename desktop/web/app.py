@@ -41,7 +41,7 @@ from desktop.core.argtypes import port_number  # noqa: E402
 from desktop.core.cam import cam_heatmap_over_image  # noqa: E402
 from desktop.core.csv_export import results_csv_name, write_results_csv  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
-from desktop.core.log_streams import forgiving_output  # noqa: E402
+from desktop.core.log_streams import forgiving_output, loggable  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
     ImageLoadError,
@@ -144,6 +144,31 @@ def verdict_text(prediction: Prediction, class_names: Sequence[str], threshold: 
     return f"**{name}** {percent(prediction.confidence)} · {STATUS_LABELS[status]}"
 
 
+def outcome(prediction: Prediction, class_names: Sequence[str], threshold: float) -> str:
+    """The verdict of one photo for a log line: its status and nearest class, or why it
+    could not be classified (the class names are the model's words: escaped too)."""
+    status = status_of(prediction, threshold)
+    if status == STATUS_ERROR:
+        return f"not classified: {loggable(prediction.error)}"
+    name = loggable(class_names[prediction.top_index])
+    return f"{STATUS_LABELS[status]}, {name} {percent(prediction.confidence)}"
+
+
+def log_batch(rows: Sequence[Prediction], threshold: float) -> None:
+    """A batch's counts, and a line for each photo that could not be classified."""
+    counts = count_statuses(rows, threshold)
+    log_request(counts_line(len(rows), counts.ok, counts.review, counts.unknown, counts.error))
+    for row in rows:
+        if row.error is not None:
+            log_request(f"not classified: {loggable(row.path)}: {loggable(row.error)}")
+
+
+def log_request(text: str) -> None:
+    """A line on stdout for what the page classified: a service's log shows the page in
+    use and which uploads failed, as a watch's does."""
+    say([f"{time.strftime('%H:%M:%S')} {text}"])
+
+
 RED = np.array([230.0, 30.0, 30.0])
 
 
@@ -221,6 +246,9 @@ def build_app(engine: Engine) -> gr.Blocks:
             return archive, None, None, None
         prediction = engine.classify_file(upload)
         threshold = threshold_percent / 100
+        log_request(
+            f"one photo, {loggable(Path(upload).name)}: {outcome(prediction, names, threshold)}"
+        )
         probabilities = (
             {}
             if not prediction.ok
@@ -260,6 +288,7 @@ def build_app(engine: Engine) -> gr.Blocks:
             for prediction, name in zip(classified, upload.names, strict=True)
         ]
         rows = upload.in_order(predictions + upload.failed)
+        log_batch(rows, threshold_percent / 100)
         result = BatchResult(rows, upload.skipped, workdir / results_csv_name())
         return (*batch_view(result, names, threshold_percent / 100), result)
 
