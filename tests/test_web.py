@@ -857,6 +857,22 @@ def test_the_server_raises_its_limit_of_open_files(tiny_model_path, tmp_path) ->
         process.wait(timeout=30)
 
 
+def test_no_writable_temporary_folder_is_said_in_one_line(tiny_model_path: Path) -> None:
+    # A hardened service may have none; the tests can write somewhere (as root, anywhere),
+    # so Python's list of places to try is emptied instead.
+    command = (
+        "import sys, tempfile; tempfile._candidate_tempdir_list = lambda: []; "
+        "from desktop.web import main; sys.exit(main(sys.argv[1:]))"
+    )
+    options = ["--model", str(tiny_model_path), "--port", str(free_port())]
+    result = subprocess.run(
+        [sys.executable, "-c", command, *options], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    said = "ewaste-web: error: no writable temporary folder for the uploads: set TMPDIR to one"
+    assert result.stderr.startswith(said) and result.stderr.count("\n") == 1, result.stderr
+
+
 def test_a_port_already_taken_is_said_in_one_line(tiny_model_path, tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
