@@ -643,6 +643,7 @@ def test_a_stopped_server_leaves_no_upload_behind(tiny_model_path: Path, tmp_pat
         process.send_signal(signal.SIGINT)  # ... and an impatient Ctrl+C during the clean-up
         assert process.wait(timeout=30) == 0
         log.close()
+    assert re.search(r"^\d\d:\d\d:\d\d stopped by SIGTERM$", Path(log.name).read_text(), re.M)
     # Gradio's copies, and the empty temporary file it leaves for each one: the server's
     # own folder in the cache went whole, and nothing Gradio made beside it stayed (its
     # folder for an editor this page does not offer, made where another user's server

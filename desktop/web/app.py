@@ -447,8 +447,9 @@ def _main(argv: Sequence[str] | None) -> int:
         # stop (an impatient Ctrl+C) must not cut the clean-up short.
         with stop_signals_raise_once():
             return serve_and_clean_up(engine, host, args.port)
-    except Stopped:
-        return 0  # the way a server is stopped: a clean exit
+    except Stopped as stop:  # the way a server is stopped: a clean exit, said in its log
+        log_request(f"stopped by {stop}")
+        return 0
 
 
 def serve_and_clean_up(engine: Engine, host: str, port: int) -> int:
