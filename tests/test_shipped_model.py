@@ -9,10 +9,13 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from desktop.core.assets import default_model_path
+from desktop.core.assets import SHIPPED_MODEL_SHA256, default_model_path
 from desktop.core.engine import Engine
+from desktop.core.hashing import file_sha256
+from desktop.core.model_info import ModelError
 from desktop.core.preprocessing import load_model_input, mirror
 
 # The SHA-256 of efficientnet-lite0-57934424.pth (trainer.weights.LITE0_SHA256), written
@@ -55,6 +58,34 @@ def test_shipped_model_is_self_describing_and_small():
     # Calibrated and with unknown-item detection, both fitted on validation only.
     assert engine.detects_unknown and 0.3 < engine.info.temperature < 1.0
     assert meta["calibration"]["fitted_on"] == "val" and meta["open_set"]["chosen_on"] == "val"
+
+
+def test_the_shipped_models_hash_is_the_one_the_engine_expects():
+    # Whoever ships a new model updates SHIPPED_MODEL_SHA256 with it.
+    assert file_sha256(default_model_path()) == SHIPPED_MODEL_SHA256
+
+
+def test_a_damaged_shipped_model_is_refused_not_run(tmp_path, monkeypatch, capsys):
+    # One weight changed: the graph still loads and runs, and its answers are wrong.
+    damaged = tmp_path / "ewaste-classifier.onnx"
+    data = bytearray(default_model_path().read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    Engine(damaged)  # as a model given by path (--model): loads, nothing to compare with
+    monkeypatch.setattr("desktop.core.engine.default_model_path", lambda: damaged)
+    with pytest.raises(ModelError, match="is damaged or not the one this version ships"):
+        Engine()
+    from desktop.core.cli import main
+
+    samples = str(_samples_dir())
+    assert main([samples, "--csv", str(tmp_path / "out.csv")]) == 2
+    said = capsys.readouterr().err
+    assert f"the shipped model {damaged} is damaged" in said and "reinstall" in said
+    assert not (tmp_path / "out.csv").exists()
+    # An intact copy in the same place is the shipped model: the bytes are checked, not
+    # where they lie.
+    damaged.write_bytes(default_model_path().read_bytes())
+    assert Engine().model_sha256 == SHIPPED_MODEL_SHA256
 
 
 def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):

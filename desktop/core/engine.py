@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .assets import default_model_path
+from .assets import SHIPPED_MODEL_SHA256, default_model_path
 from .hashing import file_sha256
 from .limits import MAX_CAM_SIDE, MAX_STATIC_BATCH, MAX_THREADS, TEST_RUN_SECONDS
 from .model_info import ModelError, ModelInfo, parse_model_info
@@ -69,6 +69,8 @@ class Engine:
         self.model_path: Path = _existing_model_file(model_path)
         # The hash of the file as loaded, for reports: the file may be replaced or gone since.
         self.model_sha256: str = _sha256_of_model(self.model_path)
+        if model_path is None:
+            _check_is_the_shipped_model(self.model_path, self.model_sha256)
         self.threads = threads
         self.decode_workers = decode_workers or max(1, min(4, os.cpu_count() or 1))
         self._session = _open_session(self.model_path, threads)
@@ -330,6 +332,15 @@ def _sha256_of_model(path: Path) -> str:
         return file_sha256(path)
     except OSError as exc:
         raise ModelError(f"cannot read the model file {path}: {exc.strerror or exc}") from exc
+
+
+def _check_is_the_shipped_model(path: Path, sha256: str) -> None:
+    if sha256 != SHIPPED_MODEL_SHA256:
+        raise ModelError(
+            f"the shipped model {path} is damaged or not the one this version ships (SHA-256 "
+            f"{sha256[:12]}..., expected {SHIPPED_MODEL_SHA256[:12]}...): reinstall "
+            "ewaste-sorter, or pass --model PATH"
+        )
 
 
 def _open_session(path: Path, threads: int | None) -> ort.InferenceSession:
