@@ -1,5 +1,5 @@
 """Fail the build when the bundle holds anything of the training side (TensorFlow, Keras,
-tf2onnx, the trainer, the converter), or lacks the model or an executable."""
+tf2onnx, the trainer, the converter), or lacks the model, its licences or an executable."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 FORBIDDEN = ("tensorflow", "keras", "tf2onnx", "trainer", "converter", "torch", "matplotlib")
+# The app's licence, and the Apache-2.0 of the weights the model derives from.
+LICENCES = ("LICENSE", "LICENSES/efficientnet-lite0-weights.txt")
 
 
 def problems(bundle: Path) -> list[str]:
@@ -30,6 +32,9 @@ def problems(bundle: Path) -> list[str]:
             found.append(f"missing {executable}{suffix}")
     if not list(bundle.rglob("ewaste-classifier.onnx")):
         found.append("missing the model ewaste-classifier.onnx")
+    for licence in LICENCES:  # beside the executables, or in PyInstaller's _internal/
+        if not any((bundle / folder / licence).is_file() for folder in (".", "_internal")):
+            found.append(f"missing the licence {licence}")
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,18 @@ def test_a_damaged_shipped_model_is_refused_not_run(tmp_path, monkeypatch, capsy
     # where they lie.
     damaged.write_bytes(default_model_path().read_bytes())
     assert Engine().model_sha256 == SHIPPED_MODEL_SHA256
+
+
+def test_the_install_carries_the_apps_licence_and_the_weights_apache_notice():
+    # Apache-2.0 asks that a work derived from the weights (the model) go with the licence
+    # and the notice: every install has them in its metadata's licence files.
+    installed = metadata.distribution("ewaste-sorter")
+    files = installed.metadata.get_all("License-File")
+    assert files == ["LICENSE", "LICENSES/efficientnet-lite0-weights.txt"]
+    assert "MIT License" in installed.read_text("licenses/LICENSE")
+    weights = installed.read_text("licenses/LICENSES/efficientnet-lite0-weights.txt")
+    assert "Copyright (c) 2020, ML Illustrated" in weights and LITE0_SHA256 in weights
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in weights
 
 
 def test_classify_runs_from_any_folder_on_the_installed_samples(tmp_path):
