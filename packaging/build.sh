@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=build/bundle
-rm -rf "$work" dist/ewaste-sorter
+# build/lib: setuptools' staging folder keeps files since deleted from the tree (an old
+# model), and `pip install .` would ship them.
+rm -rf "$work" build/lib dist/ewaste-sorter
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade pip
 "$work/venv/bin/python" -m pip install -q . "pyinstaller>=6.10,<7"
