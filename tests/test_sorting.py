@@ -223,6 +223,27 @@ def test_a_reused_name_is_a_new_photo_for_the_sort_and_for_the_undo(engine, tmp_
     assert files_under(dest) == [dest / UNDONE_MANIFEST_FILE]
 
 
+def test_a_reused_name_moved_into_two_folders_keeps_both_photos_at_the_next_sort(
+    engine, tmp_path
+) -> None:
+    # A camera's counter reset: card/IMG_1.png is moved into Battery, then a new photo
+    # under that name into PCB. The manifest's two rows share a source but are two photos:
+    # the leftover sweep at the start of any later sort must not take the older for a
+    # re-file's stale copy and delete it (its source is gone: it is the only copy).
+    card, dest, names = tmp_path / "card", tmp_path / "sorted", list(CLASS_NAMES)
+    card.mkdir()
+    first_digest = digest(write_solid(card / "IMG_1.png", PROTOTYPE_COLOURS["Battery"]))
+    sort_into(classified(engine, card), dest, names, THRESHOLD, move=True)
+    second_digest = digest(write_solid(card / "IMG_1.png", PROTOTYPE_COLOURS["PCB"]))
+    sort_into(classified(engine, card), dest, names, THRESHOLD, move=True)
+    assert list(card.iterdir()) == []
+
+    sort_into(classified(engine, card), dest, names, THRESHOLD, move=True)  # the next card
+
+    assert digest(dest / "Battery" / "IMG_1.png") == first_digest
+    assert digest(dest / "PCB" / "IMG_1.png") == second_digest
+
+
 def test_undo_works_from_any_folder_and_reads_older_relative_manifests(
     engine, tmp_path, monkeypatch
 ) -> None:
@@ -618,6 +639,36 @@ def test_a_move_keeps_an_original_whose_sorted_copy_was_changed(engine, tmp_path
     }  # fmt: skip
 
 
+def test_a_stopped_move_whose_filed_copy_was_replaced_keeps_the_original(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # A move killed after the photo was filed and its row written, before its original
+    # went; then an editor saved a new file over the filed one (a new file: the hard link
+    # to the original is broken). The next sort must compare it again, not delete the
+    # original for a copy that is no longer one.
+    card, dest, names = tmp_path / "card", tmp_path / "sorted", list(CLASS_NAMES)
+    card.mkdir()
+    photo = write_solid(card / "item.png", PROTOTYPE_COLOURS["Battery"])
+    before = digest(photo)
+    predictions = classified(engine, card)
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sorting, "_finish_move", killed)
+    with pytest.raises(KeyboardInterrupt):
+        sort_into(predictions, dest, names, THRESHOLD, move=True)
+    monkeypatch.undo()
+    filed = dest / "Battery" / "item.png"
+    filed.unlink()
+    write_solid(filed, PROTOTYPE_COLOURS["Battery"], size=(40, 40))
+
+    report = sort_into(predictions, dest, names, THRESHOLD, move=True)
+
+    assert report.failed == [(str(photo), f"{filed} was changed since it was filed; both kept")]
+    assert digest(photo) == before and digest(filed) != before
+
+
 def test_a_move_whose_new_folder_is_blocked_still_says_the_photo_moved(engine, tmp_path) -> None:
     # Copied, then moved with a class set meanwhile whose folder cannot be made (a file has
     # its name): the original goes all the same, and the report says where the photo is.
@@ -732,6 +783,27 @@ def test_a_refile_stopped_before_the_old_name_went_is_finished_by_the_next_sort(
     (dest / "Keyboard" / "mouse.png").write_bytes(b"edited by hand")
     report = undo_sort(dest)
     assert len(report.failed) == 1 and len(report.filed) == len(before) - 1
+
+
+def test_a_photo_set_back_to_its_first_class_stays_there_at_the_next_sort(engine, tmp_path):
+    # A person's class Battery -> PCB -> Battery: the first row and the latest name the same
+    # file. The leftover sweep must see it is the current place, not a re-file's old copy.
+    card, dest, names = tmp_path / "card", tmp_path / "sorted", list(CLASS_NAMES)
+    card.mkdir()
+    photo = write_solid(card / "item.png", PROTOTYPE_COLOURS["Battery"])
+    before = digest(photo)
+    predictions = classified(engine, card)
+    sort_into(predictions, dest, names, THRESHOLD, move=True)
+    for person in ("PCB", "Battery"):
+        confirmed = {str(photo): person}
+        sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=confirmed)
+    assert digest(dest / "Battery" / "item.png") == before
+
+    again = sort_into(predictions, dest, names, THRESHOLD, move=True, confirmed=confirmed)
+
+    assert again.skipped == [str(photo)] and not again.failed
+    assert digest(dest / "Battery" / "item.png") == before  # its only copy: the card is empty
+    assert [digest(p) for p in files_under(dest)] == [before]
 
 
 def test_a_sorted_copy_changed_by_hand_is_not_refiled(engine, tmp_path) -> None:
@@ -1405,6 +1477,76 @@ def test_a_windows_stick_without_hard_links_gets_copies(engine, tmp_path, monkey
     report = sort_into(classified(engine, photos), tmp_path / "s", list(CLASS_NAMES), THRESHOLD)
     assert not report.failed and len(report.filed) == len(before)
     assert sorted(digest(p) for p in files_under(tmp_path / "s")) == sorted(before.values())
+
+
+def test_two_photos_of_one_name_moved_to_a_stick_without_hard_links_are_both_kept(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # On FAT or exFAT a copy takes its name by an exclusive create, then a rename over it:
+    # the second camera's IMG_1.png must get "IMG_1 (2).png", never replace the first,
+    # whose original the move has already deleted.
+    no_hard_links(monkeypatch)
+    first, second = tmp_path / "cam1", tmp_path / "cam2"
+    first.mkdir()
+    second.mkdir()
+    one = digest(write_solid(first / "IMG_1.png", PROTOTYPE_COLOURS["Battery"]))
+    two = digest(write_solid(second / "IMG_1.png", PROTOTYPE_COLOURS["Battery"], size=(40, 40)))
+    dest = tmp_path / "stick"
+    rows = classified(engine, first) + classified(engine, second)
+
+    report = sort_into(rows, dest, list(CLASS_NAMES), THRESHOLD, move=True)
+
+    assert not report.failed and len(report.filed) == 2
+    assert not (first / "IMG_1.png").exists() and not (second / "IMG_1.png").exists()
+    assert digest(dest / "Battery" / "IMG_1.png") == one
+    assert digest(dest / "Battery" / "IMG_1 (2).png") == two
+
+
+def test_a_copy_whose_bytes_differ_from_the_photo_fails_and_the_original_stays(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # A failing stick: the copy's bytes read back differ from the photo's. A move must not
+    # delete the original for it, nor leave the bad copy under the photo's name.
+    no_hard_links(monkeypatch)
+    real_copy = shutil.copyfileobj
+
+    def corrupting(reader, writer, length):
+        real_copy(reader, writer, length)
+        reader.seek(40)
+        flipped = reader.read(1)[0] ^ 0xFF
+        writer.seek(40)
+        writer.write(bytes([flipped]))
+
+    monkeypatch.setattr(file_placing.shutil, "copyfileobj", corrupting)
+    card, dest = tmp_path / "card", tmp_path / "stick"
+    card.mkdir()
+    photo = write_solid(card / "item.png", PROTOTYPE_COLOURS["Battery"])
+    before = digest(photo)
+
+    report = sort_into(classified(engine, card), dest, list(CLASS_NAMES), THRESHOLD, move=True)
+
+    [(source, reason)] = report.failed
+    assert source == str(photo) and "differs" in reason and not report.filed
+    assert digest(photo) == before
+    assert files_under(dest) == []  # nor under a temporary name
+
+
+def test_a_copy_on_a_stick_without_hard_links_keeps_the_photos_modified_time(
+    engine, tmp_path, monkeypatch
+) -> None:
+    # The modified time is often the only "when was it taken" a PNG carries; a copy sort
+    # must carry it over, not stamp the copy with the time of the sort.
+    no_hard_links(monkeypatch)
+    card, dest = tmp_path / "card", tmp_path / "stick"
+    card.mkdir()
+    photo = write_solid(card / "item.png", PROTOTYPE_COLOURS["Battery"])
+    taken = 1_600_000_000 * 10**9  # September 2020
+    os.utime(photo, ns=(taken, taken))
+
+    report = sort_into(classified(engine, card), dest, list(CLASS_NAMES), THRESHOLD)
+
+    assert not report.failed and photo.is_file()
+    assert (dest / "Battery" / "item.png").stat().st_mtime_ns == taken
 
 
 def test_a_file_that_is_not_a_photo_is_never_sorted(engine, tmp_path) -> None:
