@@ -369,6 +369,54 @@ def test_a_results_csv_reads_back_as_it_was_written(tmp_path: Path) -> None:
         read_results_csv(out, ["A", "B"])
 
 
+def test_a_confirmed_class_the_model_does_not_have_is_refused_on_reopening(tmp_path) -> None:
+    from desktop.core.csv_import import CsvImportError, read_results_csv
+
+    # A typo made in a spreadsheet: reopened, "Batery" would be a class no sort folder or
+    # count of this model has, so the file is refused with the line and the class it names.
+    photo = tmp_path / "cell.jpg"
+    photo.write_bytes(b"x")
+    out = tmp_path / "review.csv"
+    rows = [Prediction(str(photo), probabilities(0, 0.9))]
+    write_results_csv(out, rows, CLASS_NAMES, confirmed={str(photo): "Battery"})
+    assert read_results_csv(out, list(CLASS_NAMES)).confirmed == {str(photo): "Battery"}
+    lines = read_back(out)
+    lines[1][-1] = "Batery"
+    with open(out, "w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle).writerows(lines)
+    with pytest.raises(CsvImportError, match="review.csv, line 2: unknown class 'Batery'"):
+        read_results_csv(out, list(CLASS_NAMES))
+
+
+def test_a_csv_written_before_the_confirmed_class_column_reopens(tmp_path: Path) -> None:
+    from desktop.core.csv_import import read_results_csv
+
+    # Earlier releases wrote no confirmed_class column: their CSVs still reopen, with the
+    # same predictions and nothing confirmed.
+    photos = [tmp_path / "washer.jpg", tmp_path / "broken.jpg"]
+    for photo in photos:
+        photo.write_bytes(b"x")
+    rows = [
+        Prediction(str(photos[0]), probabilities(9, 0.93)),
+        Prediction.failed(str(photos[1]), "empty file (0 bytes)"),
+    ]
+    out = tmp_path / "old.csv"
+    write_results_csv(out, rows, CLASS_NAMES)
+    older = [line[:-1] for line in read_back(out)]
+    assert older[0] == HEADER[:-1]
+    with open(out, "w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle).writerows(older)
+
+    reopened = read_results_csv(out, list(CLASS_NAMES))
+
+    assert [p.path for p in reopened.predictions] == [str(p) for p in photos]
+    np.testing.assert_allclose(
+        reopened.predictions[0].probabilities, rows[0].probabilities, rtol=1e-5
+    )
+    assert reopened.predictions[1].error == "empty file (0 bytes)"
+    assert reopened.confirmed == {} and reopened.missing == []
+
+
 def test_a_confidence_at_the_threshold_keeps_its_status_when_reopened(tmp_path: Path) -> None:
     from desktop.core.csv_import import read_results_csv
     from desktop.core.results import status_of

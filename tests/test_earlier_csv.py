@@ -136,3 +136,20 @@ def test_a_stopped_move_sort_run_again_keeps_the_rows_of_the_photos_it_moved(
         str(photos / "IMG_0001.png"),
         str(photos / "battery.png"),
     ]
+
+
+def test_a_next_days_batch_of_only_new_names_does_not_carry_on_yesterdays_csv(
+    run, tmp_path: Path
+) -> None:
+    # Yesterday's --move sort finished: its photos are gone from the camera folder. Today
+    # brings only a new name (no counter reset to give it away): this run finishes nothing,
+    # so the CSV lists today's photo alone, not yesterday's rows as well.
+    photos = photos_of_every_class(tmp_path / "camera")
+    dest, results = tmp_path / "sorted", tmp_path / "shift.csv"
+    command = (photos, "--csv", results, "--sort-into", dest, "--move")
+    assert run(*command) == 0
+    assert len(csv_rows(results)) == 10 and list(photos.iterdir()) == []
+
+    write_solid(photos / "IMG_0001.png", PROTOTYPE_COLOURS["Mouse"])
+    assert run(*command) == 0
+    assert [row["path"] for row in csv_rows(results)] == [str(photos / "IMG_0001.png")]

@@ -78,6 +78,24 @@ def test_hostile_metadata_is_refused_with_exit_2_and_one_line(
     assert not (tmp_path / "r.csv").exists()
 
 
+def test_a_model_of_sigmoid_scores_is_refused_though_each_lies_in_0_to_1(
+    tmp_path: Path,
+) -> None:
+    # One sigmoid per class (a multi-label export): every value is in [0, 1], yet they do
+    # not sum to 1, so a "confidence" would not be the chance the item is of that class.
+    model = build_tiny_model(tmp_path / "sigmoid.onnx", softmax=False)
+    graph = onnx.load(str(model))
+    [head] = [node for node in graph.graph.node if node.op_type == "Identity"]
+    head.op_type = "Sigmoid"
+    onnx.save(graph, str(model))
+    with pytest.raises(ModelError, match=r"not a probability distribution .*sum 0\.5"):
+        Engine(model, threads=1)
+    [photo] = photos(tmp_path / "in", 1)
+    result = run_cli(str(photo), "--csv", str(tmp_path / "r.csv"), "--model", str(model))
+    assert result.returncode == 2 and "export the model with its softmax" in result.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
 def test_a_model_with_100000_classes_is_refused_before_it_runs(tmp_path: Path) -> None:
     names = [f"class {i}" for i in range(100_000)]
     model = build_tiny_model(tmp_path / "wide.onnx", metadata=tiny_metadata(class_names=names))

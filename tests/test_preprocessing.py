@@ -17,6 +17,7 @@ from desktop.core.preprocessing import (
     is_supported_image,
     load_model_input,
     load_rgb,
+    mirror,
 )
 from fixtures_images import (
     UNREADABLE_FILE,
@@ -42,6 +43,16 @@ def decode(path: Path) -> np.ndarray:
     """Decoding facts (orientation, modes, transparency) on the whole image: stretched, so
     no letterbox padding mixes in (resizing is tested on its own)."""
     return load_rgb(path, SIZE, "stretch")
+
+
+def write_gradient(path: Path, size: tuple[int, int]) -> Path:
+    """A PNG of `size` (width, height) whose red rises left to right and green top to
+    bottom: no two pixels alike, so any flip or pick of other pixels shows."""
+    width, height = size
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    pixels = np.stack([x * 255 // (width - 1), y * 255 // (height - 1), (x * y * 37) % 256], -1)
+    Image.fromarray(pixels.astype(np.uint8), "RGB").save(path)
+    return path
 
 
 def assert_colour(pixels: np.ndarray, colour: np.ndarray, tolerance: int = 6) -> None:
@@ -77,6 +88,29 @@ def test_letterbox_keeps_the_aspect_ratio_on_white(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="unknown resize mode"):
         load_rgb(square, SIZE, "crop")
+
+
+def test_stretch_is_pillows_bilinear_resize_of_the_photo(tmp_path: Path) -> None:
+    # The trainer resized with the same filter: another one (nearest pixel) shifts edges
+    # and fine detail away from what the model learned on.
+    path = write_gradient(tmp_path / "gradient.png", (7, 5))
+    expected = Image.open(path).convert("RGB").resize((4, 3), Image.Resampling.BILINEAR)
+    np.testing.assert_array_equal(load_rgb(path, (3, 4), "stretch"), np.asarray(expected))
+
+
+def test_mirror_flips_each_image_of_a_batch_left_to_right(tmp_path: Path) -> None:
+    # The second view of flip averaging: an upside-down view, or the images swapped
+    # within the batch, would average the predictions of other pictures.
+    first = write_gradient(tmp_path / "first.png", (6, 4))
+    second = tmp_path / "second.png"
+    Image.open(first).transpose(Image.Transpose.ROTATE_180).save(second)
+    batch = np.stack([load_model_input(path, (4, 6)) for path in (first, second)])
+    flipped = []
+    for path in (first, second):
+        view = tmp_path / f"flipped-{path.name}"
+        Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(view)
+        flipped.append(load_model_input(view, (4, 6)))
+    np.testing.assert_array_equal(mirror(batch), np.stack(flipped))
 
 
 def test_model_input_is_the_same_pixels_as_float32_0_to_255(tmp_path: Path) -> None:

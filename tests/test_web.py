@@ -801,6 +801,28 @@ def test_a_batchs_folder_goes_after_a_day(tmp_path: Path, monkeypatch) -> None:
         uploads.remove_workdirs()
 
 
+def test_past_the_kept_number_of_batches_the_oldest_folder_goes_not_the_new_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from desktop.web import uploads
+
+    # A busy station within one day: the request just made needs its folder (its photos and
+    # CSV link); the one made longest ago is what goes.
+    monkeypatch.setattr(uploads.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(uploads, "_WORKDIRS", [])  # none left by another test
+    try:
+        folders = []
+        for _ in range(uploads.KEPT_WORKDIRS + 1):
+            folders.append(uploads.new_workdir())
+            assert folders[-1].is_dir()  # the request's own folder, there to write into
+            (folders[-1] / "ewaste-results.csv").write_text("path\n")
+        assert not folders[0].exists()
+        assert all((folder / "ewaste-results.csv").is_file() for folder in folders[1:])
+        assert len(list(tmp_path.iterdir())) == uploads.KEPT_WORKDIRS
+    finally:
+        uploads.remove_workdirs()
+
+
 def test_uploads_cut_off_are_removed_while_the_server_runs(tmp_path, monkeypatch) -> None:
     from desktop.web import uploads
 
