@@ -203,21 +203,46 @@ def test_rows_the_csv_cannot_hold_fail_with_one_line_not_a_traceback(
     assert not out.exists()
 
 
-def test_a_run_names_at_most_a_few_unreadable_photos_on_stderr(
-    tiny_model_path: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_run_names_at_most_20_unreadable_photos_then_ends_with_its_counts(
+    tiny_model_path: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("desktop.core.cli.ERRORS_NAMED", 2)
-    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
-        (tmp_path / name).write_bytes(b"not a photo")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(22):
+        (photos / f"IMG_{index:04}.jpg").write_bytes(b"not a photo")
     out = tmp_path / "r.csv"
-    assert main([str(tmp_path), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
+    completed = subprocess.run(
+        [str(CONSOLE_SCRIPT), str(photos), "--csv", str(out), "--model", str(tiny_model_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, in the order a terminal shows it
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stdout
+    lines = completed.stdout.splitlines()
+    named = [line for line in lines if "warning: not classified: " in line]
+    assert len(named) == 20 and named[0].endswith(
+        "IMG_0000.jpg: not an image file, or not a format this app reads"
+    )
+    assert f"ewaste-classify: warning: and 2 more not classified: the error rows of {out}" in lines
+    # The counts come last, where a terminal leaves them in sight.
+    assert lines[-2:] == [
+        f"wrote 22 rows to {out}",
+        "0 ok, 0 to review (confidence under 0.7), 0 unknown items, 22 errors; "
+        "0 non-image files skipped",
+    ]
+    assert sum(row["status"] == "error" for row in read_rows(out)) == 22
+
+
+def test_a_broken_links_name_is_escaped_in_its_warning(tiny_model_path, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "bro\nken.jpg").symlink_to(tmp_path / "gone.jpg")
+    out = tmp_path / "r.csv"
+    assert main([str(photos), "--csv", str(out), "--model", str(tiny_model_path)]) == 0
     said = capsys.readouterr().err
-    assert said.count("warning: not classified: ") == 2
-    assert f"warning: and 2 more not classified: the CSV's error rows name them ({out})" in said
-    assert sum(row["status"] == "error" for row in read_rows(out)) == 4
+    assert "warning: " + str(photos) + "/bro\\nken.jpg: broken symbolic link" in said
+    assert "bro\nken" not in said
 
 
 def test_review_threshold_flag(

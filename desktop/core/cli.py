@@ -201,8 +201,8 @@ def _write_and_finish(
         return EXIT_WRITE_FAILED
     step = "after the CSV was written"
     try:
+        _name_the_unreadable(predictions, output)  # first: the counts end the output
         _say_written(output, rows, len(carried), collection.skipped, args.review_threshold)
-        _name_the_unreadable(predictions, output)
         if waited:
             error(f"stopped by {waited[0]} while writing; the CSV above is complete")
             return waited[0].exit_status
@@ -244,7 +244,7 @@ def _name_the_unreadable(predictions: Sequence[Prediction], output: Path) -> Non
         warning(f"not classified: {loggable(prediction.path)}: {loggable(prediction.error)}")
     if len(unreadable) > ERRORS_NAMED:
         more = len(unreadable) - ERRORS_NAMED
-        warning(f"and {more} more not classified: the CSV's error rows name them ({output})")
+        warning(f"and {more} more not classified: the error rows of {loggable(str(output))}")
 
 
 def _among(path: Path, inputs: Sequence[str]) -> bool:
