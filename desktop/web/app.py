@@ -155,18 +155,27 @@ def outcome(prediction: Prediction, class_names: Sequence[str], threshold: float
 
 
 def log_batch(rows: Sequence[Prediction], threshold: float) -> None:
-    """A batch's counts, and a line for each photo that could not be classified."""
+    """A batch's counts, and a line for each photo that could not be classified (the
+    first LOGGED_FAILURES: a zip of thousands of broken files must not flood the log), in
+    one write, so that another request's line never lands inside them."""
     counts = count_statuses(rows, threshold)
-    log_request(counts_line(len(rows), counts.ok, counts.review, counts.unknown, counts.error))
-    for row in rows:
-        if row.error is not None:
-            log_request(f"not classified: {loggable(row.path)}: {loggable(row.error)}")
+    said = [counts_line(len(rows), counts.ok, counts.review, counts.unknown, counts.error)]
+    failed = [row for row in rows if row.error is not None]
+    for row in failed[:LOGGED_FAILURES]:
+        said.append(f"not classified: {loggable(row.path)}: {loggable(row.error)}")
+    if len(failed) > LOGGED_FAILURES:
+        said.append(f"and {len(failed) - LOGGED_FAILURES} more not classified")
+    log_request(*said)
 
 
-def log_request(text: str) -> None:
-    """A line on stdout for what the page classified: a service's log shows the page in
-    use and which uploads failed, as a watch's does."""
-    say([f"{time.strftime('%H:%M:%S')} {text}"])
+LOGGED_FAILURES = 20
+
+
+def log_request(*lines: str) -> None:
+    """Timed lines on stdout for what the page classified: a service's log shows the page
+    in use and which uploads failed, as a watch's does."""
+    now = time.strftime("%H:%M:%S")
+    say([f"{now} {line}" for line in lines])
 
 
 RED = np.array([230.0, 30.0, 30.0])
