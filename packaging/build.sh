@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=build/bundle
 # build/lib: setuptools' staging folder keeps files since deleted from the tree (an old
-# model), and `pip install .` would ship them.
+# model), and copies a file only when it is newer than its staged copy (a retrained model
+# moved in keeps its older time): `pip install .` would ship the stale one.
 rm -rf "$work" build/lib dist/ewaste-sorter
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade pip
