@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 from bench_common import (
-    DEFAULT_DATASET,
+    add_split_arguments,
     command_line,
     environment,
-    is_test_split,
+    labelled_split,
     markdown_table,
-    split_folder,
 )
 from PIL import Image
 
@@ -55,31 +54,13 @@ def make_variant(image: Image.Image, variant: str) -> Image.Image:
     return image.crop((left, top, left + size[0], top + size[1]))
 
 
-def labelled_images(split_dir: Path) -> list[tuple[Path, str]]:
-    return sorted(
-        (path, folder.name)
-        for folder in split_dir.iterdir()
-        if folder.is_dir()
-        for path in folder.iterdir()
-        if path.is_file()
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET.parent)
-    parser.add_argument("--split", default="val", help="train or val (never test)")
+    add_split_arguments(parser)
     args = parser.parse_args(argv)
-    if is_test_split(args.split):  # the resize mode is a choice: never made on test
-        parser.error("--split: give train or val; the test split is read once, for the model")
+    items = labelled_split(parser, args)
     engine = Engine(args.model)
     names = list(engine.class_names)
-    split = split_folder(args.data, args.split)
-    items = labelled_images(split) if split.is_dir() else []
-    if not items:
-        print(f"bench_aspect: no images in {split}", file=sys.stderr)
-        return 2
     truth = np.array([names.index(label) for _, label in items])
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

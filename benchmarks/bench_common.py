@@ -72,6 +72,33 @@ def photos_to_time(parser: argparse.ArgumentParser, folder: Path, option: str) -
     return photos
 
 
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --data (a dataset's root) and --split, for a script that scores a model
+    on variants of one labelled split (`labelled_split` refuses the test split)."""
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET.parent)
+    parser.add_argument("--split", default="val", help="train or val (never test)")
+
+
+def labelled_split(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list:
+    """(path, class name) of every image of the split `args` names, in name order. The
+    test split is refused: what these scripts measure are choices and limits, not made on
+    test."""
+    if is_test_split(args.split):
+        parser.error("--split: give train or val; the test split is read once, for the model")
+    split = split_folder(args.data, args.split)
+    items = sorted(
+        (path, folder.name)
+        for folder in (split.iterdir() if split.is_dir() else [])
+        if folder.is_dir()
+        for path in folder.iterdir()
+        if path.is_file()
+    )
+    if not items:
+        parser.error(f"--data: no images in {split}")
+    return items
+
+
 def split_folder(root: Path, split: str) -> Path:
     """`root`'s folder of `split` under any name the trainer takes (val or validation)."""
     wanted = SPLIT_ALIASES.get(split, split)

@@ -20,14 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from bench_aspect import labelled_images
 from bench_common import (
-    DEFAULT_DATASET,
+    add_split_arguments,
     command_line,
     environment,
-    is_test_split,
+    labelled_split,
     markdown_table,
-    split_folder,
 )
 from PIL import Image
 
@@ -68,19 +66,11 @@ def noisy(pixels: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATASET.parent)
-    parser.add_argument("--split", default="val", help="train or val (never test)")
+    add_split_arguments(parser)
     args = parser.parse_args(argv)
-    if is_test_split(args.split):
-        parser.error("--split: give train or val; the test split is read once, for the model")
+    items = labelled_split(parser, args)
     engine = Engine(args.model)
     names = list(engine.class_names)
-    split = split_folder(args.data, args.split)
-    items = labelled_images(split) if split.is_dir() else []
-    if not items:
-        print(f"bench_item_size: no images in {split}", file=sys.stderr)
-        return 2
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
