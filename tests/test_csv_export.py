@@ -32,6 +32,12 @@ def read_back(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
+def write_back(path: Path, lines: list[list[str]]) -> None:
+    """`lines` written as the app writes a CSV, as a spreadsheet would save an edit."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle).writerows(lines)
+
+
 def probabilities(top: int, confidence: float) -> np.ndarray:
     rest = (1.0 - confidence) / (len(CLASS_NAMES) - 1)
     values = np.full(len(CLASS_NAMES), rest, dtype=np.float32)
@@ -382,8 +388,7 @@ def test_a_confirmed_class_the_model_does_not_have_is_refused_on_reopening(tmp_p
     assert read_results_csv(out, list(CLASS_NAMES)).confirmed == {str(photo): "Battery"}
     lines = read_back(out)
     lines[1][-1] = "Batery"
-    with open(out, "w", encoding="utf-8-sig", newline="") as handle:
-        csv.writer(handle).writerows(lines)
+    write_back(out, lines)
     with pytest.raises(CsvImportError, match="review.csv, line 2: unknown class 'Batery'"):
         read_results_csv(out, list(CLASS_NAMES))
 
@@ -404,8 +409,7 @@ def test_a_csv_written_before_the_confirmed_class_column_reopens(tmp_path: Path)
     write_results_csv(out, rows, CLASS_NAMES)
     older = [line[:-1] for line in read_back(out)]
     assert older[0] == HEADER[:-1]
-    with open(out, "w", encoding="utf-8-sig", newline="") as handle:
-        csv.writer(handle).writerows(older)
+    write_back(out, older)
 
     reopened = read_results_csv(out, list(CLASS_NAMES))
 
