@@ -52,7 +52,7 @@ from .csv_export import is_being_written, write_results_csv
 from .discovery import Collection, collect_images, file_state
 from .earlier_csv import rows_moved_before, why_not_replace
 from .engine import Engine
-from .log_streams import forgiving_output, loggable
+from .log_streams import forgiving_output, loggable, not_classified
 from .model_info import ModelError
 from .results import DEFAULT_REVIEW_THRESHOLD, Prediction, count_statuses
 from .safe_files import fitting_name
@@ -241,7 +241,7 @@ def _name_the_unreadable(predictions: Sequence[Prediction], output: Path) -> Non
     must not take opening the CSV to find."""
     unreadable = [p for p in predictions if p.error is not None]
     for prediction in unreadable[:ERRORS_NAMED]:
-        warning(f"not classified: {loggable(prediction.path)}: {loggable(prediction.error)}")
+        warning(not_classified(prediction.path, prediction.error))
     if len(unreadable) > ERRORS_NAMED:
         more = len(unreadable) - ERRORS_NAMED
         warning(f"and {more} more not classified: the error rows of {loggable(str(output))}")

@@ -25,6 +25,12 @@ def loggable(text: str) -> str:
     )
 
 
+def not_classified(path: str, reason: str) -> str:
+    """The one line that names a photo that could not be classified, in a watch's log, on a
+    batch run's stderr and in the web page's log."""
+    return f"not classified: {loggable(path)}: {loggable(reason)}"
+
+
 class ForgivingStream(io.TextIOBase):
     """`stream` (None when Python was started without it), with writes that fail dropped."""
 

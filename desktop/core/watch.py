@@ -43,7 +43,7 @@ from .csv_export import (
 )
 from .csv_import import CsvImportError, prediction_from_row
 from .discovery import file_state, is_clutter
-from .log_streams import loggable
+from .log_streams import loggable, not_classified
 from .preprocessing import ImageLoadError, is_photo_file, is_supported_image, load_rgb
 from .safe_files import open_own
 from .sort_history import undone_manifests
@@ -390,7 +390,7 @@ def _say_errors(log: Callable[[str], None], batch: Iterable[Prediction]) -> None
     for prediction in batch:
         if prediction.error is not None:
             now = time.strftime("%H:%M:%S")
-            log(f"{now} not classified: {loggable(prediction.path)}: {loggable(prediction.error)}")
+            log(f"{now} {not_classified(prediction.path, prediction.error)}")
 
 
 def _say_classified(log: Callable[[str], None], new: int, total: int, folder: Path) -> int:

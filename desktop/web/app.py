@@ -41,7 +41,7 @@ from desktop.core.argtypes import port_number  # noqa: E402
 from desktop.core.cam import cam_heatmap_over_image  # noqa: E402
 from desktop.core.csv_export import results_csv_name, write_results_csv  # noqa: E402
 from desktop.core.engine import Engine  # noqa: E402
-from desktop.core.log_streams import forgiving_output, loggable  # noqa: E402
+from desktop.core.log_streams import forgiving_output, loggable, not_classified  # noqa: E402
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
     ImageLoadError,
@@ -162,7 +162,7 @@ def log_batch(rows: Sequence[Prediction], threshold: float) -> None:
     said = [counts_line(len(rows), counts.ok, counts.review, counts.unknown, counts.error)]
     failed = [row for row in rows if row.error is not None]
     for row in failed[:LOGGED_FAILURES]:
-        said.append(f"not classified: {loggable(row.path)}: {loggable(row.error)}")
+        said.append(not_classified(row.path, row.error))
     if len(failed) > LOGGED_FAILURES:
         said.append(f"and {len(failed) - LOGGED_FAILURES} more not classified")
     log_request(*said)
