@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from desktop.core.cam import cam_heatmap, cam_heatmap_over_image
-from desktop.core.preprocessing import image_box
+from desktop.core.preprocessing import image_box, input_rect
 from desktop.core.results import Prediction
 
 
@@ -51,20 +51,35 @@ def test_heatmap_rejects_a_map_that_is_not_a_grid() -> None:
 def test_a_letterboxed_images_map_is_the_part_of_the_inputs_map_over_it() -> None:
     # A 4:1 photo letterboxed into a 32x32 input fills rows 12-20 of it: grid rows 1 and 2
     # of a 4x4 map; rows 0 and 3 lie over the white padding above and below.
+    photo = np.zeros((100, 400, 3), dtype=np.uint8)
     assert image_box((400, 100), (32, 32), "letterbox") == (0, 12, 32, 8)
-    assert image_box((400, 100), (32, 32), "stretch") == (0, 0, 32, 32)
+    rect = input_rect(photo, (32, 32), "letterbox")
+    assert rect == (0.0, -1.5, 1.0, 4.0)  # the input: 400x400 photo pixels, centred
     over_padding, over_photo = np.zeros((4, 4)), np.zeros((4, 4))
     over_padding[0, :] = 1.0
     over_photo[1, :2] = 1.0  # the photo's left half, upper part
-    box = image_box((400, 100), (32, 32), "letterbox")
 
-    heat = cam_heatmap_over_image(over_padding, (100, 400), (32, 32), box)
+    heat = cam_heatmap_over_image(over_padding, (100, 400), rect)
     assert heat.shape == (100, 400) and heat.max() < 1e-6  # nothing of it on the photo
-    heat = cam_heatmap_over_image(over_photo, (100, 400), (32, 32), box)
+    heat = cam_heatmap_over_image(over_photo, (100, 400), rect)
     assert heat[0, :100].min() > 0.99 and heat[:, 300:].max() < 1e-6
     # A stretched photo fills the input: its map is the whole map, as cam_heatmap draws it.
-    whole = cam_heatmap_over_image(over_padding, (100, 400), (32, 32), (0, 0, 32, 32))
+    stretch = input_rect(photo, (32, 32), "stretch")
+    whole = cam_heatmap_over_image(over_padding, (100, 400), stretch)
     np.testing.assert_array_equal(whole, cam_heatmap(over_padding, (100, 400)))
+
+
+def test_an_item_crops_map_covers_the_items_square_and_nothing_else() -> None:
+    # Item mode: the input was the square around the item, a quarter of the photo's width.
+    # The whole map lies over that square; the rest of the photo, unseen, gets no heat.
+    rect = (0.5, 0.25, 0.25, 0.5)  # of a (height 200, width 400) photo: x 200-300, y 50-150
+    heat = cam_heatmap_over_image(np.ones((4, 4)), (200, 400), rect)
+    assert heat[50:150, 200:300].min() > 0.99
+    assert heat[:50].max() == 0 and heat[150:].max() == 0
+    assert heat[:, :200].max() == 0 and heat[:, 300:].max() == 0
+    # A square past the photo's edge: only its part over the photo is drawn.
+    heat = cam_heatmap_over_image(np.ones((4, 4)), (200, 400), (-0.1, -0.2, 0.25, 0.5))
+    assert heat[:60, :60].min() > 0.99 and heat[60:].max() == 0 and heat[:, 60:].max() == 0
 
 
 def test_prediction_keeps_its_own_read_only_copy_of_the_map() -> None:

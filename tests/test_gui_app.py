@@ -1187,6 +1187,41 @@ def test_the_map_of_a_letterboxing_model_lies_over_its_input_not_the_photo(
     assert view.overlay_rect(QRectF(10, 20, 400, 100)) == QRectF(10, -130, 400, 400)
 
 
+def test_the_map_of_an_item_cropping_model_lies_over_the_item_and_dims_the_rest(
+    qtbot, make_window, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import QPoint, QRectF
+
+    from desktop.core.preprocessing import contract
+
+    metadata = {**tiny_metadata(cam=True), "preprocessing": contract("item")}
+    model = build_tiny_model(tmp_path / "item.onnx", cam=True, metadata=metadata)
+    window = make_window(model)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    pixels = np.full((300, 400, 3), 128, dtype=np.uint8)  # a grey table, 4:3
+    pixels[100:150, 250:300] = (255, 0, 0)  # a small red item, right of centre
+    photo = tmp_path / "table.png"
+    Image.fromarray(pixels).save(photo)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [photo]))
+    window.view.select_proxy_row(0)
+    assert CLASS_NAMES[window.preview.row.top_index] == "Battery"  # the item, not the table
+    view = window.preview.image_view
+    qtbot.waitUntil(lambda: not view.pending, timeout=5000)
+    # The input was the item's square (50 px, 8 % margin: 58): drawn over a 400x300 photo
+    # shown at 800x600, the map covers that square and nothing else.
+    rect = view.overlay_rect(QRectF(0, 0, 800, 600))
+    assert abs(rect.center().x() - 550) <= 4 and abs(rect.center().y() - 250) <= 4
+    assert abs(rect.width() - 116) <= 6 and abs(rect.height() - 116) <= 6
+    plain = view.grab().toImage()
+    window.preview.cam_check.click()
+    overlaid = view.grab().toImage()
+    # The table at the photo's left, far from the item, which the model never saw, is
+    # dimmed like the coolest part of the map.
+    table = QPoint(view.width() // 10, view.height() // 2)
+    assert plain.pixelColor(table).name() == "#808080"  # the photo, not the pane around it
+    assert overlaid.pixelColor(table).lightness() < plain.pixelColor(table).lightness() - 30
+
+
 def test_cam_checkbox_is_disabled_for_a_model_without_cam(
     qtbot, window: MainWindow, sample_images_dir: Path
 ) -> None:
@@ -1261,5 +1296,6 @@ def test_status_line_and_about_say_which_backbone_and_weights(
     assert about.startswith(f"E-Waste Sorter {project_version}\n")  # the release, for IT
     assert metadata["summary"] in about and "5" * 64 in about
     assert "licence Apache-2.0" in about and "{" not in about  # sentences, not a dict
-    assert "resized by stretch" in about  # the tiny model's metadata says stretch
+    # The tiny model's metadata says stretch, in the contract's word and the user's.
+    assert "resized by stretch (the whole photo, stretched to a square)" in about
     assert json.loads(details)["weights"] == metadata["weights"]  # the whole record

@@ -14,7 +14,9 @@ from PIL import Image
 
 from desktop.core.preprocessing import (
     ImageLoadError,
+    input_rect,
     is_supported_image,
+    item_frame,
     load_model_input,
     load_rgb,
     mirror,
@@ -96,6 +98,101 @@ def test_stretch_is_pillows_bilinear_resize_of_the_photo(tmp_path: Path) -> None
     path = write_gradient(tmp_path / "gradient.png", (7, 5))
     expected = Image.open(path).convert("RGB").resize((4, 3), Image.Resampling.BILINEAR)
     np.testing.assert_array_equal(load_rgb(path, (3, 4), "stretch"), np.asarray(expected))
+
+
+def item_on_a_table(
+    path: Path, size: tuple[int, int], box: tuple[int, int, int, int], noise: float = 0.0
+) -> Path:
+    """A grey table photo of `size` (width, height) with a red item filling `box` (left,
+    top, right, bottom), its sensor noise `noise` levels (standard deviation)."""
+    pixels = np.full((size[1], size[0], 3), 150.0)
+    left, top, right, bottom = box
+    pixels[top:bottom, left:right] = RED
+    pixels += np.random.default_rng(0).normal(0, noise, pixels.shape)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_item_mode_crops_a_small_item_to_fill_the_input(tmp_path: Path) -> None:
+    # A 40x40 item in a 400x300 photo: a tenth of it across, stretched; the square around
+    # it with 8 % margin on each side (40 * 1.16 = 46 px) in item mode, the table around.
+    path = item_on_a_table(tmp_path / "table.png", (400, 300), (200, 100, 240, 140), noise=3)
+    stretched = load_rgb(path, (50, 50), "stretch")
+    assert (np.abs(stretched.astype(int) - RED).max(axis=2) < 60).mean() < 0.03
+    cropped = load_rgb(path, (50, 50), "item")
+    item = np.abs(cropped.astype(int) - RED).max(axis=2) < 60
+    assert 0.7 < item.mean() < 0.8  # (40 / 46.4) squared = 0.74
+    assert item[4:-4, 4:-4].all() and not item[:2].any() and not item[:, -2:].any()
+    assert_colour(cropped[0], np.array([150, 150, 150]), tolerance=12)  # the margin: table
+
+
+def test_item_mode_fills_a_square_past_the_photos_edge_with_the_table(tmp_path: Path) -> None:
+    # A tall item at the left edge: its square reaches past the photo on the left and
+    # must hold the table's colour there, not white or black.
+    path = item_on_a_table(tmp_path / "edge.png", (300, 200), (0, 50, 20, 150))
+    found = item_frame(Image.open(path).convert("RGB"))
+    assert found.background == (150, 150, 150) and not found.empty
+    left, top, side = found.square
+    assert left < 0 and 110 <= side <= 122 and abs(top + side / 2 - 100) <= 2
+    pixels = load_rgb(path, (58, 58), "item")
+    assert_colour(pixels[:, :20], np.array([150, 150, 150]), tolerance=2)
+    assert (np.abs(pixels.astype(int) - RED).max(axis=2) < 30).any(axis=0)[25:33].all()
+
+
+def test_item_mode_feeds_an_empty_frame_as_one_flat_colour(tmp_path: Path) -> None:
+    # Nothing stands out of the surface: the input is its colour, flat, so a model that
+    # detects unknown items calls it a blank frame (prediction_loop.is_blank).
+    pixels = np.full((300, 400, 3), 90.0) + np.random.default_rng(1).normal(0, 3, (300, 400, 3))
+    pixels *= np.linspace(1.0, 0.92, 400)[None, :, None]  # a lens's vignette
+    path = tmp_path / "empty.jpg"
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
+    empty = load_rgb(path, SIZE, "item")
+    assert empty.std() == 0 and abs(int(empty[0, 0, 0]) - 88) <= 4
+    assert load_rgb(path, SIZE, "stretch").std() > 1  # the whole photo is not flat
+
+
+def test_a_catalogue_image_keeps_its_item_whole_in_item_mode(tmp_path: Path) -> None:
+    # The dataset's photos: the item on white, filling most of the frame. The crop may
+    # only trim the white around it, never cut into the item.
+    path = item_on_a_table(tmp_path / "catalogue.png", (150, 150), (10, 20, 140, 130))
+    pixels = np.asarray(Image.open(path)).copy()
+    pixels[pixels[..., 1] == 150] = 255  # the table white, as in the catalogue
+    Image.fromarray(pixels).save(path)
+    found = item_frame(Image.open(path).convert("RGB"))
+    assert found.background == (255, 255, 255)
+    left, top, side = found.square
+    assert left <= 10 and top <= 20 and left + side >= 140 and top + side >= 130
+    # One that fills the photo both ways is not cropped: stretched whole, as in "stretch".
+    filling = item_on_a_table(tmp_path / "filling.png", (150, 150), (2, 3, 148, 147))
+    assert item_frame(Image.open(filling).convert("RGB")).square is None
+    np.testing.assert_array_equal(
+        load_rgb(filling, SIZE, "item"), load_rgb(filling, SIZE, "stretch")
+    )
+
+
+def test_a_textured_table_is_not_taken_for_an_item(tmp_path: Path) -> None:
+    # Wood grain differs from its own median colour everywhere: a crop to the "box" of
+    # those pixels would be arbitrary, so the whole photo is used, as by "stretch".
+    y, x = np.mgrid[0:300, 0:400]
+    grain = 140 + 25 * np.sin(x / 9.0 + 3 * np.sin(y / 60.0))
+    pixels = np.stack([grain, grain * 0.75, grain * 0.5], axis=2)
+    pixels[120:170, 180:230] = (0, 0, 255)
+    path = tmp_path / "wood.png"
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    assert item_frame(Image.open(path).convert("RGB")).square is None
+    np.testing.assert_array_equal(load_rgb(path, SIZE, "item"), load_rgb(path, SIZE, "stretch"))
+
+
+def test_input_rect_says_where_the_models_input_lies_over_the_photo(tmp_path: Path) -> None:
+    path = item_on_a_table(tmp_path / "table.png", (400, 300), (200, 100, 240, 140))
+    photo = np.asarray(Image.open(path).convert("RGB"))
+    left, top, width, height = input_rect(photo, (50, 50), "item")
+    assert abs((left + width / 2) * 400 - 220) <= 2 and abs((top + height / 2) * 300 - 120) <= 2
+    assert abs(width * 400 - 46.4) <= 2 and abs(height * 300 - 46.4) <= 2
+    assert input_rect(photo, (50, 50), "stretch") == (0.0, 0.0, 1.0, 1.0)
+    # Letterboxed into a square, the input is a 400x400 square centred on the photo.
+    assert input_rect(photo, (50, 50), "letterbox") == (0.0, -50 / 300, 1.0, 400 / 300)
+    assert input_rect(np.full((30, 40, 3), 7, np.uint8), (8, 8), "item") == (0, 0, 1, 1)
 
 
 def test_mirror_flips_each_image_of_a_batch_left_to_right(tmp_path: Path) -> None:

@@ -806,6 +806,30 @@ def test_the_map_of_a_letterboxing_model_is_laid_over_the_photo_not_its_padding(
     assert luminance[:10].mean() > 1.5 * luminance[-10:].mean()
 
 
+def test_the_map_of_an_item_cropping_model_is_laid_over_the_item_only(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from desktop.core.engine import Engine
+    from desktop.core.preprocessing import contract
+    from desktop.core.results import Prediction
+    from desktop.web.app import overlay
+    from tiny_model import tiny_metadata
+
+    pixels = np.full((300, 400, 3), 128, np.uint8)  # a grey table
+    pixels[100:150, 250:300] = (0, 0, 255)  # a small blue item
+    photo = tmp_path / "table.png"
+    Image.fromarray(pixels).save(photo)
+    item = {**tiny_metadata(cam=True), "preprocessing": contract("item")}
+    engine = Engine(build_tiny_model(tmp_path / "item.onnx", cam=True, metadata=item))
+    looked = Prediction(str(photo), np.full(10, 0.1, np.float32), cam=np.ones((4, 2)))
+    shown = overlay(str(photo), looked, engine).astype(int)
+    # Hot all over the input: the item's square lit and reddened; the table the crop
+    # left out dimmed, as where the model did not look.
+    assert shown[110:140, 260:290, 0].min() > 100  # red added over the blue item
+    assert shown[:80, :200].max() < 0.5 * 128 and shown[250:, :].max() < 0.5 * 128
+
+
 def test_a_batchs_folder_goes_after_a_day(tmp_path: Path, monkeypatch) -> None:
     from desktop.web import uploads
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from desktop.core.extras import missing_extra
+from desktop.core.preprocessing import RESIZE_MODES
 from desktop.core.safe_files import probe_writing
 from desktop.core.stop_signals import Stopped, stop_signals_raise
 from trainer.config import PRESETS, TrainConfig
@@ -22,8 +23,9 @@ FIELD_HELP = {
     "weights": "imagenet, none, or a weights file: EfficientNetV2B0 no-top .h5, or "
     "EfficientNet-Lite0's efficientnet-lite0-57934424.pth",
     "batchnorm": "train (BatchNorm statistics update) or frozen (inference mode throughout)",
-    "resize": "stretch (the whole image to the input size) or letterbox (aspect ratio kept, "
-    "white padding); the exported model's metadata carries it to the app",
+    "resize": "stretch (the whole image to the input size), letterbox (aspect ratio kept, "
+    "white padding) or item (cropped to the item on a plain background, then stretched); "
+    "the exported model's metadata carries it to the app",
     "frozen_layers": "backbone layers kept frozen, counted from the input",
     "mix_probability": "share of training batches mixed by MixUp or CutMix",
     "augment": "basic (flip, rotation, zoom), strong (+ translation, contrast, brightness), "
@@ -129,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--resize",
-        choices=("stretch", "letterbox"),
+        choices=tuple(RESIZE_MODES),
         default=None,
         help="how a .keras model with no run.json beside it was trained (else read from "
         "run.json or the .onnx file)",

@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from desktop.core.preprocessing import RESIZE_MODES
 from trainer.errors import ConfigError
 
 
@@ -21,8 +22,9 @@ from trainer.errors import ConfigError
 class TrainConfig:
     backbone: str = "efficientnetv2-b0"  # or "efficientnet-lite0": see trainer.model
     image_size: int = 128
-    # How images reach image_size: "stretch" or "letterbox" (aspect kept, white padding);
-    # the exported model's metadata carries it to the app (desktop.core.preprocessing).
+    # How images reach image_size: "stretch", "letterbox" (aspect kept, white padding) or
+    # "item" (cropped to the item first); the exported model's metadata carries it to the
+    # app (desktop.core.preprocessing).
     resize: str = "stretch"
     weights: str = "imagenet"  # "imagenet", "none", or a path to the backbone's weights file
     frozen_layers: int = 100  # backbone layers kept frozen (counted from the input)
@@ -78,7 +80,7 @@ class TrainConfig:
 # The settings that take one of a few words (the others are numbers or paths).
 CHOICES: dict[str, tuple[str, ...]] = {
     "backbone": ("efficientnetv2-b0", "efficientnet-lite0"),
-    "resize": ("stretch", "letterbox"),
+    "resize": tuple(RESIZE_MODES),
     "batchnorm": ("train", "frozen"),
     "optimizer": ("adam", "adamw"),
     "schedule": ("constant", "cosine"),

@@ -4,9 +4,10 @@ The converter's `--cam` output is the last convolutional feature map times the f
 kernel, one (h, w) grid of scores per class (4x4 for a 128-pixel input). The grid covers
 the model's whole input: cell (i, j) is the region around ((i + 0.5) / h, (j + 0.5) / w) of
 its height and width. A stretched image fills the input, whatever its aspect ratio; a
-letterboxed one fills only its box in it (`preprocessing.image_box`), the rest being
-padding, so its map is the part of the input's map over that box. NumPy only, so the GUI,
-the web page and the tests share one definition.
+letterboxed one fills only its box in it, the rest being padding; the "item" mode's input
+is a square around the item, often a small part of the photo. `preprocessing.input_rect`
+says where the input lies over the photo, and the map is drawn there. NumPy only, so the
+GUI, the web page and the tests share one definition.
 """
 
 from __future__ import annotations
@@ -39,25 +40,25 @@ def cam_heatmap(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def cam_heatmap_over_image(
-    cam: np.ndarray,
-    image_size: tuple[int, int],
-    input_size: tuple[int, int],
-    box: tuple[int, int, int, int],
+    cam: np.ndarray, image_size: tuple[int, int], rect: tuple[float, float, float, float]
 ) -> np.ndarray:
-    """The (height, width) heatmap over an image shown at `image_size` (height, width) that
-    filled `box` (left, top, width, height; see `preprocessing.image_box`) of the model's
-    input of `input_size` (height, width): the whole input's map drawn at the image's scale,
-    then cut to the image. Scaled by the maximum over the whole input, as the app paints."""
+    """The (height, width) heatmap over an image shown at `image_size` (height, width),
+    where the model's whole input covered `rect` of it (left, top, width, height, as
+    fractions of the image: `preprocessing.input_rect`): the input's map drawn over that
+    rect, cut to the image. Parts of the image outside the input (cropped away) get zero;
+    scaled by the maximum over the whole input, as the app paints."""
     height, width = image_size
-    left, top, box_width, box_height = box
-    input_height, input_width = input_size
-    scale_y, scale_x = height / box_height, width / box_width
-    whole = cam_heatmap(cam, (round(input_height * scale_y), round(input_width * scale_x)))
-    y0, x0 = round(top * scale_y), round(left * scale_x)
-    cut = whole[y0 : y0 + height, x0 : x0 + width]
-    if cut.shape != (height, width):  # rounding left a row or column short: repeat the edge
-        cut = np.pad(cut, [(0, height - cut.shape[0]), (0, width - cut.shape[1])], mode="edge")
-    return cut
+    left, top, rect_width, rect_height = rect
+    x0, y0 = round(left * width), round(top * height)
+    x1, y1 = round((left + rect_width) * width), round((top + rect_height) * height)
+    whole = cam_heatmap(cam, (max(1, y1 - y0), max(1, x1 - x0)))
+    heat = np.zeros((height, width), dtype=np.float32)
+    rows = slice(max(0, y0), max(0, min(height, y1)))
+    columns = slice(max(0, x0), max(0, min(width, x1)))
+    heat[rows, columns] = whole[
+        rows.start - y0 : rows.stop - y0, columns.start - x0 : columns.stop - x0
+    ]
+    return heat
 
 
 def _interpolation(out_size: int, in_size: int) -> np.ndarray:

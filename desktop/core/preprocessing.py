@@ -11,12 +11,15 @@ not clipped), resize to the model's input size with bilinear filtering, and feed
 pixels in 0-255 in NHWC order. Every backbone normalises inside the model, so nothing here
 does.
 
-Resizing has two modes, and the model's metadata says which one it was trained with:
+Resizing has three modes, and the model's metadata says which one it uses:
 "stretch" resizes the whole image to the input size, "letterbox" keeps the aspect ratio and
 centres the image on white. On the square dataset images both give the same pixels; on 4:3
 and 3:4 variants of the validation images letterbox lost or tied 9 of 10 comparisons
 against stretch for the shipped model (benchmarks/bench_aspect.py, README), so stretch is
-the default.
+the default for training. "item" first crops the photo to the square around the item (what
+stands out of a plain background, see `item_frame`), then stretches that: a phone photo of
+an item lying on a table is mostly table, and the model learned from catalogue photos the
+item fills (benchmarks/bench_item_size.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import stat
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +43,40 @@ LAYOUT = "NHWC"
 RESIZE_MODES = {
     "letterbox": "bilinear, aspect ratio kept, centred on white padding to input size",
     "stretch": "bilinear, whole image to input size (no crop, no padding)",
+    "item": (
+        "square around the pixels that differ from the border's median colour by over 16 %"
+        " of its brightest channel, at least 10 levels (found at 400 px), 8 % margin, filled"
+        " with that colour (none differ: all that colour; their box spans 90 % of the photo"
+        " both ways: the whole photo), bilinear to input size; JPEG drafted at 4 times the"
+        " input size"
+    ),
+}
+# Each mode as the user reads it (Help › About the model).
+RESIZE_IN_WORDS = {
+    "letterbox": "the whole photo, padded to a square",
+    "stretch": "the whole photo, stretched to a square",
+    "item": "the photo cropped to the item",
 }
 DEFAULT_RESIZE = "stretch"
 # White, like the transparency background and the catalogue photos the model learned from.
 PADDING_COLOR = (255, 255, 255)
+# The "item" mode's crop (its text in RESIZE_MODES is the contract). A pixel is the item
+# when it differs from the background, the border's median colour, in any channel by over
+# ITEM_DIFFERENCE_SHARE of the background's brightest channel (40 levels on white, the
+# catalogue's background; less on a darker table, or in a dim photo, whose contrast light
+# scales down alike) and by at least ITEM_MIN_DIFFERENCE levels (over sensor noise and a
+# lens's vignette). Then the margin kept around the item, of its larger side, each way;
+# the side of the copy the item is looked for in (small, for speed; a box filter averages
+# the noise away); and how much larger than the input a JPEG is decoded, so an item a
+# quarter of the photo's height still reaches the input at full resolution.
+ITEM_DIFFERENCE_SHARE = 0.16
+ITEM_MIN_DIFFERENCE = 10
+# What the item's box must span of the photo's width and of its height for the whole
+# photo to be used instead: a wood-grain table differs from its own median everywhere.
+ITEM_FILLS_SHARE = 0.9
+ITEM_MARGIN = 0.08
+ITEM_SEARCH_SIDE = 400
+ITEM_DRAFT_FACTOR = 4
 
 # Facts of the contract, written into the model metadata by the converter (with the
 # resize mode of the model being exported: see `contract`).
@@ -141,14 +175,24 @@ def load_rgb(
     for its turn to decode (see DECODE_BUDGET).
     """
     _checked_mode(resize)
-    height, width = size
-    with _opened_rgb(path, draft_side=max(height, width), abandon=abandon) as rgb:
+    draft_side = max(size) * (ITEM_DRAFT_FACTOR if resize == "item" else 1)
+    with _opened_rgb(path, draft_side=draft_side, abandon=abandon) as rgb:
         return fit_to_input(rgb, size, resize)
 
 
 def fit_to_input(rgb: Image.Image, size: tuple[int, int], resize: str) -> np.ndarray:
     """Resize a decoded RGB image to (height, width) by the contract's `resize` mode."""
     height, width = size
+    if resize == "item":
+        found = item_frame(rgb)
+        if found.empty:  # nothing for the model to see but the surface
+            return np.full((height, width, 3), found.background, dtype=np.uint8)
+        if found.square is not None:
+            left, top, side = found.square
+            framed = Image.new("RGB", (side, side), found.background)
+            framed.paste(rgb, (-left, -top))
+            rgb = framed
+        return np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
     left, top, inner_width, inner_height = image_box((rgb.width, rgb.height), size, resize)
     if (inner_width, inner_height) != (width, height):
         canvas = Image.new("RGB", (width, height), PADDING_COLOR)
@@ -156,6 +200,77 @@ def fit_to_input(rgb: Image.Image, size: tuple[int, int], resize: str) -> np.nda
         canvas.paste(inner, (left, top))
         return np.asarray(canvas, dtype=np.uint8)
     return np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class ItemFrame:
+    """What the "item" mode found in a photo (see `item_frame`)."""
+
+    background: tuple[int, int, int]  # the median colour of the photo's border
+    # The square to crop, in the photo's pixels: (left, top, side), reaching past its
+    # edges where the item is near one. None: the whole photo, stretched (an item that
+    # fills it, or a background with no plain colour) or, if `empty`, none of it.
+    square: tuple[int, int, int] | None
+    empty: bool = False  # nothing stands out of the background: a bare surface
+
+
+def item_frame(rgb: Image.Image) -> ItemFrame:
+    """Where the item is in an RGB photo, for the "item" mode.
+
+    The item is every pixel that differs from the background (the median colour of the
+    photo's border; see ITEM_DIFFERENCE_SHARE). Its square is centred on the box around
+    them, with ITEM_MARGIN around the box's larger side. When that box spans most of the
+    photo both ways (ITEM_FILLS_SHARE) there is nothing to crop: the item fills the photo,
+    or the table is not one plain colour (wood grain, clutter) and the box means nothing.
+    """
+    scale = min(1.0, ITEM_SEARCH_SIDE / max(rgb.width, rgb.height))
+    small_size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    pixels = np.asarray(rgb.resize(small_size, Image.Resampling.BOX), dtype=np.int16)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    median = np.median(border, axis=0).astype(np.int16)
+    background = (int(median[0]), int(median[1]), int(median[2]))
+    difference = max(ITEM_MIN_DIFFERENCE, ITEM_DIFFERENCE_SHARE * int(median.max()))
+    differs = np.abs(pixels - median).max(axis=2) > difference
+    if not differs.any():
+        return ItemFrame(background, square=None, empty=True)
+    rows, columns = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+    box_width, box_height = columns[-1] + 1 - columns[0], rows[-1] + 1 - rows[0]
+    if box_width >= ITEM_FILLS_SHARE * small_size[0] and box_height >= (
+        ITEM_FILLS_SHARE * small_size[1]
+    ):
+        return ItemFrame(background, square=None)
+    to_x, to_y = rgb.width / small_size[0], rgb.height / small_size[1]
+    centre_x = (columns[0] + columns[-1] + 1) / 2 * to_x
+    centre_y = (rows[0] + rows[-1] + 1) / 2 * to_y
+    side = max(1, round(max(box_width * to_x, box_height * to_y) * (1 + 2 * ITEM_MARGIN)))
+    return ItemFrame(background, (round(centre_x - side / 2), round(centre_y - side / 2), side))
+
+
+def input_rect(
+    photo: np.ndarray, size: tuple[int, int], resize: str
+) -> tuple[float, float, float, float]:
+    """Where the model's whole input of `size` (height, width) lies over a decoded photo
+    (H, W, 3) under `resize`: (left, top, width, height) as fractions of the photo's width
+    and height. Stretch: the photo itself; letterbox: the photo and its padding; item: the
+    item's square (the whole photo for an empty frame). A photo's activation map is drawn
+    over this rect, so any decode of the photo will do (the preview's, the web page's)."""
+    height, width = photo.shape[:2]
+    if resize == "item":
+        square = item_frame(Image.fromarray(photo)).square
+        if square is None:
+            return 0.0, 0.0, 1.0, 1.0
+        left, top, side = square
+        return left / width, top / height, side / width, side / height
+    if resize == "letterbox":
+        scale = min(size[1] / width, size[0] / height)  # input pixels per photo pixel
+        covered_width, covered_height = size[1] / scale, size[0] / scale
+        return (
+            (width - covered_width) / 2 / width,
+            (height - covered_height) / 2 / height,
+            covered_width / width,
+            covered_height / height,
+        )
+    return 0.0, 0.0, 1.0, 1.0
 
 
 def image_box(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QWidget
 
+from desktop.core.preprocessing import RESIZE_IN_WORDS
 from desktop.gui.model_loader import ModelLoader
 from desktop.gui.style import ERROR_COLOR, css
 
@@ -69,7 +70,8 @@ def about_text(models: ModelLoader) -> str:
         f"Model file: {engine.model_path}",
         *([str(meta["summary"])] if meta.get("summary") else []),
         f"Classes ({info.num_classes}): {', '.join(info.class_names)}",
-        f"Input: {info.input_size[1]}x{info.input_size[0]} RGB, resized by {info.resize}",
+        f"Input: {info.input_size[1]}x{info.input_size[0]} RGB, resized by {info.resize} "
+        f"({RESIZE_IN_WORDS[info.resize]})",
         f"Runtime: ONNX Runtime, {engine.provider}",
     ]
     weights, metrics = _section(meta, "weights"), _section(meta, "metrics")

@@ -8,9 +8,10 @@ decodes or stalls the window.
 With "Show where the model looked" on, the class activation map of the predicted class is
 painted over the image: a few-cell grid upsampled to OVERLAY_SIDE pixels and coloured on
 the GUI thread (about a millisecond), then drawn by QPainter over where the model's input
-lies: the image rect for a model that stretches (the grid covers the whole image, whatever
-its aspect ratio), a larger rect cut to the image for one that letterboxes (the grid covers
-the padding too; see desktop.core.cam).
+lies (`input_rect`, found with the decode): the image rect for a model that stretches (the
+grid covers the whole image, whatever its aspect ratio), a larger rect cut to the image for
+one that letterboxes (the grid covers the padding too), the item's square for one that
+crops to the item (see desktop.core.cam).
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal, Slot
-from PySide6.QtGui import QFont, QFontMetrics, QImage, QPainter, QPalette, QResizeEvent
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QPainter,
+    QPalette,
+    QRegion,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -35,7 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.cam import cam_heatmap
-from desktop.core.preprocessing import ImageLoadError, image_box, load_display_rgb
+from desktop.core.preprocessing import ImageLoadError, input_rect, load_display_rgb
 from desktop.core.results import STATUS_ERROR, STATUS_LABELS, STATUS_UNKNOWN, status_of
 from desktop.core.wording import nearest_class, percent
 from desktop.gui.class_picker import ClassPicker
@@ -102,7 +112,11 @@ def load_preview_image(path: str, max_side: int = PREVIEW_MAX_SIDE) -> QImage:
     16-bit scaling, transparency on white), so the preview shows what the model saw, only
     not squeezed to its square input. Raises ImageLoadError on failure.
     """
-    rgb = np.ascontiguousarray(load_display_rgb(path, max_side))
+    return _qimage(load_display_rgb(path, max_side))
+
+
+def _qimage(rgb: np.ndarray) -> QImage:
+    rgb = np.ascontiguousarray(rgb)
     height, width = rgb.shape[:2]
     qimage = QImage(rgb.tobytes(), width, height, 3 * width, QImage.Format.Format_RGB888)
     return qimage.copy()  # own the pixels: the bytes go away with this function
@@ -132,7 +146,9 @@ class _Bridge(QObject):
     (a closed widget's connections are dropped by Qt, and the result with them).
     """
 
-    loaded = Signal(int, QImage, str)  # request id, image (null on failure), error text
+    # Request id, image (null on failure), where the model's input lies over it (see
+    # `input_rect`), error text.
+    loaded = Signal(int, QImage, object, str)
 
 
 class PathTitle(QLabel):
@@ -180,9 +196,12 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image = QImage()
+        self._path: str | None = None  # the image requested last
         self._overlay = QImage()  # the map over the model's input; null: none
-        # The model's input size (height, width) and resize mode: where the map lies.
+        # The model's input size (height, width) and resize mode, and where that input
+        # lies over the image shown (fractions of it): where the map is drawn.
         self._model_input: tuple[tuple[int, int], str] = ((1, 1), "stretch")
+        self._input_rect = (0.0, 0.0, 1.0, 1.0)
         self._placeholder = "Select a row to see the image"
         self._request = 0  # id of the latest request
         self._shown = 0  # id of the request on screen
@@ -205,22 +224,24 @@ class ImageView(QWidget):
         self.update()
 
     def set_model_input(self, size: tuple[int, int], resize: str) -> None:
-        """The loaded model's input size (height, width) and resize mode."""
+        """The loaded model's input size (height, width) and resize mode; the image shown
+        is decoded again to find where the new model's input lies over it."""
+        if (size, resize) == self._model_input:
+            return
         self._model_input = (size, resize)
-        self.update()
+        if self._path is not None:
+            self.show_path(self._path)
 
     def overlay_rect(self, target: QRectF) -> QRectF:
         """Where the overlay (the map of the model's whole input) goes for the image drawn
-        in `target`: `target` itself when the image filled the input, else a larger rect."""
-        size, resize = self._model_input
-        image = (self._image.width(), self._image.height())
-        left, top, width, height = image_box(image, size, resize)
-        scale_x, scale_y = target.width() / width, target.height() / height
+        in `target`: `target` itself when the image filled the input, a larger rect for a
+        letterboxed one, the item's square for a model that crops to the item."""
+        left, top, width, height = self._input_rect
         return QRectF(
-            target.x() - left * scale_x,
-            target.y() - top * scale_y,
-            size[1] * scale_x,
-            size[0] * scale_y,
+            target.x() + left * target.width(),
+            target.y() + top * target.height(),
+            width * target.width(),
+            height * target.height(),
         )
 
     @property
@@ -235,10 +256,12 @@ class ImageView(QWidget):
         self._request += 1
         request = self._request
         self._latest[0] = request  # tells a queued job of the previous request to skip
+        self._path = path
         if path is None:
             self._shown = request
-            self._set(QImage(), placeholder)
+            self._set(QImage(), (0.0, 0.0, 1.0, 1.0), placeholder)
             return
+        size, resize = self._model_input
         bridge = _Bridge()
         bridge.loaded.connect(self._on_loaded)
         latest = self._latest  # a plain list: safe to read from the job, widget or not
@@ -246,24 +269,27 @@ class ImageView(QWidget):
         def job() -> None:
             if latest[0] != request:  # superseded while waiting: skip the decode
                 return
+            rect = (0.0, 0.0, 1.0, 1.0)
             try:
-                image, error = load_preview_image(path), ""
+                rgb = load_display_rgb(path, PREVIEW_MAX_SIDE)
+                image, rect, error = _qimage(rgb), input_rect(rgb, size, resize), ""
             except ImageLoadError as exc:
                 image, error = QImage(), f"Cannot show this image: {exc.reason}"
             except Exception as exc:  # noqa: BLE001 - any failure is shown, never raised
                 image, error = QImage(), f"Cannot show this image: {exc}"
-            bridge.loaded.emit(request, image, error)
+            bridge.loaded.emit(request, image, rect, error)
 
         _preview_pool().start(job)
 
-    def _on_loaded(self, request: int, image: QImage, error: str) -> None:
+    def _on_loaded(self, request: int, image: QImage, rect: object, error: str) -> None:
         if request != self._request:
             return
         self._shown = request
-        self._set(image, error)
+        self._set(image, rect, error)
 
-    def _set(self, image: QImage, placeholder: str) -> None:
+    def _set(self, image: QImage, rect: object, placeholder: str) -> None:
         self._image = image
+        self._input_rect = rect
         self._placeholder = placeholder
         self.update()
 
@@ -295,7 +321,13 @@ class ImageView(QWidget):
         # While the next image decodes the previous one stays up: not with the new overlay.
         if not self._overlay.isNull() and not self.pending:
             painter.setClipRect(target)  # a letterboxed image's padding is not shown
-            painter.drawImage(self.overlay_rect(target), self._overlay)
+            covered = self.overlay_rect(target)
+            painter.drawImage(covered, self._overlay)
+            # What the model's input left out (cropped to the item) it did not look at:
+            # dimmed like the coolest part of the map.
+            outside = QRegion(target.toAlignedRect()).subtracted(QRegion(covered.toAlignedRect()))
+            painter.setClipRegion(outside)
+            painter.fillRect(target, QColor(*(int(c) for c in _HEAT_COLOURS[0])))
 
 
 class PreviewPanel(QWidget):

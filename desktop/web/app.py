@@ -45,7 +45,7 @@ from desktop.core.log_streams import forgiving_output, loggable, not_classified 
 from desktop.core.model_info import ModelError  # noqa: E402
 from desktop.core.preprocessing import (  # noqa: E402
     ImageLoadError,
-    image_box,
+    input_rect,
     load_display_rgb,
 )
 from desktop.core.results import (  # noqa: E402
@@ -183,19 +183,19 @@ RED = np.array([230.0, 30.0, 30.0])
 
 def overlay(path: str, prediction: Prediction, engine: Engine) -> np.ndarray | None:
     """The photo with the predicted class's activation map laid over it, bright and red
-    where the model looked: the part of the map over where the photo lay in `engine`'s
-    input (all of it, unless letterboxed)."""
+    where the model looked: the map drawn where `engine`'s input lay over the photo (see
+    `input_rect`)."""
     if not prediction.ok:
         return None
     try:
-        pixels = load_display_rgb(path, DISPLAY_SIDE).astype(np.float32)
+        photo = load_display_rgb(path, DISPLAY_SIDE)
     except ImageLoadError:
         return None
     if prediction.cam is None:
-        return pixels.astype(np.uint8)
-    height, width = pixels.shape[:2]
-    box = image_box((width, height), engine.input_size, engine.info.resize)
-    heat = cam_heatmap_over_image(prediction.cam, (height, width), engine.input_size, box)
+        return photo
+    rect = input_rect(photo, engine.input_size, engine.info.resize)
+    heat = cam_heatmap_over_image(prediction.cam, photo.shape[:2], rect)
+    pixels = photo.astype(np.float32)
     # Where it looked stays bright and turns red; the rest is dimmed. A red tint alone
     # vanished for a red-green colour-blind worker (tan over tan): brightness does not.
     weight = heat[..., None]
