@@ -1,4 +1,5 @@
-"""`ewaste-convert`: export a trained Keras model to ONNX for the station app, or verify one.
+"""`ewaste-convert`: export a trained Keras model to ONNX for the station app, add unknown-item
+detection to it, change how photos reach its input (set-resize), or verify one.
 
 Exit codes: 0 done, 1 parity failed (Keras and ONNX Runtime disagree), 2 a problem with
 the input (one line on stderr, no traceback); 128 + the signal when stopped by Ctrl+C (130),
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop.core.extras import missing_extra
+from desktop.core.preprocessing import RESIZE_MODES
 from desktop.core.stop_signals import Stopped, stop_signals_raise
 
 EXIT_OK, EXIT_PARITY, EXIT_USAGE = 0, 1, 2
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--resize",
-        choices=("stretch", "letterbox"),
+        choices=tuple(RESIZE_MODES),
         help="how the model's training images were resized; needed only when there is no "
         "run.json next to the model (run.json says it otherwise)",
     )
@@ -78,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest share of new photos of known items that may be called unknown "
         "(default 0.05); the threshold keeps it with 95 %% confidence on validation",
     )
+
+    set_resize = commands.add_parser(
+        "set-resize",
+        help="change how the app fits photos to an exported model's input (its metadata)",
+    )
+    set_resize.add_argument("onnx", type=Path, help="an .onnx file written by export")
+    set_resize.add_argument(
+        "--resize",
+        choices=tuple(RESIZE_MODES),
+        required=True,
+        help="item: crop to the item on a plain background first (measure it on validation "
+        "photos: benchmarks/bench_item_size.py)",
+    )
+    set_resize.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
 
     verify = commands.add_parser("verify", help="compare an ONNX model with its Keras model")
     verify.add_argument("model", type=Path, help="the .keras file")
@@ -102,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _export(args)
             if args.command == "open-set":
                 return _open_set(args)
+            if args.command == "set-resize":
+                return _set_resize(args)
             return _verify(args)
     except Stopped as stop:
         written = getattr(stop, "written", None) or "nothing written"  # StoppedAfterWriting
@@ -165,7 +183,8 @@ def _open_set(args: argparse.Namespace) -> int:
     import onnx
 
     from converter.errors import ConvertError
-    from converter.open_set import fit_open_set, write_model
+    from converter.model_files import write_model
+    from converter.open_set import fit_open_set
     from trainer.calibration import MAX_TEMPERATURE
     from trainer.dataset import DatasetError, load_dataset
 
@@ -210,6 +229,26 @@ def _open_set(args: argparse.Namespace) -> int:
             f"too few to promise {100 * args.promised_rate:.1f} %; add validation images",
             file=sys.stderr,
         )
+    return EXIT_OK
+
+
+def _set_resize(args: argparse.Namespace) -> int:
+    import onnx
+
+    from converter.errors import ConvertError
+    from converter.model_files import write_model
+    from converter.set_resize import with_resize_mode
+
+    if Path(args.out).resolve() == Path(args.onnx).resolve():
+        raise ConvertError(f"--out is {args.onnx} itself: give the changed model another name")
+    try:
+        model = onnx.load(str(args.onnx))
+    except OSError as exc:
+        raise ConvertError(f"cannot read {args.onnx}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError for a non-model
+        raise ConvertError(f"{args.onnx} is not an ONNX model: {exc}") from exc
+    write_model(with_resize_mode(model, args.resize, str(args.onnx)), args.out)
+    print(f"wrote {args.out}: photos reach its input by resize {args.resize}")
     return EXIT_OK
 
 

@@ -12,11 +12,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-import keras
 import onnx
 import onnxruntime
-import tensorflow as tf
-import tf2onnx
 
 from converter.errors import ConvertError
 from converter.run_info import RunInfo, recorded_metrics
@@ -154,6 +151,11 @@ def _weights_source(weights: dict[str, Any] | None) -> str | None:
 
 
 def export_facts(opset: int, batch: int | None) -> dict[str, Any]:
+    # Imported here: the rest of this module (set-resize's metadata edit) needs no TensorFlow.
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tensorflow": tf.__version__,

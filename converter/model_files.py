@@ -7,6 +7,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import onnx
+
+from converter.errors import ConvertError
+
 
 @contextlib.contextmanager
 def temporary_model(out: Path) -> Iterator[Path]:
@@ -19,3 +23,18 @@ def temporary_model(out: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+
+
+def write_model(model: onnx.ModelProto, out: Path) -> None:
+    """Write atomically, after proving the app's engine loads the file."""
+    from desktop.core.engine import Engine, ModelError
+
+    if out.suffix.lower() != ".onnx" or not out.parent.is_dir():
+        raise ConvertError(f"--out must be an .onnx file in an existing folder, got {out}")
+    with temporary_model(out) as temporary:
+        onnx.save(model, str(temporary))
+        try:
+            Engine(temporary)
+        except ModelError as exc:
+            raise ConvertError(f"the app cannot load the new model: {exc}") from exc
+        temporary.replace(out)

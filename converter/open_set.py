@@ -29,7 +29,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converter.errors import ConvertError
 from converter.metadata import attach_metadata
-from converter.model_files import temporary_model
 from desktop.core.model_info import (
     LOGITS_OUTPUT,
     PROBABILITIES_OUTPUT,
@@ -147,6 +146,41 @@ def with_open_set(
         ]
     )
     graph.output.append(helper.make_tensor_value_info(UNKNOWN_OUTPUT, TensorProto.FLOAT, [None]))
+    onnx.checker.check_model(result)
+    return result
+
+
+def without_open_set(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of a model `with_open_set` built, as it was before: without the two outputs,
+    the nodes and initializers only they used, and their metadata. A model is re-fitted
+    from this (after `ewaste-convert set-resize`, whose crop changes the features)."""
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    graph = result.graph
+    kept_outputs = [o for o in graph.output if o.name not in (LOGITS_OUTPUT, UNKNOWN_OUTPUT)]
+    del graph.output[:]
+    graph.output.extend(kept_outputs)
+    needed = {o.name for o in kept_outputs}
+    kept_nodes = []
+    for node in reversed(graph.node):  # the graph is in topological order: walk it back
+        if needed.intersection(node.output):
+            kept_nodes.append(node)
+            needed.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(kept_nodes))
+    kept_initializers = [i for i in graph.initializer if i.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_initializers)
+    values = decode_metadata({p.key: p.value for p in model.metadata_props})
+    for key in ("calibration", "open_set"):
+        values.pop(key, None)
+    values["outputs"] = {
+        key: name
+        for key, name in values["outputs"].items()
+        if key not in (LOGITS_OUTPUT, UNKNOWN_OUTPUT)
+    }
+    del result.metadata_props[:]
+    attach_metadata(result, values)
     onnx.checker.check_model(result)
     return result
 
@@ -289,13 +323,14 @@ def fit_open_set(
 
     The threshold is judged on the validation images with no duplicate in the training
     split (the audit's pHash rule, `unseen_mask`): a photo the model trained on lies near
-    its class centre and would make the rate look lower than new photos will see."""
+    its class centre and would make the rate look lower than new photos will see.
+
+    A model fitted before is fitted again from scratch (`without_open_set`): its outputs,
+    centres, temperature and threshold are replaced."""
     probe = Probe(model, source)
     if probe.info.unknown_output or probe.info.logits_output:
-        raise ConvertError(
-            f"{source} already has calibration and unknown-item outputs; give the model "
-            "that ewaste-convert export wrote"
-        )
+        model = without_open_set(model)
+        probe = Probe(model, source)
     if list(probe.info.class_names) != list(dataset.class_names):
         raise ConvertError(
             f"the model's classes {list(probe.info.class_names)} are not the dataset's "
@@ -356,18 +391,3 @@ def fit_open_set(
     values.update(summary)
     attach_metadata(built, values)
     return OpenSetFit(built, temperature, threshold, summary)
-
-
-def write_model(model: onnx.ModelProto, out: Path) -> None:
-    """Write atomically, after proving the app's engine loads the file."""
-    from desktop.core.engine import Engine, ModelError
-
-    if out.suffix.lower() != ".onnx" or not out.parent.is_dir():
-        raise ConvertError(f"--out must be an .onnx file in an existing folder, got {out}")
-    with temporary_model(out) as temporary:
-        onnx.save(model, str(temporary))
-        try:
-            Engine(temporary)
-        except ModelError as exc:
-            raise ConvertError(f"the app cannot load the new model: {exc}") from exc
-        temporary.replace(out)

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from converter.errors import ConvertError
+from converter.model_files import write_model
 from converter.open_set import (
     centre_unknown_score,
     class_centres,
@@ -23,11 +24,11 @@ from converter.open_set import (
     knn_unknown_score,
     normalised,
     with_open_set,
-    write_model,
+    without_open_set,
 )
 from desktop.core.cli import main as classify_main
 from desktop.core.engine import Engine
-from desktop.core.model_info import ModelError, encode_metadata, parse_model_info
+from desktop.core.model_info import ModelError, decode_metadata, encode_metadata, parse_model_info
 from desktop.core.results import STATUS_ERROR, STATUS_UNKNOWN, Prediction, status_of
 from fixtures_images import write_solid
 from synthetic_dataset import make_dataset
@@ -116,6 +117,22 @@ def test_a_fitted_model_round_trips_and_marks_far_items_unknown(tmp_path: Path) 
     with open(out_csv, newline="", encoding="utf-8-sig") as handle:
         statuses = {Path(row["path"]).name: row["status"] for row in csv.DictReader(handle)}
     assert statuses["far.png"] == STATUS_UNKNOWN
+
+
+def test_a_fitted_model_is_fitted_again_from_scratch(tmp_path: Path) -> None:
+    # After set-resize the features change: open-set on the fitted file replaces its
+    # outputs, centres, temperature and threshold rather than stacking a second set.
+    data = make_dataset(tmp_path / "data", CLASS_NAMES, {"train": 4, "val": 3, "test": 1}, 32)
+    bare = onnx.load(str(build_tiny_model(tmp_path / "tiny.onnx")))
+    first = fit_open_set(bare, load_dataset(data))
+    assert without_open_set(first.model).graph == bare.graph
+    again = fit_open_set(first.model, load_dataset(data))
+    assert (again.temperature, again.threshold) == (first.temperature, first.threshold)
+    assert again.model.graph == first.model.graph
+    names = [output.name for output in again.model.graph.output]
+    assert names.count("logits") == 1 and names.count("unknown_score") == 1
+    meta = decode_metadata({p.key: p.value for p in again.model.metadata_props})
+    assert meta["open_set"]["threshold"] == again.threshold
 
 
 def test_two_open_set_runs_writing_one_file_at_once_both_finish(
