@@ -52,7 +52,7 @@ def test_shipped_model_is_self_describing_and_small():
     # The INT8 copy is the default: it kept the fp32 model's validation accuracy.
     assert meta["quantized"] == "int8"
     assert 0.97 <= meta["metrics"]["val_accuracy"] <= 1
-    assert engine.info.resize == "stretch"
+    assert engine.info.resize == "item"  # cropped to the item: set-resize, then open-set
     assert len(meta["source_sha256"]) == 64
     assert engine.info.cam_output is not None
     # Calibrated and with unknown-item detection, both fitted on validation only.
