@@ -5,7 +5,8 @@
 
 Measures, each as median and 90th percentile over --runs timed runs (after warm-up runs):
   * a dataset image and a generated 4000x3000 camera-sized JPEG: the whole path
-    `Engine.classify_file` and its decode + resize part alone (`load_rgb`);
+    `Engine.classify_file` and its decode + resize part alone (`load_rgb`), in each resize
+    mode (the item crop decodes a JPEG at 4 times the input size);
   * inference alone (`Engine.predict_batch`) at batch 1 and at --batch;
   * a static-batch copy of the model against the dynamic one at the same batch sizes
     (needs the `onnx` package; the copies are written to a temporary folder).
@@ -34,7 +35,7 @@ from PIL import Image
 from desktop.core.discovery import collect_images
 from desktop.core.engine import Engine
 from desktop.core.model_info import ModelError
-from desktop.core.preprocessing import load_rgb
+from desktop.core.preprocessing import RESIZE_MODES, load_rgb
 
 WARMUP_RUNS = 3
 
@@ -63,14 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     lambda p=path: engine.classify_file(p),
                 )
             )
-            rows.append(
-                row(
-                    f"{label}: decode + resize only",
-                    1,
-                    args.runs,
-                    lambda p=path: load_rgb(p, engine.input_size, engine.info.resize),
+            for mode in RESIZE_MODES:  # the model's, and the others beside it
+                own = " (the model's)" if mode == engine.info.resize else ""
+                rows.append(
+                    row(
+                        f"{label}: decode + resize only, {mode}{own}",
+                        1,
+                        args.runs,
+                        lambda p=path, m=mode: load_rgb(p, engine.input_size, m),
+                    )
                 )
-            )
 
         for batch in sorted({1, args.batch}):
             pixels = random_batch(batch, engine.input_size)
