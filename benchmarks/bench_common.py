@@ -159,10 +159,10 @@ def _cell(value: object) -> str:
 
 
 def display_path(path: Path) -> str:
-    """`path` relative to the repository's parent folder when inside it (reports must not
-    carry this machine's absolute paths), else its name."""
+    """`path` relative to the repository when inside it, else to its parent folder when
+    inside that (reports must not carry this machine's absolute paths), else its name."""
     resolved = Path(path).resolve()
-    try:
-        return str(resolved.relative_to(REPO_ROOT.parent))
-    except ValueError:
-        return resolved.name
+    for root in (REPO_ROOT, REPO_ROOT.parent):
+        if resolved.is_relative_to(root):
+            return str(resolved.relative_to(root))
+    return resolved.name

@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "## Latency (ONNX Runtime, CPU)",
         "",
         f"Command: `{command_line()}`",
-        f"Model: {engine.model_path} ({engine.provider}, threads={engine.threads or 'auto'}) "
+        f"Model: {display_path(engine.model_path)} ({engine.provider}, "
+        f"threads={engine.threads or 'auto'}) "
         f"| image: {display_path(image)} | {args.runs} runs after {WARMUP_RUNS} warm-up "
         f"| {environment()}",
         "",
