@@ -322,11 +322,14 @@ class ImageView(QWidget):
         if not self._overlay.isNull() and not self.pending:
             painter.setClipRect(target)  # a letterboxed image's padding is not shown
             covered = self.overlay_rect(target)
-            painter.drawImage(covered, self._overlay)
-            # What the model's input left out (cropped to the item) it did not look at:
-            # dimmed like the coolest part of the map.
-            outside = QRegion(target.toAlignedRect()).subtracted(QRegion(covered.toAlignedRect()))
-            painter.setClipRegion(outside)
+            if covered.contains(target):  # stretched or letterboxed: the map covers it all
+                painter.drawImage(covered, self._overlay)
+                return
+            # Cropped to the item: the map on whole pixels, so that no seam shows between it
+            # and the rest, which the model did not look at (dimmed like the map's coolest).
+            square = covered.toRect()
+            painter.drawImage(QRectF(square), self._overlay)
+            painter.setClipRegion(QRegion(target.toAlignedRect()).subtracted(QRegion(square)))
             painter.fillRect(target, QColor(*(int(c) for c in _HEAT_COLOURS[0])))
 
 
