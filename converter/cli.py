@@ -249,6 +249,11 @@ def _set_resize(args: argparse.Namespace) -> int:
         raise ConvertError(f"{args.onnx} is not an ONNX model: {exc}") from exc
     write_model(with_resize_mode(model, args.resize, str(args.onnx)), args.out)
     print(f"wrote {args.out}: photos reach its input by resize {args.resize}")
+    if any(prop.key == "open_set" for prop in model.metadata_props):
+        _warn(
+            "its calibration and unknown-item threshold were fitted on the old resize: run "
+            f"`ewaste-convert open-set {args.out} --data DATA --out FINAL.onnx` to fit them again"
+        )
     return EXIT_OK
 
 

@@ -50,7 +50,8 @@ def test_set_resize_item_makes_the_app_crop_the_photo_to_the_item(
     item = tmp_path / "item.onnx"
 
     assert convert_main(["set-resize", str(tiny), "--resize", "item", "--out", str(item)]) == 0
-    assert "resize item" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "resize item" in printed.out and printed.err == ""  # no open-set to fit again
 
     photo = red_item_on_grey_table(tmp_path / "photo.jpg")
     assert classified(tiny, photo, tmp_path)["predicted_class"] == "Television"
@@ -90,7 +91,9 @@ def test_set_resize_refuses_what_it_cannot_do_in_one_line(
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
 
 
-def test_an_empty_frame_is_an_unknown_item_in_item_mode(tmp_path: Path) -> None:
+def test_an_empty_frame_is_an_unknown_item_in_item_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A bare red surface with a camera's noise and vignette: no item stands out, so the
     # item mode feeds the surface's flat colour, which a model detecting unknown items
     # calls unknown (a blank frame); the whole photo is a confident Battery to the tiny
@@ -104,6 +107,7 @@ def test_an_empty_frame_is_an_unknown_item_in_item_mode(tmp_path: Path) -> None:
     stretch, item = tmp_path / "stretch.onnx", tmp_path / "item.onnx"
     write_model(fit.model, stretch)
     assert convert_main(["set-resize", str(stretch), "--resize", "item", "--out", str(item)]) == 0
+    assert f"ewaste-convert open-set {item}" in capsys.readouterr().err  # fit them again
     rng = np.random.default_rng(2)
     surface = np.array([230.0, 20.0, 20.0])
     pixels = np.full((300, 400, 3), surface) * np.linspace(1.0, 0.92, 400)[None, :, None]
