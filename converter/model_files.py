@@ -32,9 +32,15 @@ def write_model(model: onnx.ModelProto, out: Path) -> None:
     if out.suffix.lower() != ".onnx" or not out.parent.is_dir():
         raise ConvertError(f"--out must be an .onnx file in an existing folder, got {out}")
     with temporary_model(out) as temporary:
-        onnx.save(model, str(temporary))
+        try:
+            onnx.save(model, str(temporary))
+        except OSError as exc:  # a read-only or full disk: one line, not a traceback
+            raise ConvertError(f"cannot write {out}: {exc.strerror or exc}") from exc
         try:
             Engine(temporary)
         except ModelError as exc:
             raise ConvertError(f"the app cannot load the new model: {exc}") from exc
-        temporary.replace(out)
+        try:
+            temporary.replace(out)
+        except OSError as exc:
+            raise ConvertError(f"cannot write {out}: {exc.strerror or exc}") from exc
