@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    problem = missing_extra("train")  # a station install: one line, not a traceback
+    # A station install: one line, not a traceback. set-resize edits metadata: onnx only.
+    problem = missing_extra("train", ("onnx",) if args.command == "set-resize" else None)
     if problem:
         print(f"ewaste-convert: error: {problem}", file=sys.stderr)
         return EXIT_USAGE

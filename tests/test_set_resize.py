@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +88,45 @@ def test_set_resize_refuses_what_it_cannot_do_in_one_line(
         assert message in err and err.count("\n") == 1
     not_a_model = tmp_path / "notes.onnx"
     not_a_model.write_text("not a model")
-    assert convert_main(["set-resize", str(not_a_model), "--resize", "item", "--out", str(out)])
-    assert "is not an ONNX model" in capsys.readouterr().err
+    command = ["set-resize", str(not_a_model), "--resize", "item", "--out", str(out)]
+    assert convert_main(command) == 2
+    err = capsys.readouterr().err
+    assert "is not an ONNX model" in err and err.count("\n") == 1
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_set_resize_cannot_write_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only folder or a full disk (this test runs as root, which writes anywhere).
+    tiny = build_tiny_model(tmp_path / "tiny.onnx")
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(onnx, "save", refuse)
+    out = tmp_path / "item.onnx"
+    assert convert_main(["set-resize", str(tiny), "--resize", "item", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {out}: Permission denied" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_set_resize_runs_without_tensorflow(tmp_path: Path) -> None:
+    # It edits metadata: a machine with onnx but not the rest of the train extra can run it.
+    tiny = build_tiny_model(tmp_path / "tiny.onnx")
+    out = tmp_path / "item.onnx"
+    blocked = ("tensorflow", "keras", "tf2onnx", "matplotlib")
+    command = ["set-resize", str(tiny), "--resize", "item", "--out", str(out)]
+    script = (
+        "import sys\n"
+        f"sys.modules.update(dict.fromkeys({blocked!r}))\n"
+        "from converter.cli import main\n"
+        f"sys.exit(main({command!r}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert Engine(out, threads=1).info.resize == "item"
 
 
 def test_an_empty_frame_is_an_unknown_item_in_item_mode(

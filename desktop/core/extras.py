@@ -12,9 +12,11 @@ EXTRA_MODULES = {
 }
 
 
-def missing_extra(extra: str) -> str | None:
-    """Why the commands of `extra` cannot run here (its modules not installed), or None."""
-    missing = [name for name in EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
+def missing_extra(extra: str, modules: tuple[str, ...] | None = None) -> str | None:
+    """Why the commands of `extra` cannot run here (its modules not installed, or those of
+    `modules` that a command needs), or None."""
+    needed = EXTRA_MODULES[extra] if modules is None else modules
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if not missing:
         return None
     return (
