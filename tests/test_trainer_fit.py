@@ -492,7 +492,7 @@ def test_lite0_presets_train_from_imagenet_in_two_runs(tiny_data, tmp_path, caps
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--resize", "crop"], "--resize 'crop': choose stretch, letterbox"),
+        (["--resize", "crop"], "--resize 'crop': choose stretch, letterbox, item"),
         (["--backbone", "resnet"], "--backbone 'resnet': choose efficientnetv2-b0"),
         (["--optimizer", "sgd"], "--optimizer 'sgd': choose adam, adamw"),
         (["--monitor", "val_acc"], "--monitor 'val_acc': choose val_loss, val_accuracy"),

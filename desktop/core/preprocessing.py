@@ -41,8 +41,8 @@ from .pixel_budget import Abandoned, PixelBudget
 LAYOUT = "NHWC"
 # How each resize mode is described in the metadata: the text is the contract.
 RESIZE_MODES = {
-    "letterbox": "bilinear, aspect ratio kept, centred on white padding to input size",
     "stretch": "bilinear, whole image to input size (no crop, no padding)",
+    "letterbox": "bilinear, aspect ratio kept, centred on white padding to input size",
     "item": (
         "square around the pixels that differ from the border's median colour by over 16 %"
         " of its brightest channel, at least 10 levels (found at 400 px), 8 % margin, filled"
@@ -53,8 +53,8 @@ RESIZE_MODES = {
 }
 # Each mode as the user reads it (Help › About the model).
 RESIZE_IN_WORDS = {
-    "letterbox": "the whole photo, padded to a square",
     "stretch": "the whole photo, stretched to a square",
+    "letterbox": "the whole photo, padded to a square",
     "item": "the photo cropped to the item",
 }
 DEFAULT_RESIZE = "stretch"
