@@ -1165,25 +1165,31 @@ def test_cam_overlay_shows_where_the_model_looked_and_is_remembered(
     assert check.isEnabled() and check.isChecked()  # remembered across windows
 
 
+def previewed_by_a_cam_model(qtbot, make_window, tmp_path: Path, resize: str, photo: Path):
+    """A window whose tiny CAM model resizes by `resize`, with `photo` classified and its
+    row shown in the preview."""
+    from desktop.core.preprocessing import contract
+
+    metadata = {**tiny_metadata(cam=True), "preprocessing": contract(resize)}
+    window = make_window(build_tiny_model(tmp_path / f"{resize}.onnx", cam=True, metadata=metadata))
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
+    run_to_end(qtbot, window, lambda: drop(window.drop_area, [photo]))
+    window.view.select_proxy_row(0)
+    qtbot.waitUntil(lambda: not window.preview.image_view.pending, timeout=5000)
+    return window
+
+
 def test_the_map_of_a_letterboxing_model_lies_over_its_input_not_the_photo(
     qtbot, make_window, tmp_path: Path
 ) -> None:
     from PySide6.QtCore import QRectF
 
-    from desktop.core.preprocessing import contract
-
-    metadata = {**tiny_metadata(cam=True), "preprocessing": contract("letterbox")}
-    model = build_tiny_model(tmp_path / "letterbox.onnx", cam=True, metadata=metadata)
-    window = make_window(model)
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
     wide = tmp_path / "wide.png"
     Image.new("RGB", (128, 32), (0, 255, 0)).save(wide)  # 4:1: a quarter of the input high
-    run_to_end(qtbot, window, lambda: drop(window.drop_area, [wide]))
-    window.view.select_proxy_row(0)
-    view = window.preview.image_view
-    qtbot.waitUntil(lambda: not view.pending, timeout=5000)
+    window = previewed_by_a_cam_model(qtbot, make_window, tmp_path, "letterbox", wide)
     # The 4x2 map covers the padded 32x32 input: drawn over a 400x100 photo it spans 400x400,
     # centred on it (and cut to it when painted), not squeezed into the photo.
+    view = window.preview.image_view
     assert view.overlay_rect(QRectF(10, 20, 400, 100)) == QRectF(10, -130, 400, 400)
 
 
@@ -1192,23 +1198,15 @@ def test_the_map_of_an_item_cropping_model_lies_over_the_item_and_dims_the_rest(
 ) -> None:
     from PySide6.QtCore import QPoint, QRectF
 
-    from desktop.core.preprocessing import contract
-
-    metadata = {**tiny_metadata(cam=True), "preprocessing": contract("item")}
-    model = build_tiny_model(tmp_path / "item.onnx", cam=True, metadata=metadata)
-    window = make_window(model)
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=RUN_TIMEOUT_MS)
     pixels = np.full((300, 400, 3), 128, dtype=np.uint8)  # a grey table, 4:3
     pixels[100:150, 250:300] = (255, 0, 0)  # a small red item, right of centre
     photo = tmp_path / "table.png"
     Image.fromarray(pixels).save(photo)
-    run_to_end(qtbot, window, lambda: drop(window.drop_area, [photo]))
-    window.view.select_proxy_row(0)
+    window = previewed_by_a_cam_model(qtbot, make_window, tmp_path, "item", photo)
     assert CLASS_NAMES[window.preview.row.top_index] == "Battery"  # the item, not the table
-    view = window.preview.image_view
-    qtbot.waitUntil(lambda: not view.pending, timeout=5000)
     # The input was the item's square (50 px, 8 % margin: 58): drawn over a 400x300 photo
     # shown at 800x600, the map covers that square and nothing else.
+    view = window.preview.image_view
     rect = view.overlay_rect(QRectF(0, 0, 800, 600))
     assert abs(rect.center().x() - 550) <= 4 and abs(rect.center().y() - 250) <= 4
     assert abs(rect.width() - 116) <= 6 and abs(rect.height() - 116) <= 6
