@@ -80,6 +80,9 @@ def test_an_item_crops_map_covers_the_items_square_and_nothing_else() -> None:
     # A square past the photo's edge: only its part over the photo is drawn.
     heat = cam_heatmap_over_image(np.ones((4, 4)), (200, 400), (-0.1, -0.2, 0.25, 0.5))
     assert heat[:60, :60].min() > 0.99 and heat[60:].max() == 0 and heat[:, 60:].max() == 0
+    # One wholly off the photo (no mode makes one, but the geometry must hold): no heat.
+    for rect in [(1.5, 0.0, 0.25, 0.5), (0.0, 1.2, 0.25, 0.5), (-0.5, -0.9, 0.25, 0.5)]:
+        assert not cam_heatmap_over_image(np.ones((4, 4)), (200, 400), rect).any()
 
 
 def test_prediction_keeps_its_own_read_only_copy_of_the_map() -> None:

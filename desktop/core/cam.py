@@ -53,10 +53,13 @@ def cam_heatmap_over_image(
     x1, y1 = round((left + rect_width) * width), round((top + rect_height) * height)
     whole = cam_heatmap(cam, (max(1, y1 - y0), max(1, x1 - x0)))
     heat = np.zeros((height, width), dtype=np.float32)
-    rows = slice(max(0, y0), max(0, min(height, y1)))
-    columns = slice(max(0, x0), max(0, min(width, x1)))
-    heat[rows, columns] = whole[
-        rows.start - y0 : rows.stop - y0, columns.start - x0 : columns.stop - x0
+    # The part of the image the input covers (empty if none), and the same part of the map.
+    top_row = min(max(0, y0), height)
+    bottom_row = max(top_row, min(height, y1))
+    left_column = min(max(0, x0), width)
+    right_column = max(left_column, min(width, x1))
+    heat[top_row:bottom_row, left_column:right_column] = whole[
+        top_row - y0 : bottom_row - y0, left_column - x0 : right_column - x0
     ]
     return heat
 
