@@ -7,7 +7,8 @@ From every image of the split this builds 1600x1200 JPEG photos in which the ima
 on its catalogue background) spans 100, 90, 70, 50 or 30 % of the frame's height, centred on
 white with a camera's faint noise; the same at 50 % on a grey table and on a wood-grain one;
 close-ups, the centre 60 % of each image, whose item crosses the frame's edges (where a
-crop to the item can go wrong); and the split's images as they are. It classifies each set
+crop to the item can go wrong); the split's images as they are; and the item at 50 % on the
+grey table lit from one side (180 to 120 levels across). It classifies each set
 through the engine as the app does (the status at the default review threshold), twice:
 the model resizing with "stretch" (the whole photo) and with "item" (the photo cropped to
 the item first; see `desktop.core.preprocessing.item_frame`), one of them a copy of the
@@ -67,6 +68,13 @@ def plain_table(level: float) -> np.ndarray:
     return np.full((FRAME[1], FRAME[0], 3), level, dtype=np.uint8)
 
 
+def lit_table() -> np.ndarray:
+    """The grey table lit from one side: 20 % brighter at the left edge, 20 % darker at the
+    right (180 to 120 levels)."""
+    light = GREY_TABLE * np.linspace(1.2, 0.8, FRAME[0])
+    return np.repeat(np.repeat(light[None, :, None], FRAME[1], axis=0), 3, axis=2).astype(np.uint8)
+
+
 def wood_table() -> np.ndarray:
     """Brown grain: stripes that wander, about 50 levels from dark to light."""
     y, x = np.mgrid[0 : FRAME[1], 0 : FRAME[0]]
@@ -99,6 +107,7 @@ def noisy(pixels: np.ndarray, rng: np.random.Generator) -> Image.Image:
 def variants() -> dict[str, Callable[[Image.Image], np.ndarray] | None]:
     """Each variant's name and how it makes a photo from an image (None: the image itself)."""
     white, grey, wood = plain_table(255), plain_table(GREY_TABLE), wood_table()
+    lamp_lit = lit_table()
     made: dict[str, Callable[[Image.Image], np.ndarray] | None] = {
         f"{share * 100:.0f} % on white": lambda im, s=share: placed(im, s, white)
         for share in SHARES
@@ -107,6 +116,8 @@ def variants() -> dict[str, Callable[[Image.Image], np.ndarray] | None]:
     made["50 % on wood grain"] = lambda im: placed(im, 0.5, wood)
     made[f"close-up (centre {CLOSE_UP * 100:.0f} %)"] = close_up
     made["the split's images"] = None
+    # Last, so that the rows above keep the noise of the runs before it was added.
+    made["50 %, a lamp on one side"] = lambda im: placed(im, 0.5, lamp_lit)
     return made
 
 
